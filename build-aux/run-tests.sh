@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-3.0-or-later
+# The whole test suite, from a clean clone of Tocsin on Debian 12: installs what is missing,
+# builds twice (normal, and ASan+UBSan), runs every suite headless (Xvfb, a private D-Bus
+# session, GSK_RENDERER=cairo) and ends with one line: "N passed, N failed[, N skipped]".
+#
+#   build-aux/run-tests.sh                 # both builds
+#   TOCSIN_BUILDS=normal build-aux/run-tests.sh   # just one (normal or sanitize)
+#   build-aux/run-tests.sh --suite relay   # extra arguments go to `meson test`
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/build-aux/install-deps.sh" || exit 1
+
+builds=${TOCSIN_BUILDS:-"normal sanitize"}
+jobs=$(nproc 2>/dev/null || echo 2)
+export GSK_RENDERER=cairo NO_AT_BRIDGE=1
+
+passed=0; failed=0; skipped=0; status=0
+for kind in $builds; do
+  dir="$top/_build-$kind"
+  case "$kind" in
+    normal) opts=() ;;
+    sanitize) opts=(-Db_sanitize=address,undefined -Db_lundef=false) ;;
+    *) echo "unknown build '$kind'" >&2; exit 2 ;;
+  esac
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "${opts[@]}" >/dev/null || { status=1; continue; }
+  else
+    meson setup "$dir" "${opts[@]}" || { status=1; continue; }
+  fi
+  if ! meson compile -C "$dir"; then
+    echo "The $kind build failed." >&2
+    status=1; failed=$((failed + 1)); continue
+  fi
+
+  echo "== Running the tests ($kind build)"
+  xvfb-run -a -s "-screen 0 1280x1024x24" \
+    dbus-run-session -- meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"
+  [ $? -eq 0 ] || status=1
+
+  # Count from meson's own results: one JSON object per test.
+  counts=$(/usr/bin/python3 - "$dir/meson-logs/testlog.json" <<'PY'
+import json, sys
+p = f = s = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line).get("result")
+    if r in ("OK", "EXPECTEDFAIL"): p += 1
+    elif r == "SKIP": s += 1
+    else: f += 1
+print(p, f, s)
+PY
+)
+  read -r p f s <<<"$counts"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+done
+
+line="$passed passed, $failed failed"
+[ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+[ "$failed" -eq 0 ] || status=1
+exit $status

@@ -1,0 +1,16 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Runs "$@" on a private D-Bus session bus that has python3-dbusmock's notification daemon,
+# which advertises the "body" and "actions" capabilities. The test reads the daemon's calls
+# back through org.freedesktop.DBus.Mock and emits ActionInvoked to play a click.
+# Debian's python3-dbusmock lives in /usr/bin/python3 (the python3 on PATH may not have it).
+set -eu
+if [ "${TOCSIN_IN_PRIVATE_BUS:-}" != 1 ]; then
+  TOCSIN_IN_PRIVATE_BUS=1 exec dbus-run-session -- "$0" "$@"
+fi
+/usr/bin/python3 -m dbusmock --template notification_daemon \
+  -p '{"capabilities": "body actions body-markup"}' >/dev/null 2>&1 &
+mock=$!
+trap 'kill $mock 2>/dev/null || true' EXIT INT TERM
+gdbus wait --session --timeout 20 org.freedesktop.Notifications
+"$@"

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-message"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-message.h"
+
+#define MAX_LINK_LENGTH 2048
+
+G_DEFINE_QUARK (tocsin-message-error-quark, tocsin_message_error)
+
+TocsinMessage *
+tocsin_message_new (void)
+{
+  TocsinMessage *message = g_new0 (TocsinMessage, 1);
+
+  message->title = g_strdup ("");
+  message->body = g_strdup ("");
+  message->vars = json_object_new ();
+  return message;
+}
+
+void
+tocsin_message_free (TocsinMessage *message)
+{
+  if (message == NULL)
+    return;
+  g_free (message->channel_name);
+  g_free (message->title);
+  g_free (message->body);
+  g_free (message->external_link);
+  g_clear_pointer (&message->vars, json_object_unref);
+  g_free (message);
+}
+
+gboolean
+tocsin_link_is_safe (const char *uri,
+                     const char **reason)
+{
+  g_autoptr(GUri) parsed = NULL;
+  const char *why = NULL;
+  const char *scheme;
+
+  if (uri == NULL || *uri == '\0')
+    why = "the link is empty";
+  else if (strlen (uri) > MAX_LINK_LENGTH)
+    why = "the link is longer than 2048 bytes";
+  else if (!g_utf8_validate (uri, -1, NULL))
+    why = "the link is not valid UTF-8";
+  else
+    {
+      for (const char *p = uri; *p && why == NULL; p++)
+        if ((guchar) *p < 0x20 || *p == 0x7f || *p == ' ')
+          why = "the link contains spaces or control characters";
+    }
+
+  if (why == NULL)
+    {
+      parsed = g_uri_parse (uri, G_URI_FLAGS_NONE, NULL);
+      if (parsed == NULL)
+        why = "the link is not a valid absolute URL";
+    }
+
+  if (why == NULL)
+    {
+      scheme = g_uri_get_scheme (parsed);
+      if (g_ascii_strcasecmp (scheme, "http") != 0 && g_ascii_strcasecmp (scheme, "https") != 0)
+        why = "only http and https links are delivered";
+      else if (g_uri_get_host (parsed) == NULL || *g_uri_get_host (parsed) == '\0')
+        why = "the link has no host";
+      else if (g_uri_get_userinfo (parsed) != NULL)
+        why = "links with a user name or password are not delivered";
+    }
+
+  if (reason)
+    *reason = why;
+  return why == NULL;
+}
+
+char *
+tocsin_format_time_ms (gint64 unix_ms)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (unix_ms / 1000);
+  g_autofree char *base = NULL;
+
+  if (dt == NULL)
+    return g_strdup ("1970-01-01T00:00:00.000Z");
+  base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
+  return g_strdup_printf ("%s.%03dZ", base, (int) (unix_ms % 1000));
+}
+
+gint64
+tocsin_parse_time_ms (const char *rfc3339)
+{
+  g_autoptr(GDateTime) dt = NULL;
+
+  if (rfc3339 == NULL)
+    return 0;
+  dt = g_date_time_new_from_iso8601 (rfc3339, NULL);
+  if (dt == NULL)
+    return 0;
+  return g_date_time_to_unix (dt) * 1000 + g_date_time_get_microsecond (dt) / 1000;
+}
+
+static gboolean
+get_int (JsonObject  *object,
+         const char  *name,
+         gboolean     required,
+         gint64      *out,
+         GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    {
+      if (required)
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                       "The message has no \"%s\"", name);
+          return FALSE;
+        }
+      *out = 0;
+      return TRUE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_INT64)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"%s\" is not an integer", name);
+      return FALSE;
+    }
+  *out = json_node_get_int (node);
+  if (*out < 0)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"%s\" is negative", name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+get_string (JsonObject  *object,
+            const char  *name,
+            gboolean     required,
+            char       **out,
+            GError     **error)
+{
+  JsonNode *node = json_object_get_member (object, name);
+  const char *value;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    {
+      if (required)
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                       "The message has no \"%s\"", name);
+          return FALSE;
+        }
+      return TRUE;
+    }
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"%s\" is not a string", name);
+      return FALSE;
+    }
+  value = json_node_get_string (node);
+  if (!g_utf8_validate (value, -1, NULL))
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"%s\" is not valid UTF-8", name);
+      return FALSE;
+    }
+  g_free (*out);
+  *out = g_strdup (value);
+  return TRUE;
+}
+
+TocsinMessage *
+tocsin_message_new_from_json_object (JsonObject  *object,
+                                     GError     **error)
+{
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autofree char *time = NULL;
+  JsonNode *vars;
+
+  g_return_val_if_fail (object != NULL, NULL);
+
+  if (!get_int (object, "id", TRUE, &message->id, error) ||
+      !get_int (object, "channel", TRUE, &message->channel, error) ||
+      !get_int (object, "replaces", FALSE, &message->replaces, error) ||
+      !get_string (object, "channelName", FALSE, &message->channel_name, error) ||
+      !get_string (object, "time", TRUE, &time, error) ||
+      !get_string (object, "title", FALSE, &message->title, error) ||
+      !get_string (object, "body", FALSE, &message->body, error) ||
+      !get_string (object, "externalLink", FALSE, &message->external_link, error))
+    return NULL;
+
+  message->time_ms = tocsin_parse_time_ms (time);
+  if (message->time_ms <= 0)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"time\" is not an RFC 3339 time");
+      return NULL;
+    }
+
+  if (message->external_link != NULL)
+    {
+      const char *reason = NULL;
+
+      if (!tocsin_link_is_safe (message->external_link, &reason))
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_BAD_LINK,
+                       "The message's link was refused: %s", reason);
+          return NULL;
+        }
+    }
+
+  vars = json_object_get_member (object, "vars");
+  if (vars != NULL && !JSON_NODE_HOLDS_NULL (vars))
+    {
+      if (!JSON_NODE_HOLDS_OBJECT (vars))
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                       "The message's \"vars\" is not an object");
+          return NULL;
+        }
+      g_clear_pointer (&message->vars, json_object_unref);
+      message->vars = json_object_ref (json_node_get_object (vars));
+    }
+
+  return g_steal_pointer (&message);
+}
+
+TocsinMessage *
+tocsin_message_new_from_data (const char  *data,
+                              gsize        length,
+                              GError     **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  JsonNode *root;
+
+  if (!json_parser_load_from_data (parser, data, length, error))
+    return NULL;
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message is not a JSON object");
+      return NULL;
+    }
+  return tocsin_message_new_from_json_object (json_node_get_object (root), error);
+}
+
+JsonObject *
+tocsin_message_to_json_object (const TocsinMessage *message)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *time = tocsin_format_time_ms (message->time_ms);
+
+  json_object_set_int_member (object, "id", message->id);
+  json_object_set_int_member (object, "channel", message->channel);
+  if (message->channel_name)
+    json_object_set_string_member (object, "channelName", message->channel_name);
+  json_object_set_string_member (object, "time", time);
+  json_object_set_string_member (object, "title", message->title ? message->title : "");
+  json_object_set_string_member (object, "body", message->body ? message->body : "");
+  if (message->external_link)
+    json_object_set_string_member (object, "externalLink", message->external_link);
+  json_object_set_object_member (object, "vars",
+                                 message->vars ? json_object_ref (message->vars)
+                                               : json_object_new ());
+  if (message->replaces > 0)
+    json_object_set_int_member (object, "replaces", message->replaces);
+  return object;
+}
+
+char *
+tocsin_message_to_data (const TocsinMessage *message,
+                        gsize               *length)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  char *data;
+
+  json_node_take_object (node, tocsin_message_to_json_object (message));
+  data = json_to_string (node, FALSE);
+  if (length)
+    *length = strlen (data);
+  return data;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-message.h: the message object of docs/protocol.md, its encoding and its validation.
+ * The relay encodes with it; the app decodes every frame with it (and so does its fuzzer).
+ */
+#pragma once
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define TOCSIN_MESSAGE_ERROR (tocsin_message_error_quark ())
+
+typedef enum
+{
+  TOCSIN_MESSAGE_ERROR_INVALID,   /* not JSON, wrong types, missing fields */
+  TOCSIN_MESSAGE_ERROR_BAD_LINK,  /* externalLink is not a safe http(s) URL */
+} TocsinMessageError;
+
+typedef struct
+{
+  gint64      id;             /* per-channel, counts up from 1 */
+  gint64      channel;        /* channel id on its relay */
+  char       *channel_name;   /* may be NULL */
+  gint64      time_ms;        /* unix milliseconds, UTC */
+  char       *title;          /* plain text, never NULL */
+  char       *body;           /* plain text, never NULL */
+  char       *external_link;  /* http(s) or NULL */
+  JsonObject *vars;           /* never NULL */
+  gint64      replaces;       /* 0: none */
+} TocsinMessage;
+
+GQuark         tocsin_message_error_quark (void);
+TocsinMessage *tocsin_message_new         (void);
+void           tocsin_message_free        (TocsinMessage *message);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinMessage, tocsin_message_free)
+
+/* Builds from a parsed message object; refuses wrong types, invalid UTF-8 and unsafe links. */
+TocsinMessage *tocsin_message_new_from_json_object (JsonObject *object, GError **error);
+/* Parses @data (need not be NUL-terminated). */
+TocsinMessage *tocsin_message_new_from_data        (const char *data, gsize length, GError **error);
+JsonObject    *tocsin_message_to_json_object       (const TocsinMessage *message);
+char          *tocsin_message_to_data              (const TocsinMessage *message, gsize *length);
+
+/* TRUE for an absolute http: or https: URL with a host, no user info, no control characters or
+ * spaces, at most 2,048 bytes. Otherwise FALSE and *reason (optional) says what is wrong. */
+gboolean       tocsin_link_is_safe                 (const char *uri, const char **reason);
+/* "2026-11-23T16:40:00.123Z" */
+char          *tocsin_format_time_ms               (gint64 unix_ms);
+gint64         tocsin_parse_time_ms                (const char *rfc3339);
+
+G_END_DECLS

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-template.h: the channel template language (Echobell-compatible).
+ *
+ * A template is compiled once (when a channel is saved) and rendered many times (per webhook).
+ * Compilation reports syntax errors with their position; rendering never fails: anything that
+ * JavaScript would leave undefined renders as "" and is false in a condition. Pure C + GLib +
+ * json-glib, no I/O, thread-safe once compiled.
+ */
+#pragma once
+
+#include <glib.h>
+#include <glib-object.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+#define TOCSIN_TEMPLATE_ERROR (tocsin_template_error_quark ())
+
+typedef enum
+{
+  TOCSIN_TEMPLATE_ERROR_SYNTAX,   /* "body, column 14: expected '}}'" */
+  TOCSIN_TEMPLATE_ERROR_TOO_LARGE /* source or nesting over the limits below */
+} TocsinTemplateError;
+
+/* Limits that keep hostile templates and variables harmless. */
+#define TOCSIN_TEMPLATE_MAX_SOURCE (16 * 1024)  /* bytes of template source */
+#define TOCSIN_TEMPLATE_MAX_DEPTH  64           /* nesting of expressions */
+#define TOCSIN_TEMPLATE_MAX_OUTPUT (64 * 1024)  /* bytes rendered; longer output is cut */
+
+typedef struct _TocsinTemplate      TocsinTemplate;
+typedef struct _TocsinTemplateScope TocsinTemplateScope;
+
+GQuark          tocsin_template_error_quark     (void);
+
+/* Errors of TOCSIN_TEMPLATE_ERROR carry where they point, so a channel editor can underline the
+ * spot. The message reads "FIELD, column C: REASON", or "FIELD, line L, column C: REASON" when
+ * the source has several lines. @line and @column are 1-based; columns count Unicode characters
+ * (a tab is one); @offset is the byte offset into the source. Any out argument may be NULL.
+ * Returns FALSE (and sets nothing) when @error is not a template error or has no position, such
+ * as a source over TOCSIN_TEMPLATE_MAX_SOURCE. */
+gboolean        tocsin_template_error_get_position (const GError      *error,
+                                                    guint             *line,
+                                                    guint             *column,
+                                                    gsize             *offset);
+/* The reason alone, without "FIELD, column C: " ("expected '}}'"), or NULL. Translated. */
+const char     *tocsin_template_error_get_reason   (const GError      *error);
+GType           tocsin_template_get_type        (void) G_GNUC_CONST;
+#define TOCSIN_TYPE_TEMPLATE (tocsin_template_get_type ())
+
+/* @field names the template in error messages ("title", "body", "link", "condition").
+ * A NULL or empty @source compiles to a template that renders "" (and a condition that passes). */
+TocsinTemplate *tocsin_template_new             (const char           *field,
+                                                 const char           *source,
+                                                 GError              **error);
+TocsinTemplate *tocsin_template_new_condition   (const char           *field,
+                                                 const char           *source,
+                                                 GError              **error);
+TocsinTemplate *tocsin_template_ref             (TocsinTemplate       *self);
+void            tocsin_template_unref           (TocsinTemplate       *self);
+const char     *tocsin_template_get_source      (TocsinTemplate       *self);
+gboolean        tocsin_template_is_empty        (TocsinTemplate       *self);
+
+/* Root variable names the template reads (not the special clock/header names), sorted, unique. */
+const char * const *tocsin_template_get_variables (TocsinTemplate     *self);
+
+/* The variables a template is rendered against. @vars is the webhook's JSON object (may be NULL);
+ * @now is the clock for the special time variables (NULL: the current UTC time). */
+TocsinTemplateScope *tocsin_template_scope_new       (JsonObject          *vars,
+                                                      GDateTime           *now);
+void                 tocsin_template_scope_free      (TocsinTemplateScope *scope);
+/* Request headers; @name is lowercased. Readable as header["name"]. */
+void                 tocsin_template_scope_add_header (TocsinTemplateScope *scope,
+                                                       const char          *name,
+                                                       const char          *value);
+/* The raw body of a text/plain request, readable as bodyAsText. */
+void                 tocsin_template_scope_set_body_text (TocsinTemplateScope *scope,
+                                                          const char          *text);
+
+/* Renders; never fails. When @missing is not NULL, the names (g_strdup'd, unique) of root
+ * variables the template read that the scope did not have are appended to it. Output longer than
+ * TOCSIN_TEMPLATE_MAX_OUTPUT is cut at a UTF-8 boundary. Output is always valid UTF-8. */
+char           *tocsin_template_render          (TocsinTemplate       *self,
+                                                 TocsinTemplateScope  *scope,
+                                                 GPtrArray            *missing);
+/* JavaScript truthiness of the condition; an empty condition is TRUE. (Rendering a condition
+ * gives its value as text; evaluating a text template is TRUE when it renders something or is
+ * empty.) The language itself is described in docs/templates.md. */
+gboolean        tocsin_template_evaluate        (TocsinTemplate       *self,
+                                                 TocsinTemplateScope  *scope,
+                                                 GPtrArray            *missing);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinTemplate, tocsin_template_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinTemplateScope, tocsin_template_scope_free)
+
+G_END_DECLS

@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "test-message"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-message.h"
+#include "tocsin-token.h"
+
+static void
+test_roundtrip (void)
+{
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autoptr(TocsinMessage) back = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *data = NULL;
+  gsize len = 0;
+
+  message->id = 42;
+  message->channel = 7;
+  message->channel_name = g_strdup ("Prod alerts");
+  message->time_ms = 1795452000123;
+  g_free (message->title);
+  message->title = g_strdup ("Alerte serveur <b>Production</b> & co");
+  g_free (message->body);
+  message->body = g_strdup ("L'utilisation du CPU a atteint 95%");
+  message->external_link = g_strdup ("https://dashboard.example.com/alerts/123");
+  json_object_set_int_member (message->vars, "cpu_usage", 95);
+  message->replaces = 41;
+
+  data = tocsin_message_to_data (message, &len);
+  g_assert_cmpuint (len, ==, strlen (data));
+  g_assert_nonnull (strstr (data, "\"time\":\"2026-11-23T"));
+
+  back = tocsin_message_new_from_data (data, len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (back->id, ==, 42);
+  g_assert_cmpint (back->channel, ==, 7);
+  g_assert_cmpint (back->replaces, ==, 41);
+  g_assert_cmpint (back->time_ms, ==, 1795452000123);
+  g_assert_cmpstr (back->channel_name, ==, "Prod alerts");
+  g_assert_cmpstr (back->title, ==, message->title);
+  g_assert_cmpstr (back->body, ==, message->body);
+  g_assert_cmpstr (back->external_link, ==, message->external_link);
+  g_assert_cmpint (json_object_get_int_member (back->vars, "cpu_usage"), ==, 95);
+}
+
+static void
+test_optional_fields_absent (void)
+{
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autofree char *data = NULL;
+
+  message->id = 1;
+  message->channel = 1;
+  message->time_ms = 1000;
+  data = tocsin_message_to_data (message, NULL);
+  g_assert_null (strstr (data, "externalLink"));
+  g_assert_null (strstr (data, "replaces"));
+  g_assert_null (strstr (data, "channelName"));
+}
+
+typedef struct
+{
+  const char *json;
+  int         code;
+  const char *message_part;
+} BadCase;
+
+static const BadCase bad_cases[] = {
+  { "not json", -1, NULL },
+  { "[1,2]", TOCSIN_MESSAGE_ERROR_INVALID, "not a JSON object" },
+  { "{\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\"}", TOCSIN_MESSAGE_ERROR_INVALID, "no \"id\"" },
+  { "{\"id\":\"1\",\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\"}", TOCSIN_MESSAGE_ERROR_INVALID, "not an integer" },
+  { "{\"id\":-3,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\"}", TOCSIN_MESSAGE_ERROR_INVALID, "negative" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"yesterday\"}", TOCSIN_MESSAGE_ERROR_INVALID, "RFC 3339" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"title\":5}", TOCSIN_MESSAGE_ERROR_INVALID, "\"title\" is not a string" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":[]}", TOCSIN_MESSAGE_ERROR_INVALID, "\"vars\" is not an object" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"javascript:alert(1)\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"file:///etc/passwd\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
+};
+
+static void
+test_bad (gconstpointer data)
+{
+  const BadCase *c = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+
+  message = tocsin_message_new_from_data (c->json, strlen (c->json), &error);
+  g_assert_null (message);
+  g_assert_nonnull (error);
+  if (c->code >= 0)
+    g_assert_error (error, TOCSIN_MESSAGE_ERROR, c->code);
+  if (c->message_part)
+    g_assert_nonnull (strstr (error->message, c->message_part));
+}
+
+typedef struct
+{
+  const char *uri;
+  gboolean    safe;
+} LinkCase;
+
+static const LinkCase link_cases[] = {
+  { "https://dashboard.example.com/alerts/123", TRUE },
+  { "http://127.0.0.1:8080/x?y=1#z", TRUE },
+  { "HTTPS://EXAMPLE.COM/", TRUE },
+  { "https://пример.рф/путь", TRUE },
+  { "javascript:alert(1)", FALSE },
+  { "JavaScript:alert(1)", FALSE },
+  { "file:///etc/passwd", FALSE },
+  { "data:text/html,<script>alert(1)</script>", FALSE },
+  { "https://user:secret@example.com/", FALSE },
+  { "https://example.com/\nSet-Cookie: x", FALSE },
+  { "https://example.com/a b", FALSE },
+  { "//example.com/", FALSE },
+  { "/relative/path", FALSE },
+  { "https://", FALSE },
+  { "", FALSE },
+};
+
+static void
+test_link (gconstpointer data)
+{
+  const LinkCase *c = data;
+  const char *reason = NULL;
+
+  g_assert_cmpint (tocsin_link_is_safe (c->uri, &reason), ==, c->safe);
+  if (c->safe)
+    g_assert_null (reason);
+  else
+    g_assert_nonnull (reason);
+}
+
+static void
+test_link_too_long (void)
+{
+  g_autoptr(GString) uri = g_string_new ("https://example.com/");
+  const char *reason = NULL;
+
+  while (uri->len <= 2048)
+    g_string_append (uri, "aaaaaaaa");
+  g_assert_false (tocsin_link_is_safe (uri->str, &reason));
+  g_assert_nonnull (strstr (reason, "2048"));
+}
+
+static void
+test_tokens (void)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < 1000; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      char *token = tocsin_token_new (&error);
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (strlen (token), ==, TOCSIN_TOKEN_CHARS);
+      g_assert_true (tocsin_token_is_wellformed (token));
+      g_assert_false (g_hash_table_contains (seen, token));
+      g_hash_table_add (seen, token);
+    }
+}
+
+static void
+test_token_equal (void)
+{
+  g_assert_true (tocsin_token_equal ("abc", "abc"));
+  g_assert_false (tocsin_token_equal ("abc", "abd"));
+  g_assert_false (tocsin_token_equal ("abc", "abcd"));
+  g_assert_false (tocsin_token_equal ("abcd", "abc"));
+  g_assert_false (tocsin_token_equal ("", "a"));
+  g_assert_false (tocsin_token_equal (NULL, "a"));
+  g_assert_true (tocsin_token_equal ("", ""));
+}
+
+static void
+test_token_wellformed (void)
+{
+  g_assert_false (tocsin_token_is_wellformed (NULL));
+  g_assert_false (tocsin_token_is_wellformed (""));
+  g_assert_false (tocsin_token_is_wellformed ("../../../../../../../../etc/pass"));
+  g_assert_false (tocsin_token_is_wellformed ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+  g_assert_false (tocsin_token_is_wellformed ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+  g_assert_true (tocsin_token_is_wellformed ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-_"));
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/message/roundtrip", test_roundtrip);
+  g_test_add_func ("/message/optional-fields-absent", test_optional_fields_absent);
+  for (guint i = 0; i < G_N_ELEMENTS (bad_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/message/invalid/%u", i);
+      g_test_add_data_func (path, &bad_cases[i], test_bad);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (link_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/message/link/%u", i);
+      g_test_add_data_func (path, &link_cases[i], test_link);
+    }
+  g_test_add_func ("/message/link/too-long", test_link_too_long);
+  g_test_add_func ("/token/unique-and-wellformed", test_tokens);
+  g_test_add_func ("/token/equal", test_token_equal);
+  g_test_add_func ("/token/wellformed", test_token_wellformed);
+
+  return g_test_run ();
+}
