@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <glib/gstdio.h>
 
 #include "tocsin-test-relay.h"
@@ -81,6 +82,14 @@ add_wrapper (GPtrArray *argv)
     g_ptr_array_add (argv, g_strdup (words[i]));
 }
 
+/* A relay outlives a test that aborts unless the kernel ends it with its parent; an orphan
+ * would keep the test's stderr open and meson would wait for its timeout. */
+static void
+die_with_parent (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
 static void
 relay_spawn (TocsinTestRelay *relay)
 {
@@ -100,6 +109,7 @@ relay_spawn (TocsinTestRelay *relay)
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   relay->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
                                                  &error);
   g_assert_no_error (error);

@@ -1,0 +1,445 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-api.c: the owner API under /v1/channels (docs/api.md).
+ *
+ * Creating a channel needs an open relay or an admin key (`tocsin-relay key create`); it returns
+ * the channel's owner key once. Everything else about a channel needs its owner key (or an admin
+ * key) as `Authorization: Bearer <key>`.
+ *
+ * The store calls here run on the main thread: they are single-row SQLite statements on a
+ * WAL database, rare (people editing channels), and far shorter than a network round trip.
+ */
+#define G_LOG_DOMAIN "tocsin-relay-api"
+
+#include "config.h"
+
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-hub.h"
+#include "tocsin-relay-server.h"
+#include "tocsin-relay-store.h"
+
+#define PREFIX "/v1/channels"
+
+/* The bearer token of the Authorization header, or NULL. */
+static const char *
+get_bearer (SoupServerMessage *msg)
+{
+  const char *value;
+
+  value = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                        "Authorization");
+  if (value == NULL || g_ascii_strncasecmp (value, "Bearer ", 7) != 0)
+    return NULL;
+  value += 7;
+  while (*value == ' ')
+    value++;
+  return *value ? value : NULL;
+}
+
+static void
+method_not_allowed (SoupServerMessage *msg,
+                    const char        *allow)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allow);
+  tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                   _("This method is not allowed here; see docs/api.md"));
+}
+
+/* Parses the request body as a JSON object of string fields into @spec (strings point into the
+ * returned parser). NULL with a reply already set on failure. */
+static JsonParser *
+read_spec (TocsinRelay            *relay,
+           SoupServerMessage      *msg,
+           TocsinRelayChannelSpec *spec)
+{
+  static const char *const fields[] = { "name", "description", "title", "body", "link",
+                                        "condition" };
+  const char **slots[] = { &spec->name, &spec->description, &spec->title, &spec->body,
+                           &spec->link, &spec->condition };
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *type;
+  JsonObject *object;
+  JsonNode *root;
+  gsize length;
+  const char *data;
+
+  if ((gsize) body->length > relay->config.max_body)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                                       _("The request body is too large"));
+      return NULL;
+    }
+  type = soup_message_headers_get_content_type (soup_server_message_get_request_headers (msg),
+                                                NULL);
+  if (body->length > 0 && (type == NULL || g_ascii_strcasecmp (type, "application/json") != 0))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+                                       _("Send the channel as application/json"));
+      return NULL;
+    }
+  bytes = soup_message_body_flatten (body);
+  data = g_bytes_get_data (bytes, &length);
+  if (length == 0)
+    {
+      data = "{}";
+      length = 2;
+    }
+  if (!g_utf8_validate_len (data, length, NULL))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("The body is not valid UTF-8"));
+      return NULL;
+    }
+  if (!json_parser_load_from_data (parser, data, length, &error))
+    {
+      g_autofree char *sentence = g_strdup_printf (_("The body is not valid JSON: %s"),
+                                                   error->message);
+
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, sentence);
+      return NULL;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("The body must be a JSON object"));
+      return NULL;
+    }
+  object = json_node_get_object (root);
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      JsonNode *node = json_object_get_member (object, fields[i]);
+
+      if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+        continue;
+      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+        {
+          g_autofree char *sentence = g_strdup_printf (_("“%s” must be a string"), fields[i]);
+
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, sentence);
+          return NULL;
+        }
+      *slots[i] = json_node_get_string (node);
+    }
+  return g_steal_pointer (&parser);
+}
+
+static void
+reply_store_error (SoupServerMessage *msg,
+                   const GError      *error)
+{
+  guint status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+
+  if (error->domain == TOCSIN_TEMPLATE_ERROR ||
+      g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID))
+    status = SOUP_STATUS_BAD_REQUEST;
+  else if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+    status = SOUP_STATUS_NOT_FOUND;
+  else
+    g_message ("Owner API: %s", error->message);
+  tocsin_relay_server_reply_error (msg, status, error->message);
+}
+
+static void
+reply_channel (TocsinRelay        *relay,
+               SoupServerMessage  *msg,
+               guint               status,
+               TocsinRelayChannel *channel,
+               const char         *owner_key)
+{
+  g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel,
+                                                                     relay->config.public_url);
+
+  if (owner_key)
+    json_object_set_string_member (object, "owner_key", owner_key);
+  tocsin_relay_server_reply_json (msg, status, object);
+}
+
+static void
+handle_collection (TocsinRelay       *relay,
+                   SoupServerMessage *msg,
+                   const char        *method,
+                   const char        *key,
+                   gboolean           admin)
+{
+  if (g_str_equal (method, "POST"))
+    {
+      TocsinRelayChannelSpec spec = { 0 };
+      g_autoptr(JsonParser) parser = NULL;
+      g_autoptr(TocsinRelayChannel) channel = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *owner_key = NULL;
+      g_autofree char *location = NULL;
+
+      if (!admin && !relay->config.open_relay)
+        {
+          if (key == NULL)
+            tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
+                                             _("This relay needs a key to create channels: "
+                                               "Authorization: Bearer <key from “tocsin-relay "
+                                               "key create”>"));
+          else
+            tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
+                                             _("This key may not create channels; use a key "
+                                               "from “tocsin-relay key create”"));
+          return;
+        }
+      parser = read_spec (relay, msg, &spec);
+      if (parser == NULL)
+        return;
+      if (spec.name == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                           _("The channel needs a “name”"));
+          return;
+        }
+      channel = tocsin_relay_store_create_channel (relay->store, &spec, &owner_key, &error);
+      if (channel == NULL)
+        {
+          reply_store_error (msg, error);
+          return;
+        }
+      location = g_strdup_printf (PREFIX "/%" G_GINT64_FORMAT, channel->id);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Location",
+                                    location);
+      reply_channel (relay, msg, SOUP_STATUS_CREATED, channel, owner_key);
+      return;
+    }
+
+  if (g_str_equal (method, "GET"))
+    {
+      g_autoptr(JsonObject) reply = json_object_new ();
+      JsonArray *array = json_array_new ();
+      g_autoptr(GError) error = NULL;
+
+      json_object_set_array_member (reply, "channels", array);
+      if (admin)
+        {
+          g_autoptr(GPtrArray) channels = tocsin_relay_store_list_channels (relay->store, &error);
+
+          if (channels == NULL)
+            {
+              reply_store_error (msg, error);
+              return;
+            }
+          for (guint i = 0; i < channels->len; i++)
+            json_array_add_object_element (array,
+                                           tocsin_relay_channel_to_owner_json (channels->pdata[i],
+                                                                               relay->config.public_url));
+        }
+      else
+        {
+          g_autoptr(TocsinRelayChannel) own = key ? tocsin_relay_store_find_by_owner_key (relay->store, key)
+                                                  : NULL;
+
+          if (own == NULL)
+            {
+              tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
+                                               _("Listing channels needs an owner or admin key: "
+                                                 "Authorization: Bearer <key>"));
+              return;
+            }
+          json_array_add_object_element (array,
+                                         tocsin_relay_channel_to_owner_json (own,
+                                                                             relay->config.public_url));
+        }
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      return;
+    }
+
+  method_not_allowed (msg, "GET, POST");
+}
+
+static void
+handle_channel (TocsinRelay       *relay,
+                SoupServerMessage *msg,
+                const char        *method,
+                gint64             id,
+                const char        *action)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (action == NULL)
+    {
+      if (g_str_equal (method, "GET"))
+        {
+          channel = tocsin_relay_store_find_by_id (relay->store, id);
+          if (channel == NULL)
+            tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                             _("There is no such channel"));
+          else
+            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+        }
+      else if (g_str_equal (method, "PATCH"))
+        {
+          TocsinRelayChannelSpec spec = { 0 };
+          g_autoptr(JsonParser) parser = read_spec (relay, msg, &spec);
+
+          if (parser == NULL)
+            return;
+          channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error);
+          if (channel == NULL)
+            reply_store_error (msg, error);
+          else
+            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+        }
+      else if (g_str_equal (method, "DELETE"))
+        {
+          g_autoptr(JsonObject) reply = json_object_new ();
+
+          if (!tocsin_relay_store_delete_channel (relay->store, id, &error))
+            {
+              reply_store_error (msg, error);
+              return;
+            }
+          if (relay->hub)
+            tocsin_relay_hub_close_channel (relay->hub, id, "deleted");
+          json_object_set_int_member (reply, "id", id);
+          json_object_set_boolean_member (reply, "deleted", TRUE);
+          tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+        }
+      else
+        method_not_allowed (msg, "GET, PATCH, DELETE");
+      return;
+    }
+
+  if (g_str_equal (action, "rotate-trigger") || g_str_equal (action, "rotate-subscribe"))
+    {
+      gboolean trigger = g_str_equal (action, "rotate-trigger");
+
+      if (!g_str_equal (method, "POST"))
+        {
+          method_not_allowed (msg, "POST");
+          return;
+        }
+      channel = trigger ? tocsin_relay_store_rotate_trigger (relay->store, id, &error)
+                        : tocsin_relay_store_rotate_subscribe (relay->store, id, &error);
+      if (channel == NULL)
+        {
+          reply_store_error (msg, error);
+          return;
+        }
+      /* Subscribers came in with the old token: it no longer admits them. */
+      if (!trigger && relay->hub)
+        tocsin_relay_hub_close_channel (relay->hub, id, "rotated");
+      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+      return;
+    }
+
+  if (g_str_equal (action, "subscribers"))
+    {
+      g_autoptr(JsonObject) reply = NULL;
+      JsonArray *subscribers;
+
+      if (!g_str_equal (method, "GET"))
+        {
+          method_not_allowed (msg, "GET");
+          return;
+        }
+      channel = tocsin_relay_store_find_by_id (relay->store, id);
+      if (channel == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                           _("There is no such channel"));
+          return;
+        }
+      if (relay->hub)
+        subscribers = tocsin_relay_hub_list_subscribers (relay->hub, id);
+      else
+        subscribers = tocsin_relay_store_list_presence (relay->store, id, &error);
+      if (subscribers == NULL)
+        subscribers = json_array_new ();
+      reply = json_object_new ();
+      json_object_set_int_member (reply, "id", id);
+      json_object_set_array_member (reply, "subscribers", subscribers);
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      return;
+    }
+
+  tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                   _("There is nothing here; see docs/api.md"));
+}
+
+void
+tocsin_relay_api_handle (TocsinRelay       *relay,
+                         SoupServerMessage *msg,
+                         const char        *path)
+{
+  g_auto(GStrv) parts = NULL;
+  const char *method, *key, *rest;
+  gboolean admin;
+  gint64 id;
+  char *end = NULL;
+
+  g_return_if_fail (relay != NULL);
+  g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
+
+  if (path == NULL)
+    path = g_uri_get_path (soup_server_message_get_uri (msg));
+  method = soup_server_message_get_method (msg);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Cache-Control", "no-store");
+
+  if (!g_str_has_prefix (path, PREFIX))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                       _("There is nothing here; see docs/api.md"));
+      return;
+    }
+  rest = path + strlen (PREFIX);
+
+  key = get_bearer (msg);
+  admin = key != NULL && tocsin_relay_store_check_admin_key (relay->store, key);
+
+  if (*rest == '\0' || g_str_equal (rest, "/"))
+    {
+      handle_collection (relay, msg, method, key, admin);
+      return;
+    }
+  if (*rest != '/')
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                       _("There is nothing here; see docs/api.md"));
+      return;
+    }
+
+  parts = g_strsplit (rest + 1, "/", 3);
+  id = g_ascii_strtoll (parts[0], &end, 10);
+  if (end == parts[0] || *end != '\0' || id <= 0 || (parts[1] != NULL && parts[2] != NULL))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                       _("There is no such channel"));
+      return;
+    }
+
+  /* The owner key of this channel, or an admin key; an owner key manages its channel alone. */
+  if (!admin)
+    {
+      g_autoptr(TocsinRelayChannel) own = NULL;
+
+      if (key == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
+                                           _("This needs the channel's owner key: "
+                                             "Authorization: Bearer <owner key>"));
+          return;
+        }
+      own = tocsin_relay_store_find_by_owner_key (relay->store, key);
+      if (own == NULL || own->id != id)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
+                                           _("This key does not manage that channel"));
+          return;
+        }
+    }
+
+  handle_channel (relay, msg, method, id,
+                  parts[1] != NULL && *parts[1] != '\0' ? parts[1] : NULL);
+}

@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-cli.c: `tocsin-relay channel ...`, `key create` and `subscribers ID`.
+ *
+ * They open the store directly, so they work whether or not a server runs on the same data dir
+ * (SQLite WAL lets both in; the server reads channels from the database on every lookup, so a
+ * new channel or a rotated trigger token takes effect there at once).
+ */
+#define G_LOG_DOMAIN "tocsin-relay-cli"
+
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "tocsin-relay-config.h"
+#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-store.h"
+
+#define EXIT_USAGE 2
+
+typedef struct
+{
+  char     *data_dir;
+  char     *config_file;
+  char     *public_url;
+  char     *listen_url;   /* a guess from the config file's first listen address */
+  gboolean  json;
+  char     *name, *description, *title, *body, *link, *condition;
+} Options;
+
+static void
+options_clear (Options *o)
+{
+  g_free (o->data_dir);
+  g_free (o->config_file);
+  g_free (o->public_url);
+  g_free (o->listen_url);
+  g_free (o->name);
+  g_free (o->description);
+  g_free (o->title);
+  g_free (o->body);
+  g_free (o->link);
+  g_free (o->condition);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
+
+static int
+fail (const char *format,
+      ...) G_GNUC_PRINTF (1, 2);
+
+static int
+fail (const char *format,
+      ...)
+{
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("tocsin-relay: %s\n", text);
+  return EXIT_FAILURE;
+}
+
+static int
+usage (const char *text)
+{
+  g_printerr ("tocsin-relay: %s\n", text);
+  return EXIT_USAGE;
+}
+
+/* Parses the common flags (and the channel fields when @fields). Leaves the positional
+ * arguments in argc/argv, without the program name or the command word. */
+static gboolean
+parse_options (Options     *o,
+               const char  *command,
+               const char  *parameter,
+               const char  *summary,
+               gboolean     fields,
+               int         *argc,
+               char      ***argv,
+               GError     **error)
+{
+  const GOptionEntry common[] = {
+    { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->data_dir,
+      N_("The relay's data directory (default: the config file's, or $STATE_DIRECTORY)"),
+      N_("DIR") },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &o->config_file,
+      N_("Read data-dir and public-url from the [relay] group of FILE"), N_("FILE") },
+    { "public-url", 0, 0, G_OPTION_ARG_STRING, &o->public_url,
+      N_("Base of the URLs printed (default: the first listen address)"), N_("URL") },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL },
+    { NULL }
+  };
+  const GOptionEntry channel_fields[] = {
+    { "name", 0, 0, G_OPTION_ARG_STRING, &o->name, N_("The channel's name"), N_("NAME") },
+    { "description", 0, 0, G_OPTION_ARG_STRING, &o->description,
+      N_("What the channel sends, for subscribers"), N_("TEXT") },
+    { "title", 0, 0, G_OPTION_ARG_STRING, &o->title, N_("Title template"), N_("TEMPLATE") },
+    { "body", 0, 0, G_OPTION_ARG_STRING, &o->body, N_("Body template"), N_("TEMPLATE") },
+    { "link", 0, 0, G_OPTION_ARG_STRING, &o->link, N_("Link template"), N_("TEMPLATE") },
+    { "condition", 0, 0, G_OPTION_ARG_STRING, &o->condition,
+      N_("Only notify when this expression is true"), N_("EXPR") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (parameter);
+  int skip = 1;
+
+  g_option_context_set_summary (context, summary);
+  g_option_context_add_main_entries (context, common, GETTEXT_PACKAGE);
+  if (fields)
+    g_option_context_add_main_entries (context, channel_fields, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+
+  /* Whether main() handed us argv from the program name or from the command word. */
+  if (*argc > 1 && g_str_equal ((*argv)[1], command))
+    skip = 2;
+  *argc -= skip;
+  *argv += skip;
+  return TRUE;
+}
+
+/* Resolves the data dir and public URL from the flags, the config file and the environment. */
+static gboolean
+resolve (Options  *o,
+         GError  **error)
+{
+  if (o->config_file)
+    {
+      TocsinRelayServeConfig config;
+      gboolean ok;
+
+      tocsin_relay_serve_config_init (&config);
+      ok = tocsin_relay_serve_config_load_file (&config, o->config_file, error);
+      if (ok)
+        {
+          if (o->data_dir == NULL)
+            o->data_dir = g_strdup (config.relay.data_dir);
+          if (o->public_url == NULL && config.relay.public_url)
+            o->public_url = g_strdup (config.relay.public_url);
+          if (config.listen && config.listen[0])
+            o->listen_url = g_strdup_printf ("http://%s", config.listen[0]);
+        }
+      tocsin_relay_serve_config_clear (&config);
+      if (!ok)
+        return FALSE;
+    }
+  if (o->data_dir == NULL && g_getenv ("STATE_DIRECTORY"))
+    {
+      /* systemd may list several; the relay's unit has one. */
+      g_auto(GStrv) dirs = g_strsplit (g_getenv ("STATE_DIRECTORY"), ":", 2);
+
+      o->data_dir = g_strdup (dirs[0]);
+    }
+  if (o->data_dir == NULL || *o->data_dir == '\0')
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("Say where the relay keeps its data: --data-dir=DIR"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* --public-url, the config file's, the one the server last recorded, the config file's listen
+ * address, the default listen address: the first known. */
+static void
+resolve_public_url (Options          *o,
+                    TocsinRelayStore *store)
+{
+  if (o->public_url == NULL)
+    o->public_url = tocsin_relay_store_dup_public_url (store);
+  if (o->public_url == NULL)
+    o->public_url = g_strdup (o->listen_url);
+  if (o->public_url == NULL)
+    o->public_url = g_strdup ("http://" TOCSIN_RELAY_DEFAULT_LISTEN);
+  while (g_str_has_suffix (o->public_url, "/"))
+    o->public_url[strlen (o->public_url) - 1] = '\0';
+}
+
+/* Opens the store; @must_exist refuses a data dir that has no relay in it (a typo in --data-dir
+ * should not create an empty relay and report "no channels"). */
+static TocsinRelayStore *
+open_store (Options   *o,
+            gboolean   must_exist,
+            GError   **error)
+{
+  TocsinRelayStore *store;
+
+  if (!resolve (o, error))
+    return NULL;
+  if (must_exist)
+    {
+      g_autofree char *db = g_build_filename (o->data_dir, "relay.db", NULL);
+
+      if (!g_file_test (db, G_FILE_TEST_EXISTS))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                       _("There is no relay data in %s; check --data-dir"), o->data_dir);
+          return NULL;
+        }
+    }
+  store = tocsin_relay_store_open (o->data_dir, error);
+  if (store != NULL)
+    resolve_public_url (o, store);
+  return store;
+}
+
+static void
+print_json (JsonObject *object)
+{
+  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+  g_autofree char *text = NULL;
+
+  json_node_set_object (node, object);
+  text = json_to_string (node, FALSE);
+  g_print ("%s\n", text);
+}
+
+static void
+print_channel (TocsinRelayChannel *channel,
+               const char         *public_url,
+               const char         *owner_key)
+{
+  g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, public_url);
+
+  g_print (_("Channel %" G_GINT64_FORMAT ": %s\n"), channel->id, channel->name);
+  if (*channel->description)
+    g_print (_("  Description:    %s\n"), channel->description);
+  g_print (_("  Webhook URL:    %s   (a secret: it rings the channel)\n"),
+           json_object_get_string_member (object, "webhook_url"));
+  g_print (_("  Subscribe URL:  %s\n"), json_object_get_string_member (object, "subscribe_url"));
+  if (owner_key)
+    g_print (_("  Owner key:      %s   (shown only now: it manages this channel over HTTP)\n"),
+             owner_key);
+  g_print (_("  Title:          %s\n"), channel->title_source);
+  g_print (_("  Body:           %s\n"), channel->body_source);
+  if (*channel->link_source)
+    g_print (_("  Link:           %s\n"), channel->link_source);
+  if (*channel->condition_source)
+    g_print (_("  Condition:      %s\n"), channel->condition_source);
+  g_print (_("  Last message:   %" G_GINT64_FORMAT "\n"), channel->last_id);
+}
+
+static gboolean
+parse_id (const char *text,
+          gint64     *id)
+{
+  char *end = NULL;
+
+  if (text == NULL)
+    return FALSE;
+  *id = g_ascii_strtoll (text, &end, 10);
+  return end != text && *end == '\0' && *id > 0;
+}
+
+static int
+channel_one (Options    *o,
+             const char *action,
+             gint64      id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  TocsinRelayStore *store;
+
+  store = open_store (o, TRUE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+
+  if (g_str_equal (action, "show"))
+    {
+      channel = tocsin_relay_store_find_by_id (store, id);
+      if (channel == NULL)
+        g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                     _("There is no channel %" G_GINT64_FORMAT), id);
+    }
+  else if (g_str_equal (action, "update"))
+    {
+      TocsinRelayChannelSpec spec = { o->name, o->description, o->title, o->body, o->link,
+                                      o->condition };
+
+      channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
+    }
+  else if (g_str_equal (action, "rotate-trigger"))
+    channel = tocsin_relay_store_rotate_trigger (store, id, &error);
+  else if (g_str_equal (action, "rotate-subscribe"))
+    channel = tocsin_relay_store_rotate_subscribe (store, id, &error);
+  else if (g_str_equal (action, "delete"))
+    {
+      if (tocsin_relay_store_delete_channel (store, id, &error))
+        {
+          tocsin_relay_store_free (store);
+          if (o->json)
+            {
+              g_autoptr(JsonObject) object = json_object_new ();
+
+              json_object_set_int_member (object, "id", id);
+              json_object_set_boolean_member (object, "deleted", TRUE);
+              print_json (object);
+            }
+          else
+            g_print (_("Deleted channel %" G_GINT64_FORMAT ".\n"), id);
+          return EXIT_SUCCESS;
+        }
+    }
+  tocsin_relay_store_free (store);
+
+  if (channel == NULL)
+    return fail ("%s", error->message);
+
+  if (o->json)
+    {
+      g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, o->public_url);
+
+      print_json (object);
+    }
+  else
+    {
+      if (g_str_equal (action, "rotate-trigger"))
+        g_print (_("The old webhook URL no longer works. The new one:\n"));
+      else if (g_str_equal (action, "rotate-subscribe"))
+        g_print (_("The old subscribe URL no longer admits anyone. The new one:\n"));
+      print_channel (channel, o->public_url, NULL);
+    }
+  return EXIT_SUCCESS;
+}
+
+static int
+channel_create (Options *o)
+{
+  TocsinRelayChannelSpec spec = { o->name, o->description, o->title, o->body, o->link,
+                                  o->condition };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autofree char *owner_key = NULL;
+  TocsinRelayStore *store;
+
+  if (o->name == NULL)
+    return usage (_("A channel needs a name: --name=NAME"));
+
+  store = open_store (o, FALSE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  channel = tocsin_relay_store_create_channel (store, &spec, &owner_key, &error);
+  tocsin_relay_store_free (store);
+  if (channel == NULL)
+    return fail ("%s", error->message);
+
+  if (o->json)
+    {
+      g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, o->public_url);
+
+      json_object_set_string_member (object, "owner_key", owner_key);
+      print_json (object);
+    }
+  else
+    print_channel (channel, o->public_url, owner_key);
+  return EXIT_SUCCESS;
+}
+
+static int
+channel_list (Options *o)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) channels = NULL;
+  TocsinRelayStore *store;
+
+  store = open_store (o, TRUE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  channels = tocsin_relay_store_list_channels (store, &error);
+  tocsin_relay_store_free (store);
+  if (channels == NULL)
+    return fail ("%s", error->message);
+
+  if (o->json)
+    {
+      g_autoptr(JsonObject) object = json_object_new ();
+      JsonArray *array = json_array_new ();
+
+      for (guint i = 0; i < channels->len; i++)
+        json_array_add_object_element (array,
+                                       tocsin_relay_channel_to_owner_json (channels->pdata[i],
+                                                                           o->public_url));
+      json_object_set_array_member (object, "channels", array);
+      print_json (object);
+      return EXIT_SUCCESS;
+    }
+
+  if (channels->len == 0)
+    {
+      g_print (_("No channels yet. Create one with: tocsin-relay channel create --name=NAME\n"));
+      return EXIT_SUCCESS;
+    }
+  for (guint i = 0; i < channels->len; i++)
+    {
+      TocsinRelayChannel *channel = channels->pdata[i];
+
+      g_print ("%6" G_GINT64_FORMAT "  %-30s  %s/s/%s\n", channel->id, channel->name,
+               o->public_url, channel->subscribe_token);
+    }
+  return EXIT_SUCCESS;
+}
+
+int
+tocsin_relay_cli_channel (int    argc,
+                          char **argv)
+{
+  g_auto(Options) o = { 0 };
+  g_autoptr(GError) error = NULL;
+  const char *action;
+  gint64 id = 0;
+
+  if (!parse_options (&o, "channel",
+                      N_("create|list|show ID|update ID|rotate-trigger ID|rotate-subscribe ID|"
+                         "delete ID"),
+                      _("Create and manage channels."), TRUE, &argc, &argv, &error))
+    return usage (error->message);
+  if (argc < 1)
+    return usage (_("Say what to do: channel create|list|show|update|rotate-trigger|"
+                    "rotate-subscribe|delete; see tocsin-relay channel --help"));
+  action = argv[0];
+
+  if (g_str_equal (action, "create") || g_str_equal (action, "list"))
+    {
+      if (argc > 1)
+        return usage (_("Unexpected argument; see tocsin-relay channel --help"));
+      return g_str_equal (action, "create") ? channel_create (&o) : channel_list (&o);
+    }
+
+  if (!g_str_equal (action, "show") && !g_str_equal (action, "update") &&
+      !g_str_equal (action, "rotate-trigger") && !g_str_equal (action, "rotate-subscribe") &&
+      !g_str_equal (action, "delete"))
+    {
+      g_autofree char *text = g_strdup_printf (_("Unknown command “channel %s”; see "
+                                                 "tocsin-relay channel --help"), action);
+      return usage (text);
+    }
+  if (argc != 2 || !parse_id (argv[1], &id))
+    {
+      g_autofree char *text = g_strdup_printf (_("Say which channel by its number: "
+                                                 "tocsin-relay channel %s ID"), action);
+      return usage (text);
+    }
+  if (!g_str_equal (action, "update") &&
+      (o.name || o.description || o.title || o.body || o.link || o.condition))
+    return usage (_("Channel fields (--name, --title, ...) only go with create and update"));
+  return channel_one (&o, action, id);
+}
+
+int
+tocsin_relay_cli_key (int    argc,
+                      char **argv)
+{
+  g_auto(Options) o = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *key = NULL;
+  TocsinRelayStore *store;
+
+  if (!parse_options (&o, "key", "create",
+                      _("Create a key that may create channels on a relay that is not open, "
+                        "and manage every channel."), FALSE, &argc, &argv, &error))
+    return usage (error->message);
+  if (argc != 1 || !g_str_equal (argv[0], "create"))
+    return usage (_("Say what to do: tocsin-relay key create"));
+
+  store = open_store (&o, FALSE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  key = tocsin_relay_store_create_admin_key (store, &error);
+  tocsin_relay_store_free (store);
+  if (key == NULL)
+    return fail ("%s", error->message);
+
+  if (o.json)
+    {
+      g_autoptr(JsonObject) object = json_object_new ();
+
+      json_object_set_string_member (object, "key", key);
+      print_json (object);
+    }
+  else
+    {
+      g_print ("%s\n", key);
+      g_printerr (_("This key is shown only now. Send it as “Authorization: Bearer <key>”.\n"));
+    }
+  return EXIT_SUCCESS;
+}
+
+int
+tocsin_relay_cli_subscribers (int    argc,
+                              char **argv)
+{
+  g_auto(Options) o = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(JsonArray) subscribers = NULL;
+  TocsinRelayStore *store;
+  gint64 id = 0;
+
+  if (!parse_options (&o, "subscribers", "ID", _("List who is connected to a channel."), FALSE,
+                      &argc, &argv, &error))
+    return usage (error->message);
+  if (argc != 1 || !parse_id (argv[0], &id))
+    return usage (_("Say which channel by its number: tocsin-relay subscribers ID"));
+
+  store = open_store (&o, TRUE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  channel = tocsin_relay_store_find_by_id (store, id);
+  if (channel != NULL)
+    subscribers = tocsin_relay_store_list_presence (store, id, &error);
+  tocsin_relay_store_free (store);
+  if (channel == NULL)
+    return fail (_("There is no channel %" G_GINT64_FORMAT), id);
+  if (subscribers == NULL)
+    return fail ("%s", error->message);
+
+  if (o.json)
+    {
+      g_autoptr(JsonObject) object = json_object_new ();
+
+      json_object_set_int_member (object, "id", id);
+      json_object_set_array_member (object, "subscribers", json_array_ref (subscribers));
+      print_json (object);
+      return EXIT_SUCCESS;
+    }
+
+  if (json_array_get_length (subscribers) == 0)
+    {
+      g_print (_("No one is connected to channel %" G_GINT64_FORMAT ".\n"), id);
+      return EXIT_SUCCESS;
+    }
+  for (guint i = 0; i < json_array_get_length (subscribers); i++)
+    {
+      JsonObject *s = json_array_get_object_element (subscribers, i);
+
+      g_print ("%-5s  %-40s  %s\n", json_object_get_string_member (s, "kind"),
+               json_object_get_string_member (s, "peer"),
+               json_object_get_string_member (s, "connectedAt"));
+    }
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-relay"
+
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "tocsin-relay-config.h"
+
+#define GROUP "relay"
+
+void
+tocsin_relay_config_init (TocsinRelayConfig *config)
+{
+  g_return_if_fail (config != NULL);
+
+  memset (config, 0, sizeof *config);
+  config->max_body = 64 * 1024;
+  config->retention_seconds = 24 * 60 * 60;
+  config->rate_per_second = 5.0;
+  config->rate_burst = 30;
+  config->max_queue_bytes = 1024 * 1024;
+  config->max_queue_frames = 1000;
+  config->max_connections = 20000;
+  config->idle_timeout = 60;
+  config->open_relay = FALSE;
+}
+
+void
+tocsin_relay_config_clear (TocsinRelayConfig *config)
+{
+  g_return_if_fail (config != NULL);
+
+  g_clear_pointer (&config->data_dir, g_free);
+  g_clear_pointer (&config->public_url, g_free);
+}
+
+void
+tocsin_relay_serve_config_init (TocsinRelayServeConfig *config)
+{
+  memset (config, 0, sizeof *config);
+  tocsin_relay_config_init (&config->relay);
+  config->listen = NULL;
+  config->backlog = 4096;
+}
+
+void
+tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config)
+{
+  tocsin_relay_config_clear (&config->relay);
+  g_clear_pointer (&config->listen, g_strfreev);
+}
+
+gint64
+tocsin_relay_parse_duration (const char *text)
+{
+  guint64 value;
+  char *end = NULL;
+  gint64 unit = 1;
+
+  if (text == NULL || !g_ascii_isdigit (*text))
+    return -1;
+  errno = 0;
+  value = g_ascii_strtoull (text, &end, 10);
+  if (errno != 0)
+    return -1;
+  switch (*end)
+    {
+    case '\0': case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 60 * 60; break;
+    case 'd': unit = 24 * 60 * 60; break;
+    default: return -1;
+    }
+  if (*end != '\0' && end[1] != '\0')
+    return -1;
+  if (value > (guint64) (G_MAXINT64 / unit))
+    return -1;
+  return (gint64) value * unit;
+}
+
+static gboolean
+parse_size (const char  *key,
+            const char  *text,
+            guint64      min,
+            guint64      max,
+            guint64     *out,
+            GError     **error)
+{
+  guint64 value;
+  char *end = NULL;
+  guint64 unit = 1;
+
+  errno = 0;
+  value = text && g_ascii_isdigit (*text) ? g_ascii_strtoull (text, &end, 10) : 0;
+  if (end != NULL && errno == 0)
+    {
+      if (g_ascii_strcasecmp (end, "k") == 0 || g_ascii_strcasecmp (end, "KiB") == 0)
+        unit = 1024;
+      else if (g_ascii_strcasecmp (end, "m") == 0 || g_ascii_strcasecmp (end, "MiB") == 0)
+        unit = 1024 * 1024;
+      else if (*end != '\0')
+        end = NULL;
+    }
+  if (end == NULL || errno != 0 || value > max / unit || value * unit < min)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("%s must be a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                     " (a K or M suffix is allowed), not “%s”."),
+                   key, min, max, text ? text : "");
+      return FALSE;
+    }
+  *out = value * unit;
+  return TRUE;
+}
+
+static gboolean
+parse_seconds (const char  *key,
+               const char  *text,
+               gint64       min,
+               gint64      *out,
+               GError     **error)
+{
+  gint64 value = tocsin_relay_parse_duration (text);
+
+  if (value < min)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("%s must be a duration such as 90, 90s, 15m, 24h or 7d, not “%s”."),
+                   key, text ? text : "");
+      return FALSE;
+    }
+  *out = value;
+  return TRUE;
+}
+
+static gboolean
+parse_rate (const char  *text,
+            double      *out,
+            GError     **error)
+{
+  char *end = NULL;
+  double value = text ? g_ascii_strtod (text, &end) : -1;
+
+  if (end == NULL || end == text || *end != '\0' || !(value > 0) || value > 1e6)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("rate must be a positive number of messages a second, not “%s”."),
+                   text ? text : "");
+      return FALSE;
+    }
+  *out = value;
+  return TRUE;
+}
+
+static gboolean
+parse_bool (const char  *key,
+            const char  *text,
+            gboolean    *out,
+            GError     **error)
+{
+  if (g_strcmp0 (text, "yes") == 0 || g_strcmp0 (text, "true") == 0 || g_strcmp0 (text, "1") == 0)
+    *out = TRUE;
+  else if (g_strcmp0 (text, "no") == 0 || g_strcmp0 (text, "false") == 0 ||
+           g_strcmp0 (text, "0") == 0)
+    *out = FALSE;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("%s must be yes or no, not “%s”."), key, text ? text : "");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+strip_trailing_slash_url (const char  *text,
+                          char       **out,
+                          GError     **error)
+{
+  g_autoptr(GUri) uri = g_uri_parse (text, G_URI_FLAGS_NONE, NULL);
+  g_autofree char *copy = NULL;
+  gsize len;
+
+  if (uri == NULL || g_uri_get_host (uri) == NULL ||
+      (g_strcmp0 (g_uri_get_scheme (uri), "http") != 0 &&
+       g_strcmp0 (g_uri_get_scheme (uri), "https") != 0) ||
+      g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("public-url must be an http:// or https:// URL such as "
+                     "https://relay.example.com, not “%s”."), text);
+      return FALSE;
+    }
+  copy = g_strdup (text);
+  len = strlen (copy);
+  while (len > 0 && copy[len - 1] == '/')
+    copy[--len] = '\0';
+  g_free (*out);
+  *out = g_steal_pointer (&copy);
+  return TRUE;
+}
+
+/* One setting by its key-file/flag name; shared by the file and the command line. */
+static gboolean
+apply_setting (TocsinRelayServeConfig  *config,
+               const char              *key,
+               const char              *value,
+               GError                 **error)
+{
+  TocsinRelayConfig *relay = &config->relay;
+  guint64 u = 0;
+  gint64 s = 0;
+
+  if (g_str_equal (key, "data-dir"))
+    {
+      g_free (relay->data_dir);
+      relay->data_dir = g_strdup (value);
+    }
+  else if (g_str_equal (key, "public-url"))
+    return strip_trailing_slash_url (value, &relay->public_url, error);
+  else if (g_str_equal (key, "max-body"))
+    {
+      if (!parse_size (key, value, 1024, 64 * 1024 * 1024, &u, error))
+        return FALSE;
+      relay->max_body = u;
+    }
+  else if (g_str_equal (key, "retention"))
+    {
+      if (!parse_seconds (key, value, 0, &s, error))
+        return FALSE;
+      relay->retention_seconds = s;
+    }
+  else if (g_str_equal (key, "rate"))
+    return parse_rate (value, &relay->rate_per_second, error);
+  else if (g_str_equal (key, "burst"))
+    {
+      if (!parse_size (key, value, 1, 1000000, &u, error))
+        return FALSE;
+      relay->rate_burst = (guint) u;
+    }
+  else if (g_str_equal (key, "max-queue-bytes"))
+    {
+      if (!parse_size (key, value, 4096, G_MAXUINT32, &u, error))
+        return FALSE;
+      relay->max_queue_bytes = u;
+    }
+  else if (g_str_equal (key, "max-queue-frames"))
+    {
+      if (!parse_size (key, value, 1, 10000000, &u, error))
+        return FALSE;
+      relay->max_queue_frames = (guint) u;
+    }
+  else if (g_str_equal (key, "max-connections"))
+    {
+      if (!parse_size (key, value, 1, 10000000, &u, error))
+        return FALSE;
+      relay->max_connections = (guint) u;
+    }
+  else if (g_str_equal (key, "idle-timeout"))
+    {
+      if (!parse_seconds (key, value, 1, &s, error))
+        return FALSE;
+      relay->idle_timeout = (guint) MIN (s, 24 * 60 * 60);
+    }
+  else if (g_str_equal (key, "open-relay"))
+    {
+      if (!parse_bool (key, value, &relay->open_relay, error))
+        return FALSE;
+      config->open_relay_set = TRUE;
+    }
+  else if (g_str_equal (key, "backlog"))
+    {
+      if (!parse_size (key, value, 1, 65535, &u, error))
+        return FALSE;
+      config->backlog = (guint) u;
+    }
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
+                   _("Unknown setting “%s”."), key);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
+                                     const char              *path,
+                                     GError                 **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new ();
+  g_auto(GStrv) keys = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (!g_key_file_load_from_file (file, path, G_KEY_FILE_NONE, &local_error))
+    {
+      g_set_error (error, local_error->domain, local_error->code,
+                   _("Could not read the configuration file %s: %s"), path,
+                   local_error->message);
+      return FALSE;
+    }
+  if (!g_key_file_has_group (file, GROUP))
+    return TRUE;
+
+  keys = g_key_file_get_keys (file, GROUP, NULL, NULL);
+  for (guint i = 0; keys && keys[i]; i++)
+    {
+      if (g_str_equal (keys[i], "listen"))
+        {
+          g_auto(GStrv) list = g_key_file_get_string_list (file, GROUP, "listen", NULL, NULL);
+
+          if (list && list[0])
+            {
+              g_strfreev (config->listen);
+              config->listen = g_steal_pointer (&list);
+            }
+        }
+      else
+        {
+          g_autofree char *value = g_key_file_get_string (file, GROUP, keys[i], NULL);
+
+          g_strstrip (value);
+          if (!apply_setting (config, keys[i], value, &local_error))
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("In %s: %s"), path, local_error->message);
+              return FALSE;
+            }
+        }
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
+                                 int                     *argc,
+                                 char                  ***argv,
+                                 GError                 **error)
+{
+  g_auto(GStrv) listen = NULL;
+  g_autofree char *config_file = NULL;
+  g_autofree char *data_dir = NULL;
+  g_autofree char *public_url = NULL;
+  g_autofree char *max_body = NULL, *retention = NULL, *rate = NULL, *burst = NULL;
+  g_autofree char *queue_bytes = NULL, *queue_frames = NULL, *max_conn = NULL;
+  g_autofree char *idle = NULL, *open_relay = NULL, *backlog = NULL;
+  const GOptionEntry entries[] = {
+    { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
+      N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
+    { "data-dir", 0, 0, G_OPTION_ARG_FILENAME, &data_dir,
+      N_("Keep the store in DIR (default: $STATE_DIRECTORY)"), N_("DIR") },
+    { "public-url", 0, 0, G_OPTION_ARG_STRING, &public_url,
+      N_("Base of the URLs shown to people (default: the first listen address)"), N_("URL") },
+    { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_file,
+      N_("Read settings from the [relay] group of FILE"), N_("FILE") },
+    { "max-body", 0, 0, G_OPTION_ARG_STRING, &max_body,
+      N_("Largest webhook body (default 64K)"), N_("BYTES") },
+    { "retention", 0, 0, G_OPTION_ARG_STRING, &retention,
+      N_("How long messages are kept for replay (default 24h; 0: live only)"), N_("DURATION") },
+    { "rate", 0, 0, G_OPTION_ARG_STRING, &rate,
+      N_("Webhooks a second per channel, on average (default 5)"), N_("N") },
+    { "burst", 0, 0, G_OPTION_ARG_STRING, &burst,
+      N_("Webhooks a channel may take at once (default 30)"), N_("N") },
+    { "max-queue-bytes", 0, 0, G_OPTION_ARG_STRING, &queue_bytes,
+      N_("Outgoing bytes a subscriber may fall behind (default 1M)"), N_("BYTES") },
+    { "max-queue-frames", 0, 0, G_OPTION_ARG_STRING, &queue_frames,
+      N_("Outgoing messages a subscriber may fall behind (default 1000)"), N_("N") },
+    { "max-connections", 0, 0, G_OPTION_ARG_STRING, &max_conn,
+      N_("Open connections at most (default 20000)"), N_("N") },
+    { "idle-timeout", 0, 0, G_OPTION_ARG_STRING, &idle,
+      N_("Close HTTP connections idle this long (default 60s)"), N_("DURATION") },
+    { "open-relay", 0, 0, G_OPTION_ARG_STRING, &open_relay,
+      N_("yes: anyone may create channels (default: yes only on loopback)"), N_("yes|no") },
+    { "backlog", 0, 0, G_OPTION_ARG_STRING, &backlog,
+      N_("listen(2) backlog (default 4096)"), N_("N") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (NULL);
+  struct { const char *key; const char *value; } flags[] = {
+    { "data-dir", NULL }, { "public-url", NULL }, { "max-body", NULL }, { "retention", NULL },
+    { "rate", NULL }, { "burst", NULL }, { "max-queue-bytes", NULL },
+    { "max-queue-frames", NULL }, { "max-connections", NULL }, { "idle-timeout", NULL },
+    { "open-relay", NULL }, { "backlog", NULL },
+  };
+
+  g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  if (!g_option_context_parse (context, argc, argv, error))
+    return FALSE;
+  if (*argc > 1)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("Unexpected argument “%s”; see tocsin-relay serve --help."), (*argv)[1]);
+      return FALSE;
+    }
+
+  if (config_file && !tocsin_relay_serve_config_load_file (config, config_file, error))
+    return FALSE;
+
+  flags[0].value = data_dir;
+  flags[1].value = public_url;
+  flags[2].value = max_body;
+  flags[3].value = retention;
+  flags[4].value = rate;
+  flags[5].value = burst;
+  flags[6].value = queue_bytes;
+  flags[7].value = queue_frames;
+  flags[8].value = max_conn;
+  flags[9].value = idle;
+  flags[10].value = open_relay;
+  flags[11].value = backlog;
+  for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      if (flags[i].value == NULL)
+        continue;
+      if (!apply_setting (config, flags[i].key, flags[i].value, &local_error))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "--%s: %s",
+                       flags[i].key, local_error->message);
+          return FALSE;
+        }
+    }
+  if (listen && listen[0])
+    {
+      g_strfreev (config->listen);
+      config->listen = g_steal_pointer (&listen);
+    }
+  if (config->listen == NULL)
+    {
+      const char *defaults[] = { TOCSIN_RELAY_DEFAULT_LISTEN, NULL };
+
+      config->listen = g_strdupv ((char **) defaults);
+    }
+  if (config->relay.data_dir == NULL && g_getenv ("STATE_DIRECTORY"))
+    {
+      /* systemd's StateDirectory= may list several, separated by colons; the first is ours. */
+      g_auto(GStrv) dirs = g_strsplit (g_getenv ("STATE_DIRECTORY"), ":", 2);
+
+      config->relay.data_dir = g_strdup (dirs[0]);
+    }
+  if (config->relay.data_dir == NULL || config->relay.data_dir[0] == '\0')
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("Say where to keep the store with --data-dir=DIR."));
+      return FALSE;
+    }
+  return TRUE;
+}

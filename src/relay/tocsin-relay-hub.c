@@ -1,0 +1,1369 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-hub.c: live subscribers, fan-out and the subscriber streams.
+ *
+ * Every publish encodes each wire form of a message once (the bare object for /s/…/ws, the
+ * {"type":"message"} wrapper for /v1/ws, an SSE event, an NDJSON line) and hands the same GBytes
+ * to every subscriber. Nothing here blocks on a subscriber: each connection has an outgoing cap
+ * (bytes and frames not yet written to its socket), and a connection past it is closed with 4008
+ * (HTTP streams are ended) so that it reconnects with its cursor.
+ *
+ * Replay and live meet without loss or duplicates like this: a subscription is registered for
+ * live messages first, in "catching up" state. While catching up, live messages are ignored,
+ * because they are already committed and the next replay page reads them from the store. Replay
+ * runs in pages, each one synchronous on the main loop, paced by how fast the subscriber drains
+ * its queue; when a page comes back short the subscription is caught up and goes live in that
+ * same main-loop turn, so no publish can fall between the two. Afterwards any live message with
+ * an id at or below the last one sent (committed before the last page was read, published after)
+ * is dropped.
+ */
+#define G_LOG_DOMAIN "tocsin-relay"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <string.h>
+
+#include "tocsin-message.h"
+#include "tocsin-token.h"
+#include "tocsin-relay-counting-stream.h"
+#include "tocsin-relay-hub.h"
+#include "tocsin-relay-server.h"
+#include "tocsin-relay-store.h"
+
+#define KEEPALIVE_SECONDS        30
+/* A WebSocket peer that sends nothing (not even a pong) for this long is gone. */
+#define DEAD_PEER_SECONDS        90
+#define MAX_CLIENT_FRAME         (64 * 1024)
+#define MAX_APP_SUBSCRIPTIONS    1000
+#define REPLAY_PAGE              200
+/* How often subscriptions are checked against the store, to catch a rotation or deletion that
+ * another process (the command line) made. The owner API tells the hub at once. */
+#define REVALIDATE_SECONDS       5
+#define SINCE_LIVE               G_GINT64_CONSTANT (-2)
+#define SINCE_ALL                G_GINT64_CONSTANT (-1)
+
+#define CLOSE_GOING_AWAY         1001
+#define CLOSE_POLICY             1008
+#define CLOSE_INTERNAL           1011
+#define CLOSE_TOO_SLOW           4008
+#define CLOSE_GONE               4410
+
+typedef enum
+{
+  KIND_WS,
+  KIND_SSE,
+  KIND_JSON,
+  KIND_APP,
+} ConnKind;
+
+static const char * const kind_names[] = { "ws", "sse", "json", "app" };
+
+typedef struct _Connection Connection;
+
+typedef struct
+{
+  Connection *conn;          /* borrowed: the connection owns its subscriptions */
+  gint64      channel_id;
+  char       *token;         /* the subscribe token it was opened with */
+  gint64      cursor;        /* last id sent; SINCE_ALL before the first one of a full replay */
+  gboolean    catching_up;
+  gboolean    replay_scheduled;
+} Subscription;
+
+struct _Connection
+{
+  gint                        ref_count;
+  TocsinRelayHub             *hub;              /* borrowed */
+  guint64                     id;
+  ConnKind                    kind;
+  char                       *peer;
+  gint64                      connected_at_ms;
+
+  /* WebSocket kinds */
+  SoupWebsocketConnection    *ws;
+  TocsinCountingOutputStream *counter;          /* under ws: bytes that reached the socket */
+  GIOStream                  *stolen;           /* the HTTP connection libsoup gave up */
+
+  /* HTTP stream kinds */
+  SoupServerMessage          *msg;
+  guint                       keepalive_id;
+
+  /* The outgoing queue: cumulative bytes handed over vs. written, and where each frame ends,
+   * so that frames not yet written can be counted too. */
+  guint64                     queued;
+  guint64                     written;
+  GQueue                      frame_ends;       /* of g_new'd guint64 end offsets */
+
+  GHashTable                 *subs;             /* channel id → Subscription */
+  gboolean                    closed;
+};
+
+struct _TocsinRelayHub
+{
+  TocsinRelay *relay;        /* borrowed */
+  GHashTable  *channels;     /* channel id → GPtrArray of Subscription (live and catching up) */
+  GHashTable  *connections;  /* conn id → Connection */
+  guint64      next_conn_id;
+  guint        revalidate_id;
+  gboolean     shutting_down;
+};
+
+/* One message in its four wire forms, each built once on first use. */
+typedef struct
+{
+  gint64  channel_id;
+  gint64  id;
+  GBytes *object;
+  GBytes *app;
+  GBytes *sse;
+  GBytes *ndjson;
+} Frames;
+
+static void subscription_catch_up (Subscription *sub);
+static gboolean hub_revalidate    (gpointer user_data);
+static void connection_close      (Connection *conn, gushort code, const char *reason);
+
+/* ---- Frames ---- */
+
+static GBytes *
+bytes_concat (const char *prefix,
+              GBytes     *middle,
+              const char *suffix)
+{
+  gsize plen = strlen (prefix), slen = strlen (suffix), mlen = 0;
+  const char *mdata = g_bytes_get_data (middle, &mlen);
+  char *data = g_malloc (plen + mlen + slen);
+
+  memcpy (data, prefix, plen);
+  memcpy (data + plen, mdata, mlen);
+  memcpy (data + plen + mlen, suffix, slen);
+  return g_bytes_new_take (data, plen + mlen + slen);
+}
+
+static GBytes *
+frames_get (Frames   *frames,
+            ConnKind  kind)
+{
+  switch (kind)
+    {
+    case KIND_WS:
+      return frames->object;
+    case KIND_APP:
+      if (frames->app == NULL)
+        frames->app = bytes_concat ("{\"type\":\"message\",\"message\":", frames->object, "}");
+      return frames->app;
+    case KIND_SSE:
+      if (frames->sse == NULL)
+        {
+          /* The encoded object has no raw newlines (JSON escapes them), so one data: line. */
+          g_autofree char *prefix = g_strdup_printf ("id: %" G_GINT64_FORMAT "\nevent: message\ndata: ",
+                                                     frames->id);
+
+          frames->sse = bytes_concat (prefix, frames->object, "\n\n");
+        }
+      return frames->sse;
+    case KIND_JSON:
+      if (frames->ndjson == NULL)
+        frames->ndjson = bytes_concat ("", frames->object, "\n");
+      return frames->ndjson;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+frames_clear (Frames *frames)
+{
+  g_clear_pointer (&frames->app, g_bytes_unref);
+  g_clear_pointer (&frames->sse, g_bytes_unref);
+  g_clear_pointer (&frames->ndjson, g_bytes_unref);
+}
+
+static GBytes *
+gap_frame (ConnKind kind,
+           gint64   channel_id,
+           gint64   from,
+           gint64   to)
+{
+  g_autofree char *json = g_strdup_printf ("{\"type\":\"gap\",\"channel\":%" G_GINT64_FORMAT
+                                           ",\"from\":%" G_GINT64_FORMAT ",\"to\":%"
+                                           G_GINT64_FORMAT "}", channel_id, from, to);
+  char *text;
+
+  if (kind == KIND_SSE)
+    text = g_strdup_printf ("event: gap\ndata: %s\n\n", json);
+  else if (kind == KIND_JSON)
+    text = g_strdup_printf ("%s\n", json);
+  else
+    text = g_steal_pointer (&json);
+  return g_bytes_new_take (text, strlen (text));
+}
+
+static GBytes *
+json_frame (JsonObject *object)
+{
+  g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
+  gsize len = 0;
+  char *data = json_to_string (node, FALSE);
+
+  len = strlen (data);
+  return g_bytes_new_take (data, len);
+}
+
+/* ---- Connections ---- */
+
+static Connection *
+connection_ref (Connection *conn)
+{
+  g_atomic_int_inc (&conn->ref_count);
+  return conn;
+}
+
+static void
+subscription_free (gpointer data)
+{
+  Subscription *sub = data;
+
+  g_free (sub->token);
+  g_free (sub);
+}
+
+static void
+connection_unref (Connection *conn)
+{
+  if (!g_atomic_int_dec_and_test (&conn->ref_count))
+    return;
+  g_assert (conn->ws == NULL && conn->msg == NULL);
+  g_hash_table_unref (conn->subs);
+  g_queue_clear_full (&conn->frame_ends, g_free);
+  g_free (conn->peer);
+  g_free (conn);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Connection, connection_unref)
+
+static guint64
+connection_pending_bytes (Connection *conn)
+{
+  /* libsoup's own control frames (pings, pongs) also pass the counter, so written can run a
+   * little ahead of what we queued; the estimate errs towards "less pending" by a few bytes. */
+  return conn->queued > conn->written ? conn->queued - conn->written : 0;
+}
+
+static void
+connection_schedule_catch_up (Connection *conn);
+
+/* Bytes reached the socket: drop finished frames, resume paced replays. */
+static void
+connection_note_written (Connection *conn,
+                         guint64     total)
+{
+  conn->written = total;
+  while (!g_queue_is_empty (&conn->frame_ends) &&
+         *(guint64 *) g_queue_peek_head (&conn->frame_ends) <= conn->written)
+    g_free (g_queue_pop_head (&conn->frame_ends));
+  connection_schedule_catch_up (conn);
+}
+
+static void
+counter_written (guint64  total,
+                 gpointer user_data)
+{
+  connection_note_written (user_data, total);
+}
+
+static gboolean
+connection_below_low_water (Connection *conn)
+{
+  const TocsinRelayConfig *config = &conn->hub->relay->config;
+
+  return connection_pending_bytes (conn) < config->max_queue_bytes / 2 &&
+         g_queue_get_length (&conn->frame_ends) < config->max_queue_frames / 2 + 1;
+}
+
+static gsize
+websocket_header_size (gsize payload)
+{
+  return payload < 126 ? 2 : payload < 65536 ? 4 : 10;
+}
+
+/* Queues @frame on @conn. FALSE when that would pass the connection's cap: the connection is
+ * then closed with 4008 (or its stream ended) and the frame not sent. */
+static gboolean
+connection_send (Connection *conn,
+                 GBytes     *frame)
+{
+  const TocsinRelayConfig *config = &conn->hub->relay->config;
+  gsize len = g_bytes_get_size (frame);
+  gsize wire = len;
+  guint64 *end;
+
+  if (conn->closed)
+    return FALSE;
+
+  if (conn->ws)
+    wire += websocket_header_size (len);
+  if (connection_pending_bytes (conn) + wire > config->max_queue_bytes ||
+      g_queue_get_length (&conn->frame_ends) + 1 > config->max_queue_frames)
+    {
+      g_message ("Subscriber %" G_GUINT64_FORMAT " (%s) fell too far behind; closing it",
+                 conn->id, kind_names[conn->kind]);
+      connection_close (conn, CLOSE_TOO_SLOW, "too slow: reconnect and resume from your cursor");
+      return FALSE;
+    }
+
+  conn->queued += wire;
+  end = g_new (guint64, 1);
+  *end = conn->queued;
+  g_queue_push_tail (&conn->frame_ends, end);
+
+  if (conn->ws)
+    soup_websocket_connection_send_message (conn->ws, SOUP_WEBSOCKET_DATA_TEXT, frame);
+  else
+    {
+      /* The body refs @frame: every HTTP subscriber shares the same bytes. */
+      soup_message_body_append_bytes (soup_server_message_get_response_body (conn->msg), frame);
+      soup_server_message_unpause (conn->msg);
+    }
+  return TRUE;
+}
+
+static void
+subscription_note_presence (Subscription *sub,
+                            gboolean      connected)
+{
+  Connection *conn = sub->conn;
+
+  tocsin_relay_store_note_subscriber (conn->hub->relay->store, sub->channel_id, conn->id,
+                                      kind_names[conn->kind], conn->peer, connected);
+}
+
+static void
+hub_unlink_subscription (TocsinRelayHub *hub,
+                         Subscription   *sub)
+{
+  GPtrArray *subs = g_hash_table_lookup (hub->channels, &sub->channel_id);
+
+  if (subs == NULL)
+    return;
+  g_ptr_array_remove_fast (subs, sub);
+  if (subs->len == 0)
+    g_hash_table_remove (hub->channels, &sub->channel_id);
+}
+
+static void
+connection_remove_subscription (Connection *conn,
+                                gint64      channel_id)
+{
+  Subscription *sub = g_hash_table_lookup (conn->subs, &channel_id);
+
+  if (sub == NULL)
+    return;
+  hub_unlink_subscription (conn->hub, sub);
+  subscription_note_presence (sub, FALSE);
+  g_hash_table_remove (conn->subs, &channel_id);
+}
+
+static Subscription *
+connection_add_subscription (Connection *conn,
+                             gint64      channel_id,
+                             const char *token,
+                             gint64      since)
+{
+  TocsinRelayHub *hub = conn->hub;
+  Subscription *sub = g_new0 (Subscription, 1);
+  GPtrArray *subs;
+  gint64 *key;
+
+  connection_remove_subscription (conn, channel_id);
+
+  sub->conn = conn;
+  sub->channel_id = channel_id;
+  sub->token = g_strdup (token);
+  sub->cursor = since == SINCE_LIVE ? 0 : since;
+  sub->catching_up = since != SINCE_LIVE;
+
+  key = g_new (gint64, 1);
+  *key = channel_id;
+  g_hash_table_insert (conn->subs, key, sub);
+
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  if (subs == NULL)
+    {
+      key = g_new (gint64, 1);
+      *key = channel_id;
+      subs = g_ptr_array_new ();
+      g_hash_table_insert (hub->channels, key, subs);
+    }
+  g_ptr_array_add (subs, sub);
+  subscription_note_presence (sub, TRUE);
+  return sub;
+}
+
+/* Ends every subscription of @conn: no more messages, and it leaves the presence list. */
+static void
+connection_unlink_all (Connection *conn)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, conn->subs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      hub_unlink_subscription (conn->hub, value);
+      subscription_note_presence (value, FALSE);
+      g_hash_table_iter_remove (&iter);
+    }
+}
+
+/* Forgets @conn entirely: subscriptions, presence, the hub's table. Idempotent. */
+static void
+connection_forget (Connection *conn)
+{
+  conn->closed = TRUE;
+  connection_unlink_all (conn);
+  g_clear_handle_id (&conn->keepalive_id, g_source_remove);
+  g_hash_table_remove (conn->hub->connections, &conn->id);
+}
+
+static void
+connection_close (Connection *conn,
+                  gushort     code,
+                  const char *reason)
+{
+  if (conn->closed)
+    return;
+  conn->closed = TRUE;
+  /* At once, not when the peer has acknowledged the close: a closing subscriber gets nothing
+   * more and no longer counts as connected. Callers must not touch its subscriptions after. */
+  connection_unlink_all (conn);
+  if (conn->ws)
+    {
+      if (soup_websocket_connection_get_state (conn->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+        soup_websocket_connection_close (conn->ws, code, reason);
+    }
+  else if (conn->msg)
+    {
+      /* Ends the chunked body; "finished" then forgets the connection. */
+      soup_message_body_complete (soup_server_message_get_response_body (conn->msg));
+      soup_server_message_unpause (conn->msg);
+    }
+}
+
+static Connection *
+hub_add_connection (TocsinRelayHub *hub,
+                    ConnKind        kind,
+                    const char     *peer)
+{
+  Connection *conn = g_new0 (Connection, 1);
+  guint64 *key = g_new (guint64, 1);
+
+  conn->ref_count = 1;
+  conn->hub = hub;
+  conn->id = ++hub->next_conn_id;
+  conn->kind = kind;
+  conn->peer = g_strdup (peer);
+  conn->connected_at_ms = g_get_real_time () / 1000;
+  g_queue_init (&conn->frame_ends);
+  conn->subs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, subscription_free);
+  *key = conn->id;
+  /* The table holds the connection's first reference until it is forgotten. */
+  g_hash_table_insert (hub->connections, key, conn);
+  return conn;
+}
+
+/* ---- Replay ---- */
+
+typedef struct
+{
+  GPtrArray *messages;   /* Frames* */
+  guint      limit;
+} ReplayPage;
+
+static void
+frames_free (gpointer data)
+{
+  Frames *frames = data;
+
+  frames_clear (frames);
+  g_bytes_unref (frames->object);
+  g_free (frames);
+}
+
+static gboolean
+replay_collect (gint64   id,
+                GBytes  *message,
+                gpointer user_data)
+{
+  ReplayPage *page = user_data;
+  Frames *frames = g_new0 (Frames, 1);
+
+  frames->id = id;
+  frames->object = g_bytes_ref (message);
+  g_ptr_array_add (page->messages, frames);
+  return page->messages->len < page->limit;
+}
+
+/* One page of replay for @sub; goes live when the page comes back short. */
+static void
+subscription_catch_up (Subscription *sub)
+{
+  Connection *conn = sub->conn;
+  const TocsinRelayConfig *config = &conn->hub->relay->config;
+  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (frames_free);
+  g_autoptr(GError) error = NULL;
+  ReplayPage page = { messages, REPLAY_PAGE };
+  gint64 gap_from = 0, gap_to = 0;
+  guint room;
+
+  if (!sub->catching_up || conn->closed)
+    return;
+
+  /* Never ask for more than the queue can take, so that a long replay cannot trip the cap. */
+  room = config->max_queue_frames - MIN (config->max_queue_frames,
+                                         g_queue_get_length (&conn->frame_ends));
+  page.limit = MAX (1, MIN (REPLAY_PAGE, room / 2));
+
+  if (!tocsin_relay_store_replay (conn->hub->relay->store, sub->channel_id, sub->cursor,
+                                  replay_collect, &page, &gap_from, &gap_to, &error))
+    {
+      g_message ("Replay for subscriber %" G_GUINT64_FORMAT " failed: %s", conn->id,
+                 error->message);
+      connection_close (conn, CLOSE_INTERNAL, "the relay could not read its store");
+      return;
+    }
+
+  if (gap_from > 0 && gap_to >= gap_from)
+    {
+      g_autoptr(GBytes) gap = gap_frame (conn->kind, sub->channel_id, gap_from, gap_to);
+
+      if (!connection_send (conn, gap))
+        return;
+      sub->cursor = MAX (sub->cursor, gap_to);
+    }
+
+  for (guint i = 0; i < messages->len; i++)
+    {
+      Frames *frames = g_ptr_array_index (messages, i);
+
+      if (frames->id <= sub->cursor)
+        continue;
+      if (!connection_send (conn, frames_get (frames, conn->kind)))
+        return;
+      sub->cursor = frames->id;
+    }
+
+  if (messages->len < page.limit)
+    sub->catching_up = FALSE;
+  else
+    connection_schedule_catch_up (conn);
+}
+
+static gboolean
+catch_up_idle (gpointer user_data)
+{
+  Connection *conn = user_data;
+  GHashTableIter iter;
+  gpointer value;
+  g_autoptr(GPtrArray) pending = g_ptr_array_new ();
+
+  g_hash_table_iter_init (&iter, conn->subs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Subscription *sub = value;
+
+      if (sub->replay_scheduled)
+        {
+          sub->replay_scheduled = FALSE;
+          g_ptr_array_add (pending, sub);
+        }
+    }
+  /* Sending can close the connection, which empties conn->subs: check before each page. */
+  for (guint i = 0; i < pending->len && !conn->closed; i++)
+    subscription_catch_up (g_ptr_array_index (pending, i));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+connection_schedule_catch_up (Connection *conn)
+{
+  GHashTableIter iter;
+  gpointer value;
+  gboolean any = FALSE;
+
+  if (conn->closed || !connection_below_low_water (conn))
+    return;
+  g_hash_table_iter_init (&iter, conn->subs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Subscription *sub = value;
+
+      if (sub->catching_up && !sub->replay_scheduled)
+        {
+          sub->replay_scheduled = TRUE;
+          any = TRUE;
+        }
+    }
+  /* From an idle, not from inside a write: libsoup may be in the middle of its queue. */
+  if (any)
+    g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, catch_up_idle, connection_ref (conn),
+                     (GDestroyNotify) connection_unref);
+}
+
+/* ---- Since ---- */
+
+static gboolean
+parse_since (const char *text,
+             gint64     *since)
+{
+  guint64 value;
+  char *end = NULL;
+
+  if (text == NULL)
+    {
+      *since = SINCE_LIVE;
+      return TRUE;
+    }
+  if (g_str_equal (text, "all"))
+    {
+      *since = SINCE_ALL;
+      return TRUE;
+    }
+  if (!g_ascii_isdigit (*text))
+    return FALSE;
+  value = g_ascii_strtoull (text, &end, 10);
+  if (*end != '\0' || value > G_MAXINT64 / 2)
+    return FALSE;
+  *since = (gint64) value;
+  return TRUE;
+}
+
+static char *
+query_since (SoupServerMessage *msg)
+{
+  const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+  g_autoptr(GHashTable) form = NULL;
+
+  if (query == NULL)
+    return NULL;
+  form = soup_form_decode (query);
+  return g_strdup (g_hash_table_lookup (form, "since"));
+}
+
+/* ---- WebSocket plumbing ---- */
+
+typedef struct
+{
+  TocsinRelayHub     *hub;
+  TocsinRelayChannel *channel;   /* NULL for /v1/ws */
+  gint64              since;
+  char               *peer;
+} Upgrade;
+
+static void
+upgrade_free (gpointer  data,
+              GClosure *closure)
+{
+  Upgrade *upgrade = data;
+
+  g_clear_pointer (&upgrade->channel, tocsin_relay_channel_unref);
+  g_free (upgrade->peer);
+  g_free (upgrade);
+}
+
+static void
+websocket_closed (SoupWebsocketConnection *ws,
+                  gpointer                 user_data)
+{
+  Connection *conn = user_data;
+
+  tocsin_counting_output_stream_set_func (conn->counter, NULL, NULL);
+  if (conn->stolen)
+    g_io_stream_close_async (conn->stolen, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_clear_object (&conn->stolen);
+  g_clear_object (&conn->counter);
+  g_signal_handlers_disconnect_by_data (ws, conn);
+  g_clear_object (&conn->ws);
+  connection_forget (conn);
+}
+
+static void
+app_send_json (Connection *conn,
+               JsonObject *object)
+{
+  g_autoptr(GBytes) frame = json_frame (object);
+
+  connection_send (conn, frame);
+}
+
+static void
+app_send_error (Connection *conn,
+                const char *token,
+                const char *code,
+                const char *sentence)
+{
+  g_autoptr(JsonObject) object = json_object_new ();
+
+  json_object_set_string_member (object, "type", "error");
+  if (token)
+    json_object_set_string_member (object, "token", token);
+  json_object_set_string_member (object, "code", code);
+  json_object_set_string_member (object, "error", sentence);
+  app_send_json (conn, object);
+}
+
+static gboolean
+app_since_from_node (JsonNode *node,
+                     gint64   *since)
+{
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    {
+      *since = SINCE_LIVE;
+      return TRUE;
+    }
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_strcmp0 (json_node_get_string (node), "all") == 0 &&
+           (*since = SINCE_ALL, TRUE);
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_INT64 &&
+      json_node_get_int (node) >= 0)
+    {
+      *since = json_node_get_int (node);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static void
+app_subscribe (Connection *conn,
+               JsonObject *frame)
+{
+  TocsinRelayHub *hub = conn->hub;
+  const char *token = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(JsonObject) reply = NULL;
+  JsonObject *info;
+  Subscription *sub;
+  gint64 since;
+
+  if (json_object_has_member (frame, "token") &&
+      JSON_NODE_HOLDS_VALUE (json_object_get_member (frame, "token")) &&
+      json_node_get_value_type (json_object_get_member (frame, "token")) == G_TYPE_STRING)
+    token = json_object_get_string_member (frame, "token");
+  if (token == NULL)
+    {
+      app_send_error (conn, NULL, "bad-request",
+                      _("A subscribe frame needs the channel’s subscribe token in \"token\"."));
+      return;
+    }
+  if (!app_since_from_node (json_object_get_member (frame, "since"), &since))
+    {
+      app_send_error (conn, token, "bad-request",
+                      _("\"since\" must be the last message id you have, null, or \"all\"."));
+      return;
+    }
+  channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
+  if (channel == NULL)
+    {
+      app_send_error (conn, token, "unknown-token",
+                      _("No channel has this subscribe token; it may have been rotated or the "
+                        "channel deleted. Ask its owner for the new subscribe link."));
+      return;
+    }
+  if (!g_hash_table_contains (conn->subs, &channel->id) &&
+      g_hash_table_size (conn->subs) >= MAX_APP_SUBSCRIPTIONS)
+    {
+      app_send_error (conn, token, "too-many",
+                      _("This connection has too many channels; open another one."));
+      return;
+    }
+
+  reply = json_object_new ();
+  info = json_object_new ();
+  json_object_set_string_member (reply, "type", "subscribed");
+  json_object_set_string_member (reply, "token", token);
+  json_object_set_int_member (info, "id", channel->id);
+  json_object_set_string_member (info, "name", channel->name ? channel->name : "");
+  json_object_set_string_member (info, "description",
+                                 channel->description ? channel->description : "");
+  json_object_set_object_member (reply, "channel", info);
+  json_object_set_int_member (reply, "lastId", channel->last_id);
+  app_send_json (conn, reply);
+  if (conn->closed)
+    return;
+
+  /* Registered and replayed in this same main-loop turn: no publish falls in between. */
+  sub = connection_add_subscription (conn, channel->id, token, since);
+  subscription_catch_up (sub);
+}
+
+static void
+app_unsubscribe (Connection *conn,
+                 JsonObject *frame)
+{
+  const char *token = NULL;
+  GHashTableIter iter;
+  gpointer value;
+  gint64 channel_id = 0;
+  gboolean found = FALSE;
+
+  if (json_object_has_member (frame, "token") &&
+      JSON_NODE_HOLDS_VALUE (json_object_get_member (frame, "token")) &&
+      json_node_get_value_type (json_object_get_member (frame, "token")) == G_TYPE_STRING)
+    token = json_object_get_string_member (frame, "token");
+  if (token == NULL)
+    {
+      app_send_error (conn, NULL, "bad-request",
+                      _("An unsubscribe frame needs the subscribe token in \"token\"."));
+      return;
+    }
+  g_hash_table_iter_init (&iter, conn->subs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Subscription *sub = value;
+
+      if (sub->token && g_str_equal (sub->token, token))
+        {
+          channel_id = sub->channel_id;
+          found = TRUE;
+          break;
+        }
+    }
+  if (found)
+    connection_remove_subscription (conn, channel_id);
+}
+
+static void
+app_message (SoupWebsocketConnection *ws,
+             gint                     type,
+             GBytes                  *message,
+             gpointer                 user_data)
+{
+  Connection *conn = user_data;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  gsize len = 0;
+  const char *data = g_bytes_get_data (message, &len);
+  JsonObject *frame;
+  const char *frame_type = NULL;
+
+  if (conn->closed)
+    return;
+  if (type != SOUP_WEBSOCKET_DATA_TEXT || !g_utf8_validate (data, len, NULL) ||
+      !json_parser_load_from_data (parser, data, len, NULL) ||
+      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      connection_close (conn, CLOSE_POLICY, "frames must be JSON objects in text frames");
+      return;
+    }
+  frame = json_node_get_object (json_parser_get_root (parser));
+  if (json_object_has_member (frame, "type") &&
+      JSON_NODE_HOLDS_VALUE (json_object_get_member (frame, "type")) &&
+      json_node_get_value_type (json_object_get_member (frame, "type")) == G_TYPE_STRING)
+    frame_type = json_object_get_string_member (frame, "type");
+
+  if (g_strcmp0 (frame_type, "subscribe") == 0)
+    app_subscribe (conn, frame);
+  else if (g_strcmp0 (frame_type, "unsubscribe") == 0)
+    app_unsubscribe (conn, frame);
+  else
+    connection_close (conn, CLOSE_POLICY, "unknown frame type");
+}
+
+static void
+channel_ws_message (SoupWebsocketConnection *ws,
+                    gint                     type,
+                    GBytes                  *message,
+                    gpointer                 user_data)
+{
+  /* /s/…/ws is one way; whatever the client sends is ignored. */
+}
+
+static void
+websocket_upgraded (SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  Upgrade *upgrade = user_data;
+  TocsinRelayHub *hub = upgrade->hub;
+  g_autoptr(GIOStream) stolen = NULL;
+  g_autoptr(GOutputStream) counter = NULL;
+  g_autoptr(GIOStream) wrapped = NULL;
+  Connection *conn;
+  GSocket *socket;
+
+  socket = tocsin_relay_server_get_socket (msg);
+  if (socket)
+    {
+      /* Keepalive pings every 30 s; a peer silent for 90 s (no pong either) times out. */
+      g_socket_set_timeout (socket, MAX (DEAD_PEER_SECONDS,
+                                         hub->relay->config.idle_timeout));
+    }
+
+  stolen = soup_server_message_steal_connection (msg);
+  counter = tocsin_counting_output_stream_new (g_io_stream_get_output_stream (stolen));
+  wrapped = g_simple_io_stream_new (g_io_stream_get_input_stream (stolen), counter);
+
+  conn = hub_add_connection (hub, upgrade->channel ? KIND_WS : KIND_APP, upgrade->peer);
+  conn->stolen = g_steal_pointer (&stolen);
+  conn->counter = TOCSIN_COUNTING_OUTPUT_STREAM (g_object_ref (counter));
+  /* No extensions: permessage-deflate would cost CPU and memory per subscriber per frame. */
+  conn->ws = soup_websocket_connection_new (wrapped, soup_server_message_get_uri (msg),
+                                            SOUP_WEBSOCKET_CONNECTION_SERVER,
+                                            soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                                          "Origin"),
+                                            NULL, NULL);
+  soup_websocket_connection_set_max_incoming_payload_size (conn->ws, MAX_CLIENT_FRAME);
+  soup_websocket_connection_set_keepalive_interval (conn->ws, KEEPALIVE_SECONDS);
+  tocsin_counting_output_stream_set_func (conn->counter, counter_written, conn);
+  g_signal_connect (conn->ws, "closed", G_CALLBACK (websocket_closed), conn);
+  g_signal_connect (conn->ws, "message",
+                    G_CALLBACK (conn->kind == KIND_APP ? app_message : channel_ws_message), conn);
+
+  if (hub->shutting_down)
+    {
+      connection_close (conn, CLOSE_GOING_AWAY, "relay shutting down");
+      return;
+    }
+  if (upgrade->channel)
+    {
+      Subscription *sub = connection_add_subscription (conn, upgrade->channel->id,
+                                                       upgrade->channel->subscribe_token,
+                                                       upgrade->since);
+
+      subscription_catch_up (sub);
+    }
+}
+
+static gboolean
+begin_websocket (TocsinRelayHub     *hub,
+                 SoupServerMessage  *msg,
+                 TocsinRelayChannel *channel,
+                 gint64              since)
+{
+  g_autoptr(GError) error = NULL;
+  Upgrade *upgrade;
+
+  if (!soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, &error))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("This URL speaks WebSocket; connect with a WebSocket "
+                                         "client (ws:// or wss://)."));
+      return FALSE;
+    }
+  if (!soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("The WebSocket handshake was not valid."));
+      return FALSE;
+    }
+  upgrade = g_new0 (Upgrade, 1);
+  upgrade->hub = hub;
+  upgrade->channel = channel ? tocsin_relay_channel_ref (channel) : NULL;
+  upgrade->since = since;
+  upgrade->peer = tocsin_relay_server_peer_string (msg);
+  g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (websocket_upgraded), upgrade,
+                         upgrade_free, 0);
+  return TRUE;
+}
+
+/* ---- HTTP streams (SSE, NDJSON) ---- */
+
+static void
+stream_finished (SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  Connection *conn = user_data;
+
+  g_signal_handlers_disconnect_by_data (msg, conn);
+  g_clear_handle_id (&conn->keepalive_id, g_source_remove);
+  g_clear_object (&conn->msg);
+  connection_forget (conn);
+}
+
+static void
+stream_wrote_body_data (SoupServerMessage *msg,
+                        guint              chunk_size,
+                        gpointer           user_data)
+{
+  Connection *conn = user_data;
+
+  connection_note_written (conn, conn->written + chunk_size);
+}
+
+static gboolean
+stream_keepalive (gpointer user_data)
+{
+  Connection *conn = user_data;
+  static GBytes *sse_comment, *blank_line;
+
+  if (sse_comment == NULL)
+    {
+      sse_comment = g_bytes_new_static (": keepalive\n\n", strlen (": keepalive\n\n"));
+      blank_line = g_bytes_new_static ("\n", 1);
+    }
+  /* Also how a vanished client is noticed: libsoup only sees the socket fail on a write. */
+  connection_send (conn, conn->kind == KIND_SSE ? sse_comment : blank_line);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+begin_http_stream (TocsinRelayHub     *hub,
+                   SoupServerMessage  *msg,
+                   TocsinRelayChannel *channel,
+                   ConnKind            kind,
+                   gint64              since)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  g_autofree char *peer = tocsin_relay_server_peer_string (msg);
+  Connection *conn;
+  Subscription *sub;
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
+  soup_message_headers_replace (headers, "Content-Type",
+                                kind == KIND_SSE ? "text/event-stream; charset=utf-8"
+                                                 : "application/x-ndjson; charset=utf-8");
+  soup_message_headers_replace (headers, "Cache-Control", "no-store");
+  /* Proxies such as nginx would otherwise hold the stream back. */
+  soup_message_headers_replace (headers, "X-Accel-Buffering", "no");
+  soup_message_body_set_accumulate (soup_server_message_get_response_body (msg), FALSE);
+
+  conn = hub_add_connection (hub, kind, peer);
+  conn->msg = g_object_ref (msg);
+  g_signal_connect (msg, "finished", G_CALLBACK (stream_finished), conn);
+  g_signal_connect (msg, "wrote-body-data", G_CALLBACK (stream_wrote_body_data), conn);
+  conn->keepalive_id = g_timeout_add_seconds (KEEPALIVE_SECONDS, stream_keepalive, conn);
+
+  if (kind == KIND_SSE)
+    {
+      static const char retry[] = "retry: 3000\n\n";
+      g_autoptr(GBytes) frame = g_bytes_new_static (retry, strlen (retry));
+
+      connection_send (conn, frame);
+    }
+
+  if (hub->shutting_down)
+    {
+      connection_close (conn, CLOSE_GOING_AWAY, NULL);
+      return;
+    }
+  sub = connection_add_subscription (conn, channel->id, channel->subscribe_token, since);
+  subscription_catch_up (sub);
+}
+
+/* ---- Public ---- */
+
+TocsinRelayHub *
+tocsin_relay_hub_new (TocsinRelay *relay)
+{
+  TocsinRelayHub *hub = g_new0 (TocsinRelayHub, 1);
+
+  hub->relay = relay;
+  hub->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                         (GDestroyNotify) g_ptr_array_unref);
+  hub->connections = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                            (GDestroyNotify) connection_unref);
+  hub->revalidate_id = g_timeout_add_seconds (REVALIDATE_SECONDS, hub_revalidate, hub);
+  return hub;
+}
+
+void
+tocsin_relay_hub_free (TocsinRelayHub *hub)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_autoptr(GPtrArray) conns = g_ptr_array_new_with_free_func ((GDestroyNotify) connection_unref);
+
+  if (hub == NULL)
+    return;
+
+  g_clear_handle_id (&hub->revalidate_id, g_source_remove);
+  g_hash_table_iter_init (&iter, hub->connections);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (conns, connection_ref (value));
+  for (guint i = 0; i < conns->len; i++)
+    {
+      Connection *conn = g_ptr_array_index (conns, i);
+
+      if (conn->ws)
+        {
+          tocsin_counting_output_stream_set_func (conn->counter, NULL, NULL);
+          g_signal_handlers_disconnect_by_data (conn->ws, conn);
+          if (conn->stolen)
+            g_io_stream_close (conn->stolen, NULL, NULL);
+          g_clear_object (&conn->stolen);
+          g_clear_object (&conn->counter);
+          g_clear_object (&conn->ws);
+        }
+      if (conn->msg)
+        {
+          g_signal_handlers_disconnect_by_data (conn->msg, conn);
+          g_clear_object (&conn->msg);
+        }
+      connection_forget (conn);
+    }
+  g_hash_table_unref (hub->connections);
+  g_hash_table_unref (hub->channels);
+  g_free (hub);
+}
+
+void
+tocsin_relay_hub_publish (TocsinRelayHub *hub,
+                          gint64          channel_id,
+                          gint64          id,
+                          GBytes         *message)
+{
+  GPtrArray *subs;
+  Frames frames = { channel_id, id, message, NULL, NULL, NULL };
+  g_autoptr(GPtrArray) snapshot = NULL;
+
+  g_return_if_fail (hub != NULL);
+  g_return_if_fail (message != NULL);
+
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  if (subs == NULL)
+    return;
+
+  /* Sending can close a connection (its cap) and so unlink subscriptions: walk a snapshot of
+   * the connections, holding a reference to each, and look each subscription up again. */
+  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
+  for (guint i = 0; i < subs->len; i++)
+    g_ptr_array_add (snapshot, connection_ref (((Subscription *) g_ptr_array_index (subs, i))->conn));
+
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Connection *conn = g_ptr_array_index (snapshot, i);
+      Subscription *sub;
+
+      if (conn->closed)
+        continue;
+      sub = g_hash_table_lookup (conn->subs, &channel_id);
+      /* While catching up, the next replay page reads this message from the store. */
+      if (sub == NULL || sub->catching_up || id <= sub->cursor)
+        continue;
+      if (connection_send (conn, frames_get (&frames, conn->kind)))
+        sub->cursor = id;
+    }
+  frames_clear (&frames);
+}
+
+/* Ends the subscriptions of @channel_id opened with a token other than @current_token (all of
+ * them when it is NULL). */
+static void
+hub_end_subscriptions (TocsinRelayHub *hub,
+                       gint64          channel_id,
+                       const char     *current_token,
+                       const char     *reason)
+{
+  GPtrArray *subs;
+  g_autoptr(GPtrArray) snapshot = NULL;
+
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  if (subs == NULL)
+    return;
+  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
+  for (guint i = 0; i < subs->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (subs, i);
+
+      if (current_token && sub->token && tocsin_token_equal (sub->token, current_token))
+        continue;
+      g_ptr_array_add (snapshot, connection_ref (sub->conn));
+    }
+
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Connection *conn = g_ptr_array_index (snapshot, i);
+
+      if (conn->closed)
+        continue;
+      connection_remove_subscription (conn, channel_id);
+      if (conn->kind == KIND_APP)
+        {
+          g_autoptr(JsonObject) frame = json_object_new ();
+
+          json_object_set_string_member (frame, "type", "closed");
+          json_object_set_int_member (frame, "channel", channel_id);
+          json_object_set_string_member (frame, "reason", reason ? reason : "closed");
+          app_send_json (conn, frame);
+        }
+      else
+        connection_close (conn, CLOSE_GONE, reason ? reason : "closed");
+    }
+}
+
+void
+tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
+                                gint64          channel_id,
+                                const char     *reason)
+{
+  g_return_if_fail (hub != NULL);
+
+  hub_end_subscriptions (hub, channel_id, NULL, reason);
+}
+
+static gboolean
+hub_revalidate (gpointer user_data)
+{
+  TocsinRelayHub *hub = user_data;
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, hub->channels);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_array_append_val (ids, *(gint64 *) key);
+  for (guint i = 0; i < ids->len; i++)
+    {
+      gint64 id = g_array_index (ids, gint64, i);
+      g_autoptr(TocsinRelayChannel) channel = tocsin_relay_store_find_by_id (hub->relay->store, id);
+
+      if (channel == NULL)
+        hub_end_subscriptions (hub, id, NULL, "deleted");
+      else
+        hub_end_subscriptions (hub, id, channel->subscribe_token, "rotated");
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+JsonArray *
+tocsin_relay_hub_list_subscribers (TocsinRelayHub *hub,
+                                   gint64          channel_id)
+{
+  JsonArray *array = json_array_new ();
+  GPtrArray *subs;
+
+  g_return_val_if_fail (hub != NULL, array);
+
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  for (guint i = 0; subs && i < subs->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (subs, i);
+      JsonObject *object = json_object_new ();
+      g_autofree char *time = tocsin_format_time_ms (sub->conn->connected_at_ms);
+
+      json_object_set_string_member (object, "kind", kind_names[sub->conn->kind]);
+      json_object_set_string_member (object, "peer", sub->conn->peer);
+      json_object_set_string_member (object, "connectedAt", time);
+      json_array_add_object_element (array, object);
+    }
+  return array;
+}
+
+guint
+tocsin_relay_hub_count_connections (TocsinRelayHub *hub)
+{
+  g_return_val_if_fail (hub != NULL, 0);
+
+  return g_hash_table_size (hub->connections);
+}
+
+void
+tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
+                                SoupServerMessage     *msg,
+                                const char            *token,
+                                TocsinRelayStreamKind  kind)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autofree char *since_text = NULL;
+  gint64 since = SINCE_LIVE;
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+                                    "GET");
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                       _("Streams are read with GET."));
+      return;
+    }
+
+  since_text = query_since (msg);
+  if (kind == TOCSIN_RELAY_STREAM_SSE)
+    {
+      /* An EventSource reconnecting names the last event it saw; that is newer than the
+       * since= in the URL it was first opened with. */
+      const char *last = soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                       "Last-Event-ID");
+
+      if (last && *last)
+        {
+          g_free (since_text);
+          since_text = g_strdup (last);
+        }
+    }
+  if (!parse_since (since_text, &since))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("since must be a message id (a whole number) or "
+                                         "“all”."));
+      return;
+    }
+
+  channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
+  if (channel == NULL)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                       _("No channel has this subscribe link. It may have been "
+                                         "rotated or the channel deleted; ask its owner for the "
+                                         "new link."));
+      return;
+    }
+  if (hub->shutting_down)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay is shutting down; try again in a moment."));
+      return;
+    }
+
+  switch (kind)
+    {
+    case TOCSIN_RELAY_STREAM_WS:
+      begin_websocket (hub, msg, channel, since);
+      break;
+    case TOCSIN_RELAY_STREAM_SSE:
+      begin_http_stream (hub, msg, channel, KIND_SSE, since);
+      break;
+    case TOCSIN_RELAY_STREAM_JSON:
+      begin_http_stream (hub, msg, channel, KIND_JSON, since);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+void
+tocsin_relay_hub_handle_app (TocsinRelayHub    *hub,
+                             SoupServerMessage *msg)
+{
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_GET)
+    {
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+                                    "GET");
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                       _("The app socket is opened with a WebSocket GET."));
+      return;
+    }
+  if (hub->shutting_down)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay is shutting down; try again in a moment."));
+      return;
+    }
+  begin_websocket (hub, msg, NULL, SINCE_LIVE);
+}
+
+void
+tocsin_relay_hub_shutdown (TocsinRelayHub *hub)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_autoptr(GPtrArray) conns = g_ptr_array_new_with_free_func ((GDestroyNotify) connection_unref);
+
+  g_return_if_fail (hub != NULL);
+
+  hub->shutting_down = TRUE;
+  g_hash_table_iter_init (&iter, hub->connections);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (conns, connection_ref (value));
+  for (guint i = 0; i < conns->len; i++)
+    connection_close (g_ptr_array_index (conns, i), CLOSE_GOING_AWAY, "relay shutting down");
+}

@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-server.c: `tocsin-relay serve`.
+ *
+ * The relay accepts connections itself instead of letting SoupServer listen, for three reasons
+ * libsoup 3.2 gives no other handle on: a listen backlog big enough for a burst of thousands of
+ * reconnecting subscribers, a connection cap that refuses cleanly (503 with a JSON sentence)
+ * before any work is done, and an idle timeout (GSocket's timeout, which libsoup's server never
+ * sets). Accepted sockets go to soup_server_accept_iostream().
+ */
+#define G_LOG_DOMAIN "tocsin-relay"
+
+#include "config.h"
+
+#include <glib-unix.h>
+#include <glib/gi18n.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tocsin-relay-config.h"
+#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-hub.h"
+#include "tocsin-relay-page.h"
+#include "tocsin-relay-server.h"
+#include "tocsin-relay-store.h"
+
+#define SOCKET_KEY         "tocsin-relay-socket"
+#define SWEEP_SECONDS      10
+#define MAX_LINGERING      64
+#define LINGER_SECONDS     2
+#define SHUTDOWN_SECONDS   3
+
+typedef struct
+{
+  TocsinRelay             relay;
+  TocsinRelayServeConfig  config;
+  GPtrArray              *listeners;   /* GSocket */
+  GPtrArray              *sources;     /* GSource, one per listener */
+  GPtrArray              *urls;        /* char*, "http://HOST:PORT" per listener */
+  GHashTable             *sockets;     /* accepted GSocket → itself, while open */
+  guint                   lingering;   /* refused sockets being drained */
+  guint                   sweep_id;
+  GMainLoop              *loop;
+  gboolean                stopping;
+  gint64                  stop_deadline;
+} Server;
+
+/* ---- Replies ---- */
+
+void
+tocsin_relay_server_reply_json (SoupServerMessage *msg,
+                                guint              status,
+                                JsonObject        *object)
+{
+  g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
+  gsize len;
+  char *data = json_to_string (node, FALSE);
+
+  len = strlen (data);
+  soup_server_message_set_status (msg, status, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
+                                "no-store");
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, data, len);
+}
+
+void
+tocsin_relay_server_reply_error (SoupServerMessage *msg,
+                                 guint              status,
+                                 const char        *sentence)
+{
+  g_autoptr(JsonObject) object = json_object_new ();
+
+  json_object_set_string_member (object, "error", sentence);
+  tocsin_relay_server_reply_json (msg, status, object);
+}
+
+static char *
+address_string (GSocketAddress *address)
+{
+  GInetAddress *inet;
+  g_autofree char *host = NULL;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return g_strdup ("unknown");
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+  host = g_inet_address_to_string (inet);
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("[%s]:%u", host,
+                            g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+  return g_strdup_printf ("%s:%u", host,
+                          g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address)));
+}
+
+char *
+tocsin_relay_server_peer_string (SoupServerMessage *msg)
+{
+  return address_string (soup_server_message_get_remote_address (msg));
+}
+
+GSocket *
+tocsin_relay_server_get_socket (SoupServerMessage *msg)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+
+  /* soup_server_accept_iostream() keeps the very address object we gave it. */
+  return remote ? g_object_get_data (G_OBJECT (remote), SOCKET_KEY) : NULL;
+}
+
+gboolean
+tocsin_relay_server_wants_json (SoupServerMessage *msg)
+{
+  const char *accept = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                                      "Accept");
+  g_autoptr(GSList) types = NULL;
+  gboolean json = FALSE;
+
+  if (accept == NULL)
+    return FALSE;
+  /* Good enough for the two clients that matter: scripts ask for application/json, browsers
+   * list text/html first. */
+  types = soup_header_parse_quality_list (accept, NULL);
+  for (GSList *l = types; l; l = l->next)
+    {
+      if (g_ascii_strcasecmp (l->data, "text/html") == 0)
+        break;
+      if (g_ascii_strcasecmp (l->data, "application/json") == 0)
+        {
+          json = TRUE;
+          break;
+        }
+    }
+  g_slist_free_full (g_steal_pointer (&types), g_free);
+  return json;
+}
+
+/* ---- Routing ---- */
+
+static gboolean
+is_token_segment (const char *segment)
+{
+  if (*segment == '\0')
+    return FALSE;
+  for (const char *p = segment; *p; p++)
+    if (!g_ascii_isalnum (*p) && *p != '-' && *p != '_')
+      return FALSE;
+  return TRUE;
+}
+
+static void
+route (SoupServer        *soup_server,
+       SoupServerMessage *msg,
+       const char        *path,
+       GHashTable        *query,
+       gpointer           user_data)
+{
+  Server *server = user_data;
+  TocsinRelay *relay = &server->relay;
+
+  if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3))
+    {
+      tocsin_relay_ingest_handle (relay, msg, path + 3);
+      return;
+    }
+  if (g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/"))
+    {
+      tocsin_relay_api_handle (relay, msg, path);
+      return;
+    }
+  if (g_str_equal (path, "/v1/ws"))
+    {
+      tocsin_relay_hub_handle_app (relay->hub, msg);
+      return;
+    }
+  if (g_str_has_prefix (path, "/s/"))
+    {
+      g_auto(GStrv) parts = g_strsplit (path + 3, "/", 3);
+
+      if (parts[0] && is_token_segment (parts[0]))
+        {
+          if (parts[1] == NULL)
+            {
+              tocsin_relay_page_handle (relay, msg, parts[0]);
+              return;
+            }
+          if (parts[2] == NULL)
+            {
+              if (g_str_equal (parts[1], "ws"))
+                {
+                  tocsin_relay_hub_handle_stream (relay->hub, msg, parts[0],
+                                                  TOCSIN_RELAY_STREAM_WS);
+                  return;
+                }
+              if (g_str_equal (parts[1], "sse"))
+                {
+                  tocsin_relay_hub_handle_stream (relay->hub, msg, parts[0],
+                                                  TOCSIN_RELAY_STREAM_SSE);
+                  return;
+                }
+              if (g_str_equal (parts[1], "json"))
+                {
+                  tocsin_relay_hub_handle_stream (relay->hub, msg, parts[0],
+                                                  TOCSIN_RELAY_STREAM_JSON);
+                  return;
+                }
+            }
+        }
+    }
+  if (g_str_equal (path, "/") && (soup_server_message_get_method (msg) == SOUP_METHOD_GET ||
+                                  soup_server_message_get_method (msg) == SOUP_METHOD_HEAD))
+    {
+      g_autoptr(JsonObject) object = json_object_new ();
+
+      json_object_set_string_member (object, "name", "tocsin-relay");
+      json_object_set_string_member (object, "version", PACKAGE_VERSION);
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, object);
+      return;
+    }
+
+  tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                   _("Nothing is here. Webhooks go to /t/TRIGGER_TOKEN and "
+                                     "subscribers read /s/SUBSCRIBE_TOKEN."));
+}
+
+/* ---- Accepting ---- */
+
+static void
+sweep_closed (Server *server)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, server->sockets);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    if (g_socket_is_closed (key))
+      g_hash_table_iter_remove (&iter);
+}
+
+static gboolean
+sweep_timeout (gpointer user_data)
+{
+  sweep_closed (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+typedef struct
+{
+  Server  *server;
+  GSocket *socket;
+  GSource *source;
+} Linger;
+
+static void
+linger_finish (Linger *linger)
+{
+  g_socket_close (linger->socket, NULL);
+  g_source_destroy (linger->source);
+  g_source_unref (linger->source);
+  g_object_unref (linger->socket);
+  linger->server->lingering--;
+  g_free (linger);
+}
+
+static gboolean
+linger_readable (GSocket      *socket,
+                 GIOCondition  condition,
+                 gpointer      user_data)
+{
+  Linger *linger = user_data;
+  char buffer[4096];
+
+  /* Drain the request we will never read, so that closing does not send a reset that would
+   * destroy our 503 before the client reads it. EOF, an error or the timeout ends it. */
+  for (guint i = 0; i < 16; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_receive (socket, buffer, sizeof buffer, NULL, &error);
+
+      if (n > 0)
+        continue;
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return G_SOURCE_CONTINUE;
+      linger_finish (linger);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+refuse (Server  *server,
+        GSocket *socket)
+{
+  g_autofree char *body = NULL;
+  g_autofree char *response = NULL;
+  g_autoptr(JsonObject) object = json_object_new ();
+  g_autoptr(JsonNode) node = NULL;
+  Linger *linger;
+
+  json_object_set_string_member (object, "error",
+                                 _("The relay has as many connections as it may take; try again "
+                                   "in a few seconds."));
+  node = json_node_init_object (json_node_alloc (), object);
+  body = json_to_string (node, FALSE);
+  response = g_strdup_printf ("HTTP/1.1 503 Service Unavailable\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n"
+                              "Retry-After: 5\r\n"
+                              "Connection: close\r\n"
+                              "\r\n%s", strlen (body), body);
+  /* A fresh socket's send buffer takes this at once; if not, the client gets a bare close. */
+  g_socket_send (socket, response, strlen (response), NULL, NULL);
+  g_socket_shutdown (socket, FALSE, TRUE, NULL);
+
+  if (server->lingering >= MAX_LINGERING)
+    {
+      g_socket_close (socket, NULL);
+      return;
+    }
+  server->lingering++;
+  linger = g_new0 (Linger, 1);
+  linger->server = server;
+  linger->socket = g_object_ref (socket);
+  g_socket_set_timeout (socket, LINGER_SECONDS);
+  linger->source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
+  g_source_set_callback (linger->source, G_SOURCE_FUNC (linger_readable), linger, NULL);
+  g_source_attach (linger->source, NULL);
+}
+
+static void
+accept_one (Server  *server,
+            GSocket *socket)
+{
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GSocketAddress) local = NULL;
+  g_autoptr(GSocketAddress) remote = NULL;
+  guint max = server->relay.config.max_connections;
+
+  g_socket_set_blocking (socket, FALSE);
+  if (g_hash_table_size (server->sockets) >= max)
+    sweep_closed (server);
+  if (g_hash_table_size (server->sockets) >= max || server->stopping)
+    {
+      refuse (server, socket);
+      return;
+    }
+
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
+  g_socket_set_timeout (socket, server->relay.config.idle_timeout);
+  local = g_socket_get_local_address (socket, NULL);
+  remote = g_socket_get_remote_address (socket, NULL);
+  if (remote == NULL)
+    {
+      /* The peer left between accept() and now. */
+      g_socket_close (socket, NULL);
+      return;
+    }
+  g_object_set_data_full (G_OBJECT (remote), SOCKET_KEY, g_object_ref (socket), g_object_unref);
+  g_hash_table_add (server->sockets, g_object_ref (socket));
+
+  connection = g_socket_connection_factory_create_connection (socket);
+  soup_server_accept_iostream (server->relay.server, G_IO_STREAM (connection), local, remote,
+                               NULL);
+}
+
+static gboolean
+listener_ready (GSocket      *listener,
+                GIOCondition  condition,
+                gpointer      user_data)
+{
+  Server *server = user_data;
+
+  /* Bounded, so that a flood of connections cannot starve the streams already open. */
+  for (guint i = 0; i < 256; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) socket = g_socket_accept (listener, NULL, &error);
+
+      if (socket == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_message ("accept() failed: %s", error->message);
+          break;
+        }
+      accept_one (server, socket);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+parse_listen (const char       *text,
+              GInetAddress    **address,
+              guint16          *port,
+              GError          **error)
+{
+  g_autofree char *host = NULL;
+  const char *port_text;
+  guint64 value;
+  char *end = NULL;
+
+  if (text[0] == '[')
+    {
+      const char *close = strchr (text, ']');
+
+      if (close == NULL || close[1] != ':')
+        goto bad;
+      host = g_strndup (text + 1, close - text - 1);
+      port_text = close + 2;
+    }
+  else
+    {
+      const char *colon = strrchr (text, ':');
+
+      if (colon == NULL || strchr (text, ':') != colon)
+        goto bad;
+      host = g_strndup (text, colon - text);
+      port_text = colon + 1;
+    }
+  if (!g_ascii_isdigit (*port_text))
+    goto bad;
+  value = g_ascii_strtoull (port_text, &end, 10);
+  if (*end != '\0' || value > 65535)
+    goto bad;
+  *port = (guint16) value;
+
+  if (*host == '\0' || g_str_equal (host, "*"))
+    *address = g_inet_address_new_any (G_SOCKET_FAMILY_IPV4);
+  else if (g_str_equal (host, "localhost"))
+    *address = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  else
+    *address = g_inet_address_new_from_string (host);
+  if (*address == NULL)
+    goto bad;
+  if (text[0] == '[' && g_inet_address_get_family (*address) != G_SOCKET_FAMILY_IPV6)
+    {
+      g_clear_object (address);
+      goto bad;
+    }
+  return TRUE;
+
+bad:
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               _("--listen takes an IP address and a port, such as 127.0.0.1:8080, "
+                 "0.0.0.0:8080 or [::1]:8080, not “%s”."), text);
+  return FALSE;
+}
+
+static gboolean
+server_listen (Server      *server,
+               const char  *text,
+               gboolean    *loopback,
+               GError     **error)
+{
+  g_autoptr(GInetAddress) address = NULL;
+  g_autoptr(GSocketAddress) bind_address = NULL;
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GSocketFamily family;
+  GSource *source;
+  guint16 port = 0;
+
+  if (!parse_listen (text, &address, &port, error))
+    return FALSE;
+  family = g_inet_address_get_family (address);
+  *loopback = *loopback && g_inet_address_get_is_loopback (address);
+
+  socket = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &local_error);
+  if (socket == NULL)
+    goto fail;
+  /* [::] and 0.0.0.0 may both be given: keep IPv6 sockets to IPv6. */
+  if (family == G_SOCKET_FAMILY_IPV6)
+    g_socket_set_option (socket, IPPROTO_IPV6, IPV6_V6ONLY, TRUE, NULL);
+  bind_address = g_inet_socket_address_new (address, port);
+  if (!g_socket_bind (socket, bind_address, TRUE, &local_error))
+    goto fail;
+  g_socket_set_listen_backlog (socket, (gint) server->config.backlog);
+  if (!g_socket_listen (socket, &local_error))
+    goto fail;
+  g_socket_set_blocking (socket, FALSE);
+  bound = g_socket_get_local_address (socket, &local_error);
+  if (bound == NULL)
+    goto fail;
+
+  source = g_socket_create_source (socket, G_IO_IN, NULL);
+  g_source_set_callback (source, G_SOURCE_FUNC (listener_ready), server, NULL);
+  g_source_attach (source, NULL);
+  g_ptr_array_add (server->sources, source);
+  g_ptr_array_add (server->listeners, g_steal_pointer (&socket));
+  {
+    g_autofree char *where = address_string (bound);
+
+    g_ptr_array_add (server->urls, g_strdup_printf ("http://%s", where));
+  }
+  return TRUE;
+
+fail:
+  g_set_error (error, local_error->domain, local_error->code,
+               _("Could not listen on %s: %s"), text, local_error->message);
+  return FALSE;
+}
+
+/* ---- Shutdown ---- */
+
+static gboolean
+stop_poll (gpointer user_data)
+{
+  Server *server = user_data;
+
+  if (tocsin_relay_hub_count_connections (server->relay.hub) == 0 ||
+      g_get_monotonic_time () >= server->stop_deadline)
+    {
+      g_main_loop_quit (server->loop);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_stop_signal (gpointer user_data)
+{
+  Server *server = user_data;
+
+  if (server->stopping)
+    {
+      /* A second signal: stop waiting for subscribers to say goodbye. */
+      g_main_loop_quit (server->loop);
+      return G_SOURCE_CONTINUE;
+    }
+  g_message ("Shutting down");
+  server->stopping = TRUE;
+  for (guint i = 0; i < server->sources->len; i++)
+    g_source_destroy (g_ptr_array_index (server->sources, i));
+  tocsin_relay_hub_shutdown (server->relay.hub);
+  server->stop_deadline = g_get_monotonic_time () + SHUTDOWN_SECONDS * G_USEC_PER_SEC;
+  g_timeout_add (50, stop_poll, server);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- serve ---- */
+
+static void
+server_clear (Server *server)
+{
+  if (server->sources)
+    for (guint i = 0; i < server->sources->len; i++)
+      g_source_destroy (g_ptr_array_index (server->sources, i));
+  g_clear_pointer (&server->sources, g_ptr_array_unref);
+  g_clear_handle_id (&server->sweep_id, g_source_remove);
+  g_clear_pointer (&server->relay.hub, tocsin_relay_hub_free);
+  if (server->relay.server)
+    soup_server_disconnect (server->relay.server);
+  g_clear_object (&server->relay.server);
+  g_clear_pointer (&server->relay.store, tocsin_relay_store_free);
+  g_clear_pointer (&server->listeners, g_ptr_array_unref);
+  g_clear_pointer (&server->urls, g_ptr_array_unref);
+  g_clear_pointer (&server->sockets, g_hash_table_unref);
+  g_clear_pointer (&server->loop, g_main_loop_unref);
+  /* relay.config is a copy of config.relay's pointers: cleared once, through config. */
+  memset (&server->relay.config, 0, sizeof server->relay.config);
+  tocsin_relay_serve_config_clear (&server->config);
+}
+
+int
+tocsin_relay_serve (int    argc,
+                    char **argv)
+{
+  Server server = { 0, };
+  g_autoptr(GError) error = NULL;
+  gboolean loopback = TRUE;
+  int status = 1;
+
+  tocsin_relay_serve_config_init (&server.config);
+  if (!tocsin_relay_serve_config_parse (&server.config, &argc, &argv, &error))
+    {
+      g_printerr ("tocsin-relay serve: %s\n", error->message);
+      tocsin_relay_serve_config_clear (&server.config);
+      return 2;
+    }
+
+  /* A subscriber that vanishes mid-write must not kill the relay. */
+  signal (SIGPIPE, SIG_IGN);
+
+  server.listeners = g_ptr_array_new_with_free_func (g_object_unref);
+  server.sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
+  server.urls = g_ptr_array_new_with_free_func (g_free);
+  server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
+  server.loop = g_main_loop_new (NULL, FALSE);
+
+  server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
+  if (server.relay.store == NULL)
+    {
+      g_printerr ("tocsin-relay serve: %s\n", error->message);
+      goto out;
+    }
+  tocsin_relay_store_set_retention (server.relay.store, server.config.relay.retention_seconds);
+
+  server.relay.server = g_object_new (SOUP_TYPE_SERVER, "server-header", "tocsin-relay ", NULL);
+  /* We never use SoupServer's own WebSocket handler, but make sure nothing offers deflate. */
+  soup_server_remove_websocket_extension (server.relay.server,
+                                          SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
+  soup_server_add_handler (server.relay.server, NULL, route, &server, NULL);
+
+  for (guint i = 0; server.config.listen[i]; i++)
+    if (!server_listen (&server, server.config.listen[i], &loopback, &error))
+      {
+        g_printerr ("tocsin-relay serve: %s\n", error->message);
+        goto out;
+      }
+
+  if (server.config.relay.public_url == NULL)
+    server.config.relay.public_url = g_strdup (g_ptr_array_index (server.urls, 0));
+  if (!server.config.open_relay_set)
+    server.config.relay.open_relay = loopback;
+  /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
+  server.relay.config = server.config.relay;
+  server.relay.hub = tocsin_relay_hub_new (&server.relay);
+
+  g_unix_signal_add (SIGTERM, on_stop_signal, &server);
+  g_unix_signal_add (SIGINT, on_stop_signal, &server);
+  server.sweep_id = g_timeout_add_seconds (SWEEP_SECONDS, sweep_timeout, &server);
+
+  for (guint i = 0; i < server.urls->len; i++)
+    g_print ("Listening on %s\n", (const char *) g_ptr_array_index (server.urls, i));
+  fflush (stdout);
+
+  g_main_loop_run (server.loop);
+  status = 0;
+
+out:
+  server_clear (&server);
+  return status;
+}

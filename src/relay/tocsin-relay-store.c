@@ -1,0 +1,1788 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-store.c: channels, retained messages, dedup keys, admin keys and presence in one
+ * SQLite database (WAL) under the data dir.
+ *
+ * Two connections: the main one (reads, channel management; guarded by a mutex so the CLI, the
+ * server's main thread and the tests can share the code) and the writer thread's, which takes
+ * every queued message commit and presence change and writes them in one transaction (group
+ * commit). A webhook is answered only after its transaction has committed.
+ *
+ * Durability: journal_mode=WAL with synchronous=FULL. With WAL, synchronous=NORMAL already
+ * survives a kill -9 of the relay (the WAL frames are in the OS's page cache when COMMIT
+ * returns), which is what the relay promises; FULL also fsyncs the WAL at each commit so that an
+ * acknowledged message survives a power cut too. Group commit pays that fsync once per batch.
+ */
+#define G_LOG_DOMAIN "tocsin-relay-store"
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "tocsin-token.h"
+#include "tocsin-relay-store.h"
+
+#define DB_NAME "relay.db"
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 10000
+#define PRUNE_INTERVAL_US (60 * G_USEC_PER_SEC)
+#define MAX_BATCH 512
+
+/* Compared against when a token is unknown, so that an unknown token costs the same. */
+static const char dummy_token[] = "________________________________";
+
+typedef enum
+{
+  JOB_COMMIT,
+  JOB_PRESENCE,
+  JOB_STOP,
+} JobKind;
+
+typedef struct
+{
+  JobKind        kind;
+  gint64         channel_id;
+
+  /* JOB_COMMIT */
+  GTask         *task;
+  TocsinMessage *message;
+  char          *key_hash;
+  char          *content_hash;
+  gint64         retention;
+
+  /* JOB_PRESENCE */
+  guint64        conn_id;
+  char          *conn_kind;
+  char          *peer;
+  gboolean       connected;
+  gint64         time_ms;
+} Job;
+
+typedef struct
+{
+  double tokens;
+  gint64 updated_us;
+} Bucket;
+
+struct _TocsinRelayStore
+{
+  char         *data_dir;
+  char         *path;
+
+  GMutex        lock;        /* guards db and channels */
+  sqlite3      *db;
+  GHashTable   *channels;    /* id → TocsinRelayChannel (cache of compiled templates) */
+
+  GThread      *writer;
+  GAsyncQueue  *jobs;
+  sqlite3      *wdb;         /* the writer thread's alone */
+  gint          retention;   /* seconds; atomic, the writer thread reads it */
+
+  GHashTable   *buckets;     /* channel id → Bucket; main thread only */
+};
+
+G_DEFINE_QUARK (tocsin-relay-store-error-quark, tocsin_relay_store_error)
+
+static void
+job_free (Job *job)
+{
+  g_clear_object (&job->task);
+  g_clear_pointer (&job->message, tocsin_message_free);
+  g_free (job->key_hash);
+  g_free (job->content_hash);
+  g_free (job->conn_kind);
+  g_free (job->peer);
+  g_free (job);
+}
+
+void
+tocsin_relay_commit_free (TocsinRelayCommit *commit)
+{
+  if (commit == NULL)
+    return;
+  g_clear_pointer (&commit->message, g_bytes_unref);
+  g_free (commit);
+}
+
+/* ---- channels ---- */
+
+TocsinRelayChannel *
+tocsin_relay_channel_ref (TocsinRelayChannel *channel)
+{
+  g_return_val_if_fail (channel != NULL, NULL);
+  g_atomic_int_inc (&channel->ref_count);
+  return channel;
+}
+
+void
+tocsin_relay_channel_unref (TocsinRelayChannel *channel)
+{
+  if (channel == NULL || !g_atomic_int_dec_and_test (&channel->ref_count))
+    return;
+  g_free (channel->name);
+  g_free (channel->description);
+  g_free (channel->title_source);
+  g_free (channel->body_source);
+  g_free (channel->link_source);
+  g_free (channel->condition_source);
+  g_clear_pointer (&channel->title, tocsin_template_unref);
+  g_clear_pointer (&channel->body, tocsin_template_unref);
+  g_clear_pointer (&channel->link, tocsin_template_unref);
+  g_clear_pointer (&channel->condition, tocsin_template_unref);
+  if (channel->trigger_token)
+    explicit_bzero (channel->trigger_token, strlen (channel->trigger_token));
+  if (channel->subscribe_token)
+    explicit_bzero (channel->subscribe_token, strlen (channel->subscribe_token));
+  g_free (channel->trigger_token);
+  g_free (channel->subscribe_token);
+  g_free (channel);
+}
+
+/* Version of the row a cached channel was built from (kept beside it, not in the public struct). */
+typedef struct
+{
+  TocsinRelayChannel  channel;
+  gint64              version;
+} CachedChannel;
+
+static gboolean
+compile_templates (const char      *title,
+                   const char      *body,
+                   const char      *link,
+                   const char      *condition,
+                   TocsinTemplate **out_title,
+                   TocsinTemplate **out_body,
+                   TocsinTemplate **out_link,
+                   TocsinTemplate **out_condition,
+                   GError         **error)
+{
+  g_autoptr(TocsinTemplate) t = NULL, b = NULL, l = NULL, c = NULL;
+
+  if (!(t = tocsin_template_new ("title", title, error)) ||
+      !(b = tocsin_template_new ("body", body, error)) ||
+      !(l = tocsin_template_new ("link", link, error)) ||
+      !(c = tocsin_template_new_condition ("condition", condition, error)))
+    return FALSE;
+
+  if (out_title)
+    *out_title = g_steal_pointer (&t);
+  if (out_body)
+    *out_body = g_steal_pointer (&b);
+  if (out_link)
+    *out_link = g_steal_pointer (&l);
+  if (out_condition)
+    *out_condition = g_steal_pointer (&c);
+  return TRUE;
+}
+
+static const char *
+column_text (sqlite3_stmt *stmt,
+             int           col)
+{
+  const char *text = (const char *) sqlite3_column_text (stmt, col);
+
+  return text ? text : "";
+}
+
+#define CHANNEL_COLUMNS \
+  "id, version, name, description, title, body, link, condition, trigger_token, " \
+  "subscribe_token, created_at, last_id"
+
+/* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
+ * if one no longer compiles (a newer template library), it renders as empty rather than taking
+ * the relay down. */
+static TocsinRelayChannel *
+channel_from_row (sqlite3_stmt *stmt)
+{
+  CachedChannel *cached = g_new0 (CachedChannel, 1);
+  TocsinRelayChannel *channel = &cached->channel;
+  g_autoptr(GError) error = NULL;
+
+  channel->ref_count = 1;
+  channel->id = sqlite3_column_int64 (stmt, 0);
+  cached->version = sqlite3_column_int64 (stmt, 1);
+  channel->name = g_strdup (column_text (stmt, 2));
+  channel->description = g_strdup (column_text (stmt, 3));
+  channel->title_source = g_strdup (column_text (stmt, 4));
+  channel->body_source = g_strdup (column_text (stmt, 5));
+  channel->link_source = g_strdup (column_text (stmt, 6));
+  channel->condition_source = g_strdup (column_text (stmt, 7));
+  channel->trigger_token = g_strdup (column_text (stmt, 8));
+  channel->subscribe_token = g_strdup (column_text (stmt, 9));
+  channel->created_at = sqlite3_column_int64 (stmt, 10);
+  channel->last_id = sqlite3_column_int64 (stmt, 11);
+
+  if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
+                          channel->condition_source, &channel->title, &channel->body,
+                          &channel->link, &channel->condition, &error))
+    {
+      g_message ("Channel %" G_GINT64_FORMAT ": a saved template no longer compiles: %s",
+                 channel->id, error->message);
+      g_clear_pointer (&channel->title, tocsin_template_unref);
+      g_clear_pointer (&channel->body, tocsin_template_unref);
+      g_clear_pointer (&channel->link, tocsin_template_unref);
+      g_clear_pointer (&channel->condition, tocsin_template_unref);
+      channel->title = tocsin_template_new ("title", NULL, NULL);
+      channel->body = tocsin_template_new ("body", NULL, NULL);
+      channel->link = tocsin_template_new ("link", NULL, NULL);
+      channel->condition = tocsin_template_new_condition ("condition", NULL, NULL);
+    }
+  return channel;
+}
+
+/* ---- SQLite helpers ---- */
+
+static gboolean
+set_sqlite_error (sqlite3     *db,
+                  int          rc,
+                  const char  *what,
+                  GError     **error)
+{
+  g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
+               _("The relay's database failed while %s: %s"), what,
+               db ? sqlite3_errmsg (db) : sqlite3_errstr (rc));
+  return FALSE;
+}
+
+static gboolean
+exec_sql (sqlite3     *db,
+          const char  *sql,
+          GError     **error)
+{
+  char *msg = NULL;
+  int rc = sqlite3_exec (db, sql, NULL, NULL, &msg);
+
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
+                   _("The relay's database failed: %s"), msg ? msg : sqlite3_errstr (rc));
+      sqlite3_free (msg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static sqlite3_stmt *
+prepare (sqlite3     *db,
+         const char  *sql,
+         GError     **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  int rc = sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      set_sqlite_error (db, rc, "preparing a query", error);
+      return NULL;
+    }
+  return stmt;
+}
+
+typedef sqlite3_stmt Stmt;
+static void
+stmt_finalize (Stmt *stmt)
+{
+  sqlite3_finalize (stmt);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stmt, stmt_finalize)
+
+static const char schema[] =
+  "CREATE TABLE IF NOT EXISTS channels ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  version INTEGER NOT NULL DEFAULT 1,"
+  "  name TEXT NOT NULL,"
+  "  description TEXT NOT NULL DEFAULT '',"
+  "  title TEXT NOT NULL DEFAULT '',"
+  "  body TEXT NOT NULL DEFAULT '',"
+  "  link TEXT NOT NULL DEFAULT '',"
+  "  condition TEXT NOT NULL DEFAULT '',"
+  "  trigger_token TEXT NOT NULL,"
+  "  trigger_hash TEXT NOT NULL UNIQUE,"
+  "  subscribe_token TEXT NOT NULL,"
+  "  subscribe_hash TEXT NOT NULL UNIQUE,"
+  "  owner_hash TEXT NOT NULL UNIQUE,"
+  "  created_at INTEGER NOT NULL,"
+  "  last_id INTEGER NOT NULL DEFAULT 0);"
+  "CREATE TABLE IF NOT EXISTS messages ("
+  "  channel_id INTEGER NOT NULL,"
+  "  id INTEGER NOT NULL,"
+  "  time_ms INTEGER NOT NULL,"
+  "  data BLOB NOT NULL,"
+  "  PRIMARY KEY (channel_id, id)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS messages_time ON messages (time_ms);"
+  /* Only hashes: the key and the content a sender used are not kept. */
+  "CREATE TABLE IF NOT EXISTS dedup ("
+  "  channel_id INTEGER NOT NULL,"
+  "  key_hash TEXT NOT NULL,"
+  "  content_hash TEXT NOT NULL,"
+  "  message_id INTEGER NOT NULL,"
+  "  time_ms INTEGER NOT NULL,"
+  "  PRIMARY KEY (channel_id, key_hash)) WITHOUT ROWID;"
+  "CREATE INDEX IF NOT EXISTS dedup_time ON dedup (time_ms);"
+  "CREATE TABLE IF NOT EXISTS admin_keys ("
+  "  hash TEXT PRIMARY KEY,"
+  "  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+  "CREATE TABLE IF NOT EXISTS meta ("
+  "  key TEXT PRIMARY KEY,"
+  "  value TEXT NOT NULL) WITHOUT ROWID;"
+  "CREATE TABLE IF NOT EXISTS presence ("
+  "  pid INTEGER NOT NULL,"
+  "  conn_id INTEGER NOT NULL,"
+  "  channel_id INTEGER NOT NULL,"
+  "  kind TEXT NOT NULL,"
+  "  peer TEXT NOT NULL,"
+  "  connected_at INTEGER NOT NULL,"
+  "  PRIMARY KEY (pid, conn_id, channel_id)) WITHOUT ROWID;";
+
+static sqlite3 *
+open_connection (const char  *path,
+                 GError     **error)
+{
+  sqlite3 *db = NULL;
+  int rc;
+
+  rc = sqlite3_open_v2 (path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL);
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
+                   _("Could not open the relay's database %s: %s"), path,
+                   db ? sqlite3_errmsg (db) : sqlite3_errstr (rc));
+      sqlite3_close (db);
+      return NULL;
+    }
+  sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
+  if (!exec_sql (db,
+                 "PRAGMA journal_mode=WAL;"
+                 "PRAGMA synchronous=FULL;"
+                 "PRAGMA foreign_keys=ON;"
+                 "PRAGMA secure_delete=ON;",
+                 error))
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+  return db;
+}
+
+/* The data dir holds secrets (tokens) and what people sent: only the relay's user reads it. */
+static gboolean
+prepare_files (const char  *data_dir,
+               const char  *path,
+               GError     **error)
+{
+  struct stat st;
+  int fd;
+
+  if (g_mkdir_with_parents (data_dir, 0700) != 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Could not create the data directory %s: %s"), data_dir,
+                   g_strerror (saved));
+      return FALSE;
+    }
+  if (g_stat (data_dir, &st) == 0 && st.st_uid == getuid () && (st.st_mode & 077) != 0)
+    g_chmod (data_dir, 0700);
+
+  fd = g_open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Could not open the relay's database %s: %s"), path, g_strerror (saved));
+      return FALSE;
+    }
+  /* SQLite gives the -wal and -shm files the database's mode. */
+  if (fchmod (fd, 0600) != 0)
+    {
+      int saved = errno;
+
+      close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Could not make %s private: %s"), path, g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+static gpointer writer_main (gpointer data);
+
+TocsinRelayStore *
+tocsin_relay_store_open (const char  *data_dir,
+                         GError     **error)
+{
+  g_autofree char *path = NULL;
+  TocsinRelayStore *store;
+  sqlite3 *db, *wdb;
+  int version = 0;
+
+  g_return_val_if_fail (data_dir != NULL, NULL);
+
+  path = g_build_filename (data_dir, DB_NAME, NULL);
+  if (!prepare_files (data_dir, path, error))
+    return NULL;
+
+  db = open_connection (path, error);
+  if (db == NULL)
+    return NULL;
+
+  {
+    g_autoptr(Stmt) stmt = prepare (db, "PRAGMA user_version", error);
+
+    if (stmt == NULL)
+      {
+        sqlite3_close (db);
+        return NULL;
+      }
+    if (sqlite3_step (stmt) == SQLITE_ROW)
+      version = sqlite3_column_int (stmt, 0);
+  }
+  if (version > SCHEMA_VERSION)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
+                   _("The database in %s was written by a newer tocsin-relay; upgrade this one"),
+                   data_dir);
+      sqlite3_close (db);
+      return NULL;
+    }
+  if (!exec_sql (db, "BEGIN IMMEDIATE", error))
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+  if (!exec_sql (db, schema, error) ||
+      !exec_sql (db, "PRAGMA user_version=" G_STRINGIFY (SCHEMA_VERSION), error) ||
+      !exec_sql (db, "COMMIT", error))
+    {
+      sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+      sqlite3_close (db);
+      return NULL;
+    }
+
+  wdb = open_connection (path, error);
+  if (wdb == NULL)
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+
+  store = g_new0 (TocsinRelayStore, 1);
+  store->data_dir = g_strdup (data_dir);
+  store->path = g_steal_pointer (&path);
+  g_mutex_init (&store->lock);
+  store->db = db;
+  store->wdb = wdb;
+  store->retention = 24 * 60 * 60;
+  store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                           (GDestroyNotify) tocsin_relay_channel_unref);
+  store->buckets = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  store->jobs = g_async_queue_new_full ((GDestroyNotify) job_free);
+  store->writer = g_thread_new ("tocsin-store-writer", writer_main, store);
+  return store;
+}
+
+void
+tocsin_relay_store_free (TocsinRelayStore *store)
+{
+  Job *stop;
+
+  if (store == NULL)
+    return;
+
+  /* Queued commits are written before the writer stops: the queue is FIFO. */
+  stop = g_new0 (Job, 1);
+  stop->kind = JOB_STOP;
+  g_async_queue_push (store->jobs, stop);
+  g_thread_join (store->writer);
+  g_async_queue_unref (store->jobs);
+
+  sqlite3_close (store->wdb);
+  sqlite3_close (store->db);
+  g_hash_table_unref (store->channels);
+  g_hash_table_unref (store->buckets);
+  g_mutex_clear (&store->lock);
+  g_free (store->data_dir);
+  g_free (store->path);
+  g_free (store);
+}
+
+void
+tocsin_relay_store_set_retention (TocsinRelayStore *store,
+                                  gint64            seconds)
+{
+  g_return_if_fail (store != NULL);
+  g_atomic_int_set (&store->retention, (gint) CLAMP (seconds, 0, G_MAXINT / 1000));
+}
+
+static gint64
+get_retention (TocsinRelayStore *store)
+{
+  return g_atomic_int_get (&store->retention);
+}
+
+/* ---- lookups ---- */
+
+/* Returns the channel of @id from the cache when the row has not changed since, else builds it
+ * anew. Called with the lock held. */
+static TocsinRelayChannel *
+load_channel_locked (TocsinRelayStore *store,
+                     gint64            id)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  CachedChannel *cached;
+  TocsinRelayChannel *channel;
+  gint64 version;
+
+  stmt = prepare (store->db, "SELECT " CHANNEL_COLUMNS " FROM channels WHERE id = ?", NULL);
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_int64 (stmt, 1, id);
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    {
+      g_hash_table_remove (store->channels, &id);
+      return NULL;
+    }
+
+  version = sqlite3_column_int64 (stmt, 1);
+  cached = g_hash_table_lookup (store->channels, &id);
+  if (cached != NULL && cached->version == version)
+    {
+      /* last_id moves with every message without a new version. */
+      cached->channel.last_id = sqlite3_column_int64 (stmt, 11);
+      return tocsin_relay_channel_ref (&cached->channel);
+    }
+
+  channel = channel_from_row (stmt);
+  g_hash_table_replace (store->channels, &channel->id, tocsin_relay_channel_ref (channel));
+  return channel;
+}
+
+/* Looks a token up by its hash (an index lookup that reveals nothing about the token's bytes),
+ * then compares the stored token in constant time, against a dummy when there is none. */
+static TocsinRelayChannel *
+find_by_token (TocsinRelayStore *store,
+               const char       *column,
+               const char       *token)
+{
+  g_autofree char *hash = NULL;
+  g_autofree char *sql = NULL;
+  g_autofree char *stored = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+  TocsinRelayChannel *channel = NULL;
+  gint64 id = 0;
+  gboolean equal;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  if (token == NULL)
+    token = "";
+  hash = tocsin_token_hash (token);
+  sql = g_strdup_printf ("SELECT id, %s_token FROM channels WHERE %s_hash = ?", column, column);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, sql, NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        {
+          id = sqlite3_column_int64 (stmt, 0);
+          stored = g_strdup (column_text (stmt, 1));
+        }
+    }
+
+  equal = tocsin_token_equal (stored ? stored : dummy_token, token);
+  if (equal && stored != NULL)
+    channel = load_channel_locked (store, id);
+  g_mutex_unlock (&store->lock);
+  return channel;
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_trigger (TocsinRelayStore *store,
+                                    const char       *token)
+{
+  return find_by_token (store, "trigger", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store,
+                                      const char       *token)
+{
+  return find_by_token (store, "subscribe", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_id (TocsinRelayStore *store,
+                               gint64            id)
+{
+  TocsinRelayChannel *channel;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  channel = load_channel_locked (store, id);
+  g_mutex_unlock (&store->lock);
+  return channel;
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_owner_key (TocsinRelayStore *store,
+                                      const char       *owner_key)
+{
+  g_autofree char *hash = NULL;
+  g_autofree char *stored = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+  TocsinRelayChannel *channel = NULL;
+  gint64 id = 0;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  hash = tocsin_token_hash (owner_key ? owner_key : "");
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT id, owner_hash FROM channels WHERE owner_hash = ?", NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        {
+          id = sqlite3_column_int64 (stmt, 0);
+          stored = g_strdup (column_text (stmt, 1));
+        }
+    }
+  if (tocsin_token_equal (stored ? stored : "", hash) && stored != NULL)
+    channel = load_channel_locked (store, id);
+  g_mutex_unlock (&store->lock);
+  return channel;
+}
+
+GPtrArray *
+tocsin_relay_store_list_channels (TocsinRelayStore  *store,
+                                  GError           **error)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) channels = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  channels = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_relay_channel_unref);
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT id FROM channels ORDER BY id", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (ids, g_memdup2 (&(gint64) { sqlite3_column_int64 (stmt, 0) },
+                                     sizeof (gint64)));
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "listing channels", error);
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  for (guint i = 0; i < ids->len; i++)
+    {
+      TocsinRelayChannel *channel = load_channel_locked (store, *(gint64 *) ids->pdata[i]);
+
+      if (channel)
+        g_ptr_array_add (channels, channel);
+    }
+  g_mutex_unlock (&store->lock);
+  return g_steal_pointer (&channels);
+}
+
+/* ---- channel management ---- */
+
+static gboolean
+is_blank (const char *value)
+{
+  for (; *value; value++)
+    if (!g_ascii_isspace (*value))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+check_text (const char  *value,
+            const char  *field,
+            gsize        max,
+            gboolean     required,
+            GError     **error)
+{
+  if (value == NULL)
+    return TRUE;
+  if (!g_utf8_validate (value, -1, NULL))
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                   _("The channel's %s is not valid UTF-8"), field);
+      return FALSE;
+    }
+  if (required && is_blank (value))
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                   _("The channel needs a %s"), field);
+      return FALSE;
+    }
+  if (strlen (value) > max)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                   _("The channel's %s is longer than %u bytes"), field, (guint) max);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_spec (const TocsinRelayChannelSpec  *spec,
+            gboolean                       creating,
+            GError                       **error)
+{
+  if (creating && spec->name == NULL)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                   _("The channel needs a name"));
+      return FALSE;
+    }
+  return check_text (spec->name, _("name"), TOCSIN_RELAY_CHANNEL_NAME_MAX, TRUE, error) &&
+         check_text (spec->description, _("description"), TOCSIN_RELAY_DESCRIPTION_MAX, FALSE,
+                     error) &&
+         check_text (spec->title, _("title"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
+         check_text (spec->body, _("body"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
+         check_text (spec->link, _("link"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
+         check_text (spec->condition, _("condition"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
+         compile_templates (spec->title, spec->body, spec->link, spec->condition,
+                            NULL, NULL, NULL, NULL, error);
+}
+
+static void
+bind_text_or_empty (sqlite3_stmt *stmt,
+                    int           index,
+                    const char   *text)
+{
+  sqlite3_bind_text (stmt, index, text ? text : "", -1, SQLITE_TRANSIENT);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_create_channel (TocsinRelayStore              *store,
+                                   const TocsinRelayChannelSpec  *spec,
+                                   char                         **owner_key,
+                                   GError                       **error)
+{
+  g_autofree char *trigger = NULL, *subscribe = NULL, *owner = NULL;
+  g_autofree char *trigger_hash = NULL, *subscribe_hash = NULL, *owner_hash = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+  g_autofree char *name = NULL;
+  TocsinRelayChannel *channel;
+  gint64 id;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+  g_return_val_if_fail (spec != NULL, NULL);
+
+  if (!check_spec (spec, TRUE, error))
+    return NULL;
+  if (!(trigger = tocsin_token_new (error)) ||
+      !(subscribe = tocsin_token_new (error)) ||
+      !(owner = tocsin_token_new (error)))
+    return NULL;
+  trigger_hash = tocsin_token_hash (trigger);
+  subscribe_hash = tocsin_token_hash (subscribe);
+  owner_hash = tocsin_token_hash (owner);
+  name = g_strstrip (g_strdup (spec->name));
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db,
+                  "INSERT INTO channels (name, description, title, body, link, condition,"
+                  " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
+                  " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  bind_text_or_empty (stmt, 1, name);
+  bind_text_or_empty (stmt, 2, spec->description);
+  bind_text_or_empty (stmt, 3, spec->title);
+  bind_text_or_empty (stmt, 4, spec->body);
+  bind_text_or_empty (stmt, 5, spec->link);
+  bind_text_or_empty (stmt, 6, spec->condition);
+  bind_text_or_empty (stmt, 7, trigger);
+  bind_text_or_empty (stmt, 8, trigger_hash);
+  bind_text_or_empty (stmt, 9, subscribe);
+  bind_text_or_empty (stmt, 10, subscribe_hash);
+  bind_text_or_empty (stmt, 11, owner_hash);
+  sqlite3_bind_int64 (stmt, 12, g_get_real_time () / G_USEC_PER_SEC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "creating a channel", error);
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  id = sqlite3_last_insert_rowid (store->db);
+  channel = load_channel_locked (store, id);
+  g_mutex_unlock (&store->lock);
+
+  if (channel == NULL)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
+                   _("The new channel could not be read back from the database"));
+      return NULL;
+    }
+  if (owner_key)
+    *owner_key = g_steal_pointer (&owner);
+  return channel;
+}
+
+static gboolean
+not_found (gint64   id,
+           GError **error)
+{
+  g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+               _("There is no channel %" G_GINT64_FORMAT), id);
+  return FALSE;
+}
+
+/* Runs an UPDATE on channel @id (with ?1 = id) that also bumps its version; binds up to 4 more
+ * text parameters from @texts. */
+static TocsinRelayChannel *
+update_channel_row (TocsinRelayStore  *store,
+                    gint64             id,
+                    const char        *sql,
+                    const char *const *texts,
+                    guint              n_texts,
+                    GError           **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  TocsinRelayChannel *channel;
+  int rc;
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, sql, error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  sqlite3_bind_int64 (stmt, 1, id);
+  for (guint i = 0; i < n_texts; i++)
+    {
+      if (texts[i])
+        sqlite3_bind_text (stmt, i + 2, texts[i], -1, SQLITE_TRANSIENT);
+      else
+        sqlite3_bind_null (stmt, i + 2);
+    }
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "changing a channel", error);
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  if (sqlite3_changes (store->db) == 0)
+    {
+      g_mutex_unlock (&store->lock);
+      not_found (id, error);
+      return NULL;
+    }
+  channel = load_channel_locked (store, id);
+  g_mutex_unlock (&store->lock);
+  if (channel == NULL)
+    not_found (id, error);
+  return channel;
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_update_channel (TocsinRelayStore              *store,
+                                   gint64                         id,
+                                   const TocsinRelayChannelSpec  *spec,
+                                   GError                       **error)
+{
+  g_autofree char *name = NULL;
+  const char *texts[6];
+
+  g_return_val_if_fail (store != NULL, NULL);
+  g_return_val_if_fail (spec != NULL, NULL);
+
+  if (!check_spec (spec, FALSE, error))
+    return NULL;
+  name = spec->name ? g_strstrip (g_strdup (spec->name)) : NULL;
+  texts[0] = name;
+  texts[1] = spec->description;
+  texts[2] = spec->title;
+  texts[3] = spec->body;
+  texts[4] = spec->link;
+  texts[5] = spec->condition;
+  return update_channel_row (store, id,
+                             "UPDATE channels SET version = version + 1,"
+                             " name = coalesce(?2, name),"
+                             " description = coalesce(?3, description),"
+                             " title = coalesce(?4, title),"
+                             " body = coalesce(?5, body),"
+                             " link = coalesce(?6, link),"
+                             " condition = coalesce(?7, condition) WHERE id = ?1",
+                             texts, G_N_ELEMENTS (texts), error);
+}
+
+static TocsinRelayChannel *
+rotate (TocsinRelayStore  *store,
+        gint64             id,
+        const char        *column,
+        GError           **error)
+{
+  g_autofree char *token = NULL, *hash = NULL, *sql = NULL;
+  const char *texts[2];
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  token = tocsin_token_new (error);
+  if (token == NULL)
+    return NULL;
+  hash = tocsin_token_hash (token);
+  texts[0] = token;
+  texts[1] = hash;
+  sql = g_strdup_printf ("UPDATE channels SET version = version + 1, %s_token = ?2,"
+                         " %s_hash = ?3 WHERE id = ?1", column, column);
+  return update_channel_row (store, id, sql, texts, 2, error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_rotate_trigger (TocsinRelayStore  *store,
+                                   gint64             id,
+                                   GError           **error)
+{
+  return rotate (store, id, "trigger", error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_rotate_subscribe (TocsinRelayStore  *store,
+                                     gint64             id,
+                                     GError           **error)
+{
+  return rotate (store, id, "subscribe", error);
+}
+
+gboolean
+tocsin_relay_store_delete_channel (TocsinRelayStore  *store,
+                                   gint64             id,
+                                   GError           **error)
+{
+  static const char *const sql[] = {
+    "DELETE FROM messages WHERE channel_id = ?",
+    "DELETE FROM dedup WHERE channel_id = ?",
+    "DELETE FROM presence WHERE channel_id = ?",
+    "DELETE FROM channels WHERE id = ?",
+  };
+  gboolean found = FALSE;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  g_mutex_lock (&store->lock);
+  if (!exec_sql (store->db, "BEGIN IMMEDIATE", error))
+    {
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (sql); i++)
+    {
+      g_autoptr(Stmt) stmt = prepare (store->db, sql[i], error);
+      int rc;
+
+      if (stmt == NULL)
+        goto fail;
+      sqlite3_bind_int64 (stmt, 1, id);
+      rc = sqlite3_step (stmt);
+      if (rc != SQLITE_DONE)
+        {
+          set_sqlite_error (store->db, rc, "deleting a channel", error);
+          goto fail;
+        }
+      found = sqlite3_changes (store->db) > 0;
+    }
+  if (!exec_sql (store->db, "COMMIT", error))
+    goto fail;
+  g_hash_table_remove (store->channels, &id);
+  g_mutex_unlock (&store->lock);
+  return found ? TRUE : not_found (id, error);
+
+fail:
+  sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_unlock (&store->lock);
+  return FALSE;
+}
+
+/* ---- admin keys ---- */
+
+char *
+tocsin_relay_store_create_admin_key (TocsinRelayStore  *store,
+                                     GError           **error)
+{
+  g_autofree char *key = NULL, *hash = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  key = tocsin_token_new (error);
+  if (key == NULL)
+    return NULL;
+  hash = tocsin_token_hash (key);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "INSERT INTO admin_keys (hash, created_at) VALUES (?, ?)", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, g_get_real_time () / G_USEC_PER_SEC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (store->db, rc, "storing a key", error);
+  g_mutex_unlock (&store->lock);
+  return rc == SQLITE_DONE ? g_steal_pointer (&key) : NULL;
+}
+
+gboolean
+tocsin_relay_store_check_admin_key (TocsinRelayStore *store,
+                                    const char       *key)
+{
+  g_autofree char *hash = NULL;
+  g_autofree char *stored = NULL;
+  g_autoptr(Stmt) stmt = NULL;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  hash = tocsin_token_hash (key ? key : "");
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT hash FROM admin_keys WHERE hash = ?", NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        stored = g_strdup (column_text (stmt, 0));
+    }
+  g_mutex_unlock (&store->lock);
+  return tocsin_token_equal (stored ? stored : "", hash) && stored != NULL && key != NULL;
+}
+
+/* ---- meta ---- */
+
+gboolean
+tocsin_relay_store_set_public_url (TocsinRelayStore  *store,
+                                   const char        *public_url,
+                                   GError           **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (public_url != NULL, FALSE);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "INSERT OR REPLACE INTO meta (key, value) VALUES ('public_url', ?)",
+                  error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  sqlite3_bind_text (stmt, 1, public_url, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (store->db, rc, "recording the public URL", error);
+  g_mutex_unlock (&store->lock);
+  return rc == SQLITE_DONE;
+}
+
+char *
+tocsin_relay_store_dup_public_url (TocsinRelayStore *store)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  char *url = NULL;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT value FROM meta WHERE key = 'public_url'", NULL);
+  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
+    url = g_strdup (column_text (stmt, 0));
+  g_mutex_unlock (&store->lock);
+  return url;
+}
+
+/* ---- replay ---- */
+
+gboolean
+tocsin_relay_store_replay (TocsinRelayStore       *store,
+                           gint64                  channel_id,
+                           gint64                  after_id,
+                           TocsinRelayReplayFunc   func,
+                           gpointer                user_data,
+                           gint64                 *gap_from,
+                           gint64                 *gap_to,
+                           GError                **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  gint64 cutoff_ms, last_id = 0, first_retained = 0;
+  gboolean has_channel = FALSE;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+
+  if (gap_from)
+    *gap_from = 0;
+  if (gap_to)
+    *gap_to = 0;
+
+  cutoff_ms = g_get_real_time () / 1000 - get_retention (store) * 1000;
+  rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+
+  /* Read under the lock, call @func without it: @func may well use the store. */
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT last_id FROM channels WHERE id = ?", error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, channel_id);
+  if (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      has_channel = TRUE;
+      last_id = sqlite3_column_int64 (stmt, 0);
+    }
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  if (!has_channel)
+    {
+      g_mutex_unlock (&store->lock);
+      return not_found (channel_id, error);
+    }
+
+  stmt = prepare (store->db,
+                  "SELECT id, data FROM messages WHERE channel_id = ? AND id > ? AND time_ms >= ?"
+                  " ORDER BY id", error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, channel_id);
+  sqlite3_bind_int64 (stmt, 2, MAX (after_id, 0));
+  sqlite3_bind_int64 (stmt, 3, get_retention (store) > 0 ? cutoff_ms : G_MAXINT64);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (stmt, 0);
+      GBytes *bytes = g_bytes_new (sqlite3_column_blob (stmt, 1), sqlite3_column_bytes (stmt, 1));
+
+      if (first_retained == 0)
+        first_retained = id;
+      /* The id rides along in front of the data. */
+      g_ptr_array_add (rows, g_bytes_new_take (g_memdup2 (&id, sizeof id), sizeof id));
+      g_ptr_array_add (rows, bytes);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "replaying messages", error);
+      goto fail;
+    }
+  g_mutex_unlock (&store->lock);
+
+  /* A cursor (not "everything") older than what is kept: name what can't be replayed. */
+  if (after_id >= 0)
+    {
+      gint64 to = first_retained ? first_retained - 1 : last_id;
+
+      if (to > after_id)
+        {
+          if (gap_from)
+            *gap_from = after_id + 1;
+          if (gap_to)
+            *gap_to = to;
+        }
+    }
+
+  for (guint i = 0; i + 1 < rows->len; i += 2)
+    {
+      gint64 id = *(const gint64 *) g_bytes_get_data (rows->pdata[i], NULL);
+
+      if (!func (id, rows->pdata[i + 1], user_data))
+        break;
+    }
+  return TRUE;
+
+fail:
+  g_mutex_unlock (&store->lock);
+  return FALSE;
+}
+
+/* ---- public views ---- */
+
+JsonObject *
+tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
+                                     const char         *public_url)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *subscribe = NULL, *ws = NULL;
+
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  subscribe = g_strdup_printf ("%s/s/%s", public_url ? public_url : "", channel->subscribe_token);
+  if (g_str_has_prefix (subscribe, "https:"))
+    ws = g_strdup_printf ("wss:%s/ws", subscribe + strlen ("https:"));
+  else if (g_str_has_prefix (subscribe, "http:"))
+    ws = g_strdup_printf ("ws:%s/ws", subscribe + strlen ("http:"));
+  else
+    ws = g_strdup_printf ("%s/ws", subscribe);
+
+  json_object_set_int_member (object, "id", channel->id);
+  json_object_set_string_member (object, "name", channel->name);
+  json_object_set_string_member (object, "description", channel->description);
+  json_object_set_string_member (object, "title", channel->title_source);
+  json_object_set_string_member (object, "body", channel->body_source);
+  json_object_set_string_member (object, "link", channel->link_source);
+  json_object_set_string_member (object, "condition", channel->condition_source);
+  json_object_set_string_member (object, "subscribeUrl", subscribe);
+  json_object_set_string_member (object, "websocketUrl", ws);
+  return object;
+}
+
+JsonObject *
+tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
+                                    const char         *public_url)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *webhook = NULL, *subscribe = NULL, *created = NULL;
+
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  if (public_url == NULL)
+    public_url = "";
+  webhook = g_strdup_printf ("%s/t/%s", public_url, channel->trigger_token);
+  subscribe = g_strdup_printf ("%s/s/%s", public_url, channel->subscribe_token);
+  created = tocsin_format_time_ms (channel->created_at * 1000);
+
+  json_object_set_int_member (object, "id", channel->id);
+  json_object_set_string_member (object, "name", channel->name);
+  json_object_set_string_member (object, "description", channel->description);
+  json_object_set_string_member (object, "title", channel->title_source);
+  json_object_set_string_member (object, "body", channel->body_source);
+  json_object_set_string_member (object, "link", channel->link_source);
+  json_object_set_string_member (object, "condition", channel->condition_source);
+  json_object_set_string_member (object, "trigger_token", channel->trigger_token);
+  json_object_set_string_member (object, "subscribe_token", channel->subscribe_token);
+  json_object_set_string_member (object, "webhook_url", webhook);
+  json_object_set_string_member (object, "subscribe_url", subscribe);
+  json_object_set_string_member (object, "created_at", created);
+  json_object_set_int_member (object, "last_id", channel->last_id);
+  return object;
+}
+
+/* ---- presence ---- */
+
+void
+tocsin_relay_store_note_subscriber (TocsinRelayStore *store,
+                                    gint64            channel_id,
+                                    guint64           conn_id,
+                                    const char       *kind,
+                                    const char       *peer,
+                                    gboolean          connected)
+{
+  Job *job;
+
+  g_return_if_fail (store != NULL);
+
+  job = g_new0 (Job, 1);
+  job->kind = JOB_PRESENCE;
+  job->channel_id = channel_id;
+  job->conn_id = conn_id;
+  job->conn_kind = g_strdup (kind ? kind : "ws");
+  job->peer = g_strdup (peer ? peer : "");
+  job->connected = connected;
+  job->time_ms = g_get_real_time () / 1000;
+  g_async_queue_push (store->jobs, job);
+}
+
+static gboolean
+pid_is_alive (gint64 pid)
+{
+  if (pid <= 0 || pid > G_MAXINT)
+    return FALSE;
+  return kill ((pid_t) pid, 0) == 0 || errno == EPERM;
+}
+
+JsonArray *
+tocsin_relay_store_list_presence (TocsinRelayStore  *store,
+                                  gint64             channel_id,
+                                  GError           **error)
+{
+  g_autoptr(JsonArray) array = json_array_new ();
+  g_autoptr(Stmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db,
+                  "SELECT pid, kind, peer, connected_at FROM presence WHERE channel_id = ?"
+                  " ORDER BY connected_at, conn_id", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  sqlite3_bind_int64 (stmt, 1, channel_id);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      JsonObject *object;
+      g_autofree char *time = NULL;
+
+      /* A server killed with -9 could not say goodbye: skip its rows (pruning drops them). */
+      if (!pid_is_alive (sqlite3_column_int64 (stmt, 0)))
+        continue;
+      object = json_object_new ();
+      time = tocsin_format_time_ms (sqlite3_column_int64 (stmt, 3));
+      json_object_set_string_member (object, "kind", column_text (stmt, 1));
+      json_object_set_string_member (object, "peer", column_text (stmt, 2));
+      json_object_set_string_member (object, "connectedAt", time);
+      json_array_add_object_element (array, object);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "listing subscribers", error);
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  g_mutex_unlock (&store->lock);
+  return g_steal_pointer (&array);
+}
+
+/* ---- rate limits ---- */
+
+gboolean
+tocsin_relay_store_take_rate_token (TocsinRelayStore *store,
+                                    gint64            channel_id,
+                                    double            rate,
+                                    guint             burst,
+                                    gint64            now_us,
+                                    guint            *remaining,
+                                    guint            *reset,
+                                    guint            *retry_after)
+{
+  Bucket *bucket;
+  gboolean allowed;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  if (rate <= 0)
+    rate = 1;
+  if (burst == 0)
+    burst = 1;
+
+  bucket = g_hash_table_lookup (store->buckets, &channel_id);
+  if (bucket == NULL)
+    {
+      bucket = g_new0 (Bucket, 1);
+      bucket->tokens = burst;
+      bucket->updated_us = now_us;
+      g_hash_table_insert (store->buckets, g_memdup2 (&channel_id, sizeof channel_id), bucket);
+    }
+  if (now_us > bucket->updated_us)
+    {
+      bucket->tokens = MIN ((double) burst,
+                            bucket->tokens + rate * (now_us - bucket->updated_us) / G_USEC_PER_SEC);
+      bucket->updated_us = now_us;
+    }
+
+  allowed = bucket->tokens >= 1.0;
+  if (allowed)
+    bucket->tokens -= 1.0;
+
+  if (remaining)
+    *remaining = (guint) bucket->tokens;
+  if (reset)
+    *reset = (guint) ceil ((burst - bucket->tokens) / rate);
+  if (retry_after)
+    *retry_after = allowed ? 0 : MAX (1, (guint) ceil ((1.0 - bucket->tokens) / rate));
+  return allowed;
+}
+
+/* ---- the writer thread ---- */
+
+static gboolean
+step_done (sqlite3       *db,
+           sqlite3_stmt  *stmt,
+           const char    *what,
+           GError       **error)
+{
+  int rc = sqlite3_step (stmt);
+
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return set_sqlite_error (db, rc, what, error);
+  return TRUE;
+}
+
+/* One message, inside the batch's transaction. Returns the result, or NULL with @error. */
+static TocsinRelayCommit *
+write_message (sqlite3  *db,
+               Job      *job,
+               GError  **error)
+{
+  g_autoptr(TocsinRelayCommit) commit = g_new0 (TocsinRelayCommit, 1);
+  g_autoptr(Stmt) stmt = NULL;
+  gint64 now_ms = job->message->time_ms;
+  gsize length;
+  char *data;
+
+  if (job->key_hash != NULL)
+    {
+      stmt = prepare (db, "SELECT message_id, content_hash FROM dedup"
+                          " WHERE channel_id = ? AND key_hash = ? AND time_ms >= ?", error);
+      if (stmt == NULL)
+        return NULL;
+      sqlite3_bind_int64 (stmt, 1, job->channel_id);
+      sqlite3_bind_text (stmt, 2, job->key_hash, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 3, now_ms - TOCSIN_RELAY_DEDUP_WINDOW_SECONDS * 1000);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        {
+          gint64 previous = sqlite3_column_int64 (stmt, 0);
+
+          if (g_strcmp0 (column_text (stmt, 1), job->content_hash) == 0)
+            {
+              commit->id = previous;
+              commit->duplicate = TRUE;
+              return g_steal_pointer (&commit);
+            }
+          commit->replaces = previous;
+        }
+      g_clear_pointer (&stmt, sqlite3_finalize);
+    }
+
+  stmt = prepare (db, "UPDATE channels SET last_id = last_id + 1 WHERE id = ? RETURNING last_id",
+                  error);
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_int64 (stmt, 1, job->channel_id);
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    {
+      if (sqlite3_errcode (db) != SQLITE_DONE && sqlite3_errcode (db) != SQLITE_OK)
+        set_sqlite_error (db, sqlite3_errcode (db), "numbering a message", error);
+      else
+        g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                     _("The channel was deleted"));
+      return NULL;
+    }
+  commit->id = sqlite3_column_int64 (stmt, 0);
+  g_clear_pointer (&stmt, sqlite3_finalize);
+
+  job->message->id = commit->id;
+  job->message->channel = job->channel_id;
+  job->message->replaces = commit->replaces;
+  data = tocsin_message_to_data (job->message, &length);
+  commit->message = g_bytes_new_take (data, length);
+
+  /* Live only: the id still counts up, but nothing is kept. */
+  if (job->retention > 0)
+    {
+      stmt = prepare (db, "INSERT INTO messages (channel_id, id, time_ms, data) VALUES (?, ?, ?, ?)",
+                      error);
+      if (stmt == NULL)
+        return NULL;
+      sqlite3_bind_int64 (stmt, 1, job->channel_id);
+      sqlite3_bind_int64 (stmt, 2, commit->id);
+      sqlite3_bind_int64 (stmt, 3, now_ms);
+      sqlite3_bind_blob (stmt, 4, data, length, SQLITE_STATIC);
+      if (!step_done (db, stmt, "storing a message", error))
+        return NULL;
+      g_clear_pointer (&stmt, sqlite3_finalize);
+    }
+
+  if (job->key_hash != NULL)
+    {
+      stmt = prepare (db, "INSERT OR REPLACE INTO dedup (channel_id, key_hash, content_hash,"
+                          " message_id, time_ms) VALUES (?, ?, ?, ?, ?)", error);
+      if (stmt == NULL)
+        return NULL;
+      sqlite3_bind_int64 (stmt, 1, job->channel_id);
+      sqlite3_bind_text (stmt, 2, job->key_hash, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 3, job->content_hash ? job->content_hash : "", -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 4, commit->id);
+      sqlite3_bind_int64 (stmt, 5, now_ms);
+      if (!step_done (db, stmt, "remembering a dedup key", error))
+        return NULL;
+    }
+  return g_steal_pointer (&commit);
+}
+
+static gboolean
+write_presence (sqlite3  *db,
+                Job      *job,
+                GError  **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+
+  if (job->connected)
+    {
+      stmt = prepare (db, "INSERT OR REPLACE INTO presence (pid, conn_id, channel_id, kind, peer,"
+                          " connected_at) VALUES (?, ?, ?, ?, ?, ?)", error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_text (stmt, 4, job->conn_kind, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 5, job->peer, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 6, job->time_ms);
+    }
+  else
+    {
+      stmt = prepare (db, "DELETE FROM presence WHERE pid = ? AND conn_id = ? AND channel_id = ?",
+                      error);
+      if (stmt == NULL)
+        return FALSE;
+    }
+  sqlite3_bind_int64 (stmt, 1, getpid ());
+  sqlite3_bind_int64 (stmt, 2, (gint64) job->conn_id);
+  sqlite3_bind_int64 (stmt, 3, job->channel_id);
+  return step_done (db, stmt, "noting a subscriber", error);
+}
+
+static gboolean
+prune (sqlite3  *db,
+       gint64    retention,
+       gint64    now_ms,
+       GError  **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(GArray) dead = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  stmt = prepare (db, "DELETE FROM messages WHERE time_ms < ?", error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, retention > 0 ? now_ms - retention * 1000 : G_MAXINT64);
+  if (!step_done (db, stmt, "pruning messages", error))
+    return FALSE;
+  g_clear_pointer (&stmt, sqlite3_finalize);
+
+  stmt = prepare (db, "DELETE FROM dedup WHERE time_ms < ?", error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, now_ms - TOCSIN_RELAY_DEDUP_WINDOW_SECONDS * 1000);
+  if (!step_done (db, stmt, "pruning dedup keys", error))
+    return FALSE;
+  g_clear_pointer (&stmt, sqlite3_finalize);
+
+  stmt = prepare (db, "SELECT DISTINCT pid FROM presence", error);
+  if (stmt == NULL)
+    return FALSE;
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    {
+      gint64 pid = sqlite3_column_int64 (stmt, 0);
+
+      if (!pid_is_alive (pid))
+        g_array_append_val (dead, pid);
+    }
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  for (guint i = 0; i < dead->len; i++)
+    {
+      stmt = prepare (db, "DELETE FROM presence WHERE pid = ?", error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, g_array_index (dead, gint64, i));
+      if (!step_done (db, stmt, "pruning subscribers", error))
+        return FALSE;
+      g_clear_pointer (&stmt, sqlite3_finalize);
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_prune (TocsinRelayStore  *store,
+                          gint64             now_ms,
+                          GError           **error)
+{
+  gboolean ok;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  g_mutex_lock (&store->lock);
+  ok = exec_sql (store->db, "BEGIN IMMEDIATE", error);
+  if (ok)
+    {
+      ok = prune (store->db, get_retention (store), now_ms, error);
+      if (ok)
+        ok = exec_sql (store->db, "COMMIT", error);
+      if (!ok)
+        sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+  g_mutex_unlock (&store->lock);
+  return ok;
+}
+
+static void
+run_batch (TocsinRelayStore *store,
+           GPtrArray        *batch)
+{
+  g_autoptr(GPtrArray) results = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  sqlite3 *db = store->wdb;
+  gboolean committed;
+
+  g_ptr_array_set_size (results, batch->len);
+
+  if (!exec_sql (db, "BEGIN IMMEDIATE", &error))
+    goto out;
+
+  for (guint i = 0; i < batch->len; i++)
+    {
+      Job *job = batch->pdata[i];
+      g_autoptr(GError) job_error = NULL;
+
+      /* A savepoint per job: one bad job fails alone, not the whole batch. */
+      if (job->kind == JOB_STOP || !exec_sql (db, "SAVEPOINT job", &job_error))
+        continue;
+
+      if (job->kind == JOB_COMMIT)
+        {
+          TocsinRelayCommit *commit = write_message (db, job, &job_error);
+
+          if (commit)
+            results->pdata[i] = commit;
+        }
+      else if (job->kind == JOB_PRESENCE)
+        write_presence (db, job, &job_error);
+
+      if (job_error != NULL)
+        {
+          sqlite3_exec (db, "ROLLBACK TO job", NULL, NULL, NULL);
+          if (job->task)
+            {
+              g_task_return_error (job->task, g_steal_pointer (&job_error));
+              g_clear_object (&job->task);
+            }
+          else
+            g_message ("%s", job_error->message);
+        }
+      sqlite3_exec (db, "RELEASE job", NULL, NULL, NULL);
+    }
+
+  committed = exec_sql (db, "COMMIT", &error);
+  if (!committed)
+    sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+
+out:
+  for (guint i = 0; i < batch->len; i++)
+    {
+      Job *job = batch->pdata[i];
+      TocsinRelayCommit *commit = results->pdata[i];
+
+      if (job->task == NULL)
+        {
+          tocsin_relay_commit_free (commit);
+          continue;
+        }
+      if (error == NULL && commit != NULL)
+        g_task_return_pointer (job->task, commit, (GDestroyNotify) tocsin_relay_commit_free);
+      else
+        {
+          tocsin_relay_commit_free (commit);
+          g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
+                                   TOCSIN_RELAY_STORE_ERROR_FAILED, "%s",
+                                   error ? error->message : _("The message was not stored"));
+        }
+      g_clear_object (&job->task);
+    }
+  if (error != NULL)
+    g_message ("%s", error->message);
+}
+
+static gpointer
+writer_main (gpointer data)
+{
+  TocsinRelayStore *store = data;
+  gint64 next_prune = g_get_monotonic_time () + PRUNE_INTERVAL_US;
+  gboolean stop = FALSE;
+
+  while (!stop)
+    {
+      g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
+      Job *job;
+
+      job = g_async_queue_timeout_pop (store->jobs, PRUNE_INTERVAL_US);
+      if (job != NULL)
+        {
+          /* Everything that queued up while the last batch was being written goes together. */
+          do
+            {
+              g_ptr_array_add (batch, job);
+              if (job->kind == JOB_STOP)
+                stop = TRUE;
+            }
+          while (!stop && batch->len < MAX_BATCH && (job = g_async_queue_try_pop (store->jobs)));
+          run_batch (store, batch);
+        }
+
+      if (g_get_monotonic_time () >= next_prune)
+        {
+          g_autoptr(GError) error = NULL;
+
+          next_prune = g_get_monotonic_time () + PRUNE_INTERVAL_US;
+          if (!exec_sql (store->wdb, "BEGIN IMMEDIATE", &error) ||
+              !prune (store->wdb, get_retention (store), g_get_real_time () / 1000, &error) ||
+              !exec_sql (store->wdb, "COMMIT", &error))
+            {
+              sqlite3_exec (store->wdb, "ROLLBACK", NULL, NULL, NULL);
+              g_message ("Pruning failed: %s", error->message);
+            }
+        }
+    }
+  return NULL;
+}
+
+void
+tocsin_relay_store_commit_async (TocsinRelayStore    *store,
+                                 gint64               channel_id,
+                                 TocsinMessage       *message,
+                                 const char          *dedup_key_hash,
+                                 const char          *content_hash,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  Job *job;
+
+  g_return_if_fail (store != NULL);
+  g_return_if_fail (message != NULL);
+
+  job = g_new0 (Job, 1);
+  job->kind = JOB_COMMIT;
+  job->channel_id = channel_id;
+  job->message = message;
+  job->key_hash = g_strdup (dedup_key_hash);
+  job->content_hash = g_strdup (content_hash);
+  job->retention = get_retention (store);
+  job->task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (job->task, tocsin_relay_store_commit_async);
+  g_async_queue_push (store->jobs, job);
+}
+
+TocsinRelayCommit *
+tocsin_relay_store_commit_finish (TocsinRelayStore  *store,
+                                  GAsyncResult      *result,
+                                  GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

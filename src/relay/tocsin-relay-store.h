@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-store.h: channels and retained messages in SQLite (WAL). Contract between the
+ * store/ingest side and the hub/streams side of the relay; extend it, don't break it.
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+#include "tocsin-relay.h"
+#include "tocsin-message.h"
+#include "tocsin-template.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  gint64          id;
+  char           *name;
+  char           *description;
+  char           *title_source, *body_source, *link_source, *condition_source;
+  TocsinTemplate *title, *body, *link, *condition;  /* compiled */
+  char           *trigger_token;
+  char           *subscribe_token;
+  gint64          created_at;   /* unix seconds */
+  gint64          last_id;      /* newest message id in this channel (0: none yet) */
+  gint            ref_count;
+} TocsinRelayChannel;
+
+TocsinRelayChannel *tocsin_relay_channel_ref   (TocsinRelayChannel *channel);
+void                tocsin_relay_channel_unref (TocsinRelayChannel *channel);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayChannel, tocsin_relay_channel_unref)
+
+TocsinRelayStore   *tocsin_relay_store_open  (const char *data_dir, GError **error);
+void                tocsin_relay_store_free  (TocsinRelayStore *store);
+
+/* Constant-time token checks; NULL when unknown. Sees channels that another process (the CLI)
+ * created or changed while the server runs. */
+TocsinRelayChannel *tocsin_relay_store_find_by_trigger   (TocsinRelayStore *store, const char *token);
+TocsinRelayChannel *tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store, const char *token);
+TocsinRelayChannel *tocsin_relay_store_find_by_id        (TocsinRelayStore *store, gint64 id);
+
+/* Replay: calls @func for each retained message of @channel_id with an id greater than
+ * @after_id (-1: everything retained), in id order, with the encoded message object
+ * (docs/protocol.md). When messages after @after_id are no longer retained, *gap_from..*gap_to
+ * names them (both 0 when there is no gap). @func returns FALSE to stop. */
+typedef gboolean (*TocsinRelayReplayFunc) (gint64 id, GBytes *message, gpointer user_data);
+gboolean tocsin_relay_store_replay (TocsinRelayStore      *store,
+                                    gint64                 channel_id,
+                                    gint64                 after_id,
+                                    TocsinRelayReplayFunc  func,
+                                    gpointer               user_data,
+                                    gint64                *gap_from,
+                                    gint64                *gap_to,
+                                    GError               **error);
+
+/* The public view of a channel (no trigger token, no owner key): what /s/{token} shows before
+ * someone subscribes. {"id","name","description","title","body","link","condition",
+ * "subscribeUrl","websocketUrl"} built on @public_url. */
+JsonObject *tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
+                                                 const char         *public_url);
+
+/* Presence, so that `tocsin-relay subscribers ID` (another process) and the owner API can list
+ * who is connected. Called by the hub on connect/disconnect; must not block the main loop.
+ * @conn_id is unique within this server process; @kind is "ws", "sse", "json" or "app". */
+void tocsin_relay_store_note_subscriber (TocsinRelayStore *store,
+                                         gint64            channel_id,
+                                         guint64           conn_id,
+                                         const char       *kind,
+                                         const char       *peer,
+                                         gboolean          connected);
+
+/* ---- Channel management, commits, keys (store/ingest side) ---- */
+
+#define TOCSIN_RELAY_STORE_ERROR (tocsin_relay_store_error_quark ())
+
+typedef enum
+{
+  TOCSIN_RELAY_STORE_ERROR_FAILED,     /* SQLite or file system trouble */
+  TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,  /* no such channel */
+  TOCSIN_RELAY_STORE_ERROR_INVALID,    /* a name or field a person must fix */
+} TocsinRelayStoreError;
+
+/* How long a dedup key (eventId, Idempotency-Key, webhook-id) is remembered, as a hash. */
+#define TOCSIN_RELAY_DEDUP_WINDOW_SECONDS (24 * 60 * 60)
+#define TOCSIN_RELAY_CHANNEL_NAME_MAX 200
+#define TOCSIN_RELAY_DESCRIPTION_MAX 2000
+
+GQuark tocsin_relay_store_error_quark (void);
+
+/* Messages older than @seconds are pruned and no longer replayed; 0 keeps nothing (live only).
+ * The serve command sets it from TocsinRelayConfig.retention_seconds; default 86400. */
+void tocsin_relay_store_set_retention (TocsinRelayStore *store, gint64 seconds);
+
+/* Fields of a channel as a person gives them. NULL means "leave as is" for an update and
+ * "empty" for a create (name is required for a create). Templates are compiled before anything
+ * is written; a template that does not compile is refused with TOCSIN_TEMPLATE_ERROR. */
+typedef struct
+{
+  const char *name;
+  const char *description;
+  const char *title;
+  const char *body;
+  const char *link;
+  const char *condition;
+} TocsinRelayChannelSpec;
+
+/* Creates a channel with new tokens. *owner_key receives the owner key, which is only stored as
+ * a hash and so can be shown this once. */
+TocsinRelayChannel *tocsin_relay_store_create_channel   (TocsinRelayStore             *store,
+                                                         const TocsinRelayChannelSpec *spec,
+                                                         char                        **owner_key,
+                                                         GError                      **error);
+TocsinRelayChannel *tocsin_relay_store_update_channel   (TocsinRelayStore             *store,
+                                                         gint64                        id,
+                                                         const TocsinRelayChannelSpec *spec,
+                                                         GError                      **error);
+/* New trigger (or subscribe) token; the old one stops working at once, in every process. */
+TocsinRelayChannel *tocsin_relay_store_rotate_trigger   (TocsinRelayStore *store,
+                                                         gint64            id,
+                                                         GError          **error);
+TocsinRelayChannel *tocsin_relay_store_rotate_subscribe (TocsinRelayStore *store,
+                                                         gint64            id,
+                                                         GError          **error);
+/* Deletes the channel, its retained messages and dedup keys. */
+gboolean            tocsin_relay_store_delete_channel   (TocsinRelayStore *store,
+                                                         gint64            id,
+                                                         GError          **error);
+/* Every channel, by id (TocsinRelayChannel*, unref'd by the array). */
+GPtrArray          *tocsin_relay_store_list_channels    (TocsinRelayStore *store,
+                                                         GError          **error);
+/* The channel that @owner_key manages (constant-time check), or NULL. */
+TocsinRelayChannel *tocsin_relay_store_find_by_owner_key (TocsinRelayStore *store,
+                                                          const char       *owner_key);
+
+/* Admin keys (`tocsin-relay key create`) may create channels on a relay that is not open and
+ * manage any channel. Returned once; stored as a hash. */
+char               *tocsin_relay_store_create_admin_key (TocsinRelayStore *store,
+                                                         GError          **error);
+gboolean            tocsin_relay_store_check_admin_key  (TocsinRelayStore *store,
+                                                         const char       *key);
+
+/* The serve command records the public URL it serves under, so that `tocsin-relay channel ...`
+ * prints working URLs without being told --public-url. NULL when no server has recorded one. */
+gboolean            tocsin_relay_store_set_public_url   (TocsinRelayStore *store,
+                                                         const char       *public_url,
+                                                         GError          **error);
+char               *tocsin_relay_store_dup_public_url   (TocsinRelayStore *store);
+
+/* Who is connected to @channel_id, from every live server process on this data dir:
+ * [{"kind","peer","connectedAt"}]. */
+JsonArray          *tocsin_relay_store_list_presence    (TocsinRelayStore *store,
+                                                         gint64            channel_id,
+                                                         GError          **error);
+
+typedef struct
+{
+  gint64    id;         /* the message id (the original one for a duplicate) */
+  gint64    replaces;   /* 0 unless this message replaces an earlier one */
+  gboolean  duplicate;  /* same dedup key and content within the window: nothing was stored */
+  GBytes   *message;    /* the encoded message object (NULL for a duplicate) */
+} TocsinRelayCommit;
+
+void tocsin_relay_commit_free (TocsinRelayCommit *commit);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayCommit, tocsin_relay_commit_free)
+
+/* Stores @message (taken) in @channel_id with the next id, on the store's writer thread, which
+ * commits whatever is queued in one transaction (group commit). @callback runs in the calling
+ * thread's default main context once the transaction is durable.
+ * @dedup_key_hash/@content_hash: hex SHA-256 of the dedup key and of the request's content, or
+ * NULL when the request has no dedup key. */
+void               tocsin_relay_store_commit_async   (TocsinRelayStore    *store,
+                                                      gint64               channel_id,
+                                                      TocsinMessage       *message,
+                                                      const char          *dedup_key_hash,
+                                                      const char          *content_hash,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+TocsinRelayCommit *tocsin_relay_store_commit_finish  (TocsinRelayStore    *store,
+                                                      GAsyncResult        *result,
+                                                      GError             **error);
+
+/* Drops messages past retention, dedup keys past their window and presence rows of servers
+ * that are gone. The writer thread runs it every minute; tests call it directly. @now_ms: the
+ * clock (unix ms). */
+gboolean tocsin_relay_store_prune (TocsinRelayStore *store,
+                                   gint64            now_ms,
+                                   GError          **error);
+
+/* Per-channel token bucket (@rate tokens a second, @burst deep), main thread only. TRUE when the
+ * request may go on. *remaining: tokens left; *reset: seconds until the bucket is full again;
+ * *retry_after: seconds until one token is back (when FALSE). */
+gboolean tocsin_relay_store_take_rate_token (TocsinRelayStore *store,
+                                             gint64            channel_id,
+                                             double            rate,
+                                             guint             burst,
+                                             gint64            now_us,
+                                             guint            *remaining,
+                                             guint            *reset,
+                                             guint            *retry_after);
+
+/* The owner's view: everything but the owner key, snake_case as `channel create --json`:
+ * {"id","name","description","title","body","link","condition","trigger_token",
+ * "subscribe_token","webhook_url","subscribe_url","created_at","last_id"}. */
+JsonObject *tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
+                                                const char         *public_url);
+
+G_END_DECLS

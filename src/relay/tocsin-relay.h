@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay.h: the relay's shared context. One TocsinRelay per running server; every part
+ * (store, hub, ingest, owner API) reads its configuration from here. Owned by the serve command.
+ */
+#pragma once
+
+#include <glib.h>
+#include <libsoup/soup.h>
+
+G_BEGIN_DECLS
+
+typedef struct _TocsinRelayStore TocsinRelayStore;   /* tocsin-relay-store.h */
+typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
+
+typedef struct
+{
+  char     *data_dir;
+  char     *public_url;          /* no trailing slash; base of URLs shown to people */
+  gsize     max_body;            /* bytes; default 64 KiB */
+  gint64    retention_seconds;   /* default 86400; 0 = live only */
+  double    rate_per_second;     /* per-channel token bucket refill; default 5 */
+  guint     rate_burst;          /* bucket size; default 30 */
+  gsize     max_queue_bytes;     /* per subscriber connection; default 1 MiB */
+  guint     max_queue_frames;    /* per subscriber connection; default 1000 */
+  guint     max_connections;     /* default 20000 */
+  guint     idle_timeout;        /* seconds an HTTP connection may sit idle; default 60 */
+  gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
+} TocsinRelayConfig;
+
+typedef struct
+{
+  TocsinRelayConfig  config;
+  TocsinRelayStore  *store;
+  TocsinRelayHub    *hub;
+  SoupServer        *server;
+} TocsinRelay;
+
+void tocsin_relay_config_init  (TocsinRelayConfig *config);
+void tocsin_relay_config_clear (TocsinRelayConfig *config);
+
+G_END_DECLS

@@ -1,0 +1,681 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-relay-ingest.c: /t/{token} on the real relay, as a webhook sender and a subscriber see it.
+ */
+#define G_LOG_DOMAIN "test-relay-ingest"
+
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <glib/gstdio.h>
+
+#include "tocsin-message.h"
+#include "tocsin-test-relay.h"
+
+#define TITLE "Alerte serveur {{server_name}}"
+#define BODY "L'utilisation du CPU a atteint {{cpu_usage}}%"
+
+typedef struct
+{
+  TocsinTestRelay *relay;
+  JsonObject      *channel;
+  char            *hook;       /* "/t/<trigger token>" */
+} Fixture;
+
+static void
+setup_with (Fixture            *f,
+            const char * const *args,
+            const char         *link,
+            const char         *condition)
+{
+  f->relay = tocsin_test_relay_start (NULL, args);
+  f->channel = tocsin_test_relay_create_channel (f->relay, "Prod alerts", TITLE, BODY, link,
+                                                 condition);
+  f->hook = g_strdup_printf ("/t/%s", json_object_get_string_member (f->channel,
+                                                                     "trigger_token"));
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  setup_with (f, data, NULL, NULL);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_pointer (&f->relay, tocsin_test_relay_free);
+  g_clear_pointer (&f->channel, json_object_unref);
+  g_free (f->hook);
+}
+
+/* A request that must answer @expected with a JSON object; returns the object. */
+static JsonObject *
+request (Fixture            *f,
+         const char         *method,
+         const char         *path,
+         const char         *type,
+         const char         *body,
+         const char * const *headers,
+         guint               expected)
+{
+  guint status = 0;
+  g_autoptr(JsonNode) node = tocsin_test_http_json (f->relay, method, path, type, body, headers,
+                                                    &status);
+
+  g_assert_cmpuint (status, ==, expected);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (node));
+  return json_object_ref (json_node_get_object (node));
+}
+
+static char *
+hook_with (Fixture    *f,
+           const char *query)
+{
+  return g_strconcat (f->hook, query, NULL);
+}
+
+static gboolean
+array_has (JsonArray  *array,
+           const char *value)
+{
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    if (g_strcmp0 (json_array_get_string_element (array, i), value) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* A subscriber: a WebSocket on the channel's stream, collecting decoded messages. */
+typedef struct
+{
+  SoupWebsocketConnection *ws;
+  GPtrArray               *frames;
+} Subscriber;
+
+static void
+subscriber_open (Fixture    *f,
+                 Subscriber *s,
+                 const char *since)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_strdup_printf ("/s/%s/ws%s%s",
+                                           json_object_get_string_member (f->channel,
+                                                                          "subscribe_token"),
+                                           since ? "?since=" : "", since ? since : "");
+
+  s->frames = g_ptr_array_new_with_free_func (g_free);
+  s->ws = tocsin_test_websocket_connect (f->relay, path, &error);
+  g_assert_no_error (error);
+  tocsin_test_websocket_collect (s->ws, s->frames);
+}
+
+static void
+subscriber_close (Subscriber *s)
+{
+  if (soup_websocket_connection_get_state (s->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_close (s->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  g_clear_object (&s->ws);
+  g_clear_pointer (&s->frames, g_ptr_array_unref);
+}
+
+/* The message objects among the frames (skipping any other kind of frame). */
+static TocsinMessage *
+subscriber_message (Subscriber *s,
+                    guint       n)
+{
+  guint seen = 0;
+
+  for (guint i = 0; i < s->frames->len; i++)
+    {
+      const char *frame = s->frames->pdata[i];
+      TocsinMessage *message = tocsin_message_new_from_data (frame, strlen (frame), NULL);
+
+      if (message == NULL)
+        continue;
+      if (seen++ == n)
+        return message;
+      tocsin_message_free (message);
+    }
+  return NULL;
+}
+
+static guint
+subscriber_count (Subscriber *s)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < s->frames->len; i++)
+    {
+      const char *frame = s->frames->pdata[i];
+      g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (frame, strlen (frame),
+                                                                       NULL);
+
+      n += message != NULL;
+    }
+  return n;
+}
+
+/* Echobell's first example, exactly. */
+static void
+test_echobell_get (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *path = hook_with (f, "?server_name=Production&cpu_usage=95");
+  g_autoptr(JsonObject) reply = request (f, "GET", path, NULL, NULL, NULL, 200);
+
+  g_assert_cmpint (json_object_get_int_member (reply, "id"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==,
+                   "Alerte serveur Production");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                   "L'utilisation du CPU a atteint 95%");
+  g_assert_false (json_object_has_member (reply, "externalLink"));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (reply, "missing")), ==,
+                    0);
+}
+
+/* Echobell's second example, with externalLink, as a subscriber replays it. */
+static void
+test_echobell_post_json (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+  JsonNode *cpu;
+
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\n  \"server_name\": \"Production\",\n  \"cpu_usage\": 95,\n"
+                   "  \"externalLink\": \"https://dashboard.example.com/alerts/123\"\n}",
+                   NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (reply, "id"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==,
+                   "Alerte serveur Production");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                   "L'utilisation du CPU a atteint 95%");
+  g_assert_cmpstr (json_object_get_string_member (reply, "externalLink"), ==,
+                   "https://dashboard.example.com/alerts/123");
+
+  subscriber_open (f, &s, "all");
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_cmpint (message->id, ==, 1);
+  g_assert_cmpint (message->channel, ==, json_object_get_int_member (f->channel, "id"));
+  g_assert_cmpstr (message->title, ==, "Alerte serveur Production");
+  g_assert_cmpstr (message->external_link, ==, "https://dashboard.example.com/alerts/123");
+  g_assert_cmpint (message->replaces, ==, 0);
+  /* Numbers stay numbers in vars. */
+  cpu = json_object_get_member (message->vars, "cpu_usage");
+  g_assert_nonnull (cpu);
+  g_assert_cmpint (json_node_get_value_type (cpu), ==, G_TYPE_INT64);
+  g_assert_cmpint (json_node_get_int (cpu), ==, 95);
+  subscriber_close (&s);
+}
+
+static void
+test_nested_json (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+  JsonObject *host;
+
+  subscriber_open (f, &s, NULL);
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\":\"db1\",\"cpu_usage\":99.5,\"host\":{\"tags\":[\"a\",true]}}",
+                   NULL, 200);
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  host = json_object_get_object_member (message->vars, "host");
+  g_assert_nonnull (host);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (host, "tags")), ==, 2);
+  g_assert_true (json_array_get_boolean_element (json_object_get_array_member (host, "tags"),
+                                                 1));
+  subscriber_close (&s);
+}
+
+/* Form and JSON bodies merge with the query; the body wins on a clash. */
+static void
+test_body_wins_over_query (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *path = hook_with (f, "?server_name=Query&cpu_usage=10");
+  g_autoptr(JsonObject) form = NULL, json = NULL, put = NULL;
+
+  form = request (f, "POST", path, "application/x-www-form-urlencoded",
+                  "server_name=Form+%C3%A9t%C3%A9", NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (form, "title"), ==,
+                   "Alerte serveur Form \xc3\xa9t\xc3\xa9");
+  g_assert_cmpstr (json_object_get_string_member (form, "body"), ==,
+                   "L'utilisation du CPU a atteint 10%");
+
+  json = request (f, "POST", path, "application/json; charset=utf-8", "{\"cpu_usage\": 77}",
+                  NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (json, "title"), ==, "Alerte serveur Query");
+  g_assert_cmpstr (json_object_get_string_member (json, "body"), ==,
+                   "L'utilisation du CPU a atteint 77%");
+  g_assert_cmpint (json_object_get_int_member (json, "id"), ==, 2);
+
+  put = request (f, "PUT", path, "application/json", "{\"server_name\": \"Put\"}", NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (put, "title"), ==, "Alerte serveur Put");
+  g_assert_cmpint (json_object_get_int_member (put, "id"), ==, 3);
+}
+
+static void
+setup_text (Fixture       *f,
+            gconstpointer  data)
+{
+  f->relay = tocsin_test_relay_start (NULL, NULL);
+  f->channel = tocsin_test_relay_create_channel (f->relay, "Text", "Log line",
+                                                 "{{bodyAsText}}", NULL, NULL);
+  f->hook = g_strdup_printf ("/t/%s", json_object_get_string_member (f->channel,
+                                                                     "trigger_token"));
+}
+
+static void
+test_text_plain (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = request (f, "POST", f->hook, "text/plain",
+                                         "disk /dev/sda1 is 97% full", NULL, 200);
+
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "Log line");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                   "disk /dev/sda1 is 97% full");
+}
+
+static void
+test_missing (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autofree char *path = hook_with (f, "?unrelated=1");
+  g_autoptr(JsonObject) reply = request (f, "GET", path, NULL, NULL, NULL, 200);
+  JsonArray *missing = json_object_get_array_member (reply, "missing");
+
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "Alerte serveur ");
+  g_assert_cmpuint (json_array_get_length (missing), ==, 2);
+  g_assert_true (array_has (missing, "server_name"));
+  g_assert_true (array_has (missing, "cpu_usage"));
+}
+
+static void
+assert_error (Fixture            *f,
+              const char         *method,
+              const char         *path,
+              const char         *type,
+              const char         *body,
+              gssize              length,
+              guint               expected)
+{
+  g_autoptr(GBytes) response = NULL;
+  g_autoptr(SoupMessageHeaders) headers = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *object;
+  guint status;
+
+  status = tocsin_test_http (f->relay, method, path, type, body, length, NULL, &response,
+                             &headers);
+  g_assert_cmpuint (status, ==, expected);
+  g_assert_true (g_str_has_prefix (soup_message_headers_get_content_type (headers, NULL),
+                                   "application/json"));
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (response, NULL),
+                                             g_bytes_get_size (response), &error));
+  object = json_node_get_object (json_parser_get_root (parser));
+  g_assert_nonnull (object);
+  g_assert_cmpuint (strlen (json_object_get_string_member (object, "error")), >, 10);
+  g_assert_false (json_object_has_member (object, "id"));
+}
+
+static void
+test_errors (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autofree char *big = NULL;
+  g_autofree char *bad_query = hook_with (f, "?server_name=%FF%FE");
+  g_autofree char *ok_query = hook_with (f, "?server_name=ok");
+  gsize big_length = 64 * 1024 + 1;
+  g_autoptr(JsonObject) after = NULL;
+
+  /* Unknown tokens: well-formed, garbage, and empty-looking. */
+  assert_error (f, "GET", "/t/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, NULL, 0, 404);
+  assert_error (f, "POST", "/t/nope", "application/json", "{}", -1, 404);
+
+  assert_error (f, "POST", f->hook, "application/json", "{\"server_name\": ", -1, 400);
+  assert_error (f, "POST", f->hook, "application/json", "[1, 2, 3]", -1, 400);
+  assert_error (f, "POST", f->hook, "application/json", "\"just a string\"", -1, 400);
+  assert_error (f, "POST", f->hook, "application/json", "{\"server_name\": \"\xff\xfe\"}", -1,
+                400);
+  assert_error (f, "POST", f->hook, "text/plain", "caf\xc3", -1, 400);
+  assert_error (f, "POST", f->hook, "application/x-www-form-urlencoded", "a=%FF", -1, 400);
+  assert_error (f, "GET", bad_query, NULL, NULL, 0, 400);
+
+  big = g_malloc (big_length + 1);
+  memset (big, 'a', big_length);
+  big[big_length] = '\0';
+  big[0] = '{';
+  assert_error (f, "POST", f->hook, "application/json", big, big_length, 413);
+
+  assert_error (f, "POST", f->hook, "application/xml", "<a/>", -1, 415);
+  assert_error (f, "POST", f->hook, "application/json; charset=latin1", "{}", -1, 415);
+  assert_error (f, "DELETE", f->hook, NULL, NULL, 0, 405);
+  assert_error (f, "PATCH", f->hook, "application/json", "{}", -1, 405);
+
+  /* None of it harmed the channel: the next good request is message 1. */
+  after = request (f, "GET", ok_query, NULL, NULL, NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (after, "id"), ==, 1);
+}
+
+static const char *const rate_args[] = { "--rate=0.2", "--burst=2", NULL };
+
+static void
+test_rate_limit (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(SoupMessageHeaders) headers = NULL;
+  g_autoptr(JsonObject) other_channel = NULL;
+  g_autofree char *other_hook = NULL;
+  const char *retry;
+  guint status;
+
+  for (int i = 0; i < 2; i++)
+    {
+      g_clear_pointer (&headers, soup_message_headers_unref);
+      status = tocsin_test_http (f->relay, "GET", f->hook, NULL, NULL, 0, NULL, NULL, &headers);
+      g_assert_cmpuint (status, ==, 200);
+      g_assert_nonnull (soup_message_headers_get_one (headers, "RateLimit-Policy"));
+    }
+  assert_error (f, "GET", f->hook, NULL, NULL, 0, 429);
+
+  g_clear_pointer (&headers, soup_message_headers_unref);
+  status = tocsin_test_http (f->relay, "GET", f->hook, NULL, NULL, 0, NULL, NULL, &headers);
+  g_assert_cmpuint (status, ==, 429);
+  retry = soup_message_headers_get_one (headers, "Retry-After");
+  g_assert_nonnull (retry);
+  g_assert_cmpint (atoi (retry), >=, 1);
+  g_assert_cmpint (atoi (retry), <=, 5);
+  g_assert_nonnull (strstr (soup_message_headers_get_one (headers, "RateLimit-Policy"), "q=2"));
+  g_assert_nonnull (strstr (soup_message_headers_get_one (headers, "RateLimit"), "r=0"));
+
+  /* Another channel has its own bucket. */
+  other_channel = tocsin_test_relay_create_channel (f->relay, "Other", NULL, NULL, NULL, NULL);
+  other_hook = g_strdup_printf ("/t/%s", json_object_get_string_member (other_channel,
+                                                                        "trigger_token"));
+  g_assert_cmpuint (tocsin_test_http (f->relay, "GET", other_hook, NULL, NULL, 0, NULL, NULL,
+                                      NULL), ==, 200);
+}
+
+/* Same key and content: acknowledged with the original id, delivered to no one again.
+ * Same key, new content: a new message that replaces the old one. */
+static void
+test_dedup (Fixture       *f,
+            gconstpointer  data)
+{
+  const char *first = "{\"eventId\": \"evt-42\", \"server_name\": \"A\", \"cpu_usage\": 91}";
+  const char *changed = "{\"eventId\": \"evt-42\", \"server_name\": \"A\", \"cpu_usage\": 99}";
+  const char *const idem[] = { "Idempotency-Key", "order-7", NULL };
+  const char *const whid[] = { "webhook-id", "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", NULL };
+  g_autoptr(JsonObject) r1 = NULL, r2 = NULL, r3 = NULL, r4 = NULL, r5 = NULL, r6 = NULL;
+  g_autoptr(JsonObject) r7 = NULL, sentinel = NULL;
+  g_autoptr(TocsinMessage) m1 = NULL, m2 = NULL, m3 = NULL;
+  Subscriber s = { 0 };
+
+  subscriber_open (f, &s, NULL);
+
+  r1 = request (f, "POST", f->hook, "application/json", first, NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (r1, "id"), ==, 1);
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+
+  r2 = request (f, "POST", f->hook, "application/json", first, NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (r2, "id"), ==, 1);
+  g_assert_true (json_object_get_boolean_member (r2, "duplicate"));
+
+  r3 = request (f, "POST", f->hook, "application/json", changed, NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (r3, "id"), ==, 2);
+  g_assert_cmpint (json_object_get_int_member (r3, "replaces"), ==, 1);
+
+  /* The subscriber got 1, then 2 replacing 1, and nothing for the duplicate. */
+  sentinel = request (f, "GET", f->hook, NULL, NULL, NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (sentinel, "id"), ==, 3);
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 3);
+  m1 = subscriber_message (&s, 0);
+  m2 = subscriber_message (&s, 1);
+  m3 = subscriber_message (&s, 2);
+  g_assert_cmpint (m1->id, ==, 1);
+  g_assert_cmpint (m2->id, ==, 2);
+  g_assert_cmpint (m2->replaces, ==, 1);
+  g_assert_cmpstr (m2->body, ==, "L'utilisation du CPU a atteint 99%");
+  g_assert_cmpint (m3->id, ==, 3);
+
+  /* The headers are keys too. */
+  r4 = request (f, "GET", f->hook, NULL, NULL, idem, 200);
+  r5 = request (f, "GET", f->hook, NULL, NULL, idem, 200);
+  g_assert_cmpint (json_object_get_int_member (r4, "id"), ==, 4);
+  g_assert_cmpint (json_object_get_int_member (r5, "id"), ==, 4);
+  g_assert_true (json_object_get_boolean_member (r5, "duplicate"));
+  r6 = request (f, "GET", f->hook, NULL, NULL, whid, 200);
+  r7 = request (f, "GET", f->hook, NULL, NULL, whid, 200);
+  g_assert_cmpint (json_object_get_int_member (r6, "id"), ==, 5);
+  g_assert_cmpint (json_object_get_int_member (r7, "id"), ==, 5);
+  subscriber_close (&s);
+}
+
+static void
+setup_condition (Fixture       *f,
+                 gconstpointer  data)
+{
+  setup_with (f, NULL, NULL, "cpu_usage > 90");
+}
+
+static void
+test_condition (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(JsonObject) low = NULL, high = NULL;
+  Subscriber s = { 0 };
+
+  subscriber_open (f, &s, NULL);
+  low = request (f, "POST", f->hook, "application/json",
+                 "{\"server_name\": \"web\", \"cpu_usage\": 50}", NULL, 200);
+  g_assert_true (json_object_get_boolean_member (low, "filtered"));
+  g_assert_false (json_object_has_member (low, "id"));
+
+  high = request (f, "POST", f->hook, "application/json",
+                  "{\"server_name\": \"web\", \"cpu_usage\": 95}", NULL, 200);
+  g_assert_false (json_object_has_member (high, "filtered"));
+  /* The filtered one took no id. */
+  g_assert_cmpint (json_object_get_int_member (high, "id"), ==, 1);
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  subscriber_close (&s);
+}
+
+static void
+test_rotation (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *out = NULL, *err = NULL, *id = NULL, *new_hook = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *rotated;
+  int status;
+
+  g_assert_cmpuint (tocsin_test_http (f->relay, "GET", f->hook, NULL, NULL, 0, NULL, NULL, NULL),
+                    ==, 200);
+
+  /* Rotated from another process while the server runs. */
+  id = g_strdup_printf ("%" G_GINT64_FORMAT, json_object_get_int_member (f->channel, "id"));
+  status = tocsin_test_relay_cli (f->relay, &out, &err, "channel", "rotate-trigger", id,
+                                  "--json", NULL);
+  g_assert_cmpint (status, ==, 0);
+  g_assert_true (json_parser_load_from_data (parser, out, -1, NULL));
+  rotated = json_node_get_object (json_parser_get_root (parser));
+  new_hook = g_strdup_printf ("/t/%s", json_object_get_string_member (rotated, "trigger_token"));
+  g_assert_cmpstr (new_hook, !=, f->hook);
+
+  assert_error (f, "GET", f->hook, NULL, NULL, 0, 404);
+  g_assert_cmpuint (tocsin_test_http (f->relay, "GET", new_hook, NULL, NULL, 0, NULL, NULL, NULL),
+                    ==, 200);
+}
+
+static void
+test_hostile_links (Fixture       *f,
+                    gconstpointer  data)
+{
+  static const char *const links[] = {
+    "javascript:alert(1)",
+    "JavaScript:alert(document.cookie)",
+    "data:text/html,<script>alert(1)</script>",
+    "file:///etc/passwd",
+    "tocsin://subscribe?url=http://evil.example",
+    "https://user:pass@evil.example/",
+    "https://evil.example/a b",
+    "//evil.example/no-scheme",
+  };
+  Subscriber s = { 0 };
+
+  subscriber_open (f, &s, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (links); i++)
+    {
+      g_autoptr(JsonObject) body = json_object_new ();
+      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+      g_autofree char *text = NULL;
+      g_autoptr(JsonObject) reply = NULL;
+
+      json_object_set_string_member (body, "server_name", "x");
+      json_object_set_string_member (body, "externalLink", links[i]);
+      json_node_set_object (node, body);
+      text = json_to_string (node, FALSE);
+      reply = request (f, "POST", f->hook, "application/json", text, NULL, 200);
+      g_assert_false (json_object_has_member (reply, "externalLink"));
+      g_assert_true (json_object_has_member (reply, "linkDropped"));
+    }
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == G_N_ELEMENTS (links));
+  for (guint i = 0; i < G_N_ELEMENTS (links); i++)
+    {
+      g_autoptr(TocsinMessage) message = subscriber_message (&s, i);
+
+      g_assert_null (message->external_link);
+    }
+  subscriber_close (&s);
+}
+
+static void
+setup_link_template (Fixture       *f,
+                     gconstpointer  data)
+{
+  setup_with (f, NULL, "{{scheme}}://dashboard.example.com/{{server_name}}", NULL);
+}
+
+static void
+test_link_template (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *good = hook_with (f, "?scheme=https&server_name=db1");
+  g_autofree char *bad = hook_with (f, "?scheme=javascript&server_name=db1");
+  g_autoptr(JsonObject) ok = request (f, "GET", good, NULL, NULL, NULL, 200);
+  g_autoptr(JsonObject) refused = request (f, "GET", bad, NULL, NULL, NULL, 200);
+
+  g_assert_cmpstr (json_object_get_string_member (ok, "externalLink"), ==,
+                   "https://dashboard.example.com/db1");
+  g_assert_false (json_object_has_member (refused, "externalLink"));
+  g_assert_true (json_object_has_member (refused, "linkDropped"));
+}
+
+/* Markup in variables is text: kept byte for byte, escaped by whoever renders it. */
+static void
+test_markup_kept (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+
+  subscriber_open (f, &s, NULL);
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\": \"<b>db</b> &amp; <script>x</script>\", "
+                   "\"cpu_usage\": \"<i>9</i>\"}", NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==,
+                   "Alerte serveur <b>db</b> &amp; <script>x</script>");
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_cmpstr (message->body, ==, "L'utilisation du CPU a atteint <i>9</i>%");
+  g_assert_cmpstr (json_object_get_string_member (message->vars, "server_name"), ==,
+                   "<b>db</b> &amp; <script>x</script>");
+  subscriber_close (&s);
+}
+
+/* Acknowledged means stored: a kill -9 right after the 200 loses nothing. */
+static void
+test_kill_after_ack (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\": \"Production\", \"cpu_usage\": 95}", NULL, 200);
+  tocsin_test_relay_stop (f->relay, TRUE);
+  tocsin_test_relay_restart (f->relay);
+
+  subscriber_open (f, &s, "0");
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_cmpint (message->id, ==, json_object_get_int_member (reply, "id"));
+  g_assert_cmpstr (message->title, ==, "Alerte serveur Production");
+  subscriber_close (&s);
+}
+
+static guint
+mode_of (const char *dir,
+         const char *name)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  struct stat st;
+
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  return st.st_mode & 0777;
+}
+
+static void
+test_file_modes (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = request (f, "GET", f->hook, NULL, NULL, NULL, 200);
+
+  g_assert_cmpuint (mode_of (f->relay->data_dir, "."), ==, 0700);
+  g_assert_cmpuint (mode_of (f->relay->data_dir, "relay.db"), ==, 0600);
+  g_assert_cmpuint (mode_of (f->relay->data_dir, "relay.db-wal"), ==, 0600);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, setup, args, func) \
+  g_test_add (path, Fixture, args, setup, func, fixture_teardown)
+  ADD ("/relay/ingest/echobell-get", fixture_setup, NULL, test_echobell_get);
+  ADD ("/relay/ingest/echobell-post-json", fixture_setup, NULL, test_echobell_post_json);
+  ADD ("/relay/ingest/nested-json", fixture_setup, NULL, test_nested_json);
+  ADD ("/relay/ingest/body-wins-over-query", fixture_setup, NULL, test_body_wins_over_query);
+  ADD ("/relay/ingest/text-plain", setup_text, NULL, test_text_plain);
+  ADD ("/relay/ingest/missing", fixture_setup, NULL, test_missing);
+  ADD ("/relay/ingest/errors", fixture_setup, NULL, test_errors);
+  ADD ("/relay/ingest/rate-limit", fixture_setup, rate_args, test_rate_limit);
+  ADD ("/relay/ingest/dedup", fixture_setup, NULL, test_dedup);
+  ADD ("/relay/ingest/condition", setup_condition, NULL, test_condition);
+  ADD ("/relay/ingest/rotation", fixture_setup, NULL, test_rotation);
+  ADD ("/relay/ingest/hostile-links", fixture_setup, NULL, test_hostile_links);
+  ADD ("/relay/ingest/link-template", setup_link_template, NULL, test_link_template);
+  ADD ("/relay/ingest/markup-kept", fixture_setup, NULL, test_markup_kept);
+  ADD ("/relay/ingest/kill-after-ack", fixture_setup, NULL, test_kill_after_ack);
+  ADD ("/relay/ingest/file-modes", fixture_setup, NULL, test_file_modes);
+#undef ADD
+
+  return g_test_run ();
+}
