@@ -1,0 +1,935 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-connection"
+
+#include "config.h"
+
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "tocsin-connection.h"
+#include "tocsin-subscription.h"
+
+#define BACKOFF_FIRST_MS     1000
+#define BACKOFF_MAX_MS       60000
+#define KEEPALIVE_SECONDS    30
+#define SILENCE_LIMIT_USEC   (90 * G_USEC_PER_SEC)
+#define CONNECT_TIMEOUT_SEC  30
+/* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom. */
+#define MAX_INCOMING_PAYLOAD (4 * 1024 * 1024)
+
+struct _TocsinConnection
+{
+  GObject parent_instance;
+
+  /* Owned references: */
+  char                    *relay_url;
+  char                    *ws_url;
+  GTlsDatabase            *tls_database;
+  SoupSession             *session;
+  SoupWebsocketConnection *ws;
+  GCancellable            *connect_cancellable;
+  GCancellable            *bus_cancellable;
+  GDBusConnection         *system_bus;
+  GNetworkMonitor         *monitor;         /* the default one, referenced */
+
+  /* Per-token cursors (token → gint64*, last id passed on) and the channel each token named in
+   * its "subscribed" frame (channel id → token). */
+  GHashTable              *cursors;
+  GHashTable              *channels;
+
+  TocsinConnectionState    state;
+  gboolean                 running;
+  guint                    attempt;
+  gint64                   retry_time;
+  gint64                   last_seen;
+  char                    *last_error;
+
+  guint                    retry_source;
+  guint                    keepalive_source;
+  guint                    connect_timeout_source;
+  guint                    sleep_subscription;
+  gulong                   monitor_handler;
+};
+
+G_DEFINE_FINAL_TYPE (TocsinConnection, tocsin_connection, G_TYPE_OBJECT)
+G_DEFINE_ENUM_TYPE (TocsinConnectionState, tocsin_connection_state,
+                    G_DEFINE_ENUM_VALUE (TOCSIN_CONNECTION_STOPPED, "stopped"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_CONNECTION_CONNECTING, "connecting"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_CONNECTION_CONNECTED, "connected"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_CONNECTION_WAITING, "waiting"))
+
+enum {
+  PROP_0,
+  PROP_RELAY_URL,
+  PROP_STATE,
+  PROP_RETRY_TIME,
+  PROP_LAST_ERROR,
+  N_PROPS
+};
+
+enum {
+  SIGNAL_SUBSCRIBED,
+  SIGNAL_MESSAGE,
+  SIGNAL_GAP,
+  SIGNAL_ERROR,
+  SIGNAL_CLOSED,
+  N_SIGNALS
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+static void connect_now (TocsinConnection *self);
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+static void
+set_state (TocsinConnection      *self,
+           TocsinConnectionState  state)
+{
+  if (self->state == state)
+    return;
+  self->state = state;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_STATE]);
+}
+
+static void
+set_last_error (TocsinConnection *self,
+                const char       *message)
+{
+  if (g_strcmp0 (self->last_error, message) == 0)
+    return;
+  g_free (self->last_error);
+  self->last_error = g_strdup (message);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LAST_ERROR]);
+}
+
+static void
+send_frame (TocsinConnection *self,
+            JsonBuilder      *builder)
+{
+  g_autoptr(JsonNode) root = json_builder_get_root (builder);
+  g_autofree char *text = json_to_string (root, FALSE);
+
+  if (self->ws && soup_websocket_connection_get_state (self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
+    soup_websocket_connection_send_text (self->ws, text);
+}
+
+static void
+send_subscribe (TocsinConnection *self,
+                const char       *token,
+                gint64            cursor)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new ();
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "type");
+  json_builder_add_string_value (builder, "subscribe");
+  json_builder_set_member_name (builder, "token");
+  json_builder_add_string_value (builder, token);
+  json_builder_set_member_name (builder, "since");
+  if (cursor == TOCSIN_CURSOR_NONE)
+    json_builder_add_null_value (builder);
+  else
+    json_builder_add_int_value (builder, cursor);
+  json_builder_end_object (builder);
+  send_frame (self, builder);
+}
+
+/* Drops the socket without waiting for anything from the peer (it may be gone). */
+static void
+drop_socket (TocsinConnection *self,
+             gushort           code)
+{
+  g_autoptr(SoupWebsocketConnection) ws = g_steal_pointer (&self->ws);
+
+  g_clear_handle_id (&self->keepalive_source, g_source_remove);
+  if (ws == NULL)
+    return;
+  g_signal_handlers_disconnect_by_data (ws, self);
+  if (soup_websocket_connection_get_state (ws) != SOUP_WEBSOCKET_STATE_CLOSED)
+    {
+      /* The close handshake finishes (or times out) on its own; keep the object alive until
+       * then. */
+      g_signal_connect (ws, "closed", G_CALLBACK (g_object_unref), NULL);
+      g_object_ref (ws);
+      soup_websocket_connection_close (ws, code, NULL);
+    }
+}
+
+static gboolean
+retry_cb (gpointer data)
+{
+  TocsinConnection *self = data;
+
+  self->retry_source = 0;
+  connect_now (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Exponential backoff with jitter: about 1 s, 2 s, 4 s ... up to 60 s, each ±25 %, so that the
+ * subscribers of a relay that restarts do not all come back in the same instant. */
+static void
+schedule_retry (TocsinConnection *self,
+                gboolean          at_once)
+{
+  guint delay_ms = 0;
+
+  g_clear_handle_id (&self->retry_source, g_source_remove);
+  if (!self->running)
+    {
+      set_state (self, TOCSIN_CONNECTION_STOPPED);
+      return;
+    }
+
+  if (!at_once)
+    {
+      double base = BACKOFF_FIRST_MS * (double) (1u << MIN (self->attempt, 7u));
+
+      base = MIN (base, (double) BACKOFF_MAX_MS);
+      delay_ms = (guint) MIN (base * g_random_double_range (0.75, 1.25), (double) BACKOFF_MAX_MS);
+      self->attempt++;
+    }
+
+  self->retry_time = g_get_monotonic_time () + (gint64) delay_ms * 1000;
+  self->retry_source = g_timeout_add (delay_ms, retry_cb, self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_RETRY_TIME]);
+  set_state (self, TOCSIN_CONNECTION_WAITING);
+}
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+static const char *
+token_for_channel (TocsinConnection *self,
+                   gint64            channel_id)
+{
+  return g_hash_table_lookup (self->channels, &channel_id);
+}
+
+static gint64 *
+cursor_for_token (TocsinConnection *self,
+                  const char       *token)
+{
+  return token ? g_hash_table_lookup (self->cursors, token) : NULL;
+}
+
+static void
+forget_token (TocsinConnection *self,
+              const char       *token)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->channels);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (g_strcmp0 (value, token) == 0)
+      g_hash_table_iter_remove (&iter);
+  g_hash_table_remove (self->cursors, token);
+}
+
+static void
+handle_subscribed (TocsinConnection *self,
+                   JsonObject       *frame)
+{
+  const char *token = json_object_get_string_member_with_default (frame, "token", NULL);
+  JsonObject *channel = NULL;
+  gint64 channel_id, last_id;
+  gint64 *cursor;
+
+  if (json_object_has_member (frame, "channel") &&
+      JSON_NODE_HOLDS_OBJECT (json_object_get_member (frame, "channel")))
+    channel = json_object_get_object_member (frame, "channel");
+  cursor = cursor_for_token (self, token);
+  if (cursor == NULL || channel == NULL)
+    return;
+
+  channel_id = json_object_get_int_member_with_default (channel, "id", 0);
+  last_id = json_object_get_int_member_with_default (frame, "lastId", 0);
+  if (channel_id <= 0)
+    return;
+  g_hash_table_insert (self->channels, g_memdup2 (&channel_id, sizeof channel_id),
+                       g_strdup (token));
+  /* Subscribed live only: what exists now counts as seen, so the next reconnect resumes here. */
+  if (*cursor == TOCSIN_CURSOR_NONE)
+    *cursor = last_id;
+
+  g_signal_emit (self, signals[SIGNAL_SUBSCRIBED], 0, token, channel_id,
+                 json_object_get_string_member_with_default (channel, "name", NULL),
+                 json_object_get_string_member_with_default (channel, "description", NULL),
+                 last_id);
+}
+
+static void
+handle_message (TocsinConnection *self,
+                JsonObject       *frame)
+{
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+  JsonObject *object;
+  const char *token;
+  gint64 *cursor;
+  gint64 channel_id, id;
+
+  if (!json_object_has_member (frame, "message") ||
+      !JSON_NODE_HOLDS_OBJECT (json_object_get_member (frame, "message")))
+    return;
+  object = json_object_get_object_member (frame, "message");
+  channel_id = json_object_get_int_member_with_default (object, "channel", 0);
+  id = json_object_get_int_member_with_default (object, "id", 0);
+  token = token_for_channel (self, channel_id);
+  cursor = cursor_for_token (self, token);
+  if (cursor == NULL)
+    {
+      g_debug ("Message for channel %" G_GINT64_FORMAT " that is not subscribed", channel_id);
+      return;
+    }
+  /* A replay overlapping what we already passed on: drop it here, once. */
+  if (id <= *cursor)
+    return;
+
+  message = tocsin_message_new_from_json_object (object, &error);
+  if (message == NULL && g_error_matches (error, TOCSIN_MESSAGE_ERROR,
+                                          TOCSIN_MESSAGE_ERROR_BAD_LINK))
+    {
+      /* An unsafe link is dropped, not the message. */
+      g_clear_error (&error);
+      json_object_remove_member (object, "externalLink");
+      message = tocsin_message_new_from_json_object (object, &error);
+    }
+  /* Skip what cannot be decoded, but move past it: asking for it again would fail again. */
+  *cursor = MAX (*cursor, id);
+  if (message == NULL)
+    {
+      g_debug ("Dropped a message the relay sent: %s", error->message);
+      return;
+    }
+
+  g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, token, message);
+}
+
+static void
+handle_frame (TocsinConnection *self,
+              JsonObject       *frame)
+{
+  const char *type = json_object_get_string_member_with_default (frame, "type", "");
+
+  if (g_str_equal (type, "subscribed"))
+    handle_subscribed (self, frame);
+  else if (g_str_equal (type, "message"))
+    handle_message (self, frame);
+  else if (g_str_equal (type, "gap"))
+    {
+      gint64 channel_id = json_object_get_int_member_with_default (frame, "channel", 0);
+      const char *token = token_for_channel (self, channel_id);
+
+      if (token)
+        g_signal_emit (self, signals[SIGNAL_GAP], 0, token, channel_id,
+                       json_object_get_int_member_with_default (frame, "from", 0),
+                       json_object_get_int_member_with_default (frame, "to", 0));
+    }
+  else if (g_str_equal (type, "error"))
+    {
+      g_autofree char *token =
+        g_strdup (json_object_get_string_member_with_default (frame, "token", NULL));
+      const char *code = json_object_get_string_member_with_default (frame, "code", "error");
+      const char *message = json_object_get_string_member_with_default (frame, "error", "");
+
+      /* A refused token is not asked for again on reconnect; the subscription shows why. */
+      if (token)
+        forget_token (self, token);
+      g_signal_emit (self, signals[SIGNAL_ERROR], 0, token, code, message);
+    }
+  else if (g_str_equal (type, "closed"))
+    {
+      gint64 channel_id = json_object_get_int_member_with_default (frame, "channel", 0);
+      g_autofree char *token = g_strdup (token_for_channel (self, channel_id));
+      const char *reason = json_object_get_string_member_with_default (frame, "reason", "closed");
+
+      if (token)
+        {
+          forget_token (self, token);
+          g_signal_emit (self, signals[SIGNAL_CLOSED], 0, token, channel_id, reason);
+        }
+    }
+  else
+    g_debug ("Ignoring a frame of unknown type “%s”", type);
+}
+
+static void
+on_ws_message (SoupWebsocketConnection *ws,
+               gint                     data_type,
+               GBytes                  *bytes,
+               TocsinConnection        *self)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+  JsonNode *root;
+
+  self->last_seen = g_get_monotonic_time ();
+  /* The relay talks to us: the backoff can start over next time. */
+  self->attempt = 0;
+
+  if (data_type != SOUP_WEBSOCKET_DATA_TEXT)
+    return;
+  if (!json_parser_load_from_data (parser, data, length, &error))
+    {
+      g_debug ("Ignoring a frame that is not JSON: %s", error->message);
+      return;
+    }
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    return;
+
+  /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
+  g_object_ref (self);
+  handle_frame (self, json_node_get_object (root));
+  g_object_unref (self);
+}
+
+static void
+on_ws_pong (SoupWebsocketConnection *ws,
+            GBytes                  *message,
+            TocsinConnection        *self)
+{
+  self->last_seen = g_get_monotonic_time ();
+}
+
+static void
+on_ws_error (SoupWebsocketConnection *ws,
+             GError                  *error,
+             TocsinConnection        *self)
+{
+  g_debug ("WebSocket error from %s: %s", self->relay_url, error->message);
+  set_last_error (self, error->message);
+}
+
+static void
+on_ws_closed (SoupWebsocketConnection *ws,
+              TocsinConnection        *self)
+{
+  gushort code = soup_websocket_connection_get_close_code (ws);
+  gboolean at_once = FALSE;
+
+  g_debug ("Connection to %s closed (%u)", self->relay_url, code);
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+
+  switch (code)
+    {
+    case SOUP_WEBSOCKET_CLOSE_GOING_AWAY:
+      set_last_error (self, _("The relay is restarting"));
+      break;
+    case 4008:
+      /* Too slow for the relay's queue: nothing is lost, resume from the cursors now. */
+      at_once = TRUE;
+      break;
+    case SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION:
+      set_last_error (self, _("The relay refused what this app sent (protocol error)"));
+      break;
+    default:
+      set_last_error (self, _("The connection to the relay was lost"));
+      break;
+    }
+  schedule_retry (self, at_once);
+}
+
+/* Keepalive: libsoup pings every 30 s; if nothing at all came back for 90 s, the peer is gone
+ * (suspended laptop, dead NAT mapping) and a new connection is the only cure. */
+static gboolean
+keepalive_cb (gpointer data)
+{
+  TocsinConnection *self = data;
+
+  if (g_get_monotonic_time () - self->last_seen > SILENCE_LIMIT_USEC)
+    {
+      self->keepalive_source = 0;
+      set_last_error (self, _("The relay stopped answering"));
+      drop_socket (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+      schedule_retry (self, TRUE);
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- connecting --------------------------------------------------------------------------- */
+
+static gboolean
+on_accept_certificate (SoupMessage          *msg,
+                       GTlsCertificate      *certificate,
+                       GTlsCertificateFlags  errors,
+                       TocsinConnection     *self)
+{
+  g_autoptr(GSocketConnectable) identity = NULL;
+  GUri *uri = soup_message_get_uri (msg);
+  GTlsCertificateFlags flags;
+
+  /* The system did not trust it; the CA file from the preferences may. */
+  if (self->tls_database == NULL)
+    return FALSE;
+  identity = g_network_address_new (g_uri_get_host (uri), g_uri_get_port (uri));
+  flags = g_tls_database_verify_chain (self->tls_database, certificate,
+                                       G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER,
+                                       identity, NULL, G_TLS_DATABASE_VERIFY_NONE,
+                                       NULL, NULL);
+  return flags == 0;
+}
+
+static void
+on_connected (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(TocsinConnection) self = user_data;
+  g_autoptr(SoupWebsocketConnection) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  ws = soup_session_websocket_connect_finish (SOUP_SESSION (object), result, &error);
+  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  g_clear_object (&self->connect_cancellable);
+
+  if (ws == NULL)
+    {
+      g_debug ("Could not connect to %s: %s", self->relay_url, error->message);
+      set_last_error (self, error->message);
+      schedule_retry (self, FALSE);
+      return;
+    }
+  if (!self->running)
+    {
+      g_clear_object (&self->ws);
+      self->ws = g_steal_pointer (&ws);
+      drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+      return;
+    }
+
+  self->ws = g_steal_pointer (&ws);
+  self->last_seen = g_get_monotonic_time ();
+  soup_websocket_connection_set_max_incoming_payload_size (self->ws, MAX_INCOMING_PAYLOAD);
+  soup_websocket_connection_set_keepalive_interval (self->ws, KEEPALIVE_SECONDS);
+  g_signal_connect (self->ws, "message", G_CALLBACK (on_ws_message), self);
+  g_signal_connect (self->ws, "pong", G_CALLBACK (on_ws_pong), self);
+  g_signal_connect (self->ws, "error", G_CALLBACK (on_ws_error), self);
+  g_signal_connect (self->ws, "closed", G_CALLBACK (on_ws_closed), self);
+  self->keepalive_source = g_timeout_add_seconds (KEEPALIVE_SECONDS, keepalive_cb, self);
+
+  set_last_error (self, NULL);
+  set_state (self, TOCSIN_CONNECTION_CONNECTED);
+
+  /* Resume every channel from its cursor. */
+  g_hash_table_iter_init (&iter, self->cursors);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    send_subscribe (self, key, *(gint64 *) value);
+}
+
+static gboolean
+connect_timeout_cb (gpointer data)
+{
+  TocsinConnection *self = data;
+
+  self->connect_timeout_source = 0;
+  g_cancellable_cancel (self->connect_cancellable);
+  g_clear_object (&self->connect_cancellable);
+  set_last_error (self, _("The relay did not answer"));
+  schedule_retry (self, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+connect_now (TocsinConnection *self)
+{
+  g_autoptr(SoupMessage) msg = NULL;
+
+  g_clear_handle_id (&self->retry_source, g_source_remove);
+  if (!self->running || self->connect_cancellable != NULL)
+    return;
+
+  msg = soup_message_new ("GET", self->ws_url);
+  if (msg == NULL)
+    {
+      set_last_error (self, _("The relay’s address is not a valid URL"));
+      set_state (self, TOCSIN_CONNECTION_STOPPED);
+      return;
+    }
+  g_signal_connect_object (msg, "accept-certificate",
+                           G_CALLBACK (on_accept_certificate), self, 0);
+
+  set_state (self, TOCSIN_CONNECTION_CONNECTING);
+  self->connect_cancellable = g_cancellable_new ();
+  self->connect_timeout_source = g_timeout_add_seconds (CONNECT_TIMEOUT_SEC,
+                                                        connect_timeout_cb, self);
+  soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
+                                        self->connect_cancellable, on_connected,
+                                        g_object_ref (self));
+}
+
+void
+tocsin_connection_reconnect_now (TocsinConnection *self)
+{
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+
+  if (!self->running)
+    return;
+  if (self->connect_cancellable)
+    {
+      g_cancellable_cancel (self->connect_cancellable);
+      g_clear_object (&self->connect_cancellable);
+      g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+    }
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
+  self->attempt = 0;
+  connect_now (self);
+}
+
+/* ---- the outside world: network changes and suspend ------------------------------------- */
+
+static void
+on_network_changed (GNetworkMonitor  *monitor,
+                    gboolean          available,
+                    TocsinConnection *self)
+{
+  /* Only a waiting connection is hurried; a live one keeps going (its keepalive notices). */
+  if (available && self->state == TOCSIN_CONNECTION_WAITING)
+    {
+      self->attempt = 0;
+      connect_now (self);
+    }
+}
+
+static void
+on_prepare_for_sleep (GDBusConnection *connection,
+                      const char      *sender,
+                      const char      *path,
+                      const char      *interface,
+                      const char      *signal,
+                      GVariant        *parameters,
+                      gpointer         user_data)
+{
+  TocsinConnection *self = user_data;
+  gboolean going_to_sleep = FALSE;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(b)")))
+    return;
+  g_variant_get (parameters, "(b)", &going_to_sleep);
+  /* After resume the socket is most likely dead and the backoff long: start afresh. */
+  if (!going_to_sleep)
+    tocsin_connection_reconnect_now (self);
+}
+
+static void
+on_system_bus (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(TocsinConnection) self = user_data;
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *bus = g_bus_get_finish (result, &error);
+
+  if (bus == NULL)
+    {
+      /* No system bus (a container, a test): resume handling is simply not available. */
+      g_debug ("No system bus, not following suspend: %s", error->message);
+      return;
+    }
+  if (self->bus_cancellable == NULL || g_cancellable_is_cancelled (self->bus_cancellable))
+    {
+      g_object_unref (bus);
+      return;
+    }
+  g_clear_object (&self->bus_cancellable);
+  self->system_bus = bus;
+  self->sleep_subscription =
+    g_dbus_connection_signal_subscribe (bus, "org.freedesktop.login1",
+                                        "org.freedesktop.login1.Manager", "PrepareForSleep",
+                                        "/org/freedesktop/login1", NULL,
+                                        G_DBUS_SIGNAL_FLAGS_NONE, on_prepare_for_sleep,
+                                        self, NULL);
+}
+
+/* ---- GObject ------------------------------------------------------------------------------ */
+
+static void
+tocsin_connection_dispose (GObject *object)
+{
+  TocsinConnection *self = TOCSIN_CONNECTION (object);
+
+  self->running = FALSE;
+  g_clear_handle_id (&self->retry_source, g_source_remove);
+  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+  if (self->connect_cancellable)
+    g_cancellable_cancel (self->connect_cancellable);
+  g_clear_object (&self->connect_cancellable);
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  if (self->bus_cancellable)
+    g_cancellable_cancel (self->bus_cancellable);
+  g_clear_object (&self->bus_cancellable);
+  if (self->system_bus && self->sleep_subscription)
+    g_dbus_connection_signal_unsubscribe (self->system_bus, self->sleep_subscription);
+  self->sleep_subscription = 0;
+  g_clear_object (&self->system_bus);
+  g_clear_signal_handler (&self->monitor_handler, self->monitor);
+  g_clear_object (&self->monitor);
+  g_clear_object (&self->session);
+  g_clear_object (&self->tls_database);
+
+  G_OBJECT_CLASS (tocsin_connection_parent_class)->dispose (object);
+}
+
+static void
+tocsin_connection_finalize (GObject *object)
+{
+  TocsinConnection *self = TOCSIN_CONNECTION (object);
+
+  g_hash_table_unref (self->cursors);
+  g_hash_table_unref (self->channels);
+  g_free (self->relay_url);
+  g_free (self->ws_url);
+  g_free (self->last_error);
+
+  G_OBJECT_CLASS (tocsin_connection_parent_class)->finalize (object);
+}
+
+static void
+tocsin_connection_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  TocsinConnection *self = TOCSIN_CONNECTION (object);
+
+  switch (prop_id)
+    {
+    case PROP_RELAY_URL: g_value_set_string (value, self->relay_url); break;
+    case PROP_STATE: g_value_set_enum (value, self->state); break;
+    case PROP_RETRY_TIME: g_value_set_int64 (value, self->retry_time); break;
+    case PROP_LAST_ERROR: g_value_set_string (value, self->last_error); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+tocsin_connection_class_init (TocsinConnectionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags ro = G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->dispose = tocsin_connection_dispose;
+  object_class->finalize = tocsin_connection_finalize;
+  object_class->get_property = tocsin_connection_get_property;
+
+  properties[PROP_RELAY_URL] = g_param_spec_string ("relay-url", NULL, NULL, NULL, ro);
+  properties[PROP_STATE] = g_param_spec_enum ("state", NULL, NULL,
+                                              TOCSIN_TYPE_CONNECTION_STATE,
+                                              TOCSIN_CONNECTION_STOPPED, ro);
+  properties[PROP_RETRY_TIME] = g_param_spec_int64 ("retry-time", NULL, NULL,
+                                                    0, G_MAXINT64, 0, ro);
+  properties[PROP_LAST_ERROR] = g_param_spec_string ("last-error", NULL, NULL, NULL, ro);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  signals[SIGNAL_SUBSCRIBED] =
+    g_signal_new ("subscribed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 5, G_TYPE_STRING, G_TYPE_INT64,
+                  G_TYPE_STRING, G_TYPE_STRING, G_TYPE_INT64);
+  signals[SIGNAL_MESSAGE] =
+    g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_POINTER);
+  signals[SIGNAL_GAP] =
+    g_signal_new ("gap", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_INT64,
+                  G_TYPE_INT64, G_TYPE_INT64);
+  signals[SIGNAL_ERROR] =
+    g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING,
+                  G_TYPE_STRING);
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_INT64,
+                  G_TYPE_STRING);
+}
+
+static void
+tocsin_connection_init (TocsinConnection *self)
+{
+  self->cursors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  self->state = TOCSIN_CONNECTION_STOPPED;
+}
+
+TocsinConnection *
+tocsin_connection_new (const char   *relay_url,
+                       GTlsDatabase *tls_database)
+{
+  TocsinConnection *self;
+  g_autofree char *base = NULL;
+
+  g_return_val_if_fail (relay_url != NULL, NULL);
+
+  self = g_object_new (TOCSIN_TYPE_CONNECTION, NULL);
+  self->relay_url = g_strdup (relay_url);
+  if (g_str_has_prefix (relay_url, "https:"))
+    base = g_strconcat ("wss:", relay_url + strlen ("https:"), NULL);
+  else if (g_str_has_prefix (relay_url, "http:"))
+    base = g_strconcat ("ws:", relay_url + strlen ("http:"), NULL);
+  else
+    base = g_strdup (relay_url);
+  self->ws_url = g_strconcat (base, "/v1/ws", NULL);
+  self->tls_database = tls_database ? g_object_ref (tls_database) : NULL;
+
+  self->session = soup_session_new ();
+  /* The relay turns permessage-deflate off (one shared encoded frame per message); do not
+   * offer it. */
+  soup_session_remove_feature_by_type (self->session, SOUP_TYPE_WEBSOCKET_EXTENSION_MANAGER);
+
+  self->monitor = g_object_ref (g_network_monitor_get_default ());
+  self->monitor_handler = g_signal_connect (self->monitor, "network-changed",
+                                            G_CALLBACK (on_network_changed), self);
+  return self;
+}
+
+const char *
+tocsin_connection_get_relay_url (TocsinConnection *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), NULL);
+  return self->relay_url;
+}
+
+void
+tocsin_connection_set_tls_database (TocsinConnection *self,
+                                    GTlsDatabase     *tls_database)
+{
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+
+  if (!g_set_object (&self->tls_database, tls_database))
+    return;
+  if (self->state != TOCSIN_CONNECTION_CONNECTED)
+    tocsin_connection_reconnect_now (self);
+}
+
+void
+tocsin_connection_start (TocsinConnection *self)
+{
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+
+  if (self->running)
+    return;
+  self->running = TRUE;
+  self->attempt = 0;
+
+  if (self->bus_cancellable == NULL && self->system_bus == NULL)
+    {
+      self->bus_cancellable = g_cancellable_new ();
+      g_bus_get (G_BUS_TYPE_SYSTEM, self->bus_cancellable, on_system_bus, g_object_ref (self));
+    }
+  connect_now (self);
+}
+
+void
+tocsin_connection_stop (TocsinConnection *self)
+{
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+
+  self->running = FALSE;
+  g_clear_handle_id (&self->retry_source, g_source_remove);
+  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+  if (self->connect_cancellable)
+    g_cancellable_cancel (self->connect_cancellable);
+  g_clear_object (&self->connect_cancellable);
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  set_state (self, TOCSIN_CONNECTION_STOPPED);
+}
+
+void
+tocsin_connection_subscribe (TocsinConnection *self,
+                             const char       *token,
+                             gint64            cursor)
+{
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+  g_return_if_fail (token != NULL);
+
+  cursor = MAX (cursor, TOCSIN_CURSOR_NONE);
+  g_hash_table_insert (self->cursors, g_strdup (token), g_memdup2 (&cursor, sizeof cursor));
+  if (self->state == TOCSIN_CONNECTION_CONNECTED)
+    send_subscribe (self, token, cursor);
+}
+
+void
+tocsin_connection_unsubscribe (TocsinConnection *self,
+                               const char       *token)
+{
+  g_autoptr(JsonBuilder) builder = NULL;
+
+  g_return_if_fail (TOCSIN_IS_CONNECTION (self));
+  g_return_if_fail (token != NULL);
+
+  if (!g_hash_table_contains (self->cursors, token))
+    return;
+  forget_token (self, token);
+
+  builder = json_builder_new ();
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "type");
+  json_builder_add_string_value (builder, "unsubscribe");
+  json_builder_set_member_name (builder, "token");
+  json_builder_add_string_value (builder, token);
+  json_builder_end_object (builder);
+  send_frame (self, builder);
+}
+
+gint64
+tocsin_connection_get_cursor (TocsinConnection *self,
+                              const char       *token)
+{
+  gint64 *cursor;
+
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), -2);
+
+  cursor = cursor_for_token (self, token);
+  return cursor ? *cursor : -2;
+}
+
+guint
+tocsin_connection_get_n_subscriptions (TocsinConnection *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), 0);
+  return g_hash_table_size (self->cursors);
+}
+
+TocsinConnectionState
+tocsin_connection_get_state (TocsinConnection *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), TOCSIN_CONNECTION_STOPPED);
+  return self->state;
+}
+
+gint64
+tocsin_connection_get_retry_time (TocsinConnection *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), 0);
+  return self->retry_time;
+}
+
+guint
+tocsin_connection_get_retry_seconds (TocsinConnection *self)
+{
+  gint64 left;
+
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), 0);
+
+  if (self->state != TOCSIN_CONNECTION_WAITING)
+    return 0;
+  left = self->retry_time - g_get_monotonic_time ();
+  if (left <= 0)
+    return 0;
+  return (guint) ((left + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+}
+
+const char *
+tocsin_connection_get_last_error (TocsinConnection *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), NULL);
+  return self->last_error;
+}

@@ -1,0 +1,2129 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-history"
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <glib/gi18n.h>
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "tocsin-history.h"
+
+/* ---- boxed helpers ---------------------------------------------------------------------- */
+
+TocsinOwnedChannel *
+tocsin_owned_channel_new (void)
+{
+  return g_new0 (TocsinOwnedChannel, 1);
+}
+
+TocsinOwnedChannel *
+tocsin_owned_channel_copy (const TocsinOwnedChannel *channel)
+{
+  TocsinOwnedChannel *copy = g_new0 (TocsinOwnedChannel, 1);
+
+  copy->relay_url = g_strdup (channel->relay_url);
+  copy->id = channel->id;
+  copy->owner_key = g_strdup (channel->owner_key);
+  copy->name = g_strdup (channel->name);
+  copy->webhook_url = g_strdup (channel->webhook_url);
+  copy->subscribe_url = g_strdup (channel->subscribe_url);
+  return copy;
+}
+
+void
+tocsin_owned_channel_free (TocsinOwnedChannel *channel)
+{
+  if (channel == NULL)
+    return;
+  g_free (channel->relay_url);
+  if (channel->owner_key)
+    memset (channel->owner_key, 0, strlen (channel->owner_key));
+  g_free (channel->owner_key);
+  g_free (channel->name);
+  g_free (channel->webhook_url);
+  g_free (channel->subscribe_url);
+  g_free (channel);
+}
+
+G_DEFINE_BOXED_TYPE (TocsinOwnedChannel, tocsin_owned_channel,
+                     tocsin_owned_channel_copy, tocsin_owned_channel_free)
+
+TocsinRecordQuery *
+tocsin_record_query_new (void)
+{
+  return g_new0 (TocsinRecordQuery, 1);
+}
+
+TocsinRecordQuery *
+tocsin_record_query_copy (const TocsinRecordQuery *query)
+{
+  TocsinRecordQuery *copy = g_new0 (TocsinRecordQuery, 1);
+
+  if (query == NULL)
+    return copy;
+  copy->search = g_strdup (query->search);
+  copy->relay_url = g_strdup (query->relay_url);
+  copy->channel_id = query->channel_id;
+  copy->unread_only = query->unread_only;
+  return copy;
+}
+
+void
+tocsin_record_query_free (TocsinRecordQuery *query)
+{
+  if (query == NULL)
+    return;
+  g_free (query->search);
+  g_free (query->relay_url);
+  g_free (query);
+}
+
+G_DEFINE_BOXED_TYPE (TocsinRecordQuery, tocsin_record_query,
+                     tocsin_record_query_copy, tocsin_record_query_free)
+
+gboolean
+tocsin_record_query_equal (const TocsinRecordQuery *a,
+                           const TocsinRecordQuery *b)
+{
+  if (a == NULL || b == NULL)
+    return a == b;
+  return g_strcmp0 (a->search, b->search) == 0 &&
+         g_strcmp0 (a->relay_url, b->relay_url) == 0 &&
+         a->channel_id == b->channel_id &&
+         !a->unread_only == !b->unread_only;
+}
+
+gboolean
+tocsin_record_query_matches_filters (const TocsinRecordQuery *query,
+                                     TocsinRecord            *record)
+{
+  if (query == NULL)
+    return TRUE;
+  if (query->relay_url != NULL &&
+      (g_strcmp0 (query->relay_url, tocsin_record_get_relay_url (record)) != 0 ||
+       query->channel_id != tocsin_record_get_channel_id (record)))
+    return FALSE;
+  if (query->unread_only && tocsin_record_get_read (record))
+    return FALSE;
+  return TRUE;
+}
+
+/* ---- the history object ----------------------------------------------------------------- */
+
+typedef struct _Job Job;
+typedef void (*JobFunc) (TocsinHistory *self, Job *job);
+
+struct _Job
+{
+  JobFunc         func;       /* NULL: stop the worker */
+  GTask          *task;       /* may be NULL for fire-and-forget jobs */
+  gpointer        data;
+  GDestroyNotify  data_free;
+};
+
+/* One message waiting for the next batch. */
+typedef struct
+{
+  TocsinRecord *record;    /* not stored yet (row id 0) */
+  gint64        replaces;
+  GTask        *task;
+} PendingMessage;
+
+struct _TocsinHistory
+{
+  GObject parent_instance;
+
+  /* Set at construction, read-only after: */
+  char          *path;
+  GMainContext  *context;      /* where signals are emitted */
+  GThread       *worker;
+  GAsyncQueue   *jobs;
+
+  /* Only touched on the worker thread: */
+  sqlite3       *db;
+  GError        *open_error;
+
+  /* Guarded by pending_lock: */
+  GMutex         pending_lock;
+  GPtrArray     *pending;      /* PendingMessage */
+  gboolean       flush_queued;
+};
+
+G_DEFINE_FINAL_TYPE (TocsinHistory, tocsin_history, G_TYPE_OBJECT)
+
+enum {
+  SIGNAL_RECORD_ADDED,
+  SIGNAL_RECORD_CHANGED,
+  SIGNAL_RECORD_REMOVED,
+  SIGNAL_RESET,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+#define RECORD_COLUMNS \
+  "id, kind, relay_url, channel_id, channel_name, latest_id, title, body, link, time, read, vars"
+
+static const char schema_sql[] =
+  "CREATE TABLE IF NOT EXISTS records ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  kind INTEGER NOT NULL DEFAULT 0,"
+  "  relay_url TEXT NOT NULL,"
+  "  channel_id INTEGER NOT NULL,"
+  "  channel_name TEXT,"
+  "  message_id INTEGER NOT NULL,"     /* the id it arrived with */
+  "  latest_id INTEGER NOT NULL,"      /* the newest id that replaced it */
+  "  title TEXT NOT NULL,"
+  "  body TEXT NOT NULL,"
+  "  link TEXT,"
+  "  time INTEGER NOT NULL,"
+  "  received INTEGER NOT NULL,"
+  "  read INTEGER NOT NULL DEFAULT 0,"
+  "  vars TEXT NOT NULL DEFAULT '{}');"
+  "CREATE UNIQUE INDEX IF NOT EXISTS records_key"
+  "  ON records (relay_url, channel_id, message_id) WHERE kind = 0;"
+  "CREATE INDEX IF NOT EXISTS records_latest ON records (relay_url, channel_id, latest_id);"
+  "CREATE INDEX IF NOT EXISTS records_read ON records (read, id);"
+  "CREATE INDEX IF NOT EXISTS records_received ON records (received);"
+  "CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5 ("
+  "  title, body, content='records', content_rowid='id',"
+  "  tokenize='unicode61 remove_diacritics 2');"
+  "CREATE TRIGGER IF NOT EXISTS records_ai AFTER INSERT ON records BEGIN"
+  "  INSERT INTO records_fts (rowid, title, body) VALUES (new.id, new.title, new.body);"
+  "END;"
+  "CREATE TRIGGER IF NOT EXISTS records_ad AFTER DELETE ON records BEGIN"
+  "  INSERT INTO records_fts (records_fts, rowid, title, body)"
+  "    VALUES ('delete', old.id, old.title, old.body);"
+  "END;"
+  "CREATE TRIGGER IF NOT EXISTS records_au AFTER UPDATE OF title, body ON records BEGIN"
+  "  INSERT INTO records_fts (records_fts, rowid, title, body)"
+  "    VALUES ('delete', old.id, old.title, old.body);"
+  "  INSERT INTO records_fts (rowid, title, body) VALUES (new.id, new.title, new.body);"
+  "END;"
+  "CREATE TABLE IF NOT EXISTS subscriptions ("
+  "  position INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  relay_url TEXT NOT NULL,"
+  "  token TEXT NOT NULL,"
+  "  channel_id INTEGER NOT NULL DEFAULT 0,"
+  "  name TEXT,"
+  "  description TEXT,"
+  "  notify_type INTEGER NOT NULL DEFAULT 0,"
+  "  muted INTEGER NOT NULL DEFAULT 0,"
+  "  cursor INTEGER NOT NULL DEFAULT -1,"
+  "  UNIQUE (relay_url, token));"
+  "CREATE TABLE IF NOT EXISTS owned_channels ("
+  "  relay_url TEXT NOT NULL,"
+  "  channel_id INTEGER NOT NULL,"
+  "  owner_key TEXT NOT NULL,"
+  "  name TEXT,"
+  "  webhook_url TEXT,"
+  "  subscribe_url TEXT,"
+  "  PRIMARY KEY (relay_url, channel_id));"
+  "PRAGMA user_version = 1;";
+
+static void
+set_sqlite_error (GError     **error,
+                  sqlite3     *db,
+                  const char  *what)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+               _("Could not %s in the history database: %s"),
+               what, db ? sqlite3_errmsg (db) : "out of memory");
+}
+
+static gboolean
+exec_sql (sqlite3     *db,
+          const char  *sql,
+          GError     **error)
+{
+  char *msg = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   _("The history database failed: %s"), msg ? msg : "unknown error");
+      sqlite3_free (msg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static sqlite3_stmt *
+prepare (sqlite3     *db,
+         const char  *sql,
+         GError     **error)
+{
+  sqlite3_stmt *stmt = NULL;
+
+  if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    {
+      set_sqlite_error (error, db, "prepare a query");
+      return NULL;
+    }
+  return stmt;
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+
+static void
+bind_text (sqlite3_stmt *stmt,
+           int           index,
+           const char   *text)
+{
+  if (text == NULL)
+    sqlite3_bind_null (stmt, index);
+  else
+    sqlite3_bind_text (stmt, index, text, -1, SQLITE_TRANSIENT);
+}
+
+static const char *
+column_text (sqlite3_stmt *stmt,
+             int           index)
+{
+  return (const char *) sqlite3_column_text (stmt, index);
+}
+
+static TocsinRecord *
+record_from_row (sqlite3_stmt *stmt)
+{
+  TocsinRecord *record = tocsin_record_new ();
+
+  g_object_freeze_notify (G_OBJECT (record));
+  tocsin_record_set_kind (record, sqlite3_column_int (stmt, 1));
+  tocsin_record_set_relay_url (record, column_text (stmt, 2));
+  tocsin_record_set_channel_id (record, sqlite3_column_int64 (stmt, 3));
+  tocsin_record_set_channel_name (record, column_text (stmt, 4));
+  tocsin_record_set_message_id (record, sqlite3_column_int64 (stmt, 5));
+  tocsin_record_set_title (record, column_text (stmt, 6));
+  tocsin_record_set_body (record, column_text (stmt, 7));
+  tocsin_record_set_link (record, column_text (stmt, 8));
+  tocsin_record_set_time (record, sqlite3_column_int64 (stmt, 9));
+  tocsin_record_set_read (record, sqlite3_column_int (stmt, 10));
+  tocsin_record_set_vars_json (record, column_text (stmt, 11));
+  /* Last: a row id makes the record "loaded". */
+  tocsin_record_set_id (record, sqlite3_column_int64 (stmt, 0));
+  g_object_thaw_notify (G_OBJECT (record));
+  return record;
+}
+
+static TocsinRecord *
+load_record (sqlite3  *db,
+             gint64    id,
+             GError  **error)
+{
+  g_autoptr(sqlite3_stmt) stmt = prepare (db, "SELECT " RECORD_COLUMNS " FROM records WHERE id = ?",
+                                          error);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  sqlite3_bind_int64 (stmt, 1, id);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    return record_from_row (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (error, db, "read a record");
+  return NULL;
+}
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
+static gboolean
+make_private_file (const char  *path,
+                   GError     **error)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Could not create the folder %s: %s"), dir, g_strerror (saved));
+      return FALSE;
+    }
+
+  /* Create it 0600 before SQLite does, so no umask ever exposes it; SQLite gives its -wal and
+   * -shm files the same mode as the database. */
+  fd = g_open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   _("Could not open the history database %s: %s"), path, g_strerror (saved));
+      return FALSE;
+    }
+  fchmod (fd, 0600);
+  close (fd);
+  return TRUE;
+}
+
+static sqlite3 *
+open_database (const char  *path,
+               GError     **error)
+{
+  sqlite3 *db = NULL;
+
+  if (!make_private_file (path, error))
+    return NULL;
+
+  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    {
+      set_sqlite_error (error, db, "open the file");
+      sqlite3_close (db);
+      return NULL;
+    }
+
+  sqlite3_busy_timeout (db, 5000);
+  /* WAL: readers (an --export-records run) never block the app's writes. NORMAL sync in WAL
+   * mode survives an app crash; only an OS crash can lose the last batch, which the relay
+   * replays from our cursor anyway. */
+  if (!exec_sql (db, "PRAGMA journal_mode = WAL;"
+                     "PRAGMA synchronous = NORMAL;"
+                     "PRAGMA foreign_keys = ON;", error) ||
+      !exec_sql (db, schema_sql, error))
+    {
+      sqlite3_close (db);
+      return NULL;
+    }
+  return db;
+}
+
+/* ---- the worker --------------------------------------------------------------------------- */
+
+static gboolean
+do_nothing (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+/* A task's last reference may be the one that keeps the history alive; dropping it here on
+ * the worker would finalize the history on its own thread (which then cannot join itself).
+ * So the worker hands its references back to the main context to drop. */
+static void
+unref_in_context (TocsinHistory *self,
+                  gpointer       object)
+{
+  GSource *source;
+
+  if (object == NULL)
+    return;
+  /* Not g_main_context_invoke(): it runs right here when no thread owns the context. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, do_nothing, object, g_object_unref);
+  g_source_set_static_name (source, "[tocsin] history release");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+static void
+job_free (TocsinHistory *self,
+          Job           *job)
+{
+  if (job->data_free)
+    job->data_free (job->data);
+  unref_in_context (self, g_steal_pointer (&job->task));
+  g_free (job);
+}
+
+static gpointer
+worker_main (gpointer data)
+{
+  TocsinHistory *self = data;   /* the object outlives the thread: finalize joins it */
+
+  self->db = open_database (self->path, &self->open_error);
+  if (self->open_error)
+    g_debug ("History unavailable: %s", self->open_error->message);
+
+  for (;;)
+    {
+      Job *job = g_async_queue_pop (self->jobs);
+
+      if (job->func == NULL)
+        {
+          job_free (self, job);
+          break;
+        }
+
+      if (job->task && g_task_return_error_if_cancelled (job->task))
+        ;
+      else if (self->db == NULL && job->task)
+        g_task_return_error (job->task, g_error_copy (self->open_error));
+      else if (self->db != NULL || job->task == NULL)
+        job->func (self, job);
+
+      job_free (self, job);
+    }
+
+  g_clear_pointer (&self->db, sqlite3_close);
+  return NULL;
+}
+
+static void
+push_job (TocsinHistory  *self,
+          JobFunc         func,
+          GTask          *task,
+          gpointer        data,
+          GDestroyNotify  data_free)
+{
+  Job *job = g_new0 (Job, 1);
+
+  job->func = func;
+  job->task = task;   /* takes ownership */
+  job->data = data;
+  job->data_free = data_free;
+  g_async_queue_push (self->jobs, job);
+}
+
+/* Signals go out in the main context the history lives in. */
+typedef struct
+{
+  TocsinHistory *self;
+  guint          signal;
+  TocsinRecord  *record;
+  gint64         id;
+} Emission;
+
+static gboolean
+emit_in_context (gpointer data)
+{
+  Emission *emission = data;
+
+  switch (emission->signal)
+    {
+    case SIGNAL_RECORD_ADDED:
+    case SIGNAL_RECORD_CHANGED:
+      g_signal_emit (emission->self, signals[emission->signal], 0, emission->record);
+      break;
+    case SIGNAL_RECORD_REMOVED:
+      g_signal_emit (emission->self, signals[emission->signal], 0, emission->id);
+      break;
+    case SIGNAL_RESET:
+      g_signal_emit (emission->self, signals[emission->signal], 0);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+emission_free (gpointer data)
+{
+  Emission *emission = data;
+
+  g_object_unref (emission->self);
+  g_clear_object (&emission->record);
+  g_free (emission);
+}
+
+static void
+emit_later (TocsinHistory *self,
+            guint          signal,
+            TocsinRecord  *record,
+            gint64         id)
+{
+  Emission *emission = g_new0 (Emission, 1);
+  GSource *source;
+
+  emission->self = g_object_ref (self);
+  emission->signal = signal;
+  emission->record = record ? g_object_ref (record) : NULL;
+  emission->id = id;
+
+  /* An idle source rather than g_main_context_invoke(): emissions and task callbacks are
+   * then dispatched in the order the worker queued them. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, emit_in_context, emission, emission_free);
+  g_source_set_static_name (source, "[tocsin] history signal");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+/* ---- GObject ------------------------------------------------------------------------------ */
+
+static void
+tocsin_history_finalize (GObject *object)
+{
+  TocsinHistory *self = TOCSIN_HISTORY (object);
+
+  /* Queued jobs hold a reference to us through their tasks, so by now only the stop job is
+   * left to run. */
+  push_job (self, NULL, NULL, NULL, NULL);
+  g_thread_join (self->worker);
+
+  g_clear_pointer (&self->jobs, g_async_queue_unref);
+  g_clear_pointer (&self->pending, g_ptr_array_unref);
+  g_clear_error (&self->open_error);
+  g_mutex_clear (&self->pending_lock);
+  g_main_context_unref (self->context);
+  g_free (self->path);
+
+  G_OBJECT_CLASS (tocsin_history_parent_class)->finalize (object);
+}
+
+static void
+tocsin_history_class_init (TocsinHistoryClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = tocsin_history_finalize;
+
+  signals[SIGNAL_RECORD_ADDED] =
+    g_signal_new ("record-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
+  signals[SIGNAL_RECORD_CHANGED] =
+    g_signal_new ("record-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
+  signals[SIGNAL_RECORD_REMOVED] =
+    g_signal_new ("record-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT64);
+  signals[SIGNAL_RESET] =
+    g_signal_new ("reset", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 0);
+}
+
+static void
+pending_message_free (gpointer data)
+{
+  PendingMessage *pending = data;
+
+  g_clear_object (&pending->record);
+  g_clear_object (&pending->task);
+  g_free (pending);
+}
+
+static void
+tocsin_history_init (TocsinHistory *self)
+{
+  g_mutex_init (&self->pending_lock);
+  self->pending = g_ptr_array_new_with_free_func (pending_message_free);
+  self->jobs = g_async_queue_new ();
+}
+
+char *
+tocsin_history_default_path (void)
+{
+  return g_build_filename (g_get_user_data_dir (), "tocsin", "history.db", NULL);
+}
+
+TocsinHistory *
+tocsin_history_new (const char *path)
+{
+  TocsinHistory *self = g_object_new (TOCSIN_TYPE_HISTORY, NULL);
+
+  self->path = path ? g_strdup (path) : tocsin_history_default_path ();
+  self->context = g_main_context_ref_thread_default ();
+  self->worker = g_thread_new ("tocsin-history", worker_main, self);
+  return self;
+}
+
+const char *
+tocsin_history_get_path (TocsinHistory *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_HISTORY (self), NULL);
+  return self->path;
+}
+
+static GTask *
+new_task (TocsinHistory       *self,
+          gpointer             source_tag,
+          GCancellable        *cancellable,
+          GAsyncReadyCallback  callback,
+          gpointer             user_data)
+{
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, source_tag);
+  return task;
+}
+
+/* ---- ready / flush ------------------------------------------------------------------------ */
+
+static void
+ready_job (TocsinHistory *self,
+           Job           *job)
+{
+  g_task_return_boolean (job->task, TRUE);
+}
+
+void
+tocsin_history_wait_ready_async (TocsinHistory       *self,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, ready_job,
+            new_task (self, tocsin_history_wait_ready_async, cancellable, callback, user_data),
+            NULL, NULL);
+}
+
+gboolean
+tocsin_history_wait_ready_finish (TocsinHistory  *self,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+flush_done (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  gboolean *done = user_data;
+
+  *done = TRUE;
+}
+
+static void
+barrier_job (TocsinHistory *self,
+             Job           *job)
+{
+  g_task_return_boolean (job->task, TRUE);
+}
+
+void
+tocsin_history_flush_sync (TocsinHistory *self)
+{
+  gboolean done = FALSE;
+  GTask *task;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+
+  /* The barrier runs even when the database failed to open (error result), after every job
+   * queued before it; its callback comes after their callbacks and signals. */
+  task = new_task (self, tocsin_history_flush_sync, NULL, flush_done, &done);
+  push_job (self, barrier_job, task, NULL, NULL);
+  while (!done)
+    g_main_context_iteration (self->context, TRUE);
+}
+
+/* ---- storing messages (batched) ----------------------------------------------------------- */
+
+static TocsinRecord *
+find_existing (sqlite3       *db,
+               TocsinRecord  *record,
+               gint64         message_id,
+               GError       **error)
+{
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (db, "SELECT " RECORD_COLUMNS " FROM records WHERE kind = 0 AND relay_url = ?1"
+                 " AND channel_id = ?2 AND (message_id = ?3 OR latest_id = ?3) LIMIT 1",
+             error);
+  int rc;
+
+  if (stmt == NULL)
+    return NULL;
+  bind_text (stmt, 1, tocsin_record_get_relay_url (record));
+  sqlite3_bind_int64 (stmt, 2, tocsin_record_get_channel_id (record));
+  sqlite3_bind_int64 (stmt, 3, message_id);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    return record_from_row (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (error, db, "look up a record");
+  return NULL;
+}
+
+static gint64
+insert_record (sqlite3       *db,
+               TocsinRecord  *record,
+               GError       **error)
+{
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (db, "INSERT INTO records (kind, relay_url, channel_id, channel_name, message_id,"
+                 " latest_id, title, body, link, time, received, read, vars)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             error);
+
+  if (stmt == NULL)
+    return 0;
+  sqlite3_bind_int (stmt, 1, tocsin_record_get_kind (record));
+  bind_text (stmt, 2, tocsin_record_get_relay_url (record));
+  sqlite3_bind_int64 (stmt, 3, tocsin_record_get_channel_id (record));
+  bind_text (stmt, 4, tocsin_record_get_channel_name (record));
+  sqlite3_bind_int64 (stmt, 5, tocsin_record_get_message_id (record));
+  bind_text (stmt, 6, tocsin_record_get_title (record));
+  bind_text (stmt, 7, tocsin_record_get_body (record));
+  bind_text (stmt, 8, tocsin_record_get_link (record));
+  sqlite3_bind_int64 (stmt, 9, tocsin_record_get_time (record));
+  sqlite3_bind_int64 (stmt, 10, g_get_real_time () / 1000);
+  sqlite3_bind_int (stmt, 11, tocsin_record_get_read (record));
+  bind_text (stmt, 12, tocsin_record_get_vars_json (record));
+  if (sqlite3_step (stmt) != SQLITE_DONE)
+    {
+      set_sqlite_error (error, db, "store a record");
+      return 0;
+    }
+  return sqlite3_last_insert_rowid (db);
+}
+
+static gboolean
+advance_cursor (sqlite3       *db,
+                TocsinRecord  *record,
+                GError       **error)
+{
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (db, "UPDATE subscriptions SET cursor = MAX(cursor, ?3)"
+                 " WHERE relay_url = ?1 AND channel_id = ?2", error);
+
+  if (stmt == NULL)
+    return FALSE;
+  bind_text (stmt, 1, tocsin_record_get_relay_url (record));
+  sqlite3_bind_int64 (stmt, 2, tocsin_record_get_channel_id (record));
+  sqlite3_bind_int64 (stmt, 3, tocsin_record_get_message_id (record));
+  if (sqlite3_step (stmt) != SQLITE_DONE)
+    {
+      set_sqlite_error (error, db, "save a cursor");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Applies one message inside the batch's transaction. Returns the record to hand back. */
+static TocsinRecord *
+apply_message (sqlite3            *db,
+               PendingMessage     *pending,
+               TocsinStoreResult  *result,
+               GError            **error)
+{
+  TocsinRecord *record = pending->record;
+  gint64 message_id = tocsin_record_get_message_id (record);
+  g_autoptr(TocsinRecord) existing = NULL;
+  g_autoptr(GError) local_error = NULL;
+  gint64 id;
+
+  existing = find_existing (db, record, message_id, &local_error);
+  if (local_error)
+    goto fail;
+  if (existing)
+    {
+      *result = TOCSIN_STORE_DUPLICATE;
+      return g_steal_pointer (&existing);
+    }
+
+  if (!advance_cursor (db, record, &local_error))
+    goto fail;
+
+  if (pending->replaces > 0)
+    {
+      existing = find_existing (db, record, pending->replaces, &local_error);
+      if (local_error)
+        goto fail;
+    }
+
+  if (existing)
+    {
+      g_autoptr(sqlite3_stmt) stmt =
+        prepare (db, "UPDATE records SET latest_id = ?2, title = ?3, body = ?4, link = ?5,"
+                     " time = ?6, vars = ?7, channel_name = COALESCE(?8, channel_name)"
+                     " WHERE id = ?1", &local_error);
+
+      if (stmt == NULL)
+        goto fail;
+      id = tocsin_record_get_id (existing);
+      sqlite3_bind_int64 (stmt, 1, id);
+      sqlite3_bind_int64 (stmt, 2, message_id);
+      bind_text (stmt, 3, tocsin_record_get_title (record));
+      bind_text (stmt, 4, tocsin_record_get_body (record));
+      bind_text (stmt, 5, tocsin_record_get_link (record));
+      sqlite3_bind_int64 (stmt, 6, tocsin_record_get_time (record));
+      bind_text (stmt, 7, tocsin_record_get_vars_json (record));
+      bind_text (stmt, 8, tocsin_record_get_channel_name (record));
+      if (sqlite3_step (stmt) != SQLITE_DONE)
+        {
+          set_sqlite_error (&local_error, db, "update a record");
+          goto fail;
+        }
+      *result = TOCSIN_STORE_REPLACED;
+      return load_record (db, id, error);
+    }
+
+  id = insert_record (db, record, &local_error);
+  if (id == 0)
+    goto fail;
+  tocsin_record_set_id (record, id);
+  *result = TOCSIN_STORE_ADDED;
+  return g_object_ref (record);
+
+fail:
+  g_propagate_error (error, g_steal_pointer (&local_error));
+  return NULL;
+}
+
+typedef struct
+{
+  TocsinRecord      *record;
+  TocsinStoreResult  result;
+} StoreOutcome;
+
+static void
+store_outcome_free (gpointer data)
+{
+  StoreOutcome *outcome = data;
+
+  if (outcome == NULL)
+    return;
+  g_clear_object (&outcome->record);
+  g_free (outcome);
+}
+
+static void
+release_batch (TocsinHistory *self,
+               GPtrArray     *batch)
+{
+  for (guint i = 0; i < batch->len; i++)
+    {
+      PendingMessage *pending = g_ptr_array_index (batch, i);
+
+      g_clear_object (&pending->record);
+      unref_in_context (self, g_steal_pointer (&pending->task));
+      g_free (pending);
+    }
+  g_ptr_array_set_size (batch, 0);
+}
+
+static void
+flush_job (TocsinHistory *self,
+           Job           *job)
+{
+  g_autoptr(GPtrArray) batch = NULL;
+  g_autoptr(GPtrArray) outcomes = g_ptr_array_new_with_free_func (store_outcome_free);
+  g_autoptr(GError) batch_error = NULL;
+
+  g_mutex_lock (&self->pending_lock);
+  batch = g_steal_pointer (&self->pending);
+  /* The tasks go back to the main context (see unref_in_context()) when the batch is done. */
+  g_ptr_array_set_free_func (batch, NULL);
+  self->pending = g_ptr_array_new_with_free_func (pending_message_free);
+  self->flush_queued = FALSE;
+  g_mutex_unlock (&self->pending_lock);
+
+  if (self->db == NULL)
+    {
+      for (guint i = 0; i < batch->len; i++)
+        {
+          PendingMessage *pending = g_ptr_array_index (batch, i);
+          g_task_return_error (pending->task, g_error_copy (self->open_error));
+        }
+      release_batch (self, batch);
+      return;
+    }
+
+  /* One transaction for the whole batch: a storm costs one fsync, not hundreds. */
+  if (!exec_sql (self->db, "BEGIN IMMEDIATE", &batch_error))
+    goto out;
+
+  for (guint i = 0; i < batch->len; i++)
+    {
+      PendingMessage *pending = g_ptr_array_index (batch, i);
+      StoreOutcome *outcome = g_new0 (StoreOutcome, 1);
+      g_autoptr(GError) error = NULL;
+
+      outcome->record = apply_message (self->db, pending, &outcome->result, &error);
+      if (outcome->record == NULL && error == NULL)
+        set_sqlite_error (&error, self->db, "store a record");
+      if (error)
+        {
+          batch_error = g_steal_pointer (&error);
+          store_outcome_free (outcome);
+          exec_sql (self->db, "ROLLBACK", NULL);
+          goto out;
+        }
+      g_ptr_array_add (outcomes, outcome);
+    }
+
+  if (!exec_sql (self->db, "COMMIT", &batch_error))
+    exec_sql (self->db, "ROLLBACK", NULL);
+
+out:
+  for (guint i = 0; i < batch->len; i++)
+    {
+      PendingMessage *pending = g_ptr_array_index (batch, i);
+
+      if (batch_error)
+        {
+          g_task_return_error (pending->task, g_error_copy (batch_error));
+          continue;
+        }
+      else
+        {
+          StoreOutcome *outcome = g_ptr_array_index (outcomes, i);
+
+          if (outcome->result == TOCSIN_STORE_ADDED)
+            emit_later (self, SIGNAL_RECORD_ADDED, outcome->record, 0);
+          else if (outcome->result == TOCSIN_STORE_REPLACED)
+            emit_later (self, SIGNAL_RECORD_CHANGED, outcome->record, 0);
+          g_ptr_array_index (outcomes, i) = NULL;
+          g_task_return_pointer (pending->task, outcome, store_outcome_free);
+        }
+    }
+
+  release_batch (self, batch);
+}
+
+static void
+queue_pending (TocsinHistory  *self,
+               PendingMessage *pending)
+{
+  gboolean queue_flush;
+
+  g_mutex_lock (&self->pending_lock);
+  g_ptr_array_add (self->pending, pending);
+  queue_flush = !self->flush_queued;
+  self->flush_queued = TRUE;
+  g_mutex_unlock (&self->pending_lock);
+
+  /* Everything added until the worker gets to this job goes into the same transaction. */
+  if (queue_flush)
+    push_job (self, flush_job, NULL, NULL, NULL);
+}
+
+void
+tocsin_history_store_message_async (TocsinHistory       *self,
+                                    const char          *relay_url,
+                                    const TocsinMessage *message,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  PendingMessage *pending;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (relay_url != NULL);
+  g_return_if_fail (message != NULL);
+
+  pending = g_new0 (PendingMessage, 1);
+  pending->record = tocsin_record_new_from_message (relay_url, message);
+  pending->replaces = message->replaces;
+  pending->task = new_task (self, tocsin_history_store_message_async, cancellable,
+                            callback, user_data);
+  queue_pending (self, pending);
+}
+
+TocsinRecord *
+tocsin_history_store_message_finish (TocsinHistory      *self,
+                                     GAsyncResult       *result,
+                                     TocsinStoreResult  *out_result,
+                                     GError            **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  StoreOutcome *outcome;
+  TocsinRecord *record;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  outcome = g_task_propagate_pointer (G_TASK (result), &local_error);
+  if (outcome == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  if (out_result)
+    *out_result = outcome->result;
+  record = g_steal_pointer (&outcome->record);
+  store_outcome_free (outcome);
+  return record;
+}
+
+/* ---- gaps --------------------------------------------------------------------------------- */
+
+static void
+add_gap_job (TocsinHistory *self,
+             Job           *job)
+{
+  TocsinRecord *record = job->data;
+  g_autoptr(GError) error = NULL;
+  gint64 id;
+
+  id = insert_record (self->db, record, &error);
+  if (id == 0)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  tocsin_record_set_id (record, id);
+  emit_later (self, SIGNAL_RECORD_ADDED, record, 0);
+  g_task_return_pointer (job->task, g_object_ref (record), g_object_unref);
+}
+
+void
+tocsin_history_add_gap_async (TocsinHistory       *self,
+                              const char          *relay_url,
+                              gint64               channel_id,
+                              const char          *channel_name,
+                              gint64               from,
+                              gint64               to,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  TocsinRecord *record;
+  g_autofree char *title = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *vars = NULL;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (relay_url != NULL);
+
+  record = tocsin_record_new ();
+  title = g_strdup_printf (_("Some notifications from %s were missed"),
+                           channel_name ? channel_name : relay_url);
+  if (from == to)
+    body = g_strdup_printf (_("Message %" G_GINT64_FORMAT " is no longer kept by the relay, "
+                              "so it could not be delivered."), from);
+  else
+    body = g_strdup_printf (_("Messages %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " are no "
+                              "longer kept by the relay, so they could not be delivered."),
+                            from, to);
+  vars = g_strdup_printf ("{\"from\":%" G_GINT64_FORMAT ",\"to\":%" G_GINT64_FORMAT "}",
+                          from, to);
+  tocsin_record_set_kind (record, TOCSIN_RECORD_KIND_GAP);
+  tocsin_record_set_relay_url (record, relay_url);
+  tocsin_record_set_channel_id (record, channel_id);
+  tocsin_record_set_channel_name (record, channel_name);
+  tocsin_record_set_message_id (record, from);
+  tocsin_record_set_title (record, title);
+  tocsin_record_set_body (record, body);
+  tocsin_record_set_time (record, g_get_real_time () / 1000);
+  tocsin_record_set_vars_json (record, vars);
+
+  push_job (self, add_gap_job,
+            new_task (self, tocsin_history_add_gap_async, cancellable, callback, user_data),
+            record, g_object_unref);
+}
+
+TocsinRecord *
+tocsin_history_add_gap_finish (TocsinHistory  *self,
+                               GAsyncResult   *result,
+                               GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- queries ------------------------------------------------------------------------------ */
+
+/* Turns what a person typed into an FTS5 query: every word must match as a prefix. Each word
+ * is quoted, so FTS5 syntax (AND, NEAR, *, quotes, columns) typed by the user is plain text. */
+static char *
+make_fts_query (const char *search)
+{
+  g_autoptr(GString) query = g_string_new (NULL);
+  g_auto(GStrv) words = NULL;
+
+  if (search == NULL)
+    return NULL;
+  words = g_strsplit_set (search, " \t\n\r", -1);
+  for (guint i = 0; words[i]; i++)
+    {
+      if (*words[i] == '\0')
+        continue;
+      if (query->len)
+        g_string_append_c (query, ' ');
+      g_string_append_c (query, '"');
+      for (const char *p = words[i]; *p; p++)
+        {
+          if (*p == '"')
+            g_string_append_c (query, '"');
+          g_string_append_c (query, *p);
+        }
+      g_string_append (query, "\"*");
+    }
+  if (query->len == 0)
+    return NULL;
+  return g_string_free (g_steal_pointer (&query), FALSE);
+}
+
+/* Builds "WHERE ..." for @query with named parameters that bind_query() fills in. */
+static char *
+where_clause (const TocsinRecordQuery *query)
+{
+  g_autoptr(GString) where = g_string_new ("WHERE 1");
+
+  if (query == NULL)
+    return g_string_free (g_steal_pointer (&where), FALSE);
+  if (query->relay_url)
+    g_string_append (where, " AND relay_url = :relay AND channel_id = :channel");
+  if (query->unread_only)
+    g_string_append (where, " AND read = 0");
+  if (query->search && *query->search)
+    g_string_append (where, " AND id IN (SELECT rowid FROM records_fts"
+                            " WHERE records_fts MATCH :search)");
+  return g_string_free (g_steal_pointer (&where), FALSE);
+}
+
+static void
+bind_query (sqlite3_stmt            *stmt,
+            const TocsinRecordQuery *query)
+{
+  int index;
+
+  if (query == NULL)
+    return;
+  if ((index = sqlite3_bind_parameter_index (stmt, ":relay")))
+    bind_text (stmt, index, query->relay_url);
+  if ((index = sqlite3_bind_parameter_index (stmt, ":channel")))
+    sqlite3_bind_int64 (stmt, index, query->channel_id);
+  if ((index = sqlite3_bind_parameter_index (stmt, ":search")))
+    {
+      g_autofree char *fts = make_fts_query (query->search);
+      /* Only spaces typed: match everything the other filters allow. */
+      bind_text (stmt, index, fts ? fts : "\"\"*");
+    }
+}
+
+typedef struct
+{
+  TocsinRecordQuery *query;
+  guint              offset;
+  guint              limit;
+} QueryData;
+
+static void
+query_data_free (gpointer data)
+{
+  QueryData *qd = data;
+
+  tocsin_record_query_free (qd->query);
+  g_free (qd);
+}
+
+static gboolean
+search_is_blank (const TocsinRecordQuery *query)
+{
+  g_autofree char *fts = query ? make_fts_query (query->search) : NULL;
+  return fts == NULL;
+}
+
+static void
+query_job (TocsinHistory *self,
+           Job           *job)
+{
+  QueryData *qd = job->data;
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autofree char *where = NULL;
+  g_autofree char *sql = NULL;
+  int rc;
+
+  if (qd->query && search_is_blank (qd->query))
+    g_clear_pointer (&qd->query->search, g_free);
+  where = where_clause (qd->query);
+  sql = g_strdup_printf ("SELECT " RECORD_COLUMNS " FROM records %s ORDER BY id DESC"
+                         " LIMIT %u OFFSET %u", where, qd->limit, qd->offset);
+  stmt = prepare (self->db, sql, &error);
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  bind_query (stmt, qd->query);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (records, record_from_row (stmt));
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (&error, self->db, "search the records");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (job->task, g_steal_pointer (&records), (GDestroyNotify) g_ptr_array_unref);
+}
+
+void
+tocsin_history_query_async (TocsinHistory           *self,
+                            const TocsinRecordQuery *query,
+                            guint                    offset,
+                            guint                    limit,
+                            GCancellable            *cancellable,
+                            GAsyncReadyCallback      callback,
+                            gpointer                 user_data)
+{
+  QueryData *qd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+
+  qd = g_new0 (QueryData, 1);
+  qd->query = query ? tocsin_record_query_copy (query) : NULL;
+  qd->offset = offset;
+  qd->limit = limit;
+  push_job (self, query_job,
+            new_task (self, tocsin_history_query_async, cancellable, callback, user_data),
+            qd, query_data_free);
+}
+
+GPtrArray *
+tocsin_history_query_finish (TocsinHistory  *self,
+                             GAsyncResult   *result,
+                             GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+count_job (TocsinHistory *self,
+           Job           *job)
+{
+  QueryData *qd = job->data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  g_autofree char *where = NULL;
+  g_autofree char *sql = NULL;
+
+  if (qd->query && search_is_blank (qd->query))
+    g_clear_pointer (&qd->query->search, g_free);
+  where = where_clause (qd->query);
+  sql = g_strdup_printf ("SELECT COUNT(*) FROM records %s", where);
+  stmt = prepare (self->db, sql, &error);
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  bind_query (stmt, qd->query);
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    {
+      set_sqlite_error (&error, self->db, "count the records");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_int (job->task, sqlite3_column_int64 (stmt, 0));
+}
+
+void
+tocsin_history_count_async (TocsinHistory           *self,
+                            const TocsinRecordQuery *query,
+                            GCancellable            *cancellable,
+                            GAsyncReadyCallback      callback,
+                            gpointer                 user_data)
+{
+  QueryData *qd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+
+  qd = g_new0 (QueryData, 1);
+  qd->query = query ? tocsin_record_query_copy (query) : NULL;
+  push_job (self, count_job,
+            new_task (self, tocsin_history_count_async, cancellable, callback, user_data),
+            qd, query_data_free);
+}
+
+void
+tocsin_history_count_unread_async (TocsinHistory       *self,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  TocsinRecordQuery query = { .unread_only = TRUE };
+
+  tocsin_history_count_async (self, &query, cancellable, callback, user_data);
+}
+
+gint64
+tocsin_history_count_finish (TocsinHistory  *self,
+                             GAsyncResult   *result,
+                             GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
+static void
+get_record_job (TocsinHistory *self,
+                Job           *job)
+{
+  gint64 *id = job->data;
+  g_autoptr(GError) error = NULL;
+  TocsinRecord *record = load_record (self->db, *id, &error);
+
+  if (error)
+    g_task_return_error (job->task, g_steal_pointer (&error));
+  else
+    g_task_return_pointer (job->task, record, g_object_unref);
+}
+
+static gpointer
+int64_dup (gint64 value)
+{
+  return g_memdup2 (&value, sizeof value);
+}
+
+void
+tocsin_history_get_record_async (TocsinHistory       *self,
+                                 gint64               id,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, get_record_job,
+            new_task (self, tocsin_history_get_record_async, cancellable, callback, user_data),
+            int64_dup (id), g_free);
+}
+
+TocsinRecord *
+tocsin_history_get_record_finish (TocsinHistory  *self,
+                                  GAsyncResult   *result,
+                                  GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- changes ------------------------------------------------------------------------------ */
+
+typedef struct
+{
+  char     *relay_url;
+  gint64    id;          /* record id, or channel id */
+  gint64    number;      /* read flag, days... */
+  gpointer  object;      /* subscription / owned channel copy */
+  GDestroyNotify object_free;
+} ChangeData;
+
+static void
+change_data_free (gpointer data)
+{
+  ChangeData *cd = data;
+
+  g_free (cd->relay_url);
+  if (cd->object_free)
+    cd->object_free (cd->object);
+  g_free (cd);
+}
+
+static ChangeData *
+change_data_new (const char *relay_url,
+                 gint64      id,
+                 gint64      number)
+{
+  ChangeData *cd = g_new0 (ChangeData, 1);
+
+  cd->relay_url = g_strdup (relay_url);
+  cd->id = id;
+  cd->number = number;
+  return cd;
+}
+
+static void
+return_change (Job    *job,
+               gint64  changed,
+               GError *error)
+{
+  if (error)
+    g_task_return_error (job->task, error);
+  else
+    g_task_return_int (job->task, changed);
+}
+
+/* Runs @stmt (already bound) to completion; returns the changed rows or -1. */
+static gint64
+run_change (sqlite3       *db,
+            sqlite3_stmt  *stmt,
+            GError       **error)
+{
+  if (sqlite3_step (stmt) != SQLITE_DONE)
+    {
+      set_sqlite_error (error, db, "save a change");
+      return -1;
+    }
+  return sqlite3_changes (db);
+}
+
+static void
+set_read_job (TocsinHistory *self,
+              Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 changed;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db, "UPDATE records SET read = ?2 WHERE id = ?1 AND read != ?2", &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  sqlite3_bind_int64 (stmt, 1, cd->id);
+  sqlite3_bind_int (stmt, 2, cd->number ? 1 : 0);
+  changed = run_change (self->db, stmt, &error);
+  if (changed > 0)
+    {
+      g_autoptr(TocsinRecord) record = load_record (self->db, cd->id, NULL);
+      if (record)
+        emit_later (self, SIGNAL_RECORD_CHANGED, record, 0);
+    }
+  return_change (job, changed, error);
+}
+
+/* Nobody waits for a fire-and-forget change: report failures where a developer can see them. */
+static void
+change_logged (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (g_task_propagate_int (G_TASK (result), &error) < 0 && error)
+    g_debug ("History change failed: %s", error->message);
+}
+
+static void
+push_change (TocsinHistory       *self,
+             JobFunc              func,
+             gpointer             source_tag,
+             ChangeData          *cd,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             user_data)
+{
+  /* Fire-and-forget changes get a task too: it keeps us alive until the job has run. */
+  if (callback == NULL)
+    {
+      callback = change_logged;
+      user_data = NULL;
+    }
+  push_job (self, func, new_task (self, source_tag, cancellable, callback, user_data),
+            cd, change_data_free);
+}
+
+void
+tocsin_history_set_read_async (TocsinHistory       *self,
+                               gint64               id,
+                               gboolean             read,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, set_read_job, tocsin_history_set_read_async,
+               change_data_new (NULL, id, read), cancellable, callback, user_data);
+}
+
+static void
+bulk_job (TocsinHistory *self,
+          Job           *job,
+          const char    *sql_all,
+          const char    *sql_channel)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 changed;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db, cd->relay_url ? sql_channel : sql_all, &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  if (cd->relay_url)
+    {
+      bind_text (stmt, 1, cd->relay_url);
+      sqlite3_bind_int64 (stmt, 2, cd->id);
+    }
+  changed = run_change (self->db, stmt, &error);
+  if (changed > 0)
+    emit_later (self, SIGNAL_RESET, NULL, 0);
+  return_change (job, changed, error);
+}
+
+static void
+mark_all_read_job (TocsinHistory *self,
+                   Job           *job)
+{
+  bulk_job (self, job, "UPDATE records SET read = 1 WHERE read = 0",
+            "UPDATE records SET read = 1 WHERE read = 0 AND relay_url = ?1 AND channel_id = ?2");
+}
+
+void
+tocsin_history_mark_all_read_async (TocsinHistory       *self,
+                                    const char          *relay_url,
+                                    gint64               channel_id,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, mark_all_read_job, tocsin_history_mark_all_read_async,
+               change_data_new (relay_url, channel_id, 0), cancellable, callback, user_data);
+}
+
+static void
+clear_job (TocsinHistory *self,
+           Job           *job)
+{
+  bulk_job (self, job, "DELETE FROM records",
+            "DELETE FROM records WHERE relay_url = ?1 AND channel_id = ?2");
+}
+
+void
+tocsin_history_clear_async (TocsinHistory       *self,
+                            const char          *relay_url,
+                            gint64               channel_id,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, clear_job, tocsin_history_clear_async,
+               change_data_new (relay_url, channel_id, 0), cancellable, callback, user_data);
+}
+
+static void
+delete_record_job (TocsinHistory *self,
+                   Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 changed;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db, "DELETE FROM records WHERE id = ?1", &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  sqlite3_bind_int64 (stmt, 1, cd->id);
+  changed = run_change (self->db, stmt, &error);
+  if (changed > 0)
+    emit_later (self, SIGNAL_RECORD_REMOVED, NULL, cd->id);
+  return_change (job, changed, error);
+}
+
+void
+tocsin_history_delete_record_async (TocsinHistory       *self,
+                                    gint64               id,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, delete_record_job, tocsin_history_delete_record_async,
+               change_data_new (NULL, id, 0), cancellable, callback, user_data);
+}
+
+static void
+prune_job (TocsinHistory *self,
+           Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  gint64 changed;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  if (cd->number <= 0)
+    { return_change (job, 0, NULL); return; }
+  stmt = prepare (self->db, "DELETE FROM records WHERE received < ?1", &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  sqlite3_bind_int64 (stmt, 1, g_get_real_time () / 1000 - cd->number * 86400 * (gint64) 1000);
+  changed = run_change (self->db, stmt, &error);
+  if (changed > 0)
+    emit_later (self, SIGNAL_RESET, NULL, 0);
+  return_change (job, changed, error);
+}
+
+void
+tocsin_history_prune_async (TocsinHistory       *self,
+                            guint                max_age_days,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, prune_job, tocsin_history_prune_async,
+               change_data_new (NULL, 0, max_age_days), cancellable, callback, user_data);
+}
+
+gint64
+tocsin_history_change_finish (TocsinHistory  *self,
+                              GAsyncResult   *result,
+                              GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
+/* ---- export ------------------------------------------------------------------------------- */
+
+static gint64
+export_from (sqlite3        *db,
+             GOutputStream  *stream,
+             GCancellable   *cancellable,
+             GError        **error)
+{
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (db, "SELECT latest_id, channel_name, channel_id, title, body, link, time, read"
+                 " FROM records WHERE kind = 0 ORDER BY id", error);
+  g_autoptr(JsonGenerator) generator = json_generator_new ();
+  gint64 count = 0;
+  int rc;
+
+  if (stmt == NULL)
+    return -1;
+
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      g_autoptr(JsonBuilder) builder = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+      g_autofree char *line = NULL;
+      g_autofree char *time = NULL;
+      const char *channel = column_text (stmt, 1);
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "id");
+      json_builder_add_int_value (builder, sqlite3_column_int64 (stmt, 0));
+      /* The channel as people know it; its relay id when the name never arrived. */
+      json_builder_set_member_name (builder, "channel");
+      if (channel)
+        json_builder_add_string_value (builder, channel);
+      else
+        json_builder_add_int_value (builder, sqlite3_column_int64 (stmt, 2));
+      json_builder_set_member_name (builder, "title");
+      json_builder_add_string_value (builder, column_text (stmt, 3));
+      json_builder_set_member_name (builder, "body");
+      json_builder_add_string_value (builder, column_text (stmt, 4));
+      json_builder_set_member_name (builder, "externalLink");
+      if (column_text (stmt, 5))
+        json_builder_add_string_value (builder, column_text (stmt, 5));
+      else
+        json_builder_add_null_value (builder);
+      json_builder_set_member_name (builder, "time");
+      time = tocsin_format_time_ms (sqlite3_column_int64 (stmt, 6));
+      json_builder_add_string_value (builder, time);
+      json_builder_set_member_name (builder, "read");
+      json_builder_add_boolean_value (builder, sqlite3_column_int (stmt, 7) != 0);
+      json_builder_end_object (builder);
+
+      root = json_builder_get_root (builder);
+      json_generator_set_root (generator, root);
+      line = json_generator_to_data (generator, NULL);
+      if (!g_output_stream_write_all (stream, line, strlen (line), NULL, cancellable, error) ||
+          !g_output_stream_write_all (stream, "\n", 1, NULL, cancellable, error))
+        return -1;
+      count++;
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (error, db, "read the records");
+      return -1;
+    }
+  if (!g_output_stream_flush (stream, cancellable, error))
+    return -1;
+  return count;
+}
+
+static void
+export_job (TocsinHistory *self,
+            Job           *job)
+{
+  GError *error = NULL;
+  gint64 count = export_from (self->db, job->data, g_task_get_cancellable (job->task), &error);
+
+  if (count < 0)
+    g_task_return_error (job->task, error);
+  else
+    g_task_return_int (job->task, count);
+}
+
+void
+tocsin_history_export_async (TocsinHistory       *self,
+                             GOutputStream       *stream,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (G_IS_OUTPUT_STREAM (stream));
+  push_job (self, export_job,
+            new_task (self, tocsin_history_export_async, cancellable, callback, user_data),
+            g_object_ref (stream), g_object_unref);
+}
+
+gint64
+tocsin_history_export_finish (TocsinHistory  *self,
+                              GAsyncResult   *result,
+                              GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
+gint64
+tocsin_history_export_sync (const char     *db_path,
+                            GOutputStream  *stream,
+                            GCancellable   *cancellable,
+                            GError        **error)
+{
+  g_autofree char *path = db_path ? g_strdup (db_path) : tocsin_history_default_path ();
+  sqlite3 *db = NULL;
+  gint64 count;
+
+  g_return_val_if_fail (G_IS_OUTPUT_STREAM (stream), -1);
+
+  /* Nothing received yet is not an error: there is simply nothing to export. */
+  if (!g_file_test (path, G_FILE_TEST_EXISTS))
+    return 0;
+
+  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    {
+      set_sqlite_error (error, db, "open the file");
+      sqlite3_close (db);
+      return -1;
+    }
+  sqlite3_busy_timeout (db, 5000);
+  count = export_from (db, stream, cancellable, error);
+  sqlite3_close (db);
+  return count;
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------ */
+
+static void
+load_subscriptions_job (TocsinHistory *self,
+                        Job           *job)
+{
+  g_autoptr(GPtrArray) subs = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (self->db, "SELECT relay_url, token, channel_id, name, description, notify_type,"
+                       " muted, cursor FROM subscriptions ORDER BY position", &error);
+  int rc;
+
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      TocsinSubscription *sub = tocsin_subscription_new (column_text (stmt, 0),
+                                                         column_text (stmt, 1));
+
+      tocsin_subscription_set_channel_id (sub, sqlite3_column_int64 (stmt, 2));
+      tocsin_subscription_set_name (sub, column_text (stmt, 3));
+      tocsin_subscription_set_description (sub, column_text (stmt, 4));
+      tocsin_subscription_set_notify_type (sub, sqlite3_column_int (stmt, 5) ==
+                                                TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
+                                                ? TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
+                                                : TOCSIN_NOTIFY_TYPE_NORMAL);
+      tocsin_subscription_set_muted (sub, sqlite3_column_int (stmt, 6) != 0);
+      tocsin_subscription_set_cursor (sub, MAX (TOCSIN_CURSOR_NONE,
+                                                sqlite3_column_int64 (stmt, 7)));
+      g_ptr_array_add (subs, sub);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (&error, self->db, "read the subscriptions");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (job->task, g_steal_pointer (&subs), (GDestroyNotify) g_ptr_array_unref);
+}
+
+void
+tocsin_history_load_subscriptions_async (TocsinHistory       *self,
+                                         GCancellable        *cancellable,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, load_subscriptions_job,
+            new_task (self, tocsin_history_load_subscriptions_async, cancellable,
+                      callback, user_data),
+            NULL, NULL);
+}
+
+GPtrArray *
+tocsin_history_load_subscriptions_finish (TocsinHistory  *self,
+                                          GAsyncResult   *result,
+                                          GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* A snapshot taken on the main thread: the worker must not read a GObject the UI may change. */
+typedef struct
+{
+  char   *relay_url;
+  char   *token;
+  gint64  channel_id;
+  char   *name;
+  char   *description;
+  int     notify_type;
+  int     muted;
+  gint64  cursor;
+} SubscriptionRow;
+
+static void
+subscription_row_free (gpointer data)
+{
+  SubscriptionRow *row = data;
+
+  g_free (row->relay_url);
+  g_free (row->token);
+  g_free (row->name);
+  g_free (row->description);
+  g_free (row);
+}
+
+static void
+save_subscription_job (TocsinHistory *self,
+                       Job           *job)
+{
+  ChangeData *cd = job->data;
+  SubscriptionRow *row = cd->object;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db,
+                  "INSERT INTO subscriptions (relay_url, token, channel_id, name, description,"
+                  " notify_type, muted, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                  " ON CONFLICT (relay_url, token) DO UPDATE SET channel_id = excluded.channel_id,"
+                  " name = excluded.name, description = excluded.description,"
+                  " notify_type = excluded.notify_type, muted = excluded.muted,"
+                  " cursor = MAX(cursor, excluded.cursor)", &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  bind_text (stmt, 1, row->relay_url);
+  bind_text (stmt, 2, row->token);
+  sqlite3_bind_int64 (stmt, 3, row->channel_id);
+  bind_text (stmt, 4, row->name);
+  bind_text (stmt, 5, row->description);
+  sqlite3_bind_int (stmt, 6, row->notify_type);
+  sqlite3_bind_int (stmt, 7, row->muted);
+  sqlite3_bind_int64 (stmt, 8, row->cursor);
+  return_change (job, run_change (self->db, stmt, &error), error);
+}
+
+void
+tocsin_history_save_subscription_async (TocsinHistory       *self,
+                                        TocsinSubscription  *subscription,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data)
+{
+  SubscriptionRow *row;
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (TOCSIN_IS_SUBSCRIPTION (subscription));
+
+  row = g_new0 (SubscriptionRow, 1);
+  row->relay_url = g_strdup (tocsin_subscription_get_relay_url (subscription));
+  row->token = g_strdup (tocsin_subscription_get_token (subscription));
+  row->channel_id = tocsin_subscription_get_channel_id (subscription);
+  row->name = g_strdup (tocsin_subscription_get_name (subscription));
+  row->description = g_strdup (tocsin_subscription_get_description (subscription));
+  row->notify_type = tocsin_subscription_get_notify_type (subscription);
+  row->muted = tocsin_subscription_get_muted (subscription);
+  row->cursor = tocsin_subscription_get_cursor (subscription);
+
+  cd = change_data_new (NULL, 0, 0);
+  cd->object = row;
+  cd->object_free = subscription_row_free;
+  push_change (self, save_subscription_job, tocsin_history_save_subscription_async, cd,
+               cancellable, callback, user_data);
+}
+
+static void
+remove_subscription_job (TocsinHistory *self,
+                         Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db, "DELETE FROM subscriptions WHERE relay_url = ?1 AND token = ?2",
+                  &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  bind_text (stmt, 1, cd->relay_url);
+  bind_text (stmt, 2, cd->object);
+  return_change (job, run_change (self->db, stmt, &error), error);
+}
+
+void
+tocsin_history_remove_subscription_async (TocsinHistory       *self,
+                                          const char          *relay_url,
+                                          const char          *token,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data)
+{
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (relay_url != NULL && token != NULL);
+
+  cd = change_data_new (relay_url, 0, 0);
+  cd->object = g_strdup (token);
+  cd->object_free = g_free;
+  push_change (self, remove_subscription_job, tocsin_history_remove_subscription_async, cd,
+               cancellable, callback, user_data);
+}
+
+/* ---- owned channels ----------------------------------------------------------------------- */
+
+static void
+load_owned_job (TocsinHistory *self,
+                Job           *job)
+{
+  g_autoptr(GPtrArray) channels =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_owned_channel_free);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (self->db, "SELECT relay_url, channel_id, owner_key, name, webhook_url,"
+                       " subscribe_url FROM owned_channels ORDER BY rowid", &error);
+  int rc;
+
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      TocsinOwnedChannel *channel = tocsin_owned_channel_new ();
+
+      channel->relay_url = g_strdup (column_text (stmt, 0));
+      channel->id = sqlite3_column_int64 (stmt, 1);
+      channel->owner_key = g_strdup (column_text (stmt, 2));
+      channel->name = g_strdup (column_text (stmt, 3));
+      channel->webhook_url = g_strdup (column_text (stmt, 4));
+      channel->subscribe_url = g_strdup (column_text (stmt, 5));
+      g_ptr_array_add (channels, channel);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (&error, self->db, "read your channels");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (job->task, g_steal_pointer (&channels),
+                         (GDestroyNotify) g_ptr_array_unref);
+}
+
+void
+tocsin_history_load_owned_channels_async (TocsinHistory       *self,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, load_owned_job,
+            new_task (self, tocsin_history_load_owned_channels_async, cancellable,
+                      callback, user_data),
+            NULL, NULL);
+}
+
+GPtrArray *
+tocsin_history_load_owned_channels_finish (TocsinHistory  *self,
+                                           GAsyncResult   *result,
+                                           GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+save_owned_job (TocsinHistory *self,
+                Job           *job)
+{
+  ChangeData *cd = job->data;
+  TocsinOwnedChannel *channel = cd->object;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db,
+                  "INSERT INTO owned_channels (relay_url, channel_id, owner_key, name,"
+                  " webhook_url, subscribe_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                  " ON CONFLICT (relay_url, channel_id) DO UPDATE SET"
+                  " owner_key = excluded.owner_key, name = excluded.name,"
+                  " webhook_url = excluded.webhook_url, subscribe_url = excluded.subscribe_url",
+                  &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  bind_text (stmt, 1, channel->relay_url);
+  sqlite3_bind_int64 (stmt, 2, channel->id);
+  bind_text (stmt, 3, channel->owner_key);
+  bind_text (stmt, 4, channel->name);
+  bind_text (stmt, 5, channel->webhook_url);
+  bind_text (stmt, 6, channel->subscribe_url);
+  return_change (job, run_change (self->db, stmt, &error), error);
+}
+
+void
+tocsin_history_save_owned_channel_async (TocsinHistory            *self,
+                                         const TocsinOwnedChannel *channel,
+                                         GCancellable             *cancellable,
+                                         GAsyncReadyCallback       callback,
+                                         gpointer                  user_data)
+{
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (channel != NULL && channel->relay_url != NULL && channel->owner_key != NULL);
+
+  cd = change_data_new (NULL, 0, 0);
+  cd->object = tocsin_owned_channel_copy (channel);
+  cd->object_free = (GDestroyNotify) tocsin_owned_channel_free;
+  push_change (self, save_owned_job, tocsin_history_save_owned_channel_async, cd,
+               cancellable, callback, user_data);
+}
+
+static void
+remove_owned_job (TocsinHistory *self,
+                  Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  stmt = prepare (self->db, "DELETE FROM owned_channels WHERE relay_url = ?1 AND channel_id = ?2",
+                  &error);
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  bind_text (stmt, 1, cd->relay_url);
+  sqlite3_bind_int64 (stmt, 2, cd->id);
+  return_change (job, run_change (self->db, stmt, &error), error);
+}
+
+void
+tocsin_history_remove_owned_channel_async (TocsinHistory       *self,
+                                           const char          *relay_url,
+                                           gint64               id,
+                                           GCancellable        *cancellable,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (relay_url != NULL);
+  push_change (self, remove_owned_job, tocsin_history_remove_owned_channel_async,
+               change_data_new (relay_url, id, 0), cancellable, callback, user_data);
+}

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-history.h: the app's local store. One SQLite file (WAL, 0600, in a 0700 dir, default
+ * $XDG_DATA_HOME/tocsin/history.db) with the records (FTS5-indexed), the subscriptions and the
+ * owned channels (whose owner keys never leave this file except to their relay).
+ *
+ * Every SQLite call runs on one worker thread owned by the history; the main loop only queues
+ * jobs and gets results back through GAsyncReadyCallbacks in the thread-default main context
+ * of the caller. Messages stored with tocsin_history_store_message_async() are batched: all
+ * that arrive while the worker is busy go into one transaction.
+ *
+ * Signals are emitted in the main context the history was created in, after the change is
+ * committed, so listeners (TocsinRecordList, the window) can update.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include "tocsin-message.h"
+#include "tocsin-record.h"
+#include "tocsin-subscription.h"
+
+G_BEGIN_DECLS
+
+/* ---- owned channels ------------------------------------------------------------------- */
+
+/* A channel this user created on a relay: the owner key manages it (tocsin-owner.h). */
+typedef struct
+{
+  char   *relay_url;      /* base URL, no trailing slash */
+  gint64  id;             /* channel id on the relay */
+  char   *owner_key;      /* secret; never log it */
+  char   *name;
+  char   *webhook_url;    /* "<relay>/t/<trigger token>" (secret too: anyone with it can ring) */
+  char   *subscribe_url;  /* "<relay>/s/<subscribe token>" */
+} TocsinOwnedChannel;
+
+GType               tocsin_owned_channel_get_type (void) G_GNUC_CONST;
+#define TOCSIN_TYPE_OWNED_CHANNEL (tocsin_owned_channel_get_type ())
+TocsinOwnedChannel *tocsin_owned_channel_new   (void);
+TocsinOwnedChannel *tocsin_owned_channel_copy  (const TocsinOwnedChannel *channel);
+void                tocsin_owned_channel_free  (TocsinOwnedChannel *channel);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOwnedChannel, tocsin_owned_channel_free)
+
+/* ---- record queries ------------------------------------------------------------------- */
+
+/* What a records view shows. All fields optional (NULL / 0 / FALSE = no filter). */
+typedef struct
+{
+  char     *search;       /* words typed by the user; matched with FTS5 on title and body
+                           * (prefix match on each word; quoting is handled here) */
+  char     *relay_url;    /* with channel_id: only that channel */
+  gint64    channel_id;
+  gboolean  unread_only;
+} TocsinRecordQuery;
+
+GType              tocsin_record_query_get_type (void) G_GNUC_CONST;
+#define TOCSIN_TYPE_RECORD_QUERY (tocsin_record_query_get_type ())
+TocsinRecordQuery *tocsin_record_query_new   (void);
+TocsinRecordQuery *tocsin_record_query_copy  (const TocsinRecordQuery *query);
+void               tocsin_record_query_free  (TocsinRecordQuery *query);
+gboolean           tocsin_record_query_equal (const TocsinRecordQuery *a,
+                                              const TocsinRecordQuery *b);
+/* Whether @record passes @query's channel and unread filters (not the search words). */
+gboolean           tocsin_record_query_matches_filters (const TocsinRecordQuery *query,
+                                                        TocsinRecord            *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRecordQuery, tocsin_record_query_free)
+
+/* What storing a message did. */
+typedef enum
+{
+  TOCSIN_STORE_ADDED,      /* a new record: ring */
+  TOCSIN_STORE_REPLACED,   /* an earlier record was updated in place: don't ring again */
+  TOCSIN_STORE_DUPLICATE,  /* already stored: nothing changed */
+} TocsinStoreResult;
+
+/* ---- the history ---------------------------------------------------------------------- */
+
+#define TOCSIN_TYPE_HISTORY (tocsin_history_get_type ())
+G_DECLARE_FINAL_TYPE (TocsinHistory, tocsin_history, TOCSIN, HISTORY, GObject)
+
+/* $XDG_DATA_HOME/tocsin/history.db */
+char          *tocsin_history_default_path (void);
+
+/* Opens (creating if needed) the database at @path (NULL: the default path) on the worker
+ * thread; returns at once. If opening fails, every operation fails with that error and
+ * tocsin_history_wait_ready_finish() reports it. */
+TocsinHistory *tocsin_history_new          (const char *path);
+const char    *tocsin_history_get_path     (TocsinHistory *self);
+
+/* Completes when the database is open (or failed to open). */
+void     tocsin_history_wait_ready_async   (TocsinHistory       *self,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+gboolean tocsin_history_wait_ready_finish  (TocsinHistory       *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+
+/* Waits (iterating the thread-default main context) until every queued job has run and its
+ * callback and signals were dispatched. For shutdown and tests. */
+void     tocsin_history_flush_sync         (TocsinHistory       *self);
+
+/* Stores @message from @relay_url (batched with other messages arriving meanwhile). A message
+ * with `replaces` updates the record of that earlier id (or is added if it is unknown). Also
+ * advances the matching subscription's stored cursor. Returns the stored record (for
+ * DUPLICATE, the existing one) and what happened in @out_result. */
+void          tocsin_history_store_message_async  (TocsinHistory       *self,
+                                                   const char          *relay_url,
+                                                   const TocsinMessage *message,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+TocsinRecord *tocsin_history_store_message_finish (TocsinHistory       *self,
+                                                   GAsyncResult        *result,
+                                                   TocsinStoreResult   *out_result,
+                                                   GError             **error);
+
+/* Stores a TOCSIN_RECORD_KIND_GAP record saying that ids @from..@to of the channel were
+ * missed (the relay no longer had them). */
+void          tocsin_history_add_gap_async        (TocsinHistory       *self,
+                                                   const char          *relay_url,
+                                                   gint64               channel_id,
+                                                   const char          *channel_name,
+                                                   gint64               from,
+                                                   gint64               to,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+TocsinRecord *tocsin_history_add_gap_finish       (TocsinHistory       *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+
+/* Records matching @query (NULL: all), newest first (by arrival), @limit of them from
+ * @offset. Returns a GPtrArray of TocsinRecord. */
+void          tocsin_history_query_async          (TocsinHistory           *self,
+                                                   const TocsinRecordQuery *query,
+                                                   guint                    offset,
+                                                   guint                    limit,
+                                                   GCancellable            *cancellable,
+                                                   GAsyncReadyCallback      callback,
+                                                   gpointer                 user_data);
+GPtrArray    *tocsin_history_query_finish         (TocsinHistory       *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+
+/* How many records match @query (NULL: all). Returns -1 on error. */
+void          tocsin_history_count_async          (TocsinHistory           *self,
+                                                   const TocsinRecordQuery *query,
+                                                   GCancellable            *cancellable,
+                                                   GAsyncReadyCallback      callback,
+                                                   gpointer                 user_data);
+gint64        tocsin_history_count_finish         (TocsinHistory       *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+
+/* The record with row id @id; NULL (no error) if there is none. */
+void          tocsin_history_get_record_async     (TocsinHistory       *self,
+                                                   gint64               id,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+TocsinRecord *tocsin_history_get_record_finish    (TocsinHistory       *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+
+/* Changes. Each emits its signal when committed; @callback may be NULL (fire and forget: an
+ * error is then logged with g_debug, since there is no one to show it to). The _finish
+ * functions return the number of records changed, or -1 with @error. */
+void     tocsin_history_set_read_async       (TocsinHistory *self, gint64 id, gboolean read,
+                                              GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+/* @relay_url NULL: every channel; otherwise only channel @channel_id of that relay. */
+void     tocsin_history_mark_all_read_async  (TocsinHistory *self, const char *relay_url,
+                                              gint64 channel_id, GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+void     tocsin_history_delete_record_async  (TocsinHistory *self, gint64 id,
+                                              GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+/* Deletes every record (@relay_url NULL) or those of one channel. */
+void     tocsin_history_clear_async          (TocsinHistory *self, const char *relay_url,
+                                              gint64 channel_id, GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+/* Retention: deletes records received more than @max_age_days days ago (0: nothing). */
+void     tocsin_history_prune_async          (TocsinHistory *self, guint max_age_days,
+                                              GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+gint64   tocsin_history_change_finish        (TocsinHistory *self, GAsyncResult *result,
+                                              GError **error);
+
+/* Unread records count (for a badge / the window title). */
+void     tocsin_history_count_unread_async   (TocsinHistory *self, GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+/* use tocsin_history_count_finish() */
+
+/* Writes every record, oldest first, as JSON Lines
+ * {"id","channel","title","body","externalLink","time","read"} to @stream (written on the
+ * worker thread: don't touch @stream until done). Returns the number of records written. */
+void     tocsin_history_export_async         (TocsinHistory *self, GOutputStream *stream,
+                                              GCancellable *cancellable,
+                                              GAsyncReadyCallback callback, gpointer user_data);
+gint64   tocsin_history_export_finish        (TocsinHistory *self, GAsyncResult *result,
+                                              GError **error);
+/* The same, synchronously, opening @db_path (NULL: default path) read-only without a worker:
+ * for `tocsin --export-records`, which may run while another instance has the database
+ * open. A missing database exports nothing. Returns the count or -1 with @error. */
+gint64   tocsin_history_export_sync          (const char *db_path, GOutputStream *stream,
+                                              GCancellable *cancellable, GError **error);
+
+/* ---- subscriptions ---- */
+
+/* Returns a GPtrArray of TocsinSubscription, in the order they were added. */
+void       tocsin_history_load_subscriptions_async  (TocsinHistory *self,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback,
+                                                     gpointer user_data);
+GPtrArray *tocsin_history_load_subscriptions_finish (TocsinHistory *self, GAsyncResult *result,
+                                                     GError **error);
+/* Inserts or updates (by relay URL and token) everything but the cursor, which only moves
+ * forward (max of stored and given). Finish with tocsin_history_change_finish(). */
+void       tocsin_history_save_subscription_async   (TocsinHistory *self,
+                                                     TocsinSubscription *subscription,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback,
+                                                     gpointer user_data);
+/* Removes the subscription (its records stay until cleared). */
+void       tocsin_history_remove_subscription_async (TocsinHistory *self,
+                                                     const char *relay_url, const char *token,
+                                                     GCancellable *cancellable,
+                                                     GAsyncReadyCallback callback,
+                                                     gpointer user_data);
+
+/* ---- owned channels ---- */
+
+/* Returns a GPtrArray of TocsinOwnedChannel. */
+void       tocsin_history_load_owned_channels_async  (TocsinHistory *self,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+GPtrArray *tocsin_history_load_owned_channels_finish (TocsinHistory *self, GAsyncResult *result,
+                                                      GError **error);
+/* Insert or update by (relay_url, id). Finish with tocsin_history_change_finish(). */
+void       tocsin_history_save_owned_channel_async   (TocsinHistory *self,
+                                                      const TocsinOwnedChannel *channel,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+void       tocsin_history_remove_owned_channel_async (TocsinHistory *self,
+                                                      const char *relay_url, gint64 id,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+
+/* Signals (main context of creation, after commit):
+ *   "record-added"   (TocsinRecord *record)   a new record (message or gap)
+ *   "record-changed" (TocsinRecord *record)   replaced content or read state; a fresh object
+ *                                             with the full stored state
+ *   "record-removed" (gint64 id)
+ *   "reset"          ()                        many records changed (mark all read, clear,
+ *                                             prune): reload what you show
+ */
+
+G_END_DECLS

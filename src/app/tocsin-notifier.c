@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-notifier"
+
+#include "config.h"
+
+#include <string.h>
+#include <glib/gi18n.h>
+#include <libnotify/notify.h>
+
+#include "tocsin-notifier.h"
+
+/* libnotify 0.8 does not declare it. */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (NotifyNotification, g_object_unref)
+
+/* More than STORM_LIMIT popups from one channel, each within STORM_WINDOW of the previous one,
+ * become one summary popup. */
+#define STORM_LIMIT  3
+#define STORM_WINDOW (5 * G_USEC_PER_SEC)
+
+typedef struct
+{
+  char               *relay_url;
+  gint64              channel_id;
+  char               *name;
+  gint64              last_time;     /* monotonic µs of the latest message */
+  guint               count;         /* messages in this storm so far */
+  NotifyNotification *summary;       /* the coalesced popup, once the storm began */
+} Storm;
+
+struct _TocsinNotifier
+{
+  GObject parent_instance;
+
+  /* Owned references: */
+  GSettings  *settings;        /* NULL if the schema is not installed */
+  GHashTable *notifications;   /* record row id → NotifyNotification (the popup shown) */
+  GHashTable *storms;          /* "relay\nchannel" → Storm */
+};
+
+G_DEFINE_FINAL_TYPE (TocsinNotifier, tocsin_notifier, G_TYPE_OBJECT)
+
+enum {
+  SIGNAL_SHOW_RECORD,
+  SIGNAL_SHOW_CHANNEL,
+  SIGNAL_MARK_READ,
+  SIGNAL_LINK_OPENED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void
+storm_free (gpointer data)
+{
+  Storm *storm = data;
+
+  g_free (storm->relay_url);
+  g_free (storm->name);
+  g_clear_object (&storm->summary);
+  g_free (storm);
+}
+
+static void
+tocsin_notifier_dispose (GObject *object)
+{
+  TocsinNotifier *self = TOCSIN_NOTIFIER (object);
+
+  /* Popups may outlive us on screen; their callbacks hold weak references only. */
+  g_hash_table_remove_all (self->notifications);
+  g_hash_table_remove_all (self->storms);
+  g_clear_object (&self->settings);
+
+  G_OBJECT_CLASS (tocsin_notifier_parent_class)->dispose (object);
+}
+
+static void
+tocsin_notifier_finalize (GObject *object)
+{
+  TocsinNotifier *self = TOCSIN_NOTIFIER (object);
+
+  g_hash_table_unref (self->notifications);
+  g_hash_table_unref (self->storms);
+
+  G_OBJECT_CLASS (tocsin_notifier_parent_class)->finalize (object);
+}
+
+static void
+tocsin_notifier_class_init (TocsinNotifierClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = tocsin_notifier_dispose;
+  object_class->finalize = tocsin_notifier_finalize;
+
+  signals[SIGNAL_SHOW_RECORD] =
+    g_signal_new ("show-record", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT64);
+  signals[SIGNAL_SHOW_CHANNEL] =
+    g_signal_new ("show-channel", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_INT64);
+  signals[SIGNAL_MARK_READ] =
+    g_signal_new ("mark-read", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_INT64);
+  signals[SIGNAL_LINK_OPENED] =
+    g_signal_new ("link-opened", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+}
+
+static void
+tocsin_notifier_init (TocsinNotifier *self)
+{
+  self->notifications = g_hash_table_new_full (g_int64_hash, g_int64_equal,
+                                               g_free, g_object_unref);
+  self->storms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, storm_free);
+}
+
+TocsinNotifier *
+tocsin_notifier_new (GSettings *settings)
+{
+  TocsinNotifier *self = g_object_new (TOCSIN_TYPE_NOTIFIER, NULL);
+
+  if (settings)
+    self->settings = g_object_ref (settings);
+  else
+    {
+      GSettingsSchemaSource *source = g_settings_schema_source_get_default ();
+      g_autoptr(GSettingsSchema) schema = NULL;
+
+      /* g_settings_new() aborts on a missing schema; run without preferences instead. */
+      if (source)
+        schema = g_settings_schema_source_lookup (source, APP_ID, TRUE);
+      if (schema)
+        self->settings = g_settings_new (APP_ID);
+    }
+
+  if (!notify_is_initted ())
+    notify_init ("Tocsin");
+  return self;
+}
+
+/* ---- quiet hours -------------------------------------------------------------------------- */
+
+static gboolean
+parse_hhmm (const char *text,
+            int        *minutes)
+{
+  unsigned h, m;
+  char extra;
+
+  if (text == NULL || sscanf (text, "%u:%u%c", &h, &m, &extra) != 2 || h > 23 || m > 59)
+    return FALSE;
+  *minutes = (int) (h * 60 + m);
+  return TRUE;
+}
+
+gboolean
+tocsin_notifier_in_quiet_hours (TocsinNotifier *self,
+                                GDateTime      *now)
+{
+  g_autofree char *start_text = NULL;
+  g_autofree char *end_text = NULL;
+  int start, end, minute;
+
+  g_return_val_if_fail (TOCSIN_IS_NOTIFIER (self), FALSE);
+  g_return_val_if_fail (now != NULL, FALSE);
+
+  if (self->settings == NULL || !g_settings_get_boolean (self->settings, "quiet-hours-enabled"))
+    return FALSE;
+  start_text = g_settings_get_string (self->settings, "quiet-hours-start");
+  end_text = g_settings_get_string (self->settings, "quiet-hours-end");
+  if (!parse_hhmm (start_text, &start) || !parse_hhmm (end_text, &end) || start == end)
+    return FALSE;
+
+  minute = g_date_time_get_hour (now) * 60 + g_date_time_get_minute (now);
+  if (start < end)
+    return minute >= start && minute < end;
+  /* Across midnight, e.g. 22:00–07:00. */
+  return minute >= start || minute < end;
+}
+
+/* ---- actions ------------------------------------------------------------------------------ */
+
+typedef struct
+{
+  GWeakRef  notifier;
+  gint64    id;
+  char     *link;
+  char     *relay_url;
+  gint64    channel_id;
+} ActionData;
+
+static ActionData *
+action_data_new (TocsinNotifier *self,
+                 gint64          id,
+                 const char     *link,
+                 const char     *relay_url,
+                 gint64          channel_id)
+{
+  ActionData *data = g_new0 (ActionData, 1);
+
+  g_weak_ref_init (&data->notifier, self);
+  data->id = id;
+  data->link = g_strdup (link);
+  data->relay_url = g_strdup (relay_url);
+  data->channel_id = channel_id;
+  return data;
+}
+
+static void
+action_data_free (gpointer user_data)
+{
+  ActionData *data = user_data;
+
+  g_weak_ref_clear (&data->notifier);
+  g_free (data->link);
+  g_free (data->relay_url);
+  g_free (data);
+}
+
+typedef struct
+{
+  GWeakRef  notifier;
+  char     *uri;
+} LaunchData;
+
+static void
+launched (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  LaunchData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+  g_autoptr(GError) error = NULL;
+
+  if (!g_app_info_launch_default_for_uri_finish (result, &error))
+    g_debug ("Could not open %s: %s", data->uri, error->message);
+  else if (self)
+    g_signal_emit (self, signals[SIGNAL_LINK_OPENED], 0, data->uri);
+
+  g_weak_ref_clear (&data->notifier);
+  g_free (data->uri);
+  g_free (data);
+}
+
+static void
+on_default_action (NotifyNotification *notification,
+                   char               *action,
+                   gpointer            user_data)
+{
+  ActionData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+
+  if (self == NULL)
+    return;
+
+  if (data->link)
+    {
+      LaunchData *launch = g_new0 (LaunchData, 1);
+
+      g_weak_ref_init (&launch->notifier, self);
+      launch->uri = g_strdup (data->link);
+      /* Only http(s) links ever get here: TocsinMessage refuses anything else. */
+      g_app_info_launch_default_for_uri_async (data->link, NULL, NULL, launched, launch);
+    }
+  else
+    g_signal_emit (self, signals[SIGNAL_SHOW_RECORD], 0, data->id);
+}
+
+static void
+on_mark_read_action (NotifyNotification *notification,
+                     char               *action,
+                     gpointer            user_data)
+{
+  ActionData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+
+  if (self)
+    g_signal_emit (self, signals[SIGNAL_MARK_READ], 0, data->id);
+}
+
+static void
+on_summary_action (NotifyNotification *notification,
+                   char               *action,
+                   gpointer            user_data)
+{
+  ActionData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+
+  if (self)
+    g_signal_emit (self, signals[SIGNAL_SHOW_CHANNEL], 0, data->relay_url, data->channel_id);
+}
+
+static void
+on_closed (NotifyNotification *notification,
+           gpointer            user_data)
+{
+  ActionData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+  NotifyNotification *current;
+
+  if (self == NULL)
+    return;
+  current = g_hash_table_lookup (self->notifications, &data->id);
+  if (current == notification)
+    g_hash_table_remove (self->notifications, &data->id);
+}
+
+/* ---- showing ------------------------------------------------------------------------------ */
+
+static void
+apply_common (TocsinNotifier     *self,
+              NotifyNotification *notification,
+              gboolean            time_sensitive,
+              gboolean            silent)
+{
+  gboolean sound = !silent && (self->settings == NULL ||
+                               g_settings_get_boolean (self->settings, "play-sound"));
+
+  notify_notification_set_app_name (notification, _("Tocsin"));
+  notify_notification_set_hint_string (notification, "desktop-entry", APP_ID);
+  notify_notification_set_category (notification, "im.received");
+  notify_notification_set_urgency (notification, time_sensitive ? NOTIFY_URGENCY_CRITICAL
+                                                                 : NOTIFY_URGENCY_NORMAL);
+  if (sound)
+    notify_notification_set_hint_string (notification, "sound-name", "message-new-instant");
+  else
+    notify_notification_set_hint (notification, "suppress-sound", g_variant_new_boolean (TRUE));
+}
+
+static gboolean
+show (NotifyNotification *notification)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!notify_notification_show (notification, &error))
+    {
+      g_debug ("Could not show a notification: %s", error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static char *
+escaped_body (TocsinRecord *record)
+{
+  const char *body = tocsin_record_get_body (record);
+  GString *escaped = g_string_sized_new (strlen (body) + 16);
+
+  /* Servers that speak body-markup would read "<b>" or "&amp;" in a plain-text body as markup.
+   * Only &, < and > need escaping in text; g_markup_escape_text() also turns quotes into
+   * &apos;/&quot;, which servers without markup support then show literally. */
+  for (const char *p = body; *p; p++)
+    {
+      switch (*p)
+        {
+        case '&': g_string_append (escaped, "&amp;"); break;
+        case '<': g_string_append (escaped, "&lt;"); break;
+        case '>': g_string_append (escaped, "&gt;"); break;
+        default: g_string_append_c (escaped, *p); break;
+        }
+    }
+  return g_string_free (escaped, FALSE);
+}
+
+static const char *
+channel_name (TocsinRecord       *record,
+              TocsinSubscription *subscription)
+{
+  const char *name = subscription ? tocsin_subscription_get_name (subscription) : NULL;
+
+  if (name == NULL)
+    name = tocsin_record_get_channel_name (record);
+  return name ? name : _("a channel");
+}
+
+static const char *
+summary_text (TocsinRecord *record)
+{
+  const char *title = tocsin_record_get_title (record);
+
+  /* An empty summary is invisible in most servers: fall back to the channel. */
+  if (title == NULL || *title == '\0')
+    title = tocsin_record_get_channel_name (record);
+  return title ? title : _("New notification");
+}
+
+static TocsinNotifyOutcome
+coalesce (TocsinNotifier     *self,
+          TocsinRecord       *record,
+          TocsinSubscription *subscription,
+          gboolean            time_sensitive)
+{
+  g_autofree char *key = g_strdup_printf ("%s\n%" G_GINT64_FORMAT,
+                                          tocsin_record_get_relay_url (record),
+                                          tocsin_record_get_channel_id (record));
+  gint64 now = g_get_monotonic_time ();
+  g_autofree char *summary = NULL;
+  Storm *storm = g_hash_table_lookup (self->storms, key);
+
+  if (storm == NULL || now - storm->last_time > STORM_WINDOW)
+    {
+      storm = g_new0 (Storm, 1);
+      storm->relay_url = g_strdup (tocsin_record_get_relay_url (record));
+      storm->channel_id = tocsin_record_get_channel_id (record);
+      g_hash_table_replace (self->storms, g_strdup (key), storm);
+    }
+  g_free (storm->name);
+  storm->name = g_strdup (channel_name (record, subscription));
+  storm->last_time = now;
+  storm->count++;
+
+  if (storm->count <= STORM_LIMIT)
+    return TOCSIN_NOTIFY_SHOWN;
+
+  summary = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u new from %s", "%u new from %s",
+                                          storm->count),
+                             storm->count, storm->name);
+  if (storm->summary == NULL)
+    {
+      storm->summary = notify_notification_new (summary, NULL, APP_ID);
+      notify_notification_add_action (storm->summary, "default", _("Show"), on_summary_action,
+                                      action_data_new (self, 0, NULL, storm->relay_url,
+                                                       storm->channel_id),
+                                      action_data_free);
+      apply_common (self, storm->summary, time_sensitive, FALSE);
+    }
+  else
+    {
+      notify_notification_update (storm->summary, summary, NULL, APP_ID);
+      /* The storm already rang once. */
+      apply_common (self, storm->summary, time_sensitive, TRUE);
+    }
+  show (storm->summary);
+  return TOCSIN_NOTIFY_COALESCED;
+}
+
+TocsinNotifyOutcome
+tocsin_notifier_notify (TocsinNotifier     *self,
+                        TocsinRecord       *record,
+                        TocsinSubscription *subscription)
+{
+  g_autoptr(NotifyNotification) notification = NULL;
+  g_autoptr(GDateTime) now = NULL;
+  g_autofree char *body = NULL;
+  gboolean time_sensitive;
+  gint64 id;
+
+  g_return_val_if_fail (TOCSIN_IS_NOTIFIER (self), TOCSIN_NOTIFY_FAILED);
+  g_return_val_if_fail (TOCSIN_IS_RECORD (record), TOCSIN_NOTIFY_FAILED);
+
+  if (subscription && tocsin_subscription_get_muted (subscription))
+    return TOCSIN_NOTIFY_MUTED;
+  time_sensitive = subscription != NULL &&
+                   tocsin_subscription_get_notify_type (subscription) ==
+                   TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE;
+  now = g_date_time_new_now_local ();
+  if (!time_sensitive && tocsin_notifier_in_quiet_hours (self, now))
+    return TOCSIN_NOTIFY_QUIET;
+
+  if (coalesce (self, record, subscription, time_sensitive) == TOCSIN_NOTIFY_COALESCED)
+    return TOCSIN_NOTIFY_COALESCED;
+
+  id = tocsin_record_get_id (record);
+  body = escaped_body (record);
+  notification = notify_notification_new (summary_text (record), body, APP_ID);
+  apply_common (self, notification, time_sensitive, FALSE);
+  notify_notification_add_action (notification, "default",
+                                  tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
+                                  on_default_action,
+                                  action_data_new (self, id, tocsin_record_get_link (record),
+                                                   NULL, 0),
+                                  action_data_free);
+  notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
+                                  on_mark_read_action,
+                                  action_data_new (self, id, NULL, NULL, 0), action_data_free);
+  g_signal_connect_data (notification, "closed", G_CALLBACK (on_closed),
+                         action_data_new (self, id, NULL, NULL, 0),
+                         (GClosureNotify) (void (*) (void)) action_data_free, 0);
+
+  if (!show (notification))
+    return TOCSIN_NOTIFY_FAILED;
+  g_hash_table_replace (self->notifications, g_memdup2 (&id, sizeof id),
+                        g_steal_pointer (&notification));
+  return TOCSIN_NOTIFY_SHOWN;
+}
+
+void
+tocsin_notifier_update (TocsinNotifier *self,
+                        TocsinRecord   *record)
+{
+  NotifyNotification *notification;
+  g_autofree char *body = NULL;
+  gint64 id;
+
+  g_return_if_fail (TOCSIN_IS_NOTIFIER (self));
+  g_return_if_fail (TOCSIN_IS_RECORD (record));
+
+  id = tocsin_record_get_id (record);
+  notification = g_hash_table_lookup (self->notifications, &id);
+  if (notification == NULL)
+    return;
+
+  body = escaped_body (record);
+  notify_notification_update (notification, summary_text (record), body, APP_ID);
+  /* Same id, so the server replaces the popup in place; and it must not ring again. */
+  notify_notification_set_hint (notification, "suppress-sound", g_variant_new_boolean (TRUE));
+  notify_notification_set_hint (notification, "sound-name", NULL);
+  notify_notification_clear_actions (notification);
+  notify_notification_add_action (notification, "default",
+                                  tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
+                                  on_default_action,
+                                  action_data_new (self, id, tocsin_record_get_link (record),
+                                                   NULL, 0),
+                                  action_data_free);
+  notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
+                                  on_mark_read_action,
+                                  action_data_new (self, id, NULL, NULL, 0), action_data_free);
+  show (notification);
+}
+
+void
+tocsin_notifier_withdraw (TocsinNotifier *self,
+                          gint64          id)
+{
+  g_autoptr(NotifyNotification) notification = NULL;
+  g_autofree gint64 *key = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (TOCSIN_IS_NOTIFIER (self));
+
+  if (!g_hash_table_steal_extended (self->notifications, &id, (gpointer *) &key,
+                                    (gpointer *) &notification))
+    return;
+  if (!notify_notification_close (notification, &error))
+    g_debug ("Could not close a notification: %s", error->message);
+}
+
+void
+tocsin_notifier_withdraw_all (TocsinNotifier *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_if_fail (TOCSIN_IS_NOTIFIER (self));
+
+  g_hash_table_iter_init (&iter, self->notifications);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    notify_notification_close (value, NULL);
+  g_hash_table_remove_all (self->notifications);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-owner.h: the relay's owner API (/v1/channels, docs/api.md) for the channels this user
+ * creates. The owner key comes back once at creation; it is saved in the history database
+ * (when a history is given) and only ever sent to its own relay as `Authorization: Bearer`.
+ *
+ * Channel fields (JsonObject in and out) use the relay's names: "name", "description",
+ * "title", "body", "link", "condition" (templates, tocsin-template.h), and in answers also
+ * "id", "webhook_url"/"subscribe_url" and the tokens. A refusal from the relay comes back as a
+ * GError whose message is the relay's {"error"} sentence, domain TOCSIN_OWNER_ERROR, code the
+ * HTTP status.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include "tocsin-history.h"
+
+G_BEGIN_DECLS
+
+#define TOCSIN_OWNER_ERROR (tocsin_owner_error_quark ())
+GQuark tocsin_owner_error_quark (void);
+
+typedef enum
+{
+  TOCSIN_OWNER_ROTATE_TRIGGER,    /* a new webhook URL; the old one stops ringing */
+  TOCSIN_OWNER_ROTATE_SUBSCRIBE,  /* a new subscribe link; current subscribers are cut off */
+} TocsinOwnerRotate;
+
+#define TOCSIN_TYPE_OWNER (tocsin_owner_get_type ())
+G_DECLARE_FINAL_TYPE (TocsinOwner, tocsin_owner, TOCSIN, OWNER, GObject)
+
+/* @history: where owner keys are kept (may be NULL: the caller keeps them).
+ * @tls_database: extra trust for a self-signed relay, may be NULL. */
+TocsinOwner *tocsin_owner_new (TocsinHistory *history,
+                               GTlsDatabase  *tls_database);
+
+/* POST /v1/channels on @relay_url with @fields. @admin_key: for a relay that is not open
+ * (a key from `tocsin-relay key create`), else NULL. Saves the owned channel to the history.
+ * Finish returns it, and the relay's full answer in @out_json (optional). */
+void                tocsin_owner_create_channel_async  (TocsinOwner         *self,
+                                                        const char          *relay_url,
+                                                        const char          *admin_key,
+                                                        JsonObject          *fields,
+                                                        GCancellable        *cancellable,
+                                                        GAsyncReadyCallback  callback,
+                                                        gpointer             user_data);
+TocsinOwnedChannel *tocsin_owner_create_channel_finish (TocsinOwner         *self,
+                                                        GAsyncResult        *result,
+                                                        JsonObject         **out_json,
+                                                        GError             **error);
+
+/* GET /v1/channels/{id}: the channel as the relay has it now. */
+void        tocsin_owner_get_channel_async    (TocsinOwner *self, const TocsinOwnedChannel *channel,
+                                               GCancellable *cancellable,
+                                               GAsyncReadyCallback callback, gpointer user_data);
+/* PATCH /v1/channels/{id} with the @fields to change (the name is updated in the history). */
+void        tocsin_owner_update_channel_async (TocsinOwner *self, const TocsinOwnedChannel *channel,
+                                               JsonObject *fields, GCancellable *cancellable,
+                                               GAsyncReadyCallback callback, gpointer user_data);
+/* POST /v1/channels/{id}/rotate-trigger or /rotate-subscribe (the new URL is saved). */
+void        tocsin_owner_rotate_async         (TocsinOwner *self, const TocsinOwnedChannel *channel,
+                                               TocsinOwnerRotate which, GCancellable *cancellable,
+                                               GAsyncReadyCallback callback, gpointer user_data);
+/* GET /v1/channels/{id}/subscribers */
+void        tocsin_owner_list_subscribers_async (TocsinOwner *self,
+                                                 const TocsinOwnedChannel *channel,
+                                                 GCancellable *cancellable,
+                                                 GAsyncReadyCallback callback,
+                                                 gpointer user_data);
+/* Finish for get/update/rotate/list_subscribers: the relay's JSON answer (an object). */
+JsonObject *tocsin_owner_request_finish       (TocsinOwner *self, GAsyncResult *result,
+                                               GError **error);
+
+/* DELETE /v1/channels/{id}; also forgets the owner key. */
+void        tocsin_owner_delete_channel_async  (TocsinOwner *self,
+                                                const TocsinOwnedChannel *channel,
+                                                GCancellable *cancellable,
+                                                GAsyncReadyCallback callback, gpointer user_data);
+gboolean    tocsin_owner_delete_channel_finish (TocsinOwner *self, GAsyncResult *result,
+                                                GError **error);
+
+G_END_DECLS

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-record"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+
+#include "tocsin-record.h"
+
+struct _TocsinRecord
+{
+  GObject parent_instance;
+
+  gint64            id;
+  TocsinRecordKind  kind;
+  char             *relay_url;
+  gint64            channel_id;
+  char             *channel_name;
+  gint64            message_id;
+  char             *title;
+  char             *body;
+  char             *link;
+  gint64            time;
+  gboolean          read;
+  char             *vars_json;
+  gboolean          loaded;
+};
+
+G_DEFINE_FINAL_TYPE (TocsinRecord, tocsin_record, G_TYPE_OBJECT)
+G_DEFINE_ENUM_TYPE (TocsinRecordKind, tocsin_record_kind,
+                    G_DEFINE_ENUM_VALUE (TOCSIN_RECORD_KIND_MESSAGE, "message"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_RECORD_KIND_GAP, "gap"))
+
+enum {
+  PROP_0,
+  PROP_ID,
+  PROP_KIND,
+  PROP_RELAY_URL,
+  PROP_CHANNEL_ID,
+  PROP_CHANNEL_NAME,
+  PROP_MESSAGE_ID,
+  PROP_TITLE,
+  PROP_BODY,
+  PROP_LINK,
+  PROP_TIME,
+  PROP_READ,
+  PROP_VARS_JSON,
+  PROP_LOADED,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+/* g_set_str() is GLib 2.76; Debian 12 has 2.74. */
+static gboolean
+set_str (char       **field,
+         const char  *value)
+{
+  char *copy;
+
+  if (g_strcmp0 (*field, value) == 0)
+    return FALSE;
+  copy = g_strdup (value);
+  g_free (*field);
+  *field = copy;
+  return TRUE;
+}
+
+static void
+tocsin_record_finalize (GObject *object)
+{
+  TocsinRecord *self = TOCSIN_RECORD (object);
+
+  g_free (self->relay_url);
+  g_free (self->channel_name);
+  g_free (self->title);
+  g_free (self->body);
+  g_free (self->link);
+  g_free (self->vars_json);
+
+  G_OBJECT_CLASS (tocsin_record_parent_class)->finalize (object);
+}
+
+static void
+tocsin_record_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  TocsinRecord *self = TOCSIN_RECORD (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID: g_value_set_int64 (value, self->id); break;
+    case PROP_KIND: g_value_set_enum (value, self->kind); break;
+    case PROP_RELAY_URL: g_value_set_string (value, self->relay_url); break;
+    case PROP_CHANNEL_ID: g_value_set_int64 (value, self->channel_id); break;
+    case PROP_CHANNEL_NAME: g_value_set_string (value, self->channel_name); break;
+    case PROP_MESSAGE_ID: g_value_set_int64 (value, self->message_id); break;
+    case PROP_TITLE: g_value_set_string (value, self->title); break;
+    case PROP_BODY: g_value_set_string (value, self->body); break;
+    case PROP_LINK: g_value_set_string (value, self->link); break;
+    case PROP_TIME: g_value_set_int64 (value, self->time); break;
+    case PROP_READ: g_value_set_boolean (value, self->read); break;
+    case PROP_VARS_JSON: g_value_set_string (value, self->vars_json); break;
+    case PROP_LOADED: g_value_set_boolean (value, self->loaded); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+tocsin_record_set_property (GObject      *object,
+                            guint         prop_id,
+                            const GValue *value,
+                            GParamSpec   *pspec)
+{
+  TocsinRecord *self = TOCSIN_RECORD (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID: tocsin_record_set_id (self, g_value_get_int64 (value)); break;
+    case PROP_KIND: tocsin_record_set_kind (self, g_value_get_enum (value)); break;
+    case PROP_RELAY_URL: tocsin_record_set_relay_url (self, g_value_get_string (value)); break;
+    case PROP_CHANNEL_ID: tocsin_record_set_channel_id (self, g_value_get_int64 (value)); break;
+    case PROP_CHANNEL_NAME: tocsin_record_set_channel_name (self, g_value_get_string (value)); break;
+    case PROP_MESSAGE_ID: tocsin_record_set_message_id (self, g_value_get_int64 (value)); break;
+    case PROP_TITLE: tocsin_record_set_title (self, g_value_get_string (value)); break;
+    case PROP_BODY: tocsin_record_set_body (self, g_value_get_string (value)); break;
+    case PROP_LINK: tocsin_record_set_link (self, g_value_get_string (value)); break;
+    case PROP_TIME: tocsin_record_set_time (self, g_value_get_int64 (value)); break;
+    case PROP_READ: tocsin_record_set_read (self, g_value_get_boolean (value)); break;
+    case PROP_VARS_JSON: tocsin_record_set_vars_json (self, g_value_get_string (value)); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+tocsin_record_class_init (TocsinRecordClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags rw = G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->finalize = tocsin_record_finalize;
+  object_class->get_property = tocsin_record_get_property;
+  object_class->set_property = tocsin_record_set_property;
+
+  properties[PROP_ID] = g_param_spec_int64 ("id", NULL, NULL, 0, G_MAXINT64, 0, rw);
+  properties[PROP_KIND] = g_param_spec_enum ("kind", NULL, NULL, TOCSIN_TYPE_RECORD_KIND,
+                                             TOCSIN_RECORD_KIND_MESSAGE, rw);
+  properties[PROP_RELAY_URL] = g_param_spec_string ("relay-url", NULL, NULL, NULL, rw);
+  properties[PROP_CHANNEL_ID] = g_param_spec_int64 ("channel-id", NULL, NULL,
+                                                    0, G_MAXINT64, 0, rw);
+  properties[PROP_CHANNEL_NAME] = g_param_spec_string ("channel-name", NULL, NULL, NULL, rw);
+  properties[PROP_MESSAGE_ID] = g_param_spec_int64 ("message-id", NULL, NULL,
+                                                    0, G_MAXINT64, 0, rw);
+  properties[PROP_TITLE] = g_param_spec_string ("title", NULL, NULL, "", rw);
+  properties[PROP_BODY] = g_param_spec_string ("body", NULL, NULL, "", rw);
+  properties[PROP_LINK] = g_param_spec_string ("link", NULL, NULL, NULL, rw);
+  properties[PROP_TIME] = g_param_spec_int64 ("time", NULL, NULL, G_MININT64, G_MAXINT64, 0, rw);
+  properties[PROP_READ] = g_param_spec_boolean ("read", NULL, NULL, FALSE, rw);
+  properties[PROP_VARS_JSON] = g_param_spec_string ("vars-json", NULL, NULL, "{}", rw);
+  properties[PROP_LOADED] = g_param_spec_boolean ("loaded", NULL, NULL, FALSE,
+                                                  G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
+                                                  G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+tocsin_record_init (TocsinRecord *self)
+{
+  self->title = g_strdup ("");
+  self->body = g_strdup ("");
+  self->vars_json = g_strdup ("{}");
+}
+
+TocsinRecord *
+tocsin_record_new (void)
+{
+  return g_object_new (TOCSIN_TYPE_RECORD, NULL);
+}
+
+TocsinRecord *
+tocsin_record_new_from_message (const char          *relay_url,
+                                const TocsinMessage *message)
+{
+  TocsinRecord *self;
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *vars = NULL;
+
+  g_return_val_if_fail (message != NULL, NULL);
+
+  node = json_node_init_object (json_node_alloc (), message->vars);
+  vars = json_to_string (node, FALSE);
+
+  self = g_object_new (TOCSIN_TYPE_RECORD, NULL);
+  self->relay_url = g_strdup (relay_url);
+  self->channel_id = message->channel;
+  self->channel_name = g_strdup (message->channel_name);
+  self->message_id = message->id;
+  set_str (&self->title, message->title);
+  set_str (&self->body, message->body);
+  self->link = g_strdup (message->external_link);
+  self->time = message->time_ms;
+  set_str (&self->vars_json, vars);
+  self->loaded = TRUE;
+  return self;
+}
+
+#define GETTER(type, name, field)                     \
+  type                                                \
+  tocsin_record_get_##name (TocsinRecord *self)       \
+  {                                                   \
+    g_return_val_if_fail (TOCSIN_IS_RECORD (self), 0); \
+    return self->field;                               \
+  }
+
+GETTER (gint64, id, id)
+GETTER (TocsinRecordKind, kind, kind)
+GETTER (const char *, relay_url, relay_url)
+GETTER (gint64, channel_id, channel_id)
+GETTER (const char *, channel_name, channel_name)
+GETTER (gint64, message_id, message_id)
+GETTER (const char *, title, title)
+GETTER (const char *, body, body)
+GETTER (const char *, link, link)
+GETTER (gint64, time, time)
+GETTER (gboolean, read, read)
+GETTER (const char *, vars_json, vars_json)
+GETTER (gboolean, loaded, loaded)
+
+#undef GETTER
+
+/* A record with content in it is "loaded"; placeholders of TocsinRecordList become loaded
+ * when tocsin_record_update_from() fills them. */
+static void
+mark_loaded (TocsinRecord *self)
+{
+  if (!self->loaded && self->id != 0)
+    {
+      self->loaded = TRUE;
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOADED]);
+    }
+}
+
+#define SCALAR_SETTER(type, name, field, PROP)                        \
+  void                                                                \
+  tocsin_record_set_##name (TocsinRecord *self, type value)           \
+  {                                                                   \
+    g_return_if_fail (TOCSIN_IS_RECORD (self));                       \
+    if (self->field == value)                                         \
+      return;                                                         \
+    self->field = value;                                              \
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP]);     \
+  }
+
+#define STRING_SETTER(name, field, PROP, fallback)                    \
+  void                                                                \
+  tocsin_record_set_##name (TocsinRecord *self, const char *value)    \
+  {                                                                   \
+    g_return_if_fail (TOCSIN_IS_RECORD (self));                       \
+    if (value == NULL)                                                \
+      value = fallback;                                               \
+    if (set_str (&self->field, value))                              \
+      g_object_notify_by_pspec (G_OBJECT (self), properties[PROP]);   \
+  }
+
+SCALAR_SETTER (TocsinRecordKind, kind, kind, PROP_KIND)
+SCALAR_SETTER (gint64, channel_id, channel_id, PROP_CHANNEL_ID)
+SCALAR_SETTER (gint64, message_id, message_id, PROP_MESSAGE_ID)
+SCALAR_SETTER (gint64, time, time, PROP_TIME)
+STRING_SETTER (relay_url, relay_url, PROP_RELAY_URL, NULL)
+STRING_SETTER (channel_name, channel_name, PROP_CHANNEL_NAME, NULL)
+STRING_SETTER (title, title, PROP_TITLE, "")
+STRING_SETTER (body, body, PROP_BODY, "")
+STRING_SETTER (link, link, PROP_LINK, NULL)
+STRING_SETTER (vars_json, vars_json, PROP_VARS_JSON, "{}")
+
+#undef SCALAR_SETTER
+#undef STRING_SETTER
+
+void
+tocsin_record_set_id (TocsinRecord *self,
+                      gint64        id)
+{
+  g_return_if_fail (TOCSIN_IS_RECORD (self));
+
+  if (self->id == id)
+    return;
+  self->id = id;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ID]);
+  /* A record with a row id came from the history: it has its content. */
+  mark_loaded (self);
+}
+
+void
+tocsin_record_set_read (TocsinRecord *self,
+                        gboolean      read)
+{
+  g_return_if_fail (TOCSIN_IS_RECORD (self));
+
+  read = !!read;
+  if (self->read == read)
+    return;
+  self->read = read;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_READ]);
+}
+
+void
+tocsin_record_update_from (TocsinRecord *self,
+                           TocsinRecord *other)
+{
+  g_return_if_fail (TOCSIN_IS_RECORD (self));
+  g_return_if_fail (TOCSIN_IS_RECORD (other));
+
+  if (self == other)
+    return;
+
+  g_object_freeze_notify (G_OBJECT (self));
+  tocsin_record_set_id (self, other->id);
+  tocsin_record_set_kind (self, other->kind);
+  tocsin_record_set_relay_url (self, other->relay_url);
+  tocsin_record_set_channel_id (self, other->channel_id);
+  tocsin_record_set_channel_name (self, other->channel_name);
+  tocsin_record_set_message_id (self, other->message_id);
+  tocsin_record_set_title (self, other->title);
+  tocsin_record_set_body (self, other->body);
+  tocsin_record_set_link (self, other->link);
+  tocsin_record_set_time (self, other->time);
+  tocsin_record_set_read (self, other->read);
+  tocsin_record_set_vars_json (self, other->vars_json);
+  g_object_thaw_notify (G_OBJECT (self));
+}
+
+char *
+tocsin_record_dup_link_host (TocsinRecord *self)
+{
+  g_autoptr(GUri) uri = NULL;
+
+  g_return_val_if_fail (TOCSIN_IS_RECORD (self), NULL);
+
+  if (self->link == NULL)
+    return NULL;
+  uri = g_uri_parse (self->link, G_URI_FLAGS_NONE, NULL);
+  if (uri == NULL || g_uri_get_host (uri) == NULL)
+    return NULL;
+  return g_strdup (g_uri_get_host (uri));
+}

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-app-client.c: the app's engine against the real relay: subscribe from a link, receive,
+ * replace, nothing twice after a reconnect, catch-up after the relay and the app restart.
+ * Notifications go to dbusmock's daemon (build-aux/with-dbusmock.sh).
+ */
+#include "config.h"
+
+#include "tocsin-client.h"
+#include "tocsin-test-relay.h"
+
+typedef struct
+{
+  char               *dir;
+  guint16             port;
+  char               *relay_url;      /* on the fixed port, so it survives restarts */
+  TocsinTestRelay    *relay;
+  JsonObject         *channel;
+  char               *subscribe_url;
+  TocsinHistory      *history;
+  GSettings          *settings;
+  TocsinNotifier     *notifier;
+  TocsinClient       *client;
+  TocsinSubscription *sub;
+  GPtrArray          *received;       /* TocsinRecord */
+  GArray             *results;        /* TocsinStoreResult */
+} Fixture;
+
+static guint16
+free_port (void)
+{
+  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                            G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_socket_bind (socket, any, TRUE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static guint
+n_notify_calls_with_summary (const char *summary)
+{
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) calls = NULL;
+  GVariantIter iter;
+  const char *method;
+  GVariant *args;
+  guint n = 0;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
+                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  calls = g_variant_get_child_value (reply, 0);
+  g_variant_iter_init (&iter, calls);
+  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+    {
+      if (g_str_equal (method, "Notify"))
+        {
+          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 3);
+          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+          if (g_strcmp0 (g_variant_get_string (value, NULL), summary) == 0)
+            n++;
+        }
+      g_variant_unref (args);
+    }
+  return n;
+}
+
+static void
+on_record_received (TocsinClient *client,
+                    TocsinRecord *record,
+                    int           result,
+                    Fixture      *f)
+{
+  TocsinStoreResult r = result;
+
+  g_ptr_array_add (f->received, g_object_ref (record));
+  g_array_append_val (f->results, r);
+}
+
+static void
+store_result (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static void
+make_client (Fixture *f)
+{
+  f->client = tocsin_client_new (f->history, f->notifier, f->settings);
+  g_signal_connect (f->client, "record-received", G_CALLBACK (on_record_received), f);
+  tocsin_client_start (f->client);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (f->client));
+}
+
+static TocsinConnection *
+connection (Fixture *f)
+{
+  return tocsin_client_get_connection (f->client, f->relay_url);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *listen = NULL;
+  g_autofree char *db = NULL;
+  const char *args[2] = { NULL, NULL };
+  g_autoptr(GAsyncResult) res = NULL, res2 = NULL;
+  g_autoptr(TocsinSubscription) fetched = NULL;
+  g_autoptr(JsonObject) info = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->dir = tocsin_test_make_tmpdir ("tocsin-client-test");
+  f->port = free_port ();
+  f->relay_url = g_strdup_printf ("http://127.0.0.1:%u", f->port);
+  listen = g_strdup_printf ("--listen=127.0.0.1:%u", f->port);
+  args[0] = listen;
+  f->relay = tocsin_test_relay_start (NULL, args);
+  f->channel = tocsin_test_relay_create_channel (f->relay, "Prod alerts",
+                                                 "Alerte serveur {{server_name}}",
+                                                 "L'utilisation du CPU a atteint {{cpu_usage}}%",
+                                                 NULL, NULL);
+  f->subscribe_url = g_strdup_printf ("%s/s/%s", f->relay_url,
+                                      json_object_get_string_member (f->channel,
+                                                                     "subscribe_token"));
+
+  db = g_build_filename (f->dir, "tocsin", "history.db", NULL);
+  f->history = tocsin_history_new (db);
+  f->settings = g_settings_new (APP_ID);
+  f->notifier = tocsin_notifier_new (f->settings);
+  f->received = g_ptr_array_new_with_free_func (g_object_unref);
+  f->results = g_array_new (FALSE, FALSE, sizeof (TocsinStoreResult));
+  make_client (f);
+
+  /* What the subscribe dialog does: ask the relay what the link is, then subscribe. */
+  tocsin_client_fetch_channel_info_async (f->client, f->subscribe_url, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  fetched = tocsin_client_fetch_channel_info_finish (f->client, res, &info, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (tocsin_subscription_get_name (fetched), ==, "Prod alerts");
+  g_assert_cmpint (tocsin_subscription_get_channel_id (fetched), ==,
+                   json_object_get_int_member (f->channel, "id"));
+  g_assert_nonnull (info);
+
+  tocsin_client_subscribe_async (f->client, fetched, NULL, store_result, &res2);
+  TOCSIN_WAIT_UNTIL (res2 != NULL);
+  f->sub = tocsin_client_subscribe_finish (f->client, res2, &error);
+  g_assert_no_error (error);
+  g_assert_true (f->sub == fetched);
+  /* Live once the relay said "subscribed" (the cursor is then the channel's last id). */
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (f->sub) != TOCSIN_CURSOR_NONE);
+  g_assert_cmpint (tocsin_connection_get_state (connection (f)), ==,
+                   TOCSIN_CONNECTION_CONNECTED);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_object (&f->sub);
+  if (f->client)
+    tocsin_client_stop (f->client);
+  g_clear_object (&f->client);
+  g_clear_object (&f->notifier);
+  g_clear_object (&f->settings);
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  g_clear_pointer (&f->relay, tocsin_test_relay_free);
+  g_clear_pointer (&f->channel, json_object_unref);
+  g_clear_pointer (&f->received, g_ptr_array_unref);
+  g_clear_pointer (&f->results, g_array_unref);
+  tocsin_test_rmdir_recursive (f->dir);
+  g_free (f->dir);
+  g_free (f->relay_url);
+  g_free (f->subscribe_url);
+}
+
+static void
+ring_get (Fixture    *f,
+          const char *server)
+{
+  g_autofree char *path = g_strdup_printf ("/t/%s?server_name=%s&cpu_usage=95",
+                                           json_object_get_string_member (f->channel,
+                                                                          "trigger_token"),
+                                           server);
+  g_autoptr(GBytes) response = NULL;
+
+  g_assert_cmpuint (tocsin_test_http (f->relay, "GET", path, NULL, NULL, 0, NULL, &response,
+                                      NULL), ==, 200);
+}
+
+static void
+ring_post (Fixture    *f,
+           const char *json)
+{
+  g_autofree char *path = g_strdup_printf ("/t/%s", json_object_get_string_member (f->channel,
+                                                                                   "trigger_token"));
+  g_autoptr(GBytes) response = NULL;
+
+  g_assert_cmpuint (tocsin_test_http (f->relay, "POST", path, "application/json", json, -1,
+                                      NULL, &response, NULL), ==, 200);
+}
+
+static gint64
+count_records (Fixture *f)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 n;
+
+  tocsin_history_flush_sync (f->history);
+  tocsin_history_count_async (f->history, NULL, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  n = tocsin_history_count_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  return n;
+}
+
+static TocsinRecord *
+received (Fixture *f,
+          guint    i)
+{
+  return g_ptr_array_index (f->received, i);
+}
+
+static void
+test_receive_and_replace (Fixture       *f,
+                          gconstpointer  data)
+{
+  guint first_id;
+
+  /* Echobell's GET example. */
+  ring_get (f, "Production");
+  TOCSIN_WAIT_UNTIL (f->received->len == 1);
+  g_assert_cmpint (g_array_index (f->results, TocsinStoreResult, 0), ==, TOCSIN_STORE_ADDED);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 0)), ==, "Alerte serveur Production");
+  g_assert_cmpstr (tocsin_record_get_body (received (f, 0)), ==,
+                   "L'utilisation du CPU a atteint 95%");
+  g_assert_cmpstr (tocsin_record_get_channel_name (received (f, 0)), ==, "Prod alerts");
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur Production"), ==, 1);
+
+  /* Echobell's POST example, with a link and a dedup key... */
+  ring_post (f, "{\"server_name\":\"Staging\",\"cpu_usage\":80,\"eventId\":\"evt-1\","
+                "\"externalLink\":\"https://dashboard.example.com/alerts/123\"}");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+  g_assert_cmpint (g_array_index (f->results, TocsinStoreResult, 1), ==, TOCSIN_STORE_ADDED);
+  g_assert_cmpstr (tocsin_record_get_link (received (f, 1)), ==,
+                   "https://dashboard.example.com/alerts/123");
+  first_id = tocsin_record_get_id (received (f, 1));
+
+  /* ...then the same key with new content replaces it in place, without ringing again. */
+  ring_post (f, "{\"server_name\":\"Staging\",\"cpu_usage\":99,\"eventId\":\"evt-1\","
+                "\"externalLink\":\"https://dashboard.example.com/alerts/123\"}");
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpint (g_array_index (f->results, TocsinStoreResult, 2), ==, TOCSIN_STORE_REPLACED);
+  g_assert_cmpint (tocsin_record_get_id (received (f, 2)), ==, first_id);
+  g_assert_cmpstr (tocsin_record_get_body (received (f, 2)), ==,
+                   "L'utilisation du CPU a atteint 99%");
+  g_assert_cmpint (count_records (f), ==, 2);
+}
+
+static void
+test_dedup_after_reconnect (Fixture       *f,
+                            gconstpointer  data)
+{
+  ring_get (f, "one");
+  ring_get (f, "two");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+
+  /* Ask the relay for everything again (as after a lost cursor): the replay of 1 and 2 must
+   * not show up as new records or notifications. */
+  tocsin_connection_subscribe (connection (f), tocsin_subscription_get_token (f->sub), 0);
+  ring_get (f, "three");
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 2)), ==, "Alerte serveur three");
+
+  /* A dropped connection resumes from the cursor. */
+  tocsin_connection_reconnect_now (connection (f));
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection (f)) == TOCSIN_CONNECTION_CONNECTED);
+  ring_get (f, "four");
+  TOCSIN_WAIT_UNTIL (f->received->len == 4);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 3)), ==, "Alerte serveur four");
+
+  g_assert_cmpint (count_records (f), ==, 4);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur one"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur two"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur three"), ==, 1);
+  /* The fourth within seconds makes a storm: it rings as the channel's summary instead (or on
+   * its own if the storm window had passed), but once either way. */
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur four") +
+                    n_notify_calls_with_summary ("4 new from Prod alerts"), ==, 1);
+}
+
+static void
+test_catch_up_after_restart (Fixture       *f,
+                             gconstpointer  data)
+{
+  TocsinConnection *conn = connection (f);
+
+  ring_get (f, "before");
+  TOCSIN_WAIT_UNTIL (f->received->len == 1);
+
+  /* The relay restarts: the app goes offline, says when it retries, and comes back. */
+  tocsin_test_relay_stop (f->relay, FALSE);
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (conn) == TOCSIN_CONNECTION_WAITING);
+  g_assert_cmpuint (tocsin_connection_get_retry_seconds (conn), <=, 2);
+  tocsin_test_relay_restart (f->relay);
+  ring_get (f, "during");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 1)), ==, "Alerte serveur during");
+  g_assert_cmpint (tocsin_connection_get_state (conn), ==, TOCSIN_CONNECTION_CONNECTED);
+
+  /* The app quits; a message arrives; the relay is killed hard and comes back; the app starts
+   * again from its stored cursor and gets exactly the one it missed. */
+  tocsin_client_stop (f->client);
+  g_clear_object (&f->sub);
+  g_clear_object (&f->client);
+  tocsin_history_flush_sync (f->history);
+  ring_get (f, "while-closed");
+  tocsin_test_relay_stop (f->relay, TRUE);
+  tocsin_test_relay_restart (f->relay);
+
+  make_client (f);
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 2)), ==, "Alerte serveur while-closed");
+  g_assert_cmpint (count_records (f), ==, 3);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur before"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur during"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur while-closed"), ==, 1);
+}
+
+static void
+test_bad_link (void)
+{
+  g_autoptr(TocsinHistory) history = NULL;
+  g_autoptr(TocsinClient) client = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-client-bad");
+  g_autofree char *db = g_build_filename (dir, "history.db", NULL);
+
+  history = tocsin_history_new (db);
+  client = tocsin_client_new (history, NULL, NULL);
+  tocsin_client_fetch_channel_info_async (client, "https://example.com/no-subscribe-here", NULL,
+                                          store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  g_assert_null (tocsin_client_fetch_channel_info_finish (client, res, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  tocsin_history_flush_sync (history);
+  g_clear_object (&client);
+  g_clear_object (&history);
+  tocsin_test_rmdir_recursive (dir);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *home = NULL;
+
+  g_test_init (&argc, &argv, NULL);
+
+  /* Nothing of the user's own: data and config in a temp dir. */
+  home = tocsin_test_make_tmpdir ("tocsin-client-home");
+  g_setenv ("XDG_DATA_HOME", home, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", home, TRUE);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/app/client/receive-and-replace", test_receive_and_replace);
+  ADD ("/app/client/dedup-after-reconnect", test_dedup_after_reconnect);
+  ADD ("/app/client/catch-up-after-restart", test_catch_up_after_restart);
+#undef ADD
+  g_test_add_func ("/app/client/bad-link", test_bad_link);
+
+  {
+    int ret = g_test_run ();
+    tocsin_test_rmdir_recursive (home);
+    return ret;
+  }
+}

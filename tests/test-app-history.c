@@ -1,0 +1,689 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-app-history.c: the app's local store (a real SQLite file in a temp dir) and the
+ * records list model over it, as the window and the export see them.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <glib/gstdio.h>
+
+#include "tocsin-history.h"
+#include "tocsin-record-list.h"
+#include "tocsin-test-relay.h"
+
+#define RELAY "http://relay.test"
+
+typedef struct
+{
+  char          *dir;
+  char          *path;
+  TocsinHistory *history;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->dir = tocsin_test_make_tmpdir ("tocsin-history-test");
+  f->path = g_build_filename (f->dir, "sub", "tocsin", "history.db", NULL);
+  f->history = tocsin_history_new (f->path);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  tocsin_test_rmdir_recursive (f->dir);
+  g_free (f->path);
+  g_free (f->dir);
+}
+
+static void
+store_result (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+#define WAIT_RESULT(res) TOCSIN_WAIT_UNTIL ((res) != NULL)
+
+static TocsinMessage *
+make_message (gint64      channel,
+              gint64      id,
+              const char *title,
+              const char *body)
+{
+  TocsinMessage *message = tocsin_message_new ();
+
+  message->id = id;
+  message->channel = channel;
+  message->channel_name = g_strdup ("Prod alerts");
+  message->time_ms = 1700000000000 + id;
+  g_free (message->title);
+  message->title = g_strdup (title);
+  g_free (message->body);
+  message->body = g_strdup (body);
+  json_object_set_int_member (message->vars, "n", id);
+  return message;
+}
+
+static TocsinRecord *
+store (Fixture             *f,
+       const TocsinMessage *message,
+       TocsinStoreResult   *out)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinRecord *record;
+
+  tocsin_history_store_message_async (f->history, RELAY, message, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  record = tocsin_history_store_message_finish (f->history, res, out, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (record);
+  return record;
+}
+
+static GPtrArray *
+query (Fixture                 *f,
+       const TocsinRecordQuery *q,
+       guint                    offset,
+       guint                    limit)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *records;
+
+  tocsin_history_query_async (f->history, q, offset, limit, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  records = tocsin_history_query_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  return records;
+}
+
+static gint64
+count (Fixture                 *f,
+       const TocsinRecordQuery *q)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 n;
+
+  tocsin_history_count_async (f->history, q, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  n = tocsin_history_count_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  return n;
+}
+
+static gint64
+change_done (Fixture      *f,
+             GAsyncResult *res)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 n = tocsin_history_change_finish (f->history, res, &error);
+
+  g_assert_no_error (error);
+  return n;
+}
+
+static void
+test_store_and_query (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GPtrArray) records = NULL;
+  g_autofree char *dir = g_path_get_dirname (f->path);
+  TocsinStoreResult result;
+  struct stat st;
+
+  for (gint64 id = 1; id <= 3; id++)
+    {
+      g_autofree char *title = g_strdup_printf ("Message %" G_GINT64_FORMAT, id);
+      g_autoptr(TocsinMessage) message = make_message (7, id, title, "body");
+      g_autoptr(TocsinRecord) record = store (f, message, &result);
+
+      g_assert_cmpint (result, ==, TOCSIN_STORE_ADDED);
+      g_assert_cmpint (tocsin_record_get_id (record), >, 0);
+      g_assert_true (tocsin_record_get_loaded (record));
+    }
+
+  records = query (f, NULL, 0, 10);
+  g_assert_cmpuint (records->len, ==, 3);
+  /* Newest first. */
+  g_assert_cmpstr (tocsin_record_get_title (g_ptr_array_index (records, 0)), ==, "Message 3");
+  g_assert_cmpstr (tocsin_record_get_title (g_ptr_array_index (records, 2)), ==, "Message 1");
+  g_assert_cmpstr (tocsin_record_get_relay_url (g_ptr_array_index (records, 0)), ==, RELAY);
+  g_assert_cmpint (tocsin_record_get_channel_id (g_ptr_array_index (records, 0)), ==, 7);
+  g_assert_cmpstr (tocsin_record_get_channel_name (g_ptr_array_index (records, 0)), ==,
+                   "Prod alerts");
+  g_assert_cmpint (tocsin_record_get_time (g_ptr_array_index (records, 0)), ==,
+                   1700000000003);
+  g_assert_cmpstr (tocsin_record_get_vars_json (g_ptr_array_index (records, 0)), ==,
+                   "{\"n\":3}");
+  g_assert_false (tocsin_record_get_read (g_ptr_array_index (records, 0)));
+  g_assert_cmpint (count (f, NULL), ==, 3);
+
+  /* Private to the user: the folder 0700, the file 0600. */
+  g_assert_cmpint (g_stat (dir, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+  g_assert_cmpint (g_stat (f->path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+}
+
+static void
+test_dedup_and_replace (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TocsinMessage) first = make_message (7, 1, "CPU 80%", "warming up");
+  g_autoptr(TocsinMessage) again = make_message (7, 1, "CPU 80%", "warming up");
+  g_autoptr(TocsinMessage) update = make_message (7, 2, "CPU 95%", "on fire");
+  g_autoptr(TocsinMessage) other_channel = make_message (8, 1, "Other", "channel");
+  g_autoptr(TocsinRecord) a = NULL, b = NULL, c = NULL, d = NULL;
+  g_autoptr(GPtrArray) records = NULL;
+  TocsinStoreResult result;
+
+  a = store (f, first, &result);
+  g_assert_cmpint (result, ==, TOCSIN_STORE_ADDED);
+  b = store (f, again, &result);
+  g_assert_cmpint (result, ==, TOCSIN_STORE_DUPLICATE);
+  g_assert_cmpint (tocsin_record_get_id (b), ==, tocsin_record_get_id (a));
+
+  update->replaces = 1;
+  c = store (f, update, &result);
+  g_assert_cmpint (result, ==, TOCSIN_STORE_REPLACED);
+  g_assert_cmpint (tocsin_record_get_id (c), ==, tocsin_record_get_id (a));
+  g_assert_cmpstr (tocsin_record_get_title (c), ==, "CPU 95%");
+  g_assert_cmpint (tocsin_record_get_message_id (c), ==, 2);
+
+  /* The same id in another channel is another message. */
+  d = store (f, other_channel, &result);
+  g_assert_cmpint (result, ==, TOCSIN_STORE_ADDED);
+
+  records = query (f, NULL, 0, 10);
+  g_assert_cmpuint (records->len, ==, 2);
+  g_assert_cmpint (count (f, NULL), ==, 2);
+}
+
+static void
+test_batched_storm (Fixture       *f,
+                    gconstpointer  data)
+{
+  TocsinRecordQuery q = { .relay_url = (char *) RELAY, .channel_id = 9 };
+  const guint n = 500;
+
+  /* Queued all at once, they share transactions; every one is stored exactly once. */
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autoptr(TocsinMessage) message = make_message (9, i, "storm", "drop");
+      tocsin_history_store_message_async (f->history, RELAY, message, NULL, NULL, NULL);
+    }
+  tocsin_history_flush_sync (f->history);
+  g_assert_cmpint (count (f, &q), ==, n);
+}
+
+static void
+test_search (Fixture       *f,
+             gconstpointer  data)
+{
+  const char *texts[][2] = {
+    { "Alerte serveur Production", "L'utilisation du CPU a atteint 95%" },
+    { "Disk full", "The disk /var is 100% \"full\"" },
+    { "Déploiement réussi", "version 2.1 déployée" },
+  };
+  TocsinRecordQuery q = { 0 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (texts); i++)
+    {
+      g_autoptr(TocsinMessage) message = make_message (7, i + 1, texts[i][0], texts[i][1]);
+      g_autoptr(TocsinRecord) record = store (f, message, NULL);
+    }
+
+  q.search = (char *) "cpu";
+  g_assert_cmpint (count (f, &q), ==, 1);
+  q.search = (char *) "serv prod";     /* every word, as a prefix */
+  g_assert_cmpint (count (f, &q), ==, 1);
+  q.search = (char *) "deploiement";  /* diacritics do not matter */
+  g_assert_cmpint (count (f, &q), ==, 1);
+  q.search = (char *) "\"full";       /* FTS5 syntax typed by a person is plain text */
+  g_assert_cmpint (count (f, &q), ==, 1);
+  q.search = (char *) "AND OR NEAR(";
+  g_assert_cmpint (count (f, &q), ==, 0);
+  q.search = (char *) "   ";
+  g_assert_cmpint (count (f, &q), ==, 3);
+  q.search = (char *) "nothing-like-this";
+  g_assert_cmpint (count (f, &q), ==, 0);
+
+  {
+    g_autoptr(GPtrArray) records = NULL;
+
+    q.search = (char *) "disk";
+    records = query (f, &q, 0, 10);
+    g_assert_cmpuint (records->len, ==, 1);
+    g_assert_cmpstr (tocsin_record_get_title (g_ptr_array_index (records, 0)), ==, "Disk full");
+  }
+}
+
+typedef struct
+{
+  guint  added, changed, removed, reset;
+  gint64 last_removed;
+} SignalCounts;
+
+static void on_added (TocsinHistory *h, TocsinRecord *r, SignalCounts *c) { c->added++; }
+static void on_changed (TocsinHistory *h, TocsinRecord *r, SignalCounts *c) { c->changed++; }
+static void on_reset (TocsinHistory *h, SignalCounts *c) { c->reset++; }
+static void
+on_removed (TocsinHistory *h, gint64 id, SignalCounts *c)
+{
+  c->removed++;
+  c->last_removed = id;
+}
+
+static void
+test_read_and_clear (Fixture       *f,
+                     gconstpointer  data)
+{
+  SignalCounts counts = { 0 };
+  g_autoptr(TocsinRecord) a = NULL, b = NULL, c = NULL;
+  g_autoptr(GAsyncResult) res1 = NULL, res2 = NULL, res3 = NULL, res4 = NULL;
+  TocsinRecordQuery unread = { .unread_only = TRUE };
+  TocsinRecordQuery channel8 = { .relay_url = (char *) RELAY, .channel_id = 8 };
+
+  g_signal_connect (f->history, "record-added", G_CALLBACK (on_added), &counts);
+  g_signal_connect (f->history, "record-changed", G_CALLBACK (on_changed), &counts);
+  g_signal_connect (f->history, "record-removed", G_CALLBACK (on_removed), &counts);
+  g_signal_connect (f->history, "reset", G_CALLBACK (on_reset), &counts);
+
+  {
+    g_autoptr(TocsinMessage) m1 = make_message (7, 1, "a", "a");
+    g_autoptr(TocsinMessage) m2 = make_message (7, 2, "b", "b");
+    g_autoptr(TocsinMessage) m3 = make_message (8, 1, "c", "c");
+    a = store (f, m1, NULL);
+    b = store (f, m2, NULL);
+    c = store (f, m3, NULL);
+  }
+  g_assert_cmpuint (counts.added, ==, 3);
+  g_assert_cmpint (count (f, &unread), ==, 3);
+
+  tocsin_history_set_read_async (f->history, tocsin_record_get_id (a), TRUE, NULL,
+                                 store_result, &res1);
+  WAIT_RESULT (res1);
+  g_assert_cmpint (change_done (f, res1), ==, 1);
+  g_assert_cmpuint (counts.changed, ==, 1);
+  g_assert_cmpint (count (f, &unread), ==, 2);
+
+  tocsin_history_mark_all_read_async (f->history, NULL, 0, NULL, store_result, &res2);
+  WAIT_RESULT (res2);
+  g_assert_cmpint (change_done (f, res2), ==, 2);
+  g_assert_cmpuint (counts.reset, ==, 1);
+  g_assert_cmpint (count (f, &unread), ==, 0);
+
+  tocsin_history_clear_async (f->history, RELAY, 8, NULL, store_result, &res3);
+  WAIT_RESULT (res3);
+  g_assert_cmpint (change_done (f, res3), ==, 1);
+  g_assert_cmpint (count (f, &channel8), ==, 0);
+  g_assert_cmpint (count (f, NULL), ==, 2);
+
+  tocsin_history_delete_record_async (f->history, tocsin_record_get_id (b), NULL,
+                                      store_result, &res4);
+  WAIT_RESULT (res4);
+  g_assert_cmpint (change_done (f, res4), ==, 1);
+  g_assert_cmpuint (counts.removed, ==, 1);
+  g_assert_cmpint (counts.last_removed, ==, tocsin_record_get_id (b));
+  g_assert_cmpint (count (f, NULL), ==, 1);
+
+  /* Fire and forget works too, and is done by the time a flush returns. */
+  tocsin_history_clear_async (f->history, NULL, 0, NULL, NULL, NULL);
+  tocsin_history_flush_sync (f->history);
+  g_assert_cmpint (count (f, NULL), ==, 0);
+}
+
+static void
+test_subscriptions (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(TocsinSubscription) sub = tocsin_subscription_new (RELAY, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  g_autoptr(GAsyncResult) res = NULL, res2 = NULL;
+  g_autoptr(GPtrArray) subs = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinSubscription *loaded;
+
+  tocsin_subscription_set_channel_id (sub, 7);
+  tocsin_subscription_set_name (sub, "Prod alerts");
+  tocsin_subscription_set_notify_type (sub, TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE);
+  tocsin_subscription_set_muted (sub, TRUE);
+  tocsin_subscription_set_cursor (sub, 4);
+  tocsin_history_save_subscription_async (f->history, sub, NULL, NULL, NULL);
+
+  /* A stored message moves the stored cursor forward... */
+  {
+    g_autoptr(TocsinMessage) message = make_message (7, 9, "t", "b");
+    g_autoptr(TocsinRecord) record = store (f, message, NULL);
+  }
+  /* ...and saving an older cursor never moves it back. */
+  tocsin_subscription_set_cursor (sub, 5);
+  tocsin_history_save_subscription_async (f->history, sub, NULL, NULL, NULL);
+
+  tocsin_history_load_subscriptions_async (f->history, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  subs = tocsin_history_load_subscriptions_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (subs->len, ==, 1);
+  loaded = g_ptr_array_index (subs, 0);
+  g_assert_cmpstr (tocsin_subscription_get_relay_url (loaded), ==, RELAY);
+  g_assert_cmpstr (tocsin_subscription_get_token (loaded), ==, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+  g_assert_cmpstr (tocsin_subscription_get_name (loaded), ==, "Prod alerts");
+  g_assert_cmpint (tocsin_subscription_get_notify_type (loaded), ==,
+                   TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE);
+  g_assert_true (tocsin_subscription_get_muted (loaded));
+  g_assert_cmpint (tocsin_subscription_get_cursor (loaded), ==, 9);
+
+  tocsin_history_remove_subscription_async (f->history, RELAY, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                                            NULL, store_result, &res2);
+  WAIT_RESULT (res2);
+  g_assert_cmpint (change_done (f, res2), ==, 1);
+}
+
+static void
+test_owned_channels (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(TocsinOwnedChannel) channel = tocsin_owned_channel_new ();
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GPtrArray) channels = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinOwnedChannel *loaded;
+
+  channel->relay_url = g_strdup (RELAY);
+  channel->id = 3;
+  channel->owner_key = g_strdup ("owner-key-secret");
+  channel->name = g_strdup ("Builds");
+  channel->webhook_url = g_strdup (RELAY "/t/trigger");
+  channel->subscribe_url = g_strdup (RELAY "/s/subscribe");
+  tocsin_history_save_owned_channel_async (f->history, channel, NULL, NULL, NULL);
+  tocsin_history_load_owned_channels_async (f->history, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  channels = tocsin_history_load_owned_channels_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (channels->len, ==, 1);
+  loaded = g_ptr_array_index (channels, 0);
+  g_assert_cmpint (loaded->id, ==, 3);
+  g_assert_cmpstr (loaded->owner_key, ==, "owner-key-secret");
+  g_assert_cmpstr (loaded->subscribe_url, ==, RELAY "/s/subscribe");
+}
+
+static void
+test_export (Fixture       *f,
+             gconstpointer  data)
+{
+  g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autofree char *text = NULL;
+  gint64 n;
+
+  {
+    g_autoptr(TocsinMessage) m1 = make_message (7, 1, "First <b>", "a & b");
+    g_autoptr(TocsinMessage) m2 = make_message (7, 2, "Second", "with link");
+    g_autoptr(TocsinRecord) r1 = NULL, r2 = NULL;
+
+    m2->external_link = g_strdup ("https://dashboard.example.com/alerts/123");
+    r1 = store (f, m1, NULL);
+    r2 = store (f, m2, NULL);
+  }
+  tocsin_history_flush_sync (f->history);
+
+  /* A second, read-only reader while the history has the database open (--export-records
+   * next to a running app). */
+  n = tocsin_history_export_sync (f->path, out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (n, ==, 2);
+  g_output_stream_write_all (out, "", 1, NULL, NULL, NULL);
+  g_output_stream_close (out, NULL, NULL);
+  text = g_strdup (g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (out)));
+  lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 3);   /* two lines and the empty rest */
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonParser) parser = json_parser_new ();
+      JsonObject *object;
+
+      g_assert_true (json_parser_load_from_data (parser, lines[i], -1, NULL));
+      object = json_node_get_object (json_parser_get_root (parser));
+      g_assert_cmpuint (json_object_get_size (object), ==, 7);
+      g_assert_cmpint (json_object_get_int_member (object, "id"), ==, i + 1);
+      g_assert_cmpstr (json_object_get_string_member (object, "channel"), ==, "Prod alerts");
+      g_assert_true (json_object_has_member (object, "externalLink"));
+      g_assert_false (json_object_get_boolean_member (object, "read"));
+      g_assert_cmpint (tocsin_parse_time_ms (json_object_get_string_member (object, "time")),
+                       ==, 1700000000000 + i + 1);
+      if (i == 0)
+        {
+          g_assert_cmpstr (json_object_get_string_member (object, "title"), ==, "First <b>");
+          g_assert_cmpstr (json_object_get_string_member (object, "body"), ==, "a & b");
+          g_assert_true (json_object_get_null_member (object, "externalLink"));
+        }
+      else
+        g_assert_cmpstr (json_object_get_string_member (object, "externalLink"), ==,
+                         "https://dashboard.example.com/alerts/123");
+    }
+
+  /* A missing database exports nothing, and is not an error. */
+  {
+    g_autoptr(GOutputStream) empty = g_memory_output_stream_new_resizable ();
+    g_autofree char *missing = g_build_filename (f->dir, "missing.db", NULL);
+
+    g_assert_cmpint (tocsin_history_export_sync (missing, empty, NULL, &error), ==, 0);
+    g_assert_no_error (error);
+  }
+}
+
+static void
+test_reopen (Fixture       *f,
+             gconstpointer  data)
+{
+  {
+    g_autoptr(TocsinMessage) m = make_message (7, 1, "kept", "across restarts");
+    g_autoptr(TocsinRecord) r = store (f, m, NULL);
+  }
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, 1);
+}
+
+static void
+test_open_failure (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *blocker = g_build_filename (f->dir, "file", NULL);
+  g_autofree char *bad = g_build_filename (blocker, "history.db", NULL);
+  g_autoptr(TocsinHistory) history = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* The folder cannot be made (a file is in the way): every call says so, nothing crashes. */
+  g_assert_true (g_file_set_contents (blocker, "x", 1, NULL));
+  history = tocsin_history_new (bad);
+  tocsin_history_wait_ready_async (history, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  g_assert_false (tocsin_history_wait_ready_finish (history, res, &error));
+  g_assert_nonnull (error);
+  tocsin_history_flush_sync (history);
+}
+
+/* ---- the records list model ---- */
+
+typedef struct
+{
+  guint position, removed, added;
+  guint calls;
+} ItemsChanged;
+
+static void
+on_items_changed (GListModel   *model,
+                  guint         position,
+                  guint         removed,
+                  guint         added,
+                  ItemsChanged *last)
+{
+  last->position = position;
+  last->removed = removed;
+  last->added = added;
+  last->calls++;
+}
+
+static void
+test_record_list (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(TocsinRecordList) list = NULL;
+  g_autoptr(TocsinRecord) item = NULL, top = NULL, deep = NULL;
+  ItemsChanged last = { 0 };
+  const guint n = 1000;
+
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("record %u%s", i, i % 10 == 0 ? " tenth" : "");
+      g_autoptr(TocsinMessage) message = make_message (7, i, title, "body");
+      tocsin_history_store_message_async (f->history, RELAY, message, NULL, NULL, NULL);
+    }
+  tocsin_history_flush_sync (f->history);
+
+  list = tocsin_record_list_new (f->history);
+  g_signal_connect (list, "items-changed", G_CALLBACK (on_items_changed), &last);
+  g_assert_true (tocsin_record_list_get_loading (list));
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+  g_assert_cmpuint (last.calls, ==, 1);
+  g_assert_cmpuint (last.added, ==, n);
+
+  /* Items come back at once, as placeholders filled in when their page arrives. */
+  deep = g_list_model_get_item (G_LIST_MODEL (list), 751);
+  g_assert_nonnull (deep);
+  TOCSIN_WAIT_UNTIL (tocsin_record_get_loaded (deep));
+  g_assert_cmpstr (tocsin_record_get_title (deep), ==, "record 249");
+  g_assert_null (g_list_model_get_item (G_LIST_MODEL (list), n));
+
+  /* A new record shows up on top with an exact range. */
+  {
+    g_autoptr(TocsinMessage) message = make_message (7, n + 1, "fresh", "body");
+    g_autoptr(TocsinRecord) r = store (f, message, NULL);
+  }
+  TOCSIN_WAIT_UNTIL (last.calls == 2);
+  g_assert_cmpuint (last.position, ==, 0);
+  g_assert_cmpuint (last.removed, ==, 0);
+  g_assert_cmpuint (last.added, ==, 1);
+  top = g_list_model_get_item (G_LIST_MODEL (list), 0);
+  g_assert_cmpstr (tocsin_record_get_title (top), ==, "fresh");
+  g_assert_cmpint (tocsin_record_list_find (list, tocsin_record_get_id (top)), ==, 0);
+
+  /* Its read state follows the history in place. */
+  tocsin_history_set_read_async (f->history, tocsin_record_get_id (top), TRUE, NULL, NULL, NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_record_get_read (top));
+
+  /* Deleting it removes exactly that row. */
+  tocsin_history_delete_record_async (f->history, tocsin_record_get_id (top), NULL, NULL, NULL);
+  TOCSIN_WAIT_UNTIL (last.calls == 3);
+  g_assert_cmpuint (last.position, ==, 0);
+  g_assert_cmpuint (last.removed, ==, 1);
+  g_assert_cmpuint (last.added, ==, 0);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+
+  /* Search narrows it. */
+  tocsin_record_list_set_search (list, "tenth");
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n / 10);
+  item = g_list_model_get_item (G_LIST_MODEL (list), 0);
+  TOCSIN_WAIT_UNTIL (tocsin_record_get_loaded (item));
+  g_assert_cmpstr (tocsin_record_get_title (item), ==, "record 1000 tenth");
+  g_clear_object (&item);
+
+  /* Unread only, after marking everything read, is empty. */
+  tocsin_record_list_set_search (list, NULL);
+  tocsin_record_list_set_unread_only (list, TRUE);
+  tocsin_history_mark_all_read_async (f->history, NULL, 0, NULL, NULL, NULL);
+  tocsin_history_flush_sync (f->history);
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+
+  /* And a channel filter of a channel with nothing in it is empty too. */
+  tocsin_record_list_set_unread_only (list, FALSE);
+  tocsin_record_list_set_channel (list, RELAY, 99);
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, 0);
+  tocsin_record_list_set_channel (list, RELAY, 7);
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+}
+
+static void
+test_parse_url (void)
+{
+  const char *token = "abcdefghijklmnopqrstuvwxyzABCDEF";
+  g_autofree char *relay = NULL, *tok = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *url = g_strconcat ("https://relay.example.com/s/", token, NULL);
+  g_autofree char *escaped = g_uri_escape_string (url, NULL, TRUE);
+  g_autofree char *tocsin = g_strconcat ("tocsin://subscribe?url=", escaped, NULL);
+  g_autofree char *prefixed = g_strconcat ("http://[::1]:8080/relay/s/", token, "/ws", NULL);
+
+  g_assert_true (tocsin_subscription_parse_url (url, &relay, &tok, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (relay, ==, "https://relay.example.com");
+  g_assert_cmpstr (tok, ==, token);
+  g_clear_pointer (&relay, g_free);
+  g_clear_pointer (&tok, g_free);
+
+  g_assert_true (tocsin_subscription_parse_url (tocsin, &relay, &tok, &error));
+  g_assert_cmpstr (relay, ==, "https://relay.example.com");
+  g_assert_cmpstr (tok, ==, token);
+  g_clear_pointer (&relay, g_free);
+  g_clear_pointer (&tok, g_free);
+
+  g_assert_true (tocsin_subscription_parse_url (prefixed, &relay, &tok, &error));
+  g_assert_cmpstr (relay, ==, "http://[::1]:8080/relay");
+  g_clear_pointer (&relay, g_free);
+  g_clear_pointer (&tok, g_free);
+
+  g_assert_false (tocsin_subscription_parse_url ("https://relay.example.com/t/abc", NULL, NULL,
+                                                 &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (tocsin_subscription_parse_url ("ftp://x/s/abcdefghijklmnopqrstuvwxyzABCDEF",
+                                                 NULL, NULL, &error));
+  g_clear_error (&error);
+  g_assert_false (tocsin_subscription_parse_url ("not a url", NULL, NULL, &error));
+  g_clear_error (&error);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  ADD ("/app/history/store-and-query", test_store_and_query);
+  ADD ("/app/history/dedup-and-replace", test_dedup_and_replace);
+  ADD ("/app/history/batched-storm", test_batched_storm);
+  ADD ("/app/history/search", test_search);
+  ADD ("/app/history/read-and-clear", test_read_and_clear);
+  ADD ("/app/history/subscriptions", test_subscriptions);
+  ADD ("/app/history/owned-channels", test_owned_channels);
+  ADD ("/app/history/export", test_export);
+  ADD ("/app/history/reopen", test_reopen);
+  ADD ("/app/history/open-failure", test_open_failure);
+  ADD ("/app/history/record-list", test_record_list);
+#undef ADD
+  g_test_add_func ("/app/subscription/parse-url", test_parse_url);
+
+  return g_test_run ();
+}
