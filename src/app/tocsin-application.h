@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#pragma once
+
+#include <adwaita.h>
+
+#include "tocsin-client.h"
+#include "tocsin-history.h"
+#include "tocsin-owner.h"
+
+G_BEGIN_DECLS
+
+#define TOCSIN_TYPE_APPLICATION (tocsin_application_get_type ())
+G_DECLARE_FINAL_TYPE (TocsinApplication, tocsin_application, TOCSIN, APPLICATION, AdwApplication)
+
+TocsinApplication *tocsin_application_new         (void);
+GSettings         *tocsin_application_get_settings (TocsinApplication *self);
+TocsinClient      *tocsin_application_get_client  (TocsinApplication *self);
+TocsinHistory     *tocsin_application_get_history (TocsinApplication *self);
+TocsinOwner       *tocsin_application_get_owner   (TocsinApplication *self);
+
+/* The channels this user created (cached from the history; borrowed). NULL if @relay_url /
+ * @channel_id is not one of them. */
+const TocsinOwnedChannel *tocsin_application_find_owned_channel (TocsinApplication *self,
+                                                                 const char        *relay_url,
+                                                                 gint64             channel_id);
+/* Re-reads the owned channels from the history (after create, rotate, delete). */
+void               tocsin_application_reload_owned_channels (TocsinApplication *self);
+
+/* Presents the main window, creating it if needed. */
+GtkWindow         *tocsin_application_present_window (TocsinApplication *self);
+
+G_END_DECLS

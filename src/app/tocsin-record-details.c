@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-record-details"
+
+#include "config.h"
+
+#include <glib/gi18n.h>
+#include <json-glib/json-glib.h>
+
+#include "tocsin-record-details.h"
+
+struct _TocsinRecordDetails
+{
+  AdwWindow parent_instance;
+
+  /* template widgets */
+  AdwWindowTitle      *window_title;
+  AdwPreferencesGroup *message_group;
+  AdwPreferencesGroup *vars_group;
+  GtkTextView         *source_view;
+
+  /* owned */
+  TocsinRecord *record;
+};
+
+G_DEFINE_FINAL_TYPE (TocsinRecordDetails, tocsin_record_details, ADW_TYPE_WINDOW)
+
+static void
+add_row (AdwPreferencesGroup *group,
+         const char          *title,
+         const char          *value)
+{
+  GtkWidget *row = adw_action_row_new ();
+  GtkWidget *label = gtk_label_new (value);
+
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+  /* Titles are markup in libadwaita 1.2; a variable name could contain '<'. */
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  gtk_label_set_selectable (GTK_LABEL (label), TRUE);
+  gtk_label_set_wrap (GTK_LABEL (label), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (label), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_xalign (GTK_LABEL (label), 1);
+  gtk_widget_set_hexpand (label, TRUE);
+  gtk_widget_set_halign (label, GTK_ALIGN_END);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (label), GTK_ACCESSIBLE_PROPERTY_LABEL, title, -1);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (row), label);
+  adw_preferences_group_add (group, row);
+}
+
+static char *
+node_to_display (JsonNode *node)
+{
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_strdup (json_node_get_string (node));
+  if (JSON_NODE_HOLDS_NULL (node))
+    return g_strdup ("null");
+  return json_to_string (node, FALSE);
+}
+
+static void
+fill (TocsinRecordDetails *self)
+{
+  TocsinRecord *record = self->record;
+  const char *vars_json = tocsin_record_get_vars_json (record);
+  const char *link = tocsin_record_get_link (record);
+  const char *channel = tocsin_record_get_channel_name (record);
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (tocsin_record_get_time (record) / 1000);
+  g_autofree char *when = dt ? g_date_time_format (dt, "%c") : g_strdup ("");
+  g_autofree char *message_id = g_strdup_printf ("%" G_GINT64_FORMAT,
+                                                 tocsin_record_get_message_id (record));
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  gboolean any = FALSE;
+
+  adw_window_title_set_subtitle (self->window_title, tocsin_record_get_title (record));
+
+  add_row (self->message_group, _("Channel"), channel ? channel : "");
+  add_row (self->message_group, _("Received"), when);
+  add_row (self->message_group, _("Title"), tocsin_record_get_title (record));
+  add_row (self->message_group, _("Body"), tocsin_record_get_body (record));
+  if (link && *link)
+    add_row (self->message_group, _("Link"), link);
+  add_row (self->message_group, _("Message number"), message_id);
+
+  if (vars_json && *vars_json && json_parser_load_from_data (parser, vars_json, -1, NULL)
+      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+    {
+      JsonNode *root = json_parser_get_root (parser);
+      JsonObject *object = json_node_get_object (root);
+      g_autoptr(GList) members = json_object_get_members (object);
+      g_autofree char *pretty = json_to_string (root, TRUE);
+
+      for (GList *l = members; l; l = l->next)
+        {
+          g_autofree char *value = node_to_display (json_object_get_member (object, l->data));
+
+          add_row (self->vars_group, l->data, value);
+          any = TRUE;
+        }
+      gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->source_view), pretty, -1);
+    }
+  else
+    gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->source_view), "{}", -1);
+
+  if (!any)
+    adw_preferences_group_set_description (self->vars_group,
+                                           _("This message came without variables: it was rung without a query or body."));
+}
+
+static void
+tocsin_record_details_dispose (GObject *object)
+{
+  TocsinRecordDetails *self = TOCSIN_RECORD_DETAILS (object);
+
+  g_clear_object (&self->record);
+  G_OBJECT_CLASS (tocsin_record_details_parent_class)->dispose (object);
+}
+
+static void
+tocsin_record_details_class_init (TocsinRecordDetailsClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
+
+  object_class->dispose = tocsin_record_details_dispose;
+
+  gtk_widget_class_set_template_from_resource (widget_class,
+                                               "/io/github/tocsin/Tocsin/tocsin-record-details.ui");
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, window_title);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, message_group);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, vars_group);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, source_view);
+}
+
+static void
+tocsin_record_details_init (TocsinRecordDetails *self)
+{
+  gtk_widget_init_template (GTK_WIDGET (self));
+}
+
+GtkWidget *
+tocsin_record_details_new (GtkWindow    *parent,
+                           TocsinRecord *record)
+{
+  TocsinRecordDetails *self;
+
+  g_return_val_if_fail (TOCSIN_IS_RECORD (record), NULL);
+
+  self = g_object_new (TOCSIN_TYPE_RECORD_DETAILS, "transient-for", parent, NULL);
+  self->record = g_object_ref (record);
+  fill (self);
+  return GTK_WIDGET (self);
+}
