@@ -147,6 +147,42 @@ test_link_too_long (void)
 }
 
 static void
+test_error_is_utf8 (void)
+{
+  static const char bad[] = "{\"id\": \xff\xfe}";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (bad, sizeof bad - 1, &error);
+
+  g_assert_null (message);
+  g_assert_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID);
+  /* The app shows and logs this sentence; it must be text whatever the peer sent. */
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+}
+
+static void
+test_json_getters_wrong_types (void)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  JsonObject *object;
+
+  g_assert_true (json_parser_load_from_data (parser,
+    "{\"channel\": {\"id\": 1}, \"id\": 7, \"big\": 1e300, \"f\": 2.0, "
+    "\"s\": \"x\", \"list\": [1], \"n\": null}", -1, NULL));
+  object = json_node_get_object (json_parser_get_root (parser));
+
+  g_assert_cmpint (tocsin_json_get_int (object, "channel", -1), ==, -1);
+  g_assert_cmpint (tocsin_json_get_int (object, "id", -1), ==, 7);
+  g_assert_cmpint (tocsin_json_get_int (object, "big", -1), ==, -1);
+  g_assert_cmpint (tocsin_json_get_int (object, "f", -1), ==, 2);
+  g_assert_cmpint (tocsin_json_get_int (object, "s", -1), ==, -1);
+  g_assert_cmpint (tocsin_json_get_int (object, "absent", -1), ==, -1);
+  g_assert_cmpstr (tocsin_json_get_string (object, "s", NULL), ==, "x");
+  g_assert_null (tocsin_json_get_string (object, "list", NULL));
+  g_assert_null (tocsin_json_get_string (object, "n", NULL));
+  g_assert_cmpstr (tocsin_json_get_string (object, "id", "fallback"), ==, "fallback");
+}
+
+static void
 test_tokens (void)
 {
   g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -206,6 +242,8 @@ main (int   argc,
       g_test_add_data_func (path, &link_cases[i], test_link);
     }
   g_test_add_func ("/message/link/too-long", test_link_too_long);
+  g_test_add_func ("/message/error-is-utf8", test_error_is_utf8);
+  g_test_add_func ("/message/json-getters-wrong-types", test_json_getters_wrong_types);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);
   g_test_add_func ("/token/wellformed", test_token_wellformed);

@@ -242,8 +242,17 @@ tocsin_message_new_from_data (const char  *data,
   g_autoptr(JsonParser) parser = json_parser_new_immutable ();
   JsonNode *root;
 
-  if (!json_parser_load_from_data (parser, data, length, error))
-    return NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (!json_parser_load_from_data (parser, data, length, &local_error))
+    {
+      /* json-glib quotes the offending bytes, which need not be UTF-8. */
+      g_autofree char *valid = g_utf8_make_valid (local_error->message, -1);
+
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message is not valid JSON: %s", valid);
+      return NULL;
+    }
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     {
@@ -289,4 +298,44 @@ tocsin_message_to_data (const TocsinMessage *message,
   if (length)
     *length = strlen (data);
   return data;
+}
+
+gint64
+tocsin_json_get_int (JsonObject *object,
+                     const char *name,
+                     gint64      fallback)
+{
+  JsonNode *node = object ? json_object_get_member (object, name) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node))
+    return fallback;
+  switch (json_node_get_value_type (node))
+    {
+    case G_TYPE_INT64:
+      return json_node_get_int (node);
+    case G_TYPE_DOUBLE:
+      {
+        double d = json_node_get_double (node);
+
+        /* Only integral values that fit; anything else is not an id. */
+        if (d >= -9.0e15 && d <= 9.0e15 && d == (double) (gint64) d)
+          return (gint64) d;
+        return fallback;
+      }
+    default:
+      return fallback;
+    }
+}
+
+const char *
+tocsin_json_get_string (JsonObject *object,
+                        const char *name,
+                        const char *fallback)
+{
+  JsonNode *node = object ? json_object_get_member (object, name) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return fallback;
+  return json_node_get_string (node);
 }
