@@ -246,6 +246,36 @@ test_subscribers (Fixture       *f,
   TOCSIN_WAIT_UNTIL (!has_subscriber (f->relay));
 }
 
+/* A server on port 0 without --public-url: the command line run beside it, also without
+ * --public-url, prints URLs on the port the server really listens on. */
+static void
+test_public_url_from_server (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *data_dir_arg = g_strdup_printf ("--data-dir=%s", f->relay->data_dir);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(JsonObject) channel = NULL;
+  g_autofree char *webhook = NULL;
+
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                              &error, tocsin_test_relay_binary (), "channel", "create", "--json",
+                              "--name=Beside", data_dir_arg, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  if (g_subprocess_get_exit_status (process) != 0)
+    g_error ("channel create failed: %s", err);
+  channel = parse_object (out);
+  webhook = g_strdup_printf ("%s/t/%s", f->relay->base_url,
+                             json_object_get_string_member (channel, "trigger_token"));
+  g_assert_cmpstr (json_object_get_string_member (channel, "webhook_url"), ==, webhook);
+  /* And it works. */
+  g_assert_cmpuint (tocsin_test_http (f->relay, "GET", webhook, NULL, NULL, 0, NULL, NULL, NULL),
+                    ==, 200);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -254,6 +284,8 @@ main (int   argc,
 
   g_test_add ("/relay/cli/create-json", Fixture, NULL, fixture_setup, test_create_json,
               fixture_teardown);
+  g_test_add ("/relay/cli/public-url-from-server", Fixture, NULL, fixture_setup,
+              test_public_url_from_server, fixture_teardown);
   g_test_add ("/relay/cli/template-refused", Fixture, NULL, fixture_setup_offline,
               test_template_refused, fixture_teardown);
   g_test_add ("/relay/cli/manage-offline", Fixture, NULL, fixture_setup_offline,

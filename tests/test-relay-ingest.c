@@ -651,6 +651,87 @@ test_file_modes (Fixture       *f,
   g_assert_cmpuint (mode_of (f->relay->data_dir, "relay.db-wal"), ==, 0600);
 }
 
+/* Numbers json-glib cannot keep (past DBL_MAX: `inf`; past G_MAXINT64: wrapped) are refused
+ * with a sentence naming the variable; numbers at the very edges go through exactly. */
+static void
+test_big_numbers (Fixture       *f,
+                  gconstpointer  data)
+{
+  static const struct { const char *body; const char *variable; } refused[] = {
+    { "{\"n\": 1e999}", "n" },
+    { "{\"server_name\": \"x:1e999\", \"cpu\": -1E+999}", "cpu" },
+    { "{\"n\": 123456789012345678901234567890}", "n" },
+    { "{\"n\": 9223372036854775808}", "n" },
+    { "{\"n\": 18446744073709551615}", "n" },
+    { "{\"n\": -9223372036854775809}", "n" },
+    { "{\"deep\": {\"a\": [1, 2.5e400]}}", "deep" },
+  };
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+  JsonNode *node;
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr(JsonObject) error = request (f, "POST", f->hook, "application/json",
+                                             refused[i].body, NULL, 400);
+      g_autofree char *quoted = g_strdup_printf ("“%s”", refused[i].variable);
+      const char *sentence = json_object_get_string_member (error, "error");
+
+      g_test_message ("%s → %s", refused[i].body, sentence);
+      g_assert_nonnull (strstr (sentence, quoted));
+      g_assert_nonnull (strstr (sentence, "string"));
+    }
+
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\": \"Edge\", \"max\": 9223372036854775807,"
+                   " \"min\": -9223372036854775808, \"big\": 1.5e300, \"tiny\": 1e-400,"
+                   " \"text\": \"1e999\"}", NULL, 200);
+  /* Nothing refused was stored. */
+  g_assert_cmpint (json_object_get_int_member (reply, "id"), ==, 1);
+
+  subscriber_open (f, &s, "all");
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_nonnull (message);
+  g_assert_cmpint (json_object_get_int_member (message->vars, "max"), ==, G_MAXINT64);
+  g_assert_cmpint (json_object_get_int_member (message->vars, "min"), ==, G_MININT64);
+  node = json_object_get_member (message->vars, "big");
+  g_assert_cmpfloat (json_node_get_double (node), ==, 1.5e300);
+  g_assert_cmpstr (json_object_get_string_member (message->vars, "text"), ==, "1e999");
+  subscriber_close (&s);
+}
+
+/* A \u escape that names no character (a lone surrogate) is refused with a sentence that names
+ * the variable and is itself valid UTF-8; nothing is stored. */
+static void
+test_lone_surrogate (Fixture       *f,
+                     gconstpointer  data)
+{
+  const char *bodies[] = {
+    "{\"title\": \"x\\ud800y\"}",
+    "{\"list\": [\"ok\", {\"deep\": \"a\\ud800b\"}]}",
+  };
+  g_autoptr(JsonObject) reply = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (bodies); i++)
+    {
+      g_autoptr(JsonObject) error = request (f, "POST", f->hook, "application/json", bodies[i],
+                                             NULL, 400);
+      const char *sentence = json_object_get_string_member (error, "error");
+
+      g_test_message ("%s → %s", bodies[i], sentence);
+      g_assert_true (g_utf8_validate (sentence, -1, NULL));
+      g_assert_nonnull (strstr (sentence, i == 0 ? "“title”" : "“list”"));
+    }
+  /* A proper pair is a character, and goes through. */
+  reply = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\": \"\\ud83d\\udd14\"}", NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (reply, "id"), ==, 1);
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==,
+                   "Alerte serveur \xf0\x9f\x94\x94");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -666,6 +747,8 @@ main (int   argc,
   ADD ("/relay/ingest/text-plain", setup_text, NULL, test_text_plain);
   ADD ("/relay/ingest/missing", fixture_setup, NULL, test_missing);
   ADD ("/relay/ingest/errors", fixture_setup, NULL, test_errors);
+  ADD ("/relay/ingest/big-numbers", fixture_setup, NULL, test_big_numbers);
+  ADD ("/relay/ingest/lone-surrogate", fixture_setup, NULL, test_lone_surrogate);
   ADD ("/relay/ingest/rate-limit", fixture_setup, rate_args, test_rate_limit);
   ADD ("/relay/ingest/dedup", fixture_setup, NULL, test_dedup);
   ADD ("/relay/ingest/condition", setup_condition, NULL, test_condition);

@@ -45,6 +45,104 @@ peer_closed (GSocket *socket)
   return FALSE;
 }
 
+/* Reads one HTTP response (headers and a Content-Length body) from the blocking @socket into
+ * @out; FALSE when the connection ends first. */
+static gboolean
+read_response (GSocket *socket,
+               GString *pending,
+               GString *out)
+{
+  for (;;)
+    {
+      const char *end = strstr (pending->str, "\r\n\r\n");
+      char buffer[4096];
+      gssize n;
+
+      if (end != NULL)
+        {
+          gsize header_len = end + 4 - pending->str;
+          g_autofree char *headers = g_ascii_strdown (pending->str, header_len);
+          const char *cl = strstr (headers, "\r\ncontent-length:");
+          gsize body_len;
+
+          g_assert_nonnull (cl);
+          body_len = g_ascii_strtoull (cl + strlen ("\r\ncontent-length:"), NULL, 10);
+          if (pending->len >= header_len + body_len)
+            {
+              g_string_append_len (out, pending->str, header_len + body_len);
+              g_string_erase (pending, 0, header_len + body_len);
+              return TRUE;
+            }
+        }
+      n = g_socket_receive (socket, buffer, sizeof buffer, NULL, NULL);
+      if (n <= 0)
+        return FALSE;
+      g_string_append_len (pending, buffer, n);
+    }
+}
+
+static void
+test_keep_alive (void)
+{
+  const char *args[] = { "--idle-timeout=2", NULL };
+  g_autoptr(TocsinTestRelay) relay = tocsin_test_relay_start (NULL, args);
+  g_autoptr(GSocket) socket = connect_raw (relay);
+  g_autoptr(GString) pending = g_string_new (NULL);
+  static const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  static const char missing[] = "GET /nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  g_autoptr(GError) error = NULL;
+
+  /* A blocking socket, so that a read waits for the relay; the timeout only stops a hang. */
+  g_socket_set_blocking (socket, TRUE);
+  g_socket_set_timeout (socket, 20);
+
+  /* Three requests on one connection, one after the other: each is answered, and the relay
+   * keeps the connection open between them (HTTP/1.1 keep-alive)... */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GString) response = g_string_new (NULL);
+      const char *text = i == 1 ? missing : request;
+
+      g_socket_send (socket, text, strlen (text), NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (read_response (socket, pending, response));
+      g_assert_true (g_str_has_prefix (response->str, i == 1 ? "HTTP/1.1 404" : "HTTP/1.1 200"));
+      g_assert_null (strstr (response->str, "Connection: close"));
+    }
+
+  /* ...and pipelined ones too. */
+  {
+    g_autofree char *two = g_strconcat (request, request, NULL);
+
+    g_socket_send (socket, two, strlen (two), NULL, &error);
+    g_assert_no_error (error);
+    for (guint i = 0; i < 2; i++)
+      {
+        g_autoptr(GString) response = g_string_new (NULL);
+
+        g_assert_true (read_response (socket, pending, response));
+        g_assert_true (g_str_has_prefix (response->str, "HTTP/1.1 200"));
+      }
+  }
+
+  /* A kept-alive connection left idle is closed by the relay after the idle timeout (not kept
+   * open and deaf, as libsoup 3.2 alone would), and the relay keeps serving. */
+  {
+    char buffer[64];
+    gssize n = g_socket_receive (socket, buffer, sizeof buffer, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (n, ==, 0);
+  }
+  {
+    g_autoptr(JsonNode) node = NULL;
+    guint status = 0;
+
+    node = tocsin_test_http_json (relay, "GET", "/", NULL, NULL, NULL, &status);
+    g_assert_cmpuint (status, ==, 200);
+  }
+}
+
 static void
 test_root_and_not_found (void)
 {
@@ -339,6 +437,7 @@ main (int    argc,
   g_test_add_func ("/relay/server/listen-ipv6", test_listen_ipv6);
   g_test_add_func ("/relay/server/bad-listen", test_bad_listen);
   g_test_add_func ("/relay/server/idle-timeout", test_idle_timeout);
+  g_test_add_func ("/relay/server/keep-alive", test_keep_alive);
   g_test_add_func ("/relay/server/connection-cap", test_connection_cap);
   g_test_add_func ("/relay/server/subscribe-page", test_subscribe_page);
   g_test_add_func ("/relay/server/page-render-escapes", test_page_render_escapes);

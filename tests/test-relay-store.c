@@ -702,6 +702,150 @@ test_kill_after_commit (Fixture       *f,
   replay_clear (&r);
 }
 
+/* A replay page reads (and hands over) at most its limit, and pages chained on the last id sent
+ * give every retained message once, in order, with the gap named on the first page. */
+static void
+test_replay_paged (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = create (f, "Paged", "{{t}}", "", NULL);
+  g_autoptr(GArray) all = g_array_new (FALSE, FALSE, sizeof (gint64));
+  gint64 old_ms = g_get_real_time () / 1000 - 2 * 86400 * 1000;
+  gint64 cursor = 0;
+  guint pages = 0;
+
+  /* Two past retention (the default day), then ten retained. */
+  for (guint i = 0; i < 12; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("m%u", i + 1);
+
+      tocsin_relay_commit_free (commit (f->store, channel->id, title, i < 2 ? old_ms : 0, NULL,
+                                        NULL));
+    }
+
+  for (;;)
+    {
+      Replay page = { 0 };
+      g_autoptr(GError) error = NULL;
+      gint64 gap_from = -1, gap_to = -1;
+
+      page.ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+      page.titles = g_ptr_array_new_with_free_func (g_free);
+      g_assert_true (tocsin_relay_store_replay_page (f->store, channel->id, cursor, 3, replay_cb,
+                                                     &page, &gap_from, &gap_to, &error));
+      g_assert_no_error (error);
+      /* replay_cb never asks to stop: the limit alone bounds the page. */
+      g_assert_cmpuint (page.ids->len, <=, 3);
+      if (pages++ == 0)
+        {
+          g_assert_cmpint (gap_from, ==, 1);
+          g_assert_cmpint (gap_to, ==, 2);
+        }
+      else
+        {
+          g_assert_cmpint (gap_from, ==, 0);
+          g_assert_cmpint (gap_to, ==, 0);
+        }
+      g_array_append_vals (all, page.ids->data, page.ids->len);
+      if (page.ids->len > 0)
+        cursor = g_array_index (page.ids, gint64, page.ids->len - 1);
+      else if (cursor == 0)
+        cursor = 2;
+      if (page.ids->len < 3)
+        {
+          replay_clear (&page);
+          break;
+        }
+      replay_clear (&page);
+      g_assert_cmpuint (pages, <, 10);
+    }
+
+  g_assert_cmpuint (pages, ==, 4);
+  g_assert_cmpuint (all->len, ==, 10);
+  for (guint i = 0; i < all->len; i++)
+    g_assert_cmpint (g_array_index (all, gint64, i), ==, i + 3);
+}
+
+typedef struct
+{
+  GAsyncResult *result;
+} AsyncWait;
+
+static void
+async_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  AsyncWait *wait = user_data;
+
+  wait->result = g_object_ref (result);
+}
+
+/* The reader thread's page reads give what the synchronous ones give, and its token lookup sees
+ * rotations and deletions made through another connection at once. */
+static void
+test_reader_thread (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) kept = create (f, "Kept", "{{t}}", "", NULL);
+  g_autoptr(TocsinRelayChannel) rotated = create (f, "Rotated", "{{t}}", "", NULL);
+  g_autoptr(TocsinRelayChannel) deleted = create (f, "Deleted", "{{t}}", "", NULL);
+  g_autoptr(TocsinRelayChannel) now_rotated = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GHashTable) tokens = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 ids[] = { kept->id, rotated->id, deleted->id, 999 };
+  AsyncWait wait = { 0 };
+
+  for (guint i = 0; i < 5; i++)
+    tocsin_relay_commit_free (commit (f->store, kept->id, "m", 0, NULL, NULL));
+
+  tocsin_relay_store_replay_page_async (f->store, kept->id, 1, 3, NULL, async_done, &wait);
+  TOCSIN_WAIT_UNTIL (wait.result != NULL);
+  page = tocsin_relay_store_replay_page_finish (f->store, wait.result, &error);
+  g_clear_object (&wait.result);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 3);
+  g_assert_cmpuint (page->messages->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      gsize length;
+      const char *bytes = g_bytes_get_data (page->messages->pdata[i], &length);
+      g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (bytes, length, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (g_array_index (page->ids, gint64, i), ==, i + 2);
+      g_assert_cmpint (message->id, ==, i + 2);
+    }
+  g_assert_cmpint (page->gap_from, ==, 0);
+
+  /* A channel that is not there is an error, not a crash. */
+  tocsin_relay_store_replay_page_async (f->store, 999, 0, 3, NULL, async_done, &wait);
+  TOCSIN_WAIT_UNTIL (wait.result != NULL);
+  g_assert_null (tocsin_relay_store_replay_page_finish (f->store, wait.result, &error));
+  g_clear_object (&wait.result);
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  now_rotated = tocsin_relay_store_rotate_subscribe (f->store, rotated->id, &error);
+  g_assert_no_error (error);
+  g_assert_true (tocsin_relay_store_delete_channel (f->store, deleted->id, &error));
+  g_assert_no_error (error);
+
+  tocsin_relay_store_lookup_subscribe_tokens_async (f->store, ids, G_N_ELEMENTS (ids), NULL,
+                                                    async_done, &wait);
+  TOCSIN_WAIT_UNTIL (wait.result != NULL);
+  tokens = tocsin_relay_store_lookup_subscribe_tokens_finish (f->store, wait.result, &error);
+  g_clear_object (&wait.result);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (tokens), ==, 2);
+  g_assert_cmpstr (g_hash_table_lookup (tokens, &kept->id), ==, kept->subscribe_token);
+  g_assert_cmpstr (g_hash_table_lookup (tokens, &rotated->id), ==,
+                   now_rotated->subscribe_token);
+  g_assert_cmpstr (g_hash_table_lookup (tokens, &rotated->id), !=, rotated->subscribe_token);
+  g_assert_null (g_hash_table_lookup (tokens, &deleted->id));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -717,6 +861,8 @@ main (int   argc,
   ADD ("/relay/store/channel/delete", test_delete);
   ADD ("/relay/store/commit/replay", test_commit_and_replay);
   ADD ("/relay/store/commit/group", test_group_commit);
+  ADD ("/relay/store/replay/paged", test_replay_paged);
+  ADD ("/relay/store/replay/reader-thread", test_reader_thread);
   ADD ("/relay/store/commit/kill-after-commit", test_kill_after_commit);
   ADD ("/relay/store/dedup/replace", test_dedup);
   ADD ("/relay/store/dedup/hashed", test_dedup_keys_hashed);

@@ -789,6 +789,69 @@ test_slow_subscriber (Fixture       *f,
   g_assert_cmpuint (drain_close_code (slow), ==, 4008);
 }
 
+static guint
+subscriber_count (Fixture *f)
+{
+  g_autofree char *path = g_strdup_printf ("/v1/channels/%" G_GINT64_FORMAT "/subscribers",
+                                           json_object_get_int_member (f->channel, "id"));
+  g_autofree char *auth = g_strdup_printf ("Bearer %s",
+                                           json_object_get_string_member (f->channel,
+                                                                          "owner_key"));
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autoptr(JsonNode) node = NULL;
+  guint status = 0;
+
+  node = tocsin_test_http_json (f->relay, "GET", path, NULL, NULL, headers, &status);
+  g_assert_cmpuint (status, ==, 200);
+  return json_array_get_length (json_object_get_array_member (json_node_get_object (node),
+                                                              "subscribers"));
+}
+
+/* An SSE or NDJSON client that goes away is noticed at once (it leaves the subscriber list), not
+ * at the next keepalive write 30 s later. */
+static void
+test_stream_hangup (Fixture       *f,
+                    gconstpointer  data)
+{
+  const char *kinds[] = { "sse", "json" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+      g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, f->relay->port);
+      g_autoptr(GSocket) socket = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GString) got = g_string_new (NULL);
+      g_autofree char *request = g_strdup_printf ("GET /s/%s/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                  "\r\n", subscribe_token (f), kinds[i]);
+
+      socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                             &error);
+      g_assert_no_error (error);
+      g_socket_set_timeout (socket, 20);
+      g_socket_connect (socket, address, NULL, &error);
+      g_assert_no_error (error);
+      g_socket_send (socket, request, strlen (request), NULL, &error);
+      g_assert_no_error (error);
+      /* The response head: the stream is open. */
+      while (strstr (got->str, "\r\n\r\n") == NULL)
+        {
+          char buffer[1024];
+          gssize n = g_socket_receive (socket, buffer, sizeof buffer, NULL, &error);
+
+          g_assert_no_error (error);
+          g_assert_cmpint (n, >, 0);
+          g_string_append_len (got, buffer, n);
+        }
+      g_assert_true (g_str_has_prefix (got->str, "HTTP/1.1 200"));
+      TOCSIN_WAIT_UNTIL (subscriber_count (f) == 1);
+
+      g_socket_close (socket, &error);
+      g_assert_no_error (error);
+      TOCSIN_WAIT_UNTIL (subscriber_count (f) == 0);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -809,6 +872,7 @@ main (int    argc,
   ADD ("/relay/streams/sse-last-event-id", test_sse_last_event_id, fast_rate);
   ADD ("/relay/streams/ndjson-since", test_ndjson_since, fast_rate);
   ADD ("/relay/streams/bad-since", test_bad_since, NULL);
+  ADD ("/relay/streams/stream-hangup", test_stream_hangup, NULL);
   ADD ("/relay/streams/gap", test_gap, live_only);
   ADD ("/relay/streams/app-multiplex", test_app_multiplex, fast_rate);
   ADD ("/relay/streams/rotation-closes-subscribers", test_rotation_closes_subscribers, NULL);

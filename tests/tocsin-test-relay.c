@@ -328,7 +328,8 @@ tocsin_test_http (TocsinTestRelay     *relay,
       const guint8 *data = g_bytes_get_data (bytes, &len);
       guint8 *copy = g_malloc (len + 1);
 
-      memcpy (copy, data, len);
+      if (len > 0)
+        memcpy (copy, data, len);
       copy[len] = 0;
       *response = g_bytes_new_with_free_func (copy, len, g_free, copy);
     }

@@ -10,6 +10,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <glib/gi18n.h>
@@ -227,7 +228,7 @@ print_channel (TocsinRelayChannel *channel,
 {
   g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, public_url);
 
-  g_print (_("Channel %" G_GINT64_FORMAT ": %s\n"), channel->id, channel->name);
+  g_print (_("Channel %" PRId64 ": %s\n"), channel->id, channel->name);
   if (*channel->description)
     g_print (_("  Description:    %s\n"), channel->description);
   g_print (_("  Webhook URL:    %s   (a secret: it rings the channel)\n"),
@@ -242,7 +243,7 @@ print_channel (TocsinRelayChannel *channel,
     g_print (_("  Link:           %s\n"), channel->link_source);
   if (*channel->condition_source)
     g_print (_("  Condition:      %s\n"), channel->condition_source);
-  g_print (_("  Last message:   %" G_GINT64_FORMAT "\n"), channel->last_id);
+  g_print (_("  Last message:   %" PRId64 "\n"), channel->last_id);
 }
 
 static gboolean
@@ -275,7 +276,7 @@ channel_one (Options    *o,
       channel = tocsin_relay_store_find_by_id (store, id);
       if (channel == NULL)
         g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-                     _("There is no channel %" G_GINT64_FORMAT), id);
+                     _("There is no channel %" PRId64), id);
     }
   else if (g_str_equal (action, "update"))
     {
@@ -302,7 +303,7 @@ channel_one (Options    *o,
               print_json (object);
             }
           else
-            g_print (_("Deleted channel %" G_GINT64_FORMAT ".\n"), id);
+            g_print (_("Deleted channel %" PRId64 ".\n"), id);
           return EXIT_SUCCESS;
         }
     }
@@ -515,7 +516,7 @@ tocsin_relay_cli_subscribers (int    argc,
     subscribers = tocsin_relay_store_list_presence (store, id, &error);
   tocsin_relay_store_free (store);
   if (channel == NULL)
-    return fail (_("There is no channel %" G_GINT64_FORMAT), id);
+    return fail (_("There is no channel %" PRId64), id);
   if (subscribers == NULL)
     return fail ("%s", error->message);
 
@@ -531,7 +532,7 @@ tocsin_relay_cli_subscribers (int    argc,
 
   if (json_array_get_length (subscribers) == 0)
     {
-      g_print (_("No one is connected to channel %" G_GINT64_FORMAT ".\n"), id);
+      g_print (_("No one is connected to channel %" PRId64 ".\n"), id);
       return EXIT_SUCCESS;
     }
   for (guint i = 0; i < json_array_get_length (subscribers); i++)

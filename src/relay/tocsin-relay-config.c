@@ -51,6 +51,8 @@ tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config)
 {
   tocsin_relay_config_clear (&config->relay);
   g_clear_pointer (&config->listen, g_strfreev);
+  g_clear_pointer (&config->tls_cert, g_free);
+  g_clear_pointer (&config->tls_key, g_free);
 }
 
 gint64
@@ -277,6 +279,13 @@ apply_setting (TocsinRelayServeConfig  *config,
         return FALSE;
       config->backlog = (guint) u;
     }
+  else if (g_str_equal (key, "tls-cert") || g_str_equal (key, "tls-key"))
+    {
+      char **slot = g_str_equal (key, "tls-cert") ? &config->tls_cert : &config->tls_key;
+
+      g_free (*slot);
+      *slot = value && *value ? g_strdup (value) : NULL;
+    }
   else
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
@@ -347,6 +356,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *max_body = NULL, *retention = NULL, *rate = NULL, *burst = NULL;
   g_autofree char *queue_bytes = NULL, *queue_frames = NULL, *max_conn = NULL;
   g_autofree char *idle = NULL, *open_relay = NULL, *backlog = NULL;
+  g_autofree char *tls_cert = NULL, *tls_key = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -376,6 +386,10 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("yes: anyone may create channels (default: yes only on loopback)"), N_("yes|no") },
     { "backlog", 0, 0, G_OPTION_ARG_STRING, &backlog,
       N_("listen(2) backlog (default 4096)"), N_("N") },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &tls_cert,
+      N_("Serve HTTPS and WSS with the PEM certificate (chain) in FILE"), N_("FILE") },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
+      N_("The PEM private key of --tls-cert (default: in the same file)"), N_("FILE") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -383,7 +397,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "data-dir", NULL }, { "public-url", NULL }, { "max-body", NULL }, { "retention", NULL },
     { "rate", NULL }, { "burst", NULL }, { "max-queue-bytes", NULL },
     { "max-queue-frames", NULL }, { "max-connections", NULL }, { "idle-timeout", NULL },
-    { "open-relay", NULL }, { "backlog", NULL },
+    { "open-relay", NULL }, { "backlog", NULL }, { "tls-cert", NULL }, { "tls-key", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -412,6 +426,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[9].value = idle;
   flags[10].value = open_relay;
   flags[11].value = backlog;
+  flags[12].value = tls_cert;
+  flags[13].value = tls_key;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;
@@ -442,6 +458,12 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       g_auto(GStrv) dirs = g_strsplit (g_getenv ("STATE_DIRECTORY"), ":", 2);
 
       config->relay.data_dir = g_strdup (dirs[0]);
+    }
+  if (config->tls_key != NULL && config->tls_cert == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                   _("--tls-key needs --tls-cert: give the certificate that goes with the key."));
+      return FALSE;
     }
   if (config->relay.data_dir == NULL || config->relay.data_dir[0] == '\0')
     {

@@ -17,6 +17,8 @@ typedef struct
   GStrv              listen;         /* "HOST:PORT", IPv6 as "[::1]:PORT"; never empty */
   gboolean           open_relay_set; /* open_relay was given; otherwise it follows loopback-ness */
   guint              backlog;        /* listen(2) backlog; default 4096 */
+  char              *tls_cert;       /* PEM certificate (chain) file: serve HTTPS/WSS; or NULL */
+  char              *tls_key;        /* its PEM private key; NULL: the key is in tls_cert */
 } TocsinRelayServeConfig;
 
 void     tocsin_relay_serve_config_init  (TocsinRelayServeConfig *config);
@@ -24,7 +26,7 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
 
 /* Reads the [relay] group of @path into @config (keys as the long flags: listen, data-dir,
  * public-url, max-body, retention, rate, burst, max-queue-bytes, max-queue-frames,
- * max-connections, idle-timeout, open-relay, backlog). */
+ * max-connections, idle-timeout, open-relay, backlog, tls-cert, tls-key). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

@@ -9,20 +9,26 @@
  * (HTTP streams are ended) so that it reconnects with its cursor.
  *
  * Replay and live meet without loss or duplicates like this: a subscription is registered for
- * live messages first, in "catching up" state. While catching up, live messages are ignored,
- * because they are already committed and the next replay page reads them from the store. Replay
- * runs in pages, each one synchronous on the main loop, paced by how fast the subscriber drains
- * its queue; when a page comes back short the subscription is caught up and goes live in that
- * same main-loop turn, so no publish can fall between the two. Afterwards any live message with
- * an id at or below the last one sent (committed before the last page was read, published after)
- * is dropped.
+ * live messages first, in "catching up" state. Replay runs in pages, each read on the store's
+ * reader thread (never on the main loop) and paced by how fast the subscriber drains its queue.
+ * While catching up and no page is being read, live messages are ignored: they are already
+ * committed, so the next page reads them. While a page is being read, live messages are kept
+ * aside (up to the frame cap), because the read may have started before they were committed.
+ * When a page comes back short, everything committed before the read is in it; the messages kept
+ * aside cover everything published since the read began, so they are sent after the page and the
+ * subscription goes live in that same main-loop turn. If too many piled up to keep, another page
+ * is read instead. Throughout, any message with an id at or below the last one sent is dropped
+ * (it was committed before a page was read and published after).
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 
+#include <errno.h>
+#include <glib-unix.h>
 #include <glib/gi18n.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tocsin-message.h"
 #include "tocsin-token.h"
@@ -69,6 +75,11 @@ typedef struct
   gint64      cursor;        /* last id sent; SINCE_ALL before the first one of a full replay */
   gboolean    catching_up;
   gboolean    replay_scheduled;
+  guint64     serial;        /* tells a page read for this subscription from one for an earlier */
+  gint64      opened_us;     /* monotonic time it was opened (and its token checked) */
+  gboolean    reading;       /* a replay page is being read on the store's reader thread */
+  GPtrArray  *aside;         /* Frames* published while reading */
+  gboolean    aside_overflow;
 } Subscription;
 
 struct _Connection
@@ -88,6 +99,7 @@ struct _Connection
   /* HTTP stream kinds */
   SoupServerMessage          *msg;
   guint                       keepalive_id;
+  guint                       hangup_id;        /* watches the socket for the client leaving */
 
   /* The outgoing queue: cumulative bytes handed over vs. written, and where each frame ends,
    * so that frames not yet written can be counted too. */
@@ -105,8 +117,11 @@ struct _TocsinRelayHub
   GHashTable  *channels;     /* channel id → GPtrArray of Subscription (live and catching up) */
   GHashTable  *connections;  /* conn id → Connection */
   guint64      next_conn_id;
+  guint64      next_serial;
   guint        revalidate_id;
+  gboolean     revalidating;
   gboolean     shutting_down;
+  GCancellable *cancellable; /* cancelled when the hub goes: store reads still in flight */
 };
 
 /* One message in its four wire forms, each built once on first use. */
@@ -225,6 +240,7 @@ subscription_free (gpointer data)
 {
   Subscription *sub = data;
 
+  g_clear_pointer (&sub->aside, g_ptr_array_unref);
   g_free (sub->token);
   g_free (sub);
 }
@@ -383,6 +399,8 @@ connection_add_subscription (Connection *conn,
   sub->token = g_strdup (token);
   sub->cursor = since == SINCE_LIVE ? 0 : since;
   sub->catching_up = since != SINCE_LIVE;
+  sub->serial = ++hub->next_serial;
+  sub->opened_us = g_get_monotonic_time ();
 
   key = g_new (gint64, 1);
   *key = channel_id;
@@ -424,6 +442,7 @@ connection_forget (Connection *conn)
   conn->closed = TRUE;
   connection_unlink_all (conn);
   g_clear_handle_id (&conn->keepalive_id, g_source_remove);
+  g_clear_handle_id (&conn->hangup_id, g_source_remove);
   g_hash_table_remove (conn->hub->connections, &conn->id);
 }
 
@@ -475,12 +494,6 @@ hub_add_connection (TocsinRelayHub *hub,
 
 /* ---- Replay ---- */
 
-typedef struct
-{
-  GPtrArray *messages;   /* Frames* */
-  guint      limit;
-} ReplayPage;
-
 static void
 frames_free (gpointer data)
 {
@@ -491,42 +504,62 @@ frames_free (gpointer data)
   g_free (frames);
 }
 
-static gboolean
-replay_collect (gint64   id,
-                GBytes  *message,
-                gpointer user_data)
+typedef struct
 {
-  ReplayPage *page = user_data;
-  Frames *frames = g_new0 (Frames, 1);
+  Connection   *conn;         /* a reference */
+  GCancellable *cancellable;  /* the hub's */
+  gint64        channel_id;
+  guint64       serial;
+  guint         limit;
+} PageRead;
 
-  frames->id = id;
-  frames->object = g_bytes_ref (message);
-  g_ptr_array_add (page->messages, frames);
-  return page->messages->len < page->limit;
+static void
+page_read_free (PageRead *read)
+{
+  connection_unref (read->conn);
+  g_object_unref (read->cancellable);
+  g_free (read);
 }
 
-/* One page of replay for @sub; goes live when the page comes back short. */
-static void
-subscription_catch_up (Subscription *sub)
-{
-  Connection *conn = sub->conn;
-  const TocsinRelayConfig *config = &conn->hub->relay->config;
-  g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func (frames_free);
-  g_autoptr(GError) error = NULL;
-  ReplayPage page = { messages, REPLAY_PAGE };
-  gint64 gap_from = 0, gap_to = 0;
-  guint room;
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PageRead, page_read_free)
 
-  if (!sub->catching_up || conn->closed)
+/* Sends @frames to @sub unless it already has that id. FALSE when the connection closed. */
+static gboolean
+subscription_send_frames (Subscription *sub,
+                          Frames       *frames)
+{
+  if (frames->id <= sub->cursor)
+    return TRUE;
+  if (!connection_send (sub->conn, frames_get (frames, sub->conn->kind)))
+    return FALSE;
+  sub->cursor = frames->id;
+  return TRUE;
+}
+
+static void
+page_read_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  g_autoptr(PageRead) read = user_data;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GPtrArray) aside = NULL;
+  g_autoptr(GError) error = NULL;
+  Connection *conn = read->conn;
+  Subscription *sub;
+
+  /* The hub is gone: touch nothing of it. */
+  if (g_cancellable_is_cancelled (read->cancellable))
+    return;
+  sub = conn->closed ? NULL : g_hash_table_lookup (conn->subs, &read->channel_id);
+  /* Unsubscribed or restarted while the page was read. */
+  if (sub == NULL || sub->serial != read->serial)
     return;
 
-  /* Never ask for more than the queue can take, so that a long replay cannot trip the cap. */
-  room = config->max_queue_frames - MIN (config->max_queue_frames,
-                                         g_queue_get_length (&conn->frame_ends));
-  page.limit = MAX (1, MIN (REPLAY_PAGE, room / 2));
-
-  if (!tocsin_relay_store_replay (conn->hub->relay->store, sub->channel_id, sub->cursor,
-                                  replay_collect, &page, &gap_from, &gap_to, &error))
+  sub->reading = FALSE;
+  aside = g_steal_pointer (&sub->aside);
+  page = tocsin_relay_store_replay_page_finish (conn->hub->relay->store, result, &error);
+  if (page == NULL)
     {
       g_message ("Replay for subscriber %" G_GUINT64_FORMAT " failed: %s", conn->id,
                  error->message);
@@ -534,30 +567,71 @@ subscription_catch_up (Subscription *sub)
       return;
     }
 
-  if (gap_from > 0 && gap_to >= gap_from)
+  if (page->gap_from > 0 && page->gap_to >= page->gap_from && page->gap_to > sub->cursor)
     {
-      g_autoptr(GBytes) gap = gap_frame (conn->kind, sub->channel_id, gap_from, gap_to);
+      g_autoptr(GBytes) gap = gap_frame (conn->kind, sub->channel_id,
+                                         MAX (page->gap_from, sub->cursor + 1), page->gap_to);
 
       if (!connection_send (conn, gap))
         return;
-      sub->cursor = MAX (sub->cursor, gap_to);
+      sub->cursor = page->gap_to;
     }
 
-  for (guint i = 0; i < messages->len; i++)
+  for (guint i = 0; i < page->ids->len; i++)
     {
-      Frames *frames = g_ptr_array_index (messages, i);
+      Frames frames = { sub->channel_id, g_array_index (page->ids, gint64, i),
+                        page->messages->pdata[i], NULL, NULL, NULL };
+      gboolean sent = subscription_send_frames (sub, &frames);
 
-      if (frames->id <= sub->cursor)
-        continue;
-      if (!connection_send (conn, frames_get (frames, conn->kind)))
+      frames_clear (&frames);
+      if (!sent)
         return;
-      sub->cursor = frames->id;
     }
 
-  if (messages->len < page.limit)
-    sub->catching_up = FALSE;
-  else
-    connection_schedule_catch_up (conn);
+  if (page->ids->len >= read->limit || sub->aside_overflow)
+    {
+      /* More to read (or too much was published meanwhile to keep): another page. */
+      sub->aside_overflow = FALSE;
+      connection_schedule_catch_up (conn);
+      return;
+    }
+
+  /* Caught up: what was published while reading follows the page, then live. */
+  for (guint i = 0; aside && i < aside->len; i++)
+    if (!subscription_send_frames (sub, g_ptr_array_index (aside, i)))
+      return;
+  sub->catching_up = FALSE;
+}
+
+/* Starts reading one page of replay for @sub; page_read_done() goes on. */
+static void
+subscription_catch_up (Subscription *sub)
+{
+  Connection *conn = sub->conn;
+  const TocsinRelayConfig *config = &conn->hub->relay->config;
+  PageRead *read;
+  guint room;
+
+  if (!sub->catching_up || sub->reading || conn->closed)
+    return;
+
+  /* Never ask for more than the queue can take, so that a long replay cannot trip the cap. */
+  room = config->max_queue_frames - MIN (config->max_queue_frames,
+                                         g_queue_get_length (&conn->frame_ends));
+
+  read = g_new0 (PageRead, 1);
+  read->conn = connection_ref (conn);
+  read->cancellable = g_object_ref (conn->hub->cancellable);
+  read->channel_id = sub->channel_id;
+  read->serial = sub->serial;
+  read->limit = MAX (1, MIN (REPLAY_PAGE, room / 2));
+
+  sub->reading = TRUE;
+  sub->aside_overflow = FALSE;
+  g_clear_pointer (&sub->aside, g_ptr_array_unref);
+  sub->aside = g_ptr_array_new_with_free_func (frames_free);
+  tocsin_relay_store_replay_page_async (conn->hub->relay->store, sub->channel_id, sub->cursor,
+                                        read->limit, read->cancellable, page_read_done, read);
 }
 
 static gboolean
@@ -792,7 +866,8 @@ app_subscribe (Connection *conn,
   if (conn->closed)
     return;
 
-  /* Registered and replayed in this same main-loop turn: no publish falls in between. */
+  /* Registered before its replay starts: what is published from now on is either read by a
+   * replay page or kept aside for it. */
   sub = connection_add_subscription (conn, channel->id, token, since);
   subscription_catch_up (sub);
 }
@@ -975,6 +1050,7 @@ stream_finished (SoupServerMessage *msg,
 
   g_signal_handlers_disconnect_by_data (msg, conn);
   g_clear_handle_id (&conn->keepalive_id, g_source_remove);
+  g_clear_handle_id (&conn->hangup_id, g_source_remove);
   g_clear_object (&conn->msg);
   connection_forget (conn);
 }
@@ -1005,6 +1081,39 @@ stream_keepalive (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The client of an SSE or NDJSON stream sends nothing after its request, so the socket turning
+ * readable means it hung up (end of file or a reset): end the stream at once, instead of at the
+ * next write, which may be a keepalive 30 s away. A plain fd source, not a GSocket one: a GSocket
+ * source would also fire on the socket's idle timeout, which an SSE stream outlives by design. */
+static gboolean
+stream_hangup (gint         fd,
+               GIOCondition condition,
+               gpointer     user_data)
+{
+  Connection *conn = user_data;
+  char byte;
+  gssize n;
+
+  if (!(condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)))
+    {
+      n = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return G_SOURCE_CONTINUE;
+      if (n > 0)
+        {
+          /* The client sent more (a pipelined request): leave it to libsoup, which reads it
+           * after this response, and rely on the keepalive writes to notice a hang-up. */
+          conn->hangup_id = 0;
+          return G_SOURCE_REMOVE;
+        }
+    }
+
+  conn->hangup_id = 0;
+  g_debug ("Subscriber %" G_GUINT64_FORMAT " (%s) hung up", conn->id, kind_names[conn->kind]);
+  connection_close (conn, CLOSE_GOING_AWAY, NULL);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 begin_http_stream (TocsinRelayHub     *hub,
                    SoupServerMessage  *msg,
@@ -1032,6 +1141,15 @@ begin_http_stream (TocsinRelayHub     *hub,
   g_signal_connect (msg, "finished", G_CALLBACK (stream_finished), conn);
   g_signal_connect (msg, "wrote-body-data", G_CALLBACK (stream_wrote_body_data), conn);
   conn->keepalive_id = g_timeout_add_seconds (KEEPALIVE_SECONDS, stream_keepalive, conn);
+  {
+    GSocket *socket = tocsin_relay_server_get_socket (msg);
+
+    /* The source lives no longer than the message ("finished" removes it), and libsoup closes
+     * the socket only after the message has finished, so the fd stays ours while watched. */
+    if (socket != NULL && !g_socket_is_closed (socket))
+      conn->hangup_id = g_unix_fd_add (g_socket_get_fd (socket),
+                                       G_IO_IN | G_IO_HUP | G_IO_ERR, stream_hangup, conn);
+  }
 
   if (kind == KIND_SSE)
     {
@@ -1062,6 +1180,7 @@ tocsin_relay_hub_new (TocsinRelay *relay)
                                          (GDestroyNotify) g_ptr_array_unref);
   hub->connections = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                             (GDestroyNotify) connection_unref);
+  hub->cancellable = g_cancellable_new ();
   hub->revalidate_id = g_timeout_add_seconds (REVALIDATE_SECONDS, hub_revalidate, hub);
   return hub;
 }
@@ -1077,6 +1196,9 @@ tocsin_relay_hub_free (TocsinRelayHub *hub)
     return;
 
   g_clear_handle_id (&hub->revalidate_id, g_source_remove);
+  /* Reads still in flight on the store's thread finish without touching the hub. */
+  g_cancellable_cancel (hub->cancellable);
+  g_clear_object (&hub->cancellable);
   g_hash_table_iter_init (&iter, hub->connections);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     g_ptr_array_add (conns, connection_ref (value));
@@ -1137,21 +1259,43 @@ tocsin_relay_hub_publish (TocsinRelayHub *hub,
       if (conn->closed)
         continue;
       sub = g_hash_table_lookup (conn->subs, &channel_id);
-      /* While catching up, the next replay page reads this message from the store. */
-      if (sub == NULL || sub->catching_up || id <= sub->cursor)
+      if (sub == NULL || id <= sub->cursor)
         continue;
+      if (sub->catching_up)
+        {
+          /* Not reading: the next page reads this message from the store. Reading: the page
+           * may have been read before this message was committed; keep it aside (see top). */
+          if (!sub->reading || sub->aside_overflow)
+            continue;
+          if (sub->aside->len >= conn->hub->relay->config.max_queue_frames)
+            {
+              sub->aside_overflow = TRUE;
+              g_ptr_array_set_size (sub->aside, 0);
+              continue;
+            }
+          {
+            Frames *kept = g_new0 (Frames, 1);
+
+            kept->channel_id = channel_id;
+            kept->id = id;
+            kept->object = g_bytes_ref (message);
+            g_ptr_array_add (sub->aside, kept);
+          }
+          continue;
+        }
       if (connection_send (conn, frames_get (&frames, conn->kind)))
         sub->cursor = id;
     }
   frames_clear (&frames);
 }
 
-/* Ends the subscriptions of @channel_id opened with a token other than @current_token (all of
- * them when it is NULL). */
+/* Ends the subscriptions of @channel_id opened before @opened_before (monotonic) with a token
+ * other than @current_token (all of them when it is NULL). */
 static void
 hub_end_subscriptions (TocsinRelayHub *hub,
                        gint64          channel_id,
                        const char     *current_token,
+                       gint64          opened_before,
                        const char     *reason)
 {
   GPtrArray *subs;
@@ -1165,6 +1309,8 @@ hub_end_subscriptions (TocsinRelayHub *hub,
     {
       Subscription *sub = g_ptr_array_index (subs, i);
 
+      if (sub->opened_us >= opened_before)
+        continue;
       if (current_token && sub->token && tocsin_token_equal (sub->token, current_token))
         continue;
       g_ptr_array_add (snapshot, connection_ref (sub->conn));
@@ -1198,9 +1344,63 @@ tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
 {
   g_return_if_fail (hub != NULL);
 
-  hub_end_subscriptions (hub, channel_id, NULL, reason);
+  hub_end_subscriptions (hub, channel_id, NULL, G_MAXINT64, reason);
 }
 
+typedef struct
+{
+  TocsinRelayHub *hub;          /* valid while cancellable is not cancelled */
+  GCancellable   *cancellable;  /* the hub's */
+  GArray         *ids;
+  gint64          started_us;
+} Revalidation;
+
+static void
+revalidation_free (Revalidation *check)
+{
+  g_object_unref (check->cancellable);
+  g_array_unref (check->ids);
+  g_free (check);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Revalidation, revalidation_free)
+
+static void
+revalidate_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(Revalidation) check = user_data;
+  g_autoptr(GHashTable) tokens = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinRelayHub *hub;
+
+  if (g_cancellable_is_cancelled (check->cancellable))
+    return;
+  hub = check->hub;
+  hub->revalidating = FALSE;
+  tokens = tocsin_relay_store_lookup_subscribe_tokens_finish (hub->relay->store, result, &error);
+  if (tokens == NULL)
+    {
+      g_message ("Could not check subscriptions against the store: %s", error->message);
+      return;
+    }
+  /* Only subscriptions opened before the tokens were read: a later one was checked when it
+   * opened, possibly against a token newer than what was read here. */
+  for (guint i = 0; i < check->ids->len; i++)
+    {
+      gint64 id = g_array_index (check->ids, gint64, i);
+      const char *token = g_hash_table_lookup (tokens, &id);
+
+      if (token == NULL)
+        hub_end_subscriptions (hub, id, NULL, check->started_us, "deleted");
+      else
+        hub_end_subscriptions (hub, id, token, check->started_us, "rotated");
+    }
+}
+
+/* Catches rotations and deletions made by another process (the command line). The lookups run
+ * on the store's reader thread, one batch for every subscribed channel. */
 static gboolean
 hub_revalidate (gpointer user_data)
 {
@@ -1208,20 +1408,26 @@ hub_revalidate (gpointer user_data)
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
   GHashTableIter iter;
   gpointer key;
+  Revalidation *check;
 
+  if (hub->revalidating)
+    return G_SOURCE_CONTINUE;
   g_hash_table_iter_init (&iter, hub->channels);
   while (g_hash_table_iter_next (&iter, &key, NULL))
     g_array_append_val (ids, *(gint64 *) key);
-  for (guint i = 0; i < ids->len; i++)
-    {
-      gint64 id = g_array_index (ids, gint64, i);
-      g_autoptr(TocsinRelayChannel) channel = tocsin_relay_store_find_by_id (hub->relay->store, id);
+  if (ids->len == 0)
+    return G_SOURCE_CONTINUE;
 
-      if (channel == NULL)
-        hub_end_subscriptions (hub, id, NULL, "deleted");
-      else
-        hub_end_subscriptions (hub, id, channel->subscribe_token, "rotated");
-    }
+  check = g_new0 (Revalidation, 1);
+  check->hub = hub;
+  check->cancellable = g_object_ref (hub->cancellable);
+  check->ids = g_array_ref (ids);
+  check->started_us = g_get_monotonic_time ();
+  hub->revalidating = TRUE;
+  tocsin_relay_store_lookup_subscribe_tokens_async (hub->relay->store,
+                                                    (const gint64 *) (gpointer) ids->data,
+                                                    ids->len, check->cancellable,
+                                                    revalidate_done, check);
   return G_SOURCE_CONTINUE;
 }
 

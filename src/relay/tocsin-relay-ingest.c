@@ -13,6 +13,8 @@
 
 #include "config.h"
 
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <glib/gi18n.h>
 
@@ -103,6 +105,127 @@ json_depth_ok (const char *data,
   return TRUE;
 }
 
+/* json-glib 1.6 reads an integer with strtoull() and stores it in a gint64: one above
+ * G_MAXINT64 silently wraps to a negative number, and one past G_MAXUINT64 becomes -1. A float
+ * past DBL_MAX becomes inf, which json-glib then writes out as `inf`: not JSON, so every
+ * subscriber would fail to decode the message. Neither can be seen in the parsed tree, so the
+ * number literals are checked in the text itself. Returns FALSE and names the top-level variable
+ * that holds the first such number in *variable (NULL when it is not in one). Call only on text
+ * that parsed as JSON. */
+static gboolean
+json_numbers_ok (const char  *data,
+                 gsize        length,
+                 char       **variable)
+{
+  const char *last_string = NULL, *key = NULL;
+  gsize last_string_len = 0, key_len = 0;
+  guint depth = 0;
+
+  *variable = NULL;
+  for (gsize i = 0; i < length; i++)
+    {
+      char c = data[i];
+
+      if (c == '"')
+        {
+          gsize start = ++i;
+
+          while (i < length && data[i] != '"')
+            i += data[i] == '\\' ? 2 : 1;
+          if (depth == 1)
+            {
+              last_string = data + start;
+              last_string_len = MIN (i, length) - start;
+            }
+        }
+      else if (c == '{' || c == '[')
+        depth++;
+      else if (c == '}' || c == ']')
+        depth -= depth > 0;
+      else if (c == ':' && depth == 1)
+        {
+          key = last_string;
+          key_len = last_string_len;
+        }
+      else if (c == '-' || g_ascii_isdigit (c))
+        {
+          gsize start = i;
+          gboolean integer = TRUE;
+          g_autofree char *literal = NULL;
+          gboolean ok;
+
+          while (i < length && (g_ascii_isdigit (data[i]) || strchr ("+-.eE", data[i])))
+            {
+              if (strchr (".eE", data[i]))
+                integer = FALSE;
+              i++;
+            }
+          literal = g_strndup (data + start, i - start);
+          i--;
+          errno = 0;
+          if (integer)
+            {
+              g_ascii_strtoll (literal, NULL, 10);
+              ok = errno != ERANGE;
+            }
+          else
+            ok = isfinite (g_ascii_strtod (literal, NULL));
+          if (!ok)
+            {
+              if (key != NULL)
+                {
+                  g_autofree char *name = g_strndup (key, key_len);
+
+                  /* Keep the error short whatever the sender named it. */
+                  *variable = g_utf8_strlen (name, -1) > 64 ? g_utf8_substring (name, 0, 64)
+                                                            : g_steal_pointer (&name);
+                }
+              return FALSE;
+            }
+        }
+    }
+  return TRUE;
+}
+
+/* json-glib turns a \u escape that names no character (a lone surrogate, \ud800) into bytes that
+ * are not UTF-8; stored, they would break every subscriber (and libsoup refuses to send them in a
+ * text frame). TRUE when every member name and string under @node is valid UTF-8. The nesting is
+ * already bounded (MAX_JSON_DEPTH). */
+static gboolean
+json_strings_valid (JsonNode *node)
+{
+  switch (JSON_NODE_TYPE (node))
+    {
+    case JSON_NODE_OBJECT:
+      {
+        JsonObjectIter iter;
+        const char *name;
+        JsonNode *member;
+
+        json_object_iter_init (&iter, json_node_get_object (node));
+        while (json_object_iter_next (&iter, &name, &member))
+          if (!g_utf8_validate (name, -1, NULL) || !json_strings_valid (member))
+            return FALSE;
+        return TRUE;
+      }
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *array = json_node_get_array (node);
+
+        for (guint i = 0; i < json_array_get_length (array); i++)
+          if (!json_strings_valid (json_array_get_element (array, i)))
+            return FALSE;
+        return TRUE;
+      }
+    case JSON_NODE_VALUE:
+      return json_node_get_value_type (node) != G_TYPE_STRING ||
+             g_utf8_validate (json_node_get_string (node), -1, NULL);
+    case JSON_NODE_NULL:
+    default:
+      return TRUE;
+    }
+}
+
 /* Adds WWW-form pairs ("a=1&b=2") to @vars as strings. */
 static gboolean
 add_form_pairs (JsonObject  *vars,
@@ -118,8 +241,11 @@ add_form_pairs (JsonObject  *vars,
   params = g_uri_parse_params (data, length, "&", G_URI_PARAMS_WWW_FORM, &local_error);
   if (params == NULL)
     {
+      /* The parser's message may quote the sender's bytes: keep the answer valid UTF-8. */
+      g_autofree char *shown = g_utf8_make_valid (local_error->message, -1);
+
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   _("The %s is not valid form encoding: %s"), where, local_error->message);
+                   _("The %s is not valid form encoding: %s"), where, shown);
       return FALSE;
     }
 
@@ -210,10 +336,29 @@ read_body (SoupServerMessage  *msg,
         }
       if (!json_parser_load_from_data (parser, data, length, &local_error))
         {
+          /* json-glib's message quotes the offending bytes, which need not be UTF-8. */
+          g_autofree char *shown = g_utf8_make_valid (local_error->message, -1);
+
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                       _("The body is not valid JSON: %s"), local_error->message);
+                       _("The body is not valid JSON: %s"), shown);
           return FALSE;
         }
+      {
+        g_autofree char *variable = NULL;
+
+        if (!json_numbers_ok (data, length, &variable))
+          {
+            if (variable != NULL)
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           _("The number in “%s” is too large for the relay to keep exactly; "
+                             "send it as a string (in quotes) instead"), variable);
+            else
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           _("The body has a number too large for the relay to keep exactly; "
+                             "send it as a string (in quotes) instead"));
+            return FALSE;
+          }
+      }
       root = json_parser_get_root (parser);
       if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
         {
@@ -222,6 +367,29 @@ read_body (SoupServerMessage  *msg,
           return FALSE;
         }
       object = json_node_get_object (root);
+      if (!json_strings_valid (root))
+        {
+          JsonObjectIter iter;
+          const char *name;
+          JsonNode *member;
+          g_autofree char *variable = NULL;
+
+          /* Name the variable when its own name is text. */
+          json_object_iter_init (&iter, object);
+          while (variable == NULL && json_object_iter_next (&iter, &name, &member))
+            if (g_utf8_validate (name, -1, NULL) && !json_strings_valid (member))
+              variable = g_utf8_strlen (name, -1) > 64 ? g_utf8_substring (name, 0, 64)
+                                                       : g_strdup (name);
+          if (variable != NULL)
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         _("The string in “%s” has a \\u escape that is not a character (such as "
+                           "a lone surrogate, \\ud800); send valid UTF-8 text"), variable);
+          else
+            g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                         _("The body has a \\u escape that is not a character (such as a lone "
+                           "surrogate, \\ud800); send valid UTF-8 text"));
+          return FALSE;
+        }
       members = json_object_get_members (object);
       for (GList *l = members; l; l = l->next)
         json_object_set_member (vars, l->data,
@@ -333,8 +501,14 @@ commit_done (GObject      *source,
         {
           g_message ("Could not store a message for channel %" G_GINT64_FORMAT ": %s",
                      pending->channel_id, error->message);
-          tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-                                   _("The relay could not store the message; try again later"));
+          /* 503, not 500: the store failing (a full disk, an I/O error) is the relay's
+           * condition, not the request's, and the same webhook may well succeed later. */
+          soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
+                                        "Retry-After", "30");
+          tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                           _("The relay could not store the message (its disk "
+                                             "may be full); nothing was stored, try again "
+                                             "later"));
         }
       soup_server_message_unpause (pending->msg);
       return;

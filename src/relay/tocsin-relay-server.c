@@ -12,6 +12,7 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <glib/gi18n.h>
 #include <netinet/in.h>
@@ -19,6 +20,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-handlers.h"
@@ -26,8 +29,10 @@
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-tls.h"
 
 #define SOCKET_KEY         "tocsin-relay-socket"
+#define GUARD_KEY          "tocsin-relay-request-guard"
 #define SWEEP_SECONDS      10
 #define MAX_LINGERING      64
 #define LINGER_SECONDS     2
@@ -40,7 +45,9 @@ typedef struct
   GPtrArray              *listeners;   /* GSocket */
   GPtrArray              *sources;     /* GSource, one per listener */
   GPtrArray              *urls;        /* char*, "http://HOST:PORT" per listener */
-  GHashTable             *sockets;     /* accepted GSocket → itself, while open */
+  GHashTable             *sockets;     /* accepted GSocket → Conn, while open */
+  GSocket                *keepalive_peer; /* the other end of SoupServer's private listener */
+  GTlsCertificate        *tls;         /* --tls-cert: every connection is TLS; NULL: plain */
   guint                   lingering;   /* refused sockets being drained */
   guint                   sweep_id;
   GMainLoop              *loop;
@@ -149,6 +156,28 @@ is_token_segment (const char *segment)
   return TRUE;
 }
 
+/* One accepted TCP connection. libsoup gets it anew for every request (see conn_recycle()). */
+typedef struct
+{
+  Server            *server;
+  GSocket           *socket;
+  GSocketConnection *connection;   /* ours: libsoup is handed this (or a wrapper of it) */
+  GSocketAddress    *local;
+  GSocketAddress    *remote;       /* carries SOCKET_KEY */
+  SoupServerMessage *last;         /* the request that just finished on it */
+  gboolean           between;      /* no byte of a next request read since */
+  guint              recycle_id;
+} Conn;
+
+typedef struct
+{
+  Server            *server;
+  SoupServerMessage *msg;         /* borrowed: the guard lives as the message's data */
+  guint              deadline_id;
+  guint64            received;
+  gboolean           refused;     /* answered 413 on the socket itself; the handler stays out */
+} RequestGuard;
+
 static void
 route (SoupServer        *soup_server,
        SoupServerMessage *msg,
@@ -158,6 +187,14 @@ route (SoupServer        *soup_server,
 {
   Server *server = user_data;
   TocsinRelay *relay = &server->relay;
+  RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
+
+  if (guard != NULL && guard->refused)
+    {
+      /* What arrived is a truncated body: nothing may act on it. */
+      soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, NULL);
+      return;
+    }
 
   if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3))
     {
@@ -222,6 +259,234 @@ route (SoupServer        *soup_server,
   tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                    _("Nothing is here. Webhooks go to /t/TRIGGER_TOKEN and "
                                      "subscribers read /s/SUBSCRIBE_TOKEN."));
+}
+
+/* ---- Keep-alive ---- */
+
+/* libsoup 3.2 loses track of a kept-alive HTTP/1.1 connection that ends while it waits for the
+ * next request: if the client closes it, or the idle timeout fires, before a first byte of that
+ * request, the connection is neither answered nor disconnected (soup-server-message-io-http1.c
+ * soup_server_message_io_http1_finished(); fixed upstream in d20c6601, after 3.2). It would stay
+ * open, deaf, and hold its descriptor for good. The first request on a connection does not have
+ * this flaw. So once a request has finished and libsoup keeps the connection, the relay takes it
+ * back (soup_server_message_steal_connection()) and hands it in again as a new connection, whose
+ * next request is again a first one. Only between requests: when no byte of the next request has
+ * been read, which the high priority of the idle guarantees (libsoup reads at the default one). */
+static void
+conn_free (gpointer data)
+{
+  Conn *conn = data;
+
+  g_clear_handle_id (&conn->recycle_id, g_source_remove);
+  g_clear_object (&conn->last);
+  g_clear_object (&conn->connection);
+  g_clear_object (&conn->local);
+  g_clear_object (&conn->remote);
+  g_free (conn);
+}
+
+static Conn *
+conn_for_message (Server            *server,
+                  SoupServerMessage *msg)
+{
+  GSocket *socket = tocsin_relay_server_get_socket (msg);
+
+  return socket ? g_hash_table_lookup (server->sockets, socket) : NULL;
+}
+
+static gboolean
+conn_recycle (gpointer user_data)
+{
+  Conn *conn = user_data;
+  g_autoptr(SoupServerMessage) last = g_steal_pointer (&conn->last);
+  g_autoptr(GIOStream) stolen = NULL;
+  GInputStream *input;
+  GIOStream *stream;
+
+  conn->recycle_id = 0;
+  /* Closed: libsoup ended it (Connection: close, an error), and it is already gone. A request
+   * under way: it will finish, and come back here. */
+  if (last == NULL || !conn->between || g_socket_is_closed (conn->socket) ||
+      conn->server->stopping)
+    return G_SOURCE_REMOVE;
+
+  stolen = soup_server_message_steal_connection (last);
+  if (stolen == NULL)
+    return G_SOURCE_REMOVE;
+  /* libsoup may hold bytes of a pipelined request in its buffer: then keep its stream (which
+   * has them) for this round; otherwise go back to the bare connection, so that wrappers never
+   * pile up. */
+  input = g_io_stream_get_input_stream (stolen);
+  if (G_IS_POLLABLE_INPUT_STREAM (input) &&
+      g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)))
+    stream = stolen;
+  else
+    stream = tocsin_relay_tls_get_stream (conn->remote, G_IO_STREAM (conn->connection));
+  soup_server_accept_iostream (conn->server->relay.server, stream, conn->local, conn->remote,
+                               NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- Bounding each request ---- */
+
+/* libsoup 3.2 reads a whole request body into memory before any handler sees it, and gives a
+ * request as long as it likes to arrive, byte by byte (slowloris). So each request gets a guard
+ * from its first byte: the request (head and body) must arrive within the idle timeout, and a body
+ * past max-body is refused as it arrives (by its Content-Length, or for a chunked body once that
+ * much has come), not after it has been read whole. */
+
+static void
+request_guard_free (gpointer data)
+{
+  RequestGuard *guard = data;
+
+  g_clear_handle_id (&guard->deadline_id, g_source_remove);
+  g_free (guard);
+}
+
+static gboolean
+request_too_slow (gpointer user_data)
+{
+  RequestGuard *guard = user_data;
+  GSocket *socket = tocsin_relay_server_get_socket (guard->msg);
+
+  guard->deadline_id = 0;
+  /* libsoup's read then ends, and it closes the connection. Shutting down rather than closing
+   * keeps the descriptor libsoup still polls valid. */
+  if (socket != NULL && !g_socket_is_closed (socket))
+    g_socket_shutdown (socket, TRUE, TRUE, NULL);
+  /* A refused request was paused; now let libsoup read the end of it. */
+  if (guard->refused)
+    soup_server_message_unpause (guard->msg);
+  return G_SOURCE_REMOVE;
+}
+
+/* max-body bounds webhooks; the owner API's bodies (a few templates) may always take 64 KiB. */
+static guint64
+request_body_cap (RequestGuard *guard)
+{
+  const char *path = g_uri_get_path (soup_server_message_get_uri (guard->msg));
+  gsize max_body = guard->server->relay.config.max_body;
+
+  return g_str_has_prefix (path, "/t/") ? max_body : MAX (max_body, 64 * 1024);
+}
+
+static void
+request_refuse_too_large (RequestGuard *guard)
+{
+  GSocket *socket = tocsin_relay_server_get_socket (guard->msg);
+  g_autoptr(JsonObject) object = json_object_new ();
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *limit = NULL;
+  g_autofree char *sentence = NULL;
+  g_autofree char *body = NULL;
+  g_autofree char *response = NULL;
+
+  if (guard->refused)
+    return;
+  guard->refused = TRUE;
+  /* Whatever else comes is read and dropped, not kept. */
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (guard->msg), FALSE);
+  soup_message_body_truncate (soup_server_message_get_request_body (guard->msg));
+  if (socket == NULL || g_socket_is_closed (socket))
+    return;
+
+  limit = g_format_size_full (request_body_cap (guard), G_FORMAT_SIZE_IEC_UNITS);
+  sentence = g_strdup_printf (_("The body is larger than this relay takes (%s)"), limit);
+  json_object_set_string_member (object, "error", sentence);
+  node = json_node_init_object (json_node_alloc (), object);
+  body = json_to_string (node, FALSE);
+  response = g_strdup_printf ("HTTP/1.1 413 Request Entity Too Large\r\n"
+                              "Content-Type: application/json\r\n"
+                              "Content-Length: %zu\r\n"
+                              "Cache-Control: no-store\r\n"
+                              "Connection: close\r\n"
+                              "\r\n%s", strlen (body), body);
+  /* libsoup has written nothing for this request yet (it is still reading it), so the answer can
+   * go on the socket itself; the write side then closes, so nothing libsoup writes later follows
+   * it. libsoup stops reading (paused) and the connection is closed after a short linger, so
+   * that a client that reads while it sends sees the answer before the close. */
+  tocsin_relay_tls_send (soup_server_message_get_remote_address (guard->msg), socket, response,
+                         strlen (response));
+  g_socket_shutdown (socket, FALSE, TRUE, NULL);
+  soup_server_message_pause (guard->msg);
+  g_clear_handle_id (&guard->deadline_id, g_source_remove);
+  guard->deadline_id = g_timeout_add_seconds (LINGER_SECONDS, request_too_slow, guard);
+}
+
+static void
+request_got_headers (SoupServerMessage *msg,
+                     gpointer           user_data)
+{
+  RequestGuard *guard = user_data;
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      (guint64) soup_message_headers_get_content_length (headers) > request_body_cap (guard))
+    request_refuse_too_large (guard);
+}
+
+static void
+request_got_chunk (SoupServerMessage *msg,
+                   GBytes            *chunk,
+                   gpointer           user_data)
+{
+  RequestGuard *guard = user_data;
+
+  guard->received += g_bytes_get_size (chunk);
+  if (guard->received > request_body_cap (guard))
+    request_refuse_too_large (guard);
+}
+
+static void
+request_got_body (SoupServerMessage *msg,
+                  gpointer           user_data)
+{
+  RequestGuard *guard = user_data;
+
+  /* Read whole in time. (A refused one keeps its short linger.) */
+  if (!guard->refused)
+    g_clear_handle_id (&guard->deadline_id, g_source_remove);
+}
+
+static void
+request_done (SoupServerMessage *msg,
+              gpointer           user_data)
+{
+  RequestGuard *guard = user_data;
+  Conn *conn = conn_for_message (guard->server, msg);
+
+  g_clear_handle_id (&guard->deadline_id, g_source_remove);
+  if (conn != NULL && !g_socket_is_closed (conn->socket))
+    {
+      conn->between = TRUE;
+      g_set_object (&conn->last, msg);
+      if (conn->recycle_id == 0)
+        conn->recycle_id = g_idle_add_full (G_PRIORITY_HIGH, conn_recycle, conn, NULL);
+    }
+}
+
+static void
+request_started (SoupServer        *soup_server,
+                 SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  Server *server = user_data;
+  RequestGuard *guard = g_new0 (RequestGuard, 1);
+  Conn *conn = conn_for_message (server, msg);
+
+  if (conn != NULL)
+    conn->between = FALSE;
+  guard->server = server;
+  guard->msg = msg;
+  guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),
+                                              request_too_slow, guard);
+  g_object_set_data_full (G_OBJECT (msg), GUARD_KEY, guard, request_guard_free);
+  g_signal_connect (msg, "got-headers", G_CALLBACK (request_got_headers), guard);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (request_got_chunk), guard);
+  g_signal_connect (msg, "got-body", G_CALLBACK (request_got_body), guard);
+  /* A message that has finished needs no deadline, even if it lingers in memory. */
+  g_signal_connect (msg, "finished", G_CALLBACK (request_done), guard);
 }
 
 /* ---- Accepting ---- */
@@ -309,8 +574,10 @@ refuse (Server  *server,
                               "Retry-After: 5\r\n"
                               "Connection: close\r\n"
                               "\r\n%s", strlen (body), body);
-  /* A fresh socket's send buffer takes this at once; if not, the client gets a bare close. */
-  g_socket_send (socket, response, strlen (response), NULL, NULL);
+  /* A fresh socket's send buffer takes this at once; if not, the client gets a bare close.
+   * A TLS client could not read plain text: it gets the bare close. */
+  if (server->tls == NULL)
+    g_socket_send (socket, response, strlen (response), NULL, NULL);
   g_socket_shutdown (socket, FALSE, TRUE, NULL);
 
   if (server->lingering >= MAX_LINGERING)
@@ -336,6 +603,7 @@ accept_one (Server  *server,
   g_autoptr(GSocketAddress) local = NULL;
   g_autoptr(GSocketAddress) remote = NULL;
   guint max = server->relay.config.max_connections;
+  Conn *conn;
 
   g_socket_set_blocking (socket, FALSE);
   if (g_hash_table_size (server->sockets) >= max)
@@ -357,11 +625,21 @@ accept_one (Server  *server,
       return;
     }
   g_object_set_data_full (G_OBJECT (remote), SOCKET_KEY, g_object_ref (socket), g_object_unref);
-  g_hash_table_add (server->sockets, g_object_ref (socket));
-
   connection = g_socket_connection_factory_create_connection (socket);
-  soup_server_accept_iostream (server->relay.server, G_IO_STREAM (connection), local, remote,
-                               NULL);
+  conn = g_new0 (Conn, 1);
+  conn->server = server;
+  conn->socket = socket;   /* the table's key holds the reference */
+  conn->connection = g_object_ref (connection);
+  conn->local = g_object_ref (local);
+  conn->remote = g_object_ref (remote);
+  g_hash_table_insert (server->sockets, g_object_ref (socket), conn);
+
+  if (server->tls != NULL)
+    tocsin_relay_tls_accept (server->relay.server, server->tls, connection, local, remote,
+                             server->relay.config.idle_timeout);
+  else
+    soup_server_accept_iostream (server->relay.server, G_IO_STREAM (connection), local, remote,
+                                 NULL);
 }
 
 static gboolean
@@ -491,7 +769,8 @@ server_listen (Server      *server,
   {
     g_autofree char *where = address_string (bound);
 
-    g_ptr_array_add (server->urls, g_strdup_printf ("http://%s", where));
+    g_ptr_array_add (server->urls, g_strdup_printf ("%s://%s", server->tls ? "https" : "http",
+                                                    where));
   }
   return TRUE;
 
@@ -499,6 +778,46 @@ fail:
   g_set_error (error, local_error->domain, local_error->code,
                _("Could not listen on %s: %s"), text, local_error->message);
   return FALSE;
+}
+
+/* libsoup 3.2 keeps an HTTP/1.1 connection open after a response only while the SoupServer has
+ * at least one listener of its own (request_finished() in soup-server.c tests priv->listeners);
+ * connections handed in with soup_server_accept_iostream() are otherwise closed after every
+ * response, which breaks keep-alive. So the server gets one listener that nobody can reach: one
+ * end of a socketpair. soup_listener_new() takes a connected socket; its accept source waits
+ * for the socket to become readable, and nothing is ever written to the other end, which we keep
+ * open (closing it would make our end readable, and an accept() on it would merely fail). Unlike
+ * a Unix socket in the data dir or in the abstract namespace (listed in /proc/net/unix), a
+ * socketpair has no name that anyone could connect to. */
+static gboolean
+server_enable_keepalive (Server  *server,
+                         GError **error)
+{
+  g_autoptr(GSocket) ours = NULL;
+  int fds[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    {
+      int saved = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                   "socketpair: %s", g_strerror (saved));
+      return FALSE;
+    }
+  ours = g_socket_new_from_fd (fds[0], error);
+  if (ours == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return FALSE;
+    }
+  server->keepalive_peer = g_socket_new_from_fd (fds[1], error);
+  if (server->keepalive_peer == NULL)
+    {
+      close (fds[1]);
+      return FALSE;
+    }
+  return soup_server_listen_socket (server->relay.server, ours, 0, error);
 }
 
 /* ---- Shutdown ---- */
@@ -552,6 +871,8 @@ server_clear (Server *server)
   if (server->relay.server)
     soup_server_disconnect (server->relay.server);
   g_clear_object (&server->relay.server);
+  g_clear_object (&server->keepalive_peer);
+  g_clear_object (&server->tls);
   g_clear_pointer (&server->relay.store, tocsin_relay_store_free);
   g_clear_pointer (&server->listeners, g_ptr_array_unref);
   g_clear_pointer (&server->urls, g_ptr_array_unref);
@@ -585,7 +906,7 @@ tocsin_relay_serve (int    argc,
   server.listeners = g_ptr_array_new_with_free_func (g_object_unref);
   server.sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
   server.urls = g_ptr_array_new_with_free_func (g_free);
-  server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, NULL);
+  server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, conn_free);
   server.loop = g_main_loop_new (NULL, FALSE);
 
   server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
@@ -595,12 +916,26 @@ tocsin_relay_serve (int    argc,
       goto out;
     }
   tocsin_relay_store_set_retention (server.relay.store, server.config.relay.retention_seconds);
+  if (server.config.tls_cert != NULL)
+    {
+      server.tls = tocsin_relay_tls_load (server.config.tls_cert, server.config.tls_key, &error);
+      if (server.tls == NULL)
+        {
+          g_printerr ("tocsin-relay serve: %s\n", error->message);
+          goto out;
+        }
+    }
 
   server.relay.server = g_object_new (SOUP_TYPE_SERVER, "server-header", "tocsin-relay ", NULL);
   /* We never use SoupServer's own WebSocket handler, but make sure nothing offers deflate. */
   soup_server_remove_websocket_extension (server.relay.server,
                                           SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
   soup_server_add_handler (server.relay.server, NULL, route, &server, NULL);
+  if (!server_enable_keepalive (&server, &error))
+    {
+      g_printerr ("tocsin-relay serve: %s\n", error->message);
+      goto out;
+    }
 
   for (guint i = 0; server.config.listen[i]; i++)
     if (!server_listen (&server, server.config.listen[i], &loopback, &error))
@@ -611,11 +946,23 @@ tocsin_relay_serve (int    argc,
 
   if (server.config.relay.public_url == NULL)
     server.config.relay.public_url = g_strdup (g_ptr_array_index (server.urls, 0));
+  /* So that `tocsin-relay channel ...` run beside this server, without --public-url, prints
+   * URLs that reach it (with --listen=...:0 only this process knows the port). Not fatal: the
+   * command line can still be given --public-url. */
+  {
+    g_autoptr(GError) local_error = NULL;
+
+    if (!tocsin_relay_store_set_public_url (server.relay.store, server.config.relay.public_url,
+                                            &local_error))
+      g_message ("Could not record the public URL for the command line: %s",
+                 local_error->message);
+  }
   if (!server.config.open_relay_set)
     server.config.relay.open_relay = loopback;
   /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);
+  g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
 
   g_unix_signal_add (SIGTERM, on_stop_signal, &server);
   g_unix_signal_add (SIGINT, on_stop_signal, &server);

@@ -17,6 +17,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -67,6 +68,24 @@ typedef struct
   gint64         time_ms;
 } Job;
 
+/* The reader thread's jobs. */
+typedef enum
+{
+  READ_REPLAY,
+  READ_TOKENS,
+  READ_STOP,
+} ReadKind;
+
+typedef struct
+{
+  ReadKind  kind;
+  GTask    *task;
+  gint64    channel_id;
+  gint64    after_id;
+  guint     limit;
+  GArray   *ids;         /* READ_TOKENS */
+} ReadJob;
+
 typedef struct
 {
   double tokens;
@@ -84,6 +103,9 @@ struct _TocsinRelayStore
 
   GThread      *writer;
   GAsyncQueue  *jobs;
+
+  GThread      *reader;      /* started on first use; its own connection, only reads */
+  GAsyncQueue  *reads;
   sqlite3      *wdb;         /* the writer thread's alone */
   gint          retention;   /* seconds; atomic, the writer thread reads it */
 
@@ -510,6 +532,16 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_thread_join (store->writer);
   g_async_queue_unref (store->jobs);
 
+  if (store->reader != NULL)
+    {
+      ReadJob *read_stop = g_new0 (ReadJob, 1);
+
+      read_stop->kind = READ_STOP;
+      g_async_queue_push (store->reads, read_stop);
+      g_thread_join (store->reader);
+      g_async_queue_unref (store->reads);
+    }
+
   sqlite3_close (store->wdb);
   sqlite3_close (store->db);
   g_hash_table_unref (store->channels);
@@ -858,7 +890,7 @@ not_found (gint64   id,
            GError **error)
 {
   g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-               _("There is no channel %" G_GINT64_FORMAT), id);
+               _("There is no channel %" PRId64), id);
   return FALSE;
 }
 
@@ -1143,26 +1175,52 @@ tocsin_relay_store_replay (TocsinRelayStore       *store,
                            gint64                 *gap_to,
                            GError                **error)
 {
+  return tocsin_relay_store_replay_page (store, channel_id, after_id, 0, func, user_data,
+                                         gap_from, gap_to, error);
+}
+
+void
+tocsin_relay_replay_page_free (TocsinRelayReplayPage *page)
+{
+  if (page == NULL)
+    return;
+  g_array_unref (page->ids);
+  g_ptr_array_unref (page->messages);
+  g_free (page);
+}
+
+static TocsinRelayReplayPage *
+replay_page_new (void)
+{
+  TocsinRelayReplayPage *page = g_new0 (TocsinRelayReplayPage, 1);
+
+  page->ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  page->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  return page;
+}
+
+/* Reads one page on @db, which the caller alone uses for now (the main connection under the
+ * lock, or the reader thread's). */
+static TocsinRelayReplayPage *
+replay_read (TocsinRelayStore  *store,
+             sqlite3           *db,
+             gint64             channel_id,
+             gint64             after_id,
+             guint              limit,
+             GError           **error)
+{
   g_autoptr(Stmt) stmt = NULL;
-  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = replay_page_new ();
   gint64 cutoff_ms, last_id = 0, first_retained = 0;
   gboolean has_channel = FALSE;
   int rc;
 
-  g_return_val_if_fail (store != NULL, FALSE);
-  g_return_val_if_fail (func != NULL, FALSE);
-
-  if (gap_from)
-    *gap_from = 0;
-  if (gap_to)
-    *gap_to = 0;
-
   cutoff_ms = g_get_real_time () / 1000 - get_retention (store) * 1000;
-  rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 
-  /* Read under the lock, call @func without it: @func may well use the store. */
-  g_mutex_lock (&store->lock);
-  stmt = prepare (store->db, "SELECT last_id FROM channels WHERE id = ?", error);
+  /* One read transaction, so that last_id and the rows agree. */
+  if (!exec_sql (db, "BEGIN", error))
+    return NULL;
+  stmt = prepare (db, "SELECT last_id FROM channels WHERE id = ?", error);
   if (stmt == NULL)
     goto fail;
   sqlite3_bind_int64 (stmt, 1, channel_id);
@@ -1174,35 +1232,39 @@ tocsin_relay_store_replay (TocsinRelayStore       *store,
   g_clear_pointer (&stmt, sqlite3_finalize);
   if (!has_channel)
     {
-      g_mutex_unlock (&store->lock);
-      return not_found (channel_id, error);
+      not_found (channel_id, error);
+      goto fail;
     }
 
-  stmt = prepare (store->db,
-                  "SELECT id, data FROM messages WHERE channel_id = ? AND id > ? AND time_ms >= ?"
-                  " ORDER BY id", error);
+  stmt = prepare (db,
+                  /* "+time_ms": walk the primary key from the cursor (so LIMIT stops the read),
+                   * never the time index. */
+                  "SELECT id, data FROM messages WHERE channel_id = ? AND id > ? AND +time_ms >= ?"
+                  " ORDER BY id LIMIT ?", error);
   if (stmt == NULL)
     goto fail;
   sqlite3_bind_int64 (stmt, 1, channel_id);
   sqlite3_bind_int64 (stmt, 2, MAX (after_id, 0));
   sqlite3_bind_int64 (stmt, 3, get_retention (store) > 0 ? cutoff_ms : G_MAXINT64);
+  /* A negative LIMIT is no limit in SQLite. */
+  sqlite3_bind_int64 (stmt, 4, limit > 0 ? (gint64) limit : -1);
   while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
     {
       gint64 id = sqlite3_column_int64 (stmt, 0);
-      GBytes *bytes = g_bytes_new (sqlite3_column_blob (stmt, 1), sqlite3_column_bytes (stmt, 1));
 
       if (first_retained == 0)
         first_retained = id;
-      /* The id rides along in front of the data. */
-      g_ptr_array_add (rows, g_bytes_new_take (g_memdup2 (&id, sizeof id), sizeof id));
-      g_ptr_array_add (rows, bytes);
+      g_array_append_val (page->ids, id);
+      g_ptr_array_add (page->messages, g_bytes_new (sqlite3_column_blob (stmt, 1),
+                                                    sqlite3_column_bytes (stmt, 1)));
     }
   if (rc != SQLITE_DONE)
     {
-      set_sqlite_error (store->db, rc, "replaying messages", error);
+      set_sqlite_error (db, rc, "replaying messages", error);
       goto fail;
     }
-  g_mutex_unlock (&store->lock);
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  exec_sql (db, "COMMIT", NULL);
 
   /* A cursor (not "everything") older than what is kept: name what can't be replayed. */
   if (after_id >= 0)
@@ -1211,25 +1273,234 @@ tocsin_relay_store_replay (TocsinRelayStore       *store,
 
       if (to > after_id)
         {
-          if (gap_from)
-            *gap_from = after_id + 1;
-          if (gap_to)
-            *gap_to = to;
+          page->gap_from = after_id + 1;
+          page->gap_to = to;
         }
     }
-
-  for (guint i = 0; i + 1 < rows->len; i += 2)
-    {
-      gint64 id = *(const gint64 *) g_bytes_get_data (rows->pdata[i], NULL);
-
-      if (!func (id, rows->pdata[i + 1], user_data))
-        break;
-    }
-  return TRUE;
+  return g_steal_pointer (&page);
 
 fail:
+  g_clear_pointer (&stmt, sqlite3_finalize);
+  sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+  return NULL;
+}
+
+gboolean
+tocsin_relay_store_replay_page (TocsinRelayStore       *store,
+                                gint64                  channel_id,
+                                gint64                  after_id,
+                                guint                   limit,
+                                TocsinRelayReplayFunc   func,
+                                gpointer                user_data,
+                                gint64                 *gap_from,
+                                gint64                 *gap_to,
+                                GError                **error)
+{
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (func != NULL, FALSE);
+
+  if (gap_from)
+    *gap_from = 0;
+  if (gap_to)
+    *gap_to = 0;
+
+  /* Read under the lock, call @func without it: @func may well use the store. */
+  g_mutex_lock (&store->lock);
+  page = replay_read (store, store->db, channel_id, after_id, limit, error);
   g_mutex_unlock (&store->lock);
-  return FALSE;
+  if (page == NULL)
+    return FALSE;
+
+  if (gap_from)
+    *gap_from = page->gap_from;
+  if (gap_to)
+    *gap_to = page->gap_to;
+  for (guint i = 0; i < page->ids->len; i++)
+    if (!func (g_array_index (page->ids, gint64, i), page->messages->pdata[i], user_data))
+      break;
+  return TRUE;
+}
+
+/* ---- the reader thread ---- */
+
+
+static void
+read_job_free (ReadJob *job)
+{
+  g_clear_object (&job->task);
+  g_clear_pointer (&job->ids, g_array_unref);
+  g_free (job);
+}
+
+static void
+token_free (gpointer data)
+{
+  char *token = data;
+
+  explicit_bzero (token, strlen (token));
+  g_free (token);
+}
+
+static GHashTable *
+tokens_read (sqlite3  *db,
+             GArray   *ids,
+             GError  **error)
+{
+  g_autoptr(GHashTable) tokens = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                                        token_free);
+  g_autoptr(Stmt) stmt = prepare (db, "SELECT subscribe_token FROM channels WHERE id = ?", error);
+
+  if (stmt == NULL)
+    return NULL;
+  for (guint i = 0; i < ids->len; i++)
+    {
+      gint64 id = g_array_index (ids, gint64, i);
+      int rc;
+
+      sqlite3_reset (stmt);
+      sqlite3_bind_int64 (stmt, 1, id);
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        g_hash_table_insert (tokens, g_memdup2 (&id, sizeof id),
+                             g_strdup (column_text (stmt, 0)));
+      else if (rc != SQLITE_DONE)
+        {
+          set_sqlite_error (db, rc, "checking subscribe tokens", error);
+          return NULL;
+        }
+    }
+  return g_steal_pointer (&tokens);
+}
+
+static gpointer
+reader_main (gpointer data)
+{
+  TocsinRelayStore *store = data;
+  g_autoptr(GError) open_error = NULL;
+  sqlite3 *db = open_connection (store->path, &open_error);
+
+  /* This connection only reads; query_only makes sure of it. */
+  if (db != NULL && !exec_sql (db, "PRAGMA query_only=1", &open_error))
+    g_clear_pointer (&db, sqlite3_close);
+
+  for (;;)
+    {
+      ReadJob *job = g_async_queue_pop (store->reads);
+      g_autoptr(GError) error = NULL;
+
+      if (job->kind == READ_STOP)
+        {
+          read_job_free (job);
+          break;
+        }
+      if (g_task_return_error_if_cancelled (job->task))
+        ;
+      else if (db == NULL)
+        g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
+                                 TOCSIN_RELAY_STORE_ERROR_FAILED, "%s", open_error->message);
+      else if (job->kind == READ_REPLAY)
+        {
+          TocsinRelayReplayPage *page = replay_read (store, db, job->channel_id, job->after_id,
+                                                     job->limit, &error);
+
+          if (page != NULL)
+            g_task_return_pointer (job->task, page,
+                                   (GDestroyNotify) tocsin_relay_replay_page_free);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&error));
+        }
+      else
+        {
+          GHashTable *tokens = tokens_read (db, job->ids, &error);
+
+          if (tokens != NULL)
+            g_task_return_pointer (job->task, tokens, (GDestroyNotify) g_hash_table_unref);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&error));
+        }
+      read_job_free (job);
+    }
+  sqlite3_close (db);
+  return NULL;
+}
+
+/* Started on first use: the command line never needs it. */
+static void
+reader_push (TocsinRelayStore *store,
+             ReadJob          *job)
+{
+  g_mutex_lock (&store->lock);
+  if (store->reader == NULL)
+    {
+      store->reads = g_async_queue_new_full ((GDestroyNotify) read_job_free);
+      store->reader = g_thread_new ("tocsin-store-reader", reader_main, store);
+    }
+  g_mutex_unlock (&store->lock);
+  g_async_queue_push (store->reads, job);
+}
+
+void
+tocsin_relay_store_replay_page_async (TocsinRelayStore    *store,
+                                      gint64               channel_id,
+                                      gint64               after_id,
+                                      guint                limit,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  ReadJob *job;
+
+  g_return_if_fail (store != NULL);
+
+  job = g_new0 (ReadJob, 1);
+  job->kind = READ_REPLAY;
+  job->channel_id = channel_id;
+  job->after_id = after_id;
+  job->limit = limit;
+  job->task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (job->task, tocsin_relay_store_replay_page_async);
+  reader_push (store, job);
+}
+
+TocsinRelayReplayPage *
+tocsin_relay_store_replay_page_finish (TocsinRelayStore  *store,
+                                       GAsyncResult      *result,
+                                       GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+void
+tocsin_relay_store_lookup_subscribe_tokens_async (TocsinRelayStore    *store,
+                                                  const gint64        *ids,
+                                                  guint                n_ids,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data)
+{
+  ReadJob *job;
+
+  g_return_if_fail (store != NULL);
+
+  job = g_new0 (ReadJob, 1);
+  job->kind = READ_TOKENS;
+  job->ids = g_array_sized_new (FALSE, FALSE, sizeof (gint64), n_ids);
+  g_array_append_vals (job->ids, ids, n_ids);
+  job->task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (job->task, tocsin_relay_store_lookup_subscribe_tokens_async);
+  reader_push (store, job);
+}
+
+GHashTable *
+tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore  *store,
+                                                   GAsyncResult      *result,
+                                                   GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /* ---- public views ---- */

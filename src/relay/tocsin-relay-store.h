@@ -52,6 +52,54 @@ gboolean tocsin_relay_store_replay (TocsinRelayStore      *store,
                                     gint64                *gap_from,
                                     gint64                *gap_to,
                                     GError               **error);
+/* The same, reading at most @limit messages (0: no limit) from the database: one page of a long
+ * replay costs what it sends, not everything after it. The gap is computed as above. */
+gboolean tocsin_relay_store_replay_page (TocsinRelayStore      *store,
+                                         gint64                 channel_id,
+                                         gint64                 after_id,
+                                         guint                  limit,
+                                         TocsinRelayReplayFunc  func,
+                                         gpointer               user_data,
+                                         gint64                *gap_from,
+                                         gint64                *gap_to,
+                                         GError               **error);
+
+/* Off the main loop: the same page read on the store's reader thread, which has its own
+ * read-only connection, so that a long replay or a slow disk never stalls the server's main loop.
+ * @callback runs in the calling thread's default main context. */
+typedef struct
+{
+  GArray    *ids;        /* gint64, in id order */
+  GPtrArray *messages;   /* GBytes, the encoded message object of each id */
+  gint64     gap_from;   /* both 0 when there is no gap */
+  gint64     gap_to;
+} TocsinRelayReplayPage;
+
+void tocsin_relay_replay_page_free (TocsinRelayReplayPage *page);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayReplayPage, tocsin_relay_replay_page_free)
+
+void                   tocsin_relay_store_replay_page_async  (TocsinRelayStore    *store,
+                                                              gint64               channel_id,
+                                                              gint64               after_id,
+                                                              guint                limit,
+                                                              GCancellable        *cancellable,
+                                                              GAsyncReadyCallback  callback,
+                                                              gpointer             user_data);
+TocsinRelayReplayPage *tocsin_relay_store_replay_page_finish (TocsinRelayStore    *store,
+                                                              GAsyncResult        *result,
+                                                              GError             **error);
+
+/* On the reader thread too: the current subscribe token of each of @ids that still exists, as a
+ * GHashTable of gint64* id → token (channels that are gone are absent). */
+void        tocsin_relay_store_lookup_subscribe_tokens_async  (TocsinRelayStore    *store,
+                                                               const gint64        *ids,
+                                                               guint                n_ids,
+                                                               GCancellable        *cancellable,
+                                                               GAsyncReadyCallback  callback,
+                                                               gpointer             user_data);
+GHashTable *tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore    *store,
+                                                               GAsyncResult        *result,
+                                                               GError             **error);
 
 /* The public view of a channel (no trigger token, no owner key): what /s/{token} shows before
  * someone subscribes. {"id","name","description","title","body","link","condition",
