@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+#define G_LOG_DOMAIN "tocsin-test"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-test-reliability.h"
+
+GSocket *
+tocsin_rel_connect_raw (TocsinTestRelay *relay)
+{
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, relay->port);
+  g_autoptr(GError) error = NULL;
+  GSocket *socket;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                         &error);
+  g_assert_no_error (error);
+  g_socket_connect (socket, address, NULL, &error);
+  g_assert_no_error (error);
+  g_socket_set_blocking (socket, FALSE);
+  return socket;
+}
+
+gboolean
+tocsin_rel_send_all (GSocket    *socket,
+                     const char *data,
+                     gsize       length)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  while (length > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_send (socket, data, length, NULL, &error);
+
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("the relay neither read nor closed a connection for 60 s");
+          g_main_context_iteration (NULL, FALSE);
+          g_usleep (1000);
+          continue;
+        }
+      if (n < 0)
+        return FALSE;
+      data += n;
+      length -= n;
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_rel_peer_closed (GSocket *socket,
+                        GString *received)
+{
+  char buffer[16384];
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_receive (socket, buffer, sizeof buffer, NULL, &error);
+
+      if (n == 0)
+        return TRUE;
+      if (n < 0)
+        return !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+      if (received)
+        g_string_append_len (received, buffer, n);
+    }
+}
+
+static char *
+proc_path (TocsinTestRelay *relay,
+           const char      *what)
+{
+  g_assert_nonnull (relay->process);
+  return g_strdup_printf ("/proc/%s/%s", g_subprocess_get_identifier (relay->process), what);
+}
+
+gboolean
+tocsin_rel_relay_wrapped (void)
+{
+  const char *wrapper = g_getenv ("TOCSIN_RELAY_WRAPPER");
+
+#if defined(__SANITIZE_ADDRESS__)
+  /* The relay is built the same way: ASan's quarantine and shadow memory swamp its RSS. */
+  return TRUE;
+#endif
+  return wrapper != NULL && *wrapper != '\0';
+}
+
+guint64
+tocsin_rel_relay_rss_kib (TocsinTestRelay *relay)
+{
+  g_autofree char *path = proc_path (relay, "status");
+  g_autofree char *status = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *line;
+
+  g_file_get_contents (path, &status, NULL, &error);
+  g_assert_no_error (error);
+  line = strstr (status, "\nVmRSS:");
+  g_assert_nonnull (line);
+  line += strlen ("\nVmRSS:");
+  return g_ascii_strtoull (line, NULL, 10);
+}
+
+guint
+tocsin_rel_relay_fd_count (TocsinTestRelay *relay)
+{
+  g_autofree char *path = proc_path (relay, "fd");
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir))
+    n++;
+  return n;
+}
+
+JsonObject *
+tocsin_rel_parse_object (const char *text,
+                         gssize      length)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, length, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (json_parser_get_root (parser));
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)));
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+gint64
+tocsin_rel_last_id (TocsinTestRelay *relay,
+                    gint64           channel_id)
+{
+  g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT, channel_id);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(JsonObject) object = NULL;
+  int status;
+
+  status = tocsin_test_relay_cli (relay, &out, &err, "channel", "show", id, "--json", NULL);
+  if (status != 0)
+    g_error ("channel show %s failed: %s", id, err);
+  object = tocsin_rel_parse_object (out, -1);
+  return json_object_get_int_member (object, "last_id");
+}
+
+GPtrArray *
+tocsin_rel_replay_all (TocsinTestRelay *relay,
+                       JsonObject      *channel)
+{
+  gint64 last = tocsin_rel_last_id (relay, json_object_get_int_member (channel, "id"));
+  g_autofree char *path = g_strdup_printf ("/s/%s/ws?since=all",
+                                           json_object_get_string_member (channel,
+                                                                          "subscribe_token"));
+  g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(SoupWebsocketConnection) ws = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *messages = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+  gint64 newest = 0;
+
+  if (last == 0)
+    return messages;
+  ws = tocsin_test_websocket_connect (relay, path, &error);
+  g_assert_no_error (error);
+  tocsin_test_websocket_collect (ws, frames);
+
+  /* The replay is in id order, so the newest stored id comes last. */
+  for (guint seen = 0; newest < last;)
+    {
+      TOCSIN_WAIT_UNTIL (frames->len > seen ||
+                         soup_websocket_connection_get_state (ws) != SOUP_WEBSOCKET_STATE_OPEN);
+      if (frames->len == seen)
+        g_error ("the replay stream closed before message %" G_GINT64_FORMAT, last);
+      for (; seen < frames->len; seen++)
+        {
+          JsonObject *object = tocsin_rel_parse_object (frames->pdata[seen], -1);
+
+          if (json_object_has_member (object, "type"))
+            {
+              json_object_unref (object);
+              continue;
+            }
+          newest = json_object_get_int_member (object, "id");
+          g_ptr_array_add (messages, object);
+        }
+    }
+  soup_websocket_connection_close (ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+  TOCSIN_WAIT_UNTIL (soup_websocket_connection_get_state (ws) == SOUP_WEBSOCKET_STATE_CLOSED);
+  return messages;
+}
+
+void
+tocsin_rel_assert_store (TocsinTestRelay *relay,
+                         JsonObject      *channel,
+                         gint64           expected_last)
+{
+  g_autoptr(GPtrArray) messages = NULL;
+
+  g_assert_cmpint (tocsin_rel_last_id (relay, json_object_get_int_member (channel, "id")), ==,
+                   expected_last);
+  messages = tocsin_rel_replay_all (relay, channel);
+  g_assert_cmpuint (messages->len, ==, expected_last);
+  for (guint i = 0; i < messages->len; i++)
+    g_assert_cmpint (json_object_get_int_member (messages->pdata[i], "id"), ==, i + 1);
+}
+
+char *
+tocsin_rel_hook (JsonObject *channel,
+                 const char *suffix)
+{
+  return g_strconcat ("/t/", json_object_get_string_member (channel, "trigger_token"),
+                      suffix ? suffix : "", NULL);
+}
+
+gint64
+tocsin_rel_ring (TocsinTestRelay *relay,
+                 JsonObject      *channel,
+                 const char      *query)
+{
+  g_autofree char *path = tocsin_rel_hook (channel, query);
+  g_autoptr(JsonNode) node = NULL;
+  guint status = 0;
+
+  node = tocsin_test_http_json (relay, "GET", path, NULL, NULL, NULL, &status);
+  g_assert_cmpuint (status, ==, 200);
+  return json_object_get_int_member (json_node_get_object (node), "id");
+}

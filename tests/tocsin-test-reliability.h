@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-test-reliability.h: what the reliability tests observe of a running relay beyond HTTP:
+ * raw sockets (a peer that misbehaves below HTTP), the relay process's memory and descriptors
+ * from /proc, and what its store holds (replayed with since=all, as a subscriber sees it).
+ */
+#pragma once
+
+#include "tocsin-test-relay.h"
+
+G_BEGIN_DECLS
+
+/* A plain TCP connection to the relay, non-blocking. */
+GSocket   *tocsin_rel_connect_raw      (TocsinTestRelay *relay);
+/* Sends all of @data on a non-blocking socket (iterating the main context while it is full).
+ * FALSE once the peer has closed the connection. */
+gboolean   tocsin_rel_send_all         (GSocket         *socket,
+                                        const char      *data,
+                                        gsize            length);
+/* TRUE once the peer closed @socket (end of file or a reset); discards what it reads. When
+ * @received is given, appends what was read to it. */
+gboolean   tocsin_rel_peer_closed      (GSocket         *socket,
+                                        GString         *received);
+
+/* TRUE when the relay runs under TOCSIN_RELAY_WRAPPER (valgrind...) or is built with
+ * AddressSanitizer, whose own memory makes the relay's RSS mean nothing: memory bounds are then
+ * reported, not asserted. */
+gboolean   tocsin_rel_relay_wrapped    (void);
+/* The relay process's resident memory (VmRSS, KiB) and open descriptors, from /proc. */
+guint64    tocsin_rel_relay_rss_kib    (TocsinTestRelay *relay);
+guint      tocsin_rel_relay_fd_count   (TocsinTestRelay *relay);
+
+/* The newest stored message id of a channel (`channel show ID --json`). */
+gint64     tocsin_rel_last_id          (TocsinTestRelay *relay,
+                                        gint64           channel_id);
+/* Every retained message of the channel, replayed over /s/TOKEN/ws?since=all; waits for the
+ * newest one (tocsin_rel_last_id). Returns a GPtrArray of JsonObject (message objects). */
+GPtrArray *tocsin_rel_replay_all       (TocsinTestRelay *relay,
+                                        JsonObject      *channel);
+/* Asserts that a channel's store holds messages 1..@expected_last, in order, with nothing
+ * after. */
+void       tocsin_rel_assert_store     (TocsinTestRelay *relay,
+                                        JsonObject      *channel,
+                                        gint64           expected_last);
+
+/* "/t/<trigger token>" + @suffix. */
+char      *tocsin_rel_hook             (JsonObject      *channel,
+                                        const char      *suffix);
+/* Rings a channel with a GET; asserts 200 and returns the stored id. */
+gint64     tocsin_rel_ring             (TocsinTestRelay *relay,
+                                        JsonObject      *channel,
+                                        const char      *query);
+
+/* Parses @text as a JSON object (asserts it is one). */
+JsonObject *tocsin_rel_parse_object    (const char      *text,
+                                        gssize           length);
+
+G_END_DECLS
