@@ -7,10 +7,10 @@ set -eu
 packages="
   meson ninja-build pkg-config gcc gettext itstool
   libglib2.0-dev libglib2.0-bin libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev
-  libjson-glib-dev libsqlite3-dev libnotify-dev libsystemd-dev
+  libjson-glib-dev libsqlite3-dev libnotify-dev
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 python3-dbusmock python3-websockets
-  curl ca-certificates
+  curl ca-certificates openssl
 "
 # Benchmarks and fuzzing want more; `build-aux/install-deps.sh bench|fuzz` adds them.
 for extra in "$@"; do

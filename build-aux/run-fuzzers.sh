@@ -14,6 +14,7 @@
 set -eu
 
 cd "$(dirname "$0")/.."
+build-aux/install-deps.sh fuzz
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 build=${FUZZ_BUILD_DIR:-_build-fuzz}
