@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "tocsin-json.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 
@@ -77,6 +78,8 @@ static const BadCase bad_cases[] = {
   { "{\"id\":1,\"channel\":1,\"time\":\"yesterday\"}", TOCSIN_MESSAGE_ERROR_INVALID, "RFC 3339" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"title\":5}", TOCSIN_MESSAGE_ERROR_INVALID, "\"title\" is not a string" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":[]}", TOCSIN_MESSAGE_ERROR_INVALID, "\"vars\" is not an object" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"a\":[\"\\700\"]}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid UTF-8" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"x\\700\":1}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid UTF-8" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"javascript:alert(1)\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"file:///etc/passwd\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
 };
@@ -182,6 +185,49 @@ test_json_getters_wrong_types (void)
   g_assert_cmpstr (tocsin_json_get_string (object, "id", "fallback"), ==, "fallback");
 }
 
+/* json-glib 1.6 writes 1e-100 as "1e-100.0"; what we send must parse back to the same values. */
+static void
+test_json_numbers_roundtrip (void)
+{
+  static const char *const inputs[] = {
+    "{\"a\":1e-100,\"b\":1e308,\"c\":-1e-100,\"d\":45.789,\"e\":0.1,\"f\":1e9,"
+    "\"g\":-0.0,\"h\":5e-324,\"i\":1.7976931348623157e308,\"j\":123456789012345678}",
+    "[1.5,2,[3e-7,{\"x\":\"\\u0001\\n\\\"\\\\\\u2028\"}],true,false,null]",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (inputs); i++)
+    {
+      g_autoptr(JsonParser) first = json_parser_new ();
+      g_autoptr(JsonParser) second = json_parser_new ();
+      g_autoptr(GError) error = NULL;
+      g_autofree char *text = NULL;
+      g_autofree char *again = NULL;
+
+      g_assert_true (json_parser_load_from_data (first, inputs[i], -1, NULL));
+      text = tocsin_json_to_string (json_parser_get_root (first), FALSE);
+      json_parser_load_from_data (second, text, -1, &error);
+      g_assert_no_error (error);
+      g_assert_true (json_node_equal (json_parser_get_root (first), json_parser_get_root (second)));
+      again = tocsin_json_to_string (json_parser_get_root (second), FALSE);
+      g_assert_cmpstr (text, ==, again);
+    }
+}
+
+static void
+test_json_shortest (void)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+
+  tocsin_json_append_double (out, 45.789);
+  g_string_append_c (out, ' ');
+  tocsin_json_append_double (out, 1e-100);
+  g_string_append_c (out, ' ');
+  tocsin_json_append_double (out, 0.1);
+  g_string_append_c (out, ' ');
+  tocsin_json_append_double (out, 1.0 / 0.0);
+  g_assert_cmpstr (out->str, ==, "45.789 1e-100 0.1 null");
+}
+
 static void
 test_tokens (void)
 {
@@ -243,6 +289,8 @@ main (int   argc,
     }
   g_test_add_func ("/message/link/too-long", test_link_too_long);
   g_test_add_func ("/message/error-is-utf8", test_error_is_utf8);
+  g_test_add_func ("/json/numbers-roundtrip", test_json_numbers_roundtrip);
+  g_test_add_func ("/json/shortest", test_json_shortest);
   g_test_add_func ("/message/json-getters-wrong-types", test_json_getters_wrong_types);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "tocsin-json.h"
 #include "tocsin-message.h"
 
 #define MAX_LINK_LENGTH 2048
@@ -227,6 +228,12 @@ tocsin_message_new_from_json_object (JsonObject  *object,
                        "The message's \"vars\" is not an object");
           return NULL;
         }
+      if (!tocsin_json_is_valid_text (vars, 128))
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                       "The message's \"vars\" hold text that is not valid UTF-8, or nest too deep");
+          return NULL;
+        }
       g_clear_pointer (&message->vars, json_object_unref);
       message->vars = json_object_ref (json_node_get_object (vars));
     }
@@ -294,7 +301,7 @@ tocsin_message_to_data (const TocsinMessage *message,
   char *data;
 
   json_node_take_object (node, tocsin_message_to_json_object (message));
-  data = json_to_string (node, FALSE);
+  data = tocsin_json_to_string (node, FALSE);
   if (length)
     *length = strlen (data);
   return data;
