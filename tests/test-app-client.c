@@ -43,8 +43,14 @@ free_port (void)
   return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }
 
+/* Notify calls the daemon had when the current test began: tests count only their own. */
+static guint calls_offset;
+
+/* Calls Notify(summary = @summary) made since the test began; @urgency gets the last one's
+ * urgency hint (optional). */
 static guint
-n_notify_calls_with_summary (const char *summary)
+notify_calls_with_summary (const char *summary,
+                           guchar     *urgency)
 {
   g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
   g_autoptr(GError) error = NULL;
@@ -53,7 +59,7 @@ n_notify_calls_with_summary (const char *summary)
   GVariantIter iter;
   const char *method;
   GVariant *args;
-  guint n = 0;
+  guint n = 0, seen = 0;
 
   reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
                                        "/org/freedesktop/Notifications",
@@ -65,17 +71,61 @@ n_notify_calls_with_summary (const char *summary)
   g_variant_iter_init (&iter, calls);
   while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
     {
-      if (g_str_equal (method, "Notify"))
+      if (g_str_equal (method, "Notify") && seen++ >= calls_offset)
         {
           g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 3);
           g_autoptr(GVariant) value = g_variant_get_variant (boxed);
 
           if (g_strcmp0 (g_variant_get_string (value, NULL), summary) == 0)
-            n++;
+            {
+              n++;
+              if (urgency)
+                {
+                  g_autoptr(GVariant) boxed_hints = g_variant_get_child_value (args, 6);
+                  g_autoptr(GVariant) hints = g_variant_get_variant (boxed_hints);
+
+                  if (!g_variant_lookup (hints, "urgency", "y", urgency))
+                    *urgency = 255;
+                }
+            }
         }
       g_variant_unref (args);
     }
   return n;
+}
+
+static guint
+n_notify_calls_total (void)
+{
+  guint n = 0;
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) calls = NULL;
+  GVariantIter iter;
+  const char *method;
+  GVariant *args;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
+                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, NULL);
+  g_assert_nonnull (reply);
+  calls = g_variant_get_child_value (reply, 0);
+  g_variant_iter_init (&iter, calls);
+  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+    {
+      if (g_str_equal (method, "Notify"))
+        n++;
+      g_variant_unref (args);
+    }
+  return n;
+}
+
+static guint
+n_notify_calls_with_summary (const char *summary)
+{
+  return notify_calls_with_summary (summary, NULL);
 }
 
 static void
@@ -119,7 +169,7 @@ fixture_setup (Fixture       *f,
 {
   g_autofree char *listen = NULL;
   g_autofree char *db = NULL;
-  const char *args[2] = { NULL, NULL };
+  const char *args[3] = { NULL, NULL, NULL };
   g_autoptr(GAsyncResult) res = NULL, res2 = NULL;
   g_autoptr(TocsinSubscription) fetched = NULL;
   g_autoptr(JsonObject) info = NULL;
@@ -130,6 +180,7 @@ fixture_setup (Fixture       *f,
   f->relay_url = g_strdup_printf ("http://127.0.0.1:%u", f->port);
   listen = g_strdup_printf ("--listen=127.0.0.1:%u", f->port);
   args[0] = listen;
+  args[1] = data;   /* e.g. "--retention=1" */
   f->relay = tocsin_test_relay_start (NULL, args);
   f->channel = tocsin_test_relay_create_channel (f->relay, "Prod alerts",
                                                  "Alerte serveur {{server_name}}",
@@ -142,7 +193,12 @@ fixture_setup (Fixture       *f,
   db = g_build_filename (f->dir, "tocsin", "history.db", NULL);
   f->history = tocsin_history_new (db);
   f->settings = g_settings_new (APP_ID);
+  /* The memory backend lives as long as the process: start every test from the defaults. */
+  g_settings_reset (f->settings, "quiet-hours-enabled");
+  g_settings_reset (f->settings, "quiet-hours-start");
+  g_settings_reset (f->settings, "quiet-hours-end");
   f->notifier = tocsin_notifier_new (f->settings);
+  calls_offset = n_notify_calls_total ();
   f->received = g_ptr_array_new_with_free_func (g_object_unref);
   f->results = g_array_new (FALSE, FALSE, sizeof (TocsinStoreResult));
   make_client (f);
@@ -214,6 +270,37 @@ ring_post (Fixture    *f,
 
   g_assert_cmpuint (tocsin_test_http (f->relay, "POST", path, "application/json", json, -1,
                                       NULL, &response, NULL), ==, 200);
+}
+
+/* Waits until the relay lists no subscriber of the channel, as its owner sees it
+ * (GET /v1/channels/{id}/subscribers): the app's connection is really gone, so what is rung
+ * next is rung while the app is away. */
+static void
+wait_until_relay_has_no_subscribers (Fixture *f)
+{
+  g_autofree char *path = g_strdup_printf ("/v1/channels/%" G_GINT64_FORMAT "/subscribers",
+                                           json_object_get_int_member (f->channel, "id"));
+  g_autofree char *bearer = g_strconcat ("Bearer ",
+                                         json_object_get_string_member (f->channel, "owner_key"),
+                                         NULL);
+  const char *headers[] = { "Authorization", bearer, NULL };
+
+  for (;;)
+    {
+      guint status = 0;
+      g_autoptr(JsonNode) answer = tocsin_test_http_json (f->relay, "GET", path, NULL, NULL,
+                                                          headers, &status);
+      JsonArray *subscribers;
+
+      g_assert_cmpuint (status, ==, 200);
+      subscribers = json_object_get_array_member (json_node_get_object (answer), "subscribers");
+      if (json_array_get_length (subscribers) == 0)
+        return;
+      {
+        gint64 until = g_get_monotonic_time () + 50 * 1000;
+        TOCSIN_WAIT_UNTIL (g_get_monotonic_time () > until);
+      }
+    }
 }
 
 static gint64
@@ -331,6 +418,7 @@ test_catch_up_after_restart (Fixture       *f,
   g_clear_object (&f->sub);
   g_clear_object (&f->client);
   tocsin_history_flush_sync (f->history);
+  wait_until_relay_has_no_subscribers (f);
   ring_get (f, "while-closed");
   tocsin_test_relay_stop (f->relay, TRUE);
   tocsin_test_relay_restart (f->relay);
@@ -342,6 +430,193 @@ test_catch_up_after_restart (Fixture       *f,
   g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur before"), ==, 1);
   g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur during"), ==, 1);
   g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur while-closed"), ==, 1);
+}
+
+/* ---- the notifier on the full path: relay → connection → history → popup ---- */
+
+static void
+test_storm_end_to_end (Fixture       *f,
+                       gconstpointer  data)
+{
+  const guint n = 7;
+
+  /* A burst from one channel: each ring is milliseconds after the previous one, far inside
+   * the notifier's 5 s storm window. */
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autofree char *server = g_strdup_printf ("storm%u", i);
+      ring_get (f, server);
+    }
+  TOCSIN_WAIT_UNTIL (f->received->len == n);
+
+  /* Every record is stored... */
+  g_assert_cmpint (count_records (f), ==, n);
+  /* ...the first three pop up on their own... */
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur storm1"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur storm2"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur storm3"), ==, 1);
+  /* ...and the rest become one summary popup, updated in place as the count grows. Popups are
+   * sent asynchronously, and counts that come while the summary's first Notify is unanswered
+   * fold into one update, so the summary reaches the final count in at most n - 3 calls. */
+  TOCSIN_WAIT_UNTIL (n_notify_calls_with_summary ("7 new from Prod alerts") == 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("4 new from Prod alerts"), ==, 1);
+  for (guint i = 4; i <= n; i++)
+    {
+      g_autofree char *server = g_strdup_printf ("Alerte serveur storm%u", i);
+
+      g_assert_cmpuint (n_notify_calls_with_summary (server), ==, 0);
+    }
+  g_assert_cmpuint (n_notify_calls_total () - calls_offset, <=, n);
+}
+
+static void
+test_quiet_hours_and_mute_end_to_end (Fixture       *f,
+                                      gconstpointer  data)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autoptr(GDateTime) start = g_date_time_add_hours (now, -1);
+  g_autoptr(GDateTime) end = g_date_time_add_hours (now, 1);
+  g_autofree char *start_text = g_date_time_format (start, "%H:%M");
+  g_autofree char *end_text = g_date_time_format (end, "%H:%M");
+  guchar urgency = 0;
+
+  /* Quiet hours around now: the record arrives, nothing pops up. */
+  g_settings_set_string (f->settings, "quiet-hours-start", start_text);
+  g_settings_set_string (f->settings, "quiet-hours-end", end_text);
+  g_settings_set_boolean (f->settings, "quiet-hours-enabled", TRUE);
+  ring_get (f, "quiet");
+  TOCSIN_WAIT_UNTIL (f->received->len == 1);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 0)), ==, "Alerte serveur quiet");
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur quiet"), ==, 0);
+
+  /* The user makes the channel time-sensitive: it gets through quiet hours, as critical. */
+  tocsin_subscription_set_notify_type (f->sub, TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE);
+  tocsin_client_update_subscription (f->client, f->sub);
+  ring_get (f, "urgent");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+  g_assert_cmpuint (notify_calls_with_summary ("Alerte serveur urgent", &urgency), ==, 1);
+  g_assert_cmpuint (urgency, ==, 2);
+
+  /* Muted: never a popup, quiet hours or not; records still arrive. */
+  tocsin_subscription_set_notify_type (f->sub, TOCSIN_NOTIFY_TYPE_NORMAL);
+  tocsin_subscription_set_muted (f->sub, TRUE);
+  tocsin_client_update_subscription (f->client, f->sub);
+  g_settings_set_boolean (f->settings, "quiet-hours-enabled", FALSE);
+  ring_get (f, "muted");
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur muted"), ==, 0);
+
+  /* Unmuted, outside quiet hours: a normal popup again. */
+  tocsin_subscription_set_muted (f->sub, FALSE);
+  tocsin_client_update_subscription (f->client, f->sub);
+  ring_get (f, "back");
+  TOCSIN_WAIT_UNTIL (f->received->len == 4);
+  g_assert_cmpuint (notify_calls_with_summary ("Alerte serveur back", &urgency), ==, 1);
+  g_assert_cmpuint (urgency, ==, 1);
+
+  g_assert_cmpint (count_records (f), ==, 4);
+  g_assert_cmpuint (n_notify_calls_total () - calls_offset, ==, 2);
+}
+
+/* ---- a gap: what the relay no longer keeps ---- */
+
+static guint
+count_gap_records (Fixture  *f,
+                   char    **title)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) records = NULL;
+  guint n = 0;
+
+  tocsin_history_flush_sync (f->history);
+  tocsin_history_query_async (f->history, NULL, 0, 1000, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  records = tocsin_history_query_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < records->len; i++)
+    {
+      TocsinRecord *record = g_ptr_array_index (records, i);
+
+      if (tocsin_record_get_kind (record) == TOCSIN_RECORD_KIND_GAP)
+        {
+          n++;
+          if (title)
+            {
+              g_free (*title);
+              *title = g_strdup (tocsin_record_get_title (record));
+            }
+        }
+    }
+  return n;
+}
+
+static void
+test_gap_after_retention (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *title = NULL;
+  gint64 cursor;
+
+  /* The relay keeps messages for 1 s (--retention=1). One arrives while the app runs. */
+  ring_get (f, "kept");
+  TOCSIN_WAIT_UNTIL (f->received->len == 1);
+  cursor = tocsin_subscription_get_cursor (f->sub);
+
+  /* The app quits; two more are rung and outlive the relay's retention. */
+  tocsin_client_stop (f->client);
+  g_clear_object (&f->sub);
+  g_clear_object (&f->client);
+  tocsin_history_flush_sync (f->history);
+  wait_until_relay_has_no_subscribers (f);
+  ring_get (f, "lost-1");
+  ring_get (f, "lost-2");
+  /* The relay replays only messages younger than its retention (it checks the age on every
+   * replay; pruning the rows later is only housekeeping), so once 1 s has passed on the clock
+   * both are out of reach. Wait for the clock, not for a guess of how long things take. */
+  {
+    gint64 gone_at = g_get_real_time () + 1500 * 1000;
+    TOCSIN_WAIT_UNTIL (g_get_real_time () > gone_at);
+  }
+
+  /* The app comes back with its old cursor: the relay can't replay them, and the app says so
+   * with a record. */
+  make_client (f);
+  TOCSIN_WAIT_UNTIL (count_gap_records (f, &title) == 1);
+  g_assert_cmpstr (title, ==, "Some notifications from Prod alerts were missed");
+
+  /* It is said once: after another reconnect and a new message, still one gap record. */
+  f->sub = g_object_ref (tocsin_client_find_subscription (f->client, f->relay_url,
+                                                          json_object_get_int_member (f->channel,
+                                                                                      "id")));
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (f->sub) == cursor + 2);
+  /* A live message first: the relay is done with the replay, so the reconnect below drops an
+   * idle stream. */
+  ring_get (f, "after");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 1)), ==, "Alerte serveur after");
+  tocsin_connection_reconnect_now (connection (f));
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection (f)) == TOCSIN_CONNECTION_CONNECTED);
+  ring_get (f, "after-reconnect");
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 2)), ==,
+                   "Alerte serveur after-reconnect");
+  g_assert_cmpuint (count_gap_records (f, NULL), ==, 1);
+  /* What was missed never rang (popups go out in order, so they would be in by now). */
+  TOCSIN_WAIT_UNTIL (n_notify_calls_with_summary ("Alerte serveur after-reconnect") == 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur lost-1"), ==, 0);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur lost-2"), ==, 0);
+
+  /* And after the app restarts again. */
+  tocsin_client_stop (f->client);
+  g_clear_object (&f->sub);
+  g_clear_object (&f->client);
+  tocsin_history_flush_sync (f->history);
+  make_client (f);
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection (f)) == TOCSIN_CONNECTION_CONNECTED);
+  ring_get (f, "after-restart");
+  TOCSIN_WAIT_UNTIL (f->received->len == 4);
+  g_assert_cmpuint (count_gap_records (f, NULL), ==, 1);
 }
 
 static void
@@ -385,6 +660,10 @@ main (int   argc,
   ADD ("/app/client/receive-and-replace", test_receive_and_replace);
   ADD ("/app/client/dedup-after-reconnect", test_dedup_after_reconnect);
   ADD ("/app/client/catch-up-after-restart", test_catch_up_after_restart);
+  ADD ("/app/client/storm", test_storm_end_to_end);
+  ADD ("/app/client/quiet-hours-and-mute", test_quiet_hours_and_mute_end_to_end);
+  g_test_add ("/app/client/gap-after-retention", Fixture, "--retention=1", fixture_setup,
+              test_gap_after_retention, fixture_teardown);
 #undef ADD
   g_test_add_func ("/app/client/bad-link", test_bad_link);
 

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 #include "tocsin-history.h"
 #include "tocsin-record-list.h"
@@ -518,6 +519,73 @@ test_open_failure (Fixture       *f,
   tocsin_history_flush_sync (history);
 }
 
+static void
+on_flushed (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  /* Signals counted before the barrier's answer: everything stored before it was announced. */
+  *(guint *) user_data = ((SignalCounts *) g_object_get_data (object, "counts"))->added + 1;
+}
+
+static void
+test_total (Fixture       *f,
+            gconstpointer  data)
+{
+  SignalCounts counts = { 0 };
+  TocsinRecordQuery unread = { .unread_only = TRUE };
+  const guint n = 450;   /* more than one slice of a burst */
+  guint added_at_barrier = 0;
+  sqlite3 *db;
+
+  g_object_set_data (G_OBJECT (f->history), "counts", &counts);
+  g_signal_connect (f->history, "record-added", G_CALLBACK (on_added), &counts);
+  for (guint i = 1; i <= n; i++)
+    {
+      g_autoptr(TocsinMessage) message = make_message (3, i, "burst", "all at once");
+      tocsin_history_store_message_async (f->history, RELAY, message, NULL, NULL, NULL);
+    }
+  /* A job queued after the burst answers after every record of it was announced. */
+  tocsin_history_wait_ready_async (f->history, NULL, on_flushed, &added_at_barrier);
+  TOCSIN_WAIT_UNTIL (added_at_barrier != 0);
+  g_assert_cmpuint (added_at_barrier - 1, ==, n);
+  g_assert_cmpint (count (f, NULL), ==, n);
+  g_assert_cmpint (count (f, &unread), ==, n);
+
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+    tocsin_history_delete_record_async (f->history, 1, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+  }
+  g_assert_cmpint (count (f, NULL), ==, n - 1);
+  tocsin_history_flush_sync (f->history);
+  g_signal_handlers_disconnect_by_data (f->history, &counts);
+  g_clear_object (&f->history);
+
+  /* A history from before the kept total (schema version 1): the total is counted once on
+   * the next open, then kept. */
+  g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "DROP TRIGGER records_total_ai; DROP TRIGGER records_total_ad;"
+                                     " DROP TABLE records_total; PRAGMA user_version = 1;",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, n - 1);
+  {
+    g_autoptr(TocsinMessage) m = make_message (3, n + 1, "after", "the upgrade");
+    g_autoptr(TocsinRecord) r = store (f, m, NULL);
+  }
+  g_assert_cmpint (count (f, NULL), ==, n);
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+    tocsin_history_clear_async (f->history, NULL, 0, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, n);
+  }
+  g_assert_cmpint (count (f, NULL), ==, 0);
+}
+
 /* ---- the records list model ---- */
 
 typedef struct
@@ -681,6 +749,7 @@ main (int   argc,
   ADD ("/app/history/export", test_export);
   ADD ("/app/history/reopen", test_reopen);
   ADD ("/app/history/open-failure", test_open_failure);
+  ADD ("/app/history/total", test_total);
   ADD ("/app/history/record-list", test_record_list);
 #undef ADD
   g_test_add_func ("/app/subscription/parse-url", test_parse_url);

@@ -3,8 +3,10 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
+#include <glib/gstdio.h>
 #include <glib/gi18n.h>
 #include <gio/gunixoutputstream.h>
 #include <glib-unix.h>
@@ -29,6 +31,8 @@ struct _TocsinApplication
   GPtrArray      *owned_channels;   /* TocsinOwnedChannel */
   GCancellable   *cancellable;
   gboolean        held;             /* running in the background holds the application */
+  gboolean        autostart_busy;   /* an autostart entry write is running */
+  gboolean        autostart_again;  /* ...and the setting changed since it began */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinApplication, tocsin_application, ADW_TYPE_APPLICATION)
@@ -66,59 +70,122 @@ autostart_path (void)
   return g_build_filename (g_get_user_config_dir (), "autostart", APP_ID ".desktop", NULL);
 }
 
-static void
-autostart_written_cb (GObject      *object,
-                      GAsyncResult *result,
-                      gpointer      user_data)
+typedef struct
 {
-  g_autoptr(GError) error = NULL;
-
-  if (!g_file_replace_contents_finish (G_FILE (object), result, NULL, &error))
-    g_message ("Could not write the autostart entry: %s", error->message);
-}
+  char *path;
+  char *contents;   /* NULL: remove the entry */
+} AutostartJob;
 
 static void
-autostart_deleted_cb (GObject      *object,
-                      GAsyncResult *result,
-                      gpointer      user_data)
+autostart_job_free (gpointer data)
 {
-  g_autoptr(GError) error = NULL;
+  AutostartJob *job = data;
 
-  if (!g_file_delete_finish (G_FILE (object), result, &error)
-      && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-    g_message ("Could not remove the autostart entry: %s", error->message);
+  g_free (job->path);
+  g_free (job->contents);
+  g_free (job);
 }
 
-/* The XDG autostart entry starts Tocsin in the background at login. Written with async GIO so
- * the main loop never waits on the disk. */
+/* In a worker thread: the disk may be slow, the main loop must not wait on it. */
+static void
+autostart_thread (GTask        *task,
+                  gpointer      source_object,
+                  gpointer      task_data,
+                  GCancellable *cancellable)
+{
+  AutostartJob *job = task_data;
+  g_autofree char *dir = g_path_get_dirname (job->path);
+  GError *error = NULL;
+
+  if (job->contents == NULL)
+    {
+      if (g_unlink (job->path) != 0 && errno != ENOENT)
+        {
+          int saved = errno;
+          g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved),
+                                   _("Could not remove the autostart entry %s: %s"), job->path,
+                                   g_strerror (saved));
+          return;
+        }
+    }
+  else if (g_mkdir_with_parents (dir, 0700) != 0)
+    {
+      int saved = errno;
+      g_task_return_new_error (task, G_IO_ERROR, g_io_error_from_errno (saved),
+                               _("Could not create the folder %s: %s"), dir, g_strerror (saved));
+      return;
+    }
+  else if (!g_file_set_contents_full (job->path, job->contents, -1,
+                                      G_FILE_SET_CONTENTS_CONSISTENT, 0644, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+static void apply_autostart (TocsinApplication *self);
+
+static void
+autostart_done_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  TocsinApplication *self = TOCSIN_APPLICATION (object);
+  g_autoptr(GError) error = NULL;
+
+  self->autostart_busy = FALSE;
+  if (!g_task_propagate_boolean (G_TASK (result), &error))
+    {
+      GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      if (TOCSIN_IS_WINDOW (window))
+        tocsin_window_show_error (TOCSIN_WINDOW (window), error->message);
+      else
+        g_message ("%s", error->message);
+    }
+  /* The switch moved again while the disk was busy: catch up with its last position. */
+  if (self->autostart_again)
+    {
+      self->autostart_again = FALSE;
+      apply_autostart (self);
+    }
+}
+
+/* The XDG autostart entry starts Tocsin in the background at login. One write at a time, so
+ * quick toggles end in the state the switch shows. */
 static void
 apply_autostart (TocsinApplication *self)
 {
-  g_autofree char *path = autostart_path ();
-  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GTask) task = NULL;
+  AutostartJob *job;
 
-  if (g_settings_get_boolean (self->settings, "autostart"))
+  if (self->autostart_busy)
     {
-      g_autofree char *dir = g_path_get_dirname (path);
-      g_autoptr(GBytes) bytes = NULL;
-      char *contents;
-
-      g_mkdir_with_parents (dir, 0700);
-      contents = g_strdup_printf ("[Desktop Entry]\n"
-                                  "Type=Application\n"
-                                  "Name=Tocsin\n"
-                                  "Comment=%s\n"
-                                  "Exec=tocsin --background\n"
-                                  "Icon=" APP_ID "\n"
-                                  "Terminal=false\n"
-                                  "X-GNOME-Autostart-enabled=true\n",
-                                  _("Receive webhook notifications in the background"));
-      bytes = g_bytes_new_take (contents, strlen (contents));
-      g_file_replace_contents_bytes_async (file, bytes, NULL, FALSE, G_FILE_CREATE_NONE,
-                                           self->cancellable, autostart_written_cb, NULL);
+      self->autostart_again = TRUE;
+      return;
     }
-  else
-    g_file_delete_async (file, G_PRIORITY_DEFAULT, self->cancellable, autostart_deleted_cb, NULL);
+
+  job = g_new0 (AutostartJob, 1);
+  job->path = autostart_path ();
+  if (g_settings_get_boolean (self->settings, "autostart"))
+    job->contents = g_strdup_printf ("[Desktop Entry]\n"
+                                     "Type=Application\n"
+                                     "Name=Tocsin\n"
+                                     "Comment=%s\n"
+                                     "Exec=tocsin --background\n"
+                                     "Icon=" APP_ID "\n"
+                                     "Terminal=false\n"
+                                     "X-GNOME-Autostart-enabled=true\n",
+                                     _("Receive webhook notifications in the background"));
+
+  self->autostart_busy = TRUE;
+  task = g_task_new (self, self->cancellable, autostart_done_cb, NULL);
+  g_task_set_source_tag (task, apply_autostart);
+  g_task_set_task_data (task, job, autostart_job_free);
+  g_task_run_in_thread (task, autostart_thread);
 }
 
 static void
@@ -140,6 +207,9 @@ settings_changed_cb (TocsinApplication *self,
     }
 }
 
+static void client_error_cb (TocsinApplication *self,
+                             const char        *message);
+
 /* ---- owned channels ------------------------------------------------------------------- */
 
 static void
@@ -156,7 +226,12 @@ owned_loaded_cb (GObject      *object,
   if (channels == NULL)
     {
       if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_message ("Could not load your channels: %s", error->message);
+        {
+          g_autofree char *text = g_strdup_printf (_("Could not load your channels: %s"),
+                                                   error->message);
+
+          client_error_cb (self, text);
+        }
       return;
     }
   g_clear_pointer (&self->owned_channels, g_ptr_array_unref);
@@ -233,6 +308,13 @@ notifier_mark_read_cb (TocsinApplication *self,
                        gint64             id)
 {
   tocsin_client_mark_read (self->client, id, TRUE);
+}
+
+/* The channel editor talks to the same relays as the subscriptions: same extra trust. */
+static void
+client_tls_cb (TocsinApplication *self)
+{
+  tocsin_owner_set_tls_database (self->owner, tocsin_client_get_tls_database (self->client));
 }
 
 static void
@@ -542,7 +624,9 @@ tocsin_application_startup (GApplication *app)
   self->history = tocsin_history_new (NULL);
   self->notifier = tocsin_notifier_new (self->settings);
   self->client = tocsin_client_new (self->history, self->notifier, self->settings);
-  self->owner = tocsin_owner_new (self->history, NULL);
+  self->owner = tocsin_owner_new (self->history, tocsin_client_get_tls_database (self->client));
+  g_signal_connect_object (self->client, "notify::tls-database", G_CALLBACK (client_tls_cb),
+                           self, G_CONNECT_SWAPPED);
 
   g_signal_connect_object (self->settings, "changed", G_CALLBACK (settings_changed_cb), self,
                            G_CONNECT_SWAPPED);

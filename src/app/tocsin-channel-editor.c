@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-json.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-template.h"
+#include "tocsin-window.h"
 
 #define SAMPLE_JSON "{\n  \"server_name\": \"Production\",\n  \"cpu_usage\": 95\n}"
 
@@ -336,13 +338,13 @@ show_urls (TocsinChannelEditor *self)
             continue;
           value = json_node_get_value_type (node) == G_TYPE_STRING
                   ? g_strdup (json_node_get_string (node))
-                  : json_to_string (node, FALSE);
+                  : tocsin_json_to_string (node, FALSE);
           escaped_name = g_uri_escape_string (l->data, NULL, FALSE);
           escaped_value = g_uri_escape_string (value, NULL, FALSE);
           g_string_append_printf (query, "%s%s=%s", query->len ? "&" : "?", escaped_name,
                                   escaped_value);
         }
-      compact = json_to_string (json_parser_get_root (parser), FALSE);
+      compact = tocsin_json_to_string (json_parser_get_root (parser), FALSE);
     }
   else
     compact = g_strdup ("{}");
@@ -375,6 +377,22 @@ show_urls (TocsinChannelEditor *self)
 
 /* ---- subscribe the owner -------------------------------------------------------------- */
 
+/* The editor may be closed by now: say it in the main window, where the channel would show. */
+static void
+report_self_subscribe_error (const GError *error)
+{
+  GApplication *app = g_application_get_default ();
+  GtkWindow *window = GTK_IS_APPLICATION (app)
+                      ? gtk_application_get_active_window (GTK_APPLICATION (app)) : NULL;
+  g_autofree char *text = g_strdup_printf (_("You were not subscribed to the new channel: %s"),
+                                           error->message);
+
+  if (TOCSIN_IS_WINDOW (window))
+    tocsin_window_show_error (TOCSIN_WINDOW (window), text);
+  else
+    g_message ("%s", text);
+}
+
 static void
 self_subscribed_cb (GObject      *object,
                     GAsyncResult *result,
@@ -385,7 +403,7 @@ self_subscribed_cb (GObject      *object,
 
   subscription = tocsin_client_subscribe_finish (TOCSIN_CLIENT (object), result, &error);
   if (subscription == NULL)
-    g_message ("Could not subscribe to the new channel: %s", error->message);
+    report_self_subscribe_error (error);
 }
 
 static void
@@ -400,7 +418,7 @@ self_info_cb (GObject      *object,
                                                           &error);
   if (subscription == NULL)
     {
-      g_message ("Could not subscribe to the new channel: %s", error->message);
+      report_self_subscribe_error (error);
       return;
     }
   tocsin_client_subscribe_async (TOCSIN_CLIENT (object), subscription, NULL, self_subscribed_cb,
@@ -493,6 +511,13 @@ updated_cb (GObject      *object,
       text = g_strdup_printf (_("The changes were not saved: %s"), error->message);
       toast (self, text);
       return;
+    }
+  /* The relay's answer is the channel as it is now: the name shown follows it. */
+  if (json_object_has_member (answer, "name"))
+    {
+      g_free (self->channel->name);
+      self->channel->name = g_strdup (json_object_get_string_member (answer, "name"));
+      adw_window_title_set_subtitle (self->window_title, self->channel->name);
     }
   tocsin_application_reload_owned_channels (self->app);
   toast (self, _("Saved"));
@@ -841,6 +866,23 @@ tocsin_channel_editor_get_error (TocsinChannelEditor *self,
     label = self->errors[i];
   g_return_val_if_fail (label != NULL, NULL);
   return gtk_widget_get_visible (GTK_WIDGET (label)) ? gtk_label_get_text (label) : NULL;
+}
+
+char *
+tocsin_channel_editor_get_field (TocsinChannelEditor *self,
+                                 const char          *field)
+{
+  guint i;
+
+  g_return_val_if_fail (TOCSIN_IS_CHANNEL_EDITOR (self), NULL);
+
+  if (g_strcmp0 (field, "sample") == 0)
+    return buffer_text (self->sample_view);
+  if (g_strcmp0 (field, "name") == 0)
+    return g_strdup (gtk_editable_get_text (GTK_EDITABLE (self->name_row)));
+  if (field_index (field, &i))
+    return buffer_text (self->views[i]);
+  g_return_val_if_reached (NULL);
 }
 
 static void

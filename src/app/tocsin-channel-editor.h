@@ -27,5 +27,9 @@ void       tocsin_channel_editor_set_field       (TocsinChannelEditor      *self
 /* For tests: the inline error under @field, or NULL when it has none. */
 const char *tocsin_channel_editor_get_error      (TocsinChannelEditor      *self,
                                                   const char               *field);
+/* For tests: the text of a field ("name", "title", "body", "link", "condition", "sample") as
+ * shown now. Free with g_free(). */
+char       *tocsin_channel_editor_get_field      (TocsinChannelEditor      *self,
+                                                  const char               *field);
 
 G_END_DECLS

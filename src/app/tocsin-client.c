@@ -25,6 +25,9 @@ struct _TocsinClient
   GCancellable   *cancellable;
 
   guint           prune_source;
+  guint           tls_generation;  /* bumped by each reload, so a late load is dropped */
+  gboolean        tls_pending;     /* the CA file is being read */
+  GQueue          tls_waiting;     /* channel-info GTasks held until it is */
   gboolean        started;
   gboolean        starting;
 };
@@ -40,6 +43,14 @@ enum {
 };
 
 static guint signals[N_SIGNALS];
+
+enum {
+  PROP_0,
+  PROP_TLS_DATABASE,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
@@ -218,6 +229,13 @@ on_gap (TocsinConnection *conn,
     return;
   tocsin_history_add_gap_async (self->history, relay_url, channel_id,
                                 tocsin_subscription_get_name (sub), from, to, NULL, NULL, NULL);
+  /* The missed ids will never come: the stored cursor moves past them, or the next start
+   * would ask for them and report the same gap again. */
+  if (to > tocsin_subscription_get_cursor (sub))
+    {
+      tocsin_subscription_set_cursor (sub, to);
+      tocsin_history_save_subscription_async (self->history, sub, NULL, NULL, NULL);
+    }
   g_signal_emit (self, signals[SIGNAL_MISSED], 0, sub, from, to);
 }
 
@@ -400,44 +418,115 @@ tocsin_client_stop (TocsinClient *self)
 
 /* ---- TLS ---------------------------------------------------------------------------------- */
 
-static GTlsDatabase *
-load_tls_database (TocsinClient *self)
-{
-  g_autofree char *ca_file = NULL;
-  g_autoptr(GError) error = NULL;
-  GTlsDatabase *database;
+static void send_info_request (TocsinClient *self,
+                               GTask        *task);
 
-  if (self->settings == NULL)
-    return NULL;
-  ca_file = g_settings_get_string (self->settings, "ca-file");
-  if (ca_file == NULL || *ca_file == '\0')
-    return NULL;
-  database = g_tls_file_database_new (ca_file, &error);
-  if (database == NULL)
-    {
-      g_autofree char *message =
-        g_strdup_printf (_("The certificate authority file %s could not be used: %s"),
-                         ca_file, error->message);
-      g_signal_emit (self, signals[SIGNAL_ERROR], 0, message);
-    }
-  return database;
+/* Requests that waited for the CA file go out now, with whatever trust it gave. */
+static void
+flush_tls_waiting (TocsinClient *self)
+{
+  GTask *task;
+
+  while ((task = g_queue_pop_head (&self->tls_waiting)))
+    send_info_request (self, task);
 }
 
-void
-tocsin_client_reload_tls (TocsinClient *self)
+/* Reading the CA file is file I/O, so it happens in a worker thread. Until it is loaded the
+ * connections use the system's trust only; setting the database reconnects any connection that
+ * is not up yet (TocsinConnection), so a self-signed relay is reached as soon as it is read. */
+static void
+load_tls_thread (GTask        *task,
+                 gpointer      source_object,
+                 gpointer      task_data,
+                 GCancellable *cancellable)
+{
+  const char *ca_file = task_data;
+  GError *error = NULL;
+  GTlsDatabase *database = g_tls_file_database_new (ca_file, &error);
+
+  if (database == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, database, g_object_unref);
+}
+
+static void
+apply_tls_database (TocsinClient *self,
+                    GTlsDatabase *database)
 {
   guint n;
 
-  g_return_if_fail (TOCSIN_IS_CLIENT (self));
-
-  g_clear_object (&self->tls_database);
-  self->tls_database = load_tls_database (self);
+  if (!g_set_object (&self->tls_database, database))
+    return;
   n = g_list_model_get_n_items (G_LIST_MODEL (self->connections));
   for (guint i = 0; i < n; i++)
     {
       g_autoptr(TocsinConnection) conn = g_list_model_get_item (G_LIST_MODEL (self->connections), i);
       tocsin_connection_set_tls_database (conn, self->tls_database);
     }
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TLS_DATABASE]);
+}
+
+static void
+tls_loaded (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  TocsinClient *self = TOCSIN_CLIENT (object);
+  guint generation = GPOINTER_TO_UINT (user_data);
+  g_autoptr(GTlsDatabase) database = NULL;
+  g_autoptr(GError) error = NULL;
+
+  database = g_task_propagate_pointer (G_TASK (result), &error);
+  /* The setting changed again meanwhile (or the client is going away): not this one. */
+  if (generation != self->tls_generation ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  self->tls_pending = FALSE;
+  if (database == NULL)
+    {
+      const char *ca_file = g_task_get_task_data (G_TASK (result));
+      g_autofree char *message =
+        g_strdup_printf (_("The certificate authority file %s could not be used: %s"),
+                         ca_file, error->message);
+      g_signal_emit (self, signals[SIGNAL_ERROR], 0, message);
+    }
+  apply_tls_database (self, database);
+  flush_tls_waiting (self);
+}
+
+void
+tocsin_client_reload_tls (TocsinClient *self)
+{
+  g_autofree char *ca_file = NULL;
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (TOCSIN_IS_CLIENT (self));
+
+  self->tls_generation++;
+  if (self->settings != NULL)
+    ca_file = g_settings_get_string (self->settings, "ca-file");
+  if (ca_file == NULL || *ca_file == '\0')
+    {
+      self->tls_pending = FALSE;
+      apply_tls_database (self, NULL);
+      flush_tls_waiting (self);
+      return;
+    }
+
+  self->tls_pending = TRUE;
+  task = g_task_new (self, self->cancellable, tls_loaded,
+                     GUINT_TO_POINTER (self->tls_generation));
+  g_task_set_source_tag (task, tocsin_client_reload_tls);
+  g_task_set_task_data (task, g_steal_pointer (&ca_file), g_free);
+  g_task_run_in_thread (task, load_tls_thread);
+}
+
+GTlsDatabase *
+tocsin_client_get_tls_database (TocsinClient *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_CLIENT (self), NULL);
+  return self->tls_database;
 }
 
 /* ---- GObject ------------------------------------------------------------------------------ */
@@ -456,6 +545,16 @@ tocsin_client_dispose (GObject *object)
   TocsinClient *self = TOCSIN_CLIENT (object);
 
   g_cancellable_cancel (self->cancellable);
+  {
+    GTask *task;
+
+    while ((task = g_queue_pop_head (&self->tls_waiting)))
+      {
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                 _("The request was cancelled."));
+        g_object_unref (task);
+      }
+  }
   if (self->connections)
     tocsin_client_stop (self);
   g_clear_handle_id (&self->prune_source, g_source_remove);
@@ -472,11 +571,37 @@ tocsin_client_dispose (GObject *object)
 }
 
 static void
+tocsin_client_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  TocsinClient *self = TOCSIN_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_TLS_DATABASE:
+      g_value_set_object (value, self->tls_database);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
 tocsin_client_class_init (TocsinClientClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->dispose = tocsin_client_dispose;
+  object_class->get_property = tocsin_client_get_property;
+
+  /* The extra trust from the ca-file setting (NULL: the system's only), once it is read; the
+   * owner API client follows it. */
+  properties[PROP_TLS_DATABASE] =
+    g_param_spec_object ("tls-database", NULL, NULL, G_TYPE_TLS_DATABASE,
+                         G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
 
   signals[SIGNAL_STARTED] =
     g_signal_new ("started", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -531,7 +656,7 @@ tocsin_client_new (TocsinHistory  *history,
       if (schema)
         self->settings = g_settings_new (APP_ID);
     }
-  self->tls_database = load_tls_database (self);
+  tocsin_client_reload_tls (self);
   return self;
 }
 
@@ -619,8 +744,14 @@ channel_info_read (GObject      *object,
   body = soup_session_send_and_read_finish (SOUP_SESSION (object), result, &error);
   if (body == NULL)
     {
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_FAILED,
-                               _("Could not reach the relay: %s"), error->message);
+      if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE))
+        g_task_return_new_error (task, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+                                 _("The relay’s certificate is not trusted. If the relay uses "
+                                   "its own certificate authority, choose its CA file in the "
+                                   "preferences."));
+      else
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_FAILED,
+                                 _("Could not reach the relay: %s"), error->message);
       return;
     }
 
@@ -640,7 +771,7 @@ channel_info_read (GObject      *object,
     }
   if (!SOUP_STATUS_IS_SUCCESSFUL (status) || object_json == NULL)
     {
-      const char *why = object_json ? json_object_get_string_member_with_default (object_json,
+      const char *why = object_json ? tocsin_json_get_string (object_json,
                                                                                    "error", NULL)
                                     : NULL;
       if (why)
@@ -655,13 +786,13 @@ channel_info_read (GObject      *object,
   out = g_new0 (InfoResult, 1);
   out->subscription = tocsin_subscription_new (info->relay_url, info->token);
   tocsin_subscription_set_channel_id (out->subscription,
-                                      json_object_get_int_member_with_default (object_json,
+                                      tocsin_json_get_int (object_json,
                                                                                "id", 0));
   tocsin_subscription_set_name (out->subscription,
-                                json_object_get_string_member_with_default (object_json,
+                                tocsin_json_get_string (object_json,
                                                                             "name", NULL));
   tocsin_subscription_set_description (out->subscription,
-                                       json_object_get_string_member_with_default (object_json,
+                                       tocsin_json_get_string (object_json,
                                                                                    "description",
                                                                                    NULL));
   out->info = json_object_ref (object_json);
@@ -684,6 +815,16 @@ accept_with_ca_file (SoupMessage          *msg,
   return g_tls_database_verify_chain (self->tls_database, certificate,
                                       G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER, identity,
                                       NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, NULL) == 0;
+}
+
+static void
+send_info_request (TocsinClient *self,
+                   GTask        *task)
+{
+  InfoData *info = g_task_get_task_data (task);
+
+  soup_session_send_and_read_async (self->session, info->msg, G_PRIORITY_DEFAULT,
+                                    g_task_get_cancellable (task), channel_info_read, task);
 }
 
 void
@@ -716,11 +857,14 @@ tocsin_client_fetch_channel_info_async (TocsinClient        *self,
   info->msg = soup_message_new ("GET", url);
   soup_message_headers_replace (soup_message_get_request_headers (info->msg),
                                 "Accept", "application/json");
-  if (self->tls_database)
-    g_signal_connect_object (info->msg, "accept-certificate",
-                             G_CALLBACK (accept_with_ca_file), self, 0);
-  soup_session_send_and_read_async (self->session, info->msg, G_PRIORITY_DEFAULT, cancellable,
-                                    channel_info_read, g_steal_pointer (&task));
+  g_signal_connect_object (info->msg, "accept-certificate",
+                           G_CALLBACK (accept_with_ca_file), self, 0);
+
+  /* A CA file still being read would be missing from this request's trust. */
+  if (self->tls_pending)
+    g_queue_push_tail (&self->tls_waiting, g_steal_pointer (&task));
+  else
+    send_info_request (self, g_steal_pointer (&task));
 }
 
 TocsinSubscription *

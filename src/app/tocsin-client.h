@@ -81,8 +81,12 @@ void                tocsin_client_update_subscription (TocsinClient *self,
 void                tocsin_client_mark_read         (TocsinClient *self, gint64 record_id,
                                                      gboolean read);
 
-/* Re-reads the ca-file setting and applies it to every connection (the preferences call it). */
+/* Re-reads the ca-file setting and applies it to every connection (the preferences call it).
+ * The file is read in a worker thread; "notify::tls-database" says when it is applied, and an
+ * unreadable file is reported through "error". */
 void                tocsin_client_reload_tls        (TocsinClient *self);
+/* The trust added by the ca-file setting, or NULL (property "tls-database"). */
+GTlsDatabase       *tocsin_client_get_tls_database  (TocsinClient *self);
 
 /* Signals:
  *   "started"         ()

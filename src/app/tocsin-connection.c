@@ -6,6 +6,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-json.h"
 #include "tocsin-connection.h"
 #include "tocsin-subscription.h"
 
@@ -109,7 +110,7 @@ send_frame (TocsinConnection *self,
             JsonBuilder      *builder)
 {
   g_autoptr(JsonNode) root = json_builder_get_root (builder);
-  g_autofree char *text = json_to_string (root, FALSE);
+  g_autofree char *text = tocsin_json_to_string (root, FALSE);
 
   if (self->ws && soup_websocket_connection_get_state (self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
     soup_websocket_connection_send_text (self->ws, text);
@@ -231,7 +232,7 @@ static void
 handle_subscribed (TocsinConnection *self,
                    JsonObject       *frame)
 {
-  const char *token = json_object_get_string_member_with_default (frame, "token", NULL);
+  const char *token = tocsin_json_get_string (frame, "token", NULL);
   JsonObject *channel = NULL;
   gint64 channel_id, last_id;
   gint64 *cursor;
@@ -243,8 +244,8 @@ handle_subscribed (TocsinConnection *self,
   if (cursor == NULL || channel == NULL)
     return;
 
-  channel_id = json_object_get_int_member_with_default (channel, "id", 0);
-  last_id = json_object_get_int_member_with_default (frame, "lastId", 0);
+  channel_id = tocsin_json_get_int (channel, "id", 0);
+  last_id = tocsin_json_get_int (frame, "lastId", 0);
   if (channel_id <= 0)
     return;
   g_hash_table_insert (self->channels, g_memdup2 (&channel_id, sizeof channel_id),
@@ -254,8 +255,8 @@ handle_subscribed (TocsinConnection *self,
     *cursor = last_id;
 
   g_signal_emit (self, signals[SIGNAL_SUBSCRIBED], 0, token, channel_id,
-                 json_object_get_string_member_with_default (channel, "name", NULL),
-                 json_object_get_string_member_with_default (channel, "description", NULL),
+                 tocsin_json_get_string (channel, "name", NULL),
+                 tocsin_json_get_string (channel, "description", NULL),
                  last_id);
 }
 
@@ -274,8 +275,8 @@ handle_message (TocsinConnection *self,
       !JSON_NODE_HOLDS_OBJECT (json_object_get_member (frame, "message")))
     return;
   object = json_object_get_object_member (frame, "message");
-  channel_id = json_object_get_int_member_with_default (object, "channel", 0);
-  id = json_object_get_int_member_with_default (object, "id", 0);
+  channel_id = tocsin_json_get_int (object, "channel", 0);
+  id = tocsin_json_get_int (object, "id", 0);
   token = token_for_channel (self, channel_id);
   cursor = cursor_for_token (self, token);
   if (cursor == NULL)
@@ -311,7 +312,7 @@ static void
 handle_frame (TocsinConnection *self,
               JsonObject       *frame)
 {
-  const char *type = json_object_get_string_member_with_default (frame, "type", "");
+  const char *type = tocsin_json_get_string (frame, "type", "");
 
   if (g_str_equal (type, "subscribed"))
     handle_subscribed (self, frame);
@@ -319,20 +320,25 @@ handle_frame (TocsinConnection *self,
     handle_message (self, frame);
   else if (g_str_equal (type, "gap"))
     {
-      gint64 channel_id = json_object_get_int_member_with_default (frame, "channel", 0);
+      gint64 channel_id = tocsin_json_get_int (frame, "channel", 0);
+      gint64 to = tocsin_json_get_int (frame, "to", 0);
       const char *token = token_for_channel (self, channel_id);
+      gint64 *cursor = token ? cursor_for_token (self, token) : NULL;
 
+      /* What is gone stays gone: move past it, so that the next reconnect does not ask for it
+       * (and report the same gap) again. */
+      if (cursor)
+        *cursor = MAX (*cursor, to);
       if (token)
         g_signal_emit (self, signals[SIGNAL_GAP], 0, token, channel_id,
-                       json_object_get_int_member_with_default (frame, "from", 0),
-                       json_object_get_int_member_with_default (frame, "to", 0));
+                       tocsin_json_get_int (frame, "from", 0), to);
     }
   else if (g_str_equal (type, "error"))
     {
       g_autofree char *token =
-        g_strdup (json_object_get_string_member_with_default (frame, "token", NULL));
-      const char *code = json_object_get_string_member_with_default (frame, "code", "error");
-      const char *message = json_object_get_string_member_with_default (frame, "error", "");
+        g_strdup (tocsin_json_get_string (frame, "token", NULL));
+      const char *code = tocsin_json_get_string (frame, "code", "error");
+      const char *message = tocsin_json_get_string (frame, "error", "");
 
       /* A refused token is not asked for again on reconnect; the subscription shows why. */
       if (token)
@@ -341,9 +347,9 @@ handle_frame (TocsinConnection *self,
     }
   else if (g_str_equal (type, "closed"))
     {
-      gint64 channel_id = json_object_get_int_member_with_default (frame, "channel", 0);
+      gint64 channel_id = tocsin_json_get_int (frame, "channel", 0);
       g_autofree char *token = g_strdup (token_for_channel (self, channel_id));
-      const char *reason = json_object_get_string_member_with_default (frame, "reason", "closed");
+      const char *reason = tocsin_json_get_string (frame, "reason", "closed");
 
       if (token)
         {
@@ -495,7 +501,13 @@ on_connected (GObject      *object,
   if (ws == NULL)
     {
       g_debug ("Could not connect to %s: %s", self->relay_url, error->message);
-      set_last_error (self, error->message);
+      /* libsoup's "Unacceptable TLS certificate" tells a person neither what nor what to do. */
+      if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE))
+        set_last_error (self, _("The relay’s certificate is not trusted. If the relay uses its "
+                                "own certificate authority, choose its CA file in the "
+                                "preferences."));
+      else
+        set_last_error (self, error->message);
       schedule_retry (self, FALSE);
       return;
     }

@@ -148,11 +148,17 @@ struct _TocsinHistory
   /* Only touched on the worker thread: */
   sqlite3       *db;
   GError        *open_error;
+  GHashTable    *statements;   /* SQL text (static strings, by address) → sqlite3_stmt */
 
   /* Guarded by pending_lock: */
   GMutex         pending_lock;
   GPtrArray     *pending;      /* PendingMessage */
   gboolean       flush_queued;
+  GCond          delivered_cond;
+  guint          slices_delivered;   /* slices of a batch the main context has taken */
+
+  /* Only touched on the worker thread: */
+  guint          slices_sent;
 };
 
 G_DEFINE_FINAL_TYPE (TocsinHistory, tocsin_history, G_TYPE_OBJECT)
@@ -206,6 +212,18 @@ static const char schema_sql[] =
   "    VALUES ('delete', old.id, old.title, old.body);"
   "  INSERT INTO records_fts (rowid, title, body) VALUES (new.id, new.title, new.body);"
   "END;"
+  /* The number of records, kept by triggers, so the unfiltered list (what the window shows at
+   * start) knows its length without count(*), which reads a whole index: 275 ms cold at
+   * 1,000,000 records. Filled from count(*) once, by open_database(). */
+  "CREATE TABLE IF NOT EXISTS records_total ("
+  "  id INTEGER PRIMARY KEY CHECK (id = 0),"
+  "  n INTEGER NOT NULL);"
+  "CREATE TRIGGER IF NOT EXISTS records_total_ai AFTER INSERT ON records BEGIN"
+  "  UPDATE records_total SET n = n + 1 WHERE id = 0;"
+  "END;"
+  "CREATE TRIGGER IF NOT EXISTS records_total_ad AFTER DELETE ON records BEGIN"
+  "  UPDATE records_total SET n = n - 1 WHERE id = 0;"
+  "END;"
   "CREATE TABLE IF NOT EXISTS subscriptions ("
   "  position INTEGER PRIMARY KEY AUTOINCREMENT,"
   "  relay_url TEXT NOT NULL,"
@@ -225,7 +243,7 @@ static const char schema_sql[] =
   "  webhook_url TEXT,"
   "  subscribe_url TEXT,"
   "  PRIMARY KEY (relay_url, channel_id));"
-  "PRAGMA user_version = 1;";
+  "PRAGMA user_version = 2;";
 
 static void
 set_sqlite_error (GError     **error,
@@ -270,6 +288,19 @@ prepare (sqlite3     *db,
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+
+/* A statement kept for the life of the connection (see cached_statement()); its autoptr only
+ * resets it for the next use. */
+typedef sqlite3_stmt CachedStatement;
+
+static void
+reset_statement (CachedStatement *stmt)
+{
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CachedStatement, reset_statement)
 
 static void
 bind_text (sqlite3_stmt *stmt,
@@ -332,6 +363,38 @@ load_record (sqlite3  *db,
   return NULL;
 }
 
+/* The statements run for every stored message, compiled once per connection rather than once
+ * per call (compiling was a good part of the cost of each message in a burst). Worker thread
+ * only; @sql must be a string literal, as it is the key. */
+static void
+finalize_statement (gpointer stmt)
+{
+  sqlite3_finalize (stmt);
+}
+
+static CachedStatement *
+cached_statement (TocsinHistory  *self,
+                  const char     *sql,
+                  GError        **error)
+{
+  sqlite3_stmt *stmt;
+
+  if (self->statements == NULL)
+    self->statements = g_hash_table_new_full (NULL, NULL, NULL, finalize_statement);
+  stmt = g_hash_table_lookup (self->statements, sql);
+  if (stmt == NULL)
+    {
+      if (sqlite3_prepare_v3 (self->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt,
+                              NULL) != SQLITE_OK)
+        {
+          set_sqlite_error (error, self->db, "prepare a query");
+          return NULL;
+        }
+      g_hash_table_insert (self->statements, (gpointer) sql, stmt);
+    }
+  return stmt;
+}
+
 /* ---- opening ---------------------------------------------------------------------------- */
 
 static gboolean
@@ -385,11 +448,23 @@ open_database (const char  *path,
   /* WAL: readers (an --export-records run) never block the app's writes. NORMAL sync in WAL
    * mode survives an app crash; only an OS crash can lose the last batch, which the relay
    * replays from our cursor anyway. */
+  /* The schema and the first count of records_total go in one transaction, so no record can
+   * slip in between the count and the triggers that keep it. */
   if (!exec_sql (db, "PRAGMA journal_mode = WAL;"
                      "PRAGMA synchronous = NORMAL;"
                      "PRAGMA foreign_keys = ON;", error) ||
-      !exec_sql (db, schema_sql, error))
+      !exec_sql (db, "BEGIN IMMEDIATE", error))
     {
+      sqlite3_close (db);
+      return NULL;
+    }
+  if (!exec_sql (db, schema_sql, error) ||
+      !exec_sql (db, "INSERT INTO records_total (id, n)"
+                     " SELECT 0, (SELECT count(*) FROM records)"
+                     " WHERE NOT EXISTS (SELECT 1 FROM records_total)", error) ||
+      !exec_sql (db, "COMMIT", error))
+    {
+      exec_sql (db, "ROLLBACK", NULL);
       sqlite3_close (db);
       return NULL;
     }
@@ -463,6 +538,8 @@ worker_main (gpointer data)
       job_free (self, job);
     }
 
+  /* Statements first: sqlite3_close() refuses a connection that still has some. */
+  g_clear_pointer (&self->statements, g_hash_table_unref);
   g_clear_pointer (&self->db, sqlite3_close);
   return NULL;
 }
@@ -565,6 +642,7 @@ tocsin_history_finalize (GObject *object)
   g_clear_pointer (&self->pending, g_ptr_array_unref);
   g_clear_error (&self->open_error);
   g_mutex_clear (&self->pending_lock);
+  g_cond_clear (&self->delivered_cond);
   g_main_context_unref (self->context);
   g_free (self->path);
 
@@ -606,6 +684,7 @@ static void
 tocsin_history_init (TocsinHistory *self)
 {
   g_mutex_init (&self->pending_lock);
+  g_cond_init (&self->delivered_cond);
   self->pending = g_ptr_array_new_with_free_func (pending_message_free);
   self->jobs = g_async_queue_new ();
 }
@@ -713,15 +792,23 @@ tocsin_history_flush_sync (TocsinHistory *self)
 /* ---- storing messages (batched) ----------------------------------------------------------- */
 
 static TocsinRecord *
-find_existing (sqlite3       *db,
+find_existing (TocsinHistory *self,
                TocsinRecord  *record,
                gint64         message_id,
                GError       **error)
 {
-  g_autoptr(sqlite3_stmt) stmt =
-    prepare (db, "SELECT " RECORD_COLUMNS " FROM records WHERE kind = 0 AND relay_url = ?1"
-                 " AND channel_id = ?2 AND (message_id = ?3 OR latest_id = ?3) LIMIT 1",
-             error);
+  /* Two lookups rather than "(message_id = ?3 OR latest_id = ?3)": the OR keeps SQLite from
+   * using either index past the channel, so every stored message scanned its whole channel
+   * (O(n²) per burst). Each arm is one SEARCH, records_key then records_latest; a message
+   * that arrived with this id wins over one that was later replaced by it. */
+  g_autoptr(CachedStatement) stmt =
+    cached_statement (self, "SELECT " RECORD_COLUMNS " FROM records WHERE kind = 0"
+                            " AND relay_url = ?1 AND channel_id = ?2 AND message_id = ?3"
+                            " UNION ALL"
+                            " SELECT " RECORD_COLUMNS " FROM records WHERE kind = 0"
+                            " AND relay_url = ?1 AND channel_id = ?2 AND latest_id = ?3"
+                            " LIMIT 1",
+                      error);
   int rc;
 
   if (stmt == NULL)
@@ -733,20 +820,20 @@ find_existing (sqlite3       *db,
   if (rc == SQLITE_ROW)
     return record_from_row (stmt);
   if (rc != SQLITE_DONE)
-    set_sqlite_error (error, db, "look up a record");
+    set_sqlite_error (error, self->db, "look up a record");
   return NULL;
 }
 
 static gint64
-insert_record (sqlite3       *db,
+insert_record (TocsinHistory *self,
                TocsinRecord  *record,
                GError       **error)
 {
-  g_autoptr(sqlite3_stmt) stmt =
-    prepare (db, "INSERT INTO records (kind, relay_url, channel_id, channel_name, message_id,"
-                 " latest_id, title, body, link, time, received, read, vars)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-             error);
+  g_autoptr(CachedStatement) stmt =
+    cached_statement (self, "INSERT INTO records (kind, relay_url, channel_id, channel_name,"
+                            " message_id, latest_id, title, body, link, time, received, read,"
+                            " vars) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                      error);
 
   if (stmt == NULL)
     return 0;
@@ -764,20 +851,20 @@ insert_record (sqlite3       *db,
   bind_text (stmt, 12, tocsin_record_get_vars_json (record));
   if (sqlite3_step (stmt) != SQLITE_DONE)
     {
-      set_sqlite_error (error, db, "store a record");
+      set_sqlite_error (error, self->db, "store a record");
       return 0;
     }
-  return sqlite3_last_insert_rowid (db);
+  return sqlite3_last_insert_rowid (self->db);
 }
 
 static gboolean
-advance_cursor (sqlite3       *db,
+advance_cursor (TocsinHistory *self,
                 TocsinRecord  *record,
                 GError       **error)
 {
-  g_autoptr(sqlite3_stmt) stmt =
-    prepare (db, "UPDATE subscriptions SET cursor = MAX(cursor, ?3)"
-                 " WHERE relay_url = ?1 AND channel_id = ?2", error);
+  g_autoptr(CachedStatement) stmt =
+    cached_statement (self, "UPDATE subscriptions SET cursor = MAX(cursor, ?3)"
+                            " WHERE relay_url = ?1 AND channel_id = ?2", error);
 
   if (stmt == NULL)
     return FALSE;
@@ -786,7 +873,7 @@ advance_cursor (sqlite3       *db,
   sqlite3_bind_int64 (stmt, 3, tocsin_record_get_message_id (record));
   if (sqlite3_step (stmt) != SQLITE_DONE)
     {
-      set_sqlite_error (error, db, "save a cursor");
+      set_sqlite_error (error, self->db, "save a cursor");
       return FALSE;
     }
   return TRUE;
@@ -794,18 +881,19 @@ advance_cursor (sqlite3       *db,
 
 /* Applies one message inside the batch's transaction. Returns the record to hand back. */
 static TocsinRecord *
-apply_message (sqlite3            *db,
+apply_message (TocsinHistory      *self,
                PendingMessage     *pending,
                TocsinStoreResult  *result,
                GError            **error)
 {
+  sqlite3 *db = self->db;
   TocsinRecord *record = pending->record;
   gint64 message_id = tocsin_record_get_message_id (record);
   g_autoptr(TocsinRecord) existing = NULL;
   g_autoptr(GError) local_error = NULL;
   gint64 id;
 
-  existing = find_existing (db, record, message_id, &local_error);
+  existing = find_existing (self, record, message_id, &local_error);
   if (local_error)
     goto fail;
   if (existing)
@@ -814,12 +902,12 @@ apply_message (sqlite3            *db,
       return g_steal_pointer (&existing);
     }
 
-  if (!advance_cursor (db, record, &local_error))
+  if (!advance_cursor (self, record, &local_error))
     goto fail;
 
   if (pending->replaces > 0)
     {
-      existing = find_existing (db, record, pending->replaces, &local_error);
+      existing = find_existing (self, record, pending->replaces, &local_error);
       if (local_error)
         goto fail;
     }
@@ -851,7 +939,7 @@ apply_message (sqlite3            *db,
       return load_record (db, id, error);
     }
 
-  id = insert_record (db, record, &local_error);
+  id = insert_record (self, record, &local_error);
   if (id == 0)
     goto fail;
   tocsin_record_set_id (record, id);
@@ -895,13 +983,86 @@ release_batch (TocsinHistory *self,
   g_ptr_array_set_size (batch, 0);
 }
 
+/* A burst (a relay replaying 10,000 messages after a laptop wakes) is stored in slices of this
+ * many: each slice is one transaction, and its signals and task results reach the main
+ * context as one slice of idle callbacks. GLib dispatches every ready idle of a priority in
+ * one iteration, so a whole burst handed over at once would block the main loop for as long
+ * as it takes to show it (hundreds of ms). */
+#define FLUSH_SLICE 200
+
+static gboolean
+slice_delivered (gpointer data)
+{
+  TocsinHistory *self = data;
+
+  g_mutex_lock (&self->pending_lock);
+  self->slices_delivered++;
+  g_cond_signal (&self->delivered_cond);
+  g_mutex_unlock (&self->pending_lock);
+  return G_SOURCE_REMOVE;
+}
+
+/* Waits until the main context has dispatched the slices handed to it so far, so that it never
+ * has more than one slice queued (the next one is committed meanwhile). A main context that is
+ * not iterated only delays us: after a while the worker goes on regardless. */
+static void
+wait_slices_delivered (TocsinHistory *self)
+{
+  gint64 deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 4;
+
+  g_mutex_lock (&self->pending_lock);
+  while (self->slices_delivered < self->slices_sent)
+    if (!g_cond_wait_until (&self->delivered_cond, &self->pending_lock, deadline))
+      break;
+  g_mutex_unlock (&self->pending_lock);
+}
+
+/* Stores batch[start, end) in one transaction; returns the outcomes, or NULL with @error. */
+static GPtrArray *
+store_slice (TocsinHistory  *self,
+             GPtrArray      *batch,
+             guint           start,
+             guint           end,
+             GError        **error)
+{
+  g_autoptr(GPtrArray) outcomes = g_ptr_array_new_with_free_func (store_outcome_free);
+
+  /* One transaction for the slice: a storm costs one commit per slice, not one per message. */
+  if (!exec_sql (self->db, "BEGIN IMMEDIATE", error))
+    return NULL;
+
+  for (guint i = start; i < end; i++)
+    {
+      PendingMessage *pending = g_ptr_array_index (batch, i);
+      StoreOutcome *outcome = g_new0 (StoreOutcome, 1);
+      g_autoptr(GError) local_error = NULL;
+
+      outcome->record = apply_message (self, pending, &outcome->result, &local_error);
+      if (outcome->record == NULL && local_error == NULL)
+        set_sqlite_error (&local_error, self->db, "store a record");
+      if (local_error)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          store_outcome_free (outcome);
+          exec_sql (self->db, "ROLLBACK", NULL);
+          return NULL;
+        }
+      g_ptr_array_add (outcomes, outcome);
+    }
+
+  if (!exec_sql (self->db, "COMMIT", error))
+    {
+      exec_sql (self->db, "ROLLBACK", NULL);
+      return NULL;
+    }
+  return g_steal_pointer (&outcomes);
+}
+
 static void
 flush_job (TocsinHistory *self,
            Job           *job)
 {
   g_autoptr(GPtrArray) batch = NULL;
-  g_autoptr(GPtrArray) outcomes = g_ptr_array_new_with_free_func (store_outcome_free);
-  g_autoptr(GError) batch_error = NULL;
 
   g_mutex_lock (&self->pending_lock);
   batch = g_steal_pointer (&self->pending);
@@ -922,53 +1083,44 @@ flush_job (TocsinHistory *self,
       return;
     }
 
-  /* One transaction for the whole batch: a storm costs one fsync, not hundreds. */
-  if (!exec_sql (self->db, "BEGIN IMMEDIATE", &batch_error))
-    goto out;
-
-  for (guint i = 0; i < batch->len; i++)
+  /* The slices stay in this one job, so that a job queued after these messages (a flush
+   * barrier, a count) still runs, and answers, after all of them. */
+  for (guint start = 0; start < batch->len; start += FLUSH_SLICE)
     {
-      PendingMessage *pending = g_ptr_array_index (batch, i);
-      StoreOutcome *outcome = g_new0 (StoreOutcome, 1);
-      g_autoptr(GError) error = NULL;
+      guint end = MIN (batch->len, start + FLUSH_SLICE);
+      g_autoptr(GError) slice_error = NULL;
+      g_autoptr(GPtrArray) outcomes = store_slice (self, batch, start, end, &slice_error);
+      GSource *source;
 
-      outcome->record = apply_message (self->db, pending, &outcome->result, &error);
-      if (outcome->record == NULL && error == NULL)
-        set_sqlite_error (&error, self->db, "store a record");
-      if (error)
+      wait_slices_delivered (self);
+      for (guint i = start; i < end; i++)
         {
-          batch_error = g_steal_pointer (&error);
-          store_outcome_free (outcome);
-          exec_sql (self->db, "ROLLBACK", NULL);
-          goto out;
-        }
-      g_ptr_array_add (outcomes, outcome);
-    }
+          PendingMessage *pending = g_ptr_array_index (batch, i);
+          StoreOutcome *outcome;
 
-  if (!exec_sql (self->db, "COMMIT", &batch_error))
-    exec_sql (self->db, "ROLLBACK", NULL);
-
-out:
-  for (guint i = 0; i < batch->len; i++)
-    {
-      PendingMessage *pending = g_ptr_array_index (batch, i);
-
-      if (batch_error)
-        {
-          g_task_return_error (pending->task, g_error_copy (batch_error));
-          continue;
-        }
-      else
-        {
-          StoreOutcome *outcome = g_ptr_array_index (outcomes, i);
-
+          if (outcomes == NULL)
+            {
+              g_task_return_error (pending->task, g_error_copy (slice_error));
+              continue;
+            }
+          outcome = g_ptr_array_index (outcomes, i - start);
           if (outcome->result == TOCSIN_STORE_ADDED)
             emit_later (self, SIGNAL_RECORD_ADDED, outcome->record, 0);
           else if (outcome->result == TOCSIN_STORE_REPLACED)
             emit_later (self, SIGNAL_RECORD_CHANGED, outcome->record, 0);
-          g_ptr_array_index (outcomes, i) = NULL;
+          g_ptr_array_index (outcomes, i - start) = NULL;
           g_task_return_pointer (pending->task, outcome, store_outcome_free);
         }
+
+      /* Idles of one priority run in the order they were attached: this one runs once the
+       * main context has taken the whole slice. */
+      self->slices_sent++;
+      source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, slice_delivered, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[tocsin] history slice delivered");
+      g_source_attach (source, self->context);
+      g_source_unref (source);
     }
 
   release_batch (self, batch);
@@ -1048,7 +1200,7 @@ add_gap_job (TocsinHistory *self,
   g_autoptr(GError) error = NULL;
   gint64 id;
 
-  id = insert_record (self->db, record, &error);
+  id = insert_record (self, record, &error);
   if (id == 0)
     {
       g_task_return_error (job->task, g_steal_pointer (&error));
@@ -1081,13 +1233,20 @@ tocsin_history_add_gap_async (TocsinHistory       *self,
   record = tocsin_record_new ();
   title = g_strdup_printf (_("Some notifications from %s were missed"),
                            channel_name ? channel_name : relay_url);
-  if (from == to)
-    body = g_strdup_printf (_("Message %" G_GINT64_FORMAT " is no longer kept by the relay, "
-                              "so it could not be delivered."), from);
-  else
-    body = g_strdup_printf (_("Messages %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " are no "
-                              "longer kept by the relay, so they could not be delivered."),
-                            from, to);
+  /* The numbers go in as strings: xgettext cannot see through G_GINT64_FORMAT. */
+  {
+    g_autofree char *from_text = g_strdup_printf ("%" G_GINT64_FORMAT, from);
+    g_autofree char *to_text = g_strdup_printf ("%" G_GINT64_FORMAT, to);
+
+    if (from == to)
+      /* Translators: %s is a message number */
+      body = g_strdup_printf (_("Message %s is no longer kept by the relay, so it could not be "
+                                "delivered."), from_text);
+    else
+      /* Translators: the two %s are message numbers */
+      body = g_strdup_printf (_("Messages %s to %s are no longer kept by the relay, so they "
+                                "could not be delivered."), from_text, to_text);
+  }
   vars = g_strdup_printf ("{\"from\":%" G_GINT64_FORMAT ",\"to\":%" G_GINT64_FORMAT "}",
                           from, to);
   tocsin_record_set_kind (record, TOCSIN_RECORD_KIND_GAP);
@@ -1147,22 +1306,40 @@ make_fts_query (const char *search)
   return g_string_free (g_steal_pointer (&query), FALSE);
 }
 
-/* Builds "WHERE ..." for @query with named parameters that bind_query() fills in. */
-static char *
-where_clause (const TocsinRecordQuery *query)
-{
-  g_autoptr(GString) where = g_string_new ("WHERE 1");
+/* The record columns as the FTS join below names them (records_fts has a title and a body
+ * too). */
+#define RECORD_COLUMNS_R \
+  "r.id, r.kind, r.relay_url, r.channel_id, r.channel_name, r.latest_id, r.title, r.body," \
+  " r.link, r.time, r.read, r.vars"
 
+static gboolean
+query_has_search (const TocsinRecordQuery *query)
+{
+  return query != NULL && query->search != NULL && *query->search != '\0';
+}
+
+/* Builds "FROM ... WHERE ..." for @query with named parameters that bind_query() fills in;
+ * the records are "r". A search drives the query from the FTS index: a join on its rowid,
+ * with the FTS table first (CROSS JOIN fixes the order), so that SQLite walks the matches in
+ * rowid order instead of materialising them all for "id IN (SELECT rowid ...)" (a word in a
+ * quarter of 1,000,000 records: 43 ms against 8 ms for the first page). */
+static char *
+from_where_clause (const TocsinRecordQuery *query)
+{
+  g_autoptr(GString) sql = g_string_new (NULL);
+
+  if (query_has_search (query))
+    g_string_append (sql, "FROM records_fts CROSS JOIN records r ON r.id = records_fts.rowid"
+                          " WHERE records_fts MATCH :search");
+  else
+    g_string_append (sql, "FROM records r WHERE 1");
   if (query == NULL)
-    return g_string_free (g_steal_pointer (&where), FALSE);
+    return g_string_free (g_steal_pointer (&sql), FALSE);
   if (query->relay_url)
-    g_string_append (where, " AND relay_url = :relay AND channel_id = :channel");
+    g_string_append (sql, " AND r.relay_url = :relay AND r.channel_id = :channel");
   if (query->unread_only)
-    g_string_append (where, " AND read = 0");
-  if (query->search && *query->search)
-    g_string_append (where, " AND id IN (SELECT rowid FROM records_fts"
-                            " WHERE records_fts MATCH :search)");
-  return g_string_free (g_steal_pointer (&where), FALSE);
+    g_string_append (sql, " AND r.read = 0");
+  return g_string_free (g_steal_pointer (&sql), FALSE);
 }
 
 static void
@@ -1222,9 +1399,13 @@ query_job (TocsinHistory *self,
 
   if (qd->query && search_is_blank (qd->query))
     g_clear_pointer (&qd->query->search, g_free);
-  where = where_clause (qd->query);
-  sql = g_strdup_printf ("SELECT " RECORD_COLUMNS " FROM records %s ORDER BY id DESC"
-                         " LIMIT %u OFFSET %u", where, qd->limit, qd->offset);
+  where = from_where_clause (qd->query);
+  /* Ordered by the FTS rowid when searching: the index hands out matches in that order, so
+   * the first page needs no sort of every match. */
+  sql = g_strdup_printf ("SELECT " RECORD_COLUMNS_R " %s ORDER BY %s DESC"
+                         " LIMIT %u OFFSET %u", where,
+                         query_has_search (qd->query) ? "records_fts.rowid" : "r.id",
+                         qd->limit, qd->offset);
   stmt = prepare (self->db, sql, &error);
   if (stmt == NULL)
     {
@@ -1286,8 +1467,19 @@ count_job (TocsinHistory *self,
 
   if (qd->query && search_is_blank (qd->query))
     g_clear_pointer (&qd->query->search, g_free);
-  where = where_clause (qd->query);
-  sql = g_strdup_printf ("SELECT COUNT(*) FROM records %s", where);
+  /* No filter: the total the triggers keep (count(*) reads a whole index). A search alone:
+   * count in the FTS index, without touching the records (14 ms against 215 ms for a word
+   * in a quarter of 1,000,000 records). */
+  if (qd->query == NULL ||
+      (qd->query->relay_url == NULL && !qd->query->unread_only && !query_has_search (qd->query)))
+    sql = g_strdup ("SELECT n FROM records_total WHERE id = 0");
+  else if (qd->query->relay_url == NULL && !qd->query->unread_only)
+    sql = g_strdup ("SELECT count(*) FROM records_fts WHERE records_fts MATCH :search");
+  else
+    {
+      where = from_where_clause (qd->query);
+      sql = g_strdup_printf ("SELECT count(*) %s", where);
+    }
   stmt = prepare (self->db, sql, &error);
   if (stmt == NULL)
     {

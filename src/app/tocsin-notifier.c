@@ -16,6 +16,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (NotifyNotification, g_object_unref)
  * become one summary popup. */
 #define STORM_LIMIT  3
 #define STORM_WINDOW (5 * G_USEC_PER_SEC)
+/* libnotify 0.8 shows a popup with a synchronous D-Bus call. A burst of 10,000 messages would
+ * make as many calls on the main loop, so a storm's summary is refreshed at most this often. */
+#define STORM_REFRESH_MS 250
 
 typedef struct
 {
@@ -25,6 +28,9 @@ typedef struct
   gint64              last_time;     /* monotonic µs of the latest message */
   guint               count;         /* messages in this storm so far */
   NotifyNotification *summary;       /* the coalesced popup, once the storm began */
+  guint               refresh_id;    /* pending summary refresh, 0 when none */
+  gboolean            time_sensitive;
+  TocsinNotifier     *notifier;      /* borrowed: the notifier frees its storms in dispose */
 } Storm;
 
 struct _TocsinNotifier
@@ -54,6 +60,7 @@ storm_free (gpointer data)
 {
   Storm *storm = data;
 
+  g_clear_handle_id (&storm->refresh_id, g_source_remove);
   g_free (storm->relay_url);
   g_free (storm->name);
   g_clear_object (&storm->summary);
@@ -384,6 +391,28 @@ summary_text (TocsinRecord *record)
   return title ? title : _("New notification");
 }
 
+static char *
+storm_summary_text (Storm *storm)
+{
+  return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u new from %s", "%u new from %s",
+                                       storm->count),
+                          storm->count, storm->name);
+}
+
+static gboolean
+storm_refresh (gpointer user_data)
+{
+  Storm *storm = user_data;
+  g_autofree char *summary = storm_summary_text (storm);
+
+  storm->refresh_id = 0;
+  notify_notification_update (storm->summary, summary, NULL, APP_ID);
+  /* The storm already rang once. */
+  apply_common (storm->notifier, storm->summary, storm->time_sensitive, TRUE);
+  show (storm->summary);
+  return G_SOURCE_REMOVE;
+}
+
 static TocsinNotifyOutcome
 coalesce (TocsinNotifier     *self,
           TocsinRecord       *record,
@@ -412,25 +441,23 @@ coalesce (TocsinNotifier     *self,
   if (storm->count <= STORM_LIMIT)
     return TOCSIN_NOTIFY_SHOWN;
 
-  summary = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u new from %s", "%u new from %s",
-                                          storm->count),
-                             storm->count, storm->name);
+  storm->time_sensitive = storm->time_sensitive || time_sensitive;
   if (storm->summary == NULL)
     {
+      summary = storm_summary_text (storm);
       storm->summary = notify_notification_new (summary, NULL, APP_ID);
       notify_notification_add_action (storm->summary, "default", _("Show"), on_summary_action,
                                       action_data_new (self, 0, NULL, storm->relay_url,
                                                        storm->channel_id),
                                       action_data_free);
-      apply_common (self, storm->summary, time_sensitive, FALSE);
+      apply_common (self, storm->summary, storm->time_sensitive, FALSE);
+      show (storm->summary);
     }
-  else
+  else if (storm->refresh_id == 0)
     {
-      notify_notification_update (storm->summary, summary, NULL, APP_ID);
-      /* The storm already rang once. */
-      apply_common (self, storm->summary, time_sensitive, TRUE);
+      storm->notifier = self;
+      storm->refresh_id = g_timeout_add (STORM_REFRESH_MS, storm_refresh, storm);
     }
-  show (storm->summary);
   return TOCSIN_NOTIFY_COALESCED;
 }
 

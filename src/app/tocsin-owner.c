@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 #include <libsoup/soup.h>
 
+#include "tocsin-json.h"
 #include "tocsin-owner.h"
 
 struct _TocsinOwner
@@ -55,6 +56,16 @@ tocsin_owner_new (TocsinHistory *history,
   self->history = history ? g_object_ref (history) : NULL;
   self->tls_database = tls_database ? g_object_ref (tls_database) : NULL;
   return self;
+}
+
+void
+tocsin_owner_set_tls_database (TocsinOwner  *self,
+                               GTlsDatabase *tls_database)
+{
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (tls_database == NULL || G_IS_TLS_DATABASE (tls_database));
+
+  g_set_object (&self->tls_database, tls_database);
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
@@ -266,7 +277,7 @@ send_request (TocsinOwner              *self,
     {
       g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), fields);
       gsize length;
-      char *text = json_to_string (node, FALSE);
+      char *text = tocsin_json_to_string (node, FALSE);
       g_autoptr(GBytes) bytes = NULL;
 
       length = strlen (text);

@@ -34,6 +34,9 @@ G_DECLARE_FINAL_TYPE (TocsinOwner, tocsin_owner, TOCSIN, OWNER, GObject)
  * @tls_database: extra trust for a self-signed relay, may be NULL. */
 TocsinOwner *tocsin_owner_new (TocsinHistory *history,
                                GTlsDatabase  *tls_database);
+/* Changes the extra trust for later requests (the ca-file setting was changed or read). */
+void         tocsin_owner_set_tls_database (TocsinOwner  *self,
+                                            GTlsDatabase *tls_database);
 
 /* POST /v1/channels on @relay_url with @fields. @admin_key: for a relay that is not open
  * (a key from `tocsin-relay key create`), else NULL. Saves the owned channel to the history.

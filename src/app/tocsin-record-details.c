@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-json.h"
 #include "tocsin-record-details.h"
 
 struct _TocsinRecordDetails
@@ -53,7 +54,7 @@ node_to_display (JsonNode *node)
     return g_strdup (json_node_get_string (node));
   if (JSON_NODE_HOLDS_NULL (node))
     return g_strdup ("null");
-  return json_to_string (node, FALSE);
+  return tocsin_json_to_string (node, FALSE);
 }
 
 static void
@@ -86,7 +87,7 @@ fill (TocsinRecordDetails *self)
       JsonNode *root = json_parser_get_root (parser);
       JsonObject *object = json_node_get_object (root);
       g_autoptr(GList) members = json_object_get_members (object);
-      g_autofree char *pretty = json_to_string (root, TRUE);
+      g_autofree char *pretty = tocsin_json_to_string (root, TRUE);
 
       for (GList *l = members; l; l = l->next)
         {

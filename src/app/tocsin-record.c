@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-json.h"
 #include "tocsin-record.h"
 
 struct _TocsinRecord
@@ -191,7 +192,7 @@ tocsin_record_new_from_message (const char          *relay_url,
   g_return_val_if_fail (message != NULL, NULL);
 
   node = json_node_init_object (json_node_alloc (), message->vars);
-  vars = json_to_string (node, FALSE);
+  vars = tocsin_json_to_string (node, FALSE);
 
   self = g_object_new (TOCSIN_TYPE_RECORD, NULL);
   self->relay_url = g_strdup (relay_url);

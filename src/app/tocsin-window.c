@@ -42,6 +42,9 @@ struct _TocsinWindow
   GSimpleAction      *clock;          /* activated every second while a relay is offline: rows
                                        * showing "retrying in 8 s" listen to its "activate" */
   guint               clock_id;
+  gint64              scroll_to_id;   /* a record to bring into view once its page is loaded */
+  guint               scroll_tries;
+  guint               scroll_id;
   GCancellable       *cancellable;
   GtkFileChooserNative *export_chooser;
 };
@@ -971,6 +974,30 @@ tocsin_window_show_channel (TocsinWindow *self,
     }
 }
 
+/* Scrolls to the record asked for once the list knows where it is. Clearing the filters reloads
+ * the list off the main loop, and pages are filled in place without items-changed, so look
+ * again a few times rather than give up on the first miss. */
+static gboolean
+scroll_to_record_cb (gpointer data)
+{
+  TocsinWindow *self = data;
+  gint position = tocsin_record_list_find (self->records, self->scroll_to_id);
+
+  if (position < 0 && ++self->scroll_tries < 50)
+    {
+      /* Asking for the first item loads the first page, where a fresh record is. */
+      if (!tocsin_record_list_get_loading (self->records)
+          && g_list_model_get_n_items (G_LIST_MODEL (self->records)) > 0)
+        g_object_unref (g_list_model_get_item (G_LIST_MODEL (self->records), 0));
+      return G_SOURCE_CONTINUE;
+    }
+  if (position >= 0)
+    gtk_widget_activate_action (GTK_WIDGET (self->records_view), "list.scroll-to-item", "u",
+                                (guint) position);
+  self->scroll_id = 0;
+  return G_SOURCE_REMOVE;
+}
+
 static void
 show_record_loaded_cb (GObject      *object,
                        GAsyncResult *result,
@@ -992,9 +1019,16 @@ show_record_loaded_cb (GObject      *object,
     }
 
   position = tocsin_record_list_find (self->records, tocsin_record_get_id (record));
+  g_clear_handle_id (&self->scroll_id, g_source_remove);
   if (position >= 0)
     gtk_widget_activate_action (GTK_WIDGET (self->records_view), "list.scroll-to-item", "u",
                                 (guint) position);
+  else
+    {
+      self->scroll_to_id = tocsin_record_get_id (record);
+      self->scroll_tries = 0;
+      self->scroll_id = g_timeout_add (100, scroll_to_record_cb, self);
+    }
   if (!tocsin_record_get_read (record))
     tocsin_client_mark_read (self->client, tocsin_record_get_id (record), TRUE);
   gtk_window_present (GTK_WINDOW (tocsin_record_details_new (GTK_WINDOW (self), record)));
@@ -1108,6 +1142,7 @@ tocsin_window_dispose (GObject *object)
   if (self->cancellable)
     g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->clock_id, g_source_remove);
+  g_clear_handle_id (&self->scroll_id, g_source_remove);
   if (self->export_chooser)
     gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->export_chooser));
   g_clear_object (&self->export_chooser);

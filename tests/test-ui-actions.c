@@ -1,0 +1,805 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-ui-actions.c: what the user does from outside the records view, in the real app under
+ * Xvfb against a real relay: clicks a notification (dbusmock's ActionInvoked) that has no link
+ * and gets the record shown in the window; presses "Mark as read" on a popup and sees the row
+ * turn read; and edits, rotates and deletes a channel they own in the channel editor.
+ */
+#define G_LOG_DOMAIN "test-ui"
+
+#include "config.h"
+
+#include <adwaita.h>
+
+#include "tocsin-application.h"
+#include "tocsin-channel-editor.h"
+#include "tocsin-record-row.h"
+#include "tocsin-test-relay.h"
+#include "tocsin-test-tls.h"
+#include "tocsin-window.h"
+
+typedef struct
+{
+  char               *tmpdir;
+  TocsinTestRelay    *relay;
+  JsonObject         *channel;
+  TocsinApplication  *app;
+  TocsinWindow       *window;
+  TocsinSubscription *subscription;
+} Fixture;
+
+static Fixture fx;
+
+/* ---- the notification daemon (dbusmock) ---------------------------------------------- */
+
+static GDBusConnection *
+session_bus (void)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusConnection *bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
+
+  g_assert_no_error (error);
+  return bus;
+}
+
+static GVariant *
+get_calls (void)
+{
+  g_autoptr(GDBusConnection) bus = session_bus ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
+                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  return g_variant_get_child_value (reply, 0);
+}
+
+/* The id the daemon gave the popup with @summary (0: none yet). dbusmock numbers popups from 1
+ * in order and answers replaces_id for a replacement. */
+static guint32
+notification_id (const char *summary)
+{
+  g_autoptr(GVariant) calls = get_calls ();
+  GVariantIter iter;
+  const char *method;
+  GVariant *args;
+  guint32 next_id = 1, found = 0;
+
+  g_variant_iter_init (&iter, calls);
+  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+    {
+      if (g_str_equal (method, "Notify"))
+        {
+          g_autoptr(GVariant) boxed_replaces = g_variant_get_child_value (args, 1);
+          g_autoptr(GVariant) boxed_summary = g_variant_get_child_value (args, 3);
+          g_autoptr(GVariant) replaces = g_variant_get_variant (boxed_replaces);
+          g_autoptr(GVariant) text = g_variant_get_variant (boxed_summary);
+          guint32 id = g_variant_get_uint32 (replaces);
+
+          if (id == 0)
+            id = next_id++;
+          if (g_strcmp0 (g_variant_get_string (text, NULL), summary) == 0)
+            found = id;
+        }
+      g_variant_unref (args);
+    }
+  return found;
+}
+
+static gboolean
+was_closed (guint32 id)
+{
+  g_autoptr(GVariant) calls = get_calls ();
+  GVariantIter iter;
+  const char *method;
+  GVariant *args;
+  gboolean closed = FALSE;
+
+  g_variant_iter_init (&iter, calls);
+  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+    {
+      if (g_str_equal (method, "CloseNotification"))
+        {
+          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 0);
+          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+          guint64 closed_id = 0;
+
+          /* dbusmock records the argument as Python saw it: any integer type. */
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
+            closed_id = g_variant_get_uint32 (value);
+          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
+            closed_id = (guint64) g_variant_get_int32 (value);
+          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
+            closed_id = (guint64) g_variant_get_int64 (value);
+          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+            closed_id = g_variant_get_uint64 (value);
+          if (closed_id == id)
+            closed = TRUE;
+        }
+      g_variant_unref (args);
+    }
+  return closed;
+}
+
+/* Plays the user's click on popup @id: the daemon emits ActionInvoked(id, action). */
+static void
+emit_action (guint32     id,
+             const char *action)
+{
+  g_autoptr(GDBusConnection) bus = session_bus ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *args[2] = { g_variant_new_variant (g_variant_new_uint32 (id)),
+                        g_variant_new_variant (g_variant_new_string (action)) };
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "EmitSignal",
+                                       g_variant_new ("(sss@av)", "org.freedesktop.Notifications",
+                                                      "ActionInvoked", "us",
+                                                      g_variant_new_array (G_VARIANT_TYPE_VARIANT,
+                                                                           args, 2)),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* ---- widgets -------------------------------------------------------------------------- */
+
+static const char *
+widget_text (GtkWidget *widget)
+{
+  if (GTK_IS_LABEL (widget))
+    return gtk_label_get_text (GTK_LABEL (widget));
+  if (GTK_IS_BUTTON (widget))
+    return gtk_button_get_label (GTK_BUTTON (widget));
+  return NULL;
+}
+
+/* Depth-first: a visible widget of @type whose text contains @text (NULL: any). */
+static GtkWidget *
+find_widget (GtkWidget  *root,
+             GType       type,
+             const char *text)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (!gtk_widget_get_visible (child))
+        continue;
+      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
+        {
+          const char *label = widget_text (child);
+
+          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
+            return child;
+        }
+      if ((found = find_widget (child, type, text)))
+        return found;
+    }
+  return NULL;
+}
+
+/* A mapped label whose text starts with @prefix and is not @except. */
+static GtkWidget *
+find_label_with_prefix (GtkWidget  *root,
+                        const char *prefix,
+                        const char *except)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (GTK_IS_LABEL (child) && gtk_widget_get_mapped (child))
+        {
+          const char *text = gtk_label_get_text (GTK_LABEL (child));
+
+          if (g_str_has_prefix (text, prefix) && g_strcmp0 (text, except) != 0)
+            return child;
+        }
+      if ((found = find_label_with_prefix (child, prefix, except)))
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWindow *
+find_toplevel (GType type)
+{
+  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
+
+  for (GList *l = toplevels; l; l = l->next)
+    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
+      return l->data;
+  return NULL;
+}
+
+static void
+collect_rows (GtkWidget *root,
+              GPtrArray *rows)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
+          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
+        g_ptr_array_add (rows, child);
+      else
+        collect_rows (child, rows);
+    }
+}
+
+/* The row on screen (mapped) that shows the record titled @title, or NULL. */
+static TocsinRecordRow *
+row_with_title (TocsinWindow *window,
+                const char   *title)
+{
+  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+
+  if (window == NULL)
+    return NULL;
+  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (window)), rows);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
+
+      if (tocsin_record_get_loaded (record)
+          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
+        return rows->pdata[i];
+    }
+  return NULL;
+}
+
+static gboolean
+row_is_unread (TocsinRecordRow *row)
+{
+  return gtk_widget_has_css_class (gtk_widget_get_first_child (GTK_WIDGET (row)), "unread");
+}
+
+static TocsinWindow *
+app_window (void)
+{
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (fx.app));
+
+  return TOCSIN_IS_WINDOW (window) && gtk_widget_get_visible (GTK_WIDGET (window))
+         ? TOCSIN_WINDOW (window) : NULL;
+}
+
+/* ---- the relay ------------------------------------------------------------------------ */
+
+static guint
+http_get (const char *url)
+{
+  return tocsin_test_http (fx.relay, "GET", url, NULL, NULL, 0, NULL, NULL, NULL);
+}
+
+static guint
+subscribe_info (const char *subscribe_url)
+{
+  const char *headers[] = { "Accept", "application/json", NULL };
+
+  return tocsin_test_http (fx.relay, "GET", subscribe_url, NULL, NULL, 0, headers, NULL, NULL);
+}
+
+static void
+ring (const char *server)
+{
+  g_autofree char *path = g_strdup_printf ("/t/%s?server=%s",
+                                           json_object_get_string_member (fx.channel,
+                                                                          "trigger_token"),
+                                           server);
+
+  g_assert_cmpuint (http_get (path), ==, 200);
+}
+
+static void
+async_done (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* ---- tests: notifications ------------------------------------------------------------- */
+
+static void
+test_click_shows_record (void)
+{
+  guint32 id = 0;
+  GtkWindow *details;
+  TocsinRecordRow *row = NULL;
+
+  /* The window is closed (the app keeps running in the background)... */
+  gtk_window_destroy (GTK_WINDOW (fx.window));
+  fx.window = NULL;
+  TOCSIN_WAIT_UNTIL (app_window () == NULL);
+
+  /* ...when a message without a link arrives and pops up. */
+  ring ("nolink");
+  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on nolink")) != 0);
+
+  /* A click on it brings the window back and shows that record: its details open, and its
+   * row is on screen. */
+  emit_action (id, "default");
+  TOCSIN_WAIT_UNTIL (app_window () != NULL);
+  fx.window = app_window ();
+  g_assert_true (gtk_window_is_active (GTK_WINDOW (fx.window)) ||
+                 gtk_widget_get_mapped (GTK_WIDGET (fx.window)));
+  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL
+                     && find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                     "Alert on nolink") != NULL);
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on nolink")) != NULL);
+  /* Looking at it counts as reading it. */
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on nolink")) != NULL
+                     && !row_is_unread (row));
+  gtk_window_destroy (details);
+}
+
+static void
+test_mark_read_from_popup (void)
+{
+  TocsinRecordRow *row = NULL;
+  guint32 id = 0;
+
+  ring ("readme");
+  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on readme")) != 0);
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on readme")) != NULL);
+  g_assert_true (row_is_unread (row));
+  g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
+
+  /* "Mark as read" on the popup: the row stops standing out, and the popup goes away. */
+  emit_action (id, "mark-read");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on readme")) != NULL
+                     && tocsin_record_get_read (tocsin_record_row_get_record (row))
+                     && !row_is_unread (row));
+  TOCSIN_WAIT_UNTIL (was_closed (id));
+  /* No window popped up for it: only the click does that. */
+  g_assert_null (find_toplevel (g_type_from_name ("TocsinRecordDetails")));
+}
+
+static void
+test_click_clears_filters (void)
+{
+  TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
+  GtkWidget *entry;
+  GtkWindow *details = NULL;
+  guint32 id = 0;
+
+  /* The window shows a search that matches nothing, and unread records only. */
+  g_object_set (fx.window, "unread-only", TRUE, NULL);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.search", NULL));
+  entry = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
+  g_assert_nonnull (entry);
+  gtk_editable_set_text (GTK_EDITABLE (entry), "nothing-like-this");
+  TOCSIN_WAIT_UNTIL (g_strcmp0 (tocsin_record_list_get_search (list), "nothing-like-this") == 0
+                     && !tocsin_record_list_get_loading (list)
+                     && g_list_model_get_n_items (G_LIST_MODEL (list)) == 0);
+
+  /* A click on a popup shows its record anyway: whatever hid it is cleared. */
+  ring ("hidden");
+  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on hidden")) != 0);
+  emit_action (id, "default");
+  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL
+                     && find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                     "Alert on hidden") != NULL);
+  TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Alert on hidden") != NULL);
+  g_assert_cmpstr (tocsin_record_list_get_search (list) ? tocsin_record_list_get_search (list)
+                                                      : "", ==, "");
+  g_assert_false (tocsin_record_list_get_unread_only (list));
+  /* The older records are back too. */
+  TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Alert on readme") != NULL);
+  gtk_window_destroy (details);
+}
+
+static void
+test_storm_summary_click (void)
+{
+  TocsinClient *client = tocsin_application_get_client (fx.app);
+  TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
+  g_autoptr(JsonObject) storms = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(TocsinSubscription) fetched = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinSubscription *sub;
+  guint32 id = 0;
+  gint64 channel_id;
+
+  storms = tocsin_test_relay_create_channel (fx.relay, "Storms", "Storm {{n}}", NULL, NULL,
+                                             NULL);
+  channel_id = json_object_get_int_member (storms, "id");
+  tocsin_client_fetch_channel_info_async (client,
+                                          json_object_get_string_member (storms, "subscribe_url"),
+                                          NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  sub = tocsin_client_subscribe_finish (client, result, &error);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (sub) != TOCSIN_CURSOR_NONE);
+  g_object_unref (sub);
+
+  /* Five at once become "5 new from Storms" after the first three. */
+  for (guint i = 1; i <= 5; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/t/%s?n=%u",
+                                               json_object_get_string_member (storms,
+                                                                              "trigger_token"),
+                                               i);
+      g_assert_cmpuint (http_get (path), ==, 200);
+    }
+  TOCSIN_WAIT_UNTIL ((id = notification_id ("5 new from Storms")) != 0);
+
+  /* A click on the summary shows that channel's records. */
+  emit_action (id, "default");
+  TOCSIN_WAIT_UNTIL (tocsin_record_list_get_channel_id (list) == channel_id
+                     && !tocsin_record_list_get_loading (list)
+                     && row_with_title (fx.window, "Storm 5") != NULL
+                     && row_with_title (fx.window, "Storm 1") != NULL);
+  g_assert_null (row_with_title (fx.window, "Alert on readme"));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
+}
+
+/* ---- tests: the channel editor -------------------------------------------------------- */
+
+/* Answers the "are you sure" dialog of the editor. */
+static void
+confirm_dialog (void)
+{
+  AdwMessageDialog *dialog = NULL;
+
+  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) find_toplevel (ADW_TYPE_MESSAGE_DIALOG))
+                     != NULL);
+  adw_message_dialog_response (dialog, "confirm");
+  if (find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == GTK_WINDOW (dialog))
+    gtk_window_destroy (GTK_WINDOW (dialog));
+}
+
+/* Edits the selected channel; the action is enabled once the app knows it owns it. */
+static GtkWidget *
+open_editor (void)
+{
+  GType type = TOCSIN_TYPE_CHANNEL_EDITOR;
+  GtkWindow *editor = NULL;
+
+  TOCSIN_WAIT_UNTIL ((editor = find_toplevel (type)) != NULL
+                     || (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.edit-channel",
+                                                     NULL) && FALSE));
+  return GTK_WIDGET (editor);
+}
+
+static gboolean
+has_subscription_with_url (const char *url)
+{
+  GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
+
+  for (guint i = 0; i < g_list_model_get_n_items (subs); i++)
+    {
+      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (subs, i);
+      g_autofree char *sub_url = g_strconcat (tocsin_subscription_get_relay_url (sub), "/s/",
+                                              tocsin_subscription_get_token (sub), NULL);
+
+      if (g_strcmp0 (sub_url, url) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+subscribed_to_channel (gint64 channel_id)
+{
+  return tocsin_client_find_subscription (tocsin_application_get_client (fx.app),
+                                          fx.relay->base_url, channel_id) != NULL;
+}
+
+static void
+test_editor_edit_rotate_delete (void)
+{
+  TocsinClient *client = tocsin_application_get_client (fx.app);
+  g_autofree char *webhook_prefix = g_strconcat (fx.relay->base_url, "/t/", NULL);
+  g_autofree char *subscribe_prefix = g_strconcat (fx.relay->base_url, "/s/", NULL);
+  g_autofree char *old_webhook = NULL;
+  g_autofree char *old_subscribe = NULL;
+  g_autofree char *new_webhook = NULL;
+  g_autofree char *new_subscribe = NULL;
+  g_autofree char *long_name = NULL;
+  const TocsinOwnedChannel *owned = NULL;
+  GtkWidget *editor;
+  GtkWidget *label;
+  gint64 channel_id;
+  guint n_subs = g_list_model_get_n_items (tocsin_client_get_subscriptions (client));
+
+  /* Create one through the editor (the creator is subscribed and keeps the owner key). */
+  editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
+  gtk_window_present (GTK_WINDOW (editor));
+  gtk_editable_set_text (GTK_EDITABLE (find_widget (editor, ADW_TYPE_ENTRY_ROW, NULL)),
+                         fx.relay->base_url);
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", "Deploys");
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "title", "Deployed {{version}}");
+  g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
+  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, NULL)) != NULL);
+  old_webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  label = find_label_with_prefix (editor, subscribe_prefix, NULL);
+  g_assert_nonnull (label);
+  old_subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  gtk_window_destroy (GTK_WINDOW (editor));
+
+  TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client))
+                     == n_subs + 1 && has_subscription_with_url (old_subscribe));
+  {
+    TocsinSubscription *sub = NULL;
+    GListModel *subs = tocsin_client_get_subscriptions (client);
+    g_autoptr(TocsinSubscription) last = g_list_model_get_item (subs, n_subs);
+
+    sub = last;
+    TOCSIN_WAIT_UNTIL (tocsin_subscription_get_channel_id (sub) > 0);
+    channel_id = tocsin_subscription_get_channel_id (sub);
+  }
+  TOCSIN_WAIT_UNTIL ((owned = tocsin_application_find_owned_channel (fx.app, fx.relay->base_url,
+                                                                     channel_id)) != NULL);
+  g_assert_cmpstr (owned->webhook_url, ==, old_webhook);
+
+  /* ---- edit: the editor opens on the channel as the relay has it ---- */
+  tocsin_window_show_channel (fx.window, fx.relay->base_url, channel_id);
+  editor = open_editor ();
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (find_widget (editor, GTK_TYPE_BUTTON, "_Save")));
+  {
+    g_autofree char *name = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor),
+                                                              "name");
+    g_autofree char *title = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor),
+                                                               "title");
+
+    g_assert_cmpstr (name, ==, "Deploys");
+    g_assert_cmpstr (title, ==, "Deployed {{version}}");
+  }
+
+  /* Something the relay refuses (a name over 200 bytes) comes back as its sentence. */
+  long_name = g_strnfill (250, 'x');
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", long_name);
+  g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
+  TOCSIN_WAIT_UNTIL ((label = find_widget (editor, GTK_TYPE_LABEL,
+                                           "The changes were not saved: ")) != NULL);
+  g_test_message ("refused: %s", gtk_label_get_text (GTK_LABEL (label)));
+  g_assert_null (strstr (gtk_label_get_text (GTK_LABEL (label)), "HTTP"));
+  g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (label)), "name"));
+
+  /* A good change is saved, and senders get the new template at once. */
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", "Deploys");
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "title",
+                                   "Shipped {{version}}");
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (find_widget (editor, GTK_TYPE_BUTTON, "_Save")));
+  g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
+  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "Saved") != NULL);
+  {
+    g_autofree char *url = g_strconcat (old_webhook, "?version=2.0", NULL);
+    g_autoptr(GBytes) response = NULL;
+
+    g_assert_cmpuint (tocsin_test_http (fx.relay, "GET", url, NULL, NULL, 0, NULL, &response,
+                                        NULL), ==, 200);
+    g_assert_nonnull (strstr (g_bytes_get_data (response, NULL), "\"Shipped 2.0\""));
+  }
+
+  /* ---- rotate the webhook URL: the editor shows the new one; the old one is dead ---- */
+  g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-trigger", NULL));
+  confirm_dialog ();
+  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, old_webhook))
+                     != NULL);
+  new_webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  g_assert_cmpuint (http_get (old_webhook), ==, 404);
+  g_assert_cmpuint (http_get (new_webhook), ==, 200);
+  /* The subscribe link did not change. */
+  g_assert_nonnull (find_label_with_prefix (editor, old_subscribe, NULL));
+  /* The app keeps the new URL for the next time the editor opens. */
+  TOCSIN_WAIT_UNTIL ((owned = tocsin_application_find_owned_channel (fx.app, fx.relay->base_url,
+                                                                     channel_id)) != NULL
+                     && g_strcmp0 (owned->webhook_url, new_webhook) == 0);
+
+  /* ---- rotate the subscribe link: the owner's own subscription moves to the new one ---- */
+  g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-subscribe", NULL));
+  confirm_dialog ();
+  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, subscribe_prefix, old_subscribe))
+                     != NULL);
+  new_subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  g_assert_cmpuint (subscribe_info (old_subscribe), ==, 404);
+  g_assert_cmpuint (subscribe_info (new_subscribe), ==, 200);
+  TOCSIN_WAIT_UNTIL (has_subscription_with_url (new_subscribe)
+                     && !has_subscription_with_url (old_subscribe));
+  {
+    TocsinSubscription *sub = tocsin_client_find_subscription (client, fx.relay->base_url,
+                                                               channel_id);
+    g_autofree char *path = NULL;
+
+    /* And it is live on the new link: a ring shows up as a record of the channel. */
+    g_assert_nonnull (sub);
+    TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (sub) != TOCSIN_CURSOR_NONE);
+    path = g_strconcat (new_webhook, "?version=3.0", NULL);
+    g_assert_cmpuint (http_get (path), ==, 200);
+    gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL);
+    TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Shipped 3.0") != NULL);
+  }
+
+  /* ---- delete: confirmed, the editor closes, the relay forgets it, so does the app ---- */
+  g_object_add_weak_pointer (G_OBJECT (editor), (gpointer *) &editor);
+  g_assert_true (gtk_widget_activate_action (editor, "editor.delete", NULL));
+  confirm_dialog ();
+  TOCSIN_WAIT_UNTIL (editor == NULL);
+  g_assert_cmpuint (http_get (new_webhook), ==, 404);
+  g_assert_cmpuint (subscribe_info (new_subscribe), ==, 404);
+  TOCSIN_WAIT_UNTIL (!subscribed_to_channel (channel_id));
+  TOCSIN_WAIT_UNTIL (tocsin_application_find_owned_channel (fx.app, fx.relay->base_url,
+                                                            channel_id) == NULL);
+  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                  "Channel deleted") != NULL);
+}
+
+/* ---- tests: settings that touch files ------------------------------------------------ */
+
+static void
+test_autostart (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APP_ID);
+  g_autofree char *path = g_build_filename (g_get_user_config_dir (), "autostart",
+                                            APP_ID ".desktop", NULL);
+  g_autofree char *contents = NULL;
+
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  /* On: the XDG autostart entry appears and starts Tocsin in the background. */
+  g_settings_set_boolean (settings, "autostart", TRUE);
+  TOCSIN_WAIT_UNTIL (g_file_get_contents (path, &contents, NULL, NULL));
+  g_assert_nonnull (strstr (contents, "\nExec=tocsin --background\n"));
+  g_assert_nonnull (strstr (contents, "[Desktop Entry]"));
+
+  /* Quick toggles end where the switch ends. */
+  g_settings_set_boolean (settings, "autostart", FALSE);
+  g_settings_set_boolean (settings, "autostart", TRUE);
+  g_settings_set_boolean (settings, "autostart", FALSE);
+  TOCSIN_WAIT_UNTIL (!g_file_test (path, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_bad_ca_file (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APP_ID);
+  g_autofree char *missing = g_build_filename (fx.tmpdir, "no-such-ca.pem", NULL);
+  GtkWidget *label = NULL;
+
+  /* A CA file that cannot be read is said in the window, as a sentence naming the file. */
+  g_settings_set_string (settings, "ca-file", missing);
+  TOCSIN_WAIT_UNTIL ((label = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                           "could not be used")) != NULL);
+  g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (label)), missing));
+  g_assert_null (tocsin_client_get_tls_database (tocsin_application_get_client (fx.app)));
+  g_settings_set_string (settings, "ca-file", "");
+}
+
+static void
+test_ca_file_reaches_owner (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APP_ID);
+  g_autoptr(TocsinTestPki) pki = tocsin_test_pki_new ();
+  g_autofree char *cert = g_strdup_printf ("--tls-cert=%s", pki->cert_file);
+  g_autofree char *key = g_strdup_printf ("--tls-key=%s", pki->key_file);
+  const char *args[] = { cert, key, NULL };
+  g_autoptr(TocsinTestRelay) relay = tocsin_test_relay_start (NULL, args);
+  TocsinOwner *owner = tocsin_application_get_owner (fx.app);
+  g_autoptr(JsonObject) fields = json_object_new ();
+  g_autoptr(TocsinOwnedChannel) channel = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* The CA file chosen in the preferences is read (off the main loop) and then trusted by the
+   * channel editor's requests too, not only by the subscriptions. */
+  g_settings_set_string (settings, "ca-file", pki->ca_file);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_tls_database (tocsin_application_get_client (fx.app))
+                     != NULL);
+  json_object_set_string_member (fields, "name", "Behind a self-signed certificate");
+  tocsin_owner_create_channel_async (owner, relay->base_url, NULL, fields, NULL, async_done,
+                                     &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  channel = tocsin_owner_create_channel_finish (owner, result, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (channel->webhook_url, "https://"));
+  g_clear_object (&result);
+  tocsin_owner_delete_channel_async (owner, channel, NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  g_assert_true (tocsin_owner_delete_channel_finish (owner, result, &error));
+  g_assert_no_error (error);
+
+  g_settings_set_string (settings, "ca-file", "");
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_tls_database (tocsin_application_get_client (fx.app))
+                     == NULL);
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(TocsinSubscription) fetched = NULL;
+  g_autofree char *data_home = NULL;
+  g_autofree char *config_home = NULL;
+  g_autofree char *cache_home = NULL;
+  TocsinClient *client;
+  int status;
+
+  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-actions");
+  data_home = g_build_filename (fx.tmpdir, "data", NULL);
+  config_home = g_build_filename (fx.tmpdir, "config", NULL);
+  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
+  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
+  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
+  g_setenv ("GTK_A11Y", "none", TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+  if (!gtk_init_check ())
+    {
+      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
+      return 1;
+    }
+  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
+    {
+      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
+      return 1;
+    }
+  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+
+  fx.relay = tocsin_test_relay_start (NULL, NULL);
+  fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert on {{server}}",
+                                                 "CPU at {{cpu}}%", NULL, NULL);
+
+  fx.app = tocsin_application_new ();
+  g_application_register (G_APPLICATION (fx.app), NULL, &error);
+  g_assert_no_error (error);
+  client = tocsin_application_get_client (fx.app);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  fx.window = TOCSIN_WINDOW (tocsin_application_present_window (fx.app));
+
+  /* Subscribed live, as after the subscribe dialog. */
+  tocsin_client_fetch_channel_info_async (client,
+                                          json_object_get_string_member (fx.channel,
+                                                                         "subscribe_url"),
+                                          NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  fx.subscription = tocsin_client_subscribe_finish (client, result, &error);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (fx.subscription) != TOCSIN_CURSOR_NONE);
+
+  g_test_add_func ("/ui/notification/click-shows-record", test_click_shows_record);
+  g_test_add_func ("/ui/notification/mark-read", test_mark_read_from_popup);
+  g_test_add_func ("/ui/notification/click-clears-filters", test_click_clears_filters);
+  g_test_add_func ("/ui/notification/storm-summary-click", test_storm_summary_click);
+  g_test_add_func ("/ui/editor/edit-rotate-delete", test_editor_edit_rotate_delete);
+  g_test_add_func ("/ui/preferences/autostart", test_autostart);
+  g_test_add_func ("/ui/preferences/bad-ca-file", test_bad_ca_file);
+  g_test_add_func ("/ui/preferences/ca-file-reaches-owner", test_ca_file_reaches_owner);
+  status = g_test_run ();
+
+  if (fx.window)
+    gtk_window_destroy (GTK_WINDOW (fx.window));
+  tocsin_history_flush_sync (tocsin_application_get_history (fx.app));
+  g_clear_object (&fx.subscription);
+  g_clear_object (&fx.app);
+  g_clear_pointer (&fx.channel, json_object_unref);
+  g_clear_pointer (&fx.relay, tocsin_test_relay_free);
+  tocsin_test_rmdir_recursive (fx.tmpdir);
+  g_free (fx.tmpdir);
+  return status;
+}
