@@ -15,6 +15,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-json.h"
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-handlers.h"
 #include "tocsin-relay-store.h"
@@ -217,7 +218,7 @@ print_json (JsonObject *object)
   g_autofree char *text = NULL;
 
   json_node_set_object (node, object);
-  text = json_to_string (node, FALSE);
+  text = tocsin_json_to_string (node, FALSE);
   g_print ("%s\n", text);
 }
 

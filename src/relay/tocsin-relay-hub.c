@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "tocsin-json.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-counting-stream.h"
@@ -122,6 +123,8 @@ struct _TocsinRelayHub
   gboolean     revalidating;
   gboolean     shutting_down;
   GCancellable *cancellable; /* cancelled when the hub goes: store reads still in flight */
+  GQueue       later;        /* Frames* waiting for tocsin_relay_hub_publish_soon's idles */
+  GPtrArray   *later_ids;    /* source ids of those idles, to remove them when the hub goes */
 };
 
 /* One message in its four wire forms, each built once on first use. */
@@ -220,7 +223,7 @@ json_frame (JsonObject *object)
 {
   g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
   gsize len = 0;
-  char *data = json_to_string (node, FALSE);
+  char *data = tocsin_json_to_string (node, FALSE);
 
   len = strlen (data);
   return g_bytes_new_take (data, len);
@@ -316,6 +319,11 @@ connection_send (Connection *conn,
   guint64 *end;
 
   if (conn->closed)
+    return FALSE;
+  /* The peer may have started closing before "closed" reached us; libsoup refuses (with a
+   * critical) to send on a socket that is not open, and the frame would be lost anyway: the
+   * subscriber resumes from its cursor. */
+  if (conn->ws && soup_websocket_connection_get_state (conn->ws) != SOUP_WEBSOCKET_STATE_OPEN)
     return FALSE;
 
   if (conn->ws)
@@ -1181,6 +1189,8 @@ tocsin_relay_hub_new (TocsinRelay *relay)
   hub->connections = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                             (GDestroyNotify) connection_unref);
   hub->cancellable = g_cancellable_new ();
+  g_queue_init (&hub->later);
+  hub->later_ids = g_ptr_array_new ();
   hub->revalidate_id = g_timeout_add_seconds (REVALIDATE_SECONDS, hub_revalidate, hub);
   return hub;
 }
@@ -1196,6 +1206,10 @@ tocsin_relay_hub_free (TocsinRelayHub *hub)
     return;
 
   g_clear_handle_id (&hub->revalidate_id, g_source_remove);
+  for (guint i = 0; i < hub->later_ids->len; i++)
+    g_source_remove (GPOINTER_TO_UINT (g_ptr_array_index (hub->later_ids, i)));
+  g_ptr_array_unref (hub->later_ids);
+  g_queue_clear_full (&hub->later, (GDestroyNotify) frames_free);
   /* Reads still in flight on the store's thread finish without touching the hub. */
   g_cancellable_cancel (hub->cancellable);
   g_clear_object (&hub->cancellable);
@@ -1287,6 +1301,46 @@ tocsin_relay_hub_publish (TocsinRelayHub *hub,
         sub->cursor = id;
     }
   frames_clear (&frames);
+}
+
+/* One idle per message, each taking the queue's head: the queue keeps the order of
+ * publication, and each idle sits right behind the source that writes its webhook's answer. */
+static gboolean
+hub_publish_later (gpointer user_data)
+{
+  TocsinRelayHub *hub = user_data;
+  Frames *frames = g_queue_pop_head (&hub->later);
+
+  g_assert (frames != NULL);
+  g_ptr_array_remove (hub->later_ids,
+                      GUINT_TO_POINTER (g_source_get_id (g_main_current_source ())));
+  tocsin_relay_hub_publish (hub, frames->channel_id, frames->id, frames->object);
+  frames_free (frames);
+  return G_SOURCE_REMOVE;
+}
+
+void
+tocsin_relay_hub_publish_soon (TocsinRelayHub *hub,
+                               gint64          channel_id,
+                               gint64          id,
+                               GBytes         *message)
+{
+  Frames *frames;
+  guint source_id;
+
+  g_return_if_fail (hub != NULL);
+  g_return_if_fail (message != NULL);
+
+  frames = g_new0 (Frames, 1);
+  frames->channel_id = channel_id;
+  frames->id = id;
+  frames->object = g_bytes_ref (message);
+  g_queue_push_tail (&hub->later, frames);
+  /* G_PRIORITY_DEFAULT, not an idle priority: under a flood of requests a lower priority
+   * would starve, and sources of one priority run in the order they were added. */
+  source_id = g_idle_add_full (G_PRIORITY_DEFAULT, hub_publish_later, hub, NULL);
+  g_source_set_name_by_id (source_id, "[tocsin-relay] publish");
+  g_ptr_array_add (hub->later_ids, GUINT_TO_POINTER (source_id));
 }
 
 /* Ends the subscriptions of @channel_id opened before @opened_before (monotonic) with a token

@@ -18,6 +18,12 @@ void            tocsin_relay_hub_publish       (TocsinRelayHub *hub,
                                                 gint64          channel_id,
                                                 gint64          id,
                                                 GBytes         *message);
+/* The same from an idle on the main context, in the order of the calls: a caller that has just
+ * unpaused a webhook's answer lets libsoup write it before the fan-out starts. */
+void            tocsin_relay_hub_publish_soon  (TocsinRelayHub *hub,
+                                                gint64          channel_id,
+                                                gint64          id,
+                                                GBytes         *message);
 /* The channel was deleted or its subscribe token rotated: end its subscriptions now. */
 void            tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
                                                 gint64          channel_id,

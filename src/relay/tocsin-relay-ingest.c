@@ -5,7 +5,8 @@
  * GET takes the query's variables; POST and PUT also take a JSON object, a form or a text/plain
  * body (the body wins over the query on a clash). The channel's condition decides whether the
  * message goes anywhere; its templates render the title, body and link. The request is answered
- * once the message is committed to the store, and only then published to subscribers.
+ * once the message is committed to the store; it is then published to subscribers, right after
+ * the answer is written.
  *
  * Nothing a sender sent (variables, headers, tokens) is ever logged.
  */
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-json.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-handlers.h"
@@ -514,11 +516,6 @@ commit_done (GObject      *source,
       return;
     }
 
-  /* Durable now: subscribers may see it. A duplicate went out the first time. */
-  if (!commit->duplicate && pending->relay->hub != NULL)
-    tocsin_relay_hub_publish (pending->relay->hub, pending->channel_id, commit->id,
-                              commit->message);
-
   reply = json_object_new ();
   json_object_set_int_member (reply, "id", commit->id);
   json_object_set_int_member (reply, "channel", pending->channel_id);
@@ -535,6 +532,13 @@ commit_done (GObject      *source,
   json_object_set_array_member (reply, "missing", missing_to_json (pending->missing));
   tocsin_relay_server_reply_json (pending->msg, SOUP_STATUS_OK, reply);
   soup_server_message_unpause (pending->msg);
+
+  /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
+   * first: unpausing queues libsoup's write at default priority, and publish_soon queues the
+   * fan-out behind it, so the sender never waits for thousands of frames. */
+  if (!commit->duplicate && pending->relay->hub != NULL)
+    tocsin_relay_hub_publish_soon (pending->relay->hub, pending->channel_id, commit->id,
+                                   commit->message);
 }
 
 void
@@ -692,7 +696,7 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
 
       key_hash = tocsin_token_hash (key);
       json_node_set_object (node, vars);
-      canonical = json_to_string (node, FALSE);
+      canonical = tocsin_json_to_string (node, FALSE);
       content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
     }
 

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tocsin-json.h"
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-handlers.h"
 #include "tocsin-relay-hub.h"
@@ -64,7 +65,7 @@ tocsin_relay_server_reply_json (SoupServerMessage *msg,
 {
   g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
   gsize len;
-  char *data = json_to_string (node, FALSE);
+  char *data = tocsin_json_to_string (node, FALSE);
 
   len = strlen (data);
   soup_server_message_set_status (msg, status, NULL);
@@ -395,7 +396,7 @@ request_refuse_too_large (RequestGuard *guard)
   sentence = g_strdup_printf (_("The body is larger than this relay takes (%s)"), limit);
   json_object_set_string_member (object, "error", sentence);
   node = json_node_init_object (json_node_alloc (), object);
-  body = json_to_string (node, FALSE);
+  body = tocsin_json_to_string (node, FALSE);
   response = g_strdup_printf ("HTTP/1.1 413 Request Entity Too Large\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: %zu\r\n"
@@ -567,7 +568,7 @@ refuse (Server  *server,
                                  _("The relay has as many connections as it may take; try again "
                                    "in a few seconds."));
   node = json_node_init_object (json_node_alloc (), object);
-  body = json_to_string (node, FALSE);
+  body = tocsin_json_to_string (node, FALSE);
   response = g_strdup_printf ("HTTP/1.1 503 Service Unavailable\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: %zu\r\n"

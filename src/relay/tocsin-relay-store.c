@@ -99,7 +99,10 @@ struct _TocsinRelayStore
 
   GMutex        lock;        /* guards db and channels */
   sqlite3      *db;
+  GHashTable   *stmts;       /* db's kept statements (see prepare_cached) */
   GHashTable   *channels;    /* id → TocsinRelayChannel (cache of compiled templates) */
+  GHashTable   *by_trigger;  /* trigger token hash → gint64 id (see find_by_token) */
+  GHashTable   *by_subscribe;/* subscribe token hash → gint64 id */
 
   GThread      *writer;
   GAsyncQueue  *jobs;
@@ -107,6 +110,7 @@ struct _TocsinRelayStore
   GThread      *reader;      /* started on first use; its own connection, only reads */
   GAsyncQueue  *reads;
   sqlite3      *wdb;         /* the writer thread's alone */
+  GHashTable   *wstmts;      /* wdb's kept statements */
   gint          retention;   /* seconds; atomic, the writer thread reads it */
 
   GHashTable   *buckets;     /* channel id → Bucket; main thread only */
@@ -317,6 +321,75 @@ stmt_finalize (Stmt *stmt)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Stmt, stmt_finalize)
 
+/* Statements kept compiled, one table per connection (SQL text → sqlite3_stmt): compiling
+ * was a quarter of the instructions of a webhook. A table belongs to its connection's thread
+ * (the main connection's to whoever holds the lock). prepare_cached lends a statement; the
+ * borrower gives it back with stmt_release (CachedStmt's cleanup), which resets it, so that no
+ * statement keeps a read transaction open (that would hide other processes' changes). */
+static void
+stmt_free (gpointer stmt)
+{
+  sqlite3_finalize (stmt);
+}
+
+static GHashTable *
+stmt_cache_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, stmt_free);
+}
+
+static sqlite3_stmt *
+prepare_cached (GHashTable  *stmts,
+                sqlite3     *db,
+                const char  *sql,
+                GError     **error)
+{
+  sqlite3_stmt *stmt = g_hash_table_lookup (stmts, sql);
+  int rc;
+
+  if (stmt != NULL)
+    {
+      /* Lent twice at once would mix two users' bindings and rows. */
+      g_assert (!sqlite3_stmt_busy (stmt));
+      return stmt;
+    }
+  rc = sqlite3_prepare_v3 (db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+  if (rc != SQLITE_OK)
+    {
+      set_sqlite_error (db, rc, "preparing a query", error);
+      return NULL;
+    }
+  g_hash_table_insert (stmts, g_strdup (sql), stmt);
+  return stmt;
+}
+
+typedef sqlite3_stmt CachedStmt;
+static void
+stmt_release (CachedStmt *stmt)
+{
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (CachedStmt, stmt_release)
+
+/* exec_sql for a statement without rows (BEGIN, COMMIT, SAVEPOINT...) that runs often. */
+static gboolean
+exec_cached (GHashTable  *stmts,
+             sqlite3     *db,
+             const char  *sql,
+             GError     **error)
+{
+  g_autoptr(CachedStmt) stmt = prepare_cached (stmts, db, sql, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    return set_sqlite_error (db, rc, "running a query", error);
+  return TRUE;
+}
+
 static const char schema[] =
   "CREATE TABLE IF NOT EXISTS channels ("
   "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -508,6 +581,10 @@ tocsin_relay_store_open (const char  *data_dir,
   g_mutex_init (&store->lock);
   store->db = db;
   store->wdb = wdb;
+  store->stmts = stmt_cache_new ();
+  store->by_trigger = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->by_subscribe = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->wstmts = stmt_cache_new ();
   store->retention = 24 * 60 * 60;
   store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
                                            (GDestroyNotify) tocsin_relay_channel_unref);
@@ -542,9 +619,14 @@ tocsin_relay_store_free (TocsinRelayStore *store)
       g_async_queue_unref (store->reads);
     }
 
+  /* Finalized first: sqlite3_close refuses a connection with statements left. */
+  g_hash_table_unref (store->wstmts);
+  g_hash_table_unref (store->stmts);
   sqlite3_close (store->wdb);
   sqlite3_close (store->db);
   g_hash_table_unref (store->channels);
+  g_hash_table_unref (store->by_trigger);
+  g_hash_table_unref (store->by_subscribe);
   g_hash_table_unref (store->buckets);
   g_mutex_clear (&store->lock);
   g_free (store->data_dir);
@@ -574,12 +656,13 @@ static TocsinRelayChannel *
 load_channel_locked (TocsinRelayStore *store,
                      gint64            id)
 {
-  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(CachedStmt) stmt = NULL;
   CachedChannel *cached;
   TocsinRelayChannel *channel;
   gint64 version;
 
-  stmt = prepare (store->db, "SELECT " CHANNEL_COLUMNS " FROM channels WHERE id = ?", NULL);
+  stmt = prepare_cached (store->stmts, store->db,
+                         "SELECT " CHANNEL_COLUMNS " FROM channels WHERE id = ?", NULL);
   if (stmt == NULL)
     return NULL;
   sqlite3_bind_int64 (stmt, 1, id);
@@ -603,8 +686,17 @@ load_channel_locked (TocsinRelayStore *store,
   return channel;
 }
 
+/* Most channels get many webhooks: no more than this many tokens are remembered. */
+#define MAX_CACHED_TOKENS 4096
+
 /* Looks a token up by its hash (an index lookup that reveals nothing about the token's bytes),
- * then compares the stored token in constant time, against a dummy when there is none. */
+ * then compares the stored token in constant time, against a dummy when there is none.
+ *
+ * A token seen before skips the lookup by hash: its channel comes from load_channel_locked (one
+ * primary-key read, which also brings last_id and the row's version up to date) and the token
+ * is compared with that row's current one. So a token rotated or a channel deleted by another
+ * process (the CLI) fails at once, as it did without the cache: the cache only says where to
+ * look, the row decides. */
 static TocsinRelayChannel *
 find_by_token (TocsinRelayStore *store,
                const char       *column,
@@ -613,8 +705,11 @@ find_by_token (TocsinRelayStore *store,
   g_autofree char *hash = NULL;
   g_autofree char *sql = NULL;
   g_autofree char *stored = NULL;
-  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(CachedStmt) stmt = NULL;
   TocsinRelayChannel *channel = NULL;
+  gboolean trigger = column[0] == 't';
+  GHashTable *known;
+  gint64 *known_id;
   gint64 id = 0;
   gboolean equal;
 
@@ -623,10 +718,26 @@ find_by_token (TocsinRelayStore *store,
   if (token == NULL)
     token = "";
   hash = tocsin_token_hash (token);
-  sql = g_strdup_printf ("SELECT id, %s_token FROM channels WHERE %s_hash = ?", column, column);
 
   g_mutex_lock (&store->lock);
-  stmt = prepare (store->db, sql, NULL);
+  known = trigger ? store->by_trigger : store->by_subscribe;
+  known_id = g_hash_table_lookup (known, hash);
+  if (known_id != NULL)
+    {
+      channel = load_channel_locked (store, *known_id);
+      if (channel != NULL &&
+          tocsin_token_equal (trigger ? channel->trigger_token : channel->subscribe_token, token))
+        {
+          g_mutex_unlock (&store->lock);
+          return channel;
+        }
+      /* Rotated or deleted since: forget it and look the token up as if new. */
+      g_clear_pointer (&channel, tocsin_relay_channel_unref);
+      g_hash_table_remove (known, hash);
+    }
+
+  sql = g_strdup_printf ("SELECT id, %s_token FROM channels WHERE %s_hash = ?", column, column);
+  stmt = prepare_cached (store->stmts, store->db, sql, NULL);
   if (stmt != NULL)
     {
       sqlite3_bind_text (stmt, 1, hash, -1, SQLITE_STATIC);
@@ -635,11 +746,20 @@ find_by_token (TocsinRelayStore *store,
           id = sqlite3_column_int64 (stmt, 0);
           stored = g_strdup (column_text (stmt, 1));
         }
+      g_clear_pointer (&stmt, stmt_release);
     }
 
   equal = tocsin_token_equal (stored ? stored : dummy_token, token);
   if (equal && stored != NULL)
     channel = load_channel_locked (store, id);
+  if (channel != NULL)
+    {
+      if (g_hash_table_size (known) >= MAX_CACHED_TOKENS)
+        g_hash_table_remove_all (known);
+      g_hash_table_insert (known, g_steal_pointer (&hash), g_memdup2 (&id, sizeof id));
+    }
+  if (stored != NULL)
+    explicit_bzero (stored, strlen (stored));
   g_mutex_unlock (&store->lock);
   return channel;
 }
@@ -1053,6 +1173,9 @@ tocsin_relay_store_delete_channel (TocsinRelayStore  *store,
   if (!exec_sql (store->db, "COMMIT", error))
     goto fail;
   g_hash_table_remove (store->channels, &id);
+  /* Not needed for correctness (find_by_token checks the row), only to free the entries. */
+  g_hash_table_remove_all (store->by_trigger);
+  g_hash_table_remove_all (store->by_subscribe);
   g_mutex_unlock (&store->lock);
   return found ? TRUE : not_found (id, error);
 
@@ -1204,12 +1327,13 @@ replay_page_new (void)
 static TocsinRelayReplayPage *
 replay_read (TocsinRelayStore  *store,
              sqlite3           *db,
+             GHashTable        *stmts,
              gint64             channel_id,
              gint64             after_id,
              guint              limit,
              GError           **error)
 {
-  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(CachedStmt) stmt = NULL;
   g_autoptr(TocsinRelayReplayPage) page = replay_page_new ();
   gint64 cutoff_ms, last_id = 0, first_retained = 0;
   gboolean has_channel = FALSE;
@@ -1218,9 +1342,9 @@ replay_read (TocsinRelayStore  *store,
   cutoff_ms = g_get_real_time () / 1000 - get_retention (store) * 1000;
 
   /* One read transaction, so that last_id and the rows agree. */
-  if (!exec_sql (db, "BEGIN", error))
+  if (!exec_cached (stmts, db, "BEGIN", error))
     return NULL;
-  stmt = prepare (db, "SELECT last_id FROM channels WHERE id = ?", error);
+  stmt = prepare_cached (stmts, db, "SELECT last_id FROM channels WHERE id = ?", error);
   if (stmt == NULL)
     goto fail;
   sqlite3_bind_int64 (stmt, 1, channel_id);
@@ -1229,18 +1353,18 @@ replay_read (TocsinRelayStore  *store,
       has_channel = TRUE;
       last_id = sqlite3_column_int64 (stmt, 0);
     }
-  g_clear_pointer (&stmt, sqlite3_finalize);
+  g_clear_pointer (&stmt, stmt_release);
   if (!has_channel)
     {
       not_found (channel_id, error);
       goto fail;
     }
 
-  stmt = prepare (db,
-                  /* "+time_ms": walk the primary key from the cursor (so LIMIT stops the read),
-                   * never the time index. */
-                  "SELECT id, data FROM messages WHERE channel_id = ? AND id > ? AND +time_ms >= ?"
-                  " ORDER BY id LIMIT ?", error);
+  stmt = prepare_cached (stmts, db,
+                         /* "+time_ms": walk the primary key from the cursor (so LIMIT stops
+                          * the read), never the time index. */
+                         "SELECT id, data FROM messages WHERE channel_id = ? AND id > ?"
+                         " AND +time_ms >= ? ORDER BY id LIMIT ?", error);
   if (stmt == NULL)
     goto fail;
   sqlite3_bind_int64 (stmt, 1, channel_id);
@@ -1263,8 +1387,8 @@ replay_read (TocsinRelayStore  *store,
       set_sqlite_error (db, rc, "replaying messages", error);
       goto fail;
     }
-  g_clear_pointer (&stmt, sqlite3_finalize);
-  exec_sql (db, "COMMIT", NULL);
+  g_clear_pointer (&stmt, stmt_release);
+  exec_cached (stmts, db, "COMMIT", NULL);
 
   /* A cursor (not "everything") older than what is kept: name what can't be replayed. */
   if (after_id >= 0)
@@ -1280,7 +1404,7 @@ replay_read (TocsinRelayStore  *store,
   return g_steal_pointer (&page);
 
 fail:
-  g_clear_pointer (&stmt, sqlite3_finalize);
+  g_clear_pointer (&stmt, stmt_release);
   sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
   return NULL;
 }
@@ -1308,7 +1432,7 @@ tocsin_relay_store_replay_page (TocsinRelayStore       *store,
 
   /* Read under the lock, call @func without it: @func may well use the store. */
   g_mutex_lock (&store->lock);
-  page = replay_read (store, store->db, channel_id, after_id, limit, error);
+  page = replay_read (store, store->db, store->stmts, channel_id, after_id, limit, error);
   g_mutex_unlock (&store->lock);
   if (page == NULL)
     return FALSE;
@@ -1344,13 +1468,16 @@ token_free (gpointer data)
 }
 
 static GHashTable *
-tokens_read (sqlite3  *db,
-             GArray   *ids,
-             GError  **error)
+tokens_read (sqlite3     *db,
+             GHashTable  *stmts,
+             GArray      *ids,
+             GError     **error)
 {
   g_autoptr(GHashTable) tokens = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                                         token_free);
-  g_autoptr(Stmt) stmt = prepare (db, "SELECT subscribe_token FROM channels WHERE id = ?", error);
+  g_autoptr(CachedStmt) stmt = prepare_cached (stmts, db,
+                                               "SELECT subscribe_token FROM channels WHERE id = ?",
+                                               error);
 
   if (stmt == NULL)
     return NULL;
@@ -1380,6 +1507,7 @@ reader_main (gpointer data)
   TocsinRelayStore *store = data;
   g_autoptr(GError) open_error = NULL;
   sqlite3 *db = open_connection (store->path, &open_error);
+  GHashTable *stmts = stmt_cache_new ();
 
   /* This connection only reads; query_only makes sure of it. */
   if (db != NULL && !exec_sql (db, "PRAGMA query_only=1", &open_error))
@@ -1402,8 +1530,8 @@ reader_main (gpointer data)
                                  TOCSIN_RELAY_STORE_ERROR_FAILED, "%s", open_error->message);
       else if (job->kind == READ_REPLAY)
         {
-          TocsinRelayReplayPage *page = replay_read (store, db, job->channel_id, job->after_id,
-                                                     job->limit, &error);
+          TocsinRelayReplayPage *page = replay_read (store, db, stmts, job->channel_id,
+                                                     job->after_id, job->limit, &error);
 
           if (page != NULL)
             g_task_return_pointer (job->task, page,
@@ -1413,7 +1541,7 @@ reader_main (gpointer data)
         }
       else
         {
-          GHashTable *tokens = tokens_read (db, job->ids, &error);
+          GHashTable *tokens = tokens_read (db, stmts, job->ids, &error);
 
           if (tokens != NULL)
             g_task_return_pointer (job->task, tokens, (GDestroyNotify) g_hash_table_unref);
@@ -1422,6 +1550,7 @@ reader_main (gpointer data)
         }
       read_job_free (job);
     }
+  g_hash_table_unref (stmts);
   sqlite3_close (db);
   return NULL;
 }
@@ -1711,20 +1840,22 @@ step_done (sqlite3       *db,
 
 /* One message, inside the batch's transaction. Returns the result, or NULL with @error. */
 static TocsinRelayCommit *
-write_message (sqlite3  *db,
-               Job      *job,
-               GError  **error)
+write_message (sqlite3     *db,
+               GHashTable  *stmts,
+               Job         *job,
+               GError     **error)
 {
   g_autoptr(TocsinRelayCommit) commit = g_new0 (TocsinRelayCommit, 1);
-  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(CachedStmt) stmt = NULL;
   gint64 now_ms = job->message->time_ms;
   gsize length;
   char *data;
 
   if (job->key_hash != NULL)
     {
-      stmt = prepare (db, "SELECT message_id, content_hash FROM dedup"
-                          " WHERE channel_id = ? AND key_hash = ? AND time_ms >= ?", error);
+      stmt = prepare_cached (stmts, db,
+                             "SELECT message_id, content_hash FROM dedup"
+                             " WHERE channel_id = ? AND key_hash = ? AND time_ms >= ?", error);
       if (stmt == NULL)
         return NULL;
       sqlite3_bind_int64 (stmt, 1, job->channel_id);
@@ -1742,11 +1873,12 @@ write_message (sqlite3  *db,
             }
           commit->replaces = previous;
         }
-      g_clear_pointer (&stmt, sqlite3_finalize);
+      g_clear_pointer (&stmt, stmt_release);
     }
 
-  stmt = prepare (db, "UPDATE channels SET last_id = last_id + 1 WHERE id = ? RETURNING last_id",
-                  error);
+  stmt = prepare_cached (stmts, db,
+                         "UPDATE channels SET last_id = last_id + 1 WHERE id = ? RETURNING last_id",
+                         error);
   if (stmt == NULL)
     return NULL;
   sqlite3_bind_int64 (stmt, 1, job->channel_id);
@@ -1760,7 +1892,7 @@ write_message (sqlite3  *db,
       return NULL;
     }
   commit->id = sqlite3_column_int64 (stmt, 0);
-  g_clear_pointer (&stmt, sqlite3_finalize);
+  g_clear_pointer (&stmt, stmt_release);
 
   job->message->id = commit->id;
   job->message->channel = job->channel_id;
@@ -1771,8 +1903,9 @@ write_message (sqlite3  *db,
   /* Live only: the id still counts up, but nothing is kept. */
   if (job->retention > 0)
     {
-      stmt = prepare (db, "INSERT INTO messages (channel_id, id, time_ms, data) VALUES (?, ?, ?, ?)",
-                      error);
+      stmt = prepare_cached (stmts, db,
+                             "INSERT INTO messages (channel_id, id, time_ms, data)"
+                             " VALUES (?, ?, ?, ?)", error);
       if (stmt == NULL)
         return NULL;
       sqlite3_bind_int64 (stmt, 1, job->channel_id);
@@ -1781,13 +1914,14 @@ write_message (sqlite3  *db,
       sqlite3_bind_blob (stmt, 4, data, length, SQLITE_STATIC);
       if (!step_done (db, stmt, "storing a message", error))
         return NULL;
-      g_clear_pointer (&stmt, sqlite3_finalize);
+      g_clear_pointer (&stmt, stmt_release);
     }
 
   if (job->key_hash != NULL)
     {
-      stmt = prepare (db, "INSERT OR REPLACE INTO dedup (channel_id, key_hash, content_hash,"
-                          " message_id, time_ms) VALUES (?, ?, ?, ?, ?)", error);
+      stmt = prepare_cached (stmts, db,
+                             "INSERT OR REPLACE INTO dedup (channel_id, key_hash, content_hash,"
+                             " message_id, time_ms) VALUES (?, ?, ?, ?, ?)", error);
       if (stmt == NULL)
         return NULL;
       sqlite3_bind_int64 (stmt, 1, job->channel_id);
@@ -1802,16 +1936,18 @@ write_message (sqlite3  *db,
 }
 
 static gboolean
-write_presence (sqlite3  *db,
-                Job      *job,
-                GError  **error)
+write_presence (sqlite3     *db,
+                GHashTable  *stmts,
+                Job         *job,
+                GError     **error)
 {
-  g_autoptr(Stmt) stmt = NULL;
+  g_autoptr(CachedStmt) stmt = NULL;
 
   if (job->connected)
     {
-      stmt = prepare (db, "INSERT OR REPLACE INTO presence (pid, conn_id, channel_id, kind, peer,"
-                          " connected_at) VALUES (?, ?, ?, ?, ?, ?)", error);
+      stmt = prepare_cached (stmts, db,
+                             "INSERT OR REPLACE INTO presence (pid, conn_id, channel_id, kind,"
+                             " peer, connected_at) VALUES (?, ?, ?, ?, ?, ?)", error);
       if (stmt == NULL)
         return FALSE;
       sqlite3_bind_text (stmt, 4, job->conn_kind, -1, SQLITE_STATIC);
@@ -1820,8 +1956,9 @@ write_presence (sqlite3  *db,
     }
   else
     {
-      stmt = prepare (db, "DELETE FROM presence WHERE pid = ? AND conn_id = ? AND channel_id = ?",
-                      error);
+      stmt = prepare_cached (stmts, db,
+                             "DELETE FROM presence"
+                             " WHERE pid = ? AND conn_id = ? AND channel_id = ?", error);
       if (stmt == NULL)
         return FALSE;
     }
@@ -1910,11 +2047,12 @@ run_batch (TocsinRelayStore *store,
   g_autoptr(GPtrArray) results = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
   sqlite3 *db = store->wdb;
+  GHashTable *stmts = store->wstmts;
   gboolean committed;
 
   g_ptr_array_set_size (results, batch->len);
 
-  if (!exec_sql (db, "BEGIN IMMEDIATE", &error))
+  if (!exec_cached (stmts, db, "BEGIN IMMEDIATE", &error))
     goto out;
 
   for (guint i = 0; i < batch->len; i++)
@@ -1923,18 +2061,18 @@ run_batch (TocsinRelayStore *store,
       g_autoptr(GError) job_error = NULL;
 
       /* A savepoint per job: one bad job fails alone, not the whole batch. */
-      if (job->kind == JOB_STOP || !exec_sql (db, "SAVEPOINT job", &job_error))
+      if (job->kind == JOB_STOP || !exec_cached (stmts, db, "SAVEPOINT job", &job_error))
         continue;
 
       if (job->kind == JOB_COMMIT)
         {
-          TocsinRelayCommit *commit = write_message (db, job, &job_error);
+          TocsinRelayCommit *commit = write_message (db, stmts, job, &job_error);
 
           if (commit)
             results->pdata[i] = commit;
         }
       else if (job->kind == JOB_PRESENCE)
-        write_presence (db, job, &job_error);
+        write_presence (db, stmts, job, &job_error);
 
       if (job_error != NULL)
         {
@@ -1947,10 +2085,10 @@ run_batch (TocsinRelayStore *store,
           else
             g_message ("%s", job_error->message);
         }
-      sqlite3_exec (db, "RELEASE job", NULL, NULL, NULL);
+      exec_cached (stmts, db, "RELEASE job", NULL);
     }
 
-  committed = exec_sql (db, "COMMIT", &error);
+  committed = exec_cached (stmts, db, "COMMIT", &error);
   if (!committed)
     sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
 
