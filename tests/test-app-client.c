@@ -26,23 +26,6 @@ typedef struct
   GArray             *results;        /* TocsinStoreResult */
 } Fixture;
 
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                            G_SOCKET_PROTOCOL_TCP, NULL);
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_socket_bind (socket, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* Notify calls the daemon had when the current test began: tests count only their own. */
 static guint calls_offset;
 
@@ -176,7 +159,7 @@ fixture_setup (Fixture       *f,
   g_autoptr(GError) error = NULL;
 
   f->dir = tocsin_test_make_tmpdir ("tocsin-client-test");
-  f->port = free_port ();
+  f->port = tocsin_test_free_port ();
   f->relay_url = g_strdup_printf ("http://127.0.0.1:%u", f->port);
   listen = g_strdup_printf ("--listen=127.0.0.1:%u", f->port);
   args[0] = listen;

@@ -36,33 +36,6 @@ typedef struct
   GHashTable *acked_ids;   /* relay id → itself */
 } Load;
 
-static const char *
-tocsin_binary (void)
-{
-  static char *path;
-
-  if (path == NULL)
-    path = g_build_filename (g_getenv ("TOCSIN_BUILD_ROOT"), "src", "app", "tocsin", NULL);
-  return path;
-}
-
-static guint16
-free_port (void)
-{
-  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                                            G_SOCKET_PROTOCOL_TCP, NULL);
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_socket_bind (socket, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (socket, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* Each case starts from an empty app: its own XDG data, config and cache dirs, given to every
  * app process it starts (not set in this process: setenv is unsafe once threads exist). */
 static GSubprocessLauncher *
@@ -96,7 +69,7 @@ run_tocsin (char      **out,
   g_autofree char *err = NULL;
   va_list ap;
 
-  g_ptr_array_add (argv, (char *) tocsin_binary ());
+  g_ptr_array_add (argv, (char *) tocsin_test_app_binary ());
   va_start (ap, first_arg);
   for (const char *arg = first_arg; arg; arg = va_arg (ap, const char *))
     g_ptr_array_add (argv, (char *) arg);
@@ -147,7 +120,7 @@ start_app (void)
 
   /* A second instance would only hand its arguments to a still-registered first one. */
   TOCSIN_WAIT_UNTIL (!app_is_running ());
-  process = g_subprocess_launcher_spawn (launcher, &error, tocsin_binary (), "--background",
+  process = g_subprocess_launcher_spawn (launcher, &error, tocsin_test_app_binary (), "--background",
                                          NULL);
   g_assert_no_error (error);
   TOCSIN_WAIT_UNTIL (app_is_running ());
@@ -480,7 +453,7 @@ main (int   argc,
 
   /* A second, fixed address keeps the URL the app subscribed to valid across restarts (port 0
    * would get a new port each time); no rate limit, since the burst is the point. */
-  port = free_port ();
+  port = tocsin_test_free_port ();
   fx.relay_url = g_strdup_printf ("http://127.0.0.1:%u", port);
   listen = g_strdup_printf ("--listen=127.0.0.1:%u", port);
   {

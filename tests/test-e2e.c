@@ -24,16 +24,6 @@ typedef struct
 
 static Fixture fx;
 
-static const char *
-tocsin_binary (void)
-{
-  static char *path;
-
-  if (path == NULL)
-    path = g_build_filename (g_getenv ("TOCSIN_BUILD_ROOT"), "src", "app", "tocsin", NULL);
-  return path;
-}
-
 /* Runs `tocsin ARGS...` to completion; returns the exit status and its output. */
 static int
 run_tocsin (char      **out,
@@ -46,7 +36,7 @@ run_tocsin (char      **out,
   g_autofree char *err = NULL;
   va_list ap;
 
-  g_ptr_array_add (argv, (char *) tocsin_binary ());
+  g_ptr_array_add (argv, (char *) tocsin_test_app_binary ());
   va_start (ap, first_arg);
   for (const char *arg = first_arg; arg; arg = va_arg (ap, const char *))
     g_ptr_array_add (argv, (char *) arg);
@@ -86,7 +76,7 @@ start_app (void)
   g_autoptr(GError) error = NULL;
   GSubprocess *process;
 
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, tocsin_binary (), "--background",
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, tocsin_test_app_binary (), "--background",
                               NULL);
   g_assert_no_error (error);
   TOCSIN_WAIT_UNTIL (app_is_running ());

@@ -35,8 +35,12 @@ typedef struct
   SoupSession *session;
 } TocsinTestRelay;
 
-/* The built tocsin-relay binary. */
+/* The built tocsin-relay and tocsin binaries. */
 const char      *tocsin_test_relay_binary     (void);
+const char      *tocsin_test_app_binary       (void);
+/* A loopback TCP port that was free a moment ago, for a fixed --listen that survives restarts
+ * (port 0 gives a new port each time the relay starts). */
+guint16          tocsin_test_free_port        (void);
 /* A new temp dir (0700), removed by tocsin_test_rmdir_recursive. */
 char            *tocsin_test_make_tmpdir      (const char *prefix);
 void             tocsin_test_rmdir_recursive  (const char *path);
