@@ -10,12 +10,12 @@ packages="
   libjson-glib-dev libsqlite3-dev libnotify-dev
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 python3-dbusmock python3-websockets
-  curl ca-certificates openssl
+  curl ca-certificates openssl locales valgrind
 "
 # Benchmarks and fuzzing want more; `build-aux/install-deps.sh bench|fuzz` adds them.
 for extra in "$@"; do
   case "$extra" in
-    bench) packages="$packages nginx-light libnginx-mod-nchan pushpin wrk node-ws nodejs valgrind" ;;
+    bench) packages="$packages nginx-light libnginx-mod-nchan pushpin wrk node-ws nodejs" ;;
     fuzz) packages="$packages clang libclang-rt-14-dev" ;;
     *) echo "install-deps.sh: unknown extra '$extra' (known: bench, fuzz)" >&2; exit 2 ;;
   esac
