@@ -50,6 +50,7 @@ struct _TocsinConnection
   guint                    connect_timeout_source;
   guint                    sleep_subscription;
   gulong                   monitor_handler;
+  gulong                   available_handler;
 };
 
 G_DEFINE_FINAL_TYPE (TocsinConnection, tocsin_connection, G_TYPE_OBJECT)
@@ -612,6 +613,16 @@ on_network_changed (GNetworkMonitor  *monitor,
     }
 }
 
+/* GLib's NetworkManager monitor (what a GNOME desktop has) only notifies "network-available";
+ * "network-changed" comes from the netlink monitor, on route changes. Follow both. */
+static void
+on_network_available (GNetworkMonitor  *monitor,
+                      GParamSpec       *pspec,
+                      TocsinConnection *self)
+{
+  on_network_changed (monitor, g_network_monitor_get_network_available (monitor), self);
+}
+
 static void
 on_prepare_for_sleep (GDBusConnection *connection,
                       const char      *sender,
@@ -684,6 +695,7 @@ tocsin_connection_dispose (GObject *object)
   self->sleep_subscription = 0;
   g_clear_object (&self->system_bus);
   g_clear_signal_handler (&self->monitor_handler, self->monitor);
+  g_clear_signal_handler (&self->available_handler, self->monitor);
   g_clear_object (&self->monitor);
   g_clear_object (&self->session);
   g_clear_object (&self->tls_database);
@@ -799,6 +811,8 @@ tocsin_connection_new (const char   *relay_url,
   self->monitor = g_object_ref (g_network_monitor_get_default ());
   self->monitor_handler = g_signal_connect (self->monitor, "network-changed",
                                             G_CALLBACK (on_network_changed), self);
+  self->available_handler = g_signal_connect (self->monitor, "notify::network-available",
+                                              G_CALLBACK (on_network_available), self);
   return self;
 }
 
