@@ -1861,8 +1861,8 @@ export_from (sqlite3        *db,
              GError        **error)
 {
   g_autoptr(sqlite3_stmt) stmt =
-    prepare (db, "SELECT latest_id, channel_name, channel_id, title, body, link, time, read"
-                 " FROM records WHERE kind = 0 ORDER BY id", error);
+    prepare (db, "SELECT latest_id, channel_name, channel_id, title, body, link, time, read,"
+                 " kind FROM records ORDER BY id", error);
   g_autoptr(JsonGenerator) generator = json_generator_new ();
   gint64 count = 0;
   int rc;
@@ -1901,6 +1901,13 @@ export_from (sqlite3        *db,
       json_builder_add_string_value (builder, time);
       json_builder_set_member_name (builder, "read");
       json_builder_add_boolean_value (builder, sqlite3_column_int (stmt, 7) != 0);
+      /* "Some notifications from X were missed" is a record the user sees too: a gap is
+       * exported, marked, never left out ("id" is the first missed message). */
+      if (sqlite3_column_int (stmt, 8) == TOCSIN_RECORD_KIND_GAP)
+        {
+          json_builder_set_member_name (builder, "kind");
+          json_builder_add_string_value (builder, "gap");
+        }
       json_builder_end_object (builder);
 
       root = json_builder_get_root (builder);
