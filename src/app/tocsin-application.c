@@ -329,6 +329,24 @@ client_error_cb (TocsinApplication *self,
     g_message ("%s", message);
 }
 
+/* Whether the history can write changed. The window shows it in a banner; stderr (the journal,
+ * and the terminal of `tocsin --background`) gets the same sentence, once per change. */
+static void
+history_write_error_cb (TocsinApplication *self)
+{
+  const GError *error = tocsin_history_get_write_error (self->history);
+
+  if (error != NULL)
+    {
+      g_autofree char *text =
+        tocsin_history_describe_error (error, tocsin_history_get_path (self->history));
+
+      g_printerr ("%s\n", text);
+    }
+  else
+    g_printerr ("%s\n", _("Notifications are saved in the history again."));
+}
+
 /* ---- actions -------------------------------------------------------------------------- */
 
 static void
@@ -638,6 +656,8 @@ tocsin_application_startup (GApplication *app)
                            self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->client, "error", G_CALLBACK (client_error_cb), self,
                            G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->history, "notify::write-error",
+                           G_CALLBACK (history_write_error_cb), self, G_CONNECT_SWAPPED);
 
   if (g_settings_get_boolean (self->settings, "run-in-background"))
     set_held (self, TRUE);

@@ -137,8 +137,16 @@ message_stored (GObject      *object,
   record = tocsin_history_store_message_finish (TOCSIN_HISTORY (object), result, &outcome, &error);
   if (record == NULL)
     {
+      /* The history cannot write (disk full, read-only...): it says so through its
+       * "write-error" property (a banner in the window), keeps the message to write it later,
+       * and the person still gets the pop-up. A replacement is shown as new: the record it
+       * replaces may not be stored either. */
+      g_autoptr(TocsinRecord) unsaved =
+        tocsin_history_store_message_get_unsaved (TOCSIN_HISTORY (object), result);
+
       g_debug ("Could not store a message: %s", error->message);
-      g_signal_emit (self, signals[SIGNAL_ERROR], 0, error->message);
+      if (self->notifier && unsaved)
+        tocsin_notifier_notify (self->notifier, unsaved, data->subscription);
     }
   else if (outcome != TOCSIN_STORE_DUPLICATE)
     {

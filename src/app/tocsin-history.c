@@ -159,6 +159,12 @@ struct _TocsinHistory
 
   /* Only touched on the worker thread: */
   guint          slices_sent;
+  GPtrArray     *held;          /* PendingMessage (no task) whose write failed: retried first */
+  GError        *worker_write_error;   /* the state last reported (NULL: writes work) */
+  gboolean       read_only;     /* opened immutable and read-only: the file is not writable */
+
+  /* Main context only: */
+  GError        *write_error;   /* the "write-error" property */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinHistory, tocsin_history, G_TYPE_OBJECT)
@@ -172,6 +178,19 @@ enum {
 };
 
 static guint signals[N_SIGNALS];
+
+enum {
+  PROP_0,
+  PROP_WRITE_ERROR,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+/* Messages that could not be written are kept in memory, at most this many (the oldest go
+ * first), and written before the next ones; and every RETRY_SECONDS while writes fail. */
+#define HELD_MAX 10000
+#define RETRY_SECONDS 30
 
 #define RECORD_COLUMNS \
   "id, kind, relay_url, channel_id, channel_name, latest_id, title, body, link, time, read, vars"
@@ -245,12 +264,43 @@ static const char schema_sql[] =
   "  PRIMARY KEY (relay_url, channel_id));"
   "PRAGMA user_version = 2;";
 
+/* What went wrong, as far as the UI needs to know (tocsin_history_describe_error()):
+ * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
+ * FAILED (I/O error, cannot open), INVALID_DATA (anything else: a corrupt file, a bug). Only
+ * the last is not worth retrying. */
+static GIOErrorEnum
+io_error_from_sqlite (int rc)
+{
+  switch (rc & 0xff)
+    {
+    case SQLITE_FULL:
+      return G_IO_ERROR_NO_SPACE;
+    case SQLITE_READONLY:
+      return G_IO_ERROR_READ_ONLY;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return G_IO_ERROR_PERMISSION_DENIED;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return G_IO_ERROR_BUSY;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOLFS:
+      return G_IO_ERROR_FAILED;
+    default:
+      return G_IO_ERROR_INVALID_DATA;
+    }
+}
+
 static void
 set_sqlite_error (GError     **error,
                   sqlite3     *db,
                   const char  *what)
 {
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+  g_set_error (error, G_IO_ERROR,
+               db ? io_error_from_sqlite (sqlite3_extended_errcode (db)) : G_IO_ERROR_FAILED,
                _("Could not %s in the history database: %s"),
                what, db ? sqlite3_errmsg (db) : "out of memory");
 }
@@ -261,11 +311,12 @@ exec_sql (sqlite3     *db,
           GError     **error)
 {
   char *msg = NULL;
+  int rc;
 
-  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
+  if ((rc = sqlite3_exec (db, sql, NULL, NULL, &msg)) != SQLITE_OK)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                   _("The history database failed: %s"), msg ? msg : "unknown error");
+      g_set_error (error, G_IO_ERROR, io_error_from_sqlite (sqlite3_extended_errcode (db)),
+                   _("The history database failed: %s"), msg ? msg : sqlite3_errstr (rc));
       sqlite3_free (msg);
       return FALSE;
     }
@@ -427,6 +478,33 @@ make_private_file (const char  *path,
   return TRUE;
 }
 
+/* The history on a read-only disk (or in a folder this user cannot write): opened read-only
+ * and immutable, so that SQLite does not need to create the -shm file of a WAL database, with
+ * what the last writer checkpointed. The subscriptions still load, so messages still arrive
+ * (as pop-ups); nothing is written until the worker manages to reopen it read-write. */
+static sqlite3 *
+open_read_only (const char  *path,
+                GError     **error)
+{
+  g_autofree char *file_uri = g_filename_to_uri (path, NULL, NULL);
+  g_autofree char *uri = NULL;
+  sqlite3 *db = NULL;
+
+  if (file_uri == NULL || !g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  uri = g_strconcat (file_uri, "?immutable=1", NULL);
+  if (sqlite3_open_v2 (uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+                       NULL) != SQLITE_OK ||
+      !exec_sql (db, "SELECT count(*) FROM sqlite_master", error))
+    {
+      if (error && *error == NULL)
+        set_sqlite_error (error, db, "open the file");
+      sqlite3_close (db);
+      return NULL;
+    }
+  return db;
+}
+
 static sqlite3 *
 open_database (const char  *path,
                GError     **error)
@@ -509,18 +587,226 @@ job_free (TocsinHistory *self,
   g_free (job);
 }
 
+/* ---- write failures --------------------------------------------------------------------- */
+
+static void pending_message_free (gpointer data);
+
+static gboolean
+set_write_error_in_context (gpointer data)
+{
+  gpointer *pair = data;
+  TocsinHistory *self = pair[0];
+  GError *error = pair[1];
+
+  if (self->write_error == NULL && error == NULL)
+    return G_SOURCE_REMOVE;
+  g_clear_error (&self->write_error);
+  self->write_error = g_steal_pointer (&pair[1]);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_WRITE_ERROR]);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+write_error_pair_free (gpointer data)
+{
+  gpointer *pair = data;
+
+  g_object_unref (pair[0]);
+  g_clear_error ((GError **) &pair[1]);
+  g_free (pair);
+}
+
+/* Worker: tells the main context whether writes work (@error NULL) or why not, when that
+ * changes. Queued like the signals, so it comes after the records written before it. */
+static void
+report_write_state (TocsinHistory *self,
+                    const GError  *error)
+{
+  gpointer *pair;
+  GSource *source;
+
+  if (error == NULL && self->worker_write_error == NULL)
+    return;
+  if (error != NULL && self->worker_write_error != NULL &&
+      g_error_matches (error, self->worker_write_error->domain, self->worker_write_error->code) &&
+      g_strcmp0 (error->message, self->worker_write_error->message) == 0)
+    return;
+  g_clear_error (&self->worker_write_error);
+  if (error)
+    {
+      self->worker_write_error = g_error_copy (error);
+      g_debug ("History writes fail: %s", error->message);
+    }
+  else
+    g_debug ("History writes work again");
+
+  pair = g_new0 (gpointer, 2);
+  pair[0] = g_object_ref (self);
+  pair[1] = error ? g_error_copy (error) : NULL;
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, set_write_error_in_context, pair, write_error_pair_free);
+  g_source_set_static_name (source, "[tocsin] history write state");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+/* Whether a failed write may work later (the disk was full, read-only, busy...): then the
+ * messages are held and written again. A corrupt file or a bug is not retried. */
+static gboolean
+write_error_is_transient (const GError *error)
+{
+  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+}
+
+/* Keeps @record (not stored) to write it again before the next messages. Its task, if any,
+ * has its error: the caller showed it as a pop-up. The stored cursor of its channel cannot
+ * have moved past it, as it moves in the same transaction as the records. */
+static void
+hold_message (TocsinHistory *self,
+              TocsinRecord  *record,
+              gint64         replaces)
+{
+  PendingMessage *held = g_new0 (PendingMessage, 1);
+
+  if (self->held == NULL)
+    self->held = g_ptr_array_new_with_free_func (pending_message_free);
+  /* A rolled-back insert may have given it a row id. */
+  tocsin_record_set_id (record, 0);
+  held->record = g_object_ref (record);
+  held->replaces = replaces;
+  g_ptr_array_add (self->held, held);
+  if (self->held->len > HELD_MAX)
+    {
+      g_message ("History: %u messages could not be written; dropping the oldest",
+                 self->held->len);
+      g_ptr_array_remove_range (self->held, 0, self->held->len - HELD_MAX);
+    }
+}
+
+/* Worker: a copy of @record (not stored) for the main context to show, so that the worker
+ * can go on using its own. */
+static TocsinRecord *
+copy_unsaved (TocsinRecord *record)
+{
+  TocsinRecord *copy = tocsin_record_new ();
+
+  tocsin_record_set_kind (copy, tocsin_record_get_kind (record));
+  tocsin_record_set_relay_url (copy, tocsin_record_get_relay_url (record));
+  tocsin_record_set_channel_id (copy, tocsin_record_get_channel_id (record));
+  tocsin_record_set_channel_name (copy, tocsin_record_get_channel_name (record));
+  tocsin_record_set_message_id (copy, tocsin_record_get_message_id (record));
+  tocsin_record_set_title (copy, tocsin_record_get_title (record));
+  tocsin_record_set_body (copy, tocsin_record_get_body (record));
+  tocsin_record_set_link (copy, tocsin_record_get_link (record));
+  tocsin_record_set_time (copy, tocsin_record_get_time (record));
+  tocsin_record_set_read (copy, tocsin_record_get_read (record));
+  tocsin_record_set_vars_json (copy, tocsin_record_get_vars_json (record));
+  return copy;
+}
+
+/* Worker: @pending could not be written. Its task gets @error and, for
+ * tocsin_history_store_message_get_unsaved(), a copy of the message to show anyway. */
+static void
+return_unsaved (PendingMessage *pending,
+                const GError   *error)
+{
+  if (pending->task == NULL)
+    return;
+  g_task_set_task_data (pending->task, copy_unsaved (pending->record), g_object_unref);
+  g_task_return_error (pending->task, g_error_copy (error));
+}
+
+static void flush_job (TocsinHistory *self, Job *job);
+
+/* Worker, every RETRY_SECONDS while writes fail: reopens the file if it could not be opened
+ * for writing, then writes the held messages, or (none held) tries a write that changes
+ * nothing, so that the window stops saying it cannot save as soon as it can. */
+/* Worker: the file could not be opened (for writing) before; try again. */
+static gboolean
+reopen (TocsinHistory  *self,
+        GError        **error)
+{
+  sqlite3 *db;
+
+  if (self->db != NULL && !self->read_only)
+    return TRUE;
+  db = open_database (self->path, error);
+  if (db == NULL)
+    return FALSE;
+  g_clear_pointer (&self->statements, g_hash_table_unref);
+  g_clear_pointer (&self->db, sqlite3_close);
+  g_clear_error (&self->open_error);
+  self->db = db;
+  self->read_only = FALSE;
+  return TRUE;
+}
+
+static void
+retry_writes (TocsinHistory *self)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!reopen (self, &error))
+    {
+      report_write_state (self, error);
+      return;
+    }
+
+  if (self->held != NULL && self->held->len > 0)
+    {
+      flush_job (self, NULL);
+      return;
+    }
+  if (exec_sql (self->db, "BEGIN IMMEDIATE;"
+                          "UPDATE records_total SET n = n WHERE id = 0;"
+                          "COMMIT", &error))
+    report_write_state (self, NULL);
+  else
+    {
+      exec_sql (self->db, "ROLLBACK", NULL);
+      report_write_state (self, error);
+    }
+}
+
 static gpointer
 worker_main (gpointer data)
 {
   TocsinHistory *self = data;   /* the object outlives the thread: finalize joins it */
 
   self->db = open_database (self->path, &self->open_error);
+  if (self->db == NULL)
+    {
+      g_autoptr(GError) ro_error = NULL;
+
+      /* Not writable: still read what is there (the subscriptions above all). */
+      self->db = open_read_only (self->path, &ro_error);
+      self->read_only = self->db != NULL;
+      if (ro_error)
+        g_debug ("History not readable either: %s", ro_error->message);
+    }
   if (self->open_error)
-    g_debug ("History unavailable: %s", self->open_error->message);
+    {
+      g_debug ("History unavailable: %s", self->open_error->message);
+      report_write_state (self, self->open_error);
+    }
 
   for (;;)
     {
-      Job *job = g_async_queue_pop (self->jobs);
+      Job *job;
+
+      /* While writes fail, wake up now and then to try again. */
+      if (self->worker_write_error != NULL || (self->held != NULL && self->held->len > 0))
+        {
+          job = g_async_queue_timeout_pop (self->jobs, RETRY_SECONDS * G_USEC_PER_SEC);
+          if (job == NULL)
+            {
+              retry_writes (self);
+              continue;
+            }
+        }
+      else
+        job = g_async_queue_pop (self->jobs);
 
       if (job->func == NULL)
         {
@@ -539,6 +825,8 @@ worker_main (gpointer data)
     }
 
   /* Statements first: sqlite3_close() refuses a connection that still has some. */
+  g_clear_pointer (&self->held, g_ptr_array_unref);
+  g_clear_error (&self->worker_write_error);
   g_clear_pointer (&self->statements, g_hash_table_unref);
   g_clear_pointer (&self->db, sqlite3_close);
   return NULL;
@@ -641,6 +929,7 @@ tocsin_history_finalize (GObject *object)
   g_clear_pointer (&self->jobs, g_async_queue_unref);
   g_clear_pointer (&self->pending, g_ptr_array_unref);
   g_clear_error (&self->open_error);
+  g_clear_error (&self->write_error);
   g_mutex_clear (&self->pending_lock);
   g_cond_clear (&self->delivered_cond);
   g_main_context_unref (self->context);
@@ -650,11 +939,35 @@ tocsin_history_finalize (GObject *object)
 }
 
 static void
+tocsin_history_get_property (GObject    *object,
+                             guint       prop_id,
+                             GValue     *value,
+                             GParamSpec *pspec)
+{
+  TocsinHistory *self = TOCSIN_HISTORY (object);
+
+  switch (prop_id)
+    {
+    case PROP_WRITE_ERROR:
+      g_value_set_boxed (value, self->write_error);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
 tocsin_history_class_init (TocsinHistoryClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
   object_class->finalize = tocsin_history_finalize;
+  object_class->get_property = tocsin_history_get_property;
+
+  properties[PROP_WRITE_ERROR] =
+    g_param_spec_boxed ("write-error", NULL, NULL, G_TYPE_ERROR,
+                        G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
 
   signals[SIGNAL_RECORD_ADDED] =
     g_signal_new ("record-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -711,6 +1024,40 @@ tocsin_history_get_path (TocsinHistory *self)
 {
   g_return_val_if_fail (TOCSIN_IS_HISTORY (self), NULL);
   return self->path;
+}
+
+const GError *
+tocsin_history_get_write_error (TocsinHistory *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_HISTORY (self), NULL);
+  return self->write_error;
+}
+
+char *
+tocsin_history_describe_error (const GError *error,
+                               const char   *path)
+{
+  g_autofree char *dir = NULL;
+
+  g_return_val_if_fail (error != NULL, NULL);
+
+  dir = g_path_get_dirname (path ? path : "");
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
+    /* Translators: %s is a folder, e.g. /home/ada/.local/share/tocsin */
+    return g_strdup_printf (_("Notifications can’t be saved: the disk is full. New ones still "
+                              "appear as pop-ups, but won’t be kept in the history. Free some "
+                              "space on the disk that holds %s; saving starts again by "
+                              "itself."), dir);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_READ_ONLY) ||
+      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+    /* Translators: %s is a folder, e.g. /home/ada/.local/share/tocsin */
+    return g_strdup_printf (_("Notifications can’t be saved: %s is read-only. New ones still "
+                              "appear as pop-ups, but won’t be kept in the history. Saving "
+                              "starts again by itself once the folder can be written to."), dir);
+  /* Translators: %s is the reason, e.g. "Could not store a record in the history database:
+   * disk I/O error" */
+  return g_strdup_printf (_("Notifications can’t be saved (%s). New ones still appear as "
+                            "pop-ups, but won’t be kept in the history."), error->message);
 }
 
 static GTask *
@@ -1072,12 +1419,29 @@ flush_job (TocsinHistory *self,
   self->flush_queued = FALSE;
   g_mutex_unlock (&self->pending_lock);
 
+  /* The file was not writable at the last try: maybe it is now. */
+  if (self->db == NULL || self->read_only)
+    reopen (self, NULL);
+
+  /* Messages held after a failed write go first, in the order they came. */
+  if (self->held != NULL && self->held->len > 0)
+    {
+      GPtrArray *all = g_steal_pointer (&self->held);
+
+      g_ptr_array_set_free_func (all, NULL);
+      g_ptr_array_extend_and_steal (all, g_steal_pointer (&batch));
+      batch = all;
+    }
+
   if (self->db == NULL)
     {
       for (guint i = 0; i < batch->len; i++)
         {
           PendingMessage *pending = g_ptr_array_index (batch, i);
-          g_task_return_error (pending->task, g_error_copy (self->open_error));
+
+          return_unsaved (pending, self->open_error);
+          if (write_error_is_transient (self->open_error))
+            hold_message (self, pending->record, pending->replaces);
         }
       release_batch (self, batch);
       return;
@@ -1100,7 +1464,9 @@ flush_job (TocsinHistory *self,
 
           if (outcomes == NULL)
             {
-              g_task_return_error (pending->task, g_error_copy (slice_error));
+              return_unsaved (pending, slice_error);
+              if (write_error_is_transient (slice_error))
+                hold_message (self, pending->record, pending->replaces);
               continue;
             }
           outcome = g_ptr_array_index (outcomes, i - start);
@@ -1109,8 +1475,13 @@ flush_job (TocsinHistory *self,
           else if (outcome->result == TOCSIN_STORE_REPLACED)
             emit_later (self, SIGNAL_RECORD_CHANGED, outcome->record, 0);
           g_ptr_array_index (outcomes, i - start) = NULL;
-          g_task_return_pointer (pending->task, outcome, store_outcome_free);
+          /* A held message's task already had its error. */
+          if (pending->task)
+            g_task_return_pointer (pending->task, outcome, store_outcome_free);
+          else
+            store_outcome_free (outcome);
         }
+      report_write_state (self, slice_error);
 
       /* Idles of one priority run in the order they were attached: this one runs once the
        * main context has taken the whole slice. */
@@ -1188,6 +1559,20 @@ tocsin_history_store_message_finish (TocsinHistory      *self,
   record = g_steal_pointer (&outcome->record);
   store_outcome_free (outcome);
   return record;
+}
+
+TocsinRecord *
+tocsin_history_store_message_get_unsaved (TocsinHistory *self,
+                                          GAsyncResult  *result)
+{
+  TocsinRecord *unsaved;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        tocsin_history_store_message_async, NULL);
+
+  unsaved = g_task_get_task_data (G_TASK (result));
+  return unsaved ? g_object_ref (unsaved) : NULL;
 }
 
 /* ---- gaps --------------------------------------------------------------------------------- */
@@ -1971,6 +2356,7 @@ tocsin_history_export_sync (const char     *db_path,
                             GError        **error)
 {
   g_autofree char *path = db_path ? g_strdup (db_path) : tocsin_history_default_path ();
+  g_autofree char *dir = g_path_get_dirname (path);
   sqlite3 *db = NULL;
   gint64 count;
 
@@ -1980,7 +2366,15 @@ tocsin_history_export_sync (const char     *db_path,
   if (!g_file_test (path, G_FILE_TEST_EXISTS))
     return 0;
 
-  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+  /* On a read-only disk SQLite cannot create the -shm file a WAL reader needs: nobody can be
+   * writing there, so read the file as it is. */
+  if (access (path, W_OK) != 0 || access (dir, W_OK) != 0)
+    {
+      db = open_read_only (path, error);
+      if (db == NULL)
+        return -1;
+    }
+  else if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
     {
       set_sqlite_error (error, db, "open the file");
       sqlite3_close (db);

@@ -87,6 +87,20 @@ char          *tocsin_history_default_path (void);
 TocsinHistory *tocsin_history_new          (const char *path);
 const char    *tocsin_history_get_path     (TocsinHistory *self);
 
+/* Why the history cannot write (the "write-error" property, notified in the main context when
+ * it changes), or NULL when it can. G_IO_ERROR_NO_SPACE: the disk is full; _READ_ONLY or
+ * _PERMISSION_DENIED: the file or its folder cannot be written; others: an I/O error, a file
+ * that cannot be opened, a corrupt one. While it is set, messages that could not be written
+ * are kept in memory (up to 10,000) and written first, before the next message and every 30 s;
+ * the stored cursors move with them, so whatever was not written comes again from the relay at
+ * the next start. Their tocsin_history_store_message_finish() gets the error, so the caller
+ * can still show them. It is cleared by the next successful write. */
+const GError  *tocsin_history_get_write_error (TocsinHistory *self);
+/* A sentence for a person about @error (from the history at @path): what happened, that
+ * pop-ups still come, and what to do. */
+char          *tocsin_history_describe_error  (const GError *error,
+                                               const char   *path);
+
 /* Completes when the database is open (or failed to open). */
 void     tocsin_history_wait_ready_async   (TocsinHistory       *self,
                                             GCancellable        *cancellable,
@@ -114,6 +128,11 @@ TocsinRecord *tocsin_history_store_message_finish (TocsinHistory       *self,
                                                    GAsyncResult        *result,
                                                    TocsinStoreResult   *out_result,
                                                    GError             **error);
+
+/* After tocsin_history_store_message_finish() failed because the history cannot write: the
+ * message as a record that was not stored (row id 0), to show it anyway; NULL otherwise. */
+TocsinRecord *tocsin_history_store_message_get_unsaved (TocsinHistory *self,
+                                                        GAsyncResult  *result);
 
 /* Stores a TOCSIN_RECORD_KIND_GAP record saying that ids @from..@to of the channel were
  * missed (the relay no longer had them). */

@@ -25,6 +25,8 @@ struct _TocsinWindow
   GtkSearchEntry  *search_entry;
   GtkRevealer     *relay_revealer;
   GtkLabel        *relay_state_label;
+  GtkRevealer     *storage_revealer;
+  GtkLabel        *storage_label;
   GtkStack        *records_stack;
   GtkListView     *records_view;
   AdwStatusPage   *no_results_page;
@@ -1162,6 +1164,25 @@ tocsin_window_dispose (GObject *object)
   G_OBJECT_CLASS (tocsin_window_parent_class)->dispose (object);
 }
 
+/* The history cannot write (disk full, read-only...): a strip above the records says so until
+ * a write works again. A strip, not a toast: it lasts as long as the condition does (what
+ * AdwBanner, not in libadwaita 1.2, is for). */
+static void
+history_write_error_cb (TocsinWindow *self)
+{
+  TocsinHistory *history = tocsin_client_get_history (self->client);
+  const GError *error = tocsin_history_get_write_error (history);
+
+  if (error != NULL)
+    {
+      g_autofree char *text =
+        tocsin_history_describe_error (error, tocsin_history_get_path (history));
+
+      gtk_label_set_text (self->storage_label, text);
+    }
+  gtk_revealer_set_reveal_child (self->storage_revealer, error != NULL);
+}
+
 /* "application" is not a construct property of GtkWindow, so this runs after g_object_new(). */
 static void
 tocsin_window_setup (TocsinWindow      *self,
@@ -1225,6 +1246,10 @@ tocsin_window_setup (TocsinWindow      *self,
   g_signal_connect_object (self->records_view, "activate", G_CALLBACK (record_activated_cb), self,
                            G_CONNECT_SWAPPED);
 
+  g_signal_connect_object (tocsin_client_get_history (self->client), "notify::write-error",
+                           G_CALLBACK (history_write_error_cb), self, G_CONNECT_SWAPPED);
+  history_write_error_cb (self);
+
   /* Relay states. */
   g_signal_connect_object (tocsin_client_get_connections (self->client), "items-changed",
                            G_CALLBACK (connections_changed_cb), self, G_CONNECT_SWAPPED);
@@ -1264,6 +1289,8 @@ tocsin_window_class_init (TocsinWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, search_entry);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, relay_revealer);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, relay_state_label);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, storage_revealer);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, storage_label);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, records_stack);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, records_view);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, no_results_page);
