@@ -223,6 +223,81 @@ test_idle_keepalive (void)
     }
 }
 
+/* Clients that hang up a kept-alive connection between two requests: each connection is closed
+ * and its descriptor comes back (libsoup 3.2 alone would keep it, open and deaf, for good), and
+ * a request pipelined just before the hang-up is still answered. The idle timeout is long, so
+ * only the hang-up can close them. */
+static void
+test_keepalive_hangup (void)
+{
+  const char *args[] = { "--idle-timeout=600", NULL };
+  g_autoptr(TocsinTestRelay) relay = tocsin_test_relay_start (NULL, args);
+  g_autoptr(JsonObject) channel = tocsin_test_relay_create_channel (relay, "Hangup", NULL, NULL,
+                                                                    NULL, NULL);
+  g_autoptr(GPtrArray) sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  const char *request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  guint baseline, busy;
+
+  tocsin_rel_ring (relay, channel, "?a=1");
+  baseline = tocsin_rel_relay_fd_count (relay);
+
+  /* 40 connections, one answered request each; the relay keeps them open (keep-alive). */
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autoptr(GString) received = g_string_new (NULL);
+      GSocket *socket = tocsin_rel_connect_raw (relay);
+      gboolean closed = FALSE;
+
+      g_ptr_array_add (sockets, socket);
+      g_assert_true (tocsin_rel_send_all (socket, request, strlen (request)));
+      TOCSIN_WAIT_UNTIL ((closed = tocsin_rel_peer_closed (socket, received)) ||
+                         strstr (received->str, "\"tocsin-relay\"") != NULL);
+      g_assert_false (closed);
+      g_assert_true (g_str_has_prefix (received->str, "HTTP/1.1 200"));
+    }
+  busy = tocsin_rel_relay_fd_count (relay);
+  g_assert_cmpuint (busy, >=, baseline + 40);
+
+  /* Now they hang up, between two requests. */
+  for (guint i = 0; i < sockets->len; i++)
+    g_socket_close (sockets->pdata[i], NULL);
+  g_ptr_array_set_size (sockets, 0);
+
+  /* Two requests at once, then the end of the connection: both answered, then closed. */
+  {
+    g_autoptr(GSocket) socket = tocsin_rel_connect_raw (relay);
+    g_autoptr(GString) received = g_string_new (NULL);
+    g_autofree char *two = g_strconcat (request, request, NULL);
+    const char *second;
+
+    g_assert_true (tocsin_rel_send_all (socket, two, strlen (two)));
+    g_socket_shutdown (socket, FALSE, TRUE, NULL);
+    TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));
+    g_assert_true (g_str_has_prefix (received->str, "HTTP/1.1 200"));
+    second = strstr (received->str + 1, "HTTP/1.1 ");
+    g_assert_nonnull (second);
+    g_assert_true (g_str_has_prefix (second, "HTTP/1.1 200"));
+  }
+
+  /* The relay sweeps closed sockets every 10 s. */
+  {
+    gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+    while (tocsin_rel_relay_fd_count (relay) > baseline + 2 &&
+           g_get_monotonic_time () < deadline)
+      {
+        g_main_context_iteration (NULL, FALSE);
+        g_usleep (50000);
+      }
+  }
+  g_test_message ("descriptors: %u before, %u with 40 kept-alive connections, %u after they "
+                  "hung up", baseline, busy, tocsin_rel_relay_fd_count (relay));
+  g_assert_cmpuint (tocsin_rel_relay_fd_count (relay), <=, baseline + 2);
+  /* And it still serves. */
+  tocsin_rel_ring (relay, channel, "?a=2");
+  tocsin_rel_assert_store (relay, channel, 2);
+}
+
 static void
 test_idle_sockets_release_descriptors (void)
 {
@@ -350,6 +425,7 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/reliability/load/rate-flood", test_rate_flood);
   g_test_add_func ("/reliability/load/idle-keepalive", test_idle_keepalive);
+  g_test_add_func ("/reliability/load/keepalive-hangup", test_keepalive_hangup);
   g_test_add_func ("/reliability/load/slowloris", test_slowloris);
   g_test_add_func ("/reliability/load/idle-sockets-release-descriptors",
                    test_idle_sockets_release_descriptors);

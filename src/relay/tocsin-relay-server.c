@@ -157,7 +157,7 @@ is_token_segment (const char *segment)
   return TRUE;
 }
 
-/* One accepted TCP connection. libsoup gets it anew for every request (see conn_recycle()). */
+/* One accepted TCP connection. Between two requests it is watched (see conn_watch_between()). */
 typedef struct
 {
   Server            *server;
@@ -168,6 +168,8 @@ typedef struct
   SoupServerMessage *last;         /* the request that just finished on it */
   gboolean           between;      /* no byte of a next request read since */
   guint              recycle_id;
+  guint              watch_id;     /* the socket between requests (plain HTTP) */
+  gint64             watch_until;  /* monotonic: idle until then, and it is closed */
 } Conn;
 
 typedef struct
@@ -269,16 +271,25 @@ route (SoupServer        *soup_server,
  * request, the connection is neither answered nor disconnected (soup-server-message-io-http1.c
  * soup_server_message_io_http1_finished(); fixed upstream in d20c6601, after 3.2). It would stay
  * open, deaf, and hold its descriptor for good. The first request on a connection does not have
- * this flaw. So once a request has finished and libsoup keeps the connection, the relay takes it
- * back (soup_server_message_steal_connection()) and hands it in again as a new connection, whose
- * next request is again a first one. Only between requests: when no byte of the next request has
- * been read, which the high priority of the idle guarantees (libsoup reads at the default one). */
+ * this flaw. So once a request has finished and libsoup keeps the connection, the relay watches
+ * the socket until the next request begins, at a priority above libsoup's (which reads at the
+ * default one), so that it always hears first. A byte of the next request: libsoup reads it, the
+ * request has started, and libsoup handles whatever follows. The client hanging up, or the
+ * connection idle for just under the idle timeout (before libsoup's read times out): the relay
+ * takes the connection back (soup_server_message_steal_connection()) and closes it, or hands it
+ * in again as a new connection, whose next request is again a first one, if libsoup holds bytes
+ * of a pipelined request in its buffer. Over TLS a byte in the socket may be the end of the
+ * session (close_notify), so there the relay still hands every kept-alive connection in again
+ * after each request (conn_recycle()); for plain HTTP that cost about half of the relay's CPU per
+ * webhook, and wrapped the streams one layer deeper whenever the next request was already
+ * buffered (docs/performance.md). */
 static void
 conn_free (gpointer data)
 {
   Conn *conn = data;
 
   g_clear_handle_id (&conn->recycle_id, g_source_remove);
+  g_clear_handle_id (&conn->watch_id, g_source_remove);
   g_clear_object (&conn->last);
   g_clear_object (&conn->connection);
   g_clear_object (&conn->local);
@@ -326,6 +337,85 @@ conn_recycle (gpointer user_data)
   soup_server_accept_iostream (conn->server->relay.server, stream, conn->local, conn->remote,
                                NULL);
   return G_SOURCE_REMOVE;
+}
+
+/* The watch of a plain HTTP connection between two requests (see above). */
+static gboolean
+conn_between_event (gint         fd,
+                    GIOCondition condition,
+                    gpointer     user_data)
+{
+  Conn *conn = user_data;
+  g_autoptr(SoupServerMessage) last = NULL;
+  g_autoptr(GIOStream) stolen = NULL;
+  GInputStream *input;
+  gboolean expired = conn->watch_until > 0 && g_get_monotonic_time () >= conn->watch_until;
+  char byte;
+  gssize n;
+
+  if (!conn->between || g_socket_is_closed (conn->socket) || conn->server->stopping)
+    {
+      conn->watch_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  n = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0)
+    {
+      /* The next request: libsoup reads it next, and from its first byte it is safe. */
+      conn->watch_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !expired)
+    return G_SOURCE_CONTINUE;
+
+  /* End of file, an error, or idle too long: libsoup has not read it yet (it would lose the
+   * connection), so the connection can still be taken back. */
+  conn->watch_id = 0;
+  last = g_steal_pointer (&conn->last);
+  if (last == NULL)
+    return G_SOURCE_REMOVE;
+  stolen = soup_server_message_steal_connection (last);
+  if (stolen == NULL)
+    return G_SOURCE_REMOVE;
+  input = g_io_stream_get_input_stream (stolen);
+  if (G_IS_POLLABLE_INPUT_STREAM (input) &&
+      g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)))
+    {
+      /* A pipelined request is in libsoup's buffer: it is answered, then the end is seen. */
+      soup_server_accept_iostream (conn->server->relay.server, stolen, conn->local,
+                                   conn->remote, NULL);
+      return G_SOURCE_REMOVE;
+    }
+  g_io_stream_close (stolen, NULL, NULL);
+  /* The sweep forgets the connection. */
+  g_socket_close (conn->socket, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+conn_watch_between (Conn *conn)
+{
+  guint idle_timeout = conn->server->relay.config.idle_timeout;
+  GSource *source;
+
+  if (conn->watch_id != 0)
+    return;
+  source = g_unix_fd_source_new (g_socket_get_fd (conn->socket), G_IO_IN | G_IO_HUP | G_IO_ERR);
+  conn->watch_until = 0;
+  if (idle_timeout > 0)
+    {
+      gint64 timeout_us = (gint64) idle_timeout * G_USEC_PER_SEC;
+
+      /* Before the socket's own timeout, which libsoup would trip on. */
+      conn->watch_until = g_get_monotonic_time () + timeout_us -
+                          MIN (timeout_us / 10, G_USEC_PER_SEC / 2);
+      g_source_set_ready_time (source, conn->watch_until);
+    }
+  g_source_set_priority (source, G_PRIORITY_HIGH);
+  g_source_set_callback (source, G_SOURCE_FUNC (conn_between_event), conn, NULL);
+  g_source_set_static_name (source, "[tocsin-relay] between requests");
+  conn->watch_id = g_source_attach (source, NULL);
+  g_source_unref (source);
 }
 
 /* ---- Bounding each request ---- */
@@ -462,7 +552,9 @@ request_done (SoupServerMessage *msg,
     {
       conn->between = TRUE;
       g_set_object (&conn->last, msg);
-      if (conn->recycle_id == 0)
+      if (conn->server->tls == NULL)
+        conn_watch_between (conn);
+      else if (conn->recycle_id == 0)
         conn->recycle_id = g_idle_add_full (G_PRIORITY_HIGH, conn_recycle, conn, NULL);
     }
 }
@@ -477,7 +569,10 @@ request_started (SoupServer        *soup_server,
   Conn *conn = conn_for_message (server, msg);
 
   if (conn != NULL)
-    conn->between = FALSE;
+    {
+      conn->between = FALSE;
+      g_clear_handle_id (&conn->watch_id, g_source_remove);
+    }
   guard->server = server;
   guard->msg = msg;
   guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),

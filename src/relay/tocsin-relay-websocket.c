@@ -1,0 +1,755 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-websocket.c: the server side of a WebSocket, after libsoup's handshake.
+ *
+ * libsoup's SoupWebsocketConnection frames and copies every message again for each connection,
+ * logs twice per frame and writes at once, one system call per frame: about 10,000 instructions
+ * per subscriber per message (docs/performance.md). Here a frame to the client (unmasked, so the
+ * same bytes for everyone) is built once by the caller and each connection queues a reference;
+ * what is queued is written with one writev() per connection on tocsin_relay_websocket_flush().
+ *
+ * What the client sends is parsed here too: it must mask its frames; fragments are joined up to
+ * the size limit (1009 past it); control frames (close, ping, pong) may come between fragments;
+ * a reserved bit or opcode, an unmasked or oversized control frame, a continuation out of place
+ * or a 64-bit length with the top bit set close it with 1002, text that is not UTF-8 with 1007.
+ * A ping is answered with a pong, a close with a close (then the connection ends); a close the
+ * relay starts waits 5 s for the client's answer. The socket's own timeout (GSocket's, set by the
+ * caller) ends a peer that sends nothing: the hub pings every connection, so a live client
+ * always answers something.
+ *
+ * Not a GObject: the hub holds one per subscriber and calls it on its hottest path; callbacks
+ * instead of signals keep that path free of signal emission.
+ */
+#define G_LOG_DOMAIN "tocsin-relay"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-relay-websocket.h"
+
+#define CLOSE_TIMEOUT_SECONDS  5
+#define READ_CHUNK             4096
+/* Bounded work per dispatch, so one client cannot hold the main loop. */
+#define MAX_READS_PER_DISPATCH 16
+#define MAX_IOV                64
+
+#define CLOSE_NORMAL           1000
+#define CLOSE_PROTOCOL_ERROR   1002
+#define CLOSE_NO_STATUS        1005
+#define CLOSE_ABNORMAL         1006
+#define CLOSE_BAD_DATA         1007
+#define CLOSE_TOO_BIG          1009
+#define CLOSE_TLS_HANDSHAKE    1015
+
+typedef enum
+{
+  STATE_OPEN,
+  STATE_CLOSING,   /* a close frame was queued; waiting for the client's, or for the queue */
+  STATE_CLOSED,    /* the stream is being closed or is closed */
+} State;
+
+typedef struct
+{
+  GBytes *bytes;
+  gsize   offset;  /* written so far */
+  gboolean control;
+} OutItem;
+
+struct _TocsinRelayWebsocket
+{
+  gint                      ref_count;
+  TocsinRelayWebsocketFuncs funcs;
+  gpointer                  user_data;
+
+  GIOStream                *stream;
+  GPollableInputStream     *input;     /* borrowed from stream */
+  GPollableOutputStream    *output;    /* borrowed from stream */
+  GSource                  *read_source;
+  GSource                  *write_source;
+  GSource                  *close_timeout;
+
+  State                     state;
+  gboolean                  close_sent;
+  gboolean                  end_after_flush;  /* close the stream once the queue is empty */
+
+  GByteArray               *in;        /* bytes read, not yet parsed; NULL when none (most of
+                                        * the time: 10,000 idle subscribers hold no buffer) */
+  GByteArray               *message;   /* fragments of the message being received */
+  guint8                    message_opcode;   /* 0: no message in progress */
+  gsize                     max_incoming;
+
+  GQueue                    out;       /* OutItem* */
+  guint64                   written;
+};
+
+static void websocket_start_reading (TocsinRelayWebsocket *self);
+static void websocket_end           (TocsinRelayWebsocket *self);
+
+/* ---- Frames ---- */
+
+static gsize
+write_header (guint8 *header,
+              guint8  opcode,
+              gsize   length)
+{
+  header[0] = 0x80 | opcode;
+  if (length < 126)
+    {
+      header[1] = length;
+      return 2;
+    }
+  if (length < 65536)
+    {
+      header[1] = 126;
+      header[2] = length >> 8;
+      header[3] = length & 0xFF;
+      return 4;
+    }
+  header[1] = 127;
+  for (guint i = 0; i < 8; i++)
+    header[2 + i] = ((guint64) length >> (56 - 8 * i)) & 0xFF;
+  return 10;
+}
+
+GBytes *
+tocsin_relay_websocket_frame_new (guint8      opcode,
+                                  const void *payload,
+                                  gsize       length)
+{
+  guint8 header[10];
+  gsize header_len = write_header (header, opcode, length);
+  guint8 *data = g_malloc (header_len + length);
+
+  memcpy (data, header, header_len);
+  if (length > 0)
+    memcpy (data + header_len, payload, length);
+  return g_bytes_new_take (data, header_len + length);
+}
+
+static GBytes *
+close_frame (gushort     code,
+             const char *reason)
+{
+  guint8 payload[125];
+  gsize len = 0;
+
+  if (code != 0 && code != CLOSE_NO_STATUS)
+    {
+      payload[0] = code >> 8;
+      payload[1] = code & 0xFF;
+      len = 2;
+      if (reason)
+        {
+          gsize reason_len = strlen (reason);
+          const char *end;
+
+          /* A control frame holds 125 bytes: cut the reason on a character boundary. */
+          if (reason_len > sizeof payload - len)
+            {
+              reason_len = sizeof payload - len;
+              g_utf8_validate (reason, reason_len, &end);
+              reason_len = end - reason;
+            }
+          memcpy (payload + len, reason, reason_len);
+          len += reason_len;
+        }
+    }
+  return tocsin_relay_websocket_frame_new (TOCSIN_RELAY_WEBSOCKET_CLOSE, payload, len);
+}
+
+/* ---- Life ---- */
+
+TocsinRelayWebsocket *
+tocsin_relay_websocket_new (GIOStream                       *stream,
+                            gsize                            max_incoming,
+                            const TocsinRelayWebsocketFuncs *funcs,
+                            gpointer                         user_data)
+{
+  TocsinRelayWebsocket *self;
+
+  g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
+  g_return_val_if_fail (G_IS_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream)), NULL);
+  g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream)), NULL);
+  g_return_val_if_fail (funcs != NULL, NULL);
+
+  self = g_new0 (TocsinRelayWebsocket, 1);
+  self->ref_count = 1;
+  self->funcs = *funcs;
+  self->user_data = user_data;
+  self->stream = g_object_ref (stream);
+  self->input = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  self->output = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  self->max_incoming = max_incoming;
+  g_queue_init (&self->out);
+  websocket_start_reading (self);
+  return self;
+}
+
+TocsinRelayWebsocket *
+tocsin_relay_websocket_ref (TocsinRelayWebsocket *self)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+
+  self->ref_count++;
+  return self;
+}
+
+static void
+out_item_free (gpointer data)
+{
+  OutItem *item = data;
+
+  g_bytes_unref (item->bytes);
+  g_free (item);
+}
+
+static void
+destroy_source (GSource **source)
+{
+  if (*source)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+void
+tocsin_relay_websocket_unref (TocsinRelayWebsocket *self)
+{
+  g_return_if_fail (self != NULL);
+
+  if (--self->ref_count > 0)
+    return;
+  destroy_source (&self->read_source);
+  destroy_source (&self->write_source);
+  destroy_source (&self->close_timeout);
+  g_queue_clear_full (&self->out, out_item_free);
+  g_clear_pointer (&self->in, g_byte_array_unref);
+  g_clear_pointer (&self->message, g_byte_array_unref);
+  g_clear_object (&self->stream);
+  g_free (self);
+}
+
+gboolean
+tocsin_relay_websocket_is_open (TocsinRelayWebsocket *self)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+
+  return self->state == STATE_OPEN;
+}
+
+static void
+stream_closed (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  TocsinRelayWebsocket *self = user_data;
+
+  g_io_stream_close_finish (G_IO_STREAM (source), result, NULL);
+  if (self->funcs.closed)
+    self->funcs.closed (self->user_data);
+  tocsin_relay_websocket_unref (self);
+}
+
+/* Stops all I/O and closes the stream; closed() follows from the main loop. */
+static void
+websocket_end (TocsinRelayWebsocket *self)
+{
+  if (self->state == STATE_CLOSED)
+    return;
+  self->state = STATE_CLOSED;
+  destroy_source (&self->read_source);
+  destroy_source (&self->write_source);
+  destroy_source (&self->close_timeout);
+  g_queue_clear_full (&self->out, out_item_free);
+  g_io_stream_close_async (self->stream, G_PRIORITY_DEFAULT, NULL, stream_closed,
+                           tocsin_relay_websocket_ref (self));
+}
+
+void
+tocsin_relay_websocket_abort (TocsinRelayWebsocket *self)
+{
+  g_return_if_fail (self != NULL);
+
+  if (self->state == STATE_CLOSED)
+    return;
+  self->funcs.closed = NULL;
+  websocket_end (self);
+}
+
+/* ---- Writing ---- */
+
+static gboolean on_writable (GObject *stream, gpointer user_data);
+
+static void
+queue_item (TocsinRelayWebsocket *self,
+            GBytes               *frame,
+            gboolean              control)
+{
+  OutItem *item = g_new (OutItem, 1);
+
+  item->bytes = g_bytes_ref (frame);
+  item->offset = 0;
+  item->control = control;
+  if (!control)
+    {
+      g_queue_push_tail (&self->out, item);
+      return;
+    }
+  /* Control frames go before data frames not yet begun (as libsoup's "urgent" ones do). */
+  {
+    GList *l = g_queue_peek_head_link (&self->out);
+
+    while (l && (((OutItem *) l->data)->offset > 0 || ((OutItem *) l->data)->control))
+      l = l->next;
+    if (l)
+      g_queue_insert_before (&self->out, l, item);
+    else
+      g_queue_push_tail (&self->out, item);
+  }
+}
+
+void
+tocsin_relay_websocket_queue (TocsinRelayWebsocket *self,
+                              GBytes               *frame)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (frame != NULL);
+
+  if (self->state != STATE_OPEN)
+    return;
+  queue_item (self, frame, FALSE);
+}
+
+static void
+send_control (TocsinRelayWebsocket *self,
+              GBytes               *frame)
+{
+  queue_item (self, frame, TRUE);
+  tocsin_relay_websocket_flush (self);
+}
+
+void
+tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
+{
+  GOutputVector vectors[MAX_IOV];
+  g_autoptr(GError) error = NULL;
+  gboolean progress = FALSE;
+
+  g_return_if_fail (self != NULL);
+
+  if (self->state == STATE_CLOSED || self->write_source != NULL)
+    return;
+
+  while (!g_queue_is_empty (&self->out))
+    {
+      GList *l = g_queue_peek_head_link (&self->out);
+      guint n = 0;
+      gsize written = 0;
+      GPollableReturn ret;
+
+      for (; l && n < MAX_IOV; l = l->next, n++)
+        {
+          OutItem *item = l->data;
+          gsize size;
+          const guint8 *data = g_bytes_get_data (item->bytes, &size);
+
+          vectors[n].buffer = data + item->offset;
+          vectors[n].size = size - item->offset;
+        }
+      ret = g_pollable_output_stream_writev_nonblocking (self->output, vectors, n, &written, NULL,
+                                                         &error);
+      if (ret == G_POLLABLE_RETURN_FAILED)
+        {
+          g_debug ("WebSocket write failed: %s", error->message);
+          websocket_end (self);
+          return;
+        }
+      if (written > 0)
+        {
+          progress = TRUE;
+          self->written += written;
+        }
+      /* Drop what was written whole; note how far into the next one it got. */
+      while (written > 0)
+        {
+          OutItem *item = g_queue_peek_head (&self->out);
+          gsize left = g_bytes_get_size (item->bytes) - item->offset;
+
+          if (written < left)
+            {
+              item->offset += written;
+              break;
+            }
+          written -= left;
+          out_item_free (g_queue_pop_head (&self->out));
+        }
+      if (ret == G_POLLABLE_RETURN_WOULD_BLOCK || !g_queue_is_empty (&self->out))
+        {
+          if (ret != G_POLLABLE_RETURN_WOULD_BLOCK && n == MAX_IOV)
+            continue;   /* more vectors than one call takes: go on */
+          self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
+          g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
+          g_source_set_static_name (self->write_source, "[tocsin-relay] websocket write");
+          g_source_attach (self->write_source, NULL);
+          break;
+        }
+    }
+
+  if (progress && self->funcs.written)
+    self->funcs.written (self->user_data, self->written);
+  if (self->end_after_flush && g_queue_is_empty (&self->out) && self->state != STATE_CLOSED)
+    websocket_end (self);
+}
+
+static gboolean
+on_writable (GObject  *stream,
+             gpointer  user_data)
+{
+  TocsinRelayWebsocket *self = user_data;
+
+  g_clear_pointer (&self->write_source, g_source_unref);
+  tocsin_relay_websocket_ref (self);
+  tocsin_relay_websocket_flush (self);
+  tocsin_relay_websocket_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* ---- Closing ---- */
+
+static gboolean
+close_timed_out (gpointer user_data)
+{
+  TocsinRelayWebsocket *self = user_data;
+
+  g_clear_pointer (&self->close_timeout, g_source_unref);
+  g_debug ("WebSocket peer did not answer the close in time");
+  websocket_end (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+start_close_timeout (TocsinRelayWebsocket *self)
+{
+  if (self->close_timeout)
+    return;
+  self->close_timeout = g_timeout_source_new_seconds (CLOSE_TIMEOUT_SECONDS);
+  g_source_set_callback (self->close_timeout, close_timed_out, self, NULL);
+  g_source_attach (self->close_timeout, NULL);
+}
+
+/* Drops data frames not yet begun: after a close frame nothing else may follow. */
+static void
+drop_unsent_data (TocsinRelayWebsocket *self)
+{
+  GList *l = g_queue_peek_head_link (&self->out);
+
+  while (l)
+    {
+      GList *next = l->next;
+      OutItem *item = l->data;
+
+      if (!item->control && item->offset == 0)
+        {
+          out_item_free (item);
+          g_queue_delete_link (&self->out, l);
+        }
+      l = next;
+    }
+}
+
+void
+tocsin_relay_websocket_close (TocsinRelayWebsocket *self,
+                              gushort               code,
+                              const char           *reason)
+{
+  g_autoptr(GBytes) frame = NULL;
+
+  g_return_if_fail (self != NULL);
+
+  if (self->state != STATE_OPEN)
+    return;
+  self->state = STATE_CLOSING;
+  self->close_sent = TRUE;
+  drop_unsent_data (self);
+  frame = close_frame (code, reason);
+  start_close_timeout (self);
+  send_control (self, frame);
+}
+
+/* A protocol violation: a close frame with @code, then the end, without waiting for an answer. */
+static void
+fail (TocsinRelayWebsocket *self,
+      gushort               code,
+      const char           *reason)
+{
+  if (self->state == STATE_CLOSED)
+    return;
+  if (!self->close_sent)
+    {
+      g_autoptr(GBytes) frame = close_frame (code, reason);
+
+      self->close_sent = TRUE;
+      drop_unsent_data (self);
+      queue_item (self, frame, TRUE);
+    }
+  self->state = STATE_CLOSING;
+  self->end_after_flush = TRUE;
+  start_close_timeout (self);
+  tocsin_relay_websocket_flush (self);
+}
+
+static void
+receive_close (TocsinRelayWebsocket *self,
+               const guint8         *data,
+               gsize                 len)
+{
+  gushort code = 0;
+
+  if (len == 1)
+    {
+      fail (self, CLOSE_PROTOCOL_ERROR, "incomplete close code");
+      return;
+    }
+  if (len >= 2)
+    {
+      code = (gushort) (data[0] << 8 | data[1]);
+      if (code < 1000 || code == CLOSE_NO_STATUS || code == CLOSE_ABNORMAL ||
+          code == CLOSE_TLS_HANDSHAKE || code >= 5000 || (code > 1011 && code < 3000))
+        {
+          fail (self, CLOSE_PROTOCOL_ERROR, "invalid close code");
+          return;
+        }
+      if (!g_utf8_validate ((const char *) data + 2, len - 2, NULL))
+        {
+          fail (self, CLOSE_PROTOCOL_ERROR, "close reason is not UTF-8");
+          return;
+        }
+    }
+
+  if (self->close_sent)
+    {
+      /* The answer to ours: done. */
+      websocket_end (self);
+      return;
+    }
+  /* Theirs first: answer with the same code, then end once the answer is written. */
+  {
+    g_autoptr(GBytes) frame = close_frame (code ? code : CLOSE_NORMAL, NULL);
+
+    self->state = STATE_CLOSING;
+    self->close_sent = TRUE;
+    self->end_after_flush = TRUE;
+    drop_unsent_data (self);
+    start_close_timeout (self);
+    send_control (self, frame);
+  }
+}
+
+/* ---- Reading ---- */
+
+/* Parses one frame at the head of self->in. Returns the bytes it used, 0 when the frame is not
+ * all there yet; on a violation it fails the connection and returns 0. */
+static gsize
+parse_frame (TocsinRelayWebsocket *self)
+{
+  guint8 *p = self->in->data;
+  gsize avail = self->in->len;
+  gboolean fin, masked;
+  guint8 opcode;
+  guint64 length;
+  gsize header = 2;
+  guint8 mask[4];
+  guint8 *payload;
+
+  if (avail < 2)
+    return 0;
+  fin = (p[0] & 0x80) != 0;
+  opcode = p[0] & 0x0F;
+  masked = (p[1] & 0x80) != 0;
+  length = p[1] & 0x7F;
+
+  if (p[0] & 0x70)
+    {
+      fail (self, CLOSE_PROTOCOL_ERROR, "reserved bits set");
+      return 0;
+    }
+  if (!masked)
+    {
+      fail (self, CLOSE_PROTOCOL_ERROR, "client frames must be masked");
+      return 0;
+    }
+  if (!(opcode <= 0x2 || (opcode >= 0x8 && opcode <= 0xA)))
+    {
+      fail (self, CLOSE_PROTOCOL_ERROR, "reserved opcode");
+      return 0;
+    }
+  if (opcode & 0x8)
+    {
+      if (!fin || length > 125)
+        {
+          fail (self, CLOSE_PROTOCOL_ERROR, "invalid control frame");
+          return 0;
+        }
+    }
+  else if ((opcode == 0) != (self->message_opcode != 0))
+    {
+      fail (self, CLOSE_PROTOCOL_ERROR, opcode == 0 ? "continuation without a message"
+                                                    : "new message inside a fragmented one");
+      return 0;
+    }
+
+  if (length == 126)
+    {
+      if (avail < 4)
+        return 0;
+      length = (guint64) p[2] << 8 | p[3];
+      header = 4;
+    }
+  else if (length == 127)
+    {
+      if (avail < 10)
+        return 0;
+      length = 0;
+      for (guint i = 0; i < 8; i++)
+        length = length << 8 | p[2 + i];
+      header = 10;
+      if (length >> 63)
+        {
+          fail (self, CLOSE_PROTOCOL_ERROR, "invalid length");
+          return 0;
+        }
+    }
+
+  if (!(opcode & 0x8) &&
+      length + (self->message ? self->message->len : 0) > self->max_incoming)
+    {
+      fail (self, CLOSE_TOO_BIG, "message too big");
+      return 0;
+    }
+  if (avail < header + 4 + length)
+    return 0;
+
+  memcpy (mask, p + header, 4);
+  payload = p + header + 4;
+  for (gsize i = 0; i < length; i++)
+    payload[i] ^= mask[i & 3];
+
+  switch (opcode)
+    {
+    case TOCSIN_RELAY_WEBSOCKET_CLOSE:
+      receive_close (self, payload, length);
+      break;
+    case TOCSIN_RELAY_WEBSOCKET_PING:
+      if (self->state == STATE_OPEN)
+        {
+          g_autoptr(GBytes) pong = tocsin_relay_websocket_frame_new (TOCSIN_RELAY_WEBSOCKET_PONG,
+                                                                     payload, length);
+
+          send_control (self, pong);
+        }
+      break;
+    case TOCSIN_RELAY_WEBSOCKET_PONG:
+      /* Only proof of life, which reading it already was. */
+      break;
+    default:
+      if (self->message == NULL)
+        self->message = g_byte_array_new ();
+      if (opcode != 0)
+        self->message_opcode = opcode;
+      g_byte_array_append (self->message, payload, length);
+      if (fin)
+        {
+          g_autoptr(GByteArray) message = g_steal_pointer (&self->message);
+          gboolean text = self->message_opcode == TOCSIN_RELAY_WEBSOCKET_TEXT;
+
+          self->message_opcode = 0;
+          if (text && !g_utf8_validate ((const char *) message->data, message->len, NULL))
+            {
+              fail (self, CLOSE_BAD_DATA, "text is not UTF-8");
+              return 0;
+            }
+          /* After a close (either way) data is ignored. */
+          if (self->state == STATE_OPEN && self->funcs.message)
+            self->funcs.message (self->user_data, text, message->data, message->len);
+        }
+      break;
+    }
+  return header + 4 + length;
+}
+
+static void
+process_input (TocsinRelayWebsocket *self)
+{
+  while (self->state != STATE_CLOSED && !self->end_after_flush && self->in->len > 0)
+    {
+      gsize used = parse_frame (self);
+
+      if (used == 0)
+        break;
+      g_byte_array_remove_range (self->in, 0, used);
+    }
+  /* Only a frame not yet all there is kept. */
+  if (self->in->len == 0)
+    g_clear_pointer (&self->in, g_byte_array_unref);
+}
+
+static gboolean
+on_readable (GObject  *stream,
+             gpointer  user_data)
+{
+  TocsinRelayWebsocket *self = user_data;
+  gboolean again = TRUE;
+
+  tocsin_relay_websocket_ref (self);
+  g_clear_pointer (&self->read_source, g_source_unref);
+  for (guint i = 0; i < MAX_READS_PER_DISPATCH && self->state != STATE_CLOSED; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint8 buffer[READ_CHUNK];
+      gssize n;
+
+      n = g_pollable_input_stream_read_nonblocking (self->input, buffer, sizeof buffer, NULL,
+                                                    &error);
+      if (n > 0)
+        {
+          if (self->in == NULL)
+            self->in = g_byte_array_sized_new (n);
+          g_byte_array_append (self->in, buffer, n);
+        }
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        break;
+      if (n <= 0)
+        {
+          /* End of file, a reset, or the socket's timeout: the peer is gone. */
+          if (n < 0)
+            g_debug ("WebSocket read failed: %s", error->message);
+          again = FALSE;
+          websocket_end (self);
+          break;
+        }
+      process_input (self);
+      if (self->end_after_flush)
+        {
+          /* Failed or answered a close: read no more. */
+          again = FALSE;
+          break;
+        }
+    }
+  if (again && self->state != STATE_CLOSED)
+    websocket_start_reading (self);
+  tocsin_relay_websocket_unref (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* A new source each time: the stream may have buffered bytes (libsoup's, read with the
+ * handshake), and a pollable source only looks at that when it is created. */
+static void
+websocket_start_reading (TocsinRelayWebsocket *self)
+{
+  self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
+  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
+  g_source_set_static_name (self->read_source, "[tocsin-relay] websocket read");
+  g_source_attach (self->read_source, NULL);
+}
