@@ -18,6 +18,8 @@
 #define CONNECT_TIMEOUT_SEC  30
 /* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom. */
 #define MAX_INCOMING_PAYLOAD (4 * 1024 * 1024)
+/* The longest the main loop spends on received frames before it gets to other sources. */
+#define FRAME_SLICE_USEC     (3 * 1000)
 
 struct _TocsinConnection
 {
@@ -45,6 +47,15 @@ struct _TocsinConnection
   gint64                   retry_time;
   gint64                   last_seen;
   char                    *last_error;
+
+  /* libsoup reads all that the socket holds and emits "message" for each frame in that one
+   * dispatch: after a laptop wakes, thousands of them. Frames are handled at once for up to
+   * FRAME_SLICE_USEC of a dispatch (which frame_dispatch names); the rest are queued (GBytes,
+   * oldest first) and an idle source handles them in slices of that length, in order. */
+  GQueue                   incoming;
+  guint                    incoming_source;
+  gconstpointer            frame_dispatch;
+  gint64                   frame_deadline;
 
   guint                    retry_source;
   guint                    keepalive_source;
@@ -383,10 +394,8 @@ handle_frame (TocsinConnection *self,
 }
 
 static void
-on_ws_message (SoupWebsocketConnection *ws,
-               gint                     data_type,
-               GBytes                  *bytes,
-               TocsinConnection        *self)
+handle_text (TocsinConnection *self,
+             GBytes           *bytes)
 {
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
@@ -394,12 +403,6 @@ on_ws_message (SoupWebsocketConnection *ws,
   const char *data = g_bytes_get_data (bytes, &length);
   JsonNode *root;
 
-  self->last_seen = g_get_monotonic_time ();
-  /* The relay talks to us: the backoff can start over next time. */
-  self->attempt = 0;
-
-  if (data_type != SOUP_WEBSOCKET_DATA_TEXT)
-    return;
   if (!json_parser_load_from_data (parser, data, length, &error))
     {
       g_debug ("Ignoring a frame that is not JSON: %s", error->message);
@@ -408,11 +411,86 @@ on_ws_message (SoupWebsocketConnection *ws,
   root = json_parser_get_root (parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
     return;
+  handle_frame (self, json_node_get_object (root));
+}
+
+static gboolean
+handle_incoming_cb (gpointer data)
+{
+  TocsinConnection *self = data;
+  GSource *source = g_main_current_source ();
+  gint64 deadline = g_get_monotonic_time () + FRAME_SLICE_USEC;
+  gboolean more;
 
   /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
   g_object_ref (self);
-  handle_frame (self, json_node_get_object (root));
+  do
+    {
+      g_autoptr(GBytes) bytes = g_queue_pop_head (&self->incoming);
+
+      if (bytes == NULL)
+        break;
+      handle_text (self, bytes);
+    }
+  /* A handler may have stopped us, which drops the queue and destroys this source. */
+  while (!g_source_is_destroyed (source) && g_get_monotonic_time () < deadline);
+
+  more = !g_source_is_destroyed (source) && !g_queue_is_empty (&self->incoming);
+  if (!more && !g_source_is_destroyed (source))
+    self->incoming_source = 0;
   g_object_unref (self);
+  return more ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static void
+drop_incoming (TocsinConnection *self)
+{
+  g_clear_handle_id (&self->incoming_source, g_source_remove);
+  g_queue_clear_full (&self->incoming, (GDestroyNotify) g_bytes_unref);
+}
+
+static void
+on_ws_message (SoupWebsocketConnection *ws,
+               gint                     data_type,
+               GBytes                  *bytes,
+               TocsinConnection        *self)
+{
+  self->last_seen = g_get_monotonic_time ();
+  /* The relay talks to us: the backoff can start over next time. */
+  self->attempt = 0;
+
+  if (data_type != SOUP_WEBSOCKET_DATA_TEXT)
+    return;
+
+  /* libsoup makes a new source for each read, so a new source is a new dispatch. */
+  if (g_main_current_source () != self->frame_dispatch)
+    {
+      self->frame_dispatch = g_main_current_source ();
+      self->frame_deadline = g_get_monotonic_time () + FRAME_SLICE_USEC;
+    }
+  if (g_queue_is_empty (&self->incoming) && g_get_monotonic_time () < self->frame_deadline)
+    {
+      /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
+      g_object_ref (self);
+      handle_text (self, bytes);
+      g_object_unref (self);
+      return;
+    }
+
+  /* Frames of a socket that has closed meanwhile stay queued and are still handled, before any
+   * of the next one: the cursors only move past what was passed on, so the next connection
+   * asks again from there and drops what the queue held already. */
+  g_queue_push_tail (&self->incoming, g_bytes_ref (bytes));
+  if (self->incoming_source == 0)
+    {
+      g_autoptr(GSource) source = g_idle_source_new ();
+
+      /* Below the default priority: the socket, timers and drawing come first. */
+      g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
+      g_source_set_callback (source, handle_incoming_cb, self, NULL);
+      g_source_set_static_name (source, "[tocsin] received frames");
+      self->incoming_source = g_source_attach (source, g_main_context_get_thread_default ());
+    }
 }
 
 static void
@@ -707,6 +785,7 @@ tocsin_connection_dispose (GObject *object)
     g_cancellable_cancel (self->connect_cancellable);
   g_clear_object (&self->connect_cancellable);
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  drop_incoming (self);
   if (self->bus_cancellable)
     g_cancellable_cancel (self->bus_cancellable);
   g_clear_object (&self->bus_cancellable);
@@ -885,6 +964,8 @@ tocsin_connection_stop (TocsinConnection *self)
     g_cancellable_cancel (self->connect_cancellable);
   g_clear_object (&self->connect_cancellable);
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  /* What was received and not passed on yet is asked for again at the next start. */
+  drop_incoming (self);
   set_state (self, TOCSIN_CONNECTION_STOPPED);
 }
 
