@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # The whole test suite, from a clean clone of Tocsin on Debian 12: installs what is missing,
 # builds twice (normal, and ASan+UBSan), runs every suite headless (Xvfb, a private D-Bus
-# session, GSK_RENDERER=cairo) and ends with one line: "N passed, N failed[, N skipped]".
+# session, GSK_RENDERER=cairo), then the relay's tests once more with every relay under
+# valgrind (build-aux/run-valgrind.sh, on the normal build), and ends with one line:
+# "N passed, N failed[, N skipped]". In that line the valgrind run counts its tests, plus one
+# for the check of valgrind's logs (no memory error, no definite leak in any relay).
 #
-#   build-aux/run-tests.sh                 # both builds
-#   TOCSIN_BUILDS=normal build-aux/run-tests.sh   # just one (normal or sanitize)
+#   build-aux/run-tests.sh                 # all three: normal sanitize valgrind
+#   TOCSIN_BUILDS="normal sanitize" build-aux/run-tests.sh   # skip valgrind (or any of them)
 #   build-aux/run-tests.sh --suite relay   # extra arguments go to `meson test`
 set -uo pipefail
 
@@ -14,7 +17,7 @@ cd "$top"
 
 "$top/build-aux/install-deps.sh" || exit 1
 
-builds=${TOCSIN_BUILDS:-"normal sanitize"}
+builds=${TOCSIN_BUILDS:-"normal sanitize valgrind"}
 jobs=$(nproc 2>/dev/null || echo 2)
 export GSK_RENDERER=cairo NO_AT_BRIDGE=1
 
@@ -24,6 +27,7 @@ for kind in $builds; do
   case "$kind" in
     normal) opts=() ;;
     sanitize) opts=(-Db_sanitize=address,undefined -Db_lundef=false) ;;
+    valgrind) dir="$top/_build-normal"; opts=() ;;  # the normal build's relay, under valgrind
     *) echo "unknown build '$kind'" >&2; exit 2 ;;
   esac
   if [ -f "$dir/build.ninja" ]; then
@@ -36,13 +40,31 @@ for kind in $builds; do
     status=1; failed=$((failed + 1)); continue
   fi
 
-  echo "== Running the tests ($kind build)"
-  xvfb-run -a -s "-screen 0 1280x1024x24" \
-    dbus-run-session -- meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"
-  [ $? -eq 0 ] || status=1
+  testlog="$dir/meson-logs/testlog.json"
+  if [ "$kind" = valgrind ]; then
+    echo "== Running the relay's tests with every relay under valgrind (normal build)"
+    testlog="$dir/meson-logs/testlog-valgrind.json"
+    rm -f "$testlog"
+    xvfb-run -a -s "-screen 0 1280x1024x24" \
+      dbus-run-session -- "$top/build-aux/run-valgrind.sh" "$dir" --num-processes "$jobs" "$@"
+    rc=$?
+    [ $rc -eq 0 ] || status=1
+    # Bit 2: valgrind's logs show an error or a definite leak; 4: it could not run.
+    if [ $rc -eq 4 ] || [ $((rc & 2)) -ne 0 ]; then
+      failed=$((failed + 1))
+    else
+      passed=$((passed + 1))
+    fi
+    [ -f "$testlog" ] || continue
+  else
+    echo "== Running the tests ($kind build)"
+    xvfb-run -a -s "-screen 0 1280x1024x24" \
+      dbus-run-session -- meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"
+    [ $? -eq 0 ] || status=1
+  fi
 
   # Count from meson's own results: one JSON object per test.
-  counts=$(/usr/bin/python3 - "$dir/meson-logs/testlog.json" <<'PY'
+  counts=$(/usr/bin/python3 - "$testlog" <<'PY'
 import json, sys
 p = f = s = 0
 for line in open(sys.argv[1]):

@@ -253,15 +253,17 @@ test_public_url_from_server (Fixture       *f,
                              gconstpointer  data)
 {
   g_autofree char *data_dir_arg = g_strdup_printf ("--data-dir=%s", f->relay->data_dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("channel", "create", "--json", "--name=Beside",
+                                                data_dir_arg, NULL);
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL, *err = NULL;
   g_autoptr(JsonObject) channel = NULL;
   g_autofree char *webhook = NULL;
 
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                              &error, tocsin_test_relay_binary (), "channel", "create", "--json",
-                              "--name=Beside", data_dir_arg, NULL);
+  process = g_subprocess_newv ((const char * const *) argv,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);

@@ -183,6 +183,7 @@ test_listen_ipv6 (void)
   g_autofree char *line1 = NULL;
   g_autofree char *line2 = NULL;
   g_autofree char *url = NULL;
+  g_auto(GStrv) argv = NULL;
   g_autoptr(GSocket) probe = g_socket_new (G_SOCKET_FAMILY_IPV6, G_SOCKET_TYPE_STREAM,
                                            G_SOCKET_PROTOCOL_TCP, NULL);
   g_autoptr(GInetAddress) v6 = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV6);
@@ -195,9 +196,10 @@ test_listen_ipv6 (void)
       return;
     }
 
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error,
-                              tocsin_test_relay_binary (), "serve", "--listen=[::1]:0",
-                              "--listen=127.0.0.1:0", data_arg, NULL);
+  argv = tocsin_test_relay_argv ("serve", "--listen=[::1]:0", "--listen=127.0.0.1:0", data_arg,
+                                 NULL);
+  process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                               &error);
   g_assert_no_error (error);
   lines = g_data_input_stream_new (g_subprocess_get_stdout_pipe (process));
   line1 = g_data_input_stream_read_line_utf8 (lines, NULL, NULL, &error);
@@ -224,14 +226,16 @@ test_listen_ipv6 (void)
 static void
 test_bad_listen (void)
 {
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--listen=example.com",
+                                                "--data-dir=/nonexistent", NULL);
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
 
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                              &error, tocsin_test_relay_binary (), "serve",
-                              "--listen=example.com", "--data-dir=/nonexistent", NULL);
+  process = g_subprocess_newv ((const char * const *) argv,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);

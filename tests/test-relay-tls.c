@@ -277,14 +277,16 @@ test_bad_key_refused (void)
   g_autofree char *cert = g_strdup_printf ("--tls-cert=%s", pki->cert_file);
   g_autofree char *key = g_strdup_printf ("--tls-key=%s", missing);
   g_autofree char *dir = g_strdup_printf ("--data-dir=%s", data_dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--listen=127.0.0.1:0", dir, cert, key,
+                                                NULL);
   g_autoptr(GSubprocess) process = NULL;
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
   g_autoptr(GError) error = NULL;
 
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                              &error, tocsin_test_relay_binary (), "serve",
-                              "--listen=127.0.0.1:0", dir, cert, key, NULL);
+  process = g_subprocess_newv ((const char * const *) argv,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);

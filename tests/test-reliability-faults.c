@@ -294,6 +294,7 @@ test_read_only_data_dir (void)
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
   g_autofree char *data_arg = NULL;
+  g_auto(GStrv) argv = NULL;
 
   if (tmpfs == NULL)
     return;
@@ -309,9 +310,10 @@ test_read_only_data_dir (void)
                    ==, 0);
 
   data_arg = g_strdup_printf ("--data-dir=%s", tmpfs->data_dir);
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                              &error, tocsin_test_relay_binary (), "serve",
-                              "--listen=127.0.0.1:0", data_arg, NULL);
+  argv = tocsin_test_relay_argv ("serve", "--listen=127.0.0.1:0", data_arg, NULL);
+  process = g_subprocess_newv ((const char * const *) argv,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
   g_assert_no_error (error);
   g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
   g_assert_no_error (error);

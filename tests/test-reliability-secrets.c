@@ -31,6 +31,7 @@ start_logged_relay (const char *dir,
 {
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autofree char *data_arg = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = NULL;
   g_autoptr(GError) error = NULL;
   TocsinTestRelay *relay = g_new0 (TocsinTestRelay, 1);
 
@@ -40,10 +41,9 @@ start_logged_relay (const char *dir,
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_MERGE);
   g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
   g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
-  relay->process = g_subprocess_launcher_spawn (launcher, &error, tocsin_test_relay_binary (),
-                                                "serve", "--listen=127.0.0.1:0", data_arg,
-                                                "--rate=2", "--burst=3", "--idle-timeout=2",
-                                                "--max-queue-bytes=8192", NULL);
+  argv = tocsin_test_relay_argv ("serve", "--listen=127.0.0.1:0", data_arg, "--rate=2",
+                                 "--burst=3", "--idle-timeout=2", "--max-queue-bytes=8192", NULL);
+  relay->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv, &error);
   g_assert_no_error (error);
 
   /* Wait for "Listening on http://127.0.0.1:PORT" in the log. */

@@ -109,6 +109,23 @@ add_wrapper (GPtrArray *argv)
     g_ptr_array_add (argv, g_strdup (words[i]));
 }
 
+GStrv
+tocsin_test_relay_argv (const char *first_arg,
+                        ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  va_list args;
+
+  add_wrapper (argv);
+  g_ptr_array_add (argv, g_strdup (tocsin_test_relay_binary ()));
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  return (GStrv) g_ptr_array_free (g_steal_pointer (&argv), FALSE);
+}
+
 /* A relay outlives a test that aborts unless the kernel ends it with its parent; an orphan
  * would keep the test's stderr open and meson would wait for its timeout. */
 static void

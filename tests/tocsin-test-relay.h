@@ -57,6 +57,10 @@ void             tocsin_test_relay_restart    (TocsinTestRelay    *relay);
 void             tocsin_test_relay_free       (TocsinTestRelay    *relay);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinTestRelay, tocsin_test_relay_free)
 
+/* The argv that runs `tocsin-relay ARGS...` as the harness does: under TOCSIN_RELAY_WRAPPER
+ * (valgrind, build-aux/run-valgrind.sh) when it is set. For tests that spawn it themselves. */
+GStrv            tocsin_test_relay_argv       (const char         *first_arg,
+                                               ...) G_GNUC_NULL_TERMINATED;
 /* Runs `tocsin-relay ARGS... --data-dir=<relay's dir>` and returns its exit status, with stdout
  * and stderr (either may be NULL). */
 int              tocsin_test_relay_cli        (TocsinTestRelay    *relay,
