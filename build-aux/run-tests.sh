@@ -9,6 +9,7 @@
 #
 #   build-aux/run-tests.sh                 # all three: normal sanitize valgrind
 #   TOCSIN_BUILDS="normal sanitize" build-aux/run-tests.sh   # skip valgrind (or any of them)
+#   TOCSIN_SLOW=1 build-aux/run-tests.sh   # also suite slow: the minutes-long reliability runs
 #   build-aux/run-tests.sh --suite relay   # extra arguments go to `meson test`
 set -uo pipefail
 
@@ -18,6 +19,9 @@ cd "$top"
 "$top/build-aux/install-deps.sh" || exit 1
 
 builds=${TOCSIN_BUILDS:-"normal sanitize valgrind"}
+# Suite slow (the 2-minute network cut, 30 s of load with three relay kills...) only on request.
+slow=(--no-suite slow)
+[ "${TOCSIN_SLOW:-0}" = 1 ] && slow=()
 jobs=$(nproc 2>/dev/null || echo 2)
 export GSK_RENDERER=cairo NO_AT_BRIDGE=1
 
@@ -59,7 +63,8 @@ for kind in $builds; do
   else
     echo "== Running the tests ($kind build)"
     xvfb-run -a -s "-screen 0 1280x1024x24" \
-      dbus-run-session -- meson test -C "$dir" --print-errorlogs --num-processes "$jobs" "$@"
+      dbus-run-session -- meson test -C "$dir" --print-errorlogs --num-processes "$jobs" \
+        "${slow[@]}" "$@"
     [ $? -eq 0 ] || status=1
   fi
 
