@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "tocsin-client.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 
 typedef struct
@@ -36,44 +37,19 @@ static guint
 notify_calls_with_summary (const char *summary,
                            guchar     *urgency)
 {
-  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-  guint n = 0, seen = 0;
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
+  guint n = 0;
 
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, &error);
-  g_assert_no_error (error);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+  for (guint i = calls_offset; i < calls->len; i++)
     {
-      if (g_str_equal (method, "Notify") && seen++ >= calls_offset)
+      TocsinTestNotifyCall *call = calls->pdata[i];
+
+      if (g_strcmp0 (call->summary, summary) == 0)
         {
-          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 3);
-          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
-
-          if (g_strcmp0 (g_variant_get_string (value, NULL), summary) == 0)
-            {
-              n++;
-              if (urgency)
-                {
-                  g_autoptr(GVariant) boxed_hints = g_variant_get_child_value (args, 6);
-                  g_autoptr(GVariant) hints = g_variant_get_variant (boxed_hints);
-
-                  if (!g_variant_lookup (hints, "urgency", "y", urgency))
-                    *urgency = 255;
-                }
-            }
+          n++;
+          if (urgency && !g_variant_lookup (call->hints, "urgency", "y", urgency))
+            *urgency = 255;
         }
-      g_variant_unref (args);
     }
   return n;
 }
@@ -81,29 +57,9 @@ notify_calls_with_summary (const char *summary,
 static guint
 n_notify_calls_total (void)
 {
-  guint n = 0;
-  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
 
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, NULL);
-  g_assert_nonnull (reply);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "Notify"))
-        n++;
-      g_variant_unref (args);
-    }
-  return n;
+  return calls->len;
 }
 
 static guint

@@ -26,6 +26,7 @@
 #include <adwaita.h>
 
 #include "tocsin-application.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 #include "tocsin-window.h"
 
@@ -164,43 +165,6 @@ close_all (TocsinClient  **client,
   TOCSIN_WAIT_UNTIL (alive == NULL);
 }
 
-/* How many Notify calls python3-dbusmock's daemon got with @summary. */
-static guint
-n_notify_calls_with_summary (const char *summary)
-{
-  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-  guint n = 0;
-
-  g_assert_nonnull (bus);
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, &error);
-  g_assert_no_error (error);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "Notify"))
-        {
-          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 3);
-          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
-
-          if (g_strcmp0 (g_variant_get_string (value, NULL), summary) == 0)
-            n++;
-        }
-      g_variant_unref (args);
-    }
-  return n;
-}
-
 /* ---- the window ----------------------------------------------------------------------- */
 
 /* A mapped label whose text contains @text, under @root. */
@@ -323,8 +287,8 @@ test_window_disk_full (void)
   ring (relay, channel, 3);
 
   /* The pop-ups still come... */
-  TOCSIN_WAIT_UNTIL (n_notify_calls_with_summary ("Alert 3") == 1);
-  g_assert_cmpuint (n_notify_calls_with_summary ("Alert 2"), ==, 1);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_count (NULL, "Alert 3", NULL) == 1);
+  g_assert_cmpuint (tocsin_test_notify_count (NULL, "Alert 2", NULL), ==, 1);
   /* ...the window says why, in words... */
   TOCSIN_WAIT_UNTIL ((banner = find_mapped_label (GTK_WIDGET (window), DISK_FULL_TEXT)) != NULL);
   g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (banner)), data_mount));
@@ -350,8 +314,8 @@ test_window_disk_full (void)
   titles = stored_titles (history);
   g_assert_cmpstr (titles, ==, "Alert 1,Alert 2,Alert 3,Alert 4");
   /* Their pop-ups were shown once, when they came, not again when they were saved. */
-  g_assert_cmpuint (n_notify_calls_with_summary ("Alert 2"), ==, 1);
-  g_assert_cmpuint (n_notify_calls_with_summary ("Alert 3"), ==, 1);
+  g_assert_cmpuint (tocsin_test_notify_count (NULL, "Alert 2", NULL), ==, 1);
+  g_assert_cmpuint (tocsin_test_notify_count (NULL, "Alert 3", NULL), ==, 1);
 
   gtk_window_destroy (GTK_WINDOW (window));
   tocsin_client_stop (client);

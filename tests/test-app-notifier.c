@@ -10,6 +10,7 @@
 
 #include "tocsin-history.h"
 #include "tocsin-notifier.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 
 #define RELAY "http://relay.test"
@@ -25,31 +26,7 @@ typedef struct
 
 /* ---- the notification daemon ---- */
 
-typedef struct
-{
-  guint32   id;            /* the id the daemon answered with */
-  char     *app_name;
-  guint32   replaces_id;
-  char     *icon;
-  char     *summary;
-  char     *body;
-  GStrv     actions;
-  GVariant *hints;
-} NotifyCall;
-
-static void
-notify_call_free (gpointer data)
-{
-  NotifyCall *call = data;
-
-  g_free (call->app_name);
-  g_free (call->icon);
-  g_free (call->summary);
-  g_free (call->body);
-  g_strfreev (call->actions);
-  g_clear_pointer (&call->hints, g_variant_unref);
-  g_free (call);
-}
+typedef TocsinTestNotifyCall NotifyCall;
 
 static GDBusConnection *
 session_bus (void)
@@ -61,66 +38,10 @@ session_bus (void)
   return bus;
 }
 
-/* The @i-th argument of a recorded call, unboxed from its variant. */
-static GVariant *
-arg (GVariant *args,
-     gsize     i)
-{
-  g_autoptr(GVariant) boxed = g_variant_get_child_value (args, i);
-
-  return g_variant_get_variant (boxed);
-}
-
-/* Every Notify call the daemon got, with the id it gave each (the mock counts from 1 and
- * answers replaces_id when there is one). */
-static GPtrArray *
-get_notify_calls (void)
-{
-  g_autoptr(GDBusConnection) bus = session_bus ();
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  GPtrArray *result = g_ptr_array_new_with_free_func (notify_call_free);
-  guint32 next_id = 1;
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, &error);
-  g_assert_no_error (error);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "Notify"))
-        {
-          NotifyCall *call = g_new0 (NotifyCall, 1);
-          g_autoptr(GVariant) a0 = arg (args, 0), a1 = arg (args, 1), a2 = arg (args, 2);
-          g_autoptr(GVariant) a3 = arg (args, 3), a4 = arg (args, 4), a5 = arg (args, 5);
-
-          call->app_name = g_variant_dup_string (a0, NULL);
-          call->replaces_id = g_variant_get_uint32 (a1);
-          call->icon = g_variant_dup_string (a2, NULL);
-          call->summary = g_variant_dup_string (a3, NULL);
-          call->body = g_variant_dup_string (a4, NULL);
-          call->actions = g_variant_dup_strv (a5, NULL);
-          call->hints = arg (args, 6);
-          call->id = call->replaces_id ? call->replaces_id : next_id++;
-          g_ptr_array_add (result, call);
-        }
-      g_variant_unref (args);
-    }
-  return result;
-}
-
 static guint
 n_notify_calls (void)
 {
-  g_autoptr(GPtrArray) calls = get_notify_calls ();
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
   return calls->len;
 }
 
@@ -128,7 +49,7 @@ n_notify_calls (void)
 static GPtrArray *
 new_calls (Fixture *f)
 {
-  GPtrArray *calls = get_notify_calls ();
+  GPtrArray *calls = tocsin_test_notify_calls (NULL);
 
   g_ptr_array_remove_range (calls, 0, f->calls_before);
   return calls;

@@ -27,6 +27,8 @@
 #include <unistd.h>
 #include <glib/gstdio.h>
 
+#include "tocsin-test-app.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 
 /* Deadlines, not timings: a loaded machine or ASan can be slow. */
@@ -58,12 +60,8 @@ typedef struct
 
 static Fixture fx;
 
-typedef struct
-{
-  guint       sent;
-  guint       acked;
-  GHashTable *acked_ids;   /* relay id → itself */
-} Load;
+/* What a sender saw, for one case. */
+typedef TocsinTestLoad Load;
 
 /* ---- the network namespace ------------------------------------------------------------ */
 
@@ -300,23 +298,18 @@ relay_clear (void)
   fx.app_port = 0;
 }
 
-/* Each case starts from an empty app: its own XDG dirs, given to every app process it starts
- * (not set in this process: setenv is unsafe once threads exist). */
+/* Each case starts from an empty app: its own XDG dirs under tmpdir/CASE, given to every app
+ * process it starts, and the case's keepalive (not set in this process: setenv is unsafe once
+ * threads exist). */
 static GSubprocessLauncher *
-app_launcher (GSubprocessFlags flags)
+app_launcher (void)
 {
-  GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
-  const char *kinds[] = { "data", "config", "cache" };
-  const char *vars[] = { "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME" };
+  g_autofree char *home = NULL;
+  GSubprocessLauncher *launcher;
 
   g_assert_nonnull (fx.case_name);
-  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
-    {
-      g_autofree char *dir = g_build_filename (fx.tmpdir, fx.case_name, kinds[i], NULL);
-
-      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-      g_subprocess_launcher_setenv (launcher, vars[i], dir, TRUE);
-    }
+  home = g_build_filename (fx.tmpdir, fx.case_name, NULL);
+  launcher = tocsin_test_app_launcher (home);
   if (fx.keepalive)
     g_subprocess_launcher_setenv (launcher, "TOCSIN_KEEPALIVE_SECONDS", fx.keepalive, TRUE);
   else
@@ -324,93 +317,12 @@ app_launcher (GSubprocessFlags flags)
   return launcher;
 }
 
-static int
-run_tocsin (char      **out,
-            const char *first_arg,
-            ...)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *err = NULL;
-  va_list ap;
-
-  g_ptr_array_add (argv, (char *) tocsin_test_app_binary ());
-  va_start (ap, first_arg);
-  for (const char *arg = first_arg; arg; arg = va_arg (ap, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-
-  launcher = app_launcher (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, out, &err, &error);
-  g_assert_no_error (error);
-  if (err && *err)
-    g_test_message ("tocsin stderr: %s", err);
-  return g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : -1;
-}
-
-static gboolean
-app_is_running (void)
-{
-  g_autoptr(GVariant) reply = NULL;
-  gboolean has_owner = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "NameHasOwner",
-                                       g_variant_new ("(s)", APP_ID), G_VARIANT_TYPE ("(b)"),
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  if (reply != NULL)
-    g_variant_get (reply, "(b)", &has_owner);
-  return has_owner;
-}
-
-static void
-wait_done_cb (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (object), result, NULL);
-  *(gboolean *) user_data = TRUE;
-}
-
 /* `tocsin --background`, as the autostart entry runs it. */
 static GSubprocess *
 start_app (void)
 {
-  g_autoptr(GSubprocessLauncher) launcher = app_launcher (G_SUBPROCESS_FLAGS_NONE);
-  g_autoptr(GError) error = NULL;
-  GSubprocess *process;
-
-  TOCSIN_WAIT_UNTIL (!app_is_running ());
-  process = g_subprocess_launcher_spawn (launcher, &error, tocsin_test_app_binary (), "--background",
-                                         NULL);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (app_is_running ());
-  return process;
-}
-
-/* "Quit" in the main menu; a clean exit also shows the app never crashed. */
-static void
-quit_app (GSubprocess *process)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean done = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, APP_ID, "/io/github/tocsin/Tocsin",
-                                       "org.gtk.Actions", "Activate",
-                                       g_variant_new ("(sava{sv})", "quit", NULL, NULL),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-  g_subprocess_wait_async (process, NULL, wait_done_cb, &done);
-  TOCSIN_WAIT_UNTIL (done);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
-  TOCSIN_WAIT_UNTIL (!app_is_running ());
+  TOCSIN_WAIT_UNTIL (!tocsin_test_app_is_running (fx.bus));
+  return tocsin_test_app_start (app_launcher (), fx.bus);
 }
 
 static JsonObject *
@@ -425,7 +337,7 @@ subscribe_new_channel (const char *name)
                                               NULL, NULL);
   subscribe_arg = g_strdup_printf ("--subscribe=%s/s/%s", fx.app_url,
                                    json_object_get_string_member (channel, "subscribe_token"));
-  g_assert_cmpint (run_tocsin (&out, subscribe_arg, NULL), ==, 0);
+  g_assert_cmpint (tocsin_test_app_run (app_launcher (), &out, subscribe_arg, NULL), ==, 0);
   expected = g_strdup_printf ("Subscribed to “%s”.", name);
   g_assert_nonnull (strstr (out, expected));
   return channel;
@@ -447,19 +359,6 @@ pass_time (double seconds)
 
 /* ---- what was sent and what the app holds --------------------------------------------- */
 
-static void
-load_init (Load *load)
-{
-  load->sent = load->acked = 0;
-  load->acked_ids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
-}
-
-static void
-load_clear (Load *load)
-{
-  g_clear_pointer (&load->acked_ids, g_hash_table_destroy);
-}
-
 /* One GET webhook on the relay's reachable port; counts a 200 with a new id as acknowledged.
  * Returns the id, or 0. */
 static gint64
@@ -468,51 +367,14 @@ ring (Load       *load,
       guint       n,
       const char *phase)
 {
-  g_autofree char *path = NULL;
-  g_autoptr(JsonNode) root = NULL;
-  guint status = 0;
-  gint64 id;
-
-  path = g_strdup_printf ("/t/%s?n=%u&phase=%s",
-                          json_object_get_string_member (channel, "trigger_token"), n, phase);
-  load->sent++;
-  root = tocsin_test_http_json (fx.relay, "GET", path, NULL, NULL, NULL, &status);
-  if (status != 200)
-    {
-      g_test_message ("ring %u (%s) answered %u", n, phase, status);
-      return 0;
-    }
-  id = json_object_get_int_member (json_node_get_object (root), "id");
-  g_assert_cmpint (id, >, 0);
-  g_assert_false (g_hash_table_contains (load->acked_ids, &id));
-  g_hash_table_add (load->acked_ids, g_memdup2 (&id, sizeof id));
-  load->acked++;
-  return id;
+  return tocsin_test_load_ring (load, fx.relay, channel, n, phase, FALSE);
 }
 
 /* `tocsin --export-records=-`, one object per line. */
 static GPtrArray *
 export_records (void)
 {
-  g_autofree char *out = NULL;
-  g_auto(GStrv) lines = NULL;
-  GPtrArray *records = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
-
-  g_assert_cmpint (run_tocsin (&out, "--export-records=-", NULL), ==, 0);
-  lines = g_strsplit (out, "\n", -1);
-  for (guint i = 0; lines[i]; i++)
-    {
-      g_autoptr(JsonParser) parser = json_parser_new ();
-      g_autoptr(GError) error = NULL;
-
-      if (*lines[i] == '\0')
-        continue;
-      json_parser_load_from_data (parser, lines[i], -1, &error);
-      g_assert_no_error (error);
-      g_ptr_array_add (records,
-                       json_object_ref (json_node_get_object (json_parser_get_root (parser))));
-    }
-  return records;
+  return tocsin_test_app_export (app_launcher ());
 }
 
 static gboolean
@@ -526,53 +388,13 @@ is_gap (JsonObject *record)
 static GHashTable *
 export_id_counts (void)
 {
-  g_autoptr(GPtrArray) records = export_records ();
-  GHashTable *counts = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
-
-  for (guint i = 0; i < records->len; i++)
-    {
-      JsonObject *record = records->pdata[i];
-      gint64 id = json_object_get_int_member (record, "id");
-      guint count;
-
-      if (is_gap (record))
-        continue;
-      count = GPOINTER_TO_UINT (g_hash_table_lookup (counts, &id));
-      g_hash_table_replace (counts, g_memdup2 (&id, sizeof id), GUINT_TO_POINTER (count + 1));
-    }
-  return counts;
-}
-
-static gboolean
-export_has_all (GHashTable *acked_ids)
-{
-  g_autoptr(GHashTable) counts = export_id_counts ();
-  GHashTableIter iter;
-  gpointer key;
-
-  g_hash_table_iter_init (&iter, acked_ids);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (!g_hash_table_contains (counts, key))
-      return FALSE;
-  return TRUE;
+  return tocsin_test_app_export_counts (app_launcher (), TRUE);
 }
 
 static void
 wait_for_all (Load *load)
 {
-  gint64 deadline = g_get_monotonic_time () + CATCH_UP_DEADLINE_S * G_USEC_PER_SEC;
-
-  while (!export_has_all (load->acked_ids))
-    {
-      if (g_get_monotonic_time () > deadline)
-        {
-          g_autoptr(GHashTable) counts = export_id_counts ();
-
-          g_error ("the app stored %u records but %u were acknowledged, after %d s",
-                   g_hash_table_size (counts), load->acked, CATCH_UP_DEADLINE_S);
-        }
-      pass_time (0.2);
-    }
+  tocsin_test_load_wait_stored (load, export_id_counts, CATCH_UP_DEADLINE_S);
 }
 
 /* Nothing lost, nothing twice, nothing that was not acknowledged; prints the figures. */
@@ -581,30 +403,8 @@ assert_exactly_once (Load       *load,
                      const char *what)
 {
   g_autoptr(GHashTable) counts = export_id_counts ();
-  GHashTableIter iter;
-  gpointer key, value;
-  guint stored = 0, lost = 0, dup = 0, unacked = 0;
 
-  g_hash_table_iter_init (&iter, counts);
-  while (g_hash_table_iter_next (&iter, &key, &value))
-    {
-      stored += GPOINTER_TO_UINT (value);
-      dup += GPOINTER_TO_UINT (value) - 1;
-      if (!g_hash_table_contains (load->acked_ids, key))
-        unacked++;
-    }
-  g_hash_table_iter_init (&iter, load->acked_ids);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
-    if (!g_hash_table_contains (counts, key))
-      lost++;
-
-  g_test_message ("%s: sent=%u acked=%u stored=%u lost=%u dup=%u stored-unacked=%u", what,
-                  load->sent, load->acked, stored, lost, dup, unacked);
-  g_assert_cmpuint (load->acked, >, 0);
-  g_assert_cmpuint (lost, ==, 0);
-  g_assert_cmpuint (dup, ==, 0);
-  g_assert_cmpuint (unacked, ==, 0);
-  g_assert_cmpuint (stored, ==, load->acked);
+  tocsin_test_load_assert_exactly_once (load, counts, what);
 }
 
 /* One more message on the same stream arrives after any late duplicate of the earlier ones
@@ -619,58 +419,6 @@ settle (Load       *load,
 
 /* ---- popups ------------------------------------------------------------------------------ */
 
-static void
-clear_notifications (void)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "ClearCalls", NULL, NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-}
-
-/* How many Notify calls the notification server got with "@summary|@body". */
-static guint
-count_notify_calls (const char *summary,
-                    const char *body)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  g_autoptr(GError) error = NULL;
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-  guint count = 0;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE, -1,
-                                       NULL, &error);
-  g_assert_no_error (error);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "Notify"))
-        {
-          g_autoptr(GVariant) s = g_variant_get_child_value (args, 3);
-          g_autoptr(GVariant) b = g_variant_get_child_value (args, 4);
-          g_autoptr(GVariant) sv = g_variant_get_variant (s);
-          g_autoptr(GVariant) bv = g_variant_get_variant (b);
-
-          if (g_str_equal (g_variant_get_string (sv, NULL), summary) &&
-              g_str_equal (g_variant_get_string (bv, NULL), body))
-            count++;
-        }
-      g_variant_unref (args);
-    }
-  return count;
-}
-
 /* Each of rings @first..@first+@n-1 of @phase popped up exactly once. */
 static void
 assert_popups (guint       first,
@@ -681,8 +429,8 @@ assert_popups (guint       first,
     {
       g_autofree char *summary = g_strdup_printf ("Ring %u", i);
 
-      TOCSIN_WAIT_UNTIL (count_notify_calls (summary, phase) >= 1);
-      g_assert_cmpuint (count_notify_calls (summary, phase), ==, 1);
+      TOCSIN_WAIT_UNTIL (tocsin_test_notify_count (fx.bus, summary, phase) >= 1);
+      g_assert_cmpuint (tocsin_test_notify_count (fx.bus, summary, phase), ==, 1);
     }
 }
 
@@ -711,7 +459,7 @@ run_silent_cut (const char *what,
       return;
     }
 
-  load_init (&load);
+  tocsin_test_load_init (&load);
   relay_start (NULL);
   app = start_app ();
   channel = subscribe_new_channel ("Netcut");
@@ -769,11 +517,11 @@ run_silent_cut (const char *what,
       g_assert_cmpint (ring (&load, channel, 100 + rung_during, "during-cut"), >, 0);
       rung_during++;
     }
-  g_assert_true (app_is_running ());
+  g_assert_true (tocsin_test_app_is_running (fx.bus));
   /* Its attempts to come back all failed: the cut holds. */
   g_assert_false (has_new_connection (before));
 
-  clear_notifications ();
+  tocsin_test_notify_clear (fx.bus);
   cut_port (fx.app_port, FALSE);
   restored = g_get_monotonic_time ();
   {
@@ -803,9 +551,9 @@ run_silent_cut (const char *what,
   settle (&load, channel);
   assert_exactly_once (&load, what);
 
-  quit_app (app);
+  tocsin_test_app_quit (app, fx.bus);
   relay_clear ();
-  load_clear (&load);
+  tocsin_test_load_clear (&load);
 }
 
 static void
@@ -838,7 +586,7 @@ test_relay_stop_2min (void)
 
   fx.case_name = "relay-stop-2min";
   fx.keepalive = NULL;
-  load_init (&load);
+  tocsin_test_load_init (&load);
   relay_start (NULL);
   app = start_app ();
   channel = subscribe_new_channel ("Netcut outage");
@@ -852,9 +600,9 @@ test_relay_stop_2min (void)
   tocsin_test_relay_stop (fx.relay, FALSE);
   stopped = g_get_monotonic_time ();
   pass_time (SLOW_STOP_S);
-  g_assert_true (app_is_running ());
+  g_assert_true (tocsin_test_app_is_running (fx.bus));
 
-  clear_notifications ();
+  tocsin_test_notify_clear (fx.bus);
   tocsin_test_relay_restart (fx.relay);
   restarted = g_get_monotonic_time ();
   /* Rung before the app is back: it gets them by catching up from its cursor. */
@@ -879,9 +627,9 @@ test_relay_stop_2min (void)
 
   settle (&load, channel);
   assert_exactly_once (&load, "relay-stop-2min");
-  quit_app (app);
+  tocsin_test_app_quit (app, fx.bus);
   relay_clear ();
-  load_clear (&load);
+  tocsin_test_load_clear (&load);
 }
 
 /* Gap records in the export whose title is "Some notifications from @name were missed". */
@@ -917,8 +665,8 @@ test_gap_after_retention (void)
 
   fx.case_name = "gap-after-retention";
   fx.keepalive = NULL;
-  load_init (&load);
-  load_init (&expired);
+  tocsin_test_load_init (&load);
+  tocsin_test_load_init (&expired);
   relay_start ("--retention=" RETENTION);
   app = start_app ();
   channel = subscribe_new_channel ("Netcut gap");
@@ -926,7 +674,7 @@ test_gap_after_retention (void)
   for (guint n = 0; n < 2; n++)
     ring (&load, channel, n, "kept");
   wait_for_all (&load);
-  quit_app (app);
+  tocsin_test_app_quit (app, fx.bus);
 
   /* Rung while the app is away, then older than retention by the time it comes back. */
   for (guint n = 10; n < 14; n++)
@@ -973,7 +721,7 @@ test_gap_after_retention (void)
   assert_exactly_once (&load, "gap-after-retention");
 
   /* Reported once: a restart resumes past the gap and does not report it again. */
-  quit_app (app_again);
+  tocsin_test_app_quit (app_again, fx.bus);
   app_third = start_app ();
   settle (&load, channel);
   g_clear_pointer (&gaps, g_ptr_array_unref);
@@ -981,10 +729,10 @@ test_gap_after_retention (void)
   g_assert_cmpuint (gaps->len, ==, 1);
   assert_exactly_once (&load, "gap-after-retention, restarted");
 
-  quit_app (app_third);
+  tocsin_test_app_quit (app_third, fx.bus);
   relay_clear ();
-  load_clear (&expired);
-  load_clear (&load);
+  tocsin_test_load_clear (&expired);
+  tocsin_test_load_clear (&load);
 }
 
 int

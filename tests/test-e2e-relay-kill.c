@@ -17,11 +17,10 @@
 #include "config.h"
 
 #include <signal.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <glib/gstdio.h>
 
-#include "tocsin-message.h"
+#include "tocsin-test-app.h"
 #include "tocsin-test-reliability.h"
 
 /* In-flight webhooks at most: a sender that waits rather than queueing without bound. */
@@ -43,13 +42,7 @@ typedef struct
   guint                    in_flight;
   GHashTable              *acked_seq;    /* id → seq the sender put in that message */
 
-  /* Independent subscriber */
-  SoupWebsocketConnection *ws;
-  gboolean                 connecting;
-  gint64                   cursor;       /* last id seen */
-  guint                    reconnects;
-  GHashTable              *delivered;    /* id → times delivered */
-  guint                    bad_frames;
+  TocsinRelSubscriber      sub;          /* independent; reconnects after every kill */
 } Fixture;
 
 static Fixture fx;
@@ -84,114 +77,24 @@ die_with_parent (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
-/* The app starts empty: its own XDG data, config and cache dirs, given to every app process
- * (not set in this process: setenv is unsafe once threads exist). */
+/* The app starts empty: its own XDG data, config and cache dirs under tmpdir/app, given to
+ * every app process. */
 static GSubprocessLauncher *
-app_launcher (GSubprocessFlags flags)
+app_launcher (void)
 {
-  GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
-  const char *kinds[] = { "data", "config", "cache" };
-  const char *vars[] = { "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME" };
+  g_autofree char *home = g_build_filename (fx.tmpdir, "app", NULL);
+  GSubprocessLauncher *launcher = tocsin_test_app_launcher (home);
 
-  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
-    {
-      g_autofree char *dir = g_build_filename (fx.tmpdir, "app", kinds[i], NULL);
-
-      g_assert_cmpint (g_mkdir_with_parents (dir, 0700), ==, 0);
-      g_subprocess_launcher_setenv (launcher, vars[i], dir, TRUE);
-    }
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
   return launcher;
-}
-
-/* Runs `tocsin ARGS...` to completion; returns the exit status and its output. */
-static int
-run_tocsin (char      **out,
-            const char *first_arg,
-            ...)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *err = NULL;
-  va_list ap;
-
-  g_ptr_array_add (argv, (char *) tocsin_test_app_binary ());
-  va_start (ap, first_arg);
-  for (const char *arg = first_arg; arg; arg = va_arg (ap, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-
-  launcher = app_launcher (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, out, &err, &error);
-  g_assert_no_error (error);
-  if (err && *err)
-    g_test_message ("tocsin stderr: %s", err);
-  return g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : -1;
-}
-
-static gboolean
-app_is_running (void)
-{
-  g_autoptr(GVariant) reply = NULL;
-  gboolean has_owner = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "NameHasOwner",
-                                       g_variant_new ("(s)", APP_ID), G_VARIANT_TYPE ("(b)"),
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  if (reply != NULL)
-    g_variant_get (reply, "(b)", &has_owner);
-  return has_owner;
-}
-
-static void
-wait_done_cb (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (object), result, NULL);
-  *(gboolean *) user_data = TRUE;
 }
 
 /* `tocsin --background`, as the autostart entry runs it. */
 static GSubprocess *
 start_app (void)
 {
-  g_autoptr(GSubprocessLauncher) launcher = app_launcher (G_SUBPROCESS_FLAGS_NONE);
-  g_autoptr(GError) error = NULL;
-  GSubprocess *process;
-
-  g_assert_false (app_is_running ());
-  process = g_subprocess_launcher_spawn (launcher, &error, tocsin_test_app_binary (),
-                                         "--background", NULL);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (app_is_running ());
-  return process;
-}
-
-/* What "Quit" in the main menu does; a clean exit also shows the app never crashed. */
-static void
-quit_app (GSubprocess *process)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean done = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, APP_ID, "/io/github/tocsin/Tocsin",
-                                       "org.gtk.Actions", "Activate",
-                                       g_variant_new ("(sava{sv})", "quit", NULL, NULL),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-  g_subprocess_wait_async (process, NULL, wait_done_cb, &done);
-  TOCSIN_WAIT_UNTIL (done);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
-  TOCSIN_WAIT_UNTIL (!app_is_running ());
+  g_assert_false (tocsin_test_app_is_running (fx.bus));
+  return tocsin_test_app_start (app_launcher (), fx.bus);
 }
 
 /* `tocsin --export-records=-`: relay id → how many records carry it; @seqs (optional) gets
@@ -199,23 +102,17 @@ quit_app (GSubprocess *process)
 static GHashTable *
 export_history (GHashTable **seqs)
 {
-  g_autofree char *out = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_autoptr(GPtrArray) records = tocsin_test_app_export (app_launcher ());
   GHashTable *counts = g_hash_table_new (NULL, NULL);
 
   if (seqs)
     *seqs = g_hash_table_new (NULL, NULL);
-  g_assert_cmpint (run_tocsin (&out, "--export-records=-", NULL), ==, 0);
-  lines = g_strsplit (out, "\n", -1);
-  for (guint i = 0; lines[i]; i++)
+  for (guint i = 0; i < records->len; i++)
     {
-      g_autoptr(JsonObject) record = NULL;
+      JsonObject *record = records->pdata[i];
       gpointer key;
       const char *body;
 
-      if (*lines[i] == '\0')
-        continue;
-      record = tocsin_rel_parse_object (lines[i], -1);
       key = GINT_TO_POINTER ((gint) json_object_get_int_member (record, "id"));
       g_hash_table_insert (counts, key,
                            GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts, key))
@@ -293,82 +190,6 @@ send_one (void)
   soup_session_send_and_read_async (fx.session, msg, G_PRIORITY_DEFAULT, NULL, ring_done, ring);
 }
 
-/* ---- the independent subscriber ----------------------------------------------------------- */
-
-static void
-on_frame (SoupWebsocketConnection *ws,
-          gint                     type,
-          GBytes                  *bytes,
-          gpointer                 user_data)
-{
-  gsize length;
-  const char *data = g_bytes_get_data (bytes, &length);
-  g_autoptr(TocsinMessage) message = NULL;
-  gpointer key;
-
-  if (type != SOUP_WEBSOCKET_DATA_TEXT)
-    return;
-  message = tocsin_message_new_from_data (data, length, NULL);
-  if (message == NULL)
-    {
-      /* A gap notice would mean retention dropped something; anything else is a bad frame. */
-      fx.bad_frames++;
-      g_test_message ("unexpected frame: %.*s", (int) MIN (length, 200), data);
-      return;
-    }
-  fx.cursor = MAX (fx.cursor, message->id);
-  key = GINT_TO_POINTER ((gint) message->id);
-  g_hash_table_insert (fx.delivered, key,
-                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (fx.delivered, key))
-                                         + 1));
-}
-
-static void
-on_ws_closed (SoupWebsocketConnection *ws,
-              gpointer                 user_data)
-{
-  if (fx.ws == ws)
-    {
-      g_signal_handlers_disconnect_by_data (ws, &fx);
-      g_clear_object (&fx.ws);
-    }
-}
-
-static void
-ws_connected (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  SoupWebsocketConnection *ws;
-
-  fx.connecting = FALSE;
-  ws = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, NULL);
-  if (ws == NULL)
-    return;   /* The relay is down: the next turn of the loop tries again. */
-  fx.ws = ws;
-  fx.reconnects++;
-  g_signal_connect (ws, "message", G_CALLBACK (on_frame), &fx);
-  g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), &fx);
-}
-
-static void
-subscriber_connect (void)
-{
-  g_autofree char *url = NULL;
-  g_autoptr(SoupMessage) msg = NULL;
-
-  if (fx.ws != NULL || fx.connecting || fx.relay->process == NULL)
-    return;
-  /* Resume after the last id seen, as the app does with its cursor. */
-  url = g_strdup_printf ("ws%s/s/%s/ws?since=%" G_GINT64_FORMAT,
-                         fx.relay_url + strlen ("http"),
-                         json_object_get_string_member (fx.channel, "subscribe_token"), fx.cursor);
-  msg = soup_message_new ("GET", url);
-  fx.connecting = TRUE;
-  soup_session_websocket_connect_async (fx.session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
-                                        ws_connected, &fx);
-}
-
 /* ---- the test ----------------------------------------------------------------------------- */
 
 static void
@@ -395,17 +216,17 @@ run_load (guint rate,
   fx.channel = tocsin_test_relay_create_channel (fx.relay, "Relay kill", "{{server_name}}",
                                                 "seq {{seq}}", NULL, NULL);
   fx.acked_seq = g_hash_table_new (NULL, NULL);
-  fx.delivered = g_hash_table_new (NULL, NULL);
+  tocsin_rel_subscriber_init (&fx.sub, fx.relay, fx.relay_url, fx.channel, fx.session);
 
   /* The app runs in the background the whole time, subscribed through the fixed-port URL. */
   app = start_app ();
   subscribe_arg = g_strdup_printf ("--subscribe=%s/s/%s", fx.relay_url,
                                    json_object_get_string_member (fx.channel, "subscribe_token"));
-  g_assert_cmpint (run_tocsin (&out, subscribe_arg, NULL), ==, 0);
+  g_assert_cmpint (tocsin_test_app_run (app_launcher (), &out, subscribe_arg, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "Subscribed to “Relay kill”."));
 
-  subscriber_connect ();
-  TOCSIN_WAIT_UNTIL (fx.ws != NULL);
+  tocsin_rel_subscriber_connect (&fx.sub);
+  TOCSIN_WAIT_UNTIL (fx.sub.ws != NULL);
 
   start = g_get_monotonic_time ();
   for (;;)
@@ -438,12 +259,12 @@ run_load (guint rate,
             g_main_context_iteration (NULL, TRUE);
           tocsin_test_relay_restart (fx.relay);
           /* The app outlives every relay it talks to. */
-          g_assert_true (app_is_running ());
+          g_assert_true (tocsin_test_app_is_running (fx.bus));
           acked_at_start = fx.acked;
           next_kill++;
         }
 
-      subscriber_connect ();
+      tocsin_rel_subscriber_connect (&fx.sub);
       g_main_context_iteration (NULL, FALSE);
       if (fx.in_flight >= MAX_IN_FLIGHT)
         g_usleep (200);
@@ -469,9 +290,9 @@ run_load (guint rate,
 
   /* The subscriber, then the app, catch up (or the deadline fails the test below). */
   deadline = deadline_for (fx.acked);
-  while (count_missing (fx.acked_seq, fx.delivered) > 0 && g_get_monotonic_time () < deadline)
+  while (count_missing (fx.acked_seq, fx.sub.delivered) > 0 && g_get_monotonic_time () < deadline)
     {
-      subscriber_connect ();
+      tocsin_rel_subscriber_connect (&fx.sub);
       iterate_for (10);
     }
   for (;;)
@@ -489,8 +310,8 @@ run_load (guint rate,
         }
       iterate_for (1000);
     }
-  g_assert_true (app_is_running ());
-  quit_app (app);
+  g_assert_true (tocsin_test_app_is_running (fx.bus));
+  tocsin_test_app_quit (app, fx.bus);
 
   /* What the relay committed (a 200 lost to a kill may still have been committed), what the
    * app stored, and how they compare with what was acknowledged. */
@@ -508,14 +329,14 @@ run_load (guint rate,
   g_hash_table_iter_init (&iter, fx.acked_seq);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      if (!g_hash_table_contains (fx.delivered, key))
+      if (!g_hash_table_contains (fx.sub.delivered, key))
         sub_lost++;
       if (!g_hash_table_contains (stored, key))
         app_lost++;
       else if (g_hash_table_lookup (stored_seq, key) != value)
         mismatched++;
     }
-  g_hash_table_iter_init (&iter, fx.delivered);
+  g_hash_table_iter_init (&iter, fx.sub.delivered);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
       sub_dup += GPOINTER_TO_UINT (value) - 1;
@@ -537,8 +358,8 @@ run_load (guint rate,
   g_test_message ("sent=%u acked=%u unacked=%u committed=%u", fx.sent, fx.acked, fx.failed,
                   g_hash_table_size (committed));
   g_test_message ("subscriber: delivered=%u lost=%u dup=%u uncommitted=%u reconnects=%u "
-                  "bad-frames=%u", g_hash_table_size (fx.delivered), sub_lost, sub_dup,
-                  sub_uncommitted, fx.reconnects, fx.bad_frames);
+                  "bad-frames=%u", g_hash_table_size (fx.sub.delivered), sub_lost, sub_dup,
+                  sub_uncommitted, fx.sub.reconnects, fx.sub.bad_frames);
   g_test_message ("app history: stored=%u lost=%u dup=%u uncommitted=%u "
                   "committed-but-missing=%u content-mismatch=%u", stored_total, app_lost,
                   app_dup, app_uncommitted, app_missing_committed, mismatched);
@@ -550,23 +371,17 @@ run_load (guint rate,
   g_assert_cmpuint (app_lost, ==, 0);
   g_assert_cmpuint (app_dup, ==, 0);
   g_assert_cmpuint (mismatched, ==, 0);
-  g_assert_cmpuint (fx.bad_frames, ==, 0);
+  g_assert_cmpuint (fx.sub.bad_frames, ==, 0);
   /* Nothing the relay did not commit; and what it committed without a 200 (in flight at a
    * kill) still reached the app, since it is on the stream. */
   g_assert_cmpuint (sub_uncommitted, ==, 0);
   g_assert_cmpuint (app_uncommitted, ==, 0);
   g_assert_cmpuint (app_missing_committed, ==, 0);
   /* The subscriber reconnected after every kill. */
-  g_assert_cmpuint (fx.reconnects, >=, kills + 1);
+  g_assert_cmpuint (fx.sub.reconnects, >=, kills + 1);
 
-  if (fx.ws)
-    {
-      g_signal_handlers_disconnect_by_data (fx.ws, &fx);
-      soup_websocket_connection_close (fx.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-      g_clear_object (&fx.ws);
-    }
+  tocsin_rel_subscriber_clear (&fx.sub);
   g_clear_pointer (&fx.acked_seq, g_hash_table_unref);
-  g_clear_pointer (&fx.delivered, g_hash_table_unref);
   g_clear_pointer (&fx.channel, json_object_unref);
 }
 

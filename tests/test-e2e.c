@@ -12,6 +12,8 @@
 
 #include <glib/gstdio.h>
 
+#include "tocsin-test-app.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 
 typedef struct
@@ -24,140 +26,18 @@ typedef struct
 
 static Fixture fx;
 
-/* Runs `tocsin ARGS...` to completion; returns the exit status and its output. */
-static int
-run_tocsin (char      **out,
-            const char *first_arg,
-            ...)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *err = NULL;
-  va_list ap;
-
-  g_ptr_array_add (argv, (char *) tocsin_test_app_binary ());
-  va_start (ap, first_arg);
-  for (const char *arg = first_arg; arg; arg = va_arg (ap, const char *))
-    g_ptr_array_add (argv, (char *) arg);
-  va_end (ap);
-  g_ptr_array_add (argv, NULL);
-
-  process = g_subprocess_newv ((const char * const *) argv->pdata,
-                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, out, &err, &error);
-  g_assert_no_error (error);
-  if (err && *err)
-    g_test_message ("tocsin stderr: %s", err);
-  return g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : -1;
-}
-
-static gboolean
-app_is_running (void)
-{
-  g_autoptr(GVariant) reply = NULL;
-  gboolean has_owner = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                       "org.freedesktop.DBus", "NameHasOwner",
-                                       g_variant_new ("(s)", APP_ID), G_VARIANT_TYPE ("(b)"),
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
-  if (reply != NULL)
-    g_variant_get (reply, "(b)", &has_owner);
-  return has_owner;
-}
-
-/* `tocsin --background`, as the autostart entry runs it. */
-static GSubprocess *
-start_app (void)
-{
-  g_autoptr(GError) error = NULL;
-  GSubprocess *process;
-
-  process = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, tocsin_test_app_binary (), "--background",
-                              NULL);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (app_is_running ());
-  return process;
-}
-
-static void
-wait_done_cb (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_subprocess_wait_finish (G_SUBPROCESS (object), result, NULL);
-  *(gboolean *) user_data = TRUE;
-}
-
-/* What "Quit" in the main menu does: app.quit, here through the app's exported actions. */
-static void
-quit_app (GSubprocess *process)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-  gboolean done = FALSE;
-
-  reply = g_dbus_connection_call_sync (fx.bus, APP_ID, "/io/github/tocsin/Tocsin",
-                                       "org.gtk.Actions", "Activate",
-                                       g_variant_new ("(sava{sv})", "quit", NULL, NULL),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-  g_subprocess_wait_async (process, NULL, wait_done_cb, &done);
-  TOCSIN_WAIT_UNTIL (done);
-  g_assert_true (g_subprocess_get_if_exited (process));
-  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
-  TOCSIN_WAIT_UNTIL (!app_is_running ());
-}
-
-static void
-clear_notifications (void)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "ClearCalls", NULL, NULL,
-                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
-}
-
 /* The summaries ("title") and bodies of every Notify call the notification server got. */
 static GPtrArray *
 notify_calls (void)
 {
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GVariant) calls = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (fx.bus);
   GPtrArray *result = g_ptr_array_new_with_free_func (g_free);
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
 
-  reply = g_dbus_connection_call_sync (fx.bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE, -1,
-                                       NULL, &error);
-  g_assert_no_error (error);
-  calls = g_variant_get_child_value (reply, 0);
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+  for (guint i = 0; i < calls->len; i++)
     {
-      if (g_str_equal (method, "Notify"))
-        {
-          g_autoptr(GVariant) summary = g_variant_get_child_value (args, 3);
-          g_autoptr(GVariant) body = g_variant_get_child_value (args, 4);
-          g_autoptr(GVariant) s = g_variant_get_variant (summary);
-          g_autoptr(GVariant) b = g_variant_get_variant (body);
+      TocsinTestNotifyCall *call = calls->pdata[i];
 
-          g_ptr_array_add (result, g_strdup_printf ("%s|%s", g_variant_get_string (s, NULL),
-                                                    g_variant_get_string (b, NULL)));
-        }
-      g_variant_unref (args);
+      g_ptr_array_add (result, g_strdup_printf ("%s|%s", call->summary, call->body));
     }
   return result;
 }
@@ -190,27 +70,17 @@ ring_post (const char *json)
                                       NULL, NULL), ==, 200);
 }
 
-/* `tocsin --export-records=-`: one JSON object per line. */
+/* `tocsin --export-records=-`: the title and body of each record. */
 static GPtrArray *
 export_titles (void)
 {
-  g_autofree char *out = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_autoptr(GPtrArray) records = tocsin_test_app_export (tocsin_test_app_launcher (NULL));
   GPtrArray *titles = g_ptr_array_new_with_free_func (g_free);
 
-  g_assert_cmpint (run_tocsin (&out, "--export-records=-", NULL), ==, 0);
-  lines = g_strsplit (out, "\n", -1);
-  for (guint i = 0; lines[i]; i++)
+  for (guint i = 0; i < records->len; i++)
     {
-      g_autoptr(JsonParser) parser = json_parser_new ();
-      g_autoptr(GError) error = NULL;
-      JsonObject *object;
+      JsonObject *object = records->pdata[i];
 
-      if (*lines[i] == '\0')
-        continue;
-      json_parser_load_from_data (parser, lines[i], -1, &error);
-      g_assert_no_error (error);
-      object = json_node_get_object (json_parser_get_root (parser));
       g_assert_true (json_object_has_member (object, "id"));
       g_assert_true (json_object_has_member (object, "channel"));
       g_assert_true (json_object_has_member (object, "time"));
@@ -242,13 +112,14 @@ test_subscribe_ring_restart (void)
   g_autoptr(GPtrArray) calls = NULL;
   g_autoptr(GPtrArray) titles = NULL;
 
-  clear_notifications ();
+  tocsin_test_notify_clear (fx.bus);
 
   /* 2. The app runs in the background; a script subscribes it without asking. */
-  app = start_app ();
+  app = tocsin_test_app_start (tocsin_test_app_launcher (NULL), fx.bus);
   subscribe_arg = g_strdup_printf ("--subscribe=%s",
                                    json_object_get_string_member (fx.channel, "subscribe_url"));
-  g_assert_cmpint (run_tocsin (&out, subscribe_arg, NULL), ==, 0);
+  g_assert_cmpint (tocsin_test_app_run (tocsin_test_app_launcher (NULL), &out, subscribe_arg,
+                                        NULL), ==, 0);
   g_test_message ("tocsin --subscribe: %s", out);
   g_assert_nonnull (strstr (out, "Subscribed to “E2E alerts”."));
 
@@ -271,10 +142,10 @@ test_subscribe_ring_restart (void)
   g_clear_pointer (&titles, g_ptr_array_unref);
 
   /* 5. Quit, ring while it is away, start it again. */
-  quit_app (app);
+  tocsin_test_app_quit (app, fx.bus);
   ring_get ("n=3&how=GET");
-  clear_notifications ();
-  app_again = start_app ();
+  tocsin_test_notify_clear (fx.bus);
+  app_again = tocsin_test_app_start (tocsin_test_app_launcher (NULL), fx.bus);
 
   /* The missed one arrives once. A fourth, rung after the catch-up, arrives after it on the
    * same socket, so once it is here any duplicate of 1..3 would have been too. */
@@ -286,7 +157,7 @@ test_subscribe_ring_restart (void)
   g_assert_cmpstr (calls->pdata[0], ==, "Ring 3|from GET");
   g_assert_cmpstr (calls->pdata[1], ==, "Ring 4|from GET");
 
-  quit_app (app_again);
+  tocsin_test_app_quit (app_again, fx.bus);
 
   /* And the export (no instance running now) has each record once. */
   titles = export_titles ();

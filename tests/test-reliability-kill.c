@@ -15,7 +15,6 @@
 
 #include <string.h>
 
-#include "tocsin-message.h"
 #include "tocsin-test-reliability.h"
 
 /* In-flight webhooks at most: a sender that waits rather than queueing without bound. */
@@ -34,15 +33,7 @@ typedef struct
   guint                    in_flight;
   GHashTable              *acked_seq;    /* id → seq the sender put in that message */
 
-  /* Subscriber */
-  SoupWebsocketConnection *ws;
-  gboolean                 connecting;
-  gint64                   cursor;       /* last id seen */
-  guint                    reconnects;
-  GHashTable              *delivered;    /* id → times delivered */
-  GHashTable              *delivered_seq;/* id → seq seen in the message */
-  guint                    out_of_order;
-  guint                    bad_frames;
+  TocsinRelSubscriber      sub;          /* reconnects and resumes after every kill */
 } Load;
 
 typedef struct
@@ -106,97 +97,6 @@ send_one (Load *load)
                                     ring);
 }
 
-static void subscriber_connect (Load *load);
-
-static void
-on_frame (SoupWebsocketConnection *ws,
-          gint                     type,
-          GBytes                  *bytes,
-          gpointer                 user_data)
-{
-  Load *load = user_data;
-  gsize length;
-  const char *data = g_bytes_get_data (bytes, &length);
-  g_autoptr(TocsinMessage) message = NULL;
-  JsonNode *seq_node;
-  guint times;
-
-  if (type != SOUP_WEBSOCKET_DATA_TEXT)
-    return;
-  message = tocsin_message_new_from_data (data, length, NULL);
-  if (message == NULL)
-    {
-      /* A gap notice would mean retention dropped something; anything else is a bad frame. */
-      load->bad_frames++;
-      g_test_message ("unexpected frame: %.*s", (int) MIN (length, 200), data);
-      return;
-    }
-  if (message->id != load->cursor + 1)
-    load->out_of_order++;
-  load->cursor = MAX (load->cursor, message->id);
-  times = GPOINTER_TO_UINT (g_hash_table_lookup (load->delivered,
-                                                 GINT_TO_POINTER ((gint) message->id)));
-  g_hash_table_insert (load->delivered, GINT_TO_POINTER ((gint) message->id),
-                       GUINT_TO_POINTER (times + 1));
-  seq_node = json_object_get_member (message->vars, "seq");
-  if (seq_node && JSON_NODE_HOLDS_VALUE (seq_node) &&
-      json_node_get_value_type (seq_node) == G_TYPE_STRING)
-    g_hash_table_insert (load->delivered_seq, GINT_TO_POINTER ((gint) message->id),
-                         GUINT_TO_POINTER ((guint) g_ascii_strtoull (json_node_get_string (seq_node),
-                                                                     NULL, 10)));
-}
-
-static void
-on_ws_closed (SoupWebsocketConnection *ws,
-              gpointer                 user_data)
-{
-  Load *load = user_data;
-
-  if (load->ws == ws)
-    {
-      g_signal_handlers_disconnect_by_data (ws, load);
-      g_clear_object (&load->ws);
-    }
-}
-
-static void
-ws_connected (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  Load *load = user_data;
-  g_autoptr(GError) error = NULL;
-  SoupWebsocketConnection *ws;
-
-  load->connecting = FALSE;
-  ws = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, &error);
-  if (ws == NULL)
-    return;   /* The relay is down: the next tick tries again. */
-  load->ws = ws;
-  load->reconnects++;
-  g_signal_connect (ws, "message", G_CALLBACK (on_frame), load);
-  g_signal_connect (ws, "closed", G_CALLBACK (on_ws_closed), load);
-}
-
-static void
-subscriber_connect (Load *load)
-{
-  g_autofree char *url = NULL;
-  g_autoptr(SoupMessage) msg = NULL;
-
-  if (load->ws != NULL || load->connecting || load->relay->process == NULL)
-    return;
-  /* Resume after the last id seen, as the app does with its cursor. */
-  url = g_strdup_printf ("ws%s/s/%s/ws?since=%" G_GINT64_FORMAT,
-                         load->relay->base_url + strlen ("http"),
-                         json_object_get_string_member (load->channel, "subscribe_token"),
-                         load->cursor);
-  msg = soup_message_new ("GET", url);
-  load->connecting = TRUE;
-  soup_session_websocket_connect_async (load->session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
-                                        ws_connected, load);
-}
-
 static void
 run_load (guint rate,
           guint seconds,
@@ -217,11 +117,10 @@ run_load (guint rate,
   load.session = soup_session_new_with_options ("max-conns", 512, "max-conns-per-host", 128,
                                                 "timeout", 30, NULL);
   load.acked_seq = g_hash_table_new (NULL, NULL);
-  load.delivered = g_hash_table_new (NULL, NULL);
-  load.delivered_seq = g_hash_table_new (NULL, NULL);
+  tocsin_rel_subscriber_init (&load.sub, load.relay, NULL, load.channel, load.session);
 
-  subscriber_connect (&load);
-  TOCSIN_WAIT_UNTIL (load.ws != NULL);
+  tocsin_rel_subscriber_connect (&load.sub);
+  TOCSIN_WAIT_UNTIL (load.sub.ws != NULL);
 
   start = g_get_monotonic_time ();
   for (;;)
@@ -259,7 +158,7 @@ run_load (guint rate,
           next_kill++;
         }
 
-      subscriber_connect (&load);
+      tocsin_rel_subscriber_connect (&load.sub);
       g_main_context_iteration (NULL, FALSE);
       if (load.in_flight >= MAX_IN_FLIGHT)
         g_usleep (200);
@@ -276,10 +175,10 @@ run_load (guint rate,
 
       g_hash_table_iter_init (&iter, load.acked_seq);
       while (all && g_hash_table_iter_next (&iter, &key, NULL))
-        all = g_hash_table_contains (load.delivered, key);
+        all = g_hash_table_contains (load.sub.delivered, key);
       if (all || g_get_monotonic_time () > deadline)
         break;
-      subscriber_connect (&load);
+      tocsin_rel_subscriber_connect (&load.sub);
       g_main_context_iteration (NULL, FALSE);
       g_usleep (1000);
     }
@@ -297,12 +196,12 @@ run_load (guint rate,
   g_hash_table_iter_init (&iter, load.acked_seq);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
-      if (!g_hash_table_contains (load.delivered, key))
+      if (!g_hash_table_contains (load.sub.delivered, key))
         lost++;
-      else if (g_hash_table_lookup (load.delivered_seq, key) != value)
+      else if (g_hash_table_lookup (load.sub.delivered_seq, key) != value)
         mismatched++;
     }
-  g_hash_table_iter_init (&iter, load.delivered);
+  g_hash_table_iter_init (&iter, load.sub.delivered);
   while (g_hash_table_iter_next (&iter, &key, &value))
     {
       delivered++;
@@ -315,29 +214,22 @@ run_load (guint rate,
                   delivered, lost, dup);
   g_test_message ("unacked (in flight at a kill or refused)=%u delivered-but-unacked=%u "
                   "content-mismatch=%u out-of-order=%u reconnects=%u bad-frames=%u",
-                  load.failed, delivered - (load.acked - lost), mismatched, load.out_of_order,
-                  load.reconnects, load.bad_frames);
+                  load.failed, delivered - (load.acked - lost), mismatched, load.sub.out_of_order,
+                  load.sub.reconnects, load.sub.bad_frames);
 
   g_assert_cmpuint (load.acked, >, 0);
   g_assert_cmpuint (lost, ==, 0);
   g_assert_cmpuint (dup, ==, 0);
   g_assert_cmpuint (mismatched, ==, 0);
-  g_assert_cmpuint (load.bad_frames, ==, 0);
+  g_assert_cmpuint (load.sub.bad_frames, ==, 0);
   /* The subscriber reconnected after every kill. */
-  g_assert_cmpuint (load.reconnects, >=, kills + 1);
+  g_assert_cmpuint (load.sub.reconnects, >=, kills + 1);
   /* Nothing acknowledged was held back: the store agrees with what was delivered. */
   g_assert_cmpint (tocsin_rel_last_id (load.relay, json_object_get_int_member (load.channel, "id")),
-                   ==, load.cursor);
+                   ==, load.sub.cursor);
 
-  if (load.ws)
-    {
-      g_signal_handlers_disconnect_by_data (load.ws, &load);
-      soup_websocket_connection_close (load.ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
-      g_clear_object (&load.ws);
-    }
+  tocsin_rel_subscriber_clear (&load.sub);
   g_hash_table_unref (load.acked_seq);
-  g_hash_table_unref (load.delivered);
-  g_hash_table_unref (load.delivered_seq);
   g_clear_object (&load.session);
   json_object_unref (load.channel);
   tocsin_test_relay_free (load.relay);

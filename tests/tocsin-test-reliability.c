@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "tocsin-message.h"
 #include "tocsin-test-reliability.h"
 
 GSocket *
@@ -232,4 +233,122 @@ tocsin_rel_ring (TocsinTestRelay *relay,
   node = tocsin_test_http_json (relay, "GET", path, NULL, NULL, NULL, &status);
   g_assert_cmpuint (status, ==, 200);
   return json_object_get_int_member (json_node_get_object (node), "id");
+}
+
+static void
+subscriber_frame (SoupWebsocketConnection *ws,
+                  gint                     type,
+                  GBytes                  *bytes,
+                  gpointer                 user_data)
+{
+  TocsinRelSubscriber *sub = user_data;
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+  g_autoptr(TocsinMessage) message = NULL;
+  JsonNode *seq_node;
+  gpointer key;
+
+  if (type != SOUP_WEBSOCKET_DATA_TEXT)
+    return;
+  message = tocsin_message_new_from_data (data, length, NULL);
+  if (message == NULL)
+    {
+      /* A gap notice would mean retention dropped something; anything else is a bad frame. */
+      sub->bad_frames++;
+      g_test_message ("unexpected frame: %.*s", (int) MIN (length, 200), data);
+      return;
+    }
+  if (message->id != sub->cursor + 1)
+    sub->out_of_order++;
+  sub->cursor = MAX (sub->cursor, message->id);
+  key = GINT_TO_POINTER ((gint) message->id);
+  g_hash_table_insert (sub->delivered, key,
+                       GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (sub->delivered,
+                                                                                key)) + 1));
+  seq_node = json_object_get_member (message->vars, "seq");
+  if (seq_node && JSON_NODE_HOLDS_VALUE (seq_node) &&
+      json_node_get_value_type (seq_node) == G_TYPE_STRING)
+    g_hash_table_insert (sub->delivered_seq, key,
+                         GUINT_TO_POINTER ((guint) g_ascii_strtoull (json_node_get_string (seq_node),
+                                                                     NULL, 10)));
+}
+
+static void
+subscriber_closed (SoupWebsocketConnection *ws,
+                   gpointer                 user_data)
+{
+  TocsinRelSubscriber *sub = user_data;
+
+  if (sub->ws == ws)
+    {
+      g_signal_handlers_disconnect_by_data (ws, sub);
+      g_clear_object (&sub->ws);
+    }
+}
+
+static void
+subscriber_connected (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  TocsinRelSubscriber *sub = user_data;
+  SoupWebsocketConnection *ws;
+
+  sub->connecting = FALSE;
+  ws = soup_session_websocket_connect_finish (SOUP_SESSION (source), result, NULL);
+  if (ws == NULL)
+    return;   /* The relay is down: the next turn of the loop tries again. */
+  sub->ws = ws;
+  sub->reconnects++;
+  g_signal_connect (ws, "message", G_CALLBACK (subscriber_frame), sub);
+  g_signal_connect (ws, "closed", G_CALLBACK (subscriber_closed), sub);
+}
+
+void
+tocsin_rel_subscriber_init (TocsinRelSubscriber *sub,
+                            TocsinTestRelay     *relay,
+                            const char          *base_url,
+                            JsonObject          *channel,
+                            SoupSession         *session)
+{
+  memset (sub, 0, sizeof *sub);
+  sub->relay = relay;
+  sub->session = session;
+  sub->base_url = g_strdup (base_url);
+  sub->token = g_strdup (json_object_get_string_member (channel, "subscribe_token"));
+  sub->delivered = g_hash_table_new (NULL, NULL);
+  sub->delivered_seq = g_hash_table_new (NULL, NULL);
+}
+
+void
+tocsin_rel_subscriber_connect (TocsinRelSubscriber *sub)
+{
+  const char *base_url = sub->base_url ? sub->base_url : sub->relay->base_url;
+  g_autofree char *url = NULL;
+  g_autoptr(SoupMessage) msg = NULL;
+
+  if (sub->ws != NULL || sub->connecting || sub->relay->process == NULL)
+    return;
+  /* Resume after the last id seen, as the app does with its cursor. */
+  url = g_strdup_printf ("ws%s/s/%s/ws?since=%" G_GINT64_FORMAT, base_url + strlen ("http"),
+                         sub->token, sub->cursor);
+  msg = soup_message_new ("GET", url);
+  sub->connecting = TRUE;
+  soup_session_websocket_connect_async (sub->session, msg, NULL, NULL, G_PRIORITY_DEFAULT, NULL,
+                                        subscriber_connected, sub);
+}
+
+void
+tocsin_rel_subscriber_clear (TocsinRelSubscriber *sub)
+{
+  if (sub->ws)
+    {
+      g_signal_handlers_disconnect_by_data (sub->ws, sub);
+      soup_websocket_connection_close (sub->ws, SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+      g_clear_object (&sub->ws);
+    }
+  g_clear_pointer (&sub->delivered, g_hash_table_unref);
+  g_clear_pointer (&sub->delivered_seq, g_hash_table_unref);
+  g_clear_pointer (&sub->base_url, g_free);
+  g_clear_pointer (&sub->token, g_free);
 }

@@ -55,4 +55,36 @@ gint64     tocsin_rel_ring             (TocsinTestRelay *relay,
 JsonObject *tocsin_rel_parse_object    (const char      *text,
                                         gssize           length);
 
+/* A subscriber on /s/TOKEN/ws that reconnects whenever its connection drops and resumes with
+ * ?since=<last id it saw>, as the app does with its cursor. Embed it in a struct that outlives
+ * its connections. */
+typedef struct
+{
+  TocsinTestRelay         *relay;         /* not owned; no attempt while it is stopped */
+  SoupSession             *session;       /* not owned */
+  char                    *base_url;      /* NULL: the relay's, as it is at each attempt */
+  char                    *token;         /* the channel's subscribe token */
+  SoupWebsocketConnection *ws;
+  gboolean                 connecting;
+  gint64                   cursor;        /* last id seen */
+  guint                    reconnects;
+  GHashTable              *delivered;     /* id → times delivered */
+  GHashTable              *delivered_seq; /* id → the message's "seq" variable, when it has one */
+  guint                    out_of_order;  /* messages whose id was not cursor + 1 */
+  guint                    bad_frames;    /* frames that were not messages (a gap notice too) */
+} TocsinRelSubscriber;
+
+/* Sets up @sub for @channel on @relay, reached at @base_url ("http://HOST:PORT"; NULL: the
+ * relay's own, which changes on a restart on port 0); connects nothing. */
+void       tocsin_rel_subscriber_init    (TocsinRelSubscriber *sub,
+                                          TocsinTestRelay     *relay,
+                                          const char          *base_url,
+                                          JsonObject          *channel,
+                                          SoupSession         *session);
+/* Starts a connection unless one is open or under way, or the relay is stopped; call it on
+ * every turn of the test's loop. */
+void       tocsin_rel_subscriber_connect (TocsinRelSubscriber *sub);
+/* Closes the connection and frees what @sub holds. */
+void       tocsin_rel_subscriber_clear   (TocsinRelSubscriber *sub);
+
 G_END_DECLS

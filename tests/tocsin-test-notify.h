@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-test-notify.h: reads back what python3-dbusmock's notification daemon got, for tests
+ * run on a private session bus under build-aux/with-dbusmock.sh.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+/* One Notify call, as the daemon recorded it. */
+typedef struct
+{
+  guint32   id;            /* the id the daemon answered with */
+  char     *app_name;
+  guint32   replaces_id;
+  char     *icon;
+  char     *summary;
+  char     *body;
+  GStrv     actions;
+  GVariant *hints;         /* a{sv} */
+} TocsinTestNotifyCall;
+
+/* Every Notify call the daemon on @bus (NULL: the session bus) got, oldest first, as
+ * TocsinTestNotifyCall; ids as the mock gives them (from 1, or replaces_id when there is one). */
+GPtrArray *tocsin_test_notify_calls (GDBusConnection *bus);
+
+/* How many Notify calls the daemon got with @summary and, unless NULL, @body. */
+guint      tocsin_test_notify_count (GDBusConnection *bus,
+                                     const char      *summary,
+                                     const char      *body);
+
+/* Forgets the calls so far (ClearCalls). */
+void       tocsin_test_notify_clear (GDBusConnection *bus);
+
+G_END_DECLS
