@@ -165,6 +165,42 @@ close_all (TocsinClient  **client,
   TOCSIN_WAIT_UNTIL (alive == NULL);
 }
 
+/* A fresh 4 MiB tmpfs for one test, or NULL after marking the test skipped (not root, no
+ * mount namespace). Unmount with umount2 (mnt, MNT_DETACH). */
+static char *
+mount_scratch (void)
+{
+  g_autofree char *mnt = NULL;
+
+  if (cannot_mount)
+    {
+      g_test_skip (cannot_mount);
+      return NULL;
+    }
+  mnt = tocsin_test_make_tmpdir ("tocsin-app-mnt");
+  if (!mount_tmpfs (mnt, "4m"))
+    {
+      g_test_skip_printf ("Cannot mount a tmpfs here: %s", g_strerror (errno));
+      g_rmdir (mnt);
+      return NULL;
+    }
+  return g_steal_pointer (&mnt);
+}
+
+/* Opens the history at @db_path and starts a client on it (no notifier), as the app does. */
+static TocsinClient *
+start_client (const char     *db_path,
+              TocsinHistory **history)
+{
+  TocsinClient *client;
+
+  *history = tocsin_history_new (db_path);
+  client = tocsin_client_new (*history, NULL, NULL);
+  tocsin_client_start (client);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  return client;
+}
+
 /* ---- the window ----------------------------------------------------------------------- */
 
 /* A mapped label whose text contains @text, under @root. */
@@ -340,28 +376,16 @@ test_restart_replays (void)
   TocsinSubscription *sub;
   const GError *write_error;
 
-  if (cannot_mount)
-    {
-      g_test_skip (cannot_mount);
-      return;
-    }
-  mnt = tocsin_test_make_tmpdir ("tocsin-app-mnt");
-  if (!mount_tmpfs (mnt, "4m"))
-    {
-      g_test_skip_printf ("Cannot mount a tmpfs here: %s", g_strerror (errno));
-      g_rmdir (mnt);
-      return;
-    }
+  mnt = mount_scratch ();
+  if (mnt == NULL)
+    return;
   db_path = g_build_filename (mnt, "tocsin", "history.db", NULL);
   relay = tocsin_test_relay_start (NULL, NULL);
   channel = tocsin_test_relay_create_channel (relay, "Restart", "Alert {{n}}", "n={{n}}",
                                               NULL, NULL);
 
   /* First run: one message stored, then the disk fills and two more come. */
-  history = tocsin_history_new (db_path);
-  client = tocsin_client_new (history, NULL, NULL);
-  tocsin_client_start (client);
-  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  client = start_client (db_path, &history);
   sub = subscribe (client, channel);
   ring (relay, channel, 1);
   TOCSIN_WAIT_UNTIL (passed_on (client, sub) == 1);
@@ -383,10 +407,7 @@ test_restart_replays (void)
 
   /* ...but its stored cursor did not move past it: the next start gets it from the relay. */
   g_assert_cmpint (g_remove (filler), ==, 0);
-  history = tocsin_history_new (db_path);
-  client = tocsin_client_new (history, NULL, NULL);
-  tocsin_client_start (client);
-  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  client = start_client (db_path, &history);
   sub = g_list_model_get_item (tocsin_client_get_subscriptions (client), 0);
   g_object_unref (sub);   /* the client's store keeps it */
   TOCSIN_WAIT_UNTIL (passed_on (client, sub) == 3);
@@ -419,27 +440,15 @@ test_read_only_at_start (void)
   TocsinSubscription *sub;
   const GError *write_error;
 
-  if (cannot_mount)
-    {
-      g_test_skip (cannot_mount);
-      return;
-    }
-  mnt = tocsin_test_make_tmpdir ("tocsin-app-mnt");
-  if (!mount_tmpfs (mnt, "4m"))
-    {
-      g_test_skip_printf ("Cannot mount a tmpfs here: %s", g_strerror (errno));
-      g_rmdir (mnt);
-      return;
-    }
+  mnt = mount_scratch ();
+  if (mnt == NULL)
+    return;
   db_path = g_build_filename (mnt, "tocsin", "history.db", NULL);
   relay = tocsin_test_relay_start (NULL, NULL);
   channel = tocsin_test_relay_create_channel (relay, "Read-only", "Alert {{n}}", "n={{n}}",
                                               NULL, NULL);
 
-  history = tocsin_history_new (db_path);
-  client = tocsin_client_new (history, NULL, NULL);
-  tocsin_client_start (client);
-  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  client = start_client (db_path, &history);
   sub = subscribe (client, channel);
   ring (relay, channel, 1);
   TOCSIN_WAIT_UNTIL (passed_on (client, sub) == 1);
@@ -447,10 +456,7 @@ test_read_only_at_start (void)
   close_all (&client, &history);
 
   g_assert_cmpint (mount ("tmpfs", mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, NULL), ==, 0);
-  history = tocsin_history_new (db_path);
-  client = tocsin_client_new (history, NULL, NULL);
-  tocsin_client_start (client);
-  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
+  client = start_client (db_path, &history);
   /* The subscription came back from the read-only file, and messages still arrive. */
   g_assert_cmpuint (g_list_model_get_n_items (tocsin_client_get_subscriptions (client)), ==, 1);
   sub = g_list_model_get_item (tocsin_client_get_subscriptions (client), 0);

@@ -28,16 +28,6 @@ typedef struct
 
 typedef TocsinTestNotifyCall NotifyCall;
 
-static GDBusConnection *
-session_bus (void)
-{
-  g_autoptr(GError) error = NULL;
-  GDBusConnection *bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, &error);
-
-  g_assert_no_error (error);
-  return bus;
-}
-
 static guint
 n_notify_calls (void)
 {
@@ -65,27 +55,6 @@ last_summary_is (Fixture    *f,
   return calls->len > 0 &&
          g_strcmp0 (((NotifyCall *) g_ptr_array_index (calls, calls->len - 1))->summary,
                     summary) == 0;
-}
-
-static void
-emit_action (guint32     id,
-             const char *action)
-{
-  g_autoptr(GDBusConnection) bus = session_bus ();
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  GVariant *args[2] = { g_variant_new_variant (g_variant_new_uint32 (id)),
-                        g_variant_new_variant (g_variant_new_string (action)) };
-
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "EmitSignal",
-                                       g_variant_new ("(sss@av)", "org.freedesktop.Notifications",
-                                                      "ActionInvoked", "us",
-                                                      g_variant_new_array (G_VARIANT_TYPE_VARIANT,
-                                                                           args, 2)),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
 }
 
 static guchar
@@ -367,7 +336,7 @@ test_click_opens_link (Fixture       *f,
   calls = new_calls (f);
   g_assert_cmpuint (calls->len, ==, 1);
 
-  emit_action (((NotifyCall *) g_ptr_array_index (calls, 0))->id, "default");
+  tocsin_test_notify_click (NULL, ((NotifyCall *) g_ptr_array_index (calls, 0))->id, "default");
   TOCSIN_WAIT_UNTIL (opened != NULL);
   g_assert_cmpstr (opened, ==, link);
 
@@ -389,7 +358,7 @@ test_click_without_link (Fixture       *f,
   g_signal_connect (f->notifier, "show-record", G_CALLBACK (on_show_record), &shown);
   tocsin_notifier_notify (f->notifier, record, NULL);
   calls = new_calls (f);
-  emit_action (((NotifyCall *) g_ptr_array_index (calls, 0))->id, "default");
+  tocsin_test_notify_click (NULL, ((NotifyCall *) g_ptr_array_index (calls, 0))->id, "default");
   TOCSIN_WAIT_UNTIL (shown != 0);
   g_assert_cmpint (shown, ==, tocsin_record_get_id (record));
 }
@@ -405,7 +374,7 @@ test_mark_read_action (Fixture       *f,
   g_signal_connect (f->notifier, "mark-read", G_CALLBACK (on_show_record), &marked);
   tocsin_notifier_notify (f->notifier, record, NULL);
   calls = new_calls (f);
-  emit_action (((NotifyCall *) g_ptr_array_index (calls, 0))->id, "mark-read");
+  tocsin_test_notify_click (NULL, ((NotifyCall *) g_ptr_array_index (calls, 0))->id, "mark-read");
   TOCSIN_WAIT_UNTIL (marked != 0);
   g_assert_cmpint (marked, ==, tocsin_record_get_id (record));
 }

@@ -14,6 +14,7 @@
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-record-row.h"
+#include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 #include "tocsin-test-tls.h"
 #include "tocsin-window.h"
@@ -123,28 +124,6 @@ was_closed (guint32 id)
       g_variant_unref (args);
     }
   return closed;
-}
-
-/* Plays the user's click on popup @id: the daemon emits ActionInvoked(id, action). */
-static void
-emit_action (guint32     id,
-             const char *action)
-{
-  g_autoptr(GDBusConnection) bus = session_bus ();
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  GVariant *args[2] = { g_variant_new_variant (g_variant_new_uint32 (id)),
-                        g_variant_new_variant (g_variant_new_string (action)) };
-
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "EmitSignal",
-                                       g_variant_new ("(sss@av)", "org.freedesktop.Notifications",
-                                                      "ActionInvoked", "us",
-                                                      g_variant_new_array (G_VARIANT_TYPE_VARIANT,
-                                                                           args, 2)),
-                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
-  g_assert_no_error (error);
 }
 
 /* ---- widgets -------------------------------------------------------------------------- */
@@ -326,7 +305,7 @@ test_click_shows_record (void)
 
   /* A click on it brings the window back and shows that record: its details open, and its
    * row is on screen. */
-  emit_action (id, "default");
+  tocsin_test_notify_click (NULL, id, "default");
   TOCSIN_WAIT_UNTIL (app_window () != NULL);
   fx.window = app_window ();
   g_assert_true (gtk_window_is_active (GTK_WINDOW (fx.window)) ||
@@ -354,7 +333,7 @@ test_mark_read_from_popup (void)
   g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
 
   /* "Mark as read" on the popup: the row stops standing out, and the popup goes away. */
-  emit_action (id, "mark-read");
+  tocsin_test_notify_click (NULL, id, "mark-read");
   TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on readme")) != NULL
                      && tocsin_record_get_read (tocsin_record_row_get_record (row))
                      && !row_is_unread (row));
@@ -384,7 +363,7 @@ test_click_clears_filters (void)
   /* A click on a popup shows its record anyway: whatever hid it is cleared. */
   ring ("hidden");
   TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on hidden")) != 0);
-  emit_action (id, "default");
+  tocsin_test_notify_click (NULL, id, "default");
   TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL
                      && find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
                                      "Alert on hidden") != NULL);
@@ -439,7 +418,7 @@ test_storm_summary_click (void)
   TOCSIN_WAIT_UNTIL ((id = notification_id ("5 new from Storms")) != 0);
 
   /* A click on the summary shows that channel's records. */
-  emit_action (id, "default");
+  tocsin_test_notify_click (NULL, id, "default");
   TOCSIN_WAIT_UNTIL (tocsin_record_list_get_channel_id (list) == channel_id
                      && !tocsin_record_list_get_loading (list)
                      && row_with_title (fx.window, "Storm 5") != NULL

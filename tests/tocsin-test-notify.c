@@ -119,3 +119,25 @@ tocsin_test_notify_clear (GDBusConnection *bus)
                                        G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
   g_assert_no_error (error);
 }
+
+void
+tocsin_test_notify_click (GDBusConnection *bus,
+                          guint32          id,
+                          const char      *action)
+{
+  g_autoptr(GDBusConnection) connection = bus_or_session (bus);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *args[2] = { g_variant_new_variant (g_variant_new_uint32 (id)),
+                        g_variant_new_variant (g_variant_new_string (action)) };
+
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "EmitSignal",
+                                       g_variant_new ("(sss@av)", "org.freedesktop.Notifications",
+                                                      "ActionInvoked", "us",
+                                                      g_variant_new_array (G_VARIANT_TYPE_VARIANT,
+                                                                           args, 2)),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+}

@@ -34,4 +34,10 @@ guint      tocsin_test_notify_count (GDBusConnection *bus,
 /* Forgets the calls so far (ClearCalls). */
 void       tocsin_test_notify_clear (GDBusConnection *bus);
 
+/* Plays the user's click on popup @id: the daemon emits ActionInvoked(@id, @action)
+ * ("default" for the popup itself). */
+void       tocsin_test_notify_click (GDBusConnection *bus,
+                                     guint32          id,
+                                     const char      *action);
+
 G_END_DECLS
