@@ -9,7 +9,7 @@ packages="
   libglib2.0-dev libglib2.0-bin libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev
   libjson-glib-dev libsqlite3-dev libnotify-dev
   desktop-file-utils appstream
-  xvfb xauth dbus dbus-x11 python3-dbusmock python3-websockets
+  xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
   curl ca-certificates openssl locales valgrind
 "
 # Benchmarks and fuzzing want more; `build-aux/install-deps.sh bench|fuzz` adds them.

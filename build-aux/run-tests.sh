@@ -23,7 +23,7 @@ builds=${TOCSIN_BUILDS:-"normal sanitize valgrind"}
 slow=(--no-suite slow)
 [ "${TOCSIN_SLOW:-0}" = 1 ] && slow=()
 jobs=$(nproc 2>/dev/null || echo 2)
-export GSK_RENDERER=cairo NO_AT_BRIDGE=1
+export GSK_RENDERER=cairo
 
 passed=0; failed=0; skipped=0; status=0
 for kind in $builds; do

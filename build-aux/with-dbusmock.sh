@@ -4,6 +4,9 @@
 # which advertises the "body" and "actions" capabilities. The test reads the daemon's calls
 # back through org.freedesktop.DBus.Mock and emits ActionInvoked to play a click.
 # Debian's python3-dbusmock lives in /usr/bin/python3 (the python3 on PATH may not have it).
+# The accessibility bus runs as on every desktop (GTK talks AT-SPI to it); it is started here
+# with its output sent away, since a bus activated on demand would inherit the test's stdout
+# and print into its TAP stream.
 set -eu
 if [ "${TOCSIN_IN_PRIVATE_BUS:-}" != 1 ]; then
   TOCSIN_IN_PRIVATE_BUS=1 exec dbus-run-session -- "$0" "$@"
@@ -12,5 +15,11 @@ fi
   -p '{"capabilities": "body actions body-markup"}' >/dev/null 2>&1 &
 mock=$!
 trap 'kill $mock 2>/dev/null || true' EXIT INT TERM
+if [ -x /usr/libexec/at-spi-bus-launcher ]; then
+  /usr/libexec/at-spi-bus-launcher --launch-immediately >/dev/null 2>&1 &
+  a11y=$!
+  trap 'kill $mock $a11y 2>/dev/null || true' EXIT INT TERM
+  gdbus wait --session --timeout 20 org.a11y.Bus
+fi
 gdbus wait --session --timeout 20 org.freedesktop.Notifications
 "$@"

@@ -519,7 +519,6 @@ main (int   argc,
     g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
   }
   g_setenv ("XDG_DATA_DIRS", "/usr/share", TRUE);
-  g_setenv ("GTK_A11Y", "none", TRUE);
 
   g_test_init (&argc, &argv, NULL);
   if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)

@@ -711,7 +711,6 @@ main (int   argc,
   g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
   g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
   g_setenv ("XDG_DATA_DIRS", "/usr/share", TRUE);
-  g_setenv ("GTK_A11Y", "none", TRUE);
   install_test_browser ();
 
   g_test_init (&argc, &argv, NULL);

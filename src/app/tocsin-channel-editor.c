@@ -981,8 +981,10 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
         {
           gtk_accessible_update_property (GTK_ACCESSIBLE (view), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                           _(accessible_names[i]), -1);
+          /* ERROR_MESSAGE takes one reference, not a NULL-terminated list as LABELLED_BY
+           * does: a NULL after it would be read as the next relation. */
           gtk_accessible_update_relation (GTK_ACCESSIBLE (view),
-                                          GTK_ACCESSIBLE_RELATION_ERROR_MESSAGE, self->errors[i], NULL,
+                                          GTK_ACCESSIBLE_RELATION_ERROR_MESSAGE, self->errors[i],
                                           -1);
         }
     }
