@@ -269,6 +269,78 @@ test_token_wellformed (void)
   g_assert_true (tocsin_token_is_wellformed ("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA-_"));
 }
 
+/* The guarded parser says what is wrong, in a sentence, before json-glib sees the text. */
+static void
+test_json_parse_guards (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(JsonObject) object = NULL;
+  const char control[] = "{\"server\": \"a\x01b\"}";
+  const char bad_utf8[] = "{\"a\": \"\xff\"}";
+
+  node = tocsin_json_parse ("[1, 2]", 6, 1024, 4, &error);
+  g_assert_no_error (error);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (node));
+
+  g_assert_null (tocsin_json_parse ("[1, 2]", 6, 5, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_LARGE);
+  g_clear_error (&error);
+
+  g_assert_null (tocsin_json_parse ("[[[1]]]", 7, 1024, 2, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_DEEP);
+  g_clear_error (&error);
+  /* Brackets inside strings are text, not nesting. */
+  g_clear_pointer (&node, json_node_unref);
+  node = tocsin_json_parse ("[\"[[[[\"]", 8, 1024, 2, &error);
+  g_assert_no_error (error);
+
+  g_assert_null (tocsin_json_parse (control, strlen (control), 1024, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_CONTROL_CHAR);
+  g_assert_nonnull (strstr (error->message, "“server”"));
+  g_clear_error (&error);
+
+  g_assert_null (tocsin_json_parse (bad_utf8, strlen (bad_utf8), 1024, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_INVALID_UTF8);
+  g_clear_error (&error);
+
+  /* A lone surrogate: json-glib 1.6 refuses it itself; either way no invalid text gets out. */
+  g_assert_null (tocsin_json_parse ("{\"a\": \"\\ud800\"}", 15, 1024, 4, &error));
+  g_assert_nonnull (error);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_clear_error (&error);
+
+  g_assert_null (tocsin_json_parse ("{\"a\": ", 6, 1024, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_clear_error (&error);
+
+  g_assert_null (tocsin_json_parse ("", 0, 1024, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX);
+  g_clear_error (&error);
+
+  g_assert_null (tocsin_json_parse_object ("[1]", 3, 1024, 4, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX);
+  g_clear_error (&error);
+  object = tocsin_json_parse_object ("{\"a\": 1}", 8, 1024, 4, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (json_object_get_int_member (object, "a"), ==, 1);
+}
+
+/* 100,000 `[` crashed json-glib's recursive parser (a hostile relay did this to the app). */
+static void
+test_json_parse_deep (void)
+{
+  g_autoptr(GError) error = NULL;
+  gsize n = 100000;
+  g_autofree char *deep = g_malloc (2 * n);
+
+  memset (deep, '[', n);
+  memset (deep + n, ']', n);
+  g_assert_null (tocsin_json_parse (deep, 2 * n, 4 * n, TOCSIN_JSON_DEFAULT_MAX_DEPTH, &error));
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_DEEP);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -292,6 +364,8 @@ main (int   argc,
   g_test_add_func ("/json/numbers-roundtrip", test_json_numbers_roundtrip);
   g_test_add_func ("/json/shortest", test_json_shortest);
   g_test_add_func ("/message/json-getters-wrong-types", test_json_getters_wrong_types);
+  g_test_add_func ("/json/parse/guards", test_json_parse_guards);
+  g_test_add_func ("/json/parse/deep-does-not-crash", test_json_parse_deep);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);
   g_test_add_func ("/token/wellformed", test_token_wellformed);

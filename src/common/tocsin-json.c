@@ -5,8 +5,11 @@
 
 #include <math.h>
 #include <string.h>
+#include <glib/gi18n.h>
 
 #include "tocsin-json.h"
+
+G_DEFINE_QUARK (tocsin-json-error-quark, tocsin_json_error)
 
 void
 tocsin_json_append_double (GString *out,
@@ -38,9 +41,9 @@ tocsin_json_append_double (GString *out,
   g_string_append (out, buf);
 }
 
-static void
-append_string (GString    *out,
-               const char *s)
+void
+tocsin_json_append_string (GString    *out,
+                           const char *s)
 {
   g_string_append_c (out, '"');
   for (const guchar *p = (const guchar *) s; *p; p++)
@@ -107,7 +110,7 @@ append_node (GString  *out,
               g_string_append_c (out, ',');
             first = FALSE;
             newline (out, pretty, depth + 1);
-            append_string (out, name);
+            tocsin_json_append_string (out, name);
             g_string_append (out, pretty ? ": " : ":");
             append_node (out, member, pretty, depth + 1);
           }
@@ -149,7 +152,7 @@ append_node (GString  *out,
           g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
           break;
         case G_TYPE_STRING:
-          append_string (out, json_node_get_string (node));
+          tocsin_json_append_string (out, json_node_get_string (node));
           break;
         default:
           g_string_append (out, "null");
@@ -216,4 +219,161 @@ tocsin_json_is_valid_text (JsonNode *node,
     default:
       return TRUE;
     }
+}
+
+/* ---- the guarded parser --------------------------------------------------------------- */
+
+/* One pass over the text: depth counted outside strings, raw control characters refused inside
+ * them, and the name of the top-level member being read kept for the error sentence. The text
+ * need not be valid JSON here; json-glib says what else is wrong afterwards. */
+static gboolean
+scan_text (const char  *data,
+           gsize        length,
+           guint        max_depth,
+           GError     **error)
+{
+  gboolean in_string = FALSE;
+  gsize string_start = 0;
+  const char *member = NULL;   /* the last string read at depth 1, maybe a member name */
+  gsize member_len = 0;
+  guint depth = 0;
+
+  for (gsize i = 0; i < length; i++)
+    {
+      guchar c = (guchar) data[i];
+
+      if (in_string)
+        {
+          if (c == '\\')
+            i++;
+          else if (c == '"')
+            {
+              in_string = FALSE;
+              if (depth == 1)
+                {
+                  member = data + string_start + 1;
+                  member_len = i - string_start - 1;
+                }
+            }
+          else if (c < 0x20)
+            {
+              g_autofree char *name = NULL;
+
+              if (depth == 1 && member != NULL && member_len <= 256)
+                name = g_utf8_make_valid (member, member_len);
+              if (name != NULL)
+                g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_CONTROL_CHAR,
+                             _("The value of “%s” holds a raw control character (byte 0x%02x), "
+                               "which JSON does not allow inside a string; escape it, "
+                               "as \\n or \\u%04x"),
+                             name, c, c);
+              else
+                g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_CONTROL_CHAR,
+                             _("A string holds a raw control character (byte 0x%02x), which "
+                               "JSON does not allow; escape it, as \\n or \\u%04x"),
+                             c, c);
+              return FALSE;
+            }
+        }
+      else if (c == '"')
+        {
+          in_string = TRUE;
+          string_start = i;
+        }
+      else if (c == '{' || c == '[')
+        {
+          if (++depth > max_depth)
+            {
+              g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_DEEP,
+                           g_dngettext (GETTEXT_PACKAGE,
+                                        "The JSON is nested more than %u level deep",
+                                        "The JSON is nested more than %u levels deep",
+                                        max_depth),
+                           max_depth);
+              return FALSE;
+            }
+        }
+      else if ((c == '}' || c == ']') && depth > 0)
+        depth--;
+    }
+  return TRUE;
+}
+
+JsonNode *
+tocsin_json_parse (const char  *data,
+                   gsize        length,
+                   gsize        max_bytes,
+                   guint        max_depth,
+                   GError     **error)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  g_autoptr(GError) local_error = NULL;
+  JsonNode *root;
+
+  g_return_val_if_fail (data != NULL || length == 0, NULL);
+  g_return_val_if_fail (max_depth > 0, NULL);
+
+  if (length > max_bytes || length > G_MAXSSIZE)
+    {
+      g_autofree char *limit = g_format_size_full (max_bytes, G_FORMAT_SIZE_IEC_UNITS);
+
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_LARGE,
+                   _("The JSON is larger than %s"), limit);
+      return NULL;
+    }
+  if (!g_utf8_validate_len (data, length, NULL))
+    {
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_INVALID_UTF8,
+                   _("The JSON is not valid UTF-8"));
+      return NULL;
+    }
+  if (!scan_text (data, length, max_depth, error))
+    return NULL;
+
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, data ? data : "", length, &local_error))
+    {
+      /* json-glib quotes the offending bytes, which need not be UTF-8. */
+      g_autofree char *shown = g_utf8_make_valid (local_error->message, -1);
+
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX,
+                   _("The text is not valid JSON: %s"), shown);
+      return NULL;
+    }
+  root = json_parser_steal_root (parser);
+  if (root == NULL)
+    {
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX,
+                   _("The text is empty; a JSON value was expected"));
+      return NULL;
+    }
+  /* A \ud800 escape decodes to bytes that are not UTF-8. */
+  if (!tocsin_json_is_valid_text (root, max_depth + 1))
+    {
+      json_node_unref (root);
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_INVALID_UTF8,
+                   _("The JSON holds an escape that is not valid Unicode text"));
+      return NULL;
+    }
+  return root;
+}
+
+JsonObject *
+tocsin_json_parse_object (const char  *data,
+                          gsize        length,
+                          gsize        max_bytes,
+                          guint        max_depth,
+                          GError     **error)
+{
+  g_autoptr(JsonNode) root = tocsin_json_parse (data, length, max_bytes, max_depth, error);
+
+  if (root == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_OBJECT (root))
+    {
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX,
+                   _("The JSON must be an object, in braces: {…}"));
+      return NULL;
+    }
+  return json_object_ref (json_node_get_object (root));
 }

@@ -13,6 +13,46 @@
 
 G_BEGIN_DECLS
 
+#define TOCSIN_JSON_ERROR (tocsin_json_error_quark ())
+
+typedef enum
+{
+  TOCSIN_JSON_ERROR_TOO_LARGE,      /* more bytes than the caller allows */
+  TOCSIN_JSON_ERROR_TOO_DEEP,       /* arrays and objects nested deeper than allowed */
+  TOCSIN_JSON_ERROR_INVALID_UTF8,
+  TOCSIN_JSON_ERROR_CONTROL_CHAR,   /* a raw U+0000..U+001F inside a string (RFC 8259 §7) */
+  TOCSIN_JSON_ERROR_SYNTAX,
+} TocsinJsonError;
+
+GQuark tocsin_json_error_quark (void);
+
+/* Default bounds for peer JSON that has no tighter ones of its own. */
+#define TOCSIN_JSON_DEFAULT_MAX_DEPTH 64
+
+/*
+ * The one way to parse JSON that a peer sent (a webhook, an owner API body, a relay's frame or
+ * lookup answer, a config file). json-glib's parser recurses once per nesting level, so 100,000
+ * `[` overflow the stack: size, UTF-8, depth and raw control characters are checked in one pass
+ * over the text *before* json-glib sees it. Returns the root (owned) or NULL with @error set to
+ * a sentence a person can act on; when the offending string is inside a top-level member of an
+ * object, the sentence names that member.
+ */
+JsonNode *tocsin_json_parse (const char  *data,
+                             gsize        length,
+                             gsize        max_bytes,
+                             guint        max_depth,
+                             GError     **error);
+/* The same, and the root must be an object. */
+JsonObject *tocsin_json_parse_object (const char  *data,
+                                      gsize        length,
+                                      gsize        max_bytes,
+                                      guint        max_depth,
+                                      GError     **error);
+
+/* Appends @s as a JSON string literal, quotes included: the one JSON string escaper. */
+void tocsin_json_append_string (GString    *out,
+                                const char *s);
+
 /* Like json_to_string(): compact, or indented by two spaces when @pretty. NULL node: "null". */
 char *tocsin_json_to_string (JsonNode *node,
                              gboolean  pretty);
