@@ -14,8 +14,12 @@ main (int   argc,
 {
   g_autoptr(TocsinApplication) app = NULL;
 
+  const char *localedir;
+
   setlocale (LC_ALL, "");
-  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  /* Run from the build tree (the demo, `meson devenv`), the catalogues are the build's own. */
+  localedir = g_getenv ("TOCSIN_LOCALEDIR");
+  bindtextdomain (GETTEXT_PACKAGE, localedir != NULL && *localedir ? localedir : LOCALEDIR);
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
   textdomain (GETTEXT_PACKAGE);
 

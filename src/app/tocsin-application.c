@@ -734,7 +734,9 @@ tocsin_application_new (void)
 {
   return g_object_new (TOCSIN_TYPE_APPLICATION,
                        "application-id", APP_ID,
-                       "flags", G_APPLICATION_HANDLES_COMMAND_LINE,
+                       /* --gapplication-app-id lets the demo run beside a real instance. */
+                       "flags", G_APPLICATION_HANDLES_COMMAND_LINE
+                                | G_APPLICATION_CAN_OVERRIDE_APP_ID,
                        "resource-base-path", "/io/github/tocsin/Tocsin",
                        NULL);
 }
