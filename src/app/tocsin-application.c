@@ -720,6 +720,15 @@ tocsin_application_command_line (GApplication            *app,
   return g_application_command_line_get_exit_status (command_line);
 }
 
+void
+tocsin_application_set_sandboxed (TocsinApplication *self,
+                                  gboolean           sandboxed)
+{
+  g_return_if_fail (TOCSIN_IS_APPLICATION (self));
+
+  self->sandboxed = !!sandboxed;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 /* Logout or `kill` ends the app the way Quit does, so pending history writes are not lost. */

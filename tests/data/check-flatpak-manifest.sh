@@ -6,8 +6,11 @@
 # filesystem, no bus names (notifications, file choosers, links and background go through
 # portals, which need no permission).
 set -eu
-manifest=$1
-G_DEBUG=fatal-warnings flatpak-builder --show-manifest "$manifest" >/dev/null
+manifest=$(realpath "$1")
+# flatpak-builder leaves a .flatpak-builder/ state directory where it runs: a temporary one.
+state=$(mktemp -d)
+trap 'rm -rf "$state"' EXIT
+(cd "$state" && G_DEBUG=fatal-warnings flatpak-builder --show-manifest "$manifest" >/dev/null)
 /usr/bin/python3 - "$manifest" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
