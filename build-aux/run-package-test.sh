@@ -119,9 +119,9 @@ fi
 # ---- install -----------------------------------------------------------------------------
 # No Recommends: the machine must end as it began, and the packages it depends on are the
 # build's own dependencies, already here.
+installed=1  # from here on, the exit purges them (even after a failed or interrupted install)
 if DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
      "${debs[@]}" >"$log" 2>&1; then
-  installed=1
   pass "apt-get install ./tocsin_*.deb ./tocsin-relay_*.deb"
 else
   fail "apt-get install ./tocsin_*.deb ./tocsin-relay_*.deb"
@@ -136,6 +136,9 @@ check "the desktop file is valid: /usr/share/applications/$app_id.desktop" \
   desktop-file-validate "/usr/share/applications/$app_id.desktop"
 check "the metainfo is valid: /usr/share/metainfo/$app_id.metainfo.xml" \
   appstreamcli validate --no-net "/usr/share/metainfo/$app_id.metainfo.xml"
+# The desktop database (the package's trigger) makes it the handler of tocsin:// links.
+check "GIO finds the app as the handler of tocsin:// links" \
+  sh -c "env HOME=$work ${clean_env[*]} gio mime x-scheme-handler/tocsin | grep -q $app_id.desktop"
 check "the icon is in the hicolor theme" \
   test -f "/usr/share/icons/hicolor/scalable/apps/$app_id.svg" -a \
        -f "/usr/share/icons/hicolor/symbolic/apps/$app_id-symbolic.svg"
@@ -288,7 +291,19 @@ if [ -d /run/systemd/system ]; then
 fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get remove -y -q tocsin tocsin-relay >"$log" 2>&1
 remove_rc=$?
-left=$(pgrep -a -x tocsin; pgrep -a -x tocsin-relay)
+# Processes of the installed programs (after removal the link says "(deleted)"); other
+# engineers' tocsin-relay from a build tree may run beside this test and do not count.
+installed_processes() {
+  for exe in /proc/[0-9]*/exe; do
+    case $($sudo readlink "$exe" 2>/dev/null) in
+      /usr/bin/tocsin|/usr/bin/tocsin-relay|"/usr/bin/tocsin (deleted)"|\
+      "/usr/bin/tocsin-relay (deleted)")
+        pid=${exe#/proc/}; pid=${pid%/exe}
+        echo "$pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" ;;
+    esac
+  done
+}
+left=$(installed_processes)
 if [ $remove_rc -eq 0 ] && [ -z "$left" ] && [ ! -e /usr/bin/tocsin ] &&
    [ ! -e /usr/bin/tocsin-relay ]; then
   pass "apt-get remove leaves no tocsin or tocsin-relay process"
