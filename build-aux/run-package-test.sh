@@ -22,7 +22,7 @@
 # machine (tocsin already installed, say). Build without tests: DEB_BUILD_OPTIONS=nocheck, since
 # the test command (build-aux/run-tests.sh) runs every suite itself.
 #
-#   build-aux/run-package-test.sh              # about a minute on 2 cores
+#   build-aux/run-package-test.sh              # 1-2 minutes on 2 cores
 #   TOCSIN_PACKAGE_KEEP=1 build-aux/run-package-test.sh   # keep the .debs and logs (printed)
 set -uo pipefail
 
