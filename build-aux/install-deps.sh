@@ -12,12 +12,15 @@ packages="
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
   curl ca-certificates openssl locales valgrind
 "
-# Benchmarks and fuzzing want more; `build-aux/install-deps.sh bench|fuzz` adds them.
+# Benchmarks, fuzzing and the package test want more; `build-aux/install-deps.sh
+# bench|fuzz|package` adds them (package: building and checking the Debian packages of
+# build-aux/debian, and the Flatpak manifest's check).
 for extra in "$@"; do
   case "$extra" in
     bench) packages="$packages nginx-light libnginx-mod-nchan pushpin wrk node-ws nodejs" ;;
     fuzz) packages="$packages clang libclang-rt-14-dev" ;;
-    *) echo "install-deps.sh: unknown extra '$extra' (known: bench, fuzz)" >&2; exit 2 ;;
+    package) packages="$packages dpkg-dev debhelper fakeroot lintian systemd flatpak-builder" ;;
+    *) echo "install-deps.sh: unknown extra '$extra' (known: bench, fuzz, package)" >&2; exit 2 ;;
   esac
 done
 

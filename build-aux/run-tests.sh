@@ -5,10 +5,14 @@
 # session, GSK_RENDERER=cairo), then the relay's tests once more with every relay under
 # valgrind (build-aux/run-valgrind.sh, on the normal build), and ends with one line:
 # "N passed, N failed[, N skipped]". In that line the valgrind run counts its tests, plus one
-# for the check of valgrind's logs (no memory error, no definite leak in any relay).
+# for the check of valgrind's logs (no memory error, no definite leak in any relay), and the
+# package test (kind "package", which CI adds) counts as one test.
 #
 #   build-aux/run-tests.sh                 # all three: normal sanitize valgrind
 #   TOCSIN_BUILDS="normal sanitize" build-aux/run-tests.sh   # skip valgrind (or any of them)
+#   TOCSIN_BUILDS="normal sanitize valgrind package" build-aux/run-tests.sh   # as CI: then the
+#       Debian packages built, installed, smoke-tested and purged (build-aux/run-package-test.sh;
+#       root or sudo; skipped when tocsin is already installed)
 #   TOCSIN_SLOW=1 build-aux/run-tests.sh   # also suite slow: the minutes-long reliability runs
 #   build-aux/run-tests.sh --suite relay   # extra arguments go to `meson test`
 set -uo pipefail
@@ -27,6 +31,16 @@ export GSK_RENDERER=cairo
 
 passed=0; failed=0; skipped=0; status=0
 for kind in $builds; do
+  if [ "$kind" = package ]; then
+    echo "== Building, installing and trying the Debian packages (build-aux/run-package-test.sh)"
+    "$top/build-aux/run-package-test.sh"
+    case $? in
+      0) passed=$((passed + 1)) ;;
+      77) skipped=$((skipped + 1)) ;;
+      *) failed=$((failed + 1)); status=1 ;;
+    esac
+    continue
+  fi
   dir="$top/_build-$kind"
   case "$kind" in
     normal) opts=() ;;

@@ -644,6 +644,122 @@ test_autostart (void)
   TOCSIN_WAIT_UNTIL (!g_file_test (path, G_FILE_TEST_EXISTS));
 }
 
+/* The portal's recorded RequestBackground calls (dbusmock's GetCalls): how many there were, and
+ * the options of the last. */
+static guint
+portal_requests (GDBusConnection *bus,
+                 GVariant       **last_options)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) calls = NULL;
+  g_autoptr(GError) error = NULL;
+  guint n = 0;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.portal.Desktop",
+                                       "/org/freedesktop/portal/desktop",
+                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
+                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  calls = g_variant_get_child_value (reply, 0);
+  for (gsize i = 0; i < g_variant_n_children (calls); i++)
+    {
+      g_autoptr(GVariant) args = NULL;
+      const char *method;
+
+      g_variant_get_child (calls, i, "(t&s@av)", NULL, &method, &args);
+      if (!g_str_equal (method, "RequestBackground"))
+        continue;
+      n++;
+      if (last_options)
+        {
+          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 1);
+
+          g_clear_pointer (last_options, g_variant_unref);
+          *last_options = g_variant_get_variant (boxed);
+        }
+    }
+  return n;
+}
+
+static gboolean
+name_has_owner (GDBusConnection *bus,
+                const char      *name)
+{
+  g_autoptr(GVariant) reply = NULL;
+  gboolean owned = FALSE;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "NameHasOwner",
+                                       g_variant_new ("(s)", name), G_VARIANT_TYPE ("(b)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply)
+    g_variant_get (reply, "(b)", &owned);
+  return owned;
+}
+
+static void
+test_autostart_portal (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APP_ID);
+  g_autoptr(GDBusConnection) bus = session_bus ();
+  g_autofree char *path = g_build_filename (g_get_user_config_dir (), "autostart",
+                                            APP_ID ".desktop", NULL);
+  g_autofree char *template = g_test_build_filename (G_TEST_DIST,
+                                                     "dbusmock-background-portal.py", NULL);
+  g_autoptr(GSubprocess) portal = NULL;
+  g_autoptr(GVariant) options = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree const char **commandline = NULL;
+  gboolean autostart = FALSE;
+
+  /* A sandbox's portal: xdg-desktop-portal's Background interface, played by dbusmock. */
+  portal = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                             &error, "/usr/bin/python3", "-m", "dbusmock", "--template", template,
+                             NULL);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (name_has_owner (bus, "org.freedesktop.portal.Desktop"));
+  tocsin_application_set_sandboxed (fx.app, TRUE);
+
+  /* On: the portal is asked to start `tocsin --background` at login; nothing is written to
+   * ~/.config/autostart, which a sandbox cannot reach (the portal writes the entry). */
+  g_settings_set_boolean (settings, "autostart", TRUE);
+  TOCSIN_WAIT_UNTIL (portal_requests (bus, &options) == 1);
+  g_assert_true (g_variant_lookup (options, "autostart", "b", &autostart));
+  g_assert_true (autostart);
+  g_assert_true (g_variant_lookup (options, "commandline", "^a&s", &commandline));
+  g_assert_cmpstrv (commandline, ((const char *[]) { "tocsin", "--background", NULL }));
+  g_assert_true (g_variant_lookup (options, "reason", "&s", NULL));
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  /* Off: the portal is asked to remove it. */
+  g_settings_set_boolean (settings, "autostart", FALSE);
+  TOCSIN_WAIT_UNTIL (portal_requests (bus, &options) == 2);
+  g_assert_true (g_variant_lookup (options, "autostart", "b", &autostart));
+  g_assert_false (autostart);
+
+  /* Refused (the user said no in the portal's dialog): the window says so. */
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.portal.Desktop",
+                                       "/org/freedesktop/portal/desktop",
+                                       "org.freedesktop.DBus.Properties", "Set",
+                                       g_variant_new ("(ssv)", "io.github.tocsin.Test", "Response",
+                                                      g_variant_new_uint32 (1)),
+                                       NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_settings_set_boolean (settings, "autostart", TRUE);
+  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                  "did not allow Tocsin to start at login") != NULL);
+  g_assert_cmpuint (portal_requests (bus, NULL), ==, 3);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  g_settings_set_boolean (settings, "autostart", FALSE);
+  TOCSIN_WAIT_UNTIL (portal_requests (bus, NULL) == 4);
+  tocsin_application_set_sandboxed (fx.app, FALSE);
+  g_subprocess_force_exit (portal);
+  g_subprocess_wait (portal, NULL, NULL);
+}
+
 static void
 test_bad_ca_file (void)
 {
@@ -766,6 +882,7 @@ main (int   argc,
   g_test_add_func ("/ui/notification/storm-summary-click", test_storm_summary_click);
   g_test_add_func ("/ui/editor/edit-rotate-delete", test_editor_edit_rotate_delete);
   g_test_add_func ("/ui/preferences/autostart", test_autostart);
+  g_test_add_func ("/ui/preferences/autostart-portal", test_autostart_portal);
   g_test_add_func ("/ui/preferences/bad-ca-file", test_bad_ca_file);
   g_test_add_func ("/ui/preferences/ca-file-reaches-owner", test_ca_file_reaches_owner);
   status = g_test_run ();

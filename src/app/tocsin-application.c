@@ -33,6 +33,8 @@ struct _TocsinApplication
   gboolean        held;             /* running in the background holds the application */
   gboolean        autostart_busy;   /* an autostart entry write is running */
   gboolean        autostart_again;  /* ...and the setting changed since it began */
+  gboolean        sandboxed;        /* in a Flatpak: autostart goes through the Background portal */
+  guint           portal_response_id;  /* the Response subscription of the pending request */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinApplication, tocsin_application, ADW_TYPE_APPLICATION)
@@ -154,6 +156,118 @@ autostart_done_cb (GObject      *object,
     }
 }
 
+/* In a Flatpak sandbox the host's ~/.config/autostart is out of reach (no home access), and a
+ * desktop may stop sandboxed apps that run without a window unless they asked:
+ * org.freedesktop.portal.Background asks the user once, then writes (or removes) the autostart
+ * entry itself. GDBus directly, as libportal would be a dependency for one call. The answer comes
+ * as a Response signal on a Request object whose path is known before the call (the
+ * handle_token), so the subscription (its AddMatch sent first on the same connection) cannot
+ * miss it. */
+static void
+background_portal_response_cb (GDBusConnection *bus,
+                               const char      *sender,
+                               const char      *path,
+                               const char      *interface,
+                               const char      *signal,
+                               GVariant        *parameters,
+                               gpointer         user_data)
+{
+  TocsinApplication *self = TOCSIN_APPLICATION (user_data);
+  g_autoptr(GVariant) results = NULL;
+  gboolean wanted = g_settings_get_boolean (self->settings, "autostart");
+  gboolean autostart = FALSE;
+  guint32 response = 2;
+
+  g_dbus_connection_signal_unsubscribe (bus, self->portal_response_id);
+  self->portal_response_id = 0;
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(ua{sv})")))
+    return;
+  g_variant_get (parameters, "(u@a{sv})", &response, &results);
+  g_variant_lookup (results, "autostart", "b", &autostart);
+  /* 0: granted; 1: the user said no; 2: anything else. Only a refused "on" needs a word. */
+  if (wanted && (response != 0 || !autostart))
+    {
+      GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+      const char *text = _("The system did not allow Tocsin to start at login. You can allow it "
+                           "in your system's settings for background apps.");
+
+      if (TOCSIN_IS_WINDOW (window))
+        tocsin_window_show_error (TOCSIN_WINDOW (window), text);
+      else
+        g_message ("%s", text);
+    }
+}
+
+static void
+background_portal_called_cb (GObject      *object,
+                             GAsyncResult *result,
+                             gpointer      user_data)
+{
+  g_autoptr(TocsinApplication) self = user_data;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reply = g_dbus_connection_call_finish (G_DBUS_CONNECTION (object), result, &error);
+  if (reply == NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+      g_autofree char *text = g_strdup_printf (_("Could not ask the system to start Tocsin at "
+                                                 "login: %s"), error->message);
+
+      if (self->portal_response_id != 0)
+        g_dbus_connection_signal_unsubscribe (G_DBUS_CONNECTION (object),
+                                              self->portal_response_id);
+      self->portal_response_id = 0;
+      if (TOCSIN_IS_WINDOW (window))
+        tocsin_window_show_error (TOCSIN_WINDOW (window), text);
+      else
+        g_message ("%s", text);
+    }
+}
+
+static void
+request_background_portal (TocsinApplication *self,
+                           gboolean           autostart)
+{
+  GDBusConnection *bus = g_application_get_dbus_connection (G_APPLICATION (self));
+  const char *commandline[] = { "tocsin", "--background", NULL };
+  static guint serial;
+  g_autofree char *token = NULL;
+  g_autofree char *sender = NULL;
+  g_autofree char *path = NULL;
+  GVariantBuilder options;
+
+  if (bus == NULL)
+    return;
+  token = g_strdup_printf ("tocsin%u", ++serial);
+  /* The unique name ":1.42" becomes "1_42" in the Request's path. */
+  sender = g_strdup (g_dbus_connection_get_unique_name (bus) + 1);
+  g_strdelimit (sender, ".", '_');
+  path = g_strdup_printf ("/org/freedesktop/portal/desktop/request/%s/%s", sender, token);
+
+  if (self->portal_response_id != 0)
+    g_dbus_connection_signal_unsubscribe (bus, self->portal_response_id);
+  self->portal_response_id =
+    g_dbus_connection_signal_subscribe (bus, "org.freedesktop.portal.Desktop",
+                                        "org.freedesktop.portal.Request", "Response", path, NULL,
+                                        G_DBUS_SIGNAL_FLAGS_NONE,
+                                        background_portal_response_cb, self, NULL);
+
+  g_variant_builder_init (&options, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&options, "{sv}", "handle_token", g_variant_new_string (token));
+  g_variant_builder_add (&options, "{sv}", "reason",
+                         g_variant_new_string (_("Receive webhook notifications in the background")));
+  g_variant_builder_add (&options, "{sv}", "autostart", g_variant_new_boolean (autostart));
+  g_variant_builder_add (&options, "{sv}", "commandline",
+                         g_variant_new_strv (commandline, -1));
+  g_variant_builder_add (&options, "{sv}", "dbus-activatable", g_variant_new_boolean (FALSE));
+  g_dbus_connection_call (bus, "org.freedesktop.portal.Desktop",
+                          "/org/freedesktop/portal/desktop", "org.freedesktop.portal.Background",
+                          "RequestBackground", g_variant_new ("(sa{sv})", "", &options),
+                          G_VARIANT_TYPE ("(o)"), G_DBUS_CALL_FLAGS_NONE, -1, self->cancellable,
+                          background_portal_called_cb, g_object_ref (self));
+}
+
 /* The XDG autostart entry starts Tocsin in the background at login. One write at a time, so
  * quick toggles end in the state the switch shows. */
 static void
@@ -161,6 +275,12 @@ apply_autostart (TocsinApplication *self)
 {
   g_autoptr(GTask) task = NULL;
   AutostartJob *job;
+
+  if (self->sandboxed)
+    {
+      request_background_portal (self, g_settings_get_boolean (self->settings, "autostart"));
+      return;
+    }
 
   if (self->autostart_busy)
     {
@@ -600,6 +720,15 @@ tocsin_application_command_line (GApplication            *app,
   return g_application_command_line_get_exit_status (command_line);
 }
 
+void
+tocsin_application_set_sandboxed (TocsinApplication *self,
+                                  gboolean           sandboxed)
+{
+  g_return_if_fail (TOCSIN_IS_APPLICATION (self));
+
+  self->sandboxed = !!sandboxed;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
 /* Logout or `kill` ends the app the way Quit does, so pending history writes are not lost. */
@@ -638,6 +767,8 @@ tocsin_application_startup (GApplication *app)
                                            win_accels[i].accels);
 
   self->cancellable = g_cancellable_new ();
+  /* GLib's own test for its portals (glib_should_use_portal). */
+  self->sandboxed = g_file_test ("/.flatpak-info", G_FILE_TEST_EXISTS);
   self->settings = g_settings_new (APP_ID);
   self->history = tocsin_history_new (NULL);
   self->notifier = tocsin_notifier_new (self->settings);
@@ -675,6 +806,10 @@ tocsin_application_shutdown (GApplication *app)
   TocsinApplication *self = TOCSIN_APPLICATION (app);
 
   g_cancellable_cancel (self->cancellable);
+  if (self->portal_response_id != 0 && g_application_get_dbus_connection (app) != NULL)
+    g_dbus_connection_signal_unsubscribe (g_application_get_dbus_connection (app),
+                                          self->portal_response_id);
+  self->portal_response_id = 0;
   if (self->client != NULL)
     tocsin_client_stop (self->client);
   /* Whatever was received is on disk before the process goes. */

@@ -26,6 +26,11 @@ const TocsinOwnedChannel *tocsin_application_find_owned_channel (TocsinApplicati
 /* Re-reads the owned channels from the history (after create, rotate, delete). */
 void               tocsin_application_reload_owned_channels (TocsinApplication *self);
 
+/* Whether autostart goes through org.freedesktop.portal.Background (set at startup from
+ * /.flatpak-info; tests set it to play a sandbox). */
+void               tocsin_application_set_sandboxed (TocsinApplication *self,
+                                                     gboolean           sandboxed);
+
 /* Presents the main window, creating it if needed. */
 GtkWindow         *tocsin_application_present_window (TocsinApplication *self);
 
