@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include <math.h>
+
 #include "tocsin-template.h"
 
 G_BEGIN_DECLS
@@ -34,6 +36,98 @@ typedef struct
 } Value;
 
 #define VALUE_INIT { VAL_UNDEFINED, FALSE, 0, FALSE, 0, NULL, 0, NULL, NULL }
+
+/* The small value operations are inline: the evaluator calls them for every node, and a call
+ * across files costs what they do (Lua keeps the same ones as macros in lobject.h). */
+
+static inline void
+value_clear (Value *v)
+{
+  g_free (v->owned);
+  *v = (Value) VALUE_INIT;
+}
+
+static inline void
+value_set_bool (Value *v, gboolean b)
+{
+  *v = (Value) VALUE_INIT;
+  v->kind = VAL_BOOL;
+  v->boolean = !!b;
+}
+
+static inline void
+value_set_number (Value *v, double d)
+{
+  *v = (Value) VALUE_INIT;
+  v->kind = VAL_NUMBER;
+  v->number = d;
+}
+
+static inline void
+value_set_int (Value *v, gint64 i)
+{
+  value_set_number (v, (double) i);
+  v->is_int = TRUE;
+  v->integer = i;
+}
+
+/* @s must be valid UTF-8 and outlive @v */
+static inline void
+value_set_static (Value *v, const char *s, gsize length)
+{
+  *v = (Value) VALUE_INIT;
+  v->kind = VAL_STRING;
+  v->string = s;
+  v->length = length;
+}
+
+static inline void
+value_take_string (Value *v, char *s, gsize length)
+{
+  value_set_static (v, s, length);
+  v->owned = s;
+}
+
+static inline void
+value_take_gstring (Value *v, GString *s)
+{
+  gsize length = s->len;
+
+  value_take_string (v, g_string_free (s, FALSE), length);
+}
+
+static inline gboolean
+value_is_nullish (const Value *v)
+{
+  return v->kind == VAL_UNDEFINED || v->kind == VAL_NULL;
+}
+
+static inline gboolean
+value_is_object (const Value *v)
+{
+  return v->kind == VAL_ARRAY || v->kind == VAL_OBJECT;
+}
+
+static inline gboolean
+value_truthy (const Value *v)
+{
+  switch (v->kind)
+    {
+    case VAL_BOOL:
+      return v->boolean;
+    case VAL_NUMBER:
+      return !(v->number == 0 || isnan (v->number));
+    case VAL_STRING:
+      return v->length > 0;
+    case VAL_ARRAY:
+    case VAL_OBJECT:
+      return TRUE;
+    case VAL_UNDEFINED:
+    case VAL_NULL:
+    default:
+      return FALSE;
+    }
+}
 
 /* ---- the AST ---- */
 
@@ -111,25 +205,8 @@ struct _TocsinTemplateScope
 };
 
 /* tocsin-template-value.c: values and conversions */
-void     value_clear          (Value       *v);
-void     value_set_bool       (Value       *v,
-                               gboolean     b);
-void     value_set_number     (Value       *v,
-                               double       d);
-void     value_set_int        (Value       *v,
-                               gint64       i);
-void     value_set_static     (Value       *v,
-                               const char  *s,
-                               gsize        length);
-void     value_take_string    (Value       *v,
-                               char        *s,
-                               gsize        length);
-void     value_take_gstring   (Value       *v,
-                               GString     *s);
 void     value_set_node       (Value       *v,
                                JsonNode    *node);
-gboolean value_is_nullish     (const Value *v);
-gboolean value_truthy         (const Value *v);
 void     value_append         (const Value *v,
                                GString     *out,
                                gsize        limit,

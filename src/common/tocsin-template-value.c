@@ -16,62 +16,6 @@
 
 /* ---- values ---- */
 
-void
-value_clear (Value *v)
-{
-  g_free (v->owned);
-  *v = (Value) VALUE_INIT;
-}
-
-void
-value_set_bool (Value *v, gboolean b)
-{
-  *v = (Value) VALUE_INIT;
-  v->kind = VAL_BOOL;
-  v->boolean = !!b;
-}
-
-void
-value_set_number (Value *v, double d)
-{
-  *v = (Value) VALUE_INIT;
-  v->kind = VAL_NUMBER;
-  v->number = d;
-}
-
-void
-value_set_int (Value *v, gint64 i)
-{
-  value_set_number (v, (double) i);
-  v->is_int = TRUE;
-  v->integer = i;
-}
-
-/* @s must be valid UTF-8 and outlive @v */
-void
-value_set_static (Value *v, const char *s, gsize length)
-{
-  *v = (Value) VALUE_INIT;
-  v->kind = VAL_STRING;
-  v->string = s;
-  v->length = length;
-}
-
-void
-value_take_string (Value *v, char *s, gsize length)
-{
-  value_set_static (v, s, length);
-  v->owned = s;
-}
-
-void
-value_take_gstring (Value *v, GString *s)
-{
-  gsize length = s->len;
-
-  value_take_string (v, g_string_free (s, FALSE), length);
-}
-
 /* Borrows from @node, which the scope owns. */
 void
 value_set_node (Value *v, JsonNode *node)
@@ -131,39 +75,6 @@ value_set_node (Value *v, JsonNode *node)
       break;
     default:
       break;
-    }
-}
-
-gboolean
-value_is_nullish (const Value *v)
-{
-  return v->kind == VAL_UNDEFINED || v->kind == VAL_NULL;
-}
-
-static gboolean
-value_is_object (const Value *v)
-{
-  return v->kind == VAL_ARRAY || v->kind == VAL_OBJECT;
-}
-
-gboolean
-value_truthy (const Value *v)
-{
-  switch (v->kind)
-    {
-    case VAL_BOOL:
-      return v->boolean;
-    case VAL_NUMBER:
-      return !(v->number == 0 || isnan (v->number));
-    case VAL_STRING:
-      return v->length > 0;
-    case VAL_ARRAY:
-    case VAL_OBJECT:
-      return TRUE;
-    case VAL_UNDEFINED:
-    case VAL_NULL:
-    default:
-      return FALSE;
     }
 }
 
