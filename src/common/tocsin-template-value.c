@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tocsin-json.h"
 #include "tocsin-template-private.h"
 
 /* Values and the ECMAScript conversions: ToString, ToNumber, equality, JSON text. */
@@ -424,27 +425,7 @@ json_write_string (GString    *out,
 
   if (!g_utf8_validate (s, -1, NULL))
     s = valid = g_utf8_make_valid (s, -1);
-
-  g_string_append_c (out, '"');
-  for (const guchar *p = (const guchar *) s; *p && out->len < limit; p++)
-    {
-      switch (*p)
-        {
-        case '"': g_string_append (out, "\\\""); break;
-        case '\\': g_string_append (out, "\\\\"); break;
-        case '\b': g_string_append (out, "\\b"); break;
-        case '\f': g_string_append (out, "\\f"); break;
-        case '\n': g_string_append (out, "\\n"); break;
-        case '\r': g_string_append (out, "\\r"); break;
-        case '\t': g_string_append (out, "\\t"); break;
-        default:
-          if (*p < 0x20)
-            g_string_append_printf (out, "\\u%04x", *p);
-          else
-            g_string_append_c (out, *p);
-        }
-    }
-  g_string_append_c (out, '"');
+  tocsin_json_append_string_capped (out, s, limit);
 }
 
 /* Compact JSON as JSON.stringify writes it. Stops early once @out is past @limit; the caller
