@@ -202,6 +202,10 @@ struct _TocsinTemplateScope
   GDateTime *now;         /* UTC */
   JsonNode *headers;      /* an object node: lowercase name -> value */
   char *body_text;        /* valid UTF-8 or NULL */
+
+  /* The work budget, shared by every render with this scope (tocsin-template-eval.c) */
+  guint64 steps;
+  GError *budget_error;   /* set once the budget is spent */
 };
 
 /* tocsin-template-value.c: values and conversions */

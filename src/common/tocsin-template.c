@@ -108,6 +108,7 @@ tocsin_template_scope_free (TocsinTemplateScope *scope)
   g_clear_pointer (&scope->now, g_date_time_unref);
   g_clear_pointer (&scope->headers, json_node_unref);
   g_free (scope->body_text);
+  g_clear_error (&scope->budget_error);
   g_free (scope);
 }
 
@@ -149,4 +150,18 @@ tocsin_template_scope_set_body_text (TocsinTemplateScope *scope,
   g_return_if_fail (scope != NULL);
   g_free (scope->body_text);
   scope->body_text = text ? g_utf8_make_valid (text, -1) : NULL;
+}
+
+gboolean
+tocsin_template_scope_check (TocsinTemplateScope  *scope,
+                             GError              **error)
+{
+  g_return_val_if_fail (scope != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (scope->budget_error == NULL)
+    return TRUE;
+  if (error != NULL)
+    *error = g_error_copy (scope->budget_error);
+  return FALSE;
 }
