@@ -9,7 +9,53 @@
 
 #include "tocsin-template-private.h"
 
-/* The lexer and the parser: template source to AST, with positions for errors. */
+/*
+ * The lexer and the parser: template source to AST, with positions for errors.
+ *
+ * The grammar (EBNF: {x} repeats, [x] is optional, 'x' is a token). A template is text with
+ * expressions in it; a condition is one bare expression:
+ *
+ *   template       -> { TEXT | '{{' expression '}}' }
+ *   condition      -> [ expression ]
+ *   expression     -> nullish [ '?' expression ':' expression ]
+ *   nullish        -> or { '??' or }
+ *   or             -> and { '||' and }
+ *   and            -> equality { '&&' equality }
+ *   equality       -> relational { ( '==' | '!=' | '===' | '!==' ) relational }
+ *   relational     -> additive { ( '<' | '>' | '<=' | '>=' ) additive }
+ *   additive       -> multiplicative { ( '+' | '-' ) multiplicative }
+ *   multiplicative -> unary { ( '*' | '/' | '%' ) unary }
+ *   unary          -> ( '!' | '-' | '+' ) unary | postfix
+ *   postfix        -> primary { '.' property | call | '[' expression ']' }
+ *   property       -> NAME | NUMBER
+ *   call           -> '.' METHOD '(' [ expression ] ')'
+ *   primary        -> NUMBER | STRING | NAME | '(' expression ')'
+ *
+ *   METHOD  -> includes | startsWith | endsWith  (one argument)
+ *            | toUpperCase | toLowerCase | trim | toString  (none)
+ *   NAME    -> a JavaScript identifier (Unicode letters, '$', '_'); true, false, null and
+ *              undefined are literals
+ *   NUMBER  -> decimal digits with an optional fraction and exponent ("1.5e3", ".5"), or "0x"
+ *              and hexadecimal digits; after a '.', digits alone (a.0 is a[0])
+ *   STRING  -> '...' or "..." with JavaScript's escapes (\n, \xHH, \uHHHH, \u{H...})
+ *
+ * Precedence, loosest first, as JavaScript's (all binary levels are left-associative):
+ *
+ *   1  ? :                      right-associative
+ *   2  ??
+ *   3  ||
+ *   4  &&
+ *   5  == != === !==
+ *   6  < > <= >=
+ *   7  + -
+ *   8  * / %
+ *   9  ! - +  (prefix)          right-associative
+ *   10 . [] ()  (postfix)
+ *
+ * Unlike JavaScript, ?? mixes freely with || and && (it binds looser than both). Recursion
+ * follows the source, so parser_enter() and node_new() cap the nesting at
+ * TOCSIN_TEMPLATE_MAX_DEPTH; the lexer reports positions a channel editor can underline.
+ */
 
 /* ---- errors ---- */
 
@@ -753,6 +799,7 @@ parser_enter (Parser *p)
 
 static Node *parse_expression (Parser *p);
 
+/* primary -> NUMBER | STRING | NAME | '(' expression ')' */
 static Node *
 parse_primary (Parser *p)
 {
@@ -807,6 +854,7 @@ parse_primary (Parser *p)
     }
 }
 
+/* call -> '.' METHOD '(' [ expression ] ')'  (the '.' and METHOD are read by the caller) */
 static Node *
 parse_call (Parser *p,
             Node   *target,
@@ -875,6 +923,7 @@ fail:
   return NULL;
 }
 
+/* postfix -> primary { '.' property | call | '[' expression ']' } */
 static Node *
 parse_postfix (Parser *p)
 {
@@ -945,6 +994,7 @@ fail:
   return NULL;
 }
 
+/* unary -> ( '!' | '-' | '+' ) unary | postfix */
 static Node *
 parse_unary (Parser *p)
 {
@@ -1017,6 +1067,7 @@ parse_binary_level (Parser              *p,
   return left;
 }
 
+/* multiplicative -> unary { ( '*' | '/' | '%' ) unary } */
 static Node *
 parse_multiplicative (Parser *p)
 {
@@ -1028,6 +1079,7 @@ parse_multiplicative (Parser *p)
   return parse_binary_level (p, parse_unary, ops, G_N_ELEMENTS (ops));
 }
 
+/* additive -> multiplicative { ( '+' | '-' ) multiplicative } */
 static Node *
 parse_additive (Parser *p)
 {
@@ -1038,6 +1090,7 @@ parse_additive (Parser *p)
   return parse_binary_level (p, parse_multiplicative, ops, G_N_ELEMENTS (ops));
 }
 
+/* relational -> additive { ( '<' | '>' | '<=' | '>=' ) additive } */
 static Node *
 parse_relational (Parser *p)
 {
@@ -1050,6 +1103,7 @@ parse_relational (Parser *p)
   return parse_binary_level (p, parse_additive, ops, G_N_ELEMENTS (ops));
 }
 
+/* equality -> relational { ( '==' | '!=' | '===' | '!==' ) relational } */
 static Node *
 parse_equality (Parser *p)
 {
@@ -1062,6 +1116,7 @@ parse_equality (Parser *p)
   return parse_binary_level (p, parse_relational, ops, G_N_ELEMENTS (ops));
 }
 
+/* and -> equality { '&&' equality } */
 static Node *
 parse_and (Parser *p)
 {
@@ -1069,6 +1124,7 @@ parse_and (Parser *p)
   return parse_binary_level (p, parse_equality, ops, G_N_ELEMENTS (ops));
 }
 
+/* or -> and { '||' and } */
 static Node *
 parse_or (Parser *p)
 {
@@ -1076,6 +1132,7 @@ parse_or (Parser *p)
   return parse_binary_level (p, parse_and, ops, G_N_ELEMENTS (ops));
 }
 
+/* nullish -> or { '??' or } */
 static Node *
 parse_nullish (Parser *p)
 {
@@ -1083,7 +1140,7 @@ parse_nullish (Parser *p)
   return parse_binary_level (p, parse_or, ops, G_N_ELEMENTS (ops));
 }
 
-/* expression := nullish [ '?' expression ':' expression ] */
+/* expression -> nullish [ '?' expression ':' expression ] */
 static Node *
 parse_expression (Parser *p)
 {
@@ -1155,6 +1212,7 @@ compare_strings (gconstpointer a,
   return strcmp (*(const char * const *) a, *(const char * const *) b);
 }
 
+/* template -> { TEXT | '{{' expression '}}' } */
 static gboolean
 parse_template (Parser         *p,
                 TocsinTemplate *self)
@@ -1199,6 +1257,7 @@ parse_template (Parser         *p,
   return TRUE;
 }
 
+/* condition -> [ expression ] */
 static gboolean
 parse_condition (Parser         *p,
                  TocsinTemplate *self)
