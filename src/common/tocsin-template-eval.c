@@ -28,17 +28,28 @@ typedef struct
  * Once they are spent, eval() returns undefined at once, so the rest of the AST unwinds in
  * O(nodes), and the caller learns why from tocsin_template_scope_check().
  */
-static gboolean
+static G_GNUC_NO_INLINE gboolean spend_over (Eval *ev);
+
+static inline gboolean
 spend (Eval  *ev,
        gsize  steps)
 {
   TocsinTemplateScope *scope = ev->scope;
 
-  if (G_UNLIKELY (scope->budget_error != NULL))
-    return FALSE;
   scope->steps += steps;
   if (G_LIKELY (scope->steps <= TOCSIN_TEMPLATE_MAX_STEPS))
     return TRUE;
+  return spend_over (ev);
+}
+
+/* The budget is spent (steps only grow, so this stays true for the scope's life). */
+static gboolean
+spend_over (Eval *ev)
+{
+  TocsinTemplateScope *scope = ev->scope;
+
+  if (scope->budget_error != NULL)
+    return FALSE;
   g_set_error (&scope->budget_error, TOCSIN_TEMPLATE_ERROR, TOCSIN_TEMPLATE_ERROR_BUDGET,
                /* Translators: %s is a field name (title, body, link, condition); %d a number */
                _("The template did too much work: the %s went over the %d steps one webhook may "
@@ -146,12 +157,12 @@ eval_variable (Eval       *ev,
   JsonNode *member;
 
   /* header and bodyAsText come from the request itself; a payload cannot fake them. */
-  if (g_str_equal (name, "header"))
+  if (node->op == VARIABLE_HEADER)
     {
       value_set_node (out, scope->headers);
       return;
     }
-  if (g_str_equal (name, "bodyAsText"))
+  if (node->op == VARIABLE_BODY_TEXT)
     {
       if (scope->body_text)
         value_set_static (out, scope->body_text, strlen (scope->body_text));
@@ -167,7 +178,7 @@ eval_variable (Eval       *ev,
       value_set_node (out, member);
       return;
     }
-  if (clock_value (scope->now, name, out))
+  if (node->op == VARIABLE_CLOCK && clock_value (scope->now, name, out))
     return;
 
   note_missing (ev, name);

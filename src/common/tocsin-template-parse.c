@@ -799,6 +799,20 @@ parser_enter (Parser *p)
 
 static Node *parse_expression (Parser *p);
 
+static gboolean
+is_clock_name (const char *name)
+{
+  static const char * const names[] = {
+    "timezone", "now", "iso", "epochMs", "epochSeconds", "year", "month", "monthName",
+    "dayOfMonth", "dayOfWeek", "dayOfWeekName", "hour", "minute", "second", "date", "time",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    if (g_str_equal (name, names[i]))
+      return TRUE;
+  return FALSE;
+}
+
 /* primary -> NUMBER | STRING | NAME | '(' expression ')' */
 static Node *
 parse_primary (Parser *p)
@@ -832,6 +846,12 @@ parse_primary (Parser *p)
         {
           node->kind = NODE_VARIABLE;
           node->name = g_steal_pointer (&p->token.text);
+          if (g_str_equal (node->name, "header"))
+            node->op = VARIABLE_HEADER;
+          else if (g_str_equal (node->name, "bodyAsText"))
+            node->op = VARIABLE_BODY_TEXT;
+          else
+            node->op = is_clock_name (node->name) ? VARIABLE_CLOCK : VARIABLE_WEBHOOK;
         }
       return lex (p) ? node : (node_free (node), NULL);
 
@@ -1171,20 +1191,6 @@ out:
 }
 
 /* ---- compiling ---- */
-
-static gboolean
-is_clock_name (const char *name)
-{
-  static const char * const names[] = {
-    "timezone", "now", "iso", "epochMs", "epochSeconds", "year", "month", "monthName",
-    "dayOfMonth", "dayOfWeek", "dayOfWeekName", "hour", "minute", "second", "date", "time",
-  };
-
-  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
-    if (g_str_equal (name, names[i]))
-      return TRUE;
-  return FALSE;
-}
 
 static gboolean
 is_special_name (const char *name)

@@ -166,11 +166,20 @@ typedef enum
   METHOD_TO_STRING,
 } Method;
 
+/* What a NODE_VARIABLE reads, decided when it is parsed. */
+typedef enum
+{
+  VARIABLE_WEBHOOK,   /* a webhook variable */
+  VARIABLE_CLOCK,     /* a webhook variable, or else the clock's value (time, date, ...) */
+  VARIABLE_HEADER,    /* header: the request's headers */
+  VARIABLE_BODY_TEXT, /* bodyAsText: the raw text/plain body */
+} VariableKind;
+
 typedef struct _Node Node;
 struct _Node
 {
   NodeKind kind;
-  int op;        /* BinaryOp or Method */
+  int op;        /* BinaryOp, Method, or VariableKind */
   guint depth;   /* 1 for a leaf */
   gsize offset;  /* bytes into the source */
   Node *a, *b, *c;

@@ -57,12 +57,13 @@ value_set_node (Value *v, JsonNode *node)
         case G_TYPE_STRING:
           {
             const char *s = json_node_get_string (node);
+            const char *end;
 
             if (s == NULL)
               s = "";
             /* Variables are data from the network: repair, never trust. */
-            if (g_utf8_validate (s, -1, NULL))
-              value_set_static (v, s, strlen (s));
+            if (g_utf8_validate (s, -1, &end))
+              value_set_static (v, s, end - s);
             else
               {
                 char *valid = g_utf8_make_valid (s, -1);
