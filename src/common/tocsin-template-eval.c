@@ -9,7 +9,10 @@
 
 #include "tocsin-template-private.h"
 
-/* The evaluator: walks the AST against a scope. */
+/*
+ * The evaluator: walks the AST against a scope, reading variables, the clock and the request's
+ * headers, and spending the scope's work budget as it goes (see spend()).
+ */
 
 /* ---- evaluation ---- */
 

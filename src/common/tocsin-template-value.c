@@ -10,7 +10,11 @@
 #include "tocsin-json.h"
 #include "tocsin-template-private.h"
 
-/* Values and the ECMAScript conversions: ToString, ToNumber, equality, JSON text. */
+/*
+ * Values and the ECMAScript conversions: ToString, ToNumber, equality, JSON text. A Value borrows
+ * from the template or the scope where it can and owns its string otherwise; none of these
+ * functions knows about the AST or the budget (the evaluator charges for what it asks of them).
+ */
 
 /* Deeper JSON values are written as null when an object or array is rendered. */
 #define JSON_MAX_NESTING 128

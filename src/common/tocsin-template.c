@@ -17,8 +17,16 @@
  * the source is validated at compile time and variables are repaired when they are read.
  *
  * Nothing an HTTP caller sends can drive recursion or a loop: evaluation recursion follows the
- * AST (depth capped at compile time), loops run over the variables' own size, and every string
- * the evaluator builds is capped at TOCSIN_TEMPLATE_MAX_OUTPUT bytes.
+ * AST (depth capped at compile time), loops run over the variables' own size, every string the
+ * evaluator builds is capped at TOCSIN_TEMPLATE_MAX_OUTPUT bytes, and the work of one scope is
+ * capped at TOCSIN_TEMPLATE_MAX_STEPS.
+ *
+ * The language is split by phase, as Lua splits llex.c/lparser.c/lvm.c/lobject.c:
+ *   tocsin-template-value.c    values and ECMAScript conversions (ToString, ToNumber, ==, JSON)
+ *   tocsin-template-parse.c    errors with positions, the lexer, the parser (grammar at its top)
+ *   tocsin-template-eval.c     the evaluator and its work budget; render and evaluate
+ *   tocsin-template.c          this file: the boxed type, constructors, getters, the scope
+ *   tocsin-template-private.h  Value, the AST and the two structures they share
  */
 
 G_DEFINE_BOXED_TYPE (TocsinTemplate, tocsin_template, tocsin_template_ref, tocsin_template_unref)
