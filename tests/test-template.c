@@ -777,7 +777,8 @@ test_budget_condition (void)
   g_assert_false (tocsin_template_evaluate (condition, scope, NULL));
   g_assert_false (tocsin_template_scope_check (scope, &error));
   g_assert_error (error, TOCSIN_TEMPLATE_ERROR, TOCSIN_TEMPLATE_ERROR_BUDGET);
-  g_assert_true (g_str_has_prefix (error->message, "The template did too much work: the condition"));
+  g_assert_true (g_str_has_prefix (error->message,
+                                   "The template did too much work: the condition"));
 }
 
 static void
@@ -1279,7 +1280,8 @@ main (int   argc,
   g_test_add_func ("/template/budget/condition", test_budget_condition);
   g_test_add_func ("/template/budget/array-and-objects", test_budget_array_and_objects);
   g_test_add_func ("/template/budget/normal-unaffected", test_budget_normal_unaffected);
-  g_test_add_func ("/template/render/json-escapes-like-the-relay", test_json_escapes_like_the_relay);
+  g_test_add_func ("/template/render/json-escapes-like-the-relay",
+                   test_json_escapes_like_the_relay);
 
   return g_test_run ();
 }

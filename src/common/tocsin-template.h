@@ -4,8 +4,10 @@
  *
  * A template is compiled once (when a channel is saved) and rendered many times (per webhook).
  * Compilation reports syntax errors with their position; rendering never fails: anything that
- * JavaScript would leave undefined renders as "" and is false in a condition. Pure C + GLib +
- * json-glib, no I/O, thread-safe once compiled.
+ * JavaScript would leave undefined renders as "" and is false in a condition, and a scope that
+ * runs over its work budget renders "" and says why (tocsin_template_scope_check()). Pure C +
+ * GLib + json-glib, no I/O; a compiled template is thread-safe, a scope (which keeps the budget's
+ * count) belongs to one thread at a time.
  */
 #pragma once
 
@@ -90,9 +92,10 @@ void                 tocsin_template_scope_set_body_text (TocsinTemplateScope *s
 gboolean             tocsin_template_scope_check      (TocsinTemplateScope *scope,
                                                        GError             **error);
 
-/* Renders; never fails (but see tocsin_template_scope_check()). When @missing is not NULL, the names (g_strdup'd, unique) of root
- * variables the template read that the scope did not have are appended to it. Output longer than
- * TOCSIN_TEMPLATE_MAX_OUTPUT is cut at a UTF-8 boundary. Output is always valid UTF-8. */
+/* Renders; never fails (but see tocsin_template_scope_check(): over the budget it gives "").
+ * When @missing is not NULL, the names (g_strdup'd, unique) of root variables the template read
+ * that the scope did not have are appended to it. Output longer than TOCSIN_TEMPLATE_MAX_OUTPUT
+ * is cut at a UTF-8 boundary. Output is always valid UTF-8. */
 char           *tocsin_template_render          (TocsinTemplate       *self,
                                                  TocsinTemplateScope  *scope,
                                                  GPtrArray            *missing);
