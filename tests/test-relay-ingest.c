@@ -370,6 +370,57 @@ test_errors (Fixture       *f,
   g_assert_cmpint (json_object_get_int_member (after, "id"), ==, 1);
 }
 
+/* Issue #11: chained methods over a 64 KiB variable took 1.7 s per webhook on the relay's main
+ * loop, and another channel's webhook waited. Now the hostile webhook gets a 422 with a sentence
+ * for its channel's owner, and the next webhook, to another channel, is answered and delivered. */
+static void
+test_template_budget (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GString) body_template = g_string_new (NULL);
+  g_autoptr(JsonObject) hostile = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  g_autoptr(JsonObject) other = NULL;
+  g_autoptr(JsonObject) small = NULL;
+  g_autofree char *hostile_hook = NULL;
+  g_autofree char *x = g_strnfill (65500, 'x');
+  g_autofree char *payload = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  const char *sentence;
+  Subscriber s;
+  guint status = 0;
+
+  while (body_template->len < 15 * 1024)
+    g_string_append (body_template, "{{s.trim().toUpperCase().toLowerCase().trim().length}}");
+  hostile = tocsin_test_relay_create_channel (f->relay, "Hostile", "Title", body_template->str,
+                                              NULL, NULL);
+  hostile_hook = g_strdup_printf ("/t/%s", json_object_get_string_member (hostile,
+                                                                          "trigger_token"));
+  subscriber_open (f, &s, NULL);
+
+  payload = g_strdup_printf ("{\"s\": \"%s\"}", x);
+  answer = tocsin_test_http_json (f->relay, "POST", hostile_hook, "application/json", payload,
+                                  NULL, &status);
+  g_assert_cmpuint (status, ==, 422);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (answer));
+  sentence = json_object_get_string_member (json_node_get_object (answer), "error");
+  g_assert_true (g_str_has_prefix (sentence, "The template did too much work: the body"));
+  g_assert_nonnull (strstr (sentence, "simplify it"));
+
+  /* Right after it, another channel's webhook is answered and delivered. */
+  other = request (f, "POST", f->hook, "application/json",
+                   "{\"server_name\": \"web-1\", \"cpu_usage\": 97}", NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (other, "id"), ==, 1);
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_cmpstr (message->title, ==, "Alerte serveur web-1");
+
+  /* The refused webhook stored nothing: the hostile channel's first message is still id 1. */
+  small = request (f, "POST", hostile_hook, "application/json", "{\"s\": \"ab\"}", NULL, 200);
+  g_assert_cmpint (json_object_get_int_member (small, "id"), ==, 1);
+  subscriber_close (&s);
+}
+
 static const char *const rate_args[] = { "--rate=0.2", "--burst=2", NULL };
 
 static void
@@ -758,6 +809,7 @@ main (int   argc,
   ADD ("/relay/ingest/markup-kept", fixture_setup, NULL, test_markup_kept);
   ADD ("/relay/ingest/kill-after-ack", fixture_setup, NULL, test_kill_after_ack);
   ADD ("/relay/ingest/file-modes", fixture_setup, NULL, test_file_modes);
+  ADD ("/relay/ingest/template-budget", fixture_setup, NULL, test_template_budget);
 #undef ADD
 
   return g_test_run ();

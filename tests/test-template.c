@@ -705,6 +705,156 @@ test_output_cap (void)
   g_assert_cmpuint (strlen (text), >, TOCSIN_TEMPLATE_MAX_OUTPUT - 3);
   g_assert_true (g_str_has_prefix (text, ">€€"));
   g_assert_false (g_str_has_suffix (text, "<"));
+  /* Cut, not refused: one long variable is well within the budget. */
+  g_assert_true (tocsin_template_scope_check (scope, NULL));
+}
+
+/* A 64 KiB variable and a template that chains methods over it, as a hostile channel would. */
+static TocsinTemplate *
+chained_methods_template (guint repeats)
+{
+  GString *source = g_string_new (NULL);
+  TocsinTemplate *template;
+
+  for (guint i = 0; i < repeats; i++)
+    g_string_append (source, "{{s.trim().toUpperCase().toLowerCase().trim().toString().length}}");
+  template = tocsin_template_new ("body", source->str, NULL);
+  g_string_free (source, TRUE);
+  g_assert_nonnull (template);
+  return template;
+}
+
+static JsonObject *
+long_variable_vars (void)
+{
+  JsonObject *vars = json_object_new ();
+  g_autofree char *s = g_strnfill (64 * 1024, 'x');
+
+  json_object_set_string_member (vars, "s", s);
+  return vars;
+}
+
+static void
+test_budget_chained_methods (void)
+{
+  g_autoptr(JsonObject) vars = long_variable_vars ();
+  g_autoptr(TocsinTemplate) template = chained_methods_template (200);
+  g_autoptr(TocsinTemplate) condition = NULL;
+  g_autoptr(TocsinTemplateScope) scope = tocsin_template_scope_new (vars, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *again = NULL;
+
+  text = tocsin_template_render (template, scope, NULL);
+  g_assert_cmpuint (strlen (text), ==, 0);
+  g_assert_false (tocsin_template_scope_check (scope, &error));
+  g_assert_error (error, TOCSIN_TEMPLATE_ERROR, TOCSIN_TEMPLATE_ERROR_BUDGET);
+  g_assert_true (g_str_has_prefix (error->message, "The template did too much work: the body"));
+  g_assert_nonnull (strstr (error->message, "simplify it"));
+  g_assert_false (tocsin_template_error_get_position (error, NULL, NULL, NULL));
+
+  /* The budget is the scope's: the webhook's other fields get nothing more. */
+  condition = tocsin_template_new_condition ("condition", "true", NULL);
+  g_assert_false (tocsin_template_evaluate (condition, scope, NULL));
+  again = tocsin_template_render (template, scope, NULL);
+  g_assert_cmpstr (again, ==, "");
+}
+
+static void
+test_budget_condition (void)
+{
+  g_autoptr(JsonObject) vars = long_variable_vars ();
+  g_autoptr(TocsinTemplateScope) scope = tocsin_template_scope_new (vars, NULL);
+  g_autoptr(GError) error = NULL;
+  GString *source = g_string_new ("s.toUpperCase().includes('Y')");
+  g_autoptr(TocsinTemplate) condition = NULL;
+
+  for (int i = 0; i < 40; i++)
+    g_string_append (source, " || s.toUpperCase().includes('Y')");
+  condition = tocsin_template_new_condition ("condition", source->str, NULL);
+  g_string_free (source, TRUE);
+  g_assert_nonnull (condition);
+  g_assert_false (tocsin_template_evaluate (condition, scope, NULL));
+  g_assert_false (tocsin_template_scope_check (scope, &error));
+  g_assert_error (error, TOCSIN_TEMPLATE_ERROR, TOCSIN_TEMPLATE_ERROR_BUDGET);
+  g_assert_true (g_str_has_prefix (error->message,
+                                   "The template did too much work: the condition"));
+}
+
+static void
+test_budget_array_and_objects (void)
+{
+  g_autoptr(JsonObject) vars = json_object_new ();
+  g_autoptr(TocsinTemplateScope) scope = NULL;
+  g_autoptr(TocsinTemplate) includes = NULL;
+  g_autoptr(TocsinTemplate) compare = NULL;
+  GString *source = g_string_new ("list.includes('nope')");
+  JsonArray *list = json_array_new ();
+  JsonObject *object = json_object_new ();
+  g_autofree char *text = NULL;
+
+  for (int i = 0; i < 100000; i++)
+    json_array_add_int_element (list, i);
+  json_object_set_array_member (vars, "list", list);
+  json_object_set_string_member (object, "k", "v");
+  json_object_set_object_member (vars, "obj", object);
+
+  /* Each includes() looks at 100,000 elements. */
+  for (int i = 0; i < 50; i++)
+    g_string_append (source, " || list.includes('nope')");
+  includes = tocsin_template_new_condition ("condition", source->str, NULL);
+  g_string_free (source, TRUE);
+  scope = tocsin_template_scope_new (vars, NULL);
+  g_assert_false (tocsin_template_evaluate (includes, scope, NULL));
+  g_assert_false (tocsin_template_scope_check (scope, NULL));
+  g_clear_pointer (&scope, tocsin_template_scope_free);
+
+  /* Comparing an object with a string writes its JSON: it costs the output cap. */
+  source = g_string_new (NULL);
+  for (int i = 0; i < 40; i++)
+    g_string_append (source, "{{obj == 'x'}}");
+  compare = tocsin_template_new ("title", source->str, NULL);
+  g_string_free (source, TRUE);
+  scope = tocsin_template_scope_new (vars, NULL);
+  text = tocsin_template_render (compare, scope, NULL);
+  g_assert_cmpstr (text, ==, "");
+  g_assert_false (tocsin_template_scope_check (scope, NULL));
+}
+
+static void
+test_budget_normal_unaffected (void)
+{
+  g_autoptr(JsonObject) vars = long_variable_vars ();
+  g_autoptr(TocsinTemplate) template = chained_methods_template (4);
+  g_autoptr(TocsinTemplate) condition = NULL;
+  g_autoptr(TocsinTemplateScope) scope = tocsin_template_scope_new (vars, NULL);
+  g_autofree char *text = NULL;
+
+  /* A few methods over a 64 KiB variable, in every field: well within the budget. */
+  condition = tocsin_template_new_condition ("condition",
+                                             "s.length > 10 && s.trim().startsWith('x') "
+                                             "&& !s.toUpperCase().includes('y')", NULL);
+  g_assert_true (tocsin_template_evaluate (condition, scope, NULL));
+  text = tocsin_template_render (template, scope, NULL);
+  g_assert_cmpstr (text, ==, "65536655366553665536");
+  g_assert_true (tocsin_template_scope_check (scope, NULL));
+}
+
+static void
+test_json_escapes_like_the_relay (void)
+{
+  g_autoptr(JsonObject) vars = json_object_new ();
+  g_autoptr(TocsinTemplate) template = tocsin_template_new ("body", "{{obj}}", NULL);
+  g_autoptr(TocsinTemplateScope) scope = NULL;
+  g_autofree char *text = NULL;
+  JsonObject *object = json_object_new ();
+
+  /* One escaper (tocsin_json_append_string): DEL is escaped too. */
+  json_object_set_string_member (object, "k", "a\x7f\x01\"b");
+  json_object_set_object_member (vars, "obj", object);
+  scope = tocsin_template_scope_new (vars, NULL);
+  text = tocsin_template_render (template, scope, NULL);
+  g_assert_cmpstr (text, ==, "{\"k\":\"a\\u007f\\u0001\\\"b\"}");
 }
 
 static void
@@ -727,7 +877,9 @@ test_output_cap_concat_bomb (void)
   g_assert_nonnull (template);
   scope = tocsin_template_scope_new (vars, NULL);
   text = tocsin_template_render (template, scope, NULL);
-  g_assert_cmpuint (strlen (text), ==, TOCSIN_TEMPLATE_MAX_OUTPUT);
+  /* Each + writes up to 64 KiB: 59 of them are more work than one webhook may do. */
+  g_assert_cmpstr (text, ==, "");
+  g_assert_false (tocsin_template_scope_check (scope, NULL));
 }
 
 static void
@@ -1124,6 +1276,12 @@ main (int   argc,
   g_test_add_func ("/template/api/empty-and-source", test_empty_and_source);
   g_test_add_func ("/template/api/cross-use", test_cross_use);
   g_test_add_func ("/template/api/ref-and-type", test_ref_and_type);
+  g_test_add_func ("/template/budget/chained-methods", test_budget_chained_methods);
+  g_test_add_func ("/template/budget/condition", test_budget_condition);
+  g_test_add_func ("/template/budget/array-and-objects", test_budget_array_and_objects);
+  g_test_add_func ("/template/budget/normal-unaffected", test_budget_normal_unaffected);
+  g_test_add_func ("/template/render/json-escapes-like-the-relay",
+                   test_json_escapes_like_the_relay);
 
   return g_test_run ();
 }

@@ -479,6 +479,34 @@ subscribed_to_channel (gint64 channel_id)
                                           fx.relay->base_url, channel_id) != NULL;
 }
 
+/* A template over the work budget: the preview says so (the relay would answer 422) instead of
+ * keeping the main loop busy for seconds on every key. */
+static void
+test_editor_preview_budget (void)
+{
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autofree char *x = g_strnfill (65500, 'x');
+  g_autofree char *sample = g_strdup_printf ("{\"s\": \"%s\"}", x);
+  GtkWidget *editor;
+
+  while (body->len < 15 * 1024)
+    g_string_append (body, "{{s.trim().toUpperCase().toLowerCase().trim().length}}");
+  editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
+  gtk_window_present (GTK_WINDOW (editor));
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", sample);
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", body->str);
+  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL,
+                                  "The template did too much work: the body") != NULL);
+  /* Not also "the condition is false": the budget is the reason. */
+  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
+
+  /* Simplified, the preview is back. */
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", "{{s.length}}");
+  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "65500") != NULL);
+  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The template did too much work"));
+  gtk_window_destroy (GTK_WINDOW (editor));
+}
+
 static void
 test_editor_edit_rotate_delete (void)
 {
@@ -881,6 +909,7 @@ main (int   argc,
   g_test_add_func ("/ui/notification/click-clears-filters", test_click_clears_filters);
   g_test_add_func ("/ui/notification/storm-summary-click", test_storm_summary_click);
   g_test_add_func ("/ui/editor/edit-rotate-delete", test_editor_edit_rotate_delete);
+  g_test_add_func ("/ui/editor/preview-budget", test_editor_preview_budget);
   g_test_add_func ("/ui/preferences/autostart", test_autostart);
   g_test_add_func ("/ui/preferences/autostart-portal", test_autostart_portal);
   g_test_add_func ("/ui/preferences/bad-ca-file", test_bad_ca_file);

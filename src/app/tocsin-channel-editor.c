@@ -181,7 +181,15 @@ update_preview (TocsinChannelEditor *self)
     g_autofree char *body = templates[FIELD_BODY] ? tocsin_template_render (templates[FIELD_BODY], scope, missing) : g_strdup ("");
     g_autofree char *link = templates[FIELD_LINK] ? tocsin_template_render (templates[FIELD_LINK], scope, missing) : g_strdup ("");
     gboolean passes = templates[FIELD_CONDITION] ? tocsin_template_evaluate (templates[FIELD_CONDITION], scope, missing) : TRUE;
+    g_autoptr(GError) budget_error = NULL;
     const char *reason = NULL;
+
+    /* Over the work budget, the relay would refuse the webhook: say so instead of a preview. */
+    if (!tocsin_template_scope_check (scope, &budget_error))
+      {
+        g_string_append (note, budget_error->message);
+        passes = FALSE;
+      }
 
     gtk_label_set_text (self->preview_title, *title ? title : _("(empty title)"));
     gtk_label_set_text (self->preview_body, body);
@@ -197,7 +205,7 @@ update_preview (TocsinChannelEditor *self)
         set_error (self, self->link_view, self->link_error, text);
       }
 
-    if (!passes)
+    if (!passes && budget_error == NULL)
       g_string_append (note, _("The condition is false for these variables: this message would not be sent."));
     if (missing->len > 0)
       {

@@ -45,8 +45,16 @@ void
 tocsin_json_append_string (GString    *out,
                            const char *s)
 {
+  tocsin_json_append_string_capped (out, s, G_MAXSIZE);
+}
+
+void
+tocsin_json_append_string_capped (GString    *out,
+                                  const char *s,
+                                  gsize       limit)
+{
   g_string_append_c (out, '"');
-  for (const guchar *p = (const guchar *) s; *p; p++)
+  for (const guchar *p = (const guchar *) s; *p && out->len < limit; p++)
     {
       switch (*p)
         {

@@ -52,6 +52,11 @@ JsonObject *tocsin_json_parse_object (const char  *data,
 /* Appends @s as a JSON string literal, quotes included: the one JSON string escaper. */
 void tocsin_json_append_string (GString    *out,
                                 const char *s);
+/* The same, but stops escaping once @out is @limit bytes long; the closing quote is still
+ * written, so the caller cuts the result (the template language caps what it renders). */
+void tocsin_json_append_string_capped (GString    *out,
+                                       const char *s,
+                                       gsize       limit);
 
 /* Like json_to_string(): compact, or indented by two spaces when @pretty. NULL node: "null". */
 char *tocsin_json_to_string (JsonNode *node,

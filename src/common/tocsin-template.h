@@ -4,8 +4,10 @@
  *
  * A template is compiled once (when a channel is saved) and rendered many times (per webhook).
  * Compilation reports syntax errors with their position; rendering never fails: anything that
- * JavaScript would leave undefined renders as "" and is false in a condition. Pure C + GLib +
- * json-glib, no I/O, thread-safe once compiled.
+ * JavaScript would leave undefined renders as "" and is false in a condition, and a scope that
+ * runs over its work budget renders "" and says why (tocsin_template_scope_check()). Pure C +
+ * GLib + json-glib, no I/O; a compiled template is thread-safe, a scope (which keeps the budget's
+ * count) belongs to one thread at a time.
  */
 #pragma once
 
@@ -20,13 +22,19 @@ G_BEGIN_DECLS
 typedef enum
 {
   TOCSIN_TEMPLATE_ERROR_SYNTAX,   /* "body, column 14: expected '}}'" */
-  TOCSIN_TEMPLATE_ERROR_TOO_LARGE /* source or nesting over the limits below */
+  TOCSIN_TEMPLATE_ERROR_TOO_LARGE, /* source or nesting over the limits below */
+  TOCSIN_TEMPLATE_ERROR_BUDGET     /* rendering did more than TOCSIN_TEMPLATE_MAX_STEPS of work */
 } TocsinTemplateError;
 
 /* Limits that keep hostile templates and variables harmless. */
 #define TOCSIN_TEMPLATE_MAX_SOURCE (16 * 1024)  /* bytes of template source */
 #define TOCSIN_TEMPLATE_MAX_DEPTH  64           /* nesting of expressions */
 #define TOCSIN_TEMPLATE_MAX_OUTPUT (64 * 1024)  /* bytes rendered; longer output is cut */
+/* Work one scope (one webhook: its condition, title, body and link together) may do. A step is
+ * an expression evaluated, a byte of a string an expression produces, an element an array
+ * method looks at, or a byte rendered; converting an object or array to text for a comparison
+ * or arithmetic costs TOCSIN_TEMPLATE_MAX_OUTPUT. About 30 passes over a 64 KiB variable. */
+#define TOCSIN_TEMPLATE_MAX_STEPS  (2 * 1000 * 1000)
 
 typedef struct _TocsinTemplate      TocsinTemplate;
 typedef struct _TocsinTemplateScope TocsinTemplateScope;
@@ -77,9 +85,17 @@ void                 tocsin_template_scope_add_header (TocsinTemplateScope *scop
 void                 tocsin_template_scope_set_body_text (TocsinTemplateScope *scope,
                                                           const char          *text);
 
-/* Renders; never fails. When @missing is not NULL, the names (g_strdup'd, unique) of root
- * variables the template read that the scope did not have are appended to it. Output longer than
- * TOCSIN_TEMPLATE_MAX_OUTPUT is cut at a UTF-8 boundary. Output is always valid UTF-8. */
+/* FALSE, with a TOCSIN_TEMPLATE_ERROR_BUDGET error saying which template ran out, when a render or
+ * evaluation with @scope went over TOCSIN_TEMPLATE_MAX_STEPS. The budget belongs to the scope, so
+ * every field rendered for one webhook shares it; once it is spent, renders give "" and
+ * evaluations FALSE. Callers that can answer a peer should check this before using the results. */
+gboolean             tocsin_template_scope_check      (TocsinTemplateScope *scope,
+                                                       GError             **error);
+
+/* Renders; never fails (but see tocsin_template_scope_check(): over the budget it gives "").
+ * When @missing is not NULL, the names (g_strdup'd, unique) of root variables the template read
+ * that the scope did not have are appended to it. Output longer than TOCSIN_TEMPLATE_MAX_OUTPUT
+ * is cut at a UTF-8 boundary. Output is always valid UTF-8. */
 char           *tocsin_template_render          (TocsinTemplate       *self,
                                                  TocsinTemplateScope  *scope,
                                                  GPtrArray            *missing);

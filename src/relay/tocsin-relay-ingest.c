@@ -653,7 +653,9 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
     tocsin_template_scope_set_body_text (scope, body_text);
   missing = g_ptr_array_new_with_free_func (g_free);
 
-  if (!tocsin_template_evaluate (channel->condition, scope, missing))
+  /* Over its work budget, a condition is not "filtered": the check below refuses it. */
+  if (!tocsin_template_evaluate (channel->condition, scope, missing) &&
+      tocsin_template_scope_check (scope, NULL))
     {
       g_autoptr(JsonObject) reply = json_object_new ();
 
@@ -687,6 +689,13 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
     g_clear_pointer (&link, g_free);
   if (link != NULL && !tocsin_link_is_safe (link, &link_dropped))
     g_clear_pointer (&link, g_free);
+
+  /* A template over its work budget (docs/templates.md): its owner must simplify it. */
+  if (!tocsin_template_scope_check (scope, &error))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, error->message);
+      return;
+    }
 
   key = dedup_key (vars, headers);
   if (key != NULL)

@@ -4,7 +4,9 @@
  * bytes: a template, a condition, and the webhook variables as JSON (which also serve as the
  * text body and a header). Every source is compiled both as a template and as a condition, then
  * rendered and evaluated. Beyond "does not crash", it checks the promises of the header: errors
- * point inside the source, output is valid UTF-8 and within TOCSIN_TEMPLATE_MAX_OUTPUT.
+ * point inside the source, output is valid UTF-8 and within TOCSIN_TEMPLATE_MAX_OUTPUT, and
+ * the work budget holds: each render gets a fresh scope, and a scope over budget reports
+ * TOCSIN_TEMPLATE_ERROR_BUDGET and renders nothing more.
  */
 #define G_LOG_DOMAIN "fuzz-template"
 
@@ -39,18 +41,54 @@ check (gboolean    ok,
     }
 }
 
-static void
-exercise (TocsinTemplate      *template,
-          TocsinTemplateScope *scope)
+typedef struct
 {
+  JsonObject *vars;
+  GDateTime  *now;
+  const char *parts[3];
+} Input;
+
+/* A scope as the relay builds one per webhook. */
+static TocsinTemplateScope *
+scope_new (const Input *input)
+{
+  TocsinTemplateScope *scope = tocsin_template_scope_new (input->vars, input->now);
+
+  tocsin_template_scope_add_header (scope, "User-Agent", input->parts[2]);
+  tocsin_template_scope_add_header (scope, input->parts[1], input->parts[0]);
+  tocsin_template_scope_set_body_text (scope, input->parts[2]);
+  return scope;
+}
+
+static void
+exercise (TocsinTemplate *template,
+          const Input    *input)
+{
+  g_autoptr(TocsinTemplateScope) scope = scope_new (input);
   g_autoptr(GPtrArray) missing = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *text = tocsin_template_render (template, scope, missing);
   const char * const *variables = tocsin_template_get_variables (template);
+  g_autoptr(GError) error = NULL;
 
   check (text != NULL, "render returns a string");
   check (g_utf8_validate (text, -1, NULL), "output is valid UTF-8");
   check (strlen (text) <= TOCSIN_TEMPLATE_MAX_OUTPUT, "output is within the cap");
+  check (*text == '\0' || tocsin_template_scope_check (scope, NULL),
+         "a render that ran over budget gives nothing");
+  /* A text template evaluated as a condition renders again: it may be this that runs over. */
   (void) tocsin_template_evaluate (template, scope, missing);
+
+  /* The budget: over it, a sentence with its own code, and nothing more is rendered. */
+  if (!tocsin_template_scope_check (scope, &error))
+    {
+      g_autofree char *again = tocsin_template_render (template, scope, NULL);
+
+      check (error != NULL && error->domain == TOCSIN_TEMPLATE_ERROR
+             && error->code == TOCSIN_TEMPLATE_ERROR_BUDGET, "over budget is a budget error");
+      check (g_utf8_validate (error->message, -1, NULL), "the budget sentence is UTF-8");
+      check (*again == '\0', "over budget renders nothing");
+      check (!tocsin_template_evaluate (template, scope, NULL), "over budget evaluates FALSE");
+    }
 
   /* Every missing name is a variable the template reads. */
   for (guint i = 0; i < missing->len; i++)
@@ -93,8 +131,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   const char *parts[3] = { "", "", "" };
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GDateTime) now = g_date_time_new_from_unix_utc (1795452000);
-  g_autoptr(TocsinTemplateScope) scope = NULL;
   JsonObject *vars = NULL;
+  Input input;
   const char *p;
   const char *end;
   guint n = 0;
@@ -111,10 +149,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
     vars = json_node_get_object (json_parser_get_root (parser));
 
-  scope = tocsin_template_scope_new (vars, now);
-  tocsin_template_scope_add_header (scope, "User-Agent", parts[2]);
-  tocsin_template_scope_add_header (scope, parts[1], parts[0]);
-  tocsin_template_scope_set_body_text (scope, parts[2]);
+  input.vars = vars;
+  input.now = now;
+  memcpy (input.parts, parts, sizeof parts);
 
   for (int i = 0; i < 2; i++)
     {
@@ -126,13 +163,13 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
           g_autoptr(TocsinTemplate) repaired = NULL;
 
           if (raw != NULL)
-            exercise (raw, scope);
+            exercise (raw, &input);
           /* Most mutations are not UTF-8; repair them so the parser sees them too. */
           if (raw == NULL && strcmp (valid, parts[i]) != 0)
             {
               repaired = compile (valid, condition);
               if (repaired != NULL)
-                exercise (repaired, scope);
+                exercise (repaired, &input);
             }
         }
     }
