@@ -6,9 +6,12 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-client.h"
+#include "tocsin-json.h"
 
 /* Retention clean-up runs at start and then this often. */
 #define PRUNE_INTERVAL_SECONDS (6 * 60 * 60)
+/* A subscribe-link lookup answers a few hundred bytes; anything past this is not a relay. */
+#define MAX_ANSWER_BYTES       (1024 * 1024)
 
 struct _TocsinClient
 {
@@ -740,10 +743,8 @@ channel_info_read (GObject      *object,
   g_autoptr(GTask) task = user_data;
   InfoData *info = g_task_get_task_data (task);
   g_autoptr(GBytes) body = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
-  JsonNode *root = NULL;
-  JsonObject *object_json = NULL;
+  g_autoptr(JsonObject) object_json = NULL;
   InfoResult *out;
   guint status;
   gsize length = 0;
@@ -765,10 +766,10 @@ channel_info_read (GObject      *object,
 
   status = soup_message_get_status (info->msg);
   data = g_bytes_get_data (body, &length);
-  if (json_parser_load_from_data (parser, data ? data : "", length, NULL))
-    root = json_parser_get_root (parser);
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    object_json = json_node_get_object (root);
+  /* A subscribe link can come from any web page: its answer is a stranger's JSON, checked
+   * before it is parsed (deep nesting crashed the preview before the user confirmed). */
+  object_json = tocsin_json_parse_object (data ? data : "", length, MAX_ANSWER_BYTES,
+                                          TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
 
   if (status == SOUP_STATUS_NOT_FOUND)
     {

@@ -18,8 +18,14 @@
 #define CONNECT_TIMEOUT_SEC  30
 /* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom. */
 #define MAX_INCOMING_PAYLOAD (4 * 1024 * 1024)
+/* Frames nest "message" and the message's variables (64 levels at the relay) a few more. */
+#define MAX_FRAME_DEPTH      (TOCSIN_JSON_DEFAULT_MAX_DEPTH + 8)
 /* The longest the main loop spends on received frames before it gets to other sources. */
 #define FRAME_SLICE_USEC     (3 * 1000)
+/* A connection that lasted this long was a good one: the next failure backs off from 1 s
+ * again. Anything shorter keeps doubling the wait, so a relay that closes every connection at
+ * once (or sends what the app cannot read) is asked at most once a minute, not 400 times. */
+#define STABLE_USEC          (30 * G_USEC_PER_SEC)
 
 struct _TocsinConnection
 {
@@ -46,6 +52,7 @@ struct _TocsinConnection
   guint                    attempt;
   gint64                   retry_time;
   gint64                   last_seen;
+  gint64                   connected_at;   /* monotonic; 0 while not connected */
   char                    *last_error;
 
   /* libsoup reads all that the socket holds and emits "message" for each frame in that one
@@ -176,6 +183,7 @@ drop_socket (TocsinConnection *self,
 {
   g_autoptr(SoupWebsocketConnection) ws = g_steal_pointer (&self->ws);
 
+  self->connected_at = 0;
   g_clear_handle_id (&self->keepalive_source, g_source_remove);
   if (ws == NULL)
     return;
@@ -393,25 +401,48 @@ handle_frame (TocsinConnection *self,
     g_debug ("Ignoring a frame of unknown type “%s”", type);
 }
 
+static void drop_socket    (TocsinConnection *self,
+                            gushort           code);
+static void drop_incoming  (TocsinConnection *self);
+static void schedule_retry (TocsinConnection *self,
+                            gboolean          at_once);
+
+/* The relay sent what this app cannot read: whatever it is (a bug, or a hostile relay), the
+ * socket goes, the reason shows on the relay's subscriptions, and the next try backs off. */
+static void
+relay_broke_protocol (TocsinConnection *self,
+                      const GError     *error)
+{
+  g_autofree char *sentence = g_strdup_printf (_("The relay sent something this app cannot "
+                                                 "read (%s). It will try again later."),
+                                               error->message);
+
+  g_debug ("Protocol error from %s: %s", self->relay_url, error->message);
+  set_last_error (self, sentence);
+  drop_incoming (self);
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR);
+  schedule_retry (self, FALSE);
+}
+
 static void
 handle_text (TocsinConnection *self,
              GBytes           *bytes)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) frame = NULL;
   gsize length;
   const char *data = g_bytes_get_data (bytes, &length);
-  JsonNode *root;
 
-  if (!json_parser_load_from_data (parser, data, length, &error))
+  /* Checked for size, depth and text before json-glib parses it: 100,000 nested '[' from a
+   * hostile relay overflowed json-glib's recursive parser (and crashed the app at every
+   * start, since the subscription was saved). */
+  frame = tocsin_json_parse_object (data, length, MAX_INCOMING_PAYLOAD, MAX_FRAME_DEPTH, &error);
+  if (frame == NULL)
     {
-      g_debug ("Ignoring a frame that is not JSON: %s", error->message);
+      relay_broke_protocol (self, error);
       return;
     }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return;
-  handle_frame (self, json_node_get_object (root));
+  handle_frame (self, frame);
 }
 
 static gboolean
@@ -456,8 +487,6 @@ on_ws_message (SoupWebsocketConnection *ws,
                TocsinConnection        *self)
 {
   self->last_seen = g_get_monotonic_time ();
-  /* The relay talks to us: the backoff can start over next time. */
-  self->attempt = 0;
 
   if (data_type != SOUP_WEBSOCKET_DATA_TEXT)
     return;
@@ -518,6 +547,8 @@ on_ws_closed (SoupWebsocketConnection *ws,
   gboolean at_once = FALSE;
 
   g_debug ("Connection to %s closed (%u)", self->relay_url, code);
+  if (self->connected_at != 0 && g_get_monotonic_time () - self->connected_at >= STABLE_USEC)
+    self->attempt = 0;
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
 
   switch (code)
@@ -526,8 +557,10 @@ on_ws_closed (SoupWebsocketConnection *ws,
       set_last_error (self, _("The relay is restarting"));
       break;
     case 4008:
-      /* Too slow for the relay's queue: nothing is lost, resume from the cursors now. */
-      at_once = TRUE;
+      /* Too slow for the relay's queue: nothing is lost, resume from the cursors, at once
+       * after a good connection; a relay that does it again and again is asked less often
+       * (a message too large for the relay's queue once closed a socket 7,456 times in 20 s). */
+      at_once = self->attempt == 0;
       break;
     case SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION:
       set_last_error (self, _("The relay refused what this app sent (protocol error)"));
@@ -619,7 +652,7 @@ on_connected (GObject      *object,
     }
 
   self->ws = g_steal_pointer (&ws);
-  self->last_seen = g_get_monotonic_time ();
+  self->last_seen = self->connected_at = g_get_monotonic_time ();
   soup_websocket_connection_set_max_incoming_payload_size (self->ws, MAX_INCOMING_PAYLOAD);
   soup_websocket_connection_set_keepalive_interval (self->ws, keepalive_seconds ());
   g_signal_connect (self->ws, "message", G_CALLBACK (on_ws_message), self);

@@ -10,6 +10,9 @@
 #include "tocsin-json.h"
 #include "tocsin-owner.h"
 
+/* The owner API answers one channel (or a short list): past this it is not a relay talking. */
+#define MAX_ANSWER_BYTES (4 * 1024 * 1024)
+
 struct _TocsinOwner
 {
   GObject parent_instance;
@@ -163,10 +166,8 @@ request_done (GObject      *object,
   TocsinOwner *self = g_task_get_source_object (task);
   Request *request = g_task_get_task_data (task);
   g_autoptr(GBytes) body = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
-  JsonObject *answer = NULL;
-  JsonNode *root = NULL;
+  g_autoptr(JsonObject) answer = NULL;
   const char *data;
   gsize length = 0;
   guint status;
@@ -181,10 +182,9 @@ request_done (GObject      *object,
 
   status = soup_message_get_status (request->msg);
   data = g_bytes_get_data (body, &length);
-  if (length > 0 && json_parser_load_from_data (parser, data, length, NULL))
-    root = json_parser_get_root (parser);
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    answer = json_node_get_object (root);
+  if (length > 0)
+    answer = tocsin_json_parse_object (data, length, MAX_ANSWER_BYTES,
+                                       TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
 
   if (!SOUP_STATUS_IS_SUCCESSFUL (status))
     {
