@@ -25,6 +25,8 @@ typedef struct
   guint     max_queue_frames;    /* per subscriber connection; default 1000 */
   guint     max_connections;     /* default 20000 */
   guint     idle_timeout;        /* seconds an HTTP connection may sit idle; default 60 */
+  guint     subscribe_timeout;   /* seconds a /v1/ws may go without subscribing; default 10 */
+  GStrv     allowed_hosts;       /* Host names the owner API answers to besides the defaults */
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
 } TocsinRelayConfig;
 
