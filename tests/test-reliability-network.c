@@ -55,8 +55,8 @@ test_app_socket_never_subscribes (void)
   g_autoptr(GString) received = g_string_new (NULL);
 
   tocsin_rel_ws_handshake (socket, "/v1/ws");
-  /* It says nothing: the relay ends it, with 1008 and a reason. */
-  TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));
+  /* It says nothing: the relay ends it, with 1008 and a reason (then waits for our end). */
+  TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received) || received->len >= 4);
   g_assert_cmpuint (received->len, >=, 4);
   g_assert_cmpuint ((guint8) received->str[0], ==, 0x88);
   g_assert_cmpuint (((guint8) received->str[2] << 8) | (guint8) received->str[3], ==, 1008);
@@ -235,14 +235,16 @@ test_readers_that_never_read (void)
     {
       g_assert_cmpuint (tocsin_test_http (relay, "POST", hook, "text/plain", body, -1, NULL, NULL,
                                           NULL), ==, 200);
-      max_queue = MAX (max_queue, tocsin_rel_relay_max_send_queue (relay));
+      /* /proc/net/tcp lists every socket of the machine: not after each one. */
+      if (i % 20 == 19)
+        max_queue = MAX (max_queue, tocsin_rel_relay_max_send_queue (relay));
     }
   /* Whatever the relay still writes, it writes within a second. */
   until = g_get_monotonic_time () + G_USEC_PER_SEC;
   while (g_get_monotonic_time () < until)
     {
       max_queue = MAX (max_queue, tocsin_rel_relay_max_send_queue (relay));
-      g_usleep (20000);
+      g_usleep (100000);
     }
   g_test_message ("largest send queue of a subscriber's socket: %" G_GUINT64_FORMAT " KiB",
                   max_queue / 1024);

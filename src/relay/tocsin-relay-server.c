@@ -643,6 +643,18 @@ request_guard_drop_head_fd (RequestGuard *guard)
     }
 }
 
+static void
+request_guard_take_head_fd (RequestGuard *guard,
+                            int           fd)
+{
+  if (guard->head_fd < 0 && guard->server->head_fds < MAX_HEAD_FDS)
+    {
+      guard->head_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+      if (guard->head_fd >= 0)
+        guard->server->head_fds++;
+    }
+}
+
 /* The head's first byte: keep a duplicate of the socket until the head is read. Not before: a
  * connection that sends nothing would cost two descriptors. */
 static gboolean
@@ -658,12 +670,7 @@ request_head_begins (gint         fd,
   if ((condition & G_IO_NVAL) || socket == NULL || g_socket_is_closed (socket) ||
       g_socket_get_fd (socket) != fd)
     return G_SOURCE_REMOVE;
-  if (guard->server->head_fds < MAX_HEAD_FDS)
-    {
-      guard->head_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
-      if (guard->head_fd >= 0)
-        guard->server->head_fds++;
-    }
+  request_guard_take_head_fd (guard, fd);
   return G_SOURCE_REMOVE;
 }
 
@@ -847,6 +854,9 @@ request_started (SoupServer        *soup_server,
   Server *server = user_data;
   RequestGuard *guard = g_new0 (RequestGuard, 1);
   Conn *conn = conn_for_message (server, msg);
+  /* A request after another on a kept-alive connection starts once libsoup has read some of
+   * it; a first request starts before libsoup reads anything. */
+  gboolean reading = conn != NULL && conn->between;
 
   if (conn != NULL)
     {
@@ -860,10 +870,17 @@ request_started (SoupServer        *soup_server,
    * be plain text). */
   if (server->tls == NULL && conn != NULL && !g_socket_is_closed (conn->socket))
     {
-      /* Above libsoup's priority, so that the duplicate is taken before libsoup reads. */
-      guard->head_watch_id = g_unix_fd_add_full (G_PRIORITY_HIGH, g_socket_get_fd (conn->socket),
-                                                 G_IO_IN, request_head_begins, guard, NULL);
+      int fd = g_socket_get_fd (conn->socket);
+      char byte;
+
       guard->peer = address_string (conn->remote);
+      /* Bytes already there: libsoup may read them all before a watch would run. Otherwise a
+       * watch above libsoup's priority takes the duplicate before libsoup reads. */
+      if (reading || recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        request_guard_take_head_fd (guard, fd);
+      else
+        guard->head_watch_id = g_unix_fd_add_full (G_PRIORITY_HIGH, fd, G_IO_IN,
+                                                   request_head_begins, guard, NULL);
     }
   guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),
                                               request_too_slow, guard);
