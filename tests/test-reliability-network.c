@@ -402,9 +402,26 @@ test_unknown_token_throttle (void)
   g_autoptr(GBytes) response = NULL;
   g_autoptr(JsonObject) object = NULL;
   g_autofree char *hook = tocsin_rel_hook (witness, "?x=1");
+  g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(SoupWebsocketConnection) ws = NULL;
+  g_autoptr(GError) error = NULL;
   guint status = 0, tries = 0;
 
-  /* A guesser on 127.0.0.1: after a while it gets 429, not another 404 to learn from. */
+  /* A guesser on 127.0.0.1 tries 40 subscribe tokens over /v1/ws (answered unknown-token)... */
+  ws = tocsin_test_websocket_connect (relay, "/v1/ws", &error);
+  g_assert_no_error (error);
+  tocsin_test_websocket_collect (ws, frames);
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autofree char *frame = g_strdup_printf ("{\"type\":\"subscribe\",\"token\":\"guess%u\"}", i);
+
+      soup_websocket_connection_send_text (ws, frame);
+    }
+  TOCSIN_WAIT_UNTIL (frames->len == 40);
+  for (guint i = 0; i < frames->len; i++)
+    g_assert_nonnull (strstr (frames->pdata[i], "\"unknown-token\""));
+
+  /* ...then token URLs: after a while (60 in all) it gets 429, not another 404 to learn from. */
   for (; tries < 200 && status != 429; tries++)
     {
       g_autofree char *guess = g_strdup_printf ("/%s/guess%05u", tries % 2 ? "t" : "s", tries);
@@ -414,17 +431,26 @@ test_unknown_token_throttle (void)
       status = tocsin_test_http (relay, "GET", guess, NULL, NULL, -1, NULL, &response, &headers);
       g_assert_true (status == 404 || status == 429);
     }
-  g_test_message ("429 after %u unknown tokens", tries);
+  g_test_message ("429 after 40 + %u unknown tokens", tries);
   g_assert_cmpuint (status, ==, 429);
-  g_assert_cmpuint (tries, <=, 61);
+  g_assert_cmpuint (tries, <=, 21);
   g_assert_cmpuint (g_ascii_strtoull (soup_message_headers_get_one (headers, "Retry-After"),
                                       NULL, 10), >, 0);
   object = tocsin_rel_parse_object (g_bytes_get_data (response, NULL),
                                     g_bytes_get_size (response));
   g_assert_nonnull (strstr (json_object_get_string_member (object, "error"), "Retry-After"));
-  /* Its good tokens wait too; another client's are answered. */
+  /* Its good tokens wait too, over /v1/ws as well; another client's are answered. */
   g_assert_cmpuint (tocsin_test_http (relay, "GET", hook, NULL, NULL, -1, NULL, NULL, NULL), ==,
                     429);
+  {
+    g_autofree char *frame = g_strdup_printf ("{\"type\":\"subscribe\",\"token\":\"%s\"}",
+                                              json_object_get_string_member (witness,
+                                                                            "subscribe_token"));
+
+    soup_websocket_connection_send_text (ws, frame);
+    TOCSIN_WAIT_UNTIL (frames->len == 41);
+    g_assert_nonnull (strstr (frames->pdata[40], "\"throttled\""));
+  }
   assert_witness_rings (relay, witness, "127.0.0.2");
 }
 

@@ -40,6 +40,7 @@
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-throttle.h"
 #include "tocsin-relay-websocket.h"
 
 #define KEEPALIVE_SECONDS        30
@@ -96,6 +97,7 @@ struct _Connection
   guint64                     id;
   ConnKind                    kind;
   char                       *peer;
+  char                       *address;          /* the peer's IP alone: for the throttle */
   gint64                      connected_at_ms;
 
   /* WebSocket kinds */
@@ -289,6 +291,7 @@ connection_unref (Connection *conn)
   g_hash_table_unref (conn->subs);
   g_queue_clear_full (&conn->frame_ends, g_free);
   g_free (conn->peer);
+  g_free (conn->address);
   g_free (conn);
 }
 
@@ -898,6 +901,7 @@ typedef struct
   TocsinRelayChannel *channel;   /* NULL for /v1/ws */
   gint64              since;
   char               *peer;
+  char               *address;
 } Upgrade;
 
 static void
@@ -908,6 +912,7 @@ upgrade_free (gpointer  data,
 
   g_clear_pointer (&upgrade->channel, tocsin_relay_channel_unref);
   g_free (upgrade->peer);
+  g_free (upgrade->address);
   g_free (upgrade);
 }
 
@@ -994,9 +999,20 @@ app_subscribe (Connection *conn,
                       _("\"since\" must be the last message id you have, null, or \"all\"."));
       return;
     }
+  /* Token guessing over /v1/ws counts with the HTTP token URLs (tocsin-relay-throttle.h). */
+  if (hub->relay->unknown_tokens != NULL &&
+      tocsin_relay_throttle_retry_after (hub->relay->unknown_tokens, conn->address) > 0)
+    {
+      app_send_error (conn, token, "throttled",
+                      _("Too many unknown tokens came from your address; try again in a "
+                        "minute."));
+      return;
+    }
   channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
   if (channel == NULL)
     {
+      if (hub->relay->unknown_tokens != NULL)
+        tocsin_relay_throttle_note_miss (hub->relay->unknown_tokens, conn->address);
       app_send_error (conn, token, "unknown-token",
                       _("No channel has this subscribe token; it may have been rotated or the "
                         "channel deleted. Ask its owner for the new subscribe link."));
@@ -1168,6 +1184,7 @@ websocket_upgraded (SoupServerMessage *msg,
 
   stolen = soup_server_message_steal_connection (msg);
   conn = hub_add_connection (hub, upgrade->channel ? KIND_WS : KIND_APP, upgrade->peer);
+  conn->address = g_strdup (upgrade->address);
   /* No extensions were negotiated: permessage-deflate would cost CPU and memory per subscriber
    * per frame. Pings come from the hub's one keepalive timer (hub_ping). */
   conn->ws = tocsin_relay_websocket_new (stolen, MAX_CLIENT_FRAME,
@@ -1221,6 +1238,7 @@ begin_websocket (TocsinRelayHub     *hub,
   upgrade->channel = channel ? tocsin_relay_channel_ref (channel) : NULL;
   upgrade->since = since;
   upgrade->peer = tocsin_relay_server_peer_string (msg);
+  upgrade->address = tocsin_relay_server_client_address (msg);
   g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (websocket_upgraded), upgrade,
                          upgrade_free, 0);
   return TRUE;

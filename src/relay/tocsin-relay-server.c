@@ -32,6 +32,7 @@
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-throttle.h"
 #include "tocsin-relay-tls.h"
 
 #define SOCKET_KEY         "tocsin-relay-socket"
@@ -75,15 +76,9 @@ typedef struct
   gint64                  accept_log_at;    /* monotonic: when accept failures were last logged */
   guint                   accept_failures;  /* since then */
   guint                   head_fds;         /* RequestGuard.head_fd open */
-  GHashTable             *unknown_tokens;   /* client address (char*) → Misses */
   char                   *public_host;      /* the host of public-url, lower case */
 } Server;
 
-typedef struct
-{
-  gint64 window_start;   /* monotonic µs */
-  guint  count;
-} Misses;
 
 /* ---- Replies ---- */
 
@@ -331,70 +326,14 @@ host_allowed (Server     *server,
   return FALSE;
 }
 
-static char *
-client_address (SoupServerMessage *msg)
+char *
+tocsin_relay_server_client_address (SoupServerMessage *msg)
 {
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
 
   if (!G_IS_INET_SOCKET_ADDRESS (remote))
     return NULL;
   return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
-}
-
-/* Seconds until @address may look tokens up again; 0 when it may now. */
-static guint
-unknown_tokens_retry_after (Server     *server,
-                            const char *address)
-{
-  Misses *misses = address ? g_hash_table_lookup (server->unknown_tokens, address) : NULL;
-  gint64 now = g_get_monotonic_time ();
-  gint64 end;
-
-  if (misses == NULL || misses->count < MAX_UNKNOWN_TOKENS)
-    return 0;
-  end = misses->window_start + UNKNOWN_TOKEN_WINDOW_SECONDS * G_USEC_PER_SEC;
-  if (now >= end)
-    return 0;
-  return (guint) ((end - now + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
-}
-
-static void
-unknown_tokens_note (Server     *server,
-                     const char *address)
-{
-  Misses *misses = g_hash_table_lookup (server->unknown_tokens, address);
-  gint64 now = g_get_monotonic_time ();
-
-  if (misses == NULL)
-    {
-      /* Bounded: past this many addresses, only those already tracked are counted. */
-      if (g_hash_table_size (server->unknown_tokens) >= MAX_TRACKED_ADDRESSES)
-        return;
-      misses = g_new0 (Misses, 1);
-      misses->window_start = now;
-      g_hash_table_insert (server->unknown_tokens, g_strdup (address), misses);
-    }
-  if (now - misses->window_start >= UNKNOWN_TOKEN_WINDOW_SECONDS * G_USEC_PER_SEC)
-    {
-      misses->window_start = now;
-      misses->count = 0;
-    }
-  if (++misses->count == MAX_UNKNOWN_TOKENS)
-    g_message ("%s tried %u unknown tokens within %u s; refusing its token lookups for a while",
-               address, misses->count, UNKNOWN_TOKEN_WINDOW_SECONDS);
-}
-
-static void
-unknown_tokens_sweep (Server *server)
-{
-  GHashTableIter iter;
-  gpointer value;
-  gint64 now = g_get_monotonic_time ();
-
-  g_hash_table_iter_init (&iter, server->unknown_tokens);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    if (now - ((Misses *) value)->window_start >= UNKNOWN_TOKEN_WINDOW_SECONDS * G_USEC_PER_SEC)
-      g_hash_table_iter_remove (&iter);
 }
 
 static void
@@ -431,8 +370,8 @@ route (SoupServer        *soup_server,
     {
       guint retry;
 
-      address = client_address (msg);
-      retry = unknown_tokens_retry_after (server, address);
+      address = tocsin_relay_server_client_address (msg);
+      retry = tocsin_relay_throttle_retry_after (server->relay.unknown_tokens, address);
       if (retry > 0)
         {
           g_autofree char *seconds = g_strdup_printf ("%u", retry);
@@ -451,7 +390,7 @@ route (SoupServer        *soup_server,
 
   if (token_url && address != NULL &&
       soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND)
-    unknown_tokens_note (server, address);
+    tocsin_relay_throttle_note_miss (server->relay.unknown_tokens, address);
 }
 
 /* ---- Keep-alive ---- */
@@ -911,7 +850,7 @@ static gboolean
 sweep_timeout (gpointer user_data)
 {
   sweep_closed (user_data);
-  unknown_tokens_sweep (user_data);
+  tocsin_relay_throttle_sweep (((Server *) user_data)->relay.unknown_tokens);
   return G_SOURCE_CONTINUE;
 }
 
@@ -1391,7 +1330,7 @@ server_clear (Server *server)
   g_clear_pointer (&server->listeners, g_ptr_array_unref);
   g_clear_pointer (&server->urls, g_ptr_array_unref);
   g_clear_pointer (&server->sockets, g_hash_table_unref);
-  g_clear_pointer (&server->unknown_tokens, g_hash_table_unref);
+  g_clear_pointer (&server->relay.unknown_tokens, tocsin_relay_throttle_free);
   g_clear_handle_id (&server->accept_resume_id, g_source_remove);
   g_clear_pointer (&server->public_host, g_free);
   g_clear_pointer (&server->loop, g_main_loop_unref);
@@ -1424,7 +1363,9 @@ tocsin_relay_serve (int    argc,
   server.sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
   server.urls = g_ptr_array_new_with_free_func (g_free);
   server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, conn_free);
-  server.unknown_tokens = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  server.relay.unknown_tokens = tocsin_relay_throttle_new (MAX_UNKNOWN_TOKENS,
+                                                           UNKNOWN_TOKEN_WINDOW_SECONDS,
+                                                           MAX_TRACKED_ADDRESSES);
   server.loop = g_main_loop_new (NULL, FALSE);
 
   server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);

@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 
 typedef struct _TocsinRelayStore TocsinRelayStore;   /* tocsin-relay-store.h */
 typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
+typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttle.h */
 
 typedef struct
 {
@@ -36,6 +37,7 @@ typedef struct
   TocsinRelayStore  *store;
   TocsinRelayHub    *hub;
   SoupServer        *server;
+  TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
