@@ -285,6 +285,75 @@ test_disk_full (void)
   tmpfs_unmount (tmpfs);
 }
 
+/* Issue 11: a relay that stopped cleanly is started again on a disk that has filled up since. It
+ * serves what it has (replay), answers 503 with Retry-After and a sentence for what it cannot
+ * store, and takes webhooks again once there is room. */
+static void
+test_disk_full_at_start (void)
+{
+  const char *args[] = { "--rate=100000", "--burst=100000", NULL };
+  Tmpfs *tmpfs = tmpfs_mount ("4m");
+  g_autoptr(TocsinTestRelay) relay = NULL;
+  g_autoptr(JsonObject) channel = NULL;
+  g_autoptr(JsonObject) refusal = NULL;
+  g_autoptr(SoupMessageHeaders) refusal_headers = NULL;
+  g_autofree char *hook = NULL;
+  g_autofree char *filler = NULL;
+  g_autofree char *body = g_strnfill (3000, 'd');
+  guint refused_status = 0;
+  gint64 acked = 0;
+
+  if (tmpfs == NULL)
+    return;
+  relay = tocsin_test_relay_start (tmpfs->data_dir, args);
+  channel = tocsin_test_relay_create_channel (relay, "Disk", NULL, "{{bodyAsText}}", NULL, NULL);
+  hook = tocsin_rel_hook (channel, NULL);
+  for (guint i = 0; i < 5; i++)
+    acked = tocsin_rel_ring (relay, channel, "?before=1");
+  tocsin_test_relay_stop (relay, FALSE);
+
+  filler = fill_up (tmpfs->mount_point);
+  /* It starts (it exited with "database or disk is full"), and replays what it kept. */
+  tocsin_test_relay_spawn (relay);
+  tocsin_rel_assert_store (relay, channel, acked);
+
+  for (guint i = 0; i < 2000 && refused_status == 0; i++)
+    {
+      g_autoptr(GBytes) response = NULL;
+      g_autoptr(SoupMessageHeaders) headers = NULL;
+      guint status = tocsin_test_http (relay, "POST", hook, "text/plain", body, -1, NULL,
+                                       &response, &headers);
+
+      if (status == 200)
+        {
+          g_autoptr(JsonObject) reply = tocsin_rel_parse_object (g_bytes_get_data (response, NULL),
+                                                                 -1);
+
+          acked = json_object_get_int_member (reply, "id");
+          continue;
+        }
+      refused_status = status;
+      refusal_headers = g_steal_pointer (&headers);
+      refusal = tocsin_rel_parse_object (g_bytes_get_data (response, NULL), -1);
+    }
+  g_test_message ("full at start: %u %s, Retry-After: %s", refused_status,
+                  json_object_get_string_member (refusal, "error"),
+                  soup_message_headers_get_one (refusal_headers, "Retry-After"));
+  g_assert_cmpuint (refused_status, ==, 503);
+  g_assert_nonnull (strstr (json_object_get_string_member (refusal, "error"), "disk"));
+  g_assert_nonnull (soup_message_headers_get_one (refusal_headers, "Retry-After"));
+  /* Still serving what it has. */
+  tocsin_rel_assert_store (relay, channel, acked);
+
+  /* Room again: it takes webhooks again. */
+  g_assert_cmpint (g_remove (filler), ==, 0);
+  acked = tocsin_rel_ring (relay, channel, "?after=1");
+  tocsin_rel_assert_store (relay, channel, acked);
+
+  g_clear_pointer (&relay, tocsin_test_relay_free);
+  tmpfs_unmount (tmpfs);
+}
+
 static void
 test_read_only_data_dir (void)
 {
@@ -338,6 +407,7 @@ main (int   argc,
                    mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
   g_test_add_func ("/reliability/faults/slow-consumer", test_slow_consumer);
   g_test_add_func ("/reliability/faults/disk-full", test_disk_full);
+  g_test_add_func ("/reliability/faults/disk-full-at-start", test_disk_full_at_start);
   g_test_add_func ("/reliability/faults/read-only-data-dir", test_read_only_data_dir);
   return g_test_run ();
 }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <glib/gstdio.h>
 
 #include "tocsin-test-relay.h"
@@ -131,7 +132,16 @@ tocsin_test_relay_argv (const char *first_arg,
 static void
 die_with_parent (gpointer user_data)
 {
+  TocsinTestRelay *relay = user_data;
+
   prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (relay->nofile_limit > 0)
+    {
+      struct rlimit limit = { relay->nofile_limit,
+                              relay->nofile_hard ? relay->nofile_hard : relay->nofile_limit };
+
+      setrlimit (RLIMIT_NOFILE, &limit);
+    }
 }
 
 static void
@@ -153,7 +163,9 @@ relay_spawn (TocsinTestRelay *relay)
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
+  g_subprocess_launcher_set_child_setup (launcher, die_with_parent, relay, NULL);
+  if (relay->stderr_path != NULL)
+    g_subprocess_launcher_set_stderr_file_path (launcher, relay->stderr_path);
   relay->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata,
                                                  &error);
   g_assert_no_error (error);
@@ -198,6 +210,23 @@ TocsinTestRelay *
 tocsin_test_relay_start (const char         *data_dir,
                          const char * const *extra_args)
 {
+  TocsinTestRelay *relay = tocsin_test_relay_new (data_dir, extra_args);
+
+  tocsin_test_relay_spawn (relay);
+  return relay;
+}
+
+void
+tocsin_test_relay_spawn (TocsinTestRelay *relay)
+{
+  g_assert_null (relay->process);
+  relay_spawn (relay);
+}
+
+TocsinTestRelay *
+tocsin_test_relay_new (const char         *data_dir,
+                       const char * const *extra_args)
+{
   TocsinTestRelay *relay = g_new0 (TocsinTestRelay, 1);
 
   if (data_dir)
@@ -209,7 +238,6 @@ tocsin_test_relay_start (const char         *data_dir,
     }
   relay->extra_args = g_strdupv ((char **) extra_args);
   relay->session = soup_session_new_with_options ("timeout", 30, NULL);
-  relay_spawn (relay);
   return relay;
 }
 
@@ -247,6 +275,7 @@ tocsin_test_relay_free (TocsinTestRelay *relay)
     tocsin_test_rmdir_recursive (relay->data_dir);
   g_free (relay->data_dir);
   g_free (relay->base_url);
+  g_free (relay->stderr_path);
   g_strfreev (relay->extra_args);
   g_free (relay);
 }

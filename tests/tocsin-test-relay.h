@@ -33,6 +33,10 @@ typedef struct
   guint16      port;
   GStrv        extra_args;
   SoupSession *session;
+  /* Set between tocsin_test_relay_new() and tocsin_test_relay_spawn(): */
+  guint        nofile_limit;  /* 0, or the soft RLIMIT_NOFILE it starts with */
+  guint        nofile_hard;   /* its hard limit; 0: nofile_limit */
+  char        *stderr_path;   /* NULL: the test's stderr; else its stderr goes to this file */
 } TocsinTestRelay;
 
 /* The built tocsin-relay and tocsin binaries. */
@@ -49,6 +53,10 @@ void             tocsin_test_rmdir_recursive  (const char *path);
  * @extra_args (NULL-terminated, may be NULL) are appended to `serve`. */
 TocsinTestRelay *tocsin_test_relay_start      (const char         *data_dir,
                                                const char * const *extra_args);
+/* tocsin_test_relay_start() in two steps, to set the fields above in between. */
+TocsinTestRelay *tocsin_test_relay_new        (const char         *data_dir,
+                                               const char * const *extra_args);
+void             tocsin_test_relay_spawn      (TocsinTestRelay    *relay);
 /* SIGKILL (@hard) or SIGTERM, and wait for the process to exit. */
 void             tocsin_test_relay_stop       (TocsinTestRelay    *relay,
                                                gboolean            hard);

@@ -4,12 +4,15 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tocsin-message.h"
 #include "tocsin-test-reliability.h"
 
 GSocket *
-tocsin_rel_connect_raw (TocsinTestRelay *relay)
+tocsin_rel_connect_raw_full (TocsinTestRelay *relay,
+                             const char      *source,
+                             gsize            rcvbuf)
 {
   g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
   g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, relay->port);
@@ -19,10 +22,155 @@ tocsin_rel_connect_raw (TocsinTestRelay *relay)
   socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
                          &error);
   g_assert_no_error (error);
+  if (rcvbuf > 0)
+    g_socket_set_option (socket, SOL_SOCKET, SO_RCVBUF, (gint) rcvbuf, &error);
+  g_assert_no_error (error);
+  if (source != NULL)
+    {
+      g_autoptr(GInetAddress) from = g_inet_address_new_from_string (source);
+      g_autoptr(GSocketAddress) bind_to = g_inet_socket_address_new (from, 0);
+
+      g_socket_bind (socket, bind_to, FALSE, &error);
+      g_assert_no_error (error);
+    }
   g_socket_connect (socket, address, NULL, &error);
   g_assert_no_error (error);
   g_socket_set_blocking (socket, FALSE);
   return socket;
+}
+
+GSocket *
+tocsin_rel_connect_raw (TocsinTestRelay *relay)
+{
+  return tocsin_rel_connect_raw_full (relay, NULL, 0);
+}
+
+GString *
+tocsin_rel_raw_exchange (TocsinTestRelay *relay,
+                         const char      *source,
+                         const char      *request,
+                         gsize            length)
+{
+  g_autoptr(GSocket) socket = tocsin_rel_connect_raw_full (relay, source, 0);
+  GString *received = g_string_new (NULL);
+
+  /* The relay may answer and close before it has read everything (a head too big). */
+  tocsin_rel_send_all (socket, request, length);
+  TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));
+  return received;
+}
+
+guint
+tocsin_rel_parse_answer (const char  *answer,
+                         char       **headers,
+                         JsonObject **body)
+{
+  const char *end = strstr (answer, "\r\n\r\n");
+
+  if (!g_str_has_prefix (answer, "HTTP/1.1 ") || end == NULL)
+    return 0;
+  if (headers)
+    *headers = g_strndup (answer, end - answer);
+  if (body)
+    *body = tocsin_rel_parse_object (end + 4, -1);
+  return (guint) g_ascii_strtoull (answer + strlen ("HTTP/1.1 "), NULL, 10);
+}
+
+void
+tocsin_rel_ws_handshake (GSocket    *socket,
+                         const char *path)
+{
+  g_autoptr(GString) received = g_string_new (NULL);
+  g_autofree char *handshake = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                                                "Sec-WebSocket-Version: 13\r\n"
+                                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                                "\r\n", path);
+  char byte;
+
+  g_assert_true (tocsin_rel_send_all (socket, handshake, strlen (handshake)));
+  /* Byte by byte up to the end of the head, so that no frame after it is taken. */
+  while (strstr (received->str, "\r\n\r\n") == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_socket_receive (socket, &byte, 1, NULL, &error);
+
+      if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          TOCSIN_WAIT_UNTIL (g_socket_condition_check (socket, G_IO_IN) != 0);
+          continue;
+        }
+      if (n <= 0)
+        g_error ("the relay closed the WebSocket handshake on %s: %s", path, received->str);
+      g_string_append_c (received, byte);
+    }
+  if (!g_str_has_prefix (received->str, "HTTP/1.1 101"))
+    g_error ("no 101 for %s: %s", path, received->str);
+}
+
+GBytes *
+tocsin_rel_ws_client_frame (guint8      opcode,
+                            const void *payload,
+                            gsize       length)
+{
+  GByteArray *frame = g_byte_array_sized_new (length + 14);
+  const guint8 mask[4] = { 0x12, 0x34, 0x56, 0x78 };
+  guint8 head[10];
+  gsize head_len = 2;
+
+  head[0] = 0x80 | opcode;
+  if (length < 126)
+    head[1] = 0x80 | length;
+  else if (length < 65536)
+    {
+      head[1] = 0x80 | 126;
+      head[2] = length >> 8;
+      head[3] = length & 0xff;
+      head_len = 4;
+    }
+  else
+    {
+      head[1] = 0x80 | 127;
+      for (guint i = 0; i < 8; i++)
+        head[2 + i] = ((guint64) length >> (56 - 8 * i)) & 0xff;
+      head_len = 10;
+    }
+  g_byte_array_append (frame, head, head_len);
+  g_byte_array_append (frame, mask, 4);
+  for (gsize i = 0; i < length; i++)
+    {
+      guint8 b = ((const guint8 *) payload)[i] ^ mask[i & 3];
+
+      g_byte_array_append (frame, &b, 1);
+    }
+  return g_byte_array_free_to_bytes (frame);
+}
+
+guint64
+tocsin_rel_relay_max_send_queue (TocsinTestRelay *relay)
+{
+  g_autofree char *table = NULL;
+  g_autofree char *port = g_strdup_printf (":%04X", relay->port);
+  g_auto(GStrv) lines = NULL;
+  guint64 max = 0;
+
+  g_assert_true (g_file_get_contents ("/proc/net/tcp", &table, NULL, NULL));
+  lines = g_strsplit (table, "\n", -1);
+  /* "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXIP:HEXPORT. */
+  for (guint i = 1; lines[i]; i++)
+    {
+      g_auto(GStrv) fields = g_strsplit_set (g_strstrip (lines[i]), " ", -1);
+      const char *cols[5] = { NULL };
+      guint n = 0;
+
+      for (guint j = 0; fields[j] && n < G_N_ELEMENTS (cols); j++)
+        if (*fields[j])
+          cols[n++] = fields[j];
+      if (n < G_N_ELEMENTS (cols) || !g_str_has_suffix (cols[1], port))
+        continue;
+      max = MAX (max, g_ascii_strtoull (cols[4], NULL, 16));
+    }
+  return max;
 }
 
 gboolean

@@ -12,6 +12,33 @@ G_BEGIN_DECLS
 
 /* A plain TCP connection to the relay, non-blocking. */
 GSocket   *tocsin_rel_connect_raw      (TocsinTestRelay *relay);
+/* Same, from @source (a loopback address such as "127.0.0.2", so that the relay sees another
+ * client; NULL: any), with a receive buffer of @rcvbuf bytes (0: the kernel's default) set
+ * before connecting, as a reader that never reads keeps it. */
+GSocket   *tocsin_rel_connect_raw_full (TocsinTestRelay *relay,
+                                        const char      *source,
+                                        gsize            rcvbuf);
+/* Sends @request on a new connection from @source (NULL: any) and reads until the relay closes
+ * it; returns all it answered ("" for a bare close). @request should say Connection: close. */
+GString   *tocsin_rel_raw_exchange     (TocsinTestRelay *relay,
+                                        const char      *source,
+                                        const char      *request,
+                                        gsize            length);
+/* Splits an HTTP answer: returns its status (0 when there is none), *@headers (optional) the
+ * head, and *@body (optional) the JSON object of the body, asserting that it is one. */
+guint      tocsin_rel_parse_answer     (const char      *answer,
+                                        char           **headers,
+                                        JsonObject     **body);
+/* Sends a WebSocket handshake for @path on @socket and waits for the 101; asserts it came. */
+void       tocsin_rel_ws_handshake     (GSocket         *socket,
+                                        const char      *path);
+/* A masked client frame (final) with @opcode and @payload, ready to send. */
+GBytes    *tocsin_rel_ws_client_frame  (guint8           opcode,
+                                        const void      *payload,
+                                        gsize            length);
+/* The largest send queue (bytes the kernel holds, not yet acknowledged) among the relay's
+ * accepted TCP sockets, from /proc/net/tcp. */
+guint64    tocsin_rel_relay_max_send_queue (TocsinTestRelay *relay);
 /* Sends all of @data on a non-blocking socket (iterating the main context while it is full).
  * FALSE once the peer has closed the connection. */
 gboolean   tocsin_rel_send_all         (GSocket         *socket,

@@ -25,6 +25,7 @@ tocsin_relay_config_init (TocsinRelayConfig *config)
   config->max_queue_frames = 1000;
   config->max_connections = 20000;
   config->idle_timeout = 60;
+  config->subscribe_timeout = 10;
   config->open_relay = FALSE;
 }
 
@@ -35,6 +36,7 @@ tocsin_relay_config_clear (TocsinRelayConfig *config)
 
   g_clear_pointer (&config->data_dir, g_free);
   g_clear_pointer (&config->public_url, g_free);
+  g_clear_pointer (&config->allowed_hosts, g_strfreev);
 }
 
 void
@@ -267,6 +269,24 @@ apply_setting (TocsinRelayServeConfig  *config,
         return FALSE;
       relay->idle_timeout = (guint) MIN (s, 24 * 60 * 60);
     }
+  else if (g_str_equal (key, "subscribe-timeout"))
+    {
+      if (!parse_seconds (key, value, 0, &s, error))
+        return FALSE;
+      relay->subscribe_timeout = (guint) MIN (s, 24 * 60 * 60);
+    }
+  else if (g_str_equal (key, "allowed-hosts"))
+    {
+      g_auto(GStrv) names = g_strsplit_set (value ? value : "", ", ", -1);
+      GPtrArray *kept = g_ptr_array_new ();
+
+      for (guint i = 0; names[i]; i++)
+        if (*names[i] != '\0')
+          g_ptr_array_add (kept, g_ascii_strdown (names[i], -1));
+      g_ptr_array_add (kept, NULL);
+      g_strfreev (relay->allowed_hosts);
+      relay->allowed_hosts = (GStrv) g_ptr_array_free (kept, FALSE);
+    }
   else if (g_str_equal (key, "open-relay"))
     {
       if (!parse_bool (key, value, &relay->open_relay, error))
@@ -356,6 +376,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *max_body = NULL, *retention = NULL, *rate = NULL, *burst = NULL;
   g_autofree char *queue_bytes = NULL, *queue_frames = NULL, *max_conn = NULL;
   g_autofree char *idle = NULL, *open_relay = NULL, *backlog = NULL;
+  g_autofree char *subscribe_timeout = NULL, *allowed_hosts = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
@@ -382,6 +403,11 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("Open connections at most (default 20000)"), N_("N") },
     { "idle-timeout", 0, 0, G_OPTION_ARG_STRING, &idle,
       N_("Close HTTP connections idle this long (default 60s)"), N_("DURATION") },
+    { "subscribe-timeout", 0, 0, G_OPTION_ARG_STRING, &subscribe_timeout,
+      N_("Close an app socket (/v1/ws) that subscribes to nothing this long (default 10s; 0: "
+         "never)"), N_("DURATION") },
+    { "allowed-hosts", 0, 0, G_OPTION_ARG_STRING, &allowed_hosts,
+      N_("More Host names the owner API answers to, comma-separated (* for any)"), N_("NAMES") },
     { "open-relay", 0, 0, G_OPTION_ARG_STRING, &open_relay,
       N_("yes: anyone may create channels (default: yes only on loopback)"), N_("yes|no") },
     { "backlog", 0, 0, G_OPTION_ARG_STRING, &backlog,
@@ -398,6 +424,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "rate", NULL }, { "burst", NULL }, { "max-queue-bytes", NULL },
     { "max-queue-frames", NULL }, { "max-connections", NULL }, { "idle-timeout", NULL },
     { "open-relay", NULL }, { "backlog", NULL }, { "tls-cert", NULL }, { "tls-key", NULL },
+    { "subscribe-timeout", NULL }, { "allowed-hosts", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -428,6 +455,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[11].value = backlog;
   flags[12].value = tls_cert;
   flags[13].value = tls_key;
+  flags[14].value = subscribe_timeout;
+  flags[15].value = allowed_hosts;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

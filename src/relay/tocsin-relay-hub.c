@@ -32,12 +32,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <gio/gnetworking.h>
+
 #include "tocsin-json.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-throttle.h"
 #include "tocsin-relay-websocket.h"
 
 #define KEEPALIVE_SECONDS        30
@@ -80,6 +83,8 @@ typedef struct
   gboolean    replay_scheduled;
   guint64     serial;        /* tells a page read for this subscription from one for an earlier */
   gint64      opened_us;     /* monotonic time it was opened (and its token checked) */
+  guint64     page_bytes;    /* bytes and messages replayed so far: their mean sizes pages */
+  guint64     page_messages;
   gboolean    reading;       /* a replay page is being read on the store's reader thread */
   GPtrArray  *aside;         /* Frames* published while reading */
   gboolean    aside_overflow;
@@ -92,11 +97,14 @@ struct _Connection
   guint64                     id;
   ConnKind                    kind;
   char                       *peer;
+  char                       *address;          /* the peer's IP alone: for the throttle */
   gint64                      connected_at_ms;
 
   /* WebSocket kinds */
   TocsinRelayWebsocket       *ws;
   gboolean                    dirty;            /* in the hub's flush list */
+  guint                       subscribe_timeout_id;  /* /v1/ws: closes it if it never subscribes */
+  gboolean                    ever_subscribed;
 
   /* HTTP stream kinds */
   SoupServerMessage          *msg;
@@ -283,6 +291,7 @@ connection_unref (Connection *conn)
   g_hash_table_unref (conn->subs);
   g_queue_clear_full (&conn->frame_ends, g_free);
   g_free (conn->peer);
+  g_free (conn->address);
   g_free (conn);
 }
 
@@ -291,9 +300,26 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Connection, connection_unref)
 static guint64
 connection_pending_bytes (Connection *conn)
 {
-  /* Control frames (pings, pongs) are counted as written too, so written can run a little
-   * ahead of what we queued; the estimate errs towards "less pending" by a few bytes. */
-  return conn->queued > conn->written ? conn->queued - conn->written : 0;
+  guint64 pending = conn->queued > conn->written ? conn->queued - conn->written : 0;
+
+  /* Pongs and pings count too: a peer that pings and never reads fills the queue like one that
+   * never reads messages (tocsin-relay-websocket.c bounds them as well). */
+  if (conn->ws)
+    pending += tocsin_relay_websocket_get_control_pending (conn->ws);
+  return pending;
+}
+
+/* Whether @wire more bytes fit in what a replay may fill of @conn's queue: half the cap, so
+ * that live messages published meanwhile still fit. Something is always sent to an empty
+ * queue. */
+static gboolean
+connection_replay_has_room (Connection *conn,
+                            gsize       wire)
+{
+  const TocsinRelayConfig *config = &conn->hub->relay->config;
+  guint64 pending = connection_pending_bytes (conn);
+
+  return pending == 0 || pending + wire <= config->max_queue_bytes / 2;
 }
 
 static void
@@ -323,7 +349,9 @@ connection_below_low_water (Connection *conn)
 {
   const TocsinRelayConfig *config = &conn->hub->relay->config;
 
-  return connection_pending_bytes (conn) < config->max_queue_bytes / 2 &&
+  /* A quarter: a replay fills up to half (connection_replay_has_room()), so that the next page
+   * starts with room for at least a quarter of the cap. */
+  return connection_pending_bytes (conn) < config->max_queue_bytes / 4 &&
          g_queue_get_length (&conn->frame_ends) < config->max_queue_frames / 2 + 1;
 }
 
@@ -548,6 +576,7 @@ connection_forget (Connection *conn)
   connection_unlink_all (conn);
   g_clear_handle_id (&conn->keepalive_id, g_source_remove);
   g_clear_handle_id (&conn->hangup_id, g_source_remove);
+  g_clear_handle_id (&conn->subscribe_timeout_id, g_source_remove);
   g_hash_table_remove (conn->hub->connections, &conn->id);
 }
 
@@ -655,6 +684,7 @@ page_read_done (GObject      *source,
   g_autoptr(GError) error = NULL;
   Connection *conn = read->conn;
   Subscription *sub;
+  gboolean more = FALSE;
 
   /* The hub is gone: touch nothing of it. */
   if (g_cancellable_is_cancelled (read->cancellable))
@@ -689,13 +719,28 @@ page_read_done (GObject      *source,
     {
       Frames frames = { sub->channel_id, g_array_index (page->ids, gint64, i),
                         page->messages->pdata[i], NULL, NULL, NULL, NULL, NULL };
-      gboolean sent = subscription_send_frames (sub, &frames);
+      gsize wire = g_bytes_get_size (page->messages->pdata[i]) + 64;
+      gboolean sent;
 
+      sub->page_bytes += g_bytes_get_size (page->messages->pdata[i]);
+      sub->page_messages++;
+      /* Paged by bytes as well as by messages: the rest of this page is read again once the
+       * queue has drained below half the cap (connection_note_written()). */
+      if (frames.id > sub->cursor && !connection_replay_has_room (conn, wire))
+        {
+          more = TRUE;
+          break;
+        }
+      sent = subscription_send_frames (sub, &frames);
       frames_clear (&frames);
       if (!sent)
         return;
     }
 
+  /* Stopped for room: connection_note_written() reads on as the queue drains (scheduling it
+   * now would read the same page again and again while the socket takes nothing). */
+  if (more)
+    return;
   if (page->ids->len >= read->limit || sub->aside_overflow)
     {
       /* More to read (or too much was published meanwhile to keep): another page. */
@@ -704,10 +749,18 @@ page_read_done (GObject      *source,
       return;
     }
 
-  /* Caught up: what was published while reading follows the page, then live. */
+  /* Caught up: what was published while reading follows the page, then live. Kept aside
+   * messages that do not fit are read from the store by another page instead. */
   for (guint i = 0; aside && i < aside->len; i++)
-    if (!subscription_send_frames (sub, g_ptr_array_index (aside, i)))
-      return;
+    {
+      Frames *kept = g_ptr_array_index (aside, i);
+
+      if (kept->id > sub->cursor &&
+          !connection_replay_has_room (conn, g_bytes_get_size (kept->object) + 64))
+        return;
+      if (!subscription_send_frames (sub, kept))
+        return;
+    }
   sub->catching_up = FALSE;
 }
 
@@ -733,6 +786,13 @@ subscription_catch_up (Subscription *sub)
   read->channel_id = sub->channel_id;
   read->serial = sub->serial;
   read->limit = MAX (1, MIN (REPLAY_PAGE, room / 2));
+  /* Never ask for much more than half the byte cap takes either, at the mean size so far. */
+  if (sub->page_messages > 0)
+    {
+      guint64 mean = MAX (1, sub->page_bytes / sub->page_messages);
+
+      read->limit = MAX (1, MIN (read->limit, config->max_queue_bytes / 2 / mean + 1));
+    }
 
   sub->reading = TRUE;
   sub->aside_overflow = FALSE;
@@ -841,6 +901,7 @@ typedef struct
   TocsinRelayChannel *channel;   /* NULL for /v1/ws */
   gint64              since;
   char               *peer;
+  char               *address;
 } Upgrade;
 
 static void
@@ -851,6 +912,7 @@ upgrade_free (gpointer  data,
 
   g_clear_pointer (&upgrade->channel, tocsin_relay_channel_unref);
   g_free (upgrade->peer);
+  g_free (upgrade->address);
   g_free (upgrade);
 }
 
@@ -937,9 +999,20 @@ app_subscribe (Connection *conn,
                       _("\"since\" must be the last message id you have, null, or \"all\"."));
       return;
     }
+  /* Token guessing over /v1/ws counts with the HTTP token URLs (tocsin-relay-throttle.h). */
+  if (hub->relay->unknown_tokens != NULL &&
+      tocsin_relay_throttle_retry_after (hub->relay->unknown_tokens, conn->address) > 0)
+    {
+      app_send_error (conn, token, "throttled",
+                      _("Too many unknown tokens came from your address; try again in a "
+                        "minute."));
+      return;
+    }
   channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
   if (channel == NULL)
     {
+      if (hub->relay->unknown_tokens != NULL)
+        tocsin_relay_throttle_note_miss (hub->relay->unknown_tokens, conn->address);
       app_send_error (conn, token, "unknown-token",
                       _("No channel has this subscribe token; it may have been rotated or the "
                         "channel deleted. Ask its owner for the new subscribe link."));
@@ -969,6 +1042,8 @@ app_subscribe (Connection *conn,
 
   /* Registered before its replay starts: what is published from now on is either read by a
    * replay page or kept aside for it. */
+  conn->ever_subscribed = TRUE;
+  g_clear_handle_id (&conn->subscribe_timeout_id, g_source_remove);
   sub = connection_add_subscription (conn, channel->id, token, since);
   subscription_catch_up (sub);
 }
@@ -1061,6 +1136,33 @@ static const TocsinRelayWebsocketFuncs app_ws_funcs = {
   app_message, websocket_written, websocket_closed,
 };
 
+/* The most a subscriber's socket keeps in the kernel, not yet sent (SO_SNDBUF; Linux doubles it
+ * for its bookkeeping). Left to autotuning, a peer that never reads pins up to 4 MiB there
+ * (net.ipv4.tcp_wmem), beyond max-queue-bytes; capped, max-queue-bytes is the real bound
+ * (docs/configuration.md). */
+static void
+hub_cap_send_buffer (TocsinRelayHub *hub,
+                     GSocket        *socket)
+{
+  gsize cap = CLAMP (hub->relay->config.max_queue_bytes / 8, 16 * 1024, 128 * 1024);
+
+  if (socket != NULL && !g_socket_is_closed (socket))
+    g_socket_set_option (socket, SOL_SOCKET, SO_SNDBUF, (gint) cap, NULL);
+}
+
+/* A /v1/ws that has subscribed to nothing by now is closed: an idle socket costs a descriptor
+ * and a slot of max-connections for nothing. */
+static gboolean
+app_subscribe_timed_out (gpointer user_data)
+{
+  Connection *conn = user_data;
+
+  conn->subscribe_timeout_id = 0;
+  if (!conn->ever_subscribed)
+    connection_close (conn, CLOSE_POLICY, "subscribe to a channel within a few seconds");
+  return G_SOURCE_REMOVE;
+}
+
 static void
 websocket_upgraded (SoupServerMessage *msg,
                     gpointer           user_data)
@@ -1077,21 +1179,28 @@ websocket_upgraded (SoupServerMessage *msg,
       /* Keepalive pings every 30 s; a peer silent for 90 s (no pong either) times out. */
       g_socket_set_timeout (socket, MAX (DEAD_PEER_SECONDS,
                                          hub->relay->config.idle_timeout));
+      hub_cap_send_buffer (hub, socket);
     }
 
   stolen = soup_server_message_steal_connection (msg);
   conn = hub_add_connection (hub, upgrade->channel ? KIND_WS : KIND_APP, upgrade->peer);
+  conn->address = g_strdup (upgrade->address);
   /* No extensions were negotiated: permessage-deflate would cost CPU and memory per subscriber
    * per frame. Pings come from the hub's one keepalive timer (hub_ping). */
   conn->ws = tocsin_relay_websocket_new (stolen, MAX_CLIENT_FRAME,
                                          conn->kind == KIND_APP ? &app_ws_funcs : &channel_ws_funcs,
                                          conn);
+  if (socket != NULL && !G_IS_TLS_CONNECTION (stolen))
+    tocsin_relay_websocket_set_socket (conn->ws, socket);
 
   if (hub->shutting_down)
     {
       connection_close (conn, CLOSE_GOING_AWAY, "relay shutting down");
       return;
     }
+  if (conn->kind == KIND_APP && hub->relay->config.subscribe_timeout > 0)
+    conn->subscribe_timeout_id = g_timeout_add_seconds (hub->relay->config.subscribe_timeout,
+                                                        app_subscribe_timed_out, conn);
   if (upgrade->channel)
     {
       Subscription *sub = connection_add_subscription (conn, upgrade->channel->id,
@@ -1129,6 +1238,7 @@ begin_websocket (TocsinRelayHub     *hub,
   upgrade->channel = channel ? tocsin_relay_channel_ref (channel) : NULL;
   upgrade->since = since;
   upgrade->peer = tocsin_relay_server_peer_string (msg);
+  upgrade->address = tocsin_relay_server_client_address (msg);
   g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (websocket_upgraded), upgrade,
                          upgrade_free, 0);
   return TRUE;
@@ -1243,6 +1353,7 @@ begin_http_stream (TocsinRelayHub     *hub,
     if (socket != NULL && !g_socket_is_closed (socket))
       conn->hangup_id = g_unix_fd_add (g_socket_get_fd (socket),
                                        G_IO_IN | G_IO_HUP | G_IO_ERR, stream_hangup, conn);
+    hub_cap_send_buffer (hub, socket);
   }
 
   if (kind == KIND_SSE)
@@ -1283,7 +1394,7 @@ hub_ping (gpointer user_data)
 
       if (conn->ws && !conn->closed && tocsin_relay_websocket_is_open (conn->ws))
         {
-          tocsin_relay_websocket_queue (conn->ws, ping);
+          tocsin_relay_websocket_queue_ping (conn->ws, ping);
           connection_schedule_flush (conn);
         }
     }

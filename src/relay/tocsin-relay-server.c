@@ -19,7 +19,9 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-throttle.h"
 #include "tocsin-relay-tls.h"
 
 #define SOCKET_KEY         "tocsin-relay-socket"
@@ -38,6 +41,21 @@
 #define MAX_LINGERING      64
 #define LINGER_SECONDS     2
 #define SHUTDOWN_SECONDS   3
+/* Descriptors kept for everything but connections: refused sockets being drained, SQLite's
+ * files (database, WAL, shared memory, journals, for the writer and the reader thread), the
+ * listeners, the main loop's own. max-connections is lowered to fit (docs/configuration.md). */
+#define FD_HEADROOM        (MAX_LINGERING + MAX_HEAD_FDS + 64)
+/* Duplicates of sockets whose request head is being read (see head_too_big()) at most. */
+#define MAX_HEAD_FDS       32
+/* Out of descriptors, accept() is paused this long instead of failing in a loop. */
+#define ACCEPT_PAUSE_MS    250
+/* One log line per this many seconds about failing accepts, with how many there were. */
+#define LOG_INTERVAL_SECONDS 10
+/* Unknown trigger or subscribe tokens a client address may try per window before it is
+ * answered 429 on every token URL until the window ends (docs/configuration.md). */
+#define MAX_UNKNOWN_TOKENS 60
+#define UNKNOWN_TOKEN_WINDOW_SECONDS 60
+#define MAX_TRACKED_ADDRESSES 65536
 
 typedef struct
 {
@@ -54,7 +72,13 @@ typedef struct
   GMainLoop              *loop;
   gboolean                stopping;
   gint64                  stop_deadline;
+  guint                   accept_resume_id; /* accepting paused: out of descriptors */
+  gint64                  accept_log_at;    /* monotonic: when accept failures were last logged */
+  guint                   accept_failures;  /* since then */
+  guint                   head_fds;         /* RequestGuard.head_fd open */
+  char                   *public_host;      /* the host of public-url, lower case */
 } Server;
+
 
 /* ---- Replies ---- */
 
@@ -68,7 +92,11 @@ tocsin_relay_server_reply_json (SoupServerMessage *msg,
   char *data = tocsin_json_to_string (node, FALSE);
 
   len = strlen (data);
-  soup_server_message_set_status (msg, status, NULL);
+  /* libsoup 3.2 has no phrase for these. */
+  soup_server_message_set_status (msg, status,
+                                  status == 429 ? "Too Many Requests" :
+                                  status == 431 ? "Request Header Fields Too Large" :
+                                  status == 421 ? "Misdirected Request" : NULL);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
                                 "no-store");
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE, data, len);
@@ -178,26 +206,21 @@ typedef struct
   SoupServerMessage *msg;         /* borrowed: the guard lives as the message's data */
   guint              deadline_id;
   guint64            received;
+  char              *peer;        /* for the log, while head_fd is kept */
   gboolean           refused;     /* answered 413 on the socket itself; the handler stays out */
+  int                head_fd;     /* a dup of the socket while the head is read, or -1 */
+  guint              head_watch_id;  /* waits for the head's first byte to take head_fd */
 } RequestGuard;
 
-static void
-route (SoupServer        *soup_server,
-       SoupServerMessage *msg,
-       const char        *path,
-       GHashTable        *query,
-       gpointer           user_data)
-{
-  Server *server = user_data;
-  TocsinRelay *relay = &server->relay;
-  RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
+static void refuse_on_socket (Server *server, GSocket *socket, guint status, const char *phrase,
+                              const char *extra_headers, const char *sentence);
 
-  if (guard != NULL && guard->refused)
-    {
-      /* What arrived is a truncated body: nothing may act on it. */
-      soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, NULL);
-      return;
-    }
+static void
+dispatch (Server            *server,
+          SoupServerMessage *msg,
+          const char        *path)
+{
+  TocsinRelay *relay = &server->relay;
 
   if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3))
     {
@@ -262,6 +285,112 @@ route (SoupServer        *soup_server,
   tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                    _("Nothing is here. Webhooks go to /t/TRIGGER_TOKEN and "
                                      "subscribers read /s/SUBSCRIBE_TOKEN."));
+}
+
+/* ---- Who may ask ---- */
+
+/* DNS rebinding: a web page whose name the attacker points at 127.0.0.1 reaches a relay on
+ * loopback from the user's browser, with its own name in Host. An open relay's owner API would
+ * then create and change channels for that page. Browsers always send the name they resolved, so
+ * the owner API answers only names that are the relay's: an IP address (no rebinding without a
+ * name), localhost, the host of public-url, and allowed-hosts (docs/configuration.md). */
+static gboolean
+host_allowed (Server     *server,
+              const char *header)
+{
+  g_autofree char *host = NULL;
+  GStrv extra = server->relay.config.allowed_hosts;
+
+  if (header == NULL || *header == '\0')
+    return TRUE;   /* HTTP/1.0 without Host: not a browser */
+  if (header[0] == '[')
+    {
+      const char *close = strchr (header, ']');
+
+      host = g_strndup (header + 1, close ? (gsize) (close - header - 1) : strlen (header + 1));
+    }
+  else
+    {
+      const char *colon = strchr (header, ':');
+
+      host = g_ascii_strdown (header, colon ? colon - header : -1);
+    }
+  if (host[0] != '\0' && host[strlen (host) - 1] == '.')
+    host[strlen (host) - 1] = '\0';
+  if (g_hostname_is_ip_address (host) || g_str_equal (host, "localhost") ||
+      g_strcmp0 (host, server->public_host) == 0)
+    return TRUE;
+  for (guint i = 0; extra && extra[i]; i++)
+    if (g_str_equal (extra[i], "*") || g_str_equal (extra[i], host))
+      return TRUE;
+  return FALSE;
+}
+
+char *
+tocsin_relay_server_client_address (SoupServerMessage *msg)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return NULL;
+  return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+}
+
+static void
+route (SoupServer        *soup_server,
+       SoupServerMessage *msg,
+       const char        *path,
+       GHashTable        *query,
+       gpointer           user_data)
+{
+  Server *server = user_data;
+  RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
+  gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/");
+  g_autofree char *address = NULL;
+
+  if (guard != NULL && guard->refused)
+    {
+      /* What arrived is a truncated body: nothing may act on it. */
+      soup_server_message_set_status (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, NULL);
+      return;
+    }
+
+  if ((g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/")) &&
+      !host_allowed (server, soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
+                                                           "Host")))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_MISDIRECTED_REQUEST,
+                                       _("This relay’s owner API does not answer to this host "
+                                         "name. Use the relay’s address, or add the name to "
+                                         "allowed-hosts in its configuration."));
+      return;
+    }
+
+  if (token_url)
+    {
+      guint retry;
+
+      address = tocsin_relay_server_client_address (msg);
+      retry = tocsin_relay_throttle_retry_after (server->relay.unknown_tokens, address);
+      if (retry > 0)
+        {
+          g_autofree char *seconds = g_strdup_printf ("%u", retry);
+
+          soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                        "Retry-After", seconds);
+          tocsin_relay_server_reply_error (msg, 429,
+                                           _("Too many unknown tokens came from your address; "
+                                             "check the URL, and try again after Retry-After "
+                                             "seconds."));
+          return;
+        }
+    }
+
+  dispatch (server, msg, path);
+
+  if (token_url && address != NULL &&
+      soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND)
+    tocsin_relay_throttle_note_miss (server->relay.unknown_tokens, address);
 }
 
 /* ---- Keep-alive ---- */
@@ -426,12 +555,107 @@ conn_watch_between (Conn *conn)
  * past max-body is refused as it arrives (by its Content-Length, or for a chunked body once that
  * much has come), not after it has been read whole. */
 
+/* libsoup 3.2 drops a request whose head (request line and headers) passes 64 KiB without a
+ * word: it closes the connection, and the message ends without "finished" (it never got a
+ * method). So while a head is read the relay keeps a duplicate of the socket's descriptor; when
+ * the message goes without headers and libsoup's reason is that limit, the relay answers 431
+ * itself on the duplicate. libsoup's buffer is private, so whether the request line alone was
+ * too long (414) cannot be told: the sentence names both. */
+static gboolean
+head_too_big (SoupServerMessage *msg)
+{
+  const char *reason = soup_server_message_get_reason_phrase (msg);
+
+  return reason != NULL && (g_str_equal (reason, "Header too big") ||
+                            g_str_equal (reason, g_dgettext ("libsoup-3.0", "Header too big")));
+}
+
+static void
+request_guard_drop_head_fd (RequestGuard *guard)
+{
+  g_clear_handle_id (&guard->head_watch_id, g_source_remove);
+  if (guard->head_fd >= 0)
+    {
+      close (guard->head_fd);
+      guard->head_fd = -1;
+      guard->server->head_fds--;
+    }
+}
+
+static void
+request_guard_take_head_fd (RequestGuard *guard,
+                            int           fd)
+{
+  if (guard->head_fd < 0 && guard->server->head_fds < MAX_HEAD_FDS)
+    {
+      guard->head_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+      if (guard->head_fd >= 0)
+        guard->server->head_fds++;
+    }
+}
+
+/* The head's first byte: keep a duplicate of the socket until the head is read. Not before: a
+ * connection that sends nothing would cost two descriptors. */
+static gboolean
+request_head_begins (gint         fd,
+                     GIOCondition condition,
+                     gpointer     user_data)
+{
+  RequestGuard *guard = user_data;
+  GSocket *socket = tocsin_relay_server_get_socket (guard->msg);
+
+  guard->head_watch_id = 0;
+  /* Only the message's own socket, still open (never a number since reused). */
+  if ((condition & G_IO_NVAL) || socket == NULL || g_socket_is_closed (socket) ||
+      g_socket_get_fd (socket) != fd)
+    return G_SOURCE_REMOVE;
+  request_guard_take_head_fd (guard, fd);
+  return G_SOURCE_REMOVE;
+}
+
+/* A weak reference: it runs in the message's dispose, while its reason phrase is still there
+ * (qdata goes in finalize, after it). */
+static void
+request_gone (gpointer  data,
+              GObject  *where_the_message_was)
+{
+  RequestGuard *guard = data;
+
+  g_clear_handle_id (&guard->head_watch_id, g_source_remove);
+  if (guard->head_fd >= 0)
+    {
+      g_autoptr(GSocket) socket = NULL;
+
+      guard->server->head_fds--;
+      if (head_too_big (guard->msg) && !guard->server->stopping)
+        socket = g_socket_new_from_fd (guard->head_fd, NULL);
+      if (socket != NULL)
+        {
+          g_autofree char *limit = g_format_size_full (64 * 1024, G_FORMAT_SIZE_IEC_UNITS);
+          g_autofree char *sentence = NULL;
+
+          sentence = g_strdup_printf (_("The request’s line and headers are larger than this "
+                                        "relay reads (%s); shorten the URL or the headers."),
+                                      limit);
+          g_message ("A request head over %s from %s was refused", limit,
+                     guard->peer ? guard->peer : "a client");
+          refuse_on_socket (guard->server, socket, 431, "Request Header Fields Too Large", "",
+                            sentence);
+        }
+      else
+        close (guard->head_fd);
+      guard->head_fd = -1;
+    }
+}
+
 static void
 request_guard_free (gpointer data)
 {
   RequestGuard *guard = data;
 
   g_clear_handle_id (&guard->deadline_id, g_source_remove);
+  request_guard_drop_head_fd (guard);
+  g_free (guard->peer);
   g_free (guard);
 }
 
@@ -512,6 +736,8 @@ request_got_headers (SoupServerMessage *msg,
   RequestGuard *guard = user_data;
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
 
+  request_guard_drop_head_fd (guard);
+
   if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
       (guint64) soup_message_headers_get_content_length (headers) > request_body_cap (guard))
     request_refuse_too_large (guard);
@@ -567,6 +793,9 @@ request_started (SoupServer        *soup_server,
   Server *server = user_data;
   RequestGuard *guard = g_new0 (RequestGuard, 1);
   Conn *conn = conn_for_message (server, msg);
+  /* A request after another on a kept-alive connection starts once libsoup has read some of
+   * it; a first request starts before libsoup reads anything. */
+  gboolean reading = conn != NULL && conn->between;
 
   if (conn != NULL)
     {
@@ -575,9 +804,27 @@ request_started (SoupServer        *soup_server,
     }
   guard->server = server;
   guard->msg = msg;
+  guard->head_fd = -1;
+  /* See head_too_big(); plain HTTP only (TLS would need the session, and the answer would
+   * be plain text). */
+  if (server->tls == NULL && conn != NULL && !g_socket_is_closed (conn->socket))
+    {
+      int fd = g_socket_get_fd (conn->socket);
+      char byte;
+
+      guard->peer = address_string (conn->remote);
+      /* Bytes already there: libsoup may read them all before a watch would run. Otherwise a
+       * watch above libsoup's priority takes the duplicate before libsoup reads. */
+      if (reading || recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        request_guard_take_head_fd (guard, fd);
+      else
+        guard->head_watch_id = g_unix_fd_add_full (G_PRIORITY_HIGH, fd, G_IO_IN,
+                                                   request_head_begins, guard, NULL);
+    }
   guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),
                                               request_too_slow, guard);
   g_object_set_data_full (G_OBJECT (msg), GUARD_KEY, guard, request_guard_free);
+  g_object_weak_ref (G_OBJECT (msg), request_gone, guard);
   g_signal_connect (msg, "got-headers", G_CALLBACK (request_got_headers), guard);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (request_got_chunk), guard);
   g_signal_connect (msg, "got-body", G_CALLBACK (request_got_body), guard);
@@ -603,6 +850,7 @@ static gboolean
 sweep_timeout (gpointer user_data)
 {
   sweep_closed (user_data);
+  tocsin_relay_throttle_sweep (((Server *) user_data)->relay.unknown_tokens);
   return G_SOURCE_CONTINUE;
 }
 
@@ -649,9 +897,16 @@ linger_readable (GSocket      *socket,
   return G_SOURCE_CONTINUE;
 }
 
+/* Answers @status with @sentence on @socket itself (libsoup never had it, or has given it up),
+ * closes the write side, and drains what the client still sends for a moment before closing,
+ * so that the answer is read rather than destroyed by a reset. */
 static void
-refuse (Server  *server,
-        GSocket *socket)
+refuse_on_socket (Server     *server,
+                  GSocket    *socket,
+                  guint       status,
+                  const char *phrase,
+                  const char *extra_headers,
+                  const char *sentence)
 {
   g_autofree char *body = NULL;
   g_autofree char *response = NULL;
@@ -659,17 +914,17 @@ refuse (Server  *server,
   g_autoptr(JsonNode) node = NULL;
   Linger *linger;
 
-  json_object_set_string_member (object, "error",
-                                 _("The relay has as many connections as it may take; try again "
-                                   "in a few seconds."));
+  g_socket_set_blocking (socket, FALSE);
+  json_object_set_string_member (object, "error", sentence);
   node = json_node_init_object (json_node_alloc (), object);
   body = tocsin_json_to_string (node, FALSE);
-  response = g_strdup_printf ("HTTP/1.1 503 Service Unavailable\r\n"
+  response = g_strdup_printf ("HTTP/1.1 %u %s\r\n"
                               "Content-Type: application/json\r\n"
                               "Content-Length: %zu\r\n"
-                              "Retry-After: 5\r\n"
+                              "Cache-Control: no-store\r\n"
+                              "%s"
                               "Connection: close\r\n"
-                              "\r\n%s", strlen (body), body);
+                              "\r\n%s", status, phrase, strlen (body), extra_headers, body);
   /* A fresh socket's send buffer takes this at once; if not, the client gets a bare close.
    * A TLS client could not read plain text: it gets the bare close. */
   if (server->tls == NULL)
@@ -689,6 +944,15 @@ refuse (Server  *server,
   linger->source = g_socket_create_source (socket, G_IO_IN | G_IO_HUP | G_IO_ERR, NULL);
   g_source_set_callback (linger->source, G_SOURCE_FUNC (linger_readable), linger, NULL);
   g_source_attach (linger->source, NULL);
+}
+
+static void
+refuse (Server  *server,
+        GSocket *socket)
+{
+  refuse_on_socket (server, socket, 503, "Service Unavailable", "Retry-After: 5\r\n",
+                    _("The relay has as many connections as it may take; try again in a few "
+                      "seconds."));
 }
 
 static void
@@ -738,6 +1002,64 @@ accept_one (Server  *server,
                                  NULL);
 }
 
+static gboolean listener_ready (GSocket *listener, GIOCondition condition, gpointer user_data);
+
+static void
+server_watch_listeners (Server *server)
+{
+  for (guint i = 0; i < server->listeners->len; i++)
+    {
+      GSource *source = g_socket_create_source (g_ptr_array_index (server->listeners, i), G_IO_IN,
+                                                NULL);
+
+      g_source_set_callback (source, G_SOURCE_FUNC (listener_ready), server, NULL);
+      g_source_attach (source, NULL);
+      g_ptr_array_add (server->sources, source);
+    }
+}
+
+static gboolean
+accept_resume (gpointer user_data)
+{
+  Server *server = user_data;
+
+  server->accept_resume_id = 0;
+  if (!server->stopping)
+    server_watch_listeners (server);
+  return G_SOURCE_REMOVE;
+}
+
+/* accept() failed other than for want of a connection. Out of descriptors (EMFILE, ENFILE) the
+ * listener stays readable, so the relay would spin on it and log each failure: instead it stops
+ * accepting for ACCEPT_PAUSE_MS (the kernel keeps new connections in the backlog meanwhile), and
+ * logs once per LOG_INTERVAL_SECONDS, with a count. */
+static void
+accept_failed (Server *server,
+               GError *error)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  server->accept_failures++;
+  if (server->accept_log_at == 0 || now - server->accept_log_at >= LOG_INTERVAL_SECONDS * G_USEC_PER_SEC)
+    {
+      g_message ("accept() failed %u time(s) in the last %u s: %s", server->accept_failures,
+                 LOG_INTERVAL_SECONDS, error->message);
+      server->accept_log_at = now;
+      server->accept_failures = 0;
+    }
+  if ((g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TOO_MANY_OPEN_FILES) ||
+       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE)) &&
+      server->accept_resume_id == 0)
+    {
+      for (guint i = 0; i < server->sources->len; i++)
+        g_source_destroy (g_ptr_array_index (server->sources, i));
+      g_ptr_array_set_size (server->sources, 0);
+      /* Connections that are closed but not yet swept still hold their descriptors. */
+      sweep_closed (server);
+      server->accept_resume_id = g_timeout_add (ACCEPT_PAUSE_MS, accept_resume, server);
+    }
+}
+
 static gboolean
 listener_ready (GSocket      *listener,
                 GIOCondition  condition,
@@ -754,12 +1076,47 @@ listener_ready (GSocket      *listener,
       if (socket == NULL)
         {
           if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            g_message ("accept() failed: %s", error->message);
+            {
+              accept_failed (server, error);
+              /* The sources may be gone (paused): this one must not run again. */
+              return server->accept_resume_id != 0 ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
+            }
           break;
         }
       accept_one (server, socket);
     }
   return G_SOURCE_CONTINUE;
+}
+
+/* Raises the soft limit on descriptors to the hard one (systemd and shells start at 1024), and
+ * keeps max-connections within it, with FD_HEADROOM to spare, so that the relay refuses
+ * connections with a 503 before it runs out of descriptors. */
+static void
+server_fit_descriptors (Server *server)
+{
+  struct rlimit limit;
+  guint64 usable, allowed;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    return;
+  if (limit.rlim_cur < limit.rlim_max)
+    {
+      struct rlimit raised = limit;
+
+      /* RLIM_INFINITY is not a valid soft limit for descriptors: cap it at a large number. */
+      raised.rlim_cur = limit.rlim_max == RLIM_INFINITY ? 1048576 : limit.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &raised) == 0)
+        limit = raised;
+    }
+  usable = limit.rlim_cur == RLIM_INFINITY ? G_MAXUINT : (guint64) limit.rlim_cur;
+  allowed = usable > FD_HEADROOM * 2 ? usable - FD_HEADROOM : usable / 2;
+  if (server->config.relay.max_connections > allowed)
+    {
+      g_message ("Taking at most %" G_GUINT64_FORMAT " connections instead of %u: the relay may "
+                 "open %" G_GUINT64_FORMAT " descriptors (ulimit -n, LimitNOFILE=)", allowed,
+                 server->config.relay.max_connections, usable);
+      server->config.relay.max_connections = (guint) MAX (allowed, 1);
+    }
 }
 
 static gboolean
@@ -973,6 +1330,9 @@ server_clear (Server *server)
   g_clear_pointer (&server->listeners, g_ptr_array_unref);
   g_clear_pointer (&server->urls, g_ptr_array_unref);
   g_clear_pointer (&server->sockets, g_hash_table_unref);
+  g_clear_pointer (&server->relay.unknown_tokens, tocsin_relay_throttle_free);
+  g_clear_handle_id (&server->accept_resume_id, g_source_remove);
+  g_clear_pointer (&server->public_host, g_free);
   g_clear_pointer (&server->loop, g_main_loop_unref);
   /* relay.config is a copy of config.relay's pointers: cleared once, through config. */
   memset (&server->relay.config, 0, sizeof server->relay.config);
@@ -1003,6 +1363,9 @@ tocsin_relay_serve (int    argc,
   server.sources = g_ptr_array_new_with_free_func ((GDestroyNotify) g_source_unref);
   server.urls = g_ptr_array_new_with_free_func (g_free);
   server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, conn_free);
+  server.relay.unknown_tokens = tocsin_relay_throttle_new (MAX_UNKNOWN_TOKENS,
+                                                           UNKNOWN_TOKEN_WINDOW_SECONDS,
+                                                           MAX_TRACKED_ADDRESSES);
   server.loop = g_main_loop_new (NULL, FALSE);
 
   server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
@@ -1022,7 +1385,9 @@ tocsin_relay_serve (int    argc,
         }
     }
 
-  server.relay.server = g_object_new (SOUP_TYPE_SERVER, "server-header", "tocsin-relay ", NULL);
+  server_fit_descriptors (&server);
+  /* No trailing space: libsoup would append its own name and version. */
+  server.relay.server = g_object_new (SOUP_TYPE_SERVER, "server-header", "tocsin-relay", NULL);
   /* We never use SoupServer's own WebSocket handler, but make sure nothing offers deflate. */
   soup_server_remove_websocket_extension (server.relay.server,
                                           SOUP_TYPE_WEBSOCKET_EXTENSION_DEFLATE);
@@ -1055,6 +1420,12 @@ tocsin_relay_serve (int    argc,
   }
   if (!server.config.open_relay_set)
     server.config.relay.open_relay = loopback;
+  {
+    g_autoptr(GUri) uri = g_uri_parse (server.config.relay.public_url, G_URI_FLAGS_NONE, NULL);
+
+    if (uri != NULL && g_uri_get_host (uri) != NULL)
+      server.public_host = g_ascii_strdown (g_uri_get_host (uri), -1);
+  }
   /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);

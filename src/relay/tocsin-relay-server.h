@@ -23,6 +23,8 @@ void      tocsin_relay_server_reply_json  (SoupServerMessage *msg,
                                            JsonObject        *object);
 /* "203.0.113.5:40000" or "[2001:db8::1]:40000"; "unknown" when libsoup does not know. */
 char     *tocsin_relay_server_peer_string (SoupServerMessage *msg);
+/* The client's IP address alone ("127.0.0.1", "::1"), or NULL. */
+char     *tocsin_relay_server_client_address (SoupServerMessage *msg);
 /* The accepted socket under @msg (NULL if it did not come through our listener). */
 GSocket  *tocsin_relay_server_get_socket  (SoupServerMessage *msg);
 /* TRUE when @msg's client prefers JSON over HTML (Accept: application/json). */

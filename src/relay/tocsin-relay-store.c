@@ -457,6 +457,15 @@ open_connection (const char  *path,
       return NULL;
     }
   sqlite3_busy_timeout (db, BUSY_TIMEOUT_MS);
+  /* The -wal and -shm files stay when the last connection closes, instead of being deleted and
+   * made again at the next start: on a full disk SQLite could not make the -shm file (32 KiB),
+   * and the relay would not start at all, serving neither streams nor replay. The -wal, reset
+   * rather than cut after each checkpoint, keeps the room of its last use for writes too. */
+  {
+    int persist = 1;
+
+    sqlite3_file_control (db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+  }
   if (!exec_sql (db,
                  "PRAGMA journal_mode=WAL;"
                  "PRAGMA synchronous=FULL;"
@@ -554,19 +563,27 @@ tocsin_relay_store_open (const char  *data_dir,
       sqlite3_close (db);
       return NULL;
     }
-  if (!exec_sql (db, "BEGIN IMMEDIATE", error))
-    {
-      sqlite3_close (db);
-      return NULL;
-    }
-  if (!exec_sql (db, schema, error) ||
-      !exec_sql (db, "PRAGMA user_version=" G_STRINGIFY (SCHEMA_VERSION), error) ||
-      !exec_sql (db, "COMMIT", error))
-    {
-      sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
-      sqlite3_close (db);
-      return NULL;
-    }
+  {
+    g_autoptr(GError) schema_error = NULL;
+
+    if (!exec_sql (db, "BEGIN IMMEDIATE", &schema_error) ||
+        !exec_sql (db, schema, &schema_error) ||
+        !exec_sql (db, "PRAGMA user_version=" G_STRINGIFY (SCHEMA_VERSION), &schema_error) ||
+        !exec_sql (db, "COMMIT", &schema_error))
+      {
+        sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+        /* A database of this version has every table already: a write that fails (on a full
+         * disk) must not keep the relay from serving what it has. */
+        if (version < SCHEMA_VERSION)
+          {
+            g_propagate_error (error, g_steal_pointer (&schema_error));
+            sqlite3_close (db);
+            return NULL;
+          }
+        g_message ("Could not check the database's tables (%s); they are this version's",
+                   schema_error->message);
+      }
+  }
 
   wdb = open_connection (path, error);
   if (wdb == NULL)
@@ -1657,7 +1674,8 @@ tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
   json_object_set_string_member (object, "title", channel->title_source);
   json_object_set_string_member (object, "body", channel->body_source);
   json_object_set_string_member (object, "link", channel->link_source);
-  json_object_set_string_member (object, "condition", channel->condition_source);
+  /* Not the condition: it decides what is sent, may compare with a shared secret, and a
+   * subscriber needs none of it. */
   json_object_set_string_member (object, "subscribeUrl", subscribe);
   json_object_set_string_member (object, "websocketUrl", ws);
   return object;

@@ -102,8 +102,9 @@ GHashTable *tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore 
                                                                GError             **error);
 
 /* The public view of a channel (no trigger token, no owner key): what /s/{token} shows before
- * someone subscribes. {"id","name","description","title","body","link","condition",
- * "subscribeUrl","websocketUrl"} built on @public_url. */
+ * someone subscribes. {"id","name","description","title","body","link",
+ * "subscribeUrl","websocketUrl"} built on @public_url; never the condition (it may hold a
+ * secret). */
 JsonObject *tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
                                                  const char         *public_url);
 

@@ -13,7 +13,11 @@
  * a reserved bit or opcode, an unmasked or oversized control frame, a continuation out of place
  * or a 64-bit length with the top bit set close it with 1002, text that is not UTF-8 with 1007.
  * A ping is answered with a pong, a close with a close (then the connection ends); a close the
- * relay starts waits 5 s for the client's answer. The socket's own timeout (GSocket's, set by the
+ * relay starts waits 5 s for the client's answer. A client that pings and never reads must not
+ * grow the queue: a pong not yet begun is replaced by the newest one (RFC 6455 5.5.3 allows
+ * answering only the latest ping), control bytes not yet written are counted for the caller's
+ * cap (tocsin_relay_websocket_get_control_pending()), and more than MAX_PINGS pings within
+ * PING_WINDOW_SECONDS close the connection with 1008. The socket's own timeout (GSocket's, set by the
  * caller) ends a peer that sends nothing: the hub pings every connection, so a live client
  * always answers something.
  *
@@ -33,12 +37,17 @@
 /* Bounded work per dispatch, so one client cannot hold the main loop. */
 #define MAX_READS_PER_DISPATCH 16
 #define MAX_IOV                64
+/* A client may ping twice a second on average (the app pings every 30 s); beyond that it is a
+ * flood (docs/configuration.md). */
+#define MAX_PINGS              20
+#define PING_WINDOW_SECONDS    10
 
 #define CLOSE_NORMAL           1000
 #define CLOSE_PROTOCOL_ERROR   1002
 #define CLOSE_NO_STATUS        1005
 #define CLOSE_ABNORMAL         1006
 #define CLOSE_BAD_DATA         1007
+#define CLOSE_POLICY           1008
 #define CLOSE_TOO_BIG          1009
 #define CLOSE_TLS_HANDSHAKE    1015
 
@@ -72,6 +81,8 @@ struct _TocsinRelayWebsocket
   State                     state;
   gboolean                  close_sent;
   gboolean                  end_after_flush;  /* close the stream once the queue is empty */
+  gboolean                  draining;  /* write side shut: reading to the client's end */
+  GSocket                  *socket;    /* plain TCP only: to shut the write side */
 
   GByteArray               *in;        /* bytes read, not yet parsed; NULL when none (most of
                                         * the time: 10,000 idle subscribers hold no buffer) */
@@ -80,7 +91,10 @@ struct _TocsinRelayWebsocket
   gsize                     max_incoming;
 
   GQueue                    out;       /* OutItem* */
-  guint64                   written;
+  guint64                   written;   /* bytes of data frames written (control frames apart) */
+  gsize                     control_pending;  /* bytes of control frames queued, not written */
+  gint64                    ping_window_start; /* monotonic µs */
+  guint                     pings_in_window;
 };
 
 static void websocket_start_reading (TocsinRelayWebsocket *self);
@@ -215,6 +229,15 @@ destroy_source (GSource **source)
 }
 
 void
+tocsin_relay_websocket_set_socket (TocsinRelayWebsocket *self,
+                                   GSocket              *socket)
+{
+  g_return_if_fail (self != NULL);
+
+  g_set_object (&self->socket, socket);
+}
+
+void
 tocsin_relay_websocket_unref (TocsinRelayWebsocket *self)
 {
   g_return_if_fail (self != NULL);
@@ -228,7 +251,16 @@ tocsin_relay_websocket_unref (TocsinRelayWebsocket *self)
   g_clear_pointer (&self->in, g_byte_array_unref);
   g_clear_pointer (&self->message, g_byte_array_unref);
   g_clear_object (&self->stream);
+  g_clear_object (&self->socket);
   g_free (self);
+}
+
+gsize
+tocsin_relay_websocket_get_control_pending (TocsinRelayWebsocket *self)
+{
+  g_return_val_if_fail (self != NULL, 0);
+
+  return self->control_pending;
 }
 
 gboolean
@@ -263,6 +295,7 @@ websocket_end (TocsinRelayWebsocket *self)
   destroy_source (&self->write_source);
   destroy_source (&self->close_timeout);
   g_queue_clear_full (&self->out, out_item_free);
+  self->control_pending = 0;
   g_io_stream_close_async (self->stream, G_PRIORITY_DEFAULT, NULL, stream_closed,
                            tocsin_relay_websocket_ref (self));
 }
@@ -292,6 +325,8 @@ queue_item (TocsinRelayWebsocket *self,
   item->bytes = g_bytes_ref (frame);
   item->offset = 0;
   item->control = control;
+  if (control)
+    self->control_pending += g_bytes_get_size (frame);
   if (!control)
     {
       g_queue_push_tail (&self->out, item);
@@ -320,6 +355,28 @@ tocsin_relay_websocket_queue (TocsinRelayWebsocket *self,
   if (self->state != STATE_OPEN)
     return;
   queue_item (self, frame, FALSE);
+}
+
+void
+tocsin_relay_websocket_queue_ping (TocsinRelayWebsocket *self,
+                                   GBytes               *frame)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (frame != NULL);
+
+  if (self->state != STATE_OPEN)
+    return;
+  /* One keepalive ping waiting is enough: a peer that does not read gets no more. */
+  for (GList *l = g_queue_peek_head_link (&self->out); l; l = l->next)
+    {
+      OutItem *item = l->data;
+
+      if (item->control && item->offset == 0 &&
+          (((const guint8 *) g_bytes_get_data (item->bytes, NULL))[0] & 0x0F) ==
+          TOCSIN_RELAY_WEBSOCKET_PING)
+        return;
+    }
+  queue_item (self, frame, TRUE);
 }
 
 static void
@@ -367,22 +424,25 @@ tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
           return;
         }
       if (written > 0)
-        {
-          progress = TRUE;
-          self->written += written;
-        }
-      /* Drop what was written whole; note how far into the next one it got. */
+        progress = TRUE;
+      /* Drop what was written whole; note how far into the next one it got. Data and control
+       * bytes are counted apart: the caller's cap counts what it queued. */
       while (written > 0)
         {
           OutItem *item = g_queue_peek_head (&self->out);
           gsize left = g_bytes_get_size (item->bytes) - item->offset;
+          gsize used = MIN (written, left);
 
-          if (written < left)
+          if (item->control)
+            self->control_pending -= used;
+          else
+            self->written += used;
+          written -= used;
+          if (used < left)
             {
-              item->offset += written;
+              item->offset += used;
               break;
             }
-          written -= left;
           out_item_free (g_queue_pop_head (&self->out));
         }
       if (ret == G_POLLABLE_RETURN_WOULD_BLOCK || !g_queue_is_empty (&self->out))
@@ -399,8 +459,22 @@ tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
 
   if (progress && self->funcs.written)
     self->funcs.written (self->user_data, self->written);
-  if (self->end_after_flush && g_queue_is_empty (&self->out) && self->state != STATE_CLOSED)
-    websocket_end (self);
+  if (self->end_after_flush && g_queue_is_empty (&self->out) && self->state != STATE_CLOSED &&
+      !self->draining)
+    {
+      /* Closing a socket with unread input sends a reset, which makes the client's kernel drop
+       * what it has not read yet: the close frame, and so the reason. Shutting the write side
+       * sends it all, then the end; the client's end (or the close timeout) ends it. */
+      if (self->socket != NULL && !g_socket_is_closed (self->socket) &&
+          g_socket_shutdown (self->socket, FALSE, TRUE, NULL))
+        {
+          self->draining = TRUE;
+          if (self->read_source == NULL)
+            websocket_start_reading (self);
+        }
+      else
+        websocket_end (self);
+    }
 }
 
 static gboolean
@@ -549,6 +623,31 @@ receive_close (TocsinRelayWebsocket *self,
 
 /* ---- Reading ---- */
 
+/* A pong still waiting whole in the queue answers the newest ping instead: TRUE when one did. */
+static gboolean
+replace_unsent_pong (TocsinRelayWebsocket *self,
+                     GBytes               *pong)
+{
+  for (GList *l = g_queue_peek_head_link (&self->out); l; l = l->next)
+    {
+      OutItem *item = l->data;
+      const guint8 *data;
+      gsize size;
+
+      if (!item->control || item->offset > 0)
+        continue;
+      data = g_bytes_get_data (item->bytes, &size);
+      if ((data[0] & 0x0F) != TOCSIN_RELAY_WEBSOCKET_PONG)
+        continue;
+      self->control_pending -= size;
+      self->control_pending += g_bytes_get_size (pong);
+      g_bytes_unref (item->bytes);
+      item->bytes = g_bytes_ref (pong);
+      return TRUE;
+    }
+  return FALSE;
+}
+
 /* Parses one frame at the head of self->in. Returns the bytes it used, 0 when the frame is not
  * all there yet; on a violation it fails the connection and returns 0. */
 static gsize
@@ -644,10 +743,22 @@ parse_frame (TocsinRelayWebsocket *self)
     case TOCSIN_RELAY_WEBSOCKET_PING:
       if (self->state == STATE_OPEN)
         {
-          g_autoptr(GBytes) pong = tocsin_relay_websocket_frame_new (TOCSIN_RELAY_WEBSOCKET_PONG,
-                                                                     payload, length);
+          g_autoptr(GBytes) pong = NULL;
+          gint64 now = g_get_monotonic_time ();
 
-          send_control (self, pong);
+          if (now - self->ping_window_start >= PING_WINDOW_SECONDS * G_USEC_PER_SEC)
+            {
+              self->ping_window_start = now;
+              self->pings_in_window = 0;
+            }
+          if (++self->pings_in_window > MAX_PINGS)
+            {
+              fail (self, CLOSE_POLICY, "too many pings");
+              return 0;
+            }
+          pong = tocsin_relay_websocket_frame_new (TOCSIN_RELAY_WEBSOCKET_PONG, payload, length);
+          if (!replace_unsent_pong (self, pong))
+            send_control (self, pong);
         }
       break;
     case TOCSIN_RELAY_WEBSOCKET_PONG:
@@ -712,6 +823,8 @@ on_readable (GObject  *stream,
 
       n = g_pollable_input_stream_read_nonblocking (self->input, buffer, sizeof buffer, NULL,
                                                     &error);
+      if (n > 0 && self->end_after_flush)
+        continue;   /* after a close or a failure: read to the end, and drop */
       if (n > 0)
         {
           if (self->in == NULL)
@@ -730,12 +843,6 @@ on_readable (GObject  *stream,
           break;
         }
       process_input (self);
-      if (self->end_after_flush)
-        {
-          /* Failed or answered a close: read no more. */
-          again = FALSE;
-          break;
-        }
     }
   if (again && self->state != STATE_CLOSED)
     websocket_start_reading (self);

@@ -21,7 +21,8 @@ typedef struct
                    gboolean      text,
                    const guint8 *data,
                    gsize         length);
-  /* Bytes that reached the socket so far, control frames included. */
+  /* Bytes of data frames (those given to tocsin_relay_websocket_queue()) that reached the
+   * socket so far; control frames are not counted. */
   void (*written) (gpointer      user_data,
                    guint64       total);
   /* The connection is closed; called once, from the main loop, never from inside a call into
@@ -44,12 +45,22 @@ TocsinRelayWebsocket *tocsin_relay_websocket_new        (GIOStream              
                                                          const TocsinRelayWebsocketFuncs *funcs,
                                                          gpointer                         user_data);
 TocsinRelayWebsocket *tocsin_relay_websocket_ref        (TocsinRelayWebsocket            *self);
+/* The plain TCP socket under the stream (not for TLS): a close then shuts its write side and
+ * reads to the client's end, so that the close frame is not lost to a reset. */
+void                  tocsin_relay_websocket_set_socket (TocsinRelayWebsocket            *self,
+                                                         GSocket                         *socket);
 void                  tocsin_relay_websocket_unref      (TocsinRelayWebsocket            *self);
 
 gboolean              tocsin_relay_websocket_is_open    (TocsinRelayWebsocket            *self);
+/* Bytes of control frames (pongs, pings, the close) queued and not yet written. */
+gsize                 tocsin_relay_websocket_get_control_pending (TocsinRelayWebsocket *self);
 /* Queues @frame (from tocsin_relay_websocket_frame_new()); nothing is written until
  * tocsin_relay_websocket_flush(). Ignored unless open. */
 void                  tocsin_relay_websocket_queue      (TocsinRelayWebsocket            *self,
+                                                         GBytes                          *frame);
+/* Queues a ping (a control frame: it goes before data not yet begun), unless one is waiting
+ * already; written on the next flush. */
+void                  tocsin_relay_websocket_queue_ping (TocsinRelayWebsocket            *self,
                                                          GBytes                          *frame);
 /* Writes what is queued, as much as the socket takes now; the rest follows when it is writable. */
 void                  tocsin_relay_websocket_flush      (TocsinRelayWebsocket            *self);

@@ -12,6 +12,7 @@ G_BEGIN_DECLS
 
 typedef struct _TocsinRelayStore TocsinRelayStore;   /* tocsin-relay-store.h */
 typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
+typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttle.h */
 
 typedef struct
 {
@@ -25,6 +26,8 @@ typedef struct
   guint     max_queue_frames;    /* per subscriber connection; default 1000 */
   guint     max_connections;     /* default 20000 */
   guint     idle_timeout;        /* seconds an HTTP connection may sit idle; default 60 */
+  guint     subscribe_timeout;   /* seconds a /v1/ws may go without subscribing; default 10 */
+  GStrv     allowed_hosts;       /* Host names the owner API answers to besides the defaults */
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
 } TocsinRelayConfig;
 
@@ -34,6 +37,7 @@ typedef struct
   TocsinRelayStore  *store;
   TocsinRelayHub    *hub;
   SoupServer        *server;
+  TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
