@@ -171,7 +171,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     soup_message_headers_append (headers, parts[2], parts[3]);
 
   /* The query: its variables first, as tocsin_relay_ingest_handle does. */
-  if (*parts[0] != '\0' && !add_form_pairs (vars, parts[0], -1, "query string", &error))
+  if (*parts[0] != '\0' &&
+      !tocsin_relay_body_add_form_pairs (vars, parts[0], -1, "query string", &error))
     {
       check (error != NULL && g_utf8_validate (error->message, -1, NULL),
              "a refused query says why, in UTF-8");
@@ -185,7 +186,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       gboolean ok;
 
       bytes = g_bytes_new (parts[1], body_length);
-      ok = read_body (msg, bytes, vars, &body_text, &status, &error);
+      ok = tocsin_relay_body_read (headers, bytes, vars, &body_text, &status, &error);
       check (ok == (error == NULL), "an error exactly when the body is refused");
       if (!ok)
         {
