@@ -297,7 +297,8 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
       guint status = SOUP_STATUS_BAD_REQUEST;
 
       bytes = soup_message_body_flatten (request_body);
-      if (!tocsin_relay_body_read (headers, bytes, vars, &body_text, &status, &error))
+      if (!tocsin_relay_body_read (headers, bytes, relay->config.max_body, vars, &body_text,
+                                   &status, &error))
         {
           tocsin_relay_server_reply_error (msg, status, error->message);
           return;
