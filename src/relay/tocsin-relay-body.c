@@ -207,6 +207,16 @@ tocsin_relay_body_add_form_pairs (JsonObject  *vars,
           if (eq)
             append_decoded (value, eq + 1, pair_end - eq - 1);
 
+          /* Variables are C strings: a NUL would cut them short without a word. */
+          if (memchr (name->str, '\0', name->len) || memchr (value->str, '\0', value->len))
+            {
+              g_autofree char *shown = shown_name (name->str, strlen (name->str));
+
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           _("The variable “%s” in the %s holds a NUL byte (%%00), which the "
+                             "relay does not take"), shown, where);
+              return FALSE;
+            }
           if (!g_utf8_validate_len (name->str, name->len, NULL))
             {
               g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -221,16 +231,6 @@ tocsin_relay_body_add_form_pairs (JsonObject  *vars,
               g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                            _("The value of “%s” in the %s is not valid UTF-8; percent-encode "
                              "text as UTF-8"), shown, where);
-              return FALSE;
-            }
-          /* Variables are C strings: a NUL would cut them short without a word. */
-          if (memchr (name->str, '\0', name->len) || memchr (value->str, '\0', value->len))
-            {
-              g_autofree char *shown = shown_name (name->str, strlen (name->str));
-
-              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                           _("The variable “%s” in the %s holds a NUL byte (%%00), which the "
-                             "relay does not take"), shown, where);
               return FALSE;
             }
           /* When a name repeats, the last value wins. */
