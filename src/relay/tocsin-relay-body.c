@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * tocsin-relay-body.c: what a webhook sender sent, turned into template variables.
+ * tocsin-relay-body.c: what a peer sends in a request, decoded.
  *
- * The query string and the body (JSON object, form or text/plain) become one JSON object of
- * variables. Everything here is pure: no server, no store, so the ingest handler and the fuzzer
- * call the very same functions.
+ * A webhook's query string and body (JSON object, form or text/plain, maybe gzip or deflate)
+ * become one JSON object of variables; an owner API body becomes a channel spec. Everything
+ * here is pure: no server, no store, so the handlers and the fuzzers call the very same
+ * functions. JSON goes through the guarded parser (tocsin_json_parse), which checks size, UTF-8,
+ * depth and raw control characters before json-glib recurses; what it cannot see in a parsed
+ * tree (numbers json-glib silently changes) is checked here in the text.
+ *
+ * Every refusal sets the status (400, 413, 415) and a sentence the sender can act on. The
+ * sender's bytes are never logged.
  */
 #define G_LOG_DOMAIN "tocsin-relay-ingest"
 
@@ -98,45 +104,6 @@ json_numbers_ok (const char  *data,
         }
     }
   return TRUE;
-}
-
-/* json-glib turns a \u escape that names no character (a lone surrogate, \ud800) into bytes that
- * are not UTF-8; stored, they would break every subscriber (and libsoup refuses to send them in a
- * text frame). TRUE when every member name and string under @node is valid UTF-8. The nesting is
- * already bounded (TOCSIN_RELAY_BODY_MAX_DEPTH). */
-static gboolean
-json_strings_valid (JsonNode *node)
-{
-  switch (JSON_NODE_TYPE (node))
-    {
-    case JSON_NODE_OBJECT:
-      {
-        JsonObjectIter iter;
-        const char *name;
-        JsonNode *member;
-
-        json_object_iter_init (&iter, json_node_get_object (node));
-        while (json_object_iter_next (&iter, &name, &member))
-          if (!g_utf8_validate (name, -1, NULL) || !json_strings_valid (member))
-            return FALSE;
-        return TRUE;
-      }
-    case JSON_NODE_ARRAY:
-      {
-        JsonArray *array = json_node_get_array (node);
-
-        for (guint i = 0; i < json_array_get_length (array); i++)
-          if (!json_strings_valid (json_array_get_element (array, i)))
-            return FALSE;
-        return TRUE;
-      }
-    case JSON_NODE_VALUE:
-      return json_node_get_value_type (node) != G_TYPE_STRING ||
-             g_utf8_validate (json_node_get_string (node), -1, NULL);
-    case JSON_NODE_NULL:
-    default:
-      return TRUE;
-    }
 }
 
 /* Appends @data[0..length) to @out, percent-decoded as the WHATWG form parser does: `+` is a
@@ -410,8 +377,11 @@ is_json_type (const char *type)
          (g_str_has_prefix (type, "application/") && g_str_has_suffix (type, "+json"));
 }
 
-/* The name of the first top-level member of @data (a JSON object, already checked for depth)
- * whose strings are not all valid UTF-8, for the error sentence; NULL when there is none. */
+/* json-glib turns a \u escape that names no character (a lone surrogate, \ud800) into bytes that
+ * are not UTF-8, which tocsin_json_parse refuses without naming where. For the sentence, this
+ * finds the first top-level member of @data whose strings are not all valid UTF-8 (NULL: none).
+ * It parses again only text the guarded parser has already scanned: valid UTF-8, nested at most
+ * TOCSIN_RELAY_BODY_MAX_DEPTH deep, no raw control characters, within max-body. */
 static char *
 member_with_invalid_text (const char *data,
                           gsize       length)
@@ -428,7 +398,8 @@ member_with_invalid_text (const char *data,
     return NULL;
   json_object_iter_init (&iter, json_node_get_object (root));
   while (json_object_iter_next (&iter, &name, &member))
-    if (g_utf8_validate (name, -1, NULL) && !json_strings_valid (member))
+    if (g_utf8_validate (name, -1, NULL) &&
+        !tocsin_json_is_valid_text (member, TOCSIN_RELAY_BODY_MAX_DEPTH + 1))
       return shown_name (name, strlen (name));
   return NULL;
 }
