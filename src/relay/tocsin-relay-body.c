@@ -213,6 +213,7 @@ tocsin_relay_body_add_form_pairs (JsonObject  *vars,
     json_object_set_string_member (vars, l->data, g_hash_table_lookup (params, l->data));
   return TRUE;
 }
+
 static void
 set_too_large (gsize    max_body,
                GError **error)
@@ -227,16 +228,20 @@ set_too_large (gsize    max_body,
 /* Inflates @data with @converter into at most @max_body bytes: the buffer grows by doubling
  * but never past max_body + 1, so a zip bomb costs no more memory than an honest body. */
 static GBytes *
-inflate (GConverter  *converter,
-         const char  *data,
-         gsize        length,
-         gsize        max_body,
-         guint       *status,
-         GError     **error)
+inflate_bounded (GConverter  *converter,
+                 const char  *data,
+                 gsize        length,
+                 gsize        max_body,
+                 guint       *status,
+                 GError     **error)
 {
-  gsize cap = MIN (MAX (length * 4, 4096), max_body + 1);
-  g_autofree char *out = g_malloc (cap);
-  gsize in_done = 0, out_len = 0;
+  g_autofree char *out = NULL;
+  gsize cap, in_done = 0, out_len = 0;
+
+  /* Room for max_body + 1 must not wrap around. */
+  max_body = MIN (max_body, G_MAXSIZE / 4);
+  cap = MIN (MAX (length * 4, 4096), max_body + 1);
+  out = g_malloc (cap);
 
   for (;;)
     {
@@ -367,7 +372,7 @@ tocsin_relay_body_decode (SoupMessageHeaders  *headers,
     }
   else
     converter = G_CONVERTER (g_zlib_decompressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP));
-  return inflate (converter, (const char *) data, length, max_body, status, error);
+  return inflate_bounded (converter, (const char *) data, length, max_body, status, error);
 }
 
 static gboolean
