@@ -290,6 +290,41 @@ test_not_found (Fixture       *f,
   assert_error (b);
 }
 
+/* #11.4: json-glib recurses once per nesting level, so 100,000 `[` overflowed the relay's stack
+ * once max-body let them in (no key needed on an open relay). Now a 400 with a sentence, and the
+ * relay goes on serving, for POST (create) and PATCH (update) alike. */
+static const char *const big_body_args[] = { "--max-body=128K", NULL };
+
+static void
+test_deep_json (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GString) deep = g_string_new (NULL);
+  g_autoptr(JsonObject) refused = NULL;
+  g_autoptr(JsonObject) created = NULL;
+  g_autoptr(JsonObject) patched = NULL;
+  g_autoptr(JsonObject) after = NULL;
+  g_autofree char *path = NULL;
+  const char *owner;
+
+  for (guint i = 0; i < 100000; i++)
+    g_string_append_c (deep, '[');
+
+  refused = call (f, "POST", "/v1/channels", NULL, deep->str, 400);
+  g_test_message ("%s", json_object_get_string_member (refused, "error"));
+  assert_error (refused);
+  g_assert_nonnull (strstr (json_object_get_string_member (refused, "error"), "nested"));
+
+  /* Alive and serving: a channel is created, and the same attack on PATCH is refused too. */
+  created = call (f, "POST", "/v1/channels", NULL, "{\"name\": \"After\"}", 201);
+  owner = json_object_get_string_member (created, "owner_key");
+  path = channel_path (created, NULL);
+  patched = call (f, "PATCH", path, owner, deep->str, 400);
+  assert_error (patched);
+  after = call (f, "GET", path, owner, NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (after, "name"), ==, "After");
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -303,6 +338,7 @@ main (int   argc,
   ADD ("/relay/api/admin-key", closed_args, test_admin_key);
   ADD ("/relay/api/subscribers", NULL, test_subscribers);
   ADD ("/relay/api/not-found", NULL, test_not_found);
+  ADD ("/relay/api/deep-json", big_body_args, test_deep_json);
 #undef ADD
 
   return g_test_run ();

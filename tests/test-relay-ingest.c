@@ -783,6 +783,281 @@ test_lone_surrogate (Fixture       *f,
                    "Alerte serveur \xf0\x9f\x94\x94");
 }
 
+/* Sends @body (@length bytes; -1: a string) with extra @headers and returns the answer's JSON
+ * object, asserting @expected and, for an error, a sentence containing @words. */
+static JsonObject *
+send_raw (Fixture            *f,
+          const char         *method,
+          const char         *path,
+          const char         *type,
+          const char         *body,
+          gssize              length,
+          const char * const *headers,
+          guint               expected,
+          const char         *words)
+{
+  g_autoptr(GBytes) response = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+  JsonObject *object;
+  guint status;
+
+  status = tocsin_test_http (f->relay, method, path, type, body, length, headers, &response,
+                             NULL);
+  g_assert_nonnull (response);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (response, NULL),
+                                             g_bytes_get_size (response), &error));
+  g_assert_no_error (error);
+  object = json_node_get_object (json_parser_get_root (parser));
+  g_assert_nonnull (object);
+  if (expected != 200 || json_object_has_member (object, "error"))
+    g_test_message ("%s %s → %u %s", method, path, status,
+                    json_object_has_member (object, "error")
+                      ? json_object_get_string_member (object, "error") : "");
+  g_assert_cmpuint (status, ==, expected);
+  if (expected >= 400)
+    {
+      const char *sentence = json_object_get_string_member (object, "error");
+
+      g_assert_true (g_utf8_validate (sentence, -1, NULL));
+      g_assert_cmpuint (strlen (sentence), >, 10);
+      if (words != NULL)
+        g_assert_nonnull (strstr (sentence, words));
+    }
+  return json_object_ref (object);
+}
+
+/* #11.14: the query and a form body decode as a browser's URLSearchParams does. */
+static void
+test_query_decoding (Fixture       *f,
+                     gconstpointer  data)
+{
+  static const struct
+  {
+    const char *query;
+    const char *title;   /* "Alerte serveur {{server_name}}" */
+    const char *body;    /* "L'utilisation du CPU a atteint {{cpu_usage}}%" */
+    gboolean    in_url;  /* libsoup 3.2 refuses a request line with an invalid %-escape */
+  } cases[] = {
+    { "?server_name=100%&cpu_usage=1", "Alerte serveur 100%", NULL, FALSE },
+    { "?server_name=%zz&cpu_usage=%4", "Alerte serveur %zz", "L'utilisation du CPU a atteint %4%",
+      FALSE },
+    { "?server_name&cpu_usage=7", "Alerte serveur ", "L'utilisation du CPU a atteint 7%", TRUE },
+    { "?cpu_usage=1&&server_name=b", "Alerte serveur b", NULL, TRUE },
+    { "?server_name=a+b%20c%2B&cpu_usage=1&", "Alerte serveur a b c+", NULL, TRUE },
+    { "?&&server_name=%C3%A9t%C3%A9&cpu_usage=%", "Alerte serveur été",
+      "L'utilisation du CPU a atteint %%", FALSE },
+    { "?server_name=&cpu_usage==5", "Alerte serveur ", "L'utilisation du CPU a atteint =5%", TRUE },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = hook_with (f, cases[i].query);
+      g_autoptr(JsonObject) posted = NULL;
+
+      if (cases[i].in_url)
+        {
+          g_autoptr(JsonObject) reply = send_raw (f, "GET", path, NULL, NULL, 0, NULL, 200,
+                                                  NULL);
+
+          g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, cases[i].title);
+          if (cases[i].body)
+            g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==, cases[i].body);
+          /* A bare key is a variable (the empty string), not a missing one. */
+          g_assert_false (array_has (json_object_get_array_member (reply, "missing"),
+                                     "server_name"));
+        }
+
+      /* The same pairs as a form body. */
+      posted = send_raw (f, "POST", f->hook, "application/x-www-form-urlencoded",
+                         cases[i].query + 1, -1, NULL, 200, NULL);
+      g_assert_cmpstr (json_object_get_string_member (posted, "title"), ==, cases[i].title);
+      if (cases[i].body)
+        g_assert_cmpstr (json_object_get_string_member (posted, "body"), ==, cases[i].body);
+      g_assert_false (array_has (json_object_get_array_member (posted, "missing"),
+                                 "server_name"));
+    }
+
+  /* What is still refused says why, as JSON. */
+  {
+    g_autofree char *bad_utf8 = hook_with (f, "?server_name=%FF");
+    g_autofree char *nul = hook_with (f, "?server_name=a%00b");
+    g_autoptr(JsonObject) r1 = send_raw (f, "GET", bad_utf8, NULL, NULL, 0, NULL, 400,
+                                         "“server_name”");
+    g_autoptr(JsonObject) r2 = send_raw (f, "GET", nul, NULL, NULL, 0, NULL, 400, "NUL");
+    g_autoptr(JsonObject) r3 = send_raw (f, "POST", f->hook, "application/x-www-form-urlencoded",
+                                         "a=%C3", -1, NULL, 400, "UTF-8");
+  }
+}
+
+static GBytes *
+compress (GZlibCompressorFormat  format,
+          const char            *data,
+          gsize                  length)
+{
+  g_autoptr(GZlibCompressor) compressor = g_zlib_compressor_new (format, 9);
+  g_autoptr(GInputStream) source = g_memory_input_stream_new_from_data (data, length, NULL);
+  g_autoptr(GInputStream) stream = g_converter_input_stream_new (source,
+                                                                 G_CONVERTER (compressor));
+  g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_splice (out, stream, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, &error);
+  g_assert_no_error (error);
+  return g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+}
+
+/* #11.14: gzip and deflate bodies are decoded, within max-body counted after decompression;
+ * other codings get 415 with a sentence. */
+static void
+test_encodings (Fixture       *f,
+                gconstpointer  data)
+{
+  static const char json[] = "{\"server_name\": \"gz\", \"cpu_usage\": 91}";
+  static const struct
+  {
+    const char            *coding;
+    GZlibCompressorFormat  format;
+  } good[] = {
+    { "gzip", G_ZLIB_COMPRESSOR_FORMAT_GZIP },
+    { "x-gzip", G_ZLIB_COMPRESSOR_FORMAT_GZIP },
+    { "deflate", G_ZLIB_COMPRESSOR_FORMAT_ZLIB },
+    { "deflate", G_ZLIB_COMPRESSOR_FORMAT_RAW },   /* what some senders mean by it */
+    { "identity, GZIP", G_ZLIB_COMPRESSOR_FORMAT_GZIP },
+  };
+  g_autoptr(GString) bomb = g_string_new ("{\"server_name\": \"");
+  g_autoptr(GBytes) packed = NULL;
+  g_autoptr(JsonObject) refused = NULL;
+  g_autoptr(JsonObject) after = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr(GBytes) body = compress (good[i].format, json, strlen (json));
+      const char *headers[] = { "Content-Encoding", good[i].coding, NULL };
+      g_autoptr(JsonObject) reply = NULL;
+
+      reply = send_raw (f, "POST", f->hook, "application/json",
+                        g_bytes_get_data (body, NULL), g_bytes_get_size (body), headers, 200,
+                        NULL);
+      g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "Alerte serveur gz");
+      g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                       "L'utilisation du CPU a atteint 91%");
+    }
+
+  /* Codings the relay does not decode, and two at once. */
+  {
+    const char *br[] = { "Content-Encoding", "br", NULL };
+    const char *zstd[] = { "Content-Encoding", "zstd", NULL };
+    const char *twice[] = { "Content-Encoding", "gzip, gzip", NULL };
+    g_autoptr(JsonObject) r1 = send_raw (f, "POST", f->hook, "application/json", json, -1, br,
+                                         415, "gzip");
+    g_autoptr(JsonObject) r2 = send_raw (f, "POST", f->hook, "application/json", json, -1, zstd,
+                                         415, "Content-Encoding");
+    g_autoptr(JsonObject) r3 = send_raw (f, "POST", f->hook, "application/json", json, -1, twice,
+                                         415, "Content-Encoding");
+  }
+
+  /* Not gzip at all, and a gzip stream cut short. */
+  {
+    const char *gzip[] = { "Content-Encoding", "gzip", NULL };
+    g_autoptr(GBytes) body = compress (G_ZLIB_COMPRESSOR_FORMAT_GZIP, json, strlen (json));
+    g_autoptr(JsonObject) r1 = send_raw (f, "POST", f->hook, "application/json", json, -1, gzip,
+                                         400, "decompress");
+    g_autoptr(JsonObject) r2 = send_raw (f, "POST", f->hook, "application/json",
+                                         g_bytes_get_data (body, NULL),
+                                         g_bytes_get_size (body) - 6, gzip, 400, "compressed");
+  }
+
+  /* A zip bomb: 50 MB of JSON in about 50 KB, under max-body as sent; 413 once inflated past
+   * max-body (64 KiB), and the relay goes on. */
+  {
+    const char *gzip[] = { "Content-Encoding", "gzip", NULL };
+
+    for (guint i = 0; i < 50 * 1000 * 1000 / 64; i++)
+      g_string_append (bomb, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    g_string_append (bomb, "\"}");
+    packed = compress (G_ZLIB_COMPRESSOR_FORMAT_GZIP, bomb->str, bomb->len);
+    g_assert_cmpuint (g_bytes_get_size (packed), <, 64 * 1024);
+    refused = send_raw (f, "POST", f->hook, "application/json", g_bytes_get_data (packed, NULL),
+                        g_bytes_get_size (packed), gzip, 413, "after decompression");
+  }
+
+  after = send_raw (f, "POST", f->hook, "application/json", json, -1, NULL, 200, NULL);
+  g_assert_cmpint (json_object_get_int_member (after, "id"), ==, G_N_ELEMENTS (good) + 1);
+}
+
+/* #11.2: a body whose variable holds raw control characters was answered 200, stored as
+ * 1.18 MB once escaped, and then closed every subscriber with 4008 on every reconnect. Now it
+ * is a 400 naming the variable; a message just under the relay's bound is delivered to a
+ * subscriber with the default max-queue-bytes, and later messages arrive. */
+static void
+test_control_characters (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GString) poison = g_string_new ("{\"cpu_usage\": 1, \"server_name\": \"");
+  g_autoptr(GString) big = g_string_new ("cpu_usage=1&server_name=");
+  g_autoptr(JsonObject) refused = NULL;
+  g_autoptr(JsonObject) first = NULL;
+  g_autoptr(JsonObject) later = NULL;
+  g_autoptr(TocsinMessage) received = NULL;
+  g_autoptr(TocsinMessage) received_later = NULL;
+  Subscriber s = { 0 };
+
+  subscriber_open (f, &s, NULL);
+  /* As the app reads (tocsin-connection.c): libsoup's default of 128 KiB is a client's limit,
+   * not the relay's. */
+  soup_websocket_connection_set_max_incoming_payload_size (s.ws, 4 * 1024 * 1024);
+
+  while (poison->len < 64 * 1024 - 16)
+    g_string_append_c (poison, (char) (1 + poison->len % 31));
+  g_string_append (poison, "\"}");
+  refused = send_raw (f, "POST", f->hook, "application/json", poison->str, poison->len, NULL,
+                      400, "“server_name”");
+
+  /* 20,000 control characters as %01: 60 KB sent, about 120 KB in `vars` and as much again in
+   * the title, once escaped (\u0001): just under the 256 KiB bound. */
+  for (guint i = 0; i < 20000; i++)
+    g_string_append (big, "%01");
+  first = send_raw (f, "POST", f->hook, "application/x-www-form-urlencoded", big->str, big->len,
+                    NULL, 200, NULL);
+  later = send_raw (f, "GET", f->hook, NULL, NULL, 0, NULL, 200, NULL);
+  g_assert_cmpint (json_object_get_int_member (later, "id"), ==,
+                   json_object_get_int_member (first, "id") + 1);
+
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) >= 2 ||
+                     soup_websocket_connection_get_state (s.ws) != SOUP_WEBSOCKET_STATE_OPEN);
+  g_assert_cmpint (soup_websocket_connection_get_state (s.ws), ==, SOUP_WEBSOCKET_STATE_OPEN);
+  received = subscriber_message (&s, 0);
+  received_later = subscriber_message (&s, 1);
+  g_assert_nonnull (received);
+  g_assert_nonnull (received_later);
+  g_assert_cmpint (received->id, ==, json_object_get_int_member (first, "id"));
+  g_assert_cmpuint (strlen (json_object_get_string_member (received->vars, "server_name")), ==,
+                    20000);
+  g_assert_cmpint (received_later->id, ==, json_object_get_int_member (later, "id"));
+  subscriber_close (&s);
+}
+
+/* #11.2: whatever the templates and escapes make of a body, a message larger than a subscriber
+ * can take is refused (413, with a sentence) before it is stored. */
+static const char *const big_body_args[] = { "--max-body=1M", NULL };
+
+static void
+test_message_bound (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GString) big = g_string_new ("cpu_usage=1&server_name=");
+  g_autoptr(JsonObject) refused = NULL;
+  g_autoptr(JsonObject) after = NULL;
+
+  for (guint i = 0; i < 50000; i++)
+    g_string_append (big, "%01");
+  refused = send_raw (f, "POST", f->hook, "application/x-www-form-urlencoded", big->str,
+                      big->len, NULL, 413, "more than this relay delivers");
+  after = send_raw (f, "GET", f->hook, NULL, NULL, 0, NULL, 200, NULL);
+  g_assert_cmpint (json_object_get_int_member (after, "id"), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -810,6 +1085,10 @@ main (int   argc,
   ADD ("/relay/ingest/kill-after-ack", fixture_setup, NULL, test_kill_after_ack);
   ADD ("/relay/ingest/file-modes", fixture_setup, NULL, test_file_modes);
   ADD ("/relay/ingest/template-budget", fixture_setup, NULL, test_template_budget);
+  ADD ("/relay/ingest/query-decoding", fixture_setup, NULL, test_query_decoding);
+  ADD ("/relay/ingest/encodings", fixture_setup, NULL, test_encodings);
+  ADD ("/relay/ingest/control-characters", fixture_setup, NULL, test_control_characters);
+  ADD ("/relay/ingest/message-bound", fixture_setup, big_body_args, test_message_bound);
 #undef ADD
 
   return g_test_run ();

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-relay-body.h"
 #include "tocsin-relay-handlers.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-server.h"
@@ -49,27 +50,24 @@ method_not_allowed (SoupServerMessage *msg,
 }
 
 /* Parses the request body as a JSON object of string fields into @spec (strings point into the
- * returned parser). NULL with a reply already set on failure. */
-static JsonParser *
+ * returned object). NULL with a reply already set on failure. */
+static JsonObject *
 read_spec (TocsinRelay            *relay,
            SoupServerMessage      *msg,
            TocsinRelayChannelSpec *spec)
 {
-  static const char *const fields[] = { "name", "description", "title", "body", "link",
-                                        "condition" };
-  const char **slots[] = { &spec->name, &spec->description, &spec->title, &spec->body,
-                           &spec->link, &spec->condition };
   SoupMessageBody *body = soup_server_message_get_request_body (msg);
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  /* As tocsin-relay-server.c's guard: owner bodies may always take 64 KiB. */
+  gsize max_bytes = MAX (relay->config.max_body, 64 * 1024);
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) object = NULL;
+  guint status = SOUP_STATUS_BAD_REQUEST;
   const char *type;
-  JsonObject *object;
-  JsonNode *root;
   gsize length;
   const char *data;
 
-  if ((gsize) body->length > relay->config.max_body)
+  if ((gsize) body->length > max_bytes)
     {
       tocsin_relay_server_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
                                        _("The request body is too large"));
@@ -85,49 +83,13 @@ read_spec (TocsinRelay            *relay,
     }
   bytes = soup_message_body_flatten (body);
   data = g_bytes_get_data (bytes, &length);
-  if (length == 0)
+  object = tocsin_relay_body_parse_channel_spec (data, length, max_bytes, spec, &status, &error);
+  if (object == NULL)
     {
-      data = "{}";
-      length = 2;
-    }
-  if (!g_utf8_validate_len (data, length, NULL))
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                       _("The body is not valid UTF-8"));
+      tocsin_relay_server_reply_error (msg, status, error->message);
       return NULL;
     }
-  if (!json_parser_load_from_data (parser, data, length, &error))
-    {
-      g_autofree char *sentence = g_strdup_printf (_("The body is not valid JSON: %s"),
-                                                   error->message);
-
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, sentence);
-      return NULL;
-    }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                       _("The body must be a JSON object"));
-      return NULL;
-    }
-  object = json_node_get_object (root);
-  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
-    {
-      JsonNode *node = json_object_get_member (object, fields[i]);
-
-      if (node == NULL || JSON_NODE_HOLDS_NULL (node))
-        continue;
-      if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
-        {
-          g_autofree char *sentence = g_strdup_printf (_("“%s” must be a string"), fields[i]);
-
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, sentence);
-          return NULL;
-        }
-      *slots[i] = json_node_get_string (node);
-    }
-  return g_steal_pointer (&parser);
+  return g_steal_pointer (&object);
 }
 
 static void
@@ -171,7 +133,7 @@ handle_collection (TocsinRelay       *relay,
   if (g_str_equal (method, "POST"))
     {
       TocsinRelayChannelSpec spec = { 0 };
-      g_autoptr(JsonParser) parser = NULL;
+      g_autoptr(JsonObject) spec_object = NULL;
       g_autoptr(TocsinRelayChannel) channel = NULL;
       g_autoptr(GError) error = NULL;
       g_autofree char *owner_key = NULL;
@@ -190,8 +152,8 @@ handle_collection (TocsinRelay       *relay,
                                                "from “tocsin-relay key create”"));
           return;
         }
-      parser = read_spec (relay, msg, &spec);
-      if (parser == NULL)
+      spec_object = read_spec (relay, msg, &spec);
+      if (spec_object == NULL)
         return;
       if (spec.name == NULL)
         {
@@ -280,9 +242,9 @@ handle_channel (TocsinRelay       *relay,
       else if (g_str_equal (method, "PATCH"))
         {
           TocsinRelayChannelSpec spec = { 0 };
-          g_autoptr(JsonParser) parser = read_spec (relay, msg, &spec);
+          g_autoptr(JsonObject) spec_object = read_spec (relay, msg, &spec);
 
-          if (parser == NULL)
+          if (spec_object == NULL)
             return;
           channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error);
           if (channel == NULL)

@@ -1091,21 +1091,20 @@ app_message (gpointer      user_data,
              gsize         len)
 {
   Connection *conn = user_data;
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  const char *data = (const char *) bytes;
-  JsonObject *frame;
+  g_autoptr(JsonObject) frame = NULL;
   const char *frame_type = NULL;
 
   if (conn->closed)
     return;
-  /* Text frames are valid UTF-8 already (tocsin-relay-websocket.c). */
-  if (!text || len > G_MAXSSIZE || !json_parser_load_from_data (parser, data, len, NULL) ||
-      !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  /* The guarded parser: a frame of 100,000 `[` would overflow json-glib's recursion. */
+  if (text)
+    frame = tocsin_json_parse_object ((const char *) bytes, len, len,
+                                      TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
+  if (frame == NULL)
     {
       connection_close (conn, CLOSE_POLICY, "frames must be JSON objects in text frames");
       return;
     }
-  frame = json_node_get_object (json_parser_get_root (parser));
   if (json_object_has_member (frame, "type") &&
       JSON_NODE_HOLDS_VALUE (json_object_get_member (frame, "type")) &&
       json_node_get_value_type (json_object_get_member (frame, "type")) == G_TYPE_STRING)

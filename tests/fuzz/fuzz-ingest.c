@@ -3,25 +3,34 @@
  * libFuzzer target for the relay's ingest parser: what a webhook sender controls (query, body,
  * content type, headers) turned into the variables, the rendered message and its encoding.
  *
- * The relay keeps its parsing functions static in tocsin-relay-ingest.c (read_body takes the
- * SoupServerMessage; add_form_pairs, dedup_key, add_scope_header), so this target includes that
- * file, to fuzz exactly the code that ships, and drives it as tocsin_relay_ingest_handle does
- * between "the request has arrived" and "commit it". (A pure entry point, say
- * tocsin_relay_ingest_parse (method, query, SoupMessageHeaders *, GBytes *body, JsonObject *vars,
- * char **body_text, guint *status, GError **), would let it call one function instead.)
+ * It calls the relay's own entry points, as tocsin_relay_ingest_handle does between "the request
+ * has arrived" and "commit it": tocsin_relay_body_add_form_pairs (the query),
+ * tocsin_relay_body_read (the body, after its Content-Encoding), tocsin_relay_ingest_render and
+ * tocsin_relay_ingest_build_message.
  *
- * Input: one selector byte, then NUL-separated parts: query, body, header name, header value,
+ * Input: one selector byte (bits 0-2: Content-Type, bits 3-4: Content-Encoding), then
+ * NUL-separated parts: query, body, header name, header value,
  * title template, link template. Beyond "does not crash", it checks: an error exactly when the
  * parse fails, with a status a sender can act on (400 or 415) and a UTF-8 sentence; every
  * variable name and string is valid UTF-8; a link is only kept when safe; and the message the
- * relay would store and send decodes, as every subscriber decodes it, into the same message.
+ * relay would store and send decodes, as every subscriber decodes it, into the same message, and
+ * is never larger than the bound.
  */
 
-/* The code under test, with its statics. It defines G_LOG_DOMAIN and includes config.h. */
-#include "tocsin-relay-ingest.c"
+#define G_LOG_DOMAIN "fuzz-ingest"
+
+#include "config.h"
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "tocsin-relay-body.h"
+#include "tocsin-relay-ingest.h"
+#include "tocsin-template.h"
+
+#define MAX_BODY (64 * 1024)
+#define MAX_MESSAGE (256 * 1024)
 
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -71,6 +80,8 @@ static const char *content_types[] = {
   "application/xml",
   "APPLICATION/JSON; charset=\"UTF-8\"",
 };
+
+static const char *content_encodings[] = { NULL, "gzip", "deflate", "br" };
 
 /* libsoup warns (and our fatal mask aborts) on header names or values it would never have
  * parsed off the wire; keep to what a peer can actually send. */
@@ -132,22 +143,20 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 {
   g_autofree char *copy = NULL;
   const char *parts[6] = { "", "", "", "", "", "" };
-  g_autoptr(SoupServerMessage) msg = NULL;
+  g_autoptr(SoupMessageHeaders) headers = NULL;
   g_autoptr(JsonObject) vars = json_object_new ();
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinTemplateScope) scope = NULL;
   g_autoptr(TocsinTemplate) title_template = NULL;
   g_autoptr(TocsinTemplate) link_template = NULL;
-  g_autoptr(GPtrArray) missing = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(TocsinTemplate) empty = NULL;
   g_autoptr(TocsinMessage) message = NULL;
   g_autoptr(GDateTime) now = g_date_time_new_from_unix_utc (1795452000);
+  g_auto(TocsinRelayRendered) rendered = { 0 };
+  TocsinRelayChannel channel = { 0 };
   g_autofree char *body_text = NULL;
   g_autofree char *key = NULL;
-  g_autofree char *title = NULL;
-  g_autofree char *link = NULL;
-  const char *type, *reason = NULL;
-  SoupMessageHeaders *headers;
+  const char *type, *encoding;
   gsize body_length;
   guint status = 0, n = 0;
   const char *p, *end;
@@ -155,23 +164,30 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (size < 1)
     return 0;
   type = content_types[data[0] % G_N_ELEMENTS (content_types)];
+  encoding = content_encodings[(data[0] >> 3) % G_N_ELEMENTS (content_encodings)];
   copy = g_malloc (size);
   memcpy (copy, data + 1, size - 1);
   copy[size - 1] = '\0';
   end = copy + size - 1;
   for (p = copy; n < G_N_ELEMENTS (parts) && p <= end; p += strlen (p) + 1)
     parts[n++] = p;
-  body_length = strlen (parts[1]);
+  /* The body is the rest of the input after the query, NULs included, so that binary (gzip)
+   * bodies reach the decoder; the other parts then come from what follows its first NUL. */
+  body_length = n > 1 ? strlen (parts[1]) : 0;
+  if (n > 1 && encoding != NULL)
+    body_length = end - parts[1];
 
-  msg = g_object_new (SOUP_TYPE_SERVER_MESSAGE, NULL);
-  headers = soup_server_message_get_request_headers (msg);
+  headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
   if (type)
     soup_message_headers_replace (headers, "Content-Type", type);
+  if (encoding)
+    soup_message_headers_replace (headers, "Content-Encoding", encoding);
   if (header_ok (parts[2], parts[3]))
     soup_message_headers_append (headers, parts[2], parts[3]);
 
   /* The query: its variables first, as tocsin_relay_ingest_handle does. */
-  if (*parts[0] != '\0' && !add_form_pairs (vars, parts[0], -1, "query string", &error))
+  if (*parts[0] != '\0' &&
+      !tocsin_relay_body_add_form_pairs (vars, parts[0], -1, "query string", &error))
     {
       check (error != NULL && g_utf8_validate (error->message, -1, NULL),
              "a refused query says why, in UTF-8");
@@ -185,60 +201,53 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       gboolean ok;
 
       bytes = g_bytes_new (parts[1], body_length);
-      ok = read_body (msg, bytes, vars, &body_text, &status, &error);
+      ok = tocsin_relay_body_read (headers, bytes, MAX_BODY, vars, &body_text, &status, &error);
       check (ok == (error == NULL), "an error exactly when the body is refused");
       if (!ok)
         {
-          check (status == 400 || status == 415, "a refusal is 400 or 415");
+          check (status == 400 || status == 413 || status == 415,
+                 "a refusal is 400, 413 or 415");
           check (g_utf8_validate (error->message, -1, NULL), "the reason is valid UTF-8");
           return 0;
         }
     }
   check_vars (vars);
 
-  key = dedup_key (vars, headers);
+  key = tocsin_relay_ingest_dedup_key (vars, headers);
   check (key == NULL || *key != '\0', "a dedup key is never empty");
 
-  /* Templates see the variables, the headers and the text body. */
-  scope = tocsin_template_scope_new (vars, now);
-  soup_message_headers_foreach (headers, add_scope_header, scope);
-  if (body_text)
-    tocsin_template_scope_set_body_text (scope, body_text);
+  /* The channel's templates: the title and link from the input, an empty body and condition. */
+  empty = tocsin_template_new ("body", "", NULL);
   title_template = tocsin_template_new ("title", g_utf8_validate (parts[4], -1, NULL) ? parts[4]
                                                                                      : "", NULL);
   link_template = tocsin_template_new ("link", g_utf8_validate (parts[5], -1, NULL) ? parts[5]
                                                                                    : "", NULL);
-  title = title_template ? tocsin_template_render (title_template, scope, missing)
-                         : g_strdup ("");
-  if (link_template != NULL && !tocsin_template_is_empty (link_template))
-    link = tocsin_template_render (link_template, scope, missing);
-  else
-    {
-      JsonNode *node = json_object_get_member (vars, "externalLink");
+  channel.id = 1;
+  channel.name = (char *) "Fuzz";
+  channel.title = title_template ? title_template : empty;
+  channel.body = empty;
+  channel.link = link_template ? link_template : empty;
+  channel.condition = empty;
+  tocsin_relay_ingest_render (&channel, vars, headers, body_text, now, &rendered);
+  check (!rendered.filtered, "an empty condition lets everything through");
+  check (rendered.link == NULL || rendered.link_dropped == NULL, "a dropped link is gone");
 
-      if (node != NULL && JSON_NODE_HOLDS_VALUE (node) &&
-          json_node_get_value_type (node) == G_TYPE_STRING)
-        link = g_strdup (json_node_get_string (node));
-    }
-  if (link != NULL && !tocsin_link_is_safe (link, &reason))
+  /* The message as the relay would commit and send it: within the bound, or refused. */
+  message = tocsin_relay_ingest_build_message (&channel, vars, &rendered, 1795452000000,
+                                               MAX_MESSAGE, &error);
+  if (message == NULL)
     {
-      check (reason != NULL, "an unsafe link has a reason");
-      g_clear_pointer (&link, g_free);
+      check (error != NULL && g_utf8_validate (error->message, -1, NULL),
+             "a message over the bound is refused with a sentence");
+      return 0;
     }
-
-  /* The message as the relay would commit and send it. */
-  message = tocsin_message_new ();
   message->id = 1;
-  message->channel = 1;
-  message->channel_name = g_strdup ("Fuzz");
-  message->time_ms = 1795452000000;
-  g_free (message->title);
-  message->title = g_steal_pointer (&title);
-  g_free (message->body);
-  message->body = g_strdup (body_text ? body_text : "");
-  message->external_link = g_steal_pointer (&link);
-  g_clear_pointer (&message->vars, json_object_unref);
-  message->vars = json_object_ref (vars);
+  {
+    gsize length = 0;
+    g_autofree char *encoded = tocsin_message_to_data (message, &length);
+
+    check (encoded != NULL && length <= MAX_MESSAGE, "a stored message is within the bound");
+  }
   check_message_survives (message);
   return 0;
 }

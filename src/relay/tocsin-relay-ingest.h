@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-ingest.h: the pure steps of a webhook, between its decoded variables and the
+ * store: render (condition, title, body, link) and build the message to store, within the size
+ * every subscriber can take. No I/O: tests/fuzz/fuzz-ingest.c calls them as the handler does.
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+#include <libsoup/soup.h>
+
+#include "tocsin-message.h"
+#include "tocsin-relay-store.h"
+
+G_BEGIN_DECLS
+
+typedef struct
+{
+  gboolean    filtered;      /* the condition said no: nothing is stored */
+  char       *title;
+  char       *body;
+  char       *link;          /* NULL: none, or dropped */
+  const char *link_dropped;  /* static reason the link was dropped, or NULL */
+  GPtrArray  *missing;       /* (element-type utf8) variables the templates named, absent */
+  GError     *over_budget;   /* set when the templates went over their work budget: 422 */
+} TocsinRelayRendered;
+
+void tocsin_relay_rendered_clear (TocsinRelayRendered *rendered);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (TocsinRelayRendered, tocsin_relay_rendered_clear)
+
+/* Evaluates @channel's condition and renders its title, body and link over @vars, the request
+ * @headers (may be NULL) and the text body (may be NULL). @now: the templates' clock (NULL:
+ * the real time). */
+void tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
+                                 JsonObject               *vars,
+                                 SoupMessageHeaders       *headers,
+                                 const char               *body_text,
+                                 GDateTime                *now,
+                                 TocsinRelayRendered      *out);
+
+/* The dedup key: the `eventId` variable, else Idempotency-Key, else webhook-id. NULL: none. */
+char *tocsin_relay_ingest_dedup_key (JsonObject         *vars,
+                                     SoupMessageHeaders *headers);
+
+/* The largest message the relay stores, encoded, when subscribers may each fall
+ * @max_queue_bytes behind: a quarter of it, so that a message answered 200 always fits a
+ * subscriber's queue with room for the frame around it and the one before it. */
+gsize tocsin_relay_ingest_max_message (gsize max_queue_bytes);
+
+/* The message to store for @rendered; NULL with a 413 sentence in @error when, encoded, it
+ * would be larger than @max_message bytes. */
+TocsinMessage *tocsin_relay_ingest_build_message (const TocsinRelayChannel  *channel,
+                                                  JsonObject                *vars,
+                                                  const TocsinRelayRendered *rendered,
+                                                  gint64                     time_ms,
+                                                  gsize                      max_message,
+                                                  GError                   **error);
+
+G_END_DECLS
