@@ -13,6 +13,8 @@
 #include <glib/gstdio.h>
 
 #include "tocsin-token.h"
+#include "tocsin-relay-api.h"
+#include "tocsin-relay-ratelimit.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-test-relay.h"
 
@@ -641,25 +643,25 @@ static void
 test_rate_limit (Fixture       *f,
                  gconstpointer  data)
 {
+  g_autoptr(TocsinRelayRateLimit) limit = tocsin_relay_rate_limit_new ();
   gint64 t = 1000 * G_USEC_PER_SEC;
   guint remaining = 0, reset = 0, retry = 0;
 
   for (int i = 0; i < 3; i++)
-    g_assert_true (tocsin_relay_store_take_rate_token (f->store, 1, 1.0, 3, t, &remaining,
-                                                       &reset, &retry));
+    g_assert_true (tocsin_relay_rate_limit_take (limit, 1, 1.0, 3, t, &remaining, &reset,
+                                                 &retry));
   g_assert_cmpuint (remaining, ==, 0);
-  g_assert_false (tocsin_relay_store_take_rate_token (f->store, 1, 1.0, 3, t, &remaining,
-                                                      &reset, &retry));
+  g_assert_false (tocsin_relay_rate_limit_take (limit, 1, 1.0, 3, t, &remaining, &reset, &retry));
   g_assert_cmpuint (retry, ==, 1);
   g_assert_cmpuint (reset, ==, 3);
 
   /* Another channel has its own bucket. */
-  g_assert_true (tocsin_relay_store_take_rate_token (f->store, 2, 1.0, 3, t, NULL, NULL, NULL));
+  g_assert_true (tocsin_relay_rate_limit_take (limit, 2, 1.0, 3, t, NULL, NULL, NULL));
 
   /* A second later one token is back, and only one. */
   t += G_USEC_PER_SEC;
-  g_assert_true (tocsin_relay_store_take_rate_token (f->store, 1, 1.0, 3, t, NULL, NULL, NULL));
-  g_assert_false (tocsin_relay_store_take_rate_token (f->store, 1, 1.0, 3, t, NULL, NULL, &retry));
+  g_assert_true (tocsin_relay_rate_limit_take (limit, 1, 1.0, 3, t, NULL, NULL, NULL));
+  g_assert_false (tocsin_relay_rate_limit_take (limit, 1, 1.0, 3, t, NULL, NULL, &retry));
   g_assert_cmpuint (retry, ==, 1);
 }
 
@@ -869,7 +871,7 @@ main (int   argc,
   ADD ("/relay/store/retention", test_retention);
   ADD ("/relay/store/admin-keys", test_admin_keys);
   ADD ("/relay/store/presence", test_presence);
-  ADD ("/relay/store/rate-limit", test_rate_limit);
+  ADD ("/relay/ratelimit/per-channel", test_rate_limit);
 #undef ADD
 
   return g_test_run ();

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-cli.h"
 #include "tocsin-relay-server.h"
 
 static void

@@ -17,7 +17,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-relay-body.h"
-#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-api.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
@@ -404,4 +404,67 @@ tocsin_relay_api_handle (TocsinRelay       *relay,
 
   handle_channel (relay, msg, method, id,
                   parts[1] != NULL && *parts[1] != '\0' ? parts[1] : NULL);
+}
+
+/* ---- views of a channel ---- */
+
+JsonObject *
+tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
+                                     const char         *public_url)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *subscribe = NULL, *ws = NULL;
+
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  subscribe = g_strdup_printf ("%s/s/%s", public_url ? public_url : "", channel->subscribe_token);
+  if (g_str_has_prefix (subscribe, "https:"))
+    ws = g_strdup_printf ("wss:%s/ws", subscribe + strlen ("https:"));
+  else if (g_str_has_prefix (subscribe, "http:"))
+    ws = g_strdup_printf ("ws:%s/ws", subscribe + strlen ("http:"));
+  else
+    ws = g_strdup_printf ("%s/ws", subscribe);
+
+  json_object_set_int_member (object, "id", channel->id);
+  json_object_set_string_member (object, "name", channel->name);
+  json_object_set_string_member (object, "description", channel->description);
+  json_object_set_string_member (object, "title", channel->title_source);
+  json_object_set_string_member (object, "body", channel->body_source);
+  json_object_set_string_member (object, "link", channel->link_source);
+  /* Not the condition: it decides what is sent, may compare with a shared secret, and a
+   * subscriber needs none of it. */
+  json_object_set_string_member (object, "subscribeUrl", subscribe);
+  json_object_set_string_member (object, "websocketUrl", ws);
+  return object;
+}
+
+JsonObject *
+tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
+                                    const char         *public_url)
+{
+  JsonObject *object = json_object_new ();
+  g_autofree char *webhook = NULL, *subscribe = NULL, *created = NULL;
+
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  if (public_url == NULL)
+    public_url = "";
+  webhook = g_strdup_printf ("%s/t/%s", public_url, channel->trigger_token);
+  subscribe = g_strdup_printf ("%s/s/%s", public_url, channel->subscribe_token);
+  created = tocsin_format_time_ms (channel->created_at * 1000);
+
+  json_object_set_int_member (object, "id", channel->id);
+  json_object_set_string_member (object, "name", channel->name);
+  json_object_set_string_member (object, "description", channel->description);
+  json_object_set_string_member (object, "title", channel->title_source);
+  json_object_set_string_member (object, "body", channel->body_source);
+  json_object_set_string_member (object, "link", channel->link_source);
+  json_object_set_string_member (object, "condition", channel->condition_source);
+  json_object_set_string_member (object, "trigger_token", channel->trigger_token);
+  json_object_set_string_member (object, "subscribe_token", channel->subscribe_token);
+  json_object_set_string_member (object, "webhook_url", webhook);
+  json_object_set_string_member (object, "subscribe_url", subscribe);
+  json_object_set_string_member (object, "created_at", created);
+  json_object_set_int_member (object, "last_id", channel->last_id);
+  return object;
 }

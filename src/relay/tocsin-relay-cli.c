@@ -17,7 +17,8 @@
 
 #include "tocsin-json.h"
 #include "tocsin-relay-config.h"
-#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-api.h"
+#include "tocsin-relay-cli.h"
 #include "tocsin-relay-store.h"
 
 #define EXIT_USAGE 2

@@ -28,7 +28,7 @@
 #include "tocsin-relay-body.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
-#include "tocsin-relay-handlers.h"
+#include "tocsin-relay-ratelimit.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-server.h"
@@ -315,10 +315,10 @@ admit (TocsinRelay       *relay,
       return NULL;
     }
 
-  if (!tocsin_relay_store_take_rate_token (relay->store, channel->id,
-                                           relay->config.rate_per_second,
-                                           relay->config.rate_burst, g_get_monotonic_time (),
-                                           &remaining, &reset, &retry_after))
+  if (!tocsin_relay_rate_limit_take (relay->rate_limit, channel->id,
+                                     relay->config.rate_per_second,
+                                     relay->config.rate_burst, g_get_monotonic_time (),
+                                     &remaining, &reset, &retry_after))
     {
       g_autofree char *retry = g_strdup_printf ("%u", retry_after);
 

@@ -10,9 +10,15 @@
 #include <libsoup/soup.h>
 
 #include "tocsin-message.h"
+#include "tocsin-relay.h"
 #include "tocsin-relay-store.h"
 
 G_BEGIN_DECLS
+
+/* /t/{token}: GET, POST, PUT. Pauses @msg until the message is committed. */
+void tocsin_relay_ingest_handle (TocsinRelay       *relay,
+                                 SoupServerMessage *msg,
+                                 const char        *token);
 
 typedef struct
 {

@@ -86,12 +86,6 @@ typedef struct
   GArray   *ids;         /* READ_TOKENS */
 } ReadJob;
 
-typedef struct
-{
-  double tokens;
-  gint64 updated_us;
-} Bucket;
-
 struct _TocsinRelayStore
 {
   char         *data_dir;
@@ -113,7 +107,6 @@ struct _TocsinRelayStore
   GHashTable   *wstmts;      /* wdb's kept statements */
   gint          retention;   /* seconds; atomic, the writer thread reads it */
 
-  GHashTable   *buckets;     /* channel id → Bucket; main thread only */
 };
 
 G_DEFINE_QUARK (tocsin-relay-store-error-quark, tocsin_relay_store_error)
@@ -605,7 +598,6 @@ tocsin_relay_store_open (const char  *data_dir,
   store->retention = 24 * 60 * 60;
   store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
                                            (GDestroyNotify) tocsin_relay_channel_unref);
-  store->buckets = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   store->jobs = g_async_queue_new_full ((GDestroyNotify) job_free);
   store->writer = g_thread_new ("tocsin-store-writer", writer_main, store);
   return store;
@@ -644,7 +636,6 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_hash_table_unref (store->channels);
   g_hash_table_unref (store->by_trigger);
   g_hash_table_unref (store->by_subscribe);
-  g_hash_table_unref (store->buckets);
   g_mutex_clear (&store->lock);
   g_free (store->data_dir);
   g_free (store->path);
@@ -1649,69 +1640,6 @@ tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore  *store,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-/* ---- public views ---- */
-
-JsonObject *
-tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
-                                     const char         *public_url)
-{
-  JsonObject *object = json_object_new ();
-  g_autofree char *subscribe = NULL, *ws = NULL;
-
-  g_return_val_if_fail (channel != NULL, NULL);
-
-  subscribe = g_strdup_printf ("%s/s/%s", public_url ? public_url : "", channel->subscribe_token);
-  if (g_str_has_prefix (subscribe, "https:"))
-    ws = g_strdup_printf ("wss:%s/ws", subscribe + strlen ("https:"));
-  else if (g_str_has_prefix (subscribe, "http:"))
-    ws = g_strdup_printf ("ws:%s/ws", subscribe + strlen ("http:"));
-  else
-    ws = g_strdup_printf ("%s/ws", subscribe);
-
-  json_object_set_int_member (object, "id", channel->id);
-  json_object_set_string_member (object, "name", channel->name);
-  json_object_set_string_member (object, "description", channel->description);
-  json_object_set_string_member (object, "title", channel->title_source);
-  json_object_set_string_member (object, "body", channel->body_source);
-  json_object_set_string_member (object, "link", channel->link_source);
-  /* Not the condition: it decides what is sent, may compare with a shared secret, and a
-   * subscriber needs none of it. */
-  json_object_set_string_member (object, "subscribeUrl", subscribe);
-  json_object_set_string_member (object, "websocketUrl", ws);
-  return object;
-}
-
-JsonObject *
-tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
-                                    const char         *public_url)
-{
-  JsonObject *object = json_object_new ();
-  g_autofree char *webhook = NULL, *subscribe = NULL, *created = NULL;
-
-  g_return_val_if_fail (channel != NULL, NULL);
-
-  if (public_url == NULL)
-    public_url = "";
-  webhook = g_strdup_printf ("%s/t/%s", public_url, channel->trigger_token);
-  subscribe = g_strdup_printf ("%s/s/%s", public_url, channel->subscribe_token);
-  created = tocsin_format_time_ms (channel->created_at * 1000);
-
-  json_object_set_int_member (object, "id", channel->id);
-  json_object_set_string_member (object, "name", channel->name);
-  json_object_set_string_member (object, "description", channel->description);
-  json_object_set_string_member (object, "title", channel->title_source);
-  json_object_set_string_member (object, "body", channel->body_source);
-  json_object_set_string_member (object, "link", channel->link_source);
-  json_object_set_string_member (object, "condition", channel->condition_source);
-  json_object_set_string_member (object, "trigger_token", channel->trigger_token);
-  json_object_set_string_member (object, "subscribe_token", channel->subscribe_token);
-  json_object_set_string_member (object, "webhook_url", webhook);
-  json_object_set_string_member (object, "subscribe_url", subscribe);
-  json_object_set_string_member (object, "created_at", created);
-  json_object_set_int_member (object, "last_id", channel->last_id);
-  return object;
-}
-
 /* ---- presence ---- */
 
 void
@@ -1792,54 +1720,6 @@ tocsin_relay_store_list_presence (TocsinRelayStore  *store,
 }
 
 /* ---- rate limits ---- */
-
-gboolean
-tocsin_relay_store_take_rate_token (TocsinRelayStore *store,
-                                    gint64            channel_id,
-                                    double            rate,
-                                    guint             burst,
-                                    gint64            now_us,
-                                    guint            *remaining,
-                                    guint            *reset,
-                                    guint            *retry_after)
-{
-  Bucket *bucket;
-  gboolean allowed;
-
-  g_return_val_if_fail (store != NULL, FALSE);
-
-  if (rate <= 0)
-    rate = 1;
-  if (burst == 0)
-    burst = 1;
-
-  bucket = g_hash_table_lookup (store->buckets, &channel_id);
-  if (bucket == NULL)
-    {
-      bucket = g_new0 (Bucket, 1);
-      bucket->tokens = burst;
-      bucket->updated_us = now_us;
-      g_hash_table_insert (store->buckets, g_memdup2 (&channel_id, sizeof channel_id), bucket);
-    }
-  if (now_us > bucket->updated_us)
-    {
-      bucket->tokens = MIN ((double) burst,
-                            bucket->tokens + rate * (now_us - bucket->updated_us) / G_USEC_PER_SEC);
-      bucket->updated_us = now_us;
-    }
-
-  allowed = bucket->tokens >= 1.0;
-  if (allowed)
-    bucket->tokens -= 1.0;
-
-  if (remaining)
-    *remaining = (guint) bucket->tokens;
-  if (reset)
-    *reset = (guint) ceil ((burst - bucket->tokens) / rate);
-  if (retry_after)
-    *retry_after = allowed ? 0 : MAX (1, (guint) ceil ((1.0 - bucket->tokens) / rate));
-  return allowed;
-}
 
 /* ---- the writer thread ---- */
 

@@ -101,13 +101,6 @@ GHashTable *tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore 
                                                                GAsyncResult        *result,
                                                                GError             **error);
 
-/* The public view of a channel (no trigger token, no owner key): what /s/{token} shows before
- * someone subscribes. {"id","name","description","title","body","link",
- * "subscribeUrl","websocketUrl"} built on @public_url; never the condition (it may hold a
- * secret). */
-JsonObject *tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
-                                                 const char         *public_url);
-
 /* Presence, so that `tocsin-relay subscribers ID` (another process) and the owner API can list
  * who is connected. Called by the hub on connect/disconnect; must not block the main loop.
  * @conn_id is unique within this server process; @kind is "ws", "sse", "json" or "app". */
@@ -234,23 +227,5 @@ TocsinRelayCommit *tocsin_relay_store_commit_finish  (TocsinRelayStore    *store
 gboolean tocsin_relay_store_prune (TocsinRelayStore *store,
                                    gint64            now_ms,
                                    GError          **error);
-
-/* Per-channel token bucket (@rate tokens a second, @burst deep), main thread only. TRUE when the
- * request may go on. *remaining: tokens left; *reset: seconds until the bucket is full again;
- * *retry_after: seconds until one token is back (when FALSE). */
-gboolean tocsin_relay_store_take_rate_token (TocsinRelayStore *store,
-                                             gint64            channel_id,
-                                             double            rate,
-                                             guint             burst,
-                                             gint64            now_us,
-                                             guint            *remaining,
-                                             guint            *reset,
-                                             guint            *retry_after);
-
-/* The owner's view: everything but the owner key, snake_case as `channel create --json`:
- * {"id","name","description","title","body","link","condition","trigger_token",
- * "subscribe_token","webhook_url","subscribe_url","created_at","last_id"}. */
-JsonObject *tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
-                                                const char         *public_url);
 
 G_END_DECLS

@@ -13,6 +13,7 @@ G_BEGIN_DECLS
 typedef struct _TocsinRelayStore TocsinRelayStore;   /* tocsin-relay-store.h */
 typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
 typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttle.h */
+typedef struct _TocsinRelayRateLimit TocsinRelayRateLimit; /* tocsin-relay-ratelimit.h */
 
 typedef struct
 {
@@ -38,6 +39,7 @@ typedef struct
   TocsinRelayHub    *hub;
   SoupServer        *server;
   TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
+  TocsinRelayRateLimit *rate_limit;      /* per channel; see tocsin-relay-ratelimit.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
