@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-compat.h"
 #include "tocsin-json.h"
 #include "tocsin-record.h"
 
@@ -51,21 +52,6 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
-
-/* g_set_str() is GLib 2.76; Debian 12 has 2.74. */
-static gboolean
-set_str (char       **field,
-         const char  *value)
-{
-  char *copy;
-
-  if (g_strcmp0 (*field, value) == 0)
-    return FALSE;
-  copy = g_strdup (value);
-  g_free (*field);
-  *field = copy;
-  return TRUE;
-}
 
 static void
 tocsin_record_finalize (GObject *object)
@@ -199,11 +185,11 @@ tocsin_record_new_from_message (const char          *relay_url,
   self->channel_id = message->channel;
   self->channel_name = g_strdup (message->channel_name);
   self->message_id = message->id;
-  set_str (&self->title, message->title);
-  set_str (&self->body, message->body);
+  tocsin_set_str (&self->title, message->title);
+  tocsin_set_str (&self->body, message->body);
   self->link = g_strdup (message->external_link);
   self->time = message->time_ms;
-  set_str (&self->vars_json, vars);
+  tocsin_set_str (&self->vars_json, vars);
   self->loaded = TRUE;
   return self;
 }
@@ -262,7 +248,7 @@ mark_loaded (TocsinRecord *self)
     g_return_if_fail (TOCSIN_IS_RECORD (self));                       \
     if (value == NULL)                                                \
       value = fallback;                                               \
-    if (set_str (&self->field, value))                              \
+    if (tocsin_set_str (&self->field, value))                        \
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP]);   \
   }
 

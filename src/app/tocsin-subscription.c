@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-compat.h"
 #include "tocsin-subscription.h"
 
 struct _TocsinSubscription
@@ -44,21 +45,6 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
-
-/* g_set_str() is GLib 2.76; Debian 12 has 2.74. */
-static gboolean
-set_str (char       **field,
-         const char  *value)
-{
-  char *copy;
-
-  if (g_strcmp0 (*field, value) == 0)
-    return FALSE;
-  copy = g_strdup (value);
-  g_free (*field);
-  *field = copy;
-  return TRUE;
-}
 
 static void
 tocsin_subscription_finalize (GObject *object)
@@ -208,7 +194,7 @@ GETTER (const char *, error)
   tocsin_subscription_set_##name (TocsinSubscription *self, const char *value) \
   {                                                                           \
     g_return_if_fail (TOCSIN_IS_SUBSCRIPTION (self));                         \
-    if (set_str (&self->name, value))                                         \
+    if (tocsin_set_str (&self->name, value))                                  \
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP]);           \
   }
 

@@ -229,6 +229,48 @@ tocsin_json_is_valid_text (JsonNode *node,
     }
 }
 
+/* ---- reading a peer's object ----------------------------------------------------------- */
+
+gint64
+tocsin_json_get_int (JsonObject *object,
+                     const char *name,
+                     gint64      fallback)
+{
+  JsonNode *node = object ? json_object_get_member (object, name) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node))
+    return fallback;
+  switch (json_node_get_value_type (node))
+    {
+    case G_TYPE_INT64:
+      return json_node_get_int (node);
+    case G_TYPE_DOUBLE:
+      {
+        double d = json_node_get_double (node);
+
+        /* Only integral values that fit; anything else is not an id. */
+        if (d >= -9.0e15 && d <= 9.0e15 && d == (double) (gint64) d)
+          return (gint64) d;
+        return fallback;
+      }
+    default:
+      return fallback;
+    }
+}
+
+const char *
+tocsin_json_get_string (JsonObject *object,
+                        const char *name,
+                        const char *fallback)
+{
+  JsonNode *node = object ? json_object_get_member (object, name) : NULL;
+
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
+      json_node_get_value_type (node) != G_TYPE_STRING)
+    return fallback;
+  return json_node_get_string (node);
+}
+
 /* ---- the guarded parser --------------------------------------------------------------- */
 
 /* One pass over the text: depth counted outside strings, raw control characters refused inside

@@ -49,6 +49,15 @@ JsonObject *tocsin_json_parse_object (const char  *data,
                                       guint        max_depth,
                                       GError     **error);
 
+/* Like json_object_get_*_member_with_default(), but quiet when a peer sent the wrong type (an
+ * object where a number belongs, say): those return @fallback instead of raising a critical. */
+gint64      tocsin_json_get_int    (JsonObject *object,
+                                    const char *name,
+                                    gint64      fallback);
+const char *tocsin_json_get_string (JsonObject *object,
+                                    const char *name,
+                                    const char *fallback);
+
 /* Appends @s as a JSON string literal, quotes included: the one JSON string escaper. */
 void tocsin_json_append_string (GString    *out,
                                 const char *s);

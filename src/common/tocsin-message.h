@@ -8,6 +8,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-json.h"
+
 G_BEGIN_DECLS
 
 #define TOCSIN_MESSAGE_ERROR (tocsin_message_error_quark ())
@@ -50,11 +52,5 @@ gboolean       tocsin_link_is_safe                 (const char *uri, const char 
 char          *tocsin_format_time_ms               (gint64 unix_ms);
 gint64         tocsin_parse_time_ms                (const char *rfc3339);
 
-/* Like json_object_get_*_member_with_default(), but quiet when a peer sent the wrong type (an
- * object where a number belongs, say): those return @fallback instead of raising a critical. */
-gint64         tocsin_json_get_int                 (JsonObject *object, const char *name,
-                                                    gint64 fallback);
-const char    *tocsin_json_get_string              (JsonObject *object, const char *name,
-                                                    const char *fallback);
 
 G_END_DECLS

@@ -9,7 +9,7 @@
  * The store calls here run on the main thread: they are single-row SQLite statements on a
  * WAL database, rare (people editing channels), and far shorter than a network round trip.
  */
-#define G_LOG_DOMAIN "tocsin-relay-api"
+#define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 

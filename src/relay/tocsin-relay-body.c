@@ -12,7 +12,7 @@
  * Every refusal sets the status (400, 413, 415) and a sentence the sender can act on. The
  * sender's bytes are never logged.
  */
-#define G_LOG_DOMAIN "tocsin-relay-ingest"
+#define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 

@@ -6,7 +6,7 @@
  * (SQLite WAL lets both in; the server reads channels from the database on every lookup, so a
  * new channel or a rotated trigger token takes effect there at once).
  */
-#define G_LOG_DOMAIN "tocsin-relay-cli"
+#define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 

@@ -17,7 +17,7 @@
  *
  * Nothing a sender sent (variables, headers, tokens) is ever logged.
  */
-#define G_LOG_DOMAIN "tocsin-relay-ingest"
+#define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 

@@ -13,7 +13,7 @@
  * returns), which is what the relay promises; FULL also fsyncs the WAL at each commit so that an
  * acknowledged message survives a power cut too. Group commit pays that fsync once per batch.
  */
-#define G_LOG_DOMAIN "tocsin-relay-store"
+#define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 

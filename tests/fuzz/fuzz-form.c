@@ -15,33 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz-common.h"
 #include "tocsin-relay-body.h"
-
-int LLVMFuzzerInitialize (int *argc, char ***argv);
-int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
-/* A g_return_if_fail or g_warning reached by input is a bug: make it a crash (abort(), which
- * libFuzzer catches, where GLib's fatal path raises SIGTRAP, which it does not). */
-static GLogWriterOutput
-abort_on_warning (GLogLevelFlags   level,
-                  const GLogField *fields,
-                  gsize            n_fields,
-                  gpointer         user_data)
-{
-  GLogWriterOutput output = g_log_writer_default (level, fields, n_fields, user_data);
-
-  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
-    abort ();
-  return output;
-}
-
-int
-LLVMFuzzerInitialize (int    *argc,
-                      char ***argv)
-{
-  g_log_set_writer_func (abort_on_warning, NULL, NULL);
-  return 0;
-}
 
 static void
 check (gboolean    ok,
