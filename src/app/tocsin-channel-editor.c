@@ -68,7 +68,17 @@ static void
 toast (TocsinChannelEditor *self,
        const char          *text)
 {
-  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (text));
+  AdwToast *t = adw_toast_new (text);
+  GtkWidget *title = gtk_label_new (text);
+
+  /* libadwaita 1.2 ellipsizes a toast's title on one line: wrap it instead, so a sentence
+   * (or an error from the relay) is read whole. */
+  gtk_label_set_wrap (GTK_LABEL (title), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (title), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_max_width_chars (GTK_LABEL (title), 40);
+  gtk_widget_add_css_class (title, "heading");
+  adw_toast_set_custom_title (t, title);
+  adw_toast_overlay_add_toast (self->toast_overlay, t);
 }
 
 static char *
@@ -544,7 +554,7 @@ save_action (GtkWidget  *widget,
   update_preview (self);
   if (self->has_errors)
     {
-      toast (self, _("Fix the template errors shown in red first."));
+      toast (self, _("Fix the errors in red first"));
       return;
     }
   fields = collect_fields (self);
@@ -552,7 +562,7 @@ save_action (GtkWidget  *widget,
     {
       gtk_widget_add_css_class (GTK_WIDGET (self->name_row), "error");
       gtk_widget_grab_focus (GTK_WIDGET (self->name_row));
-      toast (self, _("Give the channel a name, for example “Prod alerts”."));
+      toast (self, _("Give the channel a name"));
       return;
     }
   gtk_widget_remove_css_class (GTK_WIDGET (self->name_row), "error");
@@ -574,7 +584,7 @@ save_action (GtkWidget  *widget,
       set_busy (self, FALSE);
       gtk_widget_add_css_class (GTK_WIDGET (self->relay_row), "error");
       gtk_widget_grab_focus (GTK_WIDGET (self->relay_row));
-      toast (self, _("Enter the relay’s address, for example https://relay.example.com"));
+      toast (self, _("Enter the relay’s address"));
       return;
     }
   gtk_widget_remove_css_class (GTK_WIDGET (self->relay_row), "error");

@@ -60,7 +60,7 @@ apply_time (TocsinPreferencesWindow *self,
       g_autofree char *current = g_settings_get_string (self->settings, key);
 
       adw_preferences_window_add_toast (ADW_PREFERENCES_WINDOW (self),
-                                        adw_toast_new (_("Write the time as hours and minutes, for example 22:00")));
+                                        adw_toast_new (_("Use a time such as 22:00")));
       gtk_widget_add_css_class (GTK_WIDGET (row), "error");
       gtk_editable_set_text (GTK_EDITABLE (row), current);
       return;
@@ -92,7 +92,7 @@ default_relay_apply_cb (TocsinPreferencesWindow *self)
       && !g_str_has_prefix (stripped, "http://") && !g_str_has_prefix (stripped, "https://"))
     {
       adw_preferences_window_add_toast (ADW_PREFERENCES_WINDOW (self),
-                                        adw_toast_new (_("A relay address starts with https:// or http://")));
+                                        adw_toast_new (_("Start with https:// or http://")));
       gtk_widget_add_css_class (GTK_WIDGET (self->default_relay_row), "error");
       return;
     }

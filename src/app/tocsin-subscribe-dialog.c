@@ -347,6 +347,8 @@ tocsin_subscribe_dialog_new (GtkWindow    *parent,
       g_clear_handle_id (&self->fetch_id, g_source_remove);
       fetch_cb (self);
     }
+  /* Ctrl+N is "paste the link here": the link field has focus when the dialog opens. */
+  gtk_window_set_focus (GTK_WINDOW (self), GTK_WIDGET (self->link_row));
   return GTK_WIDGET (self);
 }
 
