@@ -973,7 +973,97 @@ change_done_cb (GObject      *object,
     }
 }
 
-typedef enum { CONFIRM_MARK_ALL_READ, CONFIRM_CLEAR_CHANNEL, CONFIRM_CLEAR_ALL, CONFIRM_UNSUBSCRIBE } ConfirmKind;
+/* ---- undo ---------------------------------------------------------------------------- */
+
+/* What can be undone is done at once, with an Undo button on its toast, instead of asking
+ * first (GNOME HIG). The history keeps what the change removed until the toast goes. */
+typedef struct
+{
+  TocsinHistory *history;
+  guint64        batch;
+  gboolean       undone;
+} Undo;
+
+static void
+undo_free (gpointer data,
+           GClosure *closure)
+{
+  Undo *undo = data;
+
+  g_object_unref (undo->history);
+  g_free (undo);
+}
+
+static void
+undo_clicked_cb (AdwToast *toast,
+                 Undo     *undo)
+{
+  undo->undone = TRUE;
+  tocsin_history_undo_async (undo->history, undo->batch, NULL, NULL, NULL);
+}
+
+static void
+undo_dismissed_cb (AdwToast *toast,
+                   Undo     *undo)
+{
+  if (!undo->undone)
+    tocsin_history_forget_undo_async (undo->history, undo->batch, NULL, NULL, NULL);
+}
+
+static void
+undo_toast (TocsinWindow *self,
+            const char   *text,
+            guint64       batch)
+{
+  AdwToast *t = toast_new (text);
+  Undo *undo = g_new0 (Undo, 1);
+
+  undo->history = g_object_ref (tocsin_client_get_history (self->client));
+  undo->batch = batch;
+  adw_toast_set_button_label (t, _("_Undo"));
+  adw_toast_set_timeout (t, 7);
+  adw_toast_set_priority (t, ADW_TOAST_PRIORITY_HIGH);
+  g_signal_connect (t, "button-clicked", G_CALLBACK (undo_clicked_cb), undo);
+  g_signal_connect_data (t, "dismissed", G_CALLBACK (undo_dismissed_cb), undo, undo_free, 0);
+  adw_toast_overlay_add_toast (self->toast_overlay, t);
+}
+
+static void
+mark_all_read_undoable (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
+  guint64 batch = tocsin_history_new_undo_batch (history);
+
+  tocsin_history_mark_all_read_undoable_async (history,
+                                               subscription ? tocsin_subscription_get_relay_url (subscription) : NULL,
+                                               subscription ? tocsin_subscription_get_channel_id (subscription) : 0,
+                                               batch, self->cancellable, change_done_cb,
+                                               g_object_ref (self));
+  undo_toast (self, _("Marked as read"), batch);
+}
+
+static void
+clear_channel_undoable (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
+  g_autofree char *text = NULL;
+  guint64 batch;
+
+  if (subscription == NULL)
+    return;
+  batch = tocsin_history_new_undo_batch (history);
+  tocsin_history_clear_undoable_async (history, tocsin_subscription_get_relay_url (subscription),
+                                       tocsin_subscription_get_channel_id (subscription), batch,
+                                       self->cancellable, change_done_cb, g_object_ref (self));
+  /* Translators: a toast after clearing a channel; %s is its name */
+  text = g_strdup_printf (_("“%s” cleared"), tocsin_subscription_get_name (subscription));
+  undo_toast (self, text, batch);
+}
+
+/* What cannot be undone is asked first. */
+typedef enum { CONFIRM_CLEAR_ALL, CONFIRM_UNSUBSCRIBE } ConfirmKind;
 
 typedef struct
 {
@@ -1004,11 +1094,6 @@ confirm_response_cb (AdwMessageDialog *dialog,
     {
       switch (confirm->kind)
         {
-        case CONFIRM_MARK_ALL_READ:
-          tocsin_history_mark_all_read_async (history, relay_url, channel_id, self->cancellable,
-                                              change_done_cb, g_object_ref (self));
-          break;
-        case CONFIRM_CLEAR_CHANNEL:
         case CONFIRM_CLEAR_ALL:
           tocsin_history_clear_async (history, relay_url, channel_id, self->cancellable,
                                       change_done_cb, g_object_ref (self));
@@ -1045,21 +1130,6 @@ confirm (TocsinWindow *self,
 
   switch (kind)
     {
-    case CONFIRM_MARK_ALL_READ:
-      heading = g_strdup (_("Mark All as Read?"));
-      body = subscription
-             ? g_strdup_printf (_("Every record from “%s” will be marked as read."), name)
-             : g_strdup (_("Every record from every channel will be marked as read."));
-      button = _("_Mark All as Read");
-      destructive = FALSE;
-      break;
-    case CONFIRM_CLEAR_CHANNEL:
-      if (subscription == NULL)
-        return;
-      heading = g_strdup (_("Clear This Channel?"));
-      body = g_strdup_printf (_("Every record from “%s” will be deleted from this computer. This cannot be undone."), name);
-      button = _("_Clear Channel");
-      break;
     case CONFIRM_CLEAR_ALL:
       heading = g_strdup (_("Clear All Records?"));
       body = g_strdup (_("Every record from every channel will be deleted from this computer. Your subscriptions stay. This cannot be undone."));
@@ -1099,13 +1169,13 @@ confirm (TocsinWindow *self,
 static void
 mark_all_read_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
-  confirm (TOCSIN_WINDOW (widget), CONFIRM_MARK_ALL_READ);
+  mark_all_read_undoable (TOCSIN_WINDOW (widget));
 }
 
 static void
 clear_channel_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
-  confirm (TOCSIN_WINDOW (widget), CONFIRM_CLEAR_CHANNEL);
+  clear_channel_undoable (TOCSIN_WINDOW (widget));
 }
 
 static void
@@ -1180,11 +1250,13 @@ record_delete_action (GtkWidget  *widget,
                       GVariant   *param)
 {
   TocsinWindow *self = TOCSIN_WINDOW (widget);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
   gint64 id = g_variant_get_int64 (param);
+  guint64 batch = tocsin_history_new_undo_batch (history);
 
-  tocsin_history_delete_record_async (tocsin_client_get_history (self->client), id,
-                                      self->cancellable, change_done_cb, g_object_ref (self));
-  toast (self, _("Record deleted"));
+  tocsin_history_delete_record_undoable_async (history, id, batch, self->cancellable,
+                                               change_done_cb, g_object_ref (self));
+  undo_toast (self, _("Record deleted"), batch);
 }
 
 /* "Retry" on the offline bar: every relay that is waiting to reconnect tries now. */
