@@ -76,6 +76,8 @@ toast (TocsinChannelEditor *self,
   gtk_label_set_wrap (GTK_LABEL (title), TRUE);
   gtk_label_set_wrap_mode (GTK_LABEL (title), PANGO_WRAP_WORD_CHAR);
   gtk_label_set_max_width_chars (GTK_LABEL (title), 40);
+  /* A wrapping label asks for little width; a short title must not wrap at all. */
+  gtk_label_set_width_chars (GTK_LABEL (title), MIN ((int) g_utf8_strlen (text, -1), 30));
   gtk_widget_add_css_class (title, "heading");
   adw_toast_set_custom_title (t, title);
   adw_toast_overlay_add_toast (self->toast_overlay, t);

@@ -101,7 +101,7 @@ fill (TocsinRecordDetails *self)
   g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (tocsin_record_get_time (record) / 1000);
   /* Translators: when a record arrived, in g_date_time_format() form, e.g. "6 December 2026,
    * 14:05:09"; reorder for your language. */
-  g_autofree char *when = dt ? g_date_time_format (dt, _("%e %B %Y, %X")) : g_strdup ("");
+  g_autofree char *when = dt ? g_date_time_format (dt, _("%-e %B %Y, %X")) : g_strdup ("");
   g_autofree char *message_id = g_strdup_printf ("%" G_GINT64_FORMAT,
                                                  tocsin_record_get_message_id (record));
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -110,7 +110,7 @@ fill (TocsinRecordDetails *self)
   adw_window_title_set_subtitle (self->window_title, tocsin_record_get_title (record));
 
   add_row (self, self->message_group, _("Channel"), channel ? channel : "");
-  add_row (self, self->message_group, _("Received"), g_strstrip (when));
+  add_row (self, self->message_group, _("Received"), when);
   add_row (self, self->message_group, _("Title"), tocsin_record_get_title (record));
   add_row (self, self->message_group, _("Body"), tocsin_record_get_body (record));
   if (link && *link)

@@ -87,6 +87,8 @@ toast_new (const char *text)
   gtk_label_set_wrap (GTK_LABEL (title), TRUE);
   gtk_label_set_wrap_mode (GTK_LABEL (title), PANGO_WRAP_WORD_CHAR);
   gtk_label_set_max_width_chars (GTK_LABEL (title), 40);
+  /* A wrapping label asks for little width; a short title must not wrap at all. */
+  gtk_label_set_width_chars (GTK_LABEL (title), MIN ((int) g_utf8_strlen (text, -1), 30));
   gtk_label_set_xalign (GTK_LABEL (title), 0);
   gtk_widget_add_css_class (title, "heading");
   adw_toast_set_custom_title (t, title);
@@ -847,6 +849,13 @@ search_mode_cb (TocsinWindow *self)
 }
 
 /* ---- actions -------------------------------------------------------------------------- */
+
+static gboolean
+invert_boolean (gpointer  unused,
+                gboolean  value)
+{
+  return !value;
+}
 
 static void
 update_actions (TocsinWindow *self)
@@ -1784,6 +1793,7 @@ tocsin_window_class_init (TocsinWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, new_button);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, new_label);
   gtk_widget_class_bind_template_callback (widget_class, new_button_clicked_cb);
+  gtk_widget_class_bind_template_callback (widget_class, invert_boolean);
   gtk_widget_class_bind_template_callback (widget_class, channel_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, leaflet_folded_cb);
   gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
