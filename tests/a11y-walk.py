@@ -131,6 +131,13 @@ def check_names(window):
         elif any("_" in word and word.replace("_", "") in name.replace(word, "")
                  for word in name.split()):
             problems.append("a mnemonic underscore in the name: " + " / ".join(path))
+        # GTK 4.8 joins a label and the widget it is labelled by: "Retry Retry".
+        elif len(name.split()) % 2 == 0 and name.split()[:len(name.split()) // 2] \
+                == name.split()[len(name.split()) // 2:]:
+            problems.append("a name said twice: " + " / ".join(path))
+        # No name of ours, so a screen reader gets GTK's type name.
+        elif re.fullmatch(r"(Gtk|Adw)[A-Z]\w+", name):
+            problems.append("a type name for a name: " + " / ".join(path))
         else:
             print("ok: %s" % describe(acc))
     for problem in problems:

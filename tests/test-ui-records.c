@@ -430,6 +430,31 @@ test_popup_mark_read_once (void)
   g_signal_handler_disconnect (history, handler);
 }
 
+/* "Open Link" on a pop-up reads the record, as opening it from the window does. */
+static void
+test_popup_open_link_reads (void)
+{
+  TocsinRecordRow *row = NULL;
+  guint32 id = 0;
+
+  ring_channel (fx.channel, "n=linked&link=https%3A%2F%2Fdashboard.example.com%2Fb%2F2");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL);
+  g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
+  {
+    g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
+
+    for (guint i = 0; i < calls->len; i++)
+      if (g_strcmp0 (((TocsinTestNotifyCall *) calls->pdata[i])->summary, "Alert linked") == 0)
+        id = ((TocsinTestNotifyCall *) calls->pdata[i])->id;
+  }
+  g_assert_cmpuint (id, !=, 0);
+  tocsin_test_notify_click (NULL, id, "default");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL
+                     && tocsin_record_get_read (tocsin_record_row_get_record (row))
+                     && find_styled (GTK_WIDGET (row), "unread-dot") == NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) == 1);
+}
+
 /* ---- tests: unread -------------------------------------------------------------------- */
 
 static int
@@ -922,6 +947,7 @@ main (int   argc,
   g_test_add_func ("/ui/records/empty-states", test_empty_states);
   g_test_add_func ("/ui/records/popups-name-channel", test_popups_name_channel);
   g_test_add_func ("/ui/records/popup-mark-read-once", test_popup_mark_read_once);
+  g_test_add_func ("/ui/records/popup-open-link-reads", test_popup_open_link_reads);
   g_test_add_func ("/ui/records/unread", test_unread_looks_unread);
   g_test_add_func ("/ui/records/new-records-at-top", test_new_records_at_top);
   g_test_add_func ("/ui/records/show-and-search-start-at-newest",

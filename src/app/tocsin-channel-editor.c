@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-template.h"
@@ -967,6 +968,7 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
   };
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
   self->cancellable = g_cancellable_new ();
 
   self->views[FIELD_TITLE] = self->title_view;
@@ -999,6 +1001,28 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
                                           GTK_ACCESSIBLE_RELATION_ERROR_MESSAGE, self->errors[i],
                                           -1);
         }
+    }
+  /* GTK 4.8 reads a name and the mnemonic label it is labelled by one after the other
+   * ("Condition Condition"): the names above say it all. */
+  for (guint i = 0; i < N_FIELDS; i++)
+    gtk_accessible_reset_relation (GTK_ACCESSIBLE (self->views[i]),
+                                   GTK_ACCESSIBLE_RELATION_LABELLED_BY);
+  /* AdwPasswordEntryRow 1.2's show/hide button has no name ("GtkImage" to a screen reader). */
+  for (GtkWidget *w = GTK_WIDGET (self->admin_key_row); w != NULL; )
+    {
+      GtkWidget *next = gtk_widget_get_first_child (w);
+
+      if (GTK_IS_BUTTON (w) && gtk_button_get_label (GTK_BUTTON (w)) == NULL)
+        gtk_accessible_update_property (GTK_ACCESSIBLE (w), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                        _("Show or hide the key"), -1);
+      /* Depth first, within the row. */
+      while (next == NULL && w != GTK_WIDGET (self->admin_key_row))
+        {
+          next = gtk_widget_get_next_sibling (w);
+          if (next == NULL)
+            w = gtk_widget_get_parent (w);
+        }
+      w = next;
     }
   set_buffer (self->sample_view, SAMPLE_JSON);
   update_preview (self);

@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-record-details.h"
 
@@ -181,6 +182,7 @@ static void
 tocsin_record_details_init (TocsinRecordDetails *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 GtkWidget *

@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-subscribe-dialog.h"
 
 struct _TocsinSubscribeDialog
@@ -326,6 +327,7 @@ static void
 tocsin_subscribe_dialog_init (TocsinSubscribeDialog *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 GtkWidget *

@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
@@ -1829,6 +1830,7 @@ tocsin_window_init (TocsinWindow *self)
   self->clock = g_simple_action_new ("tick", NULL);
   self->unread = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 TocsinWindow *
