@@ -1744,6 +1744,14 @@ tocsin_window_setup (TocsinWindow      *self,
   connections_changed_cb (self);
   self->clock_id = g_timeout_add_seconds (1, clock_cb, self);
 
+  {
+    /* A hyphen inserted at a wrap would look like part of the command. */
+    PangoAttrList *attrs = pango_attr_list_new ();
+
+    pango_attr_list_insert (attrs, pango_attr_insert_hyphens_new (FALSE));
+    gtk_label_set_attributes (self->empty_curl_label, attrs);
+    pango_attr_list_unref (attrs);
+  }
   /* Without it GtkSearchBar warns on every key press and cannot hand typing to the entry. */
   gtk_search_bar_connect_entry (self->search_bar, GTK_EDITABLE (self->search_entry));
   gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
