@@ -58,7 +58,8 @@ struct _TocsinWindow
   guint               scroll_id;
   guint               new_count;      /* records that arrived above while scrolled down */
   guint               top_id;         /* pending scroll to the newest */
-  gboolean            reloaded;       /* the list was just refilled (filter, channel) */
+  gboolean            reloaded;       /* the list was just refilled */
+  gboolean            want_top;       /* the user changed what it shows: start at the newest */
   GHashTable         *unread;         /* "relay\nchannel" ("" for all) → unread count */
   guint               unread_id;      /* pending recount */
   GCancellable       *cancellable;
@@ -534,6 +535,7 @@ channel_selected_cb (TocsinWindow *self)
 {
   TocsinSubscription *subscription = selected_subscription (self);
 
+  self->want_top = TRUE;
   if (subscription != NULL)
     tocsin_record_list_set_channel (self->records,
                                     tocsin_subscription_get_relay_url (subscription),
@@ -630,10 +632,15 @@ new_button_clicked_cb (TocsinWindow *self)
 static void
 records_loading_cb (TocsinWindow *self)
 {
-  /* A refill (search, channel, filter) starts at the top of its results. */
-  if (!tocsin_record_list_get_loading (self->records))
+  if (tocsin_record_list_get_loading (self->records))
+    return;
+  /* The refill is not new records. One the user asked for (search, channel, filter) starts at
+   * the top of its results; one after a change in the history ("mark all read", undo) leaves
+   * the view where it is. */
+  self->reloaded = TRUE;
+  if (self->want_top)
     {
-      self->reloaded = TRUE;
+      self->want_top = FALSE;
       scroll_to_newest (self);
     }
 }
@@ -826,6 +833,7 @@ record_activated_cb (TocsinWindow *self,
 static void
 search_changed_cb (TocsinWindow *self)
 {
+  self->want_top = TRUE;
   tocsin_record_list_set_search (self->records, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
 }
 
@@ -1582,6 +1590,7 @@ tocsin_window_set_property (GObject      *object,
       if (self->records != NULL
           && tocsin_record_list_get_unread_only (self->records) != g_value_get_boolean (value))
         {
+          self->want_top = TRUE;
           tocsin_record_list_set_unread_only (self->records, g_value_get_boolean (value));
           g_object_notify_by_pspec (object, pspec);
         }
