@@ -143,7 +143,8 @@ run_walker (const char *first_arg,
       /* Under load a new AT-SPI client can fail to register with the accessibility bus before
        * it looks at anything; that says nothing about us, so try again. Any other failure is
        * the verdict. */
-      if (!ok && (output == NULL || strstr (output, "Couldn't register with accessibility bus") == NULL))
+      if (!ok && (output == NULL
+                  || strstr (output, "Couldn't register with accessibility bus") == NULL))
         break;
     }
   g_assert_true (ok);
@@ -195,7 +196,8 @@ test_preferences (void)
   GtkWindow *prefs = NULL;
 
   g_action_group_activate_action (G_ACTION_GROUP (fx.app), "preferences", NULL);
-  TOCSIN_WAIT_UNTIL ((prefs = find_toplevel (g_type_from_name ("TocsinPreferencesWindow"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((prefs = find_toplevel (g_type_from_name ("TocsinPreferencesWindow")))
+                     != NULL);
   run_walker ("--window", gtk_window_get_title (prefs), NULL);
   gtk_window_destroy (prefs);
 }
@@ -251,10 +253,11 @@ test_hover_keeps_channel (void)
   /* The pointer goes from the records to the channel's row and rests there. */
   for (guint i = 0; i < 2; i++)
     {
-      g_autofree char *x = g_strdup_printf ("%d", i == 0 ? gtk_widget_get_width (window) - 100
-                                                         : (int) (bounds.origin.x + 10));
-      g_autofree char *y = g_strdup_printf ("%d", i == 0 ? gtk_widget_get_height (window) / 2
-                                                         : (int) (bounds.origin.y + bounds.size.height / 2));
+      int to_x = i == 0 ? gtk_widget_get_width (window) - 100 : (int) (bounds.origin.x + 10);
+      int to_y = i == 0 ? gtk_widget_get_height (window) / 2
+                        : (int) (bounds.origin.y + bounds.size.height / 2);
+      g_autofree char *x = g_strdup_printf ("%d", to_x);
+      g_autofree char *y = g_strdup_printf ("%d", to_y);
       int status = 0;
       g_autoptr(GError) error = NULL;
 
@@ -346,16 +349,20 @@ main (int   argc,
   TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (subscription) != TOCSIN_CURSOR_NONE);
   for (guint i = 1; i <= ROWS + 1; i++)
     {
+      const char *link = i == 1 ? "&link=https%3A%2F%2Fexample.com%2F1" : "";
       g_autofree char *path = g_strdup_printf ("/t/%s?n=%u%s",
                                                json_object_get_string_member (fx.channel,
                                                                               "trigger_token"),
-                                               i, i == 1 ? "&link=https%3A%2F%2Fexample.com%2F1" : "");
+                                               i, link);
 
       g_assert_cmpuint (tocsin_test_http (fx.relay, "GET", path, NULL, NULL, 0, NULL, NULL, NULL),
                         ==, 200);
     }
-  TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (G_LIST_MODEL (tocsin_window_get_record_list (fx.window)))
-                     == ROWS + 1);
+  {
+    GListModel *records = G_LIST_MODEL (tocsin_window_get_record_list (fx.window));
+
+    TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (records) == ROWS + 1);
+  }
 
   g_test_add_func ("/ui/a11y/window", test_window);
   g_test_add_func ("/ui/a11y/channel-editor", test_channel_editor);

@@ -189,7 +189,8 @@ row_with_title (const char *title)
     {
       TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
 
-      if (tocsin_record_get_loaded (record) && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
+      if (tocsin_record_get_loaded (record)
+          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
         return rows->pdata[i];
     }
   return NULL;
@@ -198,8 +199,9 @@ row_with_title (const char *title)
 static GtkScrolledWindow *
 records_scroller (void)
 {
-  return GTK_SCROLLED_WINDOW (gtk_widget_get_ancestor (GTK_WIDGET (tocsin_window_get_records_view (fx.window)),
-                                                       GTK_TYPE_SCROLLED_WINDOW));
+  GtkWidget *view = GTK_WIDGET (tocsin_window_get_records_view (fx.window));
+
+  return GTK_SCROLLED_WINDOW (gtk_widget_get_ancestor (view, GTK_TYPE_SCROLLED_WINDOW));
 }
 
 static double
@@ -346,7 +348,8 @@ test_empty_states (void)
                             "as soon as a webhook rings"));
   g_assert_null (find_widget (page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
   /* Every icon it shows is in the icon theme (mail-inbox-symbolic was not). */
-  g_assert_true (gtk_icon_theme_has_icon (gtk_icon_theme_get_for_display (gtk_widget_get_display (window)),
+  g_assert_true (gtk_icon_theme_has_icon (
+                   gtk_icon_theme_get_for_display (gtk_widget_get_display (window)),
                                           adw_status_page_get_icon_name (ADW_STATUS_PAGE (page))));
   save_screenshot (window, "ui-records-waiting.png");
 }
@@ -713,6 +716,7 @@ row_unread (const char *title)
 static void
 test_undo (void)
 {
+  TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
   TocsinRecordRow *row = NULL;
   g_autofree char *title = g_strdup_printf ("Alert %u", fx.rung);
   guint before;
@@ -739,8 +743,9 @@ test_undo (void)
   /* Clear the channel: a toast where there was none; Undo restores every record. */
   tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (fx.subscription),
                               tocsin_subscription_get_channel_id (fx.subscription));
-  TOCSIN_WAIT_UNTIL (settled () && tocsin_record_list_get_channel_id (tocsin_window_get_record_list (fx.window))
-                     == tocsin_subscription_get_channel_id (fx.subscription)
+  TOCSIN_WAIT_UNTIL (settled ()
+                     && tocsin_record_list_get_channel_id (list)
+                        == tocsin_subscription_get_channel_id (fx.subscription)
                      && row_with_title (title) != NULL);
   before = n_records ();
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.clear-channel", NULL));
@@ -763,7 +768,8 @@ test_all_caught_up (void)
   TOCSIN_WAIT_UNTIL (settled () && row_with_title (title) != NULL && !row_unread (title));
   g_object_set (fx.window, "unread-only", TRUE, NULL);
   TOCSIN_WAIT_UNTIL (settled () && n_records () == 0
-                     && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+                     && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE,
+                                             NULL)) != NULL
                      && gtk_widget_get_mapped (page));
   g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==, "All Caught Up");
   g_assert_null (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)), "other words"));
@@ -801,8 +807,9 @@ test_screenshots (void)
   /* 1,400 px, or as wide as the screen allows (GTK keeps a window within its monitor; the
    * suite's usual Xvfb screen is 1280 wide). */
   {
+    GdkSurface *surface = gtk_native_get_surface (GTK_NATIVE (window));
     GdkMonitor *monitor = gdk_display_get_monitor_at_surface (gtk_widget_get_display (window),
-                                                              gtk_native_get_surface (GTK_NATIVE (window)));
+                                                              surface);
     GdkRectangle geometry;
 
     gdk_monitor_get_geometry (monitor, &geometry);
@@ -849,8 +856,9 @@ note_attempt (gint64     *tried,
               GParamSpec *pspec,
               GObject    *connection)
 {
-  if (*tried == 0
-      && tocsin_connection_get_state (TOCSIN_CONNECTION (connection)) == TOCSIN_CONNECTION_CONNECTING)
+  TocsinConnectionState state = tocsin_connection_get_state (TOCSIN_CONNECTION (connection));
+
+  if (*tried == 0 && state == TOCSIN_CONNECTION_CONNECTING)
     *tried = g_get_monotonic_time ();
 }
 

@@ -621,7 +621,8 @@ test_create_channel (void)
     tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (deploys),
                                 tocsin_subscription_get_channel_id (deploys));
     TOCSIN_WAIT_UNTIL (g_strcmp0 (stack_page (), "empty") == 0
-                       && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+                       && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE,
+                                               NULL)) != NULL
                        && gtk_widget_get_mapped (page)
                        && (curl = find_widget (page, GTK_TYPE_LABEL, "curl ")) != NULL);
     g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==,

@@ -2296,7 +2296,8 @@ undoable_job (TocsinHistory *self,
   else
     {
       save_sql = g_strdup_printf ("INSERT INTO undo_records (batch, " ALL_RECORD_COLUMNS ")"
-                                  " SELECT ?3, " ALL_RECORD_COLUMNS " FROM records WHERE %s", where);
+                                  " SELECT ?3, " ALL_RECORD_COLUMNS " FROM records"
+                                  " WHERE %s", where);
       change_sql = g_strdup_printf ("DELETE FROM records WHERE %s", where);
     }
   if (!exec_sql (self->db, "BEGIN IMMEDIATE", &error))
@@ -2430,7 +2431,8 @@ undo_job (TocsinHistory *self,
     "INSERT INTO records_fts (rowid, title, body)"
     " SELECT id, title, body FROM undo_records WHERE batch = ?1",
     "DELETE FROM undo_records WHERE batch = ?1",
-    "UPDATE records SET read = 0 WHERE read = 1 AND id IN (SELECT id FROM undo_read WHERE batch = ?1)",
+    "UPDATE records SET read = 0"
+    " WHERE read = 1 AND id IN (SELECT id FROM undo_read WHERE batch = ?1)",
     "DELETE FROM undo_read WHERE batch = ?1",
   };
   gint64 restored = 0;

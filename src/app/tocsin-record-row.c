@@ -242,7 +242,8 @@ update_all (TocsinRecordRow *self)
   if (tocsin_record_get_read (self->record))
     description = g_strdup_printf ("%s: %s", channel ? channel : "", title ? title : "");
   else
-    /* Translators: how a screen reader announces an unread record: "Prod alerts: Disk full, unread" */
+    /* Translators: how a screen reader announces an unread record:
+     * "Prod alerts: Disk full, unread" */
     description = g_strdup_printf (_("%s: %s, unread"), channel ? channel : "", title ? title : "");
   gtk_accessible_update_property (GTK_ACCESSIBLE (self),
                                   GTK_ACCESSIBLE_PROPERTY_LABEL, description,

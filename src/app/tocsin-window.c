@@ -388,9 +388,11 @@ sidebar_row_update (GtkWidget *box)
   if (item == NULL || self == NULL)
     return;
 
-  key = TOCSIN_IS_SUBSCRIPTION (item) ? unread_key (tocsin_subscription_get_relay_url (TOCSIN_SUBSCRIPTION (item)),
-                                                    tocsin_subscription_get_channel_id (TOCSIN_SUBSCRIPTION (item)))
-                                      : g_strdup ("");
+  if (TOCSIN_IS_SUBSCRIPTION (item))
+    key = unread_key (tocsin_subscription_get_relay_url (TOCSIN_SUBSCRIPTION (item)),
+                      tocsin_subscription_get_channel_id (TOCSIN_SUBSCRIPTION (item)));
+  else
+    key = g_strdup ("");
   unread = GPOINTER_TO_UINT (g_hash_table_lookup (self->unread, key));
   if (unread > 0)
     {
@@ -417,11 +419,12 @@ sidebar_row_update (GtkWidget *box)
                                     tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
                                     ? "alarm-symbolic" : "preferences-system-notifications-symbolic");
       gtk_widget_set_visible (muted_icon, tocsin_subscription_get_muted (subscription));
+      const char *unread_text = gtk_widget_get_tooltip_text (GTK_WIDGET (unread_label));
+      gboolean muted = tocsin_subscription_get_muted (subscription);
+
       accessible = g_strdup_printf ("%s, %s%s%s%s", gtk_label_get_text (name_label),
-                                    gtk_label_get_text (state_label),
-                                    tocsin_subscription_get_muted (subscription) ? _(", muted") : "",
-                                    unread > 0 ? ", " : "",
-                                    unread > 0 ? gtk_widget_get_tooltip_text (GTK_WIDGET (unread_label)) : "");
+                                    gtk_label_get_text (state_label), muted ? _(", muted") : "",
+                                    unread > 0 ? ", " : "", unread > 0 ? unread_text : "");
       gtk_accessible_update_property (GTK_ACCESSIBLE (box), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                       accessible, -1);
     }
@@ -1052,11 +1055,16 @@ mark_all_read_undoable (TocsinWindow *self)
   TocsinSubscription *subscription = selected_subscription (self);
   TocsinHistory *history = tocsin_client_get_history (self->client);
   guint64 batch = tocsin_history_new_undo_batch (history);
+  const char *relay_url = NULL;
+  gint64 channel_id = 0;
 
-  tocsin_history_mark_all_read_undoable_async (history,
-                                               subscription ? tocsin_subscription_get_relay_url (subscription) : NULL,
-                                               subscription ? tocsin_subscription_get_channel_id (subscription) : 0,
-                                               batch, self->cancellable, change_done_cb,
+  if (subscription != NULL)
+    {
+      relay_url = tocsin_subscription_get_relay_url (subscription);
+      channel_id = tocsin_subscription_get_channel_id (subscription);
+    }
+  tocsin_history_mark_all_read_undoable_async (history, relay_url, channel_id, batch,
+                                               self->cancellable, change_done_cb,
                                                g_object_ref (self));
   undo_toast (self, _("Marked as read"), batch);
 }
