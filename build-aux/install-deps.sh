@@ -10,6 +10,7 @@ packages="
   libjson-glib-dev libsqlite3-dev libnotify-dev
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
+  python3-pyatspi xdotool
   curl ca-certificates openssl locales valgrind
 "
 # Benchmarks, fuzzing and the package test want more; `build-aux/install-deps.sh

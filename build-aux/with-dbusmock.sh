@@ -9,7 +9,13 @@
 # and print into its TAP stream.
 set -eu
 if [ "${TOCSIN_IN_PRIVATE_BUS:-}" != 1 ]; then
-  TOCSIN_IN_PRIVATE_BUS=1 exec dbus-run-session -- "$0" "$@"
+  # The accessibility bus's socket is $XDG_RUNTIME_DIR/at-spi/bus_<display> (~/.cache/at-spi/
+  # without it): tests run in parallel on one Xvfb display would share, and unlink, one path.
+  # Each run gets a runtime dir of its own.
+  runtime=$(mktemp -d "${TMPDIR:-/tmp}/tocsin-runtime.XXXXXX")
+  trap 'rm -rf "$runtime"' EXIT INT TERM
+  TOCSIN_IN_PRIVATE_BUS=1 XDG_RUNTIME_DIR="$runtime" dbus-run-session -- "$0" "$@"
+  exit $?
 fi
 /usr/bin/python3 -m dbusmock --template notification_daemon \
   -p '{"capabilities": "body actions body-markup"}' >/dev/null 2>&1 &

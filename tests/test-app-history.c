@@ -343,6 +343,105 @@ test_read_and_clear (Fixture       *f,
   g_assert_cmpint (count (f, NULL), ==, 0);
 }
 
+/* Undo restores exactly what an undoable change did: the same rows (ids, text searchable
+ * again, read state), or the same records unread again; once forgotten, nothing comes back. */
+static void
+test_undo (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autoptr(TocsinRecord) a = NULL, b = NULL, c = NULL;
+  TocsinRecordQuery unread = { .unread_only = TRUE };
+  TocsinRecordQuery channel7 = { .relay_url = (char *) RELAY, .channel_id = 7 };
+  TocsinRecordQuery search = { .search = (char *) "zebra" };
+  guint64 batch;
+
+  {
+    g_autoptr(TocsinMessage) m1 = make_message (7, 1, "zebra crossing", "a");
+    g_autoptr(TocsinMessage) m2 = make_message (7, 2, "b", "b");
+    g_autoptr(TocsinMessage) m3 = make_message (8, 1, "c", "c");
+    a = store (f, m1, NULL);
+    b = store (f, m2, NULL);
+    c = store (f, m3, NULL);
+  }
+  /* b was read before: "mark all read" and its undo leave it read. */
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+    tocsin_history_set_read_async (f->history, tocsin_record_get_id (b), TRUE, NULL,
+                                   store_result, &res);
+    WAIT_RESULT (res);
+  }
+
+  /* Delete one, undo: the same record, found by search again. */
+  batch = tocsin_history_new_undo_batch (f->history);
+  {
+    g_autoptr(GAsyncResult) res = NULL, undo = NULL;
+    g_autoptr(GPtrArray) found = NULL;
+
+    tocsin_history_delete_record_undoable_async (f->history, tocsin_record_get_id (a), batch,
+                                                 NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+    g_assert_cmpint (count (f, NULL), ==, 2);
+    g_assert_cmpint (count (f, &search), ==, 0);
+    tocsin_history_undo_async (f->history, batch, NULL, store_result, &undo);
+    WAIT_RESULT (undo);
+    g_assert_cmpint (change_done (f, undo), ==, 1);
+    g_assert_cmpint (count (f, NULL), ==, 3);
+    found = query (f, &search, 0, 10);
+    g_assert_cmpuint (found->len, ==, 1);
+    g_assert_cmpint (tocsin_record_get_id (found->pdata[0]), ==, tocsin_record_get_id (a));
+    g_assert_false (tocsin_record_get_read (found->pdata[0]));
+  }
+
+  /* Mark channel 7 read, undo: a unread again, b still read, channel 8 untouched. */
+  batch = tocsin_history_new_undo_batch (f->history);
+  {
+    g_autoptr(GAsyncResult) res = NULL, undo = NULL;
+
+    tocsin_history_mark_all_read_undoable_async (f->history, RELAY, 7, batch, NULL,
+                                                 store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+    g_assert_cmpint (count (f, &unread), ==, 1);
+    tocsin_history_undo_async (f->history, batch, NULL, store_result, &undo);
+    WAIT_RESULT (undo);
+    g_assert_cmpint (change_done (f, undo), ==, 1);
+    g_assert_cmpint (count (f, &unread), ==, 2);
+  }
+
+  /* Clear channel 7, undo: both back. */
+  batch = tocsin_history_new_undo_batch (f->history);
+  {
+    g_autoptr(GAsyncResult) res = NULL, undo = NULL;
+
+    tocsin_history_clear_undoable_async (f->history, RELAY, 7, batch, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 2);
+    g_assert_cmpint (count (f, &channel7), ==, 0);
+    tocsin_history_undo_async (f->history, batch, NULL, store_result, &undo);
+    WAIT_RESULT (undo);
+    g_assert_cmpint (change_done (f, undo), ==, 2);
+    g_assert_cmpint (count (f, &channel7), ==, 2);
+  }
+
+  /* Clear again and forget (the toast went away): gone for good. */
+  batch = tocsin_history_new_undo_batch (f->history);
+  {
+    g_autoptr(GAsyncResult) res = NULL, forget = NULL, undo = NULL;
+
+    tocsin_history_clear_undoable_async (f->history, RELAY, 7, batch, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    tocsin_history_forget_undo_async (f->history, batch, NULL, store_result, &forget);
+    WAIT_RESULT (forget);
+    change_done (f, forget);
+    tocsin_history_undo_async (f->history, batch, NULL, store_result, &undo);
+    WAIT_RESULT (undo);
+    g_assert_cmpint (change_done (f, undo), ==, 0);
+    g_assert_cmpint (count (f, &channel7), ==, 0);
+    g_assert_cmpint (count (f, NULL), ==, 1);
+  }
+}
+
 static void
 test_subscriptions (Fixture       *f,
                     gconstpointer  data)
@@ -744,6 +843,7 @@ main (int   argc,
   ADD ("/app/history/batched-storm", test_batched_storm);
   ADD ("/app/history/search", test_search);
   ADD ("/app/history/read-and-clear", test_read_and_clear);
+  ADD ("/app/history/undo", test_undo);
   ADD ("/app/history/subscriptions", test_subscriptions);
   ADD ("/app/history/owned-channels", test_owned_channels);
   ADD ("/app/history/export", test_export);

@@ -164,9 +164,17 @@ test_notify_arguments (Fixture       *f,
 
   g_assert_cmpuint (call->replaces_id, ==, 0);
   g_assert_cmpstr (call->icon, ==, APP_ID);
-  /* The summary is plain text; the body is escaped for the server's markup. */
+  /* The summary is plain text; the body is escaped for the server's markup, and its first
+   * line says which channel the popup is from. */
   g_assert_cmpstr (call->summary, ==, "Disk <full> & co");
-  g_assert_cmpstr (call->body, ==, "L'utilisation &lt;b&gt;a&lt;/b&gt; atteint 95% &amp; plus");
+  g_assert_cmpstr (call->body, ==,
+                   "Prod alerts\nL'utilisation &lt;b&gt;a&lt;/b&gt; atteint 95% &amp; plus");
+  {
+    const char *category = NULL;
+
+    g_assert_true (g_variant_lookup (call->hints, "category", "&s", &category));
+    g_assert_cmpstr (category, ==, "x-tocsin.alert");
+  }
   g_assert_true (g_strv_contains ((const char * const *) call->actions, "default"));
   g_assert_true (g_strv_contains ((const char * const *) call->actions, "mark-read"));
   g_assert_true (g_variant_lookup (call->hints, "desktop-entry", "&s", &desktop_entry));
@@ -211,7 +219,7 @@ test_replacement (Fixture       *f,
   /* The same popup, updated in place, silently. */
   g_assert_cmpuint (second->replaces_id, ==, first->id);
   g_assert_cmpstr (second->summary, ==, "CPU 95%");
-  g_assert_cmpstr (second->body, ==, "on fire");
+  g_assert_cmpstr (second->body, ==, "Prod alerts\non fire");
   g_assert_true (hint_bool (second, "suppress-sound"));
   g_assert_false (hint_bool (first, "suppress-sound"));
 
@@ -379,6 +387,65 @@ test_mark_read_action (Fixture       *f,
   g_assert_cmpint (marked, ==, tocsin_record_get_id (record));
 }
 
+static void
+change_done (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (tocsin_history_change_finish (TOCSIN_HISTORY (object), result, &error), >=, 0);
+  g_assert_no_error (error);
+  (*(guint *) user_data)++;
+}
+
+/* The window and the popup buttons change the history only; the notifier follows it: a record
+ * read, deleted, or swept by "mark all read" or "clear channel" has its popup closed, once. */
+static void
+test_follows_history (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(TocsinRecord) a = stored_record (f, 7, 1, "A", "a", NULL);
+  g_autoptr(TocsinRecord) b = stored_record (f, 7, 2, "B", "b", NULL);
+  g_autoptr(TocsinRecord) c = stored_record (f, 8, 3, "C", "c", NULL);
+  g_autoptr(TocsinRecord) d = stored_record (f, 8, 4, "D", "d", NULL);
+  g_autoptr(GPtrArray) calls = NULL;
+  guint32 id_a, id_b, id_c, id_d;
+  guint done = 0;
+
+  tocsin_notifier_follow_history (f->notifier, f->history);
+  tocsin_notifier_notify (f->notifier, a, NULL);
+  tocsin_notifier_notify (f->notifier, b, NULL);
+  tocsin_notifier_notify (f->notifier, c, NULL);
+  tocsin_notifier_notify (f->notifier, d, NULL);
+  calls = new_calls (f);
+  g_assert_cmpuint (calls->len, ==, 4);
+  id_a = ((NotifyCall *) calls->pdata[0])->id;
+  id_b = ((NotifyCall *) calls->pdata[1])->id;
+  id_c = ((NotifyCall *) calls->pdata[2])->id;
+  id_d = ((NotifyCall *) calls->pdata[3])->id;
+
+  /* Read in the window: that popup goes. */
+  tocsin_history_set_read_async (f->history, tocsin_record_get_id (a), TRUE, NULL, change_done,
+                                 &done);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id_a) == 1);
+  /* "Mark all as read" on channel 7 closes B, and not channel 8's. */
+  tocsin_history_mark_all_read_async (f->history, RELAY, 7, NULL, change_done, &done);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id_b) == 1);
+  g_assert_cmpuint (tocsin_test_notify_closed_count (NULL, id_c), ==, 0);
+  /* Deleting D closes it; clearing channel 8 closes C. */
+  tocsin_history_delete_record_async (f->history, tocsin_record_get_id (d), NULL, change_done,
+                                      &done);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id_d) == 1);
+  tocsin_history_clear_async (f->history, RELAY, 8, NULL, change_done, &done);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id_c) == 1);
+  TOCSIN_WAIT_UNTIL (done == 4);
+  tocsin_history_flush_sync (f->history);
+  /* Each once. */
+  g_assert_cmpuint (tocsin_test_notify_closed_count (NULL, id_a), ==, 1);
+  g_assert_cmpuint (tocsin_test_notify_closed_count (NULL, id_b), ==, 1);
+}
+
 /* A desktop environment of our own: a "browser" that handles https links by writing the URI to
  * a file, found through XDG_DATA_DIRS, and chosen as the default in mimeapps.list. */
 static char *
@@ -443,6 +510,7 @@ main (int   argc,
   ADD ("/app/notifier/click-opens-link", test_click_opens_link);
   ADD ("/app/notifier/click-without-link", test_click_without_link);
   ADD ("/app/notifier/mark-read-action", test_mark_read_action);
+  ADD ("/app/notifier/follows-history", test_follows_history);
 #undef ADD
 
   ret = g_test_run ();

@@ -37,7 +37,7 @@ notify_calls (void)
     {
       TocsinTestNotifyCall *call = calls->pdata[i];
 
-      g_ptr_array_add (result, g_strdup_printf ("%s|%s", call->summary, call->body));
+      g_ptr_array_add (result, g_strdup_printf ("%s|%s", call->summary, call->text));
     }
   return result;
 }

@@ -609,6 +609,30 @@ test_create_channel (void)
   /* The creator is subscribed to it. */
   TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client)) == 2);
   gtk_window_destroy (GTK_WINDOW (editor));
+
+  /* Its empty page says how to ring it, with the line to copy. */
+  {
+    g_autoptr(TocsinSubscription) deploys =
+      g_list_model_get_item (tocsin_client_get_subscriptions (client), 1);
+    GtkWidget *page = NULL;
+    GtkWidget *curl = NULL;
+
+    g_assert_cmpstr (tocsin_subscription_get_name (deploys), ==, "Deploys");
+    tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (deploys),
+                                tocsin_subscription_get_channel_id (deploys));
+    TOCSIN_WAIT_UNTIL (g_strcmp0 (stack_page (), "empty") == 0
+                       && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE,
+                                               NULL)) != NULL
+                       && gtk_widget_get_mapped (page)
+                       && (curl = find_widget (page, GTK_TYPE_LABEL, "curl ")) != NULL);
+    g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==,
+                     "Nothing From This Channel Yet");
+    g_assert_nonnull (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)),
+                              "Ring the webhook of “Deploys”"));
+    g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (curl)), prefix));
+    save_screenshot (GTK_WIDGET (fx.window), "ui-channel-waiting-curl.png");
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
+  }
 }
 
 static void

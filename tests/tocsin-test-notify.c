@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "tocsin-test-notify.h"
 
 static GDBusConnection *
@@ -29,6 +31,8 @@ notify_call_free (gpointer data)
   g_free (call->icon);
   g_free (call->summary);
   g_free (call->body);
+  g_free (call->channel);
+  g_free (call->text);
   g_strfreev (call->actions);
   g_clear_pointer (&call->hints, g_variant_unref);
   g_free (call);
@@ -78,6 +82,13 @@ tocsin_test_notify_calls (GDBusConnection *bus)
           call->icon = g_variant_dup_string (a2, NULL);
           call->summary = g_variant_dup_string (a3, NULL);
           call->body = g_variant_dup_string (a4, NULL);
+          {
+            const char *newline = strchr (call->body, '\n');
+
+            call->channel = newline ? g_strndup (call->body, newline - call->body)
+                                    : g_strdup (call->body);
+            call->text = g_strdup (newline ? newline + 1 : "");
+          }
           call->actions = g_variant_dup_strv (a5, NULL);
           call->hints = arg (args, 6);
           call->id = call->replaces_id ? call->replaces_id : next_id++;
@@ -100,8 +111,56 @@ tocsin_test_notify_count (GDBusConnection *bus,
     {
       TocsinTestNotifyCall *call = calls->pdata[i];
 
-      if (g_str_equal (call->summary, summary) && (!body || g_str_equal (call->body, body)))
+      if (g_str_equal (call->summary, summary) && (!body || g_str_equal (call->text, body)))
         n++;
+    }
+  return n;
+}
+
+guint
+tocsin_test_notify_closed_count (GDBusConnection *bus,
+                                 guint32          id)
+{
+  g_autoptr(GDBusConnection) connection = bus_or_session (bus);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) calls = NULL;
+  GVariantIter iter;
+  const char *method;
+  GVariant *args;
+  guint n = 0;
+
+  reply = g_dbus_connection_call_sync (connection, "org.freedesktop.Notifications",
+                                       "/org/freedesktop/Notifications",
+                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
+                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
+                                       -1, NULL, &error);
+  g_assert_no_error (error);
+  calls = g_variant_get_child_value (reply, 0);
+  g_variant_iter_init (&iter, calls);
+  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
+    {
+      if (g_str_equal (method, "CloseNotification"))
+        {
+          g_autoptr(GVariant) a0 = arg (args, 0);
+          guint64 closed = 0;
+
+          /* dbusmock records the id as whatever integer type it got it as. */
+          if (g_variant_is_of_type (a0, G_VARIANT_TYPE_UINT32))
+            closed = g_variant_get_uint32 (a0);
+          else if (g_variant_is_of_type (a0, G_VARIANT_TYPE_INT64))
+            closed = (guint64) g_variant_get_int64 (a0);
+          else if (g_variant_is_of_type (a0, G_VARIANT_TYPE_UINT64))
+            closed = g_variant_get_uint64 (a0);
+          else if (g_variant_is_of_type (a0, G_VARIANT_TYPE_INT32))
+            closed = (guint64) g_variant_get_int32 (a0);
+          else
+            g_error ("CloseNotification recorded with an id of type %s",
+                     g_variant_get_type_string (a0));
+          if (closed == id)
+            n++;
+        }
+      g_variant_unref (args);
     }
   return n;
 }

@@ -18,6 +18,8 @@ typedef struct
   char     *icon;
   char     *summary;
   char     *body;
+  char     *channel;       /* the body's first line: the channel the popup is from */
+  char     *text;          /* the rest of the body: the record's own text ("" if none) */
   GStrv     actions;
   GVariant *hints;         /* a{sv} */
 } TocsinTestNotifyCall;
@@ -26,10 +28,15 @@ typedef struct
  * TocsinTestNotifyCall; ids as the mock gives them (from 1, or replaces_id when there is one). */
 GPtrArray *tocsin_test_notify_calls (GDBusConnection *bus);
 
-/* How many Notify calls the daemon got with @summary and, unless NULL, @body. */
+/* How many Notify calls the daemon got with @summary and, unless NULL, @text (the body after
+ * its channel line). */
 guint      tocsin_test_notify_count (GDBusConnection *bus,
                                      const char      *summary,
                                      const char      *body);
+
+/* How many CloseNotification calls the daemon got for popup @id. */
+guint      tocsin_test_notify_closed_count (GDBusConnection *bus,
+                                            guint32          id);
 
 /* Forgets the calls so far (ClearCalls). */
 void       tocsin_test_notify_clear (GDBusConnection *bus);

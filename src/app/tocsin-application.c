@@ -423,13 +423,6 @@ notifier_show_channel_cb (TocsinApplication *self,
   tocsin_window_show_channel (TOCSIN_WINDOW (window), relay_url, channel_id);
 }
 
-static void
-notifier_mark_read_cb (TocsinApplication *self,
-                       gint64             id)
-{
-  tocsin_client_mark_read (self->client, id, TRUE);
-}
-
 /* The channel editor talks to the same relays as the subscriptions: same extra trust. */
 static void
 client_tls_cb (TocsinApplication *self)
@@ -782,8 +775,6 @@ tocsin_application_startup (GApplication *app)
   g_signal_connect_object (self->notifier, "show-record", G_CALLBACK (notifier_show_record_cb),
                            self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->notifier, "show-channel", G_CALLBACK (notifier_show_channel_cb),
-                           self, G_CONNECT_SWAPPED);
-  g_signal_connect_object (self->notifier, "mark-read", G_CALLBACK (notifier_mark_read_cb),
                            self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->client, "error", G_CALLBACK (client_error_cb), self,
                            G_CONNECT_SWAPPED);

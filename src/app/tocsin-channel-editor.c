@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-template.h"
@@ -68,7 +69,19 @@ static void
 toast (TocsinChannelEditor *self,
        const char          *text)
 {
-  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (text));
+  AdwToast *t = adw_toast_new (text);
+  GtkWidget *title = gtk_label_new (text);
+
+  /* libadwaita 1.2 ellipsizes a toast's title on one line: wrap it instead, so a sentence
+   * (or an error from the relay) is read whole. */
+  gtk_label_set_wrap (GTK_LABEL (title), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (title), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_max_width_chars (GTK_LABEL (title), 40);
+  /* A wrapping label asks for little width; a short title must not wrap at all. */
+  gtk_label_set_width_chars (GTK_LABEL (title), MIN ((int) g_utf8_strlen (text, -1), 30));
+  gtk_widget_add_css_class (title, "heading");
+  adw_toast_set_custom_title (t, title);
+  adw_toast_overlay_add_toast (self->toast_overlay, t);
 }
 
 static char *
@@ -552,7 +565,7 @@ save_action (GtkWidget  *widget,
   update_preview (self);
   if (self->has_errors)
     {
-      toast (self, _("Fix the template errors shown in red first."));
+      toast (self, _("Fix the errors in red first"));
       return;
     }
   fields = collect_fields (self);
@@ -560,7 +573,7 @@ save_action (GtkWidget  *widget,
     {
       gtk_widget_add_css_class (GTK_WIDGET (self->name_row), "error");
       gtk_widget_grab_focus (GTK_WIDGET (self->name_row));
-      toast (self, _("Give the channel a name, for example “Prod alerts”."));
+      toast (self, _("Give the channel a name"));
       return;
     }
   gtk_widget_remove_css_class (GTK_WIDGET (self->name_row), "error");
@@ -582,7 +595,7 @@ save_action (GtkWidget  *widget,
       set_busy (self, FALSE);
       gtk_widget_add_css_class (GTK_WIDGET (self->relay_row), "error");
       gtk_widget_grab_focus (GTK_WIDGET (self->relay_row));
-      toast (self, _("Enter the relay’s address, for example https://relay.example.com"));
+      toast (self, _("Enter the relay’s address"));
       return;
     }
   gtk_widget_remove_css_class (GTK_WIDGET (self->relay_row), "error");
@@ -963,6 +976,7 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
   };
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
   self->cancellable = g_cancellable_new ();
 
   self->views[FIELD_TITLE] = self->title_view;
@@ -995,6 +1009,28 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
                                           GTK_ACCESSIBLE_RELATION_ERROR_MESSAGE, self->errors[i],
                                           -1);
         }
+    }
+  /* GTK 4.8 reads a name and the mnemonic label it is labelled by one after the other
+   * ("Condition Condition"): the names above say it all. */
+  for (guint i = 0; i < N_FIELDS; i++)
+    gtk_accessible_reset_relation (GTK_ACCESSIBLE (self->views[i]),
+                                   GTK_ACCESSIBLE_RELATION_LABELLED_BY);
+  /* AdwPasswordEntryRow 1.2's show/hide button has no name ("GtkImage" to a screen reader). */
+  for (GtkWidget *w = GTK_WIDGET (self->admin_key_row); w != NULL; )
+    {
+      GtkWidget *next = gtk_widget_get_first_child (w);
+
+      if (GTK_IS_BUTTON (w) && gtk_button_get_label (GTK_BUTTON (w)) == NULL)
+        gtk_accessible_update_property (GTK_ACCESSIBLE (w), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                        _("Show or hide the key"), -1);
+      /* Depth first, within the row. */
+      while (next == NULL && w != GTK_WIDGET (self->admin_key_row))
+        {
+          next = gtk_widget_get_next_sibling (w);
+          if (next == NULL)
+            w = gtk_widget_get_parent (w);
+        }
+      w = next;
     }
   set_buffer (self->sample_view, SAMPLE_JSON);
   update_preview (self);

@@ -653,7 +653,10 @@ tocsin_client_new (TocsinHistory  *history,
   if (notifier)
     {
       self->notifier = g_object_ref (notifier);
+      /* The one place a popup's "Mark as read" is handled; the notifier withdraws it itself
+       * once the history says the record is read. */
       g_signal_connect_object (notifier, "mark-read", G_CALLBACK (on_mark_read), self, 0);
+      tocsin_notifier_follow_history (notifier, history);
     }
   if (settings)
     self->settings = g_object_ref (settings);
@@ -1001,7 +1004,6 @@ tocsin_client_mark_read (TocsinClient *self,
 {
   g_return_if_fail (TOCSIN_IS_CLIENT (self));
 
+  /* The notifier follows the history: the popup goes when the change is committed. */
   tocsin_history_set_read_async (self->history, record_id, read, NULL, NULL, NULL);
-  if (read && self->notifier)
-    tocsin_notifier_withdraw (self->notifier, record_id);
 }

@@ -165,6 +165,7 @@ struct _TocsinHistory
 
   /* Main context only: */
   GError        *write_error;   /* the "write-error" property */
+  guint64        last_undo_batch;
 };
 
 G_DEFINE_FINAL_TYPE (TocsinHistory, tocsin_history, G_TYPE_OBJECT)
@@ -264,7 +265,23 @@ static const char schema_sql[] =
   "  webhook_url TEXT,"
   "  subscribe_url TEXT,"
   "  PRIMARY KEY (relay_url, channel_id));"
+  /* Undo: what an undoable delete or "mark all read" changed, until its toast goes (then
+   * tocsin_history_forget_undo_async()) or the next start (an undo lasts one session). */
+  "CREATE TABLE IF NOT EXISTS undo_records ("
+  "  batch INTEGER NOT NULL,"
+  "  id INTEGER NOT NULL, kind INTEGER, relay_url TEXT, channel_id INTEGER, channel_name TEXT,"
+  "  message_id INTEGER, latest_id INTEGER, title TEXT, body TEXT, link TEXT, time INTEGER,"
+  "  received INTEGER, read INTEGER, vars TEXT);"
+  "CREATE INDEX IF NOT EXISTS undo_records_batch ON undo_records (batch);"
+  "CREATE TABLE IF NOT EXISTS undo_read ("
+  "  batch INTEGER NOT NULL,"
+  "  id INTEGER NOT NULL);"
+  "CREATE INDEX IF NOT EXISTS undo_read_batch ON undo_read (batch);"
   "PRAGMA user_version = 2;";
+
+/* Every column of records, in one order, for copying rows to and from undo_records. */
+#define ALL_RECORD_COLUMNS "id, kind, relay_url, channel_id, channel_name, message_id, latest_id," \
+                       " title, body, link, time, received, read, vars"
 
 /* What went wrong, as far as the UI needs to know (tocsin_history_describe_error()):
  * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
@@ -539,6 +556,7 @@ open_database (const char  *path,
       return NULL;
     }
   if (!exec_sql (db, schema_sql, error) ||
+      !exec_sql (db, "DELETE FROM undo_records; DELETE FROM undo_read;", error) ||
       !exec_sql (db, "INSERT INTO records_total (id, n)"
                      " SELECT 0, (SELECT count(*) FROM records)"
                      " WHERE NOT EXISTS (SELECT 1 FROM records_total)", error) ||
@@ -2244,6 +2262,254 @@ tocsin_history_prune_async (TocsinHistory       *self,
   g_return_if_fail (TOCSIN_IS_HISTORY (self));
   push_change (self, prune_job, tocsin_history_prune_async,
                change_data_new (NULL, 0, max_age_days), cancellable, callback, user_data);
+}
+
+/* ---- undo --------------------------------------------------------------------------------- */
+
+/* @cd->relay_url and @cd->id as in bulk_job (or a record id when @record), @cd->number the
+ * batch. The rows go to undo_records (or their ids to undo_read) in the same transaction as the
+ * change, so an undo restores exactly what the change did. */
+static void
+undoable_job (TocsinHistory *self,
+              Job           *job,
+              gboolean       mark_read,
+              gboolean       record)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  const char *where = record ? "id = ?1"
+                      : cd->relay_url ? "relay_url = ?1 AND channel_id = ?2" : "?1 IS NULL";
+  g_autofree char *save_sql = NULL;
+  g_autofree char *change_sql = NULL;
+  g_autoptr(sqlite3_stmt) save = NULL;
+  g_autoptr(sqlite3_stmt) change = NULL;
+  gint64 changed = -1;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  if (mark_read)
+    {
+      save_sql = g_strdup_printf ("INSERT INTO undo_read (batch, id) SELECT ?3, id FROM records"
+                                  " WHERE read = 0 AND %s", where);
+      change_sql = g_strdup_printf ("UPDATE records SET read = 1 WHERE read = 0 AND %s", where);
+    }
+  else
+    {
+      save_sql = g_strdup_printf ("INSERT INTO undo_records (batch, " ALL_RECORD_COLUMNS ")"
+                                  " SELECT ?3, " ALL_RECORD_COLUMNS " FROM records"
+                                  " WHERE %s", where);
+      change_sql = g_strdup_printf ("DELETE FROM records WHERE %s", where);
+    }
+  if (!exec_sql (self->db, "BEGIN IMMEDIATE", &error))
+    { return_change (job, -1, error); return; }
+  if ((save = prepare (self->db, save_sql, &error)) != NULL
+      && (change = prepare (self->db, change_sql, &error)) != NULL)
+    {
+      sqlite3_stmt *stmts[] = { save, change };
+
+      for (guint i = 0; i < G_N_ELEMENTS (stmts); i++)
+        {
+          if (record || cd->relay_url)
+            {
+              if (record)
+                sqlite3_bind_int64 (stmts[i], 1, cd->id);
+              else
+                {
+                  bind_text (stmts[i], 1, cd->relay_url);
+                  sqlite3_bind_int64 (stmts[i], 2, cd->id);
+                }
+            }
+          else
+            sqlite3_bind_null (stmts[i], 1);
+          if (i == 0)
+            sqlite3_bind_int64 (stmts[i], 3, cd->number);
+        }
+      if (run_change (self->db, save, &error) >= 0)
+        changed = run_change (self->db, change, &error);
+    }
+  if (changed < 0 || !exec_sql (self->db, "COMMIT", &error))
+    {
+      exec_sql (self->db, "ROLLBACK", NULL);
+      return_change (job, -1, error);
+      return;
+    }
+  if (changed > 0 && record)
+    emit_later (self, SIGNAL_RECORD_REMOVED, NULL, cd->id);
+  else if (changed > 0)
+    emit_later (self, SIGNAL_RESET, NULL, 0);
+  return_change (job, changed, NULL);
+}
+
+static void
+delete_undoable_job (TocsinHistory *self, Job *job)
+{
+  undoable_job (self, job, FALSE, TRUE);
+}
+
+static void
+clear_undoable_job (TocsinHistory *self, Job *job)
+{
+  undoable_job (self, job, FALSE, FALSE);
+}
+
+static void
+mark_all_read_undoable_job (TocsinHistory *self, Job *job)
+{
+  undoable_job (self, job, TRUE, FALSE);
+}
+
+guint64
+tocsin_history_new_undo_batch (TocsinHistory *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_HISTORY (self), 0);
+  return ++self->last_undo_batch;
+}
+
+void
+tocsin_history_delete_record_undoable_async (TocsinHistory       *self,
+                                             gint64               id,
+                                             guint64              batch,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data)
+{
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (batch > 0);
+  cd = change_data_new (NULL, id, (gint64) batch);
+  push_change (self, delete_undoable_job, tocsin_history_delete_record_undoable_async, cd,
+               cancellable, callback, user_data);
+}
+
+void
+tocsin_history_clear_undoable_async (TocsinHistory       *self,
+                                     const char          *relay_url,
+                                     gint64               channel_id,
+                                     guint64              batch,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (batch > 0);
+  cd = change_data_new (relay_url, channel_id, (gint64) batch);
+  push_change (self, clear_undoable_job, tocsin_history_clear_undoable_async, cd, cancellable,
+               callback, user_data);
+}
+
+void
+tocsin_history_mark_all_read_undoable_async (TocsinHistory       *self,
+                                             const char          *relay_url,
+                                             gint64               channel_id,
+                                             guint64              batch,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data)
+{
+  ChangeData *cd;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (batch > 0);
+  cd = change_data_new (relay_url, channel_id, (gint64) batch);
+  push_change (self, mark_all_read_undoable_job, tocsin_history_mark_all_read_undoable_async, cd,
+               cancellable, callback, user_data);
+}
+
+static void
+undo_job (TocsinHistory *self,
+          Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  static const char *const sql[] = {
+    "INSERT INTO records (" ALL_RECORD_COLUMNS ") SELECT " ALL_RECORD_COLUMNS
+    " FROM undo_records WHERE batch = ?1",
+    /* New records are indexed by insert_record(), not by a trigger: index these too. */
+    "INSERT INTO records_fts (rowid, title, body)"
+    " SELECT id, title, body FROM undo_records WHERE batch = ?1",
+    "DELETE FROM undo_records WHERE batch = ?1",
+    "UPDATE records SET read = 0"
+    " WHERE read = 1 AND id IN (SELECT id FROM undo_read WHERE batch = ?1)",
+    "DELETE FROM undo_read WHERE batch = ?1",
+  };
+  gint64 restored = 0;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  if (!exec_sql (self->db, "BEGIN IMMEDIATE", &error))
+    { return_change (job, -1, error); return; }
+  for (guint i = 0; i < G_N_ELEMENTS (sql); i++)
+    {
+      g_autoptr(sqlite3_stmt) stmt = prepare (self->db, sql[i], &error);
+      gint64 changed;
+
+      if (stmt == NULL)
+        break;
+      sqlite3_bind_int64 (stmt, 1, cd->number);
+      if ((changed = run_change (self->db, stmt, &error)) < 0)
+        break;
+      if (i == 0 || i == 3)
+        restored += changed;
+    }
+  if (error != NULL || !exec_sql (self->db, "COMMIT", &error))
+    {
+      exec_sql (self->db, "ROLLBACK", NULL);
+      return_change (job, -1, error);
+      return;
+    }
+  if (restored > 0)
+    emit_later (self, SIGNAL_RESET, NULL, 0);
+  return_change (job, restored, NULL);
+}
+
+void
+tocsin_history_undo_async (TocsinHistory       *self,
+                           guint64              batch,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, undo_job, tocsin_history_undo_async,
+               change_data_new (NULL, 0, (gint64) batch), cancellable, callback, user_data);
+}
+
+static void
+forget_undo_job (TocsinHistory *self,
+                 Job           *job)
+{
+  ChangeData *cd = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) records = NULL;
+  g_autoptr(sqlite3_stmt) read = NULL;
+  gint64 changed = -1;
+
+  if (self->db == NULL)
+    { return_change (job, -1, g_error_copy (self->open_error)); return; }
+  if ((records = prepare (self->db, "DELETE FROM undo_records WHERE batch = ?1", &error)) != NULL
+      && (read = prepare (self->db, "DELETE FROM undo_read WHERE batch = ?1", &error)) != NULL)
+    {
+      sqlite3_bind_int64 (records, 1, cd->number);
+      sqlite3_bind_int64 (read, 1, cd->number);
+      if ((changed = run_change (self->db, records, &error)) >= 0)
+        changed = run_change (self->db, read, &error);
+    }
+  return_change (job, changed, error);
+}
+
+void
+tocsin_history_forget_undo_async (TocsinHistory       *self,
+                                  guint64              batch,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_change (self, forget_undo_job, tocsin_history_forget_undo_async,
+               change_data_new (NULL, 0, (gint64) batch), cancellable, callback, user_data);
 }
 
 gint64

@@ -206,6 +206,35 @@ void     tocsin_history_prune_async          (TocsinHistory *self, guint max_age
 gint64   tocsin_history_change_finish        (TocsinHistory *self, GAsyncResult *result,
                                               GError **error);
 
+/* Undoable changes. The same as the functions above, but what they change is kept, under
+ * @batch (from tocsin_history_new_undo_batch()), until tocsin_history_undo_async() restores it
+ * (same row ids, same read state; "reset" is emitted) or tocsin_history_forget_undo_async()
+ * drops it. Whatever is kept is dropped when the history is next opened. Undo's _finish returns
+ * the number of records restored. */
+guint64  tocsin_history_new_undo_batch               (TocsinHistory *self);
+void     tocsin_history_delete_record_undoable_async (TocsinHistory *self, gint64 id,
+                                                      guint64 batch, GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+void     tocsin_history_clear_undoable_async         (TocsinHistory *self, const char *relay_url,
+                                                      gint64 channel_id, guint64 batch,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+void     tocsin_history_mark_all_read_undoable_async (TocsinHistory *self, const char *relay_url,
+                                                      gint64 channel_id, guint64 batch,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+void     tocsin_history_undo_async                   (TocsinHistory *self, guint64 batch,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+void     tocsin_history_forget_undo_async            (TocsinHistory *self, guint64 batch,
+                                                      GCancellable *cancellable,
+                                                      GAsyncReadyCallback callback,
+                                                      gpointer user_data);
+
 /* Unread records count (for a badge / the window title). */
 void     tocsin_history_count_unread_async   (TocsinHistory *self, GCancellable *cancellable,
                                               GAsyncReadyCallback callback, gpointer user_data);

@@ -41,6 +41,8 @@ struct _TocsinNotifier
   GSettings  *settings;        /* NULL if the schema is not installed */
   GHashTable *notifications;   /* record row id → NotifyNotification (the popup shown) */
   GHashTable *storms;          /* "relay\nchannel" → Storm */
+  TocsinHistory *history;      /* followed: its changes withdraw popups */
+  GCancellable  *cancellable;  /* the look-ups a "reset" starts */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinNotifier, tocsin_notifier, G_TYPE_OBJECT)
@@ -76,6 +78,11 @@ tocsin_notifier_dispose (GObject *object)
   g_hash_table_remove_all (self->notifications);
   g_hash_table_remove_all (self->storms);
   g_clear_object (&self->settings);
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  if (self->history)
+    g_signal_handlers_disconnect_by_data (self->history, self);
+  g_clear_object (&self->history);
 
   G_OBJECT_CLASS (tocsin_notifier_parent_class)->dispose (object);
 }
@@ -119,6 +126,7 @@ tocsin_notifier_init (TocsinNotifier *self)
   self->notifications = g_hash_table_new_full (g_int64_hash, g_int64_equal,
                                                g_free, g_object_unref);
   self->storms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, storm_free);
+  self->cancellable = g_cancellable_new ();
 }
 
 TocsinNotifier *
@@ -268,6 +276,8 @@ on_default_action (NotifyNotification *notification,
       launch->uri = g_strdup (data->link);
       /* Only http(s) links ever get here: TocsinMessage refuses anything else. */
       g_app_info_launch_default_for_uri_async (data->link, NULL, NULL, launched, launch);
+      /* Opening the link is reading it, as a click on the link in the window is. */
+      g_signal_emit (self, signals[SIGNAL_MARK_READ], 0, data->id);
     }
   else
     g_signal_emit (self, signals[SIGNAL_SHOW_RECORD], 0, data->id);
@@ -325,7 +335,10 @@ apply_common (TocsinNotifier     *self,
 
   notify_notification_set_app_name (notification, _("Tocsin"));
   notify_notification_set_hint_string (notification, "desktop-entry", APP_ID);
-  notify_notification_set_category (notification, "im.received");
+  /* No standard category fits an alert: "im.received" is chat, and servers that act on it
+   * (grouping with conversations, a chat sound) would be wrong. The spec's vendor form
+   * "x-vendor.class" says what it is and asks for nothing special. */
+  notify_notification_set_category (notification, "x-tocsin.alert");
   notify_notification_set_urgency (notification, time_sensitive ? NOTIFY_URGENCY_CRITICAL
                                                                  : NOTIFY_URGENCY_NORMAL);
   if (sound)
@@ -347,24 +360,41 @@ show (NotifyNotification *notification)
   return TRUE;
 }
 
-static char *
-escaped_body (TocsinRecord *record)
+static void
+append_escaped (GString    *out,
+                const char *text)
 {
-  const char *body = tocsin_record_get_body (record);
-  GString *escaped = g_string_sized_new (strlen (body) + 16);
-
   /* Servers that speak body-markup would read "<b>" or "&amp;" in a plain-text body as markup.
    * Only &, < and > need escaping in text; g_markup_escape_text() also turns quotes into
    * &apos;/&quot;, which servers without markup support then show literally. */
-  for (const char *p = body; *p; p++)
+  for (const char *p = text; *p; p++)
     {
       switch (*p)
         {
-        case '&': g_string_append (escaped, "&amp;"); break;
-        case '<': g_string_append (escaped, "&lt;"); break;
-        case '>': g_string_append (escaped, "&gt;"); break;
-        default: g_string_append_c (escaped, *p); break;
+        case '&': g_string_append (out, "&amp;"); break;
+        case '<': g_string_append (out, "&lt;"); break;
+        case '>': g_string_append (out, "&gt;"); break;
+        default: g_string_append_c (out, *p); break;
         }
+    }
+}
+
+static const char *channel_name (TocsinRecord *record, TocsinSubscription *subscription);
+
+/* The body's first line names the channel: two channels may send the same title, and the
+ * popup's header only names the app. The rest is the record's body. */
+static char *
+escaped_body (TocsinRecord       *record,
+              TocsinSubscription *subscription)
+{
+  const char *body = tocsin_record_get_body (record);
+  GString *escaped = g_string_sized_new (strlen (body) + 64);
+
+  append_escaped (escaped, channel_name (record, subscription));
+  if (*body != '\0')
+    {
+      g_string_append_c (escaped, '\n');
+      append_escaped (escaped, body);
     }
   return g_string_free (escaped, FALSE);
 }
@@ -488,7 +518,7 @@ tocsin_notifier_notify (TocsinNotifier     *self,
     return TOCSIN_NOTIFY_COALESCED;
 
   id = tocsin_record_get_id (record);
-  body = escaped_body (record);
+  body = escaped_body (record, subscription);
   notification = notify_notification_new (summary_text (record), body, APP_ID);
   apply_common (self, notification, time_sensitive, FALSE);
   notify_notification_add_action (notification, "default",
@@ -527,7 +557,7 @@ tocsin_notifier_update (TocsinNotifier *self,
   if (notification == NULL)
     return;
 
-  body = escaped_body (record);
+  body = escaped_body (record, NULL);
   notify_notification_update (notification, summary_text (record), body, APP_ID);
   /* Same id, so the server replaces the popup in place; and it must not ring again. */
   notify_notification_set_hint (notification, "suppress-sound", g_variant_new_boolean (TRUE));
@@ -574,4 +604,87 @@ tocsin_notifier_withdraw_all (TocsinNotifier *self)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     notify_notification_close (value, NULL);
   g_hash_table_remove_all (self->notifications);
+}
+
+/* ---- following the history ---------------------------------------------------------------- */
+
+static void
+history_record_changed_cb (TocsinNotifier *self,
+                           TocsinRecord   *record)
+{
+  if (tocsin_record_get_read (record))
+    tocsin_notifier_withdraw (self, tocsin_record_get_id (record));
+}
+
+static void
+history_record_removed_cb (TocsinNotifier *self,
+                           gint64          id)
+{
+  tocsin_notifier_withdraw (self, id);
+}
+
+typedef struct
+{
+  TocsinNotifier *self;
+  gint64          id;
+} ResetLookup;
+
+static void
+reset_lookup_done (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  ResetLookup *lookup = user_data;
+  g_autoptr(TocsinNotifier) self = lookup->self;
+  g_autoptr(TocsinRecord) record = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 id = lookup->id;
+
+  g_free (lookup);
+  record = tocsin_history_get_record_finish (TOCSIN_HISTORY (object), result, &error);
+  if (error != NULL)
+    return;  /* cancelled, or the history cannot tell: leave the popup */
+  if (record == NULL)
+    tocsin_notifier_withdraw (self, id);  /* deleted ("clear channel", "clear all") */
+  else
+    history_record_changed_cb (self, record);  /* read ("mark all read") */
+}
+
+/* "reset": many records changed at once (mark all read, clear). A handful of popups are on
+ * screen at most; look each one up rather than guess which channel the change covered. */
+static void
+history_reset_cb (TocsinNotifier *self)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, self->notifications);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      ResetLookup *lookup = g_new0 (ResetLookup, 1);
+
+      lookup->self = g_object_ref (self);
+      lookup->id = *(gint64 *) key;
+      tocsin_history_get_record_async (self->history, lookup->id, self->cancellable,
+                                       reset_lookup_done, lookup);
+    }
+}
+
+void
+tocsin_notifier_follow_history (TocsinNotifier *self,
+                                TocsinHistory  *history)
+{
+  g_return_if_fail (TOCSIN_IS_NOTIFIER (self));
+  g_return_if_fail (history == NULL || TOCSIN_IS_HISTORY (history));
+
+  if (self->history)
+    g_signal_handlers_disconnect_by_data (self->history, self);
+  g_set_object (&self->history, history);
+  if (history == NULL)
+    return;
+  g_signal_connect_swapped (history, "record-changed", G_CALLBACK (history_record_changed_cb),
+                            self);
+  g_signal_connect_swapped (history, "record-removed", G_CALLBACK (history_record_removed_cb),
+                            self);
+  g_signal_connect_swapped (history, "reset", G_CALLBACK (history_reset_cb), self);
 }

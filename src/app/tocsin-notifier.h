@@ -12,6 +12,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include "tocsin-history.h"
 #include "tocsin-record.h"
 #include "tocsin-subscription.h"
 
@@ -44,8 +45,13 @@ void                 tocsin_notifier_update   (TocsinNotifier     *self,
 /* Closes the popup of record row @id, if any (it was read or deleted). */
 void                 tocsin_notifier_withdraw (TocsinNotifier     *self,
                                                gint64              id);
-/* Closes every popup (e.g. "mark all read"). */
+/* Closes every popup. */
 void                 tocsin_notifier_withdraw_all (TocsinNotifier *self);
+/* Keeps the popups in step with @history: a record read or deleted there (by the window, a
+ * popup's button, "mark all read", "clear channel"...) has its popup withdrawn. Callers then
+ * change the history only, never the popups by hand. */
+void                 tocsin_notifier_follow_history (TocsinNotifier *self,
+                                                     TocsinHistory  *history);
 
 /* TRUE if @now (local time) is within the configured quiet hours. */
 gboolean             tocsin_notifier_in_quiet_hours (TocsinNotifier *self,
@@ -55,7 +61,7 @@ gboolean             tocsin_notifier_in_quiet_hours (TocsinNotifier *self,
  *   "show-record"  (gint64 id)   the user clicked a popup of a record without link: present the
  *                                window and show it
  *   "show-channel" (const char *relay_url, gint64 channel_id)  the user clicked a storm summary
- *   "mark-read"    (gint64 id)   the user pressed "Mark as read"
+ *   "mark-read"    (gint64 id)   the user pressed "Mark as read", or opened the popup's link
  *   "link-opened"  (const char *uri)  a click launched @uri (after the launch was asked for)
  */
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-preferences-window.h"
 
 struct _TocsinPreferencesWindow
@@ -60,7 +61,7 @@ apply_time (TocsinPreferencesWindow *self,
       g_autofree char *current = g_settings_get_string (self->settings, key);
 
       adw_preferences_window_add_toast (ADW_PREFERENCES_WINDOW (self),
-                                        adw_toast_new (_("Write the time as hours and minutes, for example 22:00")));
+                                        adw_toast_new (_("Use a time such as 22:00")));
       gtk_widget_add_css_class (GTK_WIDGET (row), "error");
       gtk_editable_set_text (GTK_EDITABLE (row), current);
       return;
@@ -92,7 +93,7 @@ default_relay_apply_cb (TocsinPreferencesWindow *self)
       && !g_str_has_prefix (stripped, "http://") && !g_str_has_prefix (stripped, "https://"))
     {
       adw_preferences_window_add_toast (ADW_PREFERENCES_WINDOW (self),
-                                        adw_toast_new (_("A relay address starts with https:// or http://")));
+                                        adw_toast_new (_("Start with https:// or http://")));
       gtk_widget_add_css_class (GTK_WIDGET (self->default_relay_row), "error");
       return;
     }
@@ -207,6 +208,25 @@ tocsin_preferences_window_class_init (TocsinPreferencesWindowClass *klass)
   gtk_widget_class_bind_template_callback (widget_class, ca_choose_cb);
 }
 
+/* Names the first widget of @type under @root. */
+static void
+name_first (GtkWidget  *root,
+            GType       type,
+            const char *name)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
+        {
+          gtk_accessible_update_property (GTK_ACCESSIBLE (child), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                          name, -1);
+          return;
+        }
+      name_first (child, type, name);
+    }
+}
+
 static void
 tocsin_preferences_window_init (TocsinPreferencesWindow *self)
 {
@@ -215,6 +235,11 @@ tocsin_preferences_window_init (TocsinPreferencesWindow *self)
   g_autofree char *relay = NULL;
 
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
+  /* libadwaita 1.2 leaves two of its own widgets unnamed: a screen reader says "GtkSearchEntry"
+   * and "GtkSwitch". The switches of our rows are named by their row (activatable-widget). */
+  name_first (GTK_WIDGET (self), GTK_TYPE_SEARCH_ENTRY, _("Search preferences"));
+  name_first (GTK_WIDGET (self->quiet_row), GTK_TYPE_SWITCH, _("Quiet hours"));
 
   self->settings = g_settings_new (APP_ID);
   g_settings_bind (self->settings, "run-in-background", self->background_switch, "active",

@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-record-details.h"
 
@@ -14,6 +15,7 @@ struct _TocsinRecordDetails
   AdwWindow parent_instance;
 
   /* template widgets */
+  AdwToastOverlay     *toast_overlay;
   AdwWindowTitle      *window_title;
   AdwPreferencesGroup *message_group;
   AdwPreferencesGroup *vars_group;
@@ -26,25 +28,58 @@ struct _TocsinRecordDetails
 G_DEFINE_FINAL_TYPE (TocsinRecordDetails, tocsin_record_details, ADW_TYPE_WINDOW)
 
 static void
-add_row (AdwPreferencesGroup *group,
+copy_clicked_cb (GtkButton           *button,
+                 TocsinRecordDetails *self)
+{
+  const char *value = g_object_get_data (G_OBJECT (button), "value");
+
+  gdk_clipboard_set_text (gtk_widget_get_clipboard (GTK_WIDGET (button)), value);
+  adw_toast_overlay_add_toast (self->toast_overlay, adw_toast_new (_("Copied")));
+}
+
+/* A value under its label, as long as it needs to be, with a button that copies it. (libadwaita
+ * 1.2 has no "property" row style; a subtitle is the closest.) */
+static GtkWidget *
+add_row (TocsinRecordDetails *self,
+         AdwPreferencesGroup *group,
          const char          *title,
          const char          *value)
 {
   GtkWidget *row = adw_action_row_new ();
-  GtkWidget *label = gtk_label_new (value);
+  GtkWidget *copy = gtk_button_new_from_icon_name ("edit-copy-symbolic");
+  /* Translators: the tooltip and accessible name of a copy button; %s is a field, e.g. "Body" */
+  g_autofree char *copy_label = g_strdup_printf (_("Copy %s"), title);
 
-  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
-  /* Titles are markup in libadwaita 1.2; a variable name could contain '<'. */
+  /* Titles and subtitles are markup in libadwaita 1.2; a variable could contain '<'. */
   adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
-  gtk_label_set_selectable (GTK_LABEL (label), TRUE);
-  gtk_label_set_wrap (GTK_LABEL (label), TRUE);
-  gtk_label_set_wrap_mode (GTK_LABEL (label), PANGO_WRAP_WORD_CHAR);
-  gtk_label_set_xalign (GTK_LABEL (label), 1);
-  gtk_widget_set_hexpand (label, TRUE);
-  gtk_widget_set_halign (label, GTK_ALIGN_END);
-  gtk_accessible_update_property (GTK_ACCESSIBLE (label), GTK_ACCESSIBLE_PROPERTY_LABEL, title, -1);
-  adw_action_row_add_suffix (ADW_ACTION_ROW (row), label);
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), value && *value ? value : "—");
+  gtk_widget_add_css_class (row, "property-row");
+
+  gtk_widget_set_valign (copy, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class (copy, "flat");
+  gtk_widget_set_tooltip_text (copy, copy_label);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (copy), GTK_ACCESSIBLE_PROPERTY_LABEL, copy_label,
+                                  -1);
+  g_object_set_data_full (G_OBJECT (copy), "value", g_strdup (value ? value : ""), g_free);
+  g_signal_connect (copy, "clicked", G_CALLBACK (copy_clicked_cb), self);
+  adw_action_row_add_suffix (ADW_ACTION_ROW (row), copy);
+  gtk_widget_set_visible (copy, value != NULL && *value != '\0');
   adw_preferences_group_add (group, row);
+  return row;
+}
+
+static void
+link_activated_cb (AdwActionRow        *row,
+                   TocsinRecordDetails *self)
+{
+  GtkWindow *parent = gtk_window_get_transient_for (GTK_WINDOW (self));
+
+  /* The main window opens it (checking it is a web address) and marks the record read. */
+  if (parent != NULL)
+    gtk_widget_activate_action (GTK_WIDGET (parent), "win.open-link", "(sx)",
+                                tocsin_record_get_link (self->record),
+                                tocsin_record_get_id (self->record));
 }
 
 static char *
@@ -65,7 +100,9 @@ fill (TocsinRecordDetails *self)
   const char *link = tocsin_record_get_link (record);
   const char *channel = tocsin_record_get_channel_name (record);
   g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (tocsin_record_get_time (record) / 1000);
-  g_autofree char *when = dt ? g_date_time_format (dt, "%c") : g_strdup ("");
+  /* Translators: when a record arrived, in g_date_time_format() form, e.g. "6 December 2026,
+   * 14:05:09"; reorder for your language. */
+  g_autofree char *when = dt ? g_date_time_format (dt, _("%-e %B %Y, %X")) : g_strdup ("");
   g_autofree char *message_id = g_strdup_printf ("%" G_GINT64_FORMAT,
                                                  tocsin_record_get_message_id (record));
   g_autoptr(JsonParser) parser = json_parser_new ();
@@ -73,13 +110,22 @@ fill (TocsinRecordDetails *self)
 
   adw_window_title_set_subtitle (self->window_title, tocsin_record_get_title (record));
 
-  add_row (self->message_group, _("Channel"), channel ? channel : "");
-  add_row (self->message_group, _("Received"), when);
-  add_row (self->message_group, _("Title"), tocsin_record_get_title (record));
-  add_row (self->message_group, _("Body"), tocsin_record_get_body (record));
+  add_row (self, self->message_group, _("Channel"), channel ? channel : "");
+  add_row (self, self->message_group, _("Received"), when);
+  add_row (self, self->message_group, _("Title"), tocsin_record_get_title (record));
+  add_row (self, self->message_group, _("Body"), tocsin_record_get_body (record));
   if (link && *link)
-    add_row (self->message_group, _("Link"), link);
-  add_row (self->message_group, _("Message number"), message_id);
+    {
+      GtkWidget *row = add_row (self, self->message_group, _("Link"), link);
+      GtkWidget *icon = gtk_image_new_from_icon_name ("adw-external-link-symbolic");
+
+      /* The row itself opens it, as links do in GNOME's about windows. */
+      gtk_list_box_row_set_activatable (GTK_LIST_BOX_ROW (row), TRUE);
+      gtk_widget_set_tooltip_text (row, _("Open in the browser"));
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), icon);
+      g_signal_connect (row, "activated", G_CALLBACK (link_activated_cb), self);
+    }
+  add_row (self, self->message_group, _("Message number"), message_id);
 
   if (vars_json && *vars_json && json_parser_load_from_data (parser, vars_json, -1, NULL)
       && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
@@ -93,7 +139,7 @@ fill (TocsinRecordDetails *self)
         {
           g_autofree char *value = node_to_display (json_object_get_member (object, l->data));
 
-          add_row (self->vars_group, l->data, value);
+          add_row (self, self->vars_group, l->data, value);
           any = TRUE;
         }
       gtk_text_buffer_set_text (gtk_text_view_get_buffer (self->source_view), pretty, -1);
@@ -125,6 +171,7 @@ tocsin_record_details_class_init (TocsinRecordDetailsClass *klass)
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/tocsin/Tocsin/tocsin-record-details.ui");
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, toast_overlay);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, window_title);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, message_group);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, vars_group);
@@ -135,6 +182,7 @@ static void
 tocsin_record_details_init (TocsinRecordDetails *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 GtkWidget *

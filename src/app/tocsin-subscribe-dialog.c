@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-subscribe-dialog.h"
 
 struct _TocsinSubscribeDialog
@@ -326,6 +327,7 @@ static void
 tocsin_subscribe_dialog_init (TocsinSubscribeDialog *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 GtkWidget *
@@ -347,6 +349,8 @@ tocsin_subscribe_dialog_new (GtkWindow    *parent,
       g_clear_handle_id (&self->fetch_id, g_source_remove);
       fetch_cb (self);
     }
+  /* Ctrl+N is "paste the link here": the link field has focus when the dialog opens. */
+  gtk_window_set_focus (GTK_WINDOW (self), GTK_WIDGET (self->link_row));
   return GTK_WIDGET (self);
 }
 

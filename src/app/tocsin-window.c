@@ -5,6 +5,7 @@
 
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
@@ -29,7 +30,15 @@ struct _TocsinWindow
   GtkLabel        *storage_label;
   GtkStack        *records_stack;
   GtkListView     *records_view;
+  GtkScrolledWindow *records_scroller;
+  GtkButton       *new_button;
+  GtkLabel        *new_label;
   AdwStatusPage   *no_results_page;
+  AdwStatusPage   *empty_page;
+  GtkWidget       *empty_subscribe_button;
+  GtkWidget       *empty_create_button;
+  GtkWidget       *empty_curl_box;
+  GtkLabel        *empty_curl_label;
 
   /* borrowed */
   TocsinApplication *app;
@@ -47,6 +56,12 @@ struct _TocsinWindow
   gint64              scroll_to_id;   /* a record to bring into view once its page is loaded */
   guint               scroll_tries;
   guint               scroll_id;
+  guint               new_count;      /* records that arrived above while scrolled down */
+  guint               top_id;         /* pending scroll to the newest */
+  gboolean            reloaded;       /* the list was just refilled */
+  gboolean            want_top;       /* the user changed what it shows: start at the newest */
+  GHashTable         *unread;         /* "relay\nchannel" ("" for all) → unread count */
+  guint               unread_id;      /* pending recount */
   GCancellable       *cancellable;
   GtkFileChooserNative *export_chooser;
 };
@@ -63,11 +78,30 @@ G_DEFINE_FINAL_TYPE (TocsinWindow, tocsin_window, ADW_TYPE_APPLICATION_WINDOW)
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
+/* libadwaita 1.2 ellipsizes a toast's title on one line ("Fermez …" at 360 px): the title
+ * is a wrapping label instead, so an error sentence is read whole. */
+static AdwToast *
+toast_new (const char *text)
+{
+  AdwToast *t = adw_toast_new (text);
+  GtkWidget *title = gtk_label_new (text);
+
+  gtk_label_set_wrap (GTK_LABEL (title), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (title), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_max_width_chars (GTK_LABEL (title), 40);
+  /* A wrapping label asks for little width; a short title must not wrap at all. */
+  gtk_label_set_width_chars (GTK_LABEL (title), MIN ((int) g_utf8_strlen (text, -1), 30));
+  gtk_label_set_xalign (GTK_LABEL (title), 0);
+  gtk_widget_add_css_class (title, "heading");
+  adw_toast_set_custom_title (t, title);
+  return t;
+}
+
 static void
 toast (TocsinWindow *self,
        const char   *text)
 {
-  AdwToast *t = adw_toast_new (text);
+  AdwToast *t = toast_new (text);
 
   adw_toast_set_timeout (t, 5);
   adw_toast_overlay_add_toast (self->toast_overlay, t);
@@ -145,6 +179,48 @@ tick (TocsinWindow *self)
 }
 
 
+/* The header says which channel, and whether it is offline: it must not look connected when
+ * it is not. */
+static void
+update_title (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  GListModel *connections = tocsin_client_get_connections (self->client);
+  gboolean offline = FALSE;
+
+  for (guint i = 0; i < g_list_model_get_n_items (connections); i++)
+    {
+      g_autoptr(TocsinConnection) connection = g_list_model_get_item (connections, i);
+
+      if (subscription != NULL
+          && g_strcmp0 (tocsin_connection_get_relay_url (connection),
+                        tocsin_subscription_get_relay_url (subscription)) != 0)
+        continue;
+      if (tocsin_connection_get_state (connection) != TOCSIN_CONNECTION_CONNECTED)
+        offline = TRUE;
+    }
+
+  if (subscription != NULL)
+    {
+      const char *name = tocsin_subscription_get_name (subscription);
+
+      adw_window_title_set_title (self->content_title, name && *name ? name : _("Unnamed channel"));
+      if (offline)
+        adw_window_title_set_subtitle (self->content_title, _("Offline"));
+      else
+        {
+          g_autofree char *host = relay_host (tocsin_subscription_get_relay_url (subscription));
+
+          adw_window_title_set_subtitle (self->content_title, host);
+        }
+    }
+  else
+    {
+      adw_window_title_set_title (self->content_title, _("All Channels"));
+      adw_window_title_set_subtitle (self->content_title, offline ? _("Offline") : NULL);
+    }
+}
+
 static void
 update_relay_states (TocsinWindow *self)
 {
@@ -178,6 +254,8 @@ update_relay_states (TocsinWindow *self)
 
   gtk_label_set_text (self->relay_state_label, text->str);
   gtk_revealer_set_reveal_child (self->relay_revealer, text->len > 0);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.retry", any_waiting);
+  update_title (self);
 
   if (any_waiting)
     tick (self);
@@ -217,6 +295,83 @@ connections_changed_cb (TocsinWindow *self)
 
 /* ---- sidebar -------------------------------------------------------------------------- */
 
+static char *
+unread_key (const char *relay_url,
+            gint64      channel_id)
+{
+  return g_strdup_printf ("%s\n%" G_GINT64_FORMAT, relay_url ? relay_url : "", channel_id);
+}
+
+typedef struct
+{
+  TocsinWindow *self;
+  char         *key;
+} UnreadCount;
+
+static void
+unread_counted_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  UnreadCount *count = user_data;
+  g_autoptr(GError) error = NULL;
+  gint64 n = tocsin_history_count_finish (TOCSIN_HISTORY (object), result, &error);
+
+  if (n >= 0 && count->self->unread != NULL)
+    {
+      g_hash_table_replace (count->self->unread, g_steal_pointer (&count->key),
+                            GUINT_TO_POINTER ((guint) MIN (n, G_MAXUINT)));
+      tick (count->self);
+    }
+  g_object_unref (count->self);
+  g_free (count->key);
+  g_free (count);
+}
+
+static void
+count_unread (TocsinWindow *self,
+              const char   *relay_url,
+              gint64        channel_id)
+{
+  g_autoptr(TocsinRecordQuery) query = tocsin_record_query_new ();
+  UnreadCount *count = g_new0 (UnreadCount, 1);
+
+  query->unread_only = TRUE;
+  query->relay_url = g_strdup (relay_url);
+  query->channel_id = channel_id;
+  count->self = g_object_ref (self);
+  count->key = relay_url ? unread_key (relay_url, channel_id) : g_strdup ("");
+  tocsin_history_count_async (tocsin_client_get_history (self->client), query, self->cancellable,
+                              unread_counted_cb, count);
+}
+
+/* Unread counts per channel in the sidebar: recounted (on the history's thread) a moment after
+ * the history changes, once for a burst. */
+static gboolean
+recount_unread_cb (gpointer data)
+{
+  TocsinWindow *self = data;
+  GListModel *subscriptions = tocsin_client_get_subscriptions (self->client);
+
+  self->unread_id = 0;
+  count_unread (self, NULL, 0);
+  for (guint i = 0; i < g_list_model_get_n_items (subscriptions); i++)
+    {
+      g_autoptr(TocsinSubscription) subscription = g_list_model_get_item (subscriptions, i);
+
+      count_unread (self, tocsin_subscription_get_relay_url (subscription),
+                    tocsin_subscription_get_channel_id (subscription));
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+queue_recount_unread (TocsinWindow *self)
+{
+  if (self->unread_id == 0)
+    self->unread_id = g_timeout_add (150, recount_unread_cb, self);
+}
+
 static void
 sidebar_row_update (GtkWidget *box)
 {
@@ -226,9 +381,29 @@ sidebar_row_update (GtkWidget *box)
   GtkLabel *state_label = g_object_get_data (G_OBJECT (box), "state-label");
   GtkImage *icon = g_object_get_data (G_OBJECT (box), "icon");
   GtkWidget *muted_icon = g_object_get_data (G_OBJECT (box), "muted-icon");
+  GtkLabel *unread_label = g_object_get_data (G_OBJECT (box), "unread-label");
+  g_autofree char *key = NULL;
+  guint unread;
 
   if (item == NULL || self == NULL)
     return;
+
+  if (TOCSIN_IS_SUBSCRIPTION (item))
+    key = unread_key (tocsin_subscription_get_relay_url (TOCSIN_SUBSCRIPTION (item)),
+                      tocsin_subscription_get_channel_id (TOCSIN_SUBSCRIPTION (item)));
+  else
+    key = g_strdup ("");
+  unread = GPOINTER_TO_UINT (g_hash_table_lookup (self->unread, key));
+  if (unread > 0)
+    {
+      g_autofree char *count = unread > 999 ? g_strdup ("999+") : g_strdup_printf ("%u", unread);
+      g_autofree char *tooltip = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u unread",
+                                                               "%u unread", unread), unread);
+
+      gtk_label_set_text (unread_label, count);
+      gtk_widget_set_tooltip_text (GTK_WIDGET (unread_label), tooltip);
+    }
+  gtk_widget_set_visible (GTK_WIDGET (unread_label), unread > 0);
 
   if (TOCSIN_IS_SUBSCRIPTION (item))
     {
@@ -244,9 +419,12 @@ sidebar_row_update (GtkWidget *box)
                                     tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
                                     ? "alarm-symbolic" : "preferences-system-notifications-symbolic");
       gtk_widget_set_visible (muted_icon, tocsin_subscription_get_muted (subscription));
-      accessible = g_strdup_printf ("%s, %s%s", gtk_label_get_text (name_label),
-                                    gtk_label_get_text (state_label),
-                                    tocsin_subscription_get_muted (subscription) ? _(", muted") : "");
+      const char *unread_text = gtk_widget_get_tooltip_text (GTK_WIDGET (unread_label));
+      gboolean muted = tocsin_subscription_get_muted (subscription);
+
+      accessible = g_strdup_printf ("%s, %s%s%s%s", gtk_label_get_text (name_label),
+                                    gtk_label_get_text (state_label), muted ? _(", muted") : "",
+                                    unread > 0 ? ", " : "", unread > 0 ? unread_text : "");
       gtk_accessible_update_property (GTK_ACCESSIBLE (box), GTK_ACCESSIBLE_PROPERTY_LABEL,
                                       accessible, -1);
     }
@@ -280,6 +458,7 @@ sidebar_setup_cb (GtkSignalListItemFactory *factory,
   GtkWidget *name = gtk_label_new (NULL);
   GtkWidget *state = gtk_label_new (NULL);
   GtkWidget *muted = gtk_image_new_from_icon_name ("notifications-disabled-symbolic");
+  GtkWidget *unread = gtk_label_new (NULL);
 
   gtk_widget_set_margin_top (box, 6);
   gtk_widget_set_margin_bottom (box, 6);
@@ -296,6 +475,12 @@ sidebar_setup_cb (GtkSignalListItemFactory *factory,
   gtk_box_append (GTK_BOX (box), icon);
   gtk_box_append (GTK_BOX (box), labels);
   gtk_box_append (GTK_BOX (box), muted);
+  gtk_widget_add_css_class (unread, "unread-badge");
+  gtk_widget_add_css_class (unread, "numeric");
+  gtk_widget_set_valign (unread, GTK_ALIGN_CENTER);
+  gtk_widget_set_visible (unread, FALSE);
+  gtk_box_append (GTK_BOX (box), unread);
+  g_object_set_data (G_OBJECT (box), "unread-label", unread);
 
   g_object_set_data (G_OBJECT (box), "window", self);
   g_object_set_data (G_OBJECT (box), "name-label", name);
@@ -353,22 +538,14 @@ channel_selected_cb (TocsinWindow *self)
 {
   TocsinSubscription *subscription = selected_subscription (self);
 
+  self->want_top = TRUE;
   if (subscription != NULL)
-    {
-      g_autofree char *host = relay_host (tocsin_subscription_get_relay_url (subscription));
-
-      tocsin_record_list_set_channel (self->records,
-                                      tocsin_subscription_get_relay_url (subscription),
-                                      tocsin_subscription_get_channel_id (subscription));
-      adw_window_title_set_title (self->content_title, tocsin_subscription_get_name (subscription));
-      adw_window_title_set_subtitle (self->content_title, host);
-    }
+    tocsin_record_list_set_channel (self->records,
+                                    tocsin_subscription_get_relay_url (subscription),
+                                    tocsin_subscription_get_channel_id (subscription));
   else
-    {
-      tocsin_record_list_set_channel (self->records, NULL, 0);
-      adw_window_title_set_title (self->content_title, _("All Channels"));
-      adw_window_title_set_subtitle (self->content_title, NULL);
-    }
+    tocsin_record_list_set_channel (self->records, NULL, 0);
+  update_title (self);
   update_actions (self);
 }
 
@@ -380,6 +557,14 @@ channel_activated_cb (TocsinWindow *self,
   adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
 }
 
+/* A click on a channel opens it (on a narrow window, the records page slides in). Capture
+ * phase: before the row's own gesture selects it, which it does whatever we do here. */
+static void
+channel_click_cb (TocsinWindow *self)
+{
+  adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+}
+
 static void
 leaflet_folded_cb (TocsinWindow *self)
 {
@@ -388,6 +573,183 @@ leaflet_folded_cb (TocsinWindow *self)
 }
 
 /* ---- records -------------------------------------------------------------------------- */
+
+/* Where new records go. The list is newest first, and GtkListView keeps the row at the top of
+ * the view where it is when rows are inserted above it, so without care new records arrive out
+ * of sight. A user at the top stays at the top; one who scrolled down keeps their place and gets
+ * an "N new" button over the list that takes them to the newest. */
+
+static gboolean
+records_at_top (TocsinWindow *self)
+{
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->records_scroller);
+
+  return gtk_adjustment_get_value (adjustment) < 1.0;
+}
+
+static void
+update_new_button (TocsinWindow *self)
+{
+  if (self->new_count > 0)
+    {
+      /* Translators: on a button over the records list; %u new records arrived above */
+      g_autofree char *text = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u new", "%u new",
+                                                            self->new_count), self->new_count);
+
+      gtk_label_set_text (self->new_label, text);
+    }
+  gtk_widget_set_visible (GTK_WIDGET (self->new_button), self->new_count > 0);
+}
+
+static gboolean
+scroll_to_top_cb (gpointer data)
+{
+  TocsinWindow *self = data;
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (self->records_scroller);
+
+  self->top_id = 0;
+  if (g_list_model_get_n_items (G_LIST_MODEL (self->records)) > 0)
+    gtk_widget_activate_action (GTK_WIDGET (self->records_view), "list.scroll-to-item", "u", 0);
+  /* Value 0 is the top: the first row's own top, not just "row 0 in view". */
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_lower (adjustment));
+  return G_SOURCE_REMOVE;
+}
+
+/* Brings the newest record into view once the list has laid out what it just got. */
+static void
+scroll_to_newest (TocsinWindow *self)
+{
+  self->new_count = 0;
+  update_new_button (self);
+  if (self->top_id == 0)
+    self->top_id = g_idle_add_full (GDK_PRIORITY_REDRAW + 10, scroll_to_top_cb, self, NULL);
+}
+
+static void
+new_button_clicked_cb (TocsinWindow *self)
+{
+  scroll_to_newest (self);
+  gtk_widget_grab_focus (GTK_WIDGET (self->records_view));
+}
+
+static void
+records_loading_cb (TocsinWindow *self)
+{
+  if (tocsin_record_list_get_loading (self->records))
+    return;
+  /* The refill is not new records. One the user asked for (search, channel, filter) starts at
+   * the top of its results; one after a change in the history ("mark all read", undo) leaves
+   * the view where it is. */
+  self->reloaded = TRUE;
+  if (self->want_top)
+    {
+      self->want_top = FALSE;
+      scroll_to_newest (self);
+    }
+}
+
+static void
+records_items_changed_cb (TocsinWindow *self,
+                          guint         position,
+                          guint         removed,
+                          guint         added)
+{
+  gboolean reloaded = self->reloaded;
+
+  self->reloaded = FALSE;
+  if (reloaded || position != 0 || removed != 0 || added == 0)
+    return;
+  if (records_at_top (self) || self->top_id != 0)
+    scroll_to_newest (self);
+  else
+    {
+      self->new_count += added;
+      update_new_button (self);
+    }
+}
+
+static void
+records_scrolled_cb (TocsinWindow *self)
+{
+  /* Scrolling up to the newest by hand is as good as the button. */
+  if (self->new_count > 0 && records_at_top (self))
+    {
+      self->new_count = 0;
+      update_new_button (self);
+    }
+}
+
+/* The first owned channel among those shown (@subscription, or all when NULL). */
+static const TocsinOwnedChannel *
+shown_owned_channel (TocsinWindow       *self,
+                     TocsinSubscription *subscription)
+{
+  GListModel *subscriptions = tocsin_client_get_subscriptions (self->client);
+
+  if (subscription != NULL)
+    return tocsin_application_find_owned_channel (self->app,
+                                                  tocsin_subscription_get_relay_url (subscription),
+                                                  tocsin_subscription_get_channel_id (subscription));
+  for (guint i = 0; i < g_list_model_get_n_items (subscriptions); i++)
+    {
+      g_autoptr(TocsinSubscription) item = g_list_model_get_item (subscriptions, i);
+      const TocsinOwnedChannel *owned = shown_owned_channel (self, item);
+
+      if (owned != NULL)
+        return owned;
+    }
+  return NULL;
+}
+
+/* No records and no filter: before any subscription, what to do first; after, that the app is
+ * waiting, and, for a channel of the user's own, the line that rings it. */
+static void
+update_waiting_page (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  guint n = g_list_model_get_n_items (tocsin_client_get_subscriptions (self->client));
+  const TocsinOwnedChannel *owned = n > 0 ? shown_owned_channel (self, subscription) : NULL;
+
+  gtk_widget_set_visible (self->empty_subscribe_button, n == 0);
+  gtk_widget_set_visible (self->empty_create_button, n == 0);
+  gtk_widget_set_visible (self->empty_curl_box, owned != NULL && owned->webhook_url != NULL);
+  if (n == 0)
+    {
+      adw_status_page_set_icon_name (self->empty_page, "io.github.tocsin.Tocsin-symbolic");
+      adw_status_page_set_title (self->empty_page, _("No Notifications Yet"));
+      adw_status_page_set_description (self->empty_page,
+                                       _("Subscribe to a channel with the link its owner shared, or create a channel of your own and ring its webhook."));
+      return;
+    }
+
+  adw_status_page_set_icon_name (self->empty_page, "io.github.tocsin.Tocsin-symbolic");
+  adw_status_page_set_title (self->empty_page, subscription ? _("Nothing From This Channel Yet")
+                                                            : _("Waiting for Notifications"));
+  if (owned != NULL && owned->webhook_url != NULL)
+    {
+      g_autofree char *quoted = g_shell_quote (owned->webhook_url);
+      g_autofree char *line = g_strdup_printf ("curl %s", quoted);
+      /* Translators: %s is a channel name; a command line follows */
+      g_autofree char *text = g_strdup_printf (_("Ring the webhook of “%s” to see a notification arrive:"),
+                                               owned->name ? owned->name : "");
+
+      adw_status_page_set_description (self->empty_page, text);
+      gtk_label_set_text (self->empty_curl_label, line);
+    }
+  else
+    adw_status_page_set_description (self->empty_page,
+                                     subscription
+                                     ? _("You are subscribed: notifications appear here as soon as its webhook rings.")
+                                     : _("You are subscribed: notifications appear here as soon as a webhook rings."));
+}
+
+static void
+copy_curl_cb (TocsinWindow *self)
+{
+  gdk_clipboard_set_text (gtk_widget_get_clipboard (GTK_WIDGET (self)),
+                          gtk_label_get_text (self->empty_curl_label));
+  toast (self, _("Copied"));
+}
 
 static void
 update_records_stack (TocsinWindow *self)
@@ -405,7 +767,16 @@ update_records_stack (TocsinWindow *self)
   if (tocsin_record_list_get_loading (self->records))
     return;
 
-  if (searching)
+  if (searching && (search == NULL || *search == '\0'))
+    {
+      /* Only the unread filter: nothing is wrong, everything was read. */
+      adw_status_page_set_icon_name (self->no_results_page, "object-select-symbolic");
+      adw_status_page_set_title (self->no_results_page, _("All Caught Up"));
+      adw_status_page_set_description (self->no_results_page,
+                                       _("Nothing unread here. Turn off “Show only unread” to see every record."));
+      gtk_stack_set_visible_child_name (self->records_stack, "no-results");
+    }
+  else if (searching)
     {
       adw_status_page_set_icon_name (self->no_results_page, "edit-find-symbolic");
       adw_status_page_set_title (self->no_results_page, _("No Matching Records"));
@@ -413,16 +784,11 @@ update_records_stack (TocsinWindow *self)
                                        _("Try other words, or turn off “Show only unread”."));
       gtk_stack_set_visible_child_name (self->records_stack, "no-results");
     }
-  else if (selected_subscription (self) != NULL)
-    {
-      adw_status_page_set_icon_name (self->no_results_page, "mail-inbox-symbolic");
-      adw_status_page_set_title (self->no_results_page, _("Nothing From This Channel Yet"));
-      adw_status_page_set_description (self->no_results_page,
-                                       _("Notifications appear here as soon as its webhook rings. You are subscribed, so you will not miss them."));
-      gtk_stack_set_visible_child_name (self->records_stack, "no-results");
-    }
   else
-    gtk_stack_set_visible_child_name (self->records_stack, "empty");
+    {
+      update_waiting_page (self);
+      gtk_stack_set_visible_child_name (self->records_stack, "empty");
+    }
 }
 
 static void
@@ -470,6 +836,7 @@ record_activated_cb (TocsinWindow *self,
 static void
 search_changed_cb (TocsinWindow *self)
 {
+  self->want_top = TRUE;
   tocsin_record_list_set_search (self->records, gtk_editable_get_text (GTK_EDITABLE (self->search_entry)));
 }
 
@@ -494,6 +861,13 @@ search_mode_cb (TocsinWindow *self)
 }
 
 /* ---- actions -------------------------------------------------------------------------- */
+
+static gboolean
+invert_boolean (gpointer  unused,
+                gboolean  value)
+{
+  return !value;
+}
 
 static void
 update_actions (TocsinWindow *self)
@@ -620,7 +994,102 @@ change_done_cb (GObject      *object,
     }
 }
 
-typedef enum { CONFIRM_MARK_ALL_READ, CONFIRM_CLEAR_CHANNEL, CONFIRM_CLEAR_ALL, CONFIRM_UNSUBSCRIBE } ConfirmKind;
+/* ---- undo ---------------------------------------------------------------------------- */
+
+/* What can be undone is done at once, with an Undo button on its toast, instead of asking
+ * first (GNOME HIG). The history keeps what the change removed until the toast goes. */
+typedef struct
+{
+  TocsinHistory *history;
+  guint64        batch;
+  gboolean       undone;
+} Undo;
+
+static void
+undo_free (gpointer data,
+           GClosure *closure)
+{
+  Undo *undo = data;
+
+  g_object_unref (undo->history);
+  g_free (undo);
+}
+
+static void
+undo_clicked_cb (AdwToast *toast,
+                 Undo     *undo)
+{
+  undo->undone = TRUE;
+  tocsin_history_undo_async (undo->history, undo->batch, NULL, NULL, NULL);
+}
+
+static void
+undo_dismissed_cb (AdwToast *toast,
+                   Undo     *undo)
+{
+  if (!undo->undone)
+    tocsin_history_forget_undo_async (undo->history, undo->batch, NULL, NULL, NULL);
+}
+
+static void
+undo_toast (TocsinWindow *self,
+            const char   *text,
+            guint64       batch)
+{
+  AdwToast *t = toast_new (text);
+  Undo *undo = g_new0 (Undo, 1);
+
+  undo->history = g_object_ref (tocsin_client_get_history (self->client));
+  undo->batch = batch;
+  adw_toast_set_button_label (t, _("_Undo"));
+  adw_toast_set_timeout (t, 7);
+  adw_toast_set_priority (t, ADW_TOAST_PRIORITY_HIGH);
+  g_signal_connect (t, "button-clicked", G_CALLBACK (undo_clicked_cb), undo);
+  g_signal_connect_data (t, "dismissed", G_CALLBACK (undo_dismissed_cb), undo, undo_free, 0);
+  adw_toast_overlay_add_toast (self->toast_overlay, t);
+}
+
+static void
+mark_all_read_undoable (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
+  guint64 batch = tocsin_history_new_undo_batch (history);
+  const char *relay_url = NULL;
+  gint64 channel_id = 0;
+
+  if (subscription != NULL)
+    {
+      relay_url = tocsin_subscription_get_relay_url (subscription);
+      channel_id = tocsin_subscription_get_channel_id (subscription);
+    }
+  tocsin_history_mark_all_read_undoable_async (history, relay_url, channel_id, batch,
+                                               self->cancellable, change_done_cb,
+                                               g_object_ref (self));
+  undo_toast (self, _("Marked as read"), batch);
+}
+
+static void
+clear_channel_undoable (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
+  g_autofree char *text = NULL;
+  guint64 batch;
+
+  if (subscription == NULL)
+    return;
+  batch = tocsin_history_new_undo_batch (history);
+  tocsin_history_clear_undoable_async (history, tocsin_subscription_get_relay_url (subscription),
+                                       tocsin_subscription_get_channel_id (subscription), batch,
+                                       self->cancellable, change_done_cb, g_object_ref (self));
+  /* Translators: a toast after clearing a channel; %s is its name */
+  text = g_strdup_printf (_("“%s” cleared"), tocsin_subscription_get_name (subscription));
+  undo_toast (self, text, batch);
+}
+
+/* What cannot be undone is asked first. */
+typedef enum { CONFIRM_CLEAR_ALL, CONFIRM_UNSUBSCRIBE } ConfirmKind;
 
 typedef struct
 {
@@ -651,13 +1120,6 @@ confirm_response_cb (AdwMessageDialog *dialog,
     {
       switch (confirm->kind)
         {
-        case CONFIRM_MARK_ALL_READ:
-          tocsin_history_mark_all_read_async (history, relay_url, channel_id, self->cancellable,
-                                              change_done_cb, g_object_ref (self));
-          if (relay_url == NULL)
-            tocsin_notifier_withdraw_all (tocsin_client_get_notifier (self->client));
-          break;
-        case CONFIRM_CLEAR_CHANNEL:
         case CONFIRM_CLEAR_ALL:
           tocsin_history_clear_async (history, relay_url, channel_id, self->cancellable,
                                       change_done_cb, g_object_ref (self));
@@ -694,21 +1156,6 @@ confirm (TocsinWindow *self,
 
   switch (kind)
     {
-    case CONFIRM_MARK_ALL_READ:
-      heading = g_strdup (_("Mark All as Read?"));
-      body = subscription
-             ? g_strdup_printf (_("Every record from “%s” will be marked as read."), name)
-             : g_strdup (_("Every record from every channel will be marked as read."));
-      button = _("_Mark All as Read");
-      destructive = FALSE;
-      break;
-    case CONFIRM_CLEAR_CHANNEL:
-      if (subscription == NULL)
-        return;
-      heading = g_strdup (_("Clear This Channel?"));
-      body = g_strdup_printf (_("Every record from “%s” will be deleted from this computer. This cannot be undone."), name);
-      button = _("_Clear Channel");
-      break;
     case CONFIRM_CLEAR_ALL:
       heading = g_strdup (_("Clear All Records?"));
       body = g_strdup (_("Every record from every channel will be deleted from this computer. Your subscriptions stay. This cannot be undone."));
@@ -748,13 +1195,13 @@ confirm (TocsinWindow *self,
 static void
 mark_all_read_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
-  confirm (TOCSIN_WINDOW (widget), CONFIRM_MARK_ALL_READ);
+  mark_all_read_undoable (TOCSIN_WINDOW (widget));
 }
 
 static void
 clear_channel_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
-  confirm (TOCSIN_WINDOW (widget), CONFIRM_CLEAR_CHANNEL);
+  clear_channel_undoable (TOCSIN_WINDOW (widget));
 }
 
 static void
@@ -779,8 +1226,8 @@ link_launched_cb (GObject      *object,
 
   if (!g_app_info_launch_default_for_uri_finish (result, &error))
     {
-      g_autofree char *text = g_strdup_printf (_("Could not open the link: %s. Copy it from the record’s menu and open it in your browser."),
-                                               error->message);
+      g_autofree char *text = g_strdup_printf (_("Could not open the link: %s"), error->message);
+
       toast (self, text);
     }
 }
@@ -829,12 +1276,31 @@ record_delete_action (GtkWidget  *widget,
                       GVariant   *param)
 {
   TocsinWindow *self = TOCSIN_WINDOW (widget);
+  TocsinHistory *history = tocsin_client_get_history (self->client);
   gint64 id = g_variant_get_int64 (param);
+  guint64 batch = tocsin_history_new_undo_batch (history);
 
-  tocsin_history_delete_record_async (tocsin_client_get_history (self->client), id,
-                                      self->cancellable, change_done_cb, g_object_ref (self));
-  tocsin_notifier_withdraw (tocsin_client_get_notifier (self->client), id);
-  toast (self, _("Record deleted"));
+  tocsin_history_delete_record_undoable_async (history, id, batch, self->cancellable,
+                                               change_done_cb, g_object_ref (self));
+  undo_toast (self, _("Record deleted"), batch);
+}
+
+/* "Retry" on the offline bar: every relay that is waiting to reconnect tries now. */
+static void
+retry_action (GtkWidget  *widget,
+              const char *action_name,
+              GVariant   *param)
+{
+  TocsinWindow *self = TOCSIN_WINDOW (widget);
+  GListModel *connections = tocsin_client_get_connections (self->client);
+
+  for (guint i = 0; i < g_list_model_get_n_items (connections); i++)
+    {
+      g_autoptr(TocsinConnection) connection = g_list_model_get_item (connections, i);
+
+      if (tocsin_connection_get_state (connection) == TOCSIN_CONNECTION_WAITING)
+        tocsin_connection_reconnect_now (connection);
+    }
 }
 
 static void
@@ -950,6 +1416,7 @@ tocsin_window_owned_channels_changed (TocsinWindow *self)
 {
   g_return_if_fail (TOCSIN_IS_WINDOW (self));
   update_actions (self);
+  update_records_stack (self);
 }
 
 void
@@ -969,8 +1436,12 @@ tocsin_window_show_channel (TocsinWindow *self,
           && tocsin_subscription_get_channel_id (TOCSIN_SUBSCRIPTION (item)) == channel_id
           && g_strcmp0 (tocsin_subscription_get_relay_url (TOCSIN_SUBSCRIPTION (item)), relay_url) == 0)
         {
+          /* "Show" on a summary pop-up: the channel's newest records, whatever hid them. */
+          gtk_toggle_button_set_active (self->search_button, FALSE);
+          g_object_set (self, "unread-only", FALSE, NULL);
           gtk_single_selection_set_selected (self->channel_selection, i);
           adw_leaflet_navigate (self->leaflet, ADW_NAVIGATION_DIRECTION_FORWARD);
+          scroll_to_newest (self);
           return;
         }
     }
@@ -1082,7 +1553,7 @@ tocsin_window_close_request (GtkWindow *window)
   if (g_settings_get_boolean (self->settings, "run-in-background")
       && !g_settings_get_boolean (self->settings, "first-close-toast-shown"))
     {
-      AdwToast *t = adw_toast_new (_("Tocsin keeps running in the background to deliver notifications. Close the window again, or quit from the main menu."));
+      AdwToast *t = toast_new (_("Tocsin keeps running in the background to deliver notifications"));
 
       g_settings_set_boolean (self->settings, "first-close-toast-shown", TRUE);
       adw_toast_set_timeout (t, 0);
@@ -1127,6 +1598,7 @@ tocsin_window_set_property (GObject      *object,
       if (self->records != NULL
           && tocsin_record_list_get_unread_only (self->records) != g_value_get_boolean (value))
         {
+          self->want_top = TRUE;
           tocsin_record_list_set_unread_only (self->records, g_value_get_boolean (value));
           g_object_notify_by_pspec (object, pspec);
         }
@@ -1145,6 +1617,8 @@ tocsin_window_dispose (GObject *object)
     g_cancellable_cancel (self->cancellable);
   g_clear_handle_id (&self->clock_id, g_source_remove);
   g_clear_handle_id (&self->scroll_id, g_source_remove);
+  g_clear_handle_id (&self->top_id, g_source_remove);
+  g_clear_handle_id (&self->unread_id, g_source_remove);
   if (self->export_chooser)
     gtk_native_dialog_destroy (GTK_NATIVE_DIALOG (self->export_chooser));
   g_clear_object (&self->export_chooser);
@@ -1161,6 +1635,7 @@ tocsin_window_dispose (GObject *object)
   g_clear_object (&self->clock);
   g_clear_object (&self->settings);
   g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->unread, g_hash_table_unref);
   G_OBJECT_CLASS (tocsin_window_parent_class)->dispose (object);
 }
 
@@ -1220,6 +1695,8 @@ tocsin_window_setup (TocsinWindow      *self,
   /* The "All channels" row counts subscriptions. */
   g_signal_connect_object (subscriptions, "items-changed", G_CALLBACK (tick), self,
                            G_CONNECT_SWAPPED);
+  g_signal_connect_object (subscriptions, "items-changed", G_CALLBACK (update_records_stack), self,
+                           G_CONNECT_SWAPPED);
   factory = gtk_signal_list_item_factory_new ();
   g_signal_connect (factory, "setup", G_CALLBACK (sidebar_setup_cb), self);
   g_signal_connect (factory, "bind", G_CALLBACK (sidebar_bind_cb), self);
@@ -1227,9 +1704,26 @@ tocsin_window_setup (TocsinWindow      *self,
   gtk_list_view_set_factory (self->channel_view, factory);
   g_object_unref (factory);
   gtk_list_view_set_model (self->channel_view, GTK_SELECTION_MODEL (self->channel_selection));
+  {
+    GtkGesture *click = gtk_gesture_click_new ();
+
+    gtk_event_controller_set_propagation_phase (GTK_EVENT_CONTROLLER (click), GTK_PHASE_CAPTURE);
+    g_signal_connect_object (click, "released", G_CALLBACK (channel_click_cb), self,
+                             G_CONNECT_SWAPPED);
+    gtk_widget_add_controller (GTK_WIDGET (self->channel_view), GTK_EVENT_CONTROLLER (click));
+  }
 
   /* Records. */
   self->records = tocsin_record_list_new (tocsin_client_get_history (self->client));
+  /* Before the view's own handler (connected with the model below): the position is still the
+   * one before the change. */
+  g_signal_connect_object (self->records, "notify::loading", G_CALLBACK (records_loading_cb),
+                           self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->records, "items-changed", G_CALLBACK (records_items_changed_cb),
+                           self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (gtk_scrolled_window_get_vadjustment (self->records_scroller),
+                           "value-changed", G_CALLBACK (records_scrolled_cb), self,
+                           G_CONNECT_SWAPPED);
   g_signal_connect_object (self->records, "items-changed", G_CALLBACK (update_records_stack),
                            self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->records, "notify::loading", G_CALLBACK (update_records_stack),
@@ -1246,6 +1740,17 @@ tocsin_window_setup (TocsinWindow      *self,
   g_signal_connect_object (self->records_view, "activate", G_CALLBACK (record_activated_cb), self,
                            G_CONNECT_SWAPPED);
 
+  {
+    const char *changes[] = { "record-added", "record-changed", "record-removed", "reset" };
+
+    for (guint i = 0; i < G_N_ELEMENTS (changes); i++)
+      g_signal_connect_object (tocsin_client_get_history (self->client), changes[i],
+                               G_CALLBACK (queue_recount_unread), self, G_CONNECT_SWAPPED);
+    g_signal_connect_object (subscriptions, "items-changed", G_CALLBACK (queue_recount_unread),
+                             self, G_CONNECT_SWAPPED);
+    queue_recount_unread (self);
+  }
+
   g_signal_connect_object (tocsin_client_get_history (self->client), "notify::write-error",
                            G_CALLBACK (history_write_error_cb), self, G_CONNECT_SWAPPED);
   history_write_error_cb (self);
@@ -1256,6 +1761,16 @@ tocsin_window_setup (TocsinWindow      *self,
   connections_changed_cb (self);
   self->clock_id = g_timeout_add_seconds (1, clock_cb, self);
 
+  {
+    /* A hyphen inserted at a wrap would look like part of the command. */
+    PangoAttrList *attrs = pango_attr_list_new ();
+
+    pango_attr_list_insert (attrs, pango_attr_insert_hyphens_new (FALSE));
+    gtk_label_set_attributes (self->empty_curl_label, attrs);
+    pango_attr_list_unref (attrs);
+  }
+  /* Without it GtkSearchBar warns on every key press and cannot hand typing to the entry. */
+  gtk_search_bar_connect_entry (self->search_bar, GTK_EDITABLE (self->search_entry));
   gtk_search_bar_set_key_capture_widget (self->search_bar, GTK_WIDGET (self));
   channel_selected_cb (self);
   update_records_stack (self);
@@ -1294,6 +1809,17 @@ tocsin_window_class_init (TocsinWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, records_stack);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, records_view);
   gtk_widget_class_bind_template_child (widget_class, TocsinWindow, no_results_page);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, records_scroller);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, empty_page);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, empty_subscribe_button);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, empty_create_button);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, empty_curl_box);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, empty_curl_label);
+  gtk_widget_class_bind_template_callback (widget_class, copy_curl_cb);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, new_button);
+  gtk_widget_class_bind_template_child (widget_class, TocsinWindow, new_label);
+  gtk_widget_class_bind_template_callback (widget_class, new_button_clicked_cb);
+  gtk_widget_class_bind_template_callback (widget_class, invert_boolean);
   gtk_widget_class_bind_template_callback (widget_class, channel_activated_cb);
   gtk_widget_class_bind_template_callback (widget_class, leaflet_folded_cb);
   gtk_widget_class_bind_template_callback (widget_class, search_changed_cb);
@@ -1318,6 +1844,7 @@ tocsin_window_class_init (TocsinWindowClass *klass)
                                    record_set_read_action);
   gtk_widget_class_install_action (widget_class, "win.record-delete", "x", record_delete_action);
   gtk_widget_class_install_action (widget_class, "win.toast", "s", toast_action);
+  gtk_widget_class_install_action (widget_class, "win.retry", NULL, retry_action);
   gtk_widget_class_install_property_action (widget_class, "win.unread-only", "unread-only");
 }
 
@@ -1326,7 +1853,9 @@ tocsin_window_init (TocsinWindow *self)
 {
   self->cancellable = g_cancellable_new ();
   self->clock = g_simple_action_new ("tick", NULL);
+  self->unread = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
 }
 
 TocsinWindow *

@@ -1,0 +1,982 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-ui-records.c: the records view as a user meets it, in the real window under Xvfb against
+ * a real relay, with dbusmock's notification daemon: where new records appear (the "N new"
+ * button, "Show" and search starting at the newest), how unread looks (a dot, a heavy title,
+ * counts in the sidebar), Record Details, undo toasts, the offline banner with Retry, the empty
+ * states, the subscribe dialog's focus, and the pop-ups naming their channel. Screenshots at
+ * 1400 and 360 px wide, light and dark, land in <build>/tests/screenshots/.
+ */
+#define G_LOG_DOMAIN "test-ui"
+
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <adwaita.h>
+
+#include "tocsin-application.h"
+#include "tocsin-record-row.h"
+#include "tocsin-test-notify.h"
+#include "tocsin-test-relay.h"
+#include "tocsin-window.h"
+
+typedef struct
+{
+  char               *tmpdir;
+  TocsinTestRelay    *relay;
+  JsonObject         *channel;
+  JsonObject         *twin;          /* another channel whose messages have the same titles */
+  TocsinApplication  *app;
+  TocsinWindow       *window;
+  TocsinSubscription *subscription;
+  guint               rung;          /* messages rung so far on fx.channel */
+} Fixture;
+
+static Fixture fx;
+
+/* ---- widgets -------------------------------------------------------------------------- */
+
+static char *
+screenshot_path (const char *name)
+{
+  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
+
+  g_mkdir_with_parents (dir, 0755);
+  return g_build_filename (dir, name, NULL);
+}
+
+static gboolean
+tick_cb (GtkWidget     *widget,
+         GdkFrameClock *clock,
+         gpointer       data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+wait_for_frames (GtkWidget *widget,
+                 guint      frames)
+{
+  guint ticks = 0;
+  guint id;
+
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
+  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
+  gtk_widget_queue_draw (widget);
+  TOCSIN_WAIT_UNTIL (ticks >= frames);
+  gtk_widget_remove_tick_callback (widget, id);
+}
+
+static void
+save_screenshot (GtkWidget  *widget,
+                 const char *name)
+{
+  g_autofree char *path = screenshot_path (name);
+  g_autoptr(GdkPaintable) paintable = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  GtkSnapshot *snapshot;
+  GskRenderNode *node;
+  int width, height;
+
+  wait_for_frames (widget, 3);
+  width = gtk_widget_get_width (widget);
+  height = gtk_widget_get_height (widget);
+  paintable = gtk_widget_paintable_new (widget);
+  snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+  node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
+                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  gsk_render_node_unref (node);
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s (%dx%d)", path, width, height);
+}
+
+static const char *
+widget_text (GtkWidget *widget)
+{
+  if (GTK_IS_LABEL (widget))
+    return gtk_label_get_text (GTK_LABEL (widget));
+  if (GTK_IS_BUTTON (widget))
+    return gtk_button_get_label (GTK_BUTTON (widget));
+  if (ADW_IS_PREFERENCES_ROW (widget))
+    return adw_preferences_row_get_title (ADW_PREFERENCES_ROW (widget));
+  return NULL;
+}
+
+/* Depth-first: a widget on screen (mapped) of @type whose text contains @text (NULL: any). */
+static GtkWidget *
+find_widget (GtkWidget  *root,
+             GType       type,
+             const char *text)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (!gtk_widget_get_mapped (child))
+        continue;
+      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
+        {
+          const char *label = widget_text (child);
+
+          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
+            return child;
+        }
+      if ((found = find_widget (child, type, text)))
+        return found;
+    }
+  return NULL;
+}
+
+/* A widget on screen with CSS class @css_class. */
+static GtkWidget *
+find_styled (GtkWidget  *root,
+             const char *css_class)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (!gtk_widget_get_mapped (child))
+        continue;
+      if (gtk_widget_has_css_class (child, css_class))
+        return child;
+      if ((found = find_styled (child, css_class)))
+        return found;
+    }
+  return NULL;
+}
+
+static GtkWindow *
+find_toplevel (GType type)
+{
+  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
+
+  for (GList *l = toplevels; l; l = l->next)
+    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
+      return l->data;
+  return NULL;
+}
+
+static void
+collect_rows (GtkWidget *root,
+              GPtrArray *rows)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
+          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
+        g_ptr_array_add (rows, child);
+      else
+        collect_rows (child, rows);
+    }
+}
+
+static TocsinRecordRow *
+row_with_title (const char *title)
+{
+  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+
+  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
+
+      if (tocsin_record_get_loaded (record)
+          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
+        return rows->pdata[i];
+    }
+  return NULL;
+}
+
+static GtkScrolledWindow *
+records_scroller (void)
+{
+  GtkWidget *view = GTK_WIDGET (tocsin_window_get_records_view (fx.window));
+
+  return GTK_SCROLLED_WINDOW (gtk_widget_get_ancestor (view, GTK_TYPE_SCROLLED_WINDOW));
+}
+
+static double
+scroll_position (void)
+{
+  return gtk_adjustment_get_value (gtk_scrolled_window_get_vadjustment (records_scroller ()));
+}
+
+/* The title of the record whose row is at the top of the view, as the user sees it. */
+static const char *
+top_title (void)
+{
+  GtkWidget *scroller = GTK_WIDGET (records_scroller ());
+  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+  const char *best = NULL;
+  double best_y = G_MAXDOUBLE;
+
+  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
+  for (guint i = 0; i < rows->len; i++)
+    {
+      GtkWidget *row = rows->pdata[i];
+      TocsinRecord *record = tocsin_record_row_get_record (TOCSIN_RECORD_ROW (row));
+      graphene_point_t point;
+
+      if (!tocsin_record_get_loaded (record)
+          || !gtk_widget_compute_point (row, scroller, &GRAPHENE_POINT_INIT (0, 0), &point))
+        continue;
+      /* The row whose top is nearest the view's top, not above it by more than half a row. */
+      if (point.y + gtk_widget_get_height (row) / 2.0 > 0 && point.y < best_y)
+        {
+          best_y = point.y;
+          best = tocsin_record_get_title (record);
+        }
+    }
+  return best;
+}
+
+static gboolean
+settled (void)
+{
+  TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
+
+  return !tocsin_record_list_get_loading (list);
+}
+
+/* ---- the relay ------------------------------------------------------------------------ */
+
+static void
+ring_channel (JsonObject *channel,
+              const char *query)
+{
+  g_autofree char *path = g_strdup_printf ("/t/%s?%s",
+                                           json_object_get_string_member (channel, "trigger_token"),
+                                           query);
+
+  g_assert_cmpuint (tocsin_test_http (fx.relay, "GET", path, NULL, NULL, 0, NULL, NULL, NULL),
+                    ==, 200);
+}
+
+/* Rings fx.channel; the record is titled "Alert N". Returns N. */
+static guint
+ring (void)
+{
+  g_autofree char *query = g_strdup_printf ("n=%u", ++fx.rung);
+
+  ring_channel (fx.channel, query);
+  return fx.rung;
+}
+
+static void
+async_done (GObject      *object,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static TocsinSubscription *
+subscribe (JsonObject *channel)
+{
+  TocsinClient *client = tocsin_application_get_client (fx.app);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(TocsinSubscription) fetched = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinSubscription *subscription;
+
+  tocsin_client_fetch_channel_info_async (client,
+                                          json_object_get_string_member (channel, "subscribe_url"),
+                                          NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  subscription = tocsin_client_subscribe_finish (client, result, &error);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (subscription) != TOCSIN_CURSOR_NONE);
+  return subscription;
+}
+
+static guint
+n_records (void)
+{
+  return g_list_model_get_n_items (G_LIST_MODEL (tocsin_window_get_record_list (fx.window)));
+}
+
+static void
+resize (int width,
+        int height)
+{
+  /* A new size is taken when the window is shown again (no window manager under Xvfb). The
+   * widget is a little smaller than the window: GTK draws its frame inside. */
+  g_test_message ("resizing to %dx%d", width, height);
+  gtk_widget_set_visible (GTK_WIDGET (fx.window), FALSE);
+  gtk_window_set_default_size (GTK_WINDOW (fx.window), width, height);
+  gtk_window_present (GTK_WINDOW (fx.window));
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (GTK_WIDGET (fx.window))
+                     && ABS (gtk_widget_get_width (GTK_WIDGET (fx.window)) - width) <= 12);
+  wait_for_frames (GTK_WIDGET (fx.window), 3);
+}
+
+/* ---- tests: empty states -------------------------------------------------------------- */
+
+static void
+test_empty_states (void)
+{
+  GtkWidget *window = GTK_WIDGET (fx.window);
+  GtkWidget *page;
+
+  /* Before any subscription: what to do first. */
+  TOCSIN_WAIT_UNTIL (settled ());
+  TOCSIN_WAIT_UNTIL ((page = find_widget (window, ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+                     && gtk_widget_get_mapped (page));
+  g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==, "No Notifications Yet");
+  g_assert_nonnull (find_widget (page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
+
+  /* Subscribed, nothing yet: it says it is waiting, and no longer offers to subscribe. */
+  fx.subscription = subscribe (fx.channel);
+  TOCSIN_WAIT_UNTIL ((page = find_widget (window, ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+                     && g_strcmp0 (adw_status_page_get_title (ADW_STATUS_PAGE (page)),
+                                   "Waiting for Notifications") == 0);
+  g_assert_nonnull (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)),
+                            "as soon as a webhook rings"));
+  g_assert_null (find_widget (page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
+  /* Every icon it shows is in the icon theme (mail-inbox-symbolic was not). */
+  g_assert_true (gtk_icon_theme_has_icon (
+                   gtk_icon_theme_get_for_display (gtk_widget_get_display (window)),
+                                          adw_status_page_get_icon_name (ADW_STATUS_PAGE (page))));
+  save_screenshot (window, "ui-records-waiting.png");
+}
+
+/* ---- tests: pop-ups ------------------------------------------------------------------- */
+
+/* Two channels send "Alert 1": each pop-up's body names its channel first. */
+static void
+test_popups_name_channel (void)
+{
+  g_autoptr(TocsinSubscription) twin = subscribe (fx.twin);
+  g_autoptr(GPtrArray) calls = NULL;
+  TocsinTestNotifyCall *prod = NULL, *staging = NULL;
+  const char *category = NULL;
+
+  tocsin_test_notify_clear (NULL);
+  ring ();
+  ring_channel (fx.twin, "n=1");
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_count (NULL, "Alert 1", NULL) == 2);
+  calls = tocsin_test_notify_calls (NULL);
+  for (guint i = 0; i < calls->len; i++)
+    {
+      TocsinTestNotifyCall *call = calls->pdata[i];
+
+      if (g_strcmp0 (call->channel, "Prod alerts") == 0)
+        prod = call;
+      else if (g_strcmp0 (call->channel, "Staging alerts") == 0)
+        staging = call;
+    }
+  g_assert_nonnull (prod);
+  g_assert_nonnull (staging);
+  g_assert_cmpstr (prod->summary, ==, "Alert 1");
+  g_assert_cmpstr (staging->summary, ==, "Alert 1");
+  g_assert_cmpstr (prod->text, ==, "Number 1");
+  g_assert_true (g_variant_lookup (prod->hints, "category", "&s", &category));
+  g_assert_cmpstr (category, !=, "im.received");
+
+  tocsin_client_unsubscribe (tocsin_application_get_client (fx.app), twin);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
+}
+
+static guint changed_count;
+
+static void
+on_record_changed (void)
+{
+  changed_count++;
+}
+
+/* "Mark as Read" on a pop-up: one database change, one withdrawal (it was two of each). */
+static void
+test_popup_mark_read_once (void)
+{
+  TocsinHistory *history = tocsin_application_get_history (fx.app);
+  g_autofree char *title = NULL;
+  TocsinRecordRow *row = NULL;
+  guint32 id = 0;
+  gulong handler;
+
+  title = g_strdup_printf ("Alert %u", ring ());
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL);
+  {
+    g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
+
+    for (guint i = 0; i < calls->len; i++)
+      if (g_strcmp0 (((TocsinTestNotifyCall *) calls->pdata[i])->summary, title) == 0)
+        id = ((TocsinTestNotifyCall *) calls->pdata[i])->id;
+  }
+  g_assert_cmpuint (id, !=, 0);
+
+  changed_count = 0;
+  handler = g_signal_connect (history, "record-changed", G_CALLBACK (on_record_changed), NULL);
+  tocsin_test_notify_click (NULL, id, "mark-read");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL
+                     && tocsin_record_get_read (tocsin_record_row_get_record (row)));
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) == 1);
+  tocsin_history_flush_sync (history);
+  g_main_context_iteration (NULL, FALSE);
+  g_assert_cmpuint (changed_count, ==, 1);
+  g_assert_cmpuint (tocsin_test_notify_closed_count (NULL, id), ==, 1);
+  g_signal_handler_disconnect (history, handler);
+}
+
+/* "Open Link" on a pop-up reads the record, as opening it from the window does. */
+static void
+test_popup_open_link_reads (void)
+{
+  TocsinRecordRow *row = NULL;
+  guint32 id = 0;
+
+  ring_channel (fx.channel, "n=linked&link=https%3A%2F%2Fdashboard.example.com%2Fb%2F2");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL);
+  g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
+  {
+    g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
+
+    for (guint i = 0; i < calls->len; i++)
+      if (g_strcmp0 (((TocsinTestNotifyCall *) calls->pdata[i])->summary, "Alert linked") == 0)
+        id = ((TocsinTestNotifyCall *) calls->pdata[i])->id;
+  }
+  g_assert_cmpuint (id, !=, 0);
+  tocsin_test_notify_click (NULL, id, "default");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL
+                     && tocsin_record_get_read (tocsin_record_row_get_record (row))
+                     && find_styled (GTK_WIDGET (row), "unread-dot") == NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) == 1);
+}
+
+/* ---- tests: unread -------------------------------------------------------------------- */
+
+static int
+title_weight (TocsinRecordRow *row)
+{
+  GtkWidget *title = find_styled (GTK_WIDGET (row), "record-title");
+  const PangoFontDescription *font;
+
+  g_assert_nonnull (title);
+  font = pango_context_get_font_description (gtk_widget_get_pango_context (title));
+  return pango_font_description_get_weight (font);
+}
+
+static GtkWidget *
+find_badge_next_to (GtkWidget  *root,
+                    const char *name)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (!gtk_widget_get_mapped (child))
+        continue;
+      if (GTK_IS_LABEL (child) && g_strcmp0 (gtk_label_get_text (GTK_LABEL (child)), name) == 0
+          && gtk_widget_get_parent (root) != NULL
+          && (found = find_styled (gtk_widget_get_parent (root), "unread-badge")) != NULL)
+        return found;
+      if ((found = find_badge_next_to (child, name)))
+        return found;
+    }
+  return NULL;
+}
+
+/* The unread count shown in the sidebar next to channel @name, if any. */
+static GtkWidget *
+sidebar_badge (const char *name)
+{
+  return find_badge_next_to (GTK_WIDGET (fx.window), name);
+}
+
+static void
+test_unread_looks_unread (void)
+{
+  GtkWidget *badge;
+  TocsinRecordRow *row = NULL;
+  guint n = ring ();
+  g_autofree char *title = g_strdup_printf ("Alert %u", n);
+  g_autofree char *read_title = g_strdup_printf ("Alert %u", n - 1);
+
+  /* Unread: a dot and a heavy title; read: no dot, a normal one. */
+  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL);
+  TOCSIN_WAIT_UNTIL (find_styled (GTK_WIDGET (row), "unread-dot") != NULL);
+  g_assert_cmpint (title_weight (row), >=, PANGO_WEIGHT_BOLD);
+  row = row_with_title (read_title);
+  g_assert_nonnull (row);
+  g_assert_true (tocsin_record_get_read (tocsin_record_row_get_record (row)));
+  g_assert_null (find_styled (GTK_WIDGET (row), "unread-dot"));
+  g_assert_cmpint (title_weight (row), ==, PANGO_WEIGHT_NORMAL);
+
+  /* The sidebar counts the unread of each channel: Alert 1 and this one. */
+  TOCSIN_WAIT_UNTIL ((badge = sidebar_badge ("Prod alerts")) != NULL
+                     && g_strcmp0 (gtk_label_get_text (GTK_LABEL (badge)), "2") == 0);
+  g_assert_cmpstr (gtk_widget_get_tooltip_text (badge), ==, "2 unread");
+  save_screenshot (GTK_WIDGET (fx.window), "ui-records-unread.png");
+}
+
+/* ---- tests: where new records appear -------------------------------------------------- */
+
+static void
+test_new_records_at_top (void)
+{
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (records_scroller ());
+  GtkWidget *button;
+  guint last = 0;
+  g_autofree char *newest = NULL;
+  guint before = n_records ();
+
+  /* At the top, new records come in at the top, in view. */
+  for (guint i = 0; i < 30; i++)
+    last = ring ();
+  newest = g_strdup_printf ("Alert %u", last);
+  TOCSIN_WAIT_UNTIL (n_records () == before + 30 && row_with_title (newest) != NULL);
+  wait_for_frames (GTK_WIDGET (fx.window), 3);
+  TOCSIN_WAIT_UNTIL (g_strcmp0 (top_title (), newest) == 0);
+  g_assert_cmpfloat (scroll_position (), <, 1.0);
+  g_assert_null (find_styled (GTK_WIDGET (fx.window), "new-records-button"));
+
+  /* Scrolled down to read older ones: they stay where they are, and a button says how many
+   * arrived above. */
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
+  wait_for_frames (GTK_WIDGET (fx.window), 3);
+  {
+    double position = scroll_position ();
+    g_autofree char *looking_at = g_strdup (top_title ());
+
+    g_assert_cmpfloat (position, >, 1.0);
+    ring ();
+    ring ();
+    last = ring ();
+    g_free (newest);
+    newest = g_strdup_printf ("Alert %u", last);
+    TOCSIN_WAIT_UNTIL ((button = find_styled (GTK_WIDGET (fx.window), "new-records-button")) != NULL
+                       && find_widget (button, GTK_TYPE_LABEL, "3 new") != NULL);
+    wait_for_frames (GTK_WIDGET (fx.window), 3);
+    g_assert_cmpstr (top_title (), ==, looking_at);
+    save_screenshot (GTK_WIDGET (fx.window), "ui-records-new-button.png");
+
+    /* The button takes them to the newest and goes away. */
+    g_signal_emit_by_name (button, "clicked");
+    TOCSIN_WAIT_UNTIL (scroll_position () < 1.0 && g_strcmp0 (top_title (), newest) == 0);
+    g_assert_null (find_styled (GTK_WIDGET (fx.window), "new-records-button"));
+  }
+}
+
+static void
+test_show_and_search_start_at_newest (void)
+{
+  GtkAdjustment *adjustment = gtk_scrolled_window_get_vadjustment (records_scroller ());
+  GtkWidget *entry;
+  g_autofree char *newest = g_strdup_printf ("Alert %u", fx.rung);
+
+  /* "Show" on a summary pop-up (the notifier's "show-channel"): the newest of that channel. */
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
+  wait_for_frames (GTK_WIDGET (fx.window), 2);
+  g_assert_cmpfloat (scroll_position (), >, 1.0);
+  g_signal_emit_by_name (tocsin_client_get_notifier (tocsin_application_get_client (fx.app)),
+                         "show-channel", tocsin_subscription_get_relay_url (fx.subscription),
+                         tocsin_subscription_get_channel_id (fx.subscription));
+  TOCSIN_WAIT_UNTIL (settled () && scroll_position () < 1.0
+                     && g_strcmp0 (top_title (), newest) == 0);
+
+  /* Search results start at their top. */
+  gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
+  wait_for_frames (GTK_WIDGET (fx.window), 2);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.search", NULL));
+  entry = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
+  gtk_editable_set_text (GTK_EDITABLE (entry), "Number");
+  TOCSIN_WAIT_UNTIL (settled () && n_records () > 0 && scroll_position () < 1.0
+                     && g_strcmp0 (top_title (), newest) == 0);
+  g_signal_emit_by_name (entry, "stop-search");
+  TOCSIN_WAIT_UNTIL (settled () && scroll_position () < 1.0);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
+}
+
+/* ---- tests: details ------------------------------------------------------------------- */
+
+/* The AdwActionRow titled exactly @title. */
+static GtkWidget *
+row_titled (GtkWidget  *root,
+            const char *title)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      GtkWidget *found;
+
+      if (ADW_IS_ACTION_ROW (child)
+          && g_strcmp0 (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (child)), title) == 0)
+        return child;
+      if ((found = row_titled (child, title)))
+        return found;
+    }
+  return NULL;
+}
+
+static void
+test_details (void)
+{
+  TocsinRecordRow *row = NULL;
+  GtkWindow *details;
+  GtkWidget *channel_row, *link_row, *received_row, *copy;
+  GdkClipboard *clipboard;
+  g_autofree char *copied = NULL;
+
+  ring_channel (fx.channel, "n=link&link=https%3A%2F%2Fdashboard.example.com%2Fa%2F1");
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert link")) != NULL);
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
+  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+  gtk_window_set_default_size (details, 520, 900);
+  wait_for_frames (GTK_WIDGET (details), 2);
+
+  /* Values under their labels. */
+  channel_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Channel");
+  g_assert_nonnull (channel_row);
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (channel_row)), ==, "Prod alerts");
+  /* The date in words, with the year; not C's "%c" ("Sun Dec  6 13:05:00 2026"). */
+  received_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Received");
+  {
+    g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+    g_autofree char *year = g_strdup_printf ("%d", g_date_time_get_year (now));
+    g_autofree char *month = g_date_time_format (now, "%B");
+    const char *when = adw_action_row_get_subtitle (ADW_ACTION_ROW (received_row));
+
+    g_test_message ("received: “%s”", when);
+    g_assert_false (g_ascii_isspace (when[0]));
+    g_assert_nonnull (strstr (when, year));
+    g_assert_nonnull (strstr (when, month));
+  }
+  /* A variable, by name. */
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (row_titled (GTK_WIDGET (details),
+                                                                            "n"))), ==, "link");
+
+  /* Copy: the value lands on the clipboard, and a toast says so. */
+  copy = find_widget (channel_row, GTK_TYPE_BUTTON, NULL);
+  g_assert_nonnull (copy);
+  g_assert_cmpstr (gtk_widget_get_tooltip_text (copy), ==, "Copy Channel");
+  g_signal_emit_by_name (copy, "clicked");
+  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL, "Copied") != NULL);
+  clipboard = gtk_widget_get_clipboard (copy);
+  {
+    g_autoptr(GAsyncResult) result = NULL;
+
+    gdk_clipboard_read_text_async (clipboard, NULL, async_done, &result);
+    TOCSIN_WAIT_UNTIL (result != NULL);
+    copied = gdk_clipboard_read_text_finish (clipboard, result, NULL);
+  }
+  g_assert_cmpstr (copied, ==, "Prod alerts");
+
+  /* The link is a row that opens it (and so reads the record). */
+  link_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Link");
+  g_assert_nonnull (link_row);
+  g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (link_row)), ==,
+                   "https://dashboard.example.com/a/1");
+  g_assert_true (gtk_list_box_row_get_activatable (GTK_LIST_BOX_ROW (link_row)));
+  save_screenshot (GTK_WIDGET (details), "ui-record-details.png");
+  gtk_window_destroy (details);
+}
+
+/* ---- tests: undo ---------------------------------------------------------------------- */
+
+/* Presses the button of the toast whose title contains @title. */
+static void
+press_toast_button (const char *title,
+                    const char *button_label)
+{
+  GtkWidget *label = NULL, *toast_widget, *button;
+
+  TOCSIN_WAIT_UNTIL ((label = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL, title)) != NULL
+                     && gtk_widget_get_mapped (label));
+  toast_widget = gtk_widget_get_ancestor (label, g_type_from_name ("AdwToastWidget"));
+  g_assert_nonnull (toast_widget);
+  button = find_widget (toast_widget, GTK_TYPE_BUTTON, button_label);
+  g_assert_nonnull (button);
+  g_signal_emit_by_name (button, "clicked");
+}
+
+static gboolean
+row_unread (const char *title)
+{
+  TocsinRecordRow *row = row_with_title (title);
+
+  return row != NULL && !tocsin_record_get_read (tocsin_record_row_get_record (row));
+}
+
+static void
+test_undo (void)
+{
+  TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
+  TocsinRecordRow *row = NULL;
+  g_autofree char *title = g_strdup_printf ("Alert %u", fx.rung);
+  guint before;
+
+  TOCSIN_WAIT_UNTIL (settled () && (row = row_with_title (title)) != NULL);
+  before = n_records ();
+
+  /* Delete, at once, with Undo on the toast; Undo brings it back. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.delete", NULL));
+  TOCSIN_WAIT_UNTIL (n_records () == before - 1 && row_with_title (title) == NULL);
+  g_assert_null (find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
+  save_screenshot (GTK_WIDGET (fx.window), "ui-records-undo-toast.png");
+  press_toast_button ("Record deleted", "Undo");
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == before && row_with_title (title) != NULL);
+
+  /* Mark all as read: no question, a toast; Undo makes them unread again. */
+  g_assert_true (row_unread (title));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.mark-all-read", NULL));
+  g_assert_null (find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
+  TOCSIN_WAIT_UNTIL (settled () && (row = row_with_title (title)) != NULL && !row_unread (title));
+  press_toast_button ("Marked as read", "Undo");
+  TOCSIN_WAIT_UNTIL (settled () && row_unread (title));
+
+  /* Clear the channel: a toast where there was none; Undo restores every record. */
+  tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (fx.subscription),
+                              tocsin_subscription_get_channel_id (fx.subscription));
+  TOCSIN_WAIT_UNTIL (settled ()
+                     && tocsin_record_list_get_channel_id (list)
+                        == tocsin_subscription_get_channel_id (fx.subscription)
+                     && row_with_title (title) != NULL);
+  before = n_records ();
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.clear-channel", NULL));
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == 0);
+  save_screenshot (GTK_WIDGET (fx.window), "ui-records-cleared-toast.png");
+  press_toast_button ("“Prod alerts” cleared", "Undo");
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == before && row_with_title (title) != NULL);
+  g_assert_true (row_unread (title));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
+}
+
+/* "Show only unread" with nothing unread: all caught up, not "no match". */
+static void
+test_all_caught_up (void)
+{
+  GtkWidget *page = NULL;
+  g_autofree char *title = g_strdup_printf ("Alert %u", fx.rung);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.mark-all-read", NULL));
+  TOCSIN_WAIT_UNTIL (settled () && row_with_title (title) != NULL && !row_unread (title));
+  g_object_set (fx.window, "unread-only", TRUE, NULL);
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == 0
+                     && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE,
+                                             NULL)) != NULL
+                     && gtk_widget_get_mapped (page));
+  g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==, "All Caught Up");
+  g_assert_null (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)), "other words"));
+  g_object_set (fx.window, "unread-only", FALSE, NULL);
+  TOCSIN_WAIT_UNTIL (settled () && n_records () > 0);
+}
+
+/* ---- tests: dialogs ------------------------------------------------------------------- */
+
+static void
+test_subscribe_dialog_focus (void)
+{
+  GtkWindow *dialog = NULL;
+  GtkWidget *focus;
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.subscribe", NULL));
+  TOCSIN_WAIT_UNTIL ((dialog = find_toplevel (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+  wait_for_frames (GTK_WIDGET (dialog), 2);
+  focus = gtk_root_get_focus (GTK_ROOT (dialog));
+  g_assert_nonnull (focus);
+  /* Typing goes into the link field. */
+  g_assert_nonnull (gtk_widget_get_ancestor (focus, ADW_TYPE_ENTRY_ROW));
+  gtk_window_destroy (dialog);
+}
+
+/* ---- tests: looks --------------------------------------------------------------------- */
+
+static void
+test_screenshots (void)
+{
+  AdwStyleManager *style = adw_style_manager_get_default ();
+  GtkWidget *window = GTK_WIDGET (fx.window);
+  GtkWidget *title;
+
+  /* 1,400 px, or as wide as the screen allows (GTK keeps a window within its monitor; the
+   * suite's usual Xvfb screen is 1280 wide). */
+  {
+    GdkSurface *surface = gtk_native_get_surface (GTK_NATIVE (window));
+    GdkMonitor *monitor = gdk_display_get_monitor_at_surface (gtk_widget_get_display (window),
+                                                              surface);
+    GdkRectangle geometry;
+
+    gdk_monitor_get_geometry (monitor, &geometry);
+    resize (MIN (1400, geometry.width), MIN (800, geometry.height - 40));
+  }
+  save_screenshot (window, "ui-records-wide-light.png");
+  /* Lines stay readable: the list is clamped, not 1,400 px wide. */
+  g_assert_cmpint (gtk_widget_get_width (GTK_WIDGET (tocsin_window_get_records_view (fx.window))),
+                   <=, 760);
+  adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_DARK);
+  TOCSIN_WAIT_UNTIL (adw_style_manager_get_dark (style));
+  save_screenshot (window, "ui-records-wide-dark.png");
+
+  /* A phone: the records page alone; its title fits. */
+  resize (360, 720);
+  tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (fx.subscription),
+                              tocsin_subscription_get_channel_id (fx.subscription));
+  wait_for_frames (window, 3);
+  save_screenshot (window, "ui-records-360-dark.png");
+  adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_LIGHT);
+  TOCSIN_WAIT_UNTIL (!adw_style_manager_get_dark (style));
+  save_screenshot (window, "ui-records-360-light.png");
+  title = find_widget (window, ADW_TYPE_WINDOW_TITLE, NULL);
+  g_assert_nonnull (title);
+  g_assert_cmpstr (adw_window_title_get_title (ADW_WINDOW_TITLE (title)), ==, "Prod alerts");
+  title = find_widget (title, GTK_TYPE_LABEL, "Prod alerts");
+  g_assert_nonnull (title);
+  {
+    PangoLayout *layout = gtk_label_get_layout (GTK_LABEL (title));
+
+    /* Not ellipsized to "Pro…". */
+    g_assert_false (pango_layout_is_ellipsized (layout));
+  }
+  adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_DEFAULT);
+  g_assert_true (gtk_widget_activate_action (window, "win.show-all", NULL));
+  resize (900, 700);
+}
+
+/* ---- tests: offline ------------------------------------------------------------------- */
+
+/* When the connection starts an attempt (state CONNECTING), on the monotonic clock. */
+static void
+note_attempt (gint64     *tried,
+              GParamSpec *pspec,
+              GObject    *connection)
+{
+  TocsinConnectionState state = tocsin_connection_get_state (TOCSIN_CONNECTION (connection));
+
+  if (*tried == 0 && state == TOCSIN_CONNECTION_CONNECTING)
+    *tried = g_get_monotonic_time ();
+}
+
+static void
+test_offline_banner (void)
+{
+  GtkWidget *window = GTK_WIDGET (fx.window);
+  GtkWidget *banner = NULL, *retry;
+  TocsinConnection *connection;
+
+  tocsin_test_relay_stop (fx.relay, FALSE);
+  TOCSIN_WAIT_UNTIL ((banner = find_styled (window, "relay-banner")) != NULL
+                     && gtk_widget_get_mapped (banner)
+                     && find_widget (banner, GTK_TYPE_LABEL, "Offline, retrying in ") != NULL);
+  retry = find_widget (banner, GTK_TYPE_BUTTON, "Retry");
+  g_assert_nonnull (retry);
+  /* The header does not look connected. */
+  g_assert_nonnull (find_widget (window, GTK_TYPE_LABEL, "Offline"));
+  save_screenshot (window, "ui-records-offline-banner.png");
+
+  /* Retry tries now, well before the timer would have. */
+  connection = tocsin_client_get_connection (tocsin_application_get_client (fx.app),
+                                             tocsin_subscription_get_relay_url (fx.subscription));
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection) == TOCSIN_CONNECTION_WAITING
+                     && tocsin_connection_get_retry_seconds (connection) >= 4);
+  {
+    gint64 timer = tocsin_connection_get_retry_time (connection);
+    gint64 tried = 0;
+    gulong handler = g_signal_connect_swapped (connection, "notify::state",
+                                               G_CALLBACK (note_attempt), &tried);
+
+    g_assert_true (gtk_widget_get_sensitive (retry));
+    g_signal_emit_by_name (retry, "clicked");
+    TOCSIN_WAIT_UNTIL (tried != 0);
+    g_assert_cmpint (tried, <, timer);
+    g_signal_handler_disconnect (connection, handler);
+  }
+  /* Still offline, and still saying so. */
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection) == TOCSIN_CONNECTION_WAITING);
+  g_assert_true (gtk_widget_get_mapped (banner));
+}
+
+/* ---- setup ---------------------------------------------------------------------------- */
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *data_home = NULL;
+  g_autofree char *config_home = NULL;
+  g_autofree char *cache_home = NULL;
+  int status;
+
+  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-records");
+  data_home = g_build_filename (fx.tmpdir, "data", NULL);
+  config_home = g_build_filename (fx.tmpdir, "config", NULL);
+  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
+  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
+  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
+  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
+
+  g_test_init (&argc, &argv, NULL);
+  if (!gtk_init_check ())
+    {
+      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
+      return 1;
+    }
+  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
+    {
+      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
+      return 1;
+    }
+  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+
+  {
+    /* 30 records at once, more than the default burst. */
+    const char *args[] = { "--rate=100000", "--burst=100000", NULL };
+
+    fx.relay = tocsin_test_relay_start (NULL, args);
+  }
+  fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert {{n}}",
+                                                 "Number {{n}}", "{{link}}", NULL);
+  fx.twin = tocsin_test_relay_create_channel (fx.relay, "Staging alerts", "Alert {{n}}",
+                                              "Number {{n}}", NULL, NULL);
+
+  fx.app = tocsin_application_new ();
+  g_application_register (G_APPLICATION (fx.app), NULL, &error);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (tocsin_application_get_client (fx.app)));
+  fx.window = TOCSIN_WINDOW (tocsin_application_present_window (fx.app));
+  gtk_window_set_default_size (GTK_WINDOW (fx.window), 900, 700);
+
+  g_test_add_func ("/ui/records/empty-states", test_empty_states);
+  g_test_add_func ("/ui/records/popups-name-channel", test_popups_name_channel);
+  g_test_add_func ("/ui/records/popup-mark-read-once", test_popup_mark_read_once);
+  g_test_add_func ("/ui/records/popup-open-link-reads", test_popup_open_link_reads);
+  g_test_add_func ("/ui/records/unread", test_unread_looks_unread);
+  g_test_add_func ("/ui/records/new-records-at-top", test_new_records_at_top);
+  g_test_add_func ("/ui/records/show-and-search-start-at-newest",
+                   test_show_and_search_start_at_newest);
+  g_test_add_func ("/ui/records/details", test_details);
+  g_test_add_func ("/ui/records/undo", test_undo);
+  g_test_add_func ("/ui/records/all-caught-up", test_all_caught_up);
+  g_test_add_func ("/ui/records/subscribe-dialog-focus", test_subscribe_dialog_focus);
+  g_test_add_func ("/ui/records/screenshots", test_screenshots);
+  /* Last: it stops the relay. */
+  g_test_add_func ("/ui/records/offline-banner", test_offline_banner);
+  status = g_test_run ();
+
+  gtk_window_destroy (GTK_WINDOW (fx.window));
+  tocsin_history_flush_sync (tocsin_application_get_history (fx.app));
+  g_clear_object (&fx.subscription);
+  g_clear_object (&fx.app);
+  g_clear_pointer (&fx.channel, json_object_unref);
+  g_clear_pointer (&fx.twin, json_object_unref);
+  g_clear_pointer (&fx.relay, tocsin_test_relay_free);
+  tocsin_test_rmdir_recursive (fx.tmpdir);
+  g_free (fx.tmpdir);
+  return status;
+}
