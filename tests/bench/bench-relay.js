@@ -6,6 +6,7 @@
 // the results of every benchmark into the table.
 //
 //   node bench-relay.js --relay=BUILD/src/relay/tocsin-relay --out=FILE
+//        [--relay-base=OTHER/tocsin-relay]   (adds the peer "tocsin-base": before/after a change)
 //        [--peers=tocsin,nchan,pushpin] [--scenarios=idle,ingest,latency,fanout]
 //        [--subscribers=10000] [--idle-subscribers=10000,50000] [--ingest-seconds=8]
 //        [--latency-seconds=5]
@@ -33,7 +34,8 @@ for (const a of process.argv.slice(2)) {
   if (!m) throw new Error(`bad argument ${a}`);
   args[m[1]] = m[2] === undefined ? true : m[2];
 }
-const peersWanted = (args.peers || 'tocsin,nchan,pushpin').split(',');
+const peersWanted = (args.peers || 'tocsin,nchan,pushpin').split(',')
+  .concat(args['relay-base'] && !args.peers ? ['tocsin-base'] : []);
 const scenarios = (args.scenarios || 'idle,ingest,latency,fanout').split(',');
 const N_SUBS = parseInt(args.subscribers || '10000', 10);
 // "Ingest with N idle subscribers on another channel": what a relay holding an organisation's
@@ -261,8 +263,7 @@ function stopProcess(child) {
 
 const payload = (seq) => JSON.stringify({ seq, server_name: 'Production', cpu_usage: 95 });
 
-async function startTocsin(dir) {
-  const bin = path.resolve(args.relay);
+async function startTocsin(dir, bin = path.resolve(args.relay), name = 'tocsin') {
   const child = spawn(bin, ['serve', '--listen=127.0.0.1:0', `--data-dir=${dir}/data`,
     // The bench floods one channel: lift the per-channel rate limit (not a cost we measure).
     '--rate=1000000', '--burst=1000000', `--max-connections=${MAX_SUBS + 1000}`,
@@ -289,7 +290,7 @@ async function startTocsin(dir) {
   const idleCh = JSON.parse(r2.body);
   agent.destroy();
   return {
-    name: 'tocsin', pid: child.pid, port,
+    name, pid: child.pid, port,
     pubUrl: `http://127.0.0.1:${port}/t/${ch.trigger_token}`,
     pubHeaders: { 'Content-Type': 'application/json' },
     pubBody: payload,
@@ -438,7 +439,8 @@ zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out`);
   };
 }
 
-const starters = { tocsin: startTocsin, nchan: startNchan, pushpin: startPushpin };
+const starters = { tocsin: startTocsin, nchan: startNchan, pushpin: startPushpin,
+  'tocsin-base': (dir) => startTocsin(dir, path.resolve(args['relay-base']), 'tocsin-base') };
 
 // ---- subscribers ----------------------------------------------------------------------------
 
