@@ -131,6 +131,7 @@ struct _TocsinRelayHub
   GPtrArray   *dirty;        /* Connection refs with WebSocket frames queued, not yet written */
   guint        flush_id;
   guint        ping_id;      /* one keepalive timer for every WebSocket */
+  gboolean     write_through; /* publishing the last message of a group commit */
 };
 
 /* One message in its wire forms, each built once on first use. */
@@ -1428,7 +1429,13 @@ tocsin_relay_hub_publish (TocsinRelayHub *hub,
           continue;
         }
       if (connection_send_frames (conn, &frames))
-        sub->cursor = id;
+        {
+          sub->cursor = id;
+          /* Nothing more to join it: written now, so that the first subscriber does not wait
+           * for the frame to be queued on the 10,000th. */
+          if (hub->write_through && conn->ws)
+            tocsin_relay_websocket_flush (conn->ws);
+        }
     }
   frames_clear (&frames);
 }
@@ -1444,7 +1451,9 @@ hub_publish_later (gpointer user_data)
   g_assert (frames != NULL);
   g_ptr_array_remove (hub->later_ids,
                       GUINT_TO_POINTER (g_source_get_id (g_main_current_source ())));
+  hub->write_through = g_queue_is_empty (&hub->later);
   tocsin_relay_hub_publish (hub, frames->channel_id, frames->id, frames->object);
+  hub->write_through = FALSE;
   frames_free (frames);
   /* The last message of a group commit (they are published in one main-loop turn): write them
    * all now, one write per subscriber, rather than a turn later, which with 10,000 connections
