@@ -3,7 +3,7 @@
 # The benchmarks of docs/performance.md, from a clean clone on Debian 12: installs what is
 # missing (nginx-light with nchan, pushpin, wrk, node-ws...), builds, runs
 # `meson test --benchmark` (tocsin-relay against nginx+nchan and pushpin in the same run, then
-# the app's core) and prints the results table. About 5 minutes on 2 cores (the first run also
+# the app's core) and prints the results table. About 9 minutes on 2 cores (the first run also
 # generates a 1,000,000-record history, which later runs reuse).
 #
 #   build-aux/run-bench.sh                     # everything
