@@ -119,9 +119,16 @@ def main():
             return "—" if not v else f"{min(v):.2f}–{max(v):.2f} ({len(v)})"
         rows.append(("idle population", "… ÷ none, spread over attempts", "", spread(t),
                      spread(n), "", spread(p), "", ""))
-        rt, rn, rp = (idle_get(x, count, "rss_per_connection_bytes") for x in (t, n, p))
+        # From the first attempt, as for the fan-out: a later one reuses the heap it grew.
+        def first_idle_rss(x):
+            attempts = [a for a in x.get("idle_attempts", []) if "error" not in a]
+            for r in (attempts[0] if attempts else {}).get("rows", []):
+                if r.get("idle_subscribers") == count:
+                    return r.get("rss_per_connection_bytes")
+            return None
+        rt, rn, rp = (first_idle_rss(x) for x in (t, n, p))
         kib = lambda v: None if v is None else v / 1024
-        add("idle population", f"server RSS per idle connection at {count:,}", "", kib(rt),
+        add("idle population", f"server RSS per idle connection at {count:,} (first attempt)", "", kib(rt),
             kib(rn), kib(rp), None, " KiB")
 
     tf, nf, pf = (get(x, "fanout", "last_ms_median") for x in (t, n, p))
