@@ -724,9 +724,8 @@ on_readable (TocsinRelayWebsocket *self)
 {
   gboolean again = TRUE;
   gboolean drained = FALSE;
-  guint i;
 
-  for (i = 0; i < MAX_READS_PER_DISPATCH && self->state != STATE_CLOSED; i++)
+  for (guint i = 0; i < MAX_READS_PER_DISPATCH && self->state != STATE_CLOSED; i++)
     {
       g_autoptr(GError) error = NULL;
       guint8 buffer[READ_CHUNK];
