@@ -38,6 +38,7 @@
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-hub.h"
+#include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-relay-throttle.h"
@@ -108,8 +109,9 @@ struct _Connection
 
   /* HTTP stream kinds */
   SoupServerMessage          *msg;
-  guint                       keepalive_id;
-  guint                       hangup_id;        /* watches the socket for the client leaving */
+  /* The socket, for the client leaving; its deadline is the next keepalive. On the poller
+   * (tocsin-relay-poller.c): a GSource per stream would cost every main-loop turn. */
+  TocsinRelayPollerWatch     *stream_watch;
 
   /* The outgoing queue: cumulative bytes handed over vs. written, and where each frame ends,
    * so that frames not yet written can be counted too. */
@@ -137,6 +139,7 @@ struct _TocsinRelayHub
   GPtrArray   *dirty;        /* Connection refs with WebSocket frames queued, not yet written */
   guint        flush_id;
   guint        ping_id;      /* one keepalive timer for every WebSocket */
+  gboolean     write_through; /* publishing the last message of a group commit */
 };
 
 /* One message in its wire forms, each built once on first use. */
@@ -574,8 +577,7 @@ connection_forget (Connection *conn)
 {
   conn->closed = TRUE;
   connection_unlink_all (conn);
-  g_clear_handle_id (&conn->keepalive_id, g_source_remove);
-  g_clear_handle_id (&conn->hangup_id, g_source_remove);
+  g_clear_pointer (&conn->stream_watch, tocsin_relay_poller_watch_free);
   g_clear_handle_id (&conn->subscribe_timeout_id, g_source_remove);
   g_hash_table_remove (conn->hub->connections, &conn->id);
 }
@@ -1182,11 +1184,18 @@ websocket_upgraded (SoupServerMessage *msg,
     }
 
   stolen = soup_server_message_steal_connection (msg);
+  if (socket == NULL || stolen == NULL)
+    {
+      /* Not a connection the relay accepted (it always is), or libsoup kept it. */
+      if (stolen)
+        g_io_stream_close (stolen, NULL, NULL);
+      return;
+    }
   conn = hub_add_connection (hub, upgrade->channel ? KIND_WS : KIND_APP, upgrade->peer);
   conn->address = g_strdup (upgrade->address);
   /* No extensions were negotiated: permessage-deflate would cost CPU and memory per subscriber
    * per frame. Pings come from the hub's one keepalive timer (hub_ping). */
-  conn->ws = tocsin_relay_websocket_new (stolen, MAX_CLIENT_FRAME,
+  conn->ws = tocsin_relay_websocket_new (stolen, socket, MAX_CLIENT_FRAME,
                                          conn->kind == KIND_APP ? &app_ws_funcs : &channel_ws_funcs,
                                          conn);
   if (socket != NULL && !G_IS_TLS_CONNECTION (stolen))
@@ -1252,8 +1261,7 @@ stream_finished (SoupServerMessage *msg,
   Connection *conn = user_data;
 
   g_signal_handlers_disconnect_by_data (msg, conn);
-  g_clear_handle_id (&conn->keepalive_id, g_source_remove);
-  g_clear_handle_id (&conn->hangup_id, g_source_remove);
+  g_clear_pointer (&conn->stream_watch, tocsin_relay_poller_watch_free);
   g_clear_object (&conn->msg);
   connection_forget (conn);
 }
@@ -1268,10 +1276,9 @@ stream_wrote_body_data (SoupServerMessage *msg,
   connection_note_written (conn, conn->written + chunk_size);
 }
 
-static gboolean
-stream_keepalive (gpointer user_data)
+static void
+stream_keepalive (Connection *conn)
 {
-  Connection *conn = user_data;
   static GBytes *sse_comment, *blank_line;
 
   if (sse_comment == NULL)
@@ -1280,41 +1287,47 @@ stream_keepalive (gpointer user_data)
       blank_line = g_bytes_new_static ("\n", 1);
     }
   /* Also how a vanished client is noticed: libsoup only sees the socket fail on a write. */
+  tocsin_relay_poller_watch_set_deadline (conn->stream_watch, g_get_monotonic_time () +
+                                                              KEEPALIVE_SECONDS * G_USEC_PER_SEC);
   connection_send (conn, conn->kind == KIND_SSE ? sse_comment : blank_line);
-  return G_SOURCE_CONTINUE;
 }
 
 /* The client of an SSE or NDJSON stream sends nothing after its request, so the socket turning
  * readable means it hung up (end of file or a reset): end the stream at once, instead of at the
- * next write, which may be a keepalive 30 s away. A plain fd source, not a GSocket one: a GSocket
- * source would also fire on the socket's idle timeout, which an SSE stream outlives by design. */
-static gboolean
-stream_hangup (gint         fd,
-               GIOCondition condition,
-               gpointer     user_data)
+ * next write, which may be a keepalive 30 s away. The descriptor itself, not a GSocket source: a
+ * GSocket source would also fire on the socket's idle timeout, which an SSE stream outlives by
+ * design. The same watch's deadline is the keepalive (@condition 0). */
+static void
+stream_event (int          fd,
+              GIOCondition condition,
+              gpointer     user_data)
 {
   Connection *conn = user_data;
   char byte;
   gssize n;
 
+  if (condition == 0)
+    {
+      stream_keepalive (conn);
+      return;
+    }
   if (!(condition & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)))
     {
       n = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return G_SOURCE_CONTINUE;
+        return;
       if (n > 0)
         {
           /* The client sent more (a pipelined request): leave it to libsoup, which reads it
            * after this response, and rely on the keepalive writes to notice a hang-up. */
-          conn->hangup_id = 0;
-          return G_SOURCE_REMOVE;
+          tocsin_relay_poller_watch_set_events (conn->stream_watch, 0);
+          return;
         }
     }
 
-  conn->hangup_id = 0;
   g_debug ("Subscriber %" G_GUINT64_FORMAT " (%s) hung up", conn->id, kind_names[conn->kind]);
+  tocsin_relay_poller_watch_set_events (conn->stream_watch, 0);
   connection_close (conn, CLOSE_GOING_AWAY, NULL);
-  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -1343,15 +1356,21 @@ begin_http_stream (TocsinRelayHub     *hub,
   conn->msg = g_object_ref (msg);
   g_signal_connect (msg, "finished", G_CALLBACK (stream_finished), conn);
   g_signal_connect (msg, "wrote-body-data", G_CALLBACK (stream_wrote_body_data), conn);
-  conn->keepalive_id = g_timeout_add_seconds (KEEPALIVE_SECONDS, stream_keepalive, conn);
   {
     GSocket *socket = tocsin_relay_server_get_socket (msg);
 
-    /* The source lives no longer than the message ("finished" removes it), and libsoup closes
+    /* The watch lives no longer than the message ("finished" removes it), and libsoup closes
      * the socket only after the message has finished, so the fd stays ours while watched. */
     if (socket != NULL && !g_socket_is_closed (socket))
-      conn->hangup_id = g_unix_fd_add (g_socket_get_fd (socket),
-                                       G_IO_IN | G_IO_HUP | G_IO_ERR, stream_hangup, conn);
+      conn->stream_watch = tocsin_relay_poller_watch_new (g_socket_get_fd (socket),
+                                                          G_IO_IN | G_IO_HUP, G_PRIORITY_DEFAULT,
+                                                          stream_event, conn);
+    else
+      conn->stream_watch = tocsin_relay_poller_watch_new (-1, 0, G_PRIORITY_DEFAULT,
+                                                          stream_event, conn);
+    tocsin_relay_poller_watch_set_deadline (conn->stream_watch, g_get_monotonic_time () +
+                                                                KEEPALIVE_SECONDS *
+                                                                G_USEC_PER_SEC);
     hub_cap_send_buffer (hub, socket);
   }
 
@@ -1520,7 +1539,13 @@ tocsin_relay_hub_publish (TocsinRelayHub *hub,
           continue;
         }
       if (connection_send_frames (conn, &frames))
-        sub->cursor = id;
+        {
+          sub->cursor = id;
+          /* Nothing more to join it: written now, so that the first subscriber does not wait
+           * for the frame to be queued on the 10,000th. */
+          if (hub->write_through && conn->ws)
+            tocsin_relay_websocket_flush (conn->ws);
+        }
     }
   frames_clear (&frames);
 }
@@ -1536,7 +1561,9 @@ hub_publish_later (gpointer user_data)
   g_assert (frames != NULL);
   g_ptr_array_remove (hub->later_ids,
                       GUINT_TO_POINTER (g_source_get_id (g_main_current_source ())));
+  hub->write_through = g_queue_is_empty (&hub->later);
   tocsin_relay_hub_publish (hub, frames->channel_id, frames->id, frames->object);
+  hub->write_through = FALSE;
   frames_free (frames);
   /* The last message of a group commit (they are published in one main-loop turn): write them
    * all now, one write per subscriber, rather than a turn later, which with 10,000 connections

@@ -21,6 +21,11 @@
  * caller) ends a peer that sends nothing: the hub pings every connection, so a live client
  * always answers something.
  *
+ * The connection is driven by the relay's poller (tocsin-relay-poller.c), not by GIO's sources:
+ * one watch on the socket's descriptor, read always, written while something is queued, whose
+ * deadline is the idle timeout or the close handshake's. A GSource per connection (a read source,
+ * a write source, a timeout) made every main-loop turn cost O(connections).
+ *
  * Not a GObject: the hub holds one per subscriber and calls it on its hottest path; callbacks
  * instead of signals keep that path free of signal emission.
  */
@@ -30,6 +35,7 @@
 
 #include <string.h>
 
+#include "tocsin-relay-poller.h"
 #include "tocsin-relay-websocket.h"
 
 #define CLOSE_TIMEOUT_SECONDS  5
@@ -74,9 +80,12 @@ struct _TocsinRelayWebsocket
   GIOStream                *stream;
   GPollableInputStream     *input;     /* borrowed from stream */
   GPollableOutputStream    *output;    /* borrowed from stream */
-  GSource                  *read_source;
-  GSource                  *write_source;
-  GSource                  *close_timeout;
+  TocsinRelayPollerWatch   *watch;     /* the socket's descriptor; NULL once ended */
+  gboolean                  reading;
+  gboolean                  want_write; /* the socket was full: waiting for it to drain */
+  gint64                    idle_us;    /* the socket's timeout; 0: none */
+  gint64                    last_read;  /* monotonic */
+  gint64                    close_deadline;  /* 0: no close handshake under way */
 
   State                     state;
   gboolean                  close_sent;
@@ -97,7 +106,7 @@ struct _TocsinRelayWebsocket
   guint                     pings_in_window;
 };
 
-static void websocket_start_reading (TocsinRelayWebsocket *self);
+static void websocket_event         (int fd, GIOCondition condition, gpointer user_data);
 static void websocket_end           (TocsinRelayWebsocket *self);
 
 /* ---- Frames ---- */
@@ -176,6 +185,7 @@ close_frame (gushort     code,
 
 TocsinRelayWebsocket *
 tocsin_relay_websocket_new (GIOStream                       *stream,
+                            GSocket                         *socket,
                             gsize                            max_incoming,
                             const TocsinRelayWebsocketFuncs *funcs,
                             gpointer                         user_data)
@@ -185,6 +195,7 @@ tocsin_relay_websocket_new (GIOStream                       *stream,
   g_return_val_if_fail (G_IS_IO_STREAM (stream), NULL);
   g_return_val_if_fail (G_IS_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream)), NULL);
   g_return_val_if_fail (G_IS_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream)), NULL);
+  g_return_val_if_fail (G_IS_SOCKET (socket), NULL);
   g_return_val_if_fail (funcs != NULL, NULL);
 
   self = g_new0 (TocsinRelayWebsocket, 1);
@@ -196,7 +207,15 @@ tocsin_relay_websocket_new (GIOStream                       *stream,
   self->output = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
   self->max_incoming = max_incoming;
   g_queue_init (&self->out);
-  websocket_start_reading (self);
+  self->idle_us = (gint64) g_socket_get_timeout (socket) * G_USEC_PER_SEC;
+  self->last_read = g_get_monotonic_time ();
+  self->reading = TRUE;
+  self->watch = tocsin_relay_poller_watch_new (g_socket_get_fd (socket), G_IO_IN,
+                                               G_PRIORITY_DEFAULT, websocket_event, self);
+  if (self->idle_us > 0)
+    tocsin_relay_poller_watch_set_deadline (self->watch, self->last_read + self->idle_us);
+  /* libsoup may hold bytes the client sent right after the handshake: read them first. */
+  tocsin_relay_poller_watch_wake (self->watch);
   return self;
 }
 
@@ -218,14 +237,21 @@ out_item_free (gpointer data)
   g_free (item);
 }
 
+/* What the watch waits for now, and when it is called back without an event. */
 static void
-destroy_source (GSource **source)
+update_watch (TocsinRelayWebsocket *self)
 {
-  if (*source)
-    {
-      g_source_destroy (*source);
-      g_clear_pointer (source, g_source_unref);
-    }
+  gint64 deadline = -1;
+
+  if (self->watch == NULL)
+    return;
+  tocsin_relay_poller_watch_set_events (self->watch, (self->reading ? G_IO_IN : 0) |
+                                                     (self->want_write ? G_IO_OUT : 0));
+  if (self->idle_us > 0)
+    deadline = self->last_read + self->idle_us;
+  if (self->close_deadline > 0 && (deadline < 0 || self->close_deadline < deadline))
+    deadline = self->close_deadline;
+  tocsin_relay_poller_watch_set_deadline (self->watch, deadline);
 }
 
 void
@@ -244,9 +270,7 @@ tocsin_relay_websocket_unref (TocsinRelayWebsocket *self)
 
   if (--self->ref_count > 0)
     return;
-  destroy_source (&self->read_source);
-  destroy_source (&self->write_source);
-  destroy_source (&self->close_timeout);
+  g_clear_pointer (&self->watch, tocsin_relay_poller_watch_free);
   g_queue_clear_full (&self->out, out_item_free);
   g_clear_pointer (&self->in, g_byte_array_unref);
   g_clear_pointer (&self->message, g_byte_array_unref);
@@ -291,9 +315,8 @@ websocket_end (TocsinRelayWebsocket *self)
   if (self->state == STATE_CLOSED)
     return;
   self->state = STATE_CLOSED;
-  destroy_source (&self->read_source);
-  destroy_source (&self->write_source);
-  destroy_source (&self->close_timeout);
+  /* Before the stream closes the descriptor. */
+  g_clear_pointer (&self->watch, tocsin_relay_poller_watch_free);
   g_queue_clear_full (&self->out, out_item_free);
   self->control_pending = 0;
   g_io_stream_close_async (self->stream, G_PRIORITY_DEFAULT, NULL, stream_closed,
@@ -312,8 +335,6 @@ tocsin_relay_websocket_abort (TocsinRelayWebsocket *self)
 }
 
 /* ---- Writing ---- */
-
-static gboolean on_writable (GObject *stream, gpointer user_data);
 
 static void
 queue_item (TocsinRelayWebsocket *self,
@@ -396,7 +417,7 @@ tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
 
   g_return_if_fail (self != NULL);
 
-  if (self->state == STATE_CLOSED || self->write_source != NULL)
+  if (self->state == STATE_CLOSED || self->want_write)
     return;
 
   while (!g_queue_is_empty (&self->out))
@@ -449,10 +470,8 @@ tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
         {
           if (ret != G_POLLABLE_RETURN_WOULD_BLOCK && n == MAX_IOV)
             continue;   /* more vectors than one call takes: go on */
-          self->write_source = g_pollable_output_stream_create_source (self->output, NULL);
-          g_source_set_callback (self->write_source, G_SOURCE_FUNC (on_writable), self, NULL);
-          g_source_set_static_name (self->write_source, "[tocsin-relay] websocket write");
-          g_source_attach (self->write_source, NULL);
+          self->want_write = TRUE;
+          update_watch (self);
           break;
         }
     }
@@ -469,48 +488,56 @@ tocsin_relay_websocket_flush (TocsinRelayWebsocket *self)
           g_socket_shutdown (self->socket, FALSE, TRUE, NULL))
         {
           self->draining = TRUE;
-          if (self->read_source == NULL)
-            websocket_start_reading (self);
+          if (!self->reading)
+            {
+              self->reading = TRUE;
+              update_watch (self);
+            }
         }
       else
         websocket_end (self);
     }
 }
 
-static gboolean
-on_writable (GObject  *stream,
-             gpointer  user_data)
+static void
+on_writable (TocsinRelayWebsocket *self)
 {
-  TocsinRelayWebsocket *self = user_data;
-
-  g_clear_pointer (&self->write_source, g_source_unref);
-  tocsin_relay_websocket_ref (self);
+  self->want_write = FALSE;
+  update_watch (self);
   tocsin_relay_websocket_flush (self);
-  tocsin_relay_websocket_unref (self);
-  return G_SOURCE_REMOVE;
 }
 
 /* ---- Closing ---- */
 
-static gboolean
-close_timed_out (gpointer user_data)
-{
-  TocsinRelayWebsocket *self = user_data;
-
-  g_clear_pointer (&self->close_timeout, g_source_unref);
-  g_debug ("WebSocket peer did not answer the close in time");
-  websocket_end (self);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 start_close_timeout (TocsinRelayWebsocket *self)
 {
-  if (self->close_timeout)
+  if (self->close_deadline > 0)
     return;
-  self->close_timeout = g_timeout_source_new_seconds (CLOSE_TIMEOUT_SECONDS);
-  g_source_set_callback (self->close_timeout, close_timed_out, self, NULL);
-  g_source_attach (self->close_timeout, NULL);
+  self->close_deadline = g_get_monotonic_time () + CLOSE_TIMEOUT_SECONDS * G_USEC_PER_SEC;
+  update_watch (self);
+}
+
+/* The watch's deadline passed: the close handshake's, or the idle timeout (which reads push
+ * back without touching the watch, so it may have moved). */
+static void
+on_deadline (TocsinRelayWebsocket *self)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->close_deadline > 0 && now >= self->close_deadline)
+    {
+      g_debug ("WebSocket peer did not answer the close in time");
+      websocket_end (self);
+      return;
+    }
+  if (self->idle_us > 0 && now >= self->last_read + self->idle_us)
+    {
+      g_debug ("WebSocket peer silent for %" G_GINT64_FORMAT " s", self->idle_us / G_USEC_PER_SEC);
+      websocket_end (self);
+      return;
+    }
+  update_watch (self);
 }
 
 /* Drops data frames not yet begun: after a close frame nothing else may follow. */
@@ -806,15 +833,12 @@ process_input (TocsinRelayWebsocket *self)
     g_clear_pointer (&self->in, g_byte_array_unref);
 }
 
-static gboolean
-on_readable (GObject  *stream,
-             gpointer  user_data)
+static void
+on_readable (TocsinRelayWebsocket *self)
 {
-  TocsinRelayWebsocket *self = user_data;
   gboolean again = TRUE;
+  gboolean drained = FALSE;
 
-  tocsin_relay_websocket_ref (self);
-  g_clear_pointer (&self->read_source, g_source_unref);
   for (guint i = 0; i < MAX_READS_PER_DISPATCH && self->state != STATE_CLOSED; i++)
     {
       g_autoptr(GError) error = NULL;
@@ -827,12 +851,16 @@ on_readable (GObject  *stream,
         continue;   /* after a close or a failure: read to the end, and drop */
       if (n > 0)
         {
+          self->last_read = g_get_monotonic_time ();
           if (self->in == NULL)
             self->in = g_byte_array_sized_new (n);
           g_byte_array_append (self->in, buffer, n);
         }
       if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        break;
+        {
+          drained = TRUE;
+          break;
+        }
       if (n <= 0)
         {
           /* End of file, a reset, or the socket's timeout: the peer is gone. */
@@ -844,19 +872,36 @@ on_readable (GObject  *stream,
         }
       process_input (self);
     }
-  if (again && self->state != STATE_CLOSED)
-    websocket_start_reading (self);
-  tocsin_relay_websocket_unref (self);
-  return G_SOURCE_REMOVE;
+  if (self->state == STATE_CLOSED)
+    return;
+  if (!again)
+    {
+      self->reading = FALSE;
+      update_watch (self);
+    }
+  else if (!drained && self->watch != NULL)
+    {
+      /* Stopped at the bound: what is left may sit in a stream's buffer (TLS), not in the
+       * socket, where a level-triggered epoll would see it. */
+      tocsin_relay_poller_watch_wake (self->watch);
+    }
 }
 
-/* A new source each time: the stream may have buffered bytes (libsoup's, read with the
- * handshake), and a pollable source only looks at that when it is created. */
 static void
-websocket_start_reading (TocsinRelayWebsocket *self)
+websocket_event (int          fd,
+                 GIOCondition condition,
+                 gpointer     user_data)
 {
-  self->read_source = g_pollable_input_stream_create_source (self->input, NULL);
-  g_source_set_callback (self->read_source, G_SOURCE_FUNC (on_readable), self, NULL);
-  g_source_set_static_name (self->read_source, "[tocsin-relay] websocket read");
-  g_source_attach (self->read_source, NULL);
+  TocsinRelayWebsocket *self = user_data;
+
+  tocsin_relay_websocket_ref (self);
+  if (condition == 0)
+    on_deadline (self);
+  if (self->state != STATE_CLOSED && self->reading &&
+      (condition & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    on_readable (self);
+  if (self->state != STATE_CLOSED && self->want_write &&
+      (condition & (G_IO_OUT | G_IO_HUP | G_IO_ERR)))
+    on_writable (self);
+  tocsin_relay_websocket_unref (self);
 }

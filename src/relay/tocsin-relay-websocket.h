@@ -40,7 +40,10 @@ GBytes               *tocsin_relay_websocket_frame_new  (guint8                 
                                                          const void                      *payload,
                                                          gsize                            length);
 
+/* @socket is the descriptor under @stream, watched by the relay's poller; its timeout (GSocket's)
+ * is how long the client may stay silent. */
 TocsinRelayWebsocket *tocsin_relay_websocket_new        (GIOStream                       *stream,
+                                                         GSocket                         *socket,
                                                          gsize                            max_incoming,
                                                          const TocsinRelayWebsocketFuncs *funcs,
                                                          gpointer                         user_data);

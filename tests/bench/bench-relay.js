@@ -6,8 +6,10 @@
 // the results of every benchmark into the table.
 //
 //   node bench-relay.js --relay=BUILD/src/relay/tocsin-relay --out=FILE
-//        [--peers=tocsin,nchan,pushpin] [--scenarios=ingest,latency,fanout]
-//        [--subscribers=10000] [--ingest-seconds=8] [--latency-seconds=5]
+//        [--relay-base=OTHER/tocsin-relay]   (adds the peer "tocsin-base": before/after a change)
+//        [--peers=tocsin,nchan,pushpin] [--scenarios=idle,ingest,latency,fanout]
+//        [--subscribers=10000] [--idle-subscribers=10000,50000] [--ingest-seconds=8]
+//        [--latency-seconds=5]
 //
 // Needs Debian's node-ws (NODE_PATH=/usr/share/nodejs), nginx-light, libnginx-mod-nchan,
 // pushpin and wrk. The load generators' CPU use is part of the results: a generator that uses
@@ -32,9 +34,17 @@ for (const a of process.argv.slice(2)) {
   if (!m) throw new Error(`bad argument ${a}`);
   args[m[1]] = m[2] === undefined ? true : m[2];
 }
-const peersWanted = (args.peers || 'tocsin,nchan,pushpin').split(',');
-const scenarios = (args.scenarios || 'ingest,latency,fanout').split(',');
+const peersWanted = (args.peers || 'tocsin,nchan,pushpin').split(',')
+  .concat(args['relay-base'] && !args.peers ? ['tocsin-base'] : []);
+const scenarios = (args.scenarios || 'idle,ingest,latency,fanout').split(',');
 const N_SUBS = parseInt(args.subscribers || '10000', 10);
+// "Ingest with N idle subscribers on another channel": what a relay holding an organisation's
+// subscribers all day gives a webhook. Counts past what the open files limit allows (the
+// generator holds one descriptor per subscriber too) are left out, and the results say so.
+const IDLE_WANTED = (args['idle-subscribers'] || '10000,50000').split(',').map((x) => parseInt(x, 10));
+const IDLE_SECONDS = parseFloat(args['idle-seconds'] || '5');
+const IDLE_WRK_CONNECTIONS = 32;
+const MAX_SUBS = Math.max(N_SUBS, ...IDLE_WANTED);
 const INGEST_SECONDS = parseFloat(args['ingest-seconds'] || '8');
 const LATENCY_SECONDS = parseFloat(args['latency-seconds'] || '5');
 const LATENCY_RATE = 1000;
@@ -45,6 +55,8 @@ const FANOUT_ROUNDS = 5;
 // a few is the figure least disturbed by other jobs. Every attempt is kept in the results.
 const REPEAT = parseInt(args.repeat || '2', 10);
 const better = {
+  // The attempt whose ratio (idle ÷ none) is the highest; every attempt is kept for the spread.
+  idle: (a, b) => (a.ratio_10000 ?? -1) > (b.ratio_10000 ?? -1),
   ingest: (a, b) => (a.accepted_per_s || 0) > (b.accepted_per_s || 0),
   latency: (a, b) => (a.p99_ms ?? Infinity) < (b.p99_ms ?? Infinity),
   fanout: (a, b) => (a.last_ms_median ?? Infinity) < (b.last_ms_median ?? Infinity),
@@ -251,11 +263,10 @@ function stopProcess(child) {
 
 const payload = (seq) => JSON.stringify({ seq, server_name: 'Production', cpu_usage: 95 });
 
-async function startTocsin(dir) {
-  const bin = path.resolve(args.relay);
+async function startTocsin(dir, bin = path.resolve(args.relay), name = 'tocsin') {
   const child = spawn(bin, ['serve', '--listen=127.0.0.1:0', `--data-dir=${dir}/data`,
     // The bench floods one channel: lift the per-channel rate limit (not a cost we measure).
-    '--rate=1000000', '--burst=1000000', `--max-connections=${N_SUBS + 1000}`,
+    '--rate=1000000', '--burst=1000000', `--max-connections=${MAX_SUBS + 1000}`,
     `--retention=${args['tocsin-retention'] || '24h'}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     let buf = '';
@@ -273,13 +284,18 @@ async function startTocsin(dir) {
       body: "L'utilisation du CPU a atteint {{cpu_usage}}%" }));
   if (r.status !== 201 && r.status !== 200) throw new Error(`channel create: ${r.status} ${r.body}`);
   const ch = JSON.parse(r.body);
+  const r2 = await request(agent, `http://127.0.0.1:${port}/v1/channels`, 'POST',
+    { 'Content-Type': 'application/json' }, JSON.stringify({ name: 'idle', title: 'idle' }));
+  if (r2.status !== 201 && r2.status !== 200) throw new Error(`channel create: ${r2.status} ${r2.body}`);
+  const idleCh = JSON.parse(r2.body);
   agent.destroy();
   return {
-    name: 'tocsin', pid: child.pid, port,
+    name, pid: child.pid, port,
     pubUrl: `http://127.0.0.1:${port}/t/${ch.trigger_token}`,
     pubHeaders: { 'Content-Type': 'application/json' },
     pubBody: payload,
     subUrl: `ws://127.0.0.1:${port}/s/${ch.subscribe_token}/ws`,
+    idleSubUrl: `ws://127.0.0.1:${port}/s/${idleCh.subscribe_token}/ws`,
     parse: (frame) => JSON.parse(frame).vars.seq,
     stop: () => stopProcess(child),
   };
@@ -294,10 +310,10 @@ user root;
 daemon off;
 master_process on;
 worker_processes auto;
-worker_rlimit_nofile 20000;
+worker_rlimit_nofile ${MAX_SUBS + 2000};
 pid ${dir}/nginx.pid;
 error_log stderr error;
-events { worker_connections 19000; multi_accept on; }
+events { worker_connections ${MAX_SUBS + 1000}; multi_accept on; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;
@@ -328,6 +344,7 @@ http {
     pubHeaders: { 'Content-Type': 'application/json' },
     pubBody: payload,
     subUrl: `ws://127.0.0.1:${port}/sub/bench`,
+    idleSubUrl: `ws://127.0.0.1:${port}/sub/idle`,
     parse: (frame) => JSON.parse(frame).seq,
     stop: () => stopProcess(child),
   };
@@ -337,9 +354,13 @@ http {
 // OPEN it subscribes the connection to the channel. It runs as its own process (this script
 // with --grip-backend) so its CPU is not counted as the generator's.
 function gripBackend(port) {
-  const ctl = 'c:' + JSON.stringify({ type: 'subscribe', channel: 'bench' });
-  const open = `OPEN\r\nTEXT ${Buffer.byteLength(ctl).toString(16)}\r\n${ctl}\r\n`;
+  // The channel is the path's last segment (/bench, /idle).
+  const openFor = (channel) => {
+    const ctl = 'c:' + JSON.stringify({ type: 'subscribe', channel });
+    return `OPEN\r\nTEXT ${Buffer.byteLength(ctl).toString(16)}\r\n${ctl}\r\n`;
+  };
   http.createServer((req, res) => {
+    const open = openFor(req.url.split('?')[0].split('/').pop() || 'bench');
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
@@ -381,7 +402,7 @@ async function startPushpin(dir) {
   set('logdir', `${dir}/log`);
   set('services', 'condure,zurl,pushpin-proxy,pushpin-handler');
   set('http_port', `127.0.0.1:${port}`);
-  set('client_maxconn', String(N_SUBS + 1000));
+  set('client_maxconn', String(MAX_SUBS + 1000));
   set('routesfile', `${dir}/routes`);
   set('push_in_spec', `tcp://127.0.0.1:${pushIn}`);
   set('push_in_sub_specs', `tcp://127.0.0.1:${pushSub}`);
@@ -412,25 +433,27 @@ zurl_in_specs=ipc://{rundir}/{ipc_prefix}zurl-out`);
     pubHeaders: { 'Content-Type': 'application/json' },
     pubBody: wrapJson,
     subUrl: `ws://127.0.0.1:${port}/bench`,
+    idleSubUrl: `ws://127.0.0.1:${port}/idle`,
     parse: (frame) => JSON.parse(frame).seq,
     stop: async () => { await stopProcess(child); await stopProcess(backend); },
   };
 }
 
-const starters = { tocsin: startTocsin, nchan: startNchan, pushpin: startPushpin };
+const starters = { tocsin: startTocsin, nchan: startNchan, pushpin: startPushpin,
+  'tocsin-base': (dir) => startTocsin(dir, path.resolve(args['relay-base']), 'tocsin-base') };
 
 // ---- subscribers ----------------------------------------------------------------------------
 
 // Opens @n WebSocket subscribers, @parallel handshakes at a time. Source addresses rotate over
 // 127.0.0.2..: each peer's 10,000 connections then never run short of ephemeral ports.
-async function openSubscribers(peer, n, onMessage, parallel = 200) {
+async function openSubscribers(peer, n, onMessage, parallel = 200, url = peer.subUrl) {
   const sockets = [];
   const errors = {};
   let next = 0;
   let failed = 0;
   const one = () => new Promise((resolve) => {
     const i = next++;
-    const ws = new WebSocket(peer.subUrl, { perMessageDeflate: false,
+    const ws = new WebSocket(url, { perMessageDeflate: false,
       localAddress: `127.0.0.${2 + (i % 200)}`, handshakeTimeout: 30000 });
     ws.on('open', () => { sockets.push(ws); resolve(); });
     ws.on('message', (data) => onMessage(data, i));
@@ -458,7 +481,7 @@ async function closeSubscribers(sockets) {
 // ---- scenarios ------------------------------------------------------------------------------
 
 // wrk with a Lua script that POSTs the payload; runs under bash so `times` gives wrk's CPU.
-function runWrk(peer, dir, seconds) {
+function runWrk(peer, dir, seconds, connections = 16) {
   const lua = `${dir}/post.lua`;
   fs.writeFileSync(lua, `wrk.method = "POST"
 wrk.body = ${JSON.stringify(peer.pubBody(1))}
@@ -468,7 +491,7 @@ response = function (status, headers, body)
 end
 `);
   return new Promise((resolve) => {
-    const child = spawn('/bin/bash', ['-c', 'wrk "$@"; times', 'wrk', '-t1', '-c16',
+    const child = spawn('/bin/bash', ['-c', 'wrk "$@"; times', 'wrk', '-t1', `-c${connections}`,
       `-d${seconds}s`, '--latency', '-s', lua, peer.pubUrl], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -482,7 +505,10 @@ end
       const t = out.trim().split('\n').pop().match(/(\d+)m([\d.]+)s/g) || [];
       const secs = t.map((x) => { const m = /(\d+)m([\d.]+)s/.exec(x); return +m[1] * 60 + +m[2]; });
       const statusErrors = (err.match(/wrk: status/g) || []).length;
-      resolve({ rps: reqs ? parseFloat(reqs[1]) : 0, requests: total ? +total[1] : 0,
+      // The thread stats' mean latency: "Latency   4.80ms ..." (us, ms or s).
+      const lat = /Latency\s+([\d.]+)(us|ms|s)\b/.exec(out);
+      const meanMs = lat ? parseFloat(lat[1]) * { us: 1e-3, ms: 1, s: 1e3 }[lat[2]] : null;
+      resolve({ rps: reqs ? parseFloat(reqs[1]) : 0, requests: total ? +total[1] : 0, meanMs,
         non2xx: non2xx ? +non2xx[1] : 0, statusErrors, cpu: secs.length >= 2 ? secs[0] + secs[1] : null,
         raw: out });
     });
@@ -515,6 +541,48 @@ async function scenarioIngest(peer, dir) {
     generator_cpu_pct: { wrk: w.cpu === null ? null : 100 * w.cpu / INGEST_SECONDS,
       node_subscribers: 100 * (selfCpu() - selfBefore) / elapsed },
   };
+}
+
+// Ingest (wrk -t1 -c32, the same POST body, no subscriber on its channel) with no idle
+// subscribers, then with each count in IDLE_WANTED held on another channel, in the same run.
+async function scenarioIdle(peer, dir) {
+  let limit = Infinity;
+  try {
+    const m = /Max open files\s+(\d+)/.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    if (m) limit = parseInt(m[1], 10);
+  } catch (e) { /* no limit known */ }
+  const counts = [0, ...IDLE_WANTED.filter((n) => n + 500 <= limit)];
+  const skipped = IDLE_WANTED.filter((n) => n + 500 > limit);
+  if (skipped.length) log(peer.name, `idle: ${skipped.join(', ')} left out: open files limit ${limit}`);
+  const rows = [];
+  for (const n of counts) {
+    const idle = treeUsage(peer.pid);
+    const { sockets, failed } = n > 0
+      ? await openSubscribers(peer, n, () => {}, 200, peer.idleSubUrl)
+      : { sockets: [], failed: 0 };
+    await sleep(1500); // let the server settle (pushpin subscribes through its backend)
+    const held = treeUsage(peer.pid);
+    const stillOpen = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+    const before = treeUsage(peer.pid);
+    const w = await runWrk(peer, dir, IDLE_SECONDS, IDLE_WRK_CONNECTIONS);
+    const after = treeUsage(peer.pid);
+    const accepted = w.requests - w.non2xx;
+    rows.push({ idle_subscribers: n, connected: sockets.length, failed, still_open: stillOpen,
+      accepted_per_s: accepted / IDLE_SECONDS, mean_latency_ms: w.meanMs, non2xx: w.non2xx,
+      server_cpu_pct: 100 * (after.cpu - before.cpu) / IDLE_SECONDS,
+      wrk_cpu_pct: w.cpu === null ? null : 100 * w.cpu / IDLE_SECONDS,
+      rss_held_bytes: held.rss,
+      rss_per_connection_bytes: sockets.length ? (held.rss - idle.rss) / sockets.length : null });
+    await closeSubscribers(sockets);
+    if (n > 0) await sleep(1000);
+  }
+  const r = { rows, skipped, connections: IDLE_WRK_CONNECTIONS, seconds: IDLE_SECONDS,
+    server_cpu_pct: Math.max(...rows.map((x) => x.server_cpu_pct)),
+    generator_cpu_pct: { wrk: Math.max(...rows.map((x) => x.wrk_cpu_pct || 0)) } };
+  for (const x of rows.slice(1)) {
+    r[`ratio_${x.idle_subscribers}`] = rows[0].accepted_per_s ? x.accepted_per_s / rows[0].accepted_per_s : null;
+  }
+  return r;
 }
 
 async function scenarioLatency(peer) {
@@ -691,6 +759,7 @@ async function main() {
           let r;
           try {
             if (sc === 'ingest') r = await scenarioIngest(peer, dir);
+            else if (sc === 'idle') r = await scenarioIdle(peer, dir);
             else if (sc === 'latency') r = await scenarioLatency(peer);
             else if (sc === 'fanout') r = await scenarioFanout(peer);
             else throw new Error(`unknown scenario ${sc}`);

@@ -82,8 +82,60 @@ def main():
         None if not pa else 100 * pd / pa,
         None if not ta else td >= ta, "%", ratios=False)
 
+    # Ingest with a population idle on another channel (issue 17): the same wrk run with none,
+    # then with each count held, in one attempt; the ratio is each server's own.
+    def idle_row(x, count):
+        for r in get(x, "idle", "rows") or []:
+            if r.get("idle_subscribers") == count:
+                return r
+        return None
+
+    def idle_get(x, count, key):
+        r = idle_row(x, count)
+        return None if r is None else r.get(key)
+
+    conns = get(t, "idle", "connections") or 32
+    ti0, ni0, pi0 = (idle_get(x, 0, "accepted_per_s") for x in (t, n, p))
+    add("idle population", f"ingest, wrk -c{conns}, no subscribers: webhooks accepted/s", "",
+        ti0, ni0, pi0, None, "/s")
+    tl0, nl0, pl0 = (idle_get(x, 0, "mean_latency_ms") for x in (t, n, p))
+    add("idle population", "… mean latency", "", tl0, nl0, pl0, None, " ms", 2)
+    counts = sorted({r.get("idle_subscribers") for x in (t, n, p)
+                     for r in get(x, "idle", "rows") or [] if r.get("idle_subscribers")})
+    for count in counts:
+        tv, nv, pv = (idle_get(x, count, "accepted_per_s") for x in (t, n, p))
+        add("idle population", f"ingest with {count:,} idle WS subscribers on another channel",
+            "", tv, nv, pv, None, "/s")
+        tl, nl, pl = (idle_get(x, count, "mean_latency_ms") for x in (t, n, p))
+        add("idle population", "… mean latency", "", tl, nl, pl, None, " ms", 2)
+        rt, rn, rp = (get(x, "idle", f"ratio_{count}") for x in (t, n, p))
+        add("idle population", f"… ÷ ingest with none (best attempt)", "≥ 0.90", rt, rn, rp,
+            None if rt is None else rt >= 0.9, "", 2, ratios=False)
+
+        # Every attempt's ratio: on a shared machine the spread says how far to trust one.
+        def spread(x):
+            v = [a.get(f"ratio_{count}") for a in x.get("idle_attempts", [])
+                 if a.get(f"ratio_{count}") is not None]
+            return "—" if not v else f"{min(v):.2f}–{max(v):.2f} ({len(v)})"
+        rows.append(("idle population", "… ÷ none, spread over attempts", "", spread(t),
+                     spread(n), "", spread(p), "", ""))
+        # From the first attempt, as for the fan-out: a later one reuses the heap it grew.
+        def first_idle_rss(x):
+            attempts = [a for a in x.get("idle_attempts", []) if "error" not in a]
+            for r in (attempts[0] if attempts else {}).get("rows", []):
+                if r.get("idle_subscribers") == count:
+                    return r.get("rss_per_connection_bytes")
+            return None
+        rt, rn, rp = (first_idle_rss(x) for x in (t, n, p))
+        kib = lambda v: None if v is None else v / 1024
+        add("idle population", f"server RSS per idle connection at {count:,} (first attempt)", "", kib(rt),
+            kib(rn), kib(rp), None, " KiB")
+
     tf, nf, pf = (get(x, "fanout", "last_ms_median") for x in (t, n, p))
     subs = get(t, "fanout", "subscribers") or get(n, "fanout", "subscribers") or 10000
+    tf1, nf1, pf1 = (get(x, "fanout", "first_ms_median") for x in (t, n, p))
+    add("fan-out", f"1 message → {subs:,} WS subscribers: first receives (median of 5)",
+        "≤ nchan", tf1, nf1, pf1, None if tf1 is None or nf1 is None else tf1 <= nf1, " ms")
     add("fan-out", f"1 message → {subs:,} WS subscribers: last receives (median of 5)", "≤ nchan",
         tf, nf, pf, None if tf is None or nf is None else tf <= nf, " ms")
 
@@ -162,7 +214,7 @@ def main():
           f"kernel {m.get('kernel', os.uname().release)}; run {relay.get('started', '?')}"
           + (f"; load average at start {loadavg[0]:.2f}" if loadavg else ""))
     n_att = max((len(res.get(f"{sc}_attempts", [])) for res in peers.values()
-                 for sc in ("ingest", "latency", "fanout")), default=0)
+                 for sc in ("idle", "ingest", "latency", "fanout")), default=0)
     if n_att > 1:
         print(f"Relay scenarios: best of {n_att} attempts per peer, peers alternating "
               "(highest rate, lowest time; every attempt is in relay.json)")
@@ -182,7 +234,7 @@ def main():
     print("| scenario | peer | server | generator(s) | whole machine busy | of which other jobs |")
     print("|---|---|---|---|---|---|")
     for name, res in peers.items():
-        for sc in ("ingest", "latency", "fanout"):
+        for sc in ("idle", "ingest", "latency", "fanout"):
             r = res.get(sc)
             if not isinstance(r, dict):
                 continue
