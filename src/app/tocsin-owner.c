@@ -8,7 +8,11 @@
 #include <libsoup/soup.h>
 
 #include "tocsin-json.h"
+#include "tocsin-message.h"
 #include "tocsin-owner.h"
+
+/* The largest answer of the owner API the app reads (a channel, or the list of them). */
+#define MAX_ANSWER_BYTES (4 * 1024 * 1024)
 
 struct _TocsinOwner
 {
@@ -118,9 +122,10 @@ string_member (JsonObject *object,
                const char *snake,
                const char *camel)
 {
-  const char *value = json_object_get_string_member_with_default (object, snake, NULL);
+  /* Quiet when a relay sends another type where text belongs. */
+  const char *value = tocsin_json_get_string (object, snake, NULL);
 
-  return value ? value : json_object_get_string_member_with_default (object, camel, NULL);
+  return value ? value : tocsin_json_get_string (object, camel, NULL);
 }
 
 /* The owned channel as the relay describes it now; fields the answer lacks are kept. */
@@ -131,7 +136,7 @@ merge_answer (TocsinOwnedChannel *channel,
   const char *value;
 
   if (json_object_has_member (answer, "id"))
-    channel->id = json_object_get_int_member_with_default (answer, "id", channel->id);
+    channel->id = tocsin_json_get_int (answer, "id", channel->id);
   if ((value = string_member (answer, "owner_key", "ownerKey")))
     {
       g_free (channel->owner_key);
@@ -163,10 +168,8 @@ request_done (GObject      *object,
   TocsinOwner *self = g_task_get_source_object (task);
   Request *request = g_task_get_task_data (task);
   g_autoptr(GBytes) body = NULL;
-  g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
-  JsonObject *answer = NULL;
-  JsonNode *root = NULL;
+  g_autoptr(JsonObject) answer = NULL;
   const char *data;
   gsize length = 0;
   guint status;
@@ -181,14 +184,14 @@ request_done (GObject      *object,
 
   status = soup_message_get_status (request->msg);
   data = g_bytes_get_data (body, &length);
-  if (length > 0 && json_parser_load_from_data (parser, data, length, NULL))
-    root = json_parser_get_root (parser);
-  if (root && JSON_NODE_HOLDS_OBJECT (root))
-    answer = json_node_get_object (root);
+  /* The relay is a peer: its answer goes through the guarded parser (size, depth). */
+  if (length > 0)
+    answer = tocsin_json_parse_object (data, length, MAX_ANSWER_BYTES,
+                                       TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
 
   if (!SOUP_STATUS_IS_SUCCESSFUL (status))
     {
-      const char *why = answer ? json_object_get_string_member_with_default (answer, "error", NULL)
+      const char *why = answer ? tocsin_json_get_string (answer, "error", NULL)
                                : NULL;
 
       if (why == NULL && (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN))
