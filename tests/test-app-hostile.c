@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * A hostile relay against the app (issue 11, items 1, 2, 12, 13). The fake relay below is a
+ * SoupServer on 127.0.0.1 port 0 that speaks just enough of the real one (the subscribe-link
+ * lookup, GET /s/TOKEN as JSON, and /v1/ws: "subscribed" to every "subscribe") to be subscribed
+ * to, and then attacks: frames nested 100,000 deep, 4008 closes right after each subscribe,
+ * messages larger than the app keeps, a gap from 30 to 12, links with a NUL or a U+202E.
+ *
+ * Two ways of looking, as a user would:
+ *  - /app/hostile/client/…: the app's core (TocsinClient, the code the window shows) in this
+ *    process: the subscription shows an error in words, records are kept or not, the app waits
+ *    longer between attempts;
+ *  - /app/hostile/app/…: the real `tocsin` binary with a private XDG profile: the preview of a
+ *    subscribe link and `tocsin --background` stay alive, and start again without crashing.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-client.h"
+#include "tocsin-test-app.h"
+#include "tocsin-test-relay.h"
+
+#define TOKEN      "hostiletoken0123456789abcdefghij"
+#define CHANNEL_ID 7
+#define DEEP       100000
+
+typedef enum
+{
+  ATTACK_NONE,
+  ATTACK_DEEP,          /* a message frame of 100,000 nested [ */
+  ATTACK_CLOSE_4008,    /* close with 4008 right after "subscribed" */
+  ATTACK_HUGE,          /* a 2 MiB message, then a small one */
+  ATTACK_GAP_REVERSED,  /* {"type":"gap","from":30,"to":12} */
+  ATTACK_LINKS,         /* links with \u0000 and U+202E, then a good one */
+} Attack;
+
+/* The fake relay runs in a thread of its own, with its own main context: the real app is
+ * sometimes waited for synchronously (`tocsin --subscribe` to completion), and its lookup must
+ * still be answered. The counters are read under the mutex. */
+typedef struct
+{
+  GThread      *thread;
+  GMainContext *context;
+  GMainLoop    *loop;
+  SoupServer   *server;        /* server thread only */
+  GPtrArray    *sockets;       /* server thread only: SoupWebsocketConnection */
+  char         *base_url;
+  Attack        attack;
+  char         *lookup;        /* the body of GET /s/TOKEN */
+
+  GMutex        lock;
+  GArray       *connect_times; /* gint64, monotonic, of each /v1/ws connection */
+  guint         n_subscribes;
+} Hostile;
+
+static const char sane_lookup[] =
+  "{\"id\":7,\"name\":\"Hostile\",\"description\":\"\",\"title\":\"{{ title }}\",\"body\":\"\"}";
+
+static char *
+deep_text (const char *prefix,
+           guint       depth,
+           const char *suffix)
+{
+  GString *text = g_string_new (prefix);
+
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c (text, '[');
+  for (guint i = 0; i < depth; i++)
+    g_string_append_c (text, ']');
+  g_string_append (text, suffix);
+  return g_string_free (text, FALSE);
+}
+
+static char *
+message_frame (gint64      id,
+               const char *title,
+               const char *body,
+               const char *link_json)
+{
+  return g_strdup_printf ("{\"type\":\"message\",\"message\":{\"id\":%" G_GINT64_FORMAT
+                          ",\"channel\":%d,\"time\":\"2026-11-23T16:40:00.123Z\",\"title\":\"%s\","
+                          "\"body\":\"%s\"%s%s,\"vars\":{}}}", id, CHANNEL_ID, title, body,
+                          link_json ? ",\"externalLink\":" : "", link_json ? link_json : "");
+}
+
+static void
+attack (Hostile                 *h,
+        SoupWebsocketConnection *ws)
+{
+  switch (h->attack)
+    {
+    case ATTACK_NONE:
+      break;
+    case ATTACK_DEEP:
+      {
+        g_autofree char *frame = deep_text ("{\"type\":\"message\",\"message\":", DEEP, "}");
+
+        soup_websocket_connection_send_text (ws, frame);
+      }
+      break;
+    case ATTACK_CLOSE_4008:
+      soup_websocket_connection_close (ws, 4008, "queue overflow");
+      break;
+    case ATTACK_HUGE:
+      {
+        g_autofree char *body = g_strnfill (2 * 1024 * 1024, 'x');
+        g_autofree char *huge = message_frame (1, "Huge", body, NULL);
+        g_autofree char *small = message_frame (2, "Small", "fine", NULL);
+
+        soup_websocket_connection_send_text (ws, huge);
+        soup_websocket_connection_send_text (ws, small);
+      }
+      break;
+    case ATTACK_GAP_REVERSED:
+      soup_websocket_connection_send_text (ws, "{\"type\":\"gap\",\"channel\":7,\"from\":30,"
+                                               "\"to\":12}");
+      break;
+    case ATTACK_LINKS:
+      {
+        g_autofree char *nul = message_frame (1, "Nul", "b",
+                                              "\"https://bank.example/\\u0000.evil.example\"");
+        g_autofree char *bidi = message_frame (2, "Bidi", "b",
+                                               "\"https://evil.example/\\u202egro.knab\"");
+        g_autofree char *good = message_frame (3, "Good", "b", "\"https://bank.example/ok\"");
+
+        soup_websocket_connection_send_text (ws, nul);
+        soup_websocket_connection_send_text (ws, bidi);
+        soup_websocket_connection_send_text (ws, good);
+      }
+      break;
+    }
+}
+
+static void
+on_ws_message (SoupWebsocketConnection *ws,
+               gint                     type,
+               GBytes                  *bytes,
+               Hostile                 *h)
+{
+  g_autofree char *subscribed = NULL;
+  gsize length = 0;
+  const char *data = g_bytes_get_data (bytes, &length);
+
+  /* The app is not the attacker here: a substring is enough to know a subscribe. */
+  if (g_strstr_len (data, length, "\"subscribe\"") == NULL)
+    return;
+  g_mutex_lock (&h->lock);
+  h->n_subscribes++;
+  g_mutex_unlock (&h->lock);
+  subscribed = g_strdup_printf ("{\"type\":\"subscribed\",\"token\":\"%s\",\"channel\":{\"id\":%d,"
+                                "\"name\":\"Hostile\",\"description\":\"\"},\"lastId\":0}",
+                                TOKEN, CHANNEL_ID);
+  soup_websocket_connection_send_text (ws, subscribed);
+  attack (h, ws);
+}
+
+static void
+on_websocket (SoupServer              *server,
+              SoupServerMessage       *msg,
+              const char              *path,
+              SoupWebsocketConnection *ws,
+              gpointer                 user_data)
+{
+  Hostile *h = user_data;
+  gint64 now = g_get_monotonic_time ();
+
+  g_mutex_lock (&h->lock);
+  g_array_append_val (h->connect_times, now);
+  g_mutex_unlock (&h->lock);
+  g_ptr_array_add (h->sockets, g_object_ref (ws));
+  g_signal_connect (ws, "message", G_CALLBACK (on_ws_message), h);
+}
+
+static void
+on_lookup (SoupServer        *server,
+           SoupServerMessage *msg,
+           const char        *path,
+           GHashTable        *query,
+           gpointer           user_data)
+{
+  Hostile *h = user_data;
+
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, h->lookup,
+                                    strlen (h->lookup));
+}
+
+static gpointer
+hostile_thread (gpointer data)
+{
+  Hostile *h = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+  GSList *uris;
+  char *base_url;
+
+  g_main_context_push_thread_default (h->context);
+  h->server = soup_server_new (NULL, NULL);
+  soup_server_add_handler (h->server, "/s/", on_lookup, h, NULL);
+  soup_server_add_websocket_handler (h->server, "/v1/ws", NULL, NULL, on_websocket, h, NULL);
+  if (!soup_server_listen (h->server, address, 0, &error))
+    g_error ("The fake relay cannot listen: %s", error->message);
+  uris = soup_server_get_uris (h->server);
+  base_url = g_strdup_printf ("http://127.0.0.1:%d", g_uri_get_port (uris->data));
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  g_mutex_lock (&h->lock);
+  h->base_url = base_url;
+  g_mutex_unlock (&h->lock);
+
+  g_main_loop_run (h->loop);
+
+  for (guint i = 0; i < h->sockets->len; i++)
+    g_signal_handlers_disconnect_by_data (h->sockets->pdata[i], h);
+  g_ptr_array_set_size (h->sockets, 0);
+  soup_server_disconnect (h->server);
+  g_clear_object (&h->server);
+  while (g_main_context_iteration (h->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (h->context);
+  return NULL;
+}
+
+static gboolean
+hostile_has_url (Hostile *h)
+{
+  gboolean has;
+
+  g_mutex_lock (&h->lock);
+  has = h->base_url != NULL;
+  g_mutex_unlock (&h->lock);
+  return has;
+}
+
+static Hostile *
+hostile_start (Attack      attack_kind,
+               const char *lookup)
+{
+  Hostile *h = g_new0 (Hostile, 1);
+
+  g_mutex_init (&h->lock);
+  h->attack = attack_kind;
+  h->lookup = g_strdup (lookup ? lookup : sane_lookup);
+  h->sockets = g_ptr_array_new_with_free_func (g_object_unref);
+  h->connect_times = g_array_new (FALSE, FALSE, sizeof (gint64));
+  h->context = g_main_context_new ();
+  h->loop = g_main_loop_new (h->context, FALSE);
+  h->thread = g_thread_new ("hostile-relay", hostile_thread, h);
+  TOCSIN_WAIT_UNTIL (hostile_has_url (h));
+  return h;
+}
+
+static gboolean
+quit_loop (gpointer data)
+{
+  g_main_loop_quit (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+hostile_free (Hostile *h)
+{
+  g_main_context_invoke (h->context, quit_loop, h->loop);
+  g_thread_join (h->thread);
+  g_main_loop_unref (h->loop);
+  g_main_context_unref (h->context);
+  g_ptr_array_unref (h->sockets);
+  g_array_unref (h->connect_times);
+  g_mutex_clear (&h->lock);
+  g_free (h->lookup);
+  g_free (h->base_url);
+  g_free (h);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Hostile, hostile_free)
+
+static guint
+n_connections (Hostile *h)
+{
+  guint n;
+
+  g_mutex_lock (&h->lock);
+  n = h->connect_times->len;
+  g_mutex_unlock (&h->lock);
+  return n;
+}
+
+static guint
+n_subscribes (Hostile *h)
+{
+  guint n;
+
+  g_mutex_lock (&h->lock);
+  n = h->n_subscribes;
+  g_mutex_unlock (&h->lock);
+  return n;
+}
+
+static gint64
+connect_time (Hostile *h,
+              guint    i)
+{
+  gint64 t;
+
+  g_mutex_lock (&h->lock);
+  t = g_array_index (h->connect_times, gint64, i);
+  g_mutex_unlock (&h->lock);
+  return t;
+}
+
+/* ---- the app's core in this process ------------------------------------------------------ */
+
+typedef struct
+{
+  char               *dir;
+  Hostile            *relay;
+  TocsinHistory      *history;
+  TocsinClient       *client;
+  TocsinSubscription *sub;
+  GPtrArray          *received;   /* TocsinRecord */
+  guint               n_missed;
+} Fixture;
+
+static void
+on_record_received (TocsinClient *client,
+                    TocsinRecord *record,
+                    int           result,
+                    Fixture      *f)
+{
+  g_ptr_array_add (f->received, g_object_ref (record));
+}
+
+static void
+on_missed (TocsinClient       *client,
+           TocsinSubscription *sub,
+           gint64              from,
+           gint64              to,
+           Fixture            *f)
+{
+  f->n_missed++;
+}
+
+static void
+store_result (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *db = NULL;
+  g_autoptr(TocsinSubscription) sub = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+
+  f->dir = tocsin_test_make_tmpdir ("tocsin-hostile-XXXXXX");
+  f->relay = hostile_start (GPOINTER_TO_INT (data), NULL);
+  db = g_build_filename (f->dir, "history.db", NULL);
+  f->history = tocsin_history_new (db);
+  f->received = g_ptr_array_new_with_free_func (g_object_unref);
+  f->client = tocsin_client_new (f->history, NULL, NULL);
+  g_signal_connect (f->client, "record-received", G_CALLBACK (on_record_received), f);
+  g_signal_connect (f->client, "missed", G_CALLBACK (on_missed), f);
+  tocsin_client_start (f->client);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_started (f->client));
+
+  sub = tocsin_subscription_new (f->relay->base_url, TOKEN);
+  tocsin_client_subscribe_async (f->client, sub, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  f->sub = tocsin_client_subscribe_finish (f->client, res, &error);
+  g_assert_no_error (error);
+  g_object_ref (f->sub);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  tocsin_client_stop (f->client);
+  g_clear_object (&f->sub);
+  g_clear_object (&f->client);
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  g_ptr_array_unref (f->received);
+  hostile_free (f->relay);
+  tocsin_test_rmdir_recursive (f->dir);
+  g_free (f->dir);
+}
+
+static TocsinRecord *
+received_titled (Fixture    *f,
+                 const char *title)
+{
+  for (guint i = 0; i < f->received->len; i++)
+    if (g_strcmp0 (tocsin_record_get_title (f->received->pdata[i]), title) == 0)
+      return f->received->pdata[i];
+  return NULL;
+}
+
+static gboolean
+error_says (Fixture    *f,
+            const char *part)
+{
+  const char *error = tocsin_subscription_get_error (f->sub);
+
+  return error != NULL && strstr (error, part) != NULL;
+}
+
+/* Before: SIGSEGV in json-glib's recursion. After: the subscription says why, and the app
+ * tries again later, not at once. */
+static void
+test_client_deep (Fixture       *f,
+                  gconstpointer  data)
+{
+  TOCSIN_WAIT_UNTIL (error_says (f, "nested more than 64 levels"));
+  g_test_message ("The subscription says: %s", tocsin_subscription_get_error (f->sub));
+  TOCSIN_WAIT_UNTIL (n_connections (f->relay) >= 2);
+  /* The first retry after a protocol error waits 2 s ± 25 %. */
+  g_assert_cmpint (connect_time (f->relay, 1) - connect_time (f->relay, 0), >=,
+                   G_USEC_PER_SEC);
+  g_assert_cmpuint (f->received->len, ==, 0);
+}
+
+/* Before: 4008 reconnected at once (7,456 closes in 20 s against the real relay). After:
+ * exponential backoff with jitter: 2 s, 4 s, ... each ±25 %. */
+static void
+test_client_4008 (Fixture       *f,
+                  gconstpointer  data)
+{
+  gint64 span;
+
+  TOCSIN_WAIT_UNTIL (n_connections (f->relay) >= 3);
+  span = connect_time (f->relay, 2) - connect_time (f->relay, 0);
+  g_test_message ("3 connections in %.1f s", span / (double) G_USEC_PER_SEC);
+  g_assert_cmpint (span, >=, 4 * G_USEC_PER_SEC);
+  /* What the window's relay status line shows. */
+  TOCSIN_WAIT_UNTIL (g_strcmp0 (tocsin_connection_get_last_error (
+                       tocsin_client_get_connection (f->client, f->relay->base_url)),
+                     "The relay could not send fast enough and closed the connection") == 0);
+}
+
+/* A 2 MiB message is moved past and not kept; the next one is; the subscription says so. */
+static void
+test_client_huge (Fixture       *f,
+                  gconstpointer  data)
+{
+  TOCSIN_WAIT_UNTIL (received_titled (f, "Small") != NULL);
+  g_assert_null (received_titled (f, "Huge"));
+  g_assert_true (error_says (f, "512"));
+  g_test_message ("The subscription says: %s", tocsin_subscription_get_error (f->sub));
+  g_assert_cmpuint (n_connections (f->relay), ==, 1);
+}
+
+/* Before: a gap from 30 to 12 was recorded. After: refused, and the subscription says why. */
+static void
+test_client_gap_reversed (Fixture       *f,
+                          gconstpointer  data)
+{
+  TOCSIN_WAIT_UNTIL (error_says (f, "not a range"));
+  g_assert_cmpuint (f->n_missed, ==, 0);
+  g_assert_cmpint (tocsin_subscription_get_cursor (f->sub), <, 12);
+}
+
+/* Before: the link was cut at the NUL ("https://bank.example/") and kept, and the U+202E link
+ * kept. After: both records kept without their links, the good link kept, a note says why. */
+static void
+test_client_links (Fixture       *f,
+                   gconstpointer  data)
+{
+  TOCSIN_WAIT_UNTIL (received_titled (f, "Good") != NULL);
+  g_assert_nonnull (received_titled (f, "Nul"));
+  g_assert_nonnull (received_titled (f, "Bidi"));
+  g_assert_null (tocsin_record_get_link (received_titled (f, "Nul")));
+  g_assert_null (tocsin_record_get_link (received_titled (f, "Bidi")));
+  g_assert_cmpstr (tocsin_record_get_link (received_titled (f, "Good")), ==,
+                   "https://bank.example/ok");
+  g_assert_true (error_says (f, "link was removed"));
+}
+
+/* ---- the real app ------------------------------------------------------------------------- */
+
+/* Before: the app died of SIGSEGV on a lookup answer nested 100,000 deep, the lookup a
+ * tocsin://subscribe link on any web page starts before the user confirms anything. After:
+ * `tocsin --subscribe=…` says it cannot subscribe, and the running app carries on. */
+static void
+test_app_lookup_deep (void)
+{
+  g_autofree char *home = tocsin_test_make_tmpdir ("tocsin-hostile-app-XXXXXX");
+  g_autofree char *lookup = deep_text ("{\"id\":7,\"name\":", DEEP, "}");
+  g_autoptr(Hostile) h = hostile_start (ATTACK_NONE, lookup);
+  g_autofree char *arg = g_strdup_printf ("--subscribe=%s/s/%s", h->base_url, TOKEN);
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GSubprocess) app = NULL;
+  g_autofree char *out = NULL;
+
+  TOCSIN_WAIT_UNTIL (!tocsin_test_app_is_running (bus));
+  app = tocsin_test_app_start (tocsin_test_app_launcher (home), bus);
+  g_assert_cmpint (tocsin_test_app_run (tocsin_test_app_launcher (home), &out, arg, NULL), ==, 1);
+  g_assert_true (tocsin_test_app_is_running (bus));
+  g_assert_cmpuint (n_connections (h), ==, 0);
+  tocsin_test_app_quit (app, bus);
+  tocsin_test_rmdir_recursive (home);
+}
+
+/* Before: the subscription was saved, then the frame crashed the app, and `tocsin --background`
+ * crashed again on every start. After: alive, reconnecting at a growing interval, and a
+ * restart is as calm. */
+static void
+test_app_deep_background (void)
+{
+  g_autofree char *home = tocsin_test_make_tmpdir ("tocsin-hostile-app-XXXXXX");
+  g_autoptr(Hostile) h = hostile_start (ATTACK_DEEP, NULL);
+  g_autofree char *arg = g_strdup_printf ("--subscribe=%s/s/%s", h->base_url, TOKEN);
+  g_autoptr(GDBusConnection) bus = g_bus_get_sync (G_BUS_TYPE_SESSION, NULL, NULL);
+  g_autoptr(GSubprocess) app = NULL;
+  g_autofree char *out = NULL;
+  guint seen;
+
+  TOCSIN_WAIT_UNTIL (!tocsin_test_app_is_running (bus));
+  app = tocsin_test_app_start (tocsin_test_app_launcher (home), bus);
+  /* Exit 0 or 1 (the error may come before or after it is confirmed), never a crash. */
+  g_assert_cmpint (tocsin_test_app_run (tocsin_test_app_launcher (home), &out, arg, NULL), >=, 0);
+
+  for (guint run = 0; run < 2; run++)
+    {
+      if (app == NULL)
+        app = tocsin_test_app_start (tocsin_test_app_launcher (home), bus);
+      seen = n_subscribes (h);
+      /* Attacked twice more: the app survived and came back for more. */
+      TOCSIN_WAIT_UNTIL (n_subscribes (h) >= seen + 2);
+      g_assert_true (tocsin_test_app_is_running (bus));
+      /* A clean exit through app.quit: it never crashed. */
+      tocsin_test_app_quit (app, bus);
+      g_clear_object (&app);
+    }
+  tocsin_test_rmdir_recursive (home);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define CLIENT_TEST(path, attack_kind, func) \
+  g_test_add ("/app/hostile/client/" path, Fixture, GINT_TO_POINTER (attack_kind), \
+              fixture_setup, func, fixture_teardown)
+
+  CLIENT_TEST ("deep-frame", ATTACK_DEEP, test_client_deep);
+  CLIENT_TEST ("close-4008", ATTACK_CLOSE_4008, test_client_4008);
+  CLIENT_TEST ("huge-message", ATTACK_HUGE, test_client_huge);
+  CLIENT_TEST ("gap-reversed", ATTACK_GAP_REVERSED, test_client_gap_reversed);
+  CLIENT_TEST ("links", ATTACK_LINKS, test_client_links);
+  g_test_add_func ("/app/hostile/app/lookup-deep", test_app_lookup_deep);
+  g_test_add_func ("/app/hostile/app/deep-frame-background", test_app_deep_background);
+  return g_test_run ();
+}
