@@ -33,7 +33,13 @@ typedef enum
   ATTACK_HUGE,          /* a 2 MiB message, then a small one */
   ATTACK_GAP_REVERSED,  /* {"type":"gap","from":30,"to":12} */
   ATTACK_LINKS,         /* links with \u0000 and U+202E, then a good one */
+  ATTACK_FLOOD,         /* FLOOD_COUNT messages of 50 KB */
 } Attack;
+
+/* The history's bounds for this test (docs/configuration.md has the defaults). */
+#define MAX_RECORDS "100"
+#define MAX_BYTES   (2 * 1024 * 1024)
+#define FLOOD_COUNT 2000
 
 /* The fake relay runs in a thread of its own, with its own main context: the real app is
  * sometimes waited for synchronously (`tocsin --subscribe` to completion), and its lookup must
@@ -127,6 +133,19 @@ attack (Hostile                 *h,
         soup_websocket_connection_send_text (ws, nul);
         soup_websocket_connection_send_text (ws, bidi);
         soup_websocket_connection_send_text (ws, good);
+      }
+      break;
+    case ATTACK_FLOOD:
+      {
+        g_autofree char *body = g_strnfill (50 * 1024, 'f');
+
+        for (guint i = 1; i <= FLOOD_COUNT; i++)
+          {
+            g_autofree char *title = g_strdup_printf ("Flood %u", i);
+            g_autofree char *frame = message_frame (i, title, body, NULL);
+
+            soup_websocket_connection_send_text (ws, frame);
+          }
       }
       break;
     }
@@ -481,6 +500,49 @@ test_client_links (Fixture       *f,
   g_assert_true (error_says (f, "link was removed"));
 }
 
+/* Before: 20,000 messages of 50 KB made a 961 MB history (here: 2,000 made ~100 MB). After:
+ * the oldest records go past the bounds (here lowered to 100 records and 2 MiB), and a note
+ * in the list says so. */
+static void
+test_client_flood (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GOutputStream) stream = g_memory_output_stream_new_resizable ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GFileInfo) info = NULL;
+  g_autoptr(GFile) file = NULL;
+  g_autofree char *last = g_strdup_printf ("Flood %u", FLOOD_COUNT);
+  g_auto(GStrv) lines = NULL;
+  const char *path = tocsin_history_get_path (f->history);
+  guint n_records = 0, n_notes = 0;
+  gint64 n;
+
+  TOCSIN_WAIT_UNTIL (received_titled (f, last) != NULL);
+  tocsin_history_flush_sync (f->history);
+  n = tocsin_history_export_sync (path, stream, NULL, &error);
+  g_assert_no_error (error);
+  g_output_stream_write_all (stream, "", 1, NULL, NULL, NULL);
+  lines = g_strsplit (g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (stream)), "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    {
+      if (*lines[i] == '\0')
+        continue;
+      n_records++;
+      if (strstr (lines[i], "Older notifications were removed"))
+        n_notes++;
+    }
+  file = g_file_new_for_path (path);
+  info = g_file_query_info (file, G_FILE_ATTRIBUTE_STANDARD_SIZE, 0, NULL, &error);
+  g_assert_no_error (error);
+  g_test_message ("%u records received, %" G_GINT64_FORMAT " kept (%u notes), history.db %"
+                  G_GINT64_FORMAT " bytes", f->received->len, n, n_notes,
+                  g_file_info_get_size (info));
+  g_assert_cmpuint (n_records, <=, 100 + n_notes);
+  g_assert_cmpuint (n_notes, >=, 1);
+  /* The bounds are enforced after each write slice (200 messages of up to 64 KB here). */
+  g_assert_cmpint (g_file_info_get_size (info), <=, MAX_BYTES + 200 * 64 * 1024);
+}
+
 /* ---- the real app ------------------------------------------------------------------------- */
 
 /* Before: the app died of SIGSEGV on a lookup answer nested 100,000 deep, the lookup a
@@ -544,6 +606,13 @@ int
 main (int   argc,
       char *argv[])
 {
+  /* Before any thread exists: the history reads them once. */
+  g_setenv ("TOCSIN_HISTORY_MAX_RECORDS", MAX_RECORDS, TRUE);
+  {
+    g_autofree char *bytes = g_strdup_printf ("%d", MAX_BYTES);
+
+    g_setenv ("TOCSIN_HISTORY_MAX_BYTES", bytes, TRUE);
+  }
   g_test_init (&argc, &argv, NULL);
 
 #define CLIENT_TEST(path, attack_kind, func) \
@@ -555,6 +624,7 @@ main (int   argc,
   CLIENT_TEST ("huge-message", ATTACK_HUGE, test_client_huge);
   CLIENT_TEST ("gap-reversed", ATTACK_GAP_REVERSED, test_client_gap_reversed);
   CLIENT_TEST ("links", ATTACK_LINKS, test_client_links);
+  CLIENT_TEST ("flood", ATTACK_FLOOD, test_client_flood);
   g_test_add_func ("/app/hostile/app/lookup-deep", test_app_lookup_deep);
   g_test_add_func ("/app/hostile/app/deep-frame-background", test_app_deep_background);
   return g_test_run ();

@@ -487,20 +487,23 @@ on_ws_message (SoupWebsocketConnection *ws,
   /* Frames of a socket that has closed meanwhile stay queued and are still handled, before any
    * of the next one: the cursors only move past what was passed on, so the next connection
    * asks again from there and drops what the queue held already. */
-  if (self->incoming_bytes + g_bytes_get_size (bytes) > MAX_QUEUED_BYTES)
-    {
-      /* A flood faster than the history can take: let go of what is queued and of the socket,
-       * and ask again from the cursors after a while. */
-      set_last_error (self, _("The relay sent more than this app can take at once; it will "
-                              "ask again shortly"));
-      drop_incoming (self);
-      drop_socket (self, SOUP_WEBSOCKET_CLOSE_TOO_BIG);
-      strike (self);
-      schedule_retry (self, FALSE);
-      return;
-    }
   self->incoming_bytes += g_bytes_get_size (bytes);
   g_queue_push_tail (&self->incoming, g_bytes_ref (bytes));
+  if (self->incoming_bytes > MAX_QUEUED_BYTES)
+    {
+      /* A flood faster than the slices take it: memory stays bounded by handling the oldest
+       * frames now, in this dispatch, until half the bound is left (in order, nothing lost;
+       * dropping them and asking again could starve on a large replay). */
+      g_object_ref (self);
+      while (self->incoming_bytes > MAX_QUEUED_BYTES / 2 && !g_queue_is_empty (&self->incoming))
+        {
+          g_autoptr(GBytes) oldest = g_queue_pop_head (&self->incoming);
+
+          self->incoming_bytes -= g_bytes_get_size (oldest);
+          handle_text (self, oldest);
+        }
+      g_object_unref (self);
+    }
   if (self->incoming_source == 0)
     {
       g_autoptr(GSource) source = g_idle_source_new ();

@@ -720,6 +720,7 @@ return_unsaved (PendingMessage *pending,
 }
 
 static void flush_job (TocsinHistory *self, Job *job);
+static void enforce_bounds (TocsinHistory *self);
 
 /* Worker, every RETRY_SECONDS while writes fail: reopens the file if it could not be opened
  * for writing, then writes the held messages, or (none held) tries a write that changes
@@ -1500,6 +1501,8 @@ flush_job (TocsinHistory *self,
             store_outcome_free (outcome);
         }
       report_write_state (self, slice_error);
+      /* After each slice: the file never grows past the bounds by more than one slice. */
+      enforce_bounds (self);
 
       /* Idles of one priority run in the order they were attached: this one runs once the
        * main context has taken the whole slice. */
@@ -1513,6 +1516,134 @@ flush_job (TocsinHistory *self,
     }
 
   release_batch (self, batch);
+}
+
+/* ---- bounds ------------------------------------------------------------------------------ */
+
+/* A relay, hostile or broken, must not fill the user's disk: past either bound the oldest
+ * records go, and a note in the list says how many and why (docs/configuration.md). The
+ * environment may lower them (tests); read once. */
+#define DEFAULT_MAX_RECORDS 1000000
+#define DEFAULT_MAX_BYTES   (512 * (gint64) 1024 * 1024)
+
+static gint64
+bound_from_env (const char *name,
+                gint64      fallback)
+{
+  const char *env = g_getenv (name);
+  guint64 value;
+
+  if (env && g_ascii_string_to_unsigned (env, 10, 10, G_MAXINT64, &value, NULL))
+    return (gint64) value;
+  return fallback;
+}
+
+static gint64
+max_records (void)
+{
+  static gsize value = 0;
+
+  if (g_once_init_enter (&value))
+    g_once_init_leave (&value, (gsize) bound_from_env ("TOCSIN_HISTORY_MAX_RECORDS",
+                                                       DEFAULT_MAX_RECORDS));
+  return (gint64) value;
+}
+
+static gint64
+max_bytes (void)
+{
+  static gsize value = 0;
+
+  if (g_once_init_enter (&value))
+    g_once_init_leave (&value, (gsize) bound_from_env ("TOCSIN_HISTORY_MAX_BYTES",
+                                                       DEFAULT_MAX_BYTES));
+  return (gint64) value;
+}
+
+static gint64
+query_int (sqlite3    *db,
+           const char *sql)
+{
+  g_autoptr(sqlite3_stmt) stmt = prepare (db, sql, NULL);
+
+  if (stmt == NULL || sqlite3_step (stmt) != SQLITE_ROW)
+    return -1;
+  return sqlite3_column_int64 (stmt, 0);
+}
+
+/* Bytes in use in the file (the free pages a delete leaves are reused, not returned). */
+static gint64
+used_bytes (sqlite3 *db)
+{
+  gint64 pages = query_int (db, "PRAGMA page_count");
+  gint64 free_pages = query_int (db, "PRAGMA freelist_count");
+  gint64 page_size = query_int (db, "PRAGMA page_size");
+
+  if (pages < 0 || free_pages < 0 || page_size < 0)
+    return 0;
+  return (pages - free_pages) * page_size;
+}
+
+static void
+enforce_bounds (TocsinHistory *self)
+{
+  g_autoptr(TocsinRecord) note = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *count_text = NULL;
+  g_autofree char *records_text = NULL;
+  g_autofree char *bytes_text = NULL;
+  gint64 dropped = 0;
+
+  if (self->db == NULL || self->read_only)
+    return;
+  for (guint round = 0; round < 64; round++)
+    {
+      gint64 n = query_int (self->db, "SELECT n FROM records_total WHERE id = 0");
+      gint64 excess = 0;
+      g_autoptr(sqlite3_stmt) stmt = NULL;
+
+      if (n > max_records ())
+        excess = n - max_records ();
+      /* Over the bytes: a tenth at a time, until the file is within them. */
+      if (excess == 0 && n > 1 && used_bytes (self->db) > max_bytes ())
+        excess = MAX (n / 10, 1);
+      if (excess <= 0)
+        break;
+      stmt = prepare (self->db, "DELETE FROM records WHERE id IN"
+                                " (SELECT id FROM records ORDER BY id LIMIT ?1)", &error);
+      if (stmt == NULL)
+        break;
+      sqlite3_bind_int64 (stmt, 1, excess);
+      if (sqlite3_step (stmt) != SQLITE_DONE)
+        break;
+      dropped += sqlite3_changes (self->db);
+    }
+  if (dropped == 0)
+    return;
+
+  g_debug ("Removed the %" G_GINT64_FORMAT " oldest records to stay within the history's "
+           "bounds", dropped);
+  count_text = g_strdup_printf ("%" G_GINT64_FORMAT, dropped);
+  records_text = g_strdup_printf ("%" G_GINT64_FORMAT, max_records ());
+  bytes_text = g_format_size_full ((guint64) max_bytes (), G_FORMAT_SIZE_IEC_UNITS);
+  note = tocsin_record_new ();
+  tocsin_record_set_kind (note, TOCSIN_RECORD_KIND_GAP);
+  tocsin_record_set_relay_url (note, "");
+  tocsin_record_set_title (note, _("Older notifications were removed"));
+  /* Translators: the first %s is a number of notifications, the second a number of records,
+   * the third a size such as "512 MiB". */
+  {
+    g_autofree char *body = g_strdup_printf (_("%s of the oldest notifications were removed: "
+                                               "the history keeps at most %s notifications and "
+                                               "%s."), count_text, records_text, bytes_text);
+
+    tocsin_record_set_body (note, body);
+  }
+  tocsin_record_set_time (note, g_get_real_time () / 1000);
+  tocsin_record_set_vars_json (note, "{}");
+  if (insert_record (self, note, &error) == 0)
+    g_debug ("Could not note the removal: %s", error->message);
+  emit_later (self, SIGNAL_RESET, NULL, 0);
 }
 
 static void
