@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <glib/gstdio.h>
 
 #include "tocsin-client.h"
 #include "tocsin-test-app.h"
@@ -543,6 +544,61 @@ test_client_flood (Fixture       *f,
   g_assert_cmpint (g_file_info_get_size (info), <=, MAX_BYTES + 200 * 64 * 1024);
 }
 
+/* Before: a truncated history.db gave "No subscriptions yet" and a banner saying pop-ups
+ * still appear (nothing connected). After: the history says the file is damaged, where it
+ * is, that nothing arrives, and how to start afresh; the file is left as it was. */
+static void
+test_history_truncated (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-hostile-db-XXXXXX");
+  g_autofree char *path = g_build_filename (dir, "history.db", NULL);
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+  g_autofree char *body = g_strnfill (4096, 'b');
+  g_autofree char *contents = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *text = NULL;
+  TocsinHistory *history = tocsin_history_new (path);
+  const GError *error;
+  gsize length = 0, after_length = 0;
+
+  for (gint64 id = 1; id <= 300; id++)
+    {
+      g_autoptr(TocsinMessage) message = tocsin_message_new ();
+
+      message->id = id;
+      message->channel = CHANNEL_ID;
+      message->time_ms = 1700000000000;
+      g_free (message->body);
+      message->body = g_strdup (body);
+      tocsin_history_store_message_async (history, "http://127.0.0.1:1", message, NULL, NULL,
+                                          NULL);
+    }
+  tocsin_history_flush_sync (history);
+  g_object_unref (history);
+
+  g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
+  g_assert_cmpuint (length, >, 200 * 4096);
+  g_assert_true (g_file_set_contents (path, contents, length / 2, NULL));
+  g_unlink (wal);
+  g_unlink (shm);
+
+  history = tocsin_history_new (path);
+  TOCSIN_WAIT_UNTIL (tocsin_history_get_write_error (history) != NULL);
+  error = tocsin_history_get_write_error (history);
+  g_assert_error (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED);
+  text = tocsin_history_describe_error (error, path);
+  g_test_message ("%s", text);
+  g_assert_nonnull (strstr (text, "damaged"));
+  g_assert_nonnull (strstr (text, path));
+  g_assert_null (strstr (text, "pop-ups"));
+  g_object_unref (history);
+  /* Kept as it was. */
+  g_assert_true (g_file_get_contents (path, &after, &after_length, NULL));
+  g_assert_cmpuint (after_length, ==, length / 2);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 /* ---- the real app ------------------------------------------------------------------------- */
 
 /* Before: the app died of SIGSEGV on a lookup answer nested 100,000 deep, the lookup a
@@ -625,6 +681,7 @@ main (int   argc,
   CLIENT_TEST ("gap-reversed", ATTACK_GAP_REVERSED, test_client_gap_reversed);
   CLIENT_TEST ("links", ATTACK_LINKS, test_client_links);
   CLIENT_TEST ("flood", ATTACK_FLOOD, test_client_flood);
+  g_test_add_func ("/app/hostile/history/truncated", test_history_truncated);
   g_test_add_func ("/app/hostile/app/lookup-deep", test_app_lookup_deep);
   g_test_add_func ("/app/hostile/app/deep-frame-background", test_app_deep_background);
   return g_test_run ();

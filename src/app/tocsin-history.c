@@ -270,6 +270,14 @@ static const char schema_sql[] =
  * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
  * FAILED (I/O error, cannot open), INVALID_DATA (anything else: a corrupt file, a bug). Only
  * the last is not worth retrying. */
+G_DEFINE_QUARK (tocsin-history-error-quark, tocsin_history_error)
+
+static gboolean
+is_damage (int rc)
+{
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
 static GIOErrorEnum
 io_error_from_sqlite (int rc)
 {
@@ -301,8 +309,10 @@ set_sqlite_error (GError     **error,
                   sqlite3     *db,
                   const char  *what)
 {
-  g_set_error (error, G_IO_ERROR,
-               db ? io_error_from_sqlite (sqlite3_extended_errcode (db)) : G_IO_ERROR_FAILED,
+  int code = db ? sqlite3_extended_errcode (db) : SQLITE_NOMEM;
+
+  g_set_error (error, is_damage (code) ? TOCSIN_HISTORY_ERROR : G_IO_ERROR,
+               is_damage (code) ? TOCSIN_HISTORY_ERROR_DAMAGED : io_error_from_sqlite (code),
                _("Could not %s in the history database: %s"),
                what, db ? sqlite3_errmsg (db) : "out of memory");
 }
@@ -317,7 +327,10 @@ exec_sql (sqlite3     *db,
 
   if ((rc = sqlite3_exec (db, sql, NULL, NULL, &msg)) != SQLITE_OK)
     {
-      g_set_error (error, G_IO_ERROR, io_error_from_sqlite (sqlite3_extended_errcode (db)),
+      int code = sqlite3_extended_errcode (db);
+
+      g_set_error (error, is_damage (code) ? TOCSIN_HISTORY_ERROR : G_IO_ERROR,
+                   is_damage (code) ? TOCSIN_HISTORY_ERROR_DAMAGED : io_error_from_sqlite (code),
                    _("The history database failed: %s"), msg ? msg : sqlite3_errstr (rc));
       sqlite3_free (msg);
       return FALSE;
@@ -658,7 +671,8 @@ report_write_state (TocsinHistory *self,
 static gboolean
 write_error_is_transient (const GError *error)
 {
-  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) &&
+         !g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED);
 }
 
 /* Keeps @record (not stored) to write it again before the next messages. Its task, if any,
@@ -1045,6 +1059,14 @@ tocsin_history_describe_error (const GError *error,
   g_return_val_if_fail (error != NULL, NULL);
 
   dir = g_path_get_dirname (path ? path : "");
+  /* Not "pop-ups still appear": with the file unreadable no subscription is loaded. */
+  if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED))
+    /* Translators: the two %s are the same file, e.g. /home/ada/.local/share/tocsin/history.db */
+    return g_strdup_printf (_("The history file %s is damaged and can’t be read, so no "
+                              "subscription is loaded and no notification arrives. It was left "
+                              "as it is. To start a fresh history, quit Tocsin, move the file "
+                              "aside (for example to %s.damaged) and start Tocsin again."),
+                            path ? path : "", path ? path : "");
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
     /* Translators: %s is a folder, e.g. /home/ada/.local/share/tocsin */
     return g_strdup_printf (_("Notifications can’t be saved: the disk is full. New ones still "
