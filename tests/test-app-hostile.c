@@ -559,6 +559,9 @@ test_history_truncated (void)
   g_autofree char *after = NULL;
   g_autofree char *text = NULL;
   TocsinHistory *history = tocsin_history_new (path);
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) fresh_error = NULL;
+  g_autofree char *aside = NULL;
   const GError *error;
   gsize length = 0, after_length = 0;
 
@@ -592,10 +595,35 @@ test_history_truncated (void)
   g_assert_nonnull (strstr (text, "damaged"));
   g_assert_nonnull (strstr (text, path));
   g_assert_null (strstr (text, "pop-ups"));
-  g_object_unref (history);
-  /* Kept as it was. */
-  g_assert_true (g_file_get_contents (path, &after, &after_length, NULL));
+
+  /* What "Start a Fresh History" in the app's dialog does: the damaged file moves aside as it
+   * was, and a new history stores again. */
+  tocsin_history_start_fresh_async (history, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  aside = tocsin_history_start_fresh_finish (history, res, &fresh_error);
+  g_assert_no_error (fresh_error);
+  g_test_message ("Kept as %s", aside);
+  g_assert_true (g_str_has_prefix (aside, path));
+  g_assert_nonnull (strstr (aside, ".damaged-"));
+  g_assert_true (g_file_get_contents (aside, &after, &after_length, NULL));
   g_assert_cmpuint (after_length, ==, length / 2);
+  TOCSIN_WAIT_UNTIL (tocsin_history_get_write_error (history) == NULL);
+  {
+    g_autoptr(TocsinMessage) message = tocsin_message_new ();
+    g_autoptr(GAsyncResult) stored = NULL;
+    g_autoptr(TocsinRecord) record = NULL;
+
+    message->id = 1;
+    message->channel = CHANNEL_ID;
+    message->time_ms = 1700000000000;
+    tocsin_history_store_message_async (history, "http://127.0.0.1:1", message, NULL,
+                                        store_result, &stored);
+    TOCSIN_WAIT_UNTIL (stored != NULL);
+    record = tocsin_history_store_message_finish (history, stored, NULL, &fresh_error);
+    g_assert_no_error (fresh_error);
+    g_assert_nonnull (record);
+  }
+  g_object_unref (history);
   tocsin_test_rmdir_recursive (dir);
 }
 

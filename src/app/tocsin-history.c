@@ -734,6 +734,7 @@ return_unsaved (PendingMessage *pending,
 }
 
 static void flush_job (TocsinHistory *self, Job *job);
+static void start_fresh_job (TocsinHistory *self, Job *job);
 static void enforce_bounds (TocsinHistory *self);
 
 /* Worker, every RETRY_SECONDS while writes fail: reopens the file if it could not be opened
@@ -833,9 +834,9 @@ worker_main (gpointer data)
 
       if (job->task && g_task_return_error_if_cancelled (job->task))
         ;
-      else if (self->db == NULL && job->task)
+      else if (self->db == NULL && job->task && job->func != start_fresh_job)
         g_task_return_error (job->task, g_error_copy (self->open_error));
-      else if (self->db != NULL || job->task == NULL)
+      else
         job->func (self, job);
 
       job_free (self, job);
@@ -1064,8 +1065,9 @@ tocsin_history_describe_error (const GError *error,
     /* Translators: the two %s are the same file, e.g. /home/ada/.local/share/tocsin/history.db */
     return g_strdup_printf (_("The history file %s is damaged and can’t be read, so no "
                               "subscription is loaded and no notification arrives. It was left "
-                              "as it is. To start a fresh history, quit Tocsin, move the file "
-                              "aside (for example to %s.damaged) and start Tocsin again."),
+                              "as it is. Tocsin offers to start a fresh history and keep this "
+                              "file beside it; or quit Tocsin, move the file aside (for example "
+                              "to %s.damaged) and start Tocsin again."),
                             path ? path : "", path ? path : "");
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
     /* Translators: %s is a folder, e.g. /home/ada/.local/share/tocsin */
@@ -1117,6 +1119,67 @@ tocsin_history_wait_ready_async (TocsinHistory       *self,
   push_job (self, ready_job,
             new_task (self, tocsin_history_wait_ready_async, cancellable, callback, user_data),
             NULL, NULL);
+}
+
+/* Worker: the damaged file (and its -wal, -shm) moves aside, untouched, and a new one opens. */
+static void
+start_fresh_job (TocsinHistory *self,
+                 Job           *job)
+{
+  static const char * const suffixes[] = { "", "-wal", "-shm" };
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y%m%d-%H%M%S");
+  g_autofree char *aside = g_strdup_printf ("%s.damaged-%s", self->path, stamp);
+  GError *error = NULL;
+
+  g_clear_pointer (&self->statements, g_hash_table_unref);
+  g_clear_pointer (&self->db, sqlite3_close);
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *from = g_strconcat (self->path, suffixes[i], NULL);
+      g_autofree char *to = g_strconcat (aside, suffixes[i], NULL);
+
+      if (g_file_test (from, G_FILE_TEST_EXISTS) && g_rename (from, to) != 0)
+        {
+          int saved = errno;
+
+          g_task_return_new_error (job->task, G_IO_ERROR, g_io_error_from_errno (saved),
+                                   _("Could not move %s aside: %s"), from, g_strerror (saved));
+          return;
+        }
+    }
+  self->db = open_database (self->path, &error);
+  if (self->db == NULL)
+    {
+      g_task_return_error (job->task, error);
+      return;
+    }
+  g_clear_error (&self->open_error);
+  self->read_only = FALSE;
+  report_write_state (self, NULL);
+  emit_later (self, SIGNAL_RESET, NULL, 0);
+  g_task_return_pointer (job->task, g_steal_pointer (&aside), g_free);
+}
+
+void
+tocsin_history_start_fresh_async (TocsinHistory       *self,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, start_fresh_job,
+            new_task (self, tocsin_history_start_fresh_async, cancellable, callback, user_data),
+            NULL, NULL);
+}
+
+char *
+tocsin_history_start_fresh_finish (TocsinHistory  *self,
+                                   GAsyncResult   *result,
+                                   GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 gboolean

@@ -106,6 +106,17 @@ typedef enum
 } TocsinHistoryError;
 GQuark         tocsin_history_error_quark     (void);
 
+/* Moves a damaged history file aside, untouched, as "<path>.damaged-YYYYMMDD-HHMMSS" (with its
+ * -wal and -shm), and opens a new, empty one at the path. Finish returns where the old one is
+ * now. The subscriptions were in the old file: they need subscribing again. */
+void           tocsin_history_start_fresh_async  (TocsinHistory       *self,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+char          *tocsin_history_start_fresh_finish (TocsinHistory        *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+
 /* A sentence for a person about @error (from the history at @path): what happened, whether
  * pop-ups still come, and what to do. */
 char          *tocsin_history_describe_error  (const GError *error,
