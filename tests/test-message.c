@@ -78,8 +78,8 @@ static const BadCase bad_cases[] = {
   { "{\"id\":1,\"channel\":1,\"time\":\"yesterday\"}", TOCSIN_MESSAGE_ERROR_INVALID, "RFC 3339" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"title\":5}", TOCSIN_MESSAGE_ERROR_INVALID, "\"title\" is not a string" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":[]}", TOCSIN_MESSAGE_ERROR_INVALID, "\"vars\" is not an object" },
-  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"a\":[\"\\700\"]}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid UTF-8" },
-  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"x\\700\":1}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid UTF-8" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"a\":[\"\\700\"]}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid Unicode" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"x\\700\":1}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid Unicode" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"javascript:alert(1)\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"file:///etc/passwd\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
 };

@@ -442,6 +442,70 @@ client_error_cb (TocsinApplication *self,
     g_message ("%s", message);
 }
 
+static void
+fresh_history_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(TocsinApplication) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *aside = tocsin_history_start_fresh_finish (TOCSIN_HISTORY (object), result,
+                                                              &error);
+  GtkWindow *window = tocsin_application_present_window (self);
+  AdwMessageDialog *dialog;
+
+  if (aside == NULL)
+    dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (window,
+                                                         _("No fresh history was started"),
+                                                         error->message));
+  else
+    {
+      g_printerr (_("A fresh history was started; the damaged one is kept as %s\n"), aside);
+      dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (window,
+                                                           _("A fresh history was started"),
+                                                           NULL));
+      /* Translators: %s is a file, e.g. /home/ada/.local/share/tocsin/history.db.damaged-… */
+      adw_message_dialog_format_body (dialog, _("The damaged file is kept as %s. Your "
+                                                "subscriptions were in it: open your subscribe "
+                                                "links again."), aside);
+    }
+  adw_message_dialog_add_response (dialog, "close", _("_Close"));
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
+static void
+damaged_response_cb (AdwMessageDialog  *dialog,
+                     const char        *response,
+                     TocsinApplication *self)
+{
+  if (g_strcmp0 (response, "fresh") == 0)
+    tocsin_history_start_fresh_async (self->history, NULL, fresh_history_cb,
+                                      g_object_ref (self));
+}
+
+/* A damaged history loads nothing and stores nothing: say so, and offer a fresh one beside it
+ * (the old file is kept, untouched). Asked once per run. */
+static void
+offer_fresh_history (TocsinApplication *self,
+                     const char        *text)
+{
+  static gboolean asked = FALSE;
+  AdwMessageDialog *dialog;
+
+  if (asked)
+    return;
+  asked = TRUE;
+  dialog = ADW_MESSAGE_DIALOG (adw_message_dialog_new (tocsin_application_present_window (self),
+                                                       _("The history file is damaged"),
+                                                       text));
+  adw_message_dialog_add_responses (dialog, "later", _("_Not Now"),
+                                    "fresh", _("_Start a Fresh History"), NULL);
+  adw_message_dialog_set_response_appearance (dialog, "fresh", ADW_RESPONSE_SUGGESTED);
+  adw_message_dialog_set_default_response (dialog, "fresh");
+  g_signal_connect_object (dialog, "response", G_CALLBACK (damaged_response_cb), self, 0);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
 /* Whether the history can write changed. The window shows it in a banner; stderr (the journal,
  * and the terminal of `tocsin --background`) gets the same sentence, once per change. */
 static void
@@ -455,6 +519,8 @@ history_write_error_cb (TocsinApplication *self)
         tocsin_history_describe_error (error, tocsin_history_get_path (self->history));
 
       g_printerr ("%s\n", text);
+      if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED))
+        offer_fresh_history (self, text);
     }
   else
     g_printerr ("%s\n", _("Notifications are saved in the history again."));

@@ -6,12 +6,10 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-client.h"
-#include "tocsin-json.h"
+#include "tocsin-protocol.h"
 
 /* Retention clean-up runs at start and then this often. */
 #define PRUNE_INTERVAL_SECONDS (6 * 60 * 60)
-/* A subscribe-link lookup answers a few hundred bytes; anything past this is not a relay. */
-#define MAX_ANSWER_BYTES       (1024 * 1024)
 
 struct _TocsinClient
 {
@@ -292,6 +290,29 @@ on_closed (TocsinConnection *conn,
                                           "for the new one."));
 }
 
+/* Something the relay sent was refused or not kept (a frame that breaks the protocol, a message
+ * too large, a link that was removed): the subscription it concerns says so, or every
+ * subscription on that relay when the frame named none. */
+static void
+on_problem (TocsinConnection *conn,
+            const char       *token,
+            const char       *sentence,
+            TocsinClient     *self)
+{
+  const char *relay_url = tocsin_connection_get_relay_url (conn);
+  guint n = g_list_model_get_n_items (G_LIST_MODEL (self->subscriptions));
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(TocsinSubscription) sub =
+        g_list_model_get_item (G_LIST_MODEL (self->subscriptions), i);
+
+      if (g_strcmp0 (tocsin_subscription_get_relay_url (sub), relay_url) == 0 &&
+          (token == NULL || g_strcmp0 (tocsin_subscription_get_token (sub), token) == 0))
+        tocsin_subscription_set_error (sub, sentence);
+    }
+}
+
 static TocsinConnection *
 ensure_connection (TocsinClient *self,
                    const char   *relay_url)
@@ -307,6 +328,7 @@ ensure_connection (TocsinClient *self,
   g_signal_connect_object (conn, "gap", G_CALLBACK (on_gap), self, 0);
   g_signal_connect_object (conn, "error", G_CALLBACK (on_refused), self, 0);
   g_signal_connect_object (conn, "closed", G_CALLBACK (on_closed), self, 0);
+  g_signal_connect_object (conn, "problem", G_CALLBACK (on_problem), self, 0);
   g_list_store_append (self->connections, conn);
   g_object_unref (conn);   /* the store holds it */
   if (self->started)
@@ -747,6 +769,7 @@ channel_info_read (GObject      *object,
   InfoData *info = g_task_get_task_data (task);
   g_autoptr(GBytes) body = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) json_error = NULL;
   g_autoptr(JsonObject) object_json = NULL;
   InfoResult *out;
   guint status;
@@ -769,10 +792,8 @@ channel_info_read (GObject      *object,
 
   status = soup_message_get_status (info->msg);
   data = g_bytes_get_data (body, &length);
-  /* A subscribe link can come from any web page: its answer is a stranger's JSON, checked
-   * before it is parsed (deep nesting crashed the preview before the user confirmed). */
-  object_json = tocsin_json_parse_object (data ? data : "", length, MAX_ANSWER_BYTES,
-                                          TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
+  /* A subscribe link can come from any web page, and so can the relay it names. */
+  object_json = tocsin_protocol_parse_lookup (data ? data : "", length, &json_error);
 
   if (status == SOUP_STATUS_NOT_FOUND)
     {
@@ -788,6 +809,10 @@ channel_info_read (GObject      *object,
                                     : NULL;
       if (why)
         g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", why);
+      else if (json_error && SOUP_STATUS_IS_SUCCESSFUL (status))
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_FAILED,
+                                 _("The relay’s answer could not be read (%s). Is this a Tocsin "
+                                   "subscribe link?"), json_error->message);
       else
         g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_FAILED,
                                  _("The relay answered with an unexpected reply (HTTP %u). Is "

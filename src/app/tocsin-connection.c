@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-json.h"
+#include "tocsin-protocol.h"
 #include "tocsin-connection.h"
 #include "tocsin-subscription.h"
 
@@ -16,16 +17,16 @@
 /* Nothing heard for three keepalive intervals (90 s) means the peer is gone. */
 #define SILENCE_LIMIT_USEC   (3 * (gint64) keepalive_seconds () * G_USEC_PER_SEC)
 #define CONNECT_TIMEOUT_SEC  30
-/* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom. */
-#define MAX_INCOMING_PAYLOAD (4 * 1024 * 1024)
-/* Frames nest "message" and the message's variables (64 levels at the relay) a few more. */
-#define MAX_FRAME_DEPTH      (TOCSIN_JSON_DEFAULT_MAX_DEPTH + 8)
+/* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom.
+ * Messages over TOCSIN_PROTOCOL_MAX_MESSAGE_BYTES are read, moved past and not kept. */
+#define MAX_INCOMING_PAYLOAD TOCSIN_PROTOCOL_MAX_FRAME_BYTES
+/* Received frames waiting for the main loop, in bytes: past it the socket is dropped and the
+ * relay asked again later from the cursors (nothing is lost, memory stays bounded). */
+#define MAX_QUEUED_BYTES     (16 * 1024 * 1024)
+/* A connection that lasted this long was healthy: forget earlier strikes. */
+#define STABLE_USEC          (60 * G_USEC_PER_SEC)
 /* The longest the main loop spends on received frames before it gets to other sources. */
 #define FRAME_SLICE_USEC     (3 * 1000)
-/* A connection that lasted this long was a good one: the next failure backs off from 1 s
- * again. Anything shorter keeps doubling the wait, so a relay that closes every connection at
- * once (or sends what the app cannot read) is asked at most once a minute, not 400 times. */
-#define STABLE_USEC          (30 * G_USEC_PER_SEC)
 
 struct _TocsinConnection
 {
@@ -50,9 +51,12 @@ struct _TocsinConnection
   TocsinConnectionState    state;
   gboolean                 running;
   guint                    attempt;
+  /* Connections in a row that the relay ended by policy (4008, 1008) or that broke the
+   * protocol: each one waits longer before the next attempt. */
+  guint                    strikes;
+  gint64                   connected_since;
   gint64                   retry_time;
   gint64                   last_seen;
-  gint64                   connected_at;   /* monotonic; 0 while not connected */
   char                    *last_error;
 
   /* libsoup reads all that the socket holds and emits "message" for each frame in that one
@@ -60,6 +64,7 @@ struct _TocsinConnection
    * FRAME_SLICE_USEC of a dispatch (which frame_dispatch names); the rest are queued (GBytes,
    * oldest first) and an idle source handles them in slices of that length, in order. */
   GQueue                   incoming;
+  gsize                    incoming_bytes;
   guint                    incoming_source;
   gconstpointer            frame_dispatch;
   gint64                   frame_deadline;
@@ -94,13 +99,15 @@ enum {
   SIGNAL_GAP,
   SIGNAL_ERROR,
   SIGNAL_CLOSED,
+  SIGNAL_PROBLEM,
   N_SIGNALS
 };
 
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-static void connect_now (TocsinConnection *self);
+static void connect_now   (TocsinConnection *self);
+static void drop_incoming (TocsinConnection *self);
 
 /* KEEPALIVE_SECONDS, or TOCSIN_KEEPALIVE_SECONDS (1-3600) for tests that cut the network and
  * cannot wait 90 s for the silence to be noticed (docs/configuration.md); read once. */
@@ -183,7 +190,6 @@ drop_socket (TocsinConnection *self,
 {
   g_autoptr(SoupWebsocketConnection) ws = g_steal_pointer (&self->ws);
 
-  self->connected_at = 0;
   g_clear_handle_id (&self->keepalive_source, g_source_remove);
   if (ws == NULL)
     return;
@@ -238,6 +244,19 @@ schedule_retry (TocsinConnection *self,
   set_state (self, TOCSIN_CONNECTION_WAITING);
 }
 
+/* A connection the relay ended by policy or with frames that break the protocol: back off
+ * exponentially (with jitter) across connections, however many frames each one carried. */
+static void
+strike (TocsinConnection *self)
+{
+  if (self->connected_since != 0 &&
+      g_get_monotonic_time () - self->connected_since > STABLE_USEC)
+    self->strikes = 0;
+  self->connected_since = 0;
+  self->strikes = MIN (self->strikes + 1, 16u);
+  self->attempt = MAX (self->attempt, self->strikes);
+}
+
 /* ---- frames ------------------------------------------------------------------------------- */
 
 static const char *
@@ -269,158 +288,115 @@ forget_token (TocsinConnection *self,
 }
 
 static void
-handle_subscribed (TocsinConnection *self,
-                   JsonObject       *frame)
+handle_subscribed (TocsinConnection  *self,
+                   const TocsinFrame *frame)
 {
-  const char *token = tocsin_json_get_string (frame, "token", NULL);
-  JsonObject *channel = NULL;
-  gint64 channel_id, last_id;
-  gint64 *cursor;
+  gint64 *cursor = cursor_for_token (self, frame->token);
 
-  if (json_object_has_member (frame, "channel") &&
-      JSON_NODE_HOLDS_OBJECT (json_object_get_member (frame, "channel")))
-    channel = json_object_get_object_member (frame, "channel");
-  cursor = cursor_for_token (self, token);
-  if (cursor == NULL || channel == NULL)
+  if (cursor == NULL)
     return;
-
-  channel_id = tocsin_json_get_int (channel, "id", 0);
-  last_id = tocsin_json_get_int (frame, "lastId", 0);
-  if (channel_id <= 0)
-    return;
-  g_hash_table_insert (self->channels, g_memdup2 (&channel_id, sizeof channel_id),
-                       g_strdup (token));
+  g_hash_table_insert (self->channels, g_memdup2 (&frame->channel_id, sizeof (gint64)),
+                       g_strdup (frame->token));
   /* Subscribed live only: what exists now counts as seen, so the next reconnect resumes here. */
   if (*cursor == TOCSIN_CURSOR_NONE)
-    *cursor = last_id;
+    *cursor = frame->last_id;
 
-  g_signal_emit (self, signals[SIGNAL_SUBSCRIBED], 0, token, channel_id,
-                 tocsin_json_get_string (channel, "name", NULL),
-                 tocsin_json_get_string (channel, "description", NULL),
-                 last_id);
+  g_signal_emit (self, signals[SIGNAL_SUBSCRIBED], 0, frame->token, frame->channel_id,
+                 frame->channel_name, frame->channel_description, frame->last_id);
 }
 
 static void
-handle_message (TocsinConnection *self,
-                JsonObject       *frame)
+handle_message (TocsinConnection  *self,
+                const TocsinFrame *frame)
 {
-  g_autoptr(TocsinMessage) message = NULL;
-  g_autoptr(GError) error = NULL;
-  JsonObject *object;
-  const char *token;
-  gint64 *cursor;
-  gint64 channel_id, id;
+  const char *token = token_for_channel (self, frame->channel_id);
+  gint64 *cursor = cursor_for_token (self, token);
 
-  if (!json_object_has_member (frame, "message") ||
-      !JSON_NODE_HOLDS_OBJECT (json_object_get_member (frame, "message")))
-    return;
-  object = json_object_get_object_member (frame, "message");
-  channel_id = tocsin_json_get_int (object, "channel", 0);
-  id = tocsin_json_get_int (object, "id", 0);
-  token = token_for_channel (self, channel_id);
-  cursor = cursor_for_token (self, token);
   if (cursor == NULL)
     {
-      g_debug ("Message for channel %" G_GINT64_FORMAT " that is not subscribed", channel_id);
+      g_debug ("Message for channel %" G_GINT64_FORMAT " that is not subscribed",
+               frame->channel_id);
       return;
     }
   /* A replay overlapping what we already passed on: drop it here, once. */
-  if (id <= *cursor)
+  if (frame->message_id <= *cursor)
     return;
-
-  message = tocsin_message_new_from_json_object (object, &error);
-  if (message == NULL && g_error_matches (error, TOCSIN_MESSAGE_ERROR,
-                                          TOCSIN_MESSAGE_ERROR_BAD_LINK))
+  /* Skip what cannot be kept, but move past it: asking for it again would fail again. */
+  *cursor = MAX (*cursor, frame->message_id);
+  if (frame->problem)
     {
-      /* An unsafe link is dropped, not the message. */
-      g_clear_error (&error);
-      json_object_remove_member (object, "externalLink");
-      message = tocsin_message_new_from_json_object (object, &error);
+      g_debug ("A message from %s: %s", self->relay_url, frame->problem);
+      g_signal_emit (self, signals[SIGNAL_PROBLEM], 0, token, frame->problem);
     }
-  /* Skip what cannot be decoded, but move past it: asking for it again would fail again. */
-  *cursor = MAX (*cursor, id);
-  if (message == NULL)
-    {
-      g_debug ("Dropped a message the relay sent: %s", error->message);
-      return;
-    }
-
-  g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, token, message);
+  if (frame->message)
+    g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, token, frame->message);
 }
 
 static void
-handle_frame (TocsinConnection *self,
-              JsonObject       *frame)
+handle_frame (TocsinConnection  *self,
+              const TocsinFrame *frame)
 {
-  const char *type = tocsin_json_get_string (frame, "type", "");
-
-  if (g_str_equal (type, "subscribed"))
-    handle_subscribed (self, frame);
-  else if (g_str_equal (type, "message"))
-    handle_message (self, frame);
-  else if (g_str_equal (type, "gap"))
+  switch (frame->type)
     {
-      gint64 channel_id = tocsin_json_get_int (frame, "channel", 0);
-      gint64 to = tocsin_json_get_int (frame, "to", 0);
-      const char *token = token_for_channel (self, channel_id);
-      gint64 *cursor = token ? cursor_for_token (self, token) : NULL;
+    case TOCSIN_FRAME_SUBSCRIBED:
+      handle_subscribed (self, frame);
+      break;
+    case TOCSIN_FRAME_MESSAGE:
+      handle_message (self, frame);
+      break;
+    case TOCSIN_FRAME_GAP:
+      {
+        const char *token = token_for_channel (self, frame->channel_id);
+        gint64 *cursor = token ? cursor_for_token (self, token) : NULL;
 
-      /* What is gone stays gone: move past it, so that the next reconnect does not ask for it
-       * (and report the same gap) again. */
-      if (cursor)
-        *cursor = MAX (*cursor, to);
-      if (token)
-        g_signal_emit (self, signals[SIGNAL_GAP], 0, token, channel_id,
-                       tocsin_json_get_int (frame, "from", 0), to);
-    }
-  else if (g_str_equal (type, "error"))
-    {
-      g_autofree char *token =
-        g_strdup (tocsin_json_get_string (frame, "token", NULL));
-      const char *code = tocsin_json_get_string (frame, "code", "error");
-      const char *message = tocsin_json_get_string (frame, "error", "");
-
+        /* What is gone stays gone: move past it, so that the next reconnect does not ask for
+         * it (and report the same gap) again. */
+        if (cursor)
+          *cursor = MAX (*cursor, frame->to);
+        if (token)
+          g_signal_emit (self, signals[SIGNAL_GAP], 0, token, frame->channel_id, frame->from,
+                         frame->to);
+      }
+      break;
+    case TOCSIN_FRAME_ERROR:
       /* A refused token is not asked for again on reconnect; the subscription shows why. */
-      if (token)
-        forget_token (self, token);
-      g_signal_emit (self, signals[SIGNAL_ERROR], 0, token, code, message);
-    }
-  else if (g_str_equal (type, "closed"))
-    {
-      gint64 channel_id = tocsin_json_get_int (frame, "channel", 0);
-      g_autofree char *token = g_strdup (token_for_channel (self, channel_id));
-      const char *reason = tocsin_json_get_string (frame, "reason", "closed");
+      if (frame->token)
+        forget_token (self, frame->token);
+      g_signal_emit (self, signals[SIGNAL_ERROR], 0, frame->token, frame->code, frame->error);
+      break;
+    case TOCSIN_FRAME_CLOSED:
+      {
+        g_autofree char *token = g_strdup (token_for_channel (self, frame->channel_id));
 
-      if (token)
-        {
-          forget_token (self, token);
-          g_signal_emit (self, signals[SIGNAL_CLOSED], 0, token, channel_id, reason);
-        }
+        if (token)
+          {
+            forget_token (self, token);
+            g_signal_emit (self, signals[SIGNAL_CLOSED], 0, token, frame->channel_id,
+                           frame->reason);
+          }
+      }
+      break;
+    case TOCSIN_FRAME_UNKNOWN:
+    default:
+      g_debug ("Ignoring a frame of unknown type “%s”", frame->type_name);
+      break;
     }
-  else
-    g_debug ("Ignoring a frame of unknown type “%s”", type);
 }
 
-static void drop_socket    (TocsinConnection *self,
-                            gushort           code);
-static void drop_incoming  (TocsinConnection *self);
-static void schedule_retry (TocsinConnection *self,
-                            gboolean          at_once);
-
-/* The relay sent what this app cannot read: whatever it is (a bug, or a hostile relay), the
- * socket goes, the reason shows on the relay's subscriptions, and the next try backs off. */
+/* The relay broke the protocol: it is not trusted for the rest of this connection. Every
+ * subscription on it says why, and the next attempt waits (exponential backoff, growing with
+ * each such connection) so that a relay that always does it costs a few attempts an hour. */
 static void
-relay_broke_protocol (TocsinConnection *self,
-                      const GError     *error)
+protocol_failure (TocsinConnection *self,
+                  gushort           code,
+                  const char       *sentence)
 {
-  g_autofree char *sentence = g_strdup_printf (_("The relay sent something this app cannot "
-                                                 "read (%s). It will try again later."),
-                                               error->message);
-
-  g_debug ("Protocol error from %s: %s", self->relay_url, error->message);
+  g_debug ("Protocol error from %s: %s", self->relay_url, sentence);
   set_last_error (self, sentence);
+  g_signal_emit (self, signals[SIGNAL_PROBLEM], 0, NULL, sentence);
   drop_incoming (self);
-  drop_socket (self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR);
+  drop_socket (self, code);
+  strike (self);
   schedule_retry (self, FALSE);
 }
 
@@ -428,20 +404,20 @@ static void
 handle_text (TocsinConnection *self,
              GBytes           *bytes)
 {
+  g_autoptr(TocsinFrame) frame = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonObject) frame = NULL;
   gsize length;
   const char *data = g_bytes_get_data (bytes, &length);
 
-  /* Checked for size, depth and text before json-glib parses it: 100,000 nested '[' from a
-   * hostile relay overflowed json-glib's recursive parser (and crashed the app at every
-   * start, since the subscription was saved). */
-  frame = tocsin_json_parse_object (data, length, MAX_INCOMING_PAYLOAD, MAX_FRAME_DEPTH, &error);
+  frame = tocsin_protocol_parse_frame (data, length, &error);
   if (frame == NULL)
     {
-      relay_broke_protocol (self, error);
+      protocol_failure (self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, error->message);
       return;
     }
+  /* The relay talks sense: the backoff can start over next time, unless it misbehaved. */
+  if (self->strikes == 0)
+    self->attempt = 0;
   handle_frame (self, frame);
 }
 
@@ -461,6 +437,7 @@ handle_incoming_cb (gpointer data)
 
       if (bytes == NULL)
         break;
+      self->incoming_bytes -= g_bytes_get_size (bytes);
       handle_text (self, bytes);
     }
   /* A handler may have stopped us, which drops the queue and destroys this source. */
@@ -478,6 +455,7 @@ drop_incoming (TocsinConnection *self)
 {
   g_clear_handle_id (&self->incoming_source, g_source_remove);
   g_queue_clear_full (&self->incoming, (GDestroyNotify) g_bytes_unref);
+  self->incoming_bytes = 0;
 }
 
 static void
@@ -509,7 +487,23 @@ on_ws_message (SoupWebsocketConnection *ws,
   /* Frames of a socket that has closed meanwhile stay queued and are still handled, before any
    * of the next one: the cursors only move past what was passed on, so the next connection
    * asks again from there and drops what the queue held already. */
+  self->incoming_bytes += g_bytes_get_size (bytes);
   g_queue_push_tail (&self->incoming, g_bytes_ref (bytes));
+  if (self->incoming_bytes > MAX_QUEUED_BYTES)
+    {
+      /* A flood faster than the slices take it: memory stays bounded by handling the oldest
+       * frames now, in this dispatch, until half the bound is left (in order, nothing lost;
+       * dropping them and asking again could starve on a large replay). */
+      g_object_ref (self);
+      while (self->incoming_bytes > MAX_QUEUED_BYTES / 2 && !g_queue_is_empty (&self->incoming))
+        {
+          g_autoptr(GBytes) oldest = g_queue_pop_head (&self->incoming);
+
+          self->incoming_bytes -= g_bytes_get_size (oldest);
+          handle_text (self, oldest);
+        }
+      g_object_unref (self);
+    }
   if (self->incoming_source == 0)
     {
       g_autoptr(GSource) source = g_idle_source_new ();
@@ -544,12 +538,13 @@ on_ws_closed (SoupWebsocketConnection *ws,
               TocsinConnection        *self)
 {
   gushort code = soup_websocket_connection_get_close_code (ws);
-  gboolean at_once = FALSE;
 
   g_debug ("Connection to %s closed (%u)", self->relay_url, code);
-  if (self->connected_at != 0 && g_get_monotonic_time () - self->connected_at >= STABLE_USEC)
-    self->attempt = 0;
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  /* A connection that lasted was healthy, however it ended. */
+  if (self->connected_since != 0 &&
+      g_get_monotonic_time () - self->connected_since > STABLE_USEC)
+    self->strikes = self->attempt = 0;
 
   switch (code)
     {
@@ -557,19 +552,24 @@ on_ws_closed (SoupWebsocketConnection *ws,
       set_last_error (self, _("The relay is restarting"));
       break;
     case 4008:
-      /* Too slow for the relay's queue: nothing is lost, resume from the cursors, at once
-       * after a good connection; a relay that does it again and again is asked less often
-       * (a message too large for the relay's queue once closed a socket 7,456 times in 20 s). */
-      at_once = self->attempt == 0;
+      /* Too slow for the relay's queue: nothing is lost, resume from the cursors, but not at
+       * once: a message the relay cannot deliver would close us again, thousands of times a
+       * minute. */
+      set_last_error (self, _("The relay could not send fast enough and closed the "
+                              "connection"));
+      strike (self);
       break;
     case SOUP_WEBSOCKET_CLOSE_POLICY_VIOLATION:
+    case SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR:
+    case SOUP_WEBSOCKET_CLOSE_TOO_BIG:
       set_last_error (self, _("The relay refused what this app sent (protocol error)"));
+      strike (self);
       break;
     default:
       set_last_error (self, _("The connection to the relay was lost"));
       break;
     }
-  schedule_retry (self, at_once);
+  schedule_retry (self, FALSE);
 }
 
 /* Keepalive: libsoup pings every 30 s; if nothing at all came back for 90 s, the peer is gone
@@ -652,7 +652,7 @@ on_connected (GObject      *object,
     }
 
   self->ws = g_steal_pointer (&ws);
-  self->last_seen = self->connected_at = g_get_monotonic_time ();
+  self->last_seen = g_get_monotonic_time ();
   soup_websocket_connection_set_max_incoming_payload_size (self->ws, MAX_INCOMING_PAYLOAD);
   soup_websocket_connection_set_keepalive_interval (self->ws, keepalive_seconds ());
   g_signal_connect (self->ws, "message", G_CALLBACK (on_ws_message), self);
@@ -662,6 +662,7 @@ on_connected (GObject      *object,
   self->keepalive_source = g_timeout_add_seconds (keepalive_seconds (), keepalive_cb, self);
 
   set_last_error (self, NULL);
+  self->connected_since = g_get_monotonic_time ();
   set_state (self, TOCSIN_CONNECTION_CONNECTED);
 
   /* Resume every channel from its cursor. */
@@ -725,7 +726,7 @@ tocsin_connection_reconnect_now (TocsinConnection *self)
       g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
     }
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
-  self->attempt = 0;
+  self->attempt = self->strikes = 0;
   connect_now (self);
 }
 
@@ -905,6 +906,11 @@ tocsin_connection_class_init (TocsinConnectionClass *klass)
     g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_INT64,
                   G_TYPE_STRING);
+  /* (token or NULL for every subscription of the relay, sentence): something the relay sent
+   * was refused or not kept. */
+  signals[SIGNAL_PROBLEM] =
+    g_signal_new ("problem", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
 }
 
 static void

@@ -287,6 +287,14 @@ static const char schema_sql[] =
  * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
  * FAILED (I/O error, cannot open), INVALID_DATA (anything else: a corrupt file, a bug). Only
  * the last is not worth retrying. */
+G_DEFINE_QUARK (tocsin-history-error-quark, tocsin_history_error)
+
+static gboolean
+is_damage (int rc)
+{
+  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+}
+
 static GIOErrorEnum
 io_error_from_sqlite (int rc)
 {
@@ -318,8 +326,10 @@ set_sqlite_error (GError     **error,
                   sqlite3     *db,
                   const char  *what)
 {
-  g_set_error (error, G_IO_ERROR,
-               db ? io_error_from_sqlite (sqlite3_extended_errcode (db)) : G_IO_ERROR_FAILED,
+  int code = db ? sqlite3_extended_errcode (db) : SQLITE_NOMEM;
+
+  g_set_error (error, is_damage (code) ? TOCSIN_HISTORY_ERROR : G_IO_ERROR,
+               is_damage (code) ? TOCSIN_HISTORY_ERROR_DAMAGED : io_error_from_sqlite (code),
                _("Could not %s in the history database: %s"),
                what, db ? sqlite3_errmsg (db) : "out of memory");
 }
@@ -334,7 +344,10 @@ exec_sql (sqlite3     *db,
 
   if ((rc = sqlite3_exec (db, sql, NULL, NULL, &msg)) != SQLITE_OK)
     {
-      g_set_error (error, G_IO_ERROR, io_error_from_sqlite (sqlite3_extended_errcode (db)),
+      int code = sqlite3_extended_errcode (db);
+
+      g_set_error (error, is_damage (code) ? TOCSIN_HISTORY_ERROR : G_IO_ERROR,
+                   is_damage (code) ? TOCSIN_HISTORY_ERROR_DAMAGED : io_error_from_sqlite (code),
                    _("The history database failed: %s"), msg ? msg : sqlite3_errstr (rc));
       sqlite3_free (msg);
       return FALSE;
@@ -676,7 +689,8 @@ report_write_state (TocsinHistory *self,
 static gboolean
 write_error_is_transient (const GError *error)
 {
-  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  return error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA) &&
+         !g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED);
 }
 
 /* Keeps @record (not stored) to write it again before the next messages. Its task, if any,
@@ -738,6 +752,8 @@ return_unsaved (PendingMessage *pending,
 }
 
 static void flush_job (TocsinHistory *self, Job *job);
+static void start_fresh_job (TocsinHistory *self, Job *job);
+static void enforce_bounds (TocsinHistory *self);
 
 /* Worker, every RETRY_SECONDS while writes fail: reopens the file if it could not be opened
  * for writing, then writes the held messages, or (none held) tries a write that changes
@@ -836,9 +852,9 @@ worker_main (gpointer data)
 
       if (job->task && g_task_return_error_if_cancelled (job->task))
         ;
-      else if (self->db == NULL && job->task)
+      else if (self->db == NULL && job->task && job->func != start_fresh_job)
         g_task_return_error (job->task, g_error_copy (self->open_error));
-      else if (self->db != NULL || job->task == NULL)
+      else
         job->func (self, job);
 
       job_free (self, job);
@@ -1062,6 +1078,15 @@ tocsin_history_describe_error (const GError *error,
   g_return_val_if_fail (error != NULL, NULL);
 
   dir = g_path_get_dirname (path ? path : "");
+  /* Not "pop-ups still appear": with the file unreadable no subscription is loaded. */
+  if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED))
+    /* Translators: the two %s are the same file, e.g. /home/ada/.local/share/tocsin/history.db */
+    return g_strdup_printf (_("The history file %s is damaged and can’t be read, so no "
+                              "subscription is loaded and no notification arrives. It was left "
+                              "as it is. Tocsin offers to start a fresh history and keep this "
+                              "file beside it; or quit Tocsin, move the file aside (for example "
+                              "to %s.damaged) and start Tocsin again."),
+                            path ? path : "", path ? path : "");
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE))
     /* Translators: %s is a folder, e.g. /home/ada/.local/share/tocsin */
     return g_strdup_printf (_("Notifications can’t be saved: the disk is full. New ones still "
@@ -1112,6 +1137,67 @@ tocsin_history_wait_ready_async (TocsinHistory       *self,
   push_job (self, ready_job,
             new_task (self, tocsin_history_wait_ready_async, cancellable, callback, user_data),
             NULL, NULL);
+}
+
+/* Worker: the damaged file (and its -wal, -shm) moves aside, untouched, and a new one opens. */
+static void
+start_fresh_job (TocsinHistory *self,
+                 Job           *job)
+{
+  static const char * const suffixes[] = { "", "-wal", "-shm" };
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y%m%d-%H%M%S");
+  g_autofree char *aside = g_strdup_printf ("%s.damaged-%s", self->path, stamp);
+  GError *error = NULL;
+
+  g_clear_pointer (&self->statements, g_hash_table_unref);
+  g_clear_pointer (&self->db, sqlite3_close);
+  for (guint i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *from = g_strconcat (self->path, suffixes[i], NULL);
+      g_autofree char *to = g_strconcat (aside, suffixes[i], NULL);
+
+      if (g_file_test (from, G_FILE_TEST_EXISTS) && g_rename (from, to) != 0)
+        {
+          int saved = errno;
+
+          g_task_return_new_error (job->task, G_IO_ERROR, g_io_error_from_errno (saved),
+                                   _("Could not move %s aside: %s"), from, g_strerror (saved));
+          return;
+        }
+    }
+  self->db = open_database (self->path, &error);
+  if (self->db == NULL)
+    {
+      g_task_return_error (job->task, error);
+      return;
+    }
+  g_clear_error (&self->open_error);
+  self->read_only = FALSE;
+  report_write_state (self, NULL);
+  emit_later (self, SIGNAL_RESET, NULL, 0);
+  g_task_return_pointer (job->task, g_steal_pointer (&aside), g_free);
+}
+
+void
+tocsin_history_start_fresh_async (TocsinHistory       *self,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  push_job (self, start_fresh_job,
+            new_task (self, tocsin_history_start_fresh_async, cancellable, callback, user_data),
+            NULL, NULL);
+}
+
+char *
+tocsin_history_start_fresh_finish (TocsinHistory  *self,
+                                   GAsyncResult   *result,
+                                   GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 gboolean
@@ -1518,6 +1604,8 @@ flush_job (TocsinHistory *self,
             store_outcome_free (outcome);
         }
       report_write_state (self, slice_error);
+      /* After each slice: the file never grows past the bounds by more than one slice. */
+      enforce_bounds (self);
 
       /* Idles of one priority run in the order they were attached: this one runs once the
        * main context has taken the whole slice. */
@@ -1531,6 +1619,134 @@ flush_job (TocsinHistory *self,
     }
 
   release_batch (self, batch);
+}
+
+/* ---- bounds ------------------------------------------------------------------------------ */
+
+/* A relay, hostile or broken, must not fill the user's disk: past either bound the oldest
+ * records go, and a note in the list says how many and why (docs/configuration.md). The
+ * environment may lower them (tests); read once. */
+#define DEFAULT_MAX_RECORDS 1000000
+#define DEFAULT_MAX_BYTES   (512 * (gint64) 1024 * 1024)
+
+static gint64
+bound_from_env (const char *name,
+                gint64      fallback)
+{
+  const char *env = g_getenv (name);
+  guint64 value;
+
+  if (env && g_ascii_string_to_unsigned (env, 10, 10, G_MAXINT64, &value, NULL))
+    return (gint64) value;
+  return fallback;
+}
+
+static gint64
+max_records (void)
+{
+  static gsize value = 0;
+
+  if (g_once_init_enter (&value))
+    g_once_init_leave (&value, (gsize) bound_from_env ("TOCSIN_HISTORY_MAX_RECORDS",
+                                                       DEFAULT_MAX_RECORDS));
+  return (gint64) value;
+}
+
+static gint64
+max_bytes (void)
+{
+  static gsize value = 0;
+
+  if (g_once_init_enter (&value))
+    g_once_init_leave (&value, (gsize) bound_from_env ("TOCSIN_HISTORY_MAX_BYTES",
+                                                       DEFAULT_MAX_BYTES));
+  return (gint64) value;
+}
+
+static gint64
+query_int (sqlite3    *db,
+           const char *sql)
+{
+  g_autoptr(sqlite3_stmt) stmt = prepare (db, sql, NULL);
+
+  if (stmt == NULL || sqlite3_step (stmt) != SQLITE_ROW)
+    return -1;
+  return sqlite3_column_int64 (stmt, 0);
+}
+
+/* Bytes in use in the file (the free pages a delete leaves are reused, not returned). */
+static gint64
+used_bytes (sqlite3 *db)
+{
+  gint64 pages = query_int (db, "PRAGMA page_count");
+  gint64 free_pages = query_int (db, "PRAGMA freelist_count");
+  gint64 page_size = query_int (db, "PRAGMA page_size");
+
+  if (pages < 0 || free_pages < 0 || page_size < 0)
+    return 0;
+  return (pages - free_pages) * page_size;
+}
+
+static void
+enforce_bounds (TocsinHistory *self)
+{
+  g_autoptr(TocsinRecord) note = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *count_text = NULL;
+  g_autofree char *records_text = NULL;
+  g_autofree char *bytes_text = NULL;
+  gint64 dropped = 0;
+
+  if (self->db == NULL || self->read_only)
+    return;
+  for (guint round = 0; round < 64; round++)
+    {
+      gint64 n = query_int (self->db, "SELECT n FROM records_total WHERE id = 0");
+      gint64 excess = 0;
+      g_autoptr(sqlite3_stmt) stmt = NULL;
+
+      if (n > max_records ())
+        excess = n - max_records ();
+      /* Over the bytes: a tenth at a time, until the file is within them. */
+      if (excess == 0 && n > 1 && used_bytes (self->db) > max_bytes ())
+        excess = MAX (n / 10, 1);
+      if (excess <= 0)
+        break;
+      stmt = prepare (self->db, "DELETE FROM records WHERE id IN"
+                                " (SELECT id FROM records ORDER BY id LIMIT ?1)", &error);
+      if (stmt == NULL)
+        break;
+      sqlite3_bind_int64 (stmt, 1, excess);
+      if (sqlite3_step (stmt) != SQLITE_DONE)
+        break;
+      dropped += sqlite3_changes (self->db);
+    }
+  if (dropped == 0)
+    return;
+
+  g_debug ("Removed the %" G_GINT64_FORMAT " oldest records to stay within the history's "
+           "bounds", dropped);
+  count_text = g_strdup_printf ("%" G_GINT64_FORMAT, dropped);
+  records_text = g_strdup_printf ("%" G_GINT64_FORMAT, max_records ());
+  bytes_text = g_format_size_full ((guint64) max_bytes (), G_FORMAT_SIZE_IEC_UNITS);
+  note = tocsin_record_new ();
+  tocsin_record_set_kind (note, TOCSIN_RECORD_KIND_GAP);
+  tocsin_record_set_relay_url (note, "");
+  tocsin_record_set_title (note, _("Older notifications were removed"));
+  /* Translators: the first %s is a number of notifications, the second a number of records,
+   * the third a size such as "512 MiB". */
+  {
+    g_autofree char *body = g_strdup_printf (_("%s of the oldest notifications were removed: "
+                                               "the history keeps at most %s notifications and "
+                                               "%s."), count_text, records_text, bytes_text);
+
+    tocsin_record_set_body (note, body);
+  }
+  tocsin_record_set_time (note, g_get_real_time () / 1000);
+  tocsin_record_set_vars_json (note, "{}");
+  if (insert_record (self, note, &error) == 0)
+    g_debug ("Could not note the removal: %s", error->message);
+  emit_later (self, SIGNAL_RESET, NULL, 0);
 }
 
 static void

@@ -96,7 +96,28 @@ const char    *tocsin_history_get_path     (TocsinHistory *self);
  * the next start. Their tocsin_history_store_message_finish() gets the error, so the caller
  * can still show them. It is cleared by the next successful write. */
 const GError  *tocsin_history_get_write_error (TocsinHistory *self);
-/* A sentence for a person about @error (from the history at @path): what happened, that
+/* A file SQLite finds damaged (SQLITE_CORRUPT, SQLITE_NOTADB: truncated, overwritten) is not
+ * a passing write error: nothing can be loaded or stored until it is replaced, and the file is
+ * left as it is. */
+#define TOCSIN_HISTORY_ERROR (tocsin_history_error_quark ())
+typedef enum
+{
+  TOCSIN_HISTORY_ERROR_DAMAGED,
+} TocsinHistoryError;
+GQuark         tocsin_history_error_quark     (void);
+
+/* Moves a damaged history file aside, untouched, as "<path>.damaged-YYYYMMDD-HHMMSS" (with its
+ * -wal and -shm), and opens a new, empty one at the path. Finish returns where the old one is
+ * now. The subscriptions were in the old file: they need subscribing again. */
+void           tocsin_history_start_fresh_async  (TocsinHistory       *self,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+char          *tocsin_history_start_fresh_finish (TocsinHistory        *self,
+                                                  GAsyncResult         *result,
+                                                  GError              **error);
+
+/* A sentence for a person about @error (from the history at @path): what happened, whether
  * pop-ups still come, and what to do. */
 char          *tocsin_history_describe_error  (const GError *error,
                                                const char   *path);

@@ -8,9 +8,10 @@
 #include <libsoup/soup.h>
 
 #include "tocsin-json.h"
+#include "tocsin-message.h"
 #include "tocsin-owner.h"
 
-/* The owner API answers one channel (or a short list): past this it is not a relay talking. */
+/* The largest answer of the owner API the app reads (a channel, or the list of them). */
 #define MAX_ANSWER_BYTES (4 * 1024 * 1024)
 
 struct _TocsinOwner
@@ -121,9 +122,10 @@ string_member (JsonObject *object,
                const char *snake,
                const char *camel)
 {
-  const char *value = json_object_get_string_member_with_default (object, snake, NULL);
+  /* Quiet when a relay sends another type where text belongs. */
+  const char *value = tocsin_json_get_string (object, snake, NULL);
 
-  return value ? value : json_object_get_string_member_with_default (object, camel, NULL);
+  return value ? value : tocsin_json_get_string (object, camel, NULL);
 }
 
 /* The owned channel as the relay describes it now; fields the answer lacks are kept. */
@@ -134,7 +136,7 @@ merge_answer (TocsinOwnedChannel *channel,
   const char *value;
 
   if (json_object_has_member (answer, "id"))
-    channel->id = json_object_get_int_member_with_default (answer, "id", channel->id);
+    channel->id = tocsin_json_get_int (answer, "id", channel->id);
   if ((value = string_member (answer, "owner_key", "ownerKey")))
     {
       g_free (channel->owner_key);
@@ -182,13 +184,14 @@ request_done (GObject      *object,
 
   status = soup_message_get_status (request->msg);
   data = g_bytes_get_data (body, &length);
+  /* The relay is a peer: its answer goes through the guarded parser (size, depth). */
   if (length > 0)
     answer = tocsin_json_parse_object (data, length, MAX_ANSWER_BYTES,
                                        TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
 
   if (!SOUP_STATUS_IS_SUCCESSFUL (status))
     {
-      const char *why = answer ? json_object_get_string_member_with_default (answer, "error", NULL)
+      const char *why = answer ? tocsin_json_get_string (answer, "error", NULL)
                                : NULL;
 
       if (why == NULL && (status == SOUP_STATUS_UNAUTHORIZED || status == SOUP_STATUS_FORBIDDEN))

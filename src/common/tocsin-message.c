@@ -55,6 +55,15 @@ tocsin_link_is_safe (const char *uri,
       for (const char *p = uri; *p && why == NULL; p++)
         if ((guchar) *p < 0x20 || *p == 0x7f || *p == ' ')
           why = "the link contains spaces or control characters";
+      /* U+202E and its kin reorder what a person reads: "moc.knab//:sptth" */
+      for (const char *p = uri; *p && why == NULL; p = g_utf8_next_char (p))
+        {
+          gunichar c = g_utf8_get_char (p);
+
+          if (c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+              (c >= 0x2066 && c <= 0x2069))
+            why = "the link contains bidirectional control characters";
+        }
     }
 
   if (why == NULL)
@@ -246,22 +255,18 @@ tocsin_message_new_from_data (const char  *data,
                               gsize        length,
                               GError     **error)
 {
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  JsonNode *root;
-
+  g_autoptr(JsonNode) root = NULL;
   g_autoptr(GError) local_error = NULL;
 
-  if (!json_parser_load_from_data (parser, data, length, &local_error))
+  /* A peer's text: through the guarded parser (depth, size, UTF-8) before json-glib. */
+  root = tocsin_json_parse (data, length, G_MAXSSIZE, 128, &local_error);
+  if (root == NULL)
     {
-      /* json-glib quotes the offending bytes, which need not be UTF-8. */
-      g_autofree char *valid = g_utf8_make_valid (local_error->message, -1);
-
       g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
-                   "The message is not valid JSON: %s", valid);
+                   "The message is not valid JSON: %s", local_error->message);
       return NULL;
     }
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+  if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
                    "The message is not a JSON object");

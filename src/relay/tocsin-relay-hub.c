@@ -35,6 +35,7 @@
 #include <gio/gnetworking.h>
 
 #include "tocsin-json.h"
+#include "tocsin-protocol.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-hub.h"
@@ -186,7 +187,7 @@ frames_get (Frames   *frames,
       return frames->object;
     case KIND_APP:
       if (frames->app == NULL)
-        frames->app = bytes_concat ("{\"type\":\"message\",\"message\":", frames->object, "}");
+        frames->app = tocsin_protocol_message_frame (frames->object);
       return frames->app;
     case KIND_SSE:
       if (frames->sse == NULL)
@@ -241,9 +242,7 @@ gap_frame (ConnKind kind,
            gint64   from,
            gint64   to)
 {
-  g_autofree char *json = g_strdup_printf ("{\"type\":\"gap\",\"channel\":%" G_GINT64_FORMAT
-                                           ",\"from\":%" G_GINT64_FORMAT ",\"to\":%"
-                                           G_GINT64_FORMAT "}", channel_id, from, to);
+  g_autofree char *json = tocsin_protocol_gap_json (channel_id, from, to);
   char *text;
 
   if (kind == KIND_SSE)
@@ -253,17 +252,6 @@ gap_frame (ConnKind kind,
   else
     text = g_steal_pointer (&json);
   return g_bytes_new_take (text, strlen (text));
-}
-
-static GBytes *
-json_frame (JsonObject *object)
-{
-  g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
-  gsize len = 0;
-  char *data = tocsin_json_to_string (node, FALSE);
-
-  len = strlen (data);
-  return g_bytes_new_take (data, len);
 }
 
 /* ---- Connections ---- */
@@ -927,14 +915,6 @@ websocket_closed (gpointer user_data)
   connection_forget (conn);
 }
 
-static void
-app_send_json (Connection *conn,
-               JsonObject *object)
-{
-  g_autoptr(GBytes) frame = json_frame (object);
-
-  connection_send (conn, frame);
-}
 
 static void
 app_send_error (Connection *conn,
@@ -942,14 +922,9 @@ app_send_error (Connection *conn,
                 const char *code,
                 const char *sentence)
 {
-  g_autoptr(JsonObject) object = json_object_new ();
+  g_autoptr(GBytes) frame = tocsin_protocol_error_frame (token, code, sentence);
 
-  json_object_set_string_member (object, "type", "error");
-  if (token)
-    json_object_set_string_member (object, "token", token);
-  json_object_set_string_member (object, "code", code);
-  json_object_set_string_member (object, "error", sentence);
-  app_send_json (conn, object);
+  connection_send (conn, frame);
 }
 
 static gboolean
@@ -980,8 +955,7 @@ app_subscribe (Connection *conn,
   TocsinRelayHub *hub = conn->hub;
   const char *token = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
-  g_autoptr(JsonObject) reply = NULL;
-  JsonObject *info;
+  g_autoptr(GBytes) reply = NULL;
   Subscription *sub;
   gint64 since;
 
@@ -1028,17 +1002,9 @@ app_subscribe (Connection *conn,
       return;
     }
 
-  reply = json_object_new ();
-  info = json_object_new ();
-  json_object_set_string_member (reply, "type", "subscribed");
-  json_object_set_string_member (reply, "token", token);
-  json_object_set_int_member (info, "id", channel->id);
-  json_object_set_string_member (info, "name", channel->name ? channel->name : "");
-  json_object_set_string_member (info, "description",
-                                 channel->description ? channel->description : "");
-  json_object_set_object_member (reply, "channel", info);
-  json_object_set_int_member (reply, "lastId", channel->last_id);
-  app_send_json (conn, reply);
+  reply = tocsin_protocol_subscribed_frame (token, channel->id, channel->name,
+                                            channel->description, channel->last_id);
+  connection_send (conn, reply);
   if (conn->closed)
     return;
 
@@ -1633,12 +1599,9 @@ hub_end_subscriptions (TocsinRelayHub *hub,
       connection_remove_subscription (conn, channel_id);
       if (conn->kind == KIND_APP)
         {
-          g_autoptr(JsonObject) frame = json_object_new ();
+          g_autoptr(GBytes) frame = tocsin_protocol_closed_frame (channel_id, reason);
 
-          json_object_set_string_member (frame, "type", "closed");
-          json_object_set_int_member (frame, "channel", channel_id);
-          json_object_set_string_member (frame, "reason", reason ? reason : "closed");
-          app_send_json (conn, frame);
+          connection_send (conn, frame);
         }
       else
         connection_close (conn, CLOSE_GONE, reason ? reason : "closed");

@@ -9,8 +9,8 @@
  * never NULL; a link, when kept, is safe; and what decodes re-encodes to something that decodes
  * to the same message.
  *
- * The app's frame dispatcher (handle_frame in src/app/tocsin-connection.c) is static and tied
- * to a TocsinConnection, so this target replays its decoding steps rather than calling it.
+ * The /v1/ws frames are read with tocsin_protocol_parse_frame(), the very function the app's
+ * connection calls (src/common/tocsin-protocol.c).
  */
 #define G_LOG_DOMAIN "fuzz-message"
 
@@ -22,6 +22,7 @@
 
 #include "fuzz-common.h"
 #include "tocsin-message.h"
+#include "tocsin-protocol.h"
 
 static void
 check (gboolean    ok,
@@ -90,49 +91,51 @@ decode_bare (const char *data,
   check_round_trip (message);
 }
 
-/* As the app does with a /v1/ws frame: JSON object, "type", then the "message" member. */
+/* As the app does with a /v1/ws frame: the one parser tocsin-connection.c calls. */
 static void
 decode_app_frame (const char *data,
                   gsize       size)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
-  g_autoptr(TocsinMessage) message = NULL;
   g_autoptr(GError) error = NULL;
-  JsonObject *frame, *object;
-  JsonNode *root, *member;
+  g_autoptr(TocsinFrame) frame = tocsin_protocol_parse_frame (data, size, &error);
 
-  if (!json_parser_load_from_data (parser, data, size, NULL))
-    return;
-  root = json_parser_get_root (parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
-    return;
-  frame = json_node_get_object (root);
-  /* Not replayed: the app's json_object_get_*_member_with_default () calls on the frame's own
-   * members ("channel", "from", "lastId"...), which json-glib answers with a critical when the
-   * member is an object or array: that is a bug of the dispatcher, reported, not of the decoder
-   * fuzzed here. */
-  member = json_object_get_member (frame, "message");
-  if (member == NULL || !JSON_NODE_HOLDS_OBJECT (member))
-    return;
-  object = json_node_get_object (member);
-  message = tocsin_message_new_from_json_object (object, &error);
-  check ((message == NULL) == (error != NULL), "an error exactly when decoding fails");
-  if (message == NULL && g_error_matches (error, TOCSIN_MESSAGE_ERROR,
-                                          TOCSIN_MESSAGE_ERROR_BAD_LINK))
+  check ((frame == NULL) == (error != NULL), "an error exactly when the frame is refused");
+  if (frame == NULL)
     {
-      /* The app drops an unsafe link, not the message: that must then decode. */
-      g_clear_error (&error);
-      json_object_remove_member (object, "externalLink");
-      message = tocsin_message_new_from_json_object (object, &error);
-      check (message == NULL || message->external_link == NULL, "the dropped link stays dropped");
-      check (message != NULL || !g_error_matches (error, TOCSIN_MESSAGE_ERROR,
-                                                  TOCSIN_MESSAGE_ERROR_BAD_LINK),
-             "without externalLink there is no bad link");
+      check (g_utf8_validate (error->message, -1, NULL), "error messages are valid UTF-8");
+      return;
     }
-  if (message)
+  check (frame->type_name != NULL, "a frame has a type");
+  switch (frame->type)
     {
-      check_message (message);
-      check_round_trip (message);
+    case TOCSIN_FRAME_SUBSCRIBED:
+      check (frame->token != NULL && frame->channel_id > 0 && frame->last_id >= 0,
+             "a subscribed frame has a token, a channel and a last id");
+      break;
+    case TOCSIN_FRAME_MESSAGE:
+      check (frame->message_id > 0 && frame->channel_id > 0, "a message has an id and channel");
+      check (frame->message != NULL || frame->problem != NULL, "a refused message says why");
+      check (size <= TOCSIN_PROTOCOL_MAX_MESSAGE_BYTES || frame->message == NULL,
+             "an oversized message is not kept");
+      if (frame->message)
+        {
+          check (frame->message->id == frame->message_id, "the message's id is the frame's");
+          check_message (frame->message);
+          check_round_trip (frame->message);
+        }
+      break;
+    case TOCSIN_FRAME_GAP:
+      check (frame->channel_id > 0 && frame->from >= 0 && frame->from <= frame->to,
+             "a gap is a range");
+      break;
+    case TOCSIN_FRAME_ERROR:
+      check (frame->code != NULL && frame->error != NULL, "an error has a code and sentence");
+      break;
+    case TOCSIN_FRAME_CLOSED:
+      check (frame->channel_id > 0 && frame->reason != NULL, "closed names a channel");
+      break;
+    case TOCSIN_FRAME_UNKNOWN:
+      break;
     }
 }
 
