@@ -2,8 +2,9 @@
 /*
  * test-reliability-population.c: a relay holding a population of idle connections (2,000
  * WebSocket subscribers, SSE streams, kept-alive HTTP connections) waits on a handful of
- * descriptors, not one per connection, and still serves every one of them: each subscriber gets
- * every message in order, each kept-alive connection is answered again.
+ * descriptors for all its subscribers, not one per subscriber, and still serves every one of
+ * them: each subscriber gets every message in order, each kept-alive connection is answered
+ * again.
  *
  * What the relay's main loop polls is read from /proc/PID/syscall while it sleeps in poll():
  * the call's second argument is the number of descriptors. Under the old design (a GSource per
@@ -27,6 +28,11 @@
 /* Far below any population: the listener, the poller's epoll descriptors, GLib's wakeup, the
  * store's. */
 #define FEW_DESCRIPTORS 32
+/* An idle kept-alive HTTP connection is still polled twice: libsoup's read source waiting for
+ * the next request, and the relay's own watch between requests (tocsin-relay-server.c says
+ * why). Parking them on the poller raced with libsoup and reset busy connections under load
+ * (test-app-client's backlog test), so it was taken out; the subscribers are what is many. */
+#define POLLED_PER_KEPT_ALIVE 2
 
 typedef struct
 {
@@ -246,7 +252,8 @@ test_idle_population (void)
   if (tocsin_rel_relay_wrapped () && g_getenv ("TOCSIN_RELAY_WRAPPER") != NULL)
     g_test_message ("the relay runs under a wrapper: its poll() is the wrapper's; not checked");
   else
-    TOCSIN_WAIT_UNTIL (relay_polled_descriptors (relay) <= FEW_DESCRIPTORS);
+    TOCSIN_WAIT_UNTIL (relay_polled_descriptors (relay) <=
+                       FEW_DESCRIPTORS + POLLED_PER_KEPT_ALIVE * N_KEPT_ALIVE);
 
   /* Every kept-alive connection is answered again, on the same connection. */
   for (guint i = 0; i < N_KEPT_ALIVE; i++)

@@ -31,7 +31,6 @@
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
-#include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-relay-ratelimit.h"
@@ -59,8 +58,6 @@
 #define MAX_UNKNOWN_TOKENS 60
 #define UNKNOWN_TOKEN_WINDOW_SECONDS 60
 #define MAX_TRACKED_ADDRESSES 65536
-/* A kept-alive connection idle this long leaves libsoup for the poller (conn_park()). */
-#define PARK_USEC          (1 * G_USEC_PER_SEC)
 
 typedef struct
 {
@@ -201,9 +198,8 @@ typedef struct
   SoupServerMessage *last;         /* the request that just finished on it */
   gboolean           between;      /* no byte of a next request read since */
   guint              recycle_id;
-  TocsinRelayPollerWatch *watch;   /* the socket between requests (plain HTTP) */
+  guint              watch_id;     /* the socket between requests (plain HTTP) */
   gint64             watch_until;  /* monotonic: idle until then, and it is closed */
-  gboolean           parked;       /* taken from libsoup while idle (conn_park()) */
 } Conn;
 
 typedef struct
@@ -417,21 +413,14 @@ route (SoupServer        *soup_server,
  * session (close_notify), so there the relay still hands every kept-alive connection in again
  * after each request (conn_recycle()); for plain HTTP that cost about half of the relay's CPU per
  * webhook, and wrapped the streams one layer deeper whenever the next request was already
- * buffered (docs/performance.md).
- *
- * The watch is on the relay's poller (tocsin-relay-poller.c), not a GSource of its own. But
- * libsoup also waits for the next request, with a GSource of its own on the socket: every
- * kept-alive connection would still cost every main-loop turn. So a connection idle for a
- * second (PARK_USEC; a busy client's never is) is taken back from libsoup and *parked*: only the
- * poller watches it, and its first byte hands it in again as a new connection (as conn_recycle()
- * does), its end or the idle timeout closes it. */
+ * buffered (docs/performance.md). */
 static void
 conn_free (gpointer data)
 {
   Conn *conn = data;
 
   g_clear_handle_id (&conn->recycle_id, g_source_remove);
-  g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
+  g_clear_handle_id (&conn->watch_id, g_source_remove);
   g_clear_object (&conn->last);
   g_clear_object (&conn->connection);
   g_clear_object (&conn->local);
@@ -481,39 +470,9 @@ conn_recycle (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Takes an idle kept-alive connection back from libsoup (see above). */
-static void
-conn_park (Conn *conn)
-{
-  g_autoptr(SoupServerMessage) last = g_steal_pointer (&conn->last);
-  g_autoptr(GIOStream) stolen = NULL;
-  GInputStream *input;
-
-  if (last == NULL || (stolen = soup_server_message_steal_connection (last)) == NULL)
-    {
-      g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
-      return;
-    }
-  input = g_io_stream_get_input_stream (stolen);
-  if (G_IS_POLLABLE_INPUT_STREAM (input) &&
-      g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)))
-    {
-      /* Bytes of a request in libsoup's buffer after all: hand them in again at once. */
-      g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
-      soup_server_accept_iostream (conn->server->relay.server, stolen, conn->local,
-                                   conn->remote, NULL);
-      return;
-    }
-  /* libsoup forgets the connection without closing it: the bare one is ours again. */
-  conn->parked = TRUE;
-  tocsin_relay_poller_watch_set_deadline (conn->watch, conn->watch_until > 0 ? conn->watch_until
-                                                                            : -1);
-}
-
-/* The watch of a plain HTTP connection between two requests (see above); @condition 0: its
- * deadline (time to park it, or the idle timeout). */
-static void
-conn_between_event (int          fd,
+/* The watch of a plain HTTP connection between two requests (see above). */
+static gboolean
+conn_between_event (gint         fd,
                     GIOCondition condition,
                     gpointer     user_data)
 {
@@ -521,54 +480,34 @@ conn_between_event (int          fd,
   g_autoptr(SoupServerMessage) last = NULL;
   g_autoptr(GIOStream) stolen = NULL;
   GInputStream *input;
-  gint64 now = g_get_monotonic_time ();
-  gboolean expired = conn->watch_until > 0 && now >= conn->watch_until;
+  gboolean expired = conn->watch_until > 0 && g_get_monotonic_time () >= conn->watch_until;
   char byte;
   gssize n;
 
   if (!conn->between || g_socket_is_closed (conn->socket) || conn->server->stopping)
     {
-      g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
-      return;
+      conn->watch_id = 0;
+      return G_SOURCE_REMOVE;
     }
   n = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0)
     {
-      /* The next request: libsoup reads it next, and from its first byte it is safe. A parked
-       * connection goes in again as a new one, whose first request has no such flaw. */
-      g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
-      if (conn->parked)
-        {
-          conn->parked = FALSE;
-          soup_server_accept_iostream (conn->server->relay.server,
-                                       G_IO_STREAM (conn->connection), conn->local, conn->remote,
-                                       NULL);
-        }
-      return;
+      /* The next request: libsoup reads it next, and from its first byte it is safe. */
+      conn->watch_id = 0;
+      return G_SOURCE_REMOVE;
     }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !expired)
-    {
-      if (condition == 0 && !conn->parked)
-        conn_park (conn);
-      return;
-    }
+    return G_SOURCE_CONTINUE;
 
   /* End of file, an error, or idle too long: libsoup has not read it yet (it would lose the
    * connection), so the connection can still be taken back. */
-  g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
-  if (conn->parked)
-    {
-      /* Already ours: libsoup no longer knows it. The sweep forgets it. */
-      conn->parked = FALSE;
-      g_socket_close (conn->socket, NULL);
-      return;
-    }
+  conn->watch_id = 0;
   last = g_steal_pointer (&conn->last);
   if (last == NULL)
-    return;
+    return G_SOURCE_REMOVE;
   stolen = soup_server_message_steal_connection (last);
   if (stolen == NULL)
-    return;
+    return G_SOURCE_REMOVE;
   input = g_io_stream_get_input_stream (stolen);
   if (G_IS_POLLABLE_INPUT_STREAM (input) &&
       g_pollable_input_stream_is_readable (G_POLLABLE_INPUT_STREAM (input)))
@@ -576,26 +515,23 @@ conn_between_event (int          fd,
       /* A pipelined request is in libsoup's buffer: it is answered, then the end is seen. */
       soup_server_accept_iostream (conn->server->relay.server, stolen, conn->local,
                                    conn->remote, NULL);
-      return;
+      return G_SOURCE_REMOVE;
     }
   g_io_stream_close (stolen, NULL, NULL);
   /* The sweep forgets the connection. */
   g_socket_close (conn->socket, NULL);
+  return G_SOURCE_REMOVE;
 }
 
 static void
 conn_watch_between (Conn *conn)
 {
   guint idle_timeout = conn->server->relay.config.idle_timeout;
-  gint64 park = g_get_monotonic_time () + PARK_USEC;
+  GSource *source;
 
-  if (conn->watch != NULL)
+  if (conn->watch_id != 0)
     return;
-  /* At a priority above libsoup's, which reads at the default one, so that it hears first. */
-  conn->watch = tocsin_relay_poller_watch_new (g_socket_get_fd (conn->socket),
-                                               G_IO_IN | G_IO_HUP, G_PRIORITY_HIGH,
-                                               conn_between_event, conn);
-  conn->parked = FALSE;
+  source = g_unix_fd_source_new (g_socket_get_fd (conn->socket), G_IO_IN | G_IO_HUP | G_IO_ERR);
   conn->watch_until = 0;
   if (idle_timeout > 0)
     {
@@ -604,9 +540,13 @@ conn_watch_between (Conn *conn)
       /* Before the socket's own timeout, which libsoup would trip on. */
       conn->watch_until = g_get_monotonic_time () + timeout_us -
                           MIN (timeout_us / 10, G_USEC_PER_SEC / 2);
+      g_source_set_ready_time (source, conn->watch_until);
     }
-  tocsin_relay_poller_watch_set_deadline (conn->watch, conn->watch_until > 0
-                                                       ? MIN (park, conn->watch_until) : park);
+  g_source_set_priority (source, G_PRIORITY_HIGH);
+  g_source_set_callback (source, G_SOURCE_FUNC (conn_between_event), conn, NULL);
+  g_source_set_static_name (source, "[tocsin-relay] between requests");
+  conn->watch_id = g_source_attach (source, NULL);
+  g_source_unref (source);
 }
 
 /* ---- Bounding each request ---- */
@@ -862,8 +802,7 @@ request_started (SoupServer        *soup_server,
   if (conn != NULL)
     {
       conn->between = FALSE;
-      conn->parked = FALSE;
-      g_clear_pointer (&conn->watch, tocsin_relay_poller_watch_free);
+      g_clear_handle_id (&conn->watch_id, g_source_remove);
     }
   guard->server = server;
   guard->msg = msg;
