@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h> /* PRIu64 in _(): xgettext cannot see through G_GUINT64_FORMAT */
 #include <string.h>
 #include <glib/gi18n.h>
 
@@ -111,9 +112,9 @@ parse_size (const char  *key,
   if (end == NULL || errno != 0 || value > max / unit || value * unit < min)
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   _("%s must be a number from %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                   _("%s must be a number from %" PRIu64 " to %" PRIu64
                      " (a K or M suffix is allowed), not “%s”."),
-                   key, min, max, text ? text : "");
+                   key, (uint64_t) min, (uint64_t) max, text ? text : "");
       return FALSE;
     }
   *out = value * unit;
