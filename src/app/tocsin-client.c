@@ -6,6 +6,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-client.h"
+#include "tocsin-tls.h"
 #include "tocsin-protocol.h"
 
 /* Retention clean-up runs at start and then this often. */
@@ -326,7 +327,7 @@ ensure_connection (TocsinClient *self,
   g_signal_connect_object (conn, "message", G_CALLBACK (on_message), self, 0);
   g_signal_connect_object (conn, "subscribed", G_CALLBACK (on_subscribed), self, 0);
   g_signal_connect_object (conn, "gap", G_CALLBACK (on_gap), self, 0);
-  g_signal_connect_object (conn, "error", G_CALLBACK (on_refused), self, 0);
+  g_signal_connect_object (conn, "refused", G_CALLBACK (on_refused), self, 0);
   g_signal_connect_object (conn, "closed", G_CALLBACK (on_closed), self, 0);
   g_signal_connect_object (conn, "problem", G_CALLBACK (on_problem), self, 0);
   g_list_store_append (self->connections, conn);
@@ -843,15 +844,7 @@ accept_with_ca_file (SoupMessage          *msg,
                      GTlsCertificateFlags  errors,
                      TocsinClient         *self)
 {
-  g_autoptr(GSocketConnectable) identity = NULL;
-  GUri *uri = soup_message_get_uri (msg);
-
-  if (self->tls_database == NULL)
-    return FALSE;
-  identity = g_network_address_new (g_uri_get_host (uri), g_uri_get_port (uri));
-  return g_tls_database_verify_chain (self->tls_database, certificate,
-                                      G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER, identity,
-                                      NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, NULL) == 0;
+  return tocsin_tls_accept_with_database (self->tls_database, msg, certificate);
 }
 
 static void

@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-json.h"
+#include "tocsin-tls.h"
 #include "tocsin-protocol.h"
 #include "tocsin-connection.h"
 #include "tocsin-subscription.h"
@@ -97,7 +98,7 @@ enum {
   SIGNAL_SUBSCRIBED,
   SIGNAL_MESSAGE,
   SIGNAL_GAP,
-  SIGNAL_ERROR,
+  SIGNAL_REFUSED,
   SIGNAL_CLOSED,
   SIGNAL_PROBLEM,
   N_SIGNALS
@@ -362,7 +363,7 @@ handle_frame (TocsinConnection  *self,
       /* A refused token is not asked for again on reconnect; the subscription shows why. */
       if (frame->token)
         forget_token (self, frame->token);
-      g_signal_emit (self, signals[SIGNAL_ERROR], 0, frame->token, frame->code, frame->error);
+      g_signal_emit (self, signals[SIGNAL_REFUSED], 0, frame->token, frame->code, frame->error);
       break;
     case TOCSIN_FRAME_CLOSED:
       {
@@ -598,19 +599,7 @@ on_accept_certificate (SoupMessage          *msg,
                        GTlsCertificateFlags  errors,
                        TocsinConnection     *self)
 {
-  g_autoptr(GSocketConnectable) identity = NULL;
-  GUri *uri = soup_message_get_uri (msg);
-  GTlsCertificateFlags flags;
-
-  /* The system did not trust it; the CA file from the preferences may. */
-  if (self->tls_database == NULL)
-    return FALSE;
-  identity = g_network_address_new (g_uri_get_host (uri), g_uri_get_port (uri));
-  flags = g_tls_database_verify_chain (self->tls_database, certificate,
-                                       G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER,
-                                       identity, NULL, G_TLS_DATABASE_VERIFY_NONE,
-                                       NULL, NULL);
-  return flags == 0;
+  return tocsin_tls_accept_with_database (self->tls_database, msg, certificate);
 }
 
 static void
@@ -898,8 +887,8 @@ tocsin_connection_class_init (TocsinConnectionClass *klass)
     g_signal_new ("gap", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_INT64,
                   G_TYPE_INT64, G_TYPE_INT64);
-  signals[SIGNAL_ERROR] =
-    g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+  signals[SIGNAL_REFUSED] =
+    g_signal_new ("refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_STRING, G_TYPE_STRING,
                   G_TYPE_STRING);
   signals[SIGNAL_CLOSED] =

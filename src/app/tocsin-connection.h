@@ -72,7 +72,7 @@ const char            *tocsin_connection_get_last_error   (TocsinConnection *sel
  *                 emission; only messages with an id above the token's cursor are passed on,
  *                 so a replay overlapping what was already seen is dropped here
  *   "gap"        (const char *token, gint64 channel_id, gint64 from, gint64 to)
- *   "error"      (const char *token, const char *code, const char *message) — a token was
+ *   "refused"    (const char *token, const char *code, const char *message) — a token was
  *                 refused (unknown, rotated, deleted); @token NULL for a connection error
  *   "closed"     (const char *token, gint64 channel_id, const char *reason) — the channel was
  *                 deleted or its subscribe token rotated; the token is dropped

@@ -14,106 +14,6 @@
 
 #include "tocsin-history.h"
 
-/* ---- boxed helpers ---------------------------------------------------------------------- */
-
-TocsinOwnedChannel *
-tocsin_owned_channel_new (void)
-{
-  return g_new0 (TocsinOwnedChannel, 1);
-}
-
-TocsinOwnedChannel *
-tocsin_owned_channel_copy (const TocsinOwnedChannel *channel)
-{
-  TocsinOwnedChannel *copy = g_new0 (TocsinOwnedChannel, 1);
-
-  copy->relay_url = g_strdup (channel->relay_url);
-  copy->id = channel->id;
-  copy->owner_key = g_strdup (channel->owner_key);
-  copy->name = g_strdup (channel->name);
-  copy->webhook_url = g_strdup (channel->webhook_url);
-  copy->subscribe_url = g_strdup (channel->subscribe_url);
-  return copy;
-}
-
-void
-tocsin_owned_channel_free (TocsinOwnedChannel *channel)
-{
-  if (channel == NULL)
-    return;
-  g_free (channel->relay_url);
-  if (channel->owner_key)
-    memset (channel->owner_key, 0, strlen (channel->owner_key));
-  g_free (channel->owner_key);
-  g_free (channel->name);
-  g_free (channel->webhook_url);
-  g_free (channel->subscribe_url);
-  g_free (channel);
-}
-
-G_DEFINE_BOXED_TYPE (TocsinOwnedChannel, tocsin_owned_channel,
-                     tocsin_owned_channel_copy, tocsin_owned_channel_free)
-
-TocsinRecordQuery *
-tocsin_record_query_new (void)
-{
-  return g_new0 (TocsinRecordQuery, 1);
-}
-
-TocsinRecordQuery *
-tocsin_record_query_copy (const TocsinRecordQuery *query)
-{
-  TocsinRecordQuery *copy = g_new0 (TocsinRecordQuery, 1);
-
-  if (query == NULL)
-    return copy;
-  copy->search = g_strdup (query->search);
-  copy->relay_url = g_strdup (query->relay_url);
-  copy->channel_id = query->channel_id;
-  copy->unread_only = query->unread_only;
-  return copy;
-}
-
-void
-tocsin_record_query_free (TocsinRecordQuery *query)
-{
-  if (query == NULL)
-    return;
-  g_free (query->search);
-  g_free (query->relay_url);
-  g_free (query);
-}
-
-G_DEFINE_BOXED_TYPE (TocsinRecordQuery, tocsin_record_query,
-                     tocsin_record_query_copy, tocsin_record_query_free)
-
-gboolean
-tocsin_record_query_equal (const TocsinRecordQuery *a,
-                           const TocsinRecordQuery *b)
-{
-  if (a == NULL || b == NULL)
-    return a == b;
-  return g_strcmp0 (a->search, b->search) == 0 &&
-         g_strcmp0 (a->relay_url, b->relay_url) == 0 &&
-         a->channel_id == b->channel_id &&
-         !a->unread_only == !b->unread_only;
-}
-
-gboolean
-tocsin_record_query_matches_filters (const TocsinRecordQuery *query,
-                                     TocsinRecord            *record)
-{
-  if (query == NULL)
-    return TRUE;
-  if (query->relay_url != NULL &&
-      (g_strcmp0 (query->relay_url, tocsin_record_get_relay_url (record)) != 0 ||
-       query->channel_id != tocsin_record_get_channel_id (record)))
-    return FALSE;
-  if (query->unread_only && tocsin_record_get_read (record))
-    return FALSE;
-  return TRUE;
-}
-
 /* ---- the history object ----------------------------------------------------------------- */
 
 typedef struct _Job Job;
@@ -853,7 +753,11 @@ worker_main (gpointer data)
       if (job->task && g_task_return_error_if_cancelled (job->task))
         ;
       else if (self->db == NULL && job->task && job->func != start_fresh_job)
-        g_task_return_error (job->task, g_error_copy (self->open_error));
+        {
+          /* Every job that has a task (all but the flush of received messages) is answered
+           * here when there is no database: the job functions can count on one. */
+          g_task_return_error (job->task, g_error_copy (self->open_error));
+        }
       else
         job->func (self, job);
 
@@ -2282,8 +2186,6 @@ set_read_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) stmt = NULL;
   gint64 changed;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db, "UPDATE records SET read = ?2 WHERE id = ?1 AND read != ?2", &error);
   if (stmt == NULL)
     { return_change (job, -1, error); return; }
@@ -2354,8 +2256,6 @@ bulk_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) stmt = NULL;
   gint64 changed;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db, cd->relay_url ? sql_channel : sql_all, &error);
   if (stmt == NULL)
     { return_change (job, -1, error); return; }
@@ -2421,8 +2321,6 @@ delete_record_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) stmt = NULL;
   gint64 changed;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db, "DELETE FROM records WHERE id = ?1", &error);
   if (stmt == NULL)
     { return_change (job, -1, error); return; }
@@ -2454,8 +2352,6 @@ prune_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) stmt = NULL;
   gint64 changed;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   if (cd->number <= 0)
     { return_change (job, 0, NULL); return; }
   stmt = prepare (self->db, "DELETE FROM records WHERE received < ?1", &error);
@@ -2501,8 +2397,6 @@ undoable_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) change = NULL;
   gint64 changed = -1;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   if (mark_read)
     {
       save_sql = g_strdup_printf ("INSERT INTO undo_read (batch, id) SELECT ?3, id FROM records"
@@ -2653,8 +2547,6 @@ undo_job (TocsinHistory *self,
   };
   gint64 restored = 0;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   if (!exec_sql (self->db, "BEGIN IMMEDIATE", &error))
     { return_change (job, -1, error); return; }
   for (guint i = 0; i < G_N_ELEMENTS (sql); i++)
@@ -2703,8 +2595,6 @@ forget_undo_job (TocsinHistory *self,
   g_autoptr(sqlite3_stmt) read = NULL;
   gint64 changed = -1;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   if ((records = prepare (self->db, "DELETE FROM undo_records WHERE batch = ?1", &error)) != NULL
       && (read = prepare (self->db, "DELETE FROM undo_read WHERE batch = ?1", &error)) != NULL)
     {
@@ -2986,8 +2876,6 @@ save_subscription_job (TocsinHistory *self,
   GError *error = NULL;
   g_autoptr(sqlite3_stmt) stmt = NULL;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db,
                   "INSERT INTO subscriptions (relay_url, token, channel_id, name, description,"
                   " notify_type, muted, cursor) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -3046,8 +2934,6 @@ remove_subscription_job (TocsinHistory *self,
   GError *error = NULL;
   g_autoptr(sqlite3_stmt) stmt = NULL;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db, "DELETE FROM subscriptions WHERE relay_url = ?1 AND token = ?2",
                   &error);
   if (stmt == NULL)
@@ -3149,8 +3035,6 @@ save_owned_job (TocsinHistory *self,
   GError *error = NULL;
   g_autoptr(sqlite3_stmt) stmt = NULL;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db,
                   "INSERT INTO owned_channels (relay_url, channel_id, owner_key, name,"
                   " webhook_url, subscribe_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -3196,8 +3080,6 @@ remove_owned_job (TocsinHistory *self,
   GError *error = NULL;
   g_autoptr(sqlite3_stmt) stmt = NULL;
 
-  if (self->db == NULL)
-    { return_change (job, -1, g_error_copy (self->open_error)); return; }
   stmt = prepare (self->db, "DELETE FROM owned_channels WHERE relay_url = ?1 AND channel_id = ?2",
                   &error);
   if (stmt == NULL)

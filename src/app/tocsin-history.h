@@ -16,54 +16,12 @@
 
 #include <gio/gio.h>
 #include "tocsin-message.h"
+#include "tocsin-owned-channel.h"
 #include "tocsin-record.h"
+#include "tocsin-record-query.h"
 #include "tocsin-subscription.h"
 
 G_BEGIN_DECLS
-
-/* ---- owned channels ------------------------------------------------------------------- */
-
-/* A channel this user created on a relay: the owner key manages it (tocsin-owner.h). */
-typedef struct
-{
-  char   *relay_url;      /* base URL, no trailing slash */
-  gint64  id;             /* channel id on the relay */
-  char   *owner_key;      /* secret; never log it */
-  char   *name;
-  char   *webhook_url;    /* "<relay>/t/<trigger token>" (secret too: anyone with it can ring) */
-  char   *subscribe_url;  /* "<relay>/s/<subscribe token>" */
-} TocsinOwnedChannel;
-
-GType               tocsin_owned_channel_get_type (void) G_GNUC_CONST;
-#define TOCSIN_TYPE_OWNED_CHANNEL (tocsin_owned_channel_get_type ())
-TocsinOwnedChannel *tocsin_owned_channel_new   (void);
-TocsinOwnedChannel *tocsin_owned_channel_copy  (const TocsinOwnedChannel *channel);
-void                tocsin_owned_channel_free  (TocsinOwnedChannel *channel);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOwnedChannel, tocsin_owned_channel_free)
-
-/* ---- record queries ------------------------------------------------------------------- */
-
-/* What a records view shows. All fields optional (NULL / 0 / FALSE = no filter). */
-typedef struct
-{
-  char     *search;       /* words typed by the user; matched with FTS5 on title and body
-                           * (prefix match on each word; quoting is handled here) */
-  char     *relay_url;    /* with channel_id: only that channel */
-  gint64    channel_id;
-  gboolean  unread_only;
-} TocsinRecordQuery;
-
-GType              tocsin_record_query_get_type (void) G_GNUC_CONST;
-#define TOCSIN_TYPE_RECORD_QUERY (tocsin_record_query_get_type ())
-TocsinRecordQuery *tocsin_record_query_new   (void);
-TocsinRecordQuery *tocsin_record_query_copy  (const TocsinRecordQuery *query);
-void               tocsin_record_query_free  (TocsinRecordQuery *query);
-gboolean           tocsin_record_query_equal (const TocsinRecordQuery *a,
-                                              const TocsinRecordQuery *b);
-/* Whether @record passes @query's channel and unread filters (not the search words). */
-gboolean           tocsin_record_query_matches_filters (const TocsinRecordQuery *query,
-                                                        TocsinRecord            *record);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRecordQuery, tocsin_record_query_free)
 
 /* What storing a message did. */
 typedef enum

@@ -8,6 +8,7 @@
 #include <libsoup/soup.h>
 
 #include "tocsin-json.h"
+#include "tocsin-tls.h"
 #include "tocsin-message.h"
 #include "tocsin-owner.h"
 
@@ -106,15 +107,7 @@ accept_with_ca_file (SoupMessage          *msg,
                      GTlsCertificateFlags  errors,
                      TocsinOwner          *self)
 {
-  g_autoptr(GSocketConnectable) identity = NULL;
-  GUri *uri = soup_message_get_uri (msg);
-
-  if (self->tls_database == NULL)
-    return FALSE;
-  identity = g_network_address_new (g_uri_get_host (uri), g_uri_get_port (uri));
-  return g_tls_database_verify_chain (self->tls_database, certificate,
-                                      G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER, identity,
-                                      NULL, G_TLS_DATABASE_VERIFY_NONE, NULL, NULL) == 0;
+  return tocsin_tls_accept_with_database (self->tls_database, msg, certificate);
 }
 
 static const char *
