@@ -320,7 +320,7 @@ test_json_parse_guards (void)
   g_clear_error (&error);
 
   g_assert_null (tocsin_json_parse_object ("[1]", 3, 1024, 4, &error));
-  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX);
+  g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_NOT_OBJECT);
   g_clear_error (&error);
   object = tocsin_json_parse_object ("{\"a\": 1}", 8, 1024, 4, &error);
   g_assert_no_error (error);

@@ -507,6 +507,30 @@ test_editor_preview_budget (void)
   gtk_window_destroy (GTK_WINDOW (editor));
 }
 
+/* A sample pasted from anywhere: 100,000 nested '[' overflowed json-glib's parser and took
+ * the app down with the editor; now the sample's error says what is wrong. */
+static void
+test_editor_deep_sample (void)
+{
+  gsize n = 100000;
+  g_autofree char *deep = g_malloc (2 * n + 1);
+  GtkWidget *editor;
+
+  memset (deep, '[', n);
+  memset (deep + n, ']', n);
+  deep[2 * n] = '\0';
+  editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
+  gtk_window_present (GTK_WINDOW (editor));
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", deep);
+  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL,
+                                  "The sample is not valid JSON: The JSON is nested more than")
+                     != NULL);
+  tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", "[1, 2]");
+  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "The sample must be a JSON object")
+                     != NULL);
+  gtk_window_destroy (GTK_WINDOW (editor));
+}
+
 static void
 test_editor_edit_rotate_delete (void)
 {
@@ -910,6 +934,7 @@ main (int   argc,
   g_test_add_func ("/ui/notification/storm-summary-click", test_storm_summary_click);
   g_test_add_func ("/ui/editor/edit-rotate-delete", test_editor_edit_rotate_delete);
   g_test_add_func ("/ui/editor/preview-budget", test_editor_preview_budget);
+  g_test_add_func ("/ui/editor/deep-sample", test_editor_deep_sample);
   g_test_add_func ("/ui/preferences/autostart", test_autostart);
   g_test_add_func ("/ui/preferences/autostart-portal", test_autostart_portal);
   g_test_add_func ("/ui/preferences/bad-ca-file", test_bad_ca_file);

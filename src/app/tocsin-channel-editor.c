@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "tocsin-a11y.h"
@@ -13,6 +14,8 @@
 #include "tocsin-window.h"
 
 #define SAMPLE_JSON "{\n  \"server_name\": \"Production\",\n  \"cpu_usage\": 95\n}"
+/* A sample is a webhook's variables: the relay takes 64 KiB bodies by default. */
+#define MAX_SAMPLE_BYTES (1024 * 1024)
 
 typedef enum { FIELD_TITLE, FIELD_BODY, FIELD_LINK, FIELD_CONDITION, N_FIELDS } Field;
 
@@ -140,12 +143,22 @@ set_error (TocsinChannelEditor *self,
   }
 }
 
+/* The sample is typed or pasted by the user, but pasted text can be anything: it goes through
+ * the guarded parser as a peer's would (100,000 '[' would overflow json-glib's). */
+static JsonObject *
+parse_sample (const char  *sample,
+              GError     **error)
+{
+  return tocsin_json_parse_object (sample, strlen (sample), MAX_SAMPLE_BYTES,
+                                   TOCSIN_JSON_DEFAULT_MAX_DEPTH, error);
+}
+
 static void
 update_preview (TocsinChannelEditor *self)
 {
   TocsinTemplate *templates[N_FIELDS] = { NULL, };
   g_autofree char *sample = buffer_text (self->sample_view);
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonObject) sample_object = NULL;
   g_autoptr(GError) json_error = NULL;
   g_autoptr(TocsinTemplateScope) scope = NULL;
   g_autoptr(GPtrArray) missing = g_ptr_array_new_with_free_func (g_free);
@@ -171,20 +184,21 @@ update_preview (TocsinChannelEditor *self)
 
   if (*g_strstrip (sample) == '\0')
     set_error (self, self->sample_view, self->sample_error, NULL);
-  else if (!json_parser_load_from_data (parser, sample, -1, &json_error))
+  else if ((sample_object = parse_sample (sample, &json_error)) == NULL &&
+           !g_error_matches (json_error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_NOT_OBJECT))
     {
       g_autofree char *text = g_strdup_printf (_("The sample is not valid JSON: %s"),
                                                json_error->message);
 
       set_error (self, self->sample_view, self->sample_error, text);
     }
-  else if (!JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  else if (sample_object == NULL)
     set_error (self, self->sample_view, self->sample_error,
                _("The sample must be a JSON object, like {\"server_name\": \"Production\"}."));
   else
     {
       set_error (self, self->sample_view, self->sample_error, NULL);
-      vars = json_node_get_object (json_parser_get_root (parser));
+      vars = sample_object;
     }
 
   scope = tocsin_template_scope_new (vars, NULL);
@@ -329,7 +343,7 @@ show_urls (TocsinChannelEditor *self)
 {
   GtkWidget *child;
   g_autofree char *sample = buffer_text (self->sample_view);
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonObject) object = parse_sample (sample, NULL);
   g_autoptr(GString) query = g_string_new (NULL);
   g_autofree char *compact = NULL;
   g_autofree char *get_line = NULL;
@@ -342,10 +356,8 @@ show_urls (TocsinChannelEditor *self)
     gtk_box_remove (GTK_BOX (self->created_box), child);
 
   /* The sample variables become the curl lines' query and JSON body. */
-  if (json_parser_load_from_data (parser, sample, -1, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  if (object != NULL)
     {
-      JsonObject *object = json_node_get_object (json_parser_get_root (parser));
       g_autoptr(GList) members = json_object_get_members (object);
 
       for (GList *l = members; l; l = l->next)
@@ -365,7 +377,12 @@ show_urls (TocsinChannelEditor *self)
           g_string_append_printf (query, "%s%s=%s", query->len ? "&" : "?", escaped_name,
                                   escaped_value);
         }
-      compact = tocsin_json_to_string (json_parser_get_root (parser), FALSE);
+      {
+        g_autoptr(JsonNode) root = json_node_new (JSON_NODE_OBJECT);
+
+        json_node_set_object (root, object);
+        compact = tocsin_json_to_string (root, FALSE);
+      }
     }
   else
     compact = g_strdup ("{}");

@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <string.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
@@ -105,7 +106,7 @@ fill (TocsinRecordDetails *self)
   g_autofree char *when = dt ? g_date_time_format (dt, _("%-e %B %Y, %X")) : g_strdup ("");
   g_autofree char *message_id = g_strdup_printf ("%" G_GINT64_FORMAT,
                                                  tocsin_record_get_message_id (record));
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(JsonNode) root = NULL;
   gboolean any = FALSE;
 
   adw_window_title_set_subtitle (self->window_title, tocsin_record_get_title (record));
@@ -127,10 +128,12 @@ fill (TocsinRecordDetails *self)
     }
   add_row (self, self->message_group, _("Message number"), message_id);
 
-  if (vars_json && *vars_json && json_parser_load_from_data (parser, vars_json, -1, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  /* Stored by this app after the guarded parse; read back the same way all the same. */
+  if (vars_json && *vars_json)
+    root = tocsin_json_parse (vars_json, strlen (vars_json), G_MAXSSIZE,
+                              2 * TOCSIN_JSON_DEFAULT_MAX_DEPTH + 8, NULL);
+  if (root != NULL && JSON_NODE_HOLDS_OBJECT (root))
     {
-      JsonNode *root = json_parser_get_root (parser);
       JsonObject *object = json_node_get_object (root);
       g_autoptr(GList) members = json_object_get_members (object);
       g_autofree char *pretty = tocsin_json_to_string (root, TRUE);

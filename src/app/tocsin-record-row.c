@@ -3,9 +3,11 @@
 
 #include "config.h"
 
+#include <string.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-json.h"
 #include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
 
@@ -109,13 +111,15 @@ tocsin_format_relative_time (gint64 time_ms,
 static char *
 gap_description (TocsinRecord *record)
 {
-  g_autoptr(JsonParser) parser = json_parser_new ();
+  const char *vars = tocsin_record_get_vars_json (record);
+  g_autoptr(JsonObject) object = NULL;
   gint64 from = 0, to = 0;
 
-  if (json_parser_load_from_data (parser, tocsin_record_get_vars_json (record), -1, NULL)
-      && JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
+  if (vars != NULL)
+    object = tocsin_json_parse_object (vars, strlen (vars), G_MAXSSIZE,
+                                       TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
+  if (object != NULL)
     {
-      JsonObject *object = json_node_get_object (json_parser_get_root (parser));
 
       from = json_object_get_int_member_with_default (object, "from", 0);
       to = json_object_get_int_member_with_default (object, "to", 0);

@@ -421,7 +421,7 @@ tocsin_json_parse_object (const char  *data,
     return NULL;
   if (!JSON_NODE_HOLDS_OBJECT (root))
     {
-      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_SYNTAX,
+      g_set_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_NOT_OBJECT,
                    _("The JSON must be an object, in braces: {…}"));
       return NULL;
     }

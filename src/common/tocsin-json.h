@@ -22,6 +22,7 @@ typedef enum
   TOCSIN_JSON_ERROR_INVALID_UTF8,
   TOCSIN_JSON_ERROR_CONTROL_CHAR,   /* a raw U+0000..U+001F inside a string (RFC 8259 §7) */
   TOCSIN_JSON_ERROR_SYNTAX,
+  TOCSIN_JSON_ERROR_NOT_OBJECT,     /* tocsin_json_parse_object(): valid JSON, not an object */
 } TocsinJsonError;
 
 GQuark tocsin_json_error_quark (void);
