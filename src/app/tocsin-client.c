@@ -68,7 +68,8 @@ tocsin_client_find_subscription_by_token (TocsinClient *self,
   n = g_list_model_get_n_items (G_LIST_MODEL (self->subscriptions));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (G_LIST_MODEL (self->subscriptions), i);
+      g_autoptr(TocsinSubscription) sub =
+        g_list_model_get_item (G_LIST_MODEL (self->subscriptions), i);
 
       if (g_strcmp0 (tocsin_subscription_get_relay_url (sub), relay_url) == 0 &&
           g_strcmp0 (tocsin_subscription_get_token (sub), token) == 0)
@@ -89,7 +90,8 @@ tocsin_client_find_subscription (TocsinClient *self,
   n = g_list_model_get_n_items (G_LIST_MODEL (self->subscriptions));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (G_LIST_MODEL (self->subscriptions), i);
+      g_autoptr(TocsinSubscription) sub =
+        g_list_model_get_item (G_LIST_MODEL (self->subscriptions), i);
 
       if (g_strcmp0 (tocsin_subscription_get_relay_url (sub), relay_url) == 0 &&
           tocsin_subscription_get_channel_id (sub) == channel_id)
@@ -109,7 +111,8 @@ tocsin_client_get_connection (TocsinClient *self,
   n = g_list_model_get_n_items (G_LIST_MODEL (self->connections));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinConnection) conn = g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+      g_autoptr(TocsinConnection) conn =
+        g_list_model_get_item (G_LIST_MODEL (self->connections), i);
 
       if (g_strcmp0 (tocsin_connection_get_relay_url (conn), relay_url) == 0)
         return conn;
@@ -403,7 +406,9 @@ subscriptions_loaded (GObject      *object,
   n = g_list_model_get_n_items (G_LIST_MODEL (self->connections));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinConnection) conn = g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+      g_autoptr(TocsinConnection) conn =
+        g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+
       tocsin_connection_start (conn);
     }
 
@@ -445,7 +450,9 @@ tocsin_client_stop (TocsinClient *self)
   n = g_list_model_get_n_items (G_LIST_MODEL (self->connections));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinConnection) conn = g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+      g_autoptr(TocsinConnection) conn =
+        g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+
       tocsin_connection_stop (conn);
     }
 }
@@ -495,7 +502,9 @@ apply_tls_database (TocsinClient *self,
   n = g_list_model_get_n_items (G_LIST_MODEL (self->connections));
   for (guint i = 0; i < n; i++)
     {
-      g_autoptr(TocsinConnection) conn = g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+      g_autoptr(TocsinConnection) conn =
+        g_list_model_get_item (G_LIST_MODEL (self->connections), i);
+
       tocsin_connection_set_tls_database (conn, self->tls_database);
     }
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TLS_DATABASE]);
@@ -950,9 +959,10 @@ tocsin_client_subscribe_async (TocsinClient        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, tocsin_client_subscribe_async);
 
-  existing = tocsin_client_find_subscription_by_token (self,
-                                                       tocsin_subscription_get_relay_url (subscription),
-                                                       tocsin_subscription_get_token (subscription));
+  existing =
+    tocsin_client_find_subscription_by_token (self,
+                                              tocsin_subscription_get_relay_url (subscription),
+                                              tocsin_subscription_get_token (subscription));
   if (existing)
     {
       g_task_return_pointer (task, g_object_ref (existing), g_object_unref);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * tocsin-owned-channel.h: a channel this user created on a relay, as the history keeps it and the owner API
- * (tocsin-owner.h) manages it with its owner key.
+ * tocsin-owned-channel.h: a channel this user created on a relay, as the history keeps it and
+ * the owner API (tocsin-owner.h) manages it with its owner key.
  */
 #pragma once
 
