@@ -3,6 +3,8 @@
 
 #include "config.h"
 
+#include <inttypes.h> /* PRId64 in _(): xgettext cannot see through G_GINT64_FORMAT */
+
 #include <string.h>
 #include <glib/gi18n.h>
 
@@ -138,8 +140,8 @@ get_int (JsonObject  *object,
       json_node_get_value_type (node) != G_TYPE_INT64 || json_node_get_int (node) < min)
     {
       g_set_error (error, TOCSIN_PROTOCOL_ERROR, TOCSIN_PROTOCOL_ERROR_BAD_FRAME,
-                   _("The relay sent a “%s” frame whose “%s” is not an integer of at least %"
-                     G_GINT64_FORMAT), type, name, min);
+                   _("The relay sent a “%s” frame whose “%s” is not an integer of at least "
+                     "%" PRId64), type, name, (int64_t) min);
       return FALSE;
     }
   *out = json_node_get_int (node);
@@ -330,8 +332,9 @@ tocsin_protocol_parse_frame (const char  *data,
       if (frame->from > frame->to)
         {
           g_set_error (error, TOCSIN_PROTOCOL_ERROR, TOCSIN_PROTOCOL_ERROR_BAD_FRAME,
-                       _("The relay reported missed messages from %" G_GINT64_FORMAT " to %"
-                         G_GINT64_FORMAT ", which is not a range"), frame->from, frame->to);
+                       _("The relay reported missed messages from %" PRId64 " to %" PRId64
+                         ", which is not a range"),
+                       (int64_t) frame->from, (int64_t) frame->to);
           return NULL;
         }
     }
