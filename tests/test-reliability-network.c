@@ -161,6 +161,15 @@ test_descriptor_exhaustion (void)
   g_autofree char *limits_path = NULL;
   guint refused = 0;
 
+  if (g_getenv ("TOCSIN_RELAY_WRAPPER") != NULL && *g_getenv ("TOCSIN_RELAY_WRAPPER") != '\0')
+    {
+      /* valgrind keeps descriptors of its own at the top of the range and answers the relay's
+       * setrlimit() itself: the limits are its, not the relay's. The normal and ASan builds
+       * run this. */
+      g_test_skip ("the relay runs under a wrapper (valgrind), which owns its descriptor limit");
+      return;
+    }
+
   /* Soft 128, hard 256: the relay raises its soft limit to 256 itself. */
   relay->nofile_limit = 128;
   relay->nofile_hard = 256;
