@@ -82,7 +82,40 @@ static const BadCase bad_cases[] = {
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"vars\":{\"x\\700\":1}}", TOCSIN_MESSAGE_ERROR_INVALID, "not valid Unicode" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"javascript:alert(1)\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
   { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"externalLink\":\"file:///etc/passwd\"}", TOCSIN_MESSAGE_ERROR_BAD_LINK, "only http and https" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"notificationType\":\"loud\"}",
+    TOCSIN_MESSAGE_ERROR_INVALID, "not active, time-sensitive or calling" },
+  { "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"markdown\":\"yes\"}",
+    TOCSIN_MESSAGE_ERROR_INVALID, "not true or false" },
 };
+
+/* Each type the wire names comes back as it went; DEFAULT and plain text leave no trace. */
+static void
+test_type_and_markdown (void)
+{
+  for (int t = TOCSIN_MESSAGE_TYPE_DEFAULT; t <= TOCSIN_MESSAGE_TYPE_CALLING; t++)
+    for (int markdown = 0; markdown <= 1; markdown++)
+      {
+        g_autoptr(TocsinMessage) message = tocsin_message_new ();
+        g_autoptr(TocsinMessage) back = NULL;
+        g_autoptr(GError) error = NULL;
+        g_autofree char *data = NULL;
+        gsize length;
+
+        message->id = 1;
+        message->channel = 2;
+        message->time_ms = 1767225600000;
+        message->type = t;
+        message->markdown = markdown;
+        data = tocsin_message_to_data (message, &length);
+        g_assert_true ((strstr (data, "notificationType") != NULL) ==
+                       (t != TOCSIN_MESSAGE_TYPE_DEFAULT));
+        g_assert_true ((strstr (data, "markdown") != NULL) == markdown);
+        back = tocsin_message_new_from_data (data, length, &error);
+        g_assert_no_error (error);
+        g_assert_cmpint (back->type, ==, t);
+        g_assert_cmpint (back->markdown, ==, markdown);
+      }
+}
 
 static void
 test_bad (gconstpointer data)
@@ -349,6 +382,7 @@ main (int   argc,
 
   g_test_add_func ("/message/roundtrip", test_roundtrip);
   g_test_add_func ("/message/optional-fields-absent", test_optional_fields_absent);
+  g_test_add_func ("/message/type-and-markdown", test_type_and_markdown);
   for (guint i = 0; i < G_N_ELEMENTS (bad_cases); i++)
     {
       g_autofree char *path = g_strdup_printf ("/message/invalid/%u", i);

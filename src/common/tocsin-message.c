@@ -36,6 +36,38 @@ tocsin_message_free (TocsinMessage *message)
   g_free (message);
 }
 
+static const char *const type_names[] = {
+  [TOCSIN_MESSAGE_TYPE_DEFAULT] = NULL,
+  [TOCSIN_MESSAGE_TYPE_ACTIVE] = "active",
+  [TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE] = "time-sensitive",
+  [TOCSIN_MESSAGE_TYPE_CALLING] = "calling",
+};
+
+const char *
+tocsin_message_type_to_string (TocsinMessageType type)
+{
+  g_return_val_if_fail ((guint) type < G_N_ELEMENTS (type_names), NULL);
+  return type_names[type];
+}
+
+gboolean
+tocsin_message_type_from_string (const char        *name,
+                                 TocsinMessageType *type)
+{
+  if (name == NULL || *name == '\0')
+    {
+      *type = TOCSIN_MESSAGE_TYPE_DEFAULT;
+      return TRUE;
+    }
+  for (guint i = 1; i < G_N_ELEMENTS (type_names); i++)
+    if (g_str_equal (name, type_names[i]))
+      {
+        *type = (TocsinMessageType) i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
 gboolean
 tocsin_link_is_safe (const char *uri,
                      const char **reason)
@@ -194,7 +226,9 @@ tocsin_message_new_from_json_object (JsonObject  *object,
 {
   g_autoptr(TocsinMessage) message = tocsin_message_new ();
   g_autofree char *time = NULL;
+  g_autofree char *type = NULL;
   JsonNode *vars;
+  JsonNode *markdown;
 
   g_return_val_if_fail (object != NULL, NULL);
 
@@ -205,8 +239,27 @@ tocsin_message_new_from_json_object (JsonObject  *object,
       !get_string (object, "time", TRUE, &time, error) ||
       !get_string (object, "title", FALSE, &message->title, error) ||
       !get_string (object, "body", FALSE, &message->body, error) ||
-      !get_string (object, "externalLink", FALSE, &message->external_link, error))
+      !get_string (object, "externalLink", FALSE, &message->external_link, error) ||
+      !get_string (object, "notificationType", FALSE, &type, error))
     return NULL;
+
+  if (!tocsin_message_type_from_string (type, &message->type))
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"notificationType\" is not active, time-sensitive or calling");
+      return NULL;
+    }
+  markdown = json_object_get_member (object, "markdown");
+  if (markdown != NULL && !JSON_NODE_HOLDS_NULL (markdown))
+    {
+      if (json_node_get_value_type (markdown) != G_TYPE_BOOLEAN)
+        {
+          g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                       "The message's \"markdown\" is not true or false");
+          return NULL;
+        }
+      message->markdown = json_node_get_boolean (markdown);
+    }
 
   message->time_ms = tocsin_parse_time_ms (time);
   if (message->time_ms <= 0)
@@ -295,6 +348,11 @@ tocsin_message_to_json_object (const TocsinMessage *message)
                                                : json_object_new ());
   if (message->replaces > 0)
     json_object_set_int_member (object, "replaces", message->replaces);
+  if (message->type != TOCSIN_MESSAGE_TYPE_DEFAULT)
+    json_object_set_string_member (object, "notificationType",
+                                   tocsin_message_type_to_string (message->type));
+  if (message->markdown)
+    json_object_set_boolean_member (object, "markdown", TRUE);
   return object;
 }
 

@@ -20,6 +20,16 @@ typedef enum
   TOCSIN_MESSAGE_ERROR_BAD_LINK,  /* externalLink is not a safe http(s) URL */
 } TocsinMessageError;
 
+/* How a message asks to ring ("notificationType" on the wire, Echobell's names). DEFAULT leaves
+ * it to the subscription's own choice; the others override it for this one message. */
+typedef enum
+{
+  TOCSIN_MESSAGE_TYPE_DEFAULT = 0,
+  TOCSIN_MESSAGE_TYPE_ACTIVE,
+  TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE,
+  TOCSIN_MESSAGE_TYPE_CALLING,
+} TocsinMessageType;
+
 typedef struct
 {
   gint64      id;             /* per-channel, counts up from 1 */
@@ -31,6 +41,8 @@ typedef struct
   char       *external_link;  /* http(s) or NULL */
   JsonObject *vars;           /* never NULL */
   gint64      replaces;       /* 0: none */
+  TocsinMessageType type;     /* how it rings; DEFAULT: as the subscriber chose */
+  gboolean    markdown;       /* the body is Markdown (the sender said so) */
 } TocsinMessage;
 
 GQuark         tocsin_message_error_quark (void);
@@ -49,6 +61,11 @@ char          *tocsin_message_to_data              (const TocsinMessage *message
  * spaces, at most 2,048 bytes. Otherwise FALSE and *reason (optional) says what is wrong. */
 gboolean       tocsin_link_is_safe                 (const char *uri, const char **reason);
 /* "2026-11-23T16:40:00.123Z" */
+/* "active", "time-sensitive", "calling"; NULL for DEFAULT. */
+const char    *tocsin_message_type_to_string       (TocsinMessageType type);
+/* FALSE for an unknown name; NULL or "" is DEFAULT. */
+gboolean       tocsin_message_type_from_string     (const char        *name,
+                                                    TocsinMessageType *type);
 char          *tocsin_format_time_ms               (gint64 unix_ms);
 gint64         tocsin_parse_time_ms                (const char *rfc3339);
 

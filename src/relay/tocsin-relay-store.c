@@ -33,7 +33,6 @@
 #include "tocsin-relay-store.h"
 
 #define DB_NAME "relay.db"
-#define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 10000
 #define PRUNE_INTERVAL_US (60 * G_USEC_PER_SEC)
 #define MAX_BATCH 512
@@ -431,6 +430,31 @@ static const char schema[] =
   "  connected_at INTEGER NOT NULL,"
   "  PRIMARY KEY (pid, conn_id, channel_id)) WITHOUT ROWID;";
 
+/* What changed since the first schema, in order: entry i takes a database from version i + 1 to
+ * version i + 2, in the same transaction as the schema. Append only; an entry that has shipped
+ * is never edited. The NULL that ends the list makes SCHEMA_VERSION the list's length. */
+static const char *const migrations[] = {
+  NULL
+};
+
+#define SCHEMA_VERSION ((int) G_N_ELEMENTS (migrations))
+
+static gboolean
+migrate (sqlite3  *db,
+         int       version,
+         GError  **error)
+{
+  g_autofree char *set_version = g_strdup_printf ("PRAGMA user_version=%d", SCHEMA_VERSION);
+
+  if (!exec_sql (db, schema, error))
+    return FALSE;
+  /* A new database has just been given the first schema: it is version 1. */
+  for (int i = MAX (version, 1) - 1; migrations[i] != NULL; i++)
+    if (!exec_sql (db, migrations[i], error))
+      return FALSE;
+  return exec_sql (db, set_version, error);
+}
+
 static sqlite3 *
 open_connection (const char  *path,
                  GError     **error)
@@ -560,8 +584,7 @@ tocsin_relay_store_open (const char  *data_dir,
     g_autoptr(GError) schema_error = NULL;
 
     if (!exec_sql (db, "BEGIN IMMEDIATE", &schema_error) ||
-        !exec_sql (db, schema, &schema_error) ||
-        !exec_sql (db, "PRAGMA user_version=" G_STRINGIFY (SCHEMA_VERSION), &schema_error) ||
+        !migrate (db, version, &schema_error) ||
         !exec_sql (db, "COMMIT", &schema_error))
       {
         sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
