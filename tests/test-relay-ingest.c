@@ -837,7 +837,7 @@ test_query_decoding (Fixture       *f,
     const char *query;
     const char *title;   /* "Alerte serveur {{server_name}}" */
     const char *body;    /* "L'utilisation du CPU a atteint {{cpu_usage}}%" */
-    gboolean    in_url;  /* libsoup 3.2 refuses a request line with an invalid %-escape */
+    gboolean    in_url;  /* FALSE: an invalid %-escape, which a URL cannot carry (400) */
   } cases[] = {
     { "?server_name=100%&cpu_usage=1", "Alerte serveur 100%", NULL, FALSE },
     { "?server_name=%zz&cpu_usage=%4", "Alerte serveur %zz", "L'utilisation du CPU a atteint %4%",
@@ -866,6 +866,12 @@ test_query_decoding (Fixture       *f,
           /* A bare key is a variable (the empty string), not a missing one. */
           g_assert_false (array_has (json_object_get_array_member (reply, "missing"),
                                      "server_name"));
+        }
+      else
+        {
+          /* libsoup cannot parse such a request line; the relay says how to write it. */
+          g_autoptr(JsonObject) reply = send_raw (f, "GET", path, NULL, NULL, 0, NULL, 400,
+                                                  "%25");
         }
 
       /* The same pairs as a form body. */

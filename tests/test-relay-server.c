@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tocsin-relay-config.h"
+#include "tocsin-relay-head.h"
 #include "tocsin-relay-page.h"
 #include "tocsin-test-relay.h"
 
@@ -431,6 +432,49 @@ test_config_precedence (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+/* What the server asks of a peeked head (tocsin-relay-head.c), case by case. */
+static void
+test_head_inspect (void)
+{
+  static const struct
+  {
+    const char            *head;
+    TocsinRelayHeadVerdict verdict;
+  } cases[] = {
+    { "GET /t/abc?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", TOCSIN_RELAY_HEAD_OK },
+    { "GET /t/abc?a=%41%c3%a9 HTTP/1.1\r\n", TOCSIN_RELAY_HEAD_OK },
+    { "GET /t/abc?a=100% HTTP/1.1\r\n", TOCSIN_RELAY_HEAD_BAD_TARGET },
+    { "GET /t/abc?a=%zz HTTP/1.1\r\n", TOCSIN_RELAY_HEAD_BAD_TARGET },
+    { "POST /t/%4 HTTP/1.1\n", TOCSIN_RELAY_HEAD_BAD_TARGET },
+    { "GET /t/abc?a=100%", TOCSIN_RELAY_HEAD_UNKNOWN },    /* the line has not all come */
+    { "OPTIONS * HTTP/1.1\r\n", TOCSIN_RELAY_HEAD_OK },    /* libsoup's to answer */
+    { "garbage\r\n", TOCSIN_RELAY_HEAD_OK },
+  };
+  g_autofree char *long_line = g_malloc (TOCSIN_RELAY_HEAD_PEEK);
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *sentence = NULL;
+
+      g_assert_cmpint (tocsin_relay_head_inspect (cases[i].head, strlen (cases[i].head),
+                                                  &sentence), ==, cases[i].verdict);
+      g_assert_true ((sentence != NULL) == (cases[i].verdict == TOCSIN_RELAY_HEAD_BAD_TARGET));
+      if (sentence != NULL)
+        g_assert_nonnull (strstr (sentence, "%25"));
+    }
+
+  memcpy (long_line, "GET /", 5);
+  memset (long_line + 5, 'a', TOCSIN_RELAY_HEAD_PEEK - 5);
+  {
+    g_autofree char *sentence = NULL;
+
+    g_assert_cmpint (tocsin_relay_head_inspect (long_line, TOCSIN_RELAY_HEAD_PEEK, &sentence),
+                     ==, TOCSIN_RELAY_HEAD_LINE_TOO_LONG);
+    g_assert_cmpint (tocsin_relay_head_inspect (long_line, 1000, &sentence),
+                     ==, TOCSIN_RELAY_HEAD_UNKNOWN);
+  }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -438,6 +482,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add_func ("/relay/server/root-and-not-found", test_root_and_not_found);
+  g_test_add_func ("/relay/server/head-inspect", test_head_inspect);
   g_test_add_func ("/relay/server/listen-ipv6", test_listen_ipv6);
   g_test_add_func ("/relay/server/bad-listen", test_bad_listen);
   g_test_add_func ("/relay/server/idle-timeout", test_idle_timeout);

@@ -321,7 +321,9 @@ test_huge_heads (void)
                                    "Connection: close\r\n\r\n", hook, filler);
       answer = tocsin_rel_raw_exchange (relay, NULL, request, strlen (request));
       g_test_message ("200 KiB %s → %.80s", what[i], answer->str);
-      g_assert_cmpuint (tocsin_rel_parse_answer (answer->str, NULL, &body), ==, 431);
+      /* A long header: 431; a URL alone over the limit: 414 (the relay peeks at the line). */
+      g_assert_cmpuint (tocsin_rel_parse_answer (answer->str, NULL, &body), ==,
+                        i == 0 ? 431 : 414);
       g_assert_nonnull (strstr (json_object_get_string_member (body, "error"), "64"));
       g_assert_nonnull (strstr (json_object_get_string_member (body, "error"), "URL"));
     }

@@ -27,6 +27,7 @@
 
 #include "tocsin-json.h"
 #include "tocsin-relay-config.h"
+#include "tocsin-relay-head.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
@@ -200,6 +201,7 @@ typedef struct
   guint              recycle_id;
   guint              watch_id;     /* the socket between requests (plain HTTP) */
   gint64             watch_until;  /* monotonic: idle until then, and it is closed */
+  gboolean           line_too_long;  /* seen between requests, for the next guard */
 } Conn;
 
 typedef struct
@@ -211,11 +213,13 @@ typedef struct
   char              *peer;        /* for the log, while head_fd is kept */
   gboolean           refused;     /* answered 413 on the socket itself; the handler stays out */
   int                head_fd;     /* a dup of the socket while the head is read, or -1 */
+  gboolean           line_too_long;  /* the peek saw no line end within libsoup's limit */
   guint              head_watch_id;  /* waits for the head's first byte to take head_fd */
 } RequestGuard;
 
 static void refuse_on_socket (Server *server, GSocket *socket, guint status, const char *phrase,
                               const char *extra_headers, const char *sentence);
+static gboolean inspect_head (Server *server, int fd, gboolean *line_too_long);
 
 static void
 dispatch (Server            *server,
@@ -494,6 +498,7 @@ conn_between_event (gint         fd,
     {
       /* The next request: libsoup reads it next, and from its first byte it is safe. */
       conn->watch_id = 0;
+      inspect_head (conn->server, fd, &conn->line_too_long);
       return G_SOURCE_REMOVE;
     }
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) && !expired)
@@ -563,6 +568,52 @@ conn_watch_between (Conn *conn)
  * the message goes without headers and libsoup's reason is that limit, the relay answers 431
  * itself on the duplicate. libsoup's buffer is private, so whether the request line alone was
  * too long (414) cannot be told: the sentence names both. */
+/* Peeks at the head the kernel holds for @fd before libsoup reads it (see tocsin-relay-head.h).
+ * A target libsoup would refuse with an empty 400 is answered here, with its sentence, on a
+ * duplicate of the socket, which is then shut down: libsoup's own answer fails to write, and it
+ * drops the connection. Returns TRUE if the request was answered. *@line_too_long says the
+ * first line alone passes libsoup's limit, for a 414 once libsoup gives up on the head. */
+static gboolean
+inspect_head (Server   *server,
+              int       fd,
+              gboolean *line_too_long)
+{
+  static char peek[TOCSIN_RELAY_HEAD_PEEK];
+  g_autofree char *sentence = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  gssize n;
+  int dup_fd;
+
+  if (server->tls != NULL)
+    return FALSE;
+  n = recv (fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
+  if (n <= 0)
+    return FALSE;
+  switch (tocsin_relay_head_inspect (peek, n, &sentence))
+    {
+    case TOCSIN_RELAY_HEAD_LINE_TOO_LONG:
+      *line_too_long = TRUE;
+      return FALSE;
+    case TOCSIN_RELAY_HEAD_BAD_TARGET:
+      break;
+    case TOCSIN_RELAY_HEAD_UNKNOWN:
+    case TOCSIN_RELAY_HEAD_OK:
+    default:
+      return FALSE;
+    }
+  dup_fd = fcntl (fd, F_DUPFD_CLOEXEC, 0);
+  if (dup_fd < 0)
+    return FALSE;
+  socket = g_socket_new_from_fd (dup_fd, NULL);
+  if (socket == NULL)
+    {
+      close (dup_fd);
+      return FALSE;
+    }
+  refuse_on_socket (server, socket, 400, "Bad Request", "", sentence);
+  return TRUE;
+}
+
 static gboolean
 head_too_big (SoupServerMessage *msg)
 {
@@ -611,6 +662,8 @@ request_head_begins (gint         fd,
   if ((condition & G_IO_NVAL) || socket == NULL || g_socket_is_closed (socket) ||
       g_socket_get_fd (socket) != fd)
     return G_SOURCE_REMOVE;
+  if (inspect_head (guard->server, fd, &guard->line_too_long))
+    return G_SOURCE_REMOVE;
   request_guard_take_head_fd (guard, fd);
   return G_SOURCE_REMOVE;
 }
@@ -636,13 +689,21 @@ request_gone (gpointer  data,
           g_autofree char *limit = g_format_size_full (64 * 1024, G_FORMAT_SIZE_IEC_UNITS);
           g_autofree char *sentence = NULL;
 
-          sentence = g_strdup_printf (_("The request’s line and headers are larger than this "
-                                        "relay reads (%s); shorten the URL or the headers."),
-                                      limit);
+          if (guard->line_too_long)
+            sentence = g_strdup_printf (_("The request’s URL is longer than this relay reads "
+                                          "(%s); shorten it, or send the values in a POST "
+                                          "body."), limit);
+          else
+            sentence = g_strdup_printf (_("The request’s line and headers are larger than "
+                                          "this relay reads (%s); shorten the URL or the "
+                                          "headers."), limit);
           g_message ("A request head over %s from %s was refused", limit,
                      guard->peer ? guard->peer : "a client");
-          refuse_on_socket (guard->server, socket, 431, "Request Header Fields Too Large", "",
-                            sentence);
+          if (guard->line_too_long)
+            refuse_on_socket (guard->server, socket, 414, "URI Too Long", "", sentence);
+          else
+            refuse_on_socket (guard->server, socket, 431, "Request Header Fields Too Large", "",
+                              sentence);
         }
       else
         close (guard->head_fd);
@@ -815,10 +876,18 @@ request_started (SoupServer        *soup_server,
       char byte;
 
       guard->peer = address_string (conn->remote);
+      guard->line_too_long = conn->line_too_long;
+      conn->line_too_long = FALSE;
       /* Bytes already there: libsoup may read them all before a watch would run. Otherwise a
-       * watch above libsoup's priority takes the duplicate before libsoup reads. */
-      if (reading || recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+       * watch above libsoup's priority takes the duplicate before libsoup reads. A request
+       * on a kept-alive connection was looked at between requests (conn_between_event()). */
+      if (reading)
         request_guard_take_head_fd (guard, fd);
+      else if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+        {
+          if (!inspect_head (server, fd, &guard->line_too_long))
+            request_guard_take_head_fd (guard, fd);
+        }
       else
         guard->head_watch_id = g_unix_fd_add_full (G_PRIORITY_HIGH, fd, G_IO_IN,
                                                    request_head_begins, guard, NULL);
