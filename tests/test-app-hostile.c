@@ -627,6 +627,100 @@ test_history_truncated (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+/* Before: garbage in the middle of history.db (a disk error, a bad copy) opened, and the
+ * records view showed an empty list while `--export-records` still read every record. After:
+ * the first read that meets the damage says the file is damaged, as a truncated one does. */
+static void
+test_history_garbage_mid_file (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-hostile-db-XXXXXX");
+  g_autofree char *path = g_build_filename (dir, "history.db", NULL);
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+  g_autofree char *body = g_strnfill (4096, 'b');
+  g_autofree char *contents = NULL;
+  g_autoptr(TocsinRecordQuery) query = tocsin_record_query_new ();
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GPtrArray) records = NULL;
+  g_autoptr(GError) query_error = NULL;
+  TocsinHistory *history = tocsin_history_new (path);
+  gsize length = 0;
+
+  for (gint64 id = 1; id <= 90; id++)  /* within the bounds set in main() */
+    {
+      g_autoptr(TocsinMessage) message = tocsin_message_new ();
+
+      message->id = id;
+      message->channel = CHANNEL_ID;
+      message->time_ms = 1700000000000 + id;
+      g_free (message->body);
+      message->body = g_strdup (body);
+      tocsin_history_store_message_async (history, "http://127.0.0.1:1", message, NULL, NULL,
+                                          NULL);
+    }
+  {
+    g_autoptr(TocsinSubscription) sub = tocsin_subscription_new ("http://127.0.0.1:1", TOKEN);
+    g_autoptr(GAsyncResult) saved = NULL;
+
+    tocsin_history_save_subscription_async (history, sub, NULL, store_result, &saved);
+    TOCSIN_WAIT_UNTIL (saved != NULL);
+  }
+  tocsin_history_flush_sync (history);
+  g_object_unref (history);
+
+  /* Whole pages of noise in the middle; the header and the schema's first pages stay. */
+  g_assert_true (g_file_get_contents (path, &contents, &length, NULL));
+  g_assert_cmpuint (length, >, 80 * 4096);
+  for (gsize i = length / 2; i < length / 2 + 16 * 1024; i++)
+    contents[i] = (char) g_random_int_range (0, 256);
+  g_assert_true (g_file_set_contents (path, contents, length, NULL));
+  g_unlink (wal);
+  g_unlink (shm);
+
+  history = tocsin_history_new (path);
+  tocsin_history_query_async (history, query, 0, 1000, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  records = tocsin_history_query_finish (history, res, &query_error);
+  g_test_message ("query: %u records, %s", records ? records->len : 0,
+                  query_error ? query_error->message : "no error");
+  /* Never a quietly short list: the damage is said, on the query and on the history. */
+  g_assert_error (query_error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED);
+  TOCSIN_WAIT_UNTIL (tocsin_history_get_write_error (history) != NULL);
+  g_assert_error ((GError *) tocsin_history_get_write_error (history), TOCSIN_HISTORY_ERROR,
+                  TOCSIN_HISTORY_ERROR_DAMAGED_IN_PART);
+  {
+    g_autofree char *text = tocsin_history_describe_error (tocsin_history_get_write_error (history),
+                                                           path);
+
+    g_test_message ("%s", text);
+    g_assert_nonnull (strstr (text, "damaged"));
+    g_assert_nonnull (strstr (text, path));
+  }
+
+  /* A fresh history keeps the subscription the damaged file still had. */
+  {
+    g_autoptr(GAsyncResult) fresh = NULL;
+    g_autoptr(GAsyncResult) loaded = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) subs = NULL;
+    g_autofree char *aside = NULL;
+
+    tocsin_history_start_fresh_async (history, NULL, store_result, &fresh);
+    TOCSIN_WAIT_UNTIL (fresh != NULL);
+    aside = tocsin_history_start_fresh_finish (history, fresh, &error);
+    g_assert_no_error (error);
+    TOCSIN_WAIT_UNTIL (tocsin_history_get_write_error (history) == NULL);
+    tocsin_history_load_subscriptions_async (history, NULL, store_result, &loaded);
+    TOCSIN_WAIT_UNTIL (loaded != NULL);
+    subs = tocsin_history_load_subscriptions_finish (history, loaded, &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (subs->len, ==, 1);
+    g_assert_cmpstr (tocsin_subscription_get_token (subs->pdata[0]), ==, TOKEN);
+  }
+  g_object_unref (history);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 /* ---- the real app ------------------------------------------------------------------------- */
 
 /* Before: the app died of SIGSEGV on a lookup answer nested 100,000 deep, the lookup a
@@ -710,6 +804,7 @@ main (int   argc,
   CLIENT_TEST ("links", ATTACK_LINKS, test_client_links);
   CLIENT_TEST ("flood", ATTACK_FLOOD, test_client_flood);
   g_test_add_func ("/app/hostile/history/truncated", test_history_truncated);
+  g_test_add_func ("/app/hostile/history/garbage-mid-file", test_history_garbage_mid_file);
   g_test_add_func ("/app/hostile/app/lookup-deep", test_app_lookup_deep);
   g_test_add_func ("/app/hostile/app/deep-frame-background", test_app_deep_background);
   return g_test_run ();

@@ -519,7 +519,7 @@ history_write_error_cb (TocsinApplication *self)
         tocsin_history_describe_error (error, tocsin_history_get_path (self->history));
 
       g_printerr ("%s\n", text);
-      if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED))
+      if (tocsin_history_error_is_damage (error))
         offer_fresh_history (self, text);
     }
   else

@@ -61,6 +61,7 @@ struct _TocsinHistory
   guint          slices_sent;
   GPtrArray     *held;          /* PendingMessage (no task) whose write failed: retried first */
   GError        *worker_write_error;   /* the state last reported (NULL: writes work) */
+  GError        *damaged_in_part;      /* worker: damage met after opening, or NULL */
   gboolean       read_only;     /* opened immutable and read-only: the file is not writable */
 
   /* Main context only: */
@@ -189,10 +190,25 @@ static const char schema_sql[] =
  * the last is not worth retrying. */
 G_DEFINE_QUARK (tocsin-history-error-quark, tocsin_history_error)
 
+/* Set on the worker thread when SQLite reports damage; the worker loop then reports it (a
+ * history's worker is its only thread that touches the file). */
+static GPrivate damage_seen;
+
 static gboolean
 is_damage (int rc)
 {
-  return (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+  gboolean damage = (rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB;
+
+  if (damage)
+    g_private_set (&damage_seen, GINT_TO_POINTER (TRUE));
+  return damage;
+}
+
+gboolean
+tocsin_history_error_is_damage (const GError *error)
+{
+  return g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED) ||
+         g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED_IN_PART);
 }
 
 static GIOErrorEnum
@@ -446,8 +462,9 @@ open_database (const char  *path,
   if (!make_private_file (path, error))
     return NULL;
 
+  /* URI: only for keep_subscriptions()' read-only ATTACH; @path is a plain file name. */
   if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                       SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+                       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, NULL) != SQLITE_OK)
     {
       set_sqlite_error (error, db, "open the file");
       sqlite3_close (db);
@@ -558,6 +575,9 @@ report_write_state (TocsinHistory *self,
   gpointer *pair;
   GSource *source;
 
+  /* Damage does not heal: a write that works elsewhere in the file does not clear it. */
+  if (self->damaged_in_part != NULL && !tocsin_history_error_is_damage (error))
+    error = self->damaged_in_part;
   if (error == NULL && self->worker_write_error == NULL)
     return;
   if (error != NULL && self->worker_write_error != NULL &&
@@ -761,12 +781,23 @@ worker_main (gpointer data)
       else
         job->func (self, job);
 
+      if (g_private_get (&damage_seen) && self->damaged_in_part == NULL &&
+          self->open_error == NULL)
+        {
+          self->damaged_in_part =
+            g_error_new_literal (TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED_IN_PART,
+                                 _("Part of the history database is damaged"));
+          g_debug ("History: %s", self->damaged_in_part->message);
+          report_write_state (self, self->damaged_in_part);
+        }
+      g_private_set (&damage_seen, NULL);
       job_free (self, job);
     }
 
   /* Statements first: sqlite3_close() refuses a connection that still has some. */
   g_clear_pointer (&self->held, g_ptr_array_unref);
   g_clear_error (&self->worker_write_error);
+  g_clear_error (&self->damaged_in_part);
   g_clear_pointer (&self->statements, g_hash_table_unref);
   g_clear_pointer (&self->db, sqlite3_close);
   return NULL;
@@ -982,6 +1013,15 @@ tocsin_history_describe_error (const GError *error,
   g_return_val_if_fail (error != NULL, NULL);
 
   dir = g_path_get_dirname (path ? path : "");
+  if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED_IN_PART))
+    /* Translators: the two %s are the same file, e.g. /home/ada/.local/share/tocsin/history.db */
+    return g_strdup_printf (_("Part of the history file %s is damaged: some records can’t be "
+                              "read, and new ones may not be kept. Pop-ups still appear. The "
+                              "file was left as it is. Tocsin offers to start a fresh history "
+                              "with your subscriptions and keep this file beside it; or quit "
+                              "Tocsin, move the file aside (for example to %s.damaged) and "
+                              "start Tocsin again."),
+                            path ? path : "", path ? path : "");
   /* Not "pop-ups still appear": with the file unreadable no subscription is loaded. */
   if (g_error_matches (error, TOCSIN_HISTORY_ERROR, TOCSIN_HISTORY_ERROR_DAMAGED))
     /* Translators: the two %s are the same file, e.g. /home/ada/.local/share/tocsin/history.db */
@@ -1043,6 +1083,35 @@ tocsin_history_wait_ready_async (TocsinHistory       *self,
             NULL, NULL);
 }
 
+/* Worker: copies what can still be read of the subscriptions and owned channels of the damaged
+ * file at @aside (opened read-only) into the fresh @db. What cannot be read is left out. */
+static void
+keep_subscriptions (sqlite3    *db,
+                    const char *aside)
+{
+  static const char * const tables[] = { "subscriptions", "owned_channels" };
+  /* Read-only, so that closing it does not checkpoint or otherwise touch the kept file. */
+  g_autofree char *escaped = g_uri_escape_string (aside, "/", TRUE);
+  g_autofree char *uri = g_strdup_printf ("file:%s?mode=ro", escaped);
+  char *attach = sqlite3_mprintf ("ATTACH DATABASE %Q AS old", uri);
+  gboolean attached = exec_sql (db, attach, NULL);
+
+  sqlite3_free (attach);
+  if (!attached)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
+    {
+      g_autofree char *copy = g_strdup_printf ("INSERT OR IGNORE INTO main.%s"
+                                               " SELECT * FROM old.%s", tables[i], tables[i]);
+      g_autoptr(GError) error = NULL;
+
+      if (!exec_sql (db, copy, &error))
+        g_debug ("History: the damaged file's %s could not be read: %s", tables[i],
+                 error->message);
+    }
+  exec_sql (db, "DETACH DATABASE old", NULL);
+}
+
 /* Worker: the damaged file (and its -wal, -shm) moves aside, untouched, and a new one opens. */
 static void
 start_fresh_job (TocsinHistory *self,
@@ -1077,7 +1146,10 @@ start_fresh_job (TocsinHistory *self,
       return;
     }
   g_clear_error (&self->open_error);
+  g_clear_error (&self->damaged_in_part);
   self->read_only = FALSE;
+  keep_subscriptions (self->db, aside);
+  g_private_set (&damage_seen, NULL);
   report_write_state (self, NULL);
   emit_later (self, SIGNAL_RESET, NULL, 0);
   g_task_return_pointer (job->task, g_steal_pointer (&aside), g_free);

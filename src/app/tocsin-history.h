@@ -55,18 +55,23 @@ const char    *tocsin_history_get_path     (TocsinHistory *self);
  * can still show them. It is cleared by the next successful write. */
 const GError  *tocsin_history_get_write_error (TocsinHistory *self);
 /* A file SQLite finds damaged (SQLITE_CORRUPT, SQLITE_NOTADB: truncated, overwritten) is not
- * a passing write error: nothing can be loaded or stored until it is replaced, and the file is
- * left as it is. */
+ * a passing write error, and the file is left as it is. DAMAGED: it could not be opened, so
+ * nothing is loaded or stored until it is replaced. DAMAGED_IN_PART: it opened, and a read or
+ * write met the damage later (garbage mid-file); what is readable still is, and it stays so
+ * (tocsin_history_error_is_damage() is TRUE for both). */
 #define TOCSIN_HISTORY_ERROR (tocsin_history_error_quark ())
 typedef enum
 {
   TOCSIN_HISTORY_ERROR_DAMAGED,
+  TOCSIN_HISTORY_ERROR_DAMAGED_IN_PART,
 } TocsinHistoryError;
+gboolean       tocsin_history_error_is_damage (const GError *error);
 GQuark         tocsin_history_error_quark     (void);
 
 /* Moves a damaged history file aside, untouched, as "<path>.damaged-YYYYMMDD-HHMMSS" (with its
  * -wal and -shm), and opens a new, empty one at the path. Finish returns where the old one is
- * now. The subscriptions were in the old file: they need subscribing again. */
+ * now. The subscriptions and owned channels that can still be read from the old file are
+ * copied into the new one; the records stay in the old file. */
 void           tocsin_history_start_fresh_async  (TocsinHistory       *self,
                                                   GCancellable        *cancellable,
                                                   GAsyncReadyCallback  callback,
