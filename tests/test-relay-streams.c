@@ -854,6 +854,104 @@ test_stream_hangup (Fixture       *f,
     }
 }
 
+/* A subscriber answers a call: every /v1/ws subscriber of the channel is told who, once (the
+ * first answer wins); one that subscribes later is told right after "subscribed"; what cannot
+ * be acknowledged is refused with a sentence. */
+static void
+test_app_acknowledge (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SoupWebsocketConnection) ada = NULL;
+  g_autoptr(SoupWebsocketConnection) bob = NULL;
+  g_autoptr(SoupWebsocketConnection) late = NULL;
+  g_autoptr(GPtrArray) ada_frames = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) bob_frames = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) late_frames = g_ptr_array_new_with_free_func (g_free);
+  gint64 channel = json_object_get_int_member (f->channel, "id");
+  SoupWebsocketConnection *both[2];
+  GPtrArray *both_frames[2];
+
+  ada = tocsin_test_websocket_connect (f->relay, "/v1/ws", &error);
+  g_assert_no_error (error);
+  bob = tocsin_test_websocket_connect (f->relay, "/v1/ws", &error);
+  g_assert_no_error (error);
+  both[0] = ada, both[1] = bob;
+  both_frames[0] = ada_frames, both_frames[1] = bob_frames;
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonObject) subscribed = NULL;
+
+      tocsin_test_websocket_collect (both[i], both_frames[i]);
+      app_send (both[i], "{\"type\":\"subscribe\",\"token\":\"%s\",\"since\":null}",
+                subscribe_token (f));
+      subscribed = wait_frame (both_frames[i], 0);
+      g_assert_cmpstr (json_object_get_string_member (subscribed, "type"), ==, "subscribed");
+    }
+  ring (f, "Call");
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonObject) message = wait_frame (both_frames[i], 1);
+
+      g_assert_cmpstr (json_object_get_string_member (message, "type"), ==, "message");
+    }
+
+  /* Not received yet, or not a channel of this connection: refused, told to nobody else. */
+  app_send (ada, "{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT ",\"id\":2,\"by\":\"Ada\"}",
+            channel);
+  {
+    g_autoptr(JsonObject) refused = wait_frame (ada_frames, 2);
+
+    g_assert_cmpstr (json_object_get_string_member (refused, "type"), ==, "error");
+    g_assert_nonnull (strstr (json_object_get_string_member (refused, "error"), "sent you"));
+  }
+  app_send (ada, "{\"type\":\"ack\",\"channel\":9999,\"id\":1,\"by\":\"Ada\"}");
+  {
+    g_autoptr(JsonObject) refused = wait_frame (ada_frames, 3);
+
+    g_assert_cmpstr (json_object_get_string_member (refused, "code"), ==, "bad-request");
+  }
+
+  /* Ada answers: both are told. Bob answers the same call after: only Bob is told, and it
+   * was Ada. */
+  app_send (ada, "{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT ",\"id\":1,\"by\":\"Ada\"}",
+            channel);
+  {
+    g_autoptr(JsonObject) told_ada = wait_frame (ada_frames, 4);
+    g_autoptr(JsonObject) told_bob = wait_frame (bob_frames, 2);
+
+    g_assert_cmpstr (json_object_get_string_member (told_bob, "type"), ==, "acknowledged");
+    g_assert_cmpint (json_object_get_int_member (told_bob, "channel"), ==, channel);
+    g_assert_cmpint (json_object_get_int_member (told_bob, "id"), ==, 1);
+    g_assert_cmpstr (json_object_get_string_member (told_bob, "by"), ==, "Ada");
+    g_assert_cmpstr (json_object_get_string_member (told_ada, "by"), ==, "Ada");
+  }
+  app_send (bob, "{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT ",\"id\":1,\"by\":\"Bob\"}",
+            channel);
+  {
+    g_autoptr(JsonObject) told_bob = wait_frame (bob_frames, 3);
+
+    g_assert_cmpstr (json_object_get_string_member (told_bob, "by"), ==, "Ada");
+  }
+
+  /* Someone who connects afterwards learns it before the replay of the call itself. */
+  late = tocsin_test_websocket_connect (f->relay, "/v1/ws", &error);
+  g_assert_no_error (error);
+  tocsin_test_websocket_collect (late, late_frames);
+  app_send (late, "{\"type\":\"subscribe\",\"token\":\"%s\",\"since\":0}", subscribe_token (f));
+  {
+    g_autoptr(JsonObject) subscribed = wait_frame (late_frames, 0);
+    g_autoptr(JsonObject) told = wait_frame (late_frames, 1);
+    g_autoptr(JsonObject) replayed = wait_frame (late_frames, 2);
+
+    g_assert_cmpstr (json_object_get_string_member (told, "type"), ==, "acknowledged");
+    g_assert_cmpstr (json_object_get_string_member (told, "by"), ==, "Ada");
+    g_assert_cmpstr (json_object_get_string_member (replayed, "type"), ==, "message");
+  }
+  /* Ada's connection sent nothing it was not told to: no stray frame after the ack. */
+  g_assert_cmpuint (ada_frames->len, ==, 5);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -877,6 +975,7 @@ main (int    argc,
   ADD ("/relay/streams/stream-hangup", test_stream_hangup, NULL);
   ADD ("/relay/streams/gap", test_gap, live_only);
   ADD ("/relay/streams/app-multiplex", test_app_multiplex, fast_rate);
+  ADD ("/relay/streams/app-acknowledge", test_app_acknowledge, fast_rate);
   ADD ("/relay/streams/rotation-closes-subscribers", test_rotation_closes_subscribers, NULL);
   ADD ("/relay/streams/cli-rotation-closes-subscribers", test_cli_rotation_closes_subscribers,
        NULL);

@@ -14,6 +14,7 @@
 
 #include "tocsin-application.h"
 #include "tocsin-notifier.h"
+#include "tocsin-caller.h"
 #include "tocsin-preferences-window.h"
 #include "tocsin-resources.h"
 #include "tocsin-window.h"
@@ -26,6 +27,7 @@ struct _TocsinApplication
   GSettings      *settings;
   TocsinHistory  *history;
   TocsinNotifier *notifier;
+  TocsinCaller   *caller;
   TocsinClient   *client;
   TocsinOwner    *owner;
   GPtrArray      *owned_channels;   /* TocsinOwnedChannel */
@@ -833,6 +835,7 @@ tocsin_application_startup (GApplication *app)
   self->notifier = tocsin_notifier_new (self->settings);
   self->client = tocsin_client_new (self->history, self->notifier, self->settings);
   self->owner = tocsin_owner_new (self->history, tocsin_client_get_tls_database (self->client));
+  self->caller = tocsin_caller_new (GTK_APPLICATION (self), self->client, self->notifier);
   g_signal_connect_object (self->client, "notify::tls-database", G_CALLBACK (client_tls_cb),
                            self, G_CONNECT_SWAPPED);
 
@@ -889,6 +892,7 @@ tocsin_application_dispose (GObject *object)
 
   g_clear_object (&self->owner);
   g_clear_object (&self->client);
+  g_clear_object (&self->caller);
   g_clear_object (&self->notifier);
   g_clear_object (&self->history);
   g_clear_object (&self->settings);

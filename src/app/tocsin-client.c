@@ -41,6 +41,7 @@ enum {
   SIGNAL_RECORD_RECEIVED,
   SIGNAL_MISSED,
   SIGNAL_ERROR,
+  SIGNAL_ACKNOWLEDGED,
   N_SIGNALS
 };
 
@@ -317,6 +318,33 @@ on_problem (TocsinConnection *conn,
     }
 }
 
+static void
+on_acknowledged (TocsinConnection *conn,
+                 gint64            channel_id,
+                 gint64            message_id,
+                 const char       *by,
+                 TocsinClient     *self)
+{
+  g_signal_emit (self, signals[SIGNAL_ACKNOWLEDGED], 0, tocsin_connection_get_relay_url (conn),
+                 channel_id, message_id, by);
+}
+
+gboolean
+tocsin_client_acknowledge (TocsinClient *self,
+                           TocsinRecord *record,
+                           const char   *by)
+{
+  TocsinConnection *conn;
+
+  g_return_val_if_fail (TOCSIN_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (TOCSIN_IS_RECORD (record), FALSE);
+
+  conn = tocsin_client_get_connection (self, tocsin_record_get_relay_url (record));
+  return conn != NULL &&
+         tocsin_connection_acknowledge (conn, tocsin_record_get_channel_id (record),
+                                        tocsin_record_get_message_id (record), by);
+}
+
 static TocsinConnection *
 ensure_connection (TocsinClient *self,
                    const char   *relay_url)
@@ -333,6 +361,7 @@ ensure_connection (TocsinClient *self,
   g_signal_connect_object (conn, "refused", G_CALLBACK (on_refused), self, 0);
   g_signal_connect_object (conn, "closed", G_CALLBACK (on_closed), self, 0);
   g_signal_connect_object (conn, "problem", G_CALLBACK (on_problem), self, 0);
+  g_signal_connect_object (conn, "acknowledged", G_CALLBACK (on_acknowledged), self, 0);
   g_list_store_append (self->connections, conn);
   g_object_unref (conn);   /* the store holds it */
   if (self->started)
@@ -659,6 +688,11 @@ tocsin_client_class_init (TocsinClientClass *klass)
   signals[SIGNAL_ERROR] =
     g_signal_new ("error", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /* (relay URL, channel id, message id, by): someone answered that call. */
+  signals[SIGNAL_ACKNOWLEDGED] =
+    g_signal_new ("acknowledged", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_STRING, G_TYPE_INT64, G_TYPE_INT64,
+                  G_TYPE_STRING);
 }
 
 static void

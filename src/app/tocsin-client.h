@@ -85,6 +85,11 @@ void                tocsin_client_mark_read         (TocsinClient *self, gint64 
  * The file is read in a worker thread; "notify::tls-database" says when it is applied, and an
  * unreadable file is reported through "error". */
 void                tocsin_client_reload_tls        (TocsinClient *self);
+/* Tells the record's relay that the user acknowledged it (a call), as @by; the relay tells the
+ * channel's other subscribers ("acknowledged"). FALSE when its relay is not connected. */
+gboolean            tocsin_client_acknowledge       (TocsinClient *self,
+                                                     TocsinRecord *record,
+                                                     const char   *by);
 /* The trust added by the ca-file setting, or NULL (property "tls-database"). */
 GTlsDatabase       *tocsin_client_get_tls_database  (TocsinClient *self);
 

@@ -101,6 +101,7 @@ enum {
   SIGNAL_REFUSED,
   SIGNAL_CLOSED,
   SIGNAL_PROBLEM,
+  SIGNAL_ACKNOWLEDGED,
   N_SIGNALS
 };
 
@@ -376,6 +377,11 @@ handle_frame (TocsinConnection  *self,
                            frame->reason);
           }
       }
+      break;
+    case TOCSIN_FRAME_ACKNOWLEDGED:
+      if (token_for_channel (self, frame->channel_id) != NULL)
+        g_signal_emit (self, signals[SIGNAL_ACKNOWLEDGED], 0, frame->channel_id,
+                       frame->message_id, frame->by);
       break;
     case TOCSIN_FRAME_UNKNOWN:
     default:
@@ -900,6 +906,10 @@ tocsin_connection_class_init (TocsinConnectionClass *klass)
   signals[SIGNAL_PROBLEM] =
     g_signal_new ("problem", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_STRING);
+  /* (channel id, message id, by): someone answered that call (docs/protocol.md). */
+  signals[SIGNAL_ACKNOWLEDGED] =
+    g_signal_new ("acknowledged", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 3, G_TYPE_INT64, G_TYPE_INT64, G_TYPE_STRING);
 }
 
 static void
@@ -1009,6 +1019,24 @@ tocsin_connection_subscribe (TocsinConnection *self,
   g_hash_table_insert (self->cursors, g_strdup (token), g_memdup2 (&cursor, sizeof cursor));
   if (self->state == TOCSIN_CONNECTION_CONNECTED)
     send_subscribe (self, token, cursor);
+}
+
+gboolean
+tocsin_connection_acknowledge (TocsinConnection *self,
+                               gint64            channel_id,
+                               gint64            message_id,
+                               const char       *by)
+{
+  g_autofree char *text = NULL;
+
+  g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), FALSE);
+
+  if (self->state != TOCSIN_CONNECTION_CONNECTED || self->ws == NULL ||
+      soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+    return FALSE;
+  text = tocsin_protocol_ack_request (channel_id, message_id, by);
+  soup_websocket_connection_send_text (self->ws, text);
+  return TRUE;
 }
 
 void

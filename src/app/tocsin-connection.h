@@ -53,6 +53,12 @@ void                   tocsin_connection_subscribe        (TocsinConnection *sel
 void                   tocsin_connection_unsubscribe      (TocsinConnection *self,
                                                            const char       *token);
 /* The cursor used at the next (re)connect for @token; -2 if @token is not subscribed. */
+/* Tells the relay the user acknowledged a call (message @message_id of @channel_id), as @by.
+ * FALSE when not connected: nothing was sent. */
+gboolean               tocsin_connection_acknowledge      (TocsinConnection *self,
+                                                           gint64            channel_id,
+                                                           gint64            message_id,
+                                                           const char       *by);
 gint64                 tocsin_connection_get_cursor       (TocsinConnection *self,
                                                            const char       *token);
 guint                  tocsin_connection_get_n_subscriptions (TocsinConnection *self);

@@ -2874,10 +2874,15 @@ load_subscriptions_job (TocsinHistory *self,
       tocsin_subscription_set_channel_id (sub, sqlite3_column_int64 (stmt, 2));
       tocsin_subscription_set_name (sub, column_text (stmt, 3));
       tocsin_subscription_set_description (sub, column_text (stmt, 4));
-      tocsin_subscription_set_notify_type (sub, sqlite3_column_int (stmt, 5) ==
-                                                TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
-                                                ? TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
-                                                : TOCSIN_NOTIFY_TYPE_NORMAL);
+      {
+        int type = sqlite3_column_int (stmt, 5);
+
+        /* A value from a newer Tocsin is an ordinary channel here. */
+        tocsin_subscription_set_notify_type (sub, type == TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE ||
+                                                  type == TOCSIN_NOTIFY_TYPE_CALLING
+                                                  ? (TocsinNotifyType) type
+                                                  : TOCSIN_NOTIFY_TYPE_NORMAL);
+      }
       tocsin_subscription_set_muted (sub, sqlite3_column_int (stmt, 6) != 0);
       tocsin_subscription_set_cursor (sub, MAX (TOCSIN_CURSOR_NONE,
                                                 sqlite3_column_int64 (stmt, 7)));

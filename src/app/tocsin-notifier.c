@@ -52,6 +52,7 @@ enum {
   SIGNAL_SHOW_CHANNEL,
   SIGNAL_MARK_READ,
   SIGNAL_LINK_OPENED,
+  SIGNAL_CALL,
   N_SIGNALS
 };
 
@@ -118,6 +119,12 @@ tocsin_notifier_class_init (TocsinNotifierClass *klass)
   signals[SIGNAL_LINK_OPENED] =
     g_signal_new ("link-opened", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_STRING);
+  /* (record, subscription) → handled: a record of a calling channel. A handler that rings it
+   * (a call window) returns TRUE; unhandled, it pops up as time-sensitive. */
+  signals[SIGNAL_CALL] =
+    g_signal_new ("call", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  g_signal_accumulator_true_handled, NULL, NULL, G_TYPE_BOOLEAN, 2,
+                  TOCSIN_TYPE_RECORD, TOCSIN_TYPE_SUBSCRIPTION);
 }
 
 static void
@@ -507,9 +514,19 @@ tocsin_notifier_notify (TocsinNotifier     *self,
 
   if (subscription && tocsin_subscription_get_muted (subscription))
     return TOCSIN_NOTIFY_MUTED;
+  if (subscription != NULL &&
+      tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_CALLING)
+    {
+      gboolean handled = FALSE;
+
+      /* Calls ring through quiet hours, and are never folded into a storm summary. */
+      g_signal_emit (self, signals[SIGNAL_CALL], 0, record, subscription, &handled);
+      if (handled)
+        return TOCSIN_NOTIFY_SHOWN;
+    }
   time_sensitive = subscription != NULL &&
-                   tocsin_subscription_get_notify_type (subscription) ==
-                   TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE;
+                   tocsin_subscription_get_notify_type (subscription) !=
+                   TOCSIN_NOTIFY_TYPE_NORMAL;
   now = g_date_time_new_now_local ();
   if (!time_sensitive && tocsin_notifier_in_quiet_hours (self, now))
     return TOCSIN_NOTIFY_QUIET;

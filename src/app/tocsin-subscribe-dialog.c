@@ -98,8 +98,8 @@ fill_info (TocsinSubscribeDialog *self,
   gtk_widget_set_visible (GTK_WIDGET (self->options_group), TRUE);
 
   self->filling = TRUE;
-  adw_combo_row_set_selected (self->type_row,
-                              tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE ? 1 : 0);
+  /* The rows are in TocsinNotifyType's order. */
+  adw_combo_row_set_selected (self->type_row, tocsin_subscription_get_notify_type (subscription));
   gtk_switch_set_active (self->mute_switch, tocsin_subscription_get_muted (subscription));
   self->filling = FALSE;
 }
@@ -203,9 +203,8 @@ apply_options (TocsinSubscribeDialog *self)
   if (self->subscription == NULL)
     return;
   tocsin_subscription_set_notify_type (self->subscription,
-                                       adw_combo_row_get_selected (self->type_row) == 1
-                                       ? TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
-                                       : TOCSIN_NOTIFY_TYPE_NORMAL);
+                                       MIN (adw_combo_row_get_selected (self->type_row),
+                                            TOCSIN_NOTIFY_TYPE_CALLING));
   tocsin_subscription_set_muted (self->subscription, gtk_switch_get_active (self->mute_switch));
 }
 

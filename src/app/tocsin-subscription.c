@@ -28,7 +28,8 @@ struct _TocsinSubscription
 G_DEFINE_FINAL_TYPE (TocsinSubscription, tocsin_subscription, G_TYPE_OBJECT)
 G_DEFINE_ENUM_TYPE (TocsinNotifyType, tocsin_notify_type,
                     G_DEFINE_ENUM_VALUE (TOCSIN_NOTIFY_TYPE_NORMAL, "normal"),
-                    G_DEFINE_ENUM_VALUE (TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE, "time-sensitive"))
+                    G_DEFINE_ENUM_VALUE (TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE, "time-sensitive"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_NOTIFY_TYPE_CALLING, "calling"))
 
 enum {
   PROP_0,

@@ -13,6 +13,7 @@ typedef enum
 {
   TOCSIN_NOTIFY_TYPE_NORMAL,
   TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE,  /* critical urgency; gets through quiet hours */
+  TOCSIN_NOTIFY_TYPE_CALLING,         /* a ringing call window until answered (Echobell) */
 } TocsinNotifyType;
 
 GType tocsin_notify_type_get_type (void) G_GNUC_CONST;

@@ -415,9 +415,19 @@ sidebar_row_update (GtkWidget *box)
 
       gtk_label_set_text (name_label, name && *name ? name : _("Unnamed channel"));
       gtk_label_set_text (state_label, state ? state : host);
-      gtk_image_set_from_icon_name (icon,
-                                    tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE
-                                    ? "alarm-symbolic" : "preferences-system-notifications-symbolic");
+      switch (tocsin_subscription_get_notify_type (subscription))
+        {
+        case TOCSIN_NOTIFY_TYPE_CALLING:
+          gtk_image_set_from_icon_name (icon, "call-start-symbolic");
+          break;
+        case TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE:
+          gtk_image_set_from_icon_name (icon, "alarm-symbolic");
+          break;
+        case TOCSIN_NOTIFY_TYPE_NORMAL:
+        default:
+          gtk_image_set_from_icon_name (icon, "preferences-system-notifications-symbolic");
+          break;
+        }
       gtk_widget_set_visible (muted_icon, tocsin_subscription_get_muted (subscription));
       const char *unread_text = gtk_widget_get_tooltip_text (GTK_WIDGET (unread_label));
       gboolean muted = tocsin_subscription_get_muted (subscription);

@@ -97,6 +97,34 @@ tocsin_protocol_closed_frame (gint64      channel_id,
   return string_to_bytes (text);
 }
 
+GBytes *
+tocsin_protocol_acknowledged_frame (gint64      channel_id,
+                                    gint64      message_id,
+                                    const char *by)
+{
+  GString *text = g_string_new (NULL);
+
+  g_string_append_printf (text, "{\"type\":\"acknowledged\",\"channel\":%" G_GINT64_FORMAT
+                          ",\"id\":%" G_GINT64_FORMAT ",\"by\":", channel_id, message_id);
+  tocsin_json_append_string (text, by ? by : "");
+  g_string_append_c (text, '}');
+  return string_to_bytes (text);
+}
+
+char *
+tocsin_protocol_ack_request (gint64      channel_id,
+                             gint64      message_id,
+                             const char *by)
+{
+  GString *text = g_string_new (NULL);
+
+  g_string_append_printf (text, "{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT
+                          ",\"id\":%" G_GINT64_FORMAT ",\"by\":", channel_id, message_id);
+  tocsin_json_append_string (text, by ? by : "");
+  g_string_append_c (text, '}');
+  return g_string_free (text, FALSE);
+}
+
 /* ---- the parser --------------------------------------------------------------------------- */
 
 G_DEFINE_QUARK (tocsin-protocol-error-quark, tocsin_protocol_error)
@@ -115,6 +143,7 @@ tocsin_frame_free (TocsinFrame *frame)
   g_free (frame->code);
   g_free (frame->error);
   g_free (frame->reason);
+  g_free (frame->by);
   g_free (frame);
 }
 
@@ -352,6 +381,21 @@ tocsin_protocol_parse_frame (const char  *data,
       if (!get_int (object, type, "channel", TRUE, 1, 0, &frame->channel_id, error) ||
           !get_string (object, type, "reason", FALSE, "closed", &frame->reason, error))
         return NULL;
+    }
+  else if (g_str_equal (type, "acknowledged"))
+    {
+      frame->type = TOCSIN_FRAME_ACKNOWLEDGED;
+      if (!get_int (object, type, "channel", TRUE, 1, 0, &frame->channel_id, error) ||
+          !get_int (object, type, "id", TRUE, 1, 0, &frame->message_id, error) ||
+          !get_string (object, type, "by", FALSE, "", &frame->by, error))
+        return NULL;
+      if (g_utf8_strlen (frame->by, -1) > TOCSIN_PROTOCOL_MAX_ACK_NAME)
+        {
+          g_set_error (error, TOCSIN_PROTOCOL_ERROR, TOCSIN_PROTOCOL_ERROR_BAD_FRAME,
+                       _("The relay sent an acknowledgement with a name longer than %d "
+                         "characters"), TOCSIN_PROTOCOL_MAX_ACK_NAME);
+          return NULL;
+        }
     }
   else
     frame->type = TOCSIN_FRAME_UNKNOWN;

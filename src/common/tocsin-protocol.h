@@ -43,6 +43,20 @@ GBytes *tocsin_protocol_subscribed_frame (const char *token,
                                           gint64      last_id);
 GBytes *tocsin_protocol_closed_frame     (gint64      channel_id,
                                           const char *reason);
+/* {"type":"acknowledged","channel":…,"id":…,"by":…}: someone answered a call (docs/protocol.md). */
+GBytes *tocsin_protocol_acknowledged_frame (gint64      channel_id,
+                                            gint64      message_id,
+                                            const char *by);
+
+/* ---- builders: app → relay frames ---------------------------------------------------------- */
+
+/* The longest name (in characters) an acknowledgement carries; a longer one is refused. */
+#define TOCSIN_PROTOCOL_MAX_ACK_NAME 64
+
+/* {"type":"ack","channel":…,"id":…,"by":…}: the user acknowledged a call. */
+char   *tocsin_protocol_ack_request       (gint64      channel_id,
+                                           gint64      message_id,
+                                           const char *by);
 
 /* ---- the parser: what the app reads -------------------------------------------------------- */
 
@@ -62,6 +76,7 @@ typedef enum
   TOCSIN_FRAME_GAP,
   TOCSIN_FRAME_ERROR,
   TOCSIN_FRAME_CLOSED,
+  TOCSIN_FRAME_ACKNOWLEDGED,
 } TocsinFrameType;
 
 typedef struct
@@ -69,6 +84,9 @@ typedef struct
   TocsinFrameType type;
   char           *type_name;    /* as sent, never NULL */
 
+  /* acknowledged: channel_id, message_id and by (never NULL, at most
+   * TOCSIN_PROTOCOL_MAX_ACK_NAME characters, may be empty) */
+  char           *by;
   /* subscribed, error (may be NULL there): the subscribe token the frame answers */
   char           *token;
   /* subscribed (its channel.id), message (its message.channel), gap, closed: > 0 */

@@ -38,6 +38,7 @@
 #include "tocsin-protocol.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
+#include "tocsin-relay-acks.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
@@ -50,6 +51,10 @@
 #define DEAD_PEER_SECONDS        90
 #define MAX_CLIENT_FRAME         (64 * 1024)
 #define MAX_APP_SUBSCRIPTIONS    1000
+/* Acknowledgements one /v1/ws connection may send in ACK_WINDOW_SECONDS; past them each is
+ * answered "throttled" and told to nobody (each one told reaches every subscriber). */
+#define MAX_ACKS_PER_WINDOW      30
+#define ACK_WINDOW_SECONDS       60
 #define REPLAY_PAGE              200
 /* How often subscriptions are checked against the store, to catch a rotation or deletion that
  * another process (the command line) made. The owner API tells the hub at once. */
@@ -122,6 +127,10 @@ struct _Connection
 
   GHashTable                 *subs;             /* channel id → Subscription */
   gboolean                    closed;
+
+  /* /v1/ws: acknowledgements sent in the current window */
+  gint64                      ack_window_start_us;
+  guint                       ack_count;
 };
 
 struct _TocsinRelayHub
@@ -140,6 +149,7 @@ struct _TocsinRelayHub
   GPtrArray   *dirty;        /* Connection refs with WebSocket frames queued, not yet written */
   guint        flush_id;
   guint        ping_id;      /* one keepalive timer for every WebSocket */
+  TocsinRelayAcks *acks;     /* who acknowledged which call (tocsin-relay-acks.h) */
   gboolean     write_through; /* publishing the last message of a group commit */
 };
 
@@ -948,6 +958,109 @@ app_since_from_node (JsonNode *node,
   return FALSE;
 }
 
+typedef struct
+{
+  Connection *conn;
+  gint64      channel_id;
+} AckTell;
+
+static void
+tell_ack (gint64      message_id,
+          const char *by,
+          gpointer    user_data)
+{
+  AckTell *tell = user_data;
+  g_autoptr(GBytes) frame = tocsin_protocol_acknowledged_frame (tell->channel_id, message_id,
+                                                                by);
+
+  connection_send (tell->conn, frame);
+}
+
+/* {"type":"ack","channel":…,"id":…,"by":…}: the subscriber answered a call. Told to every
+ * /v1/ws subscriber of the channel, the sender too, once per message (the first one wins). */
+static void
+app_ack (Connection *conn,
+         JsonObject *frame)
+{
+  TocsinRelayHub *hub = conn->hub;
+  gint64 now = g_get_monotonic_time ();
+  gint64 channel_id = tocsin_json_get_int (frame, "channel", 0);
+  gint64 message_id = tocsin_json_get_int (frame, "id", 0);
+  const char *by = tocsin_json_get_string (frame, "by", "");
+  const char *first_by = NULL;
+  Subscription *sub = g_hash_table_lookup (conn->subs, &channel_id);
+  GPtrArray *subs;
+  g_autoptr(GPtrArray) snapshot = NULL;
+  g_autoptr(GBytes) told = NULL;
+
+  if (now - conn->ack_window_start_us > ACK_WINDOW_SECONDS * G_USEC_PER_SEC)
+    {
+      conn->ack_window_start_us = now;
+      conn->ack_count = 0;
+    }
+  if (++conn->ack_count > MAX_ACKS_PER_WINDOW)
+    {
+      app_send_error (conn, NULL, "throttled",
+                      _("Too many acknowledgements from this connection; wait a minute."));
+      return;
+    }
+  if (sub == NULL || message_id <= 0)
+    {
+      app_send_error (conn, NULL, "bad-request",
+                      _("An ack frame needs the id of a message you received in \"id\", on a "
+                        "channel you subscribed to on this connection in \"channel\"."));
+      return;
+    }
+  if (message_id > sub->cursor)
+    {
+      app_send_error (conn, sub->token, "bad-request",
+                      _("You can acknowledge only a message the relay has sent you."));
+      return;
+    }
+  if (by == NULL)
+    by = "";
+  if (g_utf8_strlen (by, -1) > TOCSIN_PROTOCOL_MAX_ACK_NAME)
+    {
+      app_send_error (conn, sub->token, "bad-request",
+                      _("The name in \"by\" is longer than 64 characters."));
+      return;
+    }
+  for (const char *p = by; *p; p++)
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      {
+        app_send_error (conn, sub->token, "bad-request",
+                        _("The name in \"by\" holds control characters."));
+        return;
+      }
+
+  if (!tocsin_relay_acks_add (hub->acks, channel_id, message_id, by, &first_by))
+    {
+      /* Someone answered first: tell only this one who. */
+      told = tocsin_protocol_acknowledged_frame (channel_id, message_id, first_by);
+      connection_send (conn, told);
+      return;
+    }
+  told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  if (subs == NULL)
+    return;
+  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
+  for (guint i = 0; i < subs->len; i++)
+    {
+      Subscription *other = g_ptr_array_index (subs, i);
+
+      if (other->conn->kind == KIND_APP)
+        g_ptr_array_add (snapshot, connection_ref (other->conn));
+    }
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Connection *other = g_ptr_array_index (snapshot, i);
+
+      if (!other->closed)
+        connection_send (other, told);
+    }
+}
+
 static void
 app_subscribe (Connection *conn,
                JsonObject *frame)
@@ -1013,6 +1126,14 @@ app_subscribe (Connection *conn,
   conn->ever_subscribed = TRUE;
   g_clear_handle_id (&conn->subscribe_timeout_id, g_source_remove);
   sub = connection_add_subscription (conn, channel->id, token, since);
+  /* Calls answered while it was away: it may be about to ring for them. */
+  {
+    AckTell tell = { conn, channel->id };
+
+    tocsin_relay_acks_foreach (hub->acks, channel->id, tell_ack, &tell);
+  }
+  if (conn->closed)
+    return;
   subscription_catch_up (sub);
 }
 
@@ -1082,6 +1203,8 @@ app_message (gpointer      user_data,
     app_subscribe (conn, frame);
   else if (g_strcmp0 (frame_type, "unsubscribe") == 0)
     app_unsubscribe (conn, frame);
+  else if (g_strcmp0 (frame_type, "ack") == 0)
+    app_ack (conn, frame);
   else
     connection_close (conn, CLOSE_POLICY, "unknown frame type");
 }
@@ -1400,6 +1523,7 @@ tocsin_relay_hub_new (TocsinRelay *relay)
   hub->later_ids = g_ptr_array_new ();
   hub->dirty = g_ptr_array_new_with_free_func ((GDestroyNotify) connection_unref);
   hub->ping_id = g_timeout_add_seconds (KEEPALIVE_SECONDS, hub_ping, hub);
+  hub->acks = tocsin_relay_acks_new ();
   hub->revalidate_id = g_timeout_add_seconds (REVALIDATE_SECONDS, hub_revalidate, hub);
   return hub;
 }
@@ -1446,6 +1570,7 @@ tocsin_relay_hub_free (TocsinRelayHub *hub)
     }
   g_hash_table_unref (hub->connections);
   g_hash_table_unref (hub->channels);
+  tocsin_relay_acks_free (hub->acks);
   g_free (hub);
 }
 
@@ -1616,6 +1741,7 @@ tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
   g_return_if_fail (hub != NULL);
 
   hub_end_subscriptions (hub, channel_id, NULL, G_MAXINT64, reason);
+  tocsin_relay_acks_forget_channel (hub->acks, channel_id);
 }
 
 typedef struct
