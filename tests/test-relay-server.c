@@ -227,8 +227,10 @@ test_listen_ipv6 (void)
 static void
 test_bad_listen (void)
 {
-  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--listen=example.com",
-                                                "--data-dir=/nonexistent", NULL);
+  /* A data dir of its own: the relay creates what it is given (as root, anywhere). */
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-bad-listen-XXXXXX");
+  g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--listen=example.com", data_dir, NULL);
   g_autoptr(GSubprocess) process = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
@@ -243,6 +245,7 @@ test_bad_listen (void)
   g_assert_cmpint (g_subprocess_get_exit_status (process), !=, 0);
   g_assert_nonnull (strstr (err, "--listen"));
   g_assert_null (strstr (out, "Listening on"));
+  tocsin_test_rmdir_recursive (dir);
 }
 
 static void
