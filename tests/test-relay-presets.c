@@ -62,9 +62,11 @@ static const Sender senders[] = {
       { "gitlab-pipeline-running.json",
         { "User-Agent", "GitLab/17.5.0", "X-Gitlab-Event", "Pipeline Hook", NULL },
         NULL, NULL, NULL },
-      { "gitlab-push.json", { "User-Agent", "GitLab/17.5.0", "X-Gitlab-Event", "Push Hook", NULL },
+      { "gitlab-push.json",
+        { "User-Agent", "GitLab/17.5.0", "X-Gitlab-Event", "Push Hook", NULL },
         "mike/diaspora: John Smith pushed to refs/heads/main", "fixed readme (and 1 more commit)",
-        "https://gitlab.example.com/mike/diaspora/commit/da1560886d4f094c3e6c9ef40349f7d38b5d27d7" },
+        "https://gitlab.example.com/mike/diaspora/commit/"
+        "da1560886d4f094c3e6c9ef40349f7d38b5d27d7" },
     } },
   { "gitea", "Gitea / Forgejo", {
       { "preset:gitea.json",
