@@ -249,6 +249,25 @@ test_cli (void)
                    "status == 'firing'");
   g_assert_true (g_str_has_prefix (json_object_get_string_member (channel, "title"),
                                    "[{{status.toUpperCase()}}"));
+
+  /* update ID --preset=ID swaps the templates and keeps the name. */
+  g_clear_pointer (&out, g_free);
+  {
+    g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT,
+                                           json_object_get_int_member (channel, "id"));
+    g_autoptr(JsonParser) updated = json_parser_new ();
+    JsonObject *object;
+
+    g_assert_cmpint (tocsin_test_relay_cli (relay, &out, NULL, "channel", "update", id,
+                                            "--preset=uptime-kuma", "--json", NULL), ==, 0);
+    json_parser_load_from_data (updated, out, -1, &error);
+    g_assert_no_error (error);
+    object = json_node_get_object (json_parser_get_root (updated));
+    g_assert_cmpstr (json_object_get_string_member (object, "name"), ==, "Prod");
+    g_assert_cmpstr (json_object_get_string_member (object, "body"), ==,
+                     "{{heartbeat.msg || msg}}");
+    g_assert_cmpstr (json_object_get_string_member (object, "condition"), ==, "");
+  }
 }
 
 int
