@@ -669,6 +669,7 @@ test_editor_preset (void)
   condition = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "condition");
   g_assert_cmpstr (condition, ==, tocsin_preset_lookup ("github")->condition);
   g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
+  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "Not in the sample"));
 
   /* "None" keeps what is written. */
   choose_preset (editor, "None: write your own");

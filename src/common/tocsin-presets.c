@@ -49,14 +49,13 @@ static const TocsinPreset presets[] = {
     N_("GitHub"),
     N_("In the repository’s Settings → Webhooks → Add webhook: Payload URL the webhook URL, "
        "Content type application/json, events Pushes and Workflow runs."),
-    "{{repository.full_name}}: {{workflow_run ? workflow_run.name + ' ' + "
-    "(workflow_run.conclusion || workflow_run.status) : "
-    "(pusher.name || sender.login) + ' pushed to ' + ref}}",
-    "{{workflow_run ? workflow_run.display_title + ' (' + workflow_run.head_branch + ')' : "
-    "head_commit.message}}"
-    "{{!workflow_run && commits.length > 1 ? ' (and ' + (commits.length - 1) + "
-    "(commits.length == 2 ? ' more commit)' : ' more commits)') : ''}}",
-    "{{workflow_run ? workflow_run.html_url : compare}}",
+    /* Asks about the push first: the preview of the push sample reads no absent variable. */
+    "{{repository.full_name}}: {{pusher ? (pusher.name || sender.login) + ' pushed to ' + ref : "
+    "workflow_run.name + ' ' + (workflow_run.conclusion || workflow_run.status)}}",
+    "{{pusher ? head_commit.message + (commits.length > 1 ? ' (and ' + (commits.length - 1) + "
+    "(commits.length == 2 ? ' more commit)' : ' more commits)') : '') : "
+    "workflow_run.display_title + ' (' + workflow_run.head_branch + ')'}}",
+    "{{pusher ? compare : workflow_run.html_url}}",
     /* A push, or a workflow run that has finished (not each of its steps, nor the ping). */
     "pusher || workflow_run && action == 'completed'",
   },
