@@ -13,6 +13,7 @@
 
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-presets.h"
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
@@ -531,6 +532,178 @@ test_editor_deep_sample (void)
   gtk_window_destroy (GTK_WINDOW (editor));
 }
 
+static gboolean
+count_ticks_cb (GtkWidget     *widget,
+                GdkFrameClock *clock,
+                gpointer       data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Saves what @widget shows to <build>/tests/screenshots/@name, for a person to look at. */
+static void
+save_screenshot (GtkWidget  *widget,
+                 const char *name)
+{
+  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
+  g_autoptr(GdkTexture) texture = NULL;
+  GtkSnapshot *snapshot = gtk_snapshot_new ();
+  GskRenderNode *node;
+  guint ticks = 0;
+  guint id;
+  int width, height;
+
+  g_mkdir_with_parents (dir, 0755);
+  id = gtk_widget_add_tick_callback (widget, count_ticks_cb, &ticks, NULL);
+  gtk_widget_queue_draw (widget);
+  TOCSIN_WAIT_UNTIL (ticks >= 3);
+  gtk_widget_remove_tick_callback (widget, id);
+  width = gtk_widget_get_width (widget);
+  height = gtk_widget_get_height (widget);
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+  node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
+                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  gsk_render_node_unref (node);
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
+/* The subscription (borrowed) whose subscribe link is @url, or NULL. */
+static TocsinSubscription *
+subscription_with_url (const char *url)
+{
+  GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
+
+  for (guint i = 0; i < g_list_model_get_n_items (subs); i++)
+    {
+      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (subs, i);
+      g_autofree char *sub_url = g_strconcat (tocsin_subscription_get_relay_url (sub), "/s/",
+                                              tocsin_subscription_get_token (sub), NULL);
+
+      if (g_strcmp0 (sub_url, url) == 0)
+        return sub;
+    }
+  return NULL;
+}
+
+/* Picks @name in the editor's "Start From a Sender" row, as a click on it in the list does. */
+static void
+choose_preset (GtkWidget  *editor,
+               const char *name)
+{
+  AdwComboRow *row = ADW_COMBO_ROW (find_widget (editor, ADW_TYPE_COMBO_ROW, NULL));
+  GListModel *model = adw_combo_row_get_model (row);
+
+  for (guint i = 0; i < g_list_model_get_n_items (model); i++)
+    {
+      g_autoptr(GtkStringObject) item = g_list_model_get_item (model, i);
+
+      if (g_str_equal (gtk_string_object_get_string (item), name))
+        {
+          adw_combo_row_set_selected (row, i);
+          return;
+        }
+    }
+  g_error ("no preset called %s in the editor", name);
+}
+
+static gboolean
+has_label (GtkWidget  *root,
+           const char *text)
+{
+  GtkWidget *label = find_widget (root, GTK_TYPE_LABEL, text);
+
+  return label != NULL && g_str_equal (gtk_label_get_text (GTK_LABEL (label)), text);
+}
+
+/* Choosing a sender fills the templates, the name and the sample; the preview shows the sample
+ * rendered; and the channel it creates turns that sender's real payload into the pop-up. */
+static void
+test_editor_preset (void)
+{
+  const TocsinPreset *alertmanager = tocsin_preset_lookup ("alertmanager");
+  g_autofree char *webhook_prefix = g_strconcat (fx.relay->base_url, "/t/", NULL);
+  g_autofree char *subscribe_prefix = g_strconcat (fx.relay->base_url, "/s/", NULL);
+  g_autofree char *subscribe = NULL;
+  g_autofree char *title = NULL, *sample = NULL, *name = NULL, *condition = NULL;
+  g_autofree char *payload = NULL, *payload_path = NULL, *webhook = NULL;
+  g_autoptr(GError) error = NULL;
+  GtkWidget *editor, *label;
+  const char *fields[] = { "title", "body", "link", "condition", "sample" };
+
+  editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
+  gtk_window_present (GTK_WINDOW (editor));
+  gtk_editable_set_text (GTK_EDITABLE (find_widget (editor, ADW_TYPE_ENTRY_ROW, NULL)),
+                         fx.relay->base_url);
+
+  choose_preset (editor, "Prometheus Alertmanager");
+  title = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "title");
+  g_assert_cmpstr (title, ==, alertmanager->title);
+  sample = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "sample");
+  g_assert_nonnull (strstr (sample, "\"alerts\": ["));
+  name = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "name");
+  g_assert_cmpstr (name, ==, "Prometheus Alertmanager");
+  TOCSIN_WAIT_UNTIL (has_label (editor, "[FIRING:1] HighLatency"));
+  g_assert_true (has_label (editor, "99th percentile latency above 500 ms on api-1:8080"));
+  g_assert_true (has_label (editor, "http://prometheus.example.com:9090/graph?"
+                                    "g0.expr=api_latency_p99+%3E+0.5&g0.tab=1"));
+  /* Where to paste the webhook URL, under the row. */
+  g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "alertmanager.yml"));
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    g_assert_null (tocsin_channel_editor_get_error (TOCSIN_CHANNEL_EDITOR (editor), fields[i]));
+  save_screenshot (editor, "editor-preset-alertmanager.png");
+
+  /* Another sender replaces the templates, and the name it gave. */
+  choose_preset (editor, "GitHub");
+  TOCSIN_WAIT_UNTIL (has_label (editor, "acme/site: ada pushed to refs/heads/main"));
+  g_assert_true (has_label (editor, "Fix the footer (and 1 more commit)"));
+  g_clear_pointer (&name, g_free);
+  name = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "name");
+  g_assert_cmpstr (name, ==, "GitHub");
+  condition = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "condition");
+  g_assert_cmpstr (condition, ==, tocsin_preset_lookup ("github")->condition);
+  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
+  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "Not in the sample"));
+
+  /* "None" keeps what is written. */
+  choose_preset (editor, "None: write your own");
+  g_clear_pointer (&condition, g_free);
+  condition = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "condition");
+  g_assert_cmpstr (condition, ==, tocsin_preset_lookup ("github")->condition);
+
+  /* Back to Alertmanager, create, and ring it as Alertmanager does. */
+  choose_preset (editor, "Prometheus Alertmanager");
+  TOCSIN_WAIT_UNTIL (has_label (editor, "[FIRING:1] HighLatency"));
+  g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
+  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, NULL)) != NULL);
+  webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  payload_path = g_build_filename (g_getenv ("TOCSIN_SOURCE_ROOT"), "data", "presets",
+                                   "alertmanager.json", NULL);
+  g_file_get_contents (payload_path, &payload, NULL, &error);
+  g_assert_no_error (error);
+  label = find_label_with_prefix (editor, subscribe_prefix, NULL);
+  g_assert_nonnull (label);
+  subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
+  {
+    const char *headers[] = { "User-Agent", "Alertmanager/0.27.0", NULL };
+    TocsinSubscription *sub = NULL;
+
+    /* The creator is subscribed on their own; wait until the relay streams to them. */
+    TOCSIN_WAIT_UNTIL ((sub = subscription_with_url (subscribe)) != NULL &&
+                       tocsin_subscription_get_cursor (sub) != TOCSIN_CURSOR_NONE);
+    g_assert_cmpuint (tocsin_test_http (fx.relay, "POST", webhook, "application/json", payload,
+                                        -1, headers, NULL, NULL), ==, 200);
+  }
+  TOCSIN_WAIT_UNTIL (notification_id ("[FIRING:1] HighLatency") != 0);
+  gtk_window_destroy (GTK_WINDOW (editor));
+}
+
 static void
 test_editor_edit_rotate_delete (void)
 {
@@ -935,6 +1108,7 @@ main (int   argc,
   g_test_add_func ("/ui/editor/edit-rotate-delete", test_editor_edit_rotate_delete);
   g_test_add_func ("/ui/editor/preview-budget", test_editor_preview_budget);
   g_test_add_func ("/ui/editor/deep-sample", test_editor_deep_sample);
+  g_test_add_func ("/ui/editor/preset", test_editor_preset);
   g_test_add_func ("/ui/preferences/autostart", test_autostart);
   g_test_add_func ("/ui/preferences/autostart-portal", test_autostart_portal);
   g_test_add_func ("/ui/preferences/bad-ca-file", test_bad_ca_file);

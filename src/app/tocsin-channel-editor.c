@@ -10,6 +10,7 @@
 #include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-presets.h"
 #include "tocsin-template.h"
 #include "tocsin-window.h"
 
@@ -35,6 +36,8 @@ struct _TocsinChannelEditor
   AdwEntryRow      *admin_key_row;
   AdwEntryRow      *name_row;
   AdwEntryRow      *description_row;
+  AdwComboRow      *preset_row;
+  GtkLabel         *preset_setup;
   GtkTextView      *title_view;
   GtkTextView      *body_view;
   GtkTextView      *link_view;
@@ -854,6 +857,63 @@ show_urls_action (GtkWidget *widget, const char *action_name, GVariant *param)
     show_urls (self);
 }
 
+/* ---- presets -------------------------------------------------------------------------- */
+
+/* Row 0 of the preset row is "your own templates"; row i is preset i - 1. */
+static void
+preset_selected_cb (TocsinChannelEditor *self)
+{
+  guint selected = adw_combo_row_get_selected (self->preset_row);
+  guint n = 0;
+  const TocsinPreset *presets = tocsin_presets_get_all (&n);
+  const TocsinPreset *preset;
+  g_autoptr(GBytes) sample = NULL;
+  g_autofree char *sample_text = NULL;
+
+  /* Choosing "your own" keeps what is written: a preset is a starting point, not a mode. */
+  if (selected == GTK_INVALID_LIST_POSITION || selected == 0 || selected > n)
+    return;
+  preset = &presets[selected - 1];
+  set_buffer (self->views[FIELD_TITLE], preset->title);
+  set_buffer (self->views[FIELD_BODY], preset->body);
+  set_buffer (self->views[FIELD_LINK], preset->link);
+  set_buffer (self->views[FIELD_CONDITION], preset->condition);
+  sample = tocsin_preset_get_sample (preset);
+  sample_text = g_strndup (g_bytes_get_data (sample, NULL), g_bytes_get_size (sample));
+  set_buffer (self->sample_view, g_strchomp (sample_text));
+  /* Name the channel after the sender, unless the user named it (another preset's name is
+   * ours to replace). */
+  {
+    const char *name = gtk_editable_get_text (GTK_EDITABLE (self->name_row));
+    gboolean ours = *name == '\0';
+
+    for (guint i = 0; i < n && !ours; i++)
+      ours = g_str_equal (name, tocsin_preset_get_name (&presets[i]));
+    if (ours)
+      gtk_editable_set_text (GTK_EDITABLE (self->name_row), tocsin_preset_get_name (preset));
+  }
+  /* Where to paste the webhook URL in that sender. */
+  gtk_label_set_text (self->preset_setup, tocsin_preset_get_setup (preset));
+  gtk_widget_set_visible (GTK_WIDGET (self->preset_setup), TRUE);
+  update_preview (self);
+}
+
+static void
+setup_presets (TocsinChannelEditor *self)
+{
+  g_autoptr(GtkStringList) names = gtk_string_list_new (NULL);
+  guint n = 0;
+  const TocsinPreset *presets = tocsin_presets_get_all (&n);
+
+  gtk_string_list_append (names, _("None: write your own"));
+  for (guint i = 0; i < n; i++)
+    gtk_string_list_append (names, tocsin_preset_get_name (&presets[i]));
+  adw_combo_row_set_model (self->preset_row, G_LIST_MODEL (names));
+  adw_combo_row_set_selected (self->preset_row, 0);
+  g_signal_connect_object (self->preset_row, "notify::selected", G_CALLBACK (preset_selected_cb),
+                           self, G_CONNECT_SWAPPED);
+}
+
 /* ---- public / lifecycle --------------------------------------------------------------- */
 
 static gboolean
@@ -956,6 +1016,8 @@ tocsin_channel_editor_class_init (TocsinChannelEditorClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, admin_key_row);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, name_row);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, description_row);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, preset_row);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, preset_setup);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, title_view);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, body_view);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, link_view);
@@ -1049,6 +1111,7 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
         }
       w = next;
     }
+  setup_presets (self);
   set_buffer (self->sample_view, SAMPLE_JSON);
   update_preview (self);
 }

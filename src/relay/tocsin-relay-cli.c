@@ -16,6 +16,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-json.h"
+#include "tocsin-presets.h"
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cli.h"
@@ -31,6 +32,7 @@ typedef struct
   char     *listen_url;   /* a guess from the config file's first listen address */
   gboolean  json;
   char     *name, *description, *title, *body, *link, *condition;
+  char     *preset;
 } Options;
 
 static void
@@ -46,6 +48,7 @@ options_clear (Options *o)
   g_free (o->body);
   g_free (o->link);
   g_free (o->condition);
+  g_free (o->preset);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -107,6 +110,9 @@ parse_options (Options     *o,
     { "link", 0, 0, G_OPTION_ARG_STRING, &o->link, N_("Link template"), N_("TEMPLATE") },
     { "condition", 0, 0, G_OPTION_ARG_STRING, &o->condition,
       N_("Only notify when this expression is true"), N_("EXPR") },
+    { "preset", 0, 0, G_OPTION_ARG_STRING, &o->preset,
+      N_("Templates for a known sender (the flags above win); --preset=help lists them"),
+      N_("ID") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (parameter);
@@ -260,6 +266,86 @@ parse_id (const char *text,
   return end != text && *end == '\0' && *id > 0;
 }
 
+/* --preset=ID fills the templates the flags left out (and the name, on create). FALSE, with a
+ * sentence naming the presets, when there is no such preset. */
+static gboolean
+apply_preset (Options   *o,
+              gboolean   creating,
+              GError   **error)
+{
+  const TocsinPreset *preset;
+
+  if (o->preset == NULL)
+    return TRUE;
+  preset = tocsin_preset_lookup (o->preset);
+  if (preset == NULL)
+    {
+      g_autofree char *ids = tocsin_presets_dup_ids ();
+
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("There is no preset “%s”; the presets are: %s"), o->preset, ids);
+      return FALSE;
+    }
+  if (o->title == NULL)
+    o->title = g_strdup (preset->title);
+  if (o->body == NULL)
+    o->body = g_strdup (preset->body);
+  if (o->link == NULL)
+    o->link = g_strdup (preset->link);
+  if (o->condition == NULL)
+    o->condition = g_strdup (preset->condition);
+  if (creating && o->name == NULL)
+    o->name = g_strdup (tocsin_preset_get_name (preset));
+  return TRUE;
+}
+
+/* `channel presets` and `--preset=help`: needs no data dir. */
+static int
+channel_presets (Options *o)
+{
+  guint n = 0;
+  const TocsinPreset *presets = tocsin_presets_get_all (&n);
+
+  if (o->json)
+    {
+      g_autoptr(JsonObject) object = json_object_new ();
+      JsonArray *array = json_array_new ();
+
+      for (guint i = 0; i < n; i++)
+        {
+          JsonObject *item = json_object_new ();
+          g_autoptr(GBytes) sample = tocsin_preset_get_sample (&presets[i]);
+          g_autoptr(JsonNode) sample_node = NULL;
+
+          json_object_set_string_member (item, "id", presets[i].id);
+          json_object_set_string_member (item, "name", tocsin_preset_get_name (&presets[i]));
+          json_object_set_string_member (item, "setup", tocsin_preset_get_setup (&presets[i]));
+          json_object_set_string_member (item, "title", presets[i].title);
+          json_object_set_string_member (item, "body", presets[i].body);
+          json_object_set_string_member (item, "link", presets[i].link);
+          json_object_set_string_member (item, "condition", presets[i].condition);
+          /* Built in and checked by test-presets: it parses. */
+          sample_node = tocsin_json_parse (g_bytes_get_data (sample, NULL),
+                                           g_bytes_get_size (sample), G_MAXSIZE,
+                                           TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
+          if (sample_node != NULL)
+            json_object_set_member (item, "sample", g_steal_pointer (&sample_node));
+          json_array_add_object_element (array, item);
+        }
+      json_object_set_array_member (object, "presets", array);
+      print_json (object);
+      return EXIT_SUCCESS;
+    }
+
+  g_print (_("Presets for tocsin-relay channel create --preset=ID:\n"));
+  for (guint i = 0; i < n; i++)
+    {
+      g_print ("\n  %-16s %s\n", presets[i].id, tocsin_preset_get_name (&presets[i]));
+      g_print ("  %-16s %s\n", "", tocsin_preset_get_setup (&presets[i]));
+    }
+  return EXIT_SUCCESS;
+}
+
 static int
 channel_one (Options    *o,
              const char *action,
@@ -269,6 +355,8 @@ channel_one (Options    *o,
   g_autoptr(TocsinRelayChannel) channel = NULL;
   TocsinRelayStore *store;
 
+  if (!apply_preset (o, FALSE, &error))
+    return usage (error->message);
   store = open_store (o, TRUE, &error);
   if (store == NULL)
     return fail ("%s", error->message);
@@ -334,15 +422,18 @@ channel_one (Options    *o,
 static int
 channel_create (Options *o)
 {
-  TocsinRelayChannelSpec spec = { o->name, o->description, o->title, o->body, o->link,
-                                  o->condition };
+  TocsinRelayChannelSpec spec;
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autofree char *owner_key = NULL;
   TocsinRelayStore *store;
 
+  if (!apply_preset (o, TRUE, &error))
+    return usage (error->message);
   if (o->name == NULL)
     return usage (_("A channel needs a name: --name=NAME"));
+  spec = (TocsinRelayChannelSpec) { o->name, o->description, o->title, o->body, o->link,
+                                    o->condition };
 
   store = open_store (o, FALSE, &error);
   if (store == NULL)
@@ -360,7 +451,12 @@ channel_create (Options *o)
       print_json (object);
     }
   else
-    print_channel (channel, o->public_url, owner_key);
+    {
+      print_channel (channel, o->public_url, owner_key);
+      if (o->preset != NULL)
+        g_print (_("  Sender setup:   %s\n"),
+                 tocsin_preset_get_setup (tocsin_preset_lookup (o->preset)));
+    }
   return EXIT_SUCCESS;
 }
 
@@ -418,19 +514,25 @@ tocsin_relay_cli_channel (int    argc,
   gint64 id = 0;
 
   if (!parse_options (&o, "channel",
-                      N_("create|list|show ID|update ID|rotate-trigger ID|rotate-subscribe ID|"
-                         "delete ID"),
+                      N_("create|list|presets|show ID|update ID|rotate-trigger ID|"
+                         "rotate-subscribe ID|delete ID"),
                       _("Create and manage channels."), TRUE, &argc, &argv, &error))
     return usage (error->message);
   if (argc < 1)
-    return usage (_("Say what to do: channel create|list|show|update|rotate-trigger|"
+    return usage (_("Say what to do: channel create|list|presets|show|update|rotate-trigger|"
                     "rotate-subscribe|delete; see tocsin-relay channel --help"));
   action = argv[0];
 
-  if (g_str_equal (action, "create") || g_str_equal (action, "list"))
+  if (g_strcmp0 (o.preset, "help") == 0 &&
+      (g_str_equal (action, "create") || g_str_equal (action, "update")))
+    return channel_presets (&o);
+  if (g_str_equal (action, "create") || g_str_equal (action, "list") ||
+      g_str_equal (action, "presets"))
     {
       if (argc > 1)
         return usage (_("Unexpected argument; see tocsin-relay channel --help"));
+      if (g_str_equal (action, "presets"))
+        return channel_presets (&o);
       return g_str_equal (action, "create") ? channel_create (&o) : channel_list (&o);
     }
 
@@ -449,8 +551,9 @@ tocsin_relay_cli_channel (int    argc,
       return usage (text);
     }
   if (!g_str_equal (action, "update") &&
-      (o.name || o.description || o.title || o.body || o.link || o.condition))
-    return usage (_("Channel fields (--name, --title, ...) only go with create and update"));
+      (o.name || o.description || o.title || o.body || o.link || o.condition || o.preset))
+    return usage (_("Channel fields (--name, --title, --preset, ...) only go with create and "
+                    "update"));
   return channel_one (&o, action, id);
 }
 
