@@ -582,9 +582,10 @@ read_multipart (SoupMessageHeaders  *headers,
         return FALSE;
       }
 
-  /* libsoup 3.2's parser reads a few bytes past the last boundary and runs strstr() from each
-   * part, as if the body ended in a NUL (upstream's CVE-2025-32914 and its neighbours): it gets a
-   * copy followed by zeroes, longer than a boundary line, so that both stay inside the buffer. */
+  /* libsoup's parser runs strstr() from each part's boundary, as if the body ended in a NUL,
+   * and looks at the bytes after a boundary; releases before upstream's fix for CVE-2025-32914
+   * read past the end there. It gets a copy followed by zeroes, longer than a boundary line, so
+   * that every such read stays inside the buffer, whichever libsoup 3.2 build is installed. */
   pad = delimiter->len + 8;
   padded = g_malloc0 (length + pad);
   memcpy (padded, data, length);
