@@ -4,8 +4,9 @@
  *
  * The preflight answers and the allow-lists are read with libsoup, header by header; then a real
  * browser (Debian's Chromium, headless) loads a page from a second HTTP server on another port
- * of 127.0.0.1 (another origin), which subscribes with an EventSource and rings the channel with
- * a fetch() POST of a JSON body (so a preflight), and reports what it saw back to that server.
+ * of 127.0.0.1 (another origin), which subscribes with an EventSource and a WebSocket, rings the
+ * channel with a fetch() POST of a JSON body (so a preflight), and reports what it saw back to
+ * that server.
  */
 #define G_LOG_DOMAIN "test-relay-cors"
 
@@ -309,6 +310,12 @@ static const char page_template[] =
   "  document.title = message.title;\n"
   "  report('sse-message', message.title + ' | ' + message.body);\n"
   "};\n"
+  "const socket = new WebSocket(relay.replace(/^http/, 'ws') + stream + '/ws?since=all');\n"
+  "socket.onmessage = (e) => {\n"
+  "  const message = JSON.parse(e.data);\n"
+  "  if (message.title) report('ws-message', message.title);\n"
+  "};\n"
+  "socket.onerror = () => report('ws-error', 'yes');\n"
   "events.onopen = async () => {\n"
   "  report('sse-open', 'yes');\n"
   "  try {\n"
@@ -409,6 +416,10 @@ test_chromium (Fixture       *f,
   TOCSIN_WAIT_UNTIL (g_hash_table_contains (pages.reports, "post"));
   post = g_hash_table_lookup (pages.reports, "post");
   g_assert_cmpstr (post, ==, "200 From a page ratelimit=true");
+  /* And on a WebSocket, which sends Origin too (CORS does not cover WebSockets). */
+  TOCSIN_WAIT_UNTIL (g_hash_table_contains (pages.reports, "ws-message") ||
+                     g_hash_table_contains (pages.reports, "ws-error"));
+  g_assert_cmpstr (g_hash_table_lookup (pages.reports, "ws-message"), ==, "From a page");
 
   g_subprocess_send_signal (browser, SIGTERM);
   TOCSIN_WAIT_UNTIL (exited);
