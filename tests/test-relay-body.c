@@ -243,6 +243,136 @@ test_render (void)
   g_assert_null (filtered.title);
 }
 
+/* Issue #13.6: the shapes real senders use, read by tocsin_relay_body_read. Each case is the
+ * request's Content-Type and body, and the variables it gives (compact JSON, or NULL for an
+ * error with that status). */
+#define KUMA_BOUNDARY "--------------------------123456789012345678901234"
+
+static void
+test_sender_shapes (void)
+{
+  static const struct
+  {
+    const char *type;
+    const char *body;
+    const char *expected;
+    guint       status;
+  } cases[] = {
+    /* GitHub, "application/x-www-form-urlencoded": the JSON in payload=. */
+    { "application/x-www-form-urlencoded",
+      "payload=%7B%22action%22%3A%22opened%22%2C%22number%22%3A7%7D",
+      "{\"action\":\"opened\",\"number\":7}", 200 },
+    /* One field that is not JSON stays a field; two fields stay two fields. */
+    { "application/x-www-form-urlencoded", "payload=hello", "{\"payload\":\"hello\"}", 200 },
+    { "application/x-www-form-urlencoded", "payload=%7B%22a%22%3A1%7D&b=2",
+      "{\"b\":\"2\",\"payload\":\"{\\\"a\\\":1}\"}", 200 },
+    { "application/x-www-form-urlencoded", "payload=%7B%22a%22%3A",
+      "{\"payload\":\"{\\\"a\\\":\"}", 200 },
+    /* Uptime Kuma's multipart mode: the JSON in the part "data". */
+    { "multipart/form-data; boundary=" KUMA_BOUNDARY,
+      "--" KUMA_BOUNDARY "\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n"
+      "{\"msg\":\"down\",\"monitor\":{\"name\":\"Site\"}}\r\n--" KUMA_BOUNDARY "--\r\n",
+      "{\"msg\":\"down\",\"monitor\":{\"name\":\"Site\"}}", 200 },
+    /* curl -F title=Backup -F message=done */
+    { "multipart/form-data; boundary=xyz",
+      "--xyz\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nBackup\r\n"
+      "--xyz\r\nContent-Disposition: form-data; name=\"message\"\r\n"
+      "Content-Type: text/plain\r\n\r\ndone\r\nin 3 s\r\n--xyz--\r\n",
+      "{\"message\":\"done\\r\\nin 3 s\",\"title\":\"Backup\"}", 200 },
+    /* The body ends right after the last boundary, with no "--" (unfixed libsoup read past it). */
+    { "multipart/form-data; boundary=xyz",
+      "--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xyz", NULL, 400 },
+    { "multipart/form-data", "--xyz\r\n\r\n\r\n--xyz--\r\n", NULL, 400 },
+    { "multipart/form-data; boundary=xyz", "no boundary here", NULL, 400 },
+    { "multipart/form-data; boundary=xyz",
+      "--xyz\r\nContent-Type: text/plain\r\n\r\n1\r\n--xyz--\r\n", NULL, 400 },
+    { "multipart/form-data; boundary=xyz",
+      "--xyz\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.bin\"\r\n\r\n"
+      "\xff\xfe\x00\x01\r\n--xyz--\r\n", NULL, 400 },
+    /* Home Assistant's rest_command without content_type: JSON as text/plain. */
+    { "text/plain; charset=utf-8", " {\"title\":\"Door\",\"n\":2}",
+      "{\"title\":\"Door\",\"n\":2,\"bodyAsText\":\" {\\\"title\\\":\\\"Door\\\",\\\"n\\\":2}\"}",
+      200 },
+    { "text/plain", "{not json}", "{\"bodyAsText\":\"{not json}\"}", 200 },
+    /* A top-level array is `body`, from JSON and from text/plain alike. */
+    { "application/json", "[{\"name\":\"disk\"},2]", "{\"body\":[{\"name\":\"disk\"},2]}", 200 },
+    { "text/plain", "[1]", "{\"body\":[1],\"bodyAsText\":\"[1]\"}", 200 },
+    { "application/json", "42", NULL, 400 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(SoupMessageHeaders) headers =
+        soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+      g_autoptr(GBytes) bytes = NULL;
+      g_autoptr(JsonObject) vars = json_object_new ();
+      g_autoptr(GError) error = NULL;
+      g_autofree char *body_text = NULL;
+      gsize length = strlen (cases[i].body);
+      guint status = 200;
+      gboolean ok;
+
+      /* The one case with a NUL byte in it. */
+      if (strstr (cases[i].body, "filename=\"a.bin\"") != NULL)
+        length = strlen (cases[i].body) + 1 + strlen ("\x01\r\n--xyz--\r\n");
+      g_test_message ("case %u: %s", i, cases[i].type);
+      soup_message_headers_replace (headers, "Content-Type", cases[i].type);
+      bytes = g_bytes_new (cases[i].body, length);
+      ok = tocsin_relay_body_read (headers, bytes, 64 * 1024, vars, &body_text, &status, &error);
+      if (cases[i].expected == NULL)
+        {
+          g_assert_false (ok);
+          g_assert_nonnull (error);
+          g_assert_cmpuint (status, ==, cases[i].status);
+          g_test_message ("  refused: %s", error->message);
+        }
+      else
+        {
+          g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+          g_autofree char *text = NULL;
+
+          g_assert_no_error (error);
+          g_assert_true (ok);
+          json_node_set_object (node, vars);
+          text = tocsin_json_to_string (node, FALSE);
+          g_assert_cmpstr (text, ==, cases[i].expected);
+        }
+    }
+}
+
+/* More than TOCSIN_RELAY_BODY_MAX_PARTS fields: 413 before libsoup parses a part. */
+static void
+test_multipart_parts_bound (void)
+{
+  g_autoptr(SoupMessageHeaders) headers = soup_message_headers_new (SOUP_MESSAGE_HEADERS_REQUEST);
+  g_autoptr(GString) body = g_string_new (NULL);
+  g_autoptr(JsonObject) vars = json_object_new ();
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *body_text = NULL;
+  guint status = 0;
+
+  soup_message_headers_replace (headers, "Content-Type", "multipart/form-data; boundary=b");
+  for (guint i = 0; i < TOCSIN_RELAY_BODY_MAX_PARTS; i++)
+    g_string_append_printf (body, "--b\r\nContent-Disposition: form-data; name=\"f%u\"\r\n\r\n"
+                                  "%u\r\n", i, i);
+  g_string_append (body, "--b--\r\n");
+  bytes = g_bytes_new (body->str, body->len);
+  g_assert_true (tocsin_relay_body_read (headers, bytes, 1024 * 1024, vars, &body_text, &status,
+                                         &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (json_object_get_size (vars), ==, TOCSIN_RELAY_BODY_MAX_PARTS);
+
+  g_clear_pointer (&bytes, g_bytes_unref);
+  g_string_truncate (body, body->len - strlen ("--b--\r\n"));
+  g_string_append (body, "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n");
+  bytes = g_bytes_new (body->str, body->len);
+  g_assert_false (tocsin_relay_body_read (headers, bytes, 1024 * 1024, vars, &body_text, &status,
+                                          &error));
+  g_assert_cmpuint (status, ==, 413);
+  g_assert_nonnull (strstr (error->message, "256"));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -254,6 +384,8 @@ main (int   argc,
   g_test_add_func ("/relay/body/decode-bound", test_decode_bound);
   g_test_add_func ("/relay/body/owner-spec", test_owner_spec);
   g_test_add_func ("/relay/body/render", test_render);
+  g_test_add_func ("/relay/body/sender-shapes", test_sender_shapes);
+  g_test_add_func ("/relay/body/multipart-parts-bound", test_multipart_parts_bound);
 
   return g_test_run ();
 }

@@ -346,7 +346,7 @@ test_errors (Fixture       *f,
   assert_error (f, "POST", "/t/nope", "application/json", "{}", -1, 404);
 
   assert_error (f, "POST", f->hook, "application/json", "{\"server_name\": ", -1, 400);
-  assert_error (f, "POST", f->hook, "application/json", "[1, 2, 3]", -1, 400);
+  assert_error (f, "POST", f->hook, "application/json", "42", -1, 400);
   assert_error (f, "POST", f->hook, "application/json", "\"just a string\"", -1, 400);
   assert_error (f, "POST", f->hook, "application/json", "{\"server_name\": \"\xff\xfe\"}", -1,
                 400);
@@ -1064,6 +1064,180 @@ test_message_bound (Fixture       *f,
   g_assert_cmpint (json_object_get_int_member (after, "id"), ==, 1);
 }
 
+/* ---- #13.6: the shapes real senders use ---- */
+
+static char *
+sender_hook (Fixture    *f,
+             const char *name,
+             const char *title,
+             const char *body,
+             const char *link)
+{
+  g_autoptr(JsonObject) channel = tocsin_test_relay_create_channel (f->relay, name, title, body,
+                                                                    link, NULL);
+
+  return g_strdup_printf ("/t/%s", json_object_get_string_member (channel, "trigger_token"));
+}
+
+/* GitHub's "application/x-www-form-urlencoded" content type: the JSON delivery in payload=.
+ * The same channel renders it as it renders the application/json delivery. */
+#define GITHUB_ISSUES \
+  "{\"action\":\"opened\",\"issue\":{\"number\":42,\"title\":\"Crash on start\"," \
+  "\"html_url\":\"https://github.com/octo/hello/issues/42\",\"user\":{\"login\":\"octocat\"}}," \
+  "\"repository\":{\"full_name\":\"octo/hello\"},\"sender\":{\"login\":\"octocat\"}}"
+
+static void
+test_github_form (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *hook = sender_hook (f, "GitHub",
+                                       "{{repository.full_name}}: issue #{{issue.number}} "
+                                       "{{action}}",
+                                       "{{issue.title}} by {{sender.login}} "
+                                       "({{header[\"x-github-event\"]}})",
+                                       "{{issue.html_url}}");
+  g_autofree char *escaped = g_uri_escape_string (GITHUB_ISSUES, NULL, FALSE);
+  g_autofree char *form = g_strconcat ("payload=", escaped, NULL);
+  const char *const headers[] = { "X-GitHub-Event", "issues",
+                                  "X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                                  "User-Agent", "GitHub-Hookshot/044aadd", NULL };
+  const char *types[] = { "application/x-www-form-urlencoded", "application/json" };
+  const char *bodies[] = { form, GITHUB_ISSUES };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
+    {
+      g_autoptr(JsonObject) reply = request (f, "POST", hook, types[i], bodies[i], headers, 200);
+
+      g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==,
+                       "octo/hello: issue #42 opened");
+      g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                       "Crash on start by octocat (issues)");
+      g_assert_cmpstr (json_object_get_string_member (reply, "externalLink"), ==,
+                       "https://github.com/octo/hello/issues/42");
+      g_assert_cmpuint (json_array_get_length (json_object_get_array_member (reply, "missing")),
+                        ==, 0);
+    }
+}
+
+/* Uptime Kuma's webhook in its "multipart/form-data" mode: form-data (the npm module) with one
+ * part, "data", holding JSON.stringify({heartbeat, monitor, msg}). A subscriber gets it. */
+#define KUMA_BOUNDARY "--------------------------515890814546601021194782"
+#define KUMA_DATA \
+  "{\"heartbeat\":{\"monitorID\":1,\"status\":0,\"time\":\"2026-12-06 16:40:00.123\"," \
+  "\"msg\":\"connect ECONNREFUSED 127.0.0.1:8443\",\"important\":true,\"duration\":60}," \
+  "\"monitor\":{\"id\":1,\"name\":\"Web shop\",\"url\":\"https://shop.example.com\"," \
+  "\"type\":\"http\"},\"msg\":\"[Web shop] [\xf0\x9f\x94\xb4 Down] connect ECONNREFUSED " \
+  "127.0.0.1:8443\"}"
+
+static void
+test_uptime_kuma_multipart (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree char *hook = sender_hook (f, "Uptime Kuma",
+                                       "{{monitor.name}} is "
+                                       "{{heartbeat.status == 1 ? 'up' : 'down'}}",
+                                       "{{heartbeat.msg}}", "{{monitor.url}}");
+  const char *body = "--" KUMA_BOUNDARY "\r\n"
+                     "Content-Disposition: form-data; name=\"data\"\r\n\r\n"
+                     KUMA_DATA "\r\n--" KUMA_BOUNDARY "--\r\n";
+  const char *const headers[] = { "User-Agent", "Uptime-Kuma/1.23.16", NULL };
+  g_autoptr(JsonObject) reply = request (f, "POST", hook,
+                                         "multipart/form-data; boundary=" KUMA_BOUNDARY, body,
+                                         headers, 200);
+  g_autoptr(JsonObject) fields = NULL;
+
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "Web shop is down");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                   "connect ECONNREFUSED 127.0.0.1:8443");
+  g_assert_cmpstr (json_object_get_string_member (reply, "externalLink"), ==,
+                   "https://shop.example.com");
+
+  /* curl -F title=Backup -F message=done: a multipart form of text fields. */
+  g_free (hook);
+  hook = sender_hook (f, "curl -F", "{{title}}", "{{message}}", NULL);
+  fields = request (f, "POST", hook, "multipart/form-data; boundary=------------------------x1",
+                    "--------------------------x1\r\n"
+                    "Content-Disposition: form-data; name=\"title\"\r\n\r\nBackup\r\n"
+                    "--------------------------x1\r\n"
+                    "Content-Disposition: form-data; name=\"message\"\r\n\r\n"
+                    "done in 3 s\r\n--------------------------x1--\r\n", NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (fields, "title"), ==, "Backup");
+  g_assert_cmpstr (json_object_get_string_member (fields, "body"), ==, "done in 3 s");
+
+  /* What cannot be a variable is refused with a sentence, and nothing is stored. */
+  send_raw (f, "POST", hook, "multipart/form-data", "--x\r\n\r\n\r\n--x--\r\n", -1, NULL, 400,
+            "boundary");
+  send_raw (f, "POST", hook, "multipart/form-data; boundary=x",
+            "--x\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\n\r\n"
+            "\x89PNG\r\n--x--\r\n", -1, NULL, 400, "not UTF-8 text");
+}
+
+/* Home Assistant's rest_command without content_type: aiohttp sends the rendered payload as
+ * text/plain; charset=utf-8. A JSON object there gives its variables, and bodyAsText stays. */
+static void
+test_home_assistant_text_json (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *hook = sender_hook (f, "Home Assistant", "{{title}}",
+                                       "{{message}} | {{bodyAsText}}", NULL);
+  const char *payload = "{\"title\": \"Front door\", \"message\": \"Opened at 16:40\"}";
+  const char *const headers[] = { "User-Agent", "HomeAssistant/2024.12.0 aiohttp/3.11.9 "
+                                                "Python/3.13", NULL };
+  g_autoptr(JsonObject) reply = request (f, "POST", hook, "text/plain; charset=utf-8", payload,
+                                         headers, 200);
+  g_autoptr(JsonObject) plain = NULL;
+  g_autofree char *expected = g_strconcat ("Opened at 16:40 | ", payload, NULL);
+
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "Front door");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==, expected);
+
+  /* Text that only starts like JSON is text. */
+  plain = request (f, "POST", hook, "text/plain", "{disk} is full", NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (plain, "body"), ==, " | {disk} is full");
+}
+
+/* A top-level JSON array, as Prometheus posts alerts to an Alertmanager (/api/v2/alerts): the
+ * variable `body`. */
+static void
+test_top_level_array (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(JsonObject) reply = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  Subscriber s = { 0 };
+  JsonNode *body;
+
+  /* This channel is the fixture's, so that the subscriber reads it. */
+  g_clear_pointer (&f->channel, json_object_unref);
+  g_free (f->hook);
+  f->channel = tocsin_test_relay_create_channel (f->relay, "Alerts",
+                                                 "{{body.length}} alert(s): "
+                                                 "{{body[0].labels.alertname}}",
+                                                 "{{body[0].annotations.summary}} on "
+                                                 "{{body[0].labels.instance}}", NULL, NULL);
+  f->hook = g_strdup_printf ("/t/%s", json_object_get_string_member (f->channel,
+                                                                     "trigger_token"));
+  reply = request (f, "POST", f->hook, "application/json",
+                   "[{\"labels\":{\"alertname\":\"DiskFull\",\"instance\":\"db1:9100\"},"
+                   "\"annotations\":{\"summary\":\"Disk 91% full\"},"
+                   "\"startsAt\":\"2026-12-06T16:40:00Z\","
+                   "\"generatorURL\":\"http://prometheus.example.com/graph?g0.expr=disk\"}]",
+                   NULL, 200);
+  g_assert_cmpstr (json_object_get_string_member (reply, "title"), ==, "1 alert(s): DiskFull");
+  g_assert_cmpstr (json_object_get_string_member (reply, "body"), ==,
+                   "Disk 91% full on db1:9100");
+
+  subscriber_open (f, &s, "all");
+  TOCSIN_WAIT_UNTIL (subscriber_count (&s) == 1);
+  message = subscriber_message (&s, 0);
+  g_assert_cmpstr (message->title, ==, "1 alert(s): DiskFull");
+  body = json_object_get_member (message->vars, "body");
+  g_assert_nonnull (body);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (body));
+  g_assert_cmpuint (json_array_get_length (json_node_get_array (body)), ==, 1);
+  subscriber_close (&s);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1095,6 +1269,11 @@ main (int   argc,
   ADD ("/relay/ingest/encodings", fixture_setup, NULL, test_encodings);
   ADD ("/relay/ingest/control-characters", fixture_setup, NULL, test_control_characters);
   ADD ("/relay/ingest/message-bound", fixture_setup, big_body_args, test_message_bound);
+  ADD ("/relay/ingest/github-form", fixture_setup, NULL, test_github_form);
+  ADD ("/relay/ingest/uptime-kuma-multipart", fixture_setup, NULL, test_uptime_kuma_multipart);
+  ADD ("/relay/ingest/home-assistant-text-json", fixture_setup, NULL,
+       test_home_assistant_text_json);
+  ADD ("/relay/ingest/top-level-array", fixture_setup, NULL, test_top_level_array);
 #undef ADD
 
   return g_test_run ();

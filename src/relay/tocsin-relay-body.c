@@ -456,10 +456,17 @@ read_json (const char  *data,
                        "send it as a string (in quotes) instead"));
       return FALSE;
     }
+  /* A top-level array (a batch of events) is the variable `body`: {{body[0].name}}. */
+  if (JSON_NODE_HOLDS_ARRAY (root))
+    {
+      json_object_set_member (vars, "body", g_steal_pointer (&root));
+      return TRUE;
+    }
   if (!JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   _("The JSON body must be an object, like {\"server_name\": \"Production\"}"));
+                   _("The JSON body must be an object, like {\"server_name\": \"Production\"}, "
+                     "or an array, read as {{body[0]}}"));
       return FALSE;
     }
   object = json_node_get_object (root);
@@ -467,6 +474,179 @@ read_json (const char  *data,
   for (GList *l = members; l; l = l->next)
     json_object_set_member (vars, l->data,
                             json_node_copy (json_object_get_member (object, l->data)));
+  return TRUE;
+}
+
+/* Text that may be JSON: its first character past white space opens an object or an array. */
+static gboolean
+looks_like_json (const char *data,
+                 gsize       length)
+{
+  gsize i = 0;
+
+  while (i < length && strchr (" \t\r\n", data[i]) != NULL && data[i] != '\0')
+    i++;
+  return i < length && (data[i] == '{' || data[i] == '[');
+}
+
+static void
+merge_members (JsonObject *vars,
+               JsonObject *from)
+{
+  g_autoptr(GList) members = json_object_get_members (from);
+
+  for (GList *l = members; l; l = l->next)
+    json_object_set_member (vars, l->data, json_node_copy (json_object_get_member (from, l->data)));
+}
+
+/* GitHub's form deliveries (`payload=` holding the JSON) and Uptime Kuma's multipart mode (`data`
+ * holding the JSON) wrap the whole JSON in a form's one field. When a form has exactly one
+ * field and its value parses as a JSON object or array, that JSON is read as if it had been sent
+ * as application/json, so one channel's templates fit both of a sender's content types; any
+ * other form is its fields, as strings. */
+static void
+merge_form (JsonObject *vars,
+            JsonObject *form,
+            gsize       max_body)
+{
+  if (json_object_get_size (form) == 1)
+    {
+      g_autoptr(GList) members = json_object_get_members (form);
+      const char *value = json_object_get_string_member (form, members->data);
+      g_autoptr(JsonObject) inner = json_object_new ();
+      g_autoptr(GError) ignored = NULL;
+      guint status = 0;
+
+      if (looks_like_json (value, strlen (value)) &&
+          read_json (value, strlen (value), max_body, inner, &status, &ignored))
+        {
+          merge_members (vars, inner);
+          return;
+        }
+    }
+  merge_members (vars, form);
+}
+
+/* memmem(), which needs _GNU_SOURCE. */
+static const char *
+find_bytes (const char *haystack,
+            gsize       length,
+            const char *needle,
+            gsize       needle_length)
+{
+  for (const char *p = haystack, *end = haystack + length;
+       (gsize) (end - p) >= needle_length && (p = memchr (p, needle[0], end - p)) != NULL;
+       p++)
+    if ((gsize) (end - p) >= needle_length && memcmp (p, needle, needle_length) == 0)
+      return p;
+  return NULL;
+}
+
+/* Reads multipart/form-data with libsoup's SoupMultipart, each part a text field. */
+static gboolean
+read_multipart (SoupMessageHeaders  *headers,
+                const char          *boundary,
+                const char          *data,
+                gsize                length,
+                JsonObject          *form,
+                guint               *status,
+                GError             **error)
+{
+  g_autoptr(SoupMultipart) multipart = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GString) delimiter = NULL;
+  g_autoptr(GHashTable) fields = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GList) names = NULL;
+  char *padded;
+  guint parts = 0;
+  gsize pad;
+
+  if (boundary == NULL || *boundary == '\0' || strlen (boundary) > 200)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   _("A multipart/form-data body needs the boundary parameter in its "
+                     "Content-Type (1 to 200 characters)"));
+      return FALSE;
+    }
+  /* Every part costs libsoup a header table and a buffer: count them before it parses. */
+  delimiter = g_string_new ("--");
+  g_string_append (delimiter, boundary);
+  for (const char *p = data, *end = data + length;
+       (p = find_bytes (p, end - p, delimiter->str, delimiter->len)) != NULL; p += delimiter->len)
+    if (++parts > TOCSIN_RELAY_BODY_MAX_PARTS + 1)
+      {
+        *status = SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE;
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                     _("The multipart body has more than %d fields; send fewer"),
+                     TOCSIN_RELAY_BODY_MAX_PARTS);
+        return FALSE;
+      }
+
+  /* libsoup's parser runs strstr() from each part's boundary, as if the body ended in a NUL,
+   * and looks at the bytes after a boundary; releases before upstream's fix for CVE-2025-32914
+   * read past the end there. It gets a copy followed by zeroes, longer than a boundary line, so
+   * that every such read stays inside the buffer, whichever libsoup 3.2 build is installed. */
+  pad = delimiter->len + 8;
+  padded = g_malloc0 (length + pad);
+  memcpy (padded, data, length);
+  bytes = g_bytes_new_take (padded, length);
+  multipart = soup_multipart_new_from_message (headers, bytes);
+  if (multipart == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   _("The multipart/form-data body could not be read: each part needs its "
+                     "headers, a blank line, and the boundary of the Content-Type around it"));
+      return FALSE;
+    }
+
+  for (int i = 0; i < soup_multipart_get_length (multipart); i++)
+    {
+      SoupMessageHeaders *part_headers = NULL;
+      GBytes *part_body = NULL;
+      g_autoptr(GHashTable) params = NULL;
+      g_autofree char *disposition = NULL;
+      const char *name, *value;
+      gsize value_length;
+
+      if (!soup_multipart_get_part (multipart, i, &part_headers, &part_body))
+        continue;
+      /* libsoup returns TRUE with no disposition for a header that starts with a parameter. */
+      if (!soup_message_headers_get_content_disposition (part_headers, &disposition, &params) ||
+          disposition == NULL || params == NULL ||
+          g_ascii_strcasecmp (disposition, "form-data") != 0 ||
+          (name = g_hash_table_lookup (params, "name")) == NULL || *name == '\0')
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       _("Part %d of the multipart body has no Content-Disposition: form-data "
+                         "with a name"), i + 1);
+          return FALSE;
+        }
+      if (!g_utf8_validate (name, -1, NULL))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       _("A field name in the multipart body is not valid UTF-8"));
+          return FALSE;
+        }
+      value = g_bytes_get_data (part_body, &value_length);
+      if (value == NULL)
+        value = "";
+      if (memchr (value, '\0', value_length) != NULL ||
+          !g_utf8_validate_len (value, value_length, NULL))
+        {
+          g_autofree char *shown = shown_name (name, strlen (name));
+
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       _("The field “%s” of the multipart body is not UTF-8 text; the relay "
+                         "takes text fields, not files"), shown);
+          return FALSE;
+        }
+      /* When a name repeats, the last value wins, as in a urlencoded form. */
+      g_hash_table_insert (fields, g_strdup (name), g_strndup (value, value_length));
+    }
+
+  names = g_list_sort (g_hash_table_get_keys (fields), (GCompareFunc) strcmp);
+  for (GList *l = names; l; l = l->next)
+    json_object_set_string_member (form, l->data, g_hash_table_lookup (fields, l->data));
   return TRUE;
 }
 
@@ -481,7 +661,9 @@ tocsin_relay_body_read (SoupMessageHeaders  *headers,
 {
   g_autoptr(GHashTable) params = NULL;
   g_autoptr(GBytes) decoded = NULL;
+  g_autoptr(JsonObject) form = NULL;
   const char *type, *charset;
+  gboolean multipart;
   gsize length;
   const char *data;
 
@@ -495,11 +677,12 @@ tocsin_relay_body_read (SoupMessageHeaders  *headers,
       *status = SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE;
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                    _("The request has a body but no Content-Type; send application/json, "
-                     "application/x-www-form-urlencoded or text/plain"));
+                     "application/x-www-form-urlencoded, multipart/form-data or text/plain"));
       return FALSE;
     }
   charset = params ? g_hash_table_lookup (params, "charset") : NULL;
-  if (!(is_json_type (type) ||
+  multipart = g_ascii_strcasecmp (type, "multipart/form-data") == 0;
+  if (!(is_json_type (type) || multipart ||
         g_ascii_strcasecmp (type, "application/x-www-form-urlencoded") == 0 ||
         g_ascii_strcasecmp (type, "text/plain") == 0) ||
       (charset != NULL && g_ascii_strcasecmp (charset, "utf-8") != 0 &&
@@ -507,8 +690,8 @@ tocsin_relay_body_read (SoupMessageHeaders  *headers,
     {
       *status = SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE;
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   _("The relay reads application/json, application/x-www-form-urlencoded and "
-                     "text/plain bodies in UTF-8; send one of those"));
+                   _("The relay reads application/json, application/x-www-form-urlencoded, "
+                     "multipart/form-data and text/plain bodies in UTF-8; send one of those"));
       return FALSE;
     }
 
@@ -520,6 +703,17 @@ tocsin_relay_body_read (SoupMessageHeaders  *headers,
     data = "";
 
   *status = SOUP_STATUS_BAD_REQUEST;
+  form = json_object_new ();
+  if (multipart)
+    {
+      /* Parts may be files in other encodings: each text part is checked on its own. */
+      if (!read_multipart (headers, g_hash_table_lookup (params, "boundary"), data, length, form,
+                           status, error))
+        return FALSE;
+      merge_form (vars, form, max_body);
+      return TRUE;
+    }
+
   if (!g_utf8_validate_len (data, length, NULL))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -538,12 +732,25 @@ tocsin_relay_body_read (SoupMessageHeaders  *headers,
                        _("The text body contains a NUL byte"));
           return FALSE;
         }
+      /* Home Assistant's rest_command without content_type sends its JSON as text/plain: a
+       * text that is a JSON object or array gives its variables too; any other text is text. */
+      if (looks_like_json (data, length))
+        {
+          g_autoptr(GError) ignored = NULL;
+          guint ignored_status = 0;
+
+          if (read_json (data, length, max_body, form, &ignored_status, &ignored))
+            merge_members (vars, form);
+        }
       *body_text = g_strndup (data, length);
       json_object_set_string_member (vars, "bodyAsText", *body_text);
       return TRUE;
     }
 
-  return tocsin_relay_body_add_form_pairs (vars, data, length, _("body"), error);
+  if (!tocsin_relay_body_add_form_pairs (form, data, length, _("body"), error))
+    return FALSE;
+  merge_form (vars, form, max_body);
+  return TRUE;
 }
 
 JsonObject *

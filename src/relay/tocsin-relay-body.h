@@ -17,6 +17,8 @@ G_BEGIN_DECLS
 
 /* json-glib parses recursively: JSON a peer sends may nest this deep and no deeper. */
 #define TOCSIN_RELAY_BODY_MAX_DEPTH 64
+/* Fields a multipart/form-data body may have (docs/configuration.md). */
+#define TOCSIN_RELAY_BODY_MAX_PARTS 256
 
 /* Adds application/x-www-form-urlencoded pairs ("a=1&b=2") from @data to @vars as strings,
  * decoded as a browser's URLSearchParams does: `+` is a space, an invalid %-escape stays as it
@@ -39,7 +41,10 @@ GBytes *tocsin_relay_body_decode (SoupMessageHeaders  *headers,
                                   GError             **error);
 
 /* Reads a webhook body into @vars (and *@body_text for text/plain) according to the
- * Content-Type and Content-Encoding in @headers, within @max_body after decompression. */
+ * Content-Type and Content-Encoding in @headers, within @max_body after decompression:
+ * a JSON object gives its members, a JSON array the variable `body`; a urlencoded or
+ * multipart/form-data form its fields, or, when its one field holds JSON (GitHub's `payload=`),
+ * that JSON's; a text/plain body `bodyAsText`, and its variables too when it is JSON. */
 gboolean tocsin_relay_body_read (SoupMessageHeaders  *headers,
                                  GBytes              *bytes,
                                  gsize                max_body,

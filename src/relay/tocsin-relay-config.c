@@ -9,6 +9,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-relay-config.h"
+#include "tocsin-relay-cors.h"
 
 #define GROUP "relay"
 
@@ -28,6 +29,7 @@ tocsin_relay_config_init (TocsinRelayConfig *config)
   config->idle_timeout = 60;
   config->subscribe_timeout = 10;
   config->open_relay = FALSE;
+  config->cors_origins = g_strsplit ("*", ",", -1);
 }
 
 void
@@ -38,6 +40,8 @@ tocsin_relay_config_clear (TocsinRelayConfig *config)
   g_clear_pointer (&config->data_dir, g_free);
   g_clear_pointer (&config->public_url, g_free);
   g_clear_pointer (&config->allowed_hosts, g_strfreev);
+  g_clear_pointer (&config->cors_origins, g_strfreev);
+  g_clear_pointer (&config->owner_cors_origins, g_strfreev);
 }
 
 void
@@ -288,6 +292,17 @@ apply_setting (TocsinRelayServeConfig  *config,
       g_strfreev (relay->allowed_hosts);
       relay->allowed_hosts = (GStrv) g_ptr_array_free (kept, FALSE);
     }
+  else if (g_str_equal (key, "cors-origins") || g_str_equal (key, "owner-cors-origins"))
+    {
+      GStrv *slot = g_str_equal (key, "cors-origins") ? &relay->cors_origins
+                                                       : &relay->owner_cors_origins;
+      GStrv list = tocsin_relay_cors_parse_origins (key, value, error);
+
+      if (list == NULL)
+        return FALSE;
+      g_strfreev (*slot);
+      *slot = list;
+    }
   else if (g_str_equal (key, "open-relay"))
     {
       if (!parse_bool (key, value, &relay->open_relay, error))
@@ -379,6 +394,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *idle = NULL, *open_relay = NULL, *backlog = NULL;
   g_autofree char *subscribe_timeout = NULL, *allowed_hosts = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
+  g_autofree char *cors_origins = NULL, *owner_cors_origins = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -409,6 +425,12 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
          "never)"), N_("DURATION") },
     { "allowed-hosts", 0, 0, G_OPTION_ARG_STRING, &allowed_hosts,
       N_("More Host names the owner API answers to, comma-separated (* for any)"), N_("NAMES") },
+    { "cors-origins", 0, 0, G_OPTION_ARG_STRING, &cors_origins,
+      N_("Web pages that may use the webhook and stream URLs: * (default), none, or origins "
+         "such as https://example.com, comma-separated"), N_("ORIGINS") },
+    { "owner-cors-origins", 0, 0, G_OPTION_ARG_STRING, &owner_cors_origins,
+      N_("Web pages of other origins that may use the owner API (default: none)"),
+      N_("ORIGINS") },
     { "open-relay", 0, 0, G_OPTION_ARG_STRING, &open_relay,
       N_("yes: anyone may create channels (default: yes only on loopback)"), N_("yes|no") },
     { "backlog", 0, 0, G_OPTION_ARG_STRING, &backlog,
@@ -425,7 +447,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "rate", NULL }, { "burst", NULL }, { "max-queue-bytes", NULL },
     { "max-queue-frames", NULL }, { "max-connections", NULL }, { "idle-timeout", NULL },
     { "open-relay", NULL }, { "backlog", NULL }, { "tls-cert", NULL }, { "tls-key", NULL },
-    { "subscribe-timeout", NULL }, { "allowed-hosts", NULL },
+    { "subscribe-timeout", NULL }, { "allowed-hosts", NULL }, { "cors-origins", NULL },
+    { "owner-cors-origins", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -458,6 +481,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[13].value = tls_key;
   flags[14].value = subscribe_timeout;
   flags[15].value = allowed_hosts;
+  flags[16].value = cors_origins;
+  flags[17].value = owner_cors_origins;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

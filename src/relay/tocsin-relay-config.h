@@ -26,8 +26,8 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
 
 /* Reads the [relay] group of @path into @config (keys as the long flags: listen, data-dir,
  * public-url, max-body, retention, rate, burst, max-queue-bytes, max-queue-frames,
- * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, open-relay, backlog,
- * tls-cert, tls-key). */
+ * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, cors-origins,
+ * owner-cors-origins, open-relay, backlog, tls-cert, tls-key). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

@@ -137,7 +137,7 @@ tocsin_relay_page_handle (TocsinRelay       *relay,
   /* The token is in the URL: never leak it to another site through Referer. */
   soup_message_headers_replace (headers, "Referrer-Policy", "no-referrer");
   soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
-  soup_message_headers_replace (headers, "Vary", "Accept");
+  soup_message_headers_append (headers, "Vary", "Accept");
 
   if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)
     {

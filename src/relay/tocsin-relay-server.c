@@ -29,6 +29,7 @@
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-head.h"
 #include "tocsin-relay-api.h"
+#include "tocsin-relay-cors.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
@@ -371,6 +372,10 @@ route (SoupServer        *soup_server,
                                          "allowed-hosts in its configuration."));
       return;
     }
+
+  /* After the Host check: a rebound name is refused before it could pass as the same origin. */
+  if (tocsin_relay_cors_handle (&server->relay.config, msg, path))
+    return;
 
   if (token_url)
     {

@@ -29,6 +29,8 @@ typedef struct
   guint     idle_timeout;        /* seconds an HTTP connection may sit idle; default 60 */
   guint     subscribe_timeout;   /* seconds a /v1/ws may go without subscribing; default 10 */
   GStrv     allowed_hosts;       /* Host names the owner API answers to besides the defaults */
+  GStrv     cors_origins;        /* pages that may use the token URLs: "*" or origins */
+  GStrv     owner_cors_origins;  /* pages of other origins that may use the owner API */
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
 } TocsinRelayConfig;
 
