@@ -233,6 +233,11 @@ test_errors (Fixture       *f,
   g_assert_cmpstr (text, ==, "{\"success\":false,\"message\":\"Direct key not found\"}");
   g_clear_pointer (&text, g_free);
 
+  /* Whatever follows /d/, Echobell's shape. */
+  text = ring (f, "GET", "/d/not.a/key", NULL, NULL, NULL, 404);
+  assert_refused (text, "Direct key not found");
+  g_clear_pointer (&text, g_free);
+
   /* A channel's webhook token is no Direct key, and a Direct key is no webhook URL. */
   channel = tocsin_test_relay_create_channel (f->relay, "Servers", "{{t}}", NULL, NULL, NULL);
   hook_as_key = g_strdup_printf ("/d/%s?body=x", member (channel, "trigger_token"));

@@ -293,7 +293,7 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
     }
 
   /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
-  channel = tocsin_relay_store_find_by_trigger (relay->store, key);
+  channel = *key != '\0' ? tocsin_relay_store_find_by_trigger (relay->store, key) : NULL;
   if (channel == NULL || !channel->direct)
     {
       tocsin_relay_direct_reply_error (msg, SOUP_STATUS_NOT_FOUND, TOCSIN_RELAY_DIRECT_NOT_FOUND);

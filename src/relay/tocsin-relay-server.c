@@ -235,7 +235,8 @@ dispatch (Server            *server,
       tocsin_relay_api_handle (relay, msg, path);
       return;
     }
-  if (g_str_has_prefix (path, "/d/") && is_token_segment (path + 3))
+  /* Any /d/ path answers in Echobell's shape: what is not a key is "Direct key not found". */
+  if (g_str_has_prefix (path, "/d/"))
     {
       tocsin_relay_direct_handle (relay, msg, path + 3);
       return;
