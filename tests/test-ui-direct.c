@@ -135,6 +135,52 @@ record_on_screen (const char *title)
   return NULL;
 }
 
+/* ---- screenshots ---------------------------------------------------------------------- */
+
+static gboolean
+tick_cb (GtkWidget     *widget,
+         GdkFrameClock *clock,
+         gpointer       data)
+{
+  (*(guint *) data)++;
+  return G_SOURCE_CONTINUE;
+}
+
+/* Saves what @widget shows under <build>/tests/screenshots/@name, for a person to look at. */
+static void
+save_screenshot (GtkWidget  *widget,
+                 const char *name)
+{
+  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
+  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autoptr(GdkPaintable) paintable = NULL;
+  g_autoptr(GdkTexture) texture = NULL;
+  GtkSnapshot *snapshot;
+  GskRenderNode *node;
+  guint ticks = 0, id;
+  int width, height;
+
+  g_mkdir_with_parents (dir, 0755);
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
+  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
+  gtk_widget_queue_draw (widget);
+  TOCSIN_WAIT_UNTIL (ticks >= 3);
+  gtk_widget_remove_tick_callback (widget, id);
+  width = gtk_widget_get_width (widget);
+  height = gtk_widget_get_height (widget);
+  paintable = gtk_widget_paintable_new (widget);
+  snapshot = gtk_snapshot_new ();
+  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
+  node = gtk_snapshot_free_to_node (snapshot);
+  g_assert_nonnull (node);
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
+                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
+  gsk_render_node_unref (node);
+  g_assert_true (gdk_texture_save_to_png (texture, path));
+  g_test_message ("screenshot: %s", path);
+}
+
 /* ---- the notification daemon ----------------------------------------------------------- */
 
 /* How many pop-ups titled @summary the daemon got; *urgency: the last one's urgency hint. */
@@ -228,6 +274,7 @@ test_create_ring_rotate (void)
   subscribe_prefix = g_strconcat ("Open this link in Tocsin on each of your other desktops: ",
                                   fx.relay->base_url, "/s/", NULL);
   g_assert_nonnull (find_label_with_prefix (prefs, subscribe_prefix, NULL));
+  save_screenshot (group, "ui-direct-key.png");
 
   /* This desktop subscribed itself to its inbox, time-sensitive, and is live. */
   TOCSIN_WAIT_UNTIL ((subscription = direct_subscription ()) != NULL
