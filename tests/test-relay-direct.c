@@ -141,7 +141,8 @@ test_post_json (Fixture       *f,
                 gconstpointer  data)
 {
   g_autoptr(GPtrArray) frames = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(SoupWebsocketConnection) ws = NULL;
+  g_autoptr(GPtrArray) second_frames = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(SoupWebsocketConnection) ws = NULL, second = NULL;
   g_autoptr(JsonObject) message = NULL;
   g_autofree char *answer = NULL;
 
@@ -155,8 +156,11 @@ test_post_json (Fixture       *f,
                  " \"notificationType\": \"calling\"}", NULL, 200);
   g_assert_cmpstr (answer, ==, sent);
 
+  /* Every desktop of the owner holds the inbox's subscribe link: each gets it. */
   ws = subscribe (f, frames);
-  TOCSIN_WAIT_UNTIL (frames->len == 1);
+  second = subscribe (f, second_frames);
+  TOCSIN_WAIT_UNTIL (frames->len == 1 && second_frames->len == 1);
+  g_assert_cmpstr (frames->pdata[0], ==, second_frames->pdata[0]);
   message = parse_object (frames->pdata[0]);
   g_assert_cmpstr (member (message, "channelName"), ==, "Direct");
   g_assert_cmpstr (member (message, "title"), ==, "Build Complete");
