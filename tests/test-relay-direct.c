@@ -264,6 +264,21 @@ test_errors (Fixture       *f,
       g_clear_pointer (&text, g_free);
     }
 
+  /* Over max-body (64 KiB): 413, refused before it is read, still in Echobell's shape. */
+  {
+    g_autoptr(GString) big = g_string_new ("{\"body\": \"");
+    g_autoptr(JsonObject) object = NULL;
+
+    while (big->len < 70 * 1024)
+      g_string_append (big, "0123456789abcdef");
+    g_string_append (big, "\"}");
+    text = ring (f, "POST", f->key_path, "application/json", big->str, NULL, 413);
+    object = parse_object (text);
+    g_assert_false (json_object_get_boolean_member (object, "success"));
+    g_assert_nonnull (strstr (json_object_get_string_member (object, "message"), "larger"));
+    g_clear_pointer (&text, g_free);
+  }
+
   /* Other methods: 405 with Allow, same shape. */
   g_assert_cmpuint (tocsin_test_http (f->relay, "PUT", f->key_path, "application/json", "{}", -1,
                                       NULL, NULL, &headers), ==, 405);
