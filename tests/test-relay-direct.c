@@ -338,6 +338,15 @@ test_rotate (Fixture       *f,
   /* A channel's number is not a Direct key's. */
   g_assert_cmpint (tocsin_test_relay_cli (f->relay, NULL, NULL, "direct", "show", "999",
                                           NULL), !=, 0);
+
+  /* Deleted: the key is gone, and so is the owner key's power. */
+  g_clear_pointer (&shown, json_object_unref);
+  shown = call (f, "DELETE", "/v1/direct", owner_key, 200);
+  g_assert_true (json_object_get_boolean_member (shown, "deleted"));
+  text = ring (f, "GET", cli_path, NULL, NULL, NULL, 404);
+  assert_refused (text, "Direct key not found");
+  g_clear_pointer (&shown, json_object_unref);
+  shown = call (f, "GET", "/v1/direct", owner_key, 403);
 }
 
 static const char *const rate_args[] = { "--rate=0.2", "--burst=2", NULL };
