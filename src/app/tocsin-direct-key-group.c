@@ -40,6 +40,7 @@ struct _TocsinDirectKeyGroup
 
   /* owned */
   TocsinOwnedChannel *inbox;   /* NULL until the user has a Direct key */
+  GCancellable       *cancellable;   /* the history read at start; cancelled in dispose */
   gboolean            busy;
 };
 
@@ -322,6 +323,37 @@ rotate_clicked_cb (TocsinDirectKeyGroup *self)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+/* Preferences opened before the app had read its owned channels: read them here. */
+static void
+owned_loaded_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(TocsinDirectKeyGroup) self = user_data;
+  g_autoptr(GPtrArray) channels = NULL;
+
+  channels = tocsin_history_load_owned_channels_finish (TOCSIN_HISTORY (object), result, NULL);
+  if (channels == NULL || self->inbox != NULL)
+    return;
+  for (guint i = 0; i < channels->len; i++)
+    if (tocsin_owned_channel_is_direct (channels->pdata[i]))
+      {
+        self->inbox = tocsin_owned_channel_copy (channels->pdata[i]);
+        update (self);
+        return;
+      }
+}
+
+static void
+tocsin_direct_key_group_dispose (GObject *object)
+{
+  TocsinDirectKeyGroup *self = TOCSIN_DIRECT_KEY_GROUP (object);
+
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  G_OBJECT_CLASS (tocsin_direct_key_group_parent_class)->dispose (object);
+}
+
 static void
 tocsin_direct_key_group_finalize (GObject *object)
 {
@@ -337,6 +369,7 @@ tocsin_direct_key_group_class_init (TocsinDirectKeyGroupClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
+  object_class->dispose = tocsin_direct_key_group_dispose;
   object_class->finalize = tocsin_direct_key_group_finalize;
 
   gtk_widget_class_set_template_from_resource (widget_class, "/io/github/tocsin/Tocsin/"
@@ -390,5 +423,12 @@ tocsin_direct_key_group_init (TocsinDirectKeyGroup *self)
   gtk_editable_set_text (GTK_EDITABLE (self->relay_row), relay);
   if (inbox != NULL)
     self->inbox = tocsin_owned_channel_copy (inbox);
+  else if (app != NULL)
+    {
+      self->cancellable = g_cancellable_new ();
+      tocsin_history_load_owned_channels_async (tocsin_application_get_history (app),
+                                                self->cancellable, owned_loaded_cb,
+                                                g_object_ref (self));
+    }
   update (self);
 }
