@@ -354,6 +354,32 @@ test_no_secret_in_logs (void)
   g_assert_cmpuint (http (&s, "DELETE", api, NULL, NULL, owner_key, NULL), ==, 200);
   g_assert_cmpuint (http (&s, "GET", api, NULL, NULL, owner_key, NULL), >=, 400);
 
+  /* A Direct key: created, rung (accepted and refused), shown and rotated. */
+  {
+    g_autoptr(JsonObject) inbox = cli_json (&s, "direct", "create", "--json", NULL);
+    const char *inbox_owner = json_object_get_string_member (inbox, "owner_key");
+    g_autofree char *direct = g_strconcat ("/d/", json_object_get_string_member (inbox,
+                                                                               "direct_key"),
+                                           "?title=hi&body=there", NULL);
+    g_autofree char *bad_type = g_strconcat (direct, "&notificationType=loud", NULL);
+    const char *other_trigger = json_object_get_string_member (other, "trigger_token");
+    g_autofree char *hook_as_key = g_strconcat ("/d/", other_trigger, NULL);
+
+    add_secret (&s, inbox, "direct_key");
+    add_secret (&s, inbox, "subscribe_token");
+    add_secret (&s, inbox, "owner_key");
+    g_assert_cmpuint (http (&s, "GET", direct, NULL, NULL, NULL, NULL), ==, 200);
+    g_assert_cmpuint (http (&s, "GET", bad_type, NULL, NULL, NULL, NULL), ==, 400);
+    g_assert_cmpuint (http (&s, "DELETE", direct, NULL, NULL, NULL, NULL), ==, 405);
+    g_assert_cmpuint (http (&s, "GET", hook_as_key, NULL, NULL, NULL, NULL), ==, 404);
+    g_assert_cmpuint (http (&s, "GET", "/v1/direct", NULL, NULL, inbox_owner, NULL), ==, 200);
+    g_assert_cmpuint (http (&s, "POST", "/v1/direct/rotate", NULL, NULL, inbox_owner, &reply),
+                      ==, 200);
+    add_secret (&s, reply, "direct_key");
+    g_clear_pointer (&reply, json_object_unref);
+    g_assert_cmpuint (http (&s, "GET", direct, NULL, NULL, NULL, NULL), ==, 404);
+  }
+
   /* Shut down (SIGTERM) so that everything it would log is in the file. */
   tocsin_test_relay_stop (s.relay, FALSE);
   g_unsetenv ("G_MESSAGES_DEBUG");

@@ -390,6 +390,21 @@ tocsin_application_find_owned_channel (TocsinApplication *self,
   return NULL;
 }
 
+const TocsinOwnedChannel *
+tocsin_application_find_direct_inbox (TocsinApplication *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_APPLICATION (self), NULL);
+
+  for (guint i = 0; self->owned_channels && i < self->owned_channels->len; i++)
+    {
+      const TocsinOwnedChannel *channel = g_ptr_array_index (self->owned_channels, i);
+
+      if (tocsin_owned_channel_is_direct (channel))
+        return channel;
+    }
+  return NULL;
+}
+
 /* ---- window and notifier -------------------------------------------------------------- */
 
 GtkWindow *

@@ -23,6 +23,8 @@ TocsinOwner       *tocsin_application_get_owner   (TocsinApplication *self);
 const TocsinOwnedChannel *tocsin_application_find_owned_channel (TocsinApplication *self,
                                                                  const char        *relay_url,
                                                                  gint64             channel_id);
+/* The user's direct inbox, whose Direct key Preferences shows (borrowed), or NULL. */
+const TocsinOwnedChannel *tocsin_application_find_direct_inbox (TocsinApplication *self);
 /* Re-reads the owned channels from the history (after create, rotate, delete). */
 void               tocsin_application_reload_owned_channels (TocsinApplication *self);
 

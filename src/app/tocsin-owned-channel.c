@@ -42,5 +42,15 @@ tocsin_owned_channel_free (TocsinOwnedChannel *channel)
   g_free (channel);
 }
 
+gboolean
+tocsin_owned_channel_is_direct (const TocsinOwnedChannel *channel)
+{
+  g_return_val_if_fail (channel != NULL, FALSE);
+
+  return channel->relay_url != NULL && channel->webhook_url != NULL &&
+         g_str_has_prefix (channel->webhook_url, channel->relay_url) &&
+         g_str_has_prefix (channel->webhook_url + strlen (channel->relay_url), "/d/");
+}
+
 G_DEFINE_BOXED_TYPE (TocsinOwnedChannel, tocsin_owned_channel,
                      tocsin_owned_channel_copy, tocsin_owned_channel_free)

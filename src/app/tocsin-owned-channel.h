@@ -16,7 +16,8 @@ typedef struct
   gint64  id;             /* channel id on the relay */
   char   *owner_key;      /* secret; never log it */
   char   *name;
-  char   *webhook_url;    /* "<relay>/t/<trigger token>" (secret too: anyone with it can ring) */
+  char   *webhook_url;    /* "<relay>/t/<trigger token>" (secret too: anyone with it can ring);
+                           * "<relay>/d/<Direct key>" for the user's direct inbox */
   char   *subscribe_url;  /* "<relay>/s/<subscribe token>" */
 } TocsinOwnedChannel;
 
@@ -26,5 +27,9 @@ TocsinOwnedChannel *tocsin_owned_channel_new   (void);
 TocsinOwnedChannel *tocsin_owned_channel_copy  (const TocsinOwnedChannel *channel);
 void                tocsin_owned_channel_free  (TocsinOwnedChannel *channel);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOwnedChannel, tocsin_owned_channel_free)
+
+/* Whether @channel is the user's direct inbox (docs/api.md, "Direct keys"): its webhook URL is
+ * the Direct URL, /d/{key}, and it has no templates to edit. */
+gboolean            tocsin_owned_channel_is_direct (const TocsinOwnedChannel *channel);
 
 G_END_DECLS

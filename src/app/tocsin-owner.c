@@ -145,6 +145,12 @@ merge_answer (TocsinOwnedChannel *channel,
       g_free (channel->webhook_url);
       channel->webhook_url = g_strdup (value);
     }
+  /* A direct inbox's answer (/v1/direct): where it rings is its Direct URL. */
+  if ((value = string_member (answer, "direct_url", "directUrl")))
+    {
+      g_free (channel->webhook_url);
+      channel->webhook_url = g_strdup (value);
+    }
   if ((value = string_member (answer, "subscribe_url", "subscribeUrl")))
     {
       g_free (channel->subscribe_url);
@@ -449,4 +455,55 @@ tocsin_owner_delete_channel_finish (TocsinOwner   *self,
 {
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
   return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* ---- Direct keys (/v1/direct) ------------------------------------------------------------ */
+
+void
+tocsin_owner_create_direct_async (TocsinOwner         *self,
+                                  const char          *relay_url,
+                                  const char          *admin_key,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(TocsinOwnedChannel) channel = tocsin_owned_channel_new ();
+  g_autofree char *url = NULL;
+
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (relay_url != NULL);
+
+  channel->relay_url = g_strdup (relay_url);
+  while (g_str_has_suffix (channel->relay_url, "/"))
+    channel->relay_url[strlen (channel->relay_url) - 1] = '\0';
+  /* The relay's name for it; the app shows its own, translated (tocsin-direct-key-group.c). */
+  channel->name = g_strdup ("Direct");
+  url = g_strconcat (channel->relay_url, "/v1/direct", NULL);
+  send_request (self, "POST", url, admin_key, NULL, channel, AFTER_CREATE,
+                tocsin_owner_create_direct_async, cancellable, callback, user_data);
+}
+
+TocsinOwnedChannel *
+tocsin_owner_create_direct_finish (TocsinOwner   *self,
+                                   GAsyncResult  *result,
+                                   GError       **error)
+{
+  return tocsin_owner_create_channel_finish (self, result, NULL, error);
+}
+
+void
+tocsin_owner_rotate_direct_async (TocsinOwner              *self,
+                                  const TocsinOwnedChannel *channel,
+                                  GCancellable             *cancellable,
+                                  GAsyncReadyCallback       callback,
+                                  gpointer                  user_data)
+{
+  g_autofree char *url = NULL;
+
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (channel != NULL);
+
+  url = g_strconcat (channel->relay_url, "/v1/direct/rotate", NULL);
+  send_request (self, "POST", url, channel->owner_key, NULL, channel, AFTER_ROTATE,
+                tocsin_owner_rotate_direct_async, cancellable, callback, user_data);
 }

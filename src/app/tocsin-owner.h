@@ -83,4 +83,24 @@ void        tocsin_owner_delete_channel_async  (TocsinOwner *self,
 gboolean    tocsin_owner_delete_channel_finish (TocsinOwner *self, GAsyncResult *result,
                                                 GError **error);
 
+/* POST /v1/direct on @relay_url: a Direct key that rings only this user (docs/api.md). The
+ * relay keeps it in a direct inbox, saved to the history as an owned channel whose webhook_url
+ * is the Direct URL (tocsin_owned_channel_is_direct()). @admin_key: as for create_channel. */
+void                tocsin_owner_create_direct_async  (TocsinOwner         *self,
+                                                       const char          *relay_url,
+                                                       const char          *admin_key,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+TocsinOwnedChannel *tocsin_owner_create_direct_finish (TocsinOwner         *self,
+                                                       GAsyncResult        *result,
+                                                       GError             **error);
+/* POST /v1/direct/rotate: a new Direct key; the old one stops ringing. The new Direct URL is
+ * saved; finish with tocsin_owner_request_finish() (the relay's answer, "direct_url"). */
+void                tocsin_owner_rotate_direct_async  (TocsinOwner              *self,
+                                                       const TocsinOwnedChannel *channel,
+                                                       GCancellable             *cancellable,
+                                                       GAsyncReadyCallback       callback,
+                                                       gpointer                  user_data);
+
 G_END_DECLS

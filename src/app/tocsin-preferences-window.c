@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-a11y.h"
+#include "tocsin-direct-key-group.h"
 #include "tocsin-preferences-window.h"
 
 struct _TocsinPreferencesWindow
@@ -188,6 +189,7 @@ tocsin_preferences_window_class_init (TocsinPreferencesWindowClass *klass)
   GtkWidgetClass *widget_class = GTK_WIDGET_CLASS (klass);
 
   object_class->dispose = tocsin_preferences_window_dispose;
+  g_type_ensure (TOCSIN_TYPE_DIRECT_KEY_GROUP);
 
   gtk_widget_class_set_template_from_resource (widget_class,
                                                "/io/github/tocsin/Tocsin/tocsin-preferences-window.ui");

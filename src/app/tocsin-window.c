@@ -886,9 +886,15 @@ update_actions (TocsinWindow *self)
   gboolean owned = FALSE;
 
   if (subscription != NULL)
-    owned = tocsin_application_find_owned_channel (self->app,
-                                                   tocsin_subscription_get_relay_url (subscription),
-                                                   tocsin_subscription_get_channel_id (subscription)) != NULL;
+    {
+      const TocsinOwnedChannel *channel =
+        tocsin_application_find_owned_channel (self->app,
+                                               tocsin_subscription_get_relay_url (subscription),
+                                               tocsin_subscription_get_channel_id (subscription));
+
+      /* A direct inbox has no templates to edit: Preferences manages its key. */
+      owned = channel != NULL && !tocsin_owned_channel_is_direct (channel);
+    }
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.clear-channel", subscription != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.unsubscribe", subscription != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.channel-settings", subscription != NULL);

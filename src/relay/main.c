@@ -15,11 +15,12 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
+  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
            _("Usage: tocsin-relay COMMAND [OPTION…]"),
            _("Commands:"),
            _("serve        serve webhooks and subscriber streams"),
            _("channel      create, list, show, update, rotate or delete channels"),
+           _("direct       create, show or rotate Direct keys (they ring only you)"),
            _("key          create admin keys for a relay that is not open"),
            _("subscribers  list who is connected to a channel"),
            _("Run “tocsin-relay COMMAND --help” for a command’s options."));
@@ -61,6 +62,8 @@ main (int    argc,
     return tocsin_relay_serve (argc - 1, argv + 1);
   if (g_str_equal (command, "channel"))
     return tocsin_relay_cli_channel (argc - 1, argv + 1);
+  if (g_str_equal (command, "direct"))
+    return tocsin_relay_cli_direct (argc - 1, argv + 1);
   if (g_str_equal (command, "key"))
     return tocsin_relay_cli_key (argc - 1, argv + 1);
   if (g_str_equal (command, "subscribers"))

@@ -449,7 +449,9 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
 
   if (public_url == NULL)
     public_url = "";
-  webhook = g_strdup_printf ("%s/t/%s", public_url, channel->trigger_token);
+  /* A direct inbox rings at /d/ (tocsin-relay-direct.c); /t/ refuses its key. */
+  webhook = g_strdup_printf ("%s/%s/%s", public_url, channel->direct ? "d" : "t",
+                             channel->trigger_token);
   subscribe = g_strdup_printf ("%s/s/%s", public_url, channel->subscribe_token);
   created = tocsin_format_time_ms (channel->created_at * 1000);
 
@@ -466,5 +468,12 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
   json_object_set_string_member (object, "subscribe_url", subscribe);
   json_object_set_string_member (object, "created_at", created);
   json_object_set_int_member (object, "last_id", channel->last_id);
+  json_object_set_string_member (object, "kind", channel->direct ? "direct" : "webhook");
   return object;
+}
+
+const char *
+tocsin_relay_api_get_bearer (SoupServerMessage *msg)
+{
+  return get_bearer (msg);
 }

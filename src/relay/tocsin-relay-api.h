@@ -33,4 +33,7 @@ JsonObject *tocsin_relay_channel_to_public_json (TocsinRelayChannel *channel,
 JsonObject *tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
                                                 const char         *public_url);
 
+/* The bearer token of the request's Authorization header, or NULL. */
+const char *tocsin_relay_api_get_bearer (SoupServerMessage *msg);
+
 G_END_DECLS

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * tocsin-relay-cli.c: `tocsin-relay channel ...`, `key create` and `subscribers ID`.
+ * tocsin-relay-cli.c: `tocsin-relay channel ...`, `direct ...`, `key create` and `subscribers ID`.
  *
  * They open the store directly, so they work whether or not a server runs on the same data dir
  * (SQLite WAL lets both in; the server reads channels from the database on every lookup, so a
@@ -20,6 +20,7 @@
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cli.h"
+#include "tocsin-relay-direct.h"
 #include "tocsin-relay-store.h"
 
 #define EXIT_USAGE 2
@@ -647,6 +648,107 @@ tocsin_relay_cli_subscribers (int    argc,
       g_print ("%-5s  %-40s  %s\n", json_object_get_string_member (s, "kind"),
                json_object_get_string_member (s, "peer"),
                json_object_get_string_member (s, "connectedAt"));
+    }
+  return EXIT_SUCCESS;
+}
+
+static void
+print_direct (TocsinRelayChannel *inbox,
+              const char         *public_url,
+              const char         *owner_key)
+{
+  g_autoptr(JsonObject) object = tocsin_relay_direct_to_json (inbox, public_url);
+
+  g_print (_("Direct key %" PRId64 "\n"), inbox->id);
+  g_print (_("  Direct URL:     %s   (a secret: it rings you)\n"),
+           json_object_get_string_member (object, "direct_url"));
+  g_print (_("  Subscribe URL:  %s   (open it on each of your desktops)\n"),
+           json_object_get_string_member (object, "subscribe_url"));
+  if (owner_key)
+    g_print (_("  Owner key:      %s   (shown only now: it shows and rotates this key over "
+               "HTTP)\n"), owner_key);
+  g_print (_("  Try it:         curl -d title=Hello -d body=World %s\n"),
+           json_object_get_string_member (object, "direct_url"));
+}
+
+int
+tocsin_relay_cli_direct (int    argc,
+                         char **argv)
+{
+  g_auto(Options) o = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayChannel) inbox = NULL;
+  g_autofree char *owner_key = NULL;
+  TocsinRelayStore *store;
+  const char *action;
+  gint64 id = 0;
+
+  if (!parse_options (&o, "direct", N_("create|show ID|rotate ID"),
+                      _("Create, show and rotate Direct keys (Echobell's /d/{key}): each rings "
+                        "only its owner's desktops."), FALSE, &argc, &argv, &error))
+    return usage (error->message);
+  if (argc < 1)
+    return usage (_("Say what to do: direct create|show|rotate; see tocsin-relay direct "
+                    "--help"));
+  action = argv[0];
+  if (g_str_equal (action, "create"))
+    {
+      if (argc != 1)
+        return usage (_("Unexpected argument; see tocsin-relay direct --help"));
+    }
+  else if (g_str_equal (action, "show") || g_str_equal (action, "rotate"))
+    {
+      if (argc != 2 || !parse_id (argv[1], &id))
+        {
+          g_autofree char *text = g_strdup_printf (_("Say which Direct key by its number: "
+                                                     "tocsin-relay direct %s ID"), action);
+          return usage (text);
+        }
+    }
+  else
+    {
+      g_autofree char *text = g_strdup_printf (_("Unknown command “direct %s”; see "
+                                                 "tocsin-relay direct --help"), action);
+      return usage (text);
+    }
+
+  store = open_store (&o, id == 0 ? FALSE : TRUE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  if (id == 0)
+    inbox = tocsin_relay_store_create_direct (store, &owner_key, &error);
+  else
+    {
+      inbox = tocsin_relay_store_find_by_id (store, id);
+      if (inbox == NULL || !inbox->direct)
+        {
+          g_clear_pointer (&inbox, tocsin_relay_channel_unref);
+          g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                       _("There is no Direct key %" PRId64), id);
+        }
+      else if (g_str_equal (action, "rotate"))
+        {
+          g_clear_pointer (&inbox, tocsin_relay_channel_unref);
+          inbox = tocsin_relay_store_rotate_trigger (store, id, &error);
+        }
+    }
+  tocsin_relay_store_free (store);
+  if (inbox == NULL)
+    return fail ("%s", error->message);
+
+  if (o.json)
+    {
+      g_autoptr(JsonObject) object = tocsin_relay_direct_to_json (inbox, o.public_url);
+
+      if (owner_key)
+        json_object_set_string_member (object, "owner_key", owner_key);
+      print_json (object);
+    }
+  else
+    {
+      if (g_str_equal (action, "rotate"))
+        g_print (_("The old Direct URL no longer works. The new one:\n"));
+      print_direct (inbox, o.public_url, owner_key);
     }
   return EXIT_SUCCESS;
 }

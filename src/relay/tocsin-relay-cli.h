@@ -10,6 +10,7 @@
 G_BEGIN_DECLS
 
 int tocsin_relay_cli_channel     (int argc, char **argv);
+int tocsin_relay_cli_direct      (int argc, char **argv);
 int tocsin_relay_cli_key         (int argc, char **argv);
 int tocsin_relay_cli_subscribers (int argc, char **argv);
 

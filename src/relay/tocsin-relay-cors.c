@@ -53,6 +53,12 @@ classify (const char  *path,
       *methods = "GET, POST, PUT";
       return SCOPE_TOKEN;
     }
+  /* A Direct key is a token URL too (tocsin-relay-direct.c). */
+  if (g_str_has_prefix (path, "/d/") && is_token_segment (path + 3, strlen (path + 3)))
+    {
+      *methods = "GET, POST";
+      return SCOPE_TOKEN;
+    }
   if (g_str_has_prefix (path, "/s/"))
     {
       const char *token = path + 3;
@@ -67,7 +73,8 @@ classify (const char  *path,
         }
       return SCOPE_NONE;
     }
-  if (g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/"))
+  if (g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/") ||
+      g_str_equal (path, "/v1/direct") || g_str_has_prefix (path, "/v1/direct/"))
     {
       *methods = "GET, POST, PATCH, DELETE";
       return SCOPE_OWNER;

@@ -295,7 +295,8 @@ admit (TocsinRelay       *relay,
 
   /* The same work whether the token is known or not (see find_by_token). */
   channel = tocsin_relay_store_find_by_trigger (relay->store, token);
-  if (channel == NULL)
+  /* A Direct key is not a webhook URL: it rings through /d/ (tocsin-relay-direct.c). */
+  if (channel == NULL || channel->direct)
     {
       tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                        _("No channel has this webhook URL; check the token (it "
@@ -524,4 +525,13 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
       return;
     }
   commit (relay, msg, channel->id, vars, g_steal_pointer (&message), &rendered);
+}
+
+void
+tocsin_relay_ingest_set_rate_headers (SoupServerMessage *msg,
+                                      TocsinRelay       *relay,
+                                      guint              remaining,
+                                      guint              reset)
+{
+  set_rate_headers (msg, relay, remaining, reset);
 }

@@ -62,4 +62,10 @@ TocsinMessage *tocsin_relay_ingest_build_message (const TocsinRelayChannel  *cha
                                                   gsize                      max_message,
                                                   GError                   **error);
 
+/* The RateLimit-Policy and RateLimit headers of an answer, for /t/ and /d/ alike. */
+void tocsin_relay_ingest_set_rate_headers (SoupServerMessage *msg,
+                                           TocsinRelay       *relay,
+                                           guint              remaining,
+                                           guint              reset);
+
 G_END_DECLS

@@ -30,6 +30,7 @@
 #include "tocsin-relay-head.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cors.h"
+#include "tocsin-relay-direct.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
@@ -239,6 +240,17 @@ dispatch (Server            *server,
       tocsin_relay_api_handle (relay, msg, path);
       return;
     }
+  /* Any /d/ path answers in Echobell's shape: what is not a key is "Direct key not found". */
+  if (g_str_has_prefix (path, "/d/"))
+    {
+      tocsin_relay_direct_handle (relay, msg, path + 3);
+      return;
+    }
+  if (g_str_equal (path, "/v1/direct") || g_str_has_prefix (path, "/v1/direct/"))
+    {
+      tocsin_relay_direct_api_handle (relay, msg, path);
+      return;
+    }
   if (g_str_equal (path, "/v1/ws"))
     {
       tocsin_relay_hub_handle_app (relay->hub, msg);
@@ -352,7 +364,8 @@ route (SoupServer        *soup_server,
 {
   Server *server = user_data;
   RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
-  gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/");
+  gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/") ||
+                       g_str_has_prefix (path, "/d/");
   g_autofree char *address = NULL;
 
   if (guard != NULL && guard->refused)
@@ -362,7 +375,8 @@ route (SoupServer        *soup_server,
       return;
     }
 
-  if ((g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/")) &&
+  if ((g_str_equal (path, "/v1/channels") || g_str_has_prefix (path, "/v1/channels/") ||
+       g_str_equal (path, "/v1/direct") || g_str_has_prefix (path, "/v1/direct/")) &&
       !host_allowed (server, soup_message_headers_get_one (soup_server_message_get_request_headers (msg),
                                                            "Host")))
     {
@@ -389,10 +403,11 @@ route (SoupServer        *soup_server,
 
           soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                         "Retry-After", seconds);
-          tocsin_relay_server_reply_error (msg, 429,
-                                           _("Too many unknown tokens came from your address; "
-                                             "check the URL, and try again after Retry-After "
-                                             "seconds."));
+          /* Direct keys answer in Echobell's shape (tocsin-relay-direct.c). */
+          (g_str_has_prefix (path, "/d/") ? tocsin_relay_direct_reply_error
+                                          : tocsin_relay_server_reply_error)
+            (msg, 429, _("Too many unknown tokens came from your address; check the URL, and "
+                         "try again after Retry-After seconds."));
           return;
         }
     }
@@ -751,7 +766,8 @@ request_body_cap (RequestGuard *guard)
   const char *path = g_uri_get_path (soup_server_message_get_uri (guard->msg));
   gsize max_body = guard->server->relay.config.max_body;
 
-  return g_str_has_prefix (path, "/t/") ? max_body : MAX (max_body, 64 * 1024);
+  return g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/d/")
+         ? max_body : MAX (max_body, 64 * 1024);
 }
 
 static void
@@ -777,6 +793,11 @@ request_refuse_too_large (RequestGuard *guard)
   limit = g_format_size_full (request_body_cap (guard), G_FORMAT_SIZE_IEC_UNITS);
   sentence = g_strdup_printf (_("The body is larger than this relay takes (%s)"), limit);
   json_object_set_string_member (object, "error", sentence);
+  if (g_str_has_prefix (g_uri_get_path (soup_server_message_get_uri (guard->msg)), "/d/"))
+    {
+      json_object_set_boolean_member (object, "success", FALSE);
+      json_object_set_string_member (object, "message", sentence);
+    }
   node = json_node_init_object (json_node_alloc (), object);
   body = tocsin_json_to_string (node, FALSE);
   response = g_strdup_printf ("HTTP/1.1 413 Request Entity Too Large\r\n"

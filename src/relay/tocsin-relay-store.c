@@ -213,7 +213,7 @@ column_text (sqlite3_stmt *stmt,
 
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
-  "subscribe_token, created_at, last_id"
+  "subscribe_token, created_at, last_id, kind"
 
 /* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
  * if one no longer compiles (a newer template library), it renders as empty rather than taking
@@ -238,6 +238,7 @@ channel_from_row (sqlite3_stmt *stmt)
   channel->subscribe_token = g_strdup (column_text (stmt, 9));
   channel->created_at = sqlite3_column_int64 (stmt, 10);
   channel->last_id = sqlite3_column_int64 (stmt, 11);
+  channel->direct = g_str_equal (column_text (stmt, 12), "direct");
 
   if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
                           channel->condition_source, &channel->title, &channel->body,
@@ -434,6 +435,9 @@ static const char schema[] =
  * version i + 2, in the same transaction as the schema. Append only; an entry that has shipped
  * is never edited. The NULL that ends the list makes SCHEMA_VERSION the list's length. */
 static const char *const migrations[] = {
+  /* 2: Direct keys (tocsin-relay-direct.c). A direct inbox is a channel of kind 'direct' whose
+   * trigger token is the Direct key. */
+  "ALTER TABLE channels ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';",
   NULL
 };
 
@@ -964,11 +968,12 @@ bind_text_or_empty (sqlite3_stmt *stmt,
   sqlite3_bind_text (stmt, index, text ? text : "", -1, SQLITE_TRANSIENT);
 }
 
-TocsinRelayChannel *
-tocsin_relay_store_create_channel (TocsinRelayStore              *store,
-                                   const TocsinRelayChannelSpec  *spec,
-                                   char                         **owner_key,
-                                   GError                       **error)
+static TocsinRelayChannel *
+create_channel (TocsinRelayStore              *store,
+                const TocsinRelayChannelSpec  *spec,
+                const char                    *kind,
+                char                         **owner_key,
+                GError                       **error)
 {
   g_autofree char *trigger = NULL, *subscribe = NULL, *owner = NULL;
   g_autofree char *trigger_hash = NULL, *subscribe_hash = NULL, *owner_hash = NULL;
@@ -996,7 +1001,7 @@ tocsin_relay_store_create_channel (TocsinRelayStore              *store,
   stmt = prepare (store->db,
                   "INSERT INTO channels (name, description, title, body, link, condition,"
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
-                  " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+                  " created_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
@@ -1014,6 +1019,7 @@ tocsin_relay_store_create_channel (TocsinRelayStore              *store,
   bind_text_or_empty (stmt, 10, subscribe_hash);
   bind_text_or_empty (stmt, 11, owner_hash);
   sqlite3_bind_int64 (stmt, 12, g_get_real_time () / G_USEC_PER_SEC);
+  bind_text_or_empty (stmt, 13, kind);
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -1034,6 +1040,27 @@ tocsin_relay_store_create_channel (TocsinRelayStore              *store,
   if (owner_key)
     *owner_key = g_steal_pointer (&owner);
   return channel;
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_create_channel (TocsinRelayStore              *store,
+                                   const TocsinRelayChannelSpec  *spec,
+                                   char                         **owner_key,
+                                   GError                       **error)
+{
+  return create_channel (store, spec, "webhook", owner_key, error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_create_direct (TocsinRelayStore  *store,
+                                  char             **owner_key,
+                                  GError           **error)
+{
+  /* The name is what subscribers see as the channel's; the app shows its own word for it. */
+  const TocsinRelayChannelSpec spec = { .name = "Direct" };
+
+  g_return_val_if_fail (store != NULL, NULL);
+  return create_channel (store, &spec, "direct", owner_key, error);
 }
 
 static gboolean

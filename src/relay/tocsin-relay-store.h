@@ -23,6 +23,7 @@ typedef struct
   char           *subscribe_token;
   gint64          created_at;   /* unix seconds */
   gint64          last_id;      /* newest message id in this channel (0: none yet) */
+  gboolean        direct;       /* a direct inbox: trigger_token is its Direct key (/d/) */
   gint            ref_count;
 } TocsinRelayChannel;
 
@@ -150,6 +151,12 @@ typedef struct
  * a hash and so can be shown this once. */
 TocsinRelayChannel *tocsin_relay_store_create_channel   (TocsinRelayStore             *store,
                                                          const TocsinRelayChannelSpec *spec,
+                                                         char                        **owner_key,
+                                                         GError                      **error);
+/* Creates a direct inbox (tocsin-relay-direct.c): a channel of kind "direct", named "Direct",
+ * without templates, whose trigger token is the Direct key that /d/{key} takes (and /t/ does
+ * not). Rotate its key with tocsin_relay_store_rotate_trigger(). */
+TocsinRelayChannel *tocsin_relay_store_create_direct    (TocsinRelayStore             *store,
                                                          char                        **owner_key,
                                                          GError                      **error);
 TocsinRelayChannel *tocsin_relay_store_update_channel   (TocsinRelayStore             *store,

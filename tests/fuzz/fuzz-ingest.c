@@ -6,7 +6,8 @@
  * It calls the relay's own entry points, as tocsin_relay_ingest_handle does between "the request
  * has arrived" and "commit it": tocsin_relay_body_add_form_pairs (the query),
  * tocsin_relay_body_read (the body, after its Content-Encoding), tocsin_relay_ingest_render and
- * tocsin_relay_ingest_build_message.
+ * tocsin_relay_ingest_build_message; and tocsin_relay_direct_read_fields, which /d/{key} runs on
+ * the same variables (a Direct key's request is decoded as a webhook's).
  *
  * Input: one selector byte (bits 0-2: Content-Type, bits 3-4: Content-Encoding), then
  * NUL-separated parts: query, body, header name, header value,
@@ -27,6 +28,7 @@
 
 #include "fuzz-common.h"
 #include "tocsin-relay-body.h"
+#include "tocsin-relay-direct.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-template.h"
 
@@ -111,6 +113,32 @@ check_message_survives (TocsinMessage *message)
          "every variable survives");
 }
 
+/* What /d/{key} makes of the same variables: a sentence (a 400), or fields it can send. */
+static void
+check_direct (JsonObject *vars,
+              const char *body_text)
+{
+  g_auto(TocsinRelayDirectFields) fields = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  if (!tocsin_relay_direct_read_fields (vars, body_text, &fields, &error))
+    {
+      check (error != NULL && g_utf8_validate (error->message, -1, NULL),
+             "a refused Direct request says why, in UTF-8");
+      return;
+    }
+  check (error == NULL, "no error when a Direct request is accepted");
+  check (fields.title != NULL && *fields.title != '\0' &&
+         g_utf8_validate (fields.title, -1, NULL), "a Direct title is never empty, and UTF-8");
+  check (fields.body != NULL && g_utf8_validate (fields.body, -1, NULL),
+         "a Direct body is UTF-8");
+  check (fields.link == NULL || tocsin_link_is_safe (fields.link, NULL),
+         "a Direct link is kept only when safe");
+  check (fields.type == TOCSIN_MESSAGE_TYPE_ACTIVE ||
+         fields.type == TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE ||
+         fields.type == TOCSIN_MESSAGE_TYPE_CALLING, "a Direct type is one of Echobell's three");
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
@@ -186,6 +214,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
         }
     }
   check_vars (vars);
+  check_direct (vars, body_text);
 
   key = tocsin_relay_ingest_dedup_key (vars, headers);
   check (key == NULL || *key != '\0', "a dedup key is never empty");
