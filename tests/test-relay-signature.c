@@ -781,6 +781,65 @@ test_cli (Fixture       *f,
   g_assert_nonnull (strstr (err, "too short"));
 }
 
+/* Signing secrets never reach a log: a relay with every debug message on is taken through
+ * creating, ringing (good, wrong, stale), editing and rotating; nothing it printed holds a
+ * secret or a third of one. */
+static void
+test_secret_never_logged (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-sig-log-XXXXXX");
+  g_autofree char *log_path = g_build_filename (dir, "stderr.log", NULL);
+  g_autofree char *log = NULL, *rotate_path = NULL;
+  g_autoptr(GPtrArray) secrets = g_ptr_array_new_with_free_func (g_free);
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  Fixture fx = { 0 }, *f = &fx;
+
+  /* The relay's own domain: "all" would also print this test's debug lines into its TAP. */
+  g_setenv ("G_MESSAGES_DEBUG", "tocsin-relay", TRUE);
+  f->relay = tocsin_test_relay_new (NULL, NULL);
+  f->relay->stderr_path = g_strdup (log_path);
+  tocsin_test_relay_spawn (f->relay);
+  f->frames = g_ptr_array_new_with_free_func (g_free);
+
+  create (f, "{\"name\": \"Logged\", \"signature\": \"standard-webhooks\"}");
+  g_ptr_array_add (secrets, g_strdup (json_object_get_string_member (f->channel,
+                                                                     "signature_secret")));
+  json_object_unref (post_standard (f, secrets->pdata[0], "msg_a", now, "{}", 200));
+  json_object_unref (post_standard (f, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "msg_b", now,
+                                    "{}", 401));
+  json_object_unref (post_standard (f, secrets->pdata[0], "msg_c", now - 900, "{}", 401));
+  json_object_unref (call (f, "PATCH", f->path, "{\"signature\": \"hmac-sha256\","
+                           " \"signature_secret\": \"owner-given-secret-0123456789\"}", 200));
+  g_ptr_array_add (secrets, g_strdup ("owner-given-secret-0123456789"));
+  rotate_path = g_strdup_printf ("%s/rotate-signature", f->path);
+  {
+    g_autoptr(JsonObject) rotated = call (f, "POST", rotate_path, NULL, 200);
+
+    g_ptr_array_add (secrets, g_strdup (json_object_get_string_member (rotated,
+                                                                       "signature_secret")));
+  }
+  tocsin_test_relay_stop (f->relay, FALSE);
+  g_unsetenv ("G_MESSAGES_DEBUG");
+
+  g_assert_true (g_file_get_contents (log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "tocsin-relay"));   /* it did log */
+  for (guint i = 0; i < secrets->len; i++)
+    {
+      const char *secret = secrets->pdata[i];
+      gsize third = strlen (secret) / 3;
+
+      for (gsize at = 0; at + third <= strlen (secret); at += third)
+        {
+          g_autofree char *part = g_strndup (secret + at, third);
+
+          if (strstr (log, part) != NULL)
+            g_error ("a piece of a signing secret is in the relay's log: %s", part);
+        }
+    }
+  fixture_teardown (f, NULL);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 /* A database from before this change (schema version 1) opens and keeps its channels. */
 static void
 test_migrate_v1 (void)
@@ -848,5 +907,6 @@ main (int   argc,
   ADD ("/relay/signature/cli", test_cli);
 #undef ADD
   g_test_add_func ("/relay/signature/migrate-v1", test_migrate_v1);
+  g_test_add_func ("/relay/signature/secret-never-logged", test_secret_never_logged);
   return g_test_run ();
 }
