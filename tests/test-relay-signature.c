@@ -653,6 +653,67 @@ test_hmac_and_settings (Fixture       *f,
   g_assert_cmpstr (titles, ==, "a=1|a=3");
 }
 
+static GBytes *
+gzip (const char *data)
+{
+  g_autoptr(GZlibCompressor) compressor = g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_GZIP,
+                                                                 9);
+  g_autoptr(GInputStream) source = g_memory_input_stream_new_from_data (data, strlen (data),
+                                                                        NULL);
+  g_autoptr(GInputStream) stream = g_converter_input_stream_new (source,
+                                                                 G_CONVERTER (compressor));
+  g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+  g_autoptr(GError) error = NULL;
+
+  g_output_stream_splice (out, stream, G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET, NULL, &error);
+  g_assert_no_error (error);
+  return g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (out));
+}
+
+/* The signature covers the body as it arrived: a gzip body is signed compressed, and checked
+ * before it is decompressed. */
+static void
+test_raw_body (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GBytes) packed = gzip ("{\"a\":7}");
+  g_autofree char *over_packed = NULL, *over_plain = NULL, *titles = NULL;
+  GBytes *response = NULL;
+  guint status;
+
+  create (f, "{\"name\": \"Gz\", \"title\": \"a={{a}}\", \"signature\": \"github\","
+             " \"signature_secret\": \"" HMAC_SECRET "\"}");
+  {
+    g_autoptr(GBytes) key = g_bytes_new_static (HMAC_SECRET, strlen (HMAC_SECRET));
+
+    over_packed = g_compute_hmac_for_bytes (G_CHECKSUM_SHA256, key, packed);
+  }
+  over_plain = hmac_hex (HMAC_SECRET, "{\"a\":7}");
+  {
+    g_autofree char *value = g_strdup_printf ("sha256=%s", over_plain);
+    const char *headers[] = { "Content-Encoding", "gzip", "X-Hub-Signature-256", value, NULL };
+
+    status = tocsin_test_http (f->relay, "POST", f->hook, "application/json",
+                               g_bytes_get_data (packed, NULL), g_bytes_get_size (packed),
+                               headers, &response, NULL);
+    g_assert_cmpuint (status, ==, 401);
+    g_assert_nonnull (strstr (g_bytes_get_data (response, NULL), "does not match"));
+    g_clear_pointer (&response, g_bytes_unref);
+  }
+  {
+    g_autofree char *value = g_strdup_printf ("sha256=%s", over_packed);
+    const char *headers[] = { "Content-Encoding", "gzip", "X-Hub-Signature-256", value, NULL };
+
+    status = tocsin_test_http (f->relay, "POST", f->hook, "application/json",
+                               g_bytes_get_data (packed, NULL), g_bytes_get_size (packed),
+                               headers, NULL, NULL);
+    g_assert_cmpuint (status, ==, 200);
+  }
+  TOCSIN_WAIT_UNTIL (n_received (f) >= 1);
+  titles = received (f);
+  g_assert_cmpstr (titles, ==, "a=7");
+}
+
 /* Item 4: pause, the subscriber count, and the recent webhooks an owner sees. */
 static void
 test_pause_and_recent (Fixture       *f,
@@ -903,6 +964,7 @@ main (int   argc,
   ADD ("/relay/signature/github", test_github);
   ADD ("/relay/signature/stripe-and-rotation", test_stripe_and_rotation);
   ADD ("/relay/signature/hmac-and-settings", test_hmac_and_settings);
+  ADD ("/relay/signature/raw-body", test_raw_body);
   ADD ("/relay/signature/pause-and-recent", test_pause_and_recent);
   ADD ("/relay/signature/cli", test_cli);
 #undef ADD
