@@ -122,6 +122,17 @@ find_with_class (GtkWidget  *root,
   return NULL;
 }
 
+static AdwMessageDialog *
+find_message_dialog (void)
+{
+  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
+
+  for (GList *l = toplevels; l; l = l->next)
+    if (ADW_IS_MESSAGE_DIALOG (l->data) && gtk_widget_get_visible (l->data))
+      return l->data;
+  return NULL;
+}
+
 static guint
 post (const char *url,
       const char *body,
@@ -140,6 +151,7 @@ test_create_signed (void)
   g_autofree char *prefix = g_strdup_printf ("%s/t/", relay->base_url);
   g_autofree char *webhook = NULL, *secret = NULL, *hex = NULL, *signature = NULL;
   GtkWidget *relay_row, *combo, *secret_row, *group, *label, *url_label;
+  AdwMessageDialog *dialog = NULL;
 
   gtk_window_set_default_size (GTK_WINDOW (editor), 620, 1200);
   gtk_window_present (GTK_WINDOW (editor));
@@ -175,6 +187,24 @@ test_create_signed (void)
   signature = g_strdup_printf ("sha256=%s", hex);
   g_assert_cmpuint (post (webhook, "{\"ref\":\"main\"}", signature), ==, 200);
   g_assert_cmpuint (post (webhook, "{\"ref\":\"main\"}", NULL), ==, 401);
+
+  /* Rotate the secret: asked first, then the new one is shown once and the old one fails. */
+  g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-signature", NULL));
+  TOCSIN_WAIT_UNTIL ((dialog = find_message_dialog ()) != NULL);
+  adw_message_dialog_response (dialog, "confirm");
+  TOCSIN_WAIT_UNTIL ((group = find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
+                                           "Signing Secret")) != NULL &&
+                     (label = find_with_class (group, "monospace-label")) != NULL &&
+                     !g_str_equal (gtk_label_get_text (GTK_LABEL (label)), secret));
+  g_assert_cmpuint (post (webhook, "{\"ref\":\"main\"}", signature), ==, 401);
+  g_free (hex);
+  g_free (signature);
+  hex = g_compute_hmac_for_string (G_CHECKSUM_SHA256,
+                                   (const guchar *) gtk_label_get_text (GTK_LABEL (label)),
+                                   strlen (gtk_label_get_text (GTK_LABEL (label))),
+                                   "{\"ref\":\"main\"}", -1);
+  signature = g_strdup_printf ("sha256=%s", hex);
+  g_assert_cmpuint (post (webhook, "{\"ref\":\"main\"}", signature), ==, 200);
   gtk_window_destroy (GTK_WINDOW (editor));
 }
 

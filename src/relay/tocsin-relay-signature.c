@@ -621,11 +621,13 @@ tocsin_relay_signature_apply_spec (const TocsinRelayChannel  *current,
                                    GError                   **error)
 {
   TocsinRelaySignatureScheme old_scheme = TOCSIN_RELAY_SIGNATURE_NONE, scheme;
-  const char *secret = spec->signature_secret;
-  const char *header = spec->signature_header;
+  const char *secret, *header;
 
   g_return_val_if_fail (spec != NULL, FALSE);
   g_return_val_if_fail (generated != NULL && *generated == NULL, FALSE);
+
+  secret = spec->signature_secret;
+  header = spec->signature_header;
 
   if (current != NULL &&
       !tocsin_relay_signature_parse_scheme (current->signature_scheme, &old_scheme, NULL))
