@@ -984,7 +984,7 @@ webhook_row_new (JsonObject *webhook)
                                                                              ""));
   adw_action_row_set_title_lines (ADW_ACTION_ROW (row), 0);
   /* Translators: a time, then an HTTP status such as 401 */
-  subtitle = g_strdup_printf (_("%s · HTTP %" G_GINT64_FORMAT), clock, status);
+  subtitle = g_strdup_printf (_("%s · HTTP %u"), clock, (guint) status);
   adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
   icon = gtk_image_new_from_icon_name (ok ? "emblem-ok-symbolic" : "dialog-warning-symbolic");
   gtk_accessible_update_property (GTK_ACCESSIBLE (icon), GTK_ACCESSIBLE_PROPERTY_LABEL,
