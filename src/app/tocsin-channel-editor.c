@@ -22,6 +22,11 @@ typedef enum { FIELD_TITLE, FIELD_BODY, FIELD_LINK, FIELD_CONDITION, N_FIELDS } 
 
 static const char *field_names[N_FIELDS] = { "title", "body", "link", "condition" };
 
+/* The signature row's items, in order, as the relay names them (docs/api.md). */
+static const char *signature_schemes[] = { "none", "standard-webhooks", "github", "stripe",
+                                           "hmac-sha256" };
+#define SCHEME_HMAC 4
+
 struct _TocsinChannelEditor
 {
   AdwWindow parent_instance;
@@ -55,6 +60,12 @@ struct _TocsinChannelEditor
   AdwPreferencesGroup *manage_group;
   GtkWidget        *created_box;
   GtkWidget        *created_heading;
+  AdwComboRow      *signature_row;
+  AdwEntryRow      *signature_secret_row;
+  AdwEntryRow      *signature_header_row;
+  GtkSwitch        *paused_switch;
+  AdwPreferencesGroup *recent_group;
+  GtkListBox       *recent_list;
 
   /* borrowed: views[] and errors[] index the template widgets by Field */
   GtkTextView      *views[N_FIELDS];
@@ -63,6 +74,7 @@ struct _TocsinChannelEditor
   /* owned */
   TocsinApplication  *app;
   TocsinOwnedChannel *channel;       /* NULL until created (or the one being edited) */
+  char               *shown_secret;  /* a signing secret the relay just made: shown once */
   GCancellable       *cancellable;
   guint               preview_id;
   gboolean            busy;
@@ -70,6 +82,9 @@ struct _TocsinChannelEditor
 };
 
 G_DEFINE_FINAL_TYPE (TocsinChannelEditor, tocsin_channel_editor, ADW_TYPE_WINDOW)
+
+static void refresh_webhooks     (TocsinChannelEditor *self);
+static void signature_changed_cb (TocsinChannelEditor *self);
 
 static void
 toast (TocsinChannelEditor *self,
@@ -407,6 +422,10 @@ show_urls (TocsinChannelEditor *self)
   add_copy_group (self, _("Subscribe Link"),
                   _("Share this with whoever should get the notifications. You are already subscribed."),
                   self->channel->subscribe_url, _("Copy the subscribe link"));
+  if (self->shown_secret != NULL)
+    add_copy_group (self, _("Signing Secret"),
+                    _("Give this to the sender that signs the webhooks. It is shown only now."),
+                    self->shown_secret, _("Copy the signing secret"));
   add_copy_group (self, _("Try It With GET"), NULL, get_line, _("Copy the GET command"));
   add_copy_group (self, _("Try It With POST"), NULL, post_line, _("Copy the POST command"));
 
@@ -493,6 +512,22 @@ collect_fields (TocsinChannelEditor *self)
 
       json_object_set_string_member (fields, field_names[i], source);
     }
+
+  {
+    guint scheme = adw_combo_row_get_selected (self->signature_row);
+    const char *secret = gtk_editable_get_text (GTK_EDITABLE (self->signature_secret_row));
+    const char *header = gtk_editable_get_text (GTK_EDITABLE (self->signature_header_row));
+
+    if (scheme >= G_N_ELEMENTS (signature_schemes))
+      scheme = 0;
+    json_object_set_string_member (fields, "signature", signature_schemes[scheme]);
+    /* Empty: the relay keeps the secret it has, or makes one. */
+    if (scheme != 0 && *secret != '\0')
+      json_object_set_string_member (fields, "signature_secret", secret);
+    if (scheme == SCHEME_HMAC)
+      json_object_set_string_member (fields, "signature_header", header);
+    json_object_set_boolean_member (fields, "paused", gtk_switch_get_active (self->paused_switch));
+  }
   return fields;
 }
 
@@ -504,6 +539,24 @@ set_busy (TocsinChannelEditor *self,
   gtk_widget_set_sensitive (GTK_WIDGET (self->save_button), !busy);
 }
 
+/* The relay sends a signing secret it made once: keep it to show, and clear what was typed. */
+static gboolean
+take_shown_secret (TocsinChannelEditor *self,
+                   JsonObject          *answer)
+{
+  const char *secret = answer ? json_object_get_string_member_with_default (answer,
+                                                                            "signature_secret",
+                                                                            NULL)
+                              : NULL;
+
+  gtk_editable_set_text (GTK_EDITABLE (self->signature_secret_row), "");
+  if (secret == NULL)
+    return FALSE;
+  g_free (self->shown_secret);
+  self->shown_secret = g_strdup (secret);
+  return TRUE;
+}
+
 static void
 created_cb (GObject      *object,
             GAsyncResult *result,
@@ -511,10 +564,11 @@ created_cb (GObject      *object,
 {
   g_autoptr(TocsinChannelEditor) self = user_data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) answer = NULL;
   TocsinOwnedChannel *channel;
 
   set_busy (self, FALSE);
-  channel = tocsin_owner_create_channel_finish (TOCSIN_OWNER (object), result, NULL, &error);
+  channel = tocsin_owner_create_channel_finish (TOCSIN_OWNER (object), result, &answer, &error);
   if (channel == NULL)
     {
       g_autofree char *text = NULL;
@@ -527,6 +581,7 @@ created_cb (GObject      *object,
     }
 
   self->channel = channel;
+  take_shown_secret (self, answer);
   subscribe_owner (self, channel->subscribe_url);
   tocsin_application_reload_owned_channels (self->app);
   show_urls (self);
@@ -561,6 +616,8 @@ updated_cb (GObject      *object,
       adw_window_title_set_subtitle (self->window_title, self->channel->name);
     }
   tocsin_application_reload_owned_channels (self->app);
+  if (take_shown_secret (self, answer))
+    show_urls (self);
   toast (self, _("Saved"));
 }
 
@@ -672,10 +729,29 @@ loaded_cb (GObject      *object,
                          json_object_get_string_member_with_default (answer, "description", ""));
   for (guint i = 0; i < N_FIELDS; i++)
     set_buffer (self->views[i], json_object_get_string_member_with_default (answer, field_names[i], ""));
+  {
+    const char *scheme = json_object_get_string_member_with_default (answer, "signature", "none");
+
+    for (guint i = 0; i < G_N_ELEMENTS (signature_schemes); i++)
+      if (g_str_equal (scheme, signature_schemes[i]))
+        adw_combo_row_set_selected (self->signature_row, i);
+    gtk_editable_set_text (GTK_EDITABLE (self->signature_header_row),
+                           json_object_get_string_member_with_default (answer, "signature_header",
+                                                                       "X-Signature"));
+    gtk_switch_set_active (self->paused_switch,
+                           json_object_get_boolean_member_with_default (answer, "paused", FALSE));
+  }
   update_preview (self);
+  refresh_webhooks (self);
 }
 
-typedef enum { ACT_ROTATE_TRIGGER, ACT_ROTATE_SUBSCRIBE, ACT_DELETE } DangerAct;
+typedef enum
+{
+  ACT_ROTATE_TRIGGER,
+  ACT_ROTATE_SUBSCRIBE,
+  ACT_ROTATE_SIGNATURE,
+  ACT_DELETE
+} DangerAct;
 
 static void
 rotated_cb (GObject      *object,
@@ -720,6 +796,7 @@ rotated_cb (GObject      *object,
       self->channel->subscribe_url = g_strdup (subscribe);
       subscribe_owner (self, subscribe);
     }
+  take_shown_secret (self, answer);
   tocsin_application_reload_owned_channels (self->app);
   show_urls (self);
 }
@@ -780,6 +857,10 @@ danger_response_cb (AdwMessageDialog *dialog,
       tocsin_owner_rotate_async (owner, self->channel, TOCSIN_OWNER_ROTATE_SUBSCRIBE,
                                  self->cancellable, rotated_cb, g_object_ref (self));
       break;
+    case ACT_ROTATE_SIGNATURE:
+      tocsin_owner_rotate_async (owner, self->channel, TOCSIN_OWNER_ROTATE_SIGNATURE,
+                                 self->cancellable, rotated_cb, g_object_ref (self));
+      break;
     case ACT_DELETE:
       tocsin_owner_delete_channel_async (owner, self->channel, self->cancellable, deleted_cb,
                                          g_object_ref (self));
@@ -806,6 +887,12 @@ ask_danger (TocsinChannelEditor *self,
     case ACT_ROTATE_SUBSCRIBE:
       heading = _("Replace the Subscribe Link?");
       body = _("Everyone subscribed is cut off and needs the new link to subscribe again. Tocsin moves your own subscription over.");
+      button = _("_Replace");
+      break;
+    case ACT_ROTATE_SIGNATURE:
+      heading = _("Replace the Signing Secret?");
+      body = _("Webhooks signed with the current secret are refused at once. Give the new one "
+               "to the sender.");
       button = _("_Replace");
       break;
     case ACT_DELETE:
@@ -840,6 +927,18 @@ static void
 rotate_subscribe_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   ask_danger (TOCSIN_CHANNEL_EDITOR (widget), ACT_ROTATE_SUBSCRIBE);
+}
+
+static void
+rotate_signature_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  ask_danger (TOCSIN_CHANNEL_EDITOR (widget), ACT_ROTATE_SIGNATURE);
+}
+
+static void
+refresh_webhooks_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  refresh_webhooks (TOCSIN_CHANNEL_EDITOR (widget));
 }
 
 static void
@@ -912,6 +1011,93 @@ setup_presets (TocsinChannelEditor *self)
   adw_combo_row_set_selected (self->preset_row, 0);
   g_signal_connect_object (self->preset_row, "notify::selected", G_CALLBACK (preset_selected_cb),
                            self, G_CONNECT_SWAPPED);
+}
+
+/* ---- signature and recent webhooks ------------------------------------------------------ */
+
+static void
+signature_changed_cb (TocsinChannelEditor *self)
+{
+  guint scheme = adw_combo_row_get_selected (self->signature_row);
+
+  gtk_widget_set_visible (GTK_WIDGET (self->signature_secret_row), scheme != 0);
+  gtk_widget_set_visible (GTK_WIDGET (self->signature_header_row), scheme == SCHEME_HMAC);
+}
+
+static GtkWidget *
+webhook_row_new (JsonObject *webhook)
+{
+  GtkWidget *row = adw_action_row_new ();
+  GtkWidget *icon;
+  gint64 status = json_object_get_int_member_with_default (webhook, "status", 0);
+  const char *time = json_object_get_string_member_with_default (webhook, "time", "");
+  g_autoptr(GDateTime) when = g_date_time_new_from_iso8601 (time, NULL);
+  g_autoptr(GDateTime) local = when ? g_date_time_to_local (when) : NULL;
+  g_autofree char *clock = local ? g_date_time_format (local, "%X") : g_strdup (time);
+  g_autofree char *subtitle = NULL;
+  gboolean ok = status >= 200 && status < 300;
+
+  /* The sentence is the relay's; it may hold '<' and '&' (“v1,<base64>”). */
+  adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+  adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row),
+                                 json_object_get_string_member_with_default (webhook, "sentence",
+                                                                             ""));
+  adw_action_row_set_title_lines (ADW_ACTION_ROW (row), 0);
+  /* Translators: a time, then an HTTP status such as 401 */
+  subtitle = g_strdup_printf (_("%s · HTTP %u"), clock, (guint) status);
+  adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+  icon = gtk_image_new_from_icon_name (ok ? "emblem-ok-symbolic" : "dialog-warning-symbolic");
+  gtk_accessible_update_property (GTK_ACCESSIBLE (icon), GTK_ACCESSIBLE_PROPERTY_LABEL,
+                                  ok ? _("Accepted") : _("Refused"), -1);
+  if (!ok)
+    gtk_widget_add_css_class (icon, "warning");
+  adw_action_row_add_prefix (ADW_ACTION_ROW (row), icon);
+  return row;
+}
+
+static void
+webhooks_cb (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(TocsinChannelEditor) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) answer = NULL;
+  JsonArray *webhooks;
+  GtkWidget *child;
+
+  answer = tocsin_owner_request_finish (TOCSIN_OWNER (object), result, &error);
+  if (answer == NULL)
+    {
+      g_autofree char *text = NULL;
+
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;
+      text = g_strdup_printf (_("Could not read the recent webhooks: %s"), error->message);
+      toast (self, text);
+      return;
+    }
+  while ((child = gtk_widget_get_first_child (GTK_WIDGET (self->recent_list))) != NULL)
+    gtk_list_box_remove (self->recent_list, child);
+  webhooks = json_object_has_member (answer, "webhooks") &&
+             JSON_NODE_HOLDS_ARRAY (json_object_get_member (answer, "webhooks"))
+             ? json_object_get_array_member (answer, "webhooks") : NULL;
+  for (guint i = 0; webhooks != NULL && i < json_array_get_length (webhooks); i++)
+    {
+      JsonNode *node = json_array_get_element (webhooks, i);
+
+      if (JSON_NODE_HOLDS_OBJECT (node))
+        gtk_list_box_append (self->recent_list, webhook_row_new (json_node_get_object (node)));
+    }
+}
+
+static void
+refresh_webhooks (TocsinChannelEditor *self)
+{
+  if (self->channel == NULL)
+    return;
+  tocsin_owner_list_webhooks_async (tocsin_application_get_owner (self->app), self->channel,
+                                    self->cancellable, webhooks_cb, g_object_ref (self));
 }
 
 /* ---- public / lifecycle --------------------------------------------------------------- */
@@ -994,6 +1180,9 @@ tocsin_channel_editor_dispose (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_object (&self->app);
   g_clear_pointer (&self->channel, tocsin_owned_channel_free);
+  if (self->shown_secret)
+    explicit_bzero (self->shown_secret, strlen (self->shown_secret));
+  g_clear_pointer (&self->shown_secret, g_free);
   G_OBJECT_CLASS (tocsin_channel_editor_parent_class)->dispose (object);
 }
 
@@ -1035,6 +1224,12 @@ tocsin_channel_editor_class_init (TocsinChannelEditorClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, manage_group);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, created_box);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, created_heading);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, signature_row);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, signature_secret_row);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, signature_header_row);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, paused_switch);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, recent_group);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, recent_list);
 
   gtk_widget_class_install_action (widget_class, "editor.save", NULL, save_action);
   gtk_widget_class_install_action (widget_class, "editor.show-urls", NULL, show_urls_action);
@@ -1042,6 +1237,10 @@ tocsin_channel_editor_class_init (TocsinChannelEditorClass *klass)
                                    rotate_trigger_action);
   gtk_widget_class_install_action (widget_class, "editor.rotate-subscribe", NULL,
                                    rotate_subscribe_action);
+  gtk_widget_class_install_action (widget_class, "editor.rotate-signature", NULL,
+                                   rotate_signature_action);
+  gtk_widget_class_install_action (widget_class, "editor.refresh-webhooks", NULL,
+                                   refresh_webhooks_action);
   gtk_widget_class_install_action (widget_class, "editor.delete", NULL, delete_action);
   gtk_widget_class_add_binding_action (widget_class, GDK_KEY_s, GDK_CONTROL_MASK, "editor.save",
                                        NULL);
@@ -1114,6 +1313,20 @@ tocsin_channel_editor_init (TocsinChannelEditor *self)
   setup_presets (self);
   set_buffer (self->sample_view, SAMPLE_JSON);
   update_preview (self);
+
+  g_signal_connect_object (self->signature_row, "notify::selected",
+                           G_CALLBACK (signature_changed_cb), self, G_CONNECT_SWAPPED);
+  {
+    GtkWidget *empty = gtk_label_new (_("No webhooks yet. Ring the webhook URL, then refresh."));
+
+    gtk_label_set_wrap (GTK_LABEL (empty), TRUE);
+    gtk_widget_set_margin_top (empty, 12);
+    gtk_widget_set_margin_bottom (empty, 12);
+    gtk_widget_set_margin_start (empty, 12);
+    gtk_widget_set_margin_end (empty, 12);
+    gtk_widget_add_css_class (empty, "dim-label");
+    gtk_list_box_set_placeholder (self->recent_list, empty);
+  }
 }
 
 GtkWidget *
@@ -1156,6 +1369,7 @@ tocsin_channel_editor_new_for_channel (GtkWindow                *parent,
   gtk_widget_set_sensitive (GTK_WIDGET (self->relay_row), FALSE);
   gtk_widget_set_visible (GTK_WIDGET (self->admin_key_row), FALSE);
   gtk_widget_set_visible (GTK_WIDGET (self->manage_group), TRUE);
+  gtk_widget_set_visible (GTK_WIDGET (self->recent_group), TRUE);
 
   set_busy (self, TRUE);
   tocsin_owner_get_channel_async (tocsin_application_get_owner (app), self->channel,

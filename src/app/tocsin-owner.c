@@ -400,7 +400,8 @@ tocsin_owner_rotate_async (TocsinOwner              *self,
   g_return_if_fail (channel != NULL);
 
   url = channel_url (channel, which == TOCSIN_OWNER_ROTATE_TRIGGER ? "/rotate-trigger"
-                                                                   : "/rotate-subscribe");
+                              : which == TOCSIN_OWNER_ROTATE_SUBSCRIBE ? "/rotate-subscribe"
+                              : "/rotate-signature");
   send_request (self, "POST", url, channel->owner_key, NULL, channel, AFTER_ROTATE,
                 tocsin_owner_rotate_async, cancellable, callback, user_data);
 }
@@ -420,6 +421,23 @@ tocsin_owner_list_subscribers_async (TocsinOwner              *self,
   url = channel_url (channel, "/subscribers");
   send_request (self, "GET", url, channel->owner_key, NULL, channel, AFTER_NOTHING,
                 tocsin_owner_list_subscribers_async, cancellable, callback, user_data);
+}
+
+void
+tocsin_owner_list_webhooks_async (TocsinOwner              *self,
+                                  const TocsinOwnedChannel *channel,
+                                  GCancellable             *cancellable,
+                                  GAsyncReadyCallback       callback,
+                                  gpointer                  user_data)
+{
+  g_autofree char *url = NULL;
+
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (channel != NULL);
+
+  url = channel_url (channel, "/webhooks");
+  send_request (self, "GET", url, channel->owner_key, NULL, channel, AFTER_NOTHING,
+                tocsin_owner_list_webhooks_async, cancellable, callback, user_data);
 }
 
 JsonObject *

@@ -6,7 +6,8 @@
  *
  * Channel fields (JsonObject in and out) use the relay's names: "name", "description",
  * "title", "body", "link", "condition" (templates, tocsin-template.h), and in answers also
- * "id", "webhook_url"/"subscribe_url" and the tokens. A refusal from the relay comes back as a
+ * "id", "webhook_url"/"subscribe_url" and the tokens; "signature", "signature_secret",
+ * "signature_header" and "paused" (docs/api.md). A refusal from the relay comes back as a
  * GError whose message is the relay's {"error"} sentence, domain TOCSIN_OWNER_ERROR, code the
  * HTTP status.
  */
@@ -25,6 +26,7 @@ typedef enum
 {
   TOCSIN_OWNER_ROTATE_TRIGGER,    /* a new webhook URL; the old one stops ringing */
   TOCSIN_OWNER_ROTATE_SUBSCRIBE,  /* a new subscribe link; current subscribers are cut off */
+  TOCSIN_OWNER_ROTATE_SIGNATURE,  /* a new signing secret, in the answer's "signature_secret" */
 } TocsinOwnerRotate;
 
 #define TOCSIN_TYPE_OWNER (tocsin_owner_get_type ())
@@ -61,7 +63,8 @@ void        tocsin_owner_get_channel_async    (TocsinOwner *self, const TocsinOw
 void        tocsin_owner_update_channel_async (TocsinOwner *self, const TocsinOwnedChannel *channel,
                                                JsonObject *fields, GCancellable *cancellable,
                                                GAsyncReadyCallback callback, gpointer user_data);
-/* POST /v1/channels/{id}/rotate-trigger or /rotate-subscribe (the new URL is saved). */
+/* POST /v1/channels/{id}/rotate-trigger, /rotate-subscribe (the new URL is saved) or
+ * /rotate-signature. */
 void        tocsin_owner_rotate_async         (TocsinOwner *self, const TocsinOwnedChannel *channel,
                                                TocsinOwnerRotate which, GCancellable *cancellable,
                                                GAsyncReadyCallback callback, gpointer user_data);
@@ -71,7 +74,14 @@ void        tocsin_owner_list_subscribers_async (TocsinOwner *self,
                                                  GCancellable *cancellable,
                                                  GAsyncReadyCallback callback,
                                                  gpointer user_data);
-/* Finish for get/update/rotate/list_subscribers: the relay's JSON answer (an object). */
+/* GET /v1/channels/{id}/webhooks: {"webhooks": [{"time", "status", "sentence"}]}, newest first */
+void        tocsin_owner_list_webhooks_async  (TocsinOwner *self,
+                                               const TocsinOwnedChannel *channel,
+                                               GCancellable *cancellable,
+                                               GAsyncReadyCallback callback,
+                                               gpointer user_data);
+/* Finish for get/update/rotate/list_subscribers/list_webhooks: the relay's JSON answer (an
+ * object). */
 JsonObject *tocsin_owner_request_finish       (TocsinOwner *self, GAsyncResult *result,
                                                GError **error);
 

@@ -19,6 +19,8 @@
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-hub.h"
+#include "tocsin-relay-recent.h"
+#include "tocsin-relay-signature.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 
@@ -98,7 +100,7 @@ reply_store_error (SoupServerMessage *msg,
 {
   guint status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
 
-  if (error->domain == TOCSIN_TEMPLATE_ERROR ||
+  if (error->domain == TOCSIN_TEMPLATE_ERROR || error->domain == TOCSIN_RELAY_SIGNATURE_ERROR ||
       g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID))
     status = SOUP_STATUS_BAD_REQUEST;
   else if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
@@ -113,13 +115,17 @@ reply_channel (TocsinRelay        *relay,
                SoupServerMessage  *msg,
                guint               status,
                TocsinRelayChannel *channel,
-               const char         *owner_key)
+               const char         *owner_key,
+               const char         *signature_secret)
 {
   g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel,
                                                                      relay->config.public_url);
 
   if (owner_key)
     json_object_set_string_member (object, "owner_key", owner_key);
+  /* Shown this once, in the answer that made it. */
+  if (signature_secret)
+    json_object_set_string_member (object, "signature_secret", signature_secret);
   tocsin_relay_server_reply_json (msg, status, object);
 }
 
@@ -138,6 +144,7 @@ handle_collection (TocsinRelay       *relay,
       g_autoptr(GError) error = NULL;
       g_autofree char *owner_key = NULL;
       g_autofree char *location = NULL;
+      g_autofree char *secret = NULL;
 
       if (!admin && !relay->config.open_relay)
         {
@@ -161,6 +168,11 @@ handle_collection (TocsinRelay       *relay,
                                            _("The channel needs a “name”"));
           return;
         }
+      if (!tocsin_relay_signature_apply_spec (NULL, &spec, &secret, &error))
+        {
+          reply_store_error (msg, error);
+          return;
+        }
       channel = tocsin_relay_store_create_channel (relay->store, &spec, &owner_key, &error);
       if (channel == NULL)
         {
@@ -170,7 +182,7 @@ handle_collection (TocsinRelay       *relay,
       location = g_strdup_printf (PREFIX "/%" G_GINT64_FORMAT, channel->id);
       soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Location",
                                     location);
-      reply_channel (relay, msg, SOUP_STATUS_CREATED, channel, owner_key);
+      reply_channel (relay, msg, SOUP_STATUS_CREATED, channel, owner_key, secret);
       return;
     }
 
@@ -237,20 +249,34 @@ handle_channel (TocsinRelay       *relay,
             tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                              _("There is no such channel"));
           else
-            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
         }
       else if (g_str_equal (method, "PATCH"))
         {
           TocsinRelayChannelSpec spec = { 0 };
           g_autoptr(JsonObject) spec_object = read_spec (relay, msg, &spec);
+          g_autoptr(TocsinRelayChannel) current = NULL;
+          g_autofree char *secret = NULL;
 
           if (spec_object == NULL)
             return;
+          current = tocsin_relay_store_find_by_id (relay->store, id);
+          if (current == NULL)
+            {
+              tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                               _("There is no such channel"));
+              return;
+            }
+          if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error))
+            {
+              reply_store_error (msg, error);
+              return;
+            }
           channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error);
           if (channel == NULL)
             reply_store_error (msg, error);
           else
-            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, secret);
         }
       else if (g_str_equal (method, "DELETE"))
         {
@@ -263,6 +289,7 @@ handle_channel (TocsinRelay       *relay,
             }
           if (relay->hub)
             tocsin_relay_hub_close_channel (relay->hub, id, "deleted");
+          tocsin_relay_recent_forget (relay->recent, id);
           json_object_set_int_member (reply, "id", id);
           json_object_set_boolean_member (reply, "deleted", TRUE);
           tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
@@ -291,7 +318,66 @@ handle_channel (TocsinRelay       *relay,
       /* Subscribers came in with the old token: it no longer admits them. */
       if (!trigger && relay->hub)
         tocsin_relay_hub_close_channel (relay->hub, id, "rotated");
-      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
+      return;
+    }
+
+  if (g_str_equal (action, "rotate-signature"))
+    {
+      TocsinRelayChannelSpec spec = { .signature_secret = "generated" };
+      g_autoptr(TocsinRelayChannel) current = NULL;
+      g_autofree char *secret = NULL;
+
+      if (!g_str_equal (method, "POST"))
+        {
+          method_not_allowed (msg, "POST");
+          return;
+        }
+      current = tocsin_relay_store_find_by_id (relay->store, id);
+      if (current == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                           _("There is no such channel"));
+          return;
+        }
+      if (*current->signature_scheme == '\0')
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_CONFLICT,
+                                           _("This channel takes unsigned webhooks: set a "
+                                             "“signature” scheme first"));
+          return;
+        }
+      if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error) ||
+          !(channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error)))
+        {
+          reply_store_error (msg, error);
+          return;
+        }
+      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, secret);
+      return;
+    }
+
+  if (g_str_equal (action, "webhooks"))
+    {
+      g_autoptr(JsonObject) reply = NULL;
+
+      if (!g_str_equal (method, "GET"))
+        {
+          method_not_allowed (msg, "GET");
+          return;
+        }
+      channel = tocsin_relay_store_find_by_id (relay->store, id);
+      if (channel == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                           _("There is no such channel"));
+          return;
+        }
+      reply = json_object_new ();
+      json_object_set_int_member (reply, "id", id);
+      json_object_set_array_member (reply, "webhooks",
+                                    tocsin_relay_recent_list (relay->recent, id));
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
       return;
     }
 
@@ -469,6 +555,12 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
   json_object_set_string_member (object, "created_at", created);
   json_object_set_int_member (object, "last_id", channel->last_id);
   json_object_set_string_member (object, "kind", channel->direct ? "direct" : "webhook");
+  /* The scheme, never the secret (shown once, when it is made). */
+  json_object_set_string_member (object, "signature",
+                                 *channel->signature_scheme ? channel->signature_scheme : "none");
+  if (*channel->signature_header)
+    json_object_set_string_member (object, "signature_header", channel->signature_header);
+  json_object_set_boolean_member (object, "paused", channel->paused);
   return object;
 }
 

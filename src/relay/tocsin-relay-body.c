@@ -762,9 +762,12 @@ tocsin_relay_body_parse_channel_spec (const char              *data,
                                       GError                 **error)
 {
   static const char *const fields[] = { "name", "description", "title", "body", "link",
-                                        "condition" };
+                                        "condition", "signature", "signature_secret",
+                                        "signature_header" };
   const char **slots[] = { &spec->name, &spec->description, &spec->title, &spec->body,
-                           &spec->link, &spec->condition };
+                           &spec->link, &spec->condition, &spec->signature,
+                           &spec->signature_secret, &spec->signature_header };
+  JsonNode *paused;
   g_autoptr(GError) local_error = NULL;
   g_autoptr(JsonObject) object = NULL;
 
@@ -799,6 +802,19 @@ tocsin_relay_body_parse_channel_spec (const char              *data,
           return NULL;
         }
       *slots[i] = json_node_get_string (node);
+    }
+  paused = json_object_get_member (object, "paused");
+  if (paused != NULL && !JSON_NODE_HOLDS_NULL (paused))
+    {
+      if (!JSON_NODE_HOLDS_VALUE (paused) || json_node_get_value_type (paused) != G_TYPE_BOOLEAN)
+        {
+          *status = SOUP_STATUS_BAD_REQUEST;
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                       _("“%s” must be true or false"), "paused");
+          return NULL;
+        }
+      spec->set_paused = TRUE;
+      spec->paused = json_node_get_boolean (paused);
     }
   return g_steal_pointer (&object);
 }

@@ -21,6 +21,7 @@
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cli.h"
 #include "tocsin-relay-direct.h"
+#include "tocsin-relay-signature.h"
 #include "tocsin-relay-store.h"
 
 #define EXIT_USAGE 2
@@ -34,6 +35,7 @@ typedef struct
   gboolean  json;
   char     *name, *description, *title, *body, *link, *condition;
   char     *preset;
+  char     *signature, *signature_secret, *signature_header;
 } Options;
 
 static void
@@ -50,6 +52,11 @@ options_clear (Options *o)
   g_free (o->link);
   g_free (o->condition);
   g_free (o->preset);
+  g_free (o->signature);
+  if (o->signature_secret)
+    explicit_bzero (o->signature_secret, strlen (o->signature_secret));
+  g_free (o->signature_secret);
+  g_free (o->signature_header);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -114,6 +121,15 @@ parse_options (Options     *o,
     { "preset", 0, 0, G_OPTION_ARG_STRING, &o->preset,
       N_("Templates for a known sender (the flags above win); --preset=help lists them"),
       N_("ID") },
+    { "signature", 0, 0, G_OPTION_ARG_STRING, &o->signature,
+      N_("Require signed webhooks: standard-webhooks, github, stripe, hmac-sha256 or none"),
+      N_("SCHEME") },
+    { "signature-secret", 0, 0, G_OPTION_ARG_STRING, &o->signature_secret,
+      N_("The signing secret the sender uses (default, or “generated”: the relay makes one)"),
+      N_("SECRET") },
+    { "signature-header", 0, 0, G_OPTION_ARG_STRING, &o->signature_header,
+      N_("The header that carries an hmac-sha256 signature (default X-Signature)"),
+      N_("NAME") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (parameter);
@@ -233,7 +249,8 @@ print_json (JsonObject *object)
 static void
 print_channel (TocsinRelayChannel *channel,
                const char         *public_url,
-               const char         *owner_key)
+               const char         *owner_key,
+               const char         *signature_secret)
 {
   g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, public_url);
 
@@ -252,7 +269,41 @@ print_channel (TocsinRelayChannel *channel,
     g_print (_("  Link:           %s\n"), channel->link_source);
   if (*channel->condition_source)
     g_print (_("  Condition:      %s\n"), channel->condition_source);
+  if (*channel->signature_scheme)
+    g_print (_("  Signature:      %s %s\n"), channel->signature_scheme, channel->signature_header);
+  if (signature_secret)
+    g_print (_("  Signing secret: %s   (shown only now: give it to the sender)\n"),
+             signature_secret);
+  if (channel->paused)
+    g_print (_("  Paused:         webhooks are refused until “tocsin-relay channel resume”\n"));
   g_print (_("  Last message:   %" PRId64 "\n"), channel->last_id);
+}
+
+/* The signature flags into @spec; TRUE when there were none or they are usable. */
+static gboolean
+signature_spec (Options                 *o,
+                TocsinRelayStore        *store,
+                gint64                   id,
+                TocsinRelayChannelSpec  *spec,
+                char                   **generated,
+                GError                 **error)
+{
+  g_autoptr(TocsinRelayChannel) current = NULL;
+
+  spec->signature = o->signature;
+  spec->signature_secret = o->signature_secret;
+  spec->signature_header = o->signature_header;
+  if (id > 0)
+    {
+      current = tocsin_relay_store_find_by_id (store, id);
+      if (current == NULL)
+        {
+          g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                       _("There is no channel %" PRId64), id);
+          return FALSE;
+        }
+    }
+  return tocsin_relay_signature_apply_spec (current, spec, generated, error);
 }
 
 static gboolean
@@ -354,6 +405,7 @@ channel_one (Options    *o,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autofree char *secret = NULL;
   TocsinRelayStore *store;
 
   if (!apply_preset (o, FALSE, &error))
@@ -369,12 +421,35 @@ channel_one (Options    *o,
         g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
                      _("There is no channel %" PRId64), id);
     }
-  else if (g_str_equal (action, "update"))
+  else if (g_str_equal (action, "update") || g_str_equal (action, "edit"))
     {
       TocsinRelayChannelSpec spec = { o->name, o->description, o->title, o->body, o->link,
                                       o->condition };
 
+      if (signature_spec (o, store, id, &spec, &secret, &error))
+        channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
+    }
+  else if (g_str_equal (action, "pause") || g_str_equal (action, "resume"))
+    {
+      TocsinRelayChannelSpec spec = { .set_paused = TRUE,
+                                      .paused = g_str_equal (action, "pause") };
+
       channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
+    }
+  else if (g_str_equal (action, "rotate-signature"))
+    {
+      TocsinRelayChannelSpec spec = { 0 };
+      g_autoptr(TocsinRelayChannel) current = tocsin_relay_store_find_by_id (store, id);
+
+      spec.signature_secret = "generated";
+      if (current != NULL && *current->signature_scheme == '\0')
+        g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                     _("Channel %" PRId64 " takes unsigned webhooks: set --signature first"), id);
+      else if (current == NULL)
+        g_set_error (&error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                     _("There is no channel %" PRId64), id);
+      else if (tocsin_relay_signature_apply_spec (current, &spec, &secret, &error))
+        channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
     }
   else if (g_str_equal (action, "rotate-trigger"))
     channel = tocsin_relay_store_rotate_trigger (store, id, &error);
@@ -407,6 +482,8 @@ channel_one (Options    *o,
     {
       g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, o->public_url);
 
+      if (secret)
+        json_object_set_string_member (object, "signature_secret", secret);
       print_json (object);
     }
   else
@@ -415,7 +492,7 @@ channel_one (Options    *o,
         g_print (_("The old webhook URL no longer works. The new one:\n"));
       else if (g_str_equal (action, "rotate-subscribe"))
         g_print (_("The old subscribe URL no longer admits anyone. The new one:\n"));
-      print_channel (channel, o->public_url, NULL);
+      print_channel (channel, o->public_url, NULL, secret);
     }
   return EXIT_SUCCESS;
 }
@@ -426,7 +503,7 @@ channel_create (Options *o)
   TocsinRelayChannelSpec spec;
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
-  g_autofree char *owner_key = NULL;
+  g_autofree char *owner_key = NULL, *secret = NULL;
   TocsinRelayStore *store;
 
   if (!apply_preset (o, TRUE, &error))
@@ -439,7 +516,8 @@ channel_create (Options *o)
   store = open_store (o, FALSE, &error);
   if (store == NULL)
     return fail ("%s", error->message);
-  channel = tocsin_relay_store_create_channel (store, &spec, &owner_key, &error);
+  if (signature_spec (o, store, 0, &spec, &secret, &error))
+    channel = tocsin_relay_store_create_channel (store, &spec, &owner_key, &error);
   tocsin_relay_store_free (store);
   if (channel == NULL)
     return fail ("%s", error->message);
@@ -449,11 +527,13 @@ channel_create (Options *o)
       g_autoptr(JsonObject) object = tocsin_relay_channel_to_owner_json (channel, o->public_url);
 
       json_object_set_string_member (object, "owner_key", owner_key);
+      if (secret)
+        json_object_set_string_member (object, "signature_secret", secret);
       print_json (object);
     }
   else
     {
-      print_channel (channel, o->public_url, owner_key);
+      print_channel (channel, o->public_url, owner_key, secret);
       if (o->preset != NULL)
         g_print (_("  Sender setup:   %s\n"),
                  tocsin_preset_get_setup (tocsin_preset_lookup (o->preset)));
@@ -515,13 +595,14 @@ tocsin_relay_cli_channel (int    argc,
   gint64 id = 0;
 
   if (!parse_options (&o, "channel",
-                      N_("create|list|presets|show ID|update ID|rotate-trigger ID|"
-                         "rotate-subscribe ID|delete ID"),
+                      N_("create|list|presets|show ID|update ID|edit ID|pause ID|resume ID|"
+                         "rotate-trigger ID|rotate-subscribe ID|rotate-signature ID|delete ID"),
                       _("Create and manage channels."), TRUE, &argc, &argv, &error))
     return usage (error->message);
   if (argc < 1)
-    return usage (_("Say what to do: channel create|list|presets|show|update|rotate-trigger|"
-                    "rotate-subscribe|delete; see tocsin-relay channel --help"));
+    return usage (_("Say what to do: channel create|list|presets|show|update|edit|pause|resume|"
+                    "rotate-trigger|rotate-subscribe|rotate-signature|delete; see tocsin-relay "
+                    "channel --help"));
   action = argv[0];
 
   if (g_strcmp0 (o.preset, "help") == 0 &&
@@ -539,7 +620,9 @@ tocsin_relay_cli_channel (int    argc,
 
   if (!g_str_equal (action, "show") && !g_str_equal (action, "update") &&
       !g_str_equal (action, "rotate-trigger") && !g_str_equal (action, "rotate-subscribe") &&
-      !g_str_equal (action, "delete"))
+      !g_str_equal (action, "delete") && !g_str_equal (action, "edit") &&
+      !g_str_equal (action, "pause") && !g_str_equal (action, "resume") &&
+      !g_str_equal (action, "rotate-signature"))
     {
       g_autofree char *text = g_strdup_printf (_("Unknown command “channel %s”; see "
                                                  "tocsin-relay channel --help"), action);
@@ -551,8 +634,9 @@ tocsin_relay_cli_channel (int    argc,
                                                  "tocsin-relay channel %s ID"), action);
       return usage (text);
     }
-  if (!g_str_equal (action, "update") &&
-      (o.name || o.description || o.title || o.body || o.link || o.condition || o.preset))
+  if (!g_str_equal (action, "update") && !g_str_equal (action, "edit") &&
+      (o.name || o.description || o.title || o.body || o.link || o.condition || o.preset ||
+       o.signature || o.signature_secret || o.signature_header))
     return usage (_("Channel fields (--name, --title, --preset, ...) only go with create and "
                     "update"));
   return channel_one (&o, action, id);

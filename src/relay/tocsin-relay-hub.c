@@ -1853,6 +1853,18 @@ tocsin_relay_hub_list_subscribers (TocsinRelayHub *hub,
 }
 
 guint
+tocsin_relay_hub_count_subscribers (TocsinRelayHub *hub,
+                                    gint64          channel_id)
+{
+  GPtrArray *subs;
+
+  g_return_val_if_fail (hub != NULL, 0);
+
+  subs = g_hash_table_lookup (hub->channels, &channel_id);
+  return subs ? subs->len : 0;
+}
+
+guint
 tocsin_relay_hub_count_connections (TocsinRelayHub *hub)
 {
   g_return_val_if_fail (hub != NULL, 0);

@@ -32,6 +32,10 @@ void            tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
 JsonArray      *tocsin_relay_hub_list_subscribers (TocsinRelayHub *hub,
                                                    gint64          channel_id);
 guint           tocsin_relay_hub_count_connections (TocsinRelayHub *hub);
+/* Subscriptions to @channel_id in this process, live or catching up: who will receive a message
+ * published now. */
+guint           tocsin_relay_hub_count_subscribers (TocsinRelayHub *hub,
+                                                    gint64          channel_id);
 
 /* ---- Streams (the server routes these here) ---- */
 

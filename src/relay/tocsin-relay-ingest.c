@@ -14,6 +14,11 @@
  *   tocsin_relay_ingest_render() and _build_message(): pure, no I/O; the encoded message must
  *     fit what every subscriber can take, or it is 413 before anything is stored;
  *   commit(): the store, then commit_done() answers and publishes.
+ * Between admission and decoding, a channel that requires a signature has it checked on the raw
+ * body as received (tocsin-relay-signature.c: 401), and a paused channel answers 423.
+ *
+ * Every answer to a known channel is noted (status and sentence, never the body) for its owner:
+ * tocsin_relay_ingest_note(), GET /v1/channels/{id}/webhooks.
  *
  * Nothing a sender sent (variables, headers, tokens) is ever logged.
  */
@@ -21,6 +26,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <string.h>
 #include <glib/gi18n.h>
 
@@ -31,6 +37,8 @@
 #include "tocsin-relay-ratelimit.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
+#include "tocsin-relay-recent.h"
+#include "tocsin-relay-signature.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 
@@ -51,6 +59,37 @@ reply_error_printf (SoupServerMessage *msg,
   va_start (args, format);
   sentence = g_strdup_vprintf (format, args);
   va_end (args);
+  tocsin_relay_server_reply_error (msg, status, sentence);
+}
+
+void
+tocsin_relay_ingest_note (TocsinRelay *relay,
+                          gint64       channel_id,
+                          guint        status,
+                          const char  *sentence)
+{
+  g_return_if_fail (relay != NULL);
+
+  tocsin_relay_recent_note (relay->recent, channel_id, g_get_real_time () / 1000, status,
+                            sentence);
+}
+
+const char *
+tocsin_relay_ingest_paused_sentence (void)
+{
+  return _("This channel is paused by its owner: nothing was stored or delivered. Its owner "
+           "can resume it (“tocsin-relay channel resume” or the app's channel editor)");
+}
+
+/* Replies {"error": @sentence} and notes it for the channel's owner. */
+static void
+reply_channel_error (TocsinRelay       *relay,
+                     SoupServerMessage *msg,
+                     gint64             channel_id,
+                     guint              status,
+                     const char        *sentence)
+{
+  tocsin_relay_ingest_note (relay, channel_id, status, sentence);
   tocsin_relay_server_reply_error (msg, status, sentence);
 }
 
@@ -310,9 +349,11 @@ admit (TocsinRelay       *relay,
     {
       g_autofree char *limit = g_format_size_full (relay->config.max_body,
                                                    G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *sentence = g_strdup_printf (_("The body is larger than this relay takes "
+                                                     "(%s)"), limit);
 
-      reply_error_printf (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                          _("The body is larger than this relay takes (%s)"), limit);
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                           sentence);
       return NULL;
     }
 
@@ -335,6 +376,8 @@ admit (TocsinRelay       *relay,
                           retry_after);
       /* libsoup 3.2 has no phrase for 429. */
       soup_server_message_set_status (msg, 429, "Too Many Requests");
+      tocsin_relay_ingest_note (relay, channel->id, 429,
+                                _("Refused: faster than the channel's rate limit"));
       return NULL;
     }
   set_rate_headers (msg, relay, remaining, reset);
@@ -345,6 +388,7 @@ admit (TocsinRelay       *relay,
 static JsonObject *
 read_vars (TocsinRelay        *relay,
            SoupServerMessage  *msg,
+           gint64              channel_id,
            gboolean            has_body,
            char              **body_text)
 {
@@ -355,7 +399,7 @@ read_vars (TocsinRelay        *relay,
   if (query != NULL && *query != '\0' &&
       !tocsin_relay_body_add_form_pairs (vars, query, -1, _("query string"), &error))
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, error->message);
+      reply_channel_error (relay, msg, channel_id, SOUP_STATUS_BAD_REQUEST, error->message);
       return NULL;
     }
   if (has_body)
@@ -367,11 +411,46 @@ read_vars (TocsinRelay        *relay,
       if (!tocsin_relay_body_read (soup_server_message_get_request_headers (msg), bytes,
                                    relay->config.max_body, vars, body_text, &status, &error))
         {
-          tocsin_relay_server_reply_error (msg, status, error->message);
+          reply_channel_error (relay, msg, channel_id, status, error->message);
           return NULL;
         }
     }
   return g_steal_pointer (&vars);
+}
+
+/* ---- signature: on the raw body, before anything decodes it ----------------------------- */
+
+/* FALSE with a 401 already set when @channel requires a signature that the request lacks. */
+static gboolean
+check_signature (TocsinRelay                *relay,
+                 SoupServerMessage          *msg,
+                 const TocsinRelayChannel   *channel,
+                 TocsinRelaySignatureScheme *scheme)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!tocsin_relay_signature_parse_scheme (channel->signature_scheme, scheme, NULL))
+    {
+      /* A scheme this relay does not know (a newer one's database): refuse, never let through. */
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNAUTHORIZED,
+                           _("This channel requires a signature scheme this relay does not "
+                             "know; nothing was delivered"));
+      return FALSE;
+    }
+  if (*scheme == TOCSIN_RELAY_SIGNATURE_NONE)
+    return TRUE;
+  if (!g_str_equal (soup_server_message_get_method (msg), "GET"))
+    body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  if (!tocsin_relay_signature_verify (*scheme, channel->signature_header,
+                                      soup_server_message_get_request_headers (msg), body,
+                                      channel->signature_secret,
+                                      g_get_real_time () / G_USEC_PER_SEC, &error))
+    {
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNAUTHORIZED, error->message);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---- commit: store, answer, publish --------------------------------------------------- */
@@ -385,6 +464,8 @@ commit_done (GObject      *source,
   g_autoptr(TocsinRelayCommit) commit = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonObject) reply = NULL;
+  g_autofree char *sentence = NULL;
+  guint subscribers;
 
   commit = tocsin_relay_store_commit_finish (pending->relay->store, result, &error);
   if (commit == NULL)
@@ -400,10 +481,10 @@ commit_done (GObject      *source,
            * condition, not the request's, and the same webhook may well succeed later. */
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
                                         "Retry-After", "30");
-          tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           _("The relay could not store the message (its disk "
-                                             "may be full); nothing was stored, try again "
-                                             "later"));
+          reply_channel_error (pending->relay, pending->msg, pending->channel_id,
+                               SOUP_STATUS_SERVICE_UNAVAILABLE,
+                               _("The relay could not store the message (its disk may be full); "
+                                 "nothing was stored, try again later"));
         }
       soup_server_message_unpause (pending->msg);
       return;
@@ -423,8 +504,24 @@ commit_done (GObject      *source,
   if (commit->duplicate)
     json_object_set_boolean_member (reply, "duplicate", TRUE);
   json_object_set_array_member (reply, "missing", missing_to_json (pending->rendered.missing));
+  /* Who is online to receive it, in this process (for an owner wondering why nothing rang). */
+  subscribers = pending->relay->hub != NULL
+                  ? tocsin_relay_hub_count_subscribers (pending->relay->hub, pending->channel_id)
+                  : 0;
+  json_object_set_int_member (reply, "subscribers", subscribers);
   tocsin_relay_server_reply_json (pending->msg, SOUP_STATUS_OK, reply);
   soup_server_message_unpause (pending->msg);
+  if (commit->duplicate)
+    sentence = g_strdup_printf (_("A redelivery of message %" PRId64 ": not delivered again"),
+                                commit->id);
+  else
+    sentence = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                             "Message %" PRId64 " delivered to %u subscriber "
+                                             "online",
+                                             "Message %" PRId64 " delivered to %u subscribers "
+                                             "online", subscribers),
+                                commit->id, subscribers);
+  tocsin_relay_ingest_note (pending->relay, pending->channel_id, SOUP_STATUS_OK, sentence);
 
   /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
    * first: unpausing queues libsoup's write at default priority, and publish_soon queues the
@@ -438,6 +535,7 @@ static void
 commit (TocsinRelay         *relay,
         SoupServerMessage   *msg,
         gint64               channel_id,
+        TocsinRelaySignatureScheme scheme,
         JsonObject          *vars,
         TocsinMessage       *message,
         TocsinRelayRendered *rendered)
@@ -446,7 +544,10 @@ commit (TocsinRelay         *relay,
   g_autofree char *key = NULL, *key_hash = NULL, *content_hash = NULL;
   Pending *pending;
 
-  key = tocsin_relay_ingest_dedup_key (vars, headers);
+  /* A signed delivery's own id dedups on its own: a sender's retry never rings twice. */
+  key = tocsin_relay_signature_delivery_id (scheme, headers, vars);
+  if (key == NULL)
+    key = tocsin_relay_ingest_dedup_key (vars, headers);
   if (key != NULL)
     {
       g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
@@ -483,6 +584,7 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
   g_auto(TocsinRelayRendered) rendered = { 0 };
   g_autofree char *body_text = NULL;
   gboolean has_body = FALSE;
+  TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
@@ -490,7 +592,15 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
   channel = admit (relay, msg, token, &has_body);
   if (channel == NULL)
     return;
-  vars = read_vars (relay, msg, has_body, &body_text);
+  if (!check_signature (relay, msg, channel, &scheme))
+    return;
+  if (channel->paused)
+    {
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_LOCKED,
+                           tocsin_relay_ingest_paused_sentence ());
+      return;
+    }
+  vars = read_vars (relay, msg, channel->id, has_body, &body_text);
   if (vars == NULL)
     return;
 
@@ -498,8 +608,8 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
                               body_text, NULL, &rendered);
   if (rendered.over_budget != NULL)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-                                       rendered.over_budget->message);
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                           rendered.over_budget->message);
       return;
     }
   if (rendered.filtered)
@@ -510,6 +620,9 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
       json_object_set_int_member (reply, "channel", channel->id);
       json_object_set_array_member (reply, "missing", missing_to_json (rendered.missing));
       tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      tocsin_relay_ingest_note (relay, channel->id, SOUP_STATUS_OK,
+                                _("Filtered out by the channel's condition: nothing was "
+                                  "delivered"));
       return;
     }
 
@@ -520,11 +633,11 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
                                                &error);
   if (message == NULL)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                                       error->message);
+      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                           error->message);
       return;
     }
-  commit (relay, msg, channel->id, vars, g_steal_pointer (&message), &rendered);
+  commit (relay, msg, channel->id, scheme, vars, g_steal_pointer (&message), &rendered);
 }
 
 void

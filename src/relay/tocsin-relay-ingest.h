@@ -20,6 +20,15 @@ void tocsin_relay_ingest_handle (TocsinRelay       *relay,
                                  SoupServerMessage *msg,
                                  const char        *token);
 
+/* For every trigger: notes the answer (@status, @sentence; never a body or a secret) among the
+ * channel's recent webhooks (GET /v1/channels/{id}/webhooks). */
+void        tocsin_relay_ingest_note            (TocsinRelay *relay,
+                                                 gint64       channel_id,
+                                                 guint        status,
+                                                 const char  *sentence);
+/* What a trigger answers for a paused channel (HTTP 423), after noting it. */
+const char *tocsin_relay_ingest_paused_sentence (void);
+
 typedef struct
 {
   gboolean    filtered;      /* the condition said no: nothing is stored */

@@ -37,6 +37,7 @@
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-relay-ratelimit.h"
+#include "tocsin-relay-recent.h"
 #include "tocsin-relay-throttle.h"
 #include "tocsin-relay-tls.h"
 
@@ -1429,6 +1430,7 @@ server_clear (Server *server)
   g_clear_pointer (&server->sockets, g_hash_table_unref);
   g_clear_pointer (&server->relay.unknown_tokens, tocsin_relay_throttle_free);
   g_clear_pointer (&server->relay.rate_limit, tocsin_relay_rate_limit_free);
+  g_clear_pointer (&server->relay.recent, tocsin_relay_recent_free);
   g_clear_handle_id (&server->accept_resume_id, g_source_remove);
   g_clear_pointer (&server->public_host, g_free);
   g_clear_pointer (&server->loop, g_main_loop_unref);
@@ -1462,6 +1464,7 @@ tocsin_relay_serve (int    argc,
   server.urls = g_ptr_array_new_with_free_func (g_free);
   server.sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal, g_object_unref, conn_free);
   server.relay.rate_limit = tocsin_relay_rate_limit_new ();
+  server.relay.recent = tocsin_relay_recent_new ();
   server.relay.unknown_tokens = tocsin_relay_throttle_new (MAX_UNKNOWN_TOKENS,
                                                            UNKNOWN_TOKEN_WINDOW_SECONDS,
                                                            MAX_TRACKED_ADDRESSES);

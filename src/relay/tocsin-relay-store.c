@@ -162,6 +162,11 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
     explicit_bzero (channel->subscribe_token, strlen (channel->subscribe_token));
   g_free (channel->trigger_token);
   g_free (channel->subscribe_token);
+  g_free (channel->signature_scheme);
+  if (channel->signature_secret)
+    explicit_bzero (channel->signature_secret, strlen (channel->signature_secret));
+  g_free (channel->signature_secret);
+  g_free (channel->signature_header);
   g_free (channel);
 }
 
@@ -213,7 +218,8 @@ column_text (sqlite3_stmt *stmt,
 
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
-  "subscribe_token, created_at, last_id, kind"
+  "subscribe_token, created_at, last_id, kind, signature_scheme, signature_secret, " \
+  "signature_header, paused"
 
 /* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
  * if one no longer compiles (a newer template library), it renders as empty rather than taking
@@ -239,6 +245,10 @@ channel_from_row (sqlite3_stmt *stmt)
   channel->created_at = sqlite3_column_int64 (stmt, 10);
   channel->last_id = sqlite3_column_int64 (stmt, 11);
   channel->direct = g_str_equal (column_text (stmt, 12), "direct");
+  channel->signature_scheme = g_strdup (column_text (stmt, 13));
+  channel->signature_secret = g_strdup (column_text (stmt, 14));
+  channel->signature_header = g_strdup (column_text (stmt, 15));
+  channel->paused = sqlite3_column_int (stmt, 16) != 0;
 
   if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
                           channel->condition_source, &channel->title, &channel->body,
@@ -438,6 +448,11 @@ static const char *const migrations[] = {
   /* 2: Direct keys (tocsin-relay-direct.c). A direct inbox is a channel of kind 'direct' whose
    * trigger token is the Direct key. */
   "ALTER TABLE channels ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';",
+  /* 3: signed webhooks and pausing (issue 14) */
+  "ALTER TABLE channels ADD COLUMN signature_scheme TEXT NOT NULL DEFAULT '';"
+  "ALTER TABLE channels ADD COLUMN signature_secret TEXT NOT NULL DEFAULT '';"
+  "ALTER TABLE channels ADD COLUMN signature_header TEXT NOT NULL DEFAULT '';"
+  "ALTER TABLE channels ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;",
   NULL
 };
 
@@ -1001,7 +1016,8 @@ create_channel (TocsinRelayStore              *store,
   stmt = prepare (store->db,
                   "INSERT INTO channels (name, description, title, body, link, condition,"
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
-                  " created_at, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+                  " created_at, kind, signature_scheme, signature_secret, signature_header,"
+                  " paused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
@@ -1020,6 +1036,10 @@ create_channel (TocsinRelayStore              *store,
   bind_text_or_empty (stmt, 11, owner_hash);
   sqlite3_bind_int64 (stmt, 12, g_get_real_time () / G_USEC_PER_SEC);
   bind_text_or_empty (stmt, 13, kind);
+  bind_text_or_empty (stmt, 14, spec->signature);
+  bind_text_or_empty (stmt, 15, spec->signature_secret);
+  bind_text_or_empty (stmt, 16, spec->signature_header);
+  sqlite3_bind_int (stmt, 17, spec->set_paused && spec->paused);
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -1128,7 +1148,7 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                                    GError                       **error)
 {
   g_autofree char *name = NULL;
-  const char *texts[6];
+  const char *texts[10];
 
   g_return_val_if_fail (store != NULL, NULL);
   g_return_val_if_fail (spec != NULL, NULL);
@@ -1142,6 +1162,10 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
   texts[3] = spec->body;
   texts[4] = spec->link;
   texts[5] = spec->condition;
+  texts[6] = spec->signature;
+  texts[7] = spec->signature_secret;
+  texts[8] = spec->signature_header;
+  texts[9] = spec->set_paused ? (spec->paused ? "1" : "0") : NULL;
   return update_channel_row (store, id,
                              "UPDATE channels SET version = version + 1,"
                              " name = coalesce(?2, name),"
@@ -1149,7 +1173,11 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                              " title = coalesce(?4, title),"
                              " body = coalesce(?5, body),"
                              " link = coalesce(?6, link),"
-                             " condition = coalesce(?7, condition) WHERE id = ?1",
+                             " condition = coalesce(?7, condition),"
+                             " signature_scheme = coalesce(?8, signature_scheme),"
+                             " signature_secret = coalesce(?9, signature_secret),"
+                             " signature_header = coalesce(?10, signature_header),"
+                             " paused = coalesce(CAST(?11 AS INTEGER), paused) WHERE id = ?1",
                              texts, G_N_ELEMENTS (texts), error);
 }
 

@@ -25,6 +25,12 @@ typedef struct
   gint64          last_id;      /* newest message id in this channel (0: none yet) */
   gboolean        direct;       /* a direct inbox: trigger_token is its Direct key (/d/) */
   gint            ref_count;
+  /* Signed webhooks (tocsin-relay-signature.h): "" when off. The secret is the relay's own copy,
+   * never shown again after it was set, never logged. */
+  char           *signature_scheme;
+  char           *signature_secret;
+  char           *signature_header;   /* hmac-sha256's header name */
+  gboolean        paused;             /* its owner paused it: webhooks are refused (423) */
 } TocsinRelayChannel;
 
 TocsinRelayChannel *tocsin_relay_channel_ref   (TocsinRelayChannel *channel);
@@ -145,6 +151,13 @@ typedef struct
   const char *body;
   const char *link;
   const char *condition;
+  /* Signed webhooks: completed by tocsin_relay_signature_apply_spec() before the store sees
+   * them; "" clears. */
+  const char *signature;
+  const char *signature_secret;
+  const char *signature_header;
+  gboolean    set_paused;   /* FALSE: leave `paused` as is */
+  gboolean    paused;
 } TocsinRelayChannelSpec;
 
 /* Creates a channel with new tokens. *owner_key receives the owner key, which is only stored as

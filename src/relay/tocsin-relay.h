@@ -14,6 +14,7 @@ typedef struct _TocsinRelayStore TocsinRelayStore;   /* tocsin-relay-store.h */
 typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
 typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttle.h */
 typedef struct _TocsinRelayRateLimit TocsinRelayRateLimit; /* tocsin-relay-ratelimit.h */
+typedef struct _TocsinRelayRecent TocsinRelayRecent; /* tocsin-relay-recent.h */
 
 typedef struct
 {
@@ -42,6 +43,7 @@ typedef struct
   SoupServer        *server;
   TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
   TocsinRelayRateLimit *rate_limit;      /* per channel; see tocsin-relay-ratelimit.h */
+  TocsinRelayRecent *recent;             /* last webhooks per channel; tocsin-relay-recent.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
