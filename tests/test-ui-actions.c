@@ -592,14 +592,37 @@ subscription_with_url (const char *url)
   return NULL;
 }
 
+/* The visible combo row under @root titled @title. */
+static AdwComboRow *
+find_combo_row (GtkWidget  *root,
+                const char *title)
+{
+  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
+       child = gtk_widget_get_next_sibling (child))
+    {
+      AdwComboRow *found;
+
+      if (!gtk_widget_get_visible (child))
+        continue;
+      if (ADW_IS_COMBO_ROW (child) &&
+          g_strcmp0 (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (child)), title) == 0)
+        return ADW_COMBO_ROW (child);
+      if ((found = find_combo_row (child, title)))
+        return found;
+    }
+  return NULL;
+}
+
 /* Picks @name in the editor's "Start From a Sender" row, as a click on it in the list does. */
 static void
 choose_preset (GtkWidget  *editor,
                const char *name)
 {
-  AdwComboRow *row = ADW_COMBO_ROW (find_widget (editor, ADW_TYPE_COMBO_ROW, NULL));
-  GListModel *model = adw_combo_row_get_model (row);
+  AdwComboRow *row = find_combo_row (editor, "Start From a Sender");
+  GListModel *model;
 
+  g_assert_nonnull (row);
+  model = adw_combo_row_get_model (row);
   for (guint i = 0; i < g_list_model_get_n_items (model); i++)
     {
       g_autoptr(GtkStringObject) item = g_list_model_get_item (model, i);
