@@ -19,11 +19,19 @@ markup_of (const char *markdown)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) links = NULL;
   char *markup = tocsin_markdown_to_markup (markdown);
+  g_autofree char *pango = tocsin_markdown_to_pango (markdown);
+  g_autofree char *shown = NULL;
+  g_autofree char *pango_text = NULL;
 
-  if (!tocsin_test_check_label_markup (markup, NULL, &links, &error))
+  if (!tocsin_test_check_label_markup (markup, &shown, &links, &error))
     g_error ("a label refuses the markup of “%s”: %s\n%s", markdown, error->message, markup);
   for (guint i = 0; i < links->len; i++)
     g_assert_true (tocsin_link_is_safe (links->pdata[i], NULL));
+  /* The link-less rendering (its attributes go on the label too) has the label's text. */
+  g_assert_null (strstr (pango, "<a "));
+  g_assert_true (pango_parse_markup (pango, -1, 0, NULL, &pango_text, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (pango_text, ==, shown);
   g_assert_true (g_utf8_validate (markup, -1, NULL));
   return markup;
 }

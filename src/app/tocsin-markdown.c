@@ -72,6 +72,7 @@ typedef struct
 {
   GString   *out;
   gboolean   markup;         /* FALSE: plain text */
+  gboolean   links;          /* markup: <a href> for safe links (GtkLabel's, not Pango's) */
   gboolean   full;           /* reached MAX_OUTPUT: only closing tags from now on */
   gboolean   started;        /* something visible was written */
   guint      breaks;         /* newlines owed before the next output */
@@ -552,7 +553,8 @@ enter_span (MD_SPANTYPE  type,
 
         /* An http(s) link becomes one; anything else (javascript:, file:, mailto:...) is
          * shown as its text. */
-        if (self->in_link == 0 && self->in_image == 0 && tocsin_link_is_safe (href, NULL))
+        if (self->links && self->in_link == 0 && self->in_image == 0 &&
+            tocsin_link_is_safe (href, NULL))
           {
             g_autofree char *escaped = g_markup_escape_text (href, -1);
             g_autofree char *open = g_strdup_printf ("<a href=\"%s\">", escaped);
@@ -622,7 +624,8 @@ on_text (MD_TEXTTYPE     type,
 
 static char *
 render (const char *markdown,
-        gboolean    markup)
+        gboolean    markup,
+        gboolean    links)
 {
   static const MD_PARSER parser = {
     .abi_version = 0,
@@ -661,6 +664,7 @@ render (const char *markdown,
 
   self.out = g_string_sized_new (length + length / 4 + 16);
   self.markup = markup;
+  self.links = links;
   if (md_parse (markdown, (MD_SIZE) length, &parser, &self) != 0)
     {
       /* md4c ran out of memory: the text as it is, rather than nothing. */
@@ -679,11 +683,17 @@ render (const char *markdown,
 char *
 tocsin_markdown_to_markup (const char *markdown)
 {
-  return render (markdown, TRUE);
+  return render (markdown, TRUE, TRUE);
+}
+
+char *
+tocsin_markdown_to_pango (const char *markdown)
+{
+  return render (markdown, TRUE, FALSE);
 }
 
 char *
 tocsin_markdown_to_text (const char *markdown)
 {
-  return render (markdown, FALSE);
+  return render (markdown, FALSE, FALSE);
 }

@@ -30,6 +30,9 @@ G_BEGIN_DECLS
 /* Pango markup for a GtkLabel (which also reads <a href>): every text escaped, links only
  * http(s). Never NULL; "" for "". */
 char *tocsin_markdown_to_markup (const char *markdown);
+/* The same without the <a> elements (their text stays): Pango markup proper, whose text is the
+ * text a GtkLabel shows for tocsin_markdown_to_markup(). */
+char *tocsin_markdown_to_pango  (const char *markdown);
 /* The same text without markup, for a pop-up: no asterisks or backticks, bullets and numbers
  * kept, links as their text. Never NULL. */
 char *tocsin_markdown_to_text   (const char *markdown);

@@ -4,8 +4,8 @@
  * relay marked as Markdown, rendered for the records view and for the pop-up. Beyond "does not
  * crash", it checks the promises of tocsin-markdown.h: the markup is what a GtkLabel shows
  * (read as GtkLabel reads it: <a href> apart, the rest through pango_parse_markup), every link
- * in it is a safe http(s) URL, both outputs are valid UTF-8 within their bound, and the plain
- * text carries no markup of its own making.
+ * in it is a safe http(s) URL, the link-less rendering is Pango markup with the same text, the
+ * outputs are valid UTF-8 within their bound, and words without syntax come out as they went in.
  */
 #define G_LOG_DOMAIN "fuzz-markdown"
 
@@ -54,6 +54,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     }
   for (guint i = 0; i < links->len; i++)
     check (tocsin_link_is_safe (links->pdata[i], NULL), "every link is http(s) and safe");
+
+  /* The link-less rendering is Pango markup proper, with the text the label shows. */
+  {
+    g_autofree char *pango = tocsin_markdown_to_pango (body);
+    g_autofree char *pango_text = NULL;
+
+    check (pango_parse_markup (pango, -1, 0, NULL, &pango_text, NULL, NULL),
+           "the link-less markup is Pango markup");
+    check (g_str_equal (pango_text, shown), "the link-less markup shows the same text");
+  }
 
   /* An input without markup characters or entities comes out as its own text. */
   if (strpbrk (body, "<>&*_`[]!~#-+=|\\:.()0123456789 \t\n\r\v\f") == NULL &&
