@@ -779,6 +779,21 @@ test_upgrade_from_v2 (Fixture       *f,
   g_clear_object (&f->history);
   f->history = tocsin_history_new (f->path);
   g_assert_cmpint (count (f, NULL), ==, 4);
+
+  /* An older app opened it meanwhile (a rollback): it set the version back to 2 and left the
+   * columns. The next start finds them and keeps everything. */
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "PRAGMA user_version = 2", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, 4);
+  g_clear_object (&old);
+  old = record_by_message_id (f, 4);
+  g_assert_true (tocsin_record_get_markdown (old));
+  tocsin_history_flush_sync (f->history);
+  g_assert_cmpint (user_version (f->path), ==, 3);
 }
 
 static void

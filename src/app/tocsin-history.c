@@ -183,14 +183,22 @@ static const char schema_sql[] =
 /* What changed since schema_sql (version 2), in order: entry i takes a database from version
  * i + 2 to version i + 3, in the same transaction as the schema. Append only; an entry that has
  * shipped is never edited (and schema_sql is not: it is what every older history already has).
- * The NULL that ends the list makes SCHEMA_VERSION 2 + the number of entries. */
-static const char *const migrations[] = {
+ * An app from before an entry opens the file all the same and sets its version back to 2 (its
+ * schema_sql does), so each entry has a probe: a query that compiles once the entry was
+ * applied, and then it is not applied again. The { NULL } that ends the list makes
+ * SCHEMA_VERSION 2 + the number of entries. */
+static const struct
+{
+  const char *sql;
+  const char *probe;
+} migrations[] = {
   /* 3: how each message asked to ring (TocsinMessageType) and whether its body is Markdown. */
-  "ALTER TABLE records ADD COLUMN type INTEGER NOT NULL DEFAULT 0;"
-  "ALTER TABLE records ADD COLUMN markdown INTEGER NOT NULL DEFAULT 0;"
-  "ALTER TABLE undo_records ADD COLUMN type INTEGER;"
-  "ALTER TABLE undo_records ADD COLUMN markdown INTEGER;",
-  NULL
+  { "ALTER TABLE records ADD COLUMN type INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE records ADD COLUMN markdown INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE undo_records ADD COLUMN type INTEGER;"
+    "ALTER TABLE undo_records ADD COLUMN markdown INTEGER;",
+    "SELECT r.type, r.markdown, u.type, u.markdown FROM main.records r, main.undo_records u" },
+  { NULL, NULL }
 };
 
 #define SCHEMA_VERSION (2 + (int) G_N_ELEMENTS (migrations) - 1)
@@ -462,8 +470,14 @@ migrate (sqlite3  *db,
   if (!exec_sql (db, schema_sql, error))
     return FALSE;
   for (int i = MAX (version, 2) - 2; i < SCHEMA_VERSION - 2; i++)
-    if (!exec_sql (db, migrations[i], error))
-      return FALSE;
+    {
+      g_autoptr(sqlite3_stmt) probe = NULL;
+
+      if (sqlite3_prepare_v2 (db, migrations[i].probe, -1, &probe, NULL) == SQLITE_OK)
+        continue;
+      if (!exec_sql (db, migrations[i].sql, error))
+        return FALSE;
+    }
   /* A newer app's file keeps its number (schema_sql has just set 2). */
   set_version = g_strdup_printf ("PRAGMA user_version = %d", MAX (version, SCHEMA_VERSION));
   return exec_sql (db, set_version, error);

@@ -44,7 +44,7 @@ const char       *tocsin_record_get_channel_name (TocsinRecord *self);
 /* The relay's message id (the newest one applied, when replacements came in). */
 gint64            tocsin_record_get_message_id   (TocsinRecord *self);
 const char       *tocsin_record_get_title        (TocsinRecord *self);   /* plain text */
-const char       *tocsin_record_get_body         (TocsinRecord *self);   /* plain text */
+const char       *tocsin_record_get_body         (TocsinRecord *self);   /* Markdown if markdown */
 const char       *tocsin_record_get_link         (TocsinRecord *self);   /* http(s) or NULL */
 /* Unix milliseconds (UTC) the relay stamped it with. */
 gint64            tocsin_record_get_time         (TocsinRecord *self);
