@@ -555,7 +555,9 @@ test_export (Fixture       *f,
 
       g_assert_true (json_parser_load_from_data (parser, lines[i], -1, NULL));
       object = json_node_get_object (json_parser_get_root (parser));
-      g_assert_cmpuint (json_object_get_size (object), ==, 7);
+      g_assert_cmpuint (json_object_get_size (object), ==, 9);
+      g_assert_true (json_object_get_null_member (object, "notificationType"));
+      g_assert_false (json_object_get_boolean_member (object, "markdown"));
       g_assert_cmpint (json_object_get_int_member (object, "id"), ==, i + 1);
       g_assert_cmpstr (json_object_get_string_member (object, "channel"), ==, "Prod alerts");
       g_assert_true (json_object_has_member (object, "externalLink"));
@@ -581,6 +583,217 @@ test_export (Fixture       *f,
     g_assert_cmpint (tocsin_history_export_sync (missing, empty, NULL, &error), ==, 0);
     g_assert_no_error (error);
   }
+}
+
+/* Exports the history at f->path (as --export-records does), one object per line. */
+static GPtrArray *
+export_objects (Fixture *f)
+{
+  g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) lines = NULL;
+  GPtrArray *objects = g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
+
+  g_assert_cmpint (tocsin_history_export_sync (f->path, out, NULL, &error), >=, 0);
+  g_assert_no_error (error);
+  g_output_stream_write_all (out, "", 1, NULL, NULL, NULL);
+  g_output_stream_close (out, NULL, NULL);
+  lines = g_strsplit (g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (out)), "\n", -1);
+  for (guint i = 0; lines[i] && *lines[i]; i++)
+    {
+      JsonObject *object = tocsin_json_parse_object (lines[i], strlen (lines[i]), G_MAXSSIZE,
+                                                     8, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (objects, object);
+    }
+  return objects;
+}
+
+static TocsinRecord *
+record_by_message_id (Fixture *f,
+                      gint64   message_id)
+{
+  g_autoptr(GPtrArray) records = query (f, NULL, 0, 100);
+
+  for (guint i = 0; i < records->len; i++)
+    if (tocsin_record_get_message_id (records->pdata[i]) == message_id)
+      return g_object_ref (records->pdata[i]);
+  return NULL;
+}
+
+/* How a message asked to ring, and whether its body is Markdown: kept per record, replaced
+ * with the content, restored by undo, exported. */
+static void
+test_type_and_markdown (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TocsinMessage) urgent = make_message (7, 1, "Down", "**db-1** is down");
+  g_autoptr(TocsinMessage) calm = make_message (7, 2, "Note", "plain");
+  g_autoptr(TocsinMessage) update = make_message (7, 3, "Down", "still *down*");
+  g_autoptr(TocsinRecord) a = NULL, b = NULL, c = NULL, loaded = NULL;
+  g_autoptr(GPtrArray) objects = NULL;
+  TocsinStoreResult result;
+
+  urgent->type = TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE;
+  urgent->markdown = TRUE;
+  a = store (f, urgent, NULL);
+  g_assert_cmpint (tocsin_record_get_notification_type (a), ==,
+                   TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE);
+  g_assert_true (tocsin_record_get_markdown (a));
+  b = store (f, calm, NULL);
+
+  loaded = record_by_message_id (f, 1);
+  g_assert_cmpint (tocsin_record_get_notification_type (loaded), ==,
+                   TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE);
+  g_assert_true (tocsin_record_get_markdown (loaded));
+  g_clear_object (&loaded);
+  loaded = record_by_message_id (f, 2);
+  g_assert_cmpint (tocsin_record_get_notification_type (loaded), ==,
+                   TOCSIN_MESSAGE_TYPE_DEFAULT);
+  g_assert_false (tocsin_record_get_markdown (loaded));
+  g_clear_object (&loaded);
+
+  /* A replacement brings its own. */
+  update->replaces = 1;
+  update->type = TOCSIN_MESSAGE_TYPE_CALLING;
+  update->markdown = FALSE;
+  c = store (f, update, &result);
+  g_assert_cmpint (result, ==, TOCSIN_STORE_REPLACED);
+  g_assert_cmpint (tocsin_record_get_notification_type (c), ==, TOCSIN_MESSAGE_TYPE_CALLING);
+  g_assert_false (tocsin_record_get_markdown (c));
+  update->markdown = TRUE;
+  update->id = 4;
+  update->replaces = 3;
+  g_clear_object (&c);
+  c = store (f, update, &result);
+  g_assert_true (tocsin_record_get_markdown (c));
+
+  /* Deleted and undone: the same fields come back. */
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+    guint64 batch = tocsin_history_new_undo_batch (f->history);
+
+    tocsin_history_delete_record_undoable_async (f->history, tocsin_record_get_id (c), batch,
+                                                 NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+    g_clear_object (&res);
+    tocsin_history_undo_async (f->history, batch, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+  }
+  loaded = record_by_message_id (f, 4);
+  g_assert_nonnull (loaded);
+  g_assert_cmpint (tocsin_record_get_notification_type (loaded), ==,
+                   TOCSIN_MESSAGE_TYPE_CALLING);
+  g_assert_true (tocsin_record_get_markdown (loaded));
+
+  tocsin_history_flush_sync (f->history);
+  objects = export_objects (f);
+  g_assert_cmpuint (objects->len, ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (objects->pdata[0], "notificationType"), ==,
+                   "calling");
+  g_assert_true (json_object_get_boolean_member (objects->pdata[0], "markdown"));
+  g_assert_cmpstr (json_object_get_string_member (objects->pdata[0], "body"), ==, "still *down*");
+  g_assert_true (json_object_get_null_member (objects->pdata[1], "notificationType"));
+  g_assert_false (json_object_get_boolean_member (objects->pdata[1], "markdown"));
+}
+
+static int
+user_version (const char *path)
+{
+  sqlite3 *db;
+  sqlite3_stmt *stmt;
+  int version = -1;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+      sqlite3_step (stmt) == SQLITE_ROW)
+    version = sqlite3_column_int (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return version;
+}
+
+/* A history from before the two columns (schema version 2) keeps its records: read as it is
+ * by --export-records, upgraded in place when the app opens it. */
+static void
+test_upgrade_from_v2 (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GPtrArray) objects = NULL;
+  g_autoptr(TocsinRecord) old = NULL;
+  sqlite3 *db;
+
+  for (guint i = 1; i <= 3; i++)
+    {
+      g_autoptr(TocsinMessage) m = make_message (7, i, "before", "the upgrade");
+      g_autoptr(TocsinRecord) r = store (f, m, NULL);
+    }
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  g_assert_cmpint (user_version (f->path), ==, 3);
+
+  /* What version 2 wrote: the same tables without the two columns. */
+  g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "ALTER TABLE records DROP COLUMN type;"
+                                     "ALTER TABLE records DROP COLUMN markdown;"
+                                     "ALTER TABLE undo_records DROP COLUMN type;"
+                                     "ALTER TABLE undo_records DROP COLUMN markdown;"
+                                     "PRAGMA user_version = 2;", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  /* A reader does not change the file. */
+  objects = export_objects (f);
+  g_assert_cmpuint (objects->len, ==, 3);
+  g_assert_true (json_object_get_null_member (objects->pdata[0], "notificationType"));
+  g_assert_false (json_object_get_boolean_member (objects->pdata[0], "markdown"));
+  g_assert_cmpint (user_version (f->path), ==, 2);
+
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, 3);
+  old = record_by_message_id (f, 2);
+  g_assert_nonnull (old);
+  g_assert_cmpstr (tocsin_record_get_body (old), ==, "the upgrade");
+  g_assert_cmpint (tocsin_record_get_notification_type (old), ==, TOCSIN_MESSAGE_TYPE_DEFAULT);
+  g_assert_false (tocsin_record_get_markdown (old));
+  {
+    g_autoptr(TocsinMessage) m = make_message (7, 4, "after", "*the* upgrade");
+    g_autoptr(TocsinRecord) r = NULL;
+
+    m->markdown = TRUE;
+    m->type = TOCSIN_MESSAGE_TYPE_ACTIVE;
+    r = store (f, m, NULL);
+  }
+  tocsin_history_flush_sync (f->history);
+  g_assert_cmpint (user_version (f->path), ==, 3);
+  g_clear_pointer (&objects, g_ptr_array_unref);
+  objects = export_objects (f);
+  g_assert_cmpuint (objects->len, ==, 4);
+  g_assert_cmpstr (json_object_get_string_member (objects->pdata[3], "notificationType"), ==,
+                   "active");
+  g_assert_true (json_object_get_boolean_member (objects->pdata[3], "markdown"));
+
+  /* Opened again: nothing more to do (the migration is not run twice). */
+  g_clear_object (&f->history);
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, 4);
+
+  /* An older app opened it meanwhile (a rollback): it set the version back to 2 and left the
+   * columns. The next start finds them and keeps everything. */
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "PRAGMA user_version = 2", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+  f->history = tocsin_history_new (f->path);
+  g_assert_cmpint (count (f, NULL), ==, 4);
+  g_clear_object (&old);
+  old = record_by_message_id (f, 4);
+  g_assert_true (tocsin_record_get_markdown (old));
+  tocsin_history_flush_sync (f->history);
+  g_assert_cmpint (user_version (f->path), ==, 3);
 }
 
 static void
@@ -663,10 +876,15 @@ test_total (Fixture       *f,
   g_clear_object (&f->history);
 
   /* A history from before the kept total (schema version 1): the total is counted once on
-   * the next open, then kept. */
+   * the next open, then kept. (Nor had version 1 the columns of version 3.) */
   g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_exec (db, "DROP TRIGGER records_total_ai; DROP TRIGGER records_total_ad;"
-                                     " DROP TABLE records_total; PRAGMA user_version = 1;",
+                                     " DROP TABLE records_total;"
+                                     " ALTER TABLE records DROP COLUMN type;"
+                                     " ALTER TABLE records DROP COLUMN markdown;"
+                                     " ALTER TABLE undo_records DROP COLUMN type;"
+                                     " ALTER TABLE undo_records DROP COLUMN markdown;"
+                                     " PRAGMA user_version = 1;",
                                  NULL, NULL, NULL), ==, SQLITE_OK);
   sqlite3_close (db);
   f->history = tocsin_history_new (f->path);
@@ -847,6 +1065,8 @@ main (int   argc,
   ADD ("/app/history/subscriptions", test_subscriptions);
   ADD ("/app/history/owned-channels", test_owned_channels);
   ADD ("/app/history/export", test_export);
+  ADD ("/app/history/type-and-markdown", test_type_and_markdown);
+  ADD ("/app/history/upgrade-from-v2", test_upgrade_from_v2);
   ADD ("/app/history/reopen", test_reopen);
   ADD ("/app/history/open-failure", test_open_failure);
   ADD ("/app/history/total", test_total);

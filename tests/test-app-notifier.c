@@ -87,12 +87,14 @@ store_result (GObject      *object,
 }
 
 static TocsinRecord *
-stored_record (Fixture    *f,
-               gint64      channel,
-               gint64      id,
-               const char *title,
-               const char *body,
-               const char *link)
+stored_message (Fixture           *f,
+                gint64             channel,
+                gint64             id,
+                const char        *title,
+                const char        *body,
+                const char        *link,
+                TocsinMessageType  type,
+                gboolean           markdown)
 {
   g_autoptr(TocsinMessage) message = tocsin_message_new ();
   g_autoptr(GAsyncResult) res = NULL;
@@ -108,11 +110,24 @@ stored_record (Fixture    *f,
   g_free (message->body);
   message->body = g_strdup (body);
   message->external_link = g_strdup (link);
+  message->type = type;
+  message->markdown = markdown;
   tocsin_history_store_message_async (f->history, RELAY, message, NULL, store_result, &res);
   TOCSIN_WAIT_UNTIL (res != NULL);
   record = tocsin_history_store_message_finish (f->history, res, NULL, &error);
   g_assert_no_error (error);
   return record;
+}
+
+static TocsinRecord *
+stored_record (Fixture    *f,
+               gint64      channel,
+               gint64      id,
+               const char *title,
+               const char *body,
+               const char *link)
+{
+  return stored_message (f, channel, id, title, body, link, TOCSIN_MESSAGE_TYPE_DEFAULT, FALSE);
 }
 
 static void
@@ -195,6 +210,104 @@ test_time_sensitive (Fixture       *f,
   calls = new_calls (f);
   g_assert_cmpuint (calls->len, ==, 1);
   g_assert_cmpuint (hint_byte (g_ptr_array_index (calls, 0), "urgency"), ==, 2);   /* critical */
+}
+
+/* The urgency the server got for the latest Notify since the test began. */
+static guchar
+last_urgency (Fixture *f)
+{
+  g_autoptr(GPtrArray) calls = new_calls (f);
+
+  g_assert_cmpuint (calls->len, >, 0);
+  return hint_byte (g_ptr_array_index (calls, calls->len - 1), "urgency");
+}
+
+/* A message's own notificationType wins over its subscription's choice: time-sensitive (and
+ * calling, for now) are critical and come through quiet hours even on a normal channel;
+ * active is normal, and kept quiet, even on a time-sensitive one. */
+static void
+test_message_type (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TocsinSubscription) normal = tocsin_subscription_new (RELAY, "tok-normal");
+  g_autoptr(TocsinSubscription) urgent = tocsin_subscription_new (RELAY, "tok-urgent");
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autoptr(GDateTime) start = g_date_time_add_hours (now, -1);
+  g_autoptr(GDateTime) end = g_date_time_add_hours (now, 1);
+  g_autofree char *start_text = g_date_time_format (start, "%H:%M");
+  g_autofree char *end_text = g_date_time_format (end, "%H:%M");
+  /* One channel each: four from one channel would be a storm. */
+  g_autoptr(TocsinRecord) ts = stored_message (f, 11, 1, "Down", "db-1", NULL,
+                                               TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE, FALSE);
+  g_autoptr(TocsinRecord) calling = stored_message (f, 12, 1, "Call", "on call", NULL,
+                                                    TOCSIN_MESSAGE_TYPE_CALLING, FALSE);
+  g_autoptr(TocsinRecord) active = stored_message (f, 13, 1, "FYI", "deployed", NULL,
+                                                   TOCSIN_MESSAGE_TYPE_ACTIVE, FALSE);
+  g_autoptr(TocsinRecord) plain = stored_message (f, 14, 1, "Plain", "as chosen", NULL,
+                                                  TOCSIN_MESSAGE_TYPE_DEFAULT, FALSE);
+
+  tocsin_subscription_set_notify_type (urgent, TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE);
+
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, ts, normal), ==, TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 2);   /* critical */
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, ts, NULL), ==, TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 2);
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, calling, normal), ==,
+                   TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 2);
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, active, urgent), ==, TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 1);   /* normal */
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, plain, urgent), ==, TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 2);
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, plain, normal), ==, TOCSIN_NOTIFY_SHOWN);
+  g_assert_cmpuint (last_urgency (f), ==, 1);
+
+  /* Quiet hours around now. */
+  g_settings_set_string (f->settings, "quiet-hours-start", start_text);
+  g_settings_set_string (f->settings, "quiet-hours-end", end_text);
+  g_settings_set_boolean (f->settings, "quiet-hours-enabled", TRUE);
+  g_assert_true (tocsin_notifier_in_quiet_hours (f->notifier, now));
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, active, urgent), ==, TOCSIN_NOTIFY_QUIET);
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, plain, normal), ==, TOCSIN_NOTIFY_QUIET);
+  {
+    g_autoptr(TocsinRecord) ts2 = stored_message (f, 15, 1, "Down again", "db-2", NULL,
+                                                  TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE, FALSE);
+
+    g_assert_cmpint (tocsin_notifier_notify (f->notifier, ts2, normal), ==, TOCSIN_NOTIFY_SHOWN);
+    g_assert_true (last_summary_is (f, "Down again"));
+    g_assert_cmpuint (last_urgency (f), ==, 2);
+  }
+  /* Muted is muted, whatever the message asks. */
+  tocsin_subscription_set_muted (normal, TRUE);
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, ts, normal), ==, TOCSIN_NOTIFY_MUTED);
+}
+
+/* A Markdown body pops up as its text: no asterisks, still escaped for the server's markup. */
+static void
+test_markdown_plain_text (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(TocsinRecord) record =
+    stored_message (f, 7, 1, "Disk", "**Disk** at *95%* & <b>rising</b>\n\n- see "
+                    "[dashboard](https://dash.example.com)", NULL,
+                    TOCSIN_MESSAGE_TYPE_DEFAULT, TRUE);
+  g_autoptr(GPtrArray) calls = NULL;
+  NotifyCall *call;
+
+  g_assert_cmpint (tocsin_notifier_notify (f->notifier, record, NULL), ==, TOCSIN_NOTIFY_SHOWN);
+  calls = new_calls (f);
+  g_assert_cmpuint (calls->len, ==, 1);
+  call = g_ptr_array_index (calls, 0);
+  g_assert_cmpstr (call->body, ==,
+                   "Prod alerts\nDisk at 95% &amp; &lt;b&gt;rising&lt;/b&gt;\n\n• see dashboard");
+
+  /* Its replacement too. */
+  tocsin_record_set_body (record, "now `99%`");
+  tocsin_notifier_update (f->notifier, record);
+  TOCSIN_WAIT_UNTIL (n_notify_calls () == f->calls_before + 2);
+  g_clear_pointer (&calls, g_ptr_array_unref);
+  calls = new_calls (f);
+  g_assert_cmpstr (((NotifyCall *) g_ptr_array_index (calls, 1))->body, ==, "Prod alerts\nnow 99%");
 }
 
 static void
@@ -504,6 +617,8 @@ main (int   argc,
   g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
   ADD ("/app/notifier/notify-arguments", test_notify_arguments);
   ADD ("/app/notifier/time-sensitive", test_time_sensitive);
+  ADD ("/app/notifier/message-type", test_message_type);
+  ADD ("/app/notifier/markdown-plain-text", test_markdown_plain_text);
   ADD ("/app/notifier/replacement", test_replacement);
   ADD ("/app/notifier/storm", test_storm);
   ADD ("/app/notifier/muted-and-quiet-hours", test_muted_and_quiet);

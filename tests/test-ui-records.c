@@ -3,8 +3,9 @@
  * test-ui-records.c: the records view as a user meets it, in the real window under Xvfb against
  * a real relay, with dbusmock's notification daemon: where new records appear (the "N new"
  * button, "Show" and search starting at the newest), how unread looks (a dot, a heavy title,
- * counts in the sidebar), Record Details, undo toasts, the offline banner with Retry, the empty
- * states, the subscribe dialog's focus, and the pop-ups naming their channel. Screenshots at
+ * counts in the sidebar), Record Details, Markdown bodies, undo toasts, the offline banner with
+ * Retry, the empty states, the subscribe dialog's focus, and the pop-ups naming their channel.
+ * Links open in a test "browser" (XDG_DATA_HOME + mimeapps.list) that notes them. Screenshots at
  * 1400 and 360 px wide, light and dark, land in <build>/tests/screenshots/.
  */
 #define G_LOG_DOMAIN "test-ui"
@@ -23,6 +24,7 @@
 typedef struct
 {
   char               *tmpdir;
+  char               *launched_file; /* what the test browser was asked to open, a line each */
   TocsinTestRelay    *relay;
   JsonObject         *channel;
   JsonObject         *twin;          /* another channel whose messages have the same titles */
@@ -687,6 +689,161 @@ test_details (void)
   gtk_window_destroy (details);
 }
 
+/* ---- tests: Markdown ------------------------------------------------------------------ */
+
+#define MARKDOWN_BODY \
+  "**db-1** is *down* since `04:00` <b>raw</b>\n\n" \
+  "- see the [dashboard](https://dash.example.com/d/1?h=db-1&range=1h)\n" \
+  "- not [this](javascript:alert(1))\n\n" \
+  "![graph](https://img.example.com/g.png)"
+#define MARKDOWN_LINK "https://dash.example.com/d/1?h=db-1&range=1h"
+
+/* TRUE if @label's layout gives a bold weight to the bytes of its text where @word is. */
+static gboolean
+label_has_bold (GtkWidget  *label,
+                const char *word)
+{
+  PangoLayout *layout = gtk_label_get_layout (GTK_LABEL (label));
+  const char *text = pango_layout_get_text (layout);
+  const char *at = strstr (text, word);
+  PangoAttrList *attrs = pango_layout_get_attributes (layout);
+  g_autoptr(PangoAttrIterator) iter = NULL;
+
+  if (at == NULL || attrs == NULL)
+    return FALSE;
+  iter = pango_attr_list_get_iterator (attrs);
+  do
+    {
+      int start, end;
+      PangoAttribute *weight;
+
+      pango_attr_iterator_range (iter, &start, &end);
+      weight = pango_attr_iterator_get (iter, PANGO_ATTR_WEIGHT);
+      if (weight && start <= at - text && end >= at - text + (int) strlen (word)
+          && ((PangoAttrInt *) weight)->value >= PANGO_WEIGHT_BOLD)
+        return TRUE;
+    }
+  while (pango_attr_iterator_next (iter));
+  return FALSE;
+}
+
+/* Asserts what a person sees of MARKDOWN_BODY in @label: formatted, no Markdown syntax left,
+ * the raw HTML as text, the image as its alt text, one link and only the http(s) one. */
+static void
+assert_markdown_shown (GtkWidget *label)
+{
+  const char *shown = gtk_label_get_text (GTK_LABEL (label));
+  const char *markup = gtk_label_get_label (GTK_LABEL (label));
+
+  g_test_message ("shown: “%s”", shown);
+  g_test_message ("markup: “%s”", markup);
+  g_assert_true (gtk_label_get_use_markup (GTK_LABEL (label)));
+  g_assert_nonnull (strstr (shown, "db-1 is down since 04:00 <b>raw</b>"));
+  g_assert_nonnull (strstr (shown, "• see the dashboard"));
+  g_assert_nonnull (strstr (shown, "• not this"));
+  g_assert_nonnull (strstr (shown, "graph"));
+  g_assert_null (strstr (shown, "**"));
+  g_assert_null (strstr (shown, "`"));
+  g_assert_null (strstr (shown, "]("));
+  g_assert_true (label_has_bold (label, "db-1"));
+  g_assert_nonnull (strstr (markup,
+                            "<a href=\"https://dash.example.com/d/1?h=db-1&amp;range=1h\">"
+                            "dashboard</a>"));
+  g_assert_null (strstr (markup, "javascript"));
+  g_assert_null (strstr (markup, "img.example.com"));
+}
+
+/* Whether the test browser was asked to open @uri (other tests' pop-ups open links too). */
+static gboolean
+launched (const char *uri)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents (fx.launched_file, &text, NULL, NULL))
+    return FALSE;
+  lines = g_strsplit (text, "\n", -1);
+  return g_strv_contains ((const char * const *) lines, uri);
+}
+
+/* A record whose sender said its body is Markdown, in the records view and in its details. The
+ * relay half (ntfy's "Markdown: yes" and the rest) is issue 13's other items: this record goes
+ * into the app's history the way the client stores a received message. */
+static void
+test_markdown (void)
+{
+  TocsinHistory *history = tocsin_application_get_history (fx.app);
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(TocsinRecord) stored = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinRecordRow *row = NULL;
+  GtkWidget *body, *details_body;
+  GtkWindow *details;
+  gboolean handled = FALSE;
+
+  /* A channel of its own, so the subscription's cursor stays where the relay put it. */
+  message->id = 1;
+  message->channel = 9999;
+  message->channel_name = g_strdup ("Markdown alerts");
+  message->time_ms = g_get_real_time () / 1000;
+  g_free (message->title);
+  message->title = g_strdup ("Markdown record");
+  g_free (message->body);
+  message->body = g_strdup (MARKDOWN_BODY);
+  message->markdown = TRUE;
+  tocsin_history_store_message_async (history, tocsin_subscription_get_relay_url (fx.subscription),
+                                      message, NULL, async_done, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  stored = tocsin_history_store_message_finish (history, result, NULL, &error);
+  g_assert_no_error (error);
+
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Markdown record")) != NULL);
+  body = tocsin_record_row_get_body_label (row);
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (body));
+  assert_markdown_shown (body);
+  save_screenshot (GTK_WIDGET (fx.window), "ui-records-markdown.png");
+
+  /* Its link is a link: a click opens it in the browser and reads the record. */
+  g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
+  g_signal_emit_by_name (body, "activate-link", MARKDOWN_LINK, &handled);
+  g_assert_true (handled);
+  TOCSIN_WAIT_UNTIL (launched (MARKDOWN_LINK));
+  g_unlink (fx.launched_file);
+  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Markdown record")) != NULL
+                     && tocsin_record_get_read (tocsin_record_row_get_record (row)));
+
+  /* Record Details renders it too, and its copy button copies the Markdown as sent. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
+  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+  gtk_window_set_default_size (details, 520, 900);
+  wait_for_frames (GTK_WIDGET (details), 2);
+  details_body = find_styled (GTK_WIDGET (details), "record-markdown");
+  g_assert_nonnull (details_body);
+  assert_markdown_shown (details_body);
+  save_screenshot (GTK_WIDGET (details), "ui-record-details-markdown.png");
+  {
+    GtkWidget *body_row = gtk_widget_get_ancestor (details_body, ADW_TYPE_PREFERENCES_ROW);
+    GtkWidget *copy = find_widget (body_row, GTK_TYPE_BUTTON, NULL);
+    g_autoptr(GAsyncResult) read = NULL;
+    g_autofree char *copied = NULL;
+    GdkClipboard *clipboard = gtk_widget_get_clipboard (copy);
+
+    g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (body_row)), ==, "Body");
+    g_assert_cmpstr (gtk_widget_get_tooltip_text (copy), ==, "Copy Body");
+    g_signal_emit_by_name (copy, "clicked");
+    gdk_clipboard_read_text_async (clipboard, NULL, async_done, &read);
+    TOCSIN_WAIT_UNTIL (read != NULL);
+    copied = gdk_clipboard_read_text_finish (clipboard, read, NULL);
+    g_assert_cmpstr (copied, ==, MARKDOWN_BODY);
+  }
+  handled = FALSE;
+  g_signal_emit_by_name (details_body, "activate-link", MARKDOWN_LINK, &handled);
+  g_assert_true (handled);
+  TOCSIN_WAIT_UNTIL (launched (MARKDOWN_LINK));
+  gtk_window_destroy (details);
+}
+
 /* ---- tests: undo ---------------------------------------------------------------------- */
 
 /* Presses the button of the toast whose title contains @title. */
@@ -903,6 +1060,40 @@ test_offline_banner (void)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
+/* A "browser" for http(s) links that writes what it was asked to open into a file (as in
+ * test-ui-window.c): no real browser starts, and the test sees what a click opened. */
+static void
+install_test_browser (void)
+{
+  g_autofree char *apps = g_build_filename (fx.tmpdir, "data", "applications", NULL);
+  g_autofree char *config = g_build_filename (fx.tmpdir, "config", NULL);
+  g_autofree char *script = g_build_filename (fx.tmpdir, "browser.sh", NULL);
+  g_autofree char *desktop = g_build_filename (apps, "tocsin-test-browser.desktop", NULL);
+  g_autofree char *mimeapps = g_build_filename (config, "mimeapps.list", NULL);
+  g_autofree char *script_text = NULL;
+  g_autofree char *desktop_text = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fx.launched_file = g_build_filename (fx.tmpdir, "launched.txt", NULL);
+  g_mkdir_with_parents (apps, 0700);
+  g_mkdir_with_parents (config, 0700);
+  script_text = g_strdup_printf ("#!/bin/sh\nprintf '%%s\\n' \"$1\" >> '%s'\n", fx.launched_file);
+  g_file_set_contents (script, script_text, -1, &error);
+  g_assert_no_error (error);
+  g_chmod (script, 0700);
+  desktop_text = g_strdup_printf ("[Desktop Entry]\nType=Application\nName=Test Browser\n"
+                                  "Exec=%s %%u\n"
+                                  "MimeType=x-scheme-handler/https;x-scheme-handler/http;\n"
+                                  "NoDisplay=true\n", script);
+  g_file_set_contents (desktop, desktop_text, -1, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (mimeapps,
+                       "[Default Applications]\n"
+                       "x-scheme-handler/https=tocsin-test-browser.desktop\n"
+                       "x-scheme-handler/http=tocsin-test-browser.desktop\n", -1, &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -920,6 +1111,7 @@ main (int   argc,
   g_setenv ("XDG_DATA_HOME", data_home, TRUE);
   g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
   g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
+  install_test_browser ();
 
   g_test_init (&argc, &argv, NULL);
   if (!gtk_init_check ())
@@ -961,6 +1153,7 @@ main (int   argc,
   g_test_add_func ("/ui/records/show-and-search-start-at-newest",
                    test_show_and_search_start_at_newest);
   g_test_add_func ("/ui/records/details", test_details);
+  g_test_add_func ("/ui/records/markdown", test_markdown);
   g_test_add_func ("/ui/records/undo", test_undo);
   g_test_add_func ("/ui/records/all-caught-up", test_all_caught_up);
   g_test_add_func ("/ui/records/subscribe-dialog-focus", test_subscribe_dialog_focus);
@@ -978,5 +1171,6 @@ main (int   argc,
   g_clear_pointer (&fx.relay, tocsin_test_relay_free);
   tocsin_test_rmdir_recursive (fx.tmpdir);
   g_free (fx.tmpdir);
+  g_free (fx.launched_file);
   return status;
 }

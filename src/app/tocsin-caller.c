@@ -89,7 +89,8 @@ call_cb (TocsinNotifier     *notifier,
 {
   g_autofree char *key = record_key (record);
   gint64 age_ms = g_get_real_time () / 1000 - tocsin_record_get_time (record);
-  const char *name = tocsin_subscription_get_name (subscription);
+  const char *name = subscription ? tocsin_subscription_get_name (subscription)
+                                  : tocsin_record_get_channel_name (record);
   TocsinCallWindow *window;
 
   if (g_hash_table_contains (self->acked, key) || age_ms > TOCSIN_CALL_MAX_AGE_SECONDS * 1000)

@@ -95,7 +95,8 @@ static GParamSpec *properties[N_PROPS];
 #define RETRY_SECONDS 30
 
 #define RECORD_COLUMNS \
-  "id, kind, relay_url, channel_id, channel_name, latest_id, title, body, link, time, read, vars"
+  "id, kind, relay_url, channel_id, channel_name, latest_id, title, body, link, time, read, vars," \
+  " type, markdown"
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS records ("
@@ -180,9 +181,32 @@ static const char schema_sql[] =
   "CREATE INDEX IF NOT EXISTS undo_read_batch ON undo_read (batch);"
   "PRAGMA user_version = 2;";
 
+/* What changed since schema_sql (version 2), in order: entry i takes a database from version
+ * i + 2 to version i + 3, in the same transaction as the schema. Append only; an entry that has
+ * shipped is never edited (and schema_sql is not: it is what every older history already has).
+ * An app from before an entry opens the file all the same and sets its version back to 2 (its
+ * schema_sql does), so each entry has a probe: a query that compiles once the entry was
+ * applied, and then it is not applied again. The { NULL } that ends the list makes
+ * SCHEMA_VERSION 2 + the number of entries. */
+static const struct
+{
+  const char *sql;
+  const char *probe;
+} migrations[] = {
+  /* 3: how each message asked to ring (TocsinMessageType) and whether its body is Markdown. */
+  { "ALTER TABLE records ADD COLUMN type INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE records ADD COLUMN markdown INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE undo_records ADD COLUMN type INTEGER;"
+    "ALTER TABLE undo_records ADD COLUMN markdown INTEGER;",
+    "SELECT r.type, r.markdown, u.type, u.markdown FROM main.records r, main.undo_records u" },
+  { NULL, NULL }
+};
+
+#define SCHEMA_VERSION (2 + (int) G_N_ELEMENTS (migrations) - 1)
+
 /* Every column of records, in one order, for copying rows to and from undo_records. */
 #define ALL_RECORD_COLUMNS "id, kind, relay_url, channel_id, channel_name, message_id, latest_id," \
-                       " title, body, link, time, received, read, vars"
+                       " title, body, link, time, received, read, vars, type, markdown"
 
 /* What went wrong, as far as the UI needs to know (tocsin_history_describe_error()):
  * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
@@ -323,6 +347,7 @@ static TocsinRecord *
 record_from_row (sqlite3_stmt *stmt)
 {
   TocsinRecord *record = tocsin_record_new ();
+  int type;
 
   g_object_freeze_notify (G_OBJECT (record));
   tocsin_record_set_kind (record, sqlite3_column_int (stmt, 1));
@@ -336,6 +361,13 @@ record_from_row (sqlite3_stmt *stmt)
   tocsin_record_set_time (record, sqlite3_column_int64 (stmt, 9));
   tocsin_record_set_read (record, sqlite3_column_int (stmt, 10));
   tocsin_record_set_vars_json (record, column_text (stmt, 11));
+  /* A value this version does not know (a newer app wrote it) rings as the subscription says. */
+  type = sqlite3_column_int (stmt, 12);
+  tocsin_record_set_notification_type (record, type >= TOCSIN_MESSAGE_TYPE_DEFAULT &&
+                                               type <= TOCSIN_MESSAGE_TYPE_CALLING
+                                               ? (TocsinMessageType) type
+                                               : TOCSIN_MESSAGE_TYPE_DEFAULT);
+  tocsin_record_set_markdown (record, sqlite3_column_int (stmt, 13) != 0);
   /* Last: a row id makes the record "loaded". */
   tocsin_record_set_id (record, sqlite3_column_int64 (stmt, 0));
   g_object_thaw_notify (G_OBJECT (record));
@@ -426,6 +458,69 @@ make_private_file (const char  *path,
   return TRUE;
 }
 
+static int
+query_user_version (sqlite3 *db)
+{
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+
+  if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK ||
+      sqlite3_step (stmt) != SQLITE_ROW)
+    return -1;
+  return sqlite3_column_int (stmt, 0);
+}
+
+/* Takes the database (in a transaction) to SCHEMA_VERSION: schema_sql creates what a version 1
+ * or 2 file, or an empty one, lacks, then the migrations past the file's version run. */
+static gboolean
+migrate (sqlite3  *db,
+         GError  **error)
+{
+  int version = query_user_version (db);
+  g_autofree char *set_version = NULL;
+
+  if (version < 0)
+    {
+      set_sqlite_error (error, db, "read the schema version");
+      return FALSE;
+    }
+  if (!exec_sql (db, schema_sql, error))
+    return FALSE;
+  for (int i = MAX (version, 2) - 2; i < SCHEMA_VERSION - 2; i++)
+    {
+      g_autoptr(sqlite3_stmt) probe = NULL;
+
+      if (sqlite3_prepare_v2 (db, migrations[i].probe, -1, &probe, NULL) == SQLITE_OK)
+        continue;
+      if (!exec_sql (db, migrations[i].sql, error))
+        return FALSE;
+    }
+  /* A newer app's file keeps its number (schema_sql has just set 2). */
+  set_version = g_strdup_printf ("PRAGMA user_version = %d", MAX (version, SCHEMA_VERSION));
+  return exec_sql (db, set_version, error);
+}
+
+/* A reader cannot migrate a file it may not write (a read-only disk, --export-records next to
+ * an older app): the columns a migration adds are given their defaults by a temporary view
+ * named like the table, which SQLite finds before the file's own ("temp" is searched first).
+ * The FTS index still reads the file's table. */
+static gboolean
+shadow_old_records (sqlite3  *db,
+                    GError  **error)
+{
+  g_autoptr(sqlite3_stmt) probe = NULL;
+
+  if (sqlite3_prepare_v2 (db, "SELECT type, markdown FROM main.records LIMIT 0", -1, &probe,
+                          NULL) == SQLITE_OK)
+    return TRUE;
+  g_clear_pointer (&probe, sqlite3_finalize);
+  /* No records table at all: an empty file, nothing to shadow. */
+  if (sqlite3_prepare_v2 (db, "SELECT 1 FROM main.records LIMIT 0", -1, &probe,
+                          NULL) != SQLITE_OK)
+    return TRUE;
+  return exec_sql (db, "CREATE TEMP VIEW records AS"
+                       " SELECT *, 0 AS type, 0 AS markdown FROM main.records", error);
+}
+
 /* The history on a read-only disk (or in a folder this user cannot write): opened read-only
  * and immutable, so that SQLite does not need to create the -shm file of a WAL database, with
  * what the last writer checkpointed. The subscriptions still load, so messages still arrive
@@ -443,7 +538,8 @@ open_read_only (const char  *path,
   uri = g_strconcat (file_uri, "?immutable=1", NULL);
   if (sqlite3_open_v2 (uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
                        NULL) != SQLITE_OK ||
-      !exec_sql (db, "SELECT count(*) FROM sqlite_master", error))
+      !exec_sql (db, "SELECT count(*) FROM sqlite_master", error) ||
+      !shadow_old_records (db, error))
     {
       if (error && *error == NULL)
         set_sqlite_error (error, db, "open the file");
@@ -485,7 +581,7 @@ open_database (const char  *path,
       sqlite3_close (db);
       return NULL;
     }
-  if (!exec_sql (db, schema_sql, error) ||
+  if (!migrate (db, error) ||
       !exec_sql (db, "DELETE FROM undo_records; DELETE FROM undo_read;", error) ||
       !exec_sql (db, "INSERT INTO records_total (id, n)"
                      " SELECT 0, (SELECT count(*) FROM records)"
@@ -1261,7 +1357,8 @@ insert_record (TocsinHistory *self,
   g_autoptr(CachedStatement) stmt =
     cached_statement (self, "INSERT INTO records (kind, relay_url, channel_id, channel_name,"
                             " message_id, latest_id, title, body, link, time, received, read,"
-                            " vars) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            " vars, type, markdown) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7,"
+                            " ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                       error);
   g_autoptr(CachedStatement) fts = NULL;
   gint64 id;
@@ -1280,6 +1377,8 @@ insert_record (TocsinHistory *self,
   sqlite3_bind_int64 (stmt, 10, g_get_real_time () / 1000);
   sqlite3_bind_int (stmt, 11, tocsin_record_get_read (record));
   bind_text (stmt, 12, tocsin_record_get_vars_json (record));
+  sqlite3_bind_int (stmt, 13, tocsin_record_get_notification_type (record));
+  sqlite3_bind_int (stmt, 14, tocsin_record_get_markdown (record));
   if (sqlite3_step (stmt) != SQLITE_DONE)
     {
       set_sqlite_error (error, self->db, "store a record");
@@ -1361,8 +1460,8 @@ apply_message (TocsinHistory      *self,
     {
       g_autoptr(sqlite3_stmt) stmt =
         prepare (db, "UPDATE records SET latest_id = ?2, title = ?3, body = ?4, link = ?5,"
-                     " time = ?6, vars = ?7, channel_name = COALESCE(?8, channel_name)"
-                     " WHERE id = ?1", &local_error);
+                     " time = ?6, vars = ?7, channel_name = COALESCE(?8, channel_name),"
+                     " type = ?9, markdown = ?10 WHERE id = ?1", &local_error);
 
       if (stmt == NULL)
         goto fail;
@@ -1375,6 +1474,8 @@ apply_message (TocsinHistory      *self,
       sqlite3_bind_int64 (stmt, 6, tocsin_record_get_time (record));
       bind_text (stmt, 7, tocsin_record_get_vars_json (record));
       bind_text (stmt, 8, tocsin_record_get_channel_name (record));
+      sqlite3_bind_int (stmt, 9, tocsin_record_get_notification_type (record));
+      sqlite3_bind_int (stmt, 10, tocsin_record_get_markdown (record));
       if (sqlite3_step (stmt) != SQLITE_DONE)
         {
           set_sqlite_error (&local_error, db, "update a record");
@@ -1923,7 +2024,7 @@ make_fts_query (const char *search)
  * too). */
 #define RECORD_COLUMNS_R \
   "r.id, r.kind, r.relay_url, r.channel_id, r.channel_name, r.latest_id, r.title, r.body," \
-  " r.link, r.time, r.read, r.vars"
+  " r.link, r.time, r.read, r.vars, r.type, r.markdown"
 
 static gboolean
 query_has_search (const TocsinRecordQuery *query)
@@ -2709,7 +2810,7 @@ export_from (sqlite3        *db,
 {
   g_autoptr(sqlite3_stmt) stmt =
     prepare (db, "SELECT latest_id, channel_name, channel_id, title, body, link, time, read,"
-                 " kind FROM records ORDER BY id", error);
+                 " kind, type, markdown FROM records ORDER BY id", error);
   g_autoptr(JsonGenerator) generator = json_generator_new ();
   gint64 count = 0;
   int rc;
@@ -2724,6 +2825,7 @@ export_from (sqlite3        *db,
       g_autofree char *line = NULL;
       g_autofree char *time = NULL;
       const char *channel = column_text (stmt, 1);
+      int type;
 
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "id");
@@ -2748,6 +2850,16 @@ export_from (sqlite3        *db,
       json_builder_add_string_value (builder, time);
       json_builder_set_member_name (builder, "read");
       json_builder_add_boolean_value (builder, sqlite3_column_int (stmt, 7) != 0);
+      /* As on the wire (docs/protocol.md), but always present: null is the subscription's
+       * own choice. */
+      json_builder_set_member_name (builder, "notificationType");
+      type = sqlite3_column_int (stmt, 9);
+      if (type > TOCSIN_MESSAGE_TYPE_DEFAULT && type <= TOCSIN_MESSAGE_TYPE_CALLING)
+        json_builder_add_string_value (builder, tocsin_message_type_to_string (type));
+      else
+        json_builder_add_null_value (builder);
+      json_builder_set_member_name (builder, "markdown");
+      json_builder_add_boolean_value (builder, sqlite3_column_int (stmt, 10) != 0);
       /* "Some notifications from X were missed" is a record the user sees too: a gap is
        * exported, marked, never left out ("id" is the first missed message). */
       if (sqlite3_column_int (stmt, 8) == TOCSIN_RECORD_KIND_GAP)
@@ -2843,6 +2955,11 @@ tocsin_history_export_sync (const char     *db_path,
       return -1;
     }
   sqlite3_busy_timeout (db, 5000);
+  if (!shadow_old_records (db, error))
+    {
+      sqlite3_close (db);
+      return -1;
+    }
   count = export_from (db, stream, cancellable, error);
   sqlite3_close (db);
   return count;

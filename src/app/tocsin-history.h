@@ -225,8 +225,9 @@ void     tocsin_history_count_unread_async   (TocsinHistory *self, GCancellable 
 /* use tocsin_history_count_finish() */
 
 /* Writes every record, oldest first, as JSON Lines
- * {"id","channel","title","body","externalLink","time","read"} to @stream (written on the
- * worker thread: don't touch @stream until done). Returns the number of records written. */
+ * {"id","channel","title","body","externalLink","time","read","notificationType","markdown"}
+ * (notificationType null: as the subscription chose) to @stream (written on the worker thread:
+ * don't touch @stream until done). Returns the number of records written. */
 void     tocsin_history_export_async         (TocsinHistory *self, GOutputStream *stream,
                                               GCancellable *cancellable,
                                               GAsyncReadyCallback callback, gpointer user_data);

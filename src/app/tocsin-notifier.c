@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 #include <libnotify/notify.h>
 
+#include "tocsin-markdown.h"
 #include "tocsin-notifier.h"
 
 /* libnotify 0.8 does not declare it. */
@@ -394,8 +395,15 @@ static char *
 escaped_body (TocsinRecord       *record,
               TocsinSubscription *subscription)
 {
+  g_autofree char *plain = NULL;
   const char *body = tocsin_record_get_body (record);
-  GString *escaped = g_string_sized_new (strlen (body) + 64);
+  GString *escaped;
+
+  /* Notification servers know a few tags at most, and some none: a Markdown body pops up as
+   * its text, without the asterisks (the window renders it). */
+  if (tocsin_record_get_markdown (record))
+    body = plain = tocsin_markdown_to_text (body);
+  escaped = g_string_sized_new (strlen (body) + 64);
 
   append_escaped (escaped, channel_name (record, subscription));
   if (*body != '\0')
@@ -498,6 +506,47 @@ coalesce (TocsinNotifier     *self,
   return TOCSIN_NOTIFY_COALESCED;
 }
 
+/* Whether @record rings as time-sensitive (critical urgency, through quiet hours): the message's
+ * own notificationType when it has one, otherwise the subscription's choice. A call that no
+ * call window took (too old, already answered) pops up as time-sensitive. */
+static gboolean
+is_time_sensitive (TocsinRecord       *record,
+                   TocsinSubscription *subscription)
+{
+  switch (tocsin_record_get_notification_type (record))
+    {
+    case TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE:
+    case TOCSIN_MESSAGE_TYPE_CALLING:
+      return TRUE;
+    case TOCSIN_MESSAGE_TYPE_ACTIVE:
+      return FALSE;
+    case TOCSIN_MESSAGE_TYPE_DEFAULT:
+    default:
+      return subscription != NULL &&
+             tocsin_subscription_get_notify_type (subscription) != TOCSIN_NOTIFY_TYPE_NORMAL;
+    }
+}
+
+/* Whether @record rings as a call: its own notificationType says "calling", or it says nothing
+ * and the subscription is a calling one. */
+static gboolean
+is_call (TocsinRecord       *record,
+         TocsinSubscription *subscription)
+{
+  switch (tocsin_record_get_notification_type (record))
+    {
+    case TOCSIN_MESSAGE_TYPE_CALLING:
+      return TRUE;
+    case TOCSIN_MESSAGE_TYPE_DEFAULT:
+      return subscription != NULL &&
+             tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_CALLING;
+    case TOCSIN_MESSAGE_TYPE_ACTIVE:
+    case TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE:
+    default:
+      return FALSE;
+    }
+}
+
 TocsinNotifyOutcome
 tocsin_notifier_notify (TocsinNotifier     *self,
                         TocsinRecord       *record,
@@ -514,8 +563,7 @@ tocsin_notifier_notify (TocsinNotifier     *self,
 
   if (subscription && tocsin_subscription_get_muted (subscription))
     return TOCSIN_NOTIFY_MUTED;
-  if (subscription != NULL &&
-      tocsin_subscription_get_notify_type (subscription) == TOCSIN_NOTIFY_TYPE_CALLING)
+  if (is_call (record, subscription))
     {
       gboolean handled = FALSE;
 
@@ -524,9 +572,7 @@ tocsin_notifier_notify (TocsinNotifier     *self,
       if (handled)
         return TOCSIN_NOTIFY_SHOWN;
     }
-  time_sensitive = subscription != NULL &&
-                   tocsin_subscription_get_notify_type (subscription) !=
-                   TOCSIN_NOTIFY_TYPE_NORMAL;
+  time_sensitive = is_time_sensitive (record, subscription);
   now = g_date_time_new_now_local ();
   if (!time_sensitive && tocsin_notifier_in_quiet_hours (self, now))
     return TOCSIN_NOTIFY_QUIET;

@@ -2,12 +2,15 @@
 /*
  * tocsin-notifier.h: desktop notifications for records, through libnotify.
  *
- * Summary = title, body escaped for notification markup, the app icon, the desktop-entry hint,
- * urgency critical for time-sensitive channels. Actions: "default" (a click) opens the record's
- * link, or asks the app to show the record when it has none; "mark-read" ("Mark as read").
+ * Summary = title, body escaped for notification markup (a Markdown body as its plain text),
+ * the app icon, the desktop-entry hint, urgency critical when time-sensitive: the message's own
+ * notificationType decides ("time-sensitive" and, for now, "calling" are critical; "active" is
+ * normal even on a time-sensitive channel), and without one, the subscription's notify type.
+ * Actions: "default" (a click) opens the record's link, or asks the app to show the record when
+ * it has none; "mark-read" ("Mark as read").
  * A replacement updates the same popup without ringing again. A storm (more than 3 from one
  * channel within 5 s) becomes one summary ("12 new from Prod alerts"). Quiet hours
- * (GSettings) keep popups silent except for time-sensitive channels; muted channels never pop up.
+ * (GSettings) keep popups silent except time-sensitive ones; muted channels never pop up.
  */
 #pragma once
 

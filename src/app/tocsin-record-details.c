@@ -9,6 +9,7 @@
 
 #include "tocsin-a11y.h"
 #include "tocsin-json.h"
+#include "tocsin-markdown-label.h"
 #include "tocsin-record-details.h"
 
 struct _TocsinRecordDetails
@@ -70,6 +71,79 @@ add_row (TocsinRecordDetails *self,
   return row;
 }
 
+static gboolean
+body_link_activated_cb (GtkLabel            *label,
+                        const char          *uri,
+                        TocsinRecordDetails *self)
+{
+  GtkWindow *parent = gtk_window_get_transient_for (GTK_WINDOW (self));
+
+  /* As the record's own link: the main window opens it (checking it is a web address) and
+   * marks the record read. */
+  if (parent != NULL)
+    gtk_widget_activate_action (GTK_WIDGET (parent), "win.open-link", "(sx)", uri,
+                                tocsin_record_get_id (self->record));
+  return TRUE;
+}
+
+/* The body the sender marked as Markdown, rendered: a row laid out as add_row()'s (the title
+ * above, the copy button after), with a label for the markup, as an action row's subtitle
+ * cannot hold links. The copy button copies the Markdown as it came. */
+static GtkWidget *
+add_markdown_row (TocsinRecordDetails *self,
+                  AdwPreferencesGroup *group,
+                  const char          *title,
+                  const char          *markdown)
+{
+  GtkWidget *row = GTK_WIDGET (g_object_new (ADW_TYPE_PREFERENCES_ROW, "title", title,
+                                             "use-markup", FALSE, "activatable", FALSE, NULL));
+  GtkWidget *box = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 6);
+  GtkWidget *texts = gtk_box_new (GTK_ORIENTATION_VERTICAL, 3);
+  GtkWidget *title_label = gtk_label_new (title);
+  GtkWidget *body = gtk_label_new (NULL);
+  GtkWidget *copy = gtk_button_new_from_icon_name ("edit-copy-symbolic");
+  /* Translators: the tooltip and accessible name of a copy button; %s is a field, e.g. "Body" */
+  g_autofree char *copy_label = g_strdup_printf (_("Copy %s"), title);
+
+  gtk_widget_add_css_class (row, "property-row");
+  gtk_widget_set_margin_top (box, 8);
+  gtk_widget_set_margin_bottom (box, 8);
+  gtk_widget_set_margin_start (box, 12);
+  gtk_widget_set_margin_end (box, 12);
+  gtk_widget_set_hexpand (texts, TRUE);
+
+  gtk_label_set_xalign (GTK_LABEL (title_label), 0);
+  gtk_widget_add_css_class (title_label, "title");
+  gtk_widget_add_css_class (title_label, "dim-label");
+  gtk_widget_add_css_class (title_label, "caption");
+
+  tocsin_label_set_markdown (GTK_LABEL (body), markdown);
+  gtk_label_set_xalign (GTK_LABEL (body), 0);
+  gtk_label_set_wrap (GTK_LABEL (body), TRUE);
+  gtk_label_set_wrap_mode (GTK_LABEL (body), PANGO_WRAP_WORD_CHAR);
+  gtk_label_set_selectable (GTK_LABEL (body), TRUE);
+  gtk_widget_add_css_class (body, "record-markdown");
+  gtk_accessible_update_relation (GTK_ACCESSIBLE (body), GTK_ACCESSIBLE_RELATION_LABELLED_BY,
+                                  title_label, NULL, -1);
+  g_signal_connect (body, "activate-link", G_CALLBACK (body_link_activated_cb), self);
+
+  gtk_widget_set_valign (copy, GTK_ALIGN_CENTER);
+  gtk_widget_add_css_class (copy, "flat");
+  gtk_widget_set_tooltip_text (copy, copy_label);
+  gtk_accessible_update_property (GTK_ACCESSIBLE (copy), GTK_ACCESSIBLE_PROPERTY_LABEL, copy_label,
+                                  -1);
+  g_object_set_data_full (G_OBJECT (copy), "value", g_strdup (markdown), g_free);
+  g_signal_connect (copy, "clicked", G_CALLBACK (copy_clicked_cb), self);
+
+  gtk_box_append (GTK_BOX (texts), title_label);
+  gtk_box_append (GTK_BOX (texts), body);
+  gtk_box_append (GTK_BOX (box), texts);
+  gtk_box_append (GTK_BOX (box), copy);
+  gtk_list_box_row_set_child (GTK_LIST_BOX_ROW (row), box);
+  adw_preferences_group_add (group, row);
+  return row;
+}
+
 static void
 link_activated_cb (AdwActionRow        *row,
                    TocsinRecordDetails *self)
@@ -114,7 +188,10 @@ fill (TocsinRecordDetails *self)
   add_row (self, self->message_group, _("Channel"), channel ? channel : "");
   add_row (self, self->message_group, _("Received"), when);
   add_row (self, self->message_group, _("Title"), tocsin_record_get_title (record));
-  add_row (self, self->message_group, _("Body"), tocsin_record_get_body (record));
+  if (tocsin_record_get_markdown (record) && *tocsin_record_get_body (record) != '\0')
+    add_markdown_row (self, self->message_group, _("Body"), tocsin_record_get_body (record));
+  else
+    add_row (self, self->message_group, _("Body"), tocsin_record_get_body (record));
   if (link && *link)
     {
       GtkWidget *row = add_row (self, self->message_group, _("Link"), link);

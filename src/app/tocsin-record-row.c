@@ -8,6 +8,7 @@
 #include <json-glib/json-glib.h>
 
 #include "tocsin-json.h"
+#include "tocsin-markdown-label.h"
 #include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
 
@@ -29,6 +30,8 @@ struct _TocsinRecordRow
   TocsinRecord *record;
   gulong        notify_id;
   gulong        tick_id;
+  char         *shown_body;       /* the body body_label shows, as received */
+  gboolean      shown_markdown;   /* ... and whether it was rendered as Markdown */
 };
 
 enum {
@@ -176,6 +179,26 @@ update_read (TocsinRecordRow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "record.mark-unread", read);
 }
 
+/* The body as text, or rendered when the sender said it is Markdown. Rendering costs more than
+ * setting text, and a row is updated whenever its record changes (read, say): only a new body
+ * is rendered again. */
+static void
+show_body (TocsinRecordRow *self,
+           const char      *body,
+           gboolean         markdown)
+{
+  if (self->shown_body != NULL && markdown == self->shown_markdown &&
+      g_str_equal (self->shown_body, body))
+    return;
+  g_free (self->shown_body);
+  self->shown_body = g_strdup (body);
+  self->shown_markdown = markdown;
+  if (markdown)
+    tocsin_label_set_markdown (self->body_label, body);
+  else
+    tocsin_label_set_plain (self->body_label, body);
+}
+
 static void
 update_all (TocsinRecordRow *self)
 {
@@ -201,7 +224,7 @@ update_all (TocsinRecordRow *self)
       gap_title = g_strdup_printf (_("Some notifications from %s were missed"),
                                    channel ? channel : "");
       gtk_label_set_text (self->title_label, gap_title);
-      gtk_label_set_text (self->body_label, gap_body);
+      show_body (self, gap_body, FALSE);
       gtk_widget_set_visible (GTK_WIDGET (self->body_label), TRUE);
       link = NULL;
       title = gap_title;
@@ -210,14 +233,14 @@ update_all (TocsinRecordRow *self)
     {
       /* A placeholder whose page is still loading: keep the row's height, show nothing. */
       gtk_label_set_text (self->title_label, " ");
-      gtk_label_set_text (self->body_label, "");
+      show_body (self, "", FALSE);
       gtk_widget_set_visible (GTK_WIDGET (self->body_label), FALSE);
       link = NULL;
     }
   else
     {
       gtk_label_set_text (self->title_label, title && *title ? title : _("(no title)"));
-      gtk_label_set_text (self->body_label, body ? body : "");
+      show_body (self, body ? body : "", tocsin_record_get_markdown (self->record));
       gtk_widget_set_visible (GTK_WIDGET (self->body_label), body != NULL && *body != '\0');
     }
   gtk_widget_set_visible (GTK_WIDGET (self->menu_button), tocsin_record_get_loaded (self->record));
@@ -368,6 +391,7 @@ tocsin_record_row_dispose (GObject *object)
 
   tocsin_record_row_set_record (self, NULL);
   g_clear_signal_handler (&self->tick_id, relative_time_clock ());
+  g_clear_pointer (&self->shown_body, g_free);
   gtk_widget_dispose_template (GTK_WIDGET (self), TOCSIN_TYPE_RECORD_ROW);
   G_OBJECT_CLASS (tocsin_record_row_parent_class)->dispose (object);
 }
@@ -472,6 +496,13 @@ tocsin_record_row_get_link_label (TocsinRecordRow *self)
 {
   g_return_val_if_fail (TOCSIN_IS_RECORD_ROW (self), NULL);
   return GTK_WIDGET (self->link_label);
+}
+
+GtkWidget *
+tocsin_record_row_get_body_label (TocsinRecordRow *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_RECORD_ROW (self), NULL);
+  return GTK_WIDGET (self->body_label);
 }
 
 void

@@ -16,6 +16,9 @@ void          tocsin_record_row_set_record (TocsinRecordRow *self,
                                             TocsinRecord    *record);
 /* The link label, for tests and for keyboard focus. */
 GtkWidget    *tocsin_record_row_get_link_label (TocsinRecordRow *self);
+/* The body label: plain text, or Pango markup with <a href> links for a Markdown body (its
+ * links open through win.open-link, as the link label's do). */
+GtkWidget    *tocsin_record_row_get_body_label (TocsinRecordRow *self);
 
 /* "just now", "5 minutes ago", "yesterday at 14:02", "12 March at 09:15". */
 char         *tocsin_format_relative_time  (gint64 time_ms,

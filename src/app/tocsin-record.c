@@ -25,6 +25,8 @@ struct _TocsinRecord
   gint64            time;
   gboolean          read;
   char             *vars_json;
+  TocsinMessageType notification_type;
+  gboolean          markdown;
   gboolean          loaded;
 };
 
@@ -32,6 +34,11 @@ G_DEFINE_FINAL_TYPE (TocsinRecord, tocsin_record, G_TYPE_OBJECT)
 G_DEFINE_ENUM_TYPE (TocsinRecordKind, tocsin_record_kind,
                     G_DEFINE_ENUM_VALUE (TOCSIN_RECORD_KIND_MESSAGE, "message"),
                     G_DEFINE_ENUM_VALUE (TOCSIN_RECORD_KIND_GAP, "gap"))
+G_DEFINE_ENUM_TYPE (TocsinMessageType, tocsin_message_type,
+                    G_DEFINE_ENUM_VALUE (TOCSIN_MESSAGE_TYPE_DEFAULT, "default"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_MESSAGE_TYPE_ACTIVE, "active"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE, "time-sensitive"),
+                    G_DEFINE_ENUM_VALUE (TOCSIN_MESSAGE_TYPE_CALLING, "calling"))
 
 enum {
   PROP_0,
@@ -47,6 +54,8 @@ enum {
   PROP_TIME,
   PROP_READ,
   PROP_VARS_JSON,
+  PROP_NOTIFICATION_TYPE,
+  PROP_MARKDOWN,
   PROP_LOADED,
   N_PROPS
 };
@@ -90,6 +99,8 @@ tocsin_record_get_property (GObject    *object,
     case PROP_TIME: g_value_set_int64 (value, self->time); break;
     case PROP_READ: g_value_set_boolean (value, self->read); break;
     case PROP_VARS_JSON: g_value_set_string (value, self->vars_json); break;
+    case PROP_NOTIFICATION_TYPE: g_value_set_enum (value, self->notification_type); break;
+    case PROP_MARKDOWN: g_value_set_boolean (value, self->markdown); break;
     case PROP_LOADED: g_value_set_boolean (value, self->loaded); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -117,6 +128,10 @@ tocsin_record_set_property (GObject      *object,
     case PROP_TIME: tocsin_record_set_time (self, g_value_get_int64 (value)); break;
     case PROP_READ: tocsin_record_set_read (self, g_value_get_boolean (value)); break;
     case PROP_VARS_JSON: tocsin_record_set_vars_json (self, g_value_get_string (value)); break;
+    case PROP_NOTIFICATION_TYPE:
+      tocsin_record_set_notification_type (self, g_value_get_enum (value));
+      break;
+    case PROP_MARKDOWN: tocsin_record_set_markdown (self, g_value_get_boolean (value)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
@@ -146,6 +161,10 @@ tocsin_record_class_init (TocsinRecordClass *klass)
   properties[PROP_TIME] = g_param_spec_int64 ("time", NULL, NULL, G_MININT64, G_MAXINT64, 0, rw);
   properties[PROP_READ] = g_param_spec_boolean ("read", NULL, NULL, FALSE, rw);
   properties[PROP_VARS_JSON] = g_param_spec_string ("vars-json", NULL, NULL, "{}", rw);
+  properties[PROP_NOTIFICATION_TYPE] = g_param_spec_enum ("notification-type", NULL, NULL,
+                                                          TOCSIN_TYPE_MESSAGE_TYPE,
+                                                          TOCSIN_MESSAGE_TYPE_DEFAULT, rw);
+  properties[PROP_MARKDOWN] = g_param_spec_boolean ("markdown", NULL, NULL, FALSE, rw);
   properties[PROP_LOADED] = g_param_spec_boolean ("loaded", NULL, NULL, FALSE,
                                                   G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
                                                   G_PARAM_STATIC_STRINGS);
@@ -190,6 +209,8 @@ tocsin_record_new_from_message (const char          *relay_url,
   self->link = g_strdup (message->external_link);
   self->time = message->time_ms;
   tocsin_set_str (&self->vars_json, vars);
+  self->notification_type = message->type;
+  self->markdown = !!message->markdown;
   self->loaded = TRUE;
   return self;
 }
@@ -214,6 +235,8 @@ GETTER (const char *, link, link)
 GETTER (gint64, time, time)
 GETTER (gboolean, read, read)
 GETTER (const char *, vars_json, vars_json)
+GETTER (TocsinMessageType, notification_type, notification_type)
+GETTER (gboolean, markdown, markdown)
 GETTER (gboolean, loaded, loaded)
 
 #undef GETTER
@@ -256,6 +279,7 @@ SCALAR_SETTER (TocsinRecordKind, kind, kind, PROP_KIND)
 SCALAR_SETTER (gint64, channel_id, channel_id, PROP_CHANNEL_ID)
 SCALAR_SETTER (gint64, message_id, message_id, PROP_MESSAGE_ID)
 SCALAR_SETTER (gint64, time, time, PROP_TIME)
+SCALAR_SETTER (TocsinMessageType, notification_type, notification_type, PROP_NOTIFICATION_TYPE)
 STRING_SETTER (relay_url, relay_url, PROP_RELAY_URL, NULL)
 STRING_SETTER (channel_name, channel_name, PROP_CHANNEL_NAME, NULL)
 STRING_SETTER (title, title, PROP_TITLE, "")
@@ -294,6 +318,19 @@ tocsin_record_set_read (TocsinRecord *self,
 }
 
 void
+tocsin_record_set_markdown (TocsinRecord *self,
+                            gboolean      markdown)
+{
+  g_return_if_fail (TOCSIN_IS_RECORD (self));
+
+  markdown = !!markdown;
+  if (self->markdown == markdown)
+    return;
+  self->markdown = markdown;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MARKDOWN]);
+}
+
+void
 tocsin_record_update_from (TocsinRecord *self,
                            TocsinRecord *other)
 {
@@ -316,6 +353,8 @@ tocsin_record_update_from (TocsinRecord *self,
   tocsin_record_set_time (self, other->time);
   tocsin_record_set_read (self, other->read);
   tocsin_record_set_vars_json (self, other->vars_json);
+  tocsin_record_set_notification_type (self, other->notification_type);
+  tocsin_record_set_markdown (self, other->markdown);
   g_object_thaw_notify (G_OBJECT (self));
 }
 

@@ -22,6 +22,10 @@ typedef enum
 GType tocsin_record_kind_get_type (void) G_GNUC_CONST;
 #define TOCSIN_TYPE_RECORD_KIND (tocsin_record_kind_get_type ())
 
+/* TocsinMessageType (tocsin-message.h, which has no GObject) as a GType, for the property. */
+GType tocsin_message_type_get_type (void) G_GNUC_CONST;
+#define TOCSIN_TYPE_MESSAGE_TYPE (tocsin_message_type_get_type ())
+
 #define TOCSIN_TYPE_RECORD (tocsin_record_get_type ())
 G_DECLARE_FINAL_TYPE (TocsinRecord, tocsin_record, TOCSIN, RECORD, GObject)
 
@@ -40,13 +44,17 @@ const char       *tocsin_record_get_channel_name (TocsinRecord *self);
 /* The relay's message id (the newest one applied, when replacements came in). */
 gint64            tocsin_record_get_message_id   (TocsinRecord *self);
 const char       *tocsin_record_get_title        (TocsinRecord *self);   /* plain text */
-const char       *tocsin_record_get_body         (TocsinRecord *self);   /* plain text */
+const char       *tocsin_record_get_body         (TocsinRecord *self);   /* Markdown if markdown */
 const char       *tocsin_record_get_link         (TocsinRecord *self);   /* http(s) or NULL */
 /* Unix milliseconds (UTC) the relay stamped it with. */
 gint64            tocsin_record_get_time         (TocsinRecord *self);
 gboolean          tocsin_record_get_read         (TocsinRecord *self);
 /* The variables received, as a JSON object text ("{}" when none). */
 const char       *tocsin_record_get_vars_json    (TocsinRecord *self);
+/* How the message asked to ring ("notificationType"); DEFAULT: as its subscription says. */
+TocsinMessageType tocsin_record_get_notification_type (TocsinRecord *self);
+/* TRUE when the sender said the body is Markdown (render it with tocsin-markdown.h). */
+gboolean          tocsin_record_get_markdown     (TocsinRecord *self);
 /* TRUE once it has content (a TocsinRecordList placeholder is not loaded yet). */
 gboolean          tocsin_record_get_loaded       (TocsinRecord *self);
 
@@ -63,6 +71,9 @@ void              tocsin_record_set_link         (TocsinRecord *self, const char
 void              tocsin_record_set_time         (TocsinRecord *self, gint64 time_ms);
 void              tocsin_record_set_read         (TocsinRecord *self, gboolean read);
 void              tocsin_record_set_vars_json    (TocsinRecord *self, const char *vars_json);
+void              tocsin_record_set_notification_type (TocsinRecord      *self,
+                                                       TocsinMessageType  type);
+void              tocsin_record_set_markdown     (TocsinRecord *self, gboolean markdown);
 
 /* Copies every field of @other into @self, notifying only what changed (keeps @self's identity,
  * so a list row bound to it updates in place). */
