@@ -34,15 +34,19 @@
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 
-static void reply_error_printf (SoupServerMessage *msg,
-                                guint              status,
-                                const char        *format,
-                                ...) G_GNUC_PRINTF (3, 4);
+static void reply_error_printf (const TocsinRelayIngestDialect *dialect,
+                                gpointer                        user_data,
+                                SoupServerMessage              *msg,
+                                guint                           status,
+                                const char                     *format,
+                                ...) G_GNUC_PRINTF (5, 6);
 
 static void
-reply_error_printf (SoupServerMessage *msg,
-                    guint              status,
-                    const char        *format,
+reply_error_printf (const TocsinRelayIngestDialect *dialect,
+                    gpointer                        user_data,
+                    SoupServerMessage              *msg,
+                    guint                           status,
+                    const char                     *format,
                     ...)
 {
   g_autofree char *sentence = NULL;
@@ -51,22 +55,30 @@ reply_error_printf (SoupServerMessage *msg,
   va_start (args, format);
   sentence = g_strdup_vprintf (format, args);
   va_end (args);
-  tocsin_relay_server_reply_error (msg, status, sentence);
+  dialect->reply_error (msg, status, sentence, user_data);
 }
 
 typedef struct
 {
-  TocsinRelay         *relay;
-  SoupServerMessage   *msg;
-  gint64               channel_id;
-  TocsinRelayRendered  rendered;
+  TocsinRelay                    *relay;
+  SoupServerMessage              *msg;
+  gint64                          channel_id;
+  char                           *channel_name;
+  gint64                          time_ms;
+  TocsinRelayRendered             rendered;
+  const TocsinRelayIngestDialect *dialect;
+  gpointer                        user_data;   /* owned: destroy */
+  GDestroyNotify                  destroy;
 } Pending;
 
 static void
 pending_free (Pending *pending)
 {
   g_clear_object (&pending->msg);
+  g_free (pending->channel_name);
   tocsin_relay_rendered_clear (&pending->rendered);
+  if (pending->destroy != NULL && pending->user_data != NULL)
+    pending->destroy (pending->user_data);
   g_free (pending);
 }
 
@@ -122,6 +134,54 @@ missing_to_json (GPtrArray *missing)
   return array;
 }
 
+/* ---- Tocsin's own answers (docs/api.md) ------------------------------------------------ */
+
+static void
+native_reply_error (SoupServerMessage *msg,
+                    guint              status,
+                    const char        *sentence,
+                    gpointer           user_data)
+{
+  tocsin_relay_server_reply_error (msg, status, sentence);
+}
+
+static void
+native_reply_done (SoupServerMessage              *msg,
+                   const TocsinRelayIngestOutcome *outcome,
+                   gpointer                        user_data)
+{
+  const TocsinRelayRendered *rendered = outcome->rendered;
+  g_autoptr(JsonObject) reply = json_object_new ();
+
+  if (outcome->filtered)
+    {
+      json_object_set_boolean_member (reply, "filtered", TRUE);
+      json_object_set_int_member (reply, "channel", outcome->channel_id);
+      json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      return;
+    }
+  json_object_set_int_member (reply, "id", outcome->id);
+  json_object_set_int_member (reply, "channel", outcome->channel_id);
+  json_object_set_string_member (reply, "title", rendered->title);
+  json_object_set_string_member (reply, "body", rendered->body);
+  if (rendered->link)
+    json_object_set_string_member (reply, "externalLink", rendered->link);
+  if (rendered->link_dropped)
+    json_object_set_string_member (reply, "linkDropped", rendered->link_dropped);
+  if (outcome->replaces > 0)
+    json_object_set_int_member (reply, "replaces", outcome->replaces);
+  if (outcome->duplicate)
+    json_object_set_boolean_member (reply, "duplicate", TRUE);
+  json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
+  tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+}
+
+static const TocsinRelayIngestDialect native_dialect = {
+  native_reply_error,
+  native_reply_done,
+};
+
 /* ---- render: pure, no I/O ------------------------------------------------------------ */
 
 void
@@ -143,6 +203,18 @@ tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
                             const char               *body_text,
                             GDateTime                *now,
                             TocsinRelayRendered      *out)
+{
+  tocsin_relay_ingest_render_with_hints (channel, vars, headers, body_text, NULL, now, out);
+}
+
+void
+tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
+                                       JsonObject                   *vars,
+                                       SoupMessageHeaders           *headers,
+                                       const char                   *body_text,
+                                       const TocsinRelayIngestHints *hints,
+                                       GDateTime                    *now,
+                                       TocsinRelayRendered          *out)
 {
   g_autoptr(TocsinTemplateScope) scope = NULL;
 
@@ -167,15 +239,29 @@ tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
       return;
     }
 
-  if (tocsin_template_is_empty (channel->title))
-    out->title = g_strdup (channel->name);
-  else
+  if (hints != NULL)
+    {
+      out->type = hints->type;
+      out->markdown = hints->markdown;
+    }
+
+  /* The channel's templates win; where it has none, what the sender said (hints) stands in. */
+  if (!tocsin_template_is_empty (channel->title))
     out->title = tocsin_template_render (channel->title, scope, out->missing);
-  out->body = tocsin_template_render (channel->body, scope, out->missing);
+  else if (hints != NULL && hints->title != NULL && *hints->title != '\0')
+    out->title = g_strdup (hints->title);
+  else
+    out->title = g_strdup (channel->name);
+  if (tocsin_template_is_empty (channel->body) && hints != NULL && hints->body != NULL)
+    out->body = g_strdup (hints->body);
+  else
+    out->body = tocsin_template_render (channel->body, scope, out->missing);
 
   /* A link template wins; without one, the `externalLink` variable is the link (Echobell). */
   if (!tocsin_template_is_empty (channel->link))
     out->link = tocsin_template_render (channel->link, scope, out->missing);
+  else if (hints != NULL && hints->link != NULL)
+    out->link = g_strdup (hints->link);
   else
     {
       JsonNode *node = json_object_get_member (vars, "externalLink");
@@ -225,6 +311,8 @@ tocsin_relay_ingest_build_message (const TocsinRelayChannel  *channel,
   message->external_link = g_strdup (rendered->link);
   g_clear_pointer (&message->vars, json_object_unref);
   message->vars = json_object_ref (vars);
+  message->type = rendered->type;
+  message->markdown = rendered->markdown;
 
   /* What subscribers receive is this encoding (its id added by the store): escapes can make it
    * several times the request (a control character is 6 bytes as \u0001) and templates repeat
@@ -270,10 +358,12 @@ set_rate_headers (SoupServerMessage *msg,
 
 /* Returns the channel the request may go to, or NULL with the answer already set. */
 static TocsinRelayChannel *
-admit (TocsinRelay       *relay,
-       SoupServerMessage *msg,
-       const char        *token,
-       gboolean          *has_body)
+admit (TocsinRelay                    *relay,
+       SoupServerMessage              *msg,
+       const char                     *token,
+       const TocsinRelayIngestDialect *dialect,
+       gpointer                        user_data,
+       gboolean                       *has_body)
 {
   g_autoptr(TocsinRelayChannel) channel = NULL;
   SoupMessageBody *request_body = soup_server_message_get_request_body (msg);
@@ -288,8 +378,8 @@ admit (TocsinRelay       *relay,
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                     "Allow", "GET, POST, PUT");
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-                                       _("Webhooks take GET, POST or PUT"));
+      dialect->reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                            _("Webhooks take GET, POST or PUT"), user_data);
       return NULL;
     }
 
@@ -297,9 +387,9 @@ admit (TocsinRelay       *relay,
   channel = tocsin_relay_store_find_by_trigger (relay->store, token);
   if (channel == NULL)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("No channel has this webhook URL; check the token (it "
-                                         "may have been rotated)"));
+      dialect->reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                            _("No channel has this webhook URL; check the token (it "
+                              "may have been rotated)"), user_data);
       return NULL;
     }
 
@@ -310,7 +400,7 @@ admit (TocsinRelay       *relay,
       g_autofree char *limit = g_format_size_full (relay->config.max_body,
                                                    G_FORMAT_SIZE_IEC_UNITS);
 
-      reply_error_printf (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+      reply_error_printf (dialect, user_data, msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
                           _("The body is larger than this relay takes (%s)"), limit);
       return NULL;
     }
@@ -325,7 +415,7 @@ admit (TocsinRelay       *relay,
       set_rate_headers (msg, relay, remaining, reset);
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                     "Retry-After", retry);
-      reply_error_printf (msg, 429,
+      reply_error_printf (dialect, user_data, msg, 429,
                           g_dngettext (GETTEXT_PACKAGE,
                                        "This channel takes webhooks faster than its limit; retry "
                                        "in %u second",
@@ -376,6 +466,27 @@ read_vars (TocsinRelay        *relay,
 /* ---- commit: store, answer, publish --------------------------------------------------- */
 
 static void
+answer_done (Pending  *pending,
+             gboolean  filtered,
+             gint64    id,
+             gint64    replaces,
+             gboolean  duplicate)
+{
+  TocsinRelayIngestOutcome outcome = {
+    .channel_id = pending->channel_id,
+    .channel_name = pending->channel_name,
+    .filtered = filtered,
+    .id = id,
+    .time_ms = pending->time_ms,
+    .replaces = replaces,
+    .duplicate = duplicate,
+    .rendered = &pending->rendered,
+  };
+
+  pending->dialect->reply_done (pending->msg, &outcome, pending->user_data);
+}
+
+static void
 commit_done (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
@@ -383,14 +494,14 @@ commit_done (GObject      *source,
   g_autoptr(Pending) pending = user_data;
   g_autoptr(TocsinRelayCommit) commit = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonObject) reply = NULL;
 
   commit = tocsin_relay_store_commit_finish (pending->relay->store, result, &error);
   if (commit == NULL)
     {
       if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
-        tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_NOT_FOUND,
-                                 _("The channel was deleted while this webhook arrived"));
+        pending->dialect->reply_error (pending->msg, SOUP_STATUS_NOT_FOUND,
+                                       _("The channel was deleted while this webhook arrived"),
+                                       pending->user_data);
       else
         {
           g_message ("Could not store a message for channel %" G_GINT64_FORMAT ": %s",
@@ -399,30 +510,16 @@ commit_done (GObject      *source,
            * condition, not the request's, and the same webhook may well succeed later. */
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
                                         "Retry-After", "30");
-          tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           _("The relay could not store the message (its disk "
-                                             "may be full); nothing was stored, try again "
-                                             "later"));
+          pending->dialect->reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                         _("The relay could not store the message (its disk "
+                                           "may be full); nothing was stored, try again "
+                                           "later"), pending->user_data);
         }
       soup_server_message_unpause (pending->msg);
       return;
     }
 
-  reply = json_object_new ();
-  json_object_set_int_member (reply, "id", commit->id);
-  json_object_set_int_member (reply, "channel", pending->channel_id);
-  json_object_set_string_member (reply, "title", pending->rendered.title);
-  json_object_set_string_member (reply, "body", pending->rendered.body);
-  if (pending->rendered.link)
-    json_object_set_string_member (reply, "externalLink", pending->rendered.link);
-  if (pending->rendered.link_dropped)
-    json_object_set_string_member (reply, "linkDropped", pending->rendered.link_dropped);
-  if (commit->replaces > 0)
-    json_object_set_int_member (reply, "replaces", commit->replaces);
-  if (commit->duplicate)
-    json_object_set_boolean_member (reply, "duplicate", TRUE);
-  json_object_set_array_member (reply, "missing", missing_to_json (pending->rendered.missing));
-  tocsin_relay_server_reply_json (pending->msg, SOUP_STATUS_OK, reply);
+  answer_done (pending, FALSE, commit->id, commit->replaces, commit->duplicate);
   soup_server_message_unpause (pending->msg);
 
   /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
@@ -433,17 +530,60 @@ commit_done (GObject      *source,
                                    commit->message);
 }
 
+/* Render, bound, commit: what every way in shares once it has a channel and variables. Takes
+ * @user_data (frees it with @destroy once answered). */
 static void
-commit (TocsinRelay         *relay,
-        SoupServerMessage   *msg,
-        gint64               channel_id,
-        JsonObject          *vars,
-        TocsinMessage       *message,
-        TocsinRelayRendered *rendered)
+run (TocsinRelay                    *relay,
+     SoupServerMessage              *msg,
+     TocsinRelayChannel             *channel,
+     JsonObject                     *vars,
+     SoupMessageHeaders             *scope_headers,
+     const char                     *body_text,
+     const TocsinRelayIngestHints   *hints,
+     const TocsinRelayIngestDialect *dialect,
+     gpointer                        user_data,
+     GDestroyNotify                  destroy)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(Pending) pending = g_new0 (Pending, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
   g_autofree char *key = NULL, *key_hash = NULL, *content_hash = NULL;
-  Pending *pending;
+
+  pending->relay = relay;
+  pending->msg = g_object_ref (msg);
+  pending->channel_id = channel->id;
+  pending->channel_name = g_strdup (channel->name);
+  pending->time_ms = g_get_real_time () / 1000;
+  pending->dialect = dialect;
+  pending->user_data = user_data;
+  pending->destroy = destroy;
+
+  tocsin_relay_ingest_render_with_hints (channel, vars, scope_headers, body_text, hints, NULL,
+                                         &pending->rendered);
+  if (pending->rendered.over_budget != NULL)
+    {
+      dialect->reply_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                            pending->rendered.over_budget->message, user_data);
+      return;
+    }
+  if (pending->rendered.filtered)
+    {
+      answer_done (pending, TRUE, 0, 0, FALSE);
+      return;
+    }
+
+  message = tocsin_relay_ingest_build_message (channel, vars, &pending->rendered,
+                                               pending->time_ms,
+                                               tocsin_relay_ingest_max_message (
+                                                 relay->config.max_queue_bytes),
+                                               &error);
+  if (message == NULL)
+    {
+      dialect->reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, error->message,
+                            user_data);
+      return;
+    }
 
   key = tocsin_relay_ingest_dedup_key (vars, headers);
   if (key != NULL)
@@ -457,17 +597,39 @@ commit (TocsinRelay         *relay,
       content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
     }
 
-  pending = g_new0 (Pending, 1);
-  pending->relay = relay;
-  pending->msg = g_object_ref (msg);
-  pending->channel_id = channel_id;
-  pending->rendered = *rendered;
-  memset (rendered, 0, sizeof *rendered);
-
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
-  tocsin_relay_store_commit_async (relay->store, channel_id, message, key_hash, content_hash,
-                                   commit_done, pending);
+  tocsin_relay_store_commit_async (relay->store, channel->id, g_steal_pointer (&message),
+                                   key_hash, content_hash, commit_done,
+                                   g_steal_pointer (&pending));
+}
+
+void
+tocsin_relay_ingest_submit (TocsinRelay                    *relay,
+                            SoupServerMessage              *msg,
+                            const char                     *token,
+                            JsonObject                     *vars,
+                            SoupMessageHeaders             *scope_headers,
+                            const TocsinRelayIngestHints   *hints,
+                            const TocsinRelayIngestDialect *dialect,
+                            gpointer                        user_data,
+                            GDestroyNotify                  destroy)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  gboolean has_body = FALSE;
+
+  g_return_if_fail (relay != NULL);
+  g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
+  g_return_if_fail (token != NULL && vars != NULL && dialect != NULL);
+
+  channel = admit (relay, msg, token, dialect, user_data, &has_body);
+  if (channel == NULL)
+    {
+      if (destroy != NULL && user_data != NULL)
+        destroy (user_data);
+      return;
+    }
+  run (relay, msg, channel, vars, scope_headers, NULL, hints, dialect, user_data, destroy);
 }
 
 void
@@ -477,51 +639,18 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
 {
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(JsonObject) vars = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinMessage) message = NULL;
-  g_auto(TocsinRelayRendered) rendered = { 0 };
   g_autofree char *body_text = NULL;
   gboolean has_body = FALSE;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
 
-  channel = admit (relay, msg, token, &has_body);
+  channel = admit (relay, msg, token, &native_dialect, NULL, &has_body);
   if (channel == NULL)
     return;
   vars = read_vars (relay, msg, has_body, &body_text);
   if (vars == NULL)
     return;
-
-  tocsin_relay_ingest_render (channel, vars, soup_server_message_get_request_headers (msg),
-                              body_text, NULL, &rendered);
-  if (rendered.over_budget != NULL)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-                                       rendered.over_budget->message);
-      return;
-    }
-  if (rendered.filtered)
-    {
-      g_autoptr(JsonObject) reply = json_object_new ();
-
-      json_object_set_boolean_member (reply, "filtered", TRUE);
-      json_object_set_int_member (reply, "channel", channel->id);
-      json_object_set_array_member (reply, "missing", missing_to_json (rendered.missing));
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
-      return;
-    }
-
-  message = tocsin_relay_ingest_build_message (channel, vars, &rendered,
-                                               g_get_real_time () / 1000,
-                                               tocsin_relay_ingest_max_message (
-                                                 relay->config.max_queue_bytes),
-                                               &error);
-  if (message == NULL)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                                       error->message);
-      return;
-    }
-  commit (relay, msg, channel->id, vars, g_steal_pointer (&message), &rendered);
+  run (relay, msg, channel, vars, soup_server_message_get_request_headers (msg), body_text,
+       NULL, &native_dialect, NULL, NULL);
 }
