@@ -28,6 +28,7 @@
 #include "tocsin-json.h"
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-api.h"
+#include "tocsin-relay-compat.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
@@ -223,6 +224,7 @@ dispatch (Server            *server,
           const char        *path)
 {
   TocsinRelay *relay = &server->relay;
+  TocsinRelayCompatRoute route;
 
   if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3))
     {
@@ -272,6 +274,13 @@ dispatch (Server            *server,
                 }
             }
         }
+    }
+  /* ntfy's and Gotify's publish APIs (tocsin-relay-compat.c). */
+  route = tocsin_relay_compat_match (soup_server_message_get_method (msg), path, NULL);
+  if (route != TOCSIN_RELAY_COMPAT_NONE)
+    {
+      tocsin_relay_compat_handle (relay, msg, route, path);
+      return;
     }
   if (g_str_equal (path, "/") && (soup_server_message_get_method (msg) == SOUP_METHOD_GET ||
                                   soup_server_message_get_method (msg) == SOUP_METHOD_HEAD))
@@ -347,7 +356,9 @@ route (SoupServer        *soup_server,
 {
   Server *server = user_data;
   RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
-  gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/");
+  gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/") ||
+                       tocsin_relay_compat_match (soup_server_message_get_method (msg), path,
+                                                  NULL) != TOCSIN_RELAY_COMPAT_NONE;
   g_autofree char *address = NULL;
 
   if (guard != NULL && guard->refused)
@@ -390,8 +401,10 @@ route (SoupServer        *soup_server,
 
   dispatch (server, msg, path);
 
+  /* Gotify answers an unknown token 401. */
   if (token_url && address != NULL &&
-      soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND)
+      (soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND ||
+       soup_server_message_get_status (msg) == SOUP_STATUS_UNAUTHORIZED))
     tocsin_relay_throttle_note_miss (server->relay.unknown_tokens, address);
 }
 
