@@ -12,6 +12,7 @@ packages="
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
   python3-pyatspi xdotool
   curl ca-certificates openssl locales valgrind
+  apprise
 "
 # Benchmarks, fuzzing and the package test want more; `build-aux/install-deps.sh
 # bench|fuzz|package` adds them (package: building and checking the Debian packages of

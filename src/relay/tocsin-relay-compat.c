@@ -1115,6 +1115,54 @@ parse_int (const char *text,
   return errno == 0 && *end == '\0';
 }
 
+/* multipart/form-data (curl -F): each part named in its Content-Disposition is a field. */
+static gboolean
+read_multipart (SoupMessageHeaders  *headers,
+                GBytes              *body,
+                JsonObject          *fields,
+                GError             **error)
+{
+  g_autoptr(SoupMultipart) multipart = soup_multipart_new_from_message (headers, body);
+
+  if (multipart == NULL)
+    {
+      g_set_error_literal (error, TOCSIN_RELAY_COMPAT_ERROR, 40001,
+                           _("The multipart/form-data body could not be read: check its "
+                             "boundary"));
+      return FALSE;
+    }
+  for (int i = 0; i < soup_multipart_get_length (multipart); i++)
+    {
+      SoupMessageHeaders *part_headers = NULL;
+      GBytes *part_body = NULL;
+      g_autoptr(GHashTable) params = NULL;
+      const char *name, *data;
+      gsize length = 0;
+
+      if (!soup_multipart_get_part (multipart, i, &part_headers, &part_body) ||
+          !soup_message_headers_get_content_disposition (part_headers, NULL, &params))
+        continue;
+      name = g_hash_table_lookup (params, "name");
+      data = g_bytes_get_data (part_body, &length);
+      if (name == NULL)
+        continue;
+      if (length > 0 && (!g_utf8_validate_len (data, length, NULL) ||
+                         memchr (data, '\0', length) != NULL))
+        {
+          g_set_error (error, TOCSIN_RELAY_COMPAT_ERROR, 40001,
+                       _("The form field “%s” is not UTF-8 text"), name);
+          return FALSE;
+        }
+      if (g_utf8_validate (name, -1, NULL))
+        {
+          g_autofree char *value = g_strndup (data ? data : "", length);
+
+          json_object_set_string_member (fields, name, value);
+        }
+    }
+  return TRUE;
+}
+
 TocsinRelayCompatRequest *
 tocsin_relay_compat_read_gotify (SoupMessageHeaders  *headers,
                                  const char          *query,
@@ -1205,6 +1253,11 @@ tocsin_relay_compat_read_gotify (SoupMessageHeaders  *headers,
           g_set_error_literal (error, TOCSIN_RELAY_COMPAT_ERROR, 40001, local->message);
           return NULL;
         }
+    }
+  else if (length > 0 && type != NULL && g_ascii_strcasecmp (type, "multipart/form-data") == 0)
+    {
+      if (!read_multipart (headers, body, fields, error))
+        return NULL;
     }
   else if (length > 0)
     {
