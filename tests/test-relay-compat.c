@@ -637,6 +637,20 @@ test_gotify (Fixture       *f,
   g_clear_pointer (&m, tocsin_message_free);
   g_clear_pointer (&node, json_node_unref);
 
+  /* gotify.net's curl line, as multipart/form-data. */
+  if (have ("curl"))
+    {
+      g_autoptr(JsonObject) object = CURL (f, &status, "URL/message?token=TOKEN",
+                                           "-F", "title=my title", "-F", "message=my message",
+                                           "-F", "priority=5");
+
+      g_assert_cmpuint (status, ==, 200);
+      g_assert_cmpint (json_object_get_int_member (object, "id"), ==, 4);
+      m = received (f, 3);
+      g_assert_cmpstr (m->body, ==, "my message");
+      g_clear_pointer (&m, tocsin_message_free);
+    }
+
   /* Gotify's refusals, in Gotify's shape. */
   node = tocsin_test_http_json (f->relay, "POST", "/message", "application/json",
                                 "{\"message\": \"x\"}", wrong, &status);
@@ -661,7 +675,7 @@ test_gotify (Fixture       *f,
   g_assert_cmpuint (status, ==, 400);
   g_assert_cmpint (json_object_get_int_member (json_node_get_object (node), "errorCode"), ==,
                    400);
-  g_assert_cmpuint (count_received (f), ==, 3);
+  g_assert_cmpuint (count_received (f), ==, have ("curl") ? 4 : 3);
 }
 
 /* ---- Apprise ----------------------------------------------------------------------------- */
