@@ -518,7 +518,9 @@ action_set (JsonObject  *action,
     {
       gboolean headers = key[0] == 'h';
       const char *group = headers ? "headers" : "extras";
-      JsonObject *object = json_object_get_object_member (action, group);
+      JsonNode *member = json_object_get_member (action, group);
+      JsonObject *object = member && JSON_NODE_HOLDS_OBJECT (member)
+                           ? json_node_get_object (member) : NULL;
 
       if (object == NULL)
         {
@@ -683,8 +685,10 @@ parse_actions (const char  *text,
   if (text[0] == '[')
     {
       g_autoptr(GError) local = NULL;
+      /* One level less than a body: in the variables the array sits one level down, as a
+       * JSON body's members do. */
       g_autoptr(JsonNode) root = tocsin_json_parse (text, strlen (text), strlen (text),
-                                                    TOCSIN_JSON_DEFAULT_MAX_DEPTH, &local);
+                                                    TOCSIN_JSON_DEFAULT_MAX_DEPTH - 1, &local);
 
       if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root))
         {
@@ -1122,7 +1126,18 @@ read_multipart (SoupMessageHeaders  *headers,
                 JsonObject          *fields,
                 GError             **error)
 {
-  g_autoptr(SoupMultipart) multipart = soup_multipart_new_from_message (headers, body);
+  g_autoptr(SoupMultipart) multipart = NULL;
+  g_autoptr(GBytes) terminated = NULL;
+  gsize size = 0;
+  const char *bytes = g_bytes_get_data (body, &size);
+  char *copy = g_malloc (size + 1);
+
+  /* libsoup 3.2 looks for the boundary with strstr(): past the end of a body that is not
+   * NUL-terminated (a decompressed one; found by fuzz-compat). */
+  memcpy (copy, bytes, size);
+  copy[size] = '\0';
+  terminated = g_bytes_new_take (copy, size);
+  multipart = soup_multipart_new_from_message (headers, terminated);
 
   if (multipart == NULL)
     {
@@ -1415,7 +1430,6 @@ gotify_reply_done (SoupServerMessage              *msg,
 {
   TocsinRelayCompatRequest *request = user_data;
   g_autoptr(JsonObject) reply = json_object_new ();
-  g_autoptr(GDateTime) date = g_date_time_new_from_unix_utc (outcome->time_ms / 1000);
   g_autofree char *when = NULL;
 
   json_object_set_int_member (reply, "id", outcome->id);
