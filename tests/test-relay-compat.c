@@ -74,7 +74,7 @@ static void
 fixture_setup_rate (Fixture       *f,
                     gconstpointer  data)
 {
-  static const char * const args[] = { "--rate=0.01", "--burst=2", NULL };
+  static const char * const args[] = { "--rate=0.01", "--burst=2", "--max-body=1K", NULL };
 
   setup_with (f, args, NULL);
 }
@@ -537,6 +537,28 @@ test_ntfy_limits (Fixture       *f,
   }
 }
 
+/* max-body holds for ntfy and Gotify bodies as for /t/ (not the owner API's 64 KiB floor). */
+static void
+test_max_body (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autofree char *path = g_strdup_printf ("/%s", f->token);
+  g_autofree char *gotify = g_strdup_printf ("/message?token=%s", f->token);
+  g_autofree char *big = g_strnfill (2000, 'a');
+  g_autofree char *big_json = g_strdup_printf ("{\"message\": \"%s\"}", big);
+  g_autoptr(JsonNode) ok = NULL;
+  guint status = 0;
+
+  status = tocsin_test_http (f->relay, "POST", path, NULL, big, -1, NULL, NULL, NULL);
+  g_assert_cmpuint (status, ==, 413);
+  status = tocsin_test_http (f->relay, "POST", gotify, "application/json", big_json, -1, NULL,
+                             NULL, NULL);
+  g_assert_cmpuint (status, ==, 413);
+  ok = tocsin_test_http_json (f->relay, "POST", path, NULL, "small", NULL, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (ok), "id"), ==, "1");
+}
+
 /* A channel's templates see the sender's fields as variables. */
 static const char * const templates[] = {
   "{{emoji}} [{{priority}}] {{title}}",
@@ -771,6 +793,7 @@ main (int    argc,
   ADD ("/relay/compat/ntfy/docs", fixture_setup, NULL, test_ntfy_docs);
   ADD ("/relay/compat/ntfy/errors", fixture_setup, NULL, test_ntfy_errors);
   ADD ("/relay/compat/ntfy/limits", fixture_setup_rate, NULL, test_ntfy_limits);
+  ADD ("/relay/compat/ntfy/max-body", fixture_setup_rate, NULL, test_max_body);
   ADD ("/relay/compat/templates", fixture_setup, templates, test_templates);
   ADD ("/relay/compat/gotify", fixture_setup, NULL, test_gotify);
   ADD ("/relay/compat/apprise/ntfy", fixture_setup, NULL, test_apprise_ntfy);

@@ -691,14 +691,19 @@ request_too_slow (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* max-body bounds webhooks; the owner API's bodies (a few templates) may always take 64 KiB. */
+/* max-body bounds webhooks (ntfy's and Gotify's too); the owner API's bodies (a few templates)
+ * may always take 64 KiB. */
 static guint64
 request_body_cap (RequestGuard *guard)
 {
   const char *path = g_uri_get_path (soup_server_message_get_uri (guard->msg));
   gsize max_body = guard->server->relay.config.max_body;
 
-  return g_str_has_prefix (path, "/t/") ? max_body : MAX (max_body, 64 * 1024);
+  if (g_str_has_prefix (path, "/t/") ||
+      tocsin_relay_compat_match (soup_server_message_get_method (guard->msg), path, NULL) !=
+      TOCSIN_RELAY_COMPAT_NONE)
+    return max_body;
+  return MAX (max_body, 64 * 1024);
 }
 
 static void
