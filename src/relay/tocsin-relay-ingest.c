@@ -13,7 +13,11 @@
  *     query and body (tocsin-relay-body.c: 400, 413, 415);
  *   tocsin_relay_ingest_render() and _build_message(): pure, no I/O; the encoded message must
  *     fit what every subscriber can take, or it is 413 before anything is stored;
- *   commit(): the store, then commit_done() answers and publishes.
+ *   run()'s commit: the store, then commit_done() answers and publishes.
+ *
+ * ntfy's and Gotify's publish APIs (tocsin-relay-compat.c) decode their own requests and join
+ * at tocsin_relay_ingest_submit(): the same admission, render, bound, dedup and commit, with
+ * their answers written by a TocsinRelayIngestDialect instead of Tocsin's own.
  *
  * Nothing a sender sent (variables, headers, tokens) is ever logged.
  */
