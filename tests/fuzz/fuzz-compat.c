@@ -95,9 +95,14 @@ check_request (TocsinRelayCompatRequest *request)
   check (tocsin_json_is_valid_text (node, TOCSIN_JSON_DEFAULT_MAX_DEPTH + 1),
          "the variables are valid UTF-8, and no deeper than a JSON body's");
   text = tocsin_json_to_string (node, FALSE);
-  check (strstr (text, "\"topic\"") == NULL ||
+  check (!json_object_has_member (request->vars, "topic") ||
          g_strcmp0 (request->topic, request->token) != 0,
          "the topic is a variable only when it is not the token");
+  check (strstr (text, request->token) == NULL || strstr (request->message, request->token) ||
+         strstr (request->title, request->token) || strstr (request->click, request->token) ||
+         request->extras != NULL || json_array_get_length (request->actions) > 0 ||
+         json_array_get_length (request->tags) > 0,
+         "the token is in the variables only where the sender wrote it into a field");
   again = tocsin_json_parse (text, strlen (text), G_MAXSIZE, TOCSIN_JSON_DEFAULT_MAX_DEPTH,
                              NULL);
   check (again != NULL, "the variables read back as JSON");
