@@ -27,6 +27,7 @@
 #include "tocsin-relay-compat.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-template.h"
+#include "tocsin-token.h"
 
 #define MAX_BODY (64 * 1024)
 #define MAX_MESSAGE (256 * 1024)
@@ -98,7 +99,9 @@ check_request (TocsinRelayCompatRequest *request)
   check (!json_object_has_member (request->vars, "topic") ||
          g_strcmp0 (request->topic, request->token) != 0,
          "the topic is a variable only when it is not the token");
-  check (strstr (text, request->token) == NULL || strstr (request->message, request->token) ||
+  /* A token the relay could know (32 URL-safe characters; a shorter one may be any word). */
+  check (!tocsin_token_is_wellformed (request->token) ||
+         strstr (text, request->token) == NULL || strstr (request->message, request->token) ||
          strstr (request->title, request->token) || strstr (request->click, request->token) ||
          request->extras != NULL || json_array_get_length (request->actions) > 0 ||
          json_array_get_length (request->tags) > 0,
