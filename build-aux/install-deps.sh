@@ -13,6 +13,7 @@ packages="
   python3-pyatspi xdotool
   curl ca-certificates openssl locales valgrind
   chromium
+  apprise
 "
 # Benchmarks, fuzzing and the package test want more; `build-aux/install-deps.sh
 # bench|fuzz|package` adds them (package: building and checking the Debian packages of

@@ -561,6 +561,45 @@ test_github (Fixture       *f,
   g_assert_cmpstr (titles, ==, "ping Hello, World!|ping Hello, World!");
 }
 
+/* A channel that requires a signature takes nothing unsigned from the other ways in (ntfy's and
+ * Gotify's publish APIs cannot sign), and unsigned requests never use up its rate limit: after
+ * more of them than its burst, the sender's signed one still rings. */
+static void
+test_ntfy_refused (Fixture       *f,
+                   gconstpointer  data)
+{
+  const char *good[] = { "X-Hub-Signature-256", GH_SIGNATURE, "X-GitHub-Delivery", "d-1",
+                         "X-GitHub-Event", "ping", NULL };
+  const char *none[] = { "X-GitHub-Delivery", "d-x", NULL };
+  g_autofree char *ntfy = NULL, *gotify = NULL;
+  g_autoptr(GBytes) answer = NULL;
+  const char *token;
+
+  create (f, "{\"name\": \"GH\", \"title\": \"{{bodyAsText}}\","
+             " \"signature\": \"github\", \"signature_secret\": \"" GH_SECRET "\"}");
+  token = json_object_get_string_member (f->channel, "trigger_token");
+  ntfy = g_strdup_printf ("/%s", token);
+  gotify = g_strdup_printf ("/message?token=%s", token);
+  g_assert_cmpuint (tocsin_test_http (f->relay, "POST", ntfy, "text/plain", "forged", -1, NULL,
+                                      &answer, NULL), ==, 401);
+  g_assert_nonnull (strstr (g_bytes_get_data (answer, NULL), "/t/"));
+  g_clear_pointer (&answer, g_bytes_unref);
+  g_assert_cmpuint (tocsin_test_http (f->relay, "POST", gotify, "application/json",
+                                      "{\"message\": \"forged\"}", -1, NULL, &answer, NULL),
+                    ==, 401);
+
+  /* More unsigned requests than the burst (30 by default): each 401, none a 429. */
+  for (guint i = 0; i < 40; i++)
+    {
+      g_autoptr(JsonObject) refused = post (f, "text/plain", GH_BODY, none, 401);
+    }
+  {
+    g_autoptr(JsonObject) ok = post (f, "text/plain", GH_BODY, good, 200);
+  }
+  TOCSIN_WAIT_UNTIL (n_received (f) >= 1);
+  g_assert_cmpuint (n_received (f), ==, 1);
+}
+
 static void
 test_stripe_and_rotation (Fixture       *f,
                           gconstpointer  data)
@@ -967,6 +1006,7 @@ main (int   argc,
   ADD ("/relay/signature/raw-body", test_raw_body);
   ADD ("/relay/signature/pause-and-recent", test_pause_and_recent);
   ADD ("/relay/signature/cli", test_cli);
+  ADD ("/relay/signature/ntfy-refused", test_ntfy_refused);
 #undef ADD
   g_test_add_func ("/relay/signature/migrate-v1", test_migrate_v1);
   g_test_add_func ("/relay/signature/secret-never-logged", test_secret_never_logged);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-relay-compat.h"
 #include "tocsin-relay-cors.h"
 #include "tocsin-relay-server.h"
 
@@ -49,6 +50,13 @@ classify (const char  *path,
           const char **methods)
 {
   if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3, strlen (path + 3)))
+    {
+      *methods = "GET, POST, PUT";
+      return SCOPE_TOKEN;
+    }
+  /* ntfy's and Gotify's publish URLs: the topic (or the key they carry) is the secret. */
+  if (tocsin_relay_compat_match ("POST", path, NULL) != TOCSIN_RELAY_COMPAT_NONE ||
+      tocsin_relay_compat_match ("GET", path, NULL) != TOCSIN_RELAY_COMPAT_NONE)
     {
       *methods = "GET, POST, PUT";
       return SCOPE_TOKEN;

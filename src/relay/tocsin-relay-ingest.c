@@ -13,12 +13,18 @@
  *     query and body (tocsin-relay-body.c: 400, 413, 415);
  *   tocsin_relay_ingest_render() and _build_message(): pure, no I/O; the encoded message must
  *     fit what every subscriber can take, or it is 413 before anything is stored;
- *   commit(): the store, then commit_done() answers and publishes.
- * Between admission and decoding, a channel that requires a signature has it checked on the raw
- * body as received (tocsin-relay-signature.c: 401), and a paused channel answers 423.
+ *   run()'s commit: the store, then commit_done() answers and publishes.
+ *
+ * Admission also checks, before any decoding: a channel that requires a signature has it
+ * checked on the raw body as received (tocsin-relay-signature.c: 401; the other ways in carry
+ * none, so such a channel refuses them), and a paused channel answers 423.
  *
  * Every answer to a known channel is noted (status and sentence, never the body) for its owner:
  * tocsin_relay_ingest_note(), GET /v1/channels/{id}/webhooks.
+ *
+ * ntfy's and Gotify's publish APIs (tocsin-relay-compat.c) decode their own requests and join
+ * at tocsin_relay_ingest_submit(): the same admission, render, bound, dedup and commit, with
+ * their answers written by a TocsinRelayIngestDialect instead of Tocsin's own.
  *
  * Nothing a sender sent (variables, headers, tokens) is ever logged.
  */
@@ -38,29 +44,9 @@
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-recent.h"
-#include "tocsin-relay-signature.h"
 #include "tocsin-relay-server.h"
+#include "tocsin-relay-signature.h"
 #include "tocsin-relay-store.h"
-
-static void reply_error_printf (SoupServerMessage *msg,
-                                guint              status,
-                                const char        *format,
-                                ...) G_GNUC_PRINTF (3, 4);
-
-static void
-reply_error_printf (SoupServerMessage *msg,
-                    guint              status,
-                    const char        *format,
-                    ...)
-{
-  g_autofree char *sentence = NULL;
-  va_list args;
-
-  va_start (args, format);
-  sentence = g_strdup_vprintf (format, args);
-  va_end (args);
-  tocsin_relay_server_reply_error (msg, status, sentence);
-}
 
 void
 tocsin_relay_ingest_note (TocsinRelay *relay,
@@ -81,31 +67,65 @@ tocsin_relay_ingest_paused_sentence (void)
            "can resume it (“tocsin-relay channel resume” or the app's channel editor)");
 }
 
-/* Replies {"error": @sentence} and notes it for the channel's owner. */
+/* Answers @sentence through @dialect and notes it for the owner of channel @channel_id. */
 static void
-reply_channel_error (TocsinRelay       *relay,
-                     SoupServerMessage *msg,
-                     gint64             channel_id,
-                     guint              status,
-                     const char        *sentence)
+reply_channel_error (TocsinRelay                    *relay,
+                     const TocsinRelayIngestDialect *dialect,
+                     gpointer                        user_data,
+                     SoupServerMessage              *msg,
+                     gint64                          channel_id,
+                     guint                           status,
+                     const char                     *sentence)
 {
   tocsin_relay_ingest_note (relay, channel_id, status, sentence);
-  tocsin_relay_server_reply_error (msg, status, sentence);
+  dialect->reply_error (msg, status, sentence, user_data);
+}
+
+static void reply_error_printf (const TocsinRelayIngestDialect *dialect,
+                                gpointer                        user_data,
+                                SoupServerMessage              *msg,
+                                guint                           status,
+                                const char                     *format,
+                                ...) G_GNUC_PRINTF (5, 6);
+
+static void
+reply_error_printf (const TocsinRelayIngestDialect *dialect,
+                    gpointer                        user_data,
+                    SoupServerMessage              *msg,
+                    guint                           status,
+                    const char                     *format,
+                    ...)
+{
+  g_autofree char *sentence = NULL;
+  va_list args;
+
+  va_start (args, format);
+  sentence = g_strdup_vprintf (format, args);
+  va_end (args);
+  dialect->reply_error (msg, status, sentence, user_data);
 }
 
 typedef struct
 {
-  TocsinRelay         *relay;
-  SoupServerMessage   *msg;
-  gint64               channel_id;
-  TocsinRelayRendered  rendered;
+  TocsinRelay                    *relay;
+  SoupServerMessage              *msg;
+  gint64                          channel_id;
+  char                           *channel_name;
+  gint64                          time_ms;
+  TocsinRelayRendered             rendered;
+  const TocsinRelayIngestDialect *dialect;
+  gpointer                        user_data;   /* owned: destroy */
+  GDestroyNotify                  destroy;
 } Pending;
 
 static void
 pending_free (Pending *pending)
 {
   g_clear_object (&pending->msg);
+  g_free (pending->channel_name);
   tocsin_relay_rendered_clear (&pending->rendered);
+  if (pending->destroy != NULL && pending->user_data != NULL)
+    pending->destroy (pending->user_data);
   g_free (pending);
 }
 
@@ -161,6 +181,55 @@ missing_to_json (GPtrArray *missing)
   return array;
 }
 
+/* ---- Tocsin's own answers (docs/api.md) ------------------------------------------------ */
+
+static void
+native_reply_error (SoupServerMessage *msg,
+                    guint              status,
+                    const char        *sentence,
+                    gpointer           user_data)
+{
+  tocsin_relay_server_reply_error (msg, status, sentence);
+}
+
+static void
+native_reply_done (SoupServerMessage              *msg,
+                   const TocsinRelayIngestOutcome *outcome,
+                   gpointer                        user_data)
+{
+  const TocsinRelayRendered *rendered = outcome->rendered;
+  g_autoptr(JsonObject) reply = json_object_new ();
+
+  if (outcome->filtered)
+    {
+      json_object_set_boolean_member (reply, "filtered", TRUE);
+      json_object_set_int_member (reply, "channel", outcome->channel_id);
+      json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      return;
+    }
+  json_object_set_int_member (reply, "id", outcome->id);
+  json_object_set_int_member (reply, "channel", outcome->channel_id);
+  json_object_set_string_member (reply, "title", rendered->title);
+  json_object_set_string_member (reply, "body", rendered->body);
+  if (rendered->link)
+    json_object_set_string_member (reply, "externalLink", rendered->link);
+  if (rendered->link_dropped)
+    json_object_set_string_member (reply, "linkDropped", rendered->link_dropped);
+  if (outcome->replaces > 0)
+    json_object_set_int_member (reply, "replaces", outcome->replaces);
+  if (outcome->duplicate)
+    json_object_set_boolean_member (reply, "duplicate", TRUE);
+  json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
+  json_object_set_int_member (reply, "subscribers", outcome->subscribers);
+  tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+}
+
+static const TocsinRelayIngestDialect native_dialect = {
+  native_reply_error,
+  native_reply_done,
+};
+
 /* ---- render: pure, no I/O ------------------------------------------------------------ */
 
 void
@@ -182,6 +251,18 @@ tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
                             const char               *body_text,
                             GDateTime                *now,
                             TocsinRelayRendered      *out)
+{
+  tocsin_relay_ingest_render_with_hints (channel, vars, headers, body_text, NULL, now, out);
+}
+
+void
+tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
+                                       JsonObject                   *vars,
+                                       SoupMessageHeaders           *headers,
+                                       const char                   *body_text,
+                                       const TocsinRelayIngestHints *hints,
+                                       GDateTime                    *now,
+                                       TocsinRelayRendered          *out)
 {
   g_autoptr(TocsinTemplateScope) scope = NULL;
 
@@ -206,15 +287,29 @@ tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
       return;
     }
 
-  if (tocsin_template_is_empty (channel->title))
-    out->title = g_strdup (channel->name);
-  else
+  if (hints != NULL)
+    {
+      out->type = hints->type;
+      out->markdown = hints->markdown;
+    }
+
+  /* The channel's templates win; where it has none, what the sender said (hints) stands in. */
+  if (!tocsin_template_is_empty (channel->title))
     out->title = tocsin_template_render (channel->title, scope, out->missing);
-  out->body = tocsin_template_render (channel->body, scope, out->missing);
+  else if (hints != NULL && hints->title != NULL && *hints->title != '\0')
+    out->title = g_strdup (hints->title);
+  else
+    out->title = g_strdup (channel->name);
+  if (tocsin_template_is_empty (channel->body) && hints != NULL && hints->body != NULL)
+    out->body = g_strdup (hints->body);
+  else
+    out->body = tocsin_template_render (channel->body, scope, out->missing);
 
   /* A link template wins; without one, the `externalLink` variable is the link (Echobell). */
   if (!tocsin_template_is_empty (channel->link))
     out->link = tocsin_template_render (channel->link, scope, out->missing);
+  else if (hints != NULL && hints->link != NULL)
+    out->link = g_strdup (hints->link);
   else
     {
       JsonNode *node = json_object_get_member (vars, "externalLink");
@@ -264,6 +359,8 @@ tocsin_relay_ingest_build_message (const TocsinRelayChannel  *channel,
   message->external_link = g_strdup (rendered->link);
   g_clear_pointer (&message->vars, json_object_unref);
   message->vars = json_object_ref (vars);
+  message->type = rendered->type;
+  message->markdown = rendered->markdown;
 
   /* What subscribers receive is this encoding (its id added by the store): escapes can make it
    * several times the request (a control character is 6 bytes as \u0001) and templates repeat
@@ -308,11 +405,61 @@ set_rate_headers (SoupServerMessage *msg,
 }
 
 /* Returns the channel the request may go to, or NULL with the answer already set. */
+/* FALSE with a 401 already set when @channel requires a signature that the request lacks.
+ * Only /t/ (@native) carries signatures: the other ways in cannot be signed, so a channel that
+ * requires one refuses them. */
+static gboolean
+check_signature (TocsinRelay                    *relay,
+                 SoupServerMessage              *msg,
+                 const TocsinRelayChannel       *channel,
+                 gboolean                        native,
+                 const TocsinRelayIngestDialect *dialect,
+                 gpointer                        user_data,
+                 TocsinRelaySignatureScheme     *scheme)
+{
+  g_autoptr(GBytes) body = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!tocsin_relay_signature_parse_scheme (channel->signature_scheme, scheme, NULL))
+    {
+      /* A scheme this relay does not know (a newer one's database): refuse, never let through. */
+      reply_channel_error (relay, dialect, user_data, msg, channel->id, SOUP_STATUS_UNAUTHORIZED,
+                           _("This channel requires a signature scheme this relay does not "
+                             "know; nothing was delivered"));
+      return FALSE;
+    }
+  if (*scheme == TOCSIN_RELAY_SIGNATURE_NONE)
+    return TRUE;
+  if (!native)
+    {
+      reply_channel_error (relay, dialect, user_data, msg, channel->id,
+                           SOUP_STATUS_UNAUTHORIZED,
+                           _("This channel requires signed webhooks, which only its webhook URL "
+                             "(/t/…) takes; nothing was delivered"));
+      return FALSE;
+    }
+  if (!g_str_equal (soup_server_message_get_method (msg), "GET"))
+    body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  if (!tocsin_relay_signature_verify (*scheme, channel->signature_header,
+                                      soup_server_message_get_request_headers (msg), body,
+                                      channel->signature_secret,
+                                      g_get_real_time () / G_USEC_PER_SEC, &error))
+    {
+      reply_channel_error (relay, dialect, user_data, msg, channel->id, SOUP_STATUS_UNAUTHORIZED,
+                           error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static TocsinRelayChannel *
-admit (TocsinRelay       *relay,
-       SoupServerMessage *msg,
-       const char        *token,
-       gboolean          *has_body)
+admit (TocsinRelay                    *relay,
+       SoupServerMessage              *msg,
+       const char                     *token,
+       const TocsinRelayIngestDialect *dialect,
+       gpointer                        user_data,
+       gboolean                       *has_body,
+       TocsinRelaySignatureScheme     *scheme)
 {
   g_autoptr(TocsinRelayChannel) channel = NULL;
   SoupMessageBody *request_body = soup_server_message_get_request_body (msg);
@@ -327,8 +474,8 @@ admit (TocsinRelay       *relay,
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                     "Allow", "GET, POST, PUT");
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-                                       _("Webhooks take GET, POST or PUT"));
+      dialect->reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                            _("Webhooks take GET, POST or PUT"), user_data);
       return NULL;
     }
 
@@ -337,9 +484,9 @@ admit (TocsinRelay       *relay,
   /* A Direct key is not a webhook URL: it rings through /d/ (tocsin-relay-direct.c). */
   if (channel == NULL || channel->direct)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("No channel has this webhook URL; check the token (it "
-                                         "may have been rotated)"));
+      dialect->reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                            _("No channel has this webhook URL; check the token (it "
+                              "may have been rotated)"), user_data);
       return NULL;
     }
 
@@ -352,8 +499,20 @@ admit (TocsinRelay       *relay,
       g_autofree char *sentence = g_strdup_printf (_("The body is larger than this relay takes "
                                                      "(%s)"), limit);
 
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                           sentence);
+      reply_channel_error (relay, dialect, user_data, msg, channel->id,
+                           SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, sentence);
+      return NULL;
+    }
+
+  /* Before the rate limit: a request that is not the sender's (unsigned, forged) must not use
+   * up the channel's budget for the real one. */
+  if (!check_signature (relay, msg, channel, dialect == &native_dialect, dialect, user_data,
+                        scheme))
+    return NULL;
+  if (channel->paused)
+    {
+      reply_channel_error (relay, dialect, user_data, msg, channel->id, SOUP_STATUS_LOCKED,
+                           tocsin_relay_ingest_paused_sentence ());
       return NULL;
     }
 
@@ -367,7 +526,7 @@ admit (TocsinRelay       *relay,
       set_rate_headers (msg, relay, remaining, reset);
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                     "Retry-After", retry);
-      reply_error_printf (msg, 429,
+      reply_error_printf (dialect, user_data, msg, 429,
                           g_dngettext (GETTEXT_PACKAGE,
                                        "This channel takes webhooks faster than its limit; retry "
                                        "in %u second",
@@ -399,7 +558,8 @@ read_vars (TocsinRelay        *relay,
   if (query != NULL && *query != '\0' &&
       !tocsin_relay_body_add_form_pairs (vars, query, -1, _("query string"), &error))
     {
-      reply_channel_error (relay, msg, channel_id, SOUP_STATUS_BAD_REQUEST, error->message);
+      reply_channel_error (relay, &native_dialect, NULL, msg, channel_id, SOUP_STATUS_BAD_REQUEST,
+                           error->message);
       return NULL;
     }
   if (has_body)
@@ -411,49 +571,56 @@ read_vars (TocsinRelay        *relay,
       if (!tocsin_relay_body_read (soup_server_message_get_request_headers (msg), bytes,
                                    relay->config.max_body, vars, body_text, &status, &error))
         {
-          reply_channel_error (relay, msg, channel_id, status, error->message);
+          reply_channel_error (relay, &native_dialect, NULL, msg, channel_id, status,
+                               error->message);
           return NULL;
         }
     }
   return g_steal_pointer (&vars);
 }
 
-/* ---- signature: on the raw body, before anything decodes it ----------------------------- */
-
-/* FALSE with a 401 already set when @channel requires a signature that the request lacks. */
-static gboolean
-check_signature (TocsinRelay                *relay,
-                 SoupServerMessage          *msg,
-                 const TocsinRelayChannel   *channel,
-                 TocsinRelaySignatureScheme *scheme)
-{
-  g_autoptr(GBytes) body = NULL;
-  g_autoptr(GError) error = NULL;
-
-  if (!tocsin_relay_signature_parse_scheme (channel->signature_scheme, scheme, NULL))
-    {
-      /* A scheme this relay does not know (a newer one's database): refuse, never let through. */
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNAUTHORIZED,
-                           _("This channel requires a signature scheme this relay does not "
-                             "know; nothing was delivered"));
-      return FALSE;
-    }
-  if (*scheme == TOCSIN_RELAY_SIGNATURE_NONE)
-    return TRUE;
-  if (!g_str_equal (soup_server_message_get_method (msg), "GET"))
-    body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
-  if (!tocsin_relay_signature_verify (*scheme, channel->signature_header,
-                                      soup_server_message_get_request_headers (msg), body,
-                                      channel->signature_secret,
-                                      g_get_real_time () / G_USEC_PER_SEC, &error))
-    {
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNAUTHORIZED, error->message);
-      return FALSE;
-    }
-  return TRUE;
-}
-
 /* ---- commit: store, answer, publish --------------------------------------------------- */
+
+static void
+answer_done (Pending  *pending,
+             gboolean  filtered,
+             gint64    id,
+             gint64    replaces,
+             gboolean  duplicate)
+{
+  g_autofree char *sentence = NULL;
+  /* Who is online to receive it, in this process (for an owner wondering why nothing rang). */
+  guint subscribers = pending->relay->hub != NULL
+                        ? tocsin_relay_hub_count_subscribers (pending->relay->hub,
+                                                              pending->channel_id)
+                        : 0;
+  TocsinRelayIngestOutcome outcome = {
+    .channel_id = pending->channel_id,
+    .channel_name = pending->channel_name,
+    .filtered = filtered,
+    .id = id,
+    .time_ms = pending->time_ms,
+    .replaces = replaces,
+    .duplicate = duplicate,
+    .rendered = &pending->rendered,
+    .subscribers = subscribers,
+  };
+
+  if (filtered)
+    sentence = g_strdup (_("Filtered out by the channel's condition: nothing was delivered"));
+  else if (duplicate)
+    sentence = g_strdup_printf (_("A redelivery of message %" PRId64 ": not delivered again"),
+                                (int64_t) id);
+  else
+    sentence = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                             "Message %" PRId64 " delivered to %u subscriber "
+                                             "online",
+                                             "Message %" PRId64 " delivered to %u subscribers "
+                                             "online", subscribers),
+                                (int64_t) id, subscribers);
+  tocsin_relay_ingest_note (pending->relay, pending->channel_id, SOUP_STATUS_OK, sentence);
+  pending->dialect->reply_done (pending->msg, &outcome, pending->user_data);
+}
 
 static void
 commit_done (GObject      *source,
@@ -463,16 +630,14 @@ commit_done (GObject      *source,
   g_autoptr(Pending) pending = user_data;
   g_autoptr(TocsinRelayCommit) commit = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonObject) reply = NULL;
-  g_autofree char *sentence = NULL;
-  guint subscribers;
 
   commit = tocsin_relay_store_commit_finish (pending->relay->store, result, &error);
   if (commit == NULL)
     {
       if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
-        tocsin_relay_server_reply_error (pending->msg, SOUP_STATUS_NOT_FOUND,
-                                 _("The channel was deleted while this webhook arrived"));
+        pending->dialect->reply_error (pending->msg, SOUP_STATUS_NOT_FOUND,
+                                       _("The channel was deleted while this webhook arrived"),
+                                       pending->user_data);
       else
         {
           g_message ("Could not store a message for channel %" G_GINT64_FORMAT ": %s",
@@ -481,7 +646,8 @@ commit_done (GObject      *source,
            * condition, not the request's, and the same webhook may well succeed later. */
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
                                         "Retry-After", "30");
-          reply_channel_error (pending->relay, pending->msg, pending->channel_id,
+          reply_channel_error (pending->relay, pending->dialect, pending->user_data,
+                               pending->msg, pending->channel_id,
                                SOUP_STATUS_SERVICE_UNAVAILABLE,
                                _("The relay could not store the message (its disk may be full); "
                                  "nothing was stored, try again later"));
@@ -490,38 +656,8 @@ commit_done (GObject      *source,
       return;
     }
 
-  reply = json_object_new ();
-  json_object_set_int_member (reply, "id", commit->id);
-  json_object_set_int_member (reply, "channel", pending->channel_id);
-  json_object_set_string_member (reply, "title", pending->rendered.title);
-  json_object_set_string_member (reply, "body", pending->rendered.body);
-  if (pending->rendered.link)
-    json_object_set_string_member (reply, "externalLink", pending->rendered.link);
-  if (pending->rendered.link_dropped)
-    json_object_set_string_member (reply, "linkDropped", pending->rendered.link_dropped);
-  if (commit->replaces > 0)
-    json_object_set_int_member (reply, "replaces", commit->replaces);
-  if (commit->duplicate)
-    json_object_set_boolean_member (reply, "duplicate", TRUE);
-  json_object_set_array_member (reply, "missing", missing_to_json (pending->rendered.missing));
-  /* Who is online to receive it, in this process (for an owner wondering why nothing rang). */
-  subscribers = pending->relay->hub != NULL
-                  ? tocsin_relay_hub_count_subscribers (pending->relay->hub, pending->channel_id)
-                  : 0;
-  json_object_set_int_member (reply, "subscribers", subscribers);
-  tocsin_relay_server_reply_json (pending->msg, SOUP_STATUS_OK, reply);
+  answer_done (pending, FALSE, commit->id, commit->replaces, commit->duplicate);
   soup_server_message_unpause (pending->msg);
-  if (commit->duplicate)
-    sentence = g_strdup_printf (_("A redelivery of message %" PRId64 ": not delivered again"),
-                                commit->id);
-  else
-    sentence = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
-                                             "Message %" PRId64 " delivered to %u subscriber "
-                                             "online",
-                                             "Message %" PRId64 " delivered to %u subscribers "
-                                             "online", subscribers),
-                                commit->id, subscribers);
-  tocsin_relay_ingest_note (pending->relay, pending->channel_id, SOUP_STATUS_OK, sentence);
 
   /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
    * first: unpausing queues libsoup's write at default priority, and publish_soon queues the
@@ -531,18 +667,62 @@ commit_done (GObject      *source,
                                    commit->message);
 }
 
+/* Render, bound, commit: what every way in shares once it has a channel and variables. Takes
+ * @user_data (frees it with @destroy once answered). */
 static void
-commit (TocsinRelay         *relay,
-        SoupServerMessage   *msg,
-        gint64               channel_id,
-        TocsinRelaySignatureScheme scheme,
-        JsonObject          *vars,
-        TocsinMessage       *message,
-        TocsinRelayRendered *rendered)
+run (TocsinRelay                    *relay,
+     SoupServerMessage              *msg,
+     TocsinRelayChannel             *channel,
+     JsonObject                     *vars,
+     SoupMessageHeaders             *scope_headers,
+     const char                     *body_text,
+     const TocsinRelayIngestHints   *hints,
+     TocsinRelaySignatureScheme      scheme,
+     const TocsinRelayIngestDialect *dialect,
+     gpointer                        user_data,
+     GDestroyNotify                  destroy)
 {
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  g_autoptr(Pending) pending = g_new0 (Pending, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
   g_autofree char *key = NULL, *key_hash = NULL, *content_hash = NULL;
-  Pending *pending;
+
+  pending->relay = relay;
+  pending->msg = g_object_ref (msg);
+  pending->channel_id = channel->id;
+  pending->channel_name = g_strdup (channel->name);
+  pending->time_ms = g_get_real_time () / 1000;
+  pending->dialect = dialect;
+  pending->user_data = user_data;
+  pending->destroy = destroy;
+
+  tocsin_relay_ingest_render_with_hints (channel, vars, scope_headers, body_text, hints, NULL,
+                                         &pending->rendered);
+  if (pending->rendered.over_budget != NULL)
+    {
+      reply_channel_error (relay, dialect, user_data, msg, channel->id,
+                           SOUP_STATUS_UNPROCESSABLE_ENTITY,
+                           pending->rendered.over_budget->message);
+      return;
+    }
+  if (pending->rendered.filtered)
+    {
+      answer_done (pending, TRUE, 0, 0, FALSE);
+      return;
+    }
+
+  message = tocsin_relay_ingest_build_message (channel, vars, &pending->rendered,
+                                               pending->time_ms,
+                                               tocsin_relay_ingest_max_message (
+                                                 relay->config.max_queue_bytes),
+                                               &error);
+  if (message == NULL)
+    {
+      reply_channel_error (relay, dialect, user_data, msg, channel->id,
+                           SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, error->message);
+      return;
+    }
 
   /* A signed delivery's own id dedups on its own: a sender's retry never rings twice. */
   key = tocsin_relay_signature_delivery_id (scheme, headers, vars);
@@ -559,17 +739,41 @@ commit (TocsinRelay         *relay,
       content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
     }
 
-  pending = g_new0 (Pending, 1);
-  pending->relay = relay;
-  pending->msg = g_object_ref (msg);
-  pending->channel_id = channel_id;
-  pending->rendered = *rendered;
-  memset (rendered, 0, sizeof *rendered);
-
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
-  tocsin_relay_store_commit_async (relay->store, channel_id, message, key_hash, content_hash,
-                                   commit_done, pending);
+  tocsin_relay_store_commit_async (relay->store, channel->id, g_steal_pointer (&message),
+                                   key_hash, content_hash, commit_done,
+                                   g_steal_pointer (&pending));
+}
+
+void
+tocsin_relay_ingest_submit (TocsinRelay                    *relay,
+                            SoupServerMessage              *msg,
+                            const char                     *token,
+                            JsonObject                     *vars,
+                            SoupMessageHeaders             *scope_headers,
+                            const TocsinRelayIngestHints   *hints,
+                            const TocsinRelayIngestDialect *dialect,
+                            gpointer                        user_data,
+                            GDestroyNotify                  destroy)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
+  gboolean has_body = FALSE;
+
+  g_return_if_fail (relay != NULL);
+  g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
+  g_return_if_fail (token != NULL && vars != NULL && dialect != NULL);
+
+  channel = admit (relay, msg, token, dialect, user_data, &has_body, &scheme);
+  if (channel == NULL)
+    {
+      if (destroy != NULL && user_data != NULL)
+        destroy (user_data);
+      return;
+    }
+  run (relay, msg, channel, vars, scope_headers, NULL, hints, scheme, dialect, user_data,
+       destroy);
 }
 
 void
@@ -579,65 +783,21 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
 {
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(JsonObject) vars = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinMessage) message = NULL;
-  g_auto(TocsinRelayRendered) rendered = { 0 };
   g_autofree char *body_text = NULL;
-  gboolean has_body = FALSE;
   TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
+  gboolean has_body = FALSE;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
 
-  channel = admit (relay, msg, token, &has_body);
+  channel = admit (relay, msg, token, &native_dialect, NULL, &has_body, &scheme);
   if (channel == NULL)
     return;
-  if (!check_signature (relay, msg, channel, &scheme))
-    return;
-  if (channel->paused)
-    {
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_LOCKED,
-                           tocsin_relay_ingest_paused_sentence ());
-      return;
-    }
   vars = read_vars (relay, msg, channel->id, has_body, &body_text);
   if (vars == NULL)
     return;
-
-  tocsin_relay_ingest_render (channel, vars, soup_server_message_get_request_headers (msg),
-                              body_text, NULL, &rendered);
-  if (rendered.over_budget != NULL)
-    {
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_UNPROCESSABLE_ENTITY,
-                           rendered.over_budget->message);
-      return;
-    }
-  if (rendered.filtered)
-    {
-      g_autoptr(JsonObject) reply = json_object_new ();
-
-      json_object_set_boolean_member (reply, "filtered", TRUE);
-      json_object_set_int_member (reply, "channel", channel->id);
-      json_object_set_array_member (reply, "missing", missing_to_json (rendered.missing));
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
-      tocsin_relay_ingest_note (relay, channel->id, SOUP_STATUS_OK,
-                                _("Filtered out by the channel's condition: nothing was "
-                                  "delivered"));
-      return;
-    }
-
-  message = tocsin_relay_ingest_build_message (channel, vars, &rendered,
-                                               g_get_real_time () / 1000,
-                                               tocsin_relay_ingest_max_message (
-                                                 relay->config.max_queue_bytes),
-                                               &error);
-  if (message == NULL)
-    {
-      reply_channel_error (relay, msg, channel->id, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                           error->message);
-      return;
-    }
-  commit (relay, msg, channel->id, scheme, vars, g_steal_pointer (&message), &rendered);
+  run (relay, msg, channel, vars, soup_server_message_get_request_headers (msg), body_text,
+       NULL, scheme, &native_dialect, NULL, NULL);
 }
 
 void

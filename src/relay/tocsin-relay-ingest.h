@@ -38,6 +38,8 @@ typedef struct
   const char *link_dropped;  /* static reason the link was dropped, or NULL */
   GPtrArray  *missing;       /* (element-type utf8) variables the templates named, absent */
   GError     *over_budget;   /* set when the templates went over their work budget: 422 */
+  TocsinMessageType type;    /* from the hints: how the message rings */
+  gboolean    markdown;      /* from the hints: the body is Markdown */
 } TocsinRelayRendered;
 
 void tocsin_relay_rendered_clear (TocsinRelayRendered *rendered);
@@ -52,6 +54,69 @@ void tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
                                  const char               *body_text,
                                  GDateTime                *now,
                                  TocsinRelayRendered      *out);
+
+/* What a sender speaking another service's API (ntfy, Gotify: tocsin-relay-compat.c) said
+ * besides its variables. The title, body and link stand in for the channel's templates where
+ * the channel has none; type and markdown go to the message as they are. */
+typedef struct
+{
+  const char        *title;      /* NULL or "": the channel's name, as for /t/ */
+  const char        *body;
+  const char        *link;       /* checked as a link template's output is */
+  TocsinMessageType  type;
+  gboolean           markdown;
+} TocsinRelayIngestHints;
+
+/* tocsin_relay_ingest_render() with @hints (NULL: none, which is tocsin_relay_ingest_render()). */
+void tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
+                                            JsonObject                   *vars,
+                                            SoupMessageHeaders           *headers,
+                                            const char                   *body_text,
+                                            const TocsinRelayIngestHints *hints,
+                                            GDateTime                    *now,
+                                            TocsinRelayRendered          *out);
+
+/* What a request came to, for its answer. */
+typedef struct
+{
+  gint64                     channel_id;
+  const char                *channel_name;
+  gboolean                   filtered;   /* the condition said no: nothing stored, id 0 */
+  gint64                     id;
+  gint64                     time_ms;
+  gint64                     replaces;
+  gboolean                   duplicate;
+  const TocsinRelayRendered *rendered;
+  guint                      subscribers;  /* connected to this process to receive it */
+} TocsinRelayIngestOutcome;
+
+/* How answers are written: /t/ writes Tocsin's own (docs/api.md); the ntfy and Gotify endpoints
+ * write their service's. Every refusal goes through reply_error, every success (once durable)
+ * through reply_done. */
+typedef struct
+{
+  void (*reply_error) (SoupServerMessage *msg,
+                       guint              status,
+                       const char        *sentence,
+                       gpointer           user_data);
+  void (*reply_done)  (SoupServerMessage              *msg,
+                       const TocsinRelayIngestOutcome *outcome,
+                       gpointer                        user_data);
+} TocsinRelayIngestDialect;
+
+/* Another way in (tocsin-relay-compat.c): admission by @token (size, rate), render with @hints,
+ * the bound, dedup and commit exactly as /t/ does, over @vars the caller decoded from the
+ * request; answers through @dialect with @user_data, freed by @destroy once answered. Templates
+ * read @scope_headers (NULL: none). Pauses @msg until the message is committed. */
+void tocsin_relay_ingest_submit (TocsinRelay                    *relay,
+                                 SoupServerMessage              *msg,
+                                 const char                     *token,
+                                 JsonObject                     *vars,
+                                 SoupMessageHeaders             *scope_headers,
+                                 const TocsinRelayIngestHints   *hints,
+                                 const TocsinRelayIngestDialect *dialect,
+                                 gpointer                        user_data,
+                                 GDestroyNotify                  destroy);
 
 /* The dedup key: the `eventId` variable, else Idempotency-Key, else webhook-id. NULL: none. */
 char *tocsin_relay_ingest_dedup_key (JsonObject         *vars,

@@ -29,6 +29,7 @@
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-head.h"
 #include "tocsin-relay-api.h"
+#include "tocsin-relay-compat.h"
 #include "tocsin-relay-cors.h"
 #include "tocsin-relay-direct.h"
 #include "tocsin-relay-ingest.h"
@@ -230,6 +231,7 @@ dispatch (Server            *server,
           const char        *path)
 {
   TocsinRelay *relay = &server->relay;
+  TocsinRelayCompatRoute route;
 
   if (g_str_has_prefix (path, "/t/") && is_token_segment (path + 3))
     {
@@ -290,6 +292,13 @@ dispatch (Server            *server,
                 }
             }
         }
+    }
+  /* ntfy's and Gotify's publish APIs (tocsin-relay-compat.c). */
+  route = tocsin_relay_compat_match (soup_server_message_get_method (msg), path, NULL);
+  if (route != TOCSIN_RELAY_COMPAT_NONE)
+    {
+      tocsin_relay_compat_handle (relay, msg, route, path);
+      return;
     }
   if (g_str_equal (path, "/") && (soup_server_message_get_method (msg) == SOUP_METHOD_GET ||
                                   soup_server_message_get_method (msg) == SOUP_METHOD_HEAD))
@@ -366,7 +375,9 @@ route (SoupServer        *soup_server,
   Server *server = user_data;
   RequestGuard *guard = g_object_get_data (G_OBJECT (msg), GUARD_KEY);
   gboolean token_url = g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/s/") ||
-                       g_str_has_prefix (path, "/d/");
+                       g_str_has_prefix (path, "/d/") ||
+                       tocsin_relay_compat_match (soup_server_message_get_method (msg), path,
+                                                  NULL) != TOCSIN_RELAY_COMPAT_NONE;
   g_autofree char *address = NULL;
 
   if (guard != NULL && guard->refused)
@@ -415,8 +426,10 @@ route (SoupServer        *soup_server,
 
   dispatch (server, msg, path);
 
+  /* Gotify answers an unknown token 401. */
   if (token_url && address != NULL &&
-      soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND)
+      (soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND ||
+       soup_server_message_get_status (msg) == SOUP_STATUS_UNAUTHORIZED))
     tocsin_relay_throttle_note_miss (server->relay.unknown_tokens, address);
 }
 
@@ -760,15 +773,19 @@ request_too_slow (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* max-body bounds webhooks; the owner API's bodies (a few templates) may always take 64 KiB. */
+/* max-body bounds webhooks (ntfy's and Gotify's too); the owner API's bodies (a few templates)
+ * may always take 64 KiB. */
 static guint64
 request_body_cap (RequestGuard *guard)
 {
   const char *path = g_uri_get_path (soup_server_message_get_uri (guard->msg));
   gsize max_body = guard->server->relay.config.max_body;
 
-  return g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/d/")
-         ? max_body : MAX (max_body, 64 * 1024);
+  if (g_str_has_prefix (path, "/t/") || g_str_has_prefix (path, "/d/") ||
+      tocsin_relay_compat_match (soup_server_message_get_method (guard->msg), path, NULL) !=
+      TOCSIN_RELAY_COMPAT_NONE)
+    return max_body;
+  return MAX (max_body, 64 * 1024);
 }
 
 static void
