@@ -19,6 +19,7 @@
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-hub.h"
+#include "tocsin-relay-mail.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 
@@ -272,6 +273,21 @@ handle_channel (TocsinRelay       *relay,
       return;
     }
 
+  if (g_str_equal (action, "rotate-email"))
+    {
+      if (!g_str_equal (method, "POST"))
+        {
+          method_not_allowed (msg, "POST");
+          return;
+        }
+      channel = tocsin_relay_store_rotate_email (relay->store, id, &error);
+      if (channel == NULL)
+        reply_store_error (msg, error);
+      else
+        reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL);
+      return;
+    }
+
   if (g_str_equal (action, "rotate-trigger") || g_str_equal (action, "rotate-subscribe"))
     {
       gboolean trigger = g_str_equal (action, "rotate-trigger");
@@ -466,5 +482,15 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
   json_object_set_string_member (object, "subscribe_url", subscribe);
   json_object_set_string_member (object, "created_at", created);
   json_object_set_int_member (object, "last_id", channel->last_id);
+  {
+    /* The email trigger's address: as secret as the webhook URL. */
+    g_autofree char *email = tocsin_relay_mail_address (channel);
+
+    if (email != NULL)
+      {
+        json_object_set_string_member (object, "email_token", channel->email_token);
+        json_object_set_string_member (object, "email_address", email);
+      }
+  }
   return object;
 }

@@ -19,6 +19,7 @@
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cli.h"
+#include "tocsin-relay-mail.h"
 #include "tocsin-relay-store.h"
 
 #define EXIT_USAGE 2
@@ -29,6 +30,7 @@ typedef struct
   char     *config_file;
   char     *public_url;
   char     *listen_url;   /* a guess from the config file's first listen address */
+  char     *mail_domain;  /* the config file's mail-domain */
   gboolean  json;
   char     *name, *description, *title, *body, *link, *condition;
 } Options;
@@ -40,6 +42,7 @@ options_clear (Options *o)
   g_free (o->config_file);
   g_free (o->public_url);
   g_free (o->listen_url);
+  g_free (o->mail_domain);
   g_free (o->name);
   g_free (o->description);
   g_free (o->title);
@@ -147,6 +150,7 @@ resolve (Options  *o,
             o->public_url = g_strdup (config.relay.public_url);
           if (config.listen && config.listen[0])
             o->listen_url = g_strdup_printf ("http://%s", config.listen[0]);
+          o->mail_domain = g_strdup (config.relay.mail_domain);
         }
       tocsin_relay_serve_config_clear (&config);
       if (!ok)
@@ -182,6 +186,12 @@ resolve_public_url (Options          *o,
     o->public_url = g_strdup ("http://" TOCSIN_RELAY_DEFAULT_LISTEN);
   while (g_str_has_suffix (o->public_url, "/"))
     o->public_url[strlen (o->public_url) - 1] = '\0';
+
+  /* Channels' email addresses: the config file's domain, the one the server recorded, or the
+   * host name. */
+  if (o->mail_domain == NULL)
+    o->mail_domain = tocsin_relay_store_dup_meta (store, "mail_domain");
+  tocsin_relay_mail_set_domain (o->mail_domain);
 }
 
 /* Opens the store; @must_exist refuses a data dir that has no relay in it (a typo in --data-dir
@@ -236,6 +246,9 @@ print_channel (TocsinRelayChannel *channel,
   g_print (_("  Webhook URL:    %s   (a secret: it rings the channel)\n"),
            json_object_get_string_member (object, "webhook_url"));
   g_print (_("  Subscribe URL:  %s\n"), json_object_get_string_member (object, "subscribe_url"));
+  if (json_object_has_member (object, "email_address"))
+    g_print (_("  Email address:  %s   (a secret: mail to it rings the channel)\n"),
+             json_object_get_string_member (object, "email_address"));
   if (owner_key)
     g_print (_("  Owner key:      %s   (shown only now: it manages this channel over HTTP)\n"),
              owner_key);
@@ -291,6 +304,8 @@ channel_one (Options    *o,
     channel = tocsin_relay_store_rotate_trigger (store, id, &error);
   else if (g_str_equal (action, "rotate-subscribe"))
     channel = tocsin_relay_store_rotate_subscribe (store, id, &error);
+  else if (g_str_equal (action, "rotate-email"))
+    channel = tocsin_relay_store_rotate_email (store, id, &error);
   else if (g_str_equal (action, "delete"))
     {
       if (tocsin_relay_store_delete_channel (store, id, &error))
@@ -326,6 +341,8 @@ channel_one (Options    *o,
         g_print (_("The old webhook URL no longer works. The new one:\n"));
       else if (g_str_equal (action, "rotate-subscribe"))
         g_print (_("The old subscribe URL no longer admits anyone. The new one:\n"));
+      else if (g_str_equal (action, "rotate-email"))
+        g_print (_("Mail to the old email address is refused now. The new one:\n"));
       print_channel (channel, o->public_url, NULL);
     }
   return EXIT_SUCCESS;
@@ -419,12 +436,13 @@ tocsin_relay_cli_channel (int    argc,
 
   if (!parse_options (&o, "channel",
                       N_("create|list|show ID|update ID|rotate-trigger ID|rotate-subscribe ID|"
+                         "rotate-email ID|"
                          "delete ID"),
                       _("Create and manage channels."), TRUE, &argc, &argv, &error))
     return usage (error->message);
   if (argc < 1)
     return usage (_("Say what to do: channel create|list|show|update|rotate-trigger|"
-                    "rotate-subscribe|delete; see tocsin-relay channel --help"));
+                    "rotate-subscribe|rotate-email|delete; see tocsin-relay channel --help"));
   action = argv[0];
 
   if (g_str_equal (action, "create") || g_str_equal (action, "list"))
@@ -436,6 +454,7 @@ tocsin_relay_cli_channel (int    argc,
 
   if (!g_str_equal (action, "show") && !g_str_equal (action, "update") &&
       !g_str_equal (action, "rotate-trigger") && !g_str_equal (action, "rotate-subscribe") &&
+      !g_str_equal (action, "rotate-email") &&
       !g_str_equal (action, "delete"))
     {
       g_autofree char *text = g_strdup_printf (_("Unknown command “channel %s”; see "

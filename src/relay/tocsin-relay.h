@@ -30,6 +30,8 @@ typedef struct
   guint     subscribe_timeout;   /* seconds a /v1/ws may go without subscribing; default 10 */
   GStrv     allowed_hosts;       /* Host names the owner API answers to besides the defaults */
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
+  char     *mail_domain;         /* the email trigger's addresses are @ this; NULL: the host name */
+  gsize     max_mail;            /* bytes of one mail (SMTP SIZE and DATA); default 1 MiB */
 } TocsinRelayConfig;
 
 typedef struct
