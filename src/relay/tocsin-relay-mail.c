@@ -9,13 +9,15 @@
  * converted here rather than with g_mime_text_part_get_text(), which hands back the raw bytes
  * when it cannot convert them: a charset that iconv does not know, or bytes that are not in the
  * charset named, give valid UTF-8 all the same (as UTF-8 if they are, else as ISO-8859-1).
+ *
+ * The errors' sentences are not translated: they are sent as SMTP replies, which are US-ASCII
+ * (tocsin-relay-smtp.c says why).
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
 #include "config.h"
 
 #include <string.h>
-#include <glib/gi18n.h>
 #include <gmime/gmime.h>
 
 #include "tocsin-relay-mail.h"
@@ -267,7 +269,7 @@ tocsin_relay_mail_parse (const char  *data,
   if (count_content_types (data, length) > TOCSIN_RELAY_MAIL_MAX_PARTS)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   _("The message has more than %d MIME parts; send fewer attachments"),
+                   "The message has more than %d MIME parts; send fewer attachments",
                    TOCSIN_RELAY_MAIL_MAX_PARTS);
       return NULL;
     }
@@ -284,7 +286,7 @@ tocsin_relay_mail_parse (const char  *data,
   if (message == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   _("The message could not be read as an Internet message (RFC 5322)"));
+                   "The message could not be read as an Internet message (RFC 5322)");
       return NULL;
     }
 
@@ -295,7 +297,7 @@ tocsin_relay_mail_parse (const char  *data,
       g_free (bodies.text);
       g_free (bodies.html);
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   _("The message nests MIME parts more than %d deep"),
+                   "The message nests MIME parts more than %d deep",
                    TOCSIN_RELAY_MAIL_MAX_DEPTH);
       return NULL;
     }

@@ -46,8 +46,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayMail, tocsin_relay_mail_free)
 /* Parses @data (an RFC 5322 message as received, dot-unstuffed, CRLF or LF line ends).
  * @envelope_from/@envelope_to fill `from`/`to` when the header has none (may be NULL).
  * Bodies are decoded (quoted-printable, base64) and converted to UTF-8 from their charset;
- * a charset that is unknown or wrong gives a best-effort text. NULL with a sentence (for an
- * SMTP 554 answer) when the message is too deeply nested or has too many parts. */
+ * a charset that is unknown or wrong gives a best-effort text. NULL with an English sentence (for
+ * an SMTP 554 answer) when the message is too deeply nested or has too many parts. */
 TocsinRelayMail *tocsin_relay_mail_parse (const char  *data,
                                           gsize        length,
                                           const char  *envelope_from,
