@@ -60,6 +60,7 @@ struct _TocsinChannelEditor
   /* owned */
   TocsinApplication  *app;
   TocsinOwnedChannel *channel;       /* NULL until created (or the one being edited) */
+  char               *email_address; /* the email trigger's, when its relay takes mail */
   GCancellable       *cancellable;
   guint               preview_id;
   gboolean            busy;
@@ -275,6 +276,18 @@ buffer_changed_cb (TocsinChannelEditor *self)
 
 /* ---- the "created" page --------------------------------------------------------------- */
 
+/* From a channel as the owner API shows it; a relay that takes no mail shows no address. */
+static void
+set_email_address (TocsinChannelEditor *self,
+                   JsonObject          *channel)
+{
+  g_clear_pointer (&self->email_address, g_free);
+  if (channel != NULL)
+    self->email_address = g_strdup (json_object_get_string_member_with_default (channel,
+                                                                                "email_address",
+                                                                                NULL));
+}
+
 static void
 copy_clicked_cb (GtkButton *button,
                  gpointer   user_data)
@@ -401,6 +414,11 @@ show_urls (TocsinChannelEditor *self)
   add_copy_group (self, _("Webhook URL"),
                   _("Ring this address to send a notification. Anyone who has it can ring the channel: keep it secret."),
                   self->channel->webhook_url, _("Copy the webhook URL"));
+  if (self->email_address != NULL)
+    add_copy_group (self, _("Email Address"),
+                    _("Mail to this address rings the channel too: its subject, text and "
+                      "sender are the variables. Keep it secret as well."),
+                    self->email_address, _("Copy the email address"));
   add_copy_group (self, _("Subscribe Link"),
                   _("Share this with whoever should get the notifications. You are already subscribed."),
                   self->channel->subscribe_url, _("Copy the subscribe link"));
@@ -508,10 +526,11 @@ created_cb (GObject      *object,
 {
   g_autoptr(TocsinChannelEditor) self = user_data;
   g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) json = NULL;
   TocsinOwnedChannel *channel;
 
   set_busy (self, FALSE);
-  channel = tocsin_owner_create_channel_finish (TOCSIN_OWNER (object), result, NULL, &error);
+  channel = tocsin_owner_create_channel_finish (TOCSIN_OWNER (object), result, &json, &error);
   if (channel == NULL)
     {
       g_autofree char *text = NULL;
@@ -524,6 +543,7 @@ created_cb (GObject      *object,
     }
 
   self->channel = channel;
+  set_email_address (self, json);
   subscribe_owner (self, channel->subscribe_url);
   tocsin_application_reload_owned_channels (self->app);
   show_urls (self);
@@ -669,6 +689,7 @@ loaded_cb (GObject      *object,
                          json_object_get_string_member_with_default (answer, "description", ""));
   for (guint i = 0; i < N_FIELDS; i++)
     set_buffer (self->views[i], json_object_get_string_member_with_default (answer, field_names[i], ""));
+  set_email_address (self, answer);
   update_preview (self);
 }
 
@@ -699,6 +720,7 @@ rotated_cb (GObject      *object,
 
   webhook = json_object_get_string_member_with_default (answer, "webhook_url", NULL);
   subscribe = json_object_get_string_member_with_default (answer, "subscribe_url", NULL);
+  set_email_address (self, answer);
   if (webhook != NULL)
     {
       g_free (self->channel->webhook_url);
@@ -934,6 +956,7 @@ tocsin_channel_editor_dispose (GObject *object)
   g_clear_object (&self->cancellable);
   g_clear_object (&self->app);
   g_clear_pointer (&self->channel, tocsin_owned_channel_free);
+  g_clear_pointer (&self->email_address, g_free);
   G_OBJECT_CLASS (tocsin_channel_editor_parent_class)->dispose (object);
 }
 

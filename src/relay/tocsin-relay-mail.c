@@ -27,7 +27,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeStream, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeParser, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeMessage, g_object_unref)
 
-static char *mail_domain;   /* set once by the serve command or the CLI, before any thread */
+/* Set once by the serve command (when it takes mail) or the CLI, before any thread. */
+static gboolean mail_domain_set;
+static char *mail_domain;
 
 void
 tocsin_relay_mail_init (void)
@@ -46,6 +48,7 @@ tocsin_relay_mail_set_domain (const char *domain)
 {
   g_free (mail_domain);
   mail_domain = domain != NULL && *domain != '\0' ? g_ascii_strdown (domain, -1) : NULL;
+  mail_domain_set = TRUE;
 }
 
 const char *
@@ -53,6 +56,8 @@ tocsin_relay_mail_get_domain (void)
 {
   static char *host;
 
+  if (!mail_domain_set)
+    return NULL;
   if (mail_domain != NULL)
     return mail_domain;
   if (host == NULL)
@@ -65,7 +70,8 @@ tocsin_relay_mail_address (const TocsinRelayChannel *channel)
 {
   g_return_val_if_fail (channel != NULL, NULL);
 
-  if (channel->email_token == NULL || *channel->email_token == '\0')
+  if (channel->email_token == NULL || *channel->email_token == '\0' ||
+      tocsin_relay_mail_get_domain () == NULL)
     return NULL;
   return g_strdup_printf ("%s@%s", channel->email_token, tocsin_relay_mail_get_domain ());
 }

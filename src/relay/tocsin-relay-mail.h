@@ -25,12 +25,13 @@ G_BEGIN_DECLS
 void        tocsin_relay_mail_init       (void);
 
 /* The domain that channels' addresses are under in this process (the serve command's
- * --mail-domain, or the one it recorded for the command line); default: the host name. The
- * owner views of a channel are built in many places, and this is the process's setting as its
- * host name is. */
+ * --mail-domain, or the one it recorded for the command line); @domain NULL: the host name.
+ * Until it is set (a server that takes no mail), there is none: get_domain() and address()
+ * return NULL, and the owner views leave the address out. The owner views of a channel are
+ * built in many places, and this is the process's setting as its host name is. */
 void        tocsin_relay_mail_set_domain (const char *domain);
 const char *tocsin_relay_mail_get_domain (void);
-/* <email_token>@<domain>; NULL when the channel has no email token. */
+/* <email_token>@<domain>; NULL when the channel has no email token or there is no domain. */
 char       *tocsin_relay_mail_address    (const TocsinRelayChannel *channel);
 
 typedef struct

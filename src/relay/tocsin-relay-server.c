@@ -1440,17 +1440,20 @@ tocsin_relay_serve (int    argc,
   g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
 
   /* The email trigger (tocsin-relay-smtp.c). The domain is recorded for the command line, as
-   * the public URL is, so that `tocsin-relay channel show` prints the address mail reaches. */
-  tocsin_relay_mail_set_domain (server.config.relay.mail_domain);
-  if (!tocsin_relay_store_set_meta (server.relay.store, "mail_domain",
-                                    tocsin_relay_mail_get_domain (), &error))
-    {
-      g_message ("Could not record the mail domain for the command line: %s", error->message);
-      g_clear_error (&error);
-    }
+   * the public URL is, so that `tocsin-relay channel show` prints the address mail reaches.
+   * Without it, the owner API shows no email address: none would reach this relay. */
   if (server.config.smtp_listen != NULL)
     {
       g_autofree char *smtp_url = NULL;
+
+      tocsin_relay_mail_set_domain (server.config.relay.mail_domain);
+      if (!tocsin_relay_store_set_meta (server.relay.store, "mail_domain",
+                                        tocsin_relay_mail_get_domain (), &error))
+        {
+          g_message ("Could not record the mail domain for the command line: %s",
+                     error->message);
+          g_clear_error (&error);
+        }
 
       server.smtp = tocsin_relay_smtp_server_new (&server.relay, server.config.smtp_listen,
                                                   server.tls, &smtp_url, &error);
