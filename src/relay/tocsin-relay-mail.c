@@ -129,6 +129,9 @@ to_utf8 (const char *data,
   g_autofree char *converted = NULL;
   gsize written = 0;
 
+  /* An empty part's stream has no buffer at all (found by fuzz-smtp). */
+  if (data == NULL || length == 0)
+    return g_strdup ("");
   if (charset != NULL && *charset != '\0' &&
       g_ascii_strcasecmp (charset, "utf-8") != 0 && g_ascii_strcasecmp (charset, "us-ascii") != 0)
     {
