@@ -653,6 +653,16 @@ test_relay_hostile (void)
   TOCSIN_WAIT_UNTIL (f.frames->len == 1);
   last = frame_object (f.frames->pdata[0]);
   g_assert_cmpstr (json_object_get_string_member (last, "body"), ==, "été");
+  /* And the relay was never held up: a webhook is answered and delivered right after. */
+  {
+    g_autofree char *path = g_strdup_printf ("/t/%s?subject=after",
+                                             json_object_get_string_member (f.channel,
+                                                                            "trigger_token"));
+
+    g_assert_cmpuint (tocsin_test_http (f.relay, "GET", path, NULL, NULL, 0, NULL, NULL, NULL),
+                      ==, 200);
+    TOCSIN_WAIT_UNTIL (f.frames->len == 2);
+  }
   fixture_stop (&f);
 }
 
@@ -680,6 +690,51 @@ test_relay_rotate (void)
   new_answer = send_python (&f, json_object_get_string_member (rotated, "email_address"),
                             "Subject: x\r\n\r\nx\r\n", -1, NULL);
   assert_answer (new_answer, "done", 250, NULL);
+
+  /* The owner API rotates it too, with the channel's owner key. */
+  {
+    g_autofree char *auth = g_strdup_printf ("Bearer %s", json_object_get_string_member (
+                                               f.channel, "owner_key"));
+    const char *headers[] = { "Authorization", auth, NULL };
+    g_autofree char *path = g_strdup_printf ("/v1/channels/%s/rotate-email", id);
+    g_autoptr(JsonNode) node = NULL;
+    g_autoptr(JsonObject) again = NULL;
+    guint status = 0;
+
+    node = tocsin_test_http_json (f.relay, "POST", path, NULL, NULL, headers, &status);
+    g_assert_cmpuint (status, ==, 200);
+    g_assert_cmpstr (json_object_get_string_member (json_node_get_object (node),
+                                                    "email_address"), !=,
+                     json_object_get_string_member (rotated, "email_address"));
+    g_assert_true (g_str_has_suffix (json_object_get_string_member (json_node_get_object (node),
+                                                                    "email_address"),
+                                     "@" MAIL_DOMAIN));
+    again = send_python (&f, json_object_get_string_member (rotated, "email_address"),
+                         "Subject: x\r\n\r\nx\r\n", -1, NULL);
+    assert_answer (again, "rcpt", 550, NULL);
+  }
+  fixture_stop (&f);
+}
+
+/* Mail shares the channel's bucket with its webhooks: past it, RCPT TO gets 451 and a wait. */
+static void
+test_relay_rate_limit (void)
+{
+  const char *args[] = { "--rate=0.01", "--burst=2", NULL };
+  Fixture f = { 0 };
+  g_autoptr(JsonObject) first = NULL, limited = NULL;
+  g_autofree char *path = NULL;
+
+  fixture_start (&f, args, NULL, NULL);
+  first = send_python (&f, f.address, "Subject: one\r\n\r\none\r\n", -1, NULL);
+  assert_answer (first, "done", 250, NULL);
+  path = g_strdup_printf ("/t/%s?n=2", json_object_get_string_member (f.channel,
+                                                                      "trigger_token"));
+  g_assert_cmpuint (tocsin_test_http (f.relay, "GET", path, NULL, NULL, 0, NULL, NULL, NULL), ==,
+                    200);
+  limited = send_python (&f, f.address, "Subject: three\r\n\r\nthree\r\n", -1, NULL);
+  assert_answer (limited, "rcpt", 451, "faster than its limit; retry in");
+  TOCSIN_WAIT_UNTIL (f.frames->len == 2);
   fixture_stop (&f);
 }
 
@@ -747,6 +802,7 @@ main (int   argc,
   g_test_add_func ("/relay/smtp/no-starttls", test_relay_no_starttls);
   g_test_add_func ("/relay/smtp/hostile", test_relay_hostile);
   g_test_add_func ("/relay/smtp/rotate", test_relay_rotate);
+  g_test_add_func ("/relay/smtp/rate-limit", test_relay_rate_limit);
   g_test_add_func ("/relay/smtp/swaks", test_relay_swaks);
 
   return g_test_run ();
