@@ -738,6 +738,33 @@ test_relay_rate_limit (void)
   fixture_stop (&f);
 }
 
+/* smtp-listen, mail-domain and max-mail from the [relay] group of --config. */
+static void
+test_relay_config_file (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-smtp-config");
+  g_autofree char *path = g_build_filename (dir, "relay.conf", NULL);
+  g_autofree char *config_arg = g_strdup_printf ("--config=%s", path);
+  g_autofree char *big = big_message (20 * 1024);
+  const char *args[] = { config_arg, NULL };
+  g_autoptr(JsonObject) answer = NULL;
+  g_autoptr(GError) error = NULL;
+  Fixture f = { 0 };
+
+  g_file_set_contents (path, "[relay]\nsmtp-listen=127.0.0.1:0\nmail-domain=Relay.Example\n"
+                       "max-mail=16K\n", -1, &error);
+  g_assert_no_error (error);
+  f.relay = tocsin_test_relay_start (NULL, args);
+  g_assert_cmpuint (f.relay->smtp_port, >, 0);
+  f.channel = tocsin_test_relay_create_channel (f.relay, "Mail", NULL, NULL, NULL, NULL);
+  f.address = g_strdup (json_object_get_string_member (f.channel, "email_address"));
+  g_assert_true (g_str_has_suffix (f.address, "@relay.example"));
+  answer = send_python (&f, f.address, big, -1, NULL);
+  assert_answer (answer, "mail", 552, "(16384 bytes)");
+  fixture_stop (&f);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 /* Debian's swaks, as an administrator would test the relay by hand. */
 static void
 test_relay_swaks (void)
@@ -803,6 +830,7 @@ main (int   argc,
   g_test_add_func ("/relay/smtp/hostile", test_relay_hostile);
   g_test_add_func ("/relay/smtp/rotate", test_relay_rotate);
   g_test_add_func ("/relay/smtp/rate-limit", test_relay_rate_limit);
+  g_test_add_func ("/relay/smtp/config-file", test_relay_config_file);
   g_test_add_func ("/relay/smtp/swaks", test_relay_swaks);
 
   return g_test_run ();
