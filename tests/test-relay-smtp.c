@@ -765,6 +765,36 @@ test_relay_config_file (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+/* A peer that says nothing is told why and closed at idle-timeout, and costs nothing after. */
+static void
+test_relay_idle_timeout (void)
+{
+  const char *args[] = { "--smtp-listen=127.0.0.1:0", "--idle-timeout=1", NULL };
+  g_autoptr(TocsinTestRelay) relay = tocsin_test_relay_start (NULL, args);
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GDataInputStream) lines = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *greeting = NULL, *closing = NULL, *after = NULL;
+
+  connection = g_socket_client_connect_to_host (client, "127.0.0.1", relay->smtp_port, NULL,
+                                                &error);
+  g_assert_no_error (error);
+  /* A bound on the test, not an assertion on time: the relay closes after about 1 s. */
+  g_socket_set_timeout (g_socket_connection_get_socket (connection), 20);
+  lines = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+  g_data_input_stream_set_newline_type (lines, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
+  greeting = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (greeting, "220 "));
+  closing = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (closing, ==, "421 4.4.2 Nothing came for too long; closing");
+  after = g_data_input_stream_read_line (lines, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (after);
+}
+
 /* Debian's swaks, as an administrator would test the relay by hand. */
 static void
 test_relay_swaks (void)
@@ -831,6 +861,7 @@ main (int   argc,
   g_test_add_func ("/relay/smtp/rotate", test_relay_rotate);
   g_test_add_func ("/relay/smtp/rate-limit", test_relay_rate_limit);
   g_test_add_func ("/relay/smtp/config-file", test_relay_config_file);
+  g_test_add_func ("/relay/smtp/idle-timeout", test_relay_idle_timeout);
   g_test_add_func ("/relay/smtp/swaks", test_relay_swaks);
 
   return g_test_run ();

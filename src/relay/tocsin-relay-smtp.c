@@ -613,9 +613,9 @@ tocsin_relay_smtp_tls_started (TocsinRelaySmtp *smtp)
 
 /* Sessions at once; more are answered 421 and closed. */
 #define MAX_SESSIONS 100
-/* Seconds a peer may send nothing (RFC 5321 §4.5.3.2 suggests minutes; a relay that keeps
- * sockets for slow peers is one that runs out of them), and seconds a whole session may last. */
-#define IDLE_SECONDS 60
+/* Seconds a whole session may last. How long a peer may send nothing is the relay's
+ * idle-timeout (RFC 5321 §4.5.3.2 suggests minutes; a relay that keeps sockets for slow peers is
+ * one that runs out of them). */
 #define SESSION_SECONDS 600
 #define READ_SIZE 16384
 /* Replies waiting to be sent past this stop the reading until the peer takes them. */
@@ -647,6 +647,12 @@ typedef struct
 } Conn;
 
 static void conn_pump (Conn *conn);
+
+static guint
+idle_seconds (Conn *conn)
+{
+  return MAX (conn->server->relay->config.idle_timeout, 1u);
+}
 
 static Conn *
 conn_ref (Conn *conn)
@@ -695,7 +701,7 @@ idle_timeout (gpointer user_data)
   if (tocsin_relay_smtp_get_state (conn->smtp) == TOCSIN_RELAY_SMTP_DELIVERING)
     {
       /* Our own work, not the peer's silence. */
-      conn->idle_id = g_timeout_add_seconds (IDLE_SECONDS, idle_timeout, conn);
+      conn->idle_id = g_timeout_add_seconds (idle_seconds (conn), idle_timeout, conn);
       return G_SOURCE_REMOVE;
     }
   if (conn->handshaking)
@@ -729,7 +735,7 @@ touch (Conn *conn)
 {
   g_clear_handle_id (&conn->idle_id, g_source_remove);
   if (conn->server != NULL)
-    conn->idle_id = g_timeout_add_seconds (IDLE_SECONDS, idle_timeout, conn);
+    conn->idle_id = g_timeout_add_seconds (idle_seconds (conn), idle_timeout, conn);
 }
 
 static void
