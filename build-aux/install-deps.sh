@@ -8,12 +8,14 @@ packages="
   meson ninja-build pkg-config gcc gettext itstool
   libglib2.0-dev libglib2.0-bin libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev
   libjson-glib-dev libsqlite3-dev libnotify-dev libgsound-dev sound-theme-freedesktop libmd4c-dev
+  libgmime-3.0-dev
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
   python3-pyatspi xdotool
   curl ca-certificates openssl locales valgrind
   chromium
   apprise
+  swaks
 "
 # Benchmarks, fuzzing and the package test want more; `build-aux/install-deps.sh
 # bench|fuzz|package` adds them (package: building and checking the Debian packages of

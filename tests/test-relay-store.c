@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <string.h>
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 #include "tocsin-token.h"
 #include "tocsin-relay-api.h"
@@ -848,6 +850,79 @@ test_reader_thread (Fixture       *f,
   g_assert_null (g_hash_table_lookup (tokens, &deleted->id));
 }
 
+/* A database that a relay before the email trigger wrote (schema version 1, a channel in it)
+ * opens: the channel keeps its tokens, gains an email token, and mail finds it. */
+static void
+test_migrate_email_token (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-store-old");
+  g_autofree char *path = g_build_filename (dir, "relay.db", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, found = NULL, rotated = NULL, gone = NULL;
+  TocsinRelayStore *store;
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db,
+                                 "CREATE TABLE channels ("
+                                 "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                                 "  version INTEGER NOT NULL DEFAULT 1,"
+                                 "  name TEXT NOT NULL,"
+                                 "  description TEXT NOT NULL DEFAULT '',"
+                                 "  title TEXT NOT NULL DEFAULT '',"
+                                 "  body TEXT NOT NULL DEFAULT '',"
+                                 "  link TEXT NOT NULL DEFAULT '',"
+                                 "  condition TEXT NOT NULL DEFAULT '',"
+                                 "  trigger_token TEXT NOT NULL,"
+                                 "  trigger_hash TEXT NOT NULL UNIQUE,"
+                                 "  subscribe_token TEXT NOT NULL,"
+                                 "  subscribe_hash TEXT NOT NULL UNIQUE,"
+                                 "  owner_hash TEXT NOT NULL UNIQUE,"
+                                 "  created_at INTEGER NOT NULL,"
+                                 "  last_id INTEGER NOT NULL DEFAULT 0);"
+                                 "INSERT INTO channels (name, title, trigger_token, trigger_hash,"
+                                 " subscribe_token, subscribe_hash, owner_hash, created_at)"
+                                 " VALUES ('Old', 'Old {{x}}', 't', 'th', 's', 'sh', 'oh', 1);"
+                                 "PRAGMA user_version=1;",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  store = tocsin_relay_store_open (dir, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (store);
+  channel = tocsin_relay_store_find_by_id (store, 1);
+  g_assert_nonnull (channel);
+  g_assert_cmpstr (channel->name, ==, "Old");
+  g_assert_cmpstr (channel->title_source, ==, "Old {{x}}");
+  g_assert_cmpstr (channel->trigger_token, ==, "t");
+  /* 160 bits as lowercase base32: what survives mail systems' case folding. */
+  g_assert_cmpuint (strlen (channel->email_token), ==, TOCSIN_MAIL_TOKEN_CHARS);
+  for (const char *p = channel->email_token; *p; p++)
+    g_assert_true ((*p >= 'a' && *p <= 'z') || (*p >= '2' && *p <= '7'));
+  found = tocsin_relay_store_find_by_email (store, channel->email_token);
+  g_assert_nonnull (found);
+  g_assert_cmpint (found->id, ==, 1);
+
+  rotated = tocsin_relay_store_rotate_email (store, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (rotated->email_token, !=, channel->email_token);
+  gone = tocsin_relay_store_find_by_email (store, channel->email_token);
+  g_assert_null (gone);
+  g_clear_pointer (&found, tocsin_relay_channel_unref);
+  found = tocsin_relay_store_find_by_email (store, rotated->email_token);
+  g_assert_nonnull (found);
+  tocsin_relay_store_free (store);
+
+  /* Opened again, it keeps the token it was given. */
+  store = tocsin_relay_store_open (dir, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&found, tocsin_relay_channel_unref);
+  found = tocsin_relay_store_find_by_id (store, 1);
+  g_assert_cmpstr (found->email_token, ==, rotated->email_token);
+  tocsin_relay_store_free (store);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -873,6 +948,7 @@ main (int   argc,
   ADD ("/relay/store/presence", test_presence);
   ADD ("/relay/ratelimit/per-channel", test_rate_limit);
 #undef ADD
+  g_test_add_func ("/relay/store/migrate/email-token", test_migrate_email_token);
 
   return g_test_run ();
 }

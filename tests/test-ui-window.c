@@ -604,6 +604,28 @@ test_create_channel (void)
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "/s/"));
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "curl -X POST -H 'Content-Type: application/json' -d '{\"version\":\"1.2.3\"}'"));
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "?version=1.2.3"));
+  /* The email trigger's address, with its copy button (issue 14). */
+  {
+    GtkWidget *email = find_widget (editor, GTK_TYPE_LABEL, "@mail.test");
+    GtkWidget *copy = email ? gtk_widget_get_next_sibling (email) : NULL;
+    GdkClipboard *clipboard = gtk_widget_get_clipboard (editor);
+
+    g_assert_nonnull (email);
+    g_assert_cmpuint (strlen (gtk_label_get_text (GTK_LABEL (email))), ==,
+                      32 + strlen ("@mail.test"));
+    g_assert_true (GTK_IS_BUTTON (copy));
+    g_assert_cmpstr (gtk_widget_get_tooltip_text (copy), ==, "Copy the email address");
+    g_signal_emit_by_name (copy, "clicked");
+    g_assert_true (gdk_clipboard_is_local (clipboard));
+    {
+      g_auto(GValue) value = G_VALUE_INIT;
+
+      g_value_init (&value, G_TYPE_STRING);
+      g_assert_true (gdk_content_provider_get_value (gdk_clipboard_get_content (clipboard),
+                                                     &value, NULL));
+      g_assert_cmpstr (g_value_get_string (&value), ==, gtk_label_get_text (GTK_LABEL (email)));
+    }
+  }
   save_screenshot (editor, "ui-channel-created.png");
 
   /* The creator is subscribed to it. */
@@ -746,7 +768,12 @@ main (int   argc,
   /* Screenshots show settled widgets, not a search bar halfway through sliding away. */
   g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
 
-  fx.relay = tocsin_test_relay_start (NULL, NULL);
+  {
+    /* Taking mail, so that the channel editor shows the email address. */
+    const char *args[] = { "--smtp-listen=127.0.0.1:0", "--mail-domain=mail.test", NULL };
+
+    fx.relay = tocsin_test_relay_start (NULL, args);
+  }
   fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert on {{server}}",
                                                  "CPU at {{cpu}}%",
                                                  "{{link}}",

@@ -183,6 +183,15 @@ relay_spawn (TocsinTestRelay *relay)
       g_assert_no_error (error);
       if (line == NULL)
         g_error ("tocsin-relay exited before it listened (see its stderr above)");
+      /* With --smtp-listen, "Listening for mail on smtp://HOST:PORT" comes first. */
+      url = strstr (line, "Listening for mail on ");
+      if (url != NULL)
+        {
+          const char *colon = strrchr (url, ':');
+
+          relay->smtp_port = (guint16) g_ascii_strtoull (colon + 1, NULL, 10);
+          continue;
+        }
       url = strstr (line, "Listening on ");
       if (url == NULL)
         continue;

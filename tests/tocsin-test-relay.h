@@ -34,6 +34,7 @@ typedef struct
   gboolean     owns_data_dir;
   char        *base_url;     /* "http://127.0.0.1:PORT" */
   guint16      port;
+  guint16      smtp_port;     /* with --smtp-listen: the email trigger's port, else 0 */
   GStrv        extra_args;
   SoupSession *session;
   /* Set between tocsin_test_relay_new() and tocsin_test_relay_spawn(): */

@@ -75,6 +75,7 @@ struct _TocsinChannelEditor
   TocsinApplication  *app;
   TocsinOwnedChannel *channel;       /* NULL until created (or the one being edited) */
   char               *shown_secret;  /* a signing secret the relay just made: shown once */
+  char               *email_address; /* the email trigger's, when its relay takes mail */
   GCancellable       *cancellable;
   guint               preview_id;
   gboolean            busy;
@@ -293,6 +294,18 @@ buffer_changed_cb (TocsinChannelEditor *self)
 
 /* ---- the "created" page --------------------------------------------------------------- */
 
+/* From a channel as the owner API shows it; a relay that takes no mail shows no address. */
+static void
+set_email_address (TocsinChannelEditor *self,
+                   JsonObject          *channel)
+{
+  g_clear_pointer (&self->email_address, g_free);
+  if (channel != NULL)
+    self->email_address = g_strdup (json_object_get_string_member_with_default (channel,
+                                                                                "email_address",
+                                                                                NULL));
+}
+
 static void
 copy_clicked_cb (GtkButton *button,
                  gpointer   user_data)
@@ -419,6 +432,11 @@ show_urls (TocsinChannelEditor *self)
   add_copy_group (self, _("Webhook URL"),
                   _("Ring this address to send a notification. Anyone who has it can ring the channel: keep it secret."),
                   self->channel->webhook_url, _("Copy the webhook URL"));
+  if (self->email_address != NULL)
+    add_copy_group (self, _("Email Address"),
+                    _("Mail to this address rings the channel too: its subject, text and "
+                      "sender are the variables. Keep it secret as well."),
+                    self->email_address, _("Copy the email address"));
   add_copy_group (self, _("Subscribe Link"),
                   _("Share this with whoever should get the notifications. You are already subscribed."),
                   self->channel->subscribe_url, _("Copy the subscribe link"));
@@ -582,6 +600,7 @@ created_cb (GObject      *object,
 
   self->channel = channel;
   take_shown_secret (self, answer);
+  set_email_address (self, answer);
   subscribe_owner (self, channel->subscribe_url);
   tocsin_application_reload_owned_channels (self->app);
   show_urls (self);
@@ -741,6 +760,7 @@ loaded_cb (GObject      *object,
     gtk_switch_set_active (self->paused_switch,
                            json_object_get_boolean_member_with_default (answer, "paused", FALSE));
   }
+  set_email_address (self, answer);
   update_preview (self);
   refresh_webhooks (self);
 }
@@ -778,6 +798,7 @@ rotated_cb (GObject      *object,
 
   webhook = json_object_get_string_member_with_default (answer, "webhook_url", NULL);
   subscribe = json_object_get_string_member_with_default (answer, "subscribe_url", NULL);
+  set_email_address (self, answer);
   if (webhook != NULL)
     {
       g_free (self->channel->webhook_url);
@@ -1183,6 +1204,7 @@ tocsin_channel_editor_dispose (GObject *object)
   if (self->shown_secret)
     explicit_bzero (self->shown_secret, strlen (self->shown_secret));
   g_clear_pointer (&self->shown_secret, g_free);
+  g_clear_pointer (&self->email_address, g_free);
   G_OBJECT_CLASS (tocsin_channel_editor_parent_class)->dispose (object);
 }
 

@@ -95,3 +95,46 @@ tocsin_token_hash (const char *token)
   g_return_val_if_fail (token != NULL, NULL);
   return g_compute_checksum_for_string (G_CHECKSUM_SHA256, token, -1);
 }
+
+/* A mail token is the local part of an address: mail systems may fold its case, so it is
+ * lowercase base32 (RFC 4648's alphabet), which folding leaves unchanged. */
+char *
+tocsin_token_new_mail (GError **error)
+{
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+  guint8 raw[TOCSIN_MAIL_TOKEN_BYTES];
+  char *token;
+  gsize got = 0;
+
+  while (got < sizeof raw)
+    {
+      ssize_t n = getrandom (raw + got, sizeof raw - got, 0);
+
+      if (n < 0)
+        {
+          int saved = errno;
+
+          if (saved == EINTR)
+            continue;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+                       "Could not read random bytes for a token: %s", g_strerror (saved));
+          return NULL;
+        }
+      got += n;
+    }
+
+  /* 20 bytes are 160 bits, exactly 32 characters of 5 bits. */
+  token = g_malloc (TOCSIN_MAIL_TOKEN_CHARS + 1);
+  for (gsize i = 0; i < TOCSIN_MAIL_TOKEN_CHARS; i++)
+    {
+      gsize bit = i * 5, byte = bit / 8, shift = bit % 8;
+      guint value = (guint) raw[byte] << 8;
+
+      if (byte + 1 < sizeof raw)
+        value |= raw[byte + 1];
+      token[i] = alphabet[(value >> (11 - shift)) & 0x1f];
+    }
+  token[TOCSIN_MAIL_TOKEN_CHARS] = '\0';
+  explicit_bzero (raw, sizeof raw);
+  return token;
+}

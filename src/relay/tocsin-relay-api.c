@@ -21,6 +21,7 @@
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-recent.h"
 #include "tocsin-relay-signature.h"
+#include "tocsin-relay-mail.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 
@@ -299,6 +300,21 @@ handle_channel (TocsinRelay       *relay,
       return;
     }
 
+  if (g_str_equal (action, "rotate-email"))
+    {
+      if (!g_str_equal (method, "POST"))
+        {
+          method_not_allowed (msg, "POST");
+          return;
+        }
+      channel = tocsin_relay_store_rotate_email (relay->store, id, &error);
+      if (channel == NULL)
+        reply_store_error (msg, error);
+      else
+        reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
+      return;
+    }
+
   if (g_str_equal (action, "rotate-trigger") || g_str_equal (action, "rotate-subscribe"))
     {
       gboolean trigger = g_str_equal (action, "rotate-trigger");
@@ -561,6 +577,16 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
   if (*channel->signature_header)
     json_object_set_string_member (object, "signature_header", channel->signature_header);
   json_object_set_boolean_member (object, "paused", channel->paused);
+  {
+    /* The email trigger's address: as secret as the webhook URL. */
+    g_autofree char *email = channel->direct ? NULL : tocsin_relay_mail_address (channel);
+
+    if (email != NULL)
+      {
+        json_object_set_string_member (object, "email_token", channel->email_token);
+        json_object_set_string_member (object, "email_address", email);
+      }
+  }
   return object;
 }
 

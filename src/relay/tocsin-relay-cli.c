@@ -22,6 +22,7 @@
 #include "tocsin-relay-cli.h"
 #include "tocsin-relay-direct.h"
 #include "tocsin-relay-signature.h"
+#include "tocsin-relay-mail.h"
 #include "tocsin-relay-store.h"
 
 #define EXIT_USAGE 2
@@ -32,6 +33,7 @@ typedef struct
   char     *config_file;
   char     *public_url;
   char     *listen_url;   /* a guess from the config file's first listen address */
+  char     *mail_domain;  /* the config file's mail-domain */
   gboolean  json;
   char     *name, *description, *title, *body, *link, *condition;
   char     *preset;
@@ -45,6 +47,7 @@ options_clear (Options *o)
   g_free (o->config_file);
   g_free (o->public_url);
   g_free (o->listen_url);
+  g_free (o->mail_domain);
   g_free (o->name);
   g_free (o->description);
   g_free (o->title);
@@ -170,6 +173,7 @@ resolve (Options  *o,
             o->public_url = g_strdup (config.relay.public_url);
           if (config.listen && config.listen[0])
             o->listen_url = g_strdup_printf ("http://%s", config.listen[0]);
+          o->mail_domain = g_strdup (config.relay.mail_domain);
         }
       tocsin_relay_serve_config_clear (&config);
       if (!ok)
@@ -205,6 +209,12 @@ resolve_public_url (Options          *o,
     o->public_url = g_strdup ("http://" TOCSIN_RELAY_DEFAULT_LISTEN);
   while (g_str_has_suffix (o->public_url, "/"))
     o->public_url[strlen (o->public_url) - 1] = '\0';
+
+  /* Channels' email addresses: the config file's domain, the one the server recorded, or the
+   * host name. */
+  if (o->mail_domain == NULL)
+    o->mail_domain = tocsin_relay_store_dup_meta (store, "mail_domain");
+  tocsin_relay_mail_set_domain (o->mail_domain);
 }
 
 /* Opens the store; @must_exist refuses a data dir that has no relay in it (a typo in --data-dir
@@ -260,6 +270,9 @@ print_channel (TocsinRelayChannel *channel,
   g_print (_("  Webhook URL:    %s   (a secret: it rings the channel)\n"),
            json_object_get_string_member (object, "webhook_url"));
   g_print (_("  Subscribe URL:  %s\n"), json_object_get_string_member (object, "subscribe_url"));
+  if (json_object_has_member (object, "email_address"))
+    g_print (_("  Email address:  %s   (a secret: mail to it rings the channel)\n"),
+             json_object_get_string_member (object, "email_address"));
   if (owner_key)
     g_print (_("  Owner key:      %s   (shown only now: it manages this channel over HTTP)\n"),
              owner_key);
@@ -455,6 +468,8 @@ channel_one (Options    *o,
     channel = tocsin_relay_store_rotate_trigger (store, id, &error);
   else if (g_str_equal (action, "rotate-subscribe"))
     channel = tocsin_relay_store_rotate_subscribe (store, id, &error);
+  else if (g_str_equal (action, "rotate-email"))
+    channel = tocsin_relay_store_rotate_email (store, id, &error);
   else if (g_str_equal (action, "delete"))
     {
       if (tocsin_relay_store_delete_channel (store, id, &error))
@@ -492,6 +507,8 @@ channel_one (Options    *o,
         g_print (_("The old webhook URL no longer works. The new one:\n"));
       else if (g_str_equal (action, "rotate-subscribe"))
         g_print (_("The old subscribe URL no longer admits anyone. The new one:\n"));
+      else if (g_str_equal (action, "rotate-email"))
+        g_print (_("Mail to the old email address is refused now. The new one:\n"));
       print_channel (channel, o->public_url, NULL, secret);
     }
   return EXIT_SUCCESS;
@@ -596,13 +613,14 @@ tocsin_relay_cli_channel (int    argc,
 
   if (!parse_options (&o, "channel",
                       N_("create|list|presets|show ID|update ID|edit ID|pause ID|resume ID|"
-                         "rotate-trigger ID|rotate-subscribe ID|rotate-signature ID|delete ID"),
+                         "rotate-trigger ID|rotate-subscribe ID|rotate-signature ID|"
+                         "rotate-email ID|delete ID"),
                       _("Create and manage channels."), TRUE, &argc, &argv, &error))
     return usage (error->message);
   if (argc < 1)
     return usage (_("Say what to do: channel create|list|presets|show|update|edit|pause|resume|"
-                    "rotate-trigger|rotate-subscribe|rotate-signature|delete; see tocsin-relay "
-                    "channel --help"));
+                    "rotate-trigger|rotate-subscribe|rotate-signature|rotate-email|delete; see "
+                    "tocsin-relay channel --help"));
   action = argv[0];
 
   if (g_strcmp0 (o.preset, "help") == 0 &&
@@ -622,7 +640,7 @@ tocsin_relay_cli_channel (int    argc,
       !g_str_equal (action, "rotate-trigger") && !g_str_equal (action, "rotate-subscribe") &&
       !g_str_equal (action, "delete") && !g_str_equal (action, "edit") &&
       !g_str_equal (action, "pause") && !g_str_equal (action, "resume") &&
-      !g_str_equal (action, "rotate-signature"))
+      !g_str_equal (action, "rotate-signature") && !g_str_equal (action, "rotate-email"))
     {
       g_autofree char *text = g_strdup_printf (_("Unknown command “channel %s”; see "
                                                  "tocsin-relay channel --help"), action);

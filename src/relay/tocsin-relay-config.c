@@ -30,6 +30,7 @@ tocsin_relay_config_init (TocsinRelayConfig *config)
   config->subscribe_timeout = 10;
   config->open_relay = FALSE;
   config->cors_origins = g_strsplit ("*", ",", -1);
+  config->max_mail = 1024 * 1024;
 }
 
 void
@@ -42,6 +43,7 @@ tocsin_relay_config_clear (TocsinRelayConfig *config)
   g_clear_pointer (&config->allowed_hosts, g_strfreev);
   g_clear_pointer (&config->cors_origins, g_strfreev);
   g_clear_pointer (&config->owner_cors_origins, g_strfreev);
+  g_clear_pointer (&config->mail_domain, g_free);
 }
 
 void
@@ -60,6 +62,7 @@ tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config)
   g_clear_pointer (&config->listen, g_strfreev);
   g_clear_pointer (&config->tls_cert, g_free);
   g_clear_pointer (&config->tls_key, g_free);
+  g_clear_pointer (&config->smtp_listen, g_free);
 }
 
 gint64
@@ -322,6 +325,33 @@ apply_setting (TocsinRelayServeConfig  *config,
       g_free (*slot);
       *slot = value && *value ? g_strdup (value) : NULL;
     }
+  else if (g_str_equal (key, "smtp-listen"))
+    {
+      g_free (config->smtp_listen);
+      config->smtp_listen = value && *value ? g_strdup (value) : NULL;
+    }
+  else if (g_str_equal (key, "mail-domain"))
+    {
+      gboolean ok = value != NULL && *value != '\0' && strlen (value) <= 253;
+
+      for (const char *p = value; ok && *p; p++)
+        ok = g_ascii_isalnum (*p) || *p == '-' || *p == '.';
+      if (!ok)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("mail-domain must be a domain name such as relay.example.com, "
+                         "not “%s”."), value ? value : "");
+          return FALSE;
+        }
+      g_free (relay->mail_domain);
+      relay->mail_domain = value && *value ? g_ascii_strdown (value, -1) : NULL;
+    }
+  else if (g_str_equal (key, "max-mail"))
+    {
+      if (!parse_size (key, value, 4096, 64 * 1024 * 1024, &u, error))
+        return FALSE;
+      relay->max_mail = u;
+    }
   else
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
@@ -395,6 +425,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *subscribe_timeout = NULL, *allowed_hosts = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *cors_origins = NULL, *owner_cors_origins = NULL;
+  g_autofree char *smtp_listen = NULL, *mail_domain = NULL, *max_mail = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -439,6 +470,12 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("Serve HTTPS and WSS with the PEM certificate (chain) in FILE"), N_("FILE") },
     { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &tls_key,
       N_("The PEM private key of --tls-cert (default: in the same file)"), N_("FILE") },
+    { "smtp-listen", 0, 0, G_OPTION_ARG_STRING, &smtp_listen,
+      N_("Take mail for channels (the email trigger) on HOST:PORT"), N_("HOST:PORT") },
+    { "mail-domain", 0, 0, G_OPTION_ARG_STRING, &mail_domain,
+      N_("Channels’ addresses are TOKEN@DOMAIN (default: the host name)"), N_("DOMAIN") },
+    { "max-mail", 0, 0, G_OPTION_ARG_STRING, &max_mail,
+      N_("Largest mail the email trigger takes (default 1M)"), N_("BYTES") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -449,6 +486,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "open-relay", NULL }, { "backlog", NULL }, { "tls-cert", NULL }, { "tls-key", NULL },
     { "subscribe-timeout", NULL }, { "allowed-hosts", NULL }, { "cors-origins", NULL },
     { "owner-cors-origins", NULL },
+    { "smtp-listen", NULL }, { "mail-domain", NULL }, { "max-mail", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -483,6 +521,9 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[15].value = allowed_hosts;
   flags[16].value = cors_origins;
   flags[17].value = owner_cors_origins;
+  flags[18].value = smtp_listen;
+  flags[19].value = mail_domain;
+  flags[20].value = max_mail;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

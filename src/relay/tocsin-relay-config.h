@@ -19,6 +19,7 @@ typedef struct
   guint              backlog;        /* listen(2) backlog; default 4096 */
   char              *tls_cert;       /* PEM certificate (chain) file: serve HTTPS/WSS; or NULL */
   char              *tls_key;        /* its PEM private key; NULL: the key is in tls_cert */
+  char              *smtp_listen;    /* "HOST:PORT" of the email trigger, or NULL: no SMTP */
 } TocsinRelayServeConfig;
 
 void     tocsin_relay_serve_config_init  (TocsinRelayServeConfig *config);
@@ -27,7 +28,8 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
 /* Reads the [relay] group of @path into @config (keys as the long flags: listen, data-dir,
  * public-url, max-body, retention, rate, burst, max-queue-bytes, max-queue-frames,
  * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, cors-origins,
- * owner-cors-origins, open-relay, backlog, tls-cert, tls-key). */
+ * owner-cors-origins, open-relay, backlog, tls-cert, tls-key, smtp-listen, mail-domain,
+ * max-mail). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

@@ -808,3 +808,76 @@ tocsin_relay_ingest_set_rate_headers (SoupServerMessage *msg,
 {
   set_rate_headers (msg, relay, remaining, reset);
 }
+
+/* ---- commit for other triggers (the email trigger) ------------------------------------ */
+
+typedef struct
+{
+  TocsinRelay *relay;
+  gint64       channel_id;
+} CommitTask;
+
+static void
+commit_task_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  CommitTask *data = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  TocsinRelayCommit *done;
+
+  done = tocsin_relay_store_commit_finish (data->relay->store, result, &error);
+  if (done == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  /* Durable now, as for a webhook (commit_done): subscribers may see it. */
+  if (!done->duplicate && data->relay->hub != NULL)
+    tocsin_relay_hub_publish_soon (data->relay->hub, data->channel_id, done->id, done->message);
+  g_task_return_pointer (task, done, (GDestroyNotify) tocsin_relay_commit_free);
+}
+
+void
+tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
+                                  gint64               channel_id,
+                                  TocsinMessage       *message,
+                                  const char          *dedup_key,
+                                  JsonObject          *vars,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autofree char *key_hash = NULL, *content_hash = NULL;
+  CommitTask *data;
+  GTask *task;
+
+  g_return_if_fail (relay != NULL && message != NULL && vars != NULL);
+
+  if (dedup_key != NULL)
+    {
+      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
+      g_autofree char *canonical = NULL;
+
+      key_hash = tocsin_token_hash (dedup_key);
+      json_node_set_object (node, vars);
+      canonical = tocsin_json_to_string (node, FALSE);
+      content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
+    }
+  data = g_new0 (CommitTask, 1);
+  data->relay = relay;
+  data->channel_id = channel_id;
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, tocsin_relay_ingest_commit_async);
+  g_task_set_task_data (task, data, g_free);
+  tocsin_relay_store_commit_async (relay->store, channel_id, message, key_hash, content_hash,
+                                   commit_task_done, task);
+}
+
+TocsinRelayCommit *
+tocsin_relay_ingest_commit_finish (GAsyncResult  *result,
+                                   GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}

@@ -141,5 +141,18 @@ void tocsin_relay_ingest_set_rate_headers (SoupServerMessage *msg,
                                            TocsinRelay       *relay,
                                            guint              remaining,
                                            guint              reset);
+/* The commit step of another trigger (the email trigger): stores @message (taken) in
+ * @channel_id, deduplicated by @dedup_key (may be NULL) over the content of @vars, and
+ * publishes it to subscribers once durable. @callback runs once the message is durable, or
+ * with the store's error (TOCSIN_RELAY_STORE_ERROR_NOT_FOUND: the channel was deleted). */
+void               tocsin_relay_ingest_commit_async  (TocsinRelay         *relay,
+                                                      gint64               channel_id,
+                                                      TocsinMessage       *message,
+                                                      const char          *dedup_key,
+                                                      JsonObject          *vars,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+TocsinRelayCommit *tocsin_relay_ingest_commit_finish (GAsyncResult        *result,
+                                                      GError             **error);
 
 G_END_DECLS

@@ -33,12 +33,14 @@
 #include "tocsin-relay-cors.h"
 #include "tocsin-relay-direct.h"
 #include "tocsin-relay-ingest.h"
+#include "tocsin-relay-mail.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-relay-ratelimit.h"
 #include "tocsin-relay-recent.h"
+#include "tocsin-relay-smtp.h"
 #include "tocsin-relay-throttle.h"
 #include "tocsin-relay-tls.h"
 
@@ -84,6 +86,7 @@ typedef struct
   guint                   accept_failures;  /* since then */
   guint                   head_fds;         /* RequestGuard.head_fd open */
   char                   *public_host;      /* the host of public-url, lower case */
+  TocsinRelaySmtpServer  *smtp;             /* --smtp-listen: the email trigger, or NULL */
 } Server;
 
 
@@ -1435,6 +1438,7 @@ server_clear (Server *server)
       g_source_destroy (g_ptr_array_index (server->sources, i));
   g_clear_pointer (&server->sources, g_ptr_array_unref);
   g_clear_handle_id (&server->sweep_id, g_source_remove);
+  g_clear_pointer (&server->smtp, tocsin_relay_smtp_server_free);
   g_clear_pointer (&server->relay.hub, tocsin_relay_hub_free);
   if (server->relay.server)
     soup_server_disconnect (server->relay.server);
@@ -1549,6 +1553,33 @@ tocsin_relay_serve (int    argc,
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);
   g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
+
+  /* The email trigger (tocsin-relay-smtp.c). The domain is recorded for the command line, as
+   * the public URL is, so that `tocsin-relay channel show` prints the address mail reaches.
+   * Without it, the owner API shows no email address: none would reach this relay. */
+  if (server.config.smtp_listen != NULL)
+    {
+      g_autofree char *smtp_url = NULL;
+
+      tocsin_relay_mail_set_domain (server.config.relay.mail_domain);
+      if (!tocsin_relay_store_set_meta (server.relay.store, "mail_domain",
+                                        tocsin_relay_mail_get_domain (), &error))
+        {
+          g_message ("Could not record the mail domain for the command line: %s",
+                     error->message);
+          g_clear_error (&error);
+        }
+
+      server.smtp = tocsin_relay_smtp_server_new (&server.relay, server.config.smtp_listen,
+                                                  server.tls, &smtp_url, &error);
+      if (server.smtp == NULL)
+        {
+          g_printerr ("tocsin-relay serve: %s\n", error->message);
+          goto out;
+        }
+      /* Before the HTTP lines: whoever waits for "Listening on" may stop reading there. */
+      g_print ("Listening for mail on %s\n", smtp_url);
+    }
 
   g_unix_signal_add (SIGTERM, on_stop_signal, &server);
   g_unix_signal_add (SIGINT, on_stop_signal, &server);

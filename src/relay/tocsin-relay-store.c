@@ -96,6 +96,7 @@ struct _TocsinRelayStore
   GHashTable   *channels;    /* id → TocsinRelayChannel (cache of compiled templates) */
   GHashTable   *by_trigger;  /* trigger token hash → gint64 id (see find_by_token) */
   GHashTable   *by_subscribe;/* subscribe token hash → gint64 id */
+  GHashTable   *by_email;    /* email token hash → gint64 id */
 
   GThread      *writer;
   GAsyncQueue  *jobs;
@@ -160,6 +161,8 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
     explicit_bzero (channel->trigger_token, strlen (channel->trigger_token));
   if (channel->subscribe_token)
     explicit_bzero (channel->subscribe_token, strlen (channel->subscribe_token));
+  if (channel->email_token)
+    explicit_bzero (channel->email_token, strlen (channel->email_token));
   g_free (channel->trigger_token);
   g_free (channel->subscribe_token);
   g_free (channel->signature_scheme);
@@ -167,6 +170,7 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
     explicit_bzero (channel->signature_secret, strlen (channel->signature_secret));
   g_free (channel->signature_secret);
   g_free (channel->signature_header);
+  g_free (channel->email_token);
   g_free (channel);
 }
 
@@ -219,7 +223,7 @@ column_text (sqlite3_stmt *stmt,
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
   "subscribe_token, created_at, last_id, kind, signature_scheme, signature_secret, " \
-  "signature_header, paused"
+  "signature_header, paused, email_token"
 
 /* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
  * if one no longer compiles (a newer template library), it renders as empty rather than taking
@@ -249,6 +253,7 @@ channel_from_row (sqlite3_stmt *stmt)
   channel->signature_secret = g_strdup (column_text (stmt, 14));
   channel->signature_header = g_strdup (column_text (stmt, 15));
   channel->paused = sqlite3_column_int (stmt, 16) != 0;
+  channel->email_token = g_strdup (column_text (stmt, 17));
 
   if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
                           channel->condition_source, &channel->title, &channel->body,
@@ -453,6 +458,11 @@ static const char *const migrations[] = {
   "ALTER TABLE channels ADD COLUMN signature_secret TEXT NOT NULL DEFAULT '';"
   "ALTER TABLE channels ADD COLUMN signature_header TEXT NOT NULL DEFAULT '';"
   "ALTER TABLE channels ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;",
+  /* 4: the email trigger's address, <email_token>@<mail domain>; backfill_email_tokens() gives
+   * channels of an older database theirs. */
+  "ALTER TABLE channels ADD COLUMN email_token TEXT;"
+  "ALTER TABLE channels ADD COLUMN email_hash TEXT;"
+  "CREATE UNIQUE INDEX IF NOT EXISTS channels_email_hash ON channels (email_hash);",
   NULL
 };
 
@@ -472,6 +482,48 @@ migrate (sqlite3  *db,
     if (!exec_sql (db, migrations[i], error))
       return FALSE;
   return exec_sql (db, set_version, error);
+}
+
+/* Channels made before the email trigger (or by an older relay sharing the data dir) get their
+ * address here, from getrandom as every token: SQL's randomblob() is not that. */
+static gboolean
+backfill_email_tokens (sqlite3  *db,
+                       GError  **error)
+{
+  g_autoptr(Stmt) select = prepare (db, "SELECT id FROM channels WHERE email_token IS NULL",
+                                    error);
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  if (select == NULL)
+    return FALSE;
+  while (sqlite3_step (select) == SQLITE_ROW)
+    {
+      gint64 id = sqlite3_column_int64 (select, 0);
+
+      g_array_append_val (ids, id);
+    }
+  for (guint i = 0; i < ids->len; i++)
+    {
+      g_autoptr(Stmt) update = NULL;
+      g_autofree char *token = tocsin_token_new_mail (error);
+      g_autofree char *hash = NULL;
+      int rc;
+
+      if (token == NULL)
+        return FALSE;
+      hash = tocsin_token_hash (token);
+      update = prepare (db, "UPDATE channels SET version = version + 1, email_token = ?2,"
+                        " email_hash = ?3 WHERE id = ?1", error);
+      if (update == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (update, 1, g_array_index (ids, gint64, i));
+      sqlite3_bind_text (update, 2, token, -1, SQLITE_STATIC);
+      sqlite3_bind_text (update, 3, hash, -1, SQLITE_STATIC);
+      rc = sqlite3_step (update);
+      if (rc != SQLITE_DONE)
+        return set_sqlite_error (db, rc, "giving a channel its email address", error);
+    }
+  return TRUE;
 }
 
 static sqlite3 *
@@ -604,6 +656,7 @@ tocsin_relay_store_open (const char  *data_dir,
 
     if (!exec_sql (db, "BEGIN IMMEDIATE", &schema_error) ||
         !migrate (db, version, &schema_error) ||
+        !backfill_email_tokens (db, &schema_error) ||
         !exec_sql (db, "COMMIT", &schema_error))
       {
         sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
@@ -636,6 +689,7 @@ tocsin_relay_store_open (const char  *data_dir,
   store->stmts = stmt_cache_new ();
   store->by_trigger = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   store->by_subscribe = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->by_email = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   store->wstmts = stmt_cache_new ();
   store->retention = 24 * 60 * 60;
   store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
@@ -678,6 +732,7 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_hash_table_unref (store->channels);
   g_hash_table_unref (store->by_trigger);
   g_hash_table_unref (store->by_subscribe);
+  g_hash_table_unref (store->by_email);
   g_mutex_clear (&store->lock);
   g_free (store->data_dir);
   g_free (store->path);
@@ -736,6 +791,18 @@ load_channel_locked (TocsinRelayStore *store,
   return channel;
 }
 
+/* The token of @channel named by a column prefix: "trigger", "subscribe" or "email". */
+static const char *
+channel_token (const TocsinRelayChannel *channel,
+               const char               *column)
+{
+  if (column[0] == 't')
+    return channel->trigger_token;
+  if (column[0] == 's')
+    return channel->subscribe_token;
+  return channel->email_token;
+}
+
 /* Most channels get many webhooks: no more than this many tokens are remembered. */
 #define MAX_CACHED_TOKENS 4096
 
@@ -757,7 +824,6 @@ find_by_token (TocsinRelayStore *store,
   g_autofree char *stored = NULL;
   g_autoptr(CachedStmt) stmt = NULL;
   TocsinRelayChannel *channel = NULL;
-  gboolean trigger = column[0] == 't';
   GHashTable *known;
   gint64 *known_id;
   gint64 id = 0;
@@ -770,13 +836,13 @@ find_by_token (TocsinRelayStore *store,
   hash = tocsin_token_hash (token);
 
   g_mutex_lock (&store->lock);
-  known = trigger ? store->by_trigger : store->by_subscribe;
+  known = column[0] == 't' ? store->by_trigger
+          : column[0] == 's' ? store->by_subscribe : store->by_email;
   known_id = g_hash_table_lookup (known, hash);
   if (known_id != NULL)
     {
       channel = load_channel_locked (store, *known_id);
-      if (channel != NULL &&
-          tocsin_token_equal (trigger ? channel->trigger_token : channel->subscribe_token, token))
+      if (channel != NULL && tocsin_token_equal (channel_token (channel, column), token))
         {
           g_mutex_unlock (&store->lock);
           return channel;
@@ -826,6 +892,13 @@ tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store,
                                       const char       *token)
 {
   return find_by_token (store, "subscribe", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_email (TocsinRelayStore *store,
+                                  const char       *token)
+{
+  return find_by_token (store, "email", token);
 }
 
 TocsinRelayChannel *
@@ -990,8 +1063,9 @@ create_channel (TocsinRelayStore              *store,
                 char                         **owner_key,
                 GError                       **error)
 {
-  g_autofree char *trigger = NULL, *subscribe = NULL, *owner = NULL;
+  g_autofree char *trigger = NULL, *subscribe = NULL, *owner = NULL, *email = NULL;
   g_autofree char *trigger_hash = NULL, *subscribe_hash = NULL, *owner_hash = NULL;
+  g_autofree char *email_hash = NULL;
   g_autoptr(Stmt) stmt = NULL;
   g_autofree char *name = NULL;
   TocsinRelayChannel *channel;
@@ -1005,8 +1079,10 @@ create_channel (TocsinRelayStore              *store,
     return NULL;
   if (!(trigger = tocsin_token_new (error)) ||
       !(subscribe = tocsin_token_new (error)) ||
-      !(owner = tocsin_token_new (error)))
+      !(owner = tocsin_token_new (error)) ||
+      !(email = tocsin_token_new_mail (error)))
     return NULL;
+  email_hash = tocsin_token_hash (email);
   trigger_hash = tocsin_token_hash (trigger);
   subscribe_hash = tocsin_token_hash (subscribe);
   owner_hash = tocsin_token_hash (owner);
@@ -1017,7 +1093,8 @@ create_channel (TocsinRelayStore              *store,
                   "INSERT INTO channels (name, description, title, body, link, condition,"
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
                   " created_at, kind, signature_scheme, signature_secret, signature_header,"
-                  " paused) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+                  " paused, email_token, email_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
@@ -1040,6 +1117,8 @@ create_channel (TocsinRelayStore              *store,
   bind_text_or_empty (stmt, 15, spec->signature_secret);
   bind_text_or_empty (stmt, 16, spec->signature_header);
   sqlite3_bind_int (stmt, 17, spec->set_paused && spec->paused);
+  bind_text_or_empty (stmt, 18, email);
+  bind_text_or_empty (stmt, 19, email_hash);
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -1192,7 +1271,7 @@ rotate (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
-  token = tocsin_token_new (error);
+  token = g_str_equal (column, "email") ? tocsin_token_new_mail (error) : tocsin_token_new (error);
   if (token == NULL)
     return NULL;
   hash = tocsin_token_hash (token);
@@ -1217,6 +1296,14 @@ tocsin_relay_store_rotate_subscribe (TocsinRelayStore  *store,
                                      GError           **error)
 {
   return rotate (store, id, "subscribe", error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_rotate_email (TocsinRelayStore  *store,
+                                 gint64             id,
+                                 GError           **error)
+{
+  return rotate (store, id, "email", error);
 }
 
 gboolean
@@ -1370,6 +1457,55 @@ tocsin_relay_store_dup_public_url (TocsinRelayStore *store)
     url = g_strdup (column_text (stmt, 0));
   g_mutex_unlock (&store->lock);
   return url;
+}
+
+gboolean
+tocsin_relay_store_set_meta (TocsinRelayStore  *store,
+                             const char        *key,
+                             const char        *value,
+                             GError           **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+  g_return_val_if_fail (key != NULL && value != NULL, FALSE);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, value, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_DONE)
+    set_sqlite_error (store->db, rc, "recording a setting", error);
+  g_mutex_unlock (&store->lock);
+  return rc == SQLITE_DONE;
+}
+
+char *
+tocsin_relay_store_dup_meta (TocsinRelayStore *store,
+                             const char       *key)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  char *value = NULL;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT value FROM meta WHERE key = ?", NULL);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_text (stmt, 1, key, -1, SQLITE_STATIC);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        value = g_strdup (column_text (stmt, 0));
+    }
+  g_mutex_unlock (&store->lock);
+  return value;
 }
 
 /* ---- replay ---- */

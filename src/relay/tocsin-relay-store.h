@@ -24,6 +24,7 @@ typedef struct
   gint64          created_at;   /* unix seconds */
   gint64          last_id;      /* newest message id in this channel (0: none yet) */
   gboolean        direct;       /* a direct inbox: trigger_token is its Direct key (/d/) */
+  char           *email_token;  /* local part of its address, lowercase (the email trigger) */
   gint            ref_count;
   /* Signed webhooks (tocsin-relay-signature.h): "" when off. The secret is the relay's own copy,
    * never shown again after it was set, never logged. */
@@ -45,6 +46,9 @@ void                tocsin_relay_store_free  (TocsinRelayStore *store);
 TocsinRelayChannel *tocsin_relay_store_find_by_trigger   (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_id        (TocsinRelayStore *store, gint64 id);
+/* @token: the local part of a recipient address, lowercased by the caller. */
+TocsinRelayChannel *tocsin_relay_store_find_by_email     (TocsinRelayStore *store,
+                                                          const char       *token);
 
 /* Replay: calls @func for each retained message of @channel_id with an id greater than
  * @after_id (-1: everything retained), in id order, with the encoded message object
@@ -183,6 +187,10 @@ TocsinRelayChannel *tocsin_relay_store_rotate_trigger   (TocsinRelayStore *store
 TocsinRelayChannel *tocsin_relay_store_rotate_subscribe (TocsinRelayStore *store,
                                                          gint64            id,
                                                          GError          **error);
+/* New email address (its token); mail to the old one is refused at once. */
+TocsinRelayChannel *tocsin_relay_store_rotate_email     (TocsinRelayStore *store,
+                                                         gint64            id,
+                                                         GError          **error);
 /* Deletes the channel, its retained messages and dedup keys. */
 gboolean            tocsin_relay_store_delete_channel   (TocsinRelayStore *store,
                                                          gint64            id,
@@ -207,6 +215,13 @@ gboolean            tocsin_relay_store_set_public_url   (TocsinRelayStore *store
                                                          const char       *public_url,
                                                          GError          **error);
 char               *tocsin_relay_store_dup_public_url   (TocsinRelayStore *store);
+/* The same for other settings the serve command records for the command line ("mail_domain"). */
+gboolean            tocsin_relay_store_set_meta         (TocsinRelayStore *store,
+                                                         const char       *key,
+                                                         const char       *value,
+                                                         GError          **error);
+char               *tocsin_relay_store_dup_meta         (TocsinRelayStore *store,
+                                                         const char       *key);
 
 /* Who is connected to @channel_id, from every live server process on this data dir:
  * [{"kind","peer","connectedAt"}]. */

@@ -33,6 +33,8 @@ typedef struct
   GStrv     cors_origins;        /* pages that may use the token URLs: "*" or origins */
   GStrv     owner_cors_origins;  /* pages of other origins that may use the owner API */
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
+  char     *mail_domain;         /* the email trigger's addresses are @ this; NULL: the host name */
+  gsize     max_mail;            /* bytes of one mail (SMTP SIZE and DATA); default 1 MiB */
 } TocsinRelayConfig;
 
 typedef struct
