@@ -1362,6 +1362,21 @@ ntfy_reply_error (SoupServerMessage *msg,
 }
 
 /* ntfy's message object, as it stored what the sender sent. */
+/* What Tocsin's own answer says beyond the service's object (docs/api.md): a condition that
+ * filtered it, a redelivery, a dropped link, and how many subscribers were online. */
+static void
+add_tocsin_members (JsonObject                     *reply,
+                    const TocsinRelayIngestOutcome *outcome)
+{
+  if (outcome->filtered)
+    json_object_set_boolean_member (reply, "filtered", TRUE);
+  if (outcome->duplicate)
+    json_object_set_boolean_member (reply, "duplicate", TRUE);
+  if (outcome->rendered->link_dropped)
+    json_object_set_string_member (reply, "linkDropped", outcome->rendered->link_dropped);
+  json_object_set_int_member (reply, "subscribers", outcome->subscribers);
+}
+
 static void
 ntfy_reply_done (SoupServerMessage              *msg,
                  const TocsinRelayIngestOutcome *outcome,
@@ -1392,12 +1407,7 @@ ntfy_reply_done (SoupServerMessage              *msg,
   if (request->markdown)
     json_object_set_string_member (reply, "content_type", "text/markdown");
   /* Beyond ntfy's object: what Tocsin's own answer would add (docs/api.md). */
-  if (outcome->filtered)
-    json_object_set_boolean_member (reply, "filtered", TRUE);
-  if (outcome->duplicate)
-    json_object_set_boolean_member (reply, "duplicate", TRUE);
-  if (outcome->rendered->link_dropped)
-    json_object_set_string_member (reply, "linkDropped", outcome->rendered->link_dropped);
+  add_tocsin_members (reply, outcome);
   tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
 }
 
@@ -1443,12 +1453,7 @@ gotify_reply_done (SoupServerMessage              *msg,
     json_object_set_object_member (reply, "extras", json_object_ref (request->extras));
   when = tocsin_format_time_ms (outcome->time_ms);
   json_object_set_string_member (reply, "date", when);
-  if (outcome->filtered)
-    json_object_set_boolean_member (reply, "filtered", TRUE);
-  if (outcome->duplicate)
-    json_object_set_boolean_member (reply, "duplicate", TRUE);
-  if (outcome->rendered->link_dropped)
-    json_object_set_string_member (reply, "linkDropped", outcome->rendered->link_dropped);
+  add_tocsin_members (reply, outcome);
   tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
 }
 
