@@ -364,6 +364,97 @@ owned_loaded_cb (GObject      *object,
     tocsin_window_owned_channels_changed (TOCSIN_WINDOW (window));
 }
 
+/* ---- subscribing this desktop -------------------------------------------------------- */
+
+typedef struct
+{
+  char             *name;
+  TocsinNotifyType  type;
+  char             *error_format;
+} SelfSubscribe;
+
+static void
+self_subscribe_free (SelfSubscribe *data)
+{
+  g_free (data->name);
+  g_free (data->error_format);
+  g_free (data);
+}
+
+static void
+self_subscribe_failed (SelfSubscribe *data,
+                       const GError  *error)
+{
+  GApplication *app = g_application_get_default ();
+  GtkWindow *window = GTK_IS_APPLICATION (app)
+                      ? gtk_application_get_active_window (GTK_APPLICATION (app)) : NULL;
+  g_autoptr(GString) text = g_string_new (data->error_format);
+
+  g_string_replace (text, "%s", error->message, 1);
+  if (TOCSIN_IS_WINDOW (window))
+    tocsin_window_show_error (TOCSIN_WINDOW (window), text->str);
+  else
+    g_message ("%s", text->str);
+}
+
+static void
+self_subscribed_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  SelfSubscribe *data = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinSubscription) subscription = NULL;
+
+  subscription = tocsin_client_subscribe_finish (TOCSIN_CLIENT (object), result, &error);
+  if (subscription == NULL)
+    self_subscribe_failed (data, error);
+  self_subscribe_free (data);
+}
+
+static void
+self_info_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  SelfSubscribe *data = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinSubscription) subscription = NULL;
+
+  subscription = tocsin_client_fetch_channel_info_finish (TOCSIN_CLIENT (object), result, NULL,
+                                                          &error);
+  if (subscription == NULL)
+    {
+      self_subscribe_failed (data, error);
+      self_subscribe_free (data);
+      return;
+    }
+  if (data->name != NULL)
+    tocsin_subscription_set_name (subscription, data->name);
+  tocsin_subscription_set_notify_type (subscription, data->type);
+  tocsin_client_subscribe_async (TOCSIN_CLIENT (object), subscription, NULL, self_subscribed_cb,
+                                 data);
+}
+
+void
+tocsin_application_subscribe_self (TocsinApplication *self,
+                                   const char        *subscribe_url,
+                                   const char        *name,
+                                   TocsinNotifyType   type,
+                                   const char        *error_format)
+{
+  SelfSubscribe *data;
+
+  g_return_if_fail (TOCSIN_IS_APPLICATION (self));
+  g_return_if_fail (subscribe_url != NULL && error_format != NULL);
+
+  data = g_new0 (SelfSubscribe, 1);
+  data->name = g_strdup (name);
+  data->type = type;
+  data->error_format = g_strdup (error_format);
+  tocsin_client_fetch_channel_info_async (self->client, subscribe_url, NULL, self_info_cb, data);
+}
+
 void
 tocsin_application_reload_owned_channels (TocsinApplication *self)
 {

@@ -27,6 +27,15 @@ const TocsinOwnedChannel *tocsin_application_find_owned_channel (TocsinApplicati
 const TocsinOwnedChannel *tocsin_application_find_direct_inbox (TocsinApplication *self);
 /* Re-reads the owned channels from the history (after create, rotate, delete). */
 void               tocsin_application_reload_owned_channels (TocsinApplication *self);
+/* Subscribes this desktop to @subscribe_url (a channel or Direct inbox the user just made),
+ * under @name (NULL: the channel's) ringing as @type. Not tied to the window that asked: a
+ * failure is said in the main window (or the log) as @error_format (translated, one %s for the
+ * reason). */
+void               tocsin_application_subscribe_self (TocsinApplication *self,
+                                                      const char        *subscribe_url,
+                                                      const char        *name,
+                                                      TocsinNotifyType   type,
+                                                      const char        *error_format);
 
 /* Whether autostart goes through org.freedesktop.portal.Background (set at startup from
  * /.flatpak-info; tests set it to play a sandbox). */

@@ -455,62 +455,14 @@ show_urls (TocsinChannelEditor *self)
 
 /* ---- subscribe the owner -------------------------------------------------------------- */
 
-/* The editor may be closed by now: say it in the main window, where the channel would show. */
-static void
-report_self_subscribe_error (const GError *error)
-{
-  GApplication *app = g_application_get_default ();
-  GtkWindow *window = GTK_IS_APPLICATION (app)
-                      ? gtk_application_get_active_window (GTK_APPLICATION (app)) : NULL;
-  g_autofree char *text = g_strdup_printf (_("You were not subscribed to the new channel: %s"),
-                                           error->message);
-
-  if (TOCSIN_IS_WINDOW (window))
-    tocsin_window_show_error (TOCSIN_WINDOW (window), text);
-  else
-    g_message ("%s", text);
-}
-
-static void
-self_subscribed_cb (GObject      *object,
-                    GAsyncResult *result,
-                    gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinSubscription) subscription = NULL;
-
-  subscription = tocsin_client_subscribe_finish (TOCSIN_CLIENT (object), result, &error);
-  if (subscription == NULL)
-    report_self_subscribe_error (error);
-}
-
-static void
-self_info_cb (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinSubscription) subscription = NULL;
-
-  subscription = tocsin_client_fetch_channel_info_finish (TOCSIN_CLIENT (object), result, NULL,
-                                                          &error);
-  if (subscription == NULL)
-    {
-      report_self_subscribe_error (error);
-      return;
-    }
-  tocsin_client_subscribe_async (TOCSIN_CLIENT (object), subscription, NULL, self_subscribed_cb,
-                                 NULL);
-}
-
 /* The creator wants to see what the channel sends, so subscribe them right away. Not tied to
  * the editor's lifetime: closing the editor must not lose the subscription. */
 static void
 subscribe_owner (TocsinChannelEditor *self,
                  const char          *subscribe_url)
 {
-  tocsin_client_fetch_channel_info_async (tocsin_application_get_client (self->app),
-                                          subscribe_url, NULL, self_info_cb, NULL);
+  tocsin_application_subscribe_self (self->app, subscribe_url, NULL, TOCSIN_NOTIFY_TYPE_NORMAL,
+                                     _("You were not subscribed to the new channel: %s"));
 }
 
 /* ---- save / create -------------------------------------------------------------------- */

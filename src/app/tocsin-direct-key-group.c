@@ -142,58 +142,6 @@ copy_clicked_cb (GtkButton *button,
     toast (TOCSIN_DIRECT_KEY_GROUP (group), _("Copied"));
 }
 
-/* ---- this desktop subscribes to its inbox --------------------------------------------- */
-
-/* Not tied to the group's lifetime: closing Preferences must not lose the subscription. */
-static void
-report_subscribe_error (const GError *error)
-{
-  TocsinApplication *app = get_app ();
-  GtkWindow *window = app ? gtk_application_get_active_window (GTK_APPLICATION (app)) : NULL;
-  g_autofree char *text = g_strdup_printf (_("This desktop was not subscribed to your Direct "
-                                             "key: %s"), error->message);
-
-  if (TOCSIN_IS_WINDOW (window))
-    tocsin_window_show_error (TOCSIN_WINDOW (window), text);
-  else
-    g_message ("%s", text);
-}
-
-static void
-subscribed_cb (GObject      *object,
-               GAsyncResult *result,
-               gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinSubscription) subscription = NULL;
-
-  subscription = tocsin_client_subscribe_finish (TOCSIN_CLIENT (object), result, &error);
-  if (subscription == NULL)
-    report_subscribe_error (error);
-}
-
-static void
-info_cb (GObject      *object,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(TocsinSubscription) subscription = NULL;
-
-  subscription = tocsin_client_fetch_channel_info_finish (TOCSIN_CLIENT (object), result, NULL,
-                                                          &error);
-  if (subscription == NULL)
-    {
-      report_subscribe_error (error);
-      return;
-    }
-  /* Records show under this name; Direct rings time-sensitive unless a message says otherwise. */
-  tocsin_subscription_set_name (subscription, _("Direct"));
-  tocsin_subscription_set_notify_type (subscription, TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE);
-  tocsin_client_subscribe_async (TOCSIN_CLIENT (object), subscription, NULL, subscribed_cb,
-                                 NULL);
-}
-
 /* ---- create ------------------------------------------------------------------------- */
 
 static void
@@ -220,8 +168,12 @@ created_cb (GObject      *object,
   self->inbox = inbox;
   if (app != NULL)
     {
-      tocsin_client_fetch_channel_info_async (tocsin_application_get_client (app),
-                                              inbox->subscribe_url, NULL, info_cb, NULL);
+      /* Records show under this name; Direct rings time-sensitive unless a message says
+       * otherwise. Not tied to the group's lifetime: closing Preferences keeps it. */
+      tocsin_application_subscribe_self (app, inbox->subscribe_url, _("Direct"),
+                                         TOCSIN_NOTIFY_TYPE_TIME_SENSITIVE,
+                                         _("This desktop was not subscribed to your Direct key: "
+                                           "%s"));
       tocsin_application_reload_owned_channels (app);
     }
   update (self);
