@@ -134,6 +134,11 @@ decode_app_frame (const char *data,
     case TOCSIN_FRAME_CLOSED:
       check (frame->channel_id > 0 && frame->reason != NULL, "closed names a channel");
       break;
+    case TOCSIN_FRAME_ACKNOWLEDGED:
+      check (frame->channel_id > 0 && frame->message_id > 0 && frame->by != NULL &&
+             g_utf8_strlen (frame->by, -1) <= TOCSIN_PROTOCOL_MAX_ACK_NAME,
+             "an acknowledgement names a channel, a message and who, briefly");
+      break;
     case TOCSIN_FRAME_UNKNOWN:
       break;
     }
