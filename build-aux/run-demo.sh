@@ -89,9 +89,17 @@ app_pid=$!
 
 # The window is open once the app owns its name; then subscribe through it, and wait until the
 # subscription is saved (a second `tocsin` hands its command line to the first).
-if ! gdbus wait --session --timeout 20 "$app_id" 2>/dev/null; then
+# A slow start (a sanitizer build, a busy machine) gets more time: subscribing before the window
+# owns the name would make the subscribing `tocsin` the app itself.
+waited=0
+until gdbus wait --session --timeout 10 "$app_id" 2>/dev/null; do
   kill -0 "$app_pid" 2>/dev/null || { echo "The app did not start." >&2; exit 1; }
-fi
+  waited=$((waited + 10))
+  if [ "$waited" -ge 120 ]; then
+    echo "The app did not open its window within two minutes." >&2
+    exit 1
+  fi
+done
 if ! "$app" --gapplication-app-id="$app_id" --subscribe="$subscribe"; then
   echo "The app could not subscribe to the demo channel." >&2
   exit 1

@@ -65,7 +65,7 @@ window_answered_cb (TocsinCallWindow *window,
   if (!acknowledged)
     return;
   /* At most TOCSIN_PROTOCOL_MAX_ACK_NAME characters: the relay refuses longer names. */
-  name = g_utf8_substring (own_name (), 0, 64);
+  name = g_utf8_substring (own_name (), 0, MIN (g_utf8_strlen (own_name (), -1), 64));
   tocsin_call_window_set_ack_sent (window, tocsin_client_acknowledge (self->client, record,
                                                                       name));
   tocsin_client_mark_read (self->client, tocsin_record_get_id (record), TRUE);
