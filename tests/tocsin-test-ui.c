@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <adwaita.h>
 #include <glib/gstdio.h>
 #include <gdk/x11/gdkx.h>
 
@@ -145,6 +146,10 @@ tocsin_test_ui_widget_text (GtkWidget *widget)
     return gtk_label_get_text (GTK_LABEL (widget));
   if (GTK_IS_BUTTON (widget))
     return gtk_button_get_label (GTK_BUTTON (widget));
+  if (ADW_IS_PREFERENCES_ROW (widget))
+    return adw_preferences_row_get_title (ADW_PREFERENCES_ROW (widget));
+  if (ADW_IS_PREFERENCES_GROUP (widget))
+    return adw_preferences_group_get_title (ADW_PREFERENCES_GROUP (widget));
   return NULL;
 }
 

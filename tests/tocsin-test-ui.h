@@ -57,7 +57,7 @@ TocsinWindow *tocsin_test_ui_app_window       (TocsinApplication *app);
 
 /* ---- what is on screen ---------------------------------------------------------------- */
 
-/* A label's text, a button's label, or NULL. */
+/* A label's text, a button's label, a preferences row's or group's title, or NULL. */
 const char *tocsin_test_ui_widget_text     (GtkWidget  *widget);
 /* A visible toplevel of @type (or a subtype), or NULL. */
 GtkWindow  *tocsin_test_ui_find_toplevel   (GType       type);
