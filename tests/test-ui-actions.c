@@ -234,8 +234,9 @@ open_editor (void)
   return GTK_WIDGET (editor);
 }
 
-static gboolean
-has_subscription_with_url (const char *url)
+/* The subscription (borrowed) whose subscribe link is @url, or NULL. */
+static TocsinSubscription *
+subscription_with_url (const char *url)
 {
   GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
 
@@ -246,9 +247,9 @@ has_subscription_with_url (const char *url)
                                               tocsin_subscription_get_token (sub), NULL);
 
       if (g_strcmp0 (sub_url, url) == 0)
-        return TRUE;
+        return sub;
     }
-  return FALSE;
+  return NULL;
 }
 
 static gboolean
@@ -312,24 +313,6 @@ test_editor_deep_sample (void)
                                                  "The sample must be a JSON object")
                      != NULL);
   gtk_window_destroy (GTK_WINDOW (editor));
-}
-
-/* The subscription (borrowed) whose subscribe link is @url, or NULL. */
-static TocsinSubscription *
-subscription_with_url (const char *url)
-{
-  GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
-
-  for (guint i = 0; i < g_list_model_get_n_items (subs); i++)
-    {
-      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (subs, i);
-      g_autofree char *sub_url = g_strconcat (tocsin_subscription_get_relay_url (sub), "/s/",
-                                              tocsin_subscription_get_token (sub), NULL);
-
-      if (g_strcmp0 (sub_url, url) == 0)
-        return sub;
-    }
-  return NULL;
 }
 
 /* The visible combo row under @root titled @title. */
@@ -504,7 +487,7 @@ test_editor_edit_rotate_delete (void)
   gtk_window_destroy (GTK_WINDOW (editor));
 
   TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client))
-                     == n_subs + 1 && has_subscription_with_url (old_subscribe));
+                     == n_subs + 1 && subscription_with_url (old_subscribe) != NULL);
   {
     TocsinSubscription *sub = NULL;
     GListModel *subs = tocsin_client_get_subscriptions (client);
@@ -585,8 +568,8 @@ test_editor_edit_rotate_delete (void)
   new_subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_cmpuint (subscribe_info (old_subscribe), ==, 404);
   g_assert_cmpuint (subscribe_info (new_subscribe), ==, 200);
-  TOCSIN_WAIT_UNTIL (has_subscription_with_url (new_subscribe)
-                     && !has_subscription_with_url (old_subscribe));
+  TOCSIN_WAIT_UNTIL (subscription_with_url (new_subscribe) != NULL
+                     && subscription_with_url (old_subscribe) == NULL);
   {
     TocsinSubscription *sub = tocsin_client_find_subscription (client, fx.relay->base_url,
                                                                channel_id);

@@ -23,16 +23,6 @@ static TocsinTestRelay   *relay;
 static TocsinApplication *app;
 static TocsinWindow      *window;
 
-/* What has focus is not part of the picture. */
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  if (GTK_IS_WINDOW (widget))
-    gtk_window_set_focus (GTK_WINDOW (widget), NULL);
-  tocsin_test_ui_save_screenshot (widget, name);
-}
-
 static GtkWidget *
 find_with_class (GtkWidget  *root,
                  const char *css_class)
@@ -84,7 +74,7 @@ test_create_signed (void)
   adw_combo_row_set_selected (ADW_COMBO_ROW (combo), 2);   /* GitHub */
   secret_row = tocsin_test_ui_find_widget (editor, ADW_TYPE_PASSWORD_ENTRY_ROW, "Signing secret");
   g_assert_nonnull (secret_row);
-  save_screenshot (editor, "ui-editor-signature.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-editor-signature.png");
 
   /* Saved with the secret left empty: the relay makes one, shown once on the created page. */
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
@@ -97,7 +87,7 @@ test_create_signed (void)
   url_label = tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, prefix);
   g_assert_nonnull (url_label);
   webhook = g_strdup (gtk_label_get_text (GTK_LABEL (url_label)));
-  save_screenshot (editor, "ui-editor-signing-secret.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-editor-signing-secret.png");
 
   /* The secret works as GitHub uses it; an unsigned webhook is refused. */
   hex = g_compute_hmac_for_string (G_CHECKSUM_SHA256, (const guchar *) secret, strlen (secret),
@@ -182,7 +172,7 @@ test_pause_and_recent (void)
   g_assert_nonnull (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "delivered to"));
   g_assert_nonnull (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "HTTP 423"));
   g_assert_null (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "No webhooks yet"));
-  save_screenshot (recent, "ui-editor-recent-webhooks.png");
+  tocsin_test_ui_save_unfocused_screenshot (recent, "ui-editor-recent-webhooks.png");
 
   /* Resumed: it rings again (until the save lands, webhooks still get 423 and ring nothing). */
   gtk_switch_set_active (GTK_SWITCH (paused), FALSE);

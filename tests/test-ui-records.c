@@ -475,7 +475,7 @@ test_details (void)
   TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert link")) != NULL);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
   TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
-                      (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL);
   gtk_window_set_default_size (details, 520, 900);
   tocsin_test_ui_wait_for_frames (GTK_WIDGET (details), 2);
 
@@ -656,7 +656,7 @@ test_markdown (void)
   /* Record Details renders it too, and its copy button copies the Markdown as sent. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
   TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
-                      (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL);
   gtk_window_set_default_size (details, 520, 900);
   tocsin_test_ui_wait_for_frames (GTK_WIDGET (details), 2);
   details_body = find_styled (GTK_WIDGET (details), "record-markdown");
@@ -793,7 +793,7 @@ test_subscribe_dialog_focus (void)
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.subscribe", NULL));
   TOCSIN_WAIT_UNTIL ((dialog = tocsin_test_ui_find_toplevel
-                      (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+                                 (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
   tocsin_test_ui_wait_for_frames (GTK_WIDGET (dialog), 2);
   focus = gtk_root_get_focus (GTK_ROOT (dialog));
   g_assert_nonnull (focus);

@@ -36,16 +36,6 @@ static Fixture fx;
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-/* What has focus is not part of the picture (a focused selectable label is all selected). */
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  if (GTK_IS_WINDOW (widget))
-    gtk_window_set_focus (GTK_WINDOW (widget), NULL);
-  tocsin_test_ui_save_screenshot (widget, name);
-}
-
 /* Depth-first search for a widget of @type whose label-ish text contains @text (NULL: any).
  * Unlike tocsin_test_ui_find_widget(), it also looks inside hidden widgets (only the match must
  * be visible itself): this file's tests were written against that. */
@@ -160,7 +150,7 @@ test_empty_state (void)
   g_assert_nonnull (find_widget (status_page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
   g_assert_nonnull (find_widget (status_page, GTK_TYPE_BUTTON, "Create a Channel"));
 
-  save_screenshot (GTK_WIDGET (fx.window), "ui-empty-state.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-empty-state.png");
 }
 
 static void
@@ -216,7 +206,7 @@ test_record_with_link (void)
   g_assert_true (find_widget (GTK_WIDGET (row), GTK_TYPE_BOX, NULL) != NULL);
   g_assert_true (gtk_widget_has_css_class (gtk_widget_get_first_child (GTK_WIDGET (row)), "unread"));
 
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-with-links.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-records-with-links.png");
 }
 
 static void
@@ -367,7 +357,7 @@ test_editor_template_error (void)
   g_assert_nonnull (strstr (error, "column"));
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, error));
 
-  save_screenshot (editor, "ui-channel-editor-template-error.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-channel-editor-template-error.png");
 
   /* Fixing it clears the error. */
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", "CPU at {{cpu_usage}}%");
@@ -485,7 +475,7 @@ test_dark_mode (void)
 
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_DARK);
   TOCSIN_WAIT_UNTIL (adw_style_manager_get_dark (style));
-  save_screenshot (GTK_WIDGET (fx.window), "ui-dark-mode.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-dark-mode.png");
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_DEFAULT);
 }
 
@@ -537,7 +527,7 @@ test_create_channel (void)
       g_assert_cmpstr (g_value_get_string (&value), ==, gtk_label_get_text (GTK_LABEL (email)));
     }
   }
-  save_screenshot (editor, "ui-channel-created.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-channel-created.png");
 
   /* The creator is subscribed to it. */
   TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client)) == 2);
@@ -563,7 +553,8 @@ test_create_channel (void)
     g_assert_nonnull (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)),
                               "Ring the webhook of “Deploys”"));
     g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (curl)), prefix));
-    save_screenshot (GTK_WIDGET (fx.window), "ui-channel-waiting-curl.png");
+    tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window),
+                                              "ui-channel-waiting-curl.png");
     g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
   }
 }
@@ -584,7 +575,7 @@ test_relay_offline (void)
     g_test_message ("relay state: %s", text);
     g_assert_true (g_str_has_suffix (text, " s") || strstr (text, " s (") != NULL);
   }
-  save_screenshot (window, "ui-relay-offline.png");
+  tocsin_test_ui_save_unfocused_screenshot (window, "ui-relay-offline.png");
 }
 
 static void

@@ -351,3 +351,13 @@ tocsin_test_ui_save_screenshot (GtkWidget  *widget,
   g_assert_true (gdk_texture_save_to_png (texture, path));
   g_test_message ("screenshot: %s (%dx%d)", path, width, height);
 }
+
+void
+tocsin_test_ui_save_unfocused_screenshot (GtkWidget  *widget,
+                                          const char *name)
+{
+  /* What has focus is not part of the picture (a focused selectable label is all selected). */
+  if (GTK_IS_WINDOW (widget))
+    gtk_window_set_focus (GTK_WINDOW (widget), NULL);
+  tocsin_test_ui_save_screenshot (widget, name);
+}

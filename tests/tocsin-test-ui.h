@@ -95,5 +95,8 @@ char       *tocsin_test_ui_screenshot_path (const char *name);
  * tocsin_test_ui_screenshot_path (@name), for a person to look at. */
 void        tocsin_test_ui_save_screenshot (GtkWidget  *widget,
                                             const char *name);
+/* The same, with the focus taken from @widget first when it is a window. */
+void        tocsin_test_ui_save_unfocused_screenshot (GtkWidget  *widget,
+                                                      const char *name);
 
 G_END_DECLS
