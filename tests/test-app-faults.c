@@ -28,6 +28,7 @@
 #include "tocsin-application.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 /* The app's XDG_DATA_HOME: a tmpfs mounted before GLib reads the variable. */
@@ -68,14 +69,6 @@ fill_up (const char *dir)
 }
 
 static void
-store_result (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
 ring (TocsinTestRelay *relay,
       JsonObject      *channel,
       guint            n)
@@ -102,13 +95,13 @@ subscribe (TocsinClient *client,
   tocsin_client_fetch_channel_info_async (client,
                                           json_object_get_string_member (channel,
                                                                          "subscribe_url"),
-                                          NULL, store_result, &result);
+                                          NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
   g_assert_no_error (error);
   g_clear_object (&result);
   tocsin_subscription_set_cursor (fetched, 0);
-  tocsin_client_subscribe_async (client, fetched, NULL, store_result, &result);
+  tocsin_client_subscribe_async (client, fetched, NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   sub = tocsin_client_subscribe_finish (client, result, &error);
   g_assert_no_error (error);
@@ -135,7 +128,7 @@ stored_titles (TocsinHistory *history)
   g_autoptr(GError) error = NULL;
   g_autoptr(GString) titles = g_string_new (NULL);
 
-  tocsin_history_query_async (history, NULL, 0, 1000, NULL, store_result, &result);
+  tocsin_history_query_async (history, NULL, 0, 1000, NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   records = tocsin_history_query_finish (history, result, &error);
   g_assert_no_error (error);
@@ -203,66 +196,6 @@ start_client (const char     *db_path,
 
 /* ---- the window ----------------------------------------------------------------------- */
 
-/* A mapped label whose text contains @text, under @root. */
-static GtkWidget *
-find_mapped_label (GtkWidget  *root,
-                   const char *text)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (GTK_IS_LABEL (child) && gtk_widget_get_mapped (child) &&
-          strstr (gtk_label_get_text (GTK_LABEL (child)), text) != NULL)
-        return child;
-      if ((found = find_mapped_label (child, text)))
-        return found;
-    }
-  return NULL;
-}
-
-static gboolean
-tick_cb (GtkWidget     *widget,
-         GdkFrameClock *clock,
-         gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  guint ticks = 0;
-  guint id;
-  int width, height;
-
-  g_mkdir_with_parents (dir, 0755);
-  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
-  gtk_widget_queue_draw (widget);
-  TOCSIN_WAIT_UNTIL (ticks >= 3);
-  gtk_widget_remove_tick_callback (widget, id);
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
-                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
-
 /* The rows the records view has (loaded or not). */
 static guint
 n_records (TocsinWindow *window)
@@ -315,7 +248,8 @@ test_window_disk_full (void)
   sub = subscribe (client, channel);
   ring (relay, channel, 1);
   TOCSIN_WAIT_UNTIL (n_records (window) == 1);
-  g_assert_null (find_mapped_label (GTK_WIDGET (window), "can’t be saved"));
+  g_assert_null (tocsin_test_ui_find_mapped_widget (GTK_WIDGET (window), GTK_TYPE_LABEL,
+                                                    "can’t be saved"));
 
   /* The disk fills up; two webhooks come in. */
   filler = fill_up (data_mount);
@@ -326,9 +260,11 @@ test_window_disk_full (void)
   TOCSIN_WAIT_UNTIL (tocsin_test_notify_count (NULL, "Alert 3", NULL) == 1);
   g_assert_cmpuint (tocsin_test_notify_count (NULL, "Alert 2", NULL), ==, 1);
   /* ...the window says why, in words... */
-  TOCSIN_WAIT_UNTIL ((banner = find_mapped_label (GTK_WIDGET (window), DISK_FULL_TEXT)) != NULL);
+  TOCSIN_WAIT_UNTIL ((banner = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (window),
+                                                                  GTK_TYPE_LABEL,
+                                                                  DISK_FULL_TEXT)) != NULL);
   g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (banner)), data_mount));
-  save_screenshot (GTK_WIDGET (window), "app-faults-disk-full.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (window), "app-faults-disk-full.png");
   /* ...and it goes on working: still connected, still answering what the user does. */
   g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window)));
   g_assert_cmpint (tocsin_connection_get_state (tocsin_client_get_connection (client,
@@ -345,7 +281,8 @@ test_window_disk_full (void)
   g_assert_cmpint (g_remove (filler), ==, 0);
   ring (relay, channel, 4);
   TOCSIN_WAIT_UNTIL (n_records (window) == 4);
-  TOCSIN_WAIT_UNTIL (find_mapped_label (GTK_WIDGET (window), "can’t be saved") == NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_mapped_widget (GTK_WIDGET (window), GTK_TYPE_LABEL,
+                                                        "can’t be saved") == NULL);
   g_assert_null (tocsin_history_get_write_error (history));
   titles = stored_titles (history);
   g_assert_cmpstr (titles, ==, "Alert 1,Alert 2,Alert 3,Alert 4");

@@ -18,6 +18,7 @@
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 #define ROWS 4
@@ -150,17 +151,6 @@ run_walker (const char *first_arg,
   g_assert_true (ok);
 }
 
-static GtkWindow *
-find_toplevel (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
-      return l->data;
-  return NULL;
-}
-
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static void
@@ -185,7 +175,8 @@ test_subscribe_dialog (void)
   GtkWindow *dialog = NULL;
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.subscribe", NULL));
-  TOCSIN_WAIT_UNTIL ((dialog = find_toplevel (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((dialog = tocsin_test_ui_find_toplevel
+                                 (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
   run_walker ("--window", gtk_window_get_title (dialog), NULL);
   gtk_window_destroy (dialog);
 }
@@ -196,7 +187,8 @@ test_preferences (void)
   GtkWindow *prefs = NULL;
 
   g_action_group_activate_action (G_ACTION_GROUP (fx.app), "preferences", NULL);
-  TOCSIN_WAIT_UNTIL ((prefs = find_toplevel (g_type_from_name ("TocsinPreferencesWindow")))
+  TOCSIN_WAIT_UNTIL ((prefs = tocsin_test_ui_find_toplevel
+                                (g_type_from_name ("TocsinPreferencesWindow")))
                      != NULL);
   run_walker ("--window", gtk_window_get_title (prefs), NULL);
   gtk_window_destroy (prefs);
@@ -278,49 +270,22 @@ test_hover_keeps_channel (void)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-static void
-async_done (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(TocsinSubscription) fetched = NULL;
   g_autoptr(TocsinSubscription) subscription = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   TocsinClient *client;
   int status;
 
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-a11y");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check () || !GDK_IS_X11_DISPLAY (gdk_display_get_default ()))
-    {
-      g_printerr ("Needs an X display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-a11y", TOCSIN_TEST_UI_NEEDS_X11);
   if (!walker_available ())
     {
       /* build-aux/install-deps.sh installs both. */
       g_print ("1..0 # SKIP needs xdotool and /usr/bin/python3 with pyatspi (python3-pyatspi)\n");
       return 0;
     }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
 
   fx.relay = tocsin_test_relay_start (NULL, NULL);
   fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert {{n}}",
@@ -334,19 +299,7 @@ main (int   argc,
   gtk_window_set_default_size (GTK_WINDOW (fx.window), 900, 700);
 
   /* Subscribed, with a few records (one with a link). */
-  tocsin_client_fetch_channel_info_async (client,
-                                          json_object_get_string_member (fx.channel,
-                                                                         "subscribe_url"),
-                                          NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
-  g_assert_no_error (error);
-  g_clear_object (&result);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  subscription = tocsin_client_subscribe_finish (client, result, &error);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (subscription) != TOCSIN_CURSOR_NONE);
+  subscription = tocsin_test_ui_subscribe (fx.app, fx.channel, TOCSIN_NOTIFY_TYPE_NORMAL);
   for (guint i = 1; i <= ROWS + 1; i++)
     {
       const char *link = i == 1 ? "&link=https%3A%2F%2Fexample.com%2F1" : "";

@@ -17,6 +17,7 @@
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-test-tls.h"
 #include "tocsin-window.h"
 
@@ -32,8 +33,6 @@ typedef struct
 
 static Fixture fx;
 
-/* ---- the notification daemon (dbusmock) ---------------------------------------------- */
-
 static GDBusConnection *
 session_bus (void)
 {
@@ -44,211 +43,12 @@ session_bus (void)
   return bus;
 }
 
-static GVariant *
-get_calls (void)
-{
-  g_autoptr(GDBusConnection) bus = session_bus ();
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-
-  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.Notifications",
-                                       "/org/freedesktop/Notifications",
-                                       "org.freedesktop.DBus.Mock", "GetCalls", NULL,
-                                       G_VARIANT_TYPE ("(a(tsav))"), G_DBUS_CALL_FLAGS_NONE,
-                                       -1, NULL, &error);
-  g_assert_no_error (error);
-  return g_variant_get_child_value (reply, 0);
-}
-
-/* The id the daemon gave the popup with @summary (0: none yet). dbusmock numbers popups from 1
- * in order and answers replaces_id for a replacement. */
-static guint32
-notification_id (const char *summary)
-{
-  g_autoptr(GVariant) calls = get_calls ();
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-  guint32 next_id = 1, found = 0;
-
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "Notify"))
-        {
-          g_autoptr(GVariant) boxed_replaces = g_variant_get_child_value (args, 1);
-          g_autoptr(GVariant) boxed_summary = g_variant_get_child_value (args, 3);
-          g_autoptr(GVariant) replaces = g_variant_get_variant (boxed_replaces);
-          g_autoptr(GVariant) text = g_variant_get_variant (boxed_summary);
-          guint32 id = g_variant_get_uint32 (replaces);
-
-          if (id == 0)
-            id = next_id++;
-          if (g_strcmp0 (g_variant_get_string (text, NULL), summary) == 0)
-            found = id;
-        }
-      g_variant_unref (args);
-    }
-  return found;
-}
-
-static gboolean
-was_closed (guint32 id)
-{
-  g_autoptr(GVariant) calls = get_calls ();
-  GVariantIter iter;
-  const char *method;
-  GVariant *args;
-  gboolean closed = FALSE;
-
-  g_variant_iter_init (&iter, calls);
-  while (g_variant_iter_next (&iter, "(t&s@av)", NULL, &method, &args))
-    {
-      if (g_str_equal (method, "CloseNotification"))
-        {
-          g_autoptr(GVariant) boxed = g_variant_get_child_value (args, 0);
-          g_autoptr(GVariant) value = g_variant_get_variant (boxed);
-          guint64 closed_id = 0;
-
-          /* dbusmock records the argument as Python saw it: any integer type. */
-          if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT32))
-            closed_id = g_variant_get_uint32 (value);
-          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT32))
-            closed_id = (guint64) g_variant_get_int32 (value);
-          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
-            closed_id = (guint64) g_variant_get_int64 (value);
-          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
-            closed_id = g_variant_get_uint64 (value);
-          if (closed_id == id)
-            closed = TRUE;
-        }
-      g_variant_unref (args);
-    }
-  return closed;
-}
-
 /* ---- widgets -------------------------------------------------------------------------- */
-
-static const char *
-widget_text (GtkWidget *widget)
-{
-  if (GTK_IS_LABEL (widget))
-    return gtk_label_get_text (GTK_LABEL (widget));
-  if (GTK_IS_BUTTON (widget))
-    return gtk_button_get_label (GTK_BUTTON (widget));
-  return NULL;
-}
-
-/* Depth-first: a visible widget of @type whose text contains @text (NULL: any). */
-static GtkWidget *
-find_widget (GtkWidget  *root,
-             GType       type,
-             const char *text)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (!gtk_widget_get_visible (child))
-        continue;
-      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
-        {
-          const char *label = widget_text (child);
-
-          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
-            return child;
-        }
-      if ((found = find_widget (child, type, text)))
-        return found;
-    }
-  return NULL;
-}
-
-/* A mapped label whose text starts with @prefix and is not @except. */
-static GtkWidget *
-find_label_with_prefix (GtkWidget  *root,
-                        const char *prefix,
-                        const char *except)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (GTK_IS_LABEL (child) && gtk_widget_get_mapped (child))
-        {
-          const char *text = gtk_label_get_text (GTK_LABEL (child));
-
-          if (g_str_has_prefix (text, prefix) && g_strcmp0 (text, except) != 0)
-            return child;
-        }
-      if ((found = find_label_with_prefix (child, prefix, except)))
-        return found;
-    }
-  return NULL;
-}
-
-static GtkWindow *
-find_toplevel (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
-      return l->data;
-  return NULL;
-}
-
-static void
-collect_rows (GtkWidget *root,
-              GPtrArray *rows)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
-          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
-        g_ptr_array_add (rows, child);
-      else
-        collect_rows (child, rows);
-    }
-}
-
-/* The row on screen (mapped) that shows the record titled @title, or NULL. */
-static TocsinRecordRow *
-row_with_title (TocsinWindow *window,
-                const char   *title)
-{
-  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
-
-  if (window == NULL)
-    return NULL;
-  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (window)), rows);
-  for (guint i = 0; i < rows->len; i++)
-    {
-      TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
-
-      if (tocsin_record_get_loaded (record)
-          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
-        return rows->pdata[i];
-    }
-  return NULL;
-}
 
 static gboolean
 row_is_unread (TocsinRecordRow *row)
 {
   return gtk_widget_has_css_class (gtk_widget_get_first_child (GTK_WIDGET (row)), "unread");
-}
-
-static TocsinWindow *
-app_window (void)
-{
-  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (fx.app));
-
-  return TOCSIN_IS_WINDOW (window) && gtk_widget_get_visible (GTK_WIDGET (window))
-         ? TOCSIN_WINDOW (window) : NULL;
 }
 
 /* ---- the relay ------------------------------------------------------------------------ */
@@ -278,14 +78,6 @@ ring (const char *server)
   g_assert_cmpuint (http_get (path), ==, 200);
 }
 
-static void
-async_done (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* ---- tests: notifications ------------------------------------------------------------- */
 
 static void
@@ -298,25 +90,26 @@ test_click_shows_record (void)
   /* The window is closed (the app keeps running in the background)... */
   gtk_window_destroy (GTK_WINDOW (fx.window));
   fx.window = NULL;
-  TOCSIN_WAIT_UNTIL (app_window () == NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_app_window (fx.app) == NULL);
 
   /* ...when a message without a link arrives and pops up. */
   ring ("nolink");
-  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on nolink")) != 0);
+  TOCSIN_WAIT_UNTIL ((id = tocsin_test_notify_id (NULL, "Alert on nolink")) != 0);
 
   /* A click on it brings the window back and shows that record: its details open, and its
    * row is on screen. */
   tocsin_test_notify_click (NULL, id, "default");
-  TOCSIN_WAIT_UNTIL (app_window () != NULL);
-  fx.window = app_window ();
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_app_window (fx.app) != NULL);
+  fx.window = tocsin_test_ui_app_window (fx.app);
   g_assert_true (gtk_window_is_active (GTK_WINDOW (fx.window)) ||
                  gtk_widget_get_mapped (GTK_WIDGET (fx.window)));
-  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL
-                     && find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
-                                     "Alert on nolink") != NULL);
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on nolink")) != NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL
+                     && tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                    "Alert on nolink") != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert on nolink")) != NULL);
   /* Looking at it counts as reading it. */
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on nolink")) != NULL
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert on nolink")) != NULL
                      && !row_is_unread (row));
   gtk_window_destroy (details);
 }
@@ -328,19 +121,19 @@ test_mark_read_from_popup (void)
   guint32 id = 0;
 
   ring ("readme");
-  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on readme")) != 0);
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on readme")) != NULL);
+  TOCSIN_WAIT_UNTIL ((id = tocsin_test_notify_id (NULL, "Alert on readme")) != 0);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert on readme")) != NULL);
   g_assert_true (row_is_unread (row));
   g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
 
   /* "Mark as read" on the popup: the row stops standing out, and the popup goes away. */
   tocsin_test_notify_click (NULL, id, "mark-read");
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (fx.window, "Alert on readme")) != NULL
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert on readme")) != NULL
                      && tocsin_record_get_read (tocsin_record_row_get_record (row))
                      && !row_is_unread (row));
-  TOCSIN_WAIT_UNTIL (was_closed (id));
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) > 0);
   /* No window popped up for it: only the click does that. */
-  g_assert_null (find_toplevel (g_type_from_name ("TocsinRecordDetails")));
+  g_assert_null (tocsin_test_ui_find_toplevel (g_type_from_name ("TocsinRecordDetails")));
 }
 
 static void
@@ -354,7 +147,7 @@ test_click_clears_filters (void)
   /* The window shows a search that matches nothing, and unread records only. */
   g_object_set (fx.window, "unread-only", TRUE, NULL);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.search", NULL));
-  entry = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
+  entry = tocsin_test_ui_find_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
   g_assert_nonnull (entry);
   gtk_editable_set_text (GTK_EDITABLE (entry), "nothing-like-this");
   TOCSIN_WAIT_UNTIL (g_strcmp0 (tocsin_record_list_get_search (list), "nothing-like-this") == 0
@@ -363,49 +156,33 @@ test_click_clears_filters (void)
 
   /* A click on a popup shows its record anyway: whatever hid it is cleared. */
   ring ("hidden");
-  TOCSIN_WAIT_UNTIL ((id = notification_id ("Alert on hidden")) != 0);
+  TOCSIN_WAIT_UNTIL ((id = tocsin_test_notify_id (NULL, "Alert on hidden")) != 0);
   tocsin_test_notify_click (NULL, id, "default");
-  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL
-                     && find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
-                                     "Alert on hidden") != NULL);
-  TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Alert on hidden") != NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL
+                     && tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                    "Alert on hidden") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_row_with_title (fx.window, "Alert on hidden") != NULL);
   g_assert_cmpstr (tocsin_record_list_get_search (list) ? tocsin_record_list_get_search (list)
                                                       : "", ==, "");
   g_assert_false (tocsin_record_list_get_unread_only (list));
   /* The older records are back too. */
-  TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Alert on readme") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_row_with_title (fx.window, "Alert on readme") != NULL);
   gtk_window_destroy (details);
 }
 
 static void
 test_storm_summary_click (void)
 {
-  TocsinClient *client = tocsin_application_get_client (fx.app);
   TocsinRecordList *list = tocsin_window_get_record_list (fx.window);
   g_autoptr(JsonObject) storms = NULL;
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(TocsinSubscription) fetched = NULL;
-  g_autoptr(GError) error = NULL;
-  TocsinSubscription *sub;
   guint32 id = 0;
   gint64 channel_id;
 
   storms = tocsin_test_relay_create_channel (fx.relay, "Storms", "Storm {{n}}", NULL, NULL,
                                              NULL);
   channel_id = json_object_get_int_member (storms, "id");
-  tocsin_client_fetch_channel_info_async (client,
-                                          json_object_get_string_member (storms, "subscribe_url"),
-                                          NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
-  g_assert_no_error (error);
-  g_clear_object (&result);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  sub = tocsin_client_subscribe_finish (client, result, &error);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (sub) != TOCSIN_CURSOR_NONE);
-  g_object_unref (sub);
+  g_object_unref (tocsin_test_ui_subscribe (fx.app, storms, TOCSIN_NOTIFY_TYPE_NORMAL));
 
   /* Five at once become "5 new from Storms" after the first three. */
   for (guint i = 1; i <= 5; i++)
@@ -416,15 +193,15 @@ test_storm_summary_click (void)
                                                i);
       g_assert_cmpuint (http_get (path), ==, 200);
     }
-  TOCSIN_WAIT_UNTIL ((id = notification_id ("5 new from Storms")) != 0);
+  TOCSIN_WAIT_UNTIL ((id = tocsin_test_notify_id (NULL, "5 new from Storms")) != 0);
 
   /* A click on the summary shows that channel's records. */
   tocsin_test_notify_click (NULL, id, "default");
   TOCSIN_WAIT_UNTIL (tocsin_record_list_get_channel_id (list) == channel_id
                      && !tocsin_record_list_get_loading (list)
-                     && row_with_title (fx.window, "Storm 5") != NULL
-                     && row_with_title (fx.window, "Storm 1") != NULL);
-  g_assert_null (row_with_title (fx.window, "Alert on readme"));
+                     && tocsin_test_ui_row_with_title (fx.window, "Storm 5") != NULL
+                     && tocsin_test_ui_row_with_title (fx.window, "Storm 1") != NULL);
+  g_assert_null (tocsin_test_ui_row_with_title (fx.window, "Alert on readme"));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
 }
 
@@ -436,10 +213,11 @@ confirm_dialog (void)
 {
   AdwMessageDialog *dialog = NULL;
 
-  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) find_toplevel (ADW_TYPE_MESSAGE_DIALOG))
+  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) tocsin_test_ui_find_toplevel
+                                                      (ADW_TYPE_MESSAGE_DIALOG))
                      != NULL);
   adw_message_dialog_response (dialog, "confirm");
-  if (find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == GTK_WINDOW (dialog))
+  if (tocsin_test_ui_find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == GTK_WINDOW (dialog))
     gtk_window_destroy (GTK_WINDOW (dialog));
 }
 
@@ -450,14 +228,15 @@ open_editor (void)
   GType type = TOCSIN_TYPE_CHANNEL_EDITOR;
   GtkWindow *editor = NULL;
 
-  TOCSIN_WAIT_UNTIL ((editor = find_toplevel (type)) != NULL
+  TOCSIN_WAIT_UNTIL ((editor = tocsin_test_ui_find_toplevel (type)) != NULL
                      || (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.edit-channel",
                                                      NULL) && FALSE));
   return GTK_WIDGET (editor);
 }
 
-static gboolean
-has_subscription_with_url (const char *url)
+/* The subscription (borrowed) whose subscribe link is @url, or NULL. */
+static TocsinSubscription *
+subscription_with_url (const char *url)
 {
   GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
 
@@ -468,9 +247,9 @@ has_subscription_with_url (const char *url)
                                               tocsin_subscription_get_token (sub), NULL);
 
       if (g_strcmp0 (sub_url, url) == 0)
-        return TRUE;
+        return sub;
     }
-  return FALSE;
+  return NULL;
 }
 
 static gboolean
@@ -496,15 +275,17 @@ test_editor_preview_budget (void)
   gtk_window_present (GTK_WINDOW (editor));
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", sample);
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", body->str);
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL,
-                                  "The template did too much work: the body") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                                 "The template did too much work: the body")
+                     != NULL);
   /* Not also "the condition is false": the budget is the reason. */
-  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
+  g_assert_null (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
 
   /* Simplified, the preview is back. */
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", "{{s.length}}");
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "65500") != NULL);
-  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The template did too much work"));
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "65500") != NULL);
+  g_assert_null (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                             "The template did too much work"));
   gtk_window_destroy (GTK_WINDOW (editor));
 }
 
@@ -523,73 +304,15 @@ test_editor_deep_sample (void)
   editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
   gtk_window_present (GTK_WINDOW (editor));
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", deep);
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL,
-                                  "The sample is not valid JSON: The JSON is nested more than")
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                                 "The sample is not valid JSON: "
+                                                 "The JSON is nested more than")
                      != NULL);
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "sample", "[1, 2]");
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "The sample must be a JSON object")
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                                 "The sample must be a JSON object")
                      != NULL);
   gtk_window_destroy (GTK_WINDOW (editor));
-}
-
-static gboolean
-count_ticks_cb (GtkWidget     *widget,
-                GdkFrameClock *clock,
-                gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Saves what @widget shows to <build>/tests/screenshots/@name, for a person to look at. */
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GdkPaintable) paintable = gtk_widget_paintable_new (widget);
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot = gtk_snapshot_new ();
-  GskRenderNode *node;
-  guint ticks = 0;
-  guint id;
-  int width, height;
-
-  g_mkdir_with_parents (dir, 0755);
-  id = gtk_widget_add_tick_callback (widget, count_ticks_cb, &ticks, NULL);
-  gtk_widget_queue_draw (widget);
-  TOCSIN_WAIT_UNTIL (ticks >= 3);
-  gtk_widget_remove_tick_callback (widget, id);
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
-                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
-
-/* The subscription (borrowed) whose subscribe link is @url, or NULL. */
-static TocsinSubscription *
-subscription_with_url (const char *url)
-{
-  GListModel *subs = tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app));
-
-  for (guint i = 0; i < g_list_model_get_n_items (subs); i++)
-    {
-      g_autoptr(TocsinSubscription) sub = g_list_model_get_item (subs, i);
-      g_autofree char *sub_url = g_strconcat (tocsin_subscription_get_relay_url (sub), "/s/",
-                                              tocsin_subscription_get_token (sub), NULL);
-
-      if (g_strcmp0 (sub_url, url) == 0)
-        return sub;
-    }
-  return NULL;
 }
 
 /* The visible combo row under @root titled @title. */
@@ -640,7 +363,7 @@ static gboolean
 has_label (GtkWidget  *root,
            const char *text)
 {
-  GtkWidget *label = find_widget (root, GTK_TYPE_LABEL, text);
+  GtkWidget *label = tocsin_test_ui_find_widget (root, GTK_TYPE_LABEL, text);
 
   return label != NULL && g_str_equal (gtk_label_get_text (GTK_LABEL (label)), text);
 }
@@ -662,7 +385,8 @@ test_editor_preset (void)
 
   editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
   gtk_window_present (GTK_WINDOW (editor));
-  gtk_editable_set_text (GTK_EDITABLE (find_widget (editor, ADW_TYPE_ENTRY_ROW, NULL)),
+  gtk_editable_set_text (GTK_EDITABLE (tocsin_test_ui_find_widget (editor, ADW_TYPE_ENTRY_ROW,
+                                                                   NULL)),
                          fx.relay->base_url);
 
   choose_preset (editor, "Prometheus Alertmanager");
@@ -677,10 +401,10 @@ test_editor_preset (void)
   g_assert_true (has_label (editor, "http://prometheus.example.com:9090/graph?"
                                     "g0.expr=api_latency_p99+%3E+0.5&g0.tab=1"));
   /* Where to paste the webhook URL, under the row. */
-  g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "alertmanager.yml"));
+  g_assert_nonnull (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "alertmanager.yml"));
   for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
     g_assert_null (tocsin_channel_editor_get_error (TOCSIN_CHANNEL_EDITOR (editor), fields[i]));
-  save_screenshot (editor, "editor-preset-alertmanager.png");
+  tocsin_test_ui_save_screenshot (editor, "editor-preset-alertmanager.png");
 
   /* Another sender replaces the templates, and the name it gave. */
   choose_preset (editor, "GitHub");
@@ -691,8 +415,8 @@ test_editor_preset (void)
   g_assert_cmpstr (name, ==, "GitHub");
   condition = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor), "condition");
   g_assert_cmpstr (condition, ==, tocsin_preset_lookup ("github")->condition);
-  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
-  g_assert_null (find_widget (editor, GTK_TYPE_LABEL, "Not in the sample"));
+  g_assert_null (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "The condition is false"));
+  g_assert_null (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "Not in the sample"));
 
   /* "None" keeps what is written. */
   choose_preset (editor, "None: write your own");
@@ -704,13 +428,14 @@ test_editor_preset (void)
   choose_preset (editor, "Prometheus Alertmanager");
   TOCSIN_WAIT_UNTIL (has_label (editor, "[FIRING:1] HighLatency"));
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, NULL)) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (editor, webhook_prefix,
+                                                                     NULL)) != NULL);
   webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   payload_path = g_build_filename (g_getenv ("TOCSIN_SOURCE_ROOT"), "data", "presets",
                                    "alertmanager.json", NULL);
   g_file_get_contents (payload_path, &payload, NULL, &error);
   g_assert_no_error (error);
-  label = find_label_with_prefix (editor, subscribe_prefix, NULL);
+  label = tocsin_test_ui_find_label_with_prefix (editor, subscribe_prefix, NULL);
   g_assert_nonnull (label);
   subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   {
@@ -723,7 +448,7 @@ test_editor_preset (void)
     g_assert_cmpuint (tocsin_test_http (fx.relay, "POST", webhook, "application/json", payload,
                                         -1, headers, NULL, NULL), ==, 200);
   }
-  TOCSIN_WAIT_UNTIL (notification_id ("[FIRING:1] HighLatency") != 0);
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_id (NULL, "[FIRING:1] HighLatency") != 0);
   gtk_window_destroy (GTK_WINDOW (editor));
 }
 
@@ -747,20 +472,22 @@ test_editor_edit_rotate_delete (void)
   /* Create one through the editor (the creator is subscribed and keeps the owner key). */
   editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
   gtk_window_present (GTK_WINDOW (editor));
-  gtk_editable_set_text (GTK_EDITABLE (find_widget (editor, ADW_TYPE_ENTRY_ROW, NULL)),
+  gtk_editable_set_text (GTK_EDITABLE (tocsin_test_ui_find_widget (editor, ADW_TYPE_ENTRY_ROW,
+                                                                   NULL)),
                          fx.relay->base_url);
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", "Deploys");
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "title", "Deployed {{version}}");
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, NULL)) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (editor, webhook_prefix,
+                                                                     NULL)) != NULL);
   old_webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
-  label = find_label_with_prefix (editor, subscribe_prefix, NULL);
+  label = tocsin_test_ui_find_label_with_prefix (editor, subscribe_prefix, NULL);
   g_assert_nonnull (label);
   old_subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   gtk_window_destroy (GTK_WINDOW (editor));
 
   TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client))
-                     == n_subs + 1 && has_subscription_with_url (old_subscribe));
+                     == n_subs + 1 && subscription_with_url (old_subscribe) != NULL);
   {
     TocsinSubscription *sub = NULL;
     GListModel *subs = tocsin_client_get_subscriptions (client);
@@ -777,7 +504,8 @@ test_editor_edit_rotate_delete (void)
   /* ---- edit: the editor opens on the channel as the relay has it ---- */
   tocsin_window_show_channel (fx.window, fx.relay->base_url, channel_id);
   editor = open_editor ();
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (find_widget (editor, GTK_TYPE_BUTTON, "_Save")));
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (tocsin_test_ui_find_widget (editor, GTK_TYPE_BUTTON,
+                                                                           "_Save")));
   {
     g_autofree char *name = tocsin_channel_editor_get_field (TOCSIN_CHANNEL_EDITOR (editor),
                                                               "name");
@@ -792,8 +520,8 @@ test_editor_edit_rotate_delete (void)
   long_name = g_strnfill (250, 'x');
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", long_name);
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL ((label = find_widget (editor, GTK_TYPE_LABEL,
-                                           "The changes were not saved: ")) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                                          "The changes were not saved: ")) != NULL);
   g_test_message ("refused: %s", gtk_label_get_text (GTK_LABEL (label)));
   g_assert_null (strstr (gtk_label_get_text (GTK_LABEL (label)), "HTTP"));
   g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (label)), "name"));
@@ -802,9 +530,10 @@ test_editor_edit_rotate_delete (void)
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", "Deploys");
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "title",
                                    "Shipped {{version}}");
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (find_widget (editor, GTK_TYPE_BUTTON, "_Save")));
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (tocsin_test_ui_find_widget (editor, GTK_TYPE_BUTTON,
+                                                                           "_Save")));
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "Saved") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "Saved") != NULL);
   {
     g_autofree char *url = g_strconcat (old_webhook, "?version=2.0", NULL);
     g_autoptr(GBytes) response = NULL;
@@ -817,13 +546,14 @@ test_editor_edit_rotate_delete (void)
   /* ---- rotate the webhook URL: the editor shows the new one; the old one is dead ---- */
   g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-trigger", NULL));
   confirm_dialog ();
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, webhook_prefix, old_webhook))
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (editor, webhook_prefix,
+                                                                     old_webhook))
                      != NULL);
   new_webhook = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_cmpuint (http_get (old_webhook), ==, 404);
   g_assert_cmpuint (http_get (new_webhook), ==, 200);
   /* The subscribe link did not change. */
-  g_assert_nonnull (find_label_with_prefix (editor, old_subscribe, NULL));
+  g_assert_nonnull (tocsin_test_ui_find_label_with_prefix (editor, old_subscribe, NULL));
   /* The app keeps the new URL for the next time the editor opens. */
   TOCSIN_WAIT_UNTIL ((owned = tocsin_application_find_owned_channel (fx.app, fx.relay->base_url,
                                                                      channel_id)) != NULL
@@ -832,13 +562,14 @@ test_editor_edit_rotate_delete (void)
   /* ---- rotate the subscribe link: the owner's own subscription moves to the new one ---- */
   g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-subscribe", NULL));
   confirm_dialog ();
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (editor, subscribe_prefix, old_subscribe))
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (editor, subscribe_prefix,
+                                                                     old_subscribe))
                      != NULL);
   new_subscribe = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_cmpuint (subscribe_info (old_subscribe), ==, 404);
   g_assert_cmpuint (subscribe_info (new_subscribe), ==, 200);
-  TOCSIN_WAIT_UNTIL (has_subscription_with_url (new_subscribe)
-                     && !has_subscription_with_url (old_subscribe));
+  TOCSIN_WAIT_UNTIL (subscription_with_url (new_subscribe) != NULL
+                     && subscription_with_url (old_subscribe) == NULL);
   {
     TocsinSubscription *sub = tocsin_client_find_subscription (client, fx.relay->base_url,
                                                                channel_id);
@@ -850,7 +581,7 @@ test_editor_edit_rotate_delete (void)
     path = g_strconcat (new_webhook, "?version=3.0", NULL);
     g_assert_cmpuint (http_get (path), ==, 200);
     gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL);
-    TOCSIN_WAIT_UNTIL (row_with_title (fx.window, "Shipped 3.0") != NULL);
+    TOCSIN_WAIT_UNTIL (tocsin_test_ui_row_with_title (fx.window, "Shipped 3.0") != NULL);
   }
 
   /* ---- delete: confirmed, the editor closes, the relay forgets it, so does the app ---- */
@@ -863,8 +594,8 @@ test_editor_edit_rotate_delete (void)
   TOCSIN_WAIT_UNTIL (!subscribed_to_channel (channel_id));
   TOCSIN_WAIT_UNTIL (tocsin_application_find_owned_channel (fx.app, fx.relay->base_url,
                                                             channel_id) == NULL);
-  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
-                                  "Channel deleted") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                                 "Channel deleted") != NULL);
 }
 
 /* ---- tests: settings that touch files ------------------------------------------------ */
@@ -996,8 +727,8 @@ test_autostart_portal (void)
                                        NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, &error);
   g_assert_no_error (error);
   g_settings_set_boolean (settings, "autostart", TRUE);
-  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
-                                  "did not allow Tocsin to start at login") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                                 "did not allow Tocsin to start at login") != NULL);
   g_assert_cmpuint (portal_requests (bus, NULL), ==, 3);
   g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
 
@@ -1017,8 +748,8 @@ test_bad_ca_file (void)
 
   /* A CA file that cannot be read is said in the window, as a sentence naming the file. */
   g_settings_set_string (settings, "ca-file", missing);
-  TOCSIN_WAIT_UNTIL ((label = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
-                                           "could not be used")) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL,
+                                                          "could not be used")) != NULL);
   g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (label)), missing));
   g_assert_null (tocsin_client_get_tls_database (tocsin_application_get_client (fx.app)));
   g_settings_set_string (settings, "ca-file", "");
@@ -1045,14 +776,14 @@ test_ca_file_reaches_owner (void)
   TOCSIN_WAIT_UNTIL (tocsin_client_get_tls_database (tocsin_application_get_client (fx.app))
                      != NULL);
   json_object_set_string_member (fields, "name", "Behind a self-signed certificate");
-  tocsin_owner_create_channel_async (owner, relay->base_url, NULL, fields, NULL, async_done,
-                                     &result);
+  tocsin_owner_create_channel_async (owner, relay->base_url, NULL, fields, NULL,
+                                     tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   channel = tocsin_owner_create_channel_finish (owner, result, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (g_str_has_prefix (channel->webhook_url, "https://"));
   g_clear_object (&result);
-  tocsin_owner_delete_channel_async (owner, channel, NULL, async_done, &result);
+  tocsin_owner_delete_channel_async (owner, channel, NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   g_assert_true (tocsin_owner_delete_channel_finish (owner, result, &error));
   g_assert_no_error (error);
@@ -1069,34 +800,11 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(TocsinSubscription) fetched = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   TocsinClient *client;
   int status;
 
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-actions");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
-    {
-      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
-      return 1;
-    }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-actions",
+                                    TOCSIN_TEST_UI_NEEDS_NOTIFY_DAEMON);
 
   fx.relay = tocsin_test_relay_start (NULL, NULL);
   fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert on {{server}}",
@@ -1110,19 +818,7 @@ main (int   argc,
   fx.window = TOCSIN_WINDOW (tocsin_application_present_window (fx.app));
 
   /* Subscribed live, as after the subscribe dialog. */
-  tocsin_client_fetch_channel_info_async (client,
-                                          json_object_get_string_member (fx.channel,
-                                                                         "subscribe_url"),
-                                          NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
-  g_assert_no_error (error);
-  g_clear_object (&result);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fx.subscription = tocsin_client_subscribe_finish (client, result, &error);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (fx.subscription) != TOCSIN_CURSOR_NONE);
+  fx.subscription = tocsin_test_ui_subscribe (fx.app, fx.channel, TOCSIN_NOTIFY_TYPE_NORMAL);
 
   g_test_add_func ("/ui/notification/click-shows-record", test_click_shows_record);
   g_test_add_func ("/ui/notification/mark-read", test_mark_read_from_popup);

@@ -32,14 +32,6 @@ typedef struct
 
 static Fixture fx;
 
-static void
-async_done (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 static gint64
 ring (const char *server)
 {
@@ -170,35 +162,12 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(TocsinSubscription) fetched = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   g_autofree char *subscribe = NULL;
   TocsinClient *client;
   int status;
 
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-calling");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
-    {
-      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
-      return 1;
-    }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-calling",
+                                    TOCSIN_TEST_UI_NEEDS_NOTIFY_DAEMON);
 
   fx.relay = tocsin_test_relay_start (NULL, NULL);
   fx.channel = tocsin_test_relay_create_channel (fx.relay, "Prod alerts", "Alert on {{server}}",
@@ -220,21 +189,8 @@ main (int   argc,
   client = tocsin_application_get_client (fx.app);
   TOCSIN_WAIT_UNTIL (tocsin_client_get_started (client));
 
-  tocsin_client_fetch_channel_info_async (client,
-                                          json_object_get_string_member (fx.channel,
-                                                                         "subscribe_url"),
-                                          NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
-  g_assert_no_error (error);
-  g_clear_object (&result);
-  /* What the subscribe dialog's "Calling" type does. */
-  tocsin_subscription_set_notify_type (fetched, TOCSIN_NOTIFY_TYPE_CALLING);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fx.subscription = tocsin_client_subscribe_finish (client, result, &error);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (fx.subscription) != TOCSIN_CURSOR_NONE);
+  /* As the subscribe dialog's "Calling" type does. */
+  fx.subscription = tocsin_test_ui_subscribe (fx.app, fx.channel, TOCSIN_NOTIFY_TYPE_CALLING);
 
   g_test_add_func ("/ui/calling/acknowledge", test_acknowledge);
   g_test_add_func ("/ui/calling/acknowledged-elsewhere", test_acknowledged_elsewhere);

@@ -17,6 +17,7 @@
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 typedef struct
@@ -29,156 +30,13 @@ typedef struct
 
 static Fixture fx;
 
-/* ---- widgets -------------------------------------------------------------------------- */
-
-static const char *
-widget_text (GtkWidget *widget)
-{
-  if (GTK_IS_LABEL (widget))
-    return gtk_label_get_text (GTK_LABEL (widget));
-  if (GTK_IS_BUTTON (widget))
-    return gtk_button_get_label (GTK_BUTTON (widget));
-  return NULL;
-}
-
-/* Depth-first: a visible widget of @type whose text contains @text (NULL: any). */
-static GtkWidget *
-find_widget (GtkWidget  *root,
-             GType       type,
-             const char *text)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (!gtk_widget_get_visible (child))
-        continue;
-      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
-        {
-          const char *label = widget_text (child);
-
-          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
-            return child;
-        }
-      if ((found = find_widget (child, type, text)))
-        return found;
-    }
-  return NULL;
-}
-
-/* A mapped label whose text starts with @prefix and is not @except. */
-static GtkWidget *
-find_label_with_prefix (GtkWidget  *root,
-                        const char *prefix,
-                        const char *except)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (GTK_IS_LABEL (child) && gtk_widget_get_mapped (child))
-        {
-          const char *text = gtk_label_get_text (GTK_LABEL (child));
-
-          if (g_str_has_prefix (text, prefix) && g_strcmp0 (text, except) != 0)
-            return child;
-        }
-      if ((found = find_label_with_prefix (child, prefix, except)))
-        return found;
-    }
-  return NULL;
-}
-
-static GtkWindow *
-find_toplevel (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
-      return l->data;
-  return NULL;
-}
-
-static void
-collect_rows (GtkWidget *root,
-              GPtrArray *rows)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
-          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
-        g_ptr_array_add (rows, child);
-      else
-        collect_rows (child, rows);
-    }
-}
-
 /* The record of the row on screen titled @title, or NULL. */
 static TocsinRecord *
 record_on_screen (const char *title)
 {
-  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+  TocsinRecordRow *row = tocsin_test_ui_row_with_title (fx.window, title);
 
-  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
-  for (guint i = 0; i < rows->len; i++)
-    {
-      TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
-
-      if (tocsin_record_get_loaded (record)
-          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
-        return record;
-    }
-  return NULL;
-}
-
-/* ---- screenshots ---------------------------------------------------------------------- */
-
-static gboolean
-tick_cb (GtkWidget     *widget,
-         GdkFrameClock *clock,
-         gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Saves what @widget shows under <build>/tests/screenshots/@name, for a person to look at. */
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GdkPaintable) paintable = NULL;
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot;
-  GskRenderNode *node;
-  guint ticks = 0, id;
-  int width, height;
-
-  g_mkdir_with_parents (dir, 0755);
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
-  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
-  gtk_widget_queue_draw (widget);
-  TOCSIN_WAIT_UNTIL (ticks >= 3);
-  gtk_widget_remove_tick_callback (widget, id);
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  paintable = gtk_widget_paintable_new (widget);
-  snapshot = gtk_snapshot_new ();
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
-                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
+  return row ? tocsin_record_row_get_record (row) : NULL;
 }
 
 /* ---- the notification daemon ----------------------------------------------------------- */
@@ -259,22 +117,25 @@ test_create_ring_rotate (void)
 
   prefs = tocsin_preferences_window_new (GTK_WINDOW (fx.window));
   gtk_window_present (GTK_WINDOW (prefs));
-  group = find_widget (prefs, TOCSIN_TYPE_DIRECT_KEY_GROUP, NULL);
+  group = tocsin_test_ui_find_widget (prefs, TOCSIN_TYPE_DIRECT_KEY_GROUP, NULL);
   g_assert_nonnull (group);
 
   /* No key yet: name the relay, create one. */
-  gtk_editable_set_text (GTK_EDITABLE (find_widget (group, ADW_TYPE_ENTRY_ROW, NULL)),
+  gtk_editable_set_text (GTK_EDITABLE (tocsin_test_ui_find_widget (group, ADW_TYPE_ENTRY_ROW,
+                                                                   NULL)),
                          fx.relay->base_url);
-  gtk_widget_activate (find_widget (group, GTK_TYPE_BUTTON, "Direct Key"));
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (prefs, direct_prefix, NULL)) != NULL);
+  gtk_widget_activate (tocsin_test_ui_find_widget (group, GTK_TYPE_BUTTON, "Direct Key"));
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (prefs, direct_prefix,
+                                                                     NULL)) != NULL);
   old_url = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (prefs, "curl ", NULL)) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (prefs, "curl ",
+                                                                     NULL)) != NULL);
   curl_line = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_nonnull (strstr (curl_line, old_url));
   subscribe_prefix = g_strconcat ("Open this link in Tocsin on each of your other desktops: ",
                                   fx.relay->base_url, "/s/", NULL);
-  g_assert_nonnull (find_label_with_prefix (prefs, subscribe_prefix, NULL));
-  save_screenshot (group, "ui-direct-key.png");
+  g_assert_nonnull (tocsin_test_ui_find_label_with_prefix (prefs, subscribe_prefix, NULL));
+  tocsin_test_ui_save_screenshot (group, "ui-direct-key.png");
 
   /* This desktop subscribed itself to its inbox, time-sensitive, and is live. */
   TOCSIN_WAIT_UNTIL ((subscription = direct_subscription ()) != NULL
@@ -295,14 +156,16 @@ test_create_ring_rotate (void)
   g_assert_cmpstr (tocsin_record_get_body (record), ==, "World");
 
   /* Rotate, confirmed: a new URL on screen, the old one refused. */
-  gtk_widget_activate (find_widget (group, GTK_TYPE_BUTTON, "otate"));
-  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) find_toplevel (ADW_TYPE_MESSAGE_DIALOG))
+  gtk_widget_activate (tocsin_test_ui_find_widget (group, GTK_TYPE_BUTTON, "otate"));
+  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) tocsin_test_ui_find_toplevel
+                                                      (ADW_TYPE_MESSAGE_DIALOG))
                      != NULL);
   g_assert_nonnull (strstr (adw_message_dialog_get_body (dialog), "stops working"));
   adw_message_dialog_response (dialog, "confirm");
-  if (find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == GTK_WINDOW (dialog))
+  if (tocsin_test_ui_find_toplevel (ADW_TYPE_MESSAGE_DIALOG) == GTK_WINDOW (dialog))
     gtk_window_destroy (GTK_WINDOW (dialog));
-  TOCSIN_WAIT_UNTIL ((label = find_label_with_prefix (prefs, direct_prefix, old_url)) != NULL);
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_label_with_prefix (prefs, direct_prefix,
+                                                                     old_url)) != NULL);
   new_url = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_cmpuint (http_get (old_url), ==, 404);
   {
@@ -320,7 +183,7 @@ test_create_ring_rotate (void)
 
   prefs = tocsin_preferences_window_new (GTK_WINDOW (fx.window));
   gtk_window_present (GTK_WINDOW (prefs));
-  TOCSIN_WAIT_UNTIL (find_label_with_prefix (prefs, new_url, NULL) != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_label_with_prefix (prefs, new_url, NULL) != NULL);
   gtk_window_destroy (GTK_WINDOW (prefs));
 }
 
@@ -329,31 +192,10 @@ main (int    argc,
       char **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   int status;
 
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-direct");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
-    {
-      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
-      return 1;
-    }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-direct",
+                                    TOCSIN_TEST_UI_NEEDS_NOTIFY_DAEMON);
 
   fx.relay = tocsin_test_relay_start (NULL, NULL);
   fx.app = tocsin_application_new ();

@@ -16,94 +16,12 @@
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 static TocsinTestRelay   *relay;
 static TocsinApplication *app;
 static TocsinWindow      *window;
-
-static gboolean
-tick_cb (GtkWidget     *widget,
-         GdkFrameClock *clock,
-         gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-  g_autoptr(GdkPaintable) paintable = NULL;
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot;
-  GskRenderNode *node;
-  int width, height;
-
-  g_mkdir_with_parents (dir, 0755);
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
-  if (GTK_IS_WINDOW (widget))
-    gtk_window_set_focus (GTK_WINDOW (widget), NULL);
-  {
-    /* A few frames, so that what is saved is what was laid out and painted. */
-    guint ticks = 0, id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
-
-    gtk_widget_queue_draw (widget);
-    TOCSIN_WAIT_UNTIL (ticks >= 3);
-    gtk_widget_remove_tick_callback (widget, id);
-  }
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  paintable = gtk_widget_paintable_new (widget);
-  snapshot = gtk_snapshot_new ();
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
-                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
-
-/* Depth-first: a visible widget of @type whose text contains @text (NULL: any). */
-static GtkWidget *
-find_widget (GtkWidget  *root,
-             GType       type,
-             const char *text)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (!gtk_widget_get_visible (child))
-        continue;
-      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
-        {
-          const char *label = NULL;
-
-          if (GTK_IS_LABEL (child))
-            label = gtk_label_get_text (GTK_LABEL (child));
-          else if (GTK_IS_BUTTON (child))
-            label = gtk_button_get_label (GTK_BUTTON (child));
-          else if (ADW_IS_PREFERENCES_GROUP (child))
-            label = adw_preferences_group_get_title (ADW_PREFERENCES_GROUP (child));
-          else if (ADW_IS_PREFERENCES_ROW (child))
-            label = adw_preferences_row_get_title (ADW_PREFERENCES_ROW (child));
-          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
-            return child;
-        }
-      found = find_widget (child, type, text);
-      if (found)
-        return found;
-    }
-  return NULL;
-}
 
 static GtkWidget *
 find_with_class (GtkWidget  *root,
@@ -119,17 +37,6 @@ find_with_class (GtkWidget  *root,
       if ((found = find_with_class (child, css_class)) != NULL)
         return found;
     }
-  return NULL;
-}
-
-static AdwMessageDialog *
-find_message_dialog (void)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (ADW_IS_MESSAGE_DIALOG (l->data) && gtk_widget_get_visible (l->data))
-      return l->data;
   return NULL;
 }
 
@@ -155,31 +62,32 @@ test_create_signed (void)
 
   gtk_window_set_default_size (GTK_WINDOW (editor), 620, 1200);
   gtk_window_present (GTK_WINDOW (editor));
-  relay_row = find_widget (editor, ADW_TYPE_ENTRY_ROW, "Relay address");
+  relay_row = tocsin_test_ui_find_widget (editor, ADW_TYPE_ENTRY_ROW, "Relay address");
   gtk_editable_set_text (GTK_EDITABLE (relay_row), relay->base_url);
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "name", "Repo pushes");
 
   /* No secret row until a scheme is chosen. */
-  g_assert_null (find_widget (editor, ADW_TYPE_PASSWORD_ENTRY_ROW, "Signing secret"));
-  combo = find_widget (editor, ADW_TYPE_COMBO_ROW, "Signature");
+  g_assert_null (tocsin_test_ui_find_widget (editor, ADW_TYPE_PASSWORD_ENTRY_ROW,
+                                             "Signing secret"));
+  combo = tocsin_test_ui_find_widget (editor, ADW_TYPE_COMBO_ROW, "Signature");
   g_assert_nonnull (combo);
   adw_combo_row_set_selected (ADW_COMBO_ROW (combo), 2);   /* GitHub */
-  secret_row = find_widget (editor, ADW_TYPE_PASSWORD_ENTRY_ROW, "Signing secret");
+  secret_row = tocsin_test_ui_find_widget (editor, ADW_TYPE_PASSWORD_ENTRY_ROW, "Signing secret");
   g_assert_nonnull (secret_row);
-  save_screenshot (editor, "ui-editor-signature.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-editor-signature.png");
 
   /* Saved with the secret left empty: the relay makes one, shown once on the created page. */
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL ((group = find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
-                                           "Signing Secret")) != NULL);
+  TOCSIN_WAIT_UNTIL ((group = tocsin_test_ui_find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
+                                                          "Signing Secret")) != NULL);
   label = find_with_class (group, "monospace-label");
   g_assert_nonnull (label);
   secret = g_strdup (gtk_label_get_text (GTK_LABEL (label)));
   g_assert_cmpuint (strlen (secret), >=, 22);
-  url_label = find_widget (editor, GTK_TYPE_LABEL, prefix);
+  url_label = tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, prefix);
   g_assert_nonnull (url_label);
   webhook = g_strdup (gtk_label_get_text (GTK_LABEL (url_label)));
-  save_screenshot (editor, "ui-editor-signing-secret.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-editor-signing-secret.png");
 
   /* The secret works as GitHub uses it; an unsigned webhook is refused. */
   hex = g_compute_hmac_for_string (G_CHECKSUM_SHA256, (const guchar *) secret, strlen (secret),
@@ -190,10 +98,11 @@ test_create_signed (void)
 
   /* Rotate the secret: asked first, then the new one is shown once and the old one fails. */
   g_assert_true (gtk_widget_activate_action (editor, "editor.rotate-signature", NULL));
-  TOCSIN_WAIT_UNTIL ((dialog = find_message_dialog ()) != NULL);
+  TOCSIN_WAIT_UNTIL ((dialog = (AdwMessageDialog *) tocsin_test_ui_find_toplevel
+                                                      (ADW_TYPE_MESSAGE_DIALOG)) != NULL);
   adw_message_dialog_response (dialog, "confirm");
-  TOCSIN_WAIT_UNTIL ((group = find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
-                                           "Signing Secret")) != NULL &&
+  TOCSIN_WAIT_UNTIL ((group = tocsin_test_ui_find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
+                                                          "Signing Secret")) != NULL &&
                      (label = find_with_class (group, "monospace-label")) != NULL &&
                      !g_str_equal (gtk_label_get_text (GTK_LABEL (label)), secret));
   g_assert_cmpuint (post (webhook, "{\"ref\":\"main\"}", signature), ==, 401);
@@ -237,31 +146,33 @@ test_pause_and_recent (void)
   gtk_window_set_default_size (GTK_WINDOW (editor), 620, 1400);
   gtk_window_present (GTK_WINDOW (editor));
   /* Loaded from the relay once Save can be pressed. */
-  save = find_widget (editor, GTK_TYPE_BUTTON, "_Save");
+  save = tocsin_test_ui_find_widget (editor, GTK_TYPE_BUTTON, "_Save");
   g_assert_nonnull (save);
   TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (save));
 
   /* Nothing received yet: the empty state says what to do. */
-  recent = find_widget (editor, ADW_TYPE_PREFERENCES_GROUP, "Recent Webhooks");
+  recent = tocsin_test_ui_find_widget (editor, ADW_TYPE_PREFERENCES_GROUP, "Recent Webhooks");
   g_assert_nonnull (recent);
-  TOCSIN_WAIT_UNTIL (find_widget (recent, GTK_TYPE_LABEL, "No webhooks yet") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL,
+                                                 "No webhooks yet") != NULL);
 
   /* One that rings, then the owner pauses the channel with the switch and saves. */
   g_assert_cmpuint (post (channel->webhook_url, "{}", NULL), ==, 200);
-  paused = find_widget (editor, GTK_TYPE_SWITCH, NULL);
+  paused = tocsin_test_ui_find_widget (editor, GTK_TYPE_SWITCH, NULL);
   g_assert_nonnull (paused);
   gtk_switch_set_active (GTK_SWITCH (paused), TRUE);
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
-  TOCSIN_WAIT_UNTIL (find_widget (editor, GTK_TYPE_LABEL, "Saved") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "Saved") != NULL);
   g_assert_cmpuint (post (channel->webhook_url, "{}", NULL), ==, 423);
 
   /* Refreshed, the list shows both answers, newest first, with the relay's sentences. */
   g_assert_true (gtk_widget_activate_action (editor, "editor.refresh-webhooks", NULL));
-  TOCSIN_WAIT_UNTIL (find_widget (recent, GTK_TYPE_LABEL, "paused by its owner") != NULL);
-  g_assert_nonnull (find_widget (recent, GTK_TYPE_LABEL, "delivered to"));
-  g_assert_nonnull (find_widget (recent, GTK_TYPE_LABEL, "HTTP 423"));
-  g_assert_null (find_widget (recent, GTK_TYPE_LABEL, "No webhooks yet"));
-  save_screenshot (recent, "ui-editor-recent-webhooks.png");
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL,
+                                                 "paused by its owner") != NULL);
+  g_assert_nonnull (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "delivered to"));
+  g_assert_nonnull (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "HTTP 423"));
+  g_assert_null (tocsin_test_ui_find_widget (recent, GTK_TYPE_LABEL, "No webhooks yet"));
+  tocsin_test_ui_save_unfocused_screenshot (recent, "ui-editor-recent-webhooks.png");
 
   /* Resumed: it rings again (until the save lands, webhooks still get 423 and ring nothing). */
   gtk_switch_set_active (GTK_SWITCH (paused), FALSE);
@@ -275,15 +186,10 @@ main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
+  g_autofree char *tmpdir = NULL;
   int status;
 
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-editor-signature", 0);
 
   relay = tocsin_test_relay_start (NULL, NULL);
   app = tocsin_application_new ();
@@ -300,5 +206,6 @@ main (int   argc,
   tocsin_history_flush_sync (tocsin_application_get_history (app));
   g_clear_object (&app);
   g_clear_pointer (&relay, tocsin_test_relay_free);
+  tocsin_test_rmdir_recursive (tmpdir);
   return status;
 }

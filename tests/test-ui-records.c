@@ -19,6 +19,7 @@
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 typedef struct
@@ -38,103 +39,6 @@ static Fixture fx;
 
 /* ---- widgets -------------------------------------------------------------------------- */
 
-static char *
-screenshot_path (const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-
-  g_mkdir_with_parents (dir, 0755);
-  return g_build_filename (dir, name, NULL);
-}
-
-static gboolean
-tick_cb (GtkWidget     *widget,
-         GdkFrameClock *clock,
-         gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-wait_for_frames (GtkWidget *widget,
-                 guint      frames)
-{
-  guint ticks = 0;
-  guint id;
-
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
-  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
-  gtk_widget_queue_draw (widget);
-  TOCSIN_WAIT_UNTIL (ticks >= frames);
-  gtk_widget_remove_tick_callback (widget, id);
-}
-
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  g_autofree char *path = screenshot_path (name);
-  g_autoptr(GdkPaintable) paintable = NULL;
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot;
-  GskRenderNode *node;
-  int width, height;
-
-  wait_for_frames (widget, 3);
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  paintable = gtk_widget_paintable_new (widget);
-  snapshot = gtk_snapshot_new ();
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (widget)),
-                                         node, &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s (%dx%d)", path, width, height);
-}
-
-static const char *
-widget_text (GtkWidget *widget)
-{
-  if (GTK_IS_LABEL (widget))
-    return gtk_label_get_text (GTK_LABEL (widget));
-  if (GTK_IS_BUTTON (widget))
-    return gtk_button_get_label (GTK_BUTTON (widget));
-  if (ADW_IS_PREFERENCES_ROW (widget))
-    return adw_preferences_row_get_title (ADW_PREFERENCES_ROW (widget));
-  return NULL;
-}
-
-/* Depth-first: a widget on screen (mapped) of @type whose text contains @text (NULL: any). */
-static GtkWidget *
-find_widget (GtkWidget  *root,
-             GType       type,
-             const char *text)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      GtkWidget *found;
-
-      if (!gtk_widget_get_mapped (child))
-        continue;
-      if (G_TYPE_CHECK_INSTANCE_TYPE (child, type))
-        {
-          const char *label = widget_text (child);
-
-          if (text == NULL || (label != NULL && strstr (label, text) != NULL))
-            return child;
-        }
-      if ((found = find_widget (child, type, text)))
-        return found;
-    }
-  return NULL;
-}
-
 /* A widget on screen with CSS class @css_class. */
 static GtkWidget *
 find_styled (GtkWidget  *root,
@@ -151,49 +55,6 @@ find_styled (GtkWidget  *root,
         return child;
       if ((found = find_styled (child, css_class)))
         return found;
-    }
-  return NULL;
-}
-
-static GtkWindow *
-find_toplevel (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
-      return l->data;
-  return NULL;
-}
-
-static void
-collect_rows (GtkWidget *root,
-              GPtrArray *rows)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
-          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
-        g_ptr_array_add (rows, child);
-      else
-        collect_rows (child, rows);
-    }
-}
-
-static TocsinRecordRow *
-row_with_title (const char *title)
-{
-  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
-
-  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
-  for (guint i = 0; i < rows->len; i++)
-    {
-      TocsinRecord *record = tocsin_record_row_get_record (rows->pdata[i]);
-
-      if (tocsin_record_get_loaded (record)
-          && g_strcmp0 (tocsin_record_get_title (record), title) == 0)
-        return rows->pdata[i];
     }
   return NULL;
 }
@@ -217,11 +78,11 @@ static const char *
 top_title (void)
 {
   GtkWidget *scroller = GTK_WIDGET (records_scroller ());
-  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+  g_autoptr(GPtrArray) rows = NULL;
   const char *best = NULL;
   double best_y = G_MAXDOUBLE;
 
-  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
+  rows = tocsin_test_ui_record_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)));
   for (guint i = 0; i < rows->len; i++)
     {
       GtkWidget *row = rows->pdata[i];
@@ -273,38 +134,6 @@ ring (void)
   return fx.rung;
 }
 
-static void
-async_done (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static TocsinSubscription *
-subscribe (JsonObject *channel)
-{
-  TocsinClient *client = tocsin_application_get_client (fx.app);
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(TocsinSubscription) fetched = NULL;
-  g_autoptr(GError) error = NULL;
-  TocsinSubscription *subscription;
-
-  tocsin_client_fetch_channel_info_async (client,
-                                          json_object_get_string_member (channel, "subscribe_url"),
-                                          NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
-  g_assert_no_error (error);
-  g_clear_object (&result);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
-  TOCSIN_WAIT_UNTIL (result != NULL);
-  subscription = tocsin_client_subscribe_finish (client, result, &error);
-  g_assert_no_error (error);
-  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (subscription) != TOCSIN_CURSOR_NONE);
-  return subscription;
-}
-
 static guint
 n_records (void)
 {
@@ -323,7 +152,7 @@ resize (int width,
   gtk_window_present (GTK_WINDOW (fx.window));
   TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (GTK_WIDGET (fx.window))
                      && ABS (gtk_widget_get_width (GTK_WIDGET (fx.window)) - width) <= 12);
-  wait_for_frames (GTK_WIDGET (fx.window), 3);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 3);
 }
 
 /* ---- tests: empty states -------------------------------------------------------------- */
@@ -336,24 +165,28 @@ test_empty_states (void)
 
   /* Before any subscription: what to do first. */
   TOCSIN_WAIT_UNTIL (settled ());
-  TOCSIN_WAIT_UNTIL ((page = find_widget (window, ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+  TOCSIN_WAIT_UNTIL ((page = tocsin_test_ui_find_mapped_widget (window, ADW_TYPE_STATUS_PAGE,
+                                                                NULL)) != NULL
                      && gtk_widget_get_mapped (page));
   g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==, "No Notifications Yet");
-  g_assert_nonnull (find_widget (page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
+  g_assert_nonnull (tocsin_test_ui_find_mapped_widget (page, GTK_TYPE_BUTTON,
+                                                       "Subscribe to a Channel"));
 
   /* Subscribed, nothing yet: it says it is waiting, and no longer offers to subscribe. */
-  fx.subscription = subscribe (fx.channel);
-  TOCSIN_WAIT_UNTIL ((page = find_widget (window, ADW_TYPE_STATUS_PAGE, NULL)) != NULL
+  fx.subscription = tocsin_test_ui_subscribe (fx.app, fx.channel, TOCSIN_NOTIFY_TYPE_NORMAL);
+  TOCSIN_WAIT_UNTIL ((page = tocsin_test_ui_find_mapped_widget (window, ADW_TYPE_STATUS_PAGE,
+                                                                NULL)) != NULL
                      && g_strcmp0 (adw_status_page_get_title (ADW_STATUS_PAGE (page)),
                                    "Waiting for Notifications") == 0);
   g_assert_nonnull (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)),
                             "as soon as a webhook rings"));
-  g_assert_null (find_widget (page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
+  g_assert_null (tocsin_test_ui_find_mapped_widget (page, GTK_TYPE_BUTTON,
+                                                    "Subscribe to a Channel"));
   /* Every icon it shows is in the icon theme (mail-inbox-symbolic was not). */
   g_assert_true (gtk_icon_theme_has_icon (
                    gtk_icon_theme_get_for_display (gtk_widget_get_display (window)),
                                           adw_status_page_get_icon_name (ADW_STATUS_PAGE (page))));
-  save_screenshot (window, "ui-records-waiting.png");
+  tocsin_test_ui_save_screenshot (window, "ui-records-waiting.png");
 }
 
 /* ---- tests: pop-ups ------------------------------------------------------------------- */
@@ -362,7 +195,8 @@ test_empty_states (void)
 static void
 test_popups_name_channel (void)
 {
-  g_autoptr(TocsinSubscription) twin = subscribe (fx.twin);
+  g_autoptr(TocsinSubscription) twin = tocsin_test_ui_subscribe (fx.app, fx.twin,
+                                                                 TOCSIN_NOTIFY_TYPE_NORMAL);
   g_autoptr(GPtrArray) calls = NULL;
   TocsinTestNotifyCall *prod = NULL, *staging = NULL;
   const char *category = NULL;
@@ -412,7 +246,7 @@ test_popup_mark_read_once (void)
   gulong handler;
 
   title = g_strdup_printf ("Alert %u", ring ());
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, title)) != NULL);
   {
     g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
 
@@ -425,7 +259,7 @@ test_popup_mark_read_once (void)
   changed_count = 0;
   handler = g_signal_connect (history, "record-changed", G_CALLBACK (on_record_changed), NULL);
   tocsin_test_notify_click (NULL, id, "mark-read");
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, title)) != NULL
                      && tocsin_record_get_read (tocsin_record_row_get_record (row)));
   TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) == 1);
   tocsin_history_flush_sync (history);
@@ -443,7 +277,7 @@ test_popup_open_link_reads (void)
   guint32 id = 0;
 
   ring_channel (fx.channel, "n=linked&link=https%3A%2F%2Fdashboard.example.com%2Fb%2F2");
-  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert linked")) != NULL);
   g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
   {
     g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
@@ -454,7 +288,7 @@ test_popup_open_link_reads (void)
   }
   g_assert_cmpuint (id, !=, 0);
   tocsin_test_notify_click (NULL, id, "default");
-  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert linked")) != NULL
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert linked")) != NULL
                      && tocsin_record_get_read (tocsin_record_row_get_record (row))
                      && find_styled (GTK_WIDGET (row), "unread-dot") == NULL);
   TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, id) == 1);
@@ -511,10 +345,10 @@ test_unread_looks_unread (void)
   g_autofree char *read_title = g_strdup_printf ("Alert %u", n - 1);
 
   /* Unread: a dot and a heavy title; read: no dot, a normal one. */
-  TOCSIN_WAIT_UNTIL ((row = row_with_title (title)) != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, title)) != NULL);
   TOCSIN_WAIT_UNTIL (find_styled (GTK_WIDGET (row), "unread-dot") != NULL);
   g_assert_cmpint (title_weight (row), >=, PANGO_WEIGHT_BOLD);
-  row = row_with_title (read_title);
+  row = tocsin_test_ui_row_with_title (fx.window, read_title);
   g_assert_nonnull (row);
   g_assert_true (tocsin_record_get_read (tocsin_record_row_get_record (row)));
   g_assert_null (find_styled (GTK_WIDGET (row), "unread-dot"));
@@ -524,7 +358,7 @@ test_unread_looks_unread (void)
   TOCSIN_WAIT_UNTIL ((badge = sidebar_badge ("Prod alerts")) != NULL
                      && g_strcmp0 (gtk_label_get_text (GTK_LABEL (badge)), "2") == 0);
   g_assert_cmpstr (gtk_widget_get_tooltip_text (badge), ==, "2 unread");
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-unread.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (fx.window), "ui-records-unread.png");
 }
 
 /* ---- tests: where new records appear -------------------------------------------------- */
@@ -542,8 +376,9 @@ test_new_records_at_top (void)
   for (guint i = 0; i < 30; i++)
     last = ring ();
   newest = g_strdup_printf ("Alert %u", last);
-  TOCSIN_WAIT_UNTIL (n_records () == before + 30 && row_with_title (newest) != NULL);
-  wait_for_frames (GTK_WIDGET (fx.window), 3);
+  TOCSIN_WAIT_UNTIL (n_records () == before + 30
+                     && tocsin_test_ui_row_with_title (fx.window, newest) != NULL);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 3);
   TOCSIN_WAIT_UNTIL (g_strcmp0 (top_title (), newest) == 0);
   g_assert_cmpfloat (scroll_position (), <, 1.0);
   g_assert_null (find_styled (GTK_WIDGET (fx.window), "new-records-button"));
@@ -551,7 +386,7 @@ test_new_records_at_top (void)
   /* Scrolled down to read older ones: they stay where they are, and a button says how many
    * arrived above. */
   gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
-  wait_for_frames (GTK_WIDGET (fx.window), 3);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 3);
   {
     double position = scroll_position ();
     g_autofree char *looking_at = g_strdup (top_title ());
@@ -563,10 +398,11 @@ test_new_records_at_top (void)
     g_free (newest);
     newest = g_strdup_printf ("Alert %u", last);
     TOCSIN_WAIT_UNTIL ((button = find_styled (GTK_WIDGET (fx.window), "new-records-button")) != NULL
-                       && find_widget (button, GTK_TYPE_LABEL, "3 new") != NULL);
-    wait_for_frames (GTK_WIDGET (fx.window), 3);
+                       && tocsin_test_ui_find_mapped_widget (button, GTK_TYPE_LABEL,
+                                                             "3 new") != NULL);
+    tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 3);
     g_assert_cmpstr (top_title (), ==, looking_at);
-    save_screenshot (GTK_WIDGET (fx.window), "ui-records-new-button.png");
+    tocsin_test_ui_save_screenshot (GTK_WIDGET (fx.window), "ui-records-new-button.png");
 
     /* The button takes them to the newest and goes away. */
     g_signal_emit_by_name (button, "clicked");
@@ -584,7 +420,7 @@ test_show_and_search_start_at_newest (void)
 
   /* "Show" on a summary pop-up (the notifier's "show-channel"): the newest of that channel. */
   gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
-  wait_for_frames (GTK_WIDGET (fx.window), 2);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 2);
   g_assert_cmpfloat (scroll_position (), >, 1.0);
   g_signal_emit_by_name (tocsin_client_get_notifier (tocsin_application_get_client (fx.app)),
                          "show-channel", tocsin_subscription_get_relay_url (fx.subscription),
@@ -594,9 +430,9 @@ test_show_and_search_start_at_newest (void)
 
   /* Search results start at their top. */
   gtk_adjustment_set_value (adjustment, gtk_adjustment_get_upper (adjustment) / 2);
-  wait_for_frames (GTK_WIDGET (fx.window), 2);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 2);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.search", NULL));
-  entry = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
+  entry = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (fx.window), GTK_TYPE_SEARCH_ENTRY, NULL);
   gtk_editable_set_text (GTK_EDITABLE (entry), "Number");
   TOCSIN_WAIT_UNTIL (settled () && n_records () > 0 && scroll_position () < 1.0
                      && g_strcmp0 (top_title (), newest) == 0);
@@ -636,18 +472,21 @@ test_details (void)
   g_autofree char *copied = NULL;
 
   ring_channel (fx.channel, "n=link&link=https%3A%2F%2Fdashboard.example.com%2Fa%2F1");
-  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Alert link")) != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Alert link")) != NULL);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
-  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL);
   gtk_window_set_default_size (details, 520, 900);
-  wait_for_frames (GTK_WIDGET (details), 2);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (details), 2);
 
   /* Values under their labels. */
-  channel_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Channel");
+  channel_row = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW,
+                                                   "Channel");
   g_assert_nonnull (channel_row);
   g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (channel_row)), ==, "Prod alerts");
   /* The date in words, with the year; not C's "%c" ("Sun Dec  6 13:05:00 2026"). */
-  received_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Received");
+  received_row = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW,
+                                                    "Received");
   {
     g_autoptr(GDateTime) now = g_date_time_new_now_local ();
     g_autofree char *year = g_strdup_printf ("%d", g_date_time_get_year (now));
@@ -664,28 +503,29 @@ test_details (void)
                                                                             "n"))), ==, "link");
 
   /* Copy: the value lands on the clipboard, and a toast says so. */
-  copy = find_widget (channel_row, GTK_TYPE_BUTTON, NULL);
+  copy = tocsin_test_ui_find_mapped_widget (channel_row, GTK_TYPE_BUTTON, NULL);
   g_assert_nonnull (copy);
   g_assert_cmpstr (gtk_widget_get_tooltip_text (copy), ==, "Copy Channel");
   g_signal_emit_by_name (copy, "clicked");
-  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL, "Copied") != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_mapped_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                        "Copied") != NULL);
   clipboard = gtk_widget_get_clipboard (copy);
   {
     g_autoptr(GAsyncResult) result = NULL;
 
-    gdk_clipboard_read_text_async (clipboard, NULL, async_done, &result);
+    gdk_clipboard_read_text_async (clipboard, NULL, tocsin_test_ui_async_done, &result);
     TOCSIN_WAIT_UNTIL (result != NULL);
     copied = gdk_clipboard_read_text_finish (clipboard, result, NULL);
   }
   g_assert_cmpstr (copied, ==, "Prod alerts");
 
   /* The link is a row that opens it (and so reads the record). */
-  link_row = find_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Link");
+  link_row = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (details), ADW_TYPE_ACTION_ROW, "Link");
   g_assert_nonnull (link_row);
   g_assert_cmpstr (adw_action_row_get_subtitle (ADW_ACTION_ROW (link_row)), ==,
                    "https://dashboard.example.com/a/1");
   g_assert_true (gtk_list_box_row_get_activatable (GTK_LIST_BOX_ROW (link_row)));
-  save_screenshot (GTK_WIDGET (details), "ui-record-details.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (details), "ui-record-details.png");
   gtk_window_destroy (details);
 }
 
@@ -793,16 +633,16 @@ test_markdown (void)
   message->body = g_strdup (MARKDOWN_BODY);
   message->markdown = TRUE;
   tocsin_history_store_message_async (history, tocsin_subscription_get_relay_url (fx.subscription),
-                                      message, NULL, async_done, &result);
+                                      message, NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   stored = tocsin_history_store_message_finish (history, result, NULL, &error);
   g_assert_no_error (error);
 
-  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Markdown record")) != NULL);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Markdown record")) != NULL);
   body = tocsin_record_row_get_body_label (row);
   TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (body));
   assert_markdown_shown (body);
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-markdown.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (fx.window), "ui-records-markdown.png");
 
   /* Its link is a link: a click opens it in the browser and reads the record. */
   g_assert_false (tocsin_record_get_read (tocsin_record_row_get_record (row)));
@@ -810,21 +650,22 @@ test_markdown (void)
   g_assert_true (handled);
   TOCSIN_WAIT_UNTIL (launched (MARKDOWN_LINK));
   g_unlink (fx.launched_file);
-  TOCSIN_WAIT_UNTIL ((row = row_with_title ("Markdown record")) != NULL
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Markdown record")) != NULL
                      && tocsin_record_get_read (tocsin_record_row_get_record (row)));
 
   /* Record Details renders it too, and its copy button copies the Markdown as sent. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
-  TOCSIN_WAIT_UNTIL ((details = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel
+                                  (g_type_from_name ("TocsinRecordDetails"))) != NULL);
   gtk_window_set_default_size (details, 520, 900);
-  wait_for_frames (GTK_WIDGET (details), 2);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (details), 2);
   details_body = find_styled (GTK_WIDGET (details), "record-markdown");
   g_assert_nonnull (details_body);
   assert_markdown_shown (details_body);
-  save_screenshot (GTK_WIDGET (details), "ui-record-details-markdown.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (details), "ui-record-details-markdown.png");
   {
     GtkWidget *body_row = gtk_widget_get_ancestor (details_body, ADW_TYPE_PREFERENCES_ROW);
-    GtkWidget *copy = find_widget (body_row, GTK_TYPE_BUTTON, NULL);
+    GtkWidget *copy = tocsin_test_ui_find_mapped_widget (body_row, GTK_TYPE_BUTTON, NULL);
     g_autoptr(GAsyncResult) read = NULL;
     g_autofree char *copied = NULL;
     GdkClipboard *clipboard = gtk_widget_get_clipboard (copy);
@@ -832,7 +673,7 @@ test_markdown (void)
     g_assert_cmpstr (adw_preferences_row_get_title (ADW_PREFERENCES_ROW (body_row)), ==, "Body");
     g_assert_cmpstr (gtk_widget_get_tooltip_text (copy), ==, "Copy Body");
     g_signal_emit_by_name (copy, "clicked");
-    gdk_clipboard_read_text_async (clipboard, NULL, async_done, &read);
+    gdk_clipboard_read_text_async (clipboard, NULL, tocsin_test_ui_async_done, &read);
     TOCSIN_WAIT_UNTIL (read != NULL);
     copied = gdk_clipboard_read_text_finish (clipboard, read, NULL);
     g_assert_cmpstr (copied, ==, MARKDOWN_BODY);
@@ -853,11 +694,12 @@ press_toast_button (const char *title,
 {
   GtkWidget *label = NULL, *toast_widget, *button;
 
-  TOCSIN_WAIT_UNTIL ((label = find_widget (GTK_WIDGET (fx.window), GTK_TYPE_LABEL, title)) != NULL
+  TOCSIN_WAIT_UNTIL ((label = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (fx.window),
+                                                                 GTK_TYPE_LABEL, title)) != NULL
                      && gtk_widget_get_mapped (label));
   toast_widget = gtk_widget_get_ancestor (label, g_type_from_name ("AdwToastWidget"));
   g_assert_nonnull (toast_widget);
-  button = find_widget (toast_widget, GTK_TYPE_BUTTON, button_label);
+  button = tocsin_test_ui_find_mapped_widget (toast_widget, GTK_TYPE_BUTTON, button_label);
   g_assert_nonnull (button);
   g_signal_emit_by_name (button, "clicked");
 }
@@ -865,7 +707,7 @@ press_toast_button (const char *title,
 static gboolean
 row_unread (const char *title)
 {
-  TocsinRecordRow *row = row_with_title (title);
+  TocsinRecordRow *row = tocsin_test_ui_row_with_title (fx.window, title);
 
   return row != NULL && !tocsin_record_get_read (tocsin_record_row_get_record (row));
 }
@@ -878,22 +720,26 @@ test_undo (void)
   g_autofree char *title = g_strdup_printf ("Alert %u", fx.rung);
   guint before;
 
-  TOCSIN_WAIT_UNTIL (settled () && (row = row_with_title (title)) != NULL);
+  TOCSIN_WAIT_UNTIL (settled ()
+                     && (row = tocsin_test_ui_row_with_title (fx.window, title)) != NULL);
   before = n_records ();
 
   /* Delete, at once, with Undo on the toast; Undo brings it back. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.delete", NULL));
-  TOCSIN_WAIT_UNTIL (n_records () == before - 1 && row_with_title (title) == NULL);
-  g_assert_null (find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-undo-toast.png");
+  TOCSIN_WAIT_UNTIL (n_records () == before - 1
+                     && tocsin_test_ui_row_with_title (fx.window, title) == NULL);
+  g_assert_null (tocsin_test_ui_find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (fx.window), "ui-records-undo-toast.png");
   press_toast_button ("Record deleted", "Undo");
-  TOCSIN_WAIT_UNTIL (settled () && n_records () == before && row_with_title (title) != NULL);
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == before
+                     && tocsin_test_ui_row_with_title (fx.window, title) != NULL);
 
   /* Mark all as read: no question, a toast; Undo makes them unread again. */
   g_assert_true (row_unread (title));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.mark-all-read", NULL));
-  g_assert_null (find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
-  TOCSIN_WAIT_UNTIL (settled () && (row = row_with_title (title)) != NULL && !row_unread (title));
+  g_assert_null (tocsin_test_ui_find_toplevel (ADW_TYPE_MESSAGE_DIALOG));
+  TOCSIN_WAIT_UNTIL (settled () && (row = tocsin_test_ui_row_with_title (fx.window, title)) != NULL
+                     && !row_unread (title));
   press_toast_button ("Marked as read", "Undo");
   TOCSIN_WAIT_UNTIL (settled () && row_unread (title));
 
@@ -903,13 +749,14 @@ test_undo (void)
   TOCSIN_WAIT_UNTIL (settled ()
                      && tocsin_record_list_get_channel_id (list)
                         == tocsin_subscription_get_channel_id (fx.subscription)
-                     && row_with_title (title) != NULL);
+                     && tocsin_test_ui_row_with_title (fx.window, title) != NULL);
   before = n_records ();
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.clear-channel", NULL));
   TOCSIN_WAIT_UNTIL (settled () && n_records () == 0);
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-cleared-toast.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (fx.window), "ui-records-cleared-toast.png");
   press_toast_button ("“Prod alerts” cleared", "Undo");
-  TOCSIN_WAIT_UNTIL (settled () && n_records () == before && row_with_title (title) != NULL);
+  TOCSIN_WAIT_UNTIL (settled () && n_records () == before
+                     && tocsin_test_ui_row_with_title (fx.window, title) != NULL);
   g_assert_true (row_unread (title));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
 }
@@ -922,11 +769,13 @@ test_all_caught_up (void)
   g_autofree char *title = g_strdup_printf ("Alert %u", fx.rung);
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.mark-all-read", NULL));
-  TOCSIN_WAIT_UNTIL (settled () && row_with_title (title) != NULL && !row_unread (title));
+  TOCSIN_WAIT_UNTIL (settled () && tocsin_test_ui_row_with_title (fx.window, title) != NULL
+                     && !row_unread (title));
   g_object_set (fx.window, "unread-only", TRUE, NULL);
   TOCSIN_WAIT_UNTIL (settled () && n_records () == 0
-                     && (page = find_widget (GTK_WIDGET (fx.window), ADW_TYPE_STATUS_PAGE,
-                                             NULL)) != NULL
+                     && (page = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (fx.window),
+                                                                   ADW_TYPE_STATUS_PAGE,
+                                                                   NULL)) != NULL
                      && gtk_widget_get_mapped (page));
   g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (page)), ==, "All Caught Up");
   g_assert_null (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)), "other words"));
@@ -943,8 +792,9 @@ test_subscribe_dialog_focus (void)
   GtkWidget *focus;
 
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.subscribe", NULL));
-  TOCSIN_WAIT_UNTIL ((dialog = find_toplevel (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
-  wait_for_frames (GTK_WIDGET (dialog), 2);
+  TOCSIN_WAIT_UNTIL ((dialog = tocsin_test_ui_find_toplevel
+                                 (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (dialog), 2);
   focus = gtk_root_get_focus (GTK_ROOT (dialog));
   g_assert_nonnull (focus);
   /* Typing goes into the link field. */
@@ -972,27 +822,27 @@ test_screenshots (void)
     gdk_monitor_get_geometry (monitor, &geometry);
     resize (MIN (1400, geometry.width), MIN (800, geometry.height - 40));
   }
-  save_screenshot (window, "ui-records-wide-light.png");
+  tocsin_test_ui_save_screenshot (window, "ui-records-wide-light.png");
   /* Lines stay readable: the list is clamped, not 1,400 px wide. */
   g_assert_cmpint (gtk_widget_get_width (GTK_WIDGET (tocsin_window_get_records_view (fx.window))),
                    <=, 760);
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_DARK);
   TOCSIN_WAIT_UNTIL (adw_style_manager_get_dark (style));
-  save_screenshot (window, "ui-records-wide-dark.png");
+  tocsin_test_ui_save_screenshot (window, "ui-records-wide-dark.png");
 
   /* A phone: the records page alone; its title fits. */
   resize (360, 720);
   tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (fx.subscription),
                               tocsin_subscription_get_channel_id (fx.subscription));
-  wait_for_frames (window, 3);
-  save_screenshot (window, "ui-records-360-dark.png");
+  tocsin_test_ui_wait_for_frames (window, 3);
+  tocsin_test_ui_save_screenshot (window, "ui-records-360-dark.png");
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_LIGHT);
   TOCSIN_WAIT_UNTIL (!adw_style_manager_get_dark (style));
-  save_screenshot (window, "ui-records-360-light.png");
-  title = find_widget (window, ADW_TYPE_WINDOW_TITLE, NULL);
+  tocsin_test_ui_save_screenshot (window, "ui-records-360-light.png");
+  title = tocsin_test_ui_find_mapped_widget (window, ADW_TYPE_WINDOW_TITLE, NULL);
   g_assert_nonnull (title);
   g_assert_cmpstr (adw_window_title_get_title (ADW_WINDOW_TITLE (title)), ==, "Prod alerts");
-  title = find_widget (title, GTK_TYPE_LABEL, "Prod alerts");
+  title = tocsin_test_ui_find_mapped_widget (title, GTK_TYPE_LABEL, "Prod alerts");
   g_assert_nonnull (title);
   {
     PangoLayout *layout = gtk_label_get_layout (GTK_LABEL (title));
@@ -1029,12 +879,13 @@ test_offline_banner (void)
   tocsin_test_relay_stop (fx.relay, FALSE);
   TOCSIN_WAIT_UNTIL ((banner = find_styled (window, "relay-banner")) != NULL
                      && gtk_widget_get_mapped (banner)
-                     && find_widget (banner, GTK_TYPE_LABEL, "Offline, retrying in ") != NULL);
-  retry = find_widget (banner, GTK_TYPE_BUTTON, "Retry");
+                     && tocsin_test_ui_find_mapped_widget (banner, GTK_TYPE_LABEL,
+                                                           "Offline, retrying in ") != NULL);
+  retry = tocsin_test_ui_find_mapped_widget (banner, GTK_TYPE_BUTTON, "Retry");
   g_assert_nonnull (retry);
   /* The header does not look connected. */
-  g_assert_nonnull (find_widget (window, GTK_TYPE_LABEL, "Offline"));
-  save_screenshot (window, "ui-records-offline-banner.png");
+  g_assert_nonnull (tocsin_test_ui_find_mapped_widget (window, GTK_TYPE_LABEL, "Offline"));
+  tocsin_test_ui_save_screenshot (window, "ui-records-offline-banner.png");
 
   /* Retry tries now, well before the timer would have. */
   connection = tocsin_client_get_connection (tocsin_application_get_client (fx.app),
@@ -1060,71 +911,16 @@ test_offline_banner (void)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-/* A "browser" for http(s) links that writes what it was asked to open into a file (as in
- * test-ui-window.c): no real browser starts, and the test sees what a click opened. */
-static void
-install_test_browser (void)
-{
-  g_autofree char *apps = g_build_filename (fx.tmpdir, "data", "applications", NULL);
-  g_autofree char *config = g_build_filename (fx.tmpdir, "config", NULL);
-  g_autofree char *script = g_build_filename (fx.tmpdir, "browser.sh", NULL);
-  g_autofree char *desktop = g_build_filename (apps, "tocsin-test-browser.desktop", NULL);
-  g_autofree char *mimeapps = g_build_filename (config, "mimeapps.list", NULL);
-  g_autofree char *script_text = NULL;
-  g_autofree char *desktop_text = NULL;
-  g_autoptr(GError) error = NULL;
-
-  fx.launched_file = g_build_filename (fx.tmpdir, "launched.txt", NULL);
-  g_mkdir_with_parents (apps, 0700);
-  g_mkdir_with_parents (config, 0700);
-  script_text = g_strdup_printf ("#!/bin/sh\nprintf '%%s\\n' \"$1\" >> '%s'\n", fx.launched_file);
-  g_file_set_contents (script, script_text, -1, &error);
-  g_assert_no_error (error);
-  g_chmod (script, 0700);
-  desktop_text = g_strdup_printf ("[Desktop Entry]\nType=Application\nName=Test Browser\n"
-                                  "Exec=%s %%u\n"
-                                  "MimeType=x-scheme-handler/https;x-scheme-handler/http;\n"
-                                  "NoDisplay=true\n", script);
-  g_file_set_contents (desktop, desktop_text, -1, &error);
-  g_assert_no_error (error);
-  g_file_set_contents (mimeapps,
-                       "[Default Applications]\n"
-                       "x-scheme-handler/https=tocsin-test-browser.desktop\n"
-                       "x-scheme-handler/http=tocsin-test-browser.desktop\n", -1, &error);
-  g_assert_no_error (error);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   int status;
 
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui-records");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
-  install_test_browser ();
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  if (g_getenv ("DBUS_SESSION_BUS_ADDRESS") == NULL)
-    {
-      g_printerr ("Run this through build-aux/with-dbusmock.sh (needs a notification daemon)\n");
-      return 1;
-    }
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui-records",
+                                    TOCSIN_TEST_UI_NEEDS_NOTIFY_DAEMON);
+  fx.launched_file = tocsin_test_ui_install_browser (fx.tmpdir);
 
   {
     /* 30 records at once, more than the default burst. */

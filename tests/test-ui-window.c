@@ -16,6 +16,7 @@
 #include "tocsin-channel-editor.h"
 #include "tocsin-record-row.h"
 #include "tocsin-test-relay.h"
+#include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
 typedef struct
@@ -35,75 +36,9 @@ static Fixture fx;
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static char *
-screenshot_path (const char *name)
-{
-  const char *builddir = g_getenv ("G_TEST_BUILDDIR");
-  g_autofree char *dir = g_build_filename (builddir ? builddir : ".", "screenshots", NULL);
-
-  g_mkdir_with_parents (dir, 0755);
-  return g_build_filename (dir, name, NULL);
-}
-
-static gboolean
-tick_cb (GtkWidget     *widget,
-         GdkFrameClock *clock,
-         gpointer       data)
-{
-  (*(guint *) data)++;
-  return G_SOURCE_CONTINUE;
-}
-
-/* Lets the window lay out and paint a few frames, so what we look at is what is on screen. */
-static void
-wait_for_frames (GtkWidget *widget,
-                 guint      frames)
-{
-  guint ticks = 0;
-  guint id;
-
-  TOCSIN_WAIT_UNTIL (gtk_widget_get_mapped (widget));
-  id = gtk_widget_add_tick_callback (widget, tick_cb, &ticks, NULL);
-  gtk_widget_queue_draw (widget);
-  TOCSIN_WAIT_UNTIL (ticks >= frames);
-  gtk_widget_remove_tick_callback (widget, id);
-}
-
-static void
-save_screenshot (GtkWidget  *widget,
-                 const char *name)
-{
-  g_autofree char *path = screenshot_path (name);
-  g_autoptr(GdkPaintable) paintable = NULL;
-  g_autoptr(GdkTexture) texture = NULL;
-  GtkSnapshot *snapshot;
-  GskRenderNode *node;
-  GskRenderer *renderer;
-  int width, height;
-
-  /* What has focus is not part of the picture (a focused selectable label is all selected). */
-  if (GTK_IS_WINDOW (widget))
-    gtk_window_set_focus (GTK_WINDOW (widget), NULL);
-  wait_for_frames (widget, 3);
-  width = gtk_widget_get_width (widget);
-  height = gtk_widget_get_height (widget);
-  g_assert_cmpint (width, >, 0);
-  g_assert_cmpint (height, >, 0);
-
-  paintable = gtk_widget_paintable_new (widget);
-  snapshot = gtk_snapshot_new ();
-  gdk_paintable_snapshot (paintable, GDK_SNAPSHOT (snapshot), width, height);
-  node = gtk_snapshot_free_to_node (snapshot);
-  g_assert_nonnull (node);
-  renderer = gtk_native_get_renderer (gtk_widget_get_native (widget));
-  texture = gsk_renderer_render_texture (renderer, node,
-                                         &GRAPHENE_RECT_INIT (0, 0, width, height));
-  gsk_render_node_unref (node);
-  g_assert_true (gdk_texture_save_to_png (texture, path));
-  g_test_message ("screenshot: %s", path);
-}
-
-/* Depth-first search for a widget of @type whose label-ish text contains @text (NULL: any). */
+/* Depth-first search for a widget of @type whose label-ish text contains @text (NULL: any).
+ * Unlike tocsin_test_ui_find_widget(), it also looks inside hidden widgets (only the match must
+ * be visible itself): this file's tests were written against that. */
 static GtkWidget *
 find_widget (GtkWidget  *root,
              GType       type,
@@ -116,12 +51,8 @@ find_widget (GtkWidget  *root,
 
       if (G_TYPE_CHECK_INSTANCE_TYPE (child, type) && gtk_widget_get_visible (child))
         {
-          const char *label = NULL;
+          const char *label = tocsin_test_ui_widget_text (child);
 
-          if (GTK_IS_LABEL (child))
-            label = gtk_label_get_text (GTK_LABEL (child));
-          else if (GTK_IS_BUTTON (child))
-            label = gtk_button_get_label (GTK_BUTTON (child));
           if (text == NULL || (label != NULL && strstr (label, text) != NULL))
             return child;
         }
@@ -132,29 +63,11 @@ find_widget (GtkWidget  *root,
   return NULL;
 }
 
-static void
-collect_rows (GtkWidget *root,
-              GPtrArray *rows)
-{
-  for (GtkWidget *child = gtk_widget_get_first_child (root); child;
-       child = gtk_widget_get_next_sibling (child))
-    {
-      if (TOCSIN_IS_RECORD_ROW (child) && gtk_widget_get_mapped (child)
-          && tocsin_record_row_get_record (TOCSIN_RECORD_ROW (child)) != NULL)
-        g_ptr_array_add (rows, child);
-      else
-        collect_rows (child, rows);
-    }
-}
-
 /* The record rows on screen. */
 static GPtrArray *
 visible_rows (void)
 {
-  GPtrArray *rows = g_ptr_array_new ();
-
-  collect_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)), rows);
-  return rows;
+  return tocsin_test_ui_record_rows (GTK_WIDGET (tocsin_window_get_records_view (fx.window)));
 }
 
 static gboolean
@@ -218,14 +131,6 @@ ring (const char *query)
   g_assert_cmpuint (status, ==, 200);
 }
 
-static void
-async_done (GObject      *object,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
 /* ---- tests ---------------------------------------------------------------------------- */
 
 static void
@@ -233,7 +138,7 @@ test_empty_state (void)
 {
   GtkWidget *status_page;
 
-  wait_for_frames (GTK_WIDGET (fx.window), 2);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (fx.window), 2);
   TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (tocsin_window_get_record_list (fx.window)));
   g_assert_cmpstr (stack_page (), ==, "empty");
 
@@ -245,7 +150,7 @@ test_empty_state (void)
   g_assert_nonnull (find_widget (status_page, GTK_TYPE_BUTTON, "Subscribe to a Channel"));
   g_assert_nonnull (find_widget (status_page, GTK_TYPE_BUTTON, "Create a Channel"));
 
-  save_screenshot (GTK_WIDGET (fx.window), "ui-empty-state.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-empty-state.png");
 }
 
 static void
@@ -264,7 +169,8 @@ test_record_with_link (void)
   ring ("server=db1&cpu=97&link=https%3A%2F%2Fdashboard.example.com%2Falerts%2F123");
   ring ("server=db2&cpu=12");
 
-  tocsin_client_fetch_channel_info_async (client, subscribe_url, NULL, async_done, &result);
+  tocsin_client_fetch_channel_info_async (client, subscribe_url, NULL, tocsin_test_ui_async_done,
+                                          &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   fetched = tocsin_client_fetch_channel_info_finish (client, result, NULL, &error);
   g_assert_no_error (error);
@@ -272,7 +178,7 @@ test_record_with_link (void)
   g_clear_object (&result);
 
   tocsin_subscription_set_cursor (fetched, 0);
-  tocsin_client_subscribe_async (client, fetched, NULL, async_done, &result);
+  tocsin_client_subscribe_async (client, fetched, NULL, tocsin_test_ui_async_done, &result);
   TOCSIN_WAIT_UNTIL (result != NULL);
   fx.subscription = tocsin_client_subscribe_finish (client, result, &error);
   g_assert_no_error (error);
@@ -300,7 +206,7 @@ test_record_with_link (void)
   g_assert_true (find_widget (GTK_WIDGET (row), GTK_TYPE_BOX, NULL) != NULL);
   g_assert_true (gtk_widget_has_css_class (gtk_widget_get_first_child (GTK_WIDGET (row)), "unread"));
 
-  save_screenshot (GTK_WIDGET (fx.window), "ui-records-with-links.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-records-with-links.png");
 }
 
 static void
@@ -371,7 +277,7 @@ test_keyboard_focus (void)
   GtkWidget *first = NULL;
 
   gtk_window_present (GTK_WINDOW (window));
-  wait_for_frames (window, 2);
+  tocsin_test_ui_wait_for_frames (window, 2);
   gtk_widget_grab_focus (window);
   gtk_window_set_focus (GTK_WINDOW (window), NULL);
 
@@ -451,7 +357,7 @@ test_editor_template_error (void)
   g_assert_nonnull (strstr (error, "column"));
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, error));
 
-  save_screenshot (editor, "ui-channel-editor-template-error.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-channel-editor-template-error.png");
 
   /* Fixing it clears the error. */
   tocsin_channel_editor_set_field (TOCSIN_CHANNEL_EDITOR (editor), "body", "CPU at {{cpu_usage}}%");
@@ -459,17 +365,6 @@ test_editor_template_error (void)
   g_assert_nonnull (find_widget (editor, GTK_TYPE_LABEL, "CPU at 95%"));
 
   gtk_window_destroy (GTK_WINDOW (editor));
-}
-
-static GtkWindow *
-find_toplevel (GType type)
-{
-  g_autoptr(GList) toplevels = gtk_window_list_toplevels ();
-
-  for (GList *l = toplevels; l; l = l->next)
-    if (G_TYPE_CHECK_INSTANCE_TYPE (l->data, type) && gtk_widget_get_visible (l->data))
-      return l->data;
-  return NULL;
 }
 
 static void
@@ -482,7 +377,8 @@ test_subscribe_dialog (void)
 
   /* `tocsin <subscribe-url>` asks first: the dialog fetches the channel and names it. */
   tocsin_window_ask_subscribe (fx.window, subscribe_url);
-  TOCSIN_WAIT_UNTIL ((dialog = find_toplevel (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((dialog = tocsin_test_ui_find_toplevel
+                                 (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
   button = find_widget (GTK_WIDGET (dialog), GTK_TYPE_BUTTON, "_Subscribe");
   g_assert_nonnull (button);
   TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (button));
@@ -493,13 +389,15 @@ test_subscribe_dialog (void)
   g_assert_nonnull (entry_row);
   gtk_editable_set_text (GTK_EDITABLE (entry_row), "https://example.com/not-a-channel");
   g_assert_false (gtk_widget_get_sensitive (button));
-  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (dialog), GTK_TYPE_LABEL, "is not a subscribe link") != NULL);
+  TOCSIN_WAIT_UNTIL (find_widget (GTK_WIDGET (dialog), GTK_TYPE_LABEL,
+                                  "is not a subscribe link") != NULL);
 
   /* The right link again, confirm: already subscribed, so it is the same subscription. */
   gtk_editable_set_text (GTK_EDITABLE (entry_row), subscribe_url);
   TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (button));
   gtk_widget_activate (button);
-  TOCSIN_WAIT_UNTIL (find_toplevel (g_type_from_name ("TocsinSubscribeDialog")) == NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_toplevel
+                       (g_type_from_name ("TocsinSubscribeDialog")) == NULL);
   g_assert_cmpuint (g_list_model_get_n_items (tocsin_client_get_subscriptions (tocsin_application_get_client (fx.app))), ==, 1);
 }
 
@@ -513,8 +411,9 @@ test_preferences (void)
 
   g_assert_true (g_settings_get_boolean (settings, "play-sound"));
   g_action_group_activate_action (G_ACTION_GROUP (fx.app), "preferences", NULL);
-  TOCSIN_WAIT_UNTIL ((prefs = find_toplevel (g_type_from_name ("TocsinPreferencesWindow"))) != NULL);
-  wait_for_frames (GTK_WIDGET (prefs), 2);
+  TOCSIN_WAIT_UNTIL ((prefs = tocsin_test_ui_find_toplevel
+                                (g_type_from_name ("TocsinPreferencesWindow"))) != NULL);
+  tocsin_test_ui_wait_for_frames (GTK_WIDGET (prefs), 2);
 
   /* Switches are bound to GSettings: flipping one changes the setting. */
   label = find_widget (GTK_WIDGET (prefs), GTK_TYPE_LABEL, "Play a sound");
@@ -537,7 +436,8 @@ test_details_settings_shortcuts (void)
   /* A row's "Details" shows the variables it received. */
   g_assert_nonnull (row);
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL));
-  TOCSIN_WAIT_UNTIL ((window = find_toplevel (g_type_from_name ("TocsinRecordDetails"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((window = tocsin_test_ui_find_toplevel
+                                 (g_type_from_name ("TocsinRecordDetails"))) != NULL);
   g_assert_nonnull (find_widget (GTK_WIDGET (window), GTK_TYPE_LABEL, "server"));
   g_assert_nonnull (find_widget (GTK_WIDGET (window), GTK_TYPE_LABEL, "db1"));
   g_assert_nonnull (find_widget (GTK_WIDGET (window), GTK_TYPE_LABEL, LINK_URL));
@@ -547,7 +447,8 @@ test_details_settings_shortcuts (void)
   tocsin_window_show_channel (fx.window, tocsin_subscription_get_relay_url (fx.subscription),
                               tocsin_subscription_get_channel_id (fx.subscription));
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.channel-settings", NULL));
-  TOCSIN_WAIT_UNTIL ((window = find_toplevel (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
+  TOCSIN_WAIT_UNTIL ((window = tocsin_test_ui_find_toplevel
+                                 (g_type_from_name ("TocsinSubscribeDialog"))) != NULL);
   {
     GtkWidget *label = find_widget (GTK_WIDGET (window), GTK_TYPE_LABEL, "Mute");
     GtkWidget *mute = find_widget (gtk_widget_get_ancestor (label, ADW_TYPE_ACTION_ROW),
@@ -563,7 +464,7 @@ test_details_settings_shortcuts (void)
 
   /* Ctrl+? shows the shortcuts window. */
   g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-help-overlay", NULL));
-  TOCSIN_WAIT_UNTIL ((window = find_toplevel (GTK_TYPE_SHORTCUTS_WINDOW)) != NULL);
+  TOCSIN_WAIT_UNTIL ((window = tocsin_test_ui_find_toplevel (GTK_TYPE_SHORTCUTS_WINDOW)) != NULL);
   gtk_widget_set_visible (GTK_WIDGET (window), FALSE);
 }
 
@@ -574,7 +475,7 @@ test_dark_mode (void)
 
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_FORCE_DARK);
   TOCSIN_WAIT_UNTIL (adw_style_manager_get_dark (style));
-  save_screenshot (GTK_WIDGET (fx.window), "ui-dark-mode.png");
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window), "ui-dark-mode.png");
   adw_style_manager_set_color_scheme (style, ADW_COLOR_SCHEME_DEFAULT);
 }
 
@@ -626,7 +527,7 @@ test_create_channel (void)
       g_assert_cmpstr (g_value_get_string (&value), ==, gtk_label_get_text (GTK_LABEL (email)));
     }
   }
-  save_screenshot (editor, "ui-channel-created.png");
+  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-channel-created.png");
 
   /* The creator is subscribed to it. */
   TOCSIN_WAIT_UNTIL (g_list_model_get_n_items (tocsin_client_get_subscriptions (client)) == 2);
@@ -652,7 +553,8 @@ test_create_channel (void)
     g_assert_nonnull (strstr (adw_status_page_get_description (ADW_STATUS_PAGE (page)),
                               "Ring the webhook of “Deploys”"));
     g_assert_nonnull (strstr (gtk_label_get_text (GTK_LABEL (curl)), prefix));
-    save_screenshot (GTK_WIDGET (fx.window), "ui-channel-waiting-curl.png");
+    tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (fx.window),
+                                              "ui-channel-waiting-curl.png");
     g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.show-all", NULL));
   }
 }
@@ -673,7 +575,7 @@ test_relay_offline (void)
     g_test_message ("relay state: %s", text);
     g_assert_true (g_str_has_suffix (text, " s") || strstr (text, " s (") != NULL);
   }
-  save_screenshot (window, "ui-relay-offline.png");
+  tocsin_test_ui_save_unfocused_screenshot (window, "ui-relay-offline.png");
 }
 
 static void
@@ -704,69 +606,16 @@ test_close_keeps_running (void)
 
 /* ---- setup ---------------------------------------------------------------------------- */
 
-/* A "browser" for https links that writes what it was asked to open into a file. */
-static void
-install_test_browser (void)
-{
-  g_autofree char *apps = g_build_filename (fx.tmpdir, "data", "applications", NULL);
-  g_autofree char *config = g_build_filename (fx.tmpdir, "config", NULL);
-  g_autofree char *script = g_build_filename (fx.tmpdir, "browser.sh", NULL);
-  g_autofree char *desktop = g_build_filename (apps, "tocsin-test-browser.desktop", NULL);
-  g_autofree char *mimeapps = g_build_filename (config, "mimeapps.list", NULL);
-  g_autofree char *script_text = NULL;
-  g_autofree char *desktop_text = NULL;
-  g_autoptr(GError) error = NULL;
-
-  fx.launched_file = g_build_filename (fx.tmpdir, "launched.txt", NULL);
-  g_mkdir_with_parents (apps, 0700);
-  g_mkdir_with_parents (config, 0700);
-
-  script_text = g_strdup_printf ("#!/bin/sh\nprintf '%%s\\n' \"$1\" >> '%s'\n", fx.launched_file);
-  g_file_set_contents (script, script_text, -1, &error);
-  g_assert_no_error (error);
-  g_chmod (script, 0700);
-
-  desktop_text = g_strdup_printf ("[Desktop Entry]\nType=Application\nName=Test Browser\n"
-                                  "Exec=%s %%u\nMimeType=x-scheme-handler/https;x-scheme-handler/http;\n"
-                                  "NoDisplay=true\n", script);
-  g_file_set_contents (desktop, desktop_text, -1, &error);
-  g_assert_no_error (error);
-  g_file_set_contents (mimeapps,
-                       "[Default Applications]\n"
-                       "x-scheme-handler/https=tocsin-test-browser.desktop\n"
-                       "x-scheme-handler/http=tocsin-test-browser.desktop\n", -1, &error);
-  g_assert_no_error (error);
-}
-
 int
 main (int   argc,
       char *argv[])
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *data_home = NULL;
-  g_autofree char *config_home = NULL;
-  g_autofree char *cache_home = NULL;
   int status;
 
-  /* Everything the app writes goes to a temp home; set before GIO reads any of it. */
-  fx.tmpdir = tocsin_test_make_tmpdir ("tocsin-ui");
-  data_home = g_build_filename (fx.tmpdir, "data", NULL);
-  config_home = g_build_filename (fx.tmpdir, "config", NULL);
-  cache_home = g_build_filename (fx.tmpdir, "cache", NULL);
-  g_setenv ("XDG_DATA_HOME", data_home, TRUE);
-  g_setenv ("XDG_CONFIG_HOME", config_home, TRUE);
-  g_setenv ("XDG_CACHE_HOME", cache_home, TRUE);
   g_setenv ("XDG_DATA_DIRS", "/usr/share", TRUE);
-  install_test_browser ();
-
-  g_test_init (&argc, &argv, NULL);
-  if (!gtk_init_check ())
-    {
-      g_printerr ("No display: run the ui suite under `xvfb-run -a`.\n");
-      return 1;
-    }
-  /* Screenshots show settled widgets, not a search bar halfway through sliding away. */
-  g_object_set (gtk_settings_get_default (), "gtk-enable-animations", FALSE, NULL);
+  fx.tmpdir = tocsin_test_ui_setup (&argc, &argv, "tocsin-ui", 0);
+  fx.launched_file = tocsin_test_ui_install_browser (fx.tmpdir);
 
   {
     /* Taking mail, so that the channel editor shows the email address. */

@@ -117,6 +117,23 @@ tocsin_test_notify_count (GDBusConnection *bus,
   return n;
 }
 
+guint32
+tocsin_test_notify_id (GDBusConnection *bus,
+                       const char      *summary)
+{
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (bus);
+  guint32 id = 0;
+
+  for (guint i = 0; i < calls->len; i++)
+    {
+      TocsinTestNotifyCall *call = calls->pdata[i];
+
+      if (g_strcmp0 (call->summary, summary) == 0)
+        id = call->id;
+    }
+  return id;
+}
+
 guint
 tocsin_test_notify_closed_count (GDBusConnection *bus,
                                  guint32          id)

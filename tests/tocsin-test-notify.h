@@ -34,6 +34,10 @@ guint      tocsin_test_notify_count (GDBusConnection *bus,
                                      const char      *summary,
                                      const char      *body);
 
+/* The id of the last pop-up titled @summary (0: none yet). */
+guint32    tocsin_test_notify_id    (GDBusConnection *bus,
+                                     const char      *summary);
+
 /* How many CloseNotification calls the daemon got for popup @id. */
 guint      tocsin_test_notify_closed_count (GDBusConnection *bus,
                                             guint32          id);
