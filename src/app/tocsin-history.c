@@ -56,6 +56,7 @@ struct _TocsinHistory
   gboolean       flush_queued;
   GCond          delivered_cond;
   guint          slices_delivered;   /* slices of a batch the main context has taken */
+  gboolean       deliver_at_once;    /* the worker stopped waiting for them: no more slicing */
 
   /* Only touched on the worker thread: */
   guint          slices_sent;
@@ -652,6 +653,7 @@ return_unsaved (PendingMessage *pending,
 }
 
 static void flush_job (TocsinHistory *self, Job *job);
+static void wait_slices_delivered (TocsinHistory *self);
 static void start_fresh_job (TocsinHistory *self, Job *job);
 static void enforce_bounds (TocsinHistory *self);
 
@@ -749,6 +751,9 @@ worker_main (gpointer data)
           job_free (self, job);
           break;
         }
+      /* Whatever this job answers or emits comes after the stored messages before it. */
+      if (job->func != flush_job)
+        wait_slices_delivered (self);
 
       if (job->task && g_task_return_error_if_cancelled (job->task))
         ;
@@ -1141,8 +1146,11 @@ tocsin_history_flush_sync (TocsinHistory *self)
   /* The barrier runs even when the database failed to open (error result), after every job
    * queued before it; its callback comes after their callbacks and signals. */
   task = new_task (self, tocsin_history_flush_sync, NULL, flush_done, &done);
+  /* ...and the worker's reference to the task, dropped in the main context after the
+   * callback, is gone too: a caller that drops its history next finalizes it. */
+  g_object_add_weak_pointer (G_OBJECT (task), (gpointer *) &task);
   push_job (self, barrier_job, task, NULL, NULL);
-  while (!done)
+  while (!done || task != NULL)
     g_main_context_iteration (self->context, TRUE);
 }
 
@@ -1358,15 +1366,75 @@ release_batch (TocsinHistory *self,
 
 /* A burst (a relay replaying 10,000 messages after a laptop wakes) is stored in slices of this
  * many: each slice is one transaction, and its signals and task results reach the main
- * context as one slice of idle callbacks. GLib dispatches every ready idle of a priority in
- * one iteration, so a whole burst handed over at once would block the main loop for as long
- * as it takes to show it (hundreds of ms). */
+ * context as one source (a Delivery) that hands them out for at most DELIVERY_SLICE_USEC per
+ * dispatch, so the main loop is never busy with a burst for longer than that at a time. The
+ * worker commits the next slice meanwhile, and waits for a delivery to be complete before it
+ * hands over the next one or answers any other job, so results keep the order of the jobs. */
 #define FLUSH_SLICE 200
+#define DELIVERY_SLICE_USEC (3 * 1000)
+
+typedef struct
+{
+  guint         signal;     /* SIGNAL_RECORD_ADDED, _CHANGED, or N_SIGNALS for none */
+  TocsinRecord *record;
+  GTask        *task;       /* may be NULL (a held message) */
+  StoreOutcome *outcome;
+} Delivered;
+
+typedef struct
+{
+  TocsinHistory *self;
+  GArray        *items;     /* Delivered */
+  guint          next;
+} Delivery;
+
+static void
+delivered_clear (gpointer data)
+{
+  Delivered *item = data;
+
+  g_clear_object (&item->record);
+  g_clear_object (&item->task);
+  g_clear_pointer (&item->outcome, store_outcome_free);
+}
+
+static void
+delivery_free (gpointer data)
+{
+  Delivery *delivery = data;
+
+  g_array_unref (delivery->items);
+  g_object_unref (delivery->self);
+  g_free (delivery);
+}
 
 static gboolean
-slice_delivered (gpointer data)
+deliver_cb (gpointer data)
 {
-  TocsinHistory *self = data;
+  Delivery *delivery = data;
+  TocsinHistory *self = delivery->self;
+  gint64 deadline = g_get_monotonic_time () + DELIVERY_SLICE_USEC;
+
+  while (delivery->next < delivery->items->len)
+    {
+      Delivered *item = &g_array_index (delivery->items, Delivered, delivery->next++);
+      gboolean at_once;
+
+      if (item->signal != N_SIGNALS)
+        g_signal_emit (self, signals[item->signal], 0, item->record);
+      if (item->task)
+        g_task_return_pointer (item->task, g_steal_pointer (&item->outcome),
+                               store_outcome_free);
+      delivered_clear (item);
+
+      if (delivery->next == delivery->items->len || g_get_monotonic_time () < deadline)
+        continue;
+      g_mutex_lock (&self->pending_lock);
+      at_once = self->deliver_at_once;
+      g_mutex_unlock (&self->pending_lock);
+      if (!at_once)
+        return G_SOURCE_CONTINUE;
+    }
 
   g_mutex_lock (&self->pending_lock);
   self->slices_delivered++;
@@ -1375,9 +1443,11 @@ slice_delivered (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Waits until the main context has dispatched the slices handed to it so far, so that it never
- * has more than one slice queued (the next one is committed meanwhile). A main context that is
- * not iterated only delays us: after a while the worker goes on regardless. */
+/* Worker: waits until the main context has dispatched every delivery handed to it so far, so
+ * that it never has more than one queued and whatever the worker does next reaches it after.
+ * A main context that is not iterated only delays us: after a while the worker goes on
+ * regardless, and the deliveries left then go out whole (after them, in order, what the
+ * worker queues meanwhile). */
 static void
 wait_slices_delivered (TocsinHistory *self)
 {
@@ -1386,7 +1456,12 @@ wait_slices_delivered (TocsinHistory *self)
   g_mutex_lock (&self->pending_lock);
   while (self->slices_delivered < self->slices_sent)
     if (!g_cond_wait_until (&self->delivered_cond, &self->pending_lock, deadline))
-      break;
+      {
+        self->deliver_at_once = TRUE;
+        break;
+      }
+  if (self->slices_delivered == self->slices_sent)
+    self->deliver_at_once = FALSE;
   g_mutex_unlock (&self->pending_lock);
 }
 
@@ -1480,44 +1555,58 @@ flush_job (TocsinHistory *self,
       guint end = MIN (batch->len, start + FLUSH_SLICE);
       g_autoptr(GError) slice_error = NULL;
       g_autoptr(GPtrArray) outcomes = store_slice (self, batch, start, end, &slice_error);
+      Delivery *delivery;
       GSource *source;
 
       wait_slices_delivered (self);
-      for (guint i = start; i < end; i++)
+      if (outcomes == NULL)
         {
-          PendingMessage *pending = g_ptr_array_index (batch, i);
-          StoreOutcome *outcome;
-
-          if (outcomes == NULL)
+          for (guint i = start; i < end; i++)
             {
+              PendingMessage *pending = g_ptr_array_index (batch, i);
+
               return_unsaved (pending, slice_error);
               if (write_error_is_transient (slice_error))
                 hold_message (self, pending->record, pending->replaces);
-              continue;
             }
-          outcome = g_ptr_array_index (outcomes, i - start);
-          if (outcome->result == TOCSIN_STORE_ADDED)
-            emit_later (self, SIGNAL_RECORD_ADDED, outcome->record, 0);
-          else if (outcome->result == TOCSIN_STORE_REPLACED)
-            emit_later (self, SIGNAL_RECORD_CHANGED, outcome->record, 0);
-          g_ptr_array_index (outcomes, i - start) = NULL;
-          /* A held message's task already had its error. */
-          if (pending->task)
-            g_task_return_pointer (pending->task, outcome, store_outcome_free);
-          else
-            store_outcome_free (outcome);
+          report_write_state (self, slice_error);
+          continue;
         }
-      report_write_state (self, slice_error);
-      /* After each slice: the file never grows past the bounds by more than one slice. */
+
+      report_write_state (self, NULL);
+      /* After each slice: the file never grows past the bounds by more than one slice. (Its
+       * "reset" may reach the main context before the slice's records: a list that reloads
+       * then counts them, and ignores their signals while it counts.) */
       enforce_bounds (self);
 
-      /* Idles of one priority run in the order they were attached: this one runs once the
-       * main context has taken the whole slice. */
+      delivery = g_new0 (Delivery, 1);
+      delivery->self = g_object_ref (self);
+      delivery->items = g_array_sized_new (FALSE, TRUE, sizeof (Delivered), end - start);
+      g_array_set_clear_func (delivery->items, delivered_clear);
+      for (guint i = start; i < end; i++)
+        {
+          PendingMessage *pending = g_ptr_array_index (batch, i);
+          StoreOutcome *outcome = g_ptr_array_index (outcomes, i - start);
+          Delivered item = { N_SIGNALS, NULL, NULL, NULL };
+
+          if (outcome->result == TOCSIN_STORE_ADDED)
+            item.signal = SIGNAL_RECORD_ADDED;
+          else if (outcome->result == TOCSIN_STORE_REPLACED)
+            item.signal = SIGNAL_RECORD_CHANGED;
+          if (item.signal != N_SIGNALS)
+            item.record = g_object_ref (outcome->record);
+          g_ptr_array_index (outcomes, i - start) = NULL;
+          /* A held message's task already had its error. */
+          item.task = g_steal_pointer (&pending->task);
+          item.outcome = outcome;
+          g_array_append_val (delivery->items, item);
+        }
+
       self->slices_sent++;
       source = g_idle_source_new ();
       g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, slice_delivered, g_object_ref (self), g_object_unref);
-      g_source_set_static_name (source, "[tocsin] history slice delivered");
+      g_source_set_callback (source, deliver_cb, delivery, delivery_free);
+      g_source_set_static_name (source, "[tocsin] history delivery");
       g_source_attach (source, self->context);
       g_source_unref (source);
     }
