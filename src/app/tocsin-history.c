@@ -2206,6 +2206,92 @@ tocsin_history_get_record_finish (TocsinHistory  *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+typedef struct
+{
+  char   *relay_url;
+  gint64  channel_id;
+} ChannelKey;
+
+static void
+channel_key_free (gpointer data)
+{
+  ChannelKey *key = data;
+
+  g_free (key->relay_url);
+  g_free (key);
+}
+
+static void
+last_message_id_job (TocsinHistory *self,
+                     Job           *job)
+{
+  ChannelKey *key = job->data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(CachedStatement) stmt = NULL;
+  gint64 last = 0;
+
+  /* Both arms are one SEARCH to the end of an index (records_latest, records_key). */
+  stmt = cached_statement (self, "SELECT max(latest_id), (SELECT max(message_id) FROM records"
+                                 " WHERE kind = 0 AND relay_url = ?1 AND channel_id = ?2)"
+                                 " FROM records WHERE relay_url = ?1 AND channel_id = ?2",
+                           &error);
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  bind_text (stmt, 1, key->relay_url);
+  sqlite3_bind_int64 (stmt, 2, key->channel_id);
+  if (sqlite3_step (stmt) != SQLITE_ROW)
+    {
+      set_sqlite_error (&error, self->db, "look up a channel");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  last = MAX (sqlite3_column_int64 (stmt, 0), sqlite3_column_int64 (stmt, 1));
+  /* Messages that could not be written yet count as stored: they will be. */
+  for (guint i = 0; self->held != NULL && i < self->held->len; i++)
+    {
+      PendingMessage *held = g_ptr_array_index (self->held, i);
+
+      if (tocsin_record_get_channel_id (held->record) == key->channel_id &&
+          g_strcmp0 (tocsin_record_get_relay_url (held->record), key->relay_url) == 0)
+        last = MAX (last, tocsin_record_get_message_id (held->record));
+    }
+  g_task_return_int (job->task, last);
+}
+
+void
+tocsin_history_get_last_message_id_async (TocsinHistory       *self,
+                                          const char          *relay_url,
+                                          gint64               channel_id,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data)
+{
+  ChannelKey *key;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (relay_url != NULL);
+
+  key = g_new0 (ChannelKey, 1);
+  key->relay_url = g_strdup (relay_url);
+  key->channel_id = channel_id;
+  push_job (self, last_message_id_job,
+            new_task (self, tocsin_history_get_last_message_id_async, cancellable, callback,
+                      user_data),
+            key, channel_key_free);
+}
+
+gint64
+tocsin_history_get_last_message_id_finish (TocsinHistory  *self,
+                                           GAsyncResult   *result,
+                                           GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), -1);
+  return g_task_propagate_int (G_TASK (result), error);
+}
+
 /* ---- changes ------------------------------------------------------------------------------ */
 
 typedef struct
