@@ -76,6 +76,7 @@ enum {
   SIGNAL_RECORD_CHANGED,
   SIGNAL_RECORD_REMOVED,
   SIGNAL_RESET,
+  SIGNAL_RECORDS_ADDED,
   N_SIGNALS
 };
 
@@ -810,6 +811,14 @@ emit_in_context (gpointer data)
   switch (emission->signal)
     {
     case SIGNAL_RECORD_ADDED:
+      {
+        g_autoptr(GPtrArray) added = g_ptr_array_new ();
+
+        g_signal_emit (emission->self, signals[emission->signal], 0, emission->record);
+        g_ptr_array_add (added, emission->record);
+        g_signal_emit (emission->self, signals[SIGNAL_RECORDS_ADDED], 0, added);
+      }
+      break;
     case SIGNAL_RECORD_CHANGED:
       g_signal_emit (emission->self, signals[emission->signal], 0, emission->record);
       break;
@@ -917,6 +926,9 @@ tocsin_history_class_init (TocsinHistoryClass *klass)
   signals[SIGNAL_RECORD_ADDED] =
     g_signal_new ("record-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
+  signals[SIGNAL_RECORDS_ADDED] =
+    g_signal_new ("records-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_PTR_ARRAY);
   signals[SIGNAL_RECORD_CHANGED] =
     g_signal_new ("record-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
@@ -1408,20 +1420,42 @@ delivery_free (gpointer data)
   g_free (delivery);
 }
 
+/* "records-added" for the records added since the last one, if any. */
+static void
+emit_added (TocsinHistory *self,
+            GPtrArray     *added)
+{
+  if (added->len == 0)
+    return;
+  g_signal_emit (self, signals[SIGNAL_RECORDS_ADDED], 0, added);
+  g_ptr_array_set_size (added, 0);
+}
+
 static gboolean
 deliver_cb (gpointer data)
 {
   Delivery *delivery = data;
   TocsinHistory *self = delivery->self;
   gint64 deadline = g_get_monotonic_time () + DELIVERY_SLICE_USEC;
+  /* The records added in this dispatch, for one "records-added": a list model then inserts
+   * them with one items-changed. Any other change goes out after the additions before it. */
+  g_autoptr(GPtrArray) added = g_ptr_array_new_with_free_func (g_object_unref);
 
   while (delivery->next < delivery->items->len)
     {
       Delivered *item = &g_array_index (delivery->items, Delivered, delivery->next++);
       gboolean at_once;
 
-      if (item->signal != N_SIGNALS)
-        g_signal_emit (self, signals[item->signal], 0, item->record);
+      if (item->signal == SIGNAL_RECORD_ADDED)
+        {
+          g_signal_emit (self, signals[item->signal], 0, item->record);
+          g_ptr_array_add (added, g_object_ref (item->record));
+        }
+      else if (item->signal != N_SIGNALS)
+        {
+          emit_added (self, added);
+          g_signal_emit (self, signals[item->signal], 0, item->record);
+        }
       if (item->task)
         g_task_return_pointer (item->task, g_steal_pointer (&item->outcome),
                                store_outcome_free);
@@ -1433,8 +1467,12 @@ deliver_cb (gpointer data)
       at_once = self->deliver_at_once;
       g_mutex_unlock (&self->pending_lock);
       if (!at_once)
-        return G_SOURCE_CONTINUE;
+        {
+          emit_added (self, added);
+          return G_SOURCE_CONTINUE;
+        }
     }
+  emit_added (self, added);
 
   g_mutex_lock (&self->pending_lock);
   self->slices_delivered++;
