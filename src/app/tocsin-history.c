@@ -1295,9 +1295,7 @@ apply_message (TocsinHistory      *self,
       return g_steal_pointer (&existing);
     }
 
-  if (!advance_cursor (self, record, &local_error))
-    goto fail;
-
+  /* The subscription's cursor moves in store_slice(), once per channel and slice. */
   if (pending->replaces > 0)
     {
       existing = find_existing (self, record, pending->replaces, &local_error);
@@ -1535,6 +1533,43 @@ store_slice (TocsinHistory  *self,
         }
       g_ptr_array_add (outcomes, outcome);
     }
+
+  /* The cursors move in the same transaction as the records: to the newest stored message of
+   * each channel in the slice (one statement per channel, not one per message). */
+  {
+    g_autoptr(GPtrArray) newest = g_ptr_array_new ();   /* TocsinRecord, one per channel */
+
+    for (guint i = start; i < end; i++)
+      {
+        TocsinRecord *record = ((PendingMessage *) g_ptr_array_index (batch, i))->record;
+        StoreOutcome *outcome = g_ptr_array_index (outcomes, i - start);
+        guint j;
+
+        if (outcome->result == TOCSIN_STORE_DUPLICATE)
+          continue;
+        for (j = 0; j < newest->len; j++)
+          {
+            TocsinRecord *other = g_ptr_array_index (newest, j);
+
+            if (tocsin_record_get_channel_id (other) == tocsin_record_get_channel_id (record) &&
+                g_strcmp0 (tocsin_record_get_relay_url (other),
+                           tocsin_record_get_relay_url (record)) == 0)
+              {
+                if (tocsin_record_get_message_id (record) > tocsin_record_get_message_id (other))
+                  g_ptr_array_index (newest, j) = record;
+                break;
+              }
+          }
+        if (j == newest->len)
+          g_ptr_array_add (newest, record);
+      }
+    for (guint j = 0; j < newest->len; j++)
+      if (!advance_cursor (self, g_ptr_array_index (newest, j), error))
+        {
+          exec_sql (self->db, "ROLLBACK", NULL);
+          return NULL;
+        }
+  }
 
   if (!exec_sql (self->db, "COMMIT", error))
     {
