@@ -665,8 +665,8 @@ stop_at_first_record (TocsinClient *client,
   tocsin_client_stop (client);
 }
 
-/* libsoup hands over every frame a read got at once; the connection handles them for a few
- * milliseconds, queues the rest and passes those on in slices between other main-loop work.
+/* The I/O thread reads and parses every frame a read got at once; the main loop takes them in
+ * slices of a few milliseconds between other work.
  * That must lose, double and reorder nothing, also when the app stops in the middle: what was
  * read and not passed on yet is asked for again at the next start, from the cursor. */
 static void
@@ -724,6 +724,47 @@ test_backlog_in_big_reads (Fixture       *f,
                    tocsin_record_get_message_id (received (f, BACKLOG)));
 }
 
+/* More than the 16 MiB of received frames the app lets wait for its main loop arrive while
+ * the main loop is busy elsewhere: the I/O thread stops reading at the bound and goes on as
+ * the main loop takes them, so every message still arrives once and in order. */
+#define BIG_BACKLOG 320
+
+static void
+test_backlog_past_the_bound (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *pad = g_strnfill (60 * 1024, 'p');
+
+  tocsin_client_stop (f->client);
+  wait_until_relay_has_no_subscribers (f);
+  for (guint i = 1; i <= BIG_BACKLOG; i++)
+    {
+      g_autofree char *body = g_strdup_printf ("{\"server_name\":\"big%u\",\"cpu_usage\":%u,"
+                                               "\"pad\":\"%s\"}", i, i % 100, pad);
+      ring_post (f, body);
+    }
+
+  tocsin_client_start (f->client);
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection (f)) ==
+                     TOCSIN_CONNECTION_CONNECTED);
+  /* Subscribed from the cursor: the backlog (about 19 MiB) flows while nothing takes it. */
+  g_usleep (2 * G_USEC_PER_SEC);
+  ring_get (f, "after-big-backlog");
+  TOCSIN_WAIT_UNTIL (f->received->len >= BIG_BACKLOG + 1);
+  tocsin_history_flush_sync (f->history);
+
+  g_assert_cmpuint (f->received->len, ==, BIG_BACKLOG + 1);
+  for (guint i = 0; i < BIG_BACKLOG; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("Alerte serveur big%u", i + 1);
+
+      g_assert_cmpstr (tocsin_record_get_title (received (f, i)), ==, title);
+    }
+  g_assert_cmpstr (tocsin_record_get_title (received (f, BIG_BACKLOG)), ==,
+                   "Alerte serveur after-big-backlog");
+  g_assert_cmpint (count_records (f), ==, BIG_BACKLOG + 1);
+}
+
 static void
 test_bad_link (void)
 {
@@ -773,6 +814,8 @@ main (int   argc,
   /* No rate limit: the backlog is rung as fast as the test can. */
   g_test_add ("/app/client/backlog-in-big-reads", Fixture, "--rate=100000 --burst=100000",
               fixture_setup, test_backlog_in_big_reads, fixture_teardown);
+  g_test_add ("/app/client/backlog-past-the-bound", Fixture, "--rate=100000 --burst=100000",
+              fixture_setup, test_backlog_past_the_bound, fixture_teardown);
 #undef ADD
   g_test_add_func ("/app/client/bad-link", test_bad_link);
 

@@ -166,8 +166,12 @@ push_event (TocsinLink  *link,
       link->draining = TRUE;
     }
   if (link->queued_bytes > TOCSIN_LINK_MAX_QUEUED_BYTES)
-    while (link->queued_bytes > TOCSIN_LINK_MAX_QUEUED_BYTES / 2 && !link->closed)
-      g_cond_wait (&link->drained, &link->lock);
+    {
+      g_debug ("%" G_GSIZE_FORMAT " bytes of frames wait for the main loop: reading stops",
+               link->queued_bytes);
+      while (link->queued_bytes > TOCSIN_LINK_MAX_QUEUED_BYTES / 2 && !link->closed)
+        g_cond_wait (&link->drained, &link->lock);
+    }
   g_mutex_unlock (&link->lock);
 }
 
