@@ -562,7 +562,7 @@ test_gap_after_retention (Fixture       *f,
   g_assert_cmpuint (count_gap_records (f, NULL), ==, 1);
 }
 
-/* ---- pop-ups in parallel with the history write ---- */
+/* ---- pop-ups: never twice ---- */
 
 static guint32
 popup_id_with_summary (const char *summary)
@@ -595,11 +595,11 @@ record_is_read (Fixture *f,
   return tocsin_record_get_read (record);
 }
 
-/* A new message pops up while it is being stored, not after; what the history already holds
- * never pops up again, also for a client that has just started and asks the relay for
- * everything it retained. The early popup's buttons still act on the stored record. */
+/* What the history already holds never pops up again, also for a client that has just started
+ * and asks the relay for everything it retained; a new message pops up once, and its buttons
+ * act on the stored record. */
 static void
-test_popup_while_storing (Fixture       *f,
+test_popup_once_after_resubscribe (Fixture       *f,
                           gconstpointer  data)
 {
   g_autoptr(TocsinSubscription) again = NULL;
@@ -807,7 +807,7 @@ main (int   argc,
   ADD ("/app/client/dedup-after-reconnect", test_dedup_after_reconnect);
   ADD ("/app/client/catch-up-after-restart", test_catch_up_after_restart);
   ADD ("/app/client/storm", test_storm_end_to_end);
-  ADD ("/app/client/popup-while-storing", test_popup_while_storing);
+  ADD ("/app/client/popup-once-after-resubscribe", test_popup_once_after_resubscribe);
   ADD ("/app/client/quiet-hours-and-mute", test_quiet_hours_and_mute_end_to_end);
   g_test_add ("/app/client/gap-after-retention", Fixture, "--retention=1", fixture_setup,
               test_gap_after_retention, fixture_teardown);

@@ -25,9 +25,6 @@ struct _TocsinClient
   GTlsDatabase   *tls_database;   /* from the ca-file setting, or NULL */
   SoupSession    *session;        /* for channel info */
   GCancellable   *cancellable;
-  /* "relay\nchannel id" → ChannelFloor: what the history may already hold of each channel, so
-   * that a message above it can pop up while it is being stored (see on_message()). */
-  GHashTable     *floors;
 
   guint           prune_source;
   guint           tls_generation;  /* bumped by each reload, so a late load is dropped */
@@ -129,102 +126,7 @@ typedef struct
 {
   TocsinClient       *self;
   TocsinSubscription *subscription;
-  TocsinRecord       *shown;          /* popped up before it was stored (row id 0), or NULL */
 } StoreData;
-
-/* Pop-up in parallel with the history write, and still never twice: a message pops up as it
- * arrives only when the history surely has no record of its id, which the client knows
- * without asking: ids only grow within a channel, so a message above the highest id the
- * history held when asked (tocsin_history_get_last_message_id_async(), once per channel) and
- * above every id passed on to it since is new. Anything else (the answer not there yet, a
- * replacement, which updates a popup in place) pops up after the write, as the history's
- * outcome says. */
-typedef struct
-{
-  gint64   floor;      /* the highest id stored or passed on to the history */
-  gboolean known;      /* the history answered: floor covers what it held */
-  gboolean asking;
-} ChannelFloor;
-
-static char *
-floor_key (const char *relay_url,
-           gint64      channel_id)
-{
-  return g_strdup_printf ("%s\n%" G_GINT64_FORMAT, relay_url, channel_id);
-}
-
-static ChannelFloor *
-channel_floor (TocsinClient *self,
-               const char   *relay_url,
-               gint64        channel_id)
-{
-  g_autofree char *key = floor_key (relay_url, channel_id);
-  ChannelFloor *floor = g_hash_table_lookup (self->floors, key);
-
-  if (floor == NULL)
-    {
-      floor = g_new0 (ChannelFloor, 1);
-      g_hash_table_insert (self->floors, g_steal_pointer (&key), floor);
-    }
-  return floor;
-}
-
-typedef struct
-{
-  TocsinClient *self;
-  char         *key;
-} FloorRequest;
-
-static void
-floor_answered (GObject      *object,
-                GAsyncResult *result,
-                gpointer      user_data)
-{
-  FloorRequest *request = user_data;
-  g_autoptr(GError) error = NULL;
-  gint64 last = tocsin_history_get_last_message_id_finish (TOCSIN_HISTORY (object), result,
-                                                           &error);
-  ChannelFloor *floor = request->self->floors ? g_hash_table_lookup (request->self->floors,
-                                                                      request->key) : NULL;
-
-  if (floor != NULL)
-    {
-      floor->asking = FALSE;
-      if (last >= 0)
-        {
-          floor->floor = MAX (floor->floor, last);
-          floor->known = TRUE;
-        }
-      else
-        g_debug ("Could not look up a channel's last id: %s", error->message);
-    }
-  g_object_unref (request->self);
-  g_free (request->key);
-  g_free (request);
-}
-
-/* Asks the history once what it holds of the channel (the answer counts every message passed
- * on to it before; the floor keeps those passed on after). */
-static void
-learn_floor (TocsinClient *self,
-             const char   *relay_url,
-             gint64        channel_id)
-{
-  ChannelFloor *floor;
-  FloorRequest *request;
-
-  if (self->notifier == NULL || channel_id <= 0)
-    return;
-  floor = channel_floor (self, relay_url, channel_id);
-  if (floor->known || floor->asking)
-    return;
-  floor->asking = TRUE;
-  request = g_new0 (FloorRequest, 1);
-  request->self = g_object_ref (self);
-  request->key = floor_key (relay_url, channel_id);
-  tocsin_history_get_last_message_id_async (self->history, relay_url, channel_id,
-                                            self->cancellable, floor_answered, request);
-}
 
 static void
 message_stored (GObject      *object,
@@ -248,32 +150,20 @@ message_stored (GObject      *object,
         tocsin_history_store_message_get_unsaved (TOCSIN_HISTORY (object), result);
 
       g_debug ("Could not store a message: %s", error->message);
-      if (data->shown && self->notifier)
-        tocsin_notifier_set_record_id (self->notifier, data->shown, 0);
-      else if (self->notifier && unsaved)
-        {
-          tocsin_notifier_notify (self->notifier, unsaved, data->subscription);
-          tocsin_notifier_set_record_id (self->notifier, unsaved, 0);
-        }
+      if (self->notifier && unsaved)
+        tocsin_notifier_notify (self->notifier, unsaved, data->subscription);
     }
-  else
+  else if (outcome != TOCSIN_STORE_DUPLICATE)
     {
-      /* Shown already: the popup now acts on the stored record. (Only a new record can have
-       * popped up early; were the history to find it stored already, the popup is still the
-       * only one, and takes that record.) */
-      if (self->notifier && data->shown)
-        tocsin_notifier_set_record_id (self->notifier, data->shown, tocsin_record_get_id (record));
-      else if (self->notifier && outcome == TOCSIN_STORE_ADDED)
+      if (self->notifier && outcome == TOCSIN_STORE_ADDED)
         tocsin_notifier_notify (self->notifier, record, data->subscription);
       else if (self->notifier && outcome == TOCSIN_STORE_REPLACED)
         tocsin_notifier_update (self->notifier, record);
-      if (outcome != TOCSIN_STORE_DUPLICATE)
-        g_signal_emit (self, signals[SIGNAL_RECORD_RECEIVED], 0, record, (int) outcome);
+      g_signal_emit (self, signals[SIGNAL_RECORD_RECEIVED], 0, record, (int) outcome);
     }
 
   g_object_unref (data->self);
   g_object_unref (data->subscription);
-  g_clear_object (&data->shown);
   g_free (data);
 }
 
@@ -286,7 +176,6 @@ on_message (TocsinConnection *conn,
   TocsinMessage *message = message_ptr;
   const char *relay_url = tocsin_connection_get_relay_url (conn);
   TocsinSubscription *sub = tocsin_client_find_subscription_by_token (self, relay_url, token);
-  ChannelFloor *floor;
   StoreData *data;
   char *saved_name;
 
@@ -306,19 +195,9 @@ on_message (TocsinConnection *conn,
   saved_name = message->channel_name;
   if (saved_name == NULL)
     message->channel_name = (char *) tocsin_subscription_get_name (sub);
-
-  floor = channel_floor (self, relay_url, message->channel);
-  if (self->notifier && floor->known && message->id > floor->floor && message->replaces <= 0)
-    {
-      data->shown = tocsin_record_new_from_message (relay_url, message);
-      tocsin_notifier_notify (self->notifier, data->shown, sub);
-    }
-  floor->floor = MAX (floor->floor, message->id);
   tocsin_history_store_message_async (self->history, relay_url, message, NULL,
                                       message_stored, data);
   message->channel_name = saved_name;
-  if (!floor->known && !floor->asking)
-    learn_floor (self, relay_url, message->channel);
 }
 
 static void
@@ -346,7 +225,6 @@ on_subscribed (TocsinConnection *conn,
     tocsin_subscription_set_cursor (sub, last_id);
   g_object_thaw_notify (G_OBJECT (sub));
   tocsin_history_save_subscription_async (self->history, sub, NULL, NULL, NULL);
-  learn_floor (self, tocsin_connection_get_relay_url (conn), channel_id);
 }
 
 static void
@@ -731,7 +609,6 @@ tocsin_client_dispose (GObject *object)
   g_clear_object (&self->tls_database);
   g_clear_object (&self->session);
   g_clear_object (&self->cancellable);
-  g_clear_pointer (&self->floors, g_hash_table_unref);
 
   G_OBJECT_CLASS (tocsin_client_parent_class)->dispose (object);
 }
@@ -791,7 +668,6 @@ tocsin_client_init (TocsinClient *self)
   self->connections = g_list_store_new (TOCSIN_TYPE_CONNECTION);
   self->cancellable = g_cancellable_new ();
   self->session = soup_session_new_with_options ("timeout", 30, NULL);
-  self->floors = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 }
 
 TocsinClient *

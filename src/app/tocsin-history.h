@@ -161,19 +161,6 @@ TocsinRecord *tocsin_history_get_record_finish    (TocsinHistory       *self,
                                                    GAsyncResult        *result,
                                                    GError             **error);
 
-/* The highest message id of channel @channel_id of @relay_url that the history has stored (or
- * holds to store, after a failed write), as a message id or as the id that replaced a record;
- * 0 if none. Every message stored before the call counts. Returns -1 on error. */
-void          tocsin_history_get_last_message_id_async  (TocsinHistory       *self,
-                                                         const char          *relay_url,
-                                                         gint64               channel_id,
-                                                         GCancellable        *cancellable,
-                                                         GAsyncReadyCallback  callback,
-                                                         gpointer             user_data);
-gint64        tocsin_history_get_last_message_id_finish (TocsinHistory       *self,
-                                                         GAsyncResult        *result,
-                                                         GError             **error);
-
 /* Changes. Each emits its signal when committed; @callback may be NULL (fire and forget: an
  * error is then logged with g_debug, since there is no one to show it to). The _finish
  * functions return the number of records changed, or -1 with @error. */

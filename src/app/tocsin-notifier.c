@@ -40,8 +40,6 @@ struct _TocsinNotifier
   /* Owned references: */
   GSettings  *settings;        /* NULL if the schema is not installed */
   GHashTable *notifications;   /* record row id → NotifyNotification (the popup shown) */
-  GHashTable *unstored;        /* TocsinRecord (row id 0) → NotifyNotification, until
-                                * tocsin_notifier_set_record_id() */
   GHashTable *storms;          /* "relay\nchannel" → Storm */
   TocsinHistory *history;      /* followed: its changes withdraw popups */
   GCancellable  *cancellable;  /* the look-ups a "reset" starts */
@@ -80,7 +78,6 @@ tocsin_notifier_dispose (GObject *object)
 
   /* Popups may outlive us on screen; their callbacks hold weak references only. */
   g_hash_table_remove_all (self->notifications);
-  g_hash_table_remove_all (self->unstored);
   g_hash_table_remove_all (self->storms);
   g_clear_object (&self->settings);
   g_cancellable_cancel (self->cancellable);
@@ -98,7 +95,6 @@ tocsin_notifier_finalize (GObject *object)
   TocsinNotifier *self = TOCSIN_NOTIFIER (object);
 
   g_hash_table_unref (self->notifications);
-  g_hash_table_unref (self->unstored);
   g_clear_pointer (&self->local_zone, g_time_zone_unref);
   g_hash_table_unref (self->storms);
 
@@ -132,7 +128,6 @@ tocsin_notifier_init (TocsinNotifier *self)
 {
   self->notifications = g_hash_table_new_full (g_int64_hash, g_int64_equal,
                                                g_free, g_object_unref);
-  self->unstored = g_hash_table_new_full (NULL, NULL, g_object_unref, g_object_unref);
   self->storms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, storm_free);
   self->cancellable = g_cancellable_new ();
 }
@@ -527,7 +522,6 @@ tocsin_notifier_notify (TocsinNotifier     *self,
   g_autoptr(NotifyNotification) notification = NULL;
   g_autoptr(GDateTime) now = NULL;
   g_autofree char *body = NULL;
-  g_autoptr(GPtrArray) actions = NULL;
   gboolean time_sensitive;
   gint64 id;
 
@@ -554,55 +548,24 @@ tocsin_notifier_notify (TocsinNotifier     *self,
   body = escaped_body (record, subscription);
   notification = notify_notification_new (summary_text (record), body, APP_ID);
   apply_common (self, notification, time_sensitive, FALSE);
-  /* The action data name the record's row id; a popup shown before its record was stored
-   * learns it later (tocsin_notifier_set_record_id()), so they are kept at hand. */
-  actions = g_ptr_array_sized_new (3);
-  g_ptr_array_add (actions, action_data_new (self, id, tocsin_record_get_link (record), NULL, 0));
-  g_ptr_array_add (actions, action_data_new (self, id, NULL, NULL, 0));
-  g_ptr_array_add (actions, action_data_new (self, id, NULL, NULL, 0));
   notify_notification_add_action (notification, "default",
                                   tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
-                                  on_default_action, actions->pdata[0], action_data_free);
+                                  on_default_action,
+                                  action_data_new (self, id, tocsin_record_get_link (record),
+                                                   NULL, 0),
+                                  action_data_free);
   notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
-                                  on_mark_read_action, actions->pdata[1], action_data_free);
-  g_signal_connect_data (notification, "closed", G_CALLBACK (on_closed), actions->pdata[2],
+                                  on_mark_read_action,
+                                  action_data_new (self, id, NULL, NULL, 0), action_data_free);
+  g_signal_connect_data (notification, "closed", G_CALLBACK (on_closed),
+                         action_data_new (self, id, NULL, NULL, 0),
                          (GClosureNotify) (void (*) (void)) action_data_free, 0);
-  /* Borrowed: the actions own them, and they live as long as the popup's first actions. */
-  g_object_set_data_full (G_OBJECT (notification), "tocsin-first-actions",
-                          g_steal_pointer (&actions), (GDestroyNotify) g_ptr_array_unref);
 
   if (!show (notification))
     return TOCSIN_NOTIFY_FAILED;
-  if (id == 0)
-    g_hash_table_replace (self->unstored, g_object_ref (record), g_steal_pointer (&notification));
-  else
-    g_hash_table_replace (self->notifications, g_memdup2 (&id, sizeof id),
-                          g_steal_pointer (&notification));
-  return TOCSIN_NOTIFY_SHOWN;
-}
-
-void
-tocsin_notifier_set_record_id (TocsinNotifier *self,
-                               TocsinRecord   *record,
-                               gint64          id)
-{
-  g_autoptr(NotifyNotification) notification = NULL;
-  g_autoptr(TocsinRecord) key = NULL;
-  GPtrArray *actions;
-
-  g_return_if_fail (TOCSIN_IS_NOTIFIER (self));
-  g_return_if_fail (TOCSIN_IS_RECORD (record));
-
-  if (!g_hash_table_steal_extended (self->unstored, record, (gpointer *) &key,
-                                    (gpointer *) &notification))
-    return;
-  if (id <= 0)
-    return;
-  actions = g_object_get_data (G_OBJECT (notification), "tocsin-first-actions");
-  for (guint i = 0; actions && i < actions->len; i++)
-    ((ActionData *) actions->pdata[i])->id = id;
   g_hash_table_replace (self->notifications, g_memdup2 (&id, sizeof id),
                         g_steal_pointer (&notification));
+  return TOCSIN_NOTIFY_SHOWN;
 }
 
 void
@@ -627,7 +590,6 @@ tocsin_notifier_update (TocsinNotifier *self,
   notify_notification_set_hint (notification, "suppress-sound", g_variant_new_boolean (TRUE));
   notify_notification_set_hint (notification, "sound-name", NULL);
   notify_notification_clear_actions (notification);
-  g_object_set_data (G_OBJECT (notification), "tocsin-first-actions", NULL);
   notify_notification_add_action (notification, "default",
                                   tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
                                   on_default_action,
@@ -669,10 +631,6 @@ tocsin_notifier_withdraw_all (TocsinNotifier *self)
   while (g_hash_table_iter_next (&iter, NULL, &value))
     notify_notification_close (value, NULL);
   g_hash_table_remove_all (self->notifications);
-  g_hash_table_iter_init (&iter, self->unstored);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    notify_notification_close (value, NULL);
-  g_hash_table_remove_all (self->unstored);
 }
 
 /* ---- following the history ---------------------------------------------------------------- */

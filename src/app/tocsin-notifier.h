@@ -39,13 +39,6 @@ TocsinNotifier      *tocsin_notifier_new      (GSettings          *settings);
 TocsinNotifyOutcome  tocsin_notifier_notify   (TocsinNotifier     *self,
                                                TocsinRecord       *record,
                                                TocsinSubscription *subscription);
-/* A popup shown for @record before it was stored (row id 0, as tocsin_notifier_notify() got it)
- * is now the popup of row @id: its buttons act on that record, and reading or deleting it
- * withdraws the popup. @id 0: it was not stored (the popup stays, as an unsaved one). Every
- * notify of a record with row id 0 is followed by this call. */
-void                 tocsin_notifier_set_record_id (TocsinNotifier *self,
-                                                    TocsinRecord   *record,
-                                                    gint64          id);
 /* @record's content was replaced: update its popup in place if it is still shown, silently. */
 void                 tocsin_notifier_update   (TocsinNotifier     *self,
                                                TocsinRecord       *record);
