@@ -562,6 +562,93 @@ test_gap_after_retention (Fixture       *f,
   g_assert_cmpuint (count_gap_records (f, NULL), ==, 1);
 }
 
+/* ---- pop-ups: never twice ---- */
+
+static guint32
+popup_id_with_summary (const char *summary)
+{
+  g_autoptr(GPtrArray) calls = tocsin_test_notify_calls (NULL);
+
+  for (guint i = calls_offset; i < calls->len; i++)
+    {
+      TocsinTestNotifyCall *call = calls->pdata[i];
+
+      if (g_strcmp0 (call->summary, summary) == 0)
+        return call->id;
+    }
+  return 0;
+}
+
+static gboolean
+record_is_read (Fixture *f,
+                gint64   id)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(TocsinRecord) record = NULL;
+  g_autoptr(GError) error = NULL;
+
+  tocsin_history_get_record_async (f->history, id, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  record = tocsin_history_get_record_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (record);
+  return tocsin_record_get_read (record);
+}
+
+/* What the history already holds never pops up again, also for a client that has just started
+ * and asks the relay for everything it retained; a new message pops up once, and its buttons
+ * act on the stored record. */
+static void
+test_popup_once_after_resubscribe (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(TocsinSubscription) again = NULL;
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinSubscription *sub;
+  guint32 popup;
+  gint64 id;
+
+  ring_get (f, "one");
+  ring_get (f, "two");
+  TOCSIN_WAIT_UNTIL (f->received->len == 2);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur one"), ==, 1);
+
+  /* The app starts again and the link is subscribed afresh with everything retained (cursor
+   * 0): the relay replays "one" and "two", which the history holds. */
+  tocsin_client_unsubscribe (f->client, f->sub);
+  tocsin_history_flush_sync (f->history);
+  tocsin_client_stop (f->client);
+  g_clear_object (&f->client);
+  g_clear_object (&f->sub);
+  make_client (f);
+  again = tocsin_subscription_new (f->relay_url,
+                                   json_object_get_string_member (f->channel, "subscribe_token"));
+  tocsin_subscription_set_cursor (again, 0);
+  tocsin_client_subscribe_async (f->client, again, NULL, store_result, &res);
+  TOCSIN_WAIT_UNTIL (res != NULL);
+  sub = tocsin_client_subscribe_finish (f->client, res, &error);
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (tocsin_subscription_get_cursor (sub) ==
+                     tocsin_record_get_message_id (received (f, 1)));
+
+  ring_get (f, "three");
+  TOCSIN_WAIT_UNTIL (f->received->len == 3);
+  g_assert_cmpstr (tocsin_record_get_title (received (f, 2)), ==, "Alerte serveur three");
+  g_assert_cmpint (count_records (f), ==, 3);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur one"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur two"), ==, 1);
+  g_assert_cmpuint (n_notify_calls_with_summary ("Alerte serveur three"), ==, 1);
+
+  /* "Mark as Read" on the popup of "three" marks that record read, and the popup goes. */
+  popup = popup_id_with_summary ("Alerte serveur three");
+  g_assert_cmpuint (popup, >, 0);
+  id = tocsin_record_get_id (received (f, 2));
+  tocsin_test_notify_click (NULL, popup, "mark-read");
+  TOCSIN_WAIT_UNTIL (record_is_read (f, id));
+  TOCSIN_WAIT_UNTIL (tocsin_test_notify_closed_count (NULL, popup) == 1);
+}
+
 /* ---- a backlog that arrives in a few big reads ---- */
 
 #define BACKLOG 1500
@@ -578,8 +665,8 @@ stop_at_first_record (TocsinClient *client,
   tocsin_client_stop (client);
 }
 
-/* libsoup hands over every frame a read got at once; the connection handles them for a few
- * milliseconds, queues the rest and passes those on in slices between other main-loop work.
+/* The I/O thread reads and parses every frame a read got at once; the main loop takes them in
+ * slices of a few milliseconds between other work.
  * That must lose, double and reorder nothing, also when the app stops in the middle: what was
  * read and not passed on yet is asked for again at the next start, from the cursor. */
 static void
@@ -637,6 +724,47 @@ test_backlog_in_big_reads (Fixture       *f,
                    tocsin_record_get_message_id (received (f, BACKLOG)));
 }
 
+/* More than the 16 MiB of received frames the app lets wait for its main loop arrive while
+ * the main loop is busy elsewhere: the I/O thread stops reading at the bound and goes on as
+ * the main loop takes them, so every message still arrives once and in order. */
+#define BIG_BACKLOG 320
+
+static void
+test_backlog_past_the_bound (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autofree char *pad = g_strnfill (60 * 1024, 'p');
+
+  tocsin_client_stop (f->client);
+  wait_until_relay_has_no_subscribers (f);
+  for (guint i = 1; i <= BIG_BACKLOG; i++)
+    {
+      g_autofree char *body = g_strdup_printf ("{\"server_name\":\"big%u\",\"cpu_usage\":%u,"
+                                               "\"pad\":\"%s\"}", i, i % 100, pad);
+      ring_post (f, body);
+    }
+
+  tocsin_client_start (f->client);
+  TOCSIN_WAIT_UNTIL (tocsin_connection_get_state (connection (f)) ==
+                     TOCSIN_CONNECTION_CONNECTED);
+  /* Subscribed from the cursor: the backlog (about 19 MiB) flows while nothing takes it. */
+  g_usleep (2 * G_USEC_PER_SEC);
+  ring_get (f, "after-big-backlog");
+  TOCSIN_WAIT_UNTIL (f->received->len >= BIG_BACKLOG + 1);
+  tocsin_history_flush_sync (f->history);
+
+  g_assert_cmpuint (f->received->len, ==, BIG_BACKLOG + 1);
+  for (guint i = 0; i < BIG_BACKLOG; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("Alerte serveur big%u", i + 1);
+
+      g_assert_cmpstr (tocsin_record_get_title (received (f, i)), ==, title);
+    }
+  g_assert_cmpstr (tocsin_record_get_title (received (f, BIG_BACKLOG)), ==,
+                   "Alerte serveur after-big-backlog");
+  g_assert_cmpint (count_records (f), ==, BIG_BACKLOG + 1);
+}
+
 static void
 test_bad_link (void)
 {
@@ -679,12 +807,15 @@ main (int   argc,
   ADD ("/app/client/dedup-after-reconnect", test_dedup_after_reconnect);
   ADD ("/app/client/catch-up-after-restart", test_catch_up_after_restart);
   ADD ("/app/client/storm", test_storm_end_to_end);
+  ADD ("/app/client/popup-once-after-resubscribe", test_popup_once_after_resubscribe);
   ADD ("/app/client/quiet-hours-and-mute", test_quiet_hours_and_mute_end_to_end);
   g_test_add ("/app/client/gap-after-retention", Fixture, "--retention=1", fixture_setup,
               test_gap_after_retention, fixture_teardown);
   /* No rate limit: the backlog is rung as fast as the test can. */
   g_test_add ("/app/client/backlog-in-big-reads", Fixture, "--rate=100000 --burst=100000",
               fixture_setup, test_backlog_in_big_reads, fixture_teardown);
+  g_test_add ("/app/client/backlog-past-the-bound", Fixture, "--rate=100000 --burst=100000",
+              fixture_setup, test_backlog_past_the_bound, fixture_teardown);
 #undef ADD
   g_test_add_func ("/app/client/bad-link", test_bad_link);
 

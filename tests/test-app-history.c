@@ -1008,6 +1008,65 @@ test_record_list (Fixture       *f,
   g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
 }
 
+/* A burst reaches an open list as it would a person watching it: every record once, newest
+ * on top, in the order they came, a replacement in its middle in place; and the view over the
+ * list gets a few changes for the whole burst, not one per record. */
+static void
+test_record_list_burst (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TocsinRecordList) list = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func (g_object_unref);
+  ItemsChanged last = { 0 };
+  const guint n = 2000;
+
+  {
+    g_autoptr(TocsinMessage) message = make_message (7, 1, "record 1", "body");
+    g_autoptr(TocsinRecord) r = store (f, message, NULL);
+  }
+  list = tocsin_record_list_new (f->history);
+  TOCSIN_WAIT_UNTIL (!tocsin_record_list_get_loading (list));
+  g_signal_connect (list, "items-changed", G_CALLBACK (on_items_changed), &last);
+
+  for (guint i = 2; i <= n; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("record %u", i);
+      g_autoptr(TocsinMessage) message = make_message (7, i, title, "body");
+
+      tocsin_history_store_message_async (f->history, RELAY, message, NULL, NULL, NULL);
+      /* Halfway, a message replaces record 10. */
+      if (i == n / 2)
+        {
+          g_autoptr(TocsinMessage) update = make_message (7, n + 1, "record 10 again", "new");
+
+          update->replaces = 10;
+          tocsin_history_store_message_async (f->history, RELAY, update, NULL, NULL, NULL);
+        }
+    }
+  tocsin_history_flush_sync (f->history);
+
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (list)), ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      TocsinRecord *record = g_list_model_get_item (G_LIST_MODEL (list), i);
+      gint64 id = tocsin_record_get_id (record);
+      g_autofree char *title = g_strdup_printf ("record %u", n - i);
+
+      g_ptr_array_add (items, record);
+      g_assert_true (tocsin_record_get_loaded (record));
+      g_assert_false (g_hash_table_contains (seen, &id));
+      g_hash_table_add (seen, g_memdup2 (&id, sizeof id));
+      if (n - i == 10)
+        g_assert_cmpstr (tocsin_record_get_title (record), ==, "record 10 again");
+      else
+        g_assert_cmpstr (tocsin_record_get_title (record), ==, title);
+    }
+  g_assert_cmpuint (last.calls, >=, 1);
+  g_assert_cmpuint (last.calls, <=, n / 2);
+  g_test_message ("%u records, %u items-changed", n - 1, last.calls);
+}
+
 static void
 test_parse_url (void)
 {
@@ -1071,6 +1130,7 @@ main (int   argc,
   ADD ("/app/history/open-failure", test_open_failure);
   ADD ("/app/history/total", test_total);
   ADD ("/app/history/record-list", test_record_list);
+  ADD ("/app/history/record-list-burst", test_record_list_burst);
 #undef ADD
   g_test_add_func ("/app/subscription/parse-url", test_parse_url);
 

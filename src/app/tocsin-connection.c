@@ -7,7 +7,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-json.h"
-#include "tocsin-tls.h"
+#include "tocsin-link.h"
 #include "tocsin-protocol.h"
 #include "tocsin-connection.h"
 #include "tocsin-subscription.h"
@@ -21,13 +21,8 @@
 /* A message object may carry up to 64 KiB of variables plus rendered text; leave headroom.
  * Messages over TOCSIN_PROTOCOL_MAX_MESSAGE_BYTES are read, moved past and not kept. */
 #define MAX_INCOMING_PAYLOAD TOCSIN_PROTOCOL_MAX_FRAME_BYTES
-/* Received frames waiting for the main loop, in bytes: past it the socket is dropped and the
- * relay asked again later from the cursors (nothing is lost, memory stays bounded). */
-#define MAX_QUEUED_BYTES     (16 * 1024 * 1024)
 /* A connection that lasted this long was healthy: forget earlier strikes. */
 #define STABLE_USEC          (60 * G_USEC_PER_SEC)
-/* The longest the main loop spends on received frames before it gets to other sources. */
-#define FRAME_SLICE_USEC     (3 * 1000)
 
 struct _TocsinConnection
 {
@@ -37,9 +32,9 @@ struct _TocsinConnection
   char                    *relay_url;
   char                    *ws_url;
   GTlsDatabase            *tls_database;
-  SoupSession             *session;
-  SoupWebsocketConnection *ws;
-  GCancellable            *connect_cancellable;
+  /* The socket (tocsin-link.c: read and parsed on the I/O thread): connecting, then open. */
+  TocsinLink              *connecting;
+  TocsinLink              *link;
   GCancellable            *bus_cancellable;
   GDBusConnection         *system_bus;
   GNetworkMonitor         *monitor;         /* the default one, referenced */
@@ -59,16 +54,6 @@ struct _TocsinConnection
   gint64                   retry_time;
   gint64                   last_seen;
   char                    *last_error;
-
-  /* libsoup reads all that the socket holds and emits "message" for each frame in that one
-   * dispatch: after a laptop wakes, thousands of them. Frames are handled at once for up to
-   * FRAME_SLICE_USEC of a dispatch (which frame_dispatch names); the rest are queued (GBytes,
-   * oldest first) and an idle source handles them in slices of that length, in order. */
-  GQueue                   incoming;
-  gsize                    incoming_bytes;
-  guint                    incoming_source;
-  gconstpointer            frame_dispatch;
-  gint64                   frame_deadline;
 
   guint                    retry_source;
   guint                    keepalive_source;
@@ -109,7 +94,6 @@ static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
 static void connect_now   (TocsinConnection *self);
-static void drop_incoming (TocsinConnection *self);
 
 /* KEEPALIVE_SECONDS, or TOCSIN_KEEPALIVE_SECONDS (1-3600) for tests that cut the network and
  * cannot wait 90 s for the silence to be noticed (docs/configuration.md); read once. */
@@ -160,8 +144,8 @@ send_frame (TocsinConnection *self,
   g_autoptr(JsonNode) root = json_builder_get_root (builder);
   g_autofree char *text = tocsin_json_to_string (root, FALSE);
 
-  if (self->ws && soup_websocket_connection_get_state (self->ws) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_send_text (self->ws, text);
+  if (self->link)
+    tocsin_link_send_text (self->link, text);
 }
 
 static void
@@ -185,25 +169,29 @@ send_subscribe (TocsinConnection *self,
   send_frame (self, builder);
 }
 
-/* Drops the socket without waiting for anything from the peer (it may be gone). */
+/* Drops the socket without waiting for anything from the peer (it may be gone), and what it
+ * received that was not handled yet: the cursors only moved past what was handled, so the
+ * next connection asks the relay again from there. */
 static void
 drop_socket (TocsinConnection *self,
              gushort           code)
 {
-  g_autoptr(SoupWebsocketConnection) ws = g_steal_pointer (&self->ws);
-
   g_clear_handle_id (&self->keepalive_source, g_source_remove);
-  if (ws == NULL)
+  if (self->link == NULL)
     return;
-  g_signal_handlers_disconnect_by_data (ws, self);
-  if (soup_websocket_connection_get_state (ws) != SOUP_WEBSOCKET_STATE_CLOSED)
-    {
-      /* The close handshake finishes (or times out) on its own; keep the object alive until
-       * then. */
-      g_signal_connect (ws, "closed", G_CALLBACK (g_object_unref), NULL);
-      g_object_ref (ws);
-      soup_websocket_connection_close (ws, code, NULL);
-    }
+  tocsin_link_close (self->link, code);
+  g_clear_pointer (&self->link, tocsin_link_unref);
+}
+
+/* Gives up a connection attempt under way, if any. */
+static void
+cancel_connect (TocsinConnection *self)
+{
+  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+  if (self->connecting == NULL)
+    return;
+  tocsin_link_close (self->connecting, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  g_clear_pointer (&self->connecting, tocsin_link_unref);
 }
 
 static gboolean
@@ -401,151 +389,17 @@ protocol_failure (TocsinConnection *self,
   g_debug ("Protocol error from %s: %s", self->relay_url, sentence);
   set_last_error (self, sentence);
   g_signal_emit (self, signals[SIGNAL_PROBLEM], 0, NULL, sentence);
-  drop_incoming (self);
   drop_socket (self, code);
   strike (self);
   schedule_retry (self, FALSE);
 }
 
+/* The socket closed (the peer closed it, or it broke), after every frame it had delivered was
+ * handled. */
 static void
-handle_text (TocsinConnection *self,
-             GBytes           *bytes)
+socket_closed (TocsinConnection *self,
+               gushort           code)
 {
-  g_autoptr(TocsinFrame) frame = NULL;
-  g_autoptr(GError) error = NULL;
-  gsize length;
-  const char *data = g_bytes_get_data (bytes, &length);
-
-  frame = tocsin_protocol_parse_frame (data, length, &error);
-  if (frame == NULL)
-    {
-      protocol_failure (self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, error->message);
-      return;
-    }
-  /* The relay talks sense: the backoff can start over next time, unless it misbehaved. */
-  if (self->strikes == 0)
-    self->attempt = 0;
-  handle_frame (self, frame);
-}
-
-static gboolean
-handle_incoming_cb (gpointer data)
-{
-  TocsinConnection *self = data;
-  GSource *source = g_main_current_source ();
-  gint64 deadline = g_get_monotonic_time () + FRAME_SLICE_USEC;
-  gboolean more;
-
-  /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
-  g_object_ref (self);
-  do
-    {
-      g_autoptr(GBytes) bytes = g_queue_pop_head (&self->incoming);
-
-      if (bytes == NULL)
-        break;
-      self->incoming_bytes -= g_bytes_get_size (bytes);
-      handle_text (self, bytes);
-    }
-  /* A handler may have stopped us, which drops the queue and destroys this source. */
-  while (!g_source_is_destroyed (source) && g_get_monotonic_time () < deadline);
-
-  more = !g_source_is_destroyed (source) && !g_queue_is_empty (&self->incoming);
-  if (!more && !g_source_is_destroyed (source))
-    self->incoming_source = 0;
-  g_object_unref (self);
-  return more ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
-}
-
-static void
-drop_incoming (TocsinConnection *self)
-{
-  g_clear_handle_id (&self->incoming_source, g_source_remove);
-  g_queue_clear_full (&self->incoming, (GDestroyNotify) g_bytes_unref);
-  self->incoming_bytes = 0;
-}
-
-static void
-on_ws_message (SoupWebsocketConnection *ws,
-               gint                     data_type,
-               GBytes                  *bytes,
-               TocsinConnection        *self)
-{
-  self->last_seen = g_get_monotonic_time ();
-
-  if (data_type != SOUP_WEBSOCKET_DATA_TEXT)
-    return;
-
-  /* libsoup makes a new source for each read, so a new source is a new dispatch. */
-  if (g_main_current_source () != self->frame_dispatch)
-    {
-      self->frame_dispatch = g_main_current_source ();
-      self->frame_deadline = g_get_monotonic_time () + FRAME_SLICE_USEC;
-    }
-  if (g_queue_is_empty (&self->incoming) && g_get_monotonic_time () < self->frame_deadline)
-    {
-      /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
-      g_object_ref (self);
-      handle_text (self, bytes);
-      g_object_unref (self);
-      return;
-    }
-
-  /* Frames of a socket that has closed meanwhile stay queued and are still handled, before any
-   * of the next one: the cursors only move past what was passed on, so the next connection
-   * asks again from there and drops what the queue held already. */
-  self->incoming_bytes += g_bytes_get_size (bytes);
-  g_queue_push_tail (&self->incoming, g_bytes_ref (bytes));
-  if (self->incoming_bytes > MAX_QUEUED_BYTES)
-    {
-      /* A flood faster than the slices take it: memory stays bounded by handling the oldest
-       * frames now, in this dispatch, until half the bound is left (in order, nothing lost;
-       * dropping them and asking again could starve on a large replay). */
-      g_object_ref (self);
-      while (self->incoming_bytes > MAX_QUEUED_BYTES / 2 && !g_queue_is_empty (&self->incoming))
-        {
-          g_autoptr(GBytes) oldest = g_queue_pop_head (&self->incoming);
-
-          self->incoming_bytes -= g_bytes_get_size (oldest);
-          handle_text (self, oldest);
-        }
-      g_object_unref (self);
-    }
-  if (self->incoming_source == 0)
-    {
-      g_autoptr(GSource) source = g_idle_source_new ();
-
-      /* Below the default priority: the socket, timers and drawing come first. */
-      g_source_set_priority (source, G_PRIORITY_DEFAULT_IDLE);
-      g_source_set_callback (source, handle_incoming_cb, self, NULL);
-      g_source_set_static_name (source, "[tocsin] received frames");
-      self->incoming_source = g_source_attach (source, g_main_context_get_thread_default ());
-    }
-}
-
-static void
-on_ws_pong (SoupWebsocketConnection *ws,
-            GBytes                  *message,
-            TocsinConnection        *self)
-{
-  self->last_seen = g_get_monotonic_time ();
-}
-
-static void
-on_ws_error (SoupWebsocketConnection *ws,
-             GError                  *error,
-             TocsinConnection        *self)
-{
-  g_debug ("WebSocket error from %s: %s", self->relay_url, error->message);
-  set_last_error (self, error->message);
-}
-
-static void
-on_ws_closed (SoupWebsocketConnection *ws,
-              TocsinConnection        *self)
-{
-  gushort code = soup_websocket_connection_get_close_code (ws);
-
   g_debug ("Connection to %s closed (%u)", self->relay_url, code);
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
   /* A connection that lasted was healthy, however it ended. */
@@ -599,61 +453,21 @@ keepalive_cb (gpointer data)
 
 /* ---- connecting --------------------------------------------------------------------------- */
 
-static gboolean
-on_accept_certificate (SoupMessage          *msg,
-                       GTlsCertificate      *certificate,
-                       GTlsCertificateFlags  errors,
-                       TocsinConnection     *self)
-{
-  return tocsin_tls_accept_with_database (self->tls_database, msg, certificate);
-}
-
 static void
-on_connected (GObject      *object,
-              GAsyncResult *result,
-              gpointer      user_data)
+connected (TocsinConnection *self)
 {
-  g_autoptr(TocsinConnection) self = user_data;
-  g_autoptr(SoupWebsocketConnection) ws = NULL;
-  g_autoptr(GError) error = NULL;
   GHashTableIter iter;
   gpointer key, value;
 
-  ws = soup_session_websocket_connect_finish (SOUP_SESSION (object), result, &error);
   g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return;
-  g_clear_object (&self->connect_cancellable);
-
-  if (ws == NULL)
-    {
-      g_debug ("Could not connect to %s: %s", self->relay_url, error->message);
-      /* libsoup's "Unacceptable TLS certificate" tells a person neither what nor what to do. */
-      if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE))
-        set_last_error (self, _("The relay’s certificate is not trusted. If the relay uses its "
-                                "own certificate authority, choose its CA file in the "
-                                "preferences."));
-      else
-        set_last_error (self, error->message);
-      schedule_retry (self, FALSE);
-      return;
-    }
+  self->link = g_steal_pointer (&self->connecting);
   if (!self->running)
     {
-      g_clear_object (&self->ws);
-      self->ws = g_steal_pointer (&ws);
       drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
       return;
     }
 
-  self->ws = g_steal_pointer (&ws);
   self->last_seen = g_get_monotonic_time ();
-  soup_websocket_connection_set_max_incoming_payload_size (self->ws, MAX_INCOMING_PAYLOAD);
-  soup_websocket_connection_set_keepalive_interval (self->ws, keepalive_seconds ());
-  g_signal_connect (self->ws, "message", G_CALLBACK (on_ws_message), self);
-  g_signal_connect (self->ws, "pong", G_CALLBACK (on_ws_pong), self);
-  g_signal_connect (self->ws, "error", G_CALLBACK (on_ws_error), self);
-  g_signal_connect (self->ws, "closed", G_CALLBACK (on_ws_closed), self);
   self->keepalive_source = g_timeout_add_seconds (keepalive_seconds (), keepalive_cb, self);
 
   set_last_error (self, NULL);
@@ -666,14 +480,72 @@ on_connected (GObject      *object,
     send_subscribe (self, key, *(gint64 *) value);
 }
 
+static void
+connect_failed (TocsinConnection *self,
+                const GError     *error)
+{
+  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
+  g_clear_pointer (&self->connecting, tocsin_link_unref);
+  g_debug ("Could not connect to %s: %s", self->relay_url, error->message);
+  /* libsoup's "Unacceptable TLS certificate" tells a person neither what nor what to do. */
+  if (g_error_matches (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE))
+    set_last_error (self, _("The relay’s certificate is not trusted. If the relay uses its "
+                            "own certificate authority, choose its CA file in the "
+                            "preferences."));
+  else
+    set_last_error (self, error->message);
+  schedule_retry (self, FALSE);
+}
+
+/* What the link (the socket, read on the I/O thread) reports, in order, in the main context. */
+static void
+on_link_event (TocsinLink            *link,
+               const TocsinLinkEvent *event,
+               gpointer               user_data)
+{
+  g_autoptr(TocsinConnection) self = g_object_ref (user_data);
+
+  /* Keep ourselves alive through emissions whose handlers may drop the last reference. */
+  switch (event->type)
+    {
+    case TOCSIN_LINK_CONNECTED:
+      connected (self);
+      break;
+    case TOCSIN_LINK_CONNECT_FAILED:
+      connect_failed (self, event->error);
+      break;
+    case TOCSIN_LINK_FRAME:
+      self->last_seen = g_get_monotonic_time ();
+      /* The relay talks sense: the backoff can start over next time, unless it misbehaved. */
+      if (self->strikes == 0)
+        self->attempt = 0;
+      handle_frame (self, event->frame);
+      break;
+    case TOCSIN_LINK_BAD_FRAME:
+      protocol_failure (self, SOUP_WEBSOCKET_CLOSE_PROTOCOL_ERROR, event->error->message);
+      break;
+    case TOCSIN_LINK_PONG:
+      self->last_seen = g_get_monotonic_time ();
+      break;
+    case TOCSIN_LINK_ERROR:
+      g_debug ("WebSocket error from %s: %s", self->relay_url, event->error->message);
+      set_last_error (self, event->error->message);
+      break;
+    case TOCSIN_LINK_CLOSED:
+      socket_closed (self, event->code);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
 static gboolean
 connect_timeout_cb (gpointer data)
 {
   TocsinConnection *self = data;
 
   self->connect_timeout_source = 0;
-  g_cancellable_cancel (self->connect_cancellable);
-  g_clear_object (&self->connect_cancellable);
+  cancel_connect (self);
   set_last_error (self, _("The relay did not answer"));
   schedule_retry (self, FALSE);
   return G_SOURCE_REMOVE;
@@ -685,7 +557,7 @@ connect_now (TocsinConnection *self)
   g_autoptr(SoupMessage) msg = NULL;
 
   g_clear_handle_id (&self->retry_source, g_source_remove);
-  if (!self->running || self->connect_cancellable != NULL)
+  if (!self->running || self->connecting != NULL)
     return;
 
   msg = soup_message_new ("GET", self->ws_url);
@@ -695,16 +567,12 @@ connect_now (TocsinConnection *self)
       set_state (self, TOCSIN_CONNECTION_STOPPED);
       return;
     }
-  g_signal_connect_object (msg, "accept-certificate",
-                           G_CALLBACK (on_accept_certificate), self, 0);
 
   set_state (self, TOCSIN_CONNECTION_CONNECTING);
-  self->connect_cancellable = g_cancellable_new ();
   self->connect_timeout_source = g_timeout_add_seconds (CONNECT_TIMEOUT_SEC,
                                                         connect_timeout_cb, self);
-  soup_session_websocket_connect_async (self->session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
-                                        self->connect_cancellable, on_connected,
-                                        g_object_ref (self));
+  self->connecting = tocsin_link_new (msg, self->tls_database, keepalive_seconds (),
+                                      MAX_INCOMING_PAYLOAD, on_link_event, self);
 }
 
 void
@@ -714,12 +582,7 @@ tocsin_connection_reconnect_now (TocsinConnection *self)
 
   if (!self->running)
     return;
-  if (self->connect_cancellable)
-    {
-      g_cancellable_cancel (self->connect_cancellable);
-      g_clear_object (&self->connect_cancellable);
-      g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
-    }
+  cancel_connect (self);
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_GOING_AWAY);
   self->attempt = self->strikes = 0;
   connect_now (self);
@@ -809,12 +672,8 @@ tocsin_connection_dispose (GObject *object)
 
   self->running = FALSE;
   g_clear_handle_id (&self->retry_source, g_source_remove);
-  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
-  if (self->connect_cancellable)
-    g_cancellable_cancel (self->connect_cancellable);
-  g_clear_object (&self->connect_cancellable);
+  cancel_connect (self);
   drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
-  drop_incoming (self);
   if (self->bus_cancellable)
     g_cancellable_cancel (self->bus_cancellable);
   g_clear_object (&self->bus_cancellable);
@@ -825,7 +684,6 @@ tocsin_connection_dispose (GObject *object)
   g_clear_signal_handler (&self->monitor_handler, self->monitor);
   g_clear_signal_handler (&self->available_handler, self->monitor);
   g_clear_object (&self->monitor);
-  g_clear_object (&self->session);
   g_clear_object (&self->tls_database);
 
   G_OBJECT_CLASS (tocsin_connection_parent_class)->dispose (object);
@@ -940,11 +798,6 @@ tocsin_connection_new (const char   *relay_url,
   self->ws_url = g_strconcat (base, "/v1/ws", NULL);
   self->tls_database = tls_database ? g_object_ref (tls_database) : NULL;
 
-  self->session = soup_session_new ();
-  /* The relay turns permessage-deflate off (one shared encoded frame per message); do not
-   * offer it. */
-  soup_session_remove_feature_by_type (self->session, SOUP_TYPE_WEBSOCKET_EXTENSION_MANAGER);
-
   self->monitor = g_object_ref (g_network_monitor_get_default ());
   self->monitor_handler = g_signal_connect (self->monitor, "network-changed",
                                             G_CALLBACK (on_network_changed), self);
@@ -997,13 +850,9 @@ tocsin_connection_stop (TocsinConnection *self)
 
   self->running = FALSE;
   g_clear_handle_id (&self->retry_source, g_source_remove);
-  g_clear_handle_id (&self->connect_timeout_source, g_source_remove);
-  if (self->connect_cancellable)
-    g_cancellable_cancel (self->connect_cancellable);
-  g_clear_object (&self->connect_cancellable);
-  drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
+  cancel_connect (self);
   /* What was received and not passed on yet is asked for again at the next start. */
-  drop_incoming (self);
+  drop_socket (self, SOUP_WEBSOCKET_CLOSE_NORMAL);
   set_state (self, TOCSIN_CONNECTION_STOPPED);
 }
 
@@ -1031,11 +880,10 @@ tocsin_connection_acknowledge (TocsinConnection *self,
 
   g_return_val_if_fail (TOCSIN_IS_CONNECTION (self), FALSE);
 
-  if (self->state != TOCSIN_CONNECTION_CONNECTED || self->ws == NULL ||
-      soup_websocket_connection_get_state (self->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+  if (self->state != TOCSIN_CONNECTION_CONNECTED || self->link == NULL)
     return FALSE;
   text = tocsin_protocol_ack_request (channel_id, message_id, by);
-  soup_websocket_connection_send_text (self->ws, text);
+  tocsin_link_send_text (self->link, text);
   return TRUE;
 }
 

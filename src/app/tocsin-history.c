@@ -56,6 +56,7 @@ struct _TocsinHistory
   gboolean       flush_queued;
   GCond          delivered_cond;
   guint          slices_delivered;   /* slices of a batch the main context has taken */
+  gboolean       deliver_at_once;    /* the worker stopped waiting for them: no more slicing */
 
   /* Only touched on the worker thread: */
   guint          slices_sent;
@@ -76,6 +77,7 @@ enum {
   SIGNAL_RECORD_CHANGED,
   SIGNAL_RECORD_REMOVED,
   SIGNAL_RESET,
+  SIGNAL_RECORDS_ADDED,
   N_SIGNALS
 };
 
@@ -768,6 +770,7 @@ return_unsaved (PendingMessage *pending,
 }
 
 static void flush_job (TocsinHistory *self, Job *job);
+static void wait_slices_delivered (TocsinHistory *self);
 static void start_fresh_job (TocsinHistory *self, Job *job);
 static void enforce_bounds (TocsinHistory *self);
 
@@ -865,6 +868,9 @@ worker_main (gpointer data)
           job_free (self, job);
           break;
         }
+      /* Whatever this job answers or emits comes after the stored messages before it. */
+      if (job->func != flush_job)
+        wait_slices_delivered (self);
 
       if (job->task && g_task_return_error_if_cancelled (job->task))
         ;
@@ -932,6 +938,14 @@ emit_in_context (gpointer data)
   switch (emission->signal)
     {
     case SIGNAL_RECORD_ADDED:
+      {
+        g_autoptr(GPtrArray) added = g_ptr_array_new ();
+
+        g_signal_emit (emission->self, signals[emission->signal], 0, emission->record);
+        g_ptr_array_add (added, emission->record);
+        g_signal_emit (emission->self, signals[SIGNAL_RECORDS_ADDED], 0, added);
+      }
+      break;
     case SIGNAL_RECORD_CHANGED:
       g_signal_emit (emission->self, signals[emission->signal], 0, emission->record);
       break;
@@ -1039,6 +1053,9 @@ tocsin_history_class_init (TocsinHistoryClass *klass)
   signals[SIGNAL_RECORD_ADDED] =
     g_signal_new ("record-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
+  signals[SIGNAL_RECORDS_ADDED] =
+    g_signal_new ("records-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_PTR_ARRAY);
   signals[SIGNAL_RECORD_CHANGED] =
     g_signal_new ("record-changed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, TOCSIN_TYPE_RECORD);
@@ -1309,8 +1326,11 @@ tocsin_history_flush_sync (TocsinHistory *self)
   /* The barrier runs even when the database failed to open (error result), after every job
    * queued before it; its callback comes after their callbacks and signals. */
   task = new_task (self, tocsin_history_flush_sync, NULL, flush_done, &done);
+  /* ...and the worker's reference to the task, dropped in the main context after the
+   * callback, is gone too: a caller that drops its history next finalizes it. */
+  g_object_add_weak_pointer (G_OBJECT (task), (gpointer *) &task);
   push_job (self, barrier_job, task, NULL, NULL);
-  while (!done)
+  while (!done || task != NULL)
     g_main_context_iteration (self->context, TRUE);
 }
 
@@ -1446,9 +1466,7 @@ apply_message (TocsinHistory      *self,
       return g_steal_pointer (&existing);
     }
 
-  if (!advance_cursor (self, record, &local_error))
-    goto fail;
-
+  /* The subscription's cursor moves in store_slice(), once per channel and slice. */
   if (pending->replaces > 0)
     {
       existing = find_existing (self, record, pending->replaces, &local_error);
@@ -1531,15 +1549,101 @@ release_batch (TocsinHistory *self,
 
 /* A burst (a relay replaying 10,000 messages after a laptop wakes) is stored in slices of this
  * many: each slice is one transaction, and its signals and task results reach the main
- * context as one slice of idle callbacks. GLib dispatches every ready idle of a priority in
- * one iteration, so a whole burst handed over at once would block the main loop for as long
- * as it takes to show it (hundreds of ms). */
+ * context as one source (a Delivery) that hands them out for at most DELIVERY_SLICE_USEC per
+ * dispatch, so the main loop is never busy with a burst for longer than that at a time. The
+ * worker commits the next slice meanwhile, and waits for a delivery to be complete before it
+ * hands over the next one or answers any other job, so results keep the order of the jobs. */
 #define FLUSH_SLICE 200
+#define DELIVERY_SLICE_USEC (3 * 1000)
+
+typedef struct
+{
+  guint         signal;     /* SIGNAL_RECORD_ADDED, _CHANGED, or N_SIGNALS for none */
+  TocsinRecord *record;
+  GTask        *task;       /* may be NULL (a held message) */
+  StoreOutcome *outcome;
+} Delivered;
+
+typedef struct
+{
+  TocsinHistory *self;
+  GArray        *items;     /* Delivered */
+  guint          next;
+} Delivery;
+
+static void
+delivered_clear (gpointer data)
+{
+  Delivered *item = data;
+
+  g_clear_object (&item->record);
+  g_clear_object (&item->task);
+  g_clear_pointer (&item->outcome, store_outcome_free);
+}
+
+static void
+delivery_free (gpointer data)
+{
+  Delivery *delivery = data;
+
+  g_array_unref (delivery->items);
+  g_object_unref (delivery->self);
+  g_free (delivery);
+}
+
+/* "records-added" for the records added since the last one, if any. */
+static void
+emit_added (TocsinHistory *self,
+            GPtrArray     *added)
+{
+  if (added->len == 0)
+    return;
+  g_signal_emit (self, signals[SIGNAL_RECORDS_ADDED], 0, added);
+  g_ptr_array_set_size (added, 0);
+}
 
 static gboolean
-slice_delivered (gpointer data)
+deliver_cb (gpointer data)
 {
-  TocsinHistory *self = data;
+  Delivery *delivery = data;
+  TocsinHistory *self = delivery->self;
+  gint64 deadline = g_get_monotonic_time () + DELIVERY_SLICE_USEC;
+  /* The records added in this dispatch, for one "records-added": a list model then inserts
+   * them with one items-changed. Any other change goes out after the additions before it. */
+  g_autoptr(GPtrArray) added = g_ptr_array_new_with_free_func (g_object_unref);
+
+  while (delivery->next < delivery->items->len)
+    {
+      Delivered *item = &g_array_index (delivery->items, Delivered, delivery->next++);
+      gboolean at_once;
+
+      if (item->signal == SIGNAL_RECORD_ADDED)
+        {
+          g_signal_emit (self, signals[item->signal], 0, item->record);
+          g_ptr_array_add (added, g_object_ref (item->record));
+        }
+      else if (item->signal != N_SIGNALS)
+        {
+          emit_added (self, added);
+          g_signal_emit (self, signals[item->signal], 0, item->record);
+        }
+      if (item->task)
+        g_task_return_pointer (item->task, g_steal_pointer (&item->outcome),
+                               store_outcome_free);
+      delivered_clear (item);
+
+      if (delivery->next == delivery->items->len || g_get_monotonic_time () < deadline)
+        continue;
+      g_mutex_lock (&self->pending_lock);
+      at_once = self->deliver_at_once;
+      g_mutex_unlock (&self->pending_lock);
+      if (!at_once)
+        {
+          emit_added (self, added);
+          return G_SOURCE_CONTINUE;
+        }
+    }
+  emit_added (self, added);
 
   g_mutex_lock (&self->pending_lock);
   self->slices_delivered++;
@@ -1548,9 +1652,11 @@ slice_delivered (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* Waits until the main context has dispatched the slices handed to it so far, so that it never
- * has more than one slice queued (the next one is committed meanwhile). A main context that is
- * not iterated only delays us: after a while the worker goes on regardless. */
+/* Worker: waits until the main context has dispatched every delivery handed to it so far, so
+ * that it never has more than one queued and whatever the worker does next reaches it after.
+ * A main context that is not iterated only delays us: after a while the worker goes on
+ * regardless, and the deliveries left then go out whole (after them, in order, what the
+ * worker queues meanwhile). */
 static void
 wait_slices_delivered (TocsinHistory *self)
 {
@@ -1559,7 +1665,12 @@ wait_slices_delivered (TocsinHistory *self)
   g_mutex_lock (&self->pending_lock);
   while (self->slices_delivered < self->slices_sent)
     if (!g_cond_wait_until (&self->delivered_cond, &self->pending_lock, deadline))
-      break;
+      {
+        self->deliver_at_once = TRUE;
+        break;
+      }
+  if (self->slices_delivered == self->slices_sent)
+    self->deliver_at_once = FALSE;
   g_mutex_unlock (&self->pending_lock);
 }
 
@@ -1595,6 +1706,43 @@ store_slice (TocsinHistory  *self,
         }
       g_ptr_array_add (outcomes, outcome);
     }
+
+  /* The cursors move in the same transaction as the records: to the newest stored message of
+   * each channel in the slice (one statement per channel, not one per message). */
+  {
+    g_autoptr(GPtrArray) newest = g_ptr_array_new ();   /* TocsinRecord, one per channel */
+
+    for (guint i = start; i < end; i++)
+      {
+        TocsinRecord *record = ((PendingMessage *) g_ptr_array_index (batch, i))->record;
+        StoreOutcome *outcome = g_ptr_array_index (outcomes, i - start);
+        guint j;
+
+        if (outcome->result == TOCSIN_STORE_DUPLICATE)
+          continue;
+        for (j = 0; j < newest->len; j++)
+          {
+            TocsinRecord *other = g_ptr_array_index (newest, j);
+
+            if (tocsin_record_get_channel_id (other) == tocsin_record_get_channel_id (record) &&
+                g_strcmp0 (tocsin_record_get_relay_url (other),
+                           tocsin_record_get_relay_url (record)) == 0)
+              {
+                if (tocsin_record_get_message_id (record) > tocsin_record_get_message_id (other))
+                  g_ptr_array_index (newest, j) = record;
+                break;
+              }
+          }
+        if (j == newest->len)
+          g_ptr_array_add (newest, record);
+      }
+    for (guint j = 0; j < newest->len; j++)
+      if (!advance_cursor (self, g_ptr_array_index (newest, j), error))
+        {
+          exec_sql (self->db, "ROLLBACK", NULL);
+          return NULL;
+        }
+  }
 
   if (!exec_sql (self->db, "COMMIT", error))
     {
@@ -1653,44 +1801,58 @@ flush_job (TocsinHistory *self,
       guint end = MIN (batch->len, start + FLUSH_SLICE);
       g_autoptr(GError) slice_error = NULL;
       g_autoptr(GPtrArray) outcomes = store_slice (self, batch, start, end, &slice_error);
+      Delivery *delivery;
       GSource *source;
 
       wait_slices_delivered (self);
-      for (guint i = start; i < end; i++)
+      if (outcomes == NULL)
         {
-          PendingMessage *pending = g_ptr_array_index (batch, i);
-          StoreOutcome *outcome;
-
-          if (outcomes == NULL)
+          for (guint i = start; i < end; i++)
             {
+              PendingMessage *pending = g_ptr_array_index (batch, i);
+
               return_unsaved (pending, slice_error);
               if (write_error_is_transient (slice_error))
                 hold_message (self, pending->record, pending->replaces);
-              continue;
             }
-          outcome = g_ptr_array_index (outcomes, i - start);
-          if (outcome->result == TOCSIN_STORE_ADDED)
-            emit_later (self, SIGNAL_RECORD_ADDED, outcome->record, 0);
-          else if (outcome->result == TOCSIN_STORE_REPLACED)
-            emit_later (self, SIGNAL_RECORD_CHANGED, outcome->record, 0);
-          g_ptr_array_index (outcomes, i - start) = NULL;
-          /* A held message's task already had its error. */
-          if (pending->task)
-            g_task_return_pointer (pending->task, outcome, store_outcome_free);
-          else
-            store_outcome_free (outcome);
+          report_write_state (self, slice_error);
+          continue;
         }
-      report_write_state (self, slice_error);
-      /* After each slice: the file never grows past the bounds by more than one slice. */
+
+      report_write_state (self, NULL);
+      /* After each slice: the file never grows past the bounds by more than one slice. (Its
+       * "reset" may reach the main context before the slice's records: a list that reloads
+       * then counts them, and ignores their signals while it counts.) */
       enforce_bounds (self);
 
-      /* Idles of one priority run in the order they were attached: this one runs once the
-       * main context has taken the whole slice. */
+      delivery = g_new0 (Delivery, 1);
+      delivery->self = g_object_ref (self);
+      delivery->items = g_array_sized_new (FALSE, TRUE, sizeof (Delivered), end - start);
+      g_array_set_clear_func (delivery->items, delivered_clear);
+      for (guint i = start; i < end; i++)
+        {
+          PendingMessage *pending = g_ptr_array_index (batch, i);
+          StoreOutcome *outcome = g_ptr_array_index (outcomes, i - start);
+          Delivered item = { N_SIGNALS, NULL, NULL, NULL };
+
+          if (outcome->result == TOCSIN_STORE_ADDED)
+            item.signal = SIGNAL_RECORD_ADDED;
+          else if (outcome->result == TOCSIN_STORE_REPLACED)
+            item.signal = SIGNAL_RECORD_CHANGED;
+          if (item.signal != N_SIGNALS)
+            item.record = g_object_ref (outcome->record);
+          g_ptr_array_index (outcomes, i - start) = NULL;
+          /* A held message's task already had its error. */
+          item.task = g_steal_pointer (&pending->task);
+          item.outcome = outcome;
+          g_array_append_val (delivery->items, item);
+        }
+
       self->slices_sent++;
       source = g_idle_source_new ();
       g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, slice_delivered, g_object_ref (self), g_object_unref);
-      g_source_set_static_name (source, "[tocsin] history slice delivered");
+      g_source_set_callback (source, deliver_cb, delivery, delivery_free);
+      g_source_set_static_name (source, "[tocsin] history delivery");
       g_source_attach (source, self->context);
       g_source_unref (source);
     }

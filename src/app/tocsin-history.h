@@ -285,6 +285,10 @@ void       tocsin_history_remove_owned_channel_async (TocsinHistory *self,
 
 /* Signals (main context of creation, after commit):
  *   "record-added"   (TocsinRecord *record)   a new record (message or gap)
+ *   "records-added"  (GPtrArray *records)     the same records again, oldest first, a run of
+ *                                             them at a time (a burst: those of one main-loop
+ *                                             dispatch), after their "record-added"s and
+ *                                             before any other change that followed them
  *   "record-changed" (TocsinRecord *record)   replaced content or read state; a fresh object
  *                                             with the full stored state
  *   "record-removed" (gint64 id)

@@ -44,6 +44,8 @@ struct _TocsinNotifier
   GHashTable *storms;          /* "relay\nchannel" → Storm */
   TocsinHistory *history;      /* followed: its changes withdraw popups */
   GCancellable  *cancellable;  /* the look-ups a "reset" starts */
+  GTimeZone     *local_zone;   /* see now_local() */
+  gint64         local_zone_time;
 };
 
 G_DEFINE_FINAL_TYPE (TocsinNotifier, tocsin_notifier, G_TYPE_OBJECT)
@@ -95,6 +97,7 @@ tocsin_notifier_finalize (GObject *object)
   TocsinNotifier *self = TOCSIN_NOTIFIER (object);
 
   g_hash_table_unref (self->notifications);
+  g_clear_pointer (&self->local_zone, g_time_zone_unref);
   g_hash_table_unref (self->storms);
 
   G_OBJECT_CLASS (tocsin_notifier_parent_class)->finalize (object);
@@ -162,6 +165,26 @@ tocsin_notifier_new (GSettings *settings)
 }
 
 /* ---- quiet hours -------------------------------------------------------------------------- */
+
+/* GLib 2.74's g_date_time_new_now_local() reads /etc/localtime again on every call when TZ is
+ * not set (its cached zone's name never equals the unset variable): file I/O on the main loop
+ * for every popup. The local zone is kept and looked up again at most once a minute, which
+ * still follows a laptop that changes time zone. */
+#define LOCAL_ZONE_REFRESH_USEC (60 * G_USEC_PER_SEC)
+
+static GDateTime *
+now_local (TocsinNotifier *self)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (self->local_zone == NULL || now - self->local_zone_time > LOCAL_ZONE_REFRESH_USEC)
+    {
+      g_clear_pointer (&self->local_zone, g_time_zone_unref);
+      self->local_zone = g_time_zone_new_local ();
+      self->local_zone_time = now;
+    }
+  return g_date_time_new_now (self->local_zone);
+}
 
 static gboolean
 parse_hhmm (const char *text,
@@ -573,9 +596,13 @@ tocsin_notifier_notify (TocsinNotifier     *self,
         return TOCSIN_NOTIFY_SHOWN;
     }
   time_sensitive = is_time_sensitive (record, subscription);
-  now = g_date_time_new_now_local ();
-  if (!time_sensitive && tocsin_notifier_in_quiet_hours (self, now))
-    return TOCSIN_NOTIFY_QUIET;
+  if (!time_sensitive && self->settings != NULL &&
+      g_settings_get_boolean (self->settings, "quiet-hours-enabled"))
+    {
+      now = now_local (self);
+      if (tocsin_notifier_in_quiet_hours (self, now))
+        return TOCSIN_NOTIFY_QUIET;
+    }
 
   if (coalesce (self, record, subscription, time_sensitive) == TOCSIN_NOTIFY_COALESCED)
     return TOCSIN_NOTIFY_COALESCED;

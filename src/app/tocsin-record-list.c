@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "tocsin-record-list.h"
@@ -279,6 +280,10 @@ tocsin_record_list_reload (TocsinRecordList *self)
   request->generation = self->generation;
   tocsin_history_count_async (self->history, self->query, self->cancellable,
                               count_loaded, request);
+  /* The first page is what a view asks for as soon as it knows the count: ask now, so that the
+   * history runs both queries back to back (the answers come in that order; the page's fill
+   * the slots the count made) instead of waiting for the count's round trip first. */
+  request_page (self, 0);
 }
 
 /* ---- following the history ------------------------------------------------------------- */
@@ -339,26 +344,42 @@ fully_loaded (TocsinRecordList *self)
   return g_hash_table_size (self->by_id) == self->items->len;
 }
 
+/* A run of new records (oldest first): one insertion at the top and one items-changed for all
+ * of them, so a burst costs the list (and the view over it) one change per main-loop dispatch
+ * rather than one per record, each moving every slot below. */
 static void
-on_record_added (TocsinRecordList *self,
-                 TocsinRecord     *record,
-                 TocsinHistory    *history)
+on_records_added (TocsinRecordList *self,
+                  GPtrArray        *records,
+                  TocsinHistory    *history)
 {
-  gint64 id = tocsin_record_get_id (record);
+  g_autoptr(GPtrArray) news = g_ptr_array_new ();
+  guint old_len = self->items->len;
 
-  /* While counting, the count (queued after this record was committed) already has it. */
+  /* While counting, the count (queued after these records were committed) already has them. */
   if (self->loading)
     return;
-  if (!tocsin_record_query_matches_filters (self->query, record) ||
-      !matches_search (self->query->search, record) ||
-      g_hash_table_contains (self->by_id, &id))
+  for (guint i = 0; i < records->len; i++)
+    {
+      TocsinRecord *record = g_ptr_array_index (records, i);
+      gint64 id = tocsin_record_get_id (record);
+
+      if (!tocsin_record_query_matches_filters (self->query, record) ||
+          !matches_search (self->query->search, record) ||
+          g_hash_table_contains (self->by_id, &id))
+        continue;
+      g_hash_table_insert (self->by_id, g_memdup2 (&id, sizeof id), record);
+      g_ptr_array_add (news, record);
+    }
+  if (news->len == 0)
     return;
 
-  /* Newest first: a new record is always at the top. */
-  g_ptr_array_insert (self->items, 0, g_object_ref (record));
-  g_hash_table_insert (self->by_id, g_memdup2 (&id, sizeof id), record);
+  /* Newest first: new records are always at the top, the newest above. */
+  g_ptr_array_set_size (self->items, old_len + news->len);
+  memmove (self->items->pdata + news->len, self->items->pdata, old_len * sizeof (gpointer));
+  for (guint i = 0; i < news->len; i++)
+    self->items->pdata[i] = g_object_ref (g_ptr_array_index (news, news->len - 1 - i));
   bump_generation (self);
-  g_list_model_items_changed (G_LIST_MODEL (self), 0, 0, 1);
+  g_list_model_items_changed (G_LIST_MODEL (self), 0, 0, news->len);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_N_ITEMS]);
   request_unloaded_pages (self);
 }
@@ -456,8 +477,8 @@ tocsin_record_list_constructed (GObject *object)
   G_OBJECT_CLASS (tocsin_record_list_parent_class)->constructed (object);
 
   g_assert (self->history != NULL);
-  g_signal_connect_object (self->history, "record-added",
-                           G_CALLBACK (on_record_added), self, G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->history, "records-added",
+                           G_CALLBACK (on_records_added), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->history, "record-changed",
                            G_CALLBACK (on_record_changed), self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->history, "record-removed",
