@@ -173,6 +173,13 @@ append_node (GString  *out,
     }
 }
 
+void
+tocsin_json_append_node (GString  *out,
+                         JsonNode *node)
+{
+  append_node (out, node, FALSE, 0);
+}
+
 char *
 tocsin_json_to_string (JsonNode *node,
                        gboolean  pretty)

@@ -71,6 +71,9 @@ void tocsin_json_append_string_capped (GString    *out,
 /* Like json_to_string(): compact, or indented by two spaces when @pretty. NULL node: "null". */
 char *tocsin_json_to_string (JsonNode *node,
                              gboolean  pretty);
+/* Appends @node as compact JSON, as tocsin_json_to_string (@node, FALSE) would return it. */
+void  tocsin_json_append_node (GString  *out,
+                               JsonNode *node);
 /* Appends the shortest JSON number that reads back as @value ("null" when not finite). */
 void  tocsin_json_append_double (GString *out,
                                  double   value);

@@ -356,16 +356,54 @@ tocsin_message_to_json_object (const TocsinMessage *message)
   return object;
 }
 
+/* The bytes of tocsin_json_to_string() over tocsin_message_to_json_object(), member for member
+ * and in the same order, written straight into one buffer: no JsonObject is built (a webhook's
+ * message is encoded on every ingest, twice; see docs/performance.md, issue 17 item 2). */
 char *
 tocsin_message_to_data (const TocsinMessage *message,
                         gsize               *length)
 {
-  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  char *data;
+  g_autofree char *time = tocsin_format_time_ms (message->time_ms);
+  GString *out = g_string_sized_new (256);
 
-  json_node_take_object (node, tocsin_message_to_json_object (message));
-  data = tocsin_json_to_string (node, FALSE);
+  g_string_append_printf (out, "{\"id\":%" G_GINT64_FORMAT ",\"channel\":%" G_GINT64_FORMAT,
+                          message->id, message->channel);
+  if (message->channel_name)
+    {
+      g_string_append (out, ",\"channelName\":");
+      tocsin_json_append_string (out, message->channel_name);
+    }
+  g_string_append (out, ",\"time\":");
+  tocsin_json_append_string (out, time);
+  g_string_append (out, ",\"title\":");
+  tocsin_json_append_string (out, message->title ? message->title : "");
+  g_string_append (out, ",\"body\":");
+  tocsin_json_append_string (out, message->body ? message->body : "");
+  if (message->external_link)
+    {
+      g_string_append (out, ",\"externalLink\":");
+      tocsin_json_append_string (out, message->external_link);
+    }
+  g_string_append (out, ",\"vars\":");
+  if (message->vars)
+    {
+      g_autoptr(JsonNode) vars = json_node_init_object (json_node_alloc (), message->vars);
+
+      tocsin_json_append_node (out, vars);
+    }
+  else
+    g_string_append (out, "{}");
+  if (message->replaces > 0)
+    g_string_append_printf (out, ",\"replaces\":%" G_GINT64_FORMAT, message->replaces);
+  if (message->type != TOCSIN_MESSAGE_TYPE_DEFAULT)
+    {
+      g_string_append (out, ",\"notificationType\":");
+      tocsin_json_append_string (out, tocsin_message_type_to_string (message->type));
+    }
+  if (message->markdown)
+    g_string_append (out, ",\"markdown\":true");
+  g_string_append_c (out, '}');
   if (length)
-    *length = strlen (data);
-  return data;
+    *length = out->len;
+  return g_string_free (out, FALSE);
 }
