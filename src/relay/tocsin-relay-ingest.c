@@ -169,6 +169,13 @@ add_scope_header (const char *name,
   tocsin_template_scope_add_header (user_data, lower, value);
 }
 
+static void
+fill_scope_headers (TocsinTemplateScope *scope,
+                    gpointer             data)
+{
+  soup_message_headers_foreach (data, add_scope_header, scope);
+}
+
 static JsonArray *
 missing_to_json (GPtrArray *missing)
 {
@@ -273,7 +280,7 @@ tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
   memset (out, 0, sizeof *out);
   scope = tocsin_template_scope_new (vars, now);
   if (headers != NULL)
-    soup_message_headers_foreach (headers, add_scope_header, scope);
+    tocsin_template_scope_set_header_fill (scope, fill_scope_headers, headers);
   if (body_text)
     tocsin_template_scope_set_body_text (scope, body_text);
   out->missing = g_ptr_array_new_with_free_func (g_free);
