@@ -113,6 +113,62 @@ test_encoding_matches_tree (void)
     }
 }
 
+/* The escaper's fast path (runs of plain bytes) writes what the per-byte one does. */
+static void
+test_escaper_matches_capped (void)
+{
+  g_autoptr(GString) all = g_string_new ("plain");
+
+  for (guint c = 1; c < 256; c++)
+    {
+      g_autoptr(GString) fast = g_string_new (NULL), slow = g_string_new (NULL);
+      char s[] = { 'a', (char) c, 'b', (char) c, '\0' };
+
+      tocsin_json_append_string (fast, s);
+      tocsin_json_append_string_capped (slow, s, G_MAXSIZE);
+      g_assert_cmpstr (fast->str, ==, slow->str);
+      g_string_append_c (all, (char) c);
+    }
+  {
+    g_autoptr(GString) fast = g_string_new (NULL), slow = g_string_new (NULL);
+
+    tocsin_json_append_string (fast, all->str);
+    tocsin_json_append_string_capped (slow, all->str, G_MAXSIZE);
+    g_assert_cmpstr (fast->str, ==, slow->str);
+    g_string_truncate (fast, 0);
+    tocsin_json_append_string (fast, "");
+    g_assert_cmpstr (fast->str, ==, "\"\"");
+  }
+}
+
+/* The hand-made RFC 3339 text gives GDateTime's, 1970 to 9999. */
+static void
+test_format_time_matches_gdatetime (void)
+{
+  const gint64 times[] = { 0, 999, 1000, 951782400000 /* 2000-02-29 */, 951868799999,
+                           4107542400000 /* 2100-03-01 */, 1795452000123, 68169600000,
+                           253402300799999 /* 9999-12-31T23:59:59.999 */, 1709164800001 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (times); i++)
+    {
+      g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (times[i] / 1000);
+      g_autofree char *base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
+      g_autofree char *expected = g_strdup_printf ("%s.%03dZ", base, (int) (times[i] % 1000));
+      g_autofree char *got = tocsin_format_time_ms (times[i]);
+
+      g_assert_cmpstr (got, ==, expected);
+    }
+  for (gint64 t = 0; t < G_GINT64_CONSTANT (253402300800000); t += G_GINT64_CONSTANT (7776000123))
+    {
+      g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (t / 1000);
+      g_autofree char *base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
+      g_autofree char *expected = g_strdup_printf ("%s.%03dZ", base, (int) (t % 1000));
+      g_autofree char *got = tocsin_format_time_ms (t);
+
+      g_assert_cmpstr (got, ==, expected);
+    }
+}
+
 typedef struct
 {
   const char *json;
@@ -452,6 +508,8 @@ main (int   argc,
   g_test_add_func ("/json/parse/guards", test_json_parse_guards);
   g_test_add_func ("/json/parse/deep-does-not-crash", test_json_parse_deep);
   g_test_add_func ("/message/encoding-matches-tree", test_encoding_matches_tree);
+  g_test_add_func ("/message/escaper-matches-capped", test_escaper_matches_capped);
+  g_test_add_func ("/message/format-time-matches-gdatetime", test_format_time_matches_gdatetime);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);
   g_test_add_func ("/token/wellformed", test_token_wellformed);

@@ -45,7 +45,35 @@ void
 tocsin_json_append_string (GString    *out,
                            const char *s)
 {
-  tocsin_json_append_string_capped (out, s, G_MAXSIZE);
+  const guchar *p = (const guchar *) s;
+
+  /* Runs of bytes that need no escape go in at once; the rest as tocsin_json_append_string_capped()
+   * writes them (the same bytes, without its per-byte limit check). */
+  g_string_append_c (out, '"');
+  while (*p)
+    {
+      const guchar *run = p;
+
+      while (*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+        p++;
+      if (p > run)
+        g_string_append_len (out, (const char *) run, p - run);
+      if (*p == '\0')
+        break;
+      switch (*p)
+        {
+        case '"': g_string_append (out, "\\\""); break;
+        case '\\': g_string_append (out, "\\\\"); break;
+        case '\b': g_string_append (out, "\\b"); break;
+        case '\f': g_string_append (out, "\\f"); break;
+        case '\n': g_string_append (out, "\\n"); break;
+        case '\r': g_string_append (out, "\\r"); break;
+        case '\t': g_string_append (out, "\\t"); break;
+        default: g_string_append_printf (out, "\\u%04x", *p);
+        }
+      p++;
+    }
+  g_string_append_c (out, '"');
 }
 
 void
