@@ -141,6 +141,21 @@ test_escaper_matches_capped (void)
   }
 }
 
+static void
+test_append_int (void)
+{
+  const gint64 values[] = { 0, 1, -1, 9, 10, -10, 95, 1795452000123, G_MAXINT64, G_MININT64 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GString) out = g_string_new ("x");
+      g_autofree char *expected = g_strdup_printf ("x%" G_GINT64_FORMAT, values[i]);
+
+      tocsin_json_append_int (out, values[i]);
+      g_assert_cmpstr (out->str, ==, expected);
+    }
+}
+
 /* The hand-made RFC 3339 text gives GDateTime's, 1970 to 9999. */
 static void
 test_format_time_matches_gdatetime (void)
@@ -509,6 +524,7 @@ main (int   argc,
   g_test_add_func ("/json/parse/deep-does-not-crash", test_json_parse_deep);
   g_test_add_func ("/message/encoding-matches-tree", test_encoding_matches_tree);
   g_test_add_func ("/message/escaper-matches-capped", test_escaper_matches_capped);
+  g_test_add_func ("/message/append-int", test_append_int);
   g_test_add_func ("/message/format-time-matches-gdatetime", test_format_time_matches_gdatetime);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);

@@ -103,6 +103,21 @@ tocsin_json_append_string_capped (GString    *out,
   g_string_append_c (out, '"');
 }
 
+void
+tocsin_json_append_int (GString *out,
+                        gint64   value)
+{
+  char buf[24], *p = buf + sizeof buf;
+  guint64 v = value < 0 ? -(guint64) value : (guint64) value;
+
+  do
+    *--p = (char) ('0' + v % 10);
+  while ((v /= 10) > 0);
+  if (value < 0)
+    *--p = '-';
+  g_string_append_len (out, p, buf + sizeof buf - p);
+}
+
 static void
 newline (GString  *out,
          gboolean  pretty,
@@ -179,7 +194,7 @@ append_node (GString  *out,
       switch (json_node_get_value_type (node))
         {
         case G_TYPE_INT64:
-          g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+          tocsin_json_append_int (out, json_node_get_int (node));
           break;
         case G_TYPE_DOUBLE:
           tocsin_json_append_double (out, json_node_get_double (node));

@@ -394,8 +394,10 @@ tocsin_message_to_data (const TocsinMessage *message,
   g_autofree char *time = tocsin_format_time_ms (message->time_ms);
   GString *out = g_string_sized_new (256);
 
-  g_string_append_printf (out, "{\"id\":%" G_GINT64_FORMAT ",\"channel\":%" G_GINT64_FORMAT,
-                          message->id, message->channel);
+  g_string_append (out, "{\"id\":");
+  tocsin_json_append_int (out, message->id);
+  g_string_append (out, ",\"channel\":");
+  tocsin_json_append_int (out, message->channel);
   if (message->channel_name)
     {
       g_string_append (out, ",\"channelName\":");
@@ -422,7 +424,10 @@ tocsin_message_to_data (const TocsinMessage *message,
   else
     g_string_append (out, "{}");
   if (message->replaces > 0)
-    g_string_append_printf (out, ",\"replaces\":%" G_GINT64_FORMAT, message->replaces);
+    {
+      g_string_append (out, ",\"replaces\":");
+      tocsin_json_append_int (out, message->replaces);
+    }
   if (message->type != TOCSIN_MESSAGE_TYPE_DEFAULT)
     {
       g_string_append (out, ",\"notificationType\":");

@@ -240,13 +240,16 @@ native_reply_done (SoupServerMessage              *msg,
    * tree for every webhook's answer (issue 17, item 2). */
   if (outcome->filtered)
     {
-      g_string_append_printf (reply, "{\"filtered\":true,\"channel\":%" G_GINT64_FORMAT,
-                              (gint64) outcome->channel_id);
+      g_string_append (reply, "{\"filtered\":true,\"channel\":");
+      tocsin_json_append_int (reply, outcome->channel_id);
     }
   else
     {
-      g_string_append_printf (reply, "{\"id\":%" G_GINT64_FORMAT ",\"channel\":%" G_GINT64_FORMAT
-                              ",\"title\":", (gint64) outcome->id, (gint64) outcome->channel_id);
+      g_string_append (reply, "{\"id\":");
+      tocsin_json_append_int (reply, outcome->id);
+      g_string_append (reply, ",\"channel\":");
+      tocsin_json_append_int (reply, outcome->channel_id);
+      g_string_append (reply, ",\"title\":");
       append_string_or_null (reply, rendered->title);
       g_string_append (reply, ",\"body\":");
       append_string_or_null (reply, rendered->body);
@@ -261,16 +264,20 @@ native_reply_done (SoupServerMessage              *msg,
           tocsin_json_append_string (reply, rendered->link_dropped);
         }
       if (outcome->replaces > 0)
-        g_string_append_printf (reply, ",\"replaces\":%" G_GINT64_FORMAT,
-                                (gint64) outcome->replaces);
+        {
+          g_string_append (reply, ",\"replaces\":");
+          tocsin_json_append_int (reply, outcome->replaces);
+        }
       if (outcome->duplicate)
         g_string_append (reply, ",\"duplicate\":true");
     }
   g_string_append (reply, ",\"missing\":");
   append_missing (reply, rendered->missing);
   if (!outcome->filtered)
-    g_string_append_printf (reply, ",\"subscribers\":%" G_GINT64_FORMAT,
-                            (gint64) outcome->subscribers);
+    {
+      g_string_append (reply, ",\"subscribers\":");
+      tocsin_json_append_int (reply, outcome->subscribers);
+    }
   g_string_append_c (reply, '}');
   len = reply->len;
   tocsin_relay_server_reply_json_text (msg, SOUP_STATUS_OK, g_string_free (reply, FALSE), len);
