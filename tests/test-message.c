@@ -62,6 +62,128 @@ test_optional_fields_absent (void)
   g_assert_null (strstr (data, "channelName"));
 }
 
+/* tocsin_message_to_data() writes its bytes directly (issue 17, item 2); what subscribers receive
+ * and what the store keeps must stay the bytes of the JsonObject encoding it replaced. */
+static void
+test_encoding_matches_tree (void)
+{
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(TocsinMessage) message = tocsin_message_new ();
+      g_autoptr(JsonNode) tree = json_node_new (JSON_NODE_OBJECT);
+      g_autoptr(JsonObject) nested = json_object_new ();
+      g_autoptr(JsonArray) array = json_array_new ();
+      g_autofree char *expected = NULL, *data = NULL;
+      gsize length = 0;
+
+      message->id = i == 1 ? G_MAXINT64 : 42;
+      message->channel = i == 2 ? 0 : 7;
+      message->time_ms = i == 3 ? -1 : 1795452000123 + i;
+      if (i != 0)
+        {
+          message->channel_name = g_strdup ("Prod \"alerts\"\n\x01\x7f é");
+          g_free (message->title);
+          message->title = i == 2 ? NULL : g_strdup ("Alerte <b>\\</b>\t");
+          g_free (message->body);
+          message->body = g_strdup ("L'utilisation du CPU a atteint 95%");
+          message->external_link = g_strdup ("https://example.com/?a=1&b=\"2\"");
+          message->replaces = i;
+          message->type = i == 2 ? TOCSIN_MESSAGE_TYPE_DEFAULT : (TocsinMessageType) 1;
+          message->markdown = i == 1;
+        }
+      if (i == 3)
+        g_clear_pointer (&message->vars, json_object_unref);
+      else
+        {
+          json_object_set_int_member (message->vars, "cpu_usage", 95);
+          json_object_set_double_member (message->vars, "load", 0.1);
+          json_object_set_boolean_member (message->vars, "up", FALSE);
+          json_object_set_null_member (message->vars, "none");
+          json_array_add_string_element (array, "a\u2028b");
+          json_array_add_int_element (array, -3);
+          json_object_set_array_member (nested, "list", json_array_ref (array));
+          json_object_set_object_member (message->vars, "nested", json_object_ref (nested));
+        }
+
+      json_node_take_object (tree, tocsin_message_to_json_object (message));
+      expected = tocsin_json_to_string (tree, FALSE);
+      data = tocsin_message_to_data (message, &length);
+      g_assert_cmpstr (data, ==, expected);
+      g_assert_cmpuint (length, ==, strlen (expected));
+    }
+}
+
+/* The escaper's fast path (runs of plain bytes) writes what the per-byte one does. */
+static void
+test_escaper_matches_capped (void)
+{
+  g_autoptr(GString) all = g_string_new ("plain");
+
+  for (guint c = 1; c < 256; c++)
+    {
+      g_autoptr(GString) fast = g_string_new (NULL), slow = g_string_new (NULL);
+      char s[] = { 'a', (char) c, 'b', (char) c, '\0' };
+
+      tocsin_json_append_string (fast, s);
+      tocsin_json_append_string_capped (slow, s, G_MAXSIZE);
+      g_assert_cmpstr (fast->str, ==, slow->str);
+      g_string_append_c (all, (char) c);
+    }
+  {
+    g_autoptr(GString) fast = g_string_new (NULL), slow = g_string_new (NULL);
+
+    tocsin_json_append_string (fast, all->str);
+    tocsin_json_append_string_capped (slow, all->str, G_MAXSIZE);
+    g_assert_cmpstr (fast->str, ==, slow->str);
+    g_string_truncate (fast, 0);
+    tocsin_json_append_string (fast, "");
+    g_assert_cmpstr (fast->str, ==, "\"\"");
+  }
+}
+
+static void
+test_append_int (void)
+{
+  const gint64 values[] = { 0, 1, -1, 9, 10, -10, 95, 1795452000123, G_MAXINT64, G_MININT64 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GString) out = g_string_new ("x");
+      g_autofree char *expected = g_strdup_printf ("x%" G_GINT64_FORMAT, values[i]);
+
+      tocsin_json_append_int (out, values[i]);
+      g_assert_cmpstr (out->str, ==, expected);
+    }
+}
+
+/* The hand-made RFC 3339 text gives GDateTime's, 1970 to 9999. */
+static void
+test_format_time_matches_gdatetime (void)
+{
+  const gint64 times[] = { 0, 999, 1000, 951782400000 /* 2000-02-29 */, 951868799999,
+                           4107542400000 /* 2100-03-01 */, 1795452000123, 68169600000,
+                           253402300799999 /* 9999-12-31T23:59:59.999 */, 1709164800001 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (times); i++)
+    {
+      g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (times[i] / 1000);
+      g_autofree char *base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
+      g_autofree char *expected = g_strdup_printf ("%s.%03dZ", base, (int) (times[i] % 1000));
+      g_autofree char *got = tocsin_format_time_ms (times[i]);
+
+      g_assert_cmpstr (got, ==, expected);
+    }
+  for (gint64 t = 0; t < G_GINT64_CONSTANT (253402300800000); t += G_GINT64_CONSTANT (7776000123))
+    {
+      g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (t / 1000);
+      g_autofree char *base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
+      g_autofree char *expected = g_strdup_printf ("%s.%03dZ", base, (int) (t % 1000));
+      g_autofree char *got = tocsin_format_time_ms (t);
+
+      g_assert_cmpstr (got, ==, expected);
+    }
+}
+
 typedef struct
 {
   const char *json;
@@ -400,6 +522,10 @@ main (int   argc,
   g_test_add_func ("/message/json-getters-wrong-types", test_json_getters_wrong_types);
   g_test_add_func ("/json/parse/guards", test_json_parse_guards);
   g_test_add_func ("/json/parse/deep-does-not-crash", test_json_parse_deep);
+  g_test_add_func ("/message/encoding-matches-tree", test_encoding_matches_tree);
+  g_test_add_func ("/message/escaper-matches-capped", test_escaper_matches_capped);
+  g_test_add_func ("/message/append-int", test_append_int);
+  g_test_add_func ("/message/format-time-matches-gdatetime", test_format_time_matches_gdatetime);
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);
   g_test_add_func ("/token/wellformed", test_token_wellformed);

@@ -45,7 +45,35 @@ void
 tocsin_json_append_string (GString    *out,
                            const char *s)
 {
-  tocsin_json_append_string_capped (out, s, G_MAXSIZE);
+  const guchar *p = (const guchar *) s;
+
+  /* Runs of bytes that need no escape go in at once; the rest as tocsin_json_append_string_capped()
+   * writes them (the same bytes, without its per-byte limit check). */
+  g_string_append_c (out, '"');
+  while (*p)
+    {
+      const guchar *run = p;
+
+      while (*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+        p++;
+      if (p > run)
+        g_string_append_len (out, (const char *) run, p - run);
+      if (*p == '\0')
+        break;
+      switch (*p)
+        {
+        case '"': g_string_append (out, "\\\""); break;
+        case '\\': g_string_append (out, "\\\\"); break;
+        case '\b': g_string_append (out, "\\b"); break;
+        case '\f': g_string_append (out, "\\f"); break;
+        case '\n': g_string_append (out, "\\n"); break;
+        case '\r': g_string_append (out, "\\r"); break;
+        case '\t': g_string_append (out, "\\t"); break;
+        default: g_string_append_printf (out, "\\u%04x", *p);
+        }
+      p++;
+    }
+  g_string_append_c (out, '"');
 }
 
 void
@@ -73,6 +101,21 @@ tocsin_json_append_string_capped (GString    *out,
         }
     }
   g_string_append_c (out, '"');
+}
+
+void
+tocsin_json_append_int (GString *out,
+                        gint64   value)
+{
+  char buf[24], *p = buf + sizeof buf;
+  guint64 v = value < 0 ? -(guint64) value : (guint64) value;
+
+  do
+    *--p = (char) ('0' + v % 10);
+  while ((v /= 10) > 0);
+  if (value < 0)
+    *--p = '-';
+  g_string_append_len (out, p, buf + sizeof buf - p);
 }
 
 static void
@@ -151,7 +194,7 @@ append_node (GString  *out,
       switch (json_node_get_value_type (node))
         {
         case G_TYPE_INT64:
-          g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+          tocsin_json_append_int (out, json_node_get_int (node));
           break;
         case G_TYPE_DOUBLE:
           tocsin_json_append_double (out, json_node_get_double (node));
@@ -171,6 +214,13 @@ append_node (GString  *out,
     default:
       g_string_append (out, "null");
     }
+}
+
+void
+tocsin_json_append_node (GString  *out,
+                         JsonNode *node)
+{
+  append_node (out, node, FALSE, 0);
 }
 
 char *

@@ -71,6 +71,12 @@ void tocsin_json_append_string_capped (GString    *out,
 /* Like json_to_string(): compact, or indented by two spaces when @pretty. NULL node: "null". */
 char *tocsin_json_to_string (JsonNode *node,
                              gboolean  pretty);
+/* Appends @value in decimal, as "%" G_GINT64_FORMAT would (without printf). */
+void  tocsin_json_append_int  (GString *out,
+                               gint64   value);
+/* Appends @node as compact JSON, as tocsin_json_to_string (@node, FALSE) would return it. */
+void  tocsin_json_append_node (GString  *out,
+                               JsonNode *node);
 /* Appends the shortest JSON number that reads back as @value ("null" when not finite). */
 void  tocsin_json_append_double (GString *out,
                                  double   value);

@@ -124,9 +124,37 @@ tocsin_link_is_safe (const char *uri,
 char *
 tocsin_format_time_ms (gint64 unix_ms)
 {
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (unix_ms / 1000);
+  g_autoptr(GDateTime) dt = NULL;
   g_autofree char *base = NULL;
 
+  /* 1970 to 9999 (every time a relay or app stamps): the same text, without GDateTime's format
+   * parser (this runs twice for every webhook). Days to a civil date: H. Hinnant's algorithm. */
+  if (unix_ms >= 0 && unix_ms < G_GINT64_CONSTANT (253402300800000))
+    {
+      gint64 secs = unix_ms / 1000, days = secs / 86400, sod = secs % 86400;
+      gint64 z = days + 719468, era = z / 146097, doe = z - era * 146097;
+      gint64 yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+      gint64 doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+      int day = (int) (doy - (153 * mp + 2) / 5 + 1), month = (int) (mp < 10 ? mp + 3 : mp - 9);
+      int year = (int) (yoe + era * 400 + (month <= 2));
+      const int fields[] = { year, month, day, (int) (sod / 3600), (int) (sod / 60 % 60),
+                             (int) (sod % 60), (int) (unix_ms % 1000) };
+      const int widths[] = { 4, 2, 2, 2, 2, 2, 3 };
+      const char seps[] = "--T::.Z";
+      char *text = g_malloc (sizeof "YYYY-MM-DDTHH:MM:SS.mmmZ"), *p = text;
+
+      for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+        {
+          for (int w = widths[i], v = fields[i]; w > 0; w--, v /= 10)
+            p[w - 1] = (char) ('0' + v % 10);
+          p += widths[i];
+          *p++ = seps[i];
+        }
+      *p = '\0';
+      return text;
+    }
+
+  dt = g_date_time_new_from_unix_utc (unix_ms / 1000);
   if (dt == NULL)
     return g_strdup ("1970-01-01T00:00:00.000Z");
   base = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
@@ -356,16 +384,59 @@ tocsin_message_to_json_object (const TocsinMessage *message)
   return object;
 }
 
+/* The bytes of tocsin_json_to_string() over tocsin_message_to_json_object(), member for member
+ * and in the same order, written straight into one buffer: no JsonObject is built (a webhook's
+ * message is encoded on every ingest, twice; see docs/performance.md, issue 17 item 2). */
 char *
 tocsin_message_to_data (const TocsinMessage *message,
                         gsize               *length)
 {
-  g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-  char *data;
+  g_autofree char *time = tocsin_format_time_ms (message->time_ms);
+  GString *out = g_string_sized_new (256);
 
-  json_node_take_object (node, tocsin_message_to_json_object (message));
-  data = tocsin_json_to_string (node, FALSE);
+  g_string_append (out, "{\"id\":");
+  tocsin_json_append_int (out, message->id);
+  g_string_append (out, ",\"channel\":");
+  tocsin_json_append_int (out, message->channel);
+  if (message->channel_name)
+    {
+      g_string_append (out, ",\"channelName\":");
+      tocsin_json_append_string (out, message->channel_name);
+    }
+  g_string_append (out, ",\"time\":");
+  tocsin_json_append_string (out, time);
+  g_string_append (out, ",\"title\":");
+  tocsin_json_append_string (out, message->title ? message->title : "");
+  g_string_append (out, ",\"body\":");
+  tocsin_json_append_string (out, message->body ? message->body : "");
+  if (message->external_link)
+    {
+      g_string_append (out, ",\"externalLink\":");
+      tocsin_json_append_string (out, message->external_link);
+    }
+  g_string_append (out, ",\"vars\":");
+  if (message->vars)
+    {
+      g_autoptr(JsonNode) vars = json_node_init_object (json_node_alloc (), message->vars);
+
+      tocsin_json_append_node (out, vars);
+    }
+  else
+    g_string_append (out, "{}");
+  if (message->replaces > 0)
+    {
+      g_string_append (out, ",\"replaces\":");
+      tocsin_json_append_int (out, message->replaces);
+    }
+  if (message->type != TOCSIN_MESSAGE_TYPE_DEFAULT)
+    {
+      g_string_append (out, ",\"notificationType\":");
+      tocsin_json_append_string (out, tocsin_message_type_to_string (message->type));
+    }
+  if (message->markdown)
+    g_string_append (out, ",\"markdown\":true");
+  g_string_append_c (out, '}');
   if (length)
-    *length = strlen (data);
-  return data;
+    *length = out->len;
+  return g_string_free (out, FALSE);
 }

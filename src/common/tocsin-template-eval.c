@@ -162,6 +162,13 @@ eval_variable (Eval       *ev,
   /* header and bodyAsText come from the request itself; a payload cannot fake them. */
   if (node->op == VARIABLE_HEADER)
     {
+      TocsinTemplateScopeFillFunc fill = scope->headers_fill;
+
+      if (fill != NULL)
+        {
+          scope->headers_fill = NULL;
+          fill (scope, scope->headers_fill_data);
+        }
       value_set_node (out, scope->headers);
       return;
     }

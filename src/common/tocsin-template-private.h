@@ -210,6 +210,8 @@ struct _TocsinTemplateScope
   JsonObject *vars;       /* owned reference, may be NULL */
   GDateTime *now;         /* UTC */
   JsonNode *headers;      /* an object node: lowercase name -> value */
+  TocsinTemplateScopeFillFunc headers_fill;  /* called once, before headers is first read */
+  gpointer headers_fill_data;
   char *body_text;        /* valid UTF-8 or NULL */
 
   /* The work budget, shared by every render with this scope (tocsin-template-eval.c) */

@@ -152,6 +152,16 @@ tocsin_template_scope_add_header (TocsinTemplateScope *scope,
 }
 
 void
+tocsin_template_scope_set_header_fill (TocsinTemplateScope        *scope,
+                                       TocsinTemplateScopeFillFunc fill,
+                                       gpointer                    data)
+{
+  g_return_if_fail (scope != NULL);
+  scope->headers_fill = fill;
+  scope->headers_fill_data = data;
+}
+
+void
 tocsin_template_scope_set_body_text (TocsinTemplateScope *scope,
                                      const char          *text)
 {

@@ -81,6 +81,14 @@ void                 tocsin_template_scope_free      (TocsinTemplateScope *scope
 void                 tocsin_template_scope_add_header (TocsinTemplateScope *scope,
                                                        const char          *name,
                                                        const char          *value);
+/* Request headers added only if a template reads header[…]: @fill is called once, with @data,
+ * the first time one does (it calls tocsin_template_scope_add_header()); @data must outlive
+ * every render and evaluation with @scope. Most webhooks' templates never read a header. */
+typedef void (*TocsinTemplateScopeFillFunc) (TocsinTemplateScope *scope,
+                                             gpointer             data);
+void                 tocsin_template_scope_set_header_fill (TocsinTemplateScope        *scope,
+                                                            TocsinTemplateScopeFillFunc fill,
+                                                            gpointer                    data);
 /* The raw body of a text/plain request, readable as bodyAsText. */
 void                 tocsin_template_scope_set_body_text (TocsinTemplateScope *scope,
                                                           const char          *text);

@@ -169,19 +169,54 @@ add_scope_header (const char *name,
   tocsin_template_scope_add_header (user_data, lower, value);
 }
 
-static JsonArray *
-missing_to_json (GPtrArray *missing)
+static void
+fill_scope_headers (TocsinTemplateScope *scope,
+                    gpointer             data)
 {
-  JsonArray *array = json_array_new ();
-  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
-
-  for (guint i = 0; i < missing->len; i++)
-    if (g_hash_table_add (seen, missing->pdata[i]))
-      json_array_add_string_element (array, missing->pdata[i]);
-  return array;
+  soup_message_headers_foreach (data, add_scope_header, scope);
 }
 
 /* ---- Tocsin's own answers (docs/api.md) ------------------------------------------------ */
+
+/* json_object_set_string_member (…, NULL) encodes as null. */
+static void
+append_string_or_null (GString    *out,
+                       const char *s)
+{
+  if (s != NULL)
+    tocsin_json_append_string (out, s);
+  else
+    g_string_append (out, "null");
+}
+
+/* missing_to_json(), written: each name once, in first-seen order. */
+static void
+append_missing (GString   *out,
+                GPtrArray *missing)
+{
+  g_autoptr(GHashTable) seen = NULL;
+  gboolean first = TRUE;
+
+  g_string_append_c (out, '[');
+  for (guint i = 0; missing != NULL && i < missing->len; i++)
+    {
+      if (i > 0)
+        {
+          if (seen == NULL)
+            {
+              seen = g_hash_table_new (g_str_hash, g_str_equal);
+              g_hash_table_add (seen, missing->pdata[0]);
+            }
+          if (!g_hash_table_add (seen, missing->pdata[i]))
+            continue;
+        }
+      if (!first)
+        g_string_append_c (out, ',');
+      first = FALSE;
+      tocsin_json_append_string (out, missing->pdata[i]);
+    }
+  g_string_append_c (out, ']');
+}
 
 static void
 native_reply_error (SoupServerMessage *msg,
@@ -198,31 +233,54 @@ native_reply_done (SoupServerMessage              *msg,
                    gpointer                        user_data)
 {
   const TocsinRelayRendered *rendered = outcome->rendered;
-  g_autoptr(JsonObject) reply = json_object_new ();
+  GString *reply = g_string_sized_new (256);
+  gsize len;
 
+  /* Written directly, as the JsonObject it replaced encoded it (member order included): no
+   * tree for every webhook's answer (issue 17, item 2). */
   if (outcome->filtered)
     {
-      json_object_set_boolean_member (reply, "filtered", TRUE);
-      json_object_set_int_member (reply, "channel", outcome->channel_id);
-      json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
-      return;
+      g_string_append (reply, "{\"filtered\":true,\"channel\":");
+      tocsin_json_append_int (reply, outcome->channel_id);
     }
-  json_object_set_int_member (reply, "id", outcome->id);
-  json_object_set_int_member (reply, "channel", outcome->channel_id);
-  json_object_set_string_member (reply, "title", rendered->title);
-  json_object_set_string_member (reply, "body", rendered->body);
-  if (rendered->link)
-    json_object_set_string_member (reply, "externalLink", rendered->link);
-  if (rendered->link_dropped)
-    json_object_set_string_member (reply, "linkDropped", rendered->link_dropped);
-  if (outcome->replaces > 0)
-    json_object_set_int_member (reply, "replaces", outcome->replaces);
-  if (outcome->duplicate)
-    json_object_set_boolean_member (reply, "duplicate", TRUE);
-  json_object_set_array_member (reply, "missing", missing_to_json (rendered->missing));
-  json_object_set_int_member (reply, "subscribers", outcome->subscribers);
-  tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+  else
+    {
+      g_string_append (reply, "{\"id\":");
+      tocsin_json_append_int (reply, outcome->id);
+      g_string_append (reply, ",\"channel\":");
+      tocsin_json_append_int (reply, outcome->channel_id);
+      g_string_append (reply, ",\"title\":");
+      append_string_or_null (reply, rendered->title);
+      g_string_append (reply, ",\"body\":");
+      append_string_or_null (reply, rendered->body);
+      if (rendered->link)
+        {
+          g_string_append (reply, ",\"externalLink\":");
+          tocsin_json_append_string (reply, rendered->link);
+        }
+      if (rendered->link_dropped)
+        {
+          g_string_append (reply, ",\"linkDropped\":");
+          tocsin_json_append_string (reply, rendered->link_dropped);
+        }
+      if (outcome->replaces > 0)
+        {
+          g_string_append (reply, ",\"replaces\":");
+          tocsin_json_append_int (reply, outcome->replaces);
+        }
+      if (outcome->duplicate)
+        g_string_append (reply, ",\"duplicate\":true");
+    }
+  g_string_append (reply, ",\"missing\":");
+  append_missing (reply, rendered->missing);
+  if (!outcome->filtered)
+    {
+      g_string_append (reply, ",\"subscribers\":");
+      tocsin_json_append_int (reply, outcome->subscribers);
+    }
+  g_string_append_c (reply, '}');
+  len = reply->len;
+  tocsin_relay_server_reply_json_text (msg, SOUP_STATUS_OK, g_string_free (reply, FALSE), len);
 }
 
 static const TocsinRelayIngestDialect native_dialect = {
@@ -273,7 +331,7 @@ tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
   memset (out, 0, sizeof *out);
   scope = tocsin_template_scope_new (vars, now);
   if (headers != NULL)
-    soup_message_headers_foreach (headers, add_scope_header, scope);
+    tocsin_template_scope_set_header_fill (scope, fill_scope_headers, headers);
   if (body_text)
     tocsin_template_scope_set_body_text (scope, body_text);
   out->missing = g_ptr_array_new_with_free_func (g_free);

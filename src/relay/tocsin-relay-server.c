@@ -98,10 +98,17 @@ tocsin_relay_server_reply_json (SoupServerMessage *msg,
                                 JsonObject        *object)
 {
   g_autoptr(JsonNode) node = json_node_init_object (json_node_alloc (), object);
-  gsize len;
   char *data = tocsin_json_to_string (node, FALSE);
 
-  len = strlen (data);
+  tocsin_relay_server_reply_json_text (msg, status, data, strlen (data));
+}
+
+void
+tocsin_relay_server_reply_json_text (SoupServerMessage *msg,
+                                     guint              status,
+                                     char              *data,
+                                     gsize              len)
+{
   /* libsoup 3.2 has no phrase for these. */
   soup_server_message_set_status (msg, status,
                                   status == 429 ? "Too Many Requests" :

@@ -21,6 +21,11 @@ void      tocsin_relay_server_reply_error (SoupServerMessage *msg,
 void      tocsin_relay_server_reply_json  (SoupServerMessage *msg,
                                            guint              status,
                                            JsonObject        *object);
+/* The same with JSON text already written (@data is taken, g_free'd by libsoup). */
+void      tocsin_relay_server_reply_json_text (SoupServerMessage *msg,
+                                               guint              status,
+                                               char              *data,
+                                               gsize              len);
 /* "203.0.113.5:40000" or "[2001:db8::1]:40000"; "unknown" when libsoup does not know. */
 char     *tocsin_relay_server_peer_string (SoupServerMessage *msg);
 /* The client's IP address alone ("127.0.0.1", "::1"), or NULL. */
