@@ -473,6 +473,9 @@ test_head_inspect (void)
 
     g_assert_cmpint (tocsin_relay_head_inspect (long_line, TOCSIN_RELAY_HEAD_PEEK, &sentence),
                      ==, TOCSIN_RELAY_HEAD_LINE_TOO_LONG);
+    /* Loopback's first segment of a 100 KiB line: enough to name the line. */
+    g_assert_cmpint (tocsin_relay_head_inspect (long_line, 65483, &sentence),
+                     ==, TOCSIN_RELAY_HEAD_LINE_TOO_LONG);
     g_assert_cmpint (tocsin_relay_head_inspect (long_line, 1000, &sentence),
                      ==, TOCSIN_RELAY_HEAD_UNKNOWN);
   }

@@ -473,6 +473,7 @@ test_huge_url (Fixture       *f,
   for (guint i = 0; i < 100 * 1024; i++)
     g_string_append_c (request, 'u');
   g_string_append (request, " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  tocsin_rel_whole_writes (socket, request->len);
   tocsin_rel_send_all (socket, request->str, request->len);
   TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));
   g_assert_cmpuint (tocsin_rel_parse_answer (received->str, NULL, &body), ==, 414);

@@ -45,6 +45,15 @@ tocsin_rel_connect_raw (TocsinTestRelay *relay)
   return tocsin_rel_connect_raw_full (relay, NULL, 0);
 }
 
+void
+tocsin_rel_whole_writes (GSocket *socket,
+                         gsize    length)
+{
+  /* The kernel doubles what it is given; a few MiB at most. */
+  g_socket_set_option (socket, SOL_SOCKET, SO_SNDBUF, (gint) MIN (length, 4 * 1024 * 1024),
+                       NULL);
+}
+
 GString *
 tocsin_rel_raw_exchange (TocsinTestRelay *relay,
                          const char      *source,
@@ -54,6 +63,9 @@ tocsin_rel_raw_exchange (TocsinTestRelay *relay,
   g_autoptr(GSocket) socket = tocsin_rel_connect_raw_full (relay, source, 0);
   GString *received = g_string_new (NULL);
 
+  /* The whole request in the kernel at once, as a client's single write of it would be: the
+   * relay's first look at a long head then sees its first segment whole. */
+  tocsin_rel_whole_writes (socket, length);
   /* The relay may answer and close before it has read everything (a head too big). */
   tocsin_rel_send_all (socket, request, length);
   TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));

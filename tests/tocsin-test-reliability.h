@@ -18,6 +18,10 @@ GSocket   *tocsin_rel_connect_raw      (TocsinTestRelay *relay);
 GSocket   *tocsin_rel_connect_raw_full (TocsinTestRelay *relay,
                                         const char      *source,
                                         gsize            rcvbuf);
+/* Lets one write of @length bytes on @socket go into the kernel whole (SO_SNDBUF), as a client
+ * that writes a request at once: the relay then sees it in as few segments as TCP makes. */
+void       tocsin_rel_whole_writes     (GSocket         *socket,
+                                        gsize            length);
 /* Sends @request on a new connection from @source (NULL: any) and reads until the relay closes
  * it; returns all it answered ("" for a bare close). @request should say Connection: close. */
 GString   *tocsin_rel_raw_exchange     (TocsinTestRelay *relay,

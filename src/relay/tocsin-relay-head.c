@@ -46,9 +46,9 @@ tocsin_relay_head_inspect (const char  *data,
   *sentence = NULL;
   end = memchr (data, '\n', length);
   if (end == NULL)
-    return length >= TOCSIN_RELAY_HEAD_PEEK - 1 ? TOCSIN_RELAY_HEAD_LINE_TOO_LONG
-                                                 : TOCSIN_RELAY_HEAD_UNKNOWN;
-  if (end - data > TOCSIN_RELAY_HEAD_PEEK - 1)
+    return length >= TOCSIN_RELAY_HEAD_LONG_LINE ? TOCSIN_RELAY_HEAD_LINE_TOO_LONG
+                                                  : TOCSIN_RELAY_HEAD_UNKNOWN;
+  if (end - data >= TOCSIN_RELAY_HEAD_LONG_LINE)
     return TOCSIN_RELAY_HEAD_LINE_TOO_LONG;
 
   /* METHOD SP target SP HTTP-version: anything else is libsoup's to refuse as it does. */
