@@ -641,6 +641,7 @@ render (const char *markdown,
   };
   Renderer self = { 0 };
   g_autofree char *valid = NULL;
+  g_autofree char *padded = NULL;
   gsize length;
   gboolean cut = FALSE;
 
@@ -661,6 +662,15 @@ render (const char *markdown,
       length = end ? (gsize) (end - markdown) : 0;
       cut = TRUE;
     }
+
+  /* md4c 0.4.8 (Debian 12) reads past a document that does not end with a line end, and
+   * follows what it read there (fuzz-markdown's corpus file md4c-past-the-end): it is given
+   * one that does, and zeroes after it. */
+  padded = g_malloc0 (length + 64);
+  memcpy (padded, markdown, length);
+  if (length == 0 || padded[length - 1] != '\n')
+    padded[length++] = '\n';
+  markdown = padded;
 
   self.out = g_string_sized_new (length + length / 4 + 16);
   self.markup = markup;

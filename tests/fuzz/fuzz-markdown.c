@@ -62,7 +62,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
     check (pango_parse_markup (pango, -1, 0, NULL, &pango_text, NULL, NULL),
            "the link-less markup is Pango markup");
-    check (g_str_equal (pango_text, shown), "the link-less markup shows the same text");
+    /* Unless the output was cut at TOCSIN_MARKDOWN_MAX_OUTPUT: the link tags make one longer
+     * than the other, so they are cut at different places (both end with an ellipsis). */
+    if (!g_str_has_suffix (pango_text, "…") || !g_str_has_suffix (shown, "…"))
+      check (g_str_equal (pango_text, shown), "the link-less markup shows the same text");
   }
 
   /* An input without markup characters or entities comes out as its own text. */
