@@ -651,6 +651,24 @@ read_multipart (SoupMessageHeaders  *headers,
 }
 
 gboolean
+tocsin_relay_body_read_multipart (SoupMessageHeaders  *headers,
+                                  const char          *data,
+                                  gsize                length,
+                                  JsonObject          *form,
+                                  guint               *status,
+                                  GError             **error)
+{
+  g_autoptr(GHashTable) params = NULL;
+
+  g_return_val_if_fail (headers != NULL && form != NULL && status != NULL, FALSE);
+
+  *status = SOUP_STATUS_BAD_REQUEST;
+  soup_message_headers_get_content_type (headers, &params);
+  return read_multipart (headers, params ? g_hash_table_lookup (params, "boundary") : NULL,
+                         data ? data : "", length, form, status, error);
+}
+
+gboolean
 tocsin_relay_body_read (SoupMessageHeaders  *headers,
                         GBytes              *bytes,
                         gsize                max_body,

@@ -20,6 +20,17 @@ G_BEGIN_DECLS
 /* Fields a multipart/form-data body may have (docs/configuration.md). */
 #define TOCSIN_RELAY_BODY_MAX_PARTS 256
 
+/* Adds the text fields of a multipart/form-data body (@data, @length; the boundary from
+ * @headers' Content-Type) to @form as strings, through libsoup's SoupMultipart given a padded
+ * copy (its parser reads past a body's end). At most TOCSIN_RELAY_BODY_MAX_PARTS fields (else
+ * 413 in *@status); a part that is not UTF-8 text, or has no form-data name, is 400. */
+gboolean tocsin_relay_body_read_multipart (SoupMessageHeaders  *headers,
+                                           const char          *data,
+                                           gsize                length,
+                                           JsonObject          *form,
+                                           guint               *status,
+                                           GError             **error);
+
 /* Adds application/x-www-form-urlencoded pairs ("a=1&b=2") from @data to @vars as strings,
  * decoded as a browser's URLSearchParams does: `+` is a space, an invalid %-escape stays as it
  * is, a name without `=` is the empty string, empty pairs are skipped, the last of a repeated

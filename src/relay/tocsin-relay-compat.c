@@ -1119,61 +1119,25 @@ parse_int (const char *text,
   return errno == 0 && *end == '\0';
 }
 
-/* multipart/form-data (curl -F): each part named in its Content-Disposition is a field. */
+/* multipart/form-data (curl -F): each part named in its Content-Disposition is a field. The
+ * one reader of it is tocsin-relay-body.c's (libsoup's parser, guarded). */
 static gboolean
 read_multipart (SoupMessageHeaders  *headers,
                 GBytes              *body,
                 JsonObject          *fields,
                 GError             **error)
 {
-  g_autoptr(SoupMultipart) multipart = NULL;
-  g_autoptr(GBytes) terminated = NULL;
+  g_autoptr(GError) local = NULL;
   gsize size = 0;
   const char *bytes = g_bytes_get_data (body, &size);
-  char *copy = g_malloc (size + 1);
+  guint status = SOUP_STATUS_BAD_REQUEST;
 
-  /* libsoup 3.2 looks for the boundary with strstr(): past the end of a body that is not
-   * NUL-terminated (a decompressed one; found by fuzz-compat). */
-  memcpy (copy, bytes, size);
-  copy[size] = '\0';
-  terminated = g_bytes_new_take (copy, size);
-  multipart = soup_multipart_new_from_message (headers, terminated);
-
-  if (multipart == NULL)
+  if (!tocsin_relay_body_read_multipart (headers, bytes, size, fields, &status, &local))
     {
-      g_set_error_literal (error, TOCSIN_RELAY_COMPAT_ERROR, 40001,
-                           _("The multipart/form-data body could not be read: check its "
-                             "boundary"));
+      g_set_error_literal (error, TOCSIN_RELAY_COMPAT_ERROR,
+                           status == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE ? 41301 : 40001,
+                           local->message);
       return FALSE;
-    }
-  for (int i = 0; i < soup_multipart_get_length (multipart); i++)
-    {
-      SoupMessageHeaders *part_headers = NULL;
-      GBytes *part_body = NULL;
-      g_autoptr(GHashTable) params = NULL;
-      const char *name, *data;
-      gsize length = 0;
-
-      if (!soup_multipart_get_part (multipart, i, &part_headers, &part_body) ||
-          !soup_message_headers_get_content_disposition (part_headers, NULL, &params))
-        continue;
-      name = g_hash_table_lookup (params, "name");
-      data = g_bytes_get_data (part_body, &length);
-      if (name == NULL)
-        continue;
-      if (length > 0 && (!g_utf8_validate_len (data, length, NULL) ||
-                         memchr (data, '\0', length) != NULL))
-        {
-          g_set_error (error, TOCSIN_RELAY_COMPAT_ERROR, 40001,
-                       _("The form field “%s” is not UTF-8 text"), name);
-          return FALSE;
-        }
-      if (g_utf8_validate (name, -1, NULL))
-        {
-          g_autofree char *value = g_strndup (data ? data : "", length);
-
-          json_object_set_string_member (fields, name, value);
-        }
     }
   return TRUE;
 }
