@@ -479,8 +479,11 @@ static gboolean
 actions_error (GError     **error,
                const char  *reason)
 {
+  /* @reason may quote the sender's header: said back as valid UTF-8 whatever it held. */
+  g_autofree char *shown = g_utf8_make_valid (reason, -1);
+
   g_set_error (error, TOCSIN_RELAY_COMPAT_ERROR, NTFY_ACTIONS_INVALID,
-               _("invalid request: actions invalid; %s"), reason);
+               _("invalid request: actions invalid; %s"), shown);
   return FALSE;
 }
 
@@ -1240,10 +1243,13 @@ tocsin_relay_compat_read_gotify (SoupMessageHeaders  *headers,
     }
   else if (length > 0)
     {
+      /* The sender's header, said back as text: it may be anything but UTF-8. */
+      g_autofree char *shown = type ? g_utf8_make_valid (type, -1) : NULL;
+
       g_set_error (error, TOCSIN_RELAY_COMPAT_ERROR, 41501,
                    _("Gotify messages come as application/json or "
                      "application/x-www-form-urlencoded, not %s"),
-                   type ? type : _("a body without a Content-Type"));
+                   shown ? shown : _("a body without a Content-Type"));
       return NULL;
     }
 

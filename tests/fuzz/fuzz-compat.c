@@ -198,7 +198,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       guint status = error->code / 100;
 
       check (error->domain == TOCSIN_RELAY_COMPAT_ERROR, "refusals carry ntfy's codes");
-      check (status == 400 || status == 401 || status == 415, "a refusal is 400, 401 or 415");
+      check (status == 400 || status == 401 || status == 413 || status == 415,
+             "a refusal is 400, 401, 413 (a multipart body of too many fields) or 415");
       check (g_utf8_validate (error->message, -1, NULL), "the reason is valid UTF-8");
       return 0;
     }
