@@ -364,16 +364,7 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
 
   /* The webhook path's dedup: eventId, Idempotency-Key, webhook-id. */
   dedup = tocsin_relay_ingest_dedup_key (vars, soup_server_message_get_request_headers (msg));
-  if (dedup != NULL)
-    {
-      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-      g_autofree char *canonical = NULL;
-
-      key_hash = tocsin_token_hash (dedup);
-      json_node_set_object (node, vars);
-      canonical = tocsin_json_to_string (node, FALSE);
-      content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
-    }
+  tocsin_relay_ingest_dedup_hashes (dedup, vars, &key_hash, &content_hash);
 
   pending = g_new0 (Pending, 1);
   pending->relay = relay;

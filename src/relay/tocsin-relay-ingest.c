@@ -159,6 +159,26 @@ tocsin_relay_ingest_dedup_key (JsonObject         *vars,
   return NULL;
 }
 
+void
+tocsin_relay_ingest_dedup_hashes (const char  *key,
+                                  JsonObject  *vars,
+                                  char       **key_hash,
+                                  char       **content_hash)
+{
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *canonical = NULL;
+
+  *key_hash = NULL;
+  *content_hash = NULL;
+  if (key == NULL)
+    return;
+  node = json_node_new (JSON_NODE_OBJECT);
+  json_node_set_object (node, vars);
+  canonical = tocsin_json_to_string (node, FALSE);
+  *key_hash = tocsin_token_hash (key);
+  *content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
+}
+
 static void
 add_scope_header (const char *name,
                   const char *value,
@@ -786,16 +806,7 @@ run (TocsinRelay                    *relay,
   key = tocsin_relay_signature_delivery_id (scheme, headers, vars);
   if (key == NULL)
     key = tocsin_relay_ingest_dedup_key (vars, headers);
-  if (key != NULL)
-    {
-      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-      g_autofree char *canonical = NULL;
-
-      key_hash = tocsin_token_hash (key);
-      json_node_set_object (node, vars);
-      canonical = tocsin_json_to_string (node, FALSE);
-      content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
-    }
+  tocsin_relay_ingest_dedup_hashes (key, vars, &key_hash, &content_hash);
 
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
@@ -912,16 +923,7 @@ tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
 
   g_return_if_fail (relay != NULL && message != NULL && vars != NULL);
 
-  if (dedup_key != NULL)
-    {
-      g_autoptr(JsonNode) node = json_node_new (JSON_NODE_OBJECT);
-      g_autofree char *canonical = NULL;
-
-      key_hash = tocsin_token_hash (dedup_key);
-      json_node_set_object (node, vars);
-      canonical = tocsin_json_to_string (node, FALSE);
-      content_hash = g_compute_checksum_for_string (G_CHECKSUM_SHA256, canonical, -1);
-    }
+  tocsin_relay_ingest_dedup_hashes (dedup_key, vars, &key_hash, &content_hash);
   data = g_new0 (CommitTask, 1);
   data->relay = relay;
   data->channel_id = channel_id;

@@ -121,6 +121,12 @@ void tocsin_relay_ingest_submit (TocsinRelay                    *relay,
 /* The dedup key: the `eventId` variable, else Idempotency-Key, else webhook-id. NULL: none. */
 char *tocsin_relay_ingest_dedup_key (JsonObject         *vars,
                                      SoupMessageHeaders *headers);
+/* What the store keeps of a dedup @key (NULL: none, and both come back NULL): its hash, and the
+ * hash of @vars' canonical JSON, which tells a redelivery from a replacement. */
+void  tocsin_relay_ingest_dedup_hashes (const char  *key,
+                                        JsonObject  *vars,
+                                        char       **key_hash,
+                                        char       **content_hash);
 
 /* The largest message the relay stores, encoded, when subscribers may each fall
  * @max_queue_bytes behind: a quarter of it, so that a message answered 200 always fits a
