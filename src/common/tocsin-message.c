@@ -20,7 +20,22 @@ tocsin_message_new (void)
   message->title = g_strdup ("");
   message->body = g_strdup ("");
   message->vars = json_object_new ();
+  message->actions = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_message_action_free);
   return message;
+}
+
+void
+tocsin_message_action_free (TocsinMessageAction *action)
+{
+  if (action == NULL)
+    return;
+  g_free (action->kind);
+  g_free (action->label);
+  g_free (action->url);
+  g_free (action->method);
+  g_strfreev (action->headers);
+  g_free (action->body);
+  g_free (action);
 }
 
 void
@@ -33,6 +48,7 @@ tocsin_message_free (TocsinMessage *message)
   g_free (message->body);
   g_free (message->external_link);
   g_clear_pointer (&message->vars, json_object_unref);
+  g_clear_pointer (&message->actions, g_ptr_array_unref);
   g_free (message);
 }
 

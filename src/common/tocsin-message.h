@@ -30,6 +30,28 @@ typedef enum
   TOCSIN_MESSAGE_TYPE_CALLING,
 } TocsinMessageType;
 
+/* A button on the pop-up and on the record (issue 15, docs/actions.md; wire "actions", at most
+ * TOCSIN_REQUEST_MAX_ACTIONS): "view" opens @url; "http" sends the request from the desktop.
+ * The relay renders a channel's action definitions per message; a sender can give its own
+ * (ntfy's "actions"). On the wire:
+ *   {"kind":"view","label":"Open","url":"https://…"}
+ *   {"kind":"http","label":"Silence 1 h","method":"POST","url":"https://…",
+ *    "headers":{"Content-Type":"application/json"},"body":"{…}","policy":"none","clear":false}
+ * "body" is text (UTF-8); "policy" is the request model's ("retry" or "none"; default none). */
+typedef struct
+{
+  char      *kind;       /* "view" or "http" */
+  char      *label;      /* plain text, 1..64 characters */
+  char      *url;        /* view: tocsin_link_is_safe(); http: absolute http(s) */
+  char      *method;     /* http: GET, POST, PUT, DELETE */
+  char     **headers;    /* http: name, value, …, NULL (may be NULL) */
+  char      *body;       /* http: may be NULL */
+  gboolean   retry;      /* http: policy "retry" */
+  gboolean   clear;      /* dismiss the pop-up after a successful press (ntfy's "clear") */
+} TocsinMessageAction;
+
+void                 tocsin_message_action_free (TocsinMessageAction *action);
+
 typedef struct
 {
   gint64      id;             /* per-channel, counts up from 1 */
@@ -43,6 +65,7 @@ typedef struct
   gint64      replaces;       /* 0: none */
   TocsinMessageType type;     /* how it rings; DEFAULT: as the subscriber chose */
   gboolean    markdown;       /* the body is Markdown (the sender said so) */
+  GPtrArray  *actions;        /* of TocsinMessageAction, never NULL; at most 3 */
 } TocsinMessage;
 
 GQuark         tocsin_message_error_quark (void);
