@@ -149,6 +149,7 @@ struct _TocsinRelayHub
   GPtrArray   *dirty;        /* Connection refs with WebSocket frames queued, not yet written */
   guint        flush_id;
   guint        ping_id;      /* one keepalive timer for every WebSocket */
+  guint        ping_tick;    /* which 1/KEEPALIVE_SECONDS of them it pings next */
   TocsinRelayAcks *acks;     /* who acknowledged which call (tocsin-relay-acks.h) */
   gboolean     write_through; /* publishing the last message of a group commit */
 };
@@ -1482,15 +1483,19 @@ begin_http_stream (TocsinRelayHub     *hub,
 
 /* ---- Public ---- */
 
-/* Pings every WebSocket, so that a live peer always answers something: a peer silent for
- * DEAD_PEER_SECONDS trips its socket's timeout (websocket_upgraded). One timer for all of them:
- * the main loop looks at every source on every turn, so a timer per connection would cost every
- * event O(connections) more. */
+/* Pings every WebSocket once per KEEPALIVE_SECONDS, so that a live peer always answers
+ * something: a peer silent for DEAD_PEER_SECONDS trips its socket's timeout
+ * (websocket_upgraded). One timer for all of them (a timer per connection would be one more
+ * source per connection), ticking every second and pinging the 1/KEEPALIVE_SECONDS of the
+ * connections whose id falls on this tick: pinging 10,000 in one turn was 10,000 writev()s, and
+ * 10,000 pongs read right after, in front of whatever webhook arrived then (tens of ms of wrk's
+ * max latency, docs/performance.md). */
 static gboolean
 hub_ping (gpointer user_data)
 {
   TocsinRelayHub *hub = user_data;
   g_autoptr(GBytes) ping = tocsin_relay_websocket_frame_new (TOCSIN_RELAY_WEBSOCKET_PING, NULL, 0);
+  guint tick = hub->ping_tick++ % KEEPALIVE_SECONDS;
   GHashTableIter iter;
   gpointer value;
 
@@ -1499,6 +1504,8 @@ hub_ping (gpointer user_data)
     {
       Connection *conn = value;
 
+      if (conn->id % KEEPALIVE_SECONDS != tick)
+        continue;
       if (conn->ws && !conn->closed && tocsin_relay_websocket_is_open (conn->ws))
         {
           tocsin_relay_websocket_queue_ping (conn->ws, ping);
@@ -1522,7 +1529,7 @@ tocsin_relay_hub_new (TocsinRelay *relay)
   g_queue_init (&hub->later);
   hub->later_ids = g_ptr_array_new ();
   hub->dirty = g_ptr_array_new_with_free_func ((GDestroyNotify) connection_unref);
-  hub->ping_id = g_timeout_add_seconds (KEEPALIVE_SECONDS, hub_ping, hub);
+  hub->ping_id = g_timeout_add_seconds (1, hub_ping, hub);
   hub->acks = tocsin_relay_acks_new ();
   hub->revalidate_id = g_timeout_add_seconds (REVALIDATE_SECONDS, hub_revalidate, hub);
   return hub;
