@@ -10,7 +10,9 @@
  *   {"name": "Silence 1 h",                         required, 1..64 characters, plain text
  *    "kind": "http",                                "http" (default) or "view" (app only: open url)
  *    "event": "message",                            "message" (default) or "acknowledge"
- *    "condition": "{{status == 'firing'}}",         T, optional: send only when truthy
+ *    "condition": "status == 'firing'",             T, optional: send only when truthy
+ *                                                   (an expression, without {{ }}, as a
+ *                                                   channel's condition)
  *    "method": "POST",                              GET, POST (default), PUT, DELETE
  *    "url": "https://am.example/api/v2/silences",   T, required; must render to http(s)
  *    "format": "json",                              json (default), raw, json-rpc, form
@@ -60,6 +62,8 @@ typedef enum
 #define TOCSIN_REQUEST_MAX_ACTIONS  3
 /* Rendered bodies longer than this are refused at render time. */
 #define TOCSIN_REQUEST_MAX_BODY    (256 * 1024)
+/* Rendered URLs (with a GET's query) longer than this are refused at render time. */
+#define TOCSIN_REQUEST_MAX_URL     (16 * 1024)
 
 typedef enum { TOCSIN_REQUEST_KIND_HTTP, TOCSIN_REQUEST_KIND_VIEW } TocsinRequestKind;
 typedef enum { TOCSIN_REQUEST_EVENT_MESSAGE, TOCSIN_REQUEST_EVENT_ACKNOWLEDGE } TocsinRequestEvent;
@@ -79,13 +83,16 @@ GQuark          tocsin_request_error_quark    (void);
 /* Compiles @definition. @field names it in errors ("forwards[1]", "actions[0]"): errors read
  * "forwards[1].headers.Authorization, column 9: expected '}}'" (template errors keep their
  * position, see tocsin_template_error_get_position()) or "forwards[1].method: use GET, POST, PUT
- * or DELETE". */
+ * or DELETE". Template errors are TOCSIN_TEMPLATE_ERROR (so they keep that position); the rest
+ * TOCSIN_REQUEST_ERROR_INVALID. */
 TocsinRequest  *tocsin_request_new            (const char   *field,
                                                JsonObject   *definition,
                                                GError      **error);
 TocsinRequest  *tocsin_request_ref            (TocsinRequest *self);
 void            tocsin_request_unref          (TocsinRequest *self);
-/* The definition as given (normalised: defaults filled in), for storing and showing. */
+/* The definition as given (normalised: defaults filled in), for storing and showing. Borrowed and
+ * sealed (json_object_seal()): a compiled request is shared between threads, so copy it to
+ * change it. */
 JsonObject     *tocsin_request_get_definition (TocsinRequest *self);
 const char     *tocsin_request_get_name       (TocsinRequest *self);
 TocsinRequestKind   tocsin_request_get_kind   (TocsinRequest *self);
@@ -141,6 +148,13 @@ gboolean        tocsin_request_applies        (TocsinRequest        *self,
 TocsinRenderedRequest *tocsin_request_render  (TocsinRequest        *self,
                                                TocsinTemplateScope  *scope,
                                                GError              **error);
+
+/* TRUE for what a rendered request may be sent to: an absolute http(s) URL with a host, no user
+ * info, no spaces or control characters, at most TOCSIN_REQUEST_MAX_URL bytes, as libsoup parses
+ * it. Otherwise FALSE and *reason (optional, translated) says why. Message actions of kind http
+ * are checked with it too. */
+gboolean        tocsin_request_url_is_sendable (const char  *url,
+                                                const char **reason);
 
 /* "https://host:port/path" of @url: no user info, no query, no fragment; what logs show. */
 char           *tocsin_request_url_for_log    (const char *url);
