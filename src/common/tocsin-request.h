@@ -60,6 +60,8 @@ typedef enum
 #define TOCSIN_REQUEST_MAX_ACTIONS  3
 /* Rendered bodies longer than this are refused at render time. */
 #define TOCSIN_REQUEST_MAX_BODY    (256 * 1024)
+/* Rendered URLs (with a GET's query) longer than this are refused at render time. */
+#define TOCSIN_REQUEST_MAX_URL     (16 * 1024)
 
 typedef enum { TOCSIN_REQUEST_KIND_HTTP, TOCSIN_REQUEST_KIND_VIEW } TocsinRequestKind;
 typedef enum { TOCSIN_REQUEST_EVENT_MESSAGE, TOCSIN_REQUEST_EVENT_ACKNOWLEDGE } TocsinRequestEvent;
@@ -141,6 +143,13 @@ gboolean        tocsin_request_applies        (TocsinRequest        *self,
 TocsinRenderedRequest *tocsin_request_render  (TocsinRequest        *self,
                                                TocsinTemplateScope  *scope,
                                                GError              **error);
+
+/* TRUE for what a rendered request may be sent to: an absolute http(s) URL with a host, no user
+ * info, no spaces or control characters, at most TOCSIN_REQUEST_MAX_URL bytes, as libsoup parses
+ * it. Otherwise FALSE and *reason (optional, translated) says why. Message actions of kind http
+ * are checked with it too. */
+gboolean        tocsin_request_url_is_sendable (const char  *url,
+                                                const char **reason);
 
 /* "https://host:port/path" of @url: no user info, no query, no fragment; what logs show. */
 char           *tocsin_request_url_for_log    (const char *url);
