@@ -629,7 +629,6 @@ static void
 send_data_free (SendData *data)
 {
   g_hash_table_remove (data->self->inflight, data);
-  g_rc_box_release_full (data->self, (GDestroyNotify) outbound_clear);
   clear_timeout (data);
   if (data->caller != NULL)
     g_cancellable_disconnect (data->caller, data->caller_id);
@@ -640,6 +639,8 @@ send_data_free (SendData *data)
   g_clear_pointer (&data->uri, g_uri_unref);
   g_free (data->key);
   tocsin_attempt_free (data->attempt);
+  /* Last: the session may go with it. */
+  g_rc_box_release_full (data->self, (GDestroyNotify) outbound_clear);
   g_free (data);
 }
 
@@ -756,8 +757,8 @@ tls_error (GUri                 *uri,
                             host);
   if (flags & G_TLS_CERTIFICATE_REVOKED)
     return g_strdup_printf (_("the TLS certificate of %s has been revoked"), host);
-  if (flags & (G_TLS_CERTIFICATE_UNKNOWN_CA | G_TLS_CERTIFICATE_INSECURE |
-               G_TLS_CERTIFICATE_GENERIC_ERROR) || flags != 0)
+  /* Unknown CA, insecure algorithm, or anything else it found. */
+  if (flags != 0)
     return g_strdup_printf (_("the TLS certificate of %s is not trusted: add the CA that signed "
                               "it as the trusted CA file"), host);
   return g_strdup_printf (_("TLS with %s failed: %s"), host, error->message);
@@ -802,13 +803,16 @@ finish_attempt (GTask        *task,
   SendData *data = g_task_get_task_data (task);
   TocsinOutbound *self = data->self;
   TocsinAttempt *attempt = data->attempt;
-  gint64 now = now_ms ();
+  gint64 now;
   gboolean retryable = FALSE, failed_host = FALSE, cancelled = FALSE;
   TocsinOutboundPacing pacing = { 0, 0 };
   Host *host;
 
   clear_timeout (data);
   attempt->duration_ms = (g_get_monotonic_time () - data->started_monotonic) / 1000;
+  /* The end on the same clock as the record: started + duration, so that retry_at_ms - (started
+   * + duration) is exactly the wait (and a clock step during the attempt changes nothing). */
+  now = attempt->started_ms + attempt->duration_ms;
   host = lookup_host (self, data->key, TRUE);
 
   if (error != NULL)
