@@ -38,6 +38,10 @@ typedef struct
   guint  breaker_min;       /* needed before it can open (default 5) */
   guint  cooldown_ms;       /* first hold-back (default 30,000) */
   char  *ca_file;           /* extra trusted CA (PEM), or NULL: the system's */
+  /* Added after the contract (B): refuse to talk to loopback, link-local, private (RFC 1918,
+   * fc00::/7), CGNAT and unspecified addresses, checked on the connected socket (so a name that
+   * resolves there, or re-resolves, is caught too). Default FALSE. */
+  gboolean deny_private;
 } TocsinOutboundConfig;
 
 /* The defaults above. */
@@ -72,6 +76,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinAttempt, tocsin_attempt_free)
 typedef struct _TocsinOutbound TocsinOutbound;
 
 TocsinOutbound *tocsin_outbound_new      (const TocsinOutboundConfig *config);
+/* Sends still in flight end "cancelled" (their callbacks are still called, later). */
 void            tocsin_outbound_free     (TocsinOutbound             *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOutbound, tocsin_outbound_free)
 
@@ -99,5 +104,39 @@ TocsinAttempt  *tocsin_outbound_send_finish (TocsinOutbound              *self,
  * Exposed for tests and the fuzzer. */
 gint64          tocsin_outbound_parse_retry_after (const char *value,
                                                    gint64      now_ms);
+
+/* Added after the contract (B): the parsers and rules below, for tests and the fuzzer. */
+
+/* What an answer's headers say about waiting (unix ms; 0: nothing). */
+typedef struct
+{
+  gint64 retry_after_ms;   /* Retry-After (capped at 24 h from now) */
+  gint64 paced_until_ms;   /* remaining 0 in X-Rate-Limit-*, RateLimit-*, or RateLimit: reset */
+} TocsinOutboundPacing;
+
+/* @headers: name, value, name, value, ..., NULL. Values over 256 bytes are ignored.
+ * X-Rate-Limit-Reset (or X-RateLimit-Reset) up to 1,000,000,000 is seconds from now; above, a
+ * unix time in seconds (or in ms above 100,000,000,000). RateLimit-Reset and the structured
+ * "RateLimit: limit=.., remaining=.., reset=.." (or "r=..;t=..") reset are seconds from now. */
+void            tocsin_outbound_parse_pacing      (const char * const   *headers,
+                                                   gint64                now_ms,
+                                                   TocsinOutboundPacing *pacing);
+
+/* How much of an answer an attempt keeps. */
+#define TOCSIN_OUTBOUND_ANSWER_START 256
+
+/* The first TOCSIN_OUTBOUND_ANSWER_START bytes of @data as valid UTF-8 (invalid bytes and NUL
+ * become U+FFFD; the result is at most TOCSIN_OUTBOUND_ANSWER_START bytes). */
+char           *tocsin_outbound_answer_start      (const guint8 *data,
+                                                   gsize         len);
+
+/* Why ca_file could not be used (a sentence), or NULL: for the caller to refuse to start. */
+const char     *tocsin_outbound_get_ca_error      (TocsinOutbound *self);
+
+/* The retry policy's backoff for a failed @attempt (1-based): the retry comes at a random time
+ * in [0, this] from the failure (full jitter): min (backoff_max_ms, backoff_base_ms × 2^(n-1)),
+ * and never before the host is ready. */
+guint64         tocsin_outbound_backoff_bound_ms  (TocsinOutbound *self,
+                                                   guint           attempt);
 
 G_END_DECLS
