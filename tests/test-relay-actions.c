@@ -20,13 +20,19 @@ typedef struct
   JsonObject              *channel;    /* the owner view, owner_key included */
   SoupWebsocketConnection *ws;
   GPtrArray               *frames;
+  char                    *log_path;   /* the relay's stderr, with its debug messages */
 } Fixture;
 
 static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->relay = tocsin_test_relay_start (NULL, NULL);
+  f->relay = tocsin_test_relay_new (NULL, NULL);
+  f->log_path = g_build_filename (f->relay->data_dir, "relay.log", NULL);
+  f->relay->stderr_path = g_strdup (f->log_path);
+  g_setenv ("G_MESSAGES_DEBUG", "tocsin-relay", TRUE);
+  tocsin_test_relay_spawn (f->relay);
+  g_unsetenv ("G_MESSAGES_DEBUG");
   f->frames = g_ptr_array_new_with_free_func (g_free);
 }
 
@@ -40,6 +46,7 @@ fixture_teardown (Fixture       *f,
   g_clear_pointer (&f->frames, g_ptr_array_unref);
   g_clear_pointer (&f->channel, json_object_unref);
   g_clear_pointer (&f->relay, tocsin_test_relay_free);
+  g_free (f->log_path);
 }
 
 /* An owner API request with the channel's owner key (when there is a channel) that must answer
@@ -236,12 +243,14 @@ test_channel_actions (Fixture       *f,
   g_assert_cmpstr (action_at (second, 2)->url, ==, "https://pager.example/dba");
 }
 
-/* An action that renders to something unusable is left out; the webhook still succeeds. */
+/* An action that renders to something unusable is left out; the webhook still succeeds; the log
+ * says so without the value. */
 static void
 test_render_error (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(TocsinMessage) m = NULL;
+  g_autofree char *log = NULL;
 
   create_and_subscribe (f, "\"actions\": ["
                            "{\"name\": \"Open\", \"kind\": \"view\", \"url\": \"{{link}}\"},"
@@ -252,6 +261,11 @@ test_render_error (Fixture       *f,
   g_assert_cmpstr (action_at (m, 0)->label, ==, "Ack");
   g_assert_cmpstr (action_at (m, 0)->url, ==, "https://ack.example/7");
   g_assert_cmpstr (action_at (m, 0)->method, ==, "POST");
+
+  tocsin_test_relay_stop (f->relay, FALSE);
+  g_assert_true (g_file_get_contents (f->log_path, &log, NULL, NULL));
+  g_assert_nonnull (strstr (log, "its action 0 was left out"));
+  g_assert_null (strstr (log, "javascript"));
 }
 
 static void
