@@ -189,7 +189,7 @@ action_at (TocsinMessage *m,
   " \"format\": \"raw\", \"body\": \"{\\\"alert\\\": \\\"{{alert}}\\\", " \
   "\\\"channel\\\": \\\"{{channel.name}}\\\"}\", \"policy\": \"retry\"}," \
   "{\"name\": \"Page the DBA\", \"kind\": \"view\"," \
-  " \"condition\": \"{{severity == 'critical'}}\"," \
+  " \"condition\": \"severity == 'critical'\"," \
   " \"url\": \"https://pager.example/dba\"}]"
 
 /* A view and an http action rendered with the webhook's variables; a false condition leaves its
