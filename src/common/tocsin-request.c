@@ -202,9 +202,11 @@ node_depth (JsonNode *node,
     {
       JsonObjectIter iter;
       JsonNode *member;
+      const char *name;
 
+      /* json-glib 1.6 writes NULL through the name pointer at the end: it must not be NULL. */
       json_object_iter_init_ordered (&iter, json_node_get_object (node));
-      while (json_object_iter_next_ordered (&iter, NULL, &member) && deepest < limit)
+      while (json_object_iter_next_ordered (&iter, &name, &member) && deepest < limit)
         deepest = MAX (deepest, node_depth (member, limit - 1));
       return deepest + 1;
     }
