@@ -392,6 +392,28 @@ test_ntfy (Fixture       *f,
   broadcast = received (f, 2);
   g_assert_cmpuint (broadcast->actions->len, ==, 1);
   g_assert_cmpstr (action_at (broadcast, 0)->label, ==, "Camera");
+
+  /* What a desktop cannot use is left out (an unsafe link, a PATCH); a long label is cut to 64
+   * characters; the message still rings. */
+  {
+    const char *headers[] = {
+      "X-Actions", "view, Bad, javascript:alert(1); http, Patch, https://x.example/, method=PATCH; "
+                   "view, Ünïcödé label that goes on and on well past sixty-four characters ok, "
+                   "https://long.example/",
+      NULL
+    };
+    g_autoptr(TocsinMessage) unusable = NULL;
+    const char *label;
+
+    g_assert_cmpuint (tocsin_test_http (f->relay, "POST", topic, "text/plain", "Odd", -1,
+                                        headers, NULL, NULL), ==, 200);
+    unusable = received (f, 3);
+    g_assert_cmpuint (unusable->actions->len, ==, 1);
+    label = action_at (unusable, 0)->label;
+    g_assert_cmpuint (g_utf8_strlen (label, -1), ==, 64);
+    g_assert_true (g_str_has_prefix (label, "Ünïcödé label that goes on"));
+    g_assert_cmpstr (action_at (unusable, 0)->url, ==, "https://long.example/");
+  }
 }
 
 /* At most three buttons: the channel's first, then the sender's. */
