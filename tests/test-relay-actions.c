@@ -27,7 +27,7 @@ static void
 fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
-  f->relay = tocsin_test_relay_new (NULL, NULL);
+  f->relay = tocsin_test_relay_new (NULL, data);
   f->log_path = g_build_filename (f->relay->data_dir, "relay.log", NULL);
   f->relay->stderr_path = g_strdup (f->log_path);
   g_setenv ("G_MESSAGES_DEBUG", "tocsin-relay", TRUE);
@@ -444,6 +444,40 @@ test_at_most_three (Fixture       *f,
   g_assert_cmpstr (action_at (m, 2)->label, ==, "S1");
 }
 
+/* The email trigger renders a channel's buttons as a webhook does, over the mail's variables. */
+static void
+test_mail (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "smtp-send.py", NULL);
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-actions-mail");
+  g_autofree char *file = g_build_filename (dir, "message.eml", NULL);
+  g_autofree char *port = NULL, *to = NULL, *message_arg = NULL, *out = NULL, *err = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(TocsinMessage) m = NULL;
+  g_autoptr(GError) error = NULL;
+
+  create_and_subscribe (f, "\"actions\": [{\"name\": \"Open build\", \"kind\": \"view\","
+                           " \"url\": \"https://ci.example/{{subject[6]}}{{subject[7]}}\"}]");
+  g_assert_true (g_file_set_contents (file, "From: ci@example.org\r\nTo: x@example.org\r\n"
+                                            "Subject: Build 42 failed\r\n\r\nRed.\r\n", -1,
+                                      &error));
+  port = g_strdup_printf ("--port=%u", f->relay->smtp_port);
+  to = g_strdup_printf ("--to=%s", json_object_get_string_member (f->channel, "email_address"));
+  message_arg = g_strdup_printf ("--message=%s", file);
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                              &error, "/usr/bin/python3", script, port, to, message_arg, NULL);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, &out, &err, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+  tocsin_test_rmdir_recursive (dir);
+
+  m = received (f, 0);
+  g_assert_cmpuint (m->actions->len, ==, 1);
+  g_assert_cmpstr (action_at (m, 0)->url, ==, "https://ci.example/42");
+}
+
 /* The CLI takes the definitions from a file and shows them. */
 static void
 test_cli (Fixture       *f,
@@ -475,6 +509,10 @@ test_cli (Fixture       *f,
   g_assert_nonnull (strstr (err, "actions[0].url"));
 }
 
+static const char * const mail_args[] = {
+  "--smtp-listen=127.0.0.1:0", "--mail-domain=mail.example", NULL
+};
+
 int
 main (int    argc,
       char **argv)
@@ -490,6 +528,8 @@ main (int    argc,
   ADD ("/relay/actions/at-most-three", test_at_most_three);
   ADD ("/relay/actions/cli", test_cli);
 #undef ADD
+  g_test_add ("/relay/actions/mail", Fixture, mail_args, fixture_setup, test_mail,
+              fixture_teardown);
 
   return g_test_run ();
 }
