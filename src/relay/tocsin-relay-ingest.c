@@ -383,14 +383,10 @@ render_actions (const TocsinRelayChannel     *channel,
       if (action != NULL)
         g_ptr_array_add (out->actions, action);
       else if (error != NULL)
-        /* The sentence of a render error may quote what it rendered: only its kind is logged. */
+        /* Render sentences name the field and the reason, never what was rendered
+         * (tocsin-request.h; /relay/actions/render-error checks the log). */
         g_message ("Channel %" G_GINT64_FORMAT ": its action %u was left out of a message: %s",
-                   channel->id, i,
-                   error->domain == TOCSIN_TEMPLATE_ERROR
-                     ? "its templates went over their work budget"
-                     : "it rendered to a request that cannot be sent (a URL that is not a safe "
-                       "http(s) link, a header with a line break, a body too large or not "
-                       "UTF-8)");
+                   channel->id, i, error->message);
     }
   for (guint i = 0; i < n_sender && out->actions->len < TOCSIN_REQUEST_MAX_ACTIONS; i++)
     g_ptr_array_add (out->actions, tocsin_relay_action_copy (hints->actions->pdata[i]));
