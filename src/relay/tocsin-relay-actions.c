@@ -25,10 +25,10 @@
 #include "tocsin-json.h"
 #include "tocsin-relay-actions.h"
 
-/* As the owner API's bodies: a channel's definitions are at most three of
- * TOCSIN_REQUEST_MAX_SOURCE bytes each, and nest as the request model allows. */
+/* A channel's definitions are at most three of TOCSIN_REQUEST_MAX_SOURCE bytes each. Nesting is
+ * bounded as for any peer JSON; the request model then says which definition is too deep. */
 #define MAX_JSON_BYTES ((TOCSIN_REQUEST_MAX_ACTIONS + 1) * TOCSIN_REQUEST_MAX_SOURCE)
-#define MAX_JSON_DEPTH (2 * TOCSIN_REQUEST_MAX_DEPTH + 4)
+#define MAX_JSON_DEPTH TOCSIN_JSON_DEFAULT_MAX_DEPTH
 /* A label is plain text of 1 to 64 characters (tocsin-message.h). */
 #define MAX_LABEL 64
 
