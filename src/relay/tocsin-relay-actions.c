@@ -178,6 +178,10 @@ label_from (const char *text)
   if (text == NULL)
     return NULL;
   valid = g_utf8_make_valid (text, -1);
+  /* A label is one line of plain text: control characters (a sender's \n) become spaces. */
+  for (char *p = valid; *p; p++)
+    if ((guchar) *p < 0x20 || *p == 0x7f)
+      *p = ' ';
   g_strstrip (valid);
   if (*valid == '\0')
     return NULL;
@@ -200,12 +204,37 @@ action_new (const char *kind,
   return action;
 }
 
+/* TRUE when @action is what every subscriber decodes (tocsin-message.c is the one home of the
+ * wire's rules: labels without control characters, header names that are HTTP tokens, values
+ * without line breaks, bodies within the request model's bound, …): it is checked by encoding
+ * it in a message and decoding that, so the relay never stores a message a desktop refuses. */
+static gboolean
+is_deliverable (const TocsinMessageAction  *action,
+                char                      **reason)
+{
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autoptr(TocsinMessage) decoded = NULL;
+  g_autoptr(JsonObject) object = NULL;
+  g_autoptr(GError) error = NULL;
+
+  message->id = 1;
+  message->channel = 1;
+  message->time_ms = g_get_real_time () / 1000;
+  g_ptr_array_add (message->actions, tocsin_relay_action_copy (action));
+  object = tocsin_message_to_json_object (message);
+  decoded = tocsin_message_new_from_json_object (object, &error);
+  if (decoded == NULL && reason != NULL)
+    *reason = g_strdup (error->message);
+  return decoded != NULL && decoded->actions->len == 1;
+}
+
 TocsinMessageAction *
 tocsin_relay_action_render (TocsinRequest        *request,
                             TocsinTemplateScope  *scope,
                             GError              **error)
 {
   g_autoptr(TocsinRenderedRequest) rendered = NULL;
+  g_autofree char *reason_text = NULL;
   TocsinMessageAction *action;
   const char *reason = NULL;
 
@@ -230,7 +259,8 @@ tocsin_relay_action_render (TocsinRequest        *request,
                        tocsin_request_get_name (request), reason);
           return NULL;
         }
-      return action_new ("view", tocsin_request_get_name (request), rendered->url);
+      action = action_new ("view", tocsin_request_get_name (request), rendered->url);
+      goto check;
     }
 
   action = action_new ("http", tocsin_request_get_name (request), rendered->url);
@@ -253,6 +283,16 @@ tocsin_relay_action_render (TocsinRequest        *request,
         }
       action->body = g_strndup (data, size);
     }
+
+check:
+  if (!is_deliverable (action, &reason_text))
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                   _("%s: subscribers could not take it: %s"), tocsin_request_get_name (request),
+                   reason_text);
+      tocsin_message_action_free (action);
+      return NULL;
+    }
   return action;
 }
 
@@ -264,36 +304,38 @@ is_method (const char *method)
   return g_strv_contains (methods, method);
 }
 
-/* ntfy's "headers" object as name, value, …, NULL; values with a line break are left out (they
- * cannot be sent), as are values that are not strings. NULL when there are none. */
-static char **
-ntfy_headers (JsonObject *action)
+/* ntfy's "headers" object as name, value, …, NULL into *headers (NULL when there are none).
+ * FALSE when a value is not a string: the request could not be sent as the sender meant it. */
+static gboolean
+ntfy_headers (JsonObject   *action,
+              char       ***headers)
 {
   JsonNode *node = json_object_get_member (action, "headers");
   g_autoptr(GStrvBuilder) builder = NULL;
   g_autoptr(GList) names = NULL;
-  JsonObject *headers;
-  guint n = 0;
+  JsonObject *object;
 
-  if (node == NULL || !JSON_NODE_HOLDS_OBJECT (node))
-    return NULL;
-  headers = json_node_get_object (node);
+  *headers = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    return FALSE;
+  object = json_node_get_object (node);
+  if (json_object_get_size (object) == 0)
+    return TRUE;
   builder = g_strv_builder_new ();
-  names = json_object_get_members (headers);
-  for (GList *l = names; l != NULL && n < TOCSIN_REQUEST_MAX_HEADERS; l = l->next)
+  names = json_object_get_members (object);
+  for (GList *l = names; l != NULL; l = l->next)
     {
-      const char *value = tocsin_json_get_string (headers, l->data, NULL);
+      const char *value = tocsin_json_get_string (object, l->data, NULL);
 
-      if (value == NULL || *(const char *) l->data == '\0' || strpbrk (value, "\r\n") != NULL ||
-          strpbrk (l->data, "\r\n:") != NULL)
-        continue;
+      if (value == NULL)
+        return FALSE;
       g_strv_builder_add (builder, l->data);
       g_strv_builder_add (builder, value);
-      n++;
     }
-  if (n == 0)
-    return NULL;
-  return g_strv_builder_end (builder);
+  *headers = g_strv_builder_end (builder);
+  return TRUE;
 }
 
 /* ntfy's "clear" (the compatibility layer made it a boolean; anything else is false). */
@@ -304,6 +346,24 @@ get_clear (JsonObject *action)
 
   return node != NULL && JSON_NODE_HOLDS_VALUE (node) &&
          json_node_get_value_type (node) == G_TYPE_BOOLEAN && json_node_get_boolean (node);
+}
+
+/* Adds @action (taken) to @out when subscribers can decode it; else drops it. */
+static void
+add_if_deliverable (GPtrArray           *out,
+                    TocsinMessageAction *action,
+                    guint                index)
+{
+  g_autofree char *reason = NULL;
+
+  if (is_deliverable (action, &reason))
+    {
+      g_ptr_array_add (out, action);
+      return;
+    }
+  /* The reason names the rule, never the sender's text. */
+  g_debug ("A sender's action %u cannot be delivered: dropped (%s)", index, reason);
+  tocsin_message_action_free (action);
 }
 
 GPtrArray *
@@ -343,7 +403,7 @@ tocsin_relay_actions_from_ntfy (JsonArray *actions)
         {
           action = action_new ("view", label, url);
           action->clear = get_clear (object);
-          g_ptr_array_add (out, action);
+          add_if_deliverable (out, action, i);
           continue;
         }
 
@@ -362,13 +422,18 @@ tocsin_relay_actions_from_ntfy (JsonArray *actions)
         }
       action = action_new ("http", label, url);
       action->method = g_steal_pointer (&method);
-      action->headers = ntfy_headers (object);
+      if (!ntfy_headers (object, &action->headers))
+        {
+          g_debug ("A sender's action %u has a header that is not a string: dropped", i);
+          tocsin_message_action_free (action);
+          continue;
+        }
       if (*tocsin_json_get_string (object, "body", "") != '\0')
         action->body = g_strdup (tocsin_json_get_string (object, "body", ""));
       action->clear = get_clear (object);
       /* ntfy's apps press once and show the result: the "none" policy. */
       action->retry = FALSE;
-      g_ptr_array_add (out, action);
+      add_if_deliverable (out, action, i);
     }
   return out;
 }
