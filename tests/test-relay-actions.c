@@ -494,6 +494,21 @@ test_mail (Fixture       *f,
   g_assert_cmpstr (action_at (m, 0)->url, ==, "https://ci.example/42");
 }
 
+/* A Direct key's inbox has no templates, so no buttons: refused with a sentence. */
+static void
+test_direct_refused (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(JsonObject) refused = NULL;
+  g_autofree char *path = NULL;
+
+  f->channel = call (f, "POST", "/v1/direct", NULL, 201);
+  path = channel_path (f);
+  refused = call (f, "PATCH", path, "{\"actions\": [{\"name\": \"Open\", \"kind\": \"view\","
+                                    " \"url\": \"https://x.example/\"}]}", 400);
+  g_assert_nonnull (strstr (json_object_get_string_member (refused, "error"), "Direct"));
+}
+
 /* The CLI takes the definitions from a file and shows them. */
 static void
 test_cli (Fixture       *f,
@@ -543,6 +558,7 @@ main (int    argc,
   ADD ("/relay/actions/ntfy", test_ntfy);
   ADD ("/relay/actions/at-most-three", test_at_most_three);
   ADD ("/relay/actions/cli", test_cli);
+  ADD ("/relay/actions/direct-refused", test_direct_refused);
 #undef ADD
   g_test_add ("/relay/actions/mail", Fixture, mail_args, fixture_setup, test_mail,
               fixture_teardown);

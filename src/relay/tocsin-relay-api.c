@@ -284,6 +284,15 @@ handle_channel (TocsinRelay       *relay,
                                                _("There is no such channel"));
               return;
             }
+          /* A direct inbox's messages are what its sender says, with no templates to render
+           * buttons from (tocsin-relay-direct.c). */
+          if (current->direct && actions != NULL && !g_str_equal (actions, "[]"))
+            {
+              tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                               _("A Direct key's inbox has no action buttons: "
+                                                 "put them on a channel"));
+              return;
+            }
           if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error))
             {
               reply_store_error (msg, error);
