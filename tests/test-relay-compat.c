@@ -331,6 +331,11 @@ test_ntfy_docs (Fixture       *f,
                                                   "label"), ==, "Open door");
   g_assert_true (json_object_get_boolean_member (json_array_get_object_element (actions, 0),
                                                  "clear"));
+  /* ... and a button on the message (docs/actions.md). */
+  g_assert_cmpuint (m->actions->len, ==, 1);
+  g_assert_cmpstr (((TocsinMessageAction *) m->actions->pdata[0])->method, ==, "POST");
+  g_assert_cmpstr (((TocsinMessageAction *) m->actions->pdata[0])->url, ==,
+                   "https://api.nest.com/open/yAxkasd");
   g_clear_pointer (&m, tocsin_message_free);
 
   reply = CURL (f, &status, "-d", "Look ma, **bold text**, *italics*, ...",

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-hub.h"
@@ -102,6 +103,7 @@ reply_store_error (SoupServerMessage *msg,
   guint status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
 
   if (error->domain == TOCSIN_TEMPLATE_ERROR || error->domain == TOCSIN_RELAY_SIGNATURE_ERROR ||
+      error->domain == TOCSIN_REQUEST_ERROR ||
       g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID))
     status = SOUP_STATUS_BAD_REQUEST;
   else if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
@@ -146,6 +148,7 @@ handle_collection (TocsinRelay       *relay,
       g_autofree char *owner_key = NULL;
       g_autofree char *location = NULL;
       g_autofree char *secret = NULL;
+      g_autofree char *actions = NULL;
 
       if (!admin && !relay->config.open_relay)
         {
@@ -169,6 +172,12 @@ handle_collection (TocsinRelay       *relay,
                                            _("The channel needs a “name”"));
           return;
         }
+      if (!tocsin_relay_actions_spec_member (spec_object, &actions, &error))
+        {
+          reply_store_error (msg, error);
+          return;
+        }
+      spec.actions = actions;
       if (!tocsin_relay_signature_apply_spec (NULL, &spec, &secret, &error))
         {
           reply_store_error (msg, error);
@@ -258,14 +267,30 @@ handle_channel (TocsinRelay       *relay,
           g_autoptr(JsonObject) spec_object = read_spec (relay, msg, &spec);
           g_autoptr(TocsinRelayChannel) current = NULL;
           g_autofree char *secret = NULL;
+          g_autofree char *actions = NULL;
 
           if (spec_object == NULL)
             return;
+          if (!tocsin_relay_actions_spec_member (spec_object, &actions, &error))
+            {
+              reply_store_error (msg, error);
+              return;
+            }
+          spec.actions = actions;
           current = tocsin_relay_store_find_by_id (relay->store, id);
           if (current == NULL)
             {
               tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                                _("There is no such channel"));
+              return;
+            }
+          /* A direct inbox's messages are what its sender says, with no templates to render
+           * buttons from (tocsin-relay-direct.c). */
+          if (current->direct && actions != NULL && !g_str_equal (actions, "[]"))
+            {
+              tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                               _("A Direct key's inbox has no action buttons: "
+                                                 "put them on a channel"));
               return;
             }
           if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error))
@@ -577,6 +602,7 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
   if (*channel->signature_header)
     json_object_set_string_member (object, "signature_header", channel->signature_header);
   json_object_set_boolean_member (object, "paused", channel->paused);
+  json_object_set_array_member (object, "actions", tocsin_relay_actions_to_json (channel->actions));
   {
     /* The email trigger's address: as secret as the webhook URL. */
     g_autofree char *email = channel->direct ? NULL : tocsin_relay_mail_address (channel);

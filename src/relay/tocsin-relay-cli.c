@@ -18,6 +18,7 @@
 #include "tocsin-json.h"
 #include "tocsin-presets.h"
 #include "tocsin-relay-config.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-cli.h"
 #include "tocsin-relay-direct.h"
@@ -38,6 +39,7 @@ typedef struct
   char     *name, *description, *title, *body, *link, *condition;
   char     *preset;
   char     *signature, *signature_secret, *signature_header;
+  char     *actions_file;
 } Options;
 
 static void
@@ -60,6 +62,7 @@ options_clear (Options *o)
     explicit_bzero (o->signature_secret, strlen (o->signature_secret));
   g_free (o->signature_secret);
   g_free (o->signature_header);
+  g_free (o->actions_file);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -133,6 +136,9 @@ parse_options (Options     *o,
     { "signature-header", 0, 0, G_OPTION_ARG_STRING, &o->signature_header,
       N_("The header that carries an hmac-sha256 signature (default X-Signature)"),
       N_("NAME") },
+    { "actions", 0, 0, G_OPTION_ARG_FILENAME, &o->actions_file,
+      N_("Action buttons: a JSON file with an array of definitions (docs/actions.md); a file "
+         "holding [] removes them"), N_("FILE") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (parameter);
@@ -289,6 +295,10 @@ print_channel (TocsinRelayChannel *channel,
              signature_secret);
   if (channel->paused)
     g_print (_("  Paused:         webhooks are refused until “tocsin-relay channel resume”\n"));
+  for (guint i = 0; channel->actions != NULL && i < channel->actions->len; i++)
+    g_print (_("  Action:         %s (%s)\n"), tocsin_request_get_name (channel->actions->pdata[i]),
+             tocsin_request_get_kind (channel->actions->pdata[i]) == TOCSIN_REQUEST_KIND_VIEW
+               ? "view" : "http");
   g_print (_("  Last message:   %" PRId64 "\n"), channel->last_id);
 }
 
@@ -438,8 +448,13 @@ channel_one (Options    *o,
     {
       TocsinRelayChannelSpec spec = { o->name, o->description, o->title, o->body, o->link,
                                       o->condition };
+      g_autofree char *actions = NULL;
 
-      if (signature_spec (o, store, id, &spec, &secret, &error))
+      if (o->actions_file != NULL)
+        actions = tocsin_relay_actions_read_file (o->actions_file, &error);
+      spec.actions = actions;
+      if ((o->actions_file == NULL || actions != NULL) &&
+          signature_spec (o, store, id, &spec, &secret, &error))
         channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
     }
   else if (g_str_equal (action, "pause") || g_str_equal (action, "resume"))
@@ -520,7 +535,7 @@ channel_create (Options *o)
   TocsinRelayChannelSpec spec;
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
-  g_autofree char *owner_key = NULL, *secret = NULL;
+  g_autofree char *owner_key = NULL, *secret = NULL, *actions = NULL;
   TocsinRelayStore *store;
 
   if (!apply_preset (o, TRUE, &error))
@@ -529,6 +544,10 @@ channel_create (Options *o)
     return usage (_("A channel needs a name: --name=NAME"));
   spec = (TocsinRelayChannelSpec) { o->name, o->description, o->title, o->body, o->link,
                                     o->condition };
+  if (o->actions_file != NULL &&
+      !(actions = tocsin_relay_actions_read_file (o->actions_file, &error)))
+    return fail ("%s", error->message);
+  spec.actions = actions;
 
   store = open_store (o, FALSE, &error);
   if (store == NULL)
@@ -654,7 +673,7 @@ tocsin_relay_cli_channel (int    argc,
     }
   if (!g_str_equal (action, "update") && !g_str_equal (action, "edit") &&
       (o.name || o.description || o.title || o.body || o.link || o.condition || o.preset ||
-       o.signature || o.signature_secret || o.signature_header))
+       o.signature || o.signature_secret || o.signature_header || o.actions_file))
     return usage (_("Channel fields (--name, --title, --preset, ...) only go with create and "
                     "update"));
   return channel_one (&o, action, id);

@@ -27,6 +27,7 @@
 #include "tocsin-json.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-compat.h"
 #include "tocsin-relay-ingest.h"
@@ -239,6 +240,7 @@ tocsin_relay_compat_request_free (TocsinRelayCompatRequest *request)
   g_clear_pointer (&request->vars, json_object_unref);
   g_free (request->shown_title);
   g_free (request->shown_body);
+  g_clear_pointer (&request->message_actions, g_ptr_array_unref);
   g_free (request);
 }
 
@@ -827,6 +829,9 @@ finish (TocsinRelayCompatRequest *request)
   request->hints.body = request->shown_body;
   request->hints.link = *request->click != '\0' ? request->click : NULL;
   request->hints.markdown = request->markdown;
+  /* ntfy's view and http actions are buttons on the message too (broadcast is Android's). */
+  request->message_actions = tocsin_relay_actions_from_ntfy (request->actions);
+  request->hints.actions = request->message_actions;
   /* ntfy's high and urgent (4, 5); Gotify's 8 to 10, which its Android app makes pop up. */
   if (request->priority >= (request->gotify ? 8 : 4))
     request->hints.type = TOCSIN_MESSAGE_TYPE_TIME_SENSITIVE;

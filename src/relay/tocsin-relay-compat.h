@@ -63,6 +63,7 @@ typedef struct
   char                   *shown_body;
   TocsinRelayIngestHints  hints;     /* points into the fields above */
   gint64                  expires_seconds;   /* the handler's: the relay's retention */
+  GPtrArray              *message_actions;   /* TocsinMessageAction: ntfy's view and http */
 } TocsinRelayCompatRequest;
 
 void tocsin_relay_compat_request_free (TocsinRelayCompatRequest *request);

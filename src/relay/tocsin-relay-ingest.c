@@ -37,6 +37,7 @@
 #include <glib/gi18n.h>
 
 #include "tocsin-json.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
@@ -317,6 +318,7 @@ tocsin_relay_rendered_clear (TocsinRelayRendered *rendered)
   g_clear_pointer (&rendered->body, g_free);
   g_clear_pointer (&rendered->link, g_free);
   g_clear_pointer (&rendered->missing, g_ptr_array_unref);
+  g_clear_pointer (&rendered->actions, g_ptr_array_unref);
   g_clear_error (&rendered->over_budget);
   rendered->link_dropped = NULL;
   rendered->filtered = FALSE;
@@ -331,6 +333,63 @@ tocsin_relay_ingest_render (const TocsinRelayChannel *channel,
                             TocsinRelayRendered      *out)
 {
   tocsin_relay_ingest_render_with_hints (channel, vars, headers, body_text, NULL, now, out);
+}
+
+/* The channel's action buttons that apply, rendered each on its own scope (the message's
+ * variables and the event's: tocsin_request_context_vars()), then the sender's. An action that
+ * does not render is left out and logged, without any value: the message still rings. */
+static void
+render_actions (const TocsinRelayChannel     *channel,
+                JsonObject                   *vars,
+                SoupMessageHeaders           *headers,
+                const char                   *body_text,
+                const TocsinRelayIngestHints *hints,
+                GDateTime                    *now,
+                TocsinRelayRendered          *out)
+{
+  guint n_channel = channel->actions != NULL ? channel->actions->len : 0;
+  guint n_sender = hints != NULL && hints->actions != NULL ? hints->actions->len : 0;
+  /* The record's id is known only once the store commits it: record.id is 0 here. */
+  TocsinRequestContext context = {
+    .record_time_ms = now != NULL ? g_date_time_to_unix (now) * 1000
+                                    + g_date_time_get_microsecond (now) / 1000
+                                  : g_get_real_time () / 1000,
+    .record_title = out->title,
+    .record_body = out->body,
+    .record_link = out->link,
+    .channel_id = channel->id,
+    .channel_name = channel->name,
+  };
+
+  if (n_channel == 0 && n_sender == 0)
+    return;
+  out->actions = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_message_action_free);
+  for (guint i = 0; i < n_channel && out->actions->len < TOCSIN_REQUEST_MAX_ACTIONS; i++)
+    {
+      TocsinRequest *request = channel->actions->pdata[i];
+      g_autoptr(JsonObject) action_vars = NULL;
+      g_autoptr(TocsinTemplateScope) scope = NULL;
+      g_autoptr(GError) error = NULL;
+      TocsinMessageAction *action;
+
+      action_vars = tocsin_request_context_vars (vars, &context,
+                                                 tocsin_request_get_name (request));
+      scope = tocsin_template_scope_new (action_vars, now);
+      if (headers != NULL)
+        tocsin_template_scope_set_header_fill (scope, fill_scope_headers, headers);
+      if (body_text)
+        tocsin_template_scope_set_body_text (scope, body_text);
+      action = tocsin_relay_action_render (request, scope, &error);
+      if (action != NULL)
+        g_ptr_array_add (out->actions, action);
+      else if (error != NULL)
+        /* Render sentences name the field and the reason, never what was rendered
+         * (tocsin-request.h; /relay/actions/render-error checks the log). */
+        g_message ("Channel %" G_GINT64_FORMAT ": its action %u was left out of a message: %s",
+                   channel->id, i, error->message);
+    }
+  for (guint i = 0; i < n_sender && out->actions->len < TOCSIN_REQUEST_MAX_ACTIONS; i++)
+    g_ptr_array_add (out->actions, tocsin_relay_action_copy (hints->actions->pdata[i]));
 }
 
 void
@@ -402,7 +461,9 @@ tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
     g_clear_pointer (&out->link, g_free);
 
   /* A template over its work budget (docs/templates.md) renders nothing worth storing. */
-  tocsin_template_scope_check (scope, &out->over_budget);
+  if (!tocsin_template_scope_check (scope, &out->over_budget))
+    return;
+  render_actions (channel, vars, headers, body_text, hints, now, out);
 }
 
 gsize
@@ -439,6 +500,8 @@ tocsin_relay_ingest_build_message (const TocsinRelayChannel  *channel,
   message->vars = json_object_ref (vars);
   message->type = rendered->type;
   message->markdown = rendered->markdown;
+  for (guint i = 0; rendered->actions != NULL && i < rendered->actions->len; i++)
+    g_ptr_array_add (message->actions, tocsin_relay_action_copy (rendered->actions->pdata[i]));
 
   /* What subscribers receive is this encoding (its id added by the store): escapes can make it
    * several times the request (a control character is 6 bytes as \u0001) and templates repeat

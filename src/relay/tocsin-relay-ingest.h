@@ -40,6 +40,9 @@ typedef struct
   GError     *over_budget;   /* set when the templates went over their work budget: 422 */
   TocsinMessageType type;    /* from the hints: how the message rings */
   gboolean    markdown;      /* from the hints: the body is Markdown */
+  /* TocsinMessageAction: the channel's actions that applied and rendered, then the sender's
+   * (hints), at most TOCSIN_REQUEST_MAX_ACTIONS; NULL: none. */
+  GPtrArray  *actions;
 } TocsinRelayRendered;
 
 void tocsin_relay_rendered_clear (TocsinRelayRendered *rendered);
@@ -65,6 +68,8 @@ typedef struct
   const char        *link;       /* checked as a link template's output is */
   TocsinMessageType  type;
   gboolean           markdown;
+  GPtrArray         *actions;    /* TocsinMessageAction the sender gave (ntfy's), or NULL; they
+                                  * follow the channel's own, up to three in all */
 } TocsinRelayIngestHints;
 
 /* tocsin_relay_ingest_render() with @hints (NULL: none, which is tocsin_relay_ingest_render()). */

@@ -30,6 +30,7 @@
 #include <sqlite3.h>
 
 #include "tocsin-token.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-store.h"
 
 #define DB_NAME "relay.db"
@@ -171,6 +172,7 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
   g_free (channel->signature_secret);
   g_free (channel->signature_header);
   g_free (channel->email_token);
+  g_clear_pointer (&channel->actions, g_ptr_array_unref);
   g_free (channel);
 }
 
@@ -223,7 +225,7 @@ column_text (sqlite3_stmt *stmt,
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
   "subscribe_token, created_at, last_id, kind, signature_scheme, signature_secret, " \
-  "signature_header, paused, email_token"
+  "signature_header, paused, email_token, actions"
 
 /* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
  * if one no longer compiles (a newer template library), it renders as empty rather than taking
@@ -254,6 +256,7 @@ channel_from_row (sqlite3_stmt *stmt)
   channel->signature_header = g_strdup (column_text (stmt, 15));
   channel->paused = sqlite3_column_int (stmt, 16) != 0;
   channel->email_token = g_strdup (column_text (stmt, 17));
+  channel->actions = tocsin_relay_actions_load (channel->id, column_text (stmt, 18));
 
   if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
                           channel->condition_source, &channel->title, &channel->body,
@@ -463,6 +466,8 @@ static const char *const migrations[] = {
   "ALTER TABLE channels ADD COLUMN email_token TEXT;"
   "ALTER TABLE channels ADD COLUMN email_hash TEXT;"
   "CREATE UNIQUE INDEX IF NOT EXISTS channels_email_hash ON channels (email_hash);",
+  /* 5: action buttons (issue 15, tocsin-relay-actions.c): normalised request definitions. */
+  "ALTER TABLE channels ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';",
   NULL
 };
 
@@ -1065,7 +1070,7 @@ create_channel (TocsinRelayStore              *store,
 {
   g_autofree char *trigger = NULL, *subscribe = NULL, *owner = NULL, *email = NULL;
   g_autofree char *trigger_hash = NULL, *subscribe_hash = NULL, *owner_hash = NULL;
-  g_autofree char *email_hash = NULL;
+  g_autofree char *email_hash = NULL, *actions = NULL;
   g_autoptr(Stmt) stmt = NULL;
   g_autofree char *name = NULL;
   TocsinRelayChannel *channel;
@@ -1076,6 +1081,8 @@ create_channel (TocsinRelayStore              *store,
   g_return_val_if_fail (spec != NULL, NULL);
 
   if (!check_spec (spec, TRUE, error))
+    return NULL;
+  if (spec->actions != NULL && !(actions = tocsin_relay_actions_normalise (spec->actions, error)))
     return NULL;
   if (!(trigger = tocsin_token_new (error)) ||
       !(subscribe = tocsin_token_new (error)) ||
@@ -1093,8 +1100,8 @@ create_channel (TocsinRelayStore              *store,
                   "INSERT INTO channels (name, description, title, body, link, condition,"
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
                   " created_at, kind, signature_scheme, signature_secret, signature_header,"
-                  " paused, email_token, email_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?)", error);
+                  " paused, email_token, email_hash, actions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
@@ -1119,6 +1126,7 @@ create_channel (TocsinRelayStore              *store,
   sqlite3_bind_int (stmt, 17, spec->set_paused && spec->paused);
   bind_text_or_empty (stmt, 18, email);
   bind_text_or_empty (stmt, 19, email_hash);
+  bind_text_or_empty (stmt, 20, actions != NULL ? actions : "[]");
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -1226,13 +1234,15 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                                    const TocsinRelayChannelSpec  *spec,
                                    GError                       **error)
 {
-  g_autofree char *name = NULL;
-  const char *texts[10];
+  g_autofree char *name = NULL, *actions = NULL;
+  const char *texts[11];
 
   g_return_val_if_fail (store != NULL, NULL);
   g_return_val_if_fail (spec != NULL, NULL);
 
   if (!check_spec (spec, FALSE, error))
+    return NULL;
+  if (spec->actions != NULL && !(actions = tocsin_relay_actions_normalise (spec->actions, error)))
     return NULL;
   name = spec->name ? g_strstrip (g_strdup (spec->name)) : NULL;
   texts[0] = name;
@@ -1245,6 +1255,7 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
   texts[7] = spec->signature_secret;
   texts[8] = spec->signature_header;
   texts[9] = spec->set_paused ? (spec->paused ? "1" : "0") : NULL;
+  texts[10] = actions;
   return update_channel_row (store, id,
                              "UPDATE channels SET version = version + 1,"
                              " name = coalesce(?2, name),"
@@ -1256,7 +1267,8 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                              " signature_scheme = coalesce(?8, signature_scheme),"
                              " signature_secret = coalesce(?9, signature_secret),"
                              " signature_header = coalesce(?10, signature_header),"
-                             " paused = coalesce(CAST(?11 AS INTEGER), paused) WHERE id = ?1",
+                             " paused = coalesce(CAST(?11 AS INTEGER), paused),"
+                             " actions = coalesce(?12, actions) WHERE id = ?1",
                              texts, G_N_ELEMENTS (texts), error);
 }
 

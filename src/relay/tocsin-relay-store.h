@@ -32,6 +32,8 @@ typedef struct
   char           *signature_secret;
   char           *signature_header;   /* hmac-sha256's header name */
   gboolean        paused;             /* its owner paused it: webhooks are refused (423) */
+  /* Action buttons (tocsin-relay-actions.c): TocsinRequest definitions, compiled; never NULL. */
+  GPtrArray      *actions;
 } TocsinRelayChannel;
 
 TocsinRelayChannel *tocsin_relay_channel_ref   (TocsinRelayChannel *channel);
@@ -162,6 +164,9 @@ typedef struct
   const char *signature_header;
   gboolean    set_paused;   /* FALSE: leave `paused` as is */
   gboolean    paused;
+  /* Action buttons: a JSON array of definitions (tocsin_relay_actions_normalise() checks it and
+   * the store keeps it normalised); "[]" clears. */
+  const char *actions;
 } TocsinRelayChannelSpec;
 
 /* Creates a channel with new tokens. *owner_key receives the owner key, which is only stored as

@@ -80,6 +80,17 @@ check_request (TocsinRelayCompatRequest *request)
   check (request->gotify || (request->priority >= 1 && request->priority <= 5),
          "ntfy's priority is 1 to 5");
   check (json_array_get_length (request->actions) <= 3, "at most 3 actions");
+  check (request->hints.actions == request->message_actions &&
+         request->message_actions->len <= json_array_get_length (request->actions),
+         "the buttons are some of ntfy's actions");
+  for (guint i = 0; i < request->message_actions->len; i++)
+    {
+      TocsinMessageAction *action = request->message_actions->pdata[i];
+
+      check (tocsin_link_is_safe (action->url, NULL), "a sender's button has a safe link");
+      check (g_utf8_strlen (action->label, -1) >= 1 && g_utf8_strlen (action->label, -1) <= 64,
+             "a sender's button has a label of 1 to 64 characters");
+    }
   check (request->hints.body != NULL && g_utf8_validate (request->hints.body, -1, NULL),
          "the shown body is UTF-8");
   check (request->hints.title == NULL || g_utf8_validate (request->hints.title, -1, NULL),

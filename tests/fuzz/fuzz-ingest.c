@@ -15,7 +15,9 @@
  * parse fails, with a status a sender can act on (400 or 415) and a UTF-8 sentence; every
  * variable name and string is valid UTF-8; a link is only kept when safe; and the message the
  * relay would store and send decodes, as every subscriber decodes it, into the same message, and
- * is never larger than the bound.
+ * is never larger than the bound. The channel has action buttons (a view button on the sender's
+ * externalLink, an http one whose URL, header and raw body take the sender's title and body):
+ * each one that renders is usable (a safe view link, UTF-8 text) and survives the encoding.
  */
 
 #define G_LOG_DOMAIN "fuzz-ingest"
@@ -27,6 +29,7 @@
 #include <string.h>
 
 #include "fuzz-common.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-direct.h"
 #include "tocsin-relay-ingest.h"
@@ -92,6 +95,40 @@ check_vars (JsonObject *vars)
     }
 }
 
+/* The channel's buttons, compiled once (tocsin-relay-actions.c, as the store loads them). */
+static GPtrArray *
+channel_actions (void)
+{
+  static GPtrArray *actions;
+
+  if (actions == NULL)
+    actions = tocsin_relay_actions_load (1,
+      "[{\"name\": \"Open\", \"kind\": \"view\", \"url\": \"{{externalLink}}\"},"
+      " {\"name\": \"Ack\", \"method\": \"PUT\", \"url\": \"https://x.example/{{title}}\","
+      "  \"headers\": {\"X-Title\": \"{{title}}\"}, \"format\": \"raw\", \"body\": \"{{body}}\"},"
+      " {\"name\": \"Form\", \"kind\": \"http\", \"condition\": \"title\","
+      "  \"url\": \"https://x.example/\", \"format\": \"form\","
+      "  \"params\": [{\"name\": \"t\", \"type\": \"sha256\", \"value\": \"{{title}}\"}]}]");
+  return actions;
+}
+
+static void
+check_actions (GPtrArray *actions)
+{
+  for (guint i = 0; actions != NULL && i < actions->len; i++)
+    {
+      TocsinMessageAction *action = actions->pdata[i];
+
+      check (g_utf8_validate (action->label, -1, NULL) && *action->label != '\0',
+             "a button has a label");
+      if (g_str_equal (action->kind, "view"))
+        check (tocsin_link_is_safe (action->url, NULL), "a view button opens a safe link");
+      else
+        check (action->body == NULL || g_utf8_validate (action->body, -1, NULL),
+               "an http button's body is UTF-8 text");
+    }
+}
+
 static void
 check_message_survives (TocsinMessage *message)
 {
@@ -106,6 +143,7 @@ check_message_survives (TocsinMessage *message)
     g_printerr ("subscribers could not decode what the relay sends: %s\n%.*s\n", error->message,
                 (int) MIN (length, 2000), encoded);
   check (decoded != NULL, "what the relay would send decodes");
+  check (decoded->actions->len == message->actions->len, "every button survives");
   check (g_strcmp0 (decoded->title, message->title) == 0, "the title survives");
   check (g_strcmp0 (decoded->body, message->body) == 0, "the body survives");
   check (g_strcmp0 (decoded->external_link, message->external_link) == 0, "the link survives");
@@ -231,7 +269,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   channel.body = empty;
   channel.link = link_template ? link_template : empty;
   channel.condition = empty;
+  channel.actions = channel_actions ();
   tocsin_relay_ingest_render (&channel, vars, headers, body_text, now, &rendered);
+  check (channel.actions->len == 3, "the buttons compile");
+  check_actions (rendered.actions);
   check (!rendered.filtered, "an empty condition lets everything through");
   check (rendered.link == NULL || rendered.link_dropped == NULL, "a dropped link is gone");
 
