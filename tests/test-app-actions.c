@@ -296,12 +296,13 @@ test_no_double_send (void)
   g_autoptr(TocsinMessage) message = new_message ("Deploy 43 waiting");
   g_autoptr(TocsinRecord) record = NULL;
   TocsinActionRunner *runner = tocsin_application_get_action_runner (fx.app);
+  TocsinTestTargetAnswer hang = { .status = 200, .body = "ok", .body_length = -1, .hang_s = 1 };
 
   g_ptr_array_add (message->actions, http_action ("Approve", "POST", "/slow", "{}", FALSE));
   record = deliver (message);
   tocsin_test_target_clear_requests (fx.target);
   /* The target takes a second to answer: the second press finds the first in flight. */
-  tocsin_test_target_push_hang (fx.target, "/slow", 1, 200);
+  tocsin_test_target_push_answer (fx.target, "/slow", &hang);
 
   g_assert_true (tocsin_action_runner_press (runner, record, 0));
   g_assert_true (tocsin_action_runner_is_busy (runner, tocsin_record_get_id (record), 0));
@@ -339,7 +340,8 @@ test_failure_policy_none (void)
   g_autoptr(GPtrArray) log = NULL;
   TocsinActionPress *press;
   TocsinRecordRow *row = NULL;
-  TocsinTestTargetAnswer answer = { .status = 500, .body = "database on fire" };
+  TocsinTestTargetAnswer answer = { .status = 500, .body = "database on fire",
+                                   .body_length = -1 };
 
   tocsin_test_target_always (fx.target, "/restart", &answer);
   g_ptr_array_add (message->actions, http_action ("Restart", "POST", "/restart", "{}", FALSE));

@@ -205,6 +205,8 @@ show_body (TocsinRecordRow *self,
     tocsin_label_set_plain (self->body_label, body);
 }
 
+static void update_actions (TocsinRecordRow *self);
+
 static void
 update_all (TocsinRecordRow *self)
 {
@@ -373,8 +375,6 @@ update_actions (TocsinRecordRow *self)
                                           -1);
           gtk_actionable_set_action_name (GTK_ACTIONABLE (button), "record.press");
           gtk_actionable_set_action_target (GTK_ACTIONABLE (button), "u", i);
-          gtk_widget_add_css_class (button, "pill");
-          gtk_widget_add_css_class (button, "small");
           gtk_box_append (GTK_BOX (self->buttons_box), button);
         }
     }
