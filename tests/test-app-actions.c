@@ -9,10 +9,12 @@
  * 500 under policy "none" is one attempt and shows "Failed"; policy "retry" follows
  * Retry-After with the same webhook-id.
  *
- * The messages with actions enter through the app's own message path (stored in the history,
- * then handed to the notifier, as TocsinClient does with a relay's frame): until the relay
- * renders channel actions (issue 15, C2), it cannot send one. A real relay's message, without
- * actions, shows that nothing changes for those.
+ * The messages with actions go through their wire form (tocsin_message_to_data(), what the
+ * relay sends; tocsin_message_new_from_data(), what the app decodes a frame with) and then the
+ * app's own message path (stored in the history, handed to the notifier, as TocsinClient does
+ * with a frame): until this branch has the relay's channel actions (issue 15, C2), a real
+ * relay cannot send one. A real relay's message, without actions, shows that nothing changes
+ * for those.
  */
 #define G_LOG_DOMAIN "test-app-actions"
 
@@ -95,16 +97,25 @@ new_message (const char *title)
   return message;
 }
 
-/* Stores @message and pops it up, as TocsinClient does with a frame; returns the record. */
+/* Sends @message through the wire form (the relay's encoder, the app's decoder of a frame),
+ * stores it and pops it up, as TocsinClient does with a frame; returns the record. */
 static TocsinRecord *
-deliver (TocsinMessage *message)
+deliver (TocsinMessage *sent)
 {
   TocsinHistory *history = tocsin_application_get_history (fx.app);
   TocsinClient *client = tocsin_application_get_client (fx.app);
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autofree char *frame = NULL;
+  gsize length = 0;
   TocsinStoreResult outcome;
   TocsinRecord *record;
+
+  frame = tocsin_message_to_data (sent, &length);
+  message = tocsin_message_new_from_data (frame, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (message->actions->len, ==, sent->actions->len);
 
   tocsin_history_store_message_async (history, tocsin_subscription_get_relay_url (fx.subscription),
                                       message, NULL, tocsin_test_ui_async_done, &result);
@@ -238,7 +249,7 @@ test_press_popup_then_row (void)
 
   g_ptr_array_add (message->actions, view_action ("Open runbook",
                                                   "https://runbook.example/deploy/42"));
-  g_ptr_array_add (message->actions, http_action ("Approve", "POST", "/approve",
+  g_ptr_array_add (message->actions, http_action ("Approve", "POST", "/approve?token=s3cret",
                                                   "{\"deploy\":42}", FALSE));
   record = deliver (message);
   popup = tocsin_test_notify_id (NULL, "Deploy 42 waiting");
@@ -251,6 +262,7 @@ test_press_popup_then_row (void)
   g_assert_cmpuint (requests->len, ==, 1);
   request = requests->pdata[0];
   g_assert_cmpstr (request->method, ==, "POST");
+  g_assert_cmpstr (request->query, ==, "token=s3cret");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "X-Team"), ==, "web");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "Content-Type"), ==,
                    "application/json");
@@ -268,7 +280,9 @@ test_press_popup_then_row (void)
   g_assert_cmpstr (press->label, ==, "Approve");
   g_assert_cmpstr (press->channel_name, ==, "Deploys");
   g_assert_null (press->error);
+  /* The log keeps no secret: the URL without its query. */
   g_assert_true (g_str_has_suffix (press->url, "/approve"));
+  g_assert_null (strstr (press->url, "s3cret"));
 
   /* The row: its buttons, and the result of the last press. */
   TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Deploy 42 waiting"))
