@@ -43,19 +43,6 @@ make_request (const char          *method,
   return request;
 }
 
-static void
-request_free (TocsinRenderedRequest *request)
-{
-  g_free (request->name);
-  g_free (request->method);
-  g_free (request->url);
-  g_strfreev (request->headers);
-  g_clear_pointer (&request->body, g_bytes_unref);
-  g_free (request);
-}
-/* tocsin_rendered_request_free() belongs to tocsin-request.c; this test does not link it. */
-typedef TocsinRenderedRequest TestRequest;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestRequest, request_free)
 
 static void
 sent_cb (GObject      *source,
@@ -230,7 +217,7 @@ test_success (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 1000, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook?token=s3cret");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{\"a\":1}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(GPtrArray) requests = NULL;
@@ -284,7 +271,7 @@ test_retry_after_seconds (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) first = NULL;
   g_autoptr(TocsinAttempt) second = NULL;
@@ -325,7 +312,7 @@ test_retry_after_date (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(GDateTime) later = NULL;
@@ -352,9 +339,9 @@ test_rate_limit_pacing (void)
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
   g_autofree char *other_url = tocsin_test_target_url (other, "/in");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("GET", url, TOCSIN_REQUEST_POLICY_RETRY, NULL);
-  g_autoptr(TestRequest) other_request =
+  g_autoptr(TocsinRenderedRequest) other_request =
     make_request ("GET", other_url, TOCSIN_REQUEST_POLICY_NONE, NULL);
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) other_attempt = NULL;
@@ -397,7 +384,7 @@ test_backoff (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 200, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("PUT", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(GPtrArray) requests = NULL;
   guint expected_status[] = { 500, 500, 200 };
@@ -454,7 +441,7 @@ test_timeout (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (1, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/slow");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) again = NULL;
@@ -480,7 +467,7 @@ test_big_answer (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (5, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/big");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) next = NULL;
@@ -501,13 +488,48 @@ test_big_answer (void)
   g_assert_cmpstr (next->answer_start, ==, "ok");
 }
 
+/* An answer that never ends: its first 256 bytes are enough, the attempt does not wait for the
+ * rest (it would time out if it did). One that stalls before 256 bytes times out. */
+static void
+test_endless_answer (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = outbound_new (3, 10, NULL);
+  g_autofree char *url = tocsin_test_target_url (target, "/stream");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) attempt = NULL;
+  g_autoptr(TocsinAttempt) stalled = NULL;
+  g_autofree char *start = g_strnfill (1000, 's');
+  TocsinTestTargetAnswer endless = {
+    .status = 200, .body = start, .body_length = -1, .endless = TRUE,
+  };
+  TocsinTestTargetAnswer short_endless = {
+    .status = 200, .body = "tiny", .body_length = -1, .endless = TRUE,
+  };
+
+  tocsin_test_target_push_answer (target, "/stream", &endless);
+  tocsin_test_target_push_answer (target, "/stream", &short_endless);
+
+  attempt = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_cmpuint (strlen (attempt->answer_start), ==, 256);
+  g_assert_cmpint (attempt->duration_ms, <, 3000);
+
+  stalled = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (stalled->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  g_assert_cmpstr (stalled->error, ==, "timed out after 3 s");
+  /* The status came before the body stalled. */
+  g_assert_cmpuint (stalled->status, ==, 200);
+}
+
 static void
 test_answer_start (void)
 {
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_NONE, "{}");
   g_autoptr(TocsinAttempt) first = NULL;
   g_autoptr(TocsinAttempt) second = NULL;
@@ -539,7 +561,7 @@ test_tls (void)
   g_autoptr(TocsinOutbound) system_only = outbound_new (10, 10, NULL);
   g_autoptr(TocsinOutbound) wrong_ca = outbound_new (10, 10, pki->other_ca_file);
   g_autofree char *url = tocsin_test_target_url (target, "/secure");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) ok = NULL;
   g_autoptr(TocsinAttempt) refused = NULL;
@@ -573,7 +595,7 @@ test_breaker (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/down");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   TocsinTestTargetAnswer fail = { .status = 503, .body = "down", .body_length = -1 };
   g_autofree char *closed = NULL;
@@ -653,7 +675,7 @@ test_breaker_one_probe (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/down");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   TocsinTestTargetAnswer fail = { .status = 500 };
   TocsinAttempt *probe = NULL;
@@ -691,7 +713,7 @@ test_policy_none (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_NONE, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) throttled = NULL;
@@ -717,7 +739,7 @@ test_final_statuses (void)
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
   g_autofree char *elsewhere = tocsin_test_target_url (target, "/elsewhere");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) not_found = NULL;
   g_autoptr(TocsinAttempt) redirect = NULL;
@@ -749,7 +771,7 @@ test_attempts_exhausted (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
 
@@ -771,11 +793,11 @@ test_connection_errors (void)
   g_autofree char *closing_url = tocsin_test_target_url (target, "/close");
   g_autofree char *refused_url = g_strdup_printf ("http://127.0.0.1:%u/hook",
                                                   tocsin_test_free_port ());
-  g_autoptr(TestRequest) closing =
+  g_autoptr(TocsinRenderedRequest) closing =
     make_request ("POST", closing_url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
-  g_autoptr(TestRequest) refused =
+  g_autoptr(TocsinRenderedRequest) refused =
     make_request ("POST", refused_url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
-  g_autoptr(TestRequest) not_http =
+  g_autoptr(TocsinRenderedRequest) not_http =
     make_request ("POST", "ftp://example.com/x", TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) closed = NULL;
   g_autoptr(TocsinAttempt) nobody = NULL;
@@ -812,7 +834,7 @@ test_cancel (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/slow");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(TocsinAttempt) attempt = NULL;
@@ -824,6 +846,47 @@ test_cancel (void)
   g_assert_cmpstr (attempt->error, ==, "cancelled");
   g_assert_cmpint (attempt->retry_at_ms, <=, now_ms ());
   g_assert_cmpint (attempt->duration_ms, <, 30000);
+}
+
+/* The relay stops with a send in flight: the send ends "cancelled", its callback still runs. */
+static void
+test_free_while_sending (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  TocsinOutbound *outbound = outbound_new (10, 10, NULL);
+  g_autofree char *url = tocsin_test_target_url (target, "/slow");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  TocsinAttempt *attempt = NULL;
+
+  tocsin_test_target_push_hang (target, "/slow", 30, 200);
+  tocsin_outbound_send_async (outbound, request, NULL, 1, NULL, sent_cb, &attempt);
+  tocsin_test_target_wait_requests (target, 1, 20);
+  tocsin_outbound_free (outbound);
+  TOCSIN_WAIT_UNTIL (attempt != NULL);
+  g_assert_cmpstr (attempt->error, ==, "cancelled");
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  tocsin_attempt_free (attempt);
+}
+
+/* A CA file that cannot be read is reported, and named in the TLS error. */
+static void
+test_bad_ca_file (void)
+{
+  g_autoptr(TocsinTestPki) pki = tocsin_test_pki_new ();
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new_tls (pki->cert_file, pki->key_file);
+  g_autofree char *missing = g_build_filename (pki->dir, "missing.pem", NULL);
+  g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, missing);
+  g_autofree char *url = tocsin_test_target_url (target, "/secure");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) attempt = NULL;
+
+  g_assert_nonnull (tocsin_outbound_get_ca_error (outbound));
+  attempt = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  g_assert_true (g_str_has_prefix (attempt->error, "the TLS certificate of 127.0.0.1 is not "
+                                   "trusted, and the extra CA file could not be read: "));
 }
 
 int
@@ -843,6 +906,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/timeout", test_timeout);
   g_test_add_func ("/relay/outbound/big-answer", test_big_answer);
   g_test_add_func ("/relay/outbound/answer-start", test_answer_start);
+  g_test_add_func ("/relay/outbound/endless-answer", test_endless_answer);
   g_test_add_func ("/relay/outbound/tls", test_tls);
   g_test_add_func ("/relay/outbound/breaker", test_breaker);
   g_test_add_func ("/relay/outbound/breaker-one-probe", test_breaker_one_probe);
@@ -851,6 +915,8 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/attempts-exhausted", test_attempts_exhausted);
   g_test_add_func ("/relay/outbound/connection-errors", test_connection_errors);
   g_test_add_func ("/relay/outbound/cancel", test_cancel);
+  g_test_add_func ("/relay/outbound/free-while-sending", test_free_while_sending);
+  g_test_add_func ("/relay/outbound/bad-ca-file", test_bad_ca_file);
 
   return g_test_run ();
 }

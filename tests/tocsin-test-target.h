@@ -70,6 +70,7 @@ typedef struct
   guint               body_repeat;  /* send the body this many times (0 or 1: once): a big one */
   guint               hang_s;       /* wait this long before answering (the client may give up) */
   gboolean            close;        /* close the connection without answering (after hang_s) */
+  gboolean            endless;      /* send the body (chunked), then never end the answer */
 } TocsinTestTargetAnswer;
 
 /* Plain HTTP on 127.0.0.1, port 0. */
