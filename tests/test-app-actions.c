@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "tocsin-application.h"
+#include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
@@ -244,6 +245,7 @@ test_press_popup_then_row (void)
   TocsinTestTargetRequest *request;
   TocsinActionPress *press;
   TocsinRecordRow *row = NULL;
+  GtkWindow *details = NULL;
   g_autofree char *first_id = NULL;
   guint32 popup;
 
@@ -301,6 +303,22 @@ test_press_popup_then_row (void)
   g_assert_cmpstr (tocsin_test_target_request_body (request), ==, "{\"deploy\":42}");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "webhook-id"), !=, first_id);
   TOCSIN_WAIT_UNTIL (count_presses (tocsin_record_get_id (record)) == 2);
+
+  /* The record's details list its buttons and its log, and send too. */
+  gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel (TOCSIN_TYPE_RECORD_DETAILS))
+                     != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                 "Approve · attempt 1") != NULL);
+  /* The URL as the log keeps it: no query. */
+  g_assert_nonnull (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                "POST http://127.0.0.1:"));
+  g_assert_null (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL, "s3cret"));
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (details), "app-actions-details.png");
+  tocsin_test_ui_click (GTK_WIDGET (details), "Send");
+  TOCSIN_WAIT_UNTIL (tocsin_test_target_count_requests (fx.target, "/approve") == 3);
+  TOCSIN_WAIT_UNTIL (count_presses (tocsin_record_get_id (record)) == 3);
+  gtk_window_destroy (details);
 }
 
 /* A press while the same action is being sent does nothing: one request. */
