@@ -396,7 +396,14 @@ test_failure_policy_none (void)
                                                  "“Restart” failed") != NULL);
   /* No second attempt under policy none. */
   g_assert_cmpuint (tocsin_test_target_count_requests (fx.target, "/restart"), ==, 1);
+
+  /* "Retry now" on the Deliveries page presses it again by the log's record id. */
   tocsin_test_target_always (fx.target, "/restart", NULL);
+  tocsin_action_runner_press_by_id (tocsin_application_get_action_runner (fx.app),
+                                    press->record_id, press->action_index);
+  TOCSIN_WAIT_UNTIL (row_shows (row, "Restart: Sent · 200"));
+  g_assert_cmpuint (tocsin_test_target_count_requests (fx.target, "/restart"), ==, 2);
+  g_assert_cmpuint (count_presses (tocsin_record_get_id (record)), ==, 2);
 }
 
 /* Policy retry: a 503 with Retry-After is retried with the same webhook-id, no sooner. */
