@@ -263,6 +263,56 @@ test_success (void)
   g_assert_cmpstr (describe, ==, "closed");
 }
 
+/* A definition compiled and rendered as the relay and the app do it (tocsin-request.h), then
+ * sent: what the target receives is what the definition says. */
+static void
+test_rendered_definition (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = outbound_new (10, 1000, NULL);
+  g_autofree char *base = tocsin_test_target_url (target, "/alerts");
+  g_autofree char *definition_text = g_strdup_printf (
+    "{\"name\": \"Forward\", \"url\": \"%s?key={{key}}\", \"method\": \"POST\","
+    " \"format\": \"json\", \"headers\": {\"X-Alert\": \"{{title}}\"},"
+    " \"params\": [{\"name\": \"title\", \"type\": \"text\", \"value\": \"{{title}}\"}]}",
+    base);
+  g_autoptr(JsonNode) definition = json_from_string (definition_text, NULL);
+  g_autoptr(JsonNode) vars = json_from_string ("{\"title\": \"Disk full\", \"key\": \"k3y\"}",
+                                               NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRequest) compiled = NULL;
+  g_autoptr(TocsinRenderedRequest) rendered = NULL;
+  g_autoptr(TocsinAttempt) attempt = NULL;
+  g_autoptr(GPtrArray) requests = NULL;
+  g_autoptr(JsonNode) body = NULL;
+  TocsinTemplateScope *scope;
+  TocsinTestTargetRequest *got;
+
+  compiled = tocsin_request_new ("forwards[0]", json_node_get_object (definition), &error);
+  g_assert_no_error (error);
+  scope = tocsin_template_scope_new (json_node_get_object (vars), NULL);
+  rendered = tocsin_request_render (compiled, scope, &error);
+  tocsin_template_scope_free (scope);
+  g_assert_no_error (error);
+
+  attempt = send (outbound, rendered, "msg_rendered", 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_true (g_str_has_suffix (attempt->url, "/alerts"));
+
+  requests = tocsin_test_target_get_requests (target, "/alerts");
+  g_assert_cmpuint (requests->len, ==, 1);
+  got = g_ptr_array_index (requests, 0);
+  g_assert_cmpstr (got->method, ==, "POST");
+  g_assert_cmpstr (got->query, ==, "key=k3y");
+  g_assert_cmpstr (tocsin_test_target_request_header (got, "X-Alert"), ==, "Disk full");
+  g_assert_true (g_str_has_prefix (tocsin_test_target_request_header (got, "Content-Type"),
+                                   "application/json"));
+  body = json_from_string (tocsin_test_target_request_body (got), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (body), "title"), ==,
+                   "Disk full");
+}
+
 /* 429 with Retry-After in seconds, then 200: the retry is not before Retry-After, the host is
  * held back until then, and both attempts carry one webhook-id. */
 static void
@@ -889,6 +939,47 @@ test_bad_ca_file (void)
                                    "trusted, and the extra CA file could not be read: "));
 }
 
+/* deny_private: a target on a loopback address is refused before any request is written, as
+ * final (retrying cannot help), and the host is not blamed. Off by default. */
+static void
+test_deny_private (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = NULL;
+  g_autoptr(TocsinOutbound) allowing = outbound_new (10, 10, NULL);
+  TocsinOutboundConfig config;
+  g_autofree char *url = tocsin_test_target_url (target, "/hook");
+  g_autofree char *by_name = g_strdup_printf ("http://localhost:%u/hook",
+                                              tocsin_test_target_port (target));
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinRenderedRequest) named =
+    make_request ("POST", by_name, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) refused = NULL;
+  g_autoptr(TocsinAttempt) refused_name = NULL;
+  g_autoptr(TocsinAttempt) allowed = NULL;
+
+  tocsin_outbound_config_init (&config);
+  g_assert_false (config.deny_private);
+  config.deny_private = TRUE;
+  outbound = tocsin_outbound_new (&config);
+
+  refused = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (refused->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_cmpuint (refused->status, ==, 0);
+  g_assert_cmpstr (refused->error, ==, "127.0.0.1 is at 127.0.0.1, a local or private address, "
+                   "and requests to such addresses are turned off here");
+  refused_name = send (outbound, named, NULL, 1, NULL);
+  g_assert_cmpint (refused_name->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_true (g_str_has_prefix (refused_name->error, "localhost is at "));
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 0);
+  g_assert_cmpint (tocsin_outbound_host_ready_at (outbound, url), <=, now_ms ());
+
+  allowed = send (allowing, request, NULL, 1, NULL);
+  g_assert_cmpint (allowed->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -899,6 +990,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/parse-pacing", test_parse_pacing);
   g_test_add_func ("/relay/outbound/answer-start-unit", test_answer_start_unit);
   g_test_add_func ("/relay/outbound/success", test_success);
+  g_test_add_func ("/relay/outbound/rendered-definition", test_rendered_definition);
   g_test_add_func ("/relay/outbound/retry-after-seconds", test_retry_after_seconds);
   g_test_add_func ("/relay/outbound/retry-after-date", test_retry_after_date);
   g_test_add_func ("/relay/outbound/rate-limit-pacing", test_rate_limit_pacing);
@@ -917,6 +1009,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/cancel", test_cancel);
   g_test_add_func ("/relay/outbound/free-while-sending", test_free_while_sending);
   g_test_add_func ("/relay/outbound/bad-ca-file", test_bad_ca_file);
+  g_test_add_func ("/relay/outbound/deny-private", test_deny_private);
 
   return g_test_run ();
 }
