@@ -38,6 +38,7 @@
 
 #include "tocsin-json.h"
 #include "tocsin-relay-body.h"
+#include "tocsin-relay-forwards.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-ratelimit.h"
@@ -318,6 +319,7 @@ tocsin_relay_rendered_clear (TocsinRelayRendered *rendered)
   g_clear_pointer (&rendered->link, g_free);
   g_clear_pointer (&rendered->missing, g_ptr_array_unref);
   g_clear_error (&rendered->over_budget);
+  g_clear_pointer (&rendered->forwards, g_array_unref);
   rendered->link_dropped = NULL;
   rendered->filtered = FALSE;
 }
@@ -400,6 +402,9 @@ tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
     g_clear_pointer (&out->link, g_free);
   if (out->link != NULL && !tocsin_link_is_safe (out->link, &out->link_dropped))
     g_clear_pointer (&out->link, g_free);
+
+  /* The forwards' conditions see what the templates saw (issue 15). */
+  out->forwards = tocsin_relay_forwards_select (channel, TOCSIN_REQUEST_EVENT_MESSAGE, scope);
 
   /* A template over its work budget (docs/templates.md) renders nothing worth storing. */
   tocsin_template_scope_check (scope, &out->over_budget);
@@ -736,6 +741,9 @@ commit_done (GObject      *source,
 
   answer_done (pending, FALSE, commit->id, commit->replaces, commit->duplicate);
   soup_server_message_unpause (pending->msg);
+  /* Its deliveries were queued with it (a duplicate queued none). */
+  if (!commit->duplicate && pending->rendered.forwards != NULL && pending->relay->forwards)
+    tocsin_relay_forwards_kick (pending->relay->forwards);
 
   /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
    * first: unpausing queues libsoup's write at default priority, and publish_soon queues the
@@ -810,9 +818,11 @@ run (TocsinRelay                    *relay,
 
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
-  tocsin_relay_store_commit_async (relay->store, channel->id, g_steal_pointer (&message),
-                                   key_hash, content_hash, commit_done,
-                                   g_steal_pointer (&pending));
+  tocsin_relay_store_commit_with_forwards_async (relay->store, channel->id,
+                                                 g_steal_pointer (&message), key_hash,
+                                                 content_hash, channel->forwards,
+                                                 pending->rendered.forwards, commit_done,
+                                                 g_steal_pointer (&pending));
 }
 
 void

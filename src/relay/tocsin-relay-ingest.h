@@ -40,6 +40,8 @@ typedef struct
   GError     *over_budget;   /* set when the templates went over their work budget: 422 */
   TocsinMessageType type;    /* from the hints: how the message rings */
   gboolean    markdown;      /* from the hints: the body is Markdown */
+  GArray     *forwards;      /* guint indices of the channel's message forwards whose condition
+                              * passed (issue 15), or NULL */
 } TocsinRelayRendered;
 
 void tocsin_relay_rendered_clear (TocsinRelayRendered *rendered);
