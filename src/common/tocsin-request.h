@@ -60,6 +60,8 @@ typedef enum
 #define TOCSIN_REQUEST_MAX_ACTIONS  3
 /* Rendered bodies longer than this are refused at render time. */
 #define TOCSIN_REQUEST_MAX_BODY    (256 * 1024)
+/* Rendered URLs (with a GET's query) longer than this are refused at render time. */
+#define TOCSIN_REQUEST_MAX_URL     (16 * 1024)
 
 typedef enum { TOCSIN_REQUEST_KIND_HTTP, TOCSIN_REQUEST_KIND_VIEW } TocsinRequestKind;
 typedef enum { TOCSIN_REQUEST_EVENT_MESSAGE, TOCSIN_REQUEST_EVENT_ACKNOWLEDGE } TocsinRequestEvent;
