@@ -266,15 +266,15 @@ TocsinRelayCommit *tocsin_relay_store_commit_finish  (TocsinRelayStore    *store
 /* The same, also queueing in the same transaction one delivery (tocsin-relay-forwards.c) for
  * each forward of @forwards (the channel's compiled list, TocsinRequest) whose index is in
  * @indices (guint; the forwards whose condition passed). A duplicate queues nothing. */
-void               tocsin_relay_store_commit_with_forwards_async (TocsinRelayStore    *store,
-                                                                  gint64               channel_id,
-                                                                  TocsinMessage       *message,
-                                                                  const char          *dedup_key_hash,
-                                                                  const char          *content_hash,
-                                                                  GPtrArray           *forwards,
-                                                                  GArray              *indices,
-                                                                  GAsyncReadyCallback  callback,
-                                                                  gpointer             user_data);
+void tocsin_relay_store_commit_with_forwards_async (TocsinRelayStore    *store,
+                                                    gint64               channel_id,
+                                                    TocsinMessage       *message,
+                                                    const char          *dedup_key_hash,
+                                                    const char          *content_hash,
+                                                    GPtrArray           *forwards,
+                                                    GArray              *indices,
+                                                    GAsyncReadyCallback  callback,
+                                                    gpointer             user_data);
 
 /* Drops messages past retention, dedup keys past their window and presence rows of servers
  * that are gone. The writer thread runs it every minute; tests call it directly. @now_ms: the

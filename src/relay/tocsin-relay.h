@@ -54,7 +54,7 @@ typedef struct
   TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
   TocsinRelayRateLimit *rate_limit;      /* per channel; see tocsin-relay-ratelimit.h */
   TocsinRelayRecent *recent;             /* last webhooks per channel; tocsin-relay-recent.h */
-  TocsinRelayForwards *forwards;         /* the forwards' sender, or NULL; tocsin-relay-forwards.h */
+  TocsinRelayForwards *forwards;         /* the forwards' sender or NULL; tocsin-relay-forwards.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
