@@ -310,7 +310,7 @@ test_held (Fixture       *f,
 {
   g_autofree char *forwards = forwards_to (f, "/down", "");
   g_autoptr(JsonObject) channel = create_channel (f, forwards);
-  TocsinTestTargetAnswer fail = { .status = 500, .body = "down" };
+  TocsinTestTargetAnswer fail = { .status = 500, .body = "down", .body_length = -1 };
   g_autoptr(JsonObject) log = NULL;
   guint before;
 
@@ -382,7 +382,7 @@ test_condition (Fixture       *f,
                 gconstpointer  data)
 {
   g_autofree char *forwards = forwards_to (f, "/cond",
-                                           ",\"condition\":\"{{status == 'firing'}}\"");
+                                           ",\"condition\":\"status == 'firing'\"");
   g_autoptr(JsonObject) channel = create_channel (f, forwards);
   g_autoptr(JsonObject) log = NULL;
 
@@ -516,6 +516,9 @@ test_acknowledge (Fixture       *f,
   ack = g_strdup_printf ("{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT ",\"id\":1,"
                          "\"by\":\"Ada\"}", json_object_get_int_member (channel, "id"));
   soup_websocket_connection_send_text (ws, ack);
+  /* Everyone is told who acknowledged; the forward fires. */
+  TOCSIN_WAIT_UNTIL (frames->len >= 3);
+  g_assert_nonnull (strstr (frames->pdata[2], "\"acknowledged\""));
   tocsin_test_target_wait_requests (f->target, 1, 20);
   requests = tocsin_test_target_get_requests (f->target, "/ack");
   body = tocsin_test_target_request_body (requests->pdata[0]);

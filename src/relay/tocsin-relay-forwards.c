@@ -532,6 +532,8 @@ acknowledge_read (GObject      *source,
   TocsinRelayForwards *self = ack->self;
   TocsinRequestContext context = { 0 };
   GBytes *data = NULL;
+  g_autofree char *user = NULL;
+  gint64 channel_id, message_id;
 
   page = tocsin_relay_store_replay_page_finish ((TocsinRelayStore *) source, result, &error);
   if (g_cancellable_is_cancelled (ack->cancellable))
@@ -569,8 +571,13 @@ acknowledge_read (GObject      *source,
   indices = tocsin_relay_forwards_select (channel, TOCSIN_REQUEST_EVENT_ACKNOWLEDGE, scope);
   if (indices == NULL)
     return;
-  tocsin_relay_store_enqueue_async (self->relay->store, ack->channel_id, ack->message_id,
-                                    message != NULL ? data : NULL, "acknowledge", ack->user,
+  /* Not ack's members in the call that steals ack: the order arguments are read in is not
+   * defined. */
+  channel_id = ack->channel_id;
+  message_id = ack->message_id;
+  user = g_strdup (ack->user);
+  tocsin_relay_store_enqueue_async (self->relay->store, channel_id, message_id,
+                                    message != NULL ? data : NULL, "acknowledge", user,
                                     channel->forwards, indices, enqueue_done,
                                     g_steal_pointer (&ack));
 }

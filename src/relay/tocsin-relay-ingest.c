@@ -773,6 +773,7 @@ run (TocsinRelay                    *relay,
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinMessage) message = NULL;
   g_autofree char *key = NULL, *key_hash = NULL, *content_hash = NULL;
+  GArray *forwards;
 
   pending->relay = relay;
   pending->msg = g_object_ref (msg);
@@ -818,11 +819,11 @@ run (TocsinRelay                    *relay,
 
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
+  forwards = pending->rendered.forwards;
   tocsin_relay_store_commit_with_forwards_async (relay->store, channel->id,
                                                  g_steal_pointer (&message), key_hash,
-                                                 content_hash, channel->forwards,
-                                                 pending->rendered.forwards, commit_done,
-                                                 g_steal_pointer (&pending));
+                                                 content_hash, channel->forwards, forwards,
+                                                 commit_done, g_steal_pointer (&pending));
 }
 
 void
