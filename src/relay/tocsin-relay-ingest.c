@@ -895,6 +895,7 @@ typedef struct
 {
   TocsinRelay *relay;
   gint64       channel_id;
+  gboolean     forwards;   /* deliveries were queued with the message */
 } CommitTask;
 
 static void
@@ -916,6 +917,8 @@ commit_task_done (GObject      *source,
   /* Durable now, as for a webhook (commit_done): subscribers may see it. */
   if (!done->duplicate && data->relay->hub != NULL)
     tocsin_relay_hub_publish_soon (data->relay->hub, data->channel_id, done->id, done->message);
+  if (!done->duplicate && data->forwards && data->relay->forwards != NULL)
+    tocsin_relay_forwards_kick (data->relay->forwards);
   g_task_return_pointer (task, done, (GDestroyNotify) tocsin_relay_commit_free);
 }
 
@@ -928,6 +931,21 @@ tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
                                   GAsyncReadyCallback  callback,
                                   gpointer             user_data)
 {
+  tocsin_relay_ingest_commit_with_forwards_async (relay, channel_id, message, dedup_key, vars,
+                                                  NULL, NULL, callback, user_data);
+}
+
+void
+tocsin_relay_ingest_commit_with_forwards_async (TocsinRelay         *relay,
+                                                gint64               channel_id,
+                                                TocsinMessage       *message,
+                                                const char          *dedup_key,
+                                                JsonObject          *vars,
+                                                GPtrArray           *forwards,
+                                                GArray              *indices,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data)
+{
   g_autofree char *key_hash = NULL, *content_hash = NULL;
   CommitTask *data;
   GTask *task;
@@ -938,11 +956,13 @@ tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
   data = g_new0 (CommitTask, 1);
   data->relay = relay;
   data->channel_id = channel_id;
+  data->forwards = forwards != NULL && indices != NULL && indices->len > 0;
   task = g_task_new (NULL, NULL, callback, user_data);
   g_task_set_source_tag (task, tocsin_relay_ingest_commit_async);
   g_task_set_task_data (task, data, g_free);
-  tocsin_relay_store_commit_async (relay->store, channel_id, message, key_hash, content_hash,
-                                   commit_task_done, task);
+  tocsin_relay_store_commit_with_forwards_async (relay->store, channel_id, message, key_hash,
+                                                 content_hash, forwards, indices,
+                                                 commit_task_done, task);
 }
 
 TocsinRelayCommit *

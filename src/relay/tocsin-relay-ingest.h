@@ -160,6 +160,17 @@ void               tocsin_relay_ingest_commit_async  (TocsinRelay         *relay
                                                       JsonObject          *vars,
                                                       GAsyncReadyCallback  callback,
                                                       gpointer             user_data);
+/* The same, queueing deliveries of @forwards[@indices] (TocsinRelayRendered.forwards) with
+ * the message (issue 15). */
+void               tocsin_relay_ingest_commit_with_forwards_async (TocsinRelay         *relay,
+                                                                   gint64               channel_id,
+                                                                   TocsinMessage       *message,
+                                                                   const char          *dedup_key,
+                                                                   JsonObject          *vars,
+                                                                   GPtrArray           *forwards,
+                                                                   GArray              *indices,
+                                                                   GAsyncReadyCallback  callback,
+                                                                   gpointer             user_data);
 TocsinRelayCommit *tocsin_relay_ingest_commit_finish (GAsyncResult        *result,
                                                       GError             **error);
 
