@@ -30,9 +30,10 @@ G_DEFINE_QUARK (tocsin-request-error-quark, tocsin_request_error)
 #define MAX_NAME_CHARS       64     /* a request's name, a parameter's name */
 #define MAX_HEADER_NAME      128
 /* JSON nesting a definition can have: the object, "params", then a parameter object and its
- * "items"/"fields" array per level, the leaf parameter; anything deeper is refused before the
- * walk (which stays recursive, so this bounds it). */
-#define MAX_DEFINITION_DEPTH (2 * TOCSIN_REQUEST_MAX_DEPTH + 4)
+ * "items"/"fields" array per level, the leaf parameter (2 L + 3 for L levels). One level more
+ * than allowed still reaches the walk, which names the parameter that nests too deep; anything
+ * deeper is refused before it (the walk is recursive, so this bounds it). */
+#define MAX_DEFINITION_DEPTH (2 * (TOCSIN_REQUEST_MAX_DEPTH + 1) + 3)
 /* How libsoup 3 parses a request's URL (SOUP_HTTP_URI_FLAGS; this library has no libsoup): what
  * passes here passes there, and the path and query are kept as written. */
 #define URL_FLAGS (G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH | \
@@ -196,6 +197,8 @@ node_depth (JsonNode *node,
 {
   guint deepest = 0;
 
+  if (!JSON_NODE_HOLDS_OBJECT (node) && !JSON_NODE_HOLDS_ARRAY (node))
+    return 0;
   if (limit == 0)
     return 1;
   if (JSON_NODE_HOLDS_OBJECT (node))
@@ -257,9 +260,11 @@ check_keys (JsonObject        *object,
 {
   JsonObjectIter iter;
   const char *key;
+  JsonNode *member;
 
-  json_object_iter_init (&iter, object);
-  while (json_object_iter_next (&iter, &key, NULL))
+  /* json-glib 1.6's ordered iterator needs both out arguments. */
+  json_object_iter_init_ordered (&iter, object);
+  while (json_object_iter_next_ordered (&iter, &key, &member))
     {
       if (!g_strv_contains (known, key))
         {
@@ -574,8 +579,8 @@ compile_headers (TocsinRequest *self,
       return FALSE;
     }
 
-  json_object_iter_init (&iter, json_node_get_object (node));
-  while (json_object_iter_next (&iter, &name, &value))
+  json_object_iter_init_ordered (&iter, json_node_get_object (node));
+  while (json_object_iter_next_ordered (&iter, &name, &value))
     {
       g_autofree char *field = NULL;
       TocsinTemplate *template;
@@ -646,6 +651,31 @@ compile_template (TocsinRequest   *self,
     return FALSE;
   json_object_set_string_member (normal, key, source);
   return TRUE;
+}
+
+/* What is stored is the normal form, and it must compile again when it is loaded: so the size
+ * limit holds for it too (the defaults filled in can take a definition just under the limit over
+ * it; found by fuzz-request). */
+static TocsinRequest *
+finish (TocsinRequest  *self,
+        JsonObject     *normal,
+        GError        **error)
+{
+  g_autoptr(TocsinRequest) request = self;
+  g_autoptr(JsonNode) root = json_node_init_object (json_node_alloc (), normal);
+  g_autoptr(GString) text = g_string_new (NULL);
+
+  json_object_unref (normal);
+  tocsin_json_append_node (text, root);
+  if (text->len > TOCSIN_REQUEST_MAX_SOURCE)
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
+                   _("%s: the definition is longer than %d KiB once its defaults are filled in"),
+                   request->field, TOCSIN_REQUEST_MAX_SOURCE / 1024);
+      return NULL;
+    }
+  request->definition = json_object_ref (json_node_get_object (root));
+  return g_steal_pointer (&request);
 }
 
 TocsinRequest *
@@ -733,9 +763,10 @@ tocsin_request_new (const char  *field,
     {
       JsonObjectIter iter;
       const char *key;
+      JsonNode *member;
 
-      json_object_iter_init (&iter, definition);
-      while (json_object_iter_next (&iter, &key, NULL))
+      json_object_iter_init_ordered (&iter, definition);
+      while (json_object_iter_next_ordered (&iter, &key, &member))
         if (!g_strv_contains (known_view, key) && g_strv_contains (known_http, key))
           {
             g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
@@ -800,10 +831,7 @@ tocsin_request_new (const char  *field,
   }
 
   if (self->kind == TOCSIN_REQUEST_KIND_VIEW)
-    {
-      self->definition = g_steal_pointer (&normal);
-      return g_steal_pointer (&self);
-    }
+    return finish (g_steal_pointer (&self), g_steal_pointer (&normal), error);
 
   picked = format == NULL ? 0 : pick (format, format_names, G_N_ELEMENTS (format_names), FALSE);
   if (picked < 0)
@@ -902,8 +930,7 @@ tocsin_request_new (const char  *field,
   self->policy = picked == 0 ? TOCSIN_REQUEST_POLICY_RETRY : TOCSIN_REQUEST_POLICY_NONE;
   json_object_set_string_member (normal, "policy", policy_names[picked]);
 
-  self->definition = g_steal_pointer (&normal);
-  return g_steal_pointer (&self);
+  return finish (g_steal_pointer (&self), g_steal_pointer (&normal), error);
 }
 
 TocsinRequest *
@@ -1056,8 +1083,8 @@ tocsin_request_context_vars (JsonObject                 *message_vars,
       JsonNode *member;
 
       /* json_node_copy() shares objects and arrays (a reference), so this is shallow. */
-      json_object_iter_init (&iter, message_vars);
-      while (json_object_iter_next (&iter, &name, &member))
+      json_object_iter_init_ordered (&iter, message_vars);
+      while (json_object_iter_next_ordered (&iter, &name, &member))
         json_object_set_member (vars, name, json_node_copy (member));
     }
 
@@ -1279,8 +1306,9 @@ tocsin_request_render (TocsinRequest        *self,
     {
       if (!tocsin_template_scope_check (scope, &budget_error))
         {
-          g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER, "%s: %s",
-                       self->field, budget_error->message);
+          /* It names the template that ran out ("forwards[1].url"). */
+          g_set_error_literal (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                               budget_error->message);
           return NULL;
         }
       if (!tocsin_link_is_safe (url, &problem))
@@ -1371,8 +1399,8 @@ tocsin_request_render (TocsinRequest        *self,
 
   if (!tocsin_template_scope_check (scope, &budget_error))
     {
-      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER, "%s: %s",
-                   self->field, budget_error->message);
+      g_set_error_literal (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                           budget_error->message);
       return NULL;
     }
   if ((problem = url_problem (url)) != NULL)
@@ -1405,6 +1433,17 @@ tocsin_request_render (TocsinRequest        *self,
   return g_steal_pointer (&rendered);
 }
 
+gboolean
+tocsin_request_url_is_sendable (const char  *url,
+                                const char **reason)
+{
+  const char *problem = url == NULL ? _("it is empty") : url_problem (url);
+
+  if (reason != NULL)
+    *reason = problem;
+  return problem == NULL;
+}
+
 char *
 tocsin_request_url_for_log (const char *url)
 {
@@ -1413,7 +1452,8 @@ tocsin_request_url_for_log (const char *url)
 
   if (url == NULL)
     return g_strdup ("");
-  uri = g_uri_parse (url, URL_FLAGS, NULL);
+  /* Not URL_FLAGS: without G_URI_FLAGS_SCHEME_NORMALIZE the port shows only when written. */
+  uri = g_uri_parse (url, G_URI_FLAGS_ENCODED | G_URI_FLAGS_HAS_PASSWORD, NULL);
   if (uri == NULL || g_uri_get_host (uri) == NULL)
     return g_strdup ("(not a URL)");
   path = g_uri_get_path (uri);

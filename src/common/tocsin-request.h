@@ -10,7 +10,9 @@
  *   {"name": "Silence 1 h",                         required, 1..64 characters, plain text
  *    "kind": "http",                                "http" (default) or "view" (app only: open url)
  *    "event": "message",                            "message" (default) or "acknowledge"
- *    "condition": "{{status == 'firing'}}",         T, optional: send only when truthy
+ *    "condition": "status == 'firing'",             T, optional: send only when truthy
+ *                                                   (an expression, without {{ }}, as a
+ *                                                   channel's condition)
  *    "method": "POST",                              GET, POST (default), PUT, DELETE
  *    "url": "https://am.example/api/v2/silences",   T, required; must render to http(s)
  *    "format": "json",                              json (default), raw, json-rpc, form
@@ -143,6 +145,13 @@ gboolean        tocsin_request_applies        (TocsinRequest        *self,
 TocsinRenderedRequest *tocsin_request_render  (TocsinRequest        *self,
                                                TocsinTemplateScope  *scope,
                                                GError              **error);
+
+/* TRUE for what a rendered request may be sent to: an absolute http(s) URL with a host, no user
+ * info, no spaces or control characters, at most TOCSIN_REQUEST_MAX_URL bytes, as libsoup parses
+ * it. Otherwise FALSE and *reason (optional, translated) says why. Message actions of kind http
+ * are checked with it too. */
+gboolean        tocsin_request_url_is_sendable (const char  *url,
+                                                const char **reason);
 
 /* "https://host:port/path" of @url: no user info, no query, no fragment; what logs show. */
 char           *tocsin_request_url_for_log    (const char *url);
