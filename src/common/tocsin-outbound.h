@@ -72,6 +72,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinAttempt, tocsin_attempt_free)
 typedef struct _TocsinOutbound TocsinOutbound;
 
 TocsinOutbound *tocsin_outbound_new      (const TocsinOutboundConfig *config);
+/* Sends still in flight end "cancelled" (their callbacks are still called, later). */
 void            tocsin_outbound_free     (TocsinOutbound             *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOutbound, tocsin_outbound_free)
 
@@ -124,6 +125,9 @@ void            tocsin_outbound_parse_pacing      (const char * const   *headers
  * become U+FFFD; the result is at most TOCSIN_OUTBOUND_ANSWER_START bytes). */
 char           *tocsin_outbound_answer_start      (const guint8 *data,
                                                    gsize         len);
+
+/* Why ca_file could not be used (a sentence), or NULL: for the caller to refuse to start. */
+const char     *tocsin_outbound_get_ca_error      (TocsinOutbound *self);
 
 /* The retry policy's backoff for a failed @attempt (1-based): the retry comes at a random time
  * in [0, this] from the failure (full jitter): min (backoff_max_ms, backoff_base_ms × 2^(n-1)),
