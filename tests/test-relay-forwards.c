@@ -10,6 +10,8 @@
 #include <string.h>
 #include <glib.h>
 
+#include "tocsin-message.h"
+#include "tocsin-relay-store.h"
 #include "tocsin-test-relay.h"
 #include "tocsin-test-target.h"
 
@@ -581,6 +583,121 @@ test_cli (Fixture       *f,
   g_assert_nonnull (strstr (err, "Nope"));
 }
 
+/* ---- the store's queue, directly ---- */
+
+static void
+commit_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  TocsinRelayCommit **out = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *out = tocsin_relay_store_commit_finish (NULL, result, &error);
+  g_assert_no_error (error);
+}
+
+static TocsinRelayCommit *
+commit (TocsinRelayStore   *store,
+        TocsinRelayChannel *channel,
+        const char         *key_hash)
+{
+  g_autoptr(GArray) indices = g_array_new (FALSE, FALSE, sizeof (guint));
+  TocsinRelayCommit *done = NULL;
+  TocsinMessage *message = tocsin_message_new ();
+  guint zero = 0;
+
+  message->time_ms = g_get_real_time () / 1000;
+  g_array_append_val (indices, zero);
+  tocsin_relay_store_commit_with_forwards_async (store, channel->id, message, key_hash,
+                                                 key_hash ? "content" : NULL, channel->forwards,
+                                                 indices, commit_done, &done);
+  TOCSIN_WAIT_UNTIL (done != NULL);
+  return done;
+}
+
+/* Queued with the message, once (a duplicate queues nothing); the log and the finished
+ * delivery are pruned past retention, a waiting one stays. */
+static void
+test_store_queue (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("forwards-store");
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStore *store = tocsin_relay_store_open (dir, &error);
+  TocsinRelayChannelSpec spec = {
+    .name = "Q",
+    .forwards = "[{\"name\":\"a\",\"url\":\"http://127.0.0.1:9/a\"}]",
+  };
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayCommit) first = NULL, again = NULL, other = NULL;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(JsonObject) log = NULL;
+  TocsinRelayAttemptRecord record = { .attempt = 1, .url = "http://127.0.0.1:9/a",
+                                      .status = 200, .outcome = "success" };
+  TocsinRelayDelivery *delivery;
+  gint64 now = g_get_real_time () / 1000;
+  guint attempt = 0;
+  gint64 id;
+
+  g_assert_no_error (error);
+  tocsin_relay_store_set_retention (store, 60);
+  channel = tocsin_relay_store_create_channel (store, &spec, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (channel->forwards->len, ==, 1);
+
+  first = commit (store, channel, "key");
+  again = commit (store, channel, "key");
+  g_assert_true (again->duplicate);
+  other = commit (store, channel, NULL);
+  due = tocsin_relay_store_due_deliveries (store, now + 1000, 100, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (due->len, ==, 2);
+  delivery = due->pdata[0];
+  g_assert_cmpint (delivery->message_id, ==, first->id);
+  g_assert_true (g_str_has_prefix (delivery->webhook_id, "msg_"));
+  g_assert_cmpstr (delivery->webhook_id, !=, ((TocsinRelayDelivery *) due->pdata[1])->webhook_id);
+  g_assert_nonnull (delivery->message);
+  id = delivery->id;
+
+  /* Started: in flight, so not due; after a crash, due again. */
+  g_assert_true (tocsin_relay_store_start_attempt (store, id, &attempt, &error));
+  g_assert_cmpuint (attempt, ==, 1);
+  g_clear_pointer (&due, g_ptr_array_unref);
+  due = tocsin_relay_store_due_deliveries (store, now + 1000, 100, &error);
+  g_assert_cmpuint (due->len, ==, 1);
+  g_assert_cmpuint (tocsin_relay_store_recover_deliveries (store, now, &error), ==, 1);
+  g_assert_no_error (error);
+  tocsin_relay_store_start_attempt (store, id, &attempt, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (attempt, ==, 2);
+  record.at_ms = now;
+  record.attempt = attempt;
+  g_assert_true (tocsin_relay_store_finish_attempt (store, id, &record,
+                                                    TOCSIN_RELAY_DELIVERY_DELIVERED, 0, &error));
+  log = tocsin_relay_store_list_deliveries (store, channel->id, 100, &error);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (log, "deliveries")), ==,
+                    2);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (log, "attempts")), ==,
+                    1);
+
+  /* Two hours on: the delivered one and its attempt are gone; the waiting one stays. */
+  g_assert_true (tocsin_relay_store_prune (store, now + 2 * 3600 * 1000, &error));
+  g_clear_pointer (&log, json_object_unref);
+  log = tocsin_relay_store_list_deliveries (store, channel->id, 100, &error);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (log, "deliveries")), ==,
+                    1);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (log, "attempts")), ==,
+                    0);
+  g_assert_cmpstr (json_object_get_string_member (
+                     json_array_get_object_element (json_object_get_array_member (log,
+                                                                                  "deliveries"),
+                                                    0), "state"), ==, "pending");
+
+  g_clear_pointer (&channel, tocsin_relay_channel_unref);
+  tocsin_relay_store_free (store);
+  tocsin_test_rmdir_recursive (dir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -601,5 +718,6 @@ main (int    argc,
   ADD ("acknowledge", test_acknowledge);
   ADD ("cli", test_cli);
 #undef ADD
+  g_test_add_func ("/relay/forwards/store-queue", test_store_queue);
   return g_test_run ();
 }
