@@ -416,6 +416,77 @@ test_bad_definition (Fixture       *f,
   /* The request model's sentence, naming the field. */
   g_assert_nonnull (strstr (json_object_get_string_member (json_node_get_object (node), "error"),
                             "forwards[0]"));
+  g_clear_pointer (&node, json_node_unref);
+  node = tocsin_test_http_json (f->relay, "POST", "/v1/channels", "application/json",
+                                "{\"name\":\"Bad\",\"forwards\":{}}", NULL, &status);
+  g_assert_cmpuint (status, ==, 400);
+}
+
+/* PATCH replaces the forwards; [] removes them; a bad one changes nothing. The command line
+ * takes them from a file. */
+static void
+test_edit (Fixture       *f,
+           gconstpointer  data)
+{
+  g_autofree char *forwards = forwards_to (f, "/edit", "");
+  g_autoptr(JsonObject) channel = create_channel (f, forwards);
+  g_autofree char *path = g_strdup_printf ("/v1/channels/%" G_GINT64_FORMAT,
+                                           json_object_get_int_member (channel, "id"));
+  g_autofree char *auth = g_strdup_printf ("Bearer %s",
+                                           json_object_get_string_member (channel, "owner_key"));
+  const char *headers[] = { "Authorization", auth, NULL };
+  g_autofree char *dir = tocsin_test_make_tmpdir ("forwards-cli");
+  g_autofree char *file = g_build_filename (dir, "forwards.json", NULL);
+  g_autofree char *flag = g_strdup_printf ("--forwards=%s", file);
+  g_autofree char *id = g_strdup_printf ("%" G_GINT64_FORMAT,
+                                         json_object_get_int_member (channel, "id"));
+  g_autofree char *out = NULL, *err = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  JsonArray *list;
+  guint status = 0;
+
+  node = tocsin_test_http_json (f->relay, "PATCH", path, "application/json",
+                                "{\"forwards\":[{\"name\":\"x\",\"url\":\"ftp:{{\"}]}",
+                                headers, &status);
+  g_assert_cmpuint (status, ==, 400);
+  g_clear_pointer (&node, json_node_unref);
+  node = tocsin_test_http_json (f->relay, "GET", path, NULL, NULL, headers, &status);
+  list = json_object_get_array_member (json_node_get_object (node), "forwards");
+  g_assert_cmpuint (json_array_get_length (list), ==, 1);
+  /* Normalised: the defaults are filled in. */
+  g_assert_cmpstr (json_object_get_string_member (json_array_get_object_element (list, 0),
+                                                  "policy"), ==, "retry");
+
+  g_clear_pointer (&node, json_node_unref);
+  node = tocsin_test_http_json (f->relay, "PATCH", path, "application/json",
+                                "{\"forwards\":[]}", headers, &status);
+  g_assert_cmpuint (status, ==, 200);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (
+                      json_node_get_object (node), "forwards")), ==, 0);
+  ring (f, channel, "firing");
+  g_clear_pointer (&node, json_node_unref);
+  {
+    g_autoptr(JsonObject) log = deliveries (f, channel);
+
+    g_assert_cmpuint (json_array_get_length (json_object_get_array_member (log, "deliveries")),
+                      ==, 0);
+  }
+
+  g_assert_true (g_file_set_contents (file, forwards, -1, NULL));
+  g_assert_cmpint (tocsin_test_relay_cli (f->relay, &out, &err, "channel", "edit", id, flag,
+                                          NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Forward:"));
+  ring (f, channel, "firing");
+  TOCSIN_WAIT_UNTIL (reached (f, channel, "delivered", 1));
+  g_assert_cmpuint (tocsin_test_target_count_requests (f->target, "/edit"), ==, 1);
+
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_true (g_file_set_contents (file, "[{\"name\":\"x\"}]", -1, NULL));
+  g_assert_cmpint (tocsin_test_relay_cli (f->relay, &out, &err, "channel", "edit", id, flag,
+                                          NULL), !=, 0);
+  g_assert_nonnull (strstr (err, "forwards[0]"));
+  tocsin_test_rmdir_recursive (dir);
 }
 
 /* kill -9 while the target hangs: after a restart on the same data dir every delivery
@@ -714,6 +785,7 @@ main (int    argc,
   ADD ("policy-none-and-retry", test_policy_none);
   ADD ("condition", test_condition);
   ADD ("bad-definition", test_bad_definition);
+  ADD ("edit", test_edit);
   ADD ("kill", test_kill);
   ADD ("acknowledge", test_acknowledge);
   ADD ("cli", test_cli);
