@@ -733,6 +733,10 @@ test_store_queue (void)
   /* Started: in flight, so not due; after a crash, due again. */
   g_assert_true (tocsin_relay_store_start_attempt (store, id, &attempt, &error));
   g_assert_cmpuint (attempt, ==, 1);
+  /* Started once: a second start (another process on the data dir) is refused. */
+  g_assert_false (tocsin_relay_store_start_attempt (store, id, &attempt, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
   g_clear_pointer (&due, g_ptr_array_unref);
   due = tocsin_relay_store_due_deliveries (store, now + 1000, 100, &error);
   g_assert_cmpuint (due->len, ==, 1);

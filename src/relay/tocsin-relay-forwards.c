@@ -277,7 +277,8 @@ fail_unsendable (TocsinRelayForwards       *self,
 
   if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &attempt, &error))
     {
-      note_store_error ("start an attempt", error);
+      if (!g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+        note_store_error ("start an attempt", error);
       return;
     }
   record.at_ms = g_get_real_time () / 1000;
@@ -347,9 +348,12 @@ try_send (TocsinRelayForwards *self,
   if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &send->attempt,
                                          &error))
     {
+      send_free (send);
+      /* Taken meanwhile (another server process on the data dir): not ours to send. */
+      if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+        return TRUE;
       /* Not sent: sending without the record would break "none twice without saying so". */
       note_store_error ("start an attempt", error);
-      send_free (send);
       return FALSE;
     }
   g_hash_table_insert (self->in_flight, &send->id, send);

@@ -2803,10 +2803,13 @@ tocsin_relay_store_start_attempt (TocsinRelayStore  *store,
 {
   g_return_val_if_fail (store != NULL && attempt != NULL, FALSE);
 
-  /* Durable before the request leaves: after a crash, this attempt is known to have started. */
+  /* Durable before the request leaves: after a crash, this attempt is known to have started.
+   * Only a delivery that is waiting can be started: another server process on the same data
+   * dir that took it first leaves none here (NOT_FOUND). */
   return update_delivery (store,
                           "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
-                          " state = 'pending' WHERE id = ?1 RETURNING attempts",
+                          " state = 'pending' WHERE id = ?1 AND next_at_ms IS NOT NULL"
+                          " AND state IN ('pending', 'held') RETURNING attempts",
                           delivery_id, NULL, 0, attempt, error);
 }
 

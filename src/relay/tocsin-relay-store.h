@@ -344,7 +344,8 @@ GPtrArray *tocsin_relay_store_due_deliveries  (TocsinRelayStore *store,
 gint64     tocsin_relay_store_next_delivery_at (TocsinRelayStore *store);
 /* Marks an attempt as started: attempts + 1 (returned in *attempt), next_at_ms = NULL (in
  * flight), state pending. After a crash, such a delivery is found by
- * tocsin_relay_store_recover_deliveries(). */
+ * tocsin_relay_store_recover_deliveries(). TOCSIN_RELAY_STORE_ERROR_NOT_FOUND when the
+ * delivery is not waiting (in flight already, finished, or gone). */
 gboolean   tocsin_relay_store_start_attempt   (TocsinRelayStore *store,
                                                gint64            delivery_id,
                                                guint            *attempt,
