@@ -171,6 +171,8 @@ test_format_json (void)
   g_assert_cmpstr (header (rendered, "Content-Type"), ==, "application/json");
   g_assert_cmpint (tocsin_request_get_kind (request), ==, TOCSIN_REQUEST_KIND_HTTP);
   g_assert_cmpint (tocsin_request_get_event (request), ==, TOCSIN_REQUEST_EVENT_MESSAGE);
+  /* Shared between threads: nobody can change it under a render. */
+  g_assert_true (json_object_is_immutable (tocsin_request_get_definition (request)));
 
   /* Defaults filled in, in the grammar's order. */
   g_assert_true (g_str_has_prefix (normal, "{\"name\":\"Silence 1 h\",\"kind\":\"http\","

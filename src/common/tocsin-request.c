@@ -675,6 +675,7 @@ finish (TocsinRequest  *self,
       return NULL;
     }
   request->definition = json_object_ref (json_node_get_object (root));
+  json_object_seal (request->definition);
   return g_steal_pointer (&request);
 }
 
