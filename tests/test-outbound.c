@@ -939,6 +939,47 @@ test_bad_ca_file (void)
                                    "trusted, and the extra CA file could not be read: "));
 }
 
+/* deny_private: a target on a loopback address is refused before any request is written, as
+ * final (retrying cannot help), and the host is not blamed. Off by default. */
+static void
+test_deny_private (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = NULL;
+  g_autoptr(TocsinOutbound) allowing = outbound_new (10, 10, NULL);
+  TocsinOutboundConfig config;
+  g_autofree char *url = tocsin_test_target_url (target, "/hook");
+  g_autofree char *by_name = g_strdup_printf ("http://localhost:%u/hook",
+                                              tocsin_test_target_port (target));
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinRenderedRequest) named =
+    make_request ("POST", by_name, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) refused = NULL;
+  g_autoptr(TocsinAttempt) refused_name = NULL;
+  g_autoptr(TocsinAttempt) allowed = NULL;
+
+  tocsin_outbound_config_init (&config);
+  g_assert_false (config.deny_private);
+  config.deny_private = TRUE;
+  outbound = tocsin_outbound_new (&config);
+
+  refused = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (refused->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_cmpuint (refused->status, ==, 0);
+  g_assert_cmpstr (refused->error, ==, "127.0.0.1 is at 127.0.0.1, a local or private address, "
+                   "and requests to such addresses are turned off here");
+  refused_name = send (outbound, named, NULL, 1, NULL);
+  g_assert_cmpint (refused_name->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_true (g_str_has_prefix (refused_name->error, "localhost is at "));
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 0);
+  g_assert_cmpint (tocsin_outbound_host_ready_at (outbound, url), <=, now_ms ());
+
+  allowed = send (allowing, request, NULL, 1, NULL);
+  g_assert_cmpint (allowed->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -968,6 +1009,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/cancel", test_cancel);
   g_test_add_func ("/relay/outbound/free-while-sending", test_free_while_sending);
   g_test_add_func ("/relay/outbound/bad-ca-file", test_bad_ca_file);
+  g_test_add_func ("/relay/outbound/deny-private", test_deny_private);
 
   return g_test_run ();
 }

@@ -81,6 +81,7 @@ tocsin_outbound_config_init (TocsinOutboundConfig *config)
     .breaker_min = 5,
     .cooldown_ms = 30000,
     .ca_file = NULL,
+    .deny_private = FALSE,
   };
 }
 
@@ -600,6 +601,7 @@ typedef struct
   GSource             *timeout;
   gboolean             timed_out;
   gboolean             probe;
+  char                *refused_address;   /* deny_private: the address it connected to */
   GInputStream        *stream;
   guint8               buffer[TOCSIN_OUTBOUND_ANSWER_START + 1];
   gsize                buffer_len;
@@ -637,6 +639,7 @@ send_data_free (SendData *data)
   g_clear_object (&data->stream);
   g_clear_object (&data->msg);
   g_clear_pointer (&data->uri, g_uri_unref);
+  g_free (data->refused_address);
   g_free (data->key);
   tocsin_attempt_free (data->attempt);
   /* Last: the session may go with it. */
@@ -771,6 +774,10 @@ transport_error (SendData     *data,
 {
   const char *host = g_uri_get_host (data->uri);
 
+  if (data->refused_address != NULL)
+    /* TRANSLATORS: the first %s is a host name, the second an IP address */
+    return g_strdup_printf (_("%s is at %s, a local or private address, and requests to such "
+                              "addresses are turned off here"), host, data->refused_address);
   if (data->timed_out)
     return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "timed out after %u s",
                                          "timed out after %u s", data->self->config.timeout_s),
@@ -820,9 +827,11 @@ finish_attempt (GTask        *task,
       /* The status, when the headers came before the error (a body that stalled). */
       attempt->status = data->stream != NULL ? soup_message_get_status (data->msg) : 0;
       attempt->error = transport_error (data, error);
-      cancelled = !data->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-      retryable = TRUE;
-      failed_host = !cancelled;
+      cancelled = !data->timed_out && data->refused_address == NULL &&
+                  g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      /* A refused address will not change by retrying, and says nothing about the host. */
+      retryable = data->refused_address == NULL;
+      failed_host = !cancelled && data->refused_address == NULL;
     }
   else
     {
@@ -863,7 +872,7 @@ finish_attempt (GTask        *task,
         host->paced_until_ms = MAX (host->paced_until_ms, pacing.paced_until_ms);
     }
 
-  if (!cancelled)
+  if (!cancelled && data->refused_address == NULL)
     breaker_record (self, host, failed_host, data->probe, now);
   else if (data->probe && host->state == BREAKER_PROBING)
     /* The probe never ended: the next send probes again. */
@@ -969,6 +978,58 @@ timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Loopback, link-local, private, CGNAT, unspecified, multicast, and IPv4 inside IPv6. */
+static gboolean
+address_is_private (GInetAddress *address)
+{
+  const guint8 *b = g_inet_address_to_bytes (address);
+
+  if (g_inet_address_get_is_loopback (address) || g_inet_address_get_is_link_local (address) ||
+      g_inet_address_get_is_site_local (address) || g_inet_address_get_is_any (address) ||
+      g_inet_address_get_is_multicast (address))
+    return TRUE;
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV4)
+    return b[0] == 0 || (b[0] == 100 && (b[1] & 0xc0) == 64) || b[0] >= 240;
+  /* fc00::/7 (unique local) */
+  if ((b[0] & 0xfe) == 0xfc)
+    return TRUE;
+  /* ::ffff:a.b.c.d and ::a.b.c.d carry an IPv4 address */
+  for (guint i = 0; i < 10; i++)
+    if (b[i] != 0)
+      return FALSE;
+  if ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0))
+    {
+      g_autoptr(GInetAddress) v4 = g_inet_address_new_from_bytes (b + 12,
+                                                                   G_SOCKET_FAMILY_IPV4);
+
+      return address_is_private (v4);
+    }
+  return FALSE;
+}
+
+/* deny_private: checked on the socket itself once connected, before a byte of the request. */
+static void
+network_event_cb (SoupMessage        *msg,
+                  GSocketClientEvent  event,
+                  GIOStream          *connection,
+                  SendData           *data)
+{
+  g_autoptr(GSocketAddress) remote = NULL;
+  GInetAddress *address;
+
+  if (event != G_SOCKET_CLIENT_CONNECTED || !G_IS_SOCKET_CONNECTION (connection))
+    return;
+  remote = g_socket_connection_get_remote_address (G_SOCKET_CONNECTION (connection), NULL);
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return;
+  address = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote));
+  if (address_is_private (address))
+    {
+      data->refused_address = g_inet_address_to_string (address);
+      g_cancellable_cancel (data->cancellable);
+    }
+}
+
 static void
 caller_cancelled_cb (GCancellable *caller,
                      GCancellable *ours)
@@ -1050,6 +1111,8 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
   data->msg = soup_message_new_from_uri (request->method, data->uri);
   soup_message_add_flags (data->msg, SOUP_MESSAGE_NO_REDIRECT);
   g_signal_connect (data->msg, "accept-certificate", G_CALLBACK (accept_certificate_cb), self);
+  if (self->config.deny_private)
+    g_signal_connect (data->msg, "network-event", G_CALLBACK (network_event_cb), data);
   headers = soup_message_get_request_headers (data->msg);
   for (guint i = 0; request->headers != NULL && request->headers[i] != NULL &&
        request->headers[i + 1] != NULL; i += 2)

@@ -38,6 +38,10 @@ typedef struct
   guint  breaker_min;       /* needed before it can open (default 5) */
   guint  cooldown_ms;       /* first hold-back (default 30,000) */
   char  *ca_file;           /* extra trusted CA (PEM), or NULL: the system's */
+  /* Added after the contract (B): refuse to talk to loopback, link-local, private (RFC 1918,
+   * fc00::/7), CGNAT and unspecified addresses, checked on the connected socket (so a name that
+   * resolves there, or re-resolves, is caught too). Default FALSE. */
+  gboolean deny_private;
 } TocsinOutboundConfig;
 
 /* The defaults above. */
