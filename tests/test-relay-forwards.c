@@ -654,6 +654,34 @@ test_cli (Fixture       *f,
   g_assert_nonnull (strstr (err, "Nope"));
 }
 
+/* --forward-deny-private=yes: nothing reaches the target on 127.0.0.1; the log says why. */
+static void
+test_deny_private (Fixture       *f,
+                   gconstpointer  data)
+{
+  const char *args[G_N_ELEMENTS (relay_args) + 1];
+  g_autofree char *forwards = forwards_to (f, "/private", "");
+  g_autoptr(JsonObject) channel = NULL;
+  g_autoptr(JsonObject) log = NULL;
+  JsonObject *attempt;
+
+  for (guint i = 0; relay_args[i] != NULL; i++)
+    args[i] = relay_args[i];
+  args[G_N_ELEMENTS (relay_args) - 1] = "--forward-deny-private=yes";
+  args[G_N_ELEMENTS (relay_args)] = NULL;
+  tocsin_test_relay_free (f->relay);
+  f->relay = tocsin_test_relay_start (NULL, args);
+  channel = create_channel (f, forwards);
+
+  ring (f, channel, "firing");
+  TOCSIN_WAIT_UNTIL (reached (f, channel, "failed", 1));
+  g_assert_cmpuint (tocsin_test_target_count_requests (f->target, "/private"), ==, 0);
+  log = deliveries (f, channel);
+  attempt = json_array_get_object_element (json_object_get_array_member (log, "attempts"), 0);
+  g_assert_cmpint (json_object_get_int_member (attempt, "status"), ==, 0);
+  g_assert_nonnull (strstr (json_object_get_string_member (attempt, "error"), "127.0.0.1"));
+}
+
 /* ---- the store's queue, directly ---- */
 
 static void
@@ -793,6 +821,7 @@ main (int    argc,
   ADD ("kill", test_kill);
   ADD ("acknowledge", test_acknowledge);
   ADD ("cli", test_cli);
+  ADD ("deny-private", test_deny_private);
 #undef ADD
   g_test_add_func ("/relay/forwards/store-queue", test_store_queue);
   return g_test_run ();

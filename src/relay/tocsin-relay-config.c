@@ -421,6 +421,8 @@ apply_setting (TocsinRelayServeConfig  *config,
   else if (g_str_equal (key, "forward-cooldown"))
     return parse_millis (key, value, 10, 24 * 60 * 60 * 1000, &relay->forward_cooldown_ms,
                          error);
+  else if (g_str_equal (key, "forward-deny-private"))
+    return parse_bool (key, value, &relay->forward_deny_private, error);
   else if (g_str_equal (key, "forward-ca-file"))
     {
       g_free (relay->forward_ca_file);
@@ -503,6 +505,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *forward_timeout = NULL, *forward_max_attempts = NULL;
   g_autofree char *forward_backoff_base = NULL, *forward_backoff_max = NULL;
   g_autofree char *forward_cooldown = NULL, *forward_ca_file = NULL;
+  g_autofree char *forward_deny_private = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -565,6 +568,9 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("Hold back a failing host this long before one probe (default 30s)"), N_("DURATION") },
     { "forward-ca-file", 0, 0, G_OPTION_ARG_FILENAME, &forward_ca_file,
       N_("Also trust the CA certificates (PEM) in FILE for forwards"), N_("FILE") },
+    { "forward-deny-private", 0, 0, G_OPTION_ARG_STRING, &forward_deny_private,
+      N_("yes: send no forward to loopback, link-local or private addresses (default no)"),
+      N_("yes|no") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -578,7 +584,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "smtp-listen", NULL }, { "mail-domain", NULL }, { "max-mail", NULL },
     { "forward-timeout", NULL }, { "forward-max-attempts", NULL },
     { "forward-backoff-base", NULL }, { "forward-backoff-max", NULL },
-    { "forward-cooldown", NULL }, { "forward-ca-file", NULL },
+    { "forward-cooldown", NULL }, { "forward-ca-file", NULL }, { "forward-deny-private", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -622,6 +628,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[24].value = forward_backoff_max;
   flags[25].value = forward_cooldown;
   flags[26].value = forward_ca_file;
+  flags[27].value = forward_deny_private;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

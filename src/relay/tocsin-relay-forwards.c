@@ -432,6 +432,7 @@ tocsin_relay_forwards_new (TocsinRelay *relay)
   config.backoff_max_ms = relay->config.forward_backoff_max_ms;
   config.cooldown_ms = relay->config.forward_cooldown_ms;
   config.ca_file = relay->config.forward_ca_file;
+  config.deny_private = relay->config.forward_deny_private;
 
   self = g_new0 (TocsinRelayForwards, 1);
   self->relay = relay;

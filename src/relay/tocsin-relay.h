@@ -43,6 +43,7 @@ typedef struct
   guint     forward_backoff_max_ms;   /* default 600000 */
   guint     forward_cooldown_ms;      /* a failing host's first hold-back; default 30000 */
   char     *forward_ca_file;          /* an extra trusted CA (PEM), or NULL */
+  gboolean  forward_deny_private;     /* no forward to loopback/private addresses; default no */
 } TocsinRelayConfig;
 
 typedef struct
