@@ -1201,7 +1201,7 @@ create_channel (TocsinRelayStore              *store,
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
                   " created_at, kind, signature_scheme, signature_secret, signature_header,"
                   " paused, email_token, email_hash, actions, forwards) VALUES (?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
