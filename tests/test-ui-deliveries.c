@@ -113,7 +113,7 @@ test_editor_forward (void)
   g_assert_nonnull (strstr (error, "column"));
   g_assert_null (tocsin_request_editor_get_error (forward, "headers"));
   g_assert_false (gtk_widget_get_sensitive (save));
-  tocsin_test_ui_save_unfocused_screenshot (editor, "ui-editor-forward-error.png");
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (forward), "ui-editor-forward-error.png");
 
   /* Save refused even when asked for by its shortcut's action. */
   g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));

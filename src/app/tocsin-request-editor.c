@@ -582,6 +582,8 @@ add_text_field (TocsinRequestEditor *self,
 
   gtk_box_append (GTK_BOX (box), label);
   gtk_box_append (GTK_BOX (box), frame);
+  /* The error right under the text it is about, the example after it. */
+  gtk_box_append (GTK_BOX (box), error);
   if (hint != NULL)
     {
       GtkWidget *example = gtk_label_new (hint);
@@ -596,7 +598,6 @@ add_text_field (TocsinRequestEditor *self,
                                       hint, -1);
       gtk_box_append (GTK_BOX (box), example);
     }
-  gtk_box_append (GTK_BOX (box), error);
   gtk_box_append (self->fields_box, box);
 
   self->boxes[field] = box;
