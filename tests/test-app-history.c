@@ -733,11 +733,14 @@ test_upgrade_from_v2 (Fixture       *f,
     }
   tocsin_history_flush_sync (f->history);
   g_clear_object (&f->history);
-  g_assert_cmpint (user_version (f->path), ==, 3);
+  g_assert_cmpint (user_version (f->path), ==, 4);
 
-  /* What version 2 wrote: the same tables without the two columns. */
+  /* What version 2 wrote: the same tables without the columns and tables added since. */
   g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_exec (db, "ALTER TABLE records DROP COLUMN type;"
+  g_assert_cmpint (sqlite3_exec (db, "ALTER TABLE records DROP COLUMN actions;"
+                                     "ALTER TABLE undo_records DROP COLUMN actions;"
+                                     "DROP TABLE presses;"
+                                     "ALTER TABLE records DROP COLUMN type;"
                                      "ALTER TABLE records DROP COLUMN markdown;"
                                      "ALTER TABLE undo_records DROP COLUMN type;"
                                      "ALTER TABLE undo_records DROP COLUMN markdown;"
@@ -767,7 +770,7 @@ test_upgrade_from_v2 (Fixture       *f,
     r = store (f, m, NULL);
   }
   tocsin_history_flush_sync (f->history);
-  g_assert_cmpint (user_version (f->path), ==, 3);
+  g_assert_cmpint (user_version (f->path), ==, 4);
   g_clear_pointer (&objects, g_ptr_array_unref);
   objects = export_objects (f);
   g_assert_cmpuint (objects->len, ==, 4);
@@ -793,7 +796,7 @@ test_upgrade_from_v2 (Fixture       *f,
   old = record_by_message_id (f, 4);
   g_assert_true (tocsin_record_get_markdown (old));
   tocsin_history_flush_sync (f->history);
-  g_assert_cmpint (user_version (f->path), ==, 3);
+  g_assert_cmpint (user_version (f->path), ==, 4);
 }
 
 static void
@@ -880,6 +883,9 @@ test_total (Fixture       *f,
   g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
   g_assert_cmpint (sqlite3_exec (db, "DROP TRIGGER records_total_ai; DROP TRIGGER records_total_ad;"
                                      " DROP TABLE records_total;"
+                                     " ALTER TABLE records DROP COLUMN actions;"
+                                     " ALTER TABLE undo_records DROP COLUMN actions;"
+                                     " DROP TABLE presses;"
                                      " ALTER TABLE records DROP COLUMN type;"
                                      " ALTER TABLE records DROP COLUMN markdown;"
                                      " ALTER TABLE undo_records DROP COLUMN type;"
@@ -1107,6 +1113,166 @@ test_parse_url (void)
   g_clear_error (&error);
 }
 
+static TocsinMessageAction *
+make_action (const char *kind,
+             const char *label,
+             const char *url)
+{
+  TocsinMessageAction *action = g_new0 (TocsinMessageAction, 1);
+
+  action->kind = g_strdup (kind);
+  action->label = g_strdup (label);
+  action->url = g_strdup (url);
+  return action;
+}
+
+static GPtrArray *
+list_presses (Fixture *f,
+              gint64   record_id)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *presses;
+
+  tocsin_history_list_presses_async (f->history, record_id, 0, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  presses = tocsin_history_list_presses_finish (f->history, res, &error);
+  g_assert_no_error (error);
+  return presses;
+}
+
+static void
+add_press (Fixture *f,
+           gint64   record_id,
+           guint    attempt,
+           gint64   pressed_at_ms)
+{
+  g_autoptr(GAsyncResult) res = NULL;
+  TocsinActionPress press = {
+    .record_id = record_id, .action_index = 1, .label = (char *) "Silence 1 h",
+    .kind = (char *) "http", .url = (char *) "http://127.0.0.1:9/silence",
+    .pressed_at_ms = pressed_at_ms, .attempt = attempt, .status = 503,
+    .error = (char *) "HTTP 503 Service Unavailable", .duration_ms = 12,
+    .answer_start = (char *) "busy", .outcome = TOCSIN_ATTEMPT_RETRY,
+    .retry_at_ms = pressed_at_ms + 1000,
+  };
+
+  tocsin_history_add_press_async (f->history, &press, NULL, store_result, &res);
+  WAIT_RESULT (res);
+  g_assert_cmpint (change_done (f, res), >, 0);
+}
+
+/* Issue 15: a record keeps its message's action buttons (across a reopen and a replacement),
+ * and the press log lists each attempt newest first, and goes with its record. */
+static void
+test_actions_and_presses (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(TocsinMessage) m = make_message (5, 1, "Disk full", "on db-1");
+  g_autoptr(TocsinRecord) stored = NULL;
+  g_autoptr(TocsinRecord) loaded = NULL;
+  g_autoptr(GPtrArray) presses = NULL;
+  TocsinMessageAction *http;
+  const TocsinMessageAction *action;
+  gint64 now_ms = g_get_real_time () / 1000;
+
+  g_ptr_array_add (m->actions, make_action ("view", "Open runbook", "https://runbook.example/db"));
+  http = make_action ("http", "Silence 1 h", "http://127.0.0.1:9/silence?token=secret");
+  http->method = g_strdup ("PUT");
+  http->headers = g_strsplit ("X-Team|db|Content-Type|application/json", "|", -1);
+  http->body = g_strdup ("{\"for\":\"1h\"}");
+  http->retry = TRUE;
+  http->clear = TRUE;
+  g_ptr_array_add (m->actions, http);
+  stored = store (f, m, NULL);
+  g_assert_cmpuint (tocsin_record_get_n_actions (stored), ==, 2);
+
+  tocsin_history_flush_sync (f->history);
+  g_clear_object (&f->history);
+  f->history = tocsin_history_new (f->path);
+  loaded = record_by_message_id (f, 1);
+  g_assert_nonnull (loaded);
+  g_assert_cmpuint (tocsin_record_get_n_actions (loaded), ==, 2);
+  action = tocsin_record_get_action (loaded, 0);
+  g_assert_cmpstr (action->kind, ==, "view");
+  g_assert_cmpstr (action->label, ==, "Open runbook");
+  g_assert_cmpstr (action->url, ==, "https://runbook.example/db");
+  action = tocsin_record_get_action (loaded, 1);
+  g_assert_cmpstr (action->kind, ==, "http");
+  g_assert_cmpstr (action->method, ==, "PUT");
+  g_assert_cmpstr (action->url, ==, "http://127.0.0.1:9/silence?token=secret");
+  g_assert_cmpstr (action->body, ==, "{\"for\":\"1h\"}");
+  g_assert_cmpuint (g_strv_length (action->headers), ==, 4);
+  g_assert_cmpstr (action->headers[0], ==, "X-Team");
+  g_assert_cmpstr (action->headers[1], ==, "db");
+  g_assert_true (action->retry);
+  g_assert_true (action->clear);
+  g_assert_null (tocsin_record_get_action (loaded, 2));
+
+  /* Two attempts of one press, newest first, with their channel. */
+  add_press (f, tocsin_record_get_id (loaded), 1, now_ms - 2000);
+  add_press (f, tocsin_record_get_id (loaded), 2, now_ms - 1000);
+  presses = list_presses (f, 0);
+  g_assert_cmpuint (presses->len, ==, 2);
+  {
+    TocsinActionPress *press = presses->pdata[0];
+
+    g_assert_cmpuint (press->attempt, ==, 2);
+    g_assert_cmpint (press->record_id, ==, tocsin_record_get_id (loaded));
+    g_assert_cmpstr (press->channel_name, ==, "Prod alerts");
+    g_assert_cmpstr (press->label, ==, "Silence 1 h");
+    g_assert_cmpuint (press->status, ==, 503);
+    g_assert_cmpint (press->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+    g_assert_cmpint (press->retry_at_ms, ==, now_ms);
+    g_assert_cmpuint (((TocsinActionPress *) presses->pdata[1])->attempt, ==, 1);
+  }
+  g_clear_pointer (&presses, g_ptr_array_unref);
+  presses = list_presses (f, tocsin_record_get_id (loaded) + 1);
+  g_assert_cmpuint (presses->len, ==, 0);
+  g_clear_pointer (&presses, g_ptr_array_unref);
+
+  /* A replacement brings its own actions (here none). */
+  {
+    g_autoptr(TocsinMessage) r = make_message (5, 2, "Disk fine", "again");
+    g_autoptr(TocsinRecord) replaced = NULL;
+
+    r->replaces = 1;
+    replaced = store (f, r, NULL);
+    g_assert_cmpuint (tocsin_record_get_n_actions (replaced), ==, 0);
+    g_assert_null (tocsin_record_get_actions_json (replaced));
+  }
+
+  /* The record goes: so does its log, at the next prune (retention or clean-up). */
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+
+    tocsin_history_delete_record_async (f->history, tocsin_record_get_id (loaded), NULL,
+                                        store_result, &res);
+    WAIT_RESULT (res);
+    g_assert_cmpint (change_done (f, res), ==, 1);
+  }
+  presses = list_presses (f, 0);
+  g_assert_cmpuint (presses->len, ==, 0);
+  g_clear_pointer (&presses, g_ptr_array_unref);
+  {
+    g_autoptr(GAsyncResult) res = NULL;
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+
+    tocsin_history_prune_async (f->history, 30, NULL, store_result, &res);
+    WAIT_RESULT (res);
+    change_done (f, res);
+    tocsin_history_flush_sync (f->history);
+    g_assert_cmpint (sqlite3_open (f->path, &db), ==, SQLITE_OK);
+    g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT count(*) FROM presses", -1, &stmt, NULL), ==,
+                     SQLITE_OK);
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+    g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 0);
+    sqlite3_finalize (stmt);
+    sqlite3_close (db);
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1131,6 +1297,7 @@ main (int   argc,
   ADD ("/app/history/total", test_total);
   ADD ("/app/history/record-list", test_record_list);
   ADD ("/app/history/record-list-burst", test_record_list_burst);
+  ADD ("/app/history/actions-and-presses", test_actions_and_presses);
 #undef ADD
   g_test_add_func ("/app/subscription/parse-url", test_parse_url);
 

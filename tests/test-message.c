@@ -496,6 +496,184 @@ test_json_parse_deep (void)
   g_assert_error (error, TOCSIN_JSON_ERROR, TOCSIN_JSON_ERROR_TOO_DEEP);
 }
 
+/* ---- actions (issue 15): the buttons a message carries ---- */
+
+static TocsinMessageAction *
+new_action (const char *kind,
+            const char *label,
+            const char *url)
+{
+  TocsinMessageAction *action = g_new0 (TocsinMessageAction, 1);
+
+  action->kind = g_strdup (kind);
+  action->label = g_strdup (label);
+  action->url = g_strdup (url);
+  return action;
+}
+
+/* What the relay encodes, the app decodes: every field of both kinds, in order. */
+static void
+test_actions_roundtrip (void)
+{
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  g_autoptr(TocsinMessage) back = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) tree = json_node_new (JSON_NODE_OBJECT);
+  g_autofree char *data = NULL, *expected = NULL;
+  TocsinMessageAction *view, *http;
+  const TocsinMessageAction *got;
+  gsize length = 0;
+
+  message->id = 3;
+  message->channel = 4;
+  message->time_ms = 1795452000123;
+  view = new_action ("view", "Open dashboard", "https://grafana.example/d/1");
+  http = new_action ("http", "Silence 1 h", "https://am.example/api/v2/silences?x=1");
+  http->method = g_strdup ("POST");
+  http->headers = g_strdupv ((char *[]) { "Content-Type", "application/json",
+                                          "Authorization", "Bearer \"k\"\t2", NULL });
+  http->body = g_strdup ("{\"comment\":\"été\"}");
+  http->retry = TRUE;
+  http->clear = TRUE;
+  g_ptr_array_add (message->actions, view);
+  g_ptr_array_add (message->actions, http);
+
+  data = tocsin_message_to_data (message, &length);
+  json_node_take_object (tree, tocsin_message_to_json_object (message));
+  expected = tocsin_json_to_string (tree, FALSE);
+  g_assert_cmpstr (data, ==, expected);
+  g_assert_nonnull (strstr (data, ",\"actions\":[{\"kind\":\"view\",\"label\":\"Open dashboard\","
+                                  "\"url\":\"https://grafana.example/d/1\"},{\"kind\":\"http\","));
+  g_assert_nonnull (strstr (data, "\"policy\":\"retry\",\"clear\":true}]}"));
+
+  back = tocsin_message_new_from_data (data, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (back->actions->len, ==, 2);
+  got = g_ptr_array_index (back->actions, 0);
+  g_assert_cmpstr (got->kind, ==, "view");
+  g_assert_cmpstr (got->label, ==, "Open dashboard");
+  g_assert_cmpstr (got->url, ==, "https://grafana.example/d/1");
+  g_assert_null (got->method);
+  g_assert_null (got->headers);
+  g_assert_false (got->clear);
+  got = g_ptr_array_index (back->actions, 1);
+  g_assert_cmpstr (got->kind, ==, "http");
+  g_assert_cmpstr (got->label, ==, "Silence 1 h");
+  g_assert_cmpstr (got->url, ==, http->url);
+  g_assert_cmpstr (got->method, ==, "POST");
+  g_assert_cmpstrv (got->headers, http->headers);
+  g_assert_cmpstr (got->body, ==, http->body);
+  g_assert_true (got->retry);
+  g_assert_true (got->clear);
+
+  /* No actions, no member: older subscribers see the bytes they always did. */
+  g_ptr_array_set_size (message->actions, 0);
+  g_clear_pointer (&data, g_free);
+  data = tocsin_message_to_data (message, NULL);
+  g_assert_null (strstr (data, "actions"));
+}
+
+/* The defaults a sender may leave out: policy none, clear false, no headers, no body. */
+static void
+test_actions_defaults (void)
+{
+  const char *json = "{\"id\":1,\"channel\":1,\"time\":\"2026-01-01T00:00:00Z\",\"actions\":["
+                     "{\"kind\":\"http\",\"label\":\"Ack\",\"url\":\"http://127.0.0.1:8080/a\","
+                     "\"method\":\"DELETE\",\"unknown\":1}]}";
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autoptr(GError) error = NULL;
+  const TocsinMessageAction *action;
+
+  message = tocsin_message_new_from_data (json, strlen (json), &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (message->actions->len, ==, 1);
+  action = g_ptr_array_index (message->actions, 0);
+  g_assert_cmpstr (action->method, ==, "DELETE");
+  g_assert_false (action->retry);
+  g_assert_false (action->clear);
+  g_assert_null (action->headers);
+  g_assert_null (action->body);
+}
+
+typedef struct
+{
+  const char *actions;   /* the "actions" member's value */
+  const char *message_part;
+} BadActionCase;
+
+#define ACT_HTTP "\"kind\":\"http\",\"label\":\"Go\",\"method\":\"POST\""
+#define ACT_VIEW "\"kind\":\"view\",\"label\":\"Go\""
+
+static const BadActionCase bad_action_cases[] = {
+  { "{}", "\"actions\" is not an array" },
+  { "[1]", "action 1 is not an object" },
+  { "[{" ACT_VIEW ",\"url\":\"https://a\"},{" ACT_VIEW ",\"url\":\"https://a\"},{" ACT_VIEW
+    ",\"url\":\"https://a\"},{" ACT_VIEW ",\"url\":\"https://a\"}]", "more than 3 actions" },
+  { "[{\"kind\":\"mail\",\"label\":\"Go\",\"url\":\"https://a\"}]", "not view or http" },
+  { "[{\"kind\":\"view\",\"url\":\"https://a\"}]", "a member it needs is missing" },
+  { "[{\"kind\":\"view\",\"label\":\"\",\"url\":\"https://a\"}]", "not 1 to 64 characters" },
+  { "[{\"kind\":\"view\",\"label\":\"12345678901234567890123456789012345678901234567890123456789"
+    "012345\",\"url\":\"https://a\"}]", "not 1 to 64 characters" },
+  { "[{\"kind\":\"view\",\"label\":\"a\\nb\",\"url\":\"https://a\"}]", "control character" },
+  { "[{\"kind\":\"view\",\"label\":5,\"url\":\"https://a\"}]", "must be a string" },
+  { "[{" ACT_VIEW ",\"url\":\"javascript:alert(1)\"}]", "only http and https" },
+  { "[{" ACT_VIEW ",\"url\":\"https://u:p@a/\"}]", "user name or password" },
+  { "[{" ACT_VIEW ",\"url\":\"https://a\",\"clear\":\"yes\"}]", "\"clear\" is not true or false" },
+  { "[{" ACT_HTTP ",\"url\":\"ftp://a/\"}]", "only http and https" },
+  { "[{" ACT_HTTP ",\"url\":\"/relative\"}]", "not an absolute URL" },
+  { "[{\"kind\":\"http\",\"label\":\"Go\",\"url\":\"https://a\"}]", "\"method\" is not GET" },
+  { "[{\"kind\":\"http\",\"label\":\"Go\",\"url\":\"https://a\",\"method\":\"PATCH\"}]",
+    "\"method\" is not GET" },
+  { "[{\"kind\":\"http\",\"label\":\"Go\",\"url\":\"https://a\",\"method\":\"post\"}]",
+    "\"method\" is not GET" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"headers\":[]}]", "\"headers\" is not an object" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"headers\":{\"A\":1}}]", "value is not a string" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"headers\":{\"A\":\"x\\r\\nB: y\"}}]",
+    "line break" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"headers\":{\"A B\":\"x\"}}]", "not an HTTP token" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"body\":{}}]", "must be a string" },
+  { "[{" ACT_HTTP ",\"url\":\"https://a\",\"policy\":\"always\"}]", "not retry or none" },
+};
+
+static void
+test_actions_bad (gconstpointer data)
+{
+  const BadActionCase *c = data;
+  g_autofree char *json = g_strdup_printf ("{\"id\":1,\"channel\":1,"
+                                           "\"time\":\"2026-01-01T00:00:00Z\",\"actions\":%s}",
+                                           c->actions);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (json, strlen (json), &error);
+
+  g_assert_null (message);
+  g_assert_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID);
+  if (strstr (error->message, c->message_part) == NULL)
+    g_error ("%s: “%s” does not say “%s”", c->actions, error->message, c->message_part);
+}
+
+/* The body limit is the request model's: 256 KiB passes, one byte more does not. */
+static void
+test_actions_body_limit (void)
+{
+  for (gsize extra = 0; extra <= 1; extra++)
+    {
+      g_autoptr(GString) json = g_string_new ("{\"id\":1,\"channel\":1,"
+                                              "\"time\":\"2026-01-01T00:00:00Z\",\"actions\":[{"
+                                              ACT_HTTP ",\"url\":\"https://a\",\"body\":\"");
+      g_autoptr(TocsinMessage) message = NULL;
+      g_autoptr(GError) error = NULL;
+
+      for (gsize i = 0; i < 256 * 1024 + extra; i++)
+        g_string_append_c (json, 'x');
+      g_string_append (json, "\"}]}");
+      message = tocsin_message_new_from_data (json->str, json->len, &error);
+      if (extra == 0)
+        g_assert_no_error (error);
+      else
+        g_assert_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -526,6 +704,14 @@ main (int   argc,
   g_test_add_func ("/message/escaper-matches-capped", test_escaper_matches_capped);
   g_test_add_func ("/message/append-int", test_append_int);
   g_test_add_func ("/message/format-time-matches-gdatetime", test_format_time_matches_gdatetime);
+  g_test_add_func ("/message/actions/roundtrip", test_actions_roundtrip);
+  g_test_add_func ("/message/actions/defaults", test_actions_defaults);
+  g_test_add_func ("/message/actions/body-limit", test_actions_body_limit);
+  for (guint i = 0; i < G_N_ELEMENTS (bad_action_cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/message/actions/invalid/%u", i);
+      g_test_add_data_func (path, &bad_action_cases[i], test_actions_bad);
+    }
   g_test_add_func ("/token/unique-and-wellformed", test_tokens);
   g_test_add_func ("/token/equal", test_token_equal);
   g_test_add_func ("/token/wellformed", test_token_wellformed);

@@ -30,6 +30,7 @@ struct _TocsinApplication
   TocsinCaller   *caller;
   TocsinClient   *client;
   TocsinOwner    *owner;
+  TocsinActionRunner *action_runner;
   GPtrArray      *owned_channels;   /* TocsinOwnedChannel */
   GCancellable   *cancellable;
   gboolean        held;             /* running in the background holds the application */
@@ -531,6 +532,31 @@ notifier_show_channel_cb (TocsinApplication *self,
   tocsin_window_show_channel (TOCSIN_WINDOW (window), relay_url, channel_id);
 }
 
+/* A button on a pop-up (issue 15). */
+static void
+notifier_action_cb (TocsinApplication *self,
+                    TocsinRecord      *record,
+                    guint              index)
+{
+  tocsin_action_runner_press (self->action_runner, record, index);
+}
+
+/* A press that ended without success is said in words: in the window when it is open (the
+ * record's row shows it too), else in the log; the pop-up has gone by then. */
+static void
+action_failed_cb (TocsinApplication *self,
+                  gint64             record_id,
+                  guint              index,
+                  const char        *message)
+{
+  GtkWindow *window = gtk_application_get_active_window (GTK_APPLICATION (self));
+
+  if (TOCSIN_IS_WINDOW (window))
+    tocsin_window_show_error (TOCSIN_WINDOW (window), message);
+  else
+    g_message ("%s", message);
+}
+
 /* The channel editor talks to the same relays as the subscriptions: same extra trust. */
 static void
 client_tls_cb (TocsinApplication *self)
@@ -942,6 +968,11 @@ tocsin_application_startup (GApplication *app)
   self->client = tocsin_client_new (self->history, self->notifier, self->settings);
   self->owner = tocsin_owner_new (self->history, tocsin_client_get_tls_database (self->client));
   self->caller = tocsin_caller_new (GTK_APPLICATION (self), self->client, self->notifier);
+  self->action_runner = tocsin_action_runner_new (self->history, self->notifier, NULL);
+  g_signal_connect_object (self->notifier, "action", G_CALLBACK (notifier_action_cb), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (self->action_runner, "press-failed", G_CALLBACK (action_failed_cb),
+                           self, G_CONNECT_SWAPPED);
   g_signal_connect_object (self->client, "notify::tls-database", G_CALLBACK (client_tls_cb),
                            self, G_CONNECT_SWAPPED);
 
@@ -999,6 +1030,7 @@ tocsin_application_dispose (GObject *object)
   g_clear_object (&self->owner);
   g_clear_object (&self->client);
   g_clear_object (&self->caller);
+  g_clear_object (&self->action_runner);
   g_clear_object (&self->notifier);
   g_clear_object (&self->history);
   g_clear_object (&self->settings);
@@ -1069,4 +1101,11 @@ tocsin_application_get_owner (TocsinApplication *self)
 {
   g_return_val_if_fail (TOCSIN_IS_APPLICATION (self), NULL);
   return self->owner;
+}
+
+TocsinActionRunner *
+tocsin_application_get_action_runner (TocsinApplication *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_APPLICATION (self), NULL);
+  return self->action_runner;
 }

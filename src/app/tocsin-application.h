@@ -3,6 +3,7 @@
 
 #include <adwaita.h>
 
+#include "tocsin-action-runner.h"
 #include "tocsin-client.h"
 #include "tocsin-history.h"
 #include "tocsin-owner.h"
@@ -17,6 +18,8 @@ GSettings         *tocsin_application_get_settings (TocsinApplication *self);
 TocsinClient      *tocsin_application_get_client  (TocsinApplication *self);
 TocsinHistory     *tocsin_application_get_history (TocsinApplication *self);
 TocsinOwner       *tocsin_application_get_owner   (TocsinApplication *self);
+/* Performs the records' action buttons (the pop-up's and the window's). */
+TocsinActionRunner *tocsin_application_get_action_runner (TocsinApplication *self);
 
 /* The channels this user created (cached from the history; borrowed). NULL if @relay_url /
  * @channel_id is not one of them. */

@@ -98,7 +98,7 @@ static GParamSpec *properties[N_PROPS];
 
 #define RECORD_COLUMNS \
   "id, kind, relay_url, channel_id, channel_name, latest_id, title, body, link, time, read, vars," \
-  " type, markdown"
+  " type, markdown, actions"
 
 static const char schema_sql[] =
   "CREATE TABLE IF NOT EXISTS records ("
@@ -201,6 +201,31 @@ static const struct
     "ALTER TABLE undo_records ADD COLUMN type INTEGER;"
     "ALTER TABLE undo_records ADD COLUMN markdown INTEGER;",
     "SELECT r.type, r.markdown, u.type, u.markdown FROM main.records r, main.undo_records u" },
+  /* 4: issue 15's action buttons: each message's actions (its wire "actions", a JSON array, or
+   * NULL), and the log of this desktop's presses (one row per attempt; url as
+   * tocsin_request_url_for_log(): no query, no credentials). Presses go with their records:
+   * see PRUNE_PRESSES_SQL. */
+  { "ALTER TABLE records ADD COLUMN actions TEXT;"
+    "ALTER TABLE undo_records ADD COLUMN actions TEXT;"
+    "CREATE TABLE IF NOT EXISTS presses ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  record_id INTEGER NOT NULL,"
+    "  action_index INTEGER NOT NULL,"
+    "  label TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  url TEXT NOT NULL,"
+    "  pressed_at INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  status INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  duration_ms INTEGER NOT NULL DEFAULT 0,"
+    "  answer_start TEXT,"
+    "  outcome INTEGER NOT NULL,"
+    "  retry_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS presses_record ON presses (record_id, id);"
+    "CREATE INDEX IF NOT EXISTS presses_pressed ON presses (pressed_at);",
+    "SELECT r.actions, u.actions, p.outcome FROM main.records r, main.undo_records u,"
+    " main.presses p" },
   { NULL, NULL }
 };
 
@@ -208,7 +233,16 @@ static const struct
 
 /* Every column of records, in one order, for copying rows to and from undo_records. */
 #define ALL_RECORD_COLUMNS "id, kind, relay_url, channel_id, channel_name, message_id, latest_id," \
-                       " title, body, link, time, received, read, vars, type, markdown"
+                       " title, body, link, time, received, read, vars, type, markdown," \
+                       " actions"
+
+/* Presses whose record is gone (deleted, cleared, pruned): run where records go for good (the
+ * retention prune, forgetting an undo, opening the file), not by a trigger, so that undoing a
+ * delete brings a record back with its presses. tocsin_history_list_presses_async() only lists
+ * presses whose record exists. */
+#define PRUNE_PRESSES_SQL \
+  "DELETE FROM presses WHERE record_id NOT IN (SELECT id FROM records)" \
+  " AND record_id NOT IN (SELECT id FROM undo_records)"
 
 /* What went wrong, as far as the UI needs to know (tocsin_history_describe_error()):
  * NO_SPACE (disk full), READ_ONLY / PERMISSION_DENIED, BUSY (another process holds a lock),
@@ -370,6 +404,7 @@ record_from_row (sqlite3_stmt *stmt)
                                                ? (TocsinMessageType) type
                                                : TOCSIN_MESSAGE_TYPE_DEFAULT);
   tocsin_record_set_markdown (record, sqlite3_column_int (stmt, 13) != 0);
+  tocsin_record_set_actions_json (record, column_text (stmt, 14));
   /* Last: a row id makes the record "loaded". */
   tocsin_record_set_id (record, sqlite3_column_int64 (stmt, 0));
   g_object_thaw_notify (G_OBJECT (record));
@@ -511,16 +546,23 @@ shadow_old_records (sqlite3  *db,
 {
   g_autoptr(sqlite3_stmt) probe = NULL;
 
-  if (sqlite3_prepare_v2 (db, "SELECT type, markdown FROM main.records LIMIT 0", -1, &probe,
-                          NULL) == SQLITE_OK)
+  if (sqlite3_prepare_v2 (db, "SELECT type, markdown, actions FROM main.records LIMIT 0", -1,
+                          &probe, NULL) == SQLITE_OK)
     return TRUE;
   g_clear_pointer (&probe, sqlite3_finalize);
   /* No records table at all: an empty file, nothing to shadow. */
   if (sqlite3_prepare_v2 (db, "SELECT 1 FROM main.records LIMIT 0", -1, &probe,
                           NULL) != SQLITE_OK)
     return TRUE;
+  g_clear_pointer (&probe, sqlite3_finalize);
+  /* Version 3 (type and markdown, no actions). */
+  if (sqlite3_prepare_v2 (db, "SELECT type, markdown FROM main.records LIMIT 0", -1, &probe,
+                          NULL) == SQLITE_OK)
+    return exec_sql (db, "CREATE TEMP VIEW records AS"
+                         " SELECT *, NULL AS actions FROM main.records", error);
   return exec_sql (db, "CREATE TEMP VIEW records AS"
-                       " SELECT *, 0 AS type, 0 AS markdown FROM main.records", error);
+                       " SELECT *, 0 AS type, 0 AS markdown, NULL AS actions FROM main.records",
+                   error);
 }
 
 /* The history on a read-only disk (or in a folder this user cannot write): opened read-only
@@ -585,6 +627,7 @@ open_database (const char  *path,
     }
   if (!migrate (db, error) ||
       !exec_sql (db, "DELETE FROM undo_records; DELETE FROM undo_read;", error) ||
+      !exec_sql (db, PRUNE_PRESSES_SQL, error) ||
       !exec_sql (db, "INSERT INTO records_total (id, n)"
                      " SELECT 0, (SELECT count(*) FROM records)"
                      " WHERE NOT EXISTS (SELECT 1 FROM records_total)", error) ||
@@ -1377,8 +1420,8 @@ insert_record (TocsinHistory *self,
   g_autoptr(CachedStatement) stmt =
     cached_statement (self, "INSERT INTO records (kind, relay_url, channel_id, channel_name,"
                             " message_id, latest_id, title, body, link, time, received, read,"
-                            " vars, type, markdown) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7,"
-                            " ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                            " vars, type, markdown, actions) VALUES (?1, ?2, ?3, ?4, ?5, ?5,"
+                            " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                       error);
   g_autoptr(CachedStatement) fts = NULL;
   gint64 id;
@@ -1399,6 +1442,7 @@ insert_record (TocsinHistory *self,
   bind_text (stmt, 12, tocsin_record_get_vars_json (record));
   sqlite3_bind_int (stmt, 13, tocsin_record_get_notification_type (record));
   sqlite3_bind_int (stmt, 14, tocsin_record_get_markdown (record));
+  bind_text (stmt, 15, tocsin_record_get_actions_json (record));
   if (sqlite3_step (stmt) != SQLITE_DONE)
     {
       set_sqlite_error (error, self->db, "store a record");
@@ -1479,7 +1523,7 @@ apply_message (TocsinHistory      *self,
       g_autoptr(sqlite3_stmt) stmt =
         prepare (db, "UPDATE records SET latest_id = ?2, title = ?3, body = ?4, link = ?5,"
                      " time = ?6, vars = ?7, channel_name = COALESCE(?8, channel_name),"
-                     " type = ?9, markdown = ?10 WHERE id = ?1", &local_error);
+                     " type = ?9, markdown = ?10, actions = ?11 WHERE id = ?1", &local_error);
 
       if (stmt == NULL)
         goto fail;
@@ -1494,6 +1538,7 @@ apply_message (TocsinHistory      *self,
       bind_text (stmt, 8, tocsin_record_get_channel_name (record));
       sqlite3_bind_int (stmt, 9, tocsin_record_get_notification_type (record));
       sqlite3_bind_int (stmt, 10, tocsin_record_get_markdown (record));
+      bind_text (stmt, 11, tocsin_record_get_actions_json (record));
       if (sqlite3_step (stmt) != SQLITE_DONE)
         {
           set_sqlite_error (&local_error, db, "update a record");
@@ -2186,7 +2231,7 @@ make_fts_query (const char *search)
  * too). */
 #define RECORD_COLUMNS_R \
   "r.id, r.kind, r.relay_url, r.channel_id, r.channel_name, r.latest_id, r.title, r.body," \
-  " r.link, r.time, r.read, r.vars, r.type, r.markdown"
+  " r.link, r.time, r.read, r.vars, r.type, r.markdown, r.actions"
 
 static gboolean
 query_has_search (const TocsinRecordQuery *query)
@@ -2694,6 +2739,22 @@ prune_job (TocsinHistory *self,
     { return_change (job, -1, error); return; }
   sqlite3_bind_int64 (stmt, 1, g_get_real_time () / 1000 - cd->number * 86400 * (gint64) 1000);
   changed = run_change (self->db, stmt, &error);
+  /* The press log keeps what the records keep: no press older than the retention, and none of
+   * a record that is gone. A failure here leaves them to the next prune. */
+  if (changed >= 0)
+    {
+      g_autoptr(GError) press_error = NULL;
+      g_autoptr(sqlite3_stmt) presses = prepare (self->db, "DELETE FROM presses"
+                                                           " WHERE pressed_at < ?1",
+                                                 &press_error);
+
+      if (presses != NULL)
+        sqlite3_bind_int64 (presses, 1, g_get_real_time () / 1000
+                                        - cd->number * 86400 * (gint64) 1000);
+      if (presses == NULL || run_change (self->db, presses, &press_error) < 0 ||
+          !exec_sql (self->db, PRUNE_PRESSES_SQL, &press_error))
+        g_debug ("Could not prune the press log: %s", press_error->message);
+    }
   if (changed > 0)
     emit_later (self, SIGNAL_RESET, NULL, 0);
   return_change (job, changed, error);
@@ -2937,6 +2998,8 @@ forget_undo_job (TocsinHistory *self,
       sqlite3_bind_int64 (read, 1, cd->number);
       if ((changed = run_change (self->db, records, &error)) >= 0)
         changed = run_change (self->db, read, &error);
+      if (changed >= 0 && !exec_sql (self->db, PRUNE_PRESSES_SQL, &error))
+        changed = -1;
     }
   return_change (job, changed, error);
 }
@@ -3457,4 +3520,221 @@ tocsin_history_remove_owned_channel_async (TocsinHistory       *self,
   g_return_if_fail (relay_url != NULL);
   push_change (self, remove_owned_job, tocsin_history_remove_owned_channel_async,
                change_data_new (relay_url, id, 0), cancellable, callback, user_data);
+}
+
+/* ---- action presses ----------------------------------------------------------------------- */
+
+G_DEFINE_BOXED_TYPE (TocsinActionPress, tocsin_action_press, tocsin_action_press_copy,
+                     tocsin_action_press_free)
+
+TocsinActionPress *
+tocsin_action_press_new (void)
+{
+  return g_new0 (TocsinActionPress, 1);
+}
+
+TocsinActionPress *
+tocsin_action_press_copy (const TocsinActionPress *press)
+{
+  TocsinActionPress *copy;
+
+  g_return_val_if_fail (press != NULL, NULL);
+
+  copy = g_memdup2 (press, sizeof *press);
+  copy->channel_name = g_strdup (press->channel_name);
+  copy->label = g_strdup (press->label);
+  copy->kind = g_strdup (press->kind);
+  copy->url = g_strdup (press->url);
+  copy->error = g_strdup (press->error);
+  copy->answer_start = g_strdup (press->answer_start);
+  return copy;
+}
+
+void
+tocsin_action_press_free (TocsinActionPress *press)
+{
+  if (press == NULL)
+    return;
+  g_free (press->channel_name);
+  g_free (press->label);
+  g_free (press->kind);
+  g_free (press->url);
+  g_free (press->error);
+  g_free (press->answer_start);
+  g_free (press);
+}
+
+static void
+add_press_job (TocsinHistory *self,
+               Job           *job)
+{
+  TocsinActionPress *press = job->data;
+  GError *error = NULL;
+  g_autoptr(sqlite3_stmt) stmt =
+    prepare (self->db, "INSERT INTO presses (record_id, action_index, label, kind, url,"
+                       " pressed_at, attempt, status, error, duration_ms, answer_start, outcome,"
+                       " retry_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"
+                       " ?13)", &error);
+
+  if (stmt == NULL)
+    { return_change (job, -1, error); return; }
+  sqlite3_bind_int64 (stmt, 1, press->record_id);
+  sqlite3_bind_int (stmt, 2, press->action_index);
+  bind_text (stmt, 3, press->label ? press->label : "");
+  bind_text (stmt, 4, press->kind ? press->kind : "http");
+  bind_text (stmt, 5, press->url ? press->url : "");
+  sqlite3_bind_int64 (stmt, 6, press->pressed_at_ms);
+  sqlite3_bind_int (stmt, 7, press->attempt);
+  sqlite3_bind_int (stmt, 8, press->status);
+  bind_text (stmt, 9, press->error);
+  sqlite3_bind_int64 (stmt, 10, press->duration_ms);
+  bind_text (stmt, 11, press->answer_start);
+  sqlite3_bind_int (stmt, 12, press->outcome);
+  sqlite3_bind_int64 (stmt, 13, press->retry_at_ms);
+  if (run_change (self->db, stmt, &error) < 0)
+    { return_change (job, -1, error); return; }
+  return_change (job, sqlite3_last_insert_rowid (self->db), NULL);
+}
+
+void
+tocsin_history_add_press_async (TocsinHistory           *self,
+                                const TocsinActionPress *press,
+                                GCancellable            *cancellable,
+                                GAsyncReadyCallback      callback,
+                                gpointer                 user_data)
+{
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+  g_return_if_fail (press != NULL);
+
+  push_job (self, add_press_job,
+            new_task (self, tocsin_history_add_press_async, cancellable,
+                      callback ? callback : change_logged, user_data),
+            tocsin_action_press_copy (press), (GDestroyNotify) tocsin_action_press_free);
+}
+
+#define PRESS_COLUMNS \
+  "p.id, p.record_id, r.channel_name, p.action_index, p.label, p.kind, p.url, p.pressed_at," \
+  " p.attempt, p.status, p.error, p.duration_ms, p.answer_start, p.outcome, p.retry_at"
+
+static TocsinActionPress *
+press_from_row (sqlite3_stmt *stmt)
+{
+  TocsinActionPress *press = tocsin_action_press_new ();
+  int outcome;
+
+  press->id = sqlite3_column_int64 (stmt, 0);
+  press->record_id = sqlite3_column_int64 (stmt, 1);
+  press->channel_name = g_strdup (column_text (stmt, 2));
+  press->action_index = sqlite3_column_int (stmt, 3);
+  press->label = g_strdup (column_text (stmt, 4));
+  press->kind = g_strdup (column_text (stmt, 5));
+  press->url = g_strdup (column_text (stmt, 6));
+  press->pressed_at_ms = sqlite3_column_int64 (stmt, 7);
+  press->attempt = sqlite3_column_int (stmt, 8);
+  press->status = sqlite3_column_int (stmt, 9);
+  press->error = g_strdup (column_text (stmt, 10));
+  press->duration_ms = sqlite3_column_int64 (stmt, 11);
+  press->answer_start = g_strdup (column_text (stmt, 12));
+  outcome = sqlite3_column_int (stmt, 13);
+  /* A value this version does not know (a newer app wrote it) reads as a final error. */
+  press->outcome = outcome >= TOCSIN_ATTEMPT_SUCCESS && outcome <= TOCSIN_ATTEMPT_FINAL_ERROR
+                   ? (TocsinAttemptOutcome) outcome : TOCSIN_ATTEMPT_FINAL_ERROR;
+  press->retry_at_ms = sqlite3_column_int64 (stmt, 14);
+  return press;
+}
+
+typedef struct
+{
+  gint64   record_id;
+  guint    limit;
+  gboolean last_only;
+} PressQuery;
+
+static void
+list_presses_job (TocsinHistory *self,
+                  Job           *job)
+{
+  PressQuery *pq = job->data;
+  g_autoptr(GPtrArray) presses =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_action_press_free);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3_stmt) stmt = NULL;
+  const char *sql;
+  int rc;
+
+  if (pq->last_only)
+    /* The newest row of each record: its id is the largest of the record's. */
+    sql = "SELECT " PRESS_COLUMNS " FROM presses p JOIN records r ON r.id = p.record_id"
+          " WHERE p.id IN (SELECT max(id) FROM presses GROUP BY record_id)"
+          " ORDER BY p.id DESC LIMIT ?2";
+  else
+    sql = "SELECT " PRESS_COLUMNS " FROM presses p JOIN records r ON r.id = p.record_id"
+          " WHERE ?1 = 0 OR p.record_id = ?1 ORDER BY p.id DESC LIMIT ?2";
+  stmt = prepare (self->db, sql, &error);
+  if (stmt == NULL)
+    {
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  if (!pq->last_only)
+    sqlite3_bind_int64 (stmt, 1, pq->record_id);
+  sqlite3_bind_int (stmt, 2, pq->limit ? pq->limit : 1000);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (presses, press_from_row (stmt));
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (&error, self->db, "read the press log");
+      g_task_return_error (job->task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (job->task, g_steal_pointer (&presses),
+                         (GDestroyNotify) g_ptr_array_unref);
+}
+
+void
+tocsin_history_list_presses_async (TocsinHistory       *self,
+                                   gint64               record_id,
+                                   guint                limit,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  PressQuery *pq;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+
+  pq = g_new0 (PressQuery, 1);
+  pq->record_id = record_id;
+  pq->limit = limit;
+  push_job (self, list_presses_job,
+            new_task (self, tocsin_history_list_presses_async, cancellable, callback, user_data),
+            pq, g_free);
+}
+
+void
+tocsin_history_last_presses_async (TocsinHistory       *self,
+                                   guint                limit,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  PressQuery *pq;
+
+  g_return_if_fail (TOCSIN_IS_HISTORY (self));
+
+  pq = g_new0 (PressQuery, 1);
+  pq->limit = limit;
+  pq->last_only = TRUE;
+  push_job (self, list_presses_job,
+            new_task (self, tocsin_history_list_presses_async, cancellable, callback, user_data),
+            pq, g_free);
+}
+
+GPtrArray *
+tocsin_history_list_presses_finish (TocsinHistory  *self,
+                                    GAsyncResult   *result,
+                                    GError        **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

@@ -16,6 +16,7 @@
 
 #include <gio/gio.h>
 #include "tocsin-message.h"
+#include "tocsin-outbound.h"
 #include "tocsin-owned-channel.h"
 #include "tocsin-record.h"
 #include "tocsin-record-query.h"
@@ -282,6 +283,64 @@ void       tocsin_history_remove_owned_channel_async (TocsinHistory *self,
                                                       GCancellable *cancellable,
                                                       GAsyncReadyCallback callback,
                                                       gpointer user_data);
+
+/* ---- action presses (issue 15) ---- */
+
+/* One attempt of a press of a record's action button, as the press log keeps it. Never holds
+ * secrets: url is tocsin_request_url_for_log() (no query, no user info), no header is kept. */
+typedef struct
+{
+  gint64                id;             /* row id in the log */
+  gint64                record_id;
+  char                 *channel_name;   /* the record's channel (NULL when it has none) */
+  guint                 action_index;   /* 0-based, into the record's actions */
+  char                 *label;          /* the button's label */
+  char                 *kind;           /* "view" or "http" */
+  char                 *url;            /* scheme://host:port/path */
+  gint64                pressed_at_ms;  /* when this attempt started (unix ms) */
+  guint                 attempt;        /* 1-based */
+  guint                 status;         /* HTTP status; 0: no answer (or a view) */
+  char                 *error;          /* NULL on success; else a sentence */
+  gint64                duration_ms;
+  char                 *answer_start;   /* the answer's first bytes, or NULL */
+  TocsinAttemptOutcome  outcome;
+  gint64                retry_at_ms;    /* RETRY: when the next attempt goes; else 0 */
+} TocsinActionPress;
+
+GType              tocsin_action_press_get_type (void) G_GNUC_CONST;
+#define TOCSIN_TYPE_ACTION_PRESS (tocsin_action_press_get_type ())
+TocsinActionPress *tocsin_action_press_new      (void);
+TocsinActionPress *tocsin_action_press_copy     (const TocsinActionPress *press);
+void               tocsin_action_press_free     (TocsinActionPress       *press);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinActionPress, tocsin_action_press_free)
+
+/* Appends @press (its id and channel_name are ignored) to the log. Finish with
+ * tocsin_history_change_finish(): the new row id, or -1 with @error. */
+void       tocsin_history_add_press_async     (TocsinHistory           *self,
+                                               const TocsinActionPress *press,
+                                               GCancellable            *cancellable,
+                                               GAsyncReadyCallback      callback,
+                                               gpointer                 user_data);
+/* The log, newest first: every attempt of every press (@record_id 0) or of one record's, at
+ * most @limit (0: 1,000) of them. Only presses whose record is still in the history are
+ * listed; the others go when their record is pruned. Returns a GPtrArray of
+ * TocsinActionPress. */
+void       tocsin_history_list_presses_async  (TocsinHistory           *self,
+                                               gint64                   record_id,
+                                               guint                    limit,
+                                               GCancellable            *cancellable,
+                                               GAsyncReadyCallback      callback,
+                                               gpointer                 user_data);
+GPtrArray *tocsin_history_list_presses_finish (TocsinHistory           *self,
+                                               GAsyncResult            *result,
+                                               GError                 **error);
+/* The newest attempt of each record's action presses, at most @limit records (0: 1,000), for
+ * the rows' "last result" after a start. Returns a GPtrArray of TocsinActionPress. */
+void       tocsin_history_last_presses_async  (TocsinHistory           *self,
+                                               guint                    limit,
+                                               GCancellable            *cancellable,
+                                               GAsyncReadyCallback      callback,
+                                               gpointer                 user_data);
 
 /* Signals (main context of creation, after commit):
  *   "record-added"   (TocsinRecord *record)   a new record (message or gap)

@@ -45,6 +45,7 @@ struct _TocsinNotifier
   TocsinHistory *history;      /* followed: its changes withdraw popups */
   GCancellable  *cancellable;  /* the look-ups a "reset" starts */
   GTimeZone     *local_zone;   /* see now_local() */
+  int            server_actions;  /* the server shows action buttons: 1, 0, or -1 (not asked) */
   gint64         local_zone_time;
 };
 
@@ -56,6 +57,7 @@ enum {
   SIGNAL_MARK_READ,
   SIGNAL_LINK_OPENED,
   SIGNAL_CALL,
+  SIGNAL_ACTION,
   N_SIGNALS
 };
 
@@ -129,6 +131,9 @@ tocsin_notifier_class_init (TocsinNotifierClass *klass)
     g_signal_new ("call", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   g_signal_accumulator_true_handled, NULL, NULL, G_TYPE_BOOLEAN, 2,
                   TOCSIN_TYPE_RECORD, TOCSIN_TYPE_SUBSCRIPTION);
+  signals[SIGNAL_ACTION] =
+    g_signal_new ("action", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 2, TOCSIN_TYPE_RECORD, G_TYPE_UINT);
 }
 
 static void
@@ -138,6 +143,7 @@ tocsin_notifier_init (TocsinNotifier *self)
                                                g_free, g_object_unref);
   self->storms = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, storm_free);
   self->cancellable = g_cancellable_new ();
+  self->server_actions = -1;
 }
 
 TocsinNotifier *
@@ -351,6 +357,93 @@ on_closed (NotifyNotification *notification,
   current = g_hash_table_lookup (self->notifications, &data->id);
   if (current == notification)
     g_hash_table_remove (self->notifications, &data->id);
+}
+
+typedef struct
+{
+  GWeakRef      notifier;
+  TocsinRecord *record;
+  guint         index;
+} ButtonData;
+
+static void
+button_data_free (gpointer user_data)
+{
+  ButtonData *data = user_data;
+
+  g_weak_ref_clear (&data->notifier);
+  g_clear_object (&data->record);
+  g_free (data);
+}
+
+static void
+on_button_action (NotifyNotification *notification,
+                  char               *action,
+                  gpointer            user_data)
+{
+  ButtonData *data = user_data;
+  g_autoptr(TocsinNotifier) self = g_weak_ref_get (&data->notifier);
+
+  if (self)
+    g_signal_emit (self, signals[SIGNAL_ACTION], 0, data->record, data->index);
+}
+
+/* Whether the notification server shows action buttons (the "actions" capability). Asked once:
+ * libnotify asks with a synchronous D-Bus call. */
+static gboolean
+server_has_actions (TocsinNotifier *self)
+{
+  if (self->server_actions < 0)
+    {
+      GList *caps = notify_get_server_caps ();
+
+      self->server_actions = g_list_find_custom (caps, "actions", (GCompareFunc) g_strcmp0) != NULL;
+      g_list_free_full (caps, g_free);
+    }
+  return self->server_actions == 1;
+}
+
+/* The popup's actions: "default" (a click on the popup itself, not a button), the message's
+ * own action buttons (issue 15) as "act-0".."act-2", then "Mark as Read". GNOME Shell shows
+ * at most 3 buttons and drops the rest, so the message's buttons, which the sender chose,
+ * come first, and "Mark as Read" is added only while there is room for it (a message with 3
+ * actions has none; reading it in the window, or pressing one, still marks it). */
+#define SERVER_MAX_BUTTONS 3
+
+static void
+add_actions (TocsinNotifier     *self,
+             NotifyNotification *notification,
+             TocsinRecord       *record)
+{
+  gint64 id = tocsin_record_get_id (record);
+  guint buttons = 0;
+
+  notify_notification_add_action (notification, "default",
+                                  tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
+                                  on_default_action,
+                                  action_data_new (self, id, tocsin_record_get_link (record),
+                                                   NULL, 0),
+                                  action_data_free);
+  if (id != 0 && tocsin_record_get_n_actions (record) > 0 && server_has_actions (self))
+    {
+      for (guint i = 0; i < tocsin_record_get_n_actions (record) && i < SERVER_MAX_BUTTONS; i++)
+        {
+          const TocsinMessageAction *action = tocsin_record_get_action (record, i);
+          g_autofree char *name = g_strdup_printf ("act-%u", i);
+          ButtonData *data = g_new0 (ButtonData, 1);
+
+          g_weak_ref_init (&data->notifier, self);
+          data->record = g_object_ref (record);
+          data->index = i;
+          notify_notification_add_action (notification, name, action->label, on_button_action,
+                                          data, button_data_free);
+          buttons++;
+        }
+    }
+  if (buttons < SERVER_MAX_BUTTONS)
+    notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
+                                    on_mark_read_action,
+                                    action_data_new (self, id, NULL, NULL, 0), action_data_free);
 }
 
 /* ---- showing ------------------------------------------------------------------------------ */
@@ -611,15 +704,7 @@ tocsin_notifier_notify (TocsinNotifier     *self,
   body = escaped_body (record, subscription);
   notification = notify_notification_new (summary_text (record), body, APP_ID);
   apply_common (self, notification, time_sensitive, FALSE);
-  notify_notification_add_action (notification, "default",
-                                  tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
-                                  on_default_action,
-                                  action_data_new (self, id, tocsin_record_get_link (record),
-                                                   NULL, 0),
-                                  action_data_free);
-  notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
-                                  on_mark_read_action,
-                                  action_data_new (self, id, NULL, NULL, 0), action_data_free);
+  add_actions (self, notification, record);
   g_signal_connect_data (notification, "closed", G_CALLBACK (on_closed),
                          action_data_new (self, id, NULL, NULL, 0),
                          (GClosureNotify) (void (*) (void)) action_data_free, 0);
@@ -653,15 +738,7 @@ tocsin_notifier_update (TocsinNotifier *self,
   notify_notification_set_hint (notification, "suppress-sound", g_variant_new_boolean (TRUE));
   notify_notification_set_hint (notification, "sound-name", NULL);
   notify_notification_clear_actions (notification);
-  notify_notification_add_action (notification, "default",
-                                  tocsin_record_get_link (record) ? _("Open Link") : _("Show"),
-                                  on_default_action,
-                                  action_data_new (self, id, tocsin_record_get_link (record),
-                                                   NULL, 0),
-                                  action_data_free);
-  notify_notification_add_action (notification, "mark-read", _("Mark as Read"),
-                                  on_mark_read_action,
-                                  action_data_new (self, id, NULL, NULL, 0), action_data_free);
+  add_actions (self, notification, record);
   show (notification);
 }
 

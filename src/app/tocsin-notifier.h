@@ -66,6 +66,9 @@ gboolean             tocsin_notifier_in_quiet_hours (TocsinNotifier *self,
  *   "show-channel" (const char *relay_url, gint64 channel_id)  the user clicked a storm summary
  *   "mark-read"    (gint64 id)   the user pressed "Mark as read", or opened the popup's link
  *   "link-opened"  (const char *uri)  a click launched @uri (after the launch was asked for)
+ *   "action"       (TocsinRecord *record, guint index)  the user pressed the popup's button for
+ *                                the record's action @index (issue 15): the application hands it
+ *                                to its TocsinActionRunner
  */
 
 G_END_DECLS

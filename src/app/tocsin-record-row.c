@@ -7,6 +7,7 @@
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
 
+#include "tocsin-application.h"
 #include "tocsin-json.h"
 #include "tocsin-markdown-label.h"
 #include "tocsin-record-details.h"
@@ -25,6 +26,9 @@ struct _TocsinRecordRow
   GtkLabel      *title_label;
   GtkLabel      *body_label;
   GtkLabel      *link_label;
+  GtkWidget     *actions_box;
+  GtkWidget     *buttons_box;
+  GtkLabel      *press_label;
 
   /* owned */
   TocsinRecord *record;
@@ -32,6 +36,8 @@ struct _TocsinRecordRow
   gulong        tick_id;
   char         *shown_body;       /* the body body_label shows, as received */
   gboolean      shown_markdown;   /* ... and whether it was rendered as Markdown */
+  char         *shown_actions;    /* the actions the buttons are for (actions-json) */
+  TocsinActionRunner *runner;     /* while mapped: the application's, followed for results */
 };
 
 enum {
@@ -199,6 +205,8 @@ show_body (TocsinRecordRow *self,
     tocsin_label_set_plain (self->body_label, body);
 }
 
+static void update_actions (TocsinRecordRow *self);
+
 static void
 update_all (TocsinRecordRow *self)
 {
@@ -277,6 +285,143 @@ update_all (TocsinRecordRow *self)
                                   -1);
   update_time (self);
   update_read (self);
+  update_actions (self);
+}
+
+/* ---- action buttons (issue 15) ------------------------------------------------------------ */
+
+static TocsinActionRunner *
+app_runner (void)
+{
+  GApplication *app = g_application_get_default ();
+
+  return TOCSIN_IS_APPLICATION (app)
+         ? tocsin_application_get_action_runner (TOCSIN_APPLICATION (app)) : NULL;
+}
+
+/* The result of the record's last press beside its buttons: "Sent · 200", "Failed: …". */
+static void
+update_press_result (TocsinRecordRow *self)
+{
+  TocsinActionRunner *runner = self->runner ? self->runner : app_runner ();
+  const TocsinActionPress *press = NULL;
+  gint64 id = self->record ? tocsin_record_get_id (self->record) : 0;
+  g_autofree char *text = NULL;
+  guint n = self->record ? tocsin_record_get_n_actions (self->record) : 0;
+  GtkWidget *child;
+  guint i = 0;
+
+  for (child = gtk_widget_get_first_child (self->buttons_box); child;
+       child = gtk_widget_get_next_sibling (child), i++)
+    gtk_widget_set_sensitive (child, runner == NULL || !tocsin_action_runner_is_busy (runner,
+                                                                                      id, i));
+  if (runner && id != 0 && n > 0)
+    press = tocsin_action_runner_get_last_press (runner, id);
+  for (i = 0; runner && id != 0 && i < n && text == NULL; i++)
+    if (tocsin_action_runner_is_busy (runner, id, i))
+      text = g_strdup (_("Sending…"));
+  if (text == NULL && press != NULL)
+    {
+      g_autofree char *result = tocsin_action_press_describe (press);
+
+      /* Translators: an action button's label, then the result of its last press:
+       * "Silence 1 h: Sent · 200" */
+      text = g_strdup_printf (_("%s: %s"), press->label, result);
+    }
+  gtk_label_set_text (self->press_label, text ? text : "");
+  gtk_widget_set_tooltip_text (GTK_WIDGET (self->press_label), text);
+  gtk_widget_set_visible (GTK_WIDGET (self->press_label), text != NULL);
+}
+
+static void
+update_actions (TocsinRecordRow *self)
+{
+  const char *json = NULL;
+  guint n = 0;
+  GtkWidget *child;
+
+  if (self->record && tocsin_record_get_loaded (self->record) &&
+      tocsin_record_get_kind (self->record) == TOCSIN_RECORD_KIND_MESSAGE)
+    {
+      json = tocsin_record_get_actions_json (self->record);
+      n = tocsin_record_get_n_actions (self->record);
+    }
+  if (g_strcmp0 (json, self->shown_actions) != 0)
+    {
+      g_free (self->shown_actions);
+      self->shown_actions = g_strdup (json);
+      while ((child = gtk_widget_get_first_child (self->buttons_box)))
+        gtk_box_remove (GTK_BOX (self->buttons_box), child);
+      for (guint i = 0; i < n; i++)
+        {
+          const TocsinMessageAction *action = tocsin_record_get_action (self->record, i);
+          g_autoptr(GUri) uri = g_uri_parse (action->url, G_URI_FLAGS_NONE, NULL);
+          const char *host = uri ? g_uri_get_host (uri) : NULL;
+          g_autofree char *tip = NULL;
+          GtkWidget *button = gtk_button_new_with_label (action->label);
+
+          if (g_strcmp0 (action->kind, "view") == 0)
+            /* Translators: %s is a host name: what an action button does */
+            tip = g_strdup_printf (_("Opens %s"), host ? host : action->url);
+          else
+            /* Translators: the first %s is an HTTP method (POST), the second a host name */
+            tip = g_strdup_printf (_("Sends a %s request to %s"),
+                                   action->method ? action->method : "POST",
+                                   host ? host : action->url);
+          gtk_widget_set_tooltip_text (button, tip);
+          gtk_accessible_update_property (GTK_ACCESSIBLE (button),
+                                          GTK_ACCESSIBLE_PROPERTY_LABEL, action->label,
+                                          GTK_ACCESSIBLE_PROPERTY_DESCRIPTION, tip,
+                                          -1);
+          gtk_actionable_set_action_name (GTK_ACTIONABLE (button), "record.press");
+          gtk_actionable_set_action_target (GTK_ACTIONABLE (button), "u", i);
+          gtk_box_append (GTK_BOX (self->buttons_box), button);
+        }
+    }
+  gtk_widget_set_visible (self->actions_box, n > 0);
+  update_press_result (self);
+}
+
+static void
+runner_press_cb (TocsinRecordRow *self,
+                 gint64           record_id)
+{
+  if (self->record && tocsin_record_get_id (self->record) == record_id)
+    update_press_result (self);
+}
+
+static void
+press_action (GtkWidget  *widget,
+              const char *action_name,
+              GVariant   *param)
+{
+  TocsinRecordRow *self = TOCSIN_RECORD_ROW (widget);
+  TocsinActionRunner *runner = app_runner ();
+
+  if (self->record == NULL || runner == NULL)
+    return;
+  tocsin_action_runner_press (runner, self->record, g_variant_get_uint32 (param));
+}
+
+static void
+follow_runner (TocsinRecordRow *self,
+               gboolean         follow)
+{
+  TocsinActionRunner *runner = follow ? app_runner () : NULL;
+
+  if (runner == self->runner)
+    return;
+  if (self->runner)
+    g_signal_handlers_disconnect_by_data (self->runner, self);
+  g_set_object (&self->runner, runner);
+  if (runner == NULL)
+    return;
+  g_signal_connect_object (runner, "press-started", G_CALLBACK (runner_press_cb), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (runner, "press-done", G_CALLBACK (runner_press_cb), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (runner, "last-presses-loaded", G_CALLBACK (update_press_result),
+                           self, G_CONNECT_SWAPPED);
 }
 
 static void
@@ -367,6 +512,8 @@ tocsin_record_row_map (GtkWidget *widget)
   static guint tick_source;
 
   GTK_WIDGET_CLASS (tocsin_record_row_parent_class)->map (widget);
+  follow_runner (self, TRUE);
+  update_press_result (self);
   if (tick_source == 0)
     tick_source = g_timeout_add_seconds (30, clock_tick_cb, NULL);
   if (self->tick_id == 0)
@@ -381,6 +528,7 @@ tocsin_record_row_unmap (GtkWidget *widget)
   TocsinRecordRow *self = TOCSIN_RECORD_ROW (widget);
 
   g_clear_signal_handler (&self->tick_id, relative_time_clock ());
+  follow_runner (self, FALSE);
   GTK_WIDGET_CLASS (tocsin_record_row_parent_class)->unmap (widget);
 }
 
@@ -392,6 +540,8 @@ tocsin_record_row_dispose (GObject *object)
   tocsin_record_row_set_record (self, NULL);
   g_clear_signal_handler (&self->tick_id, relative_time_clock ());
   g_clear_pointer (&self->shown_body, g_free);
+  g_clear_pointer (&self->shown_actions, g_free);
+  follow_runner (self, FALSE);
   gtk_widget_dispose_template (GTK_WIDGET (self), TOCSIN_TYPE_RECORD_ROW);
   G_OBJECT_CLASS (tocsin_record_row_parent_class)->dispose (object);
 }
@@ -459,6 +609,9 @@ tocsin_record_row_class_init (TocsinRecordRowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, title_label);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, body_label);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, link_label);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, actions_box);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, buttons_box);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordRow, press_label);
   gtk_widget_class_bind_template_callback (widget_class, link_activated_cb);
 
   gtk_widget_class_install_action (widget_class, "record.mark-read", NULL, set_read_action);
@@ -466,6 +619,7 @@ tocsin_record_row_class_init (TocsinRecordRowClass *klass)
   gtk_widget_class_install_action (widget_class, "record.copy", NULL, copy_action);
   gtk_widget_class_install_action (widget_class, "record.details", NULL, details_action);
   gtk_widget_class_install_action (widget_class, "record.delete", NULL, delete_action);
+  gtk_widget_class_install_action (widget_class, "record.press", "u", press_action);
 
   gtk_widget_class_set_layout_manager_type (widget_class, GTK_TYPE_BIN_LAYOUT);
   gtk_widget_class_set_css_name (widget_class, "recordrow");

@@ -3,11 +3,13 @@
 
 #include "config.h"
 
+#include <string.h>
 #include <glib/gi18n.h>
 
 #include "tocsin-compat.h"
 #include "tocsin-json.h"
 #include "tocsin-record.h"
+#include "tocsin-request.h"
 
 struct _TocsinRecord
 {
@@ -28,6 +30,8 @@ struct _TocsinRecord
   TocsinMessageType notification_type;
   gboolean          markdown;
   gboolean          loaded;
+  char             *actions_json;   /* the message's actions as on the wire, or NULL: none */
+  GPtrArray        *actions;        /* of TocsinMessageAction, parsed from actions_json */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinRecord, tocsin_record, G_TYPE_OBJECT)
@@ -57,6 +61,7 @@ enum {
   PROP_NOTIFICATION_TYPE,
   PROP_MARKDOWN,
   PROP_LOADED,
+  PROP_ACTIONS_JSON,
   N_PROPS
 };
 
@@ -73,6 +78,8 @@ tocsin_record_finalize (GObject *object)
   g_free (self->body);
   g_free (self->link);
   g_free (self->vars_json);
+  g_free (self->actions_json);
+  g_ptr_array_unref (self->actions);
 
   G_OBJECT_CLASS (tocsin_record_parent_class)->finalize (object);
 }
@@ -102,6 +109,7 @@ tocsin_record_get_property (GObject    *object,
     case PROP_NOTIFICATION_TYPE: g_value_set_enum (value, self->notification_type); break;
     case PROP_MARKDOWN: g_value_set_boolean (value, self->markdown); break;
     case PROP_LOADED: g_value_set_boolean (value, self->loaded); break;
+    case PROP_ACTIONS_JSON: g_value_set_string (value, self->actions_json); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
@@ -132,6 +140,9 @@ tocsin_record_set_property (GObject      *object,
       tocsin_record_set_notification_type (self, g_value_get_enum (value));
       break;
     case PROP_MARKDOWN: tocsin_record_set_markdown (self, g_value_get_boolean (value)); break;
+    case PROP_ACTIONS_JSON:
+      tocsin_record_set_actions_json (self, g_value_get_string (value));
+      break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
@@ -168,6 +179,7 @@ tocsin_record_class_init (TocsinRecordClass *klass)
   properties[PROP_LOADED] = g_param_spec_boolean ("loaded", NULL, NULL, FALSE,
                                                   G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY |
                                                   G_PARAM_STATIC_STRINGS);
+  properties[PROP_ACTIONS_JSON] = g_param_spec_string ("actions-json", NULL, NULL, NULL, rw);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
@@ -178,6 +190,177 @@ tocsin_record_init (TocsinRecord *self)
   self->title = g_strdup ("");
   self->body = g_strdup ("");
   self->vars_json = g_strdup ("{}");
+  self->actions = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_message_action_free);
+}
+
+/* ---- actions ------------------------------------------------------------------------------ */
+
+/* The record keeps its message's actions in their wire form (tocsin-message.h), as the history
+ * stores them: one JSON text, parsed back here. What is stored was validated when the message
+ * was decoded; an entry that does not read back (a newer app's kind) is left out. */
+static char *
+actions_to_json (GPtrArray *actions)
+{
+  g_autoptr(JsonBuilder) builder = NULL;
+  g_autoptr(JsonNode) root = NULL;
+
+  if (actions == NULL || actions->len == 0)
+    return NULL;
+  builder = json_builder_new ();
+  json_builder_begin_array (builder);
+  for (guint i = 0; i < actions->len; i++)
+    {
+      const TocsinMessageAction *action = g_ptr_array_index (actions, i);
+
+      json_builder_begin_object (builder);
+      json_builder_set_member_name (builder, "kind");
+      json_builder_add_string_value (builder, action->kind ? action->kind : "view");
+      json_builder_set_member_name (builder, "label");
+      json_builder_add_string_value (builder, action->label ? action->label : "");
+      json_builder_set_member_name (builder, "url");
+      json_builder_add_string_value (builder, action->url ? action->url : "");
+      if (action->method)
+        {
+          json_builder_set_member_name (builder, "method");
+          json_builder_add_string_value (builder, action->method);
+        }
+      if (action->headers && action->headers[0])
+        {
+          json_builder_set_member_name (builder, "headers");
+          json_builder_begin_object (builder);
+          for (guint h = 0; action->headers[h] && action->headers[h + 1]; h += 2)
+            {
+              json_builder_set_member_name (builder, action->headers[h]);
+              json_builder_add_string_value (builder, action->headers[h + 1]);
+            }
+          json_builder_end_object (builder);
+        }
+      if (action->body)
+        {
+          json_builder_set_member_name (builder, "body");
+          json_builder_add_string_value (builder, action->body);
+        }
+      json_builder_set_member_name (builder, "policy");
+      json_builder_add_string_value (builder, action->retry ? "retry" : "none");
+      json_builder_set_member_name (builder, "clear");
+      json_builder_add_boolean_value (builder, action->clear);
+      json_builder_end_object (builder);
+    }
+  json_builder_end_array (builder);
+  root = json_builder_get_root (builder);
+  return tocsin_json_to_string (root, FALSE);
+}
+
+static TocsinMessageAction *
+action_from_json (JsonObject *object)
+{
+  g_autoptr(GStrvBuilder) headers = NULL;
+  TocsinMessageAction *action;
+  const char *kind = json_object_get_string_member_with_default (object, "kind", "");
+  const char *label = json_object_get_string_member_with_default (object, "label", "");
+  const char *url = json_object_get_string_member_with_default (object, "url", "");
+
+  if ((!g_str_equal (kind, "view") && !g_str_equal (kind, "http")) || *label == '\0' ||
+      *url == '\0')
+    return NULL;
+  action = g_new0 (TocsinMessageAction, 1);
+  action->kind = g_strdup (kind);
+  action->label = g_strdup (label);
+  action->url = g_strdup (url);
+  if (g_str_equal (kind, "http"))
+    action->method = g_strdup (json_object_get_string_member_with_default (object, "method",
+                                                                           "POST"));
+  if (json_object_has_member (object, "headers") &&
+      JSON_NODE_HOLDS_OBJECT (json_object_get_member (object, "headers")))
+    {
+      JsonObject *map = json_object_get_object_member (object, "headers");
+      g_autoptr(GList) names = json_object_get_members (map);
+
+      headers = g_strv_builder_new ();
+      for (GList *l = names; l; l = l->next)
+        {
+          JsonNode *value = json_object_get_member (map, l->data);
+
+          if (JSON_NODE_HOLDS_VALUE (value) && json_node_get_value_type (value) == G_TYPE_STRING)
+            {
+              g_strv_builder_add (headers, l->data);
+              g_strv_builder_add (headers, json_node_get_string (value));
+            }
+        }
+      action->headers = g_strv_builder_end (headers);
+    }
+  if (json_object_has_member (object, "body") &&
+      JSON_NODE_HOLDS_VALUE (json_object_get_member (object, "body")))
+    action->body = g_strdup (json_object_get_string_member (object, "body"));
+  action->retry = g_strcmp0 (json_object_get_string_member_with_default (object, "policy",
+                                                                         "none"), "retry") == 0;
+  action->clear = json_object_get_boolean_member_with_default (object, "clear", FALSE);
+  return action;
+}
+
+static void
+parse_actions (TocsinRecord *self)
+{
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *array;
+
+  g_ptr_array_set_size (self->actions, 0);
+  if (self->actions_json == NULL)
+    return;
+  root = tocsin_json_parse (self->actions_json, strlen (self->actions_json), G_MAXSSIZE,
+                            TOCSIN_JSON_DEFAULT_MAX_DEPTH, NULL);
+  if (root == NULL || !JSON_NODE_HOLDS_ARRAY (root))
+    return;
+  array = json_node_get_array (root);
+  for (guint i = 0; i < json_array_get_length (array) && i < TOCSIN_REQUEST_MAX_ACTIONS; i++)
+    {
+      JsonNode *node = json_array_get_element (array, i);
+      TocsinMessageAction *action;
+
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        continue;
+      action = action_from_json (json_node_get_object (node));
+      if (action)
+        g_ptr_array_add (self->actions, action);
+    }
+}
+
+const char *
+tocsin_record_get_actions_json (TocsinRecord *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_RECORD (self), NULL);
+  return self->actions_json;
+}
+
+void
+tocsin_record_set_actions_json (TocsinRecord *self,
+                                const char   *actions_json)
+{
+  g_return_if_fail (TOCSIN_IS_RECORD (self));
+
+  if (actions_json != NULL && (*actions_json == '\0' || g_str_equal (actions_json, "[]")))
+    actions_json = NULL;
+  if (g_strcmp0 (self->actions_json, actions_json) == 0)
+    return;
+  g_free (self->actions_json);
+  self->actions_json = g_strdup (actions_json);
+  parse_actions (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ACTIONS_JSON]);
+}
+
+guint
+tocsin_record_get_n_actions (TocsinRecord *self)
+{
+  g_return_val_if_fail (TOCSIN_IS_RECORD (self), 0);
+  return self->actions->len;
+}
+
+const TocsinMessageAction *
+tocsin_record_get_action (TocsinRecord *self,
+                          guint         index)
+{
+  g_return_val_if_fail (TOCSIN_IS_RECORD (self), NULL);
+  return index < self->actions->len ? g_ptr_array_index (self->actions, index) : NULL;
 }
 
 TocsinRecord *
@@ -211,6 +394,8 @@ tocsin_record_new_from_message (const char          *relay_url,
   tocsin_set_str (&self->vars_json, vars);
   self->notification_type = message->type;
   self->markdown = !!message->markdown;
+  self->actions_json = actions_to_json (message->actions);
+  parse_actions (self);
   self->loaded = TRUE;
   return self;
 }
@@ -355,6 +540,7 @@ tocsin_record_update_from (TocsinRecord *self,
   tocsin_record_set_vars_json (self, other->vars_json);
   tocsin_record_set_notification_type (self, other->notification_type);
   tocsin_record_set_markdown (self, other->markdown);
+  tocsin_record_set_actions_json (self, other->actions_json);
   g_object_thaw_notify (G_OBJECT (self));
 }
 

@@ -58,6 +58,14 @@ gboolean          tocsin_record_get_markdown     (TocsinRecord *self);
 /* TRUE once it has content (a TocsinRecordList placeholder is not loaded yet). */
 gboolean          tocsin_record_get_loaded       (TocsinRecord *self);
 
+/* The message's action buttons (TocsinMessage.actions, at most 3), in their wire form as a
+ * JSON array text, or NULL when it has none; the "actions-json" property notifies. */
+const char       *tocsin_record_get_actions_json (TocsinRecord *self);
+guint             tocsin_record_get_n_actions    (TocsinRecord *self);
+/* Action @index (borrowed), or NULL past the last. */
+const TocsinMessageAction *tocsin_record_get_action (TocsinRecord *self,
+                                                     guint         index);
+
 /* Setters notify the property; they do not write to the history (use TocsinHistory for that). */
 void              tocsin_record_set_id           (TocsinRecord *self, gint64 id);
 void              tocsin_record_set_kind         (TocsinRecord *self, TocsinRecordKind kind);
@@ -74,6 +82,7 @@ void              tocsin_record_set_vars_json    (TocsinRecord *self, const char
 void              tocsin_record_set_notification_type (TocsinRecord      *self,
                                                        TocsinMessageType  type);
 void              tocsin_record_set_markdown     (TocsinRecord *self, gboolean markdown);
+void              tocsin_record_set_actions_json (TocsinRecord *self, const char *actions_json);
 
 /* Copies every field of @other into @self, notifying only what changed (keeps @self's identity,
  * so a list row bound to it updates in place). */

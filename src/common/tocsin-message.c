@@ -7,8 +7,13 @@
 
 #include "tocsin-json.h"
 #include "tocsin-message.h"
+#include "tocsin-request.h"
 
 #define MAX_LINK_LENGTH 2048
+/* An http action's headers: a definition's (TOCSIN_REQUEST_MAX_HEADERS) plus Content-Type, and
+ * room for a sender's own (ntfy's "headers"). */
+#define MAX_ACTION_HEADERS 32
+#define MAX_ACTION_LABEL   64
 
 G_DEFINE_QUARK (tocsin-message-error-quark, tocsin_message_error)
 
@@ -264,6 +269,245 @@ get_string (JsonObject  *object,
   return TRUE;
 }
 
+static const char *const action_methods[] = { "GET", "POST", "PUT", "DELETE", NULL };
+
+/* A string member of an action: NULL *@problem when it is absent (and not @required) or a valid
+ * UTF-8 string, else what is wrong. */
+static const char *
+action_string (JsonObject  *object,
+               const char  *name,
+               gboolean     required,
+               char       **out)
+{
+  JsonNode *node = json_object_get_member (object, name);
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return required ? "a member it needs is missing (kind, label and url are required)" : NULL;
+  if (!JSON_NODE_HOLDS_VALUE (node) || json_node_get_value_type (node) != G_TYPE_STRING)
+    return "a member that must be a string is not";
+  if (!g_utf8_validate (json_node_get_string (node), -1, NULL))
+    return "a member is not valid UTF-8";
+  *out = g_strdup (json_node_get_string (node));
+  return NULL;
+}
+
+/* One member of "actions" (docs/protocol.md). @index is 1-based, for the sentence. Unknown
+ * members are left alone (a newer relay may add some); unknown kinds are refused, since the app
+ * could not show what the sender meant. */
+static TocsinMessageAction *
+action_from_json (JsonNode  *node,
+                  guint      index,
+                  GError   **error)
+{
+  TocsinMessageAction *action;
+  JsonObject *object;
+  JsonNode *member;
+  const char *reason = NULL;
+  const char *problem = NULL;
+  char *policy = NULL;
+
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's action %u is not an object", index);
+      return NULL;
+    }
+  object = json_node_get_object (node);
+  action = g_new0 (TocsinMessageAction, 1);
+  if ((problem = action_string (object, "kind", TRUE, &action->kind)) == NULL &&
+      (problem = action_string (object, "label", TRUE, &action->label)) == NULL)
+    problem = action_string (object, "url", TRUE, &action->url);
+  if (problem == NULL && !g_str_equal (action->kind, "view") && !g_str_equal (action->kind, "http"))
+    problem = "its \"kind\" is not view or http";
+  if (problem == NULL &&
+      (*action->label == '\0' || g_utf8_strlen (action->label, -1) > MAX_ACTION_LABEL))
+    problem = "its \"label\" is not 1 to 64 characters";
+  if (problem == NULL)
+    {
+      for (const char *p = action->label; *p && problem == NULL; p++)
+        if ((guchar) *p < 0x20 || *p == 0x7f)
+          problem = "its \"label\" holds a control character";
+    }
+
+  member = json_object_get_member (object, "clear");
+  if (problem == NULL && member != NULL && !JSON_NODE_HOLDS_NULL (member))
+    {
+      if (!JSON_NODE_HOLDS_VALUE (member) || json_node_get_value_type (member) != G_TYPE_BOOLEAN)
+        problem = "its \"clear\" is not true or false";
+      else
+        action->clear = json_node_get_boolean (member);
+    }
+
+  if (problem == NULL && g_str_equal (action->kind, "view"))
+    {
+      if (!tocsin_link_is_safe (action->url, &reason))
+        problem = reason;
+    }
+  else if (problem == NULL)
+    {
+      if ((problem = action_string (object, "method", FALSE, &action->method)) == NULL &&
+          (problem = action_string (object, "body", FALSE, &action->body)) == NULL)
+        problem = action_string (object, "policy", FALSE, &policy);
+      if (problem != NULL)
+        {
+          /* said above */
+        }
+      else if (!tocsin_request_url_is_sendable (action->url, &reason))
+        problem = reason;
+      else if (action->method == NULL || !g_strv_contains (action_methods, action->method))
+        problem = "its \"method\" is not GET, POST, PUT or DELETE";
+      else if (action->body != NULL && strlen (action->body) > TOCSIN_REQUEST_MAX_BODY)
+        problem = "its \"body\" is larger than 256 KiB";
+      else if (policy != NULL && !g_str_equal (policy, "retry") && !g_str_equal (policy, "none"))
+        problem = "its \"policy\" is not retry or none";
+      else
+        action->retry = g_strcmp0 (policy, "retry") == 0;
+
+      member = json_object_get_member (object, "headers");
+      if (problem == NULL && member != NULL && !JSON_NODE_HOLDS_NULL (member))
+        {
+          g_autoptr(GStrvBuilder) headers = g_strv_builder_new ();
+          JsonObjectIter iter;
+          const char *name;
+          JsonNode *value;
+
+          if (!JSON_NODE_HOLDS_OBJECT (member))
+            problem = "its \"headers\" is not an object";
+          else if (json_object_get_size (json_node_get_object (member)) > MAX_ACTION_HEADERS)
+            problem = "it has more than 32 headers";
+          else
+            {
+              json_object_iter_init_ordered (&iter, json_node_get_object (member));
+              while (problem == NULL && json_object_iter_next_ordered (&iter, &name, &value))
+                {
+                  const char *text;
+
+                  if (!JSON_NODE_HOLDS_VALUE (value) ||
+                      json_node_get_value_type (value) != G_TYPE_STRING)
+                    {
+                      problem = "a header's value is not a string";
+                      break;
+                    }
+                  text = json_node_get_string (value);
+                  if (*name == '\0')
+                    problem = "a header has no name";
+                  for (const char *p = name; *p && problem == NULL; p++)
+                    if (!g_ascii_isalnum (*p) && strchr ("!#$%&'*+-.^_`|~", *p) == NULL)
+                      problem = "a header's name is not an HTTP token";
+                  if (problem == NULL && !g_utf8_validate (text, -1, NULL))
+                    problem = "a header's value is not valid UTF-8";
+                  for (const char *p = text; *p && problem == NULL; p++)
+                    if (((guchar) *p < 0x20 && *p != '\t') || *p == 0x7f)
+                      problem = "a header's value holds a line break or control character";
+                  g_strv_builder_add (headers, name);
+                  g_strv_builder_add (headers, text);
+                }
+              if (problem == NULL)
+                action->headers = g_strv_builder_end (headers);
+            }
+        }
+    }
+  g_free (policy);
+
+  if (problem != NULL)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's action %u was refused: %s", index, problem);
+      tocsin_message_action_free (action);
+      return NULL;
+    }
+  if (!g_str_equal (action->kind, "http"))
+    {
+      /* A view action is its url: nothing else of an http one is kept. */
+      g_clear_pointer (&action->method, g_free);
+      g_clear_pointer (&action->headers, g_strfreev);
+      g_clear_pointer (&action->body, g_free);
+      action->retry = FALSE;
+    }
+  return action;
+}
+
+static gboolean
+actions_from_json (JsonObject     *object,
+                   TocsinMessage  *message,
+                   GError        **error)
+{
+  JsonNode *node = json_object_get_member (object, "actions");
+  JsonArray *array;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message's \"actions\" is not an array");
+      return FALSE;
+    }
+  array = json_node_get_array (node);
+  if (json_array_get_length (array) > TOCSIN_REQUEST_MAX_ACTIONS)
+    {
+      g_set_error (error, TOCSIN_MESSAGE_ERROR, TOCSIN_MESSAGE_ERROR_INVALID,
+                   "The message has more than %d actions", TOCSIN_REQUEST_MAX_ACTIONS);
+      return FALSE;
+    }
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      TocsinMessageAction *action = action_from_json (json_array_get_element (array, i), i + 1,
+                                                      error);
+
+      if (action == NULL)
+        return FALSE;
+      g_ptr_array_add (message->actions, action);
+    }
+  return TRUE;
+}
+
+/* The "actions" array, or NULL when there are none. Both encoders write this very tree, so
+ * their bytes agree (tests/test-message.c, /message/encoding-matches-tree). */
+static JsonArray *
+actions_to_json (const TocsinMessage *message)
+{
+  JsonArray *array;
+
+  if (message->actions == NULL || message->actions->len == 0)
+    return NULL;
+  array = json_array_new ();
+  for (guint i = 0; i < message->actions->len; i++)
+    {
+      const TocsinMessageAction *action = g_ptr_array_index (message->actions, i);
+      JsonObject *object = json_object_new ();
+      gboolean http = g_strcmp0 (action->kind, "http") == 0;
+
+      json_object_set_string_member (object, "kind", action->kind ? action->kind : "view");
+      json_object_set_string_member (object, "label", action->label ? action->label : "");
+      json_object_set_string_member (object, "url", action->url ? action->url : "");
+      if (http)
+        {
+          json_object_set_string_member (object, "method",
+                                         action->method ? action->method : "POST");
+          if (action->headers != NULL && action->headers[0] != NULL)
+            {
+              JsonObject *headers = json_object_new ();
+
+              for (guint j = 0; action->headers[j] != NULL && action->headers[j + 1] != NULL;
+                   j += 2)
+                if (!json_object_has_member (headers, action->headers[j]))
+                  json_object_set_string_member (headers, action->headers[j],
+                                                 action->headers[j + 1]);
+              json_object_set_object_member (object, "headers", headers);
+            }
+          if (action->body != NULL)
+            json_object_set_string_member (object, "body", action->body);
+          json_object_set_string_member (object, "policy", action->retry ? "retry" : "none");
+          json_object_set_boolean_member (object, "clear", action->clear);
+        }
+      else if (action->clear)
+        json_object_set_boolean_member (object, "clear", TRUE);
+      json_array_add_object_element (array, object);
+    }
+  return array;
+}
+
 TocsinMessage *
 tocsin_message_new_from_json_object (JsonObject  *object,
                                      GError     **error)
@@ -344,6 +588,9 @@ tocsin_message_new_from_json_object (JsonObject  *object,
       message->vars = json_object_ref (json_node_get_object (vars));
     }
 
+  if (!actions_from_json (object, message, error))
+    return NULL;
+
   return g_steal_pointer (&message);
 }
 
@@ -377,6 +624,7 @@ tocsin_message_to_json_object (const TocsinMessage *message)
 {
   JsonObject *object = json_object_new ();
   g_autofree char *time = tocsin_format_time_ms (message->time_ms);
+  JsonArray *actions;
 
   json_object_set_int_member (object, "id", message->id);
   json_object_set_int_member (object, "channel", message->channel);
@@ -397,6 +645,9 @@ tocsin_message_to_json_object (const TocsinMessage *message)
                                    tocsin_message_type_to_string (message->type));
   if (message->markdown)
     json_object_set_boolean_member (object, "markdown", TRUE);
+  actions = actions_to_json (message);
+  if (actions != NULL)
+    json_object_set_array_member (object, "actions", actions);
   return object;
 }
 
@@ -451,6 +702,14 @@ tocsin_message_to_data (const TocsinMessage *message,
     }
   if (message->markdown)
     g_string_append (out, ",\"markdown\":true");
+  if (message->actions != NULL && message->actions->len > 0)
+    {
+      g_autoptr(JsonNode) actions = json_node_new (JSON_NODE_ARRAY);
+
+      json_node_take_array (actions, actions_to_json (message));
+      g_string_append (out, ",\"actions\":");
+      tocsin_json_append_node (out, actions);
+    }
   g_string_append_c (out, '}');
   if (length)
     *length = out->len;

@@ -100,4 +100,35 @@ TocsinAttempt  *tocsin_outbound_send_finish (TocsinOutbound              *self,
 gint64          tocsin_outbound_parse_retry_after (const char *value,
                                                    gint64      now_ms);
 
+/* Added after the contract (B): the parsers and rules below, for tests and the fuzzer. */
+
+/* What an answer's headers say about waiting (unix ms; 0: nothing). */
+typedef struct
+{
+  gint64 retry_after_ms;   /* Retry-After (capped at 24 h from now) */
+  gint64 paced_until_ms;   /* remaining 0 in X-Rate-Limit-*, RateLimit-*, or RateLimit: reset */
+} TocsinOutboundPacing;
+
+/* @headers: name, value, name, value, ..., NULL. Values over 256 bytes are ignored.
+ * X-Rate-Limit-Reset (or X-RateLimit-Reset) up to 1,000,000,000 is seconds from now; above, a
+ * unix time in seconds (or in ms above 100,000,000,000). RateLimit-Reset and the structured
+ * "RateLimit: limit=.., remaining=.., reset=.." (or "r=..;t=..") reset are seconds from now. */
+void            tocsin_outbound_parse_pacing      (const char * const   *headers,
+                                                   gint64                now_ms,
+                                                   TocsinOutboundPacing *pacing);
+
+/* How much of an answer an attempt keeps. */
+#define TOCSIN_OUTBOUND_ANSWER_START 256
+
+/* The first TOCSIN_OUTBOUND_ANSWER_START bytes of @data as valid UTF-8 (invalid bytes and NUL
+ * become U+FFFD; the result is at most TOCSIN_OUTBOUND_ANSWER_START bytes). */
+char           *tocsin_outbound_answer_start      (const guint8 *data,
+                                                   gsize         len);
+
+/* The retry policy's backoff for a failed @attempt (1-based): the retry comes at a random time
+ * in [0, this] from the failure (full jitter): min (backoff_max_ms, backoff_base_ms × 2^(n-1)),
+ * and never before the host is ready. */
+guint64         tocsin_outbound_backoff_bound_ms  (TocsinOutbound *self,
+                                                   guint           attempt);
+
 G_END_DECLS

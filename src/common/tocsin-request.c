@@ -203,8 +203,8 @@ node_depth (JsonNode *node,
       JsonObjectIter iter;
       JsonNode *member;
 
-      json_object_iter_init (&iter, json_node_get_object (node));
-      while (json_object_iter_next (&iter, NULL, &member) && deepest < limit)
+      json_object_iter_init_ordered (&iter, json_node_get_object (node));
+      while (json_object_iter_next_ordered (&iter, NULL, &member) && deepest < limit)
         deepest = MAX (deepest, node_depth (member, limit - 1));
       return deepest + 1;
     }
@@ -258,8 +258,8 @@ check_keys (JsonObject        *object,
   JsonObjectIter iter;
   const char *key;
 
-  json_object_iter_init (&iter, object);
-  while (json_object_iter_next (&iter, &key, NULL))
+  json_object_iter_init_ordered (&iter, object);
+  while (json_object_iter_next_ordered (&iter, &key, NULL))
     {
       if (!g_strv_contains (known, key))
         {
@@ -574,8 +574,8 @@ compile_headers (TocsinRequest *self,
       return FALSE;
     }
 
-  json_object_iter_init (&iter, json_node_get_object (node));
-  while (json_object_iter_next (&iter, &name, &value))
+  json_object_iter_init_ordered (&iter, json_node_get_object (node));
+  while (json_object_iter_next_ordered (&iter, &name, &value))
     {
       g_autofree char *field = NULL;
       TocsinTemplate *template;
@@ -734,8 +734,8 @@ tocsin_request_new (const char  *field,
       JsonObjectIter iter;
       const char *key;
 
-      json_object_iter_init (&iter, definition);
-      while (json_object_iter_next (&iter, &key, NULL))
+      json_object_iter_init_ordered (&iter, definition);
+      while (json_object_iter_next_ordered (&iter, &key, NULL))
         if (!g_strv_contains (known_view, key) && g_strv_contains (known_http, key))
           {
             g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
@@ -1056,8 +1056,8 @@ tocsin_request_context_vars (JsonObject                 *message_vars,
       JsonNode *member;
 
       /* json_node_copy() shares objects and arrays (a reference), so this is shallow. */
-      json_object_iter_init (&iter, message_vars);
-      while (json_object_iter_next (&iter, &name, &member))
+      json_object_iter_init_ordered (&iter, message_vars);
+      while (json_object_iter_next_ordered (&iter, &name, &member))
         json_object_set_member (vars, name, json_node_copy (member));
     }
 
@@ -1403,6 +1403,17 @@ tocsin_request_render (TocsinRequest        *self,
       rendered->body = g_bytes_new_take (g_string_free (g_steal_pointer (&body), FALSE), length);
     }
   return g_steal_pointer (&rendered);
+}
+
+gboolean
+tocsin_request_url_is_sendable (const char  *url,
+                                const char **reason)
+{
+  const char *problem = url == NULL ? _("it is empty") : url_problem (url);
+
+  if (reason != NULL)
+    *reason = problem;
+  return problem == NULL;
 }
 
 char *

@@ -144,6 +144,13 @@ TocsinRenderedRequest *tocsin_request_render  (TocsinRequest        *self,
                                                TocsinTemplateScope  *scope,
                                                GError              **error);
 
+/* TRUE for what a rendered request may be sent to: an absolute http(s) URL with a host, no user
+ * info, no spaces or control characters, at most TOCSIN_REQUEST_MAX_URL bytes, as libsoup parses
+ * it. Otherwise FALSE and *reason (optional, translated) says why. Message actions of kind http
+ * are checked with it too. */
+gboolean        tocsin_request_url_is_sendable (const char  *url,
+                                                const char **reason);
+
 /* "https://host:port/path" of @url: no user info, no query, no fragment; what logs show. */
 char           *tocsin_request_url_for_log    (const char *url);
 
