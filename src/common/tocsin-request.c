@@ -30,9 +30,10 @@ G_DEFINE_QUARK (tocsin-request-error-quark, tocsin_request_error)
 #define MAX_NAME_CHARS       64     /* a request's name, a parameter's name */
 #define MAX_HEADER_NAME      128
 /* JSON nesting a definition can have: the object, "params", then a parameter object and its
- * "items"/"fields" array per level, the leaf parameter; anything deeper is refused before the
- * walk (which stays recursive, so this bounds it). */
-#define MAX_DEFINITION_DEPTH (2 * TOCSIN_REQUEST_MAX_DEPTH + 4)
+ * "items"/"fields" array per level, the leaf parameter (2 L + 3 for L levels). One level more
+ * than allowed still reaches the walk, which names the parameter that nests too deep; anything
+ * deeper is refused before it (the walk is recursive, so this bounds it). */
+#define MAX_DEFINITION_DEPTH (2 * (TOCSIN_REQUEST_MAX_DEPTH + 1) + 3)
 /* How libsoup 3 parses a request's URL (SOUP_HTTP_URI_FLAGS; this library has no libsoup): what
  * passes here passes there, and the path and query are kept as written. */
 #define URL_FLAGS (G_URI_FLAGS_HAS_PASSWORD | G_URI_FLAGS_ENCODED_PATH | \
@@ -196,6 +197,8 @@ node_depth (JsonNode *node,
 {
   guint deepest = 0;
 
+  if (!JSON_NODE_HOLDS_OBJECT (node) && !JSON_NODE_HOLDS_ARRAY (node))
+    return 0;
   if (limit == 0)
     return 1;
   if (JSON_NODE_HOLDS_OBJECT (node))
@@ -203,8 +206,8 @@ node_depth (JsonNode *node,
       JsonObjectIter iter;
       JsonNode *member;
 
-      json_object_iter_init_ordered (&iter, json_node_get_object (node));
-      while (json_object_iter_next_ordered (&iter, NULL, &member) && deepest < limit)
+      json_object_iter_init (&iter, json_node_get_object (node));
+      while (json_object_iter_next (&iter, NULL, &member) && deepest < limit)
         deepest = MAX (deepest, node_depth (member, limit - 1));
       return deepest + 1;
     }
@@ -257,9 +260,11 @@ check_keys (JsonObject        *object,
 {
   JsonObjectIter iter;
   const char *key;
+  JsonNode *member;
 
+  /* json-glib 1.6's ordered iterator needs both out arguments. */
   json_object_iter_init_ordered (&iter, object);
-  while (json_object_iter_next_ordered (&iter, &key, NULL))
+  while (json_object_iter_next_ordered (&iter, &key, &member))
     {
       if (!g_strv_contains (known, key))
         {
@@ -733,9 +738,10 @@ tocsin_request_new (const char  *field,
     {
       JsonObjectIter iter;
       const char *key;
+      JsonNode *member;
 
       json_object_iter_init_ordered (&iter, definition);
-      while (json_object_iter_next_ordered (&iter, &key, NULL))
+      while (json_object_iter_next_ordered (&iter, &key, &member))
         if (!g_strv_contains (known_view, key) && g_strv_contains (known_http, key))
           {
             g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
@@ -1279,8 +1285,9 @@ tocsin_request_render (TocsinRequest        *self,
     {
       if (!tocsin_template_scope_check (scope, &budget_error))
         {
-          g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER, "%s: %s",
-                       self->field, budget_error->message);
+          /* It names the template that ran out ("forwards[1].url"). */
+          g_set_error_literal (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                               budget_error->message);
           return NULL;
         }
       if (!tocsin_link_is_safe (url, &problem))
@@ -1371,8 +1378,8 @@ tocsin_request_render (TocsinRequest        *self,
 
   if (!tocsin_template_scope_check (scope, &budget_error))
     {
-      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER, "%s: %s",
-                   self->field, budget_error->message);
+      g_set_error_literal (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                           budget_error->message);
       return NULL;
     }
   if ((problem = url_problem (url)) != NULL)
@@ -1424,7 +1431,8 @@ tocsin_request_url_for_log (const char *url)
 
   if (url == NULL)
     return g_strdup ("");
-  uri = g_uri_parse (url, URL_FLAGS, NULL);
+  /* Not URL_FLAGS: without G_URI_FLAGS_SCHEME_NORMALIZE the port shows only when written. */
+  uri = g_uri_parse (url, G_URI_FLAGS_ENCODED | G_URI_FLAGS_HAS_PASSWORD, NULL);
   if (uri == NULL || g_uri_get_host (uri) == NULL)
     return g_strdup ("(not a URL)");
   path = g_uri_get_path (uri);

@@ -10,7 +10,9 @@
  *   {"name": "Silence 1 h",                         required, 1..64 characters, plain text
  *    "kind": "http",                                "http" (default) or "view" (app only: open url)
  *    "event": "message",                            "message" (default) or "acknowledge"
- *    "condition": "{{status == 'firing'}}",         T, optional: send only when truthy
+ *    "condition": "status == 'firing'",             T, optional: send only when truthy
+ *                                                   (an expression, without {{ }}, as a
+ *                                                   channel's condition)
  *    "method": "POST",                              GET, POST (default), PUT, DELETE
  *    "url": "https://am.example/api/v2/silences",   T, required; must render to http(s)
  *    "format": "json",                              json (default), raw, json-rpc, form
