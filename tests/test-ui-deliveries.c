@@ -7,6 +7,9 @@
  * endpoint (a SoupServer answering the docs/api.md JSON): the attempts newest first with their
  * status, time and answer, "Retry Now" only on failed and held deliveries (it POSTs the retry
  * URL with the owner key, then the page loads again), the empty state and the error state.
+ * "Your Action Presses" (from the main menu) over the history's press log: a button pressed
+ * against a target that answers 500 shows its attempt with Retry Now, which presses it again
+ * (the target then answers 200) and the page shows the new attempt.
  */
 #define G_LOG_DOMAIN "test-ui"
 
@@ -18,6 +21,7 @@
 
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-action-runner.h"
 #include "tocsin-deliveries-window.h"
 #include "tocsin-request-editor.h"
 #include "tocsin-test-relay.h"
@@ -213,6 +217,7 @@ typedef struct
   char       *base_url;
   guint       gets;          /* GETs of channel 1's deliveries */
   GPtrArray  *retries;       /* the paths POSTed, with their Authorization */
+  guint       hooks;         /* requests to /hook (an action's target): 500 first, then 200 */
 } FakeRelay;
 
 static FakeRelay fake;
@@ -260,7 +265,12 @@ fake_handler (SoupServer        *server,
   const char *body = NULL;
   guint status = 200;
 
-  if (g_strcmp0 (auth, "Bearer owner-key") != 0)
+  if (g_str_equal (path, "/hook"))
+    {
+      status = fake.hooks++ == 0 ? 500 : 200;
+      body = status == 500 ? "{\"error\": \"not today\"}" : "{\"ok\": true}";
+    }
+  else if (g_strcmp0 (auth, "Bearer owner-key") != 0)
     {
       status = 401;
       body = "{\"error\": \"Use the channel's owner key.\"}";
@@ -317,6 +327,16 @@ collect_expander_rows (GtkWidget *root,
       else
         collect_expander_rows (child, rows);
     }
+}
+
+/* The expander rows under @root now, into @rows (emptied first). */
+static guint
+count_rows (GtkWidget *root,
+            GPtrArray *rows)
+{
+  g_ptr_array_set_size (rows, 0);
+  collect_expander_rows (root, rows);
+  return rows->len;
 }
 
 static void
@@ -406,6 +426,89 @@ test_deliveries_empty_and_error (void)
   gtk_window_destroy (GTK_WINDOW (page));
 }
 
+/* A record with one "http" action (policy none: one attempt a press) aimed at the fake's /hook,
+ * stored as the client stores a relay's message. */
+static TocsinRecord *
+store_record_with_action (void)
+{
+  TocsinHistory *history = tocsin_application_get_history (app);
+  g_autoptr(TocsinMessage) message = tocsin_message_new ();
+  TocsinMessageAction *action = g_new0 (TocsinMessageAction, 1);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinStoreResult outcome;
+  TocsinRecord *record;
+
+  message->id = 1;
+  message->channel = 7001;
+  message->channel_name = g_strdup ("Deploys");
+  message->time_ms = g_get_real_time () / 1000;
+  g_free (message->title);
+  message->title = g_strdup ("Deploy waiting");
+  action->kind = g_strdup ("http");
+  action->label = g_strdup ("Approve");
+  action->method = g_strdup ("POST");
+  action->url = g_strconcat (fake.base_url, "/hook", NULL);
+  action->body = g_strdup ("{}");
+  g_ptr_array_add (message->actions, action);
+  tocsin_history_store_message_async (history, relay->base_url, message, NULL, async_done,
+                                      &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  record = tocsin_history_store_message_finish (history, result, &outcome, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (outcome, ==, TOCSIN_STORE_ADDED);
+  return record;
+}
+
+static void
+test_presses_page (void)
+{
+  g_autoptr(TocsinRecord) record = NULL;
+  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+  TocsinActionRunner *runner = tocsin_application_get_action_runner (app);
+  GtkWindow *page;
+  GtkWidget *status, *button;
+  guint done = 0;
+
+  /* From the main menu; nothing pressed yet. */
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.action-presses", NULL));
+  TOCSIN_WAIT_UNTIL ((page = tocsin_test_ui_find_toplevel (TOCSIN_TYPE_DELIVERIES_WINDOW))
+                     != NULL);
+  TOCSIN_WAIT_UNTIL (g_str_equal (tocsin_deliveries_window_get_state
+                                    (TOCSIN_DELIVERIES_WINDOW (page)), "empty"));
+  status = tocsin_test_ui_find_mapped_widget (GTK_WIDGET (page), ADW_TYPE_STATUS_PAGE, NULL);
+  g_assert_cmpstr (adw_status_page_get_title (ADW_STATUS_PAGE (status)), ==,
+                   "No Action Presses Yet");
+
+  /* A press that fails: the page follows the runner and shows it, with Retry Now. */
+  record = store_record_with_action ();
+  g_assert_true (tocsin_action_runner_press (runner, record, 0));
+  TOCSIN_WAIT_UNTIL (fake.hooks == 1 &&
+                     g_str_equal (tocsin_deliveries_window_get_state
+                                    (TOCSIN_DELIVERIES_WINDOW (page)), "list"));
+  collect_expander_rows (GTK_WIDGET (page), rows);
+  g_assert_cmpuint (rows->len, ==, 1);
+  g_assert_cmpstr (adw_preferences_row_get_title (rows->pdata[0]), ==, "Approve · Deploys");
+  g_assert_nonnull (strstr (adw_expander_row_get_subtitle (rows->pdata[0]), "HTTP 500"));
+  button = tocsin_test_ui_find_widget (rows->pdata[0], GTK_TYPE_BUTTON, "Retry _Now");
+  g_assert_nonnull (button);
+  tocsin_test_ui_save_unfocused_screenshot (GTK_WIDGET (page), "ui-action-presses.png");
+
+  /* Retry Now presses it again: the target gets it, and the newest row is the success, with
+   * no Retry Now left. */
+  g_signal_emit_by_name (button, "clicked");
+  TOCSIN_WAIT_UNTIL (fake.hooks == 2);
+  TOCSIN_WAIT_UNTIL (count_rows (GTK_WIDGET (page), rows) == 2 &&
+                     g_str_equal (tocsin_deliveries_window_get_state
+                                    (TOCSIN_DELIVERIES_WINDOW (page)), "list"));
+  g_assert_nonnull (strstr (adw_expander_row_get_subtitle (rows->pdata[0]), "HTTP 200"));
+  g_assert_nonnull (strstr (adw_expander_row_get_subtitle (rows->pdata[1]), "HTTP 500"));
+  for (guint i = 0; i < rows->len; i++)
+    done += tocsin_test_ui_find_widget (rows->pdata[i], GTK_TYPE_BUTTON, "Retry _Now") != NULL;
+  g_assert_cmpuint (done, ==, 0);
+  gtk_window_destroy (page);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -436,6 +539,7 @@ main (int   argc,
   g_test_add_func ("/ui/deliveries/editor-action-limit", test_editor_action_limit);
   g_test_add_func ("/ui/deliveries/page", test_deliveries_page);
   g_test_add_func ("/ui/deliveries/empty-and-error", test_deliveries_empty_and_error);
+  g_test_add_func ("/ui/deliveries/presses", test_presses_page);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));

@@ -6,6 +6,10 @@
  * ("what did it answer, when is the next try"); a delivery not tried yet shows as one row of its
  * own. "Retry Now" sits on the newest row of each delivery that failed or is held back: one
  * button per delivery, since a retry is of the delivery, not of an attempt.
+ *
+ * "Your Action Presses" is the same page over the history's press log (D1's
+ * tocsin_history_list_presses_async()): one row per attempt of a button pressed on this desktop,
+ * and "Retry Now" presses the button again through the application's TocsinActionRunner.
  */
 #define G_LOG_DOMAIN "tocsin-deliveries"
 
@@ -14,6 +18,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-action-runner.h"
 #include "tocsin-deliveries-window.h"
 #include "tocsin-json.h"
 #include "tocsin-owner.h"
@@ -23,6 +28,7 @@
 typedef struct
 {
   const char *time;          /* RFC 3339 UTC */
+  const char *title;         /* NULL: "name · event" */
   const char *event;         /* "message", "acknowledge" */
   const char *name;          /* the forward's */
   const char *url;           /* host and path, as the relay logs it; may be NULL */
@@ -34,7 +40,9 @@ typedef struct
   const char *outcome;       /* "success", "retry", "error"; NULL: not tried */
   const char *state;         /* the delivery's: "pending", "delivered", "failed", "held" */
   gint64      attempt;       /* from 1; 0: not tried */
-  gint64      delivery_id;
+  gint64      delivery_id;   /* a press: its record's id */
+  guint       action_index;  /* a press: which button */
+  const char *kind;          /* a press: "view" or "http" */
   gboolean    can_retry;
 } Entry;
 
@@ -47,15 +55,17 @@ struct _TocsinDeliveriesWindow
   AdwWindowTitle  *window_title;
   GtkStack        *stack;
   GtkSpinner      *spinner;
+  AdwStatusPage   *empty_page;
   AdwStatusPage   *error_page;
   GtkLabel        *summary;
   GtkListBox      *list;
 
   /* owned */
   TocsinApplication  *app;
-  TocsinOwnedChannel *channel;
+  TocsinOwnedChannel *channel;       /* NULL: the page shows this desktop's action presses */
   GCancellable       *cancellable;   /* the load and retries under way; cancelled on dispose */
   gboolean            loading;
+  gboolean            reload;        /* a press ended while loading: load again after */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinDeliveriesWindow, tocsin_deliveries_window, ADW_TYPE_WINDOW)
@@ -143,9 +153,12 @@ entry_row_new (TocsinDeliveriesWindow *self,
   const char *icon_name;
   const char *icon_label;
 
-  /* Translators: a forward's name, then when it is sent, e.g. "Ticket · On message" */
-  title = g_strdup_printf (_("%s · %s"), entry->name ? entry->name : "",
-                           event_label (entry->event));
+  if (entry->title != NULL)
+    title = g_strdup (entry->title);
+  else
+    /* Translators: a forward's name, then when it is sent, e.g. "Ticket · On message" */
+    title = g_strdup_printf (_("%s · %s"), entry->name ? entry->name : "",
+                             event_label (entry->event));
   adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
   adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
 
@@ -153,11 +166,17 @@ entry_row_new (TocsinDeliveriesWindow *self,
     g_string_append_printf (subtitle, " · %s", state_label (entry->state));
   else
     {
-      if (entry->status > 0)
+      gboolean error_says_status = entry->error != NULL &&
+                                   g_str_has_prefix (entry->error, "HTTP ");
+
+      /* An error that starts with the status ("HTTP 500 Internal Server Error") says it. */
+      if (entry->status > 0 && !error_says_status)
         /* Translators: an HTTP status such as 503 */
         g_string_append_printf (subtitle, _(" · HTTP %u"), (guint) entry->status);
       if (entry->error != NULL && *entry->error != '\0')
         g_string_append_printf (subtitle, " · %s", entry->error);
+      if (ok && g_strcmp0 (entry->kind, "view") == 0)
+        g_string_append_printf (subtitle, " · %s", _("Opened"));
       if (entry->duration_ms >= 0)
         /* Translators: how long the target took to answer, in milliseconds */
         g_string_append_printf (subtitle, _(" · %u ms"), (guint) entry->duration_ms);
@@ -203,6 +222,8 @@ entry_row_new (TocsinDeliveriesWindow *self,
                                       name, -1);
       g_object_set_data_full (G_OBJECT (button), "delivery-id",
                               g_memdup2 (&entry->delivery_id, sizeof entry->delivery_id), g_free);
+      g_object_set_data (G_OBJECT (button), "action-index",
+                         GUINT_TO_POINTER (entry->action_index));
       g_signal_connect_object (button, "clicked", G_CALLBACK (retry_clicked_cb), self, 0);
       adw_expander_row_add_action (ADW_EXPANDER_ROW (row), button);
     }
@@ -402,6 +423,128 @@ show_answer (TocsinDeliveriesWindow *self,
   set_state (self, "list");
 }
 
+static const char *
+outcome_name (TocsinAttemptOutcome outcome)
+{
+  switch (outcome)
+    {
+    case TOCSIN_ATTEMPT_SUCCESS:
+      return "success";
+    case TOCSIN_ATTEMPT_RETRY:
+      return "retry";
+    case TOCSIN_ATTEMPT_FINAL_ERROR:
+    default:
+      return "error";
+    }
+}
+
+static char *
+iso_time (gint64 unix_ms)
+{
+  g_autoptr(GDateTime) when = unix_ms > 0 ? g_date_time_new_from_unix_utc (unix_ms / 1000) : NULL;
+
+  return when ? g_date_time_format_iso8601 (when) : NULL;
+}
+
+/* The press log, newest first as the history gives it; Retry Now on the newest attempt of each
+ * button whose last attempt did not succeed. */
+static void
+show_presses (TocsinDeliveriesWindow *self,
+              GPtrArray              *presses)
+{
+  g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  guint n_failed = 0;
+  g_autofree char *summary = NULL;
+
+  clear_list (self);
+  for (guint i = 0; i < presses->len; i++)
+    {
+      const TocsinActionPress *press = presses->pdata[i];
+      char *key = g_strdup_printf ("%" G_GINT64_FORMAT "/%u", press->record_id,
+                                   press->action_index);
+      Entry entry = { 0, };
+      char *title, *time, *next;
+
+      /* Translators: a button's label, then the channel, e.g. "Silence 1 h · Alerts" */
+      title = press->channel_name ? g_strdup_printf (_("%s · %s"), press->label ? press->label : "",
+                                                     press->channel_name)
+                                  : g_strdup (press->label ? press->label : "");
+      time = iso_time (press->pressed_at_ms);
+      next = press->outcome == TOCSIN_ATTEMPT_RETRY ? iso_time (press->retry_at_ms) : NULL;
+      g_ptr_array_add (strings, title);
+      g_ptr_array_add (strings, time);
+      g_ptr_array_add (strings, next);
+      entry.title = title;
+      entry.time = time;
+      entry.name = press->label;
+      entry.url = press->url;
+      entry.status = press->status;
+      entry.error = press->error;
+      entry.duration_ms = press->duration_ms;
+      entry.answer_start = press->answer_start;
+      entry.next_retry = next;
+      entry.outcome = outcome_name (press->outcome);
+      entry.attempt = MAX (press->attempt, 1);
+      entry.delivery_id = press->record_id;
+      entry.action_index = press->action_index;
+      entry.kind = press->kind;
+      if (g_hash_table_add (seen, key) && press->outcome != TOCSIN_ATTEMPT_SUCCESS)
+        {
+          entry.can_retry = TRUE;
+          n_failed++;
+        }
+      gtk_list_box_append (self->list, entry_row_new (self, &entry));
+    }
+
+  if (presses->len == 0)
+    {
+      set_state (self, "empty");
+      return;
+    }
+  if (n_failed > 0)
+    summary = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE,
+                                            "%u button’s last press did not succeed: “Retry "
+                                            "Now” presses it again.",
+                                            "%u buttons’ last presses did not succeed: “Retry "
+                                            "Now” presses them again.", n_failed),
+                               n_failed);
+  else
+    summary = g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "%u attempt, newest first.",
+                                            "%u attempts, newest first.", presses->len),
+                               presses->len);
+  gtk_label_set_text (self->summary, summary);
+  set_state (self, "list");
+}
+
+static void load_done (TocsinDeliveriesWindow *self);
+
+static void
+presses_loaded_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(TocsinDeliveriesWindow) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) presses = NULL;
+
+  presses = tocsin_history_list_presses_finish (TOCSIN_HISTORY (object), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (presses == NULL)
+    {
+      g_autofree char *text = g_strdup_printf (_("The history could not be read: %s"),
+                                               error->message);
+
+      clear_list (self);
+      adw_status_page_set_description (self->error_page, text);
+      set_state (self, "error");
+    }
+  else
+    show_presses (self, presses);
+  load_done (self);
+}
+
 static void
 loaded_cb (GObject      *object,
            GAsyncResult *result,
@@ -414,8 +557,6 @@ loaded_cb (GObject      *object,
   answer = tocsin_owner_request_finish (TOCSIN_OWNER (object), result, &error);
   if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     return;
-  self->loading = FALSE;
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "deliveries.refresh", TRUE);
   if (answer == NULL)
     {
       g_autofree char *text = g_strdup_printf (_("The relay did not answer: %s"), error->message);
@@ -423,9 +564,22 @@ loaded_cb (GObject      *object,
       clear_list (self);
       adw_status_page_set_description (self->error_page, text);
       set_state (self, "error");
-      return;
     }
-  show_answer (self, answer);
+  else
+    show_answer (self, answer);
+  load_done (self);
+}
+
+static void
+load_done (TocsinDeliveriesWindow *self)
+{
+  self->loading = FALSE;
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "deliveries.refresh", TRUE);
+  if (self->reload)
+    {
+      self->reload = FALSE;
+      tocsin_deliveries_window_refresh (self);
+    }
 }
 
 void
@@ -438,8 +592,12 @@ tocsin_deliveries_window_refresh (TocsinDeliveriesWindow *self)
   self->loading = TRUE;
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "deliveries.refresh", FALSE);
   set_state (self, "loading");
-  tocsin_owner_list_deliveries_async (tocsin_application_get_owner (self->app), self->channel, 0,
-                                      self->cancellable, loaded_cb, g_object_ref (self));
+  if (self->channel == NULL)
+    tocsin_history_list_presses_async (tocsin_application_get_history (self->app), 0, 0,
+                                       self->cancellable, presses_loaded_cb, g_object_ref (self));
+  else
+    tocsin_owner_list_deliveries_async (tocsin_application_get_owner (self->app), self->channel,
+                                        0, self->cancellable, loaded_cb, g_object_ref (self));
 }
 
 static void
@@ -465,6 +623,49 @@ retried_cb (GObject      *object,
   tocsin_deliveries_window_refresh (self);
 }
 
+typedef struct
+{
+  TocsinDeliveriesWindow *self;   /* owned */
+  guint                   index;
+} Repress;
+
+static void
+record_loaded_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Repress *repress = user_data;
+  g_autoptr(TocsinDeliveriesWindow) self = repress->self;
+  guint index = repress->index;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRecord) record = NULL;
+
+  g_free (repress);
+  record = tocsin_history_get_record_finish (TOCSIN_HISTORY (object), result, &error);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    return;
+  if (record == NULL ||
+      !tocsin_action_runner_press (tocsin_application_get_action_runner (self->app), record,
+                                   index))
+    {
+      toast (self, record == NULL ? _("Not pressed again: the notification is no longer kept.")
+                                  : _("Not pressed again: it is still being sent."));
+      tocsin_deliveries_window_refresh (self);
+      return;
+    }
+  /* The list loads again at "press-done". */
+  toast (self, _("Pressed again"));
+}
+
+static void
+press_done_cb (TocsinDeliveriesWindow *self)
+{
+  if (self->loading)
+    self->reload = TRUE;
+  else
+    tocsin_deliveries_window_refresh (self);
+}
+
 static void
 retry_clicked_cb (GtkButton              *button,
                   TocsinDeliveriesWindow *self)
@@ -474,6 +675,16 @@ retry_clicked_cb (GtkButton              *button,
   g_return_if_fail (id != NULL);
   /* One press, one retry: the list is rebuilt when it is done. */
   gtk_widget_set_sensitive (GTK_WIDGET (button), FALSE);
+  if (self->channel == NULL)
+    {
+      Repress *repress = g_new0 (Repress, 1);
+
+      repress->self = g_object_ref (self);
+      repress->index = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "action-index"));
+      tocsin_history_get_record_async (tocsin_application_get_history (self->app), *id,
+                                       self->cancellable, record_loaded_cb, repress);
+      return;
+    }
   tocsin_owner_retry_delivery_async (tocsin_application_get_owner (self->app), self->channel, *id,
                                      self->cancellable, retried_cb, g_object_ref (self));
 }
@@ -513,6 +724,7 @@ tocsin_deliveries_window_class_init (TocsinDeliveriesWindowClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, window_title);
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, stack);
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, spinner);
+  gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, empty_page);
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, error_page);
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, summary);
   gtk_widget_class_bind_template_child (widget_class, TocsinDeliveriesWindow, list);
@@ -540,6 +752,32 @@ tocsin_deliveries_window_new_for_channel (GtkWindow                *parent,
   self->app = g_object_ref (app);
   self->channel = tocsin_owned_channel_copy (channel);
   adw_window_title_set_subtitle (self->window_title, channel->name ? channel->name : "");
+  tocsin_deliveries_window_refresh (self);
+  return GTK_WIDGET (self);
+}
+
+GtkWidget *
+tocsin_deliveries_window_new_for_presses (GtkWindow         *parent,
+                                          TocsinApplication *app)
+{
+  TocsinDeliveriesWindow *self;
+
+  g_return_val_if_fail (TOCSIN_IS_APPLICATION (app), NULL);
+
+  self = g_object_new (TOCSIN_TYPE_DELIVERIES_WINDOW,
+                       "transient-for", parent,
+                       "title", _("Your Action Presses"),
+                       NULL);
+  self->app = g_object_ref (app);
+  adw_window_title_set_title (self->window_title, _("Your Action Presses"));
+  adw_window_title_set_subtitle (self->window_title, _("Buttons pressed on this computer"));
+  adw_status_page_set_title (self->empty_page, _("No Action Presses Yet"));
+  adw_status_page_set_description (self->empty_page,
+                                   _("When you press a button on a notification, each attempt "
+                                     "and what it got back is listed here."));
+  adw_status_page_set_title (self->error_page, _("Action Presses Could Not Be Loaded"));
+  g_signal_connect_object (tocsin_application_get_action_runner (app), "press-done",
+                           G_CALLBACK (press_done_cb), self, G_CONNECT_SWAPPED);
   tocsin_deliveries_window_refresh (self);
   return GTK_WIDGET (self);
 }

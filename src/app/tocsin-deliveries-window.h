@@ -2,7 +2,8 @@
 /*
  * tocsin-deliveries-window.h: the "Deliveries" page (issue 15, Ringostat's webhook error check):
  * every attempt of the requests the relay sent for a channel this user owns, newest first, with
- * "Retry Now" on the deliveries that failed or are held back.
+ * "Retry Now" on the deliveries that failed or are held back; or of the action buttons this
+ * user pressed on this desktop.
  */
 #pragma once
 
@@ -20,6 +21,10 @@ G_DECLARE_FINAL_TYPE (TocsinDeliveriesWindow, tocsin_deliveries_window, TOCSIN, 
 GtkWidget *tocsin_deliveries_window_new_for_channel (GtkWindow                *parent,
                                                      TocsinApplication        *app,
                                                      const TocsinOwnedChannel *channel);
+/* "Your Action Presses": the attempts of the action buttons pressed on this desktop (the
+ * history's press log), loaded at once and again after each press; Retry Now presses again. */
+GtkWidget *tocsin_deliveries_window_new_for_presses (GtkWindow                *parent,
+                                                     TocsinApplication        *app);
 /* Loads the list again (what the Refresh button does). */
 void       tocsin_deliveries_window_refresh         (TocsinDeliveriesWindow   *self);
 /* "loading", "empty", "error" or "list": what the page shows now (for tests). */
