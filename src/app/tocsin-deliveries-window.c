@@ -18,6 +18,7 @@
 #include <string.h>
 #include <glib/gi18n.h>
 
+#include "tocsin-a11y.h"
 #include "tocsin-action-runner.h"
 #include "tocsin-deliveries-window.h"
 #include "tocsin-json.h"
@@ -735,6 +736,7 @@ static void
 tocsin_deliveries_window_init (TocsinDeliveriesWindow *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+  tocsin_a11y_fix_button_names (GTK_WIDGET (self));
   self->cancellable = g_cancellable_new ();
 }
 
