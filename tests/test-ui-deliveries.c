@@ -218,6 +218,7 @@ typedef struct
   guint       gets;          /* GETs of channel 1's deliveries */
   GPtrArray  *retries;       /* the paths POSTed, with their Authorization */
   guint       hooks;         /* requests to /hook (an action's target): 500 first, then 200 */
+  char       *patched;       /* the last PATCH body of channel 4 */
 } FakeRelay;
 
 static FakeRelay fake;
@@ -252,6 +253,17 @@ static FakeRelay fake;
   " \"answer_start\": \"{\\\"ok\\\":true}\"," \
   " \"outcome\": \"success\", \"next_retry_at\": null}]}"
 
+/* An owned channel as the owner view shows it with forwards (C1) and actions (C2). */
+#define CHANNEL_4_JSON \
+  "{\"id\": 4, \"name\": \"Fake 4\", \"title\": \"{{title}}\", \"body\": \"\"," \
+  " \"forwards\": [{\"name\": \"Local\", \"kind\": \"http\", \"event\": \"message\"," \
+  " \"method\": \"PUT\", \"url\": \"http://10.0.0.1/hook\", \"format\": \"json\"," \
+  " \"headers\": {\"X-Team\": \"ops\"}," \
+  " \"params\": [{\"name\": \"t\", \"type\": \"text\", \"value\": \"{{title}}\"}]," \
+  " \"policy\": \"retry\"}]," \
+  " \"actions\": [{\"name\": \"Docs\", \"kind\": \"view\", \"event\": \"message\"," \
+  " \"url\": \"https://docs.example/{{title}}\"}]}"
+
 static void
 fake_handler (SoupServer        *server,
               SoupServerMessage *msg,
@@ -274,6 +286,20 @@ fake_handler (SoupServer        *server,
     {
       status = 401;
       body = "{\"error\": \"Use the channel's owner key.\"}";
+    }
+  else if (g_str_equal (method, "GET") && g_str_equal (path, "/v1/channels/4"))
+    body = CHANNEL_4_JSON;
+  else if (g_str_equal (method, "GET") && g_str_equal (path, "/v1/channels/4/webhooks"))
+    body = "{\"webhooks\": []}";
+  else if (g_str_equal (method, "PATCH") && g_str_equal (path, "/v1/channels/4"))
+    {
+      SoupMessageBody *request = soup_server_message_get_request_body (msg);
+
+      g_free (fake.patched);
+      fake.patched = g_strndup (request->data, request->length);
+      status = 400;
+      body = "{\"error\": \"forwards[0].url: the relay does not send to private addresses "
+             "(10.0.0.1)\"}";
     }
   else if (g_str_equal (method, "GET") && g_str_equal (path, "/v1/channels/1/deliveries"))
     {
@@ -391,6 +417,65 @@ test_deliveries_page (void)
                      g_str_equal (tocsin_deliveries_window_get_state
                                     (TOCSIN_DELIVERIES_WINDOW (page)), "list"));
   gtk_window_destroy (GTK_WINDOW (page));
+}
+
+/* An owned channel's forwards and actions are shown as the relay has them, saved back as they
+ * are, and a refusal of the relay's about one of them goes under its field too. */
+static void
+test_editor_loads_and_relay_refusal (void)
+{
+  g_autoptr(TocsinOwnedChannel) channel = fake_channel (4);
+  g_autoptr(JsonNode) sent = NULL;
+  GtkWidget *editor = open_editor (channel);
+  GtkWidget *forward_group, *forward, *save;
+  JsonObject *fields;
+  JsonObject *definition;
+
+  TOCSIN_WAIT_UNTIL ((forward_group = tocsin_test_ui_find_widget (editor,
+                                                                  ADW_TYPE_PREFERENCES_GROUP,
+                                                                  "Local")) != NULL);
+  g_assert_nonnull (tocsin_test_ui_find_widget (editor, ADW_TYPE_PREFERENCES_GROUP, "Docs"));
+  g_assert_null (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL, "No forwards"));
+  forward = gtk_widget_get_ancestor (forward_group, TOCSIN_TYPE_REQUEST_EDITOR);
+  g_assert_nonnull (forward);
+  save = tocsin_test_ui_find_widget (editor, GTK_TYPE_BUTTON, "_Save");
+  g_assert_true (gtk_widget_get_sensitive (save));
+
+  g_assert_true (gtk_widget_activate_action (editor, "editor.save", NULL));
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (editor, GTK_TYPE_LABEL,
+                                                 "The changes were not saved") != NULL);
+  g_assert_nonnull (strstr (tocsin_request_editor_get_error (TOCSIN_REQUEST_EDITOR (forward),
+                                                             "url"),
+                            "private addresses"));
+  g_assert_false (gtk_widget_get_sensitive (save));
+
+  /* What was sent: both lists, each definition as loaded. */
+  sent = json_from_string (fake.patched, NULL);
+  g_assert_nonnull (sent);
+  fields = json_node_get_object (sent);
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (fields, "forwards")),
+                    ==, 1);
+  definition = json_array_get_object_element (json_object_get_array_member (fields, "forwards"),
+                                              0);
+  g_assert_cmpstr (json_object_get_string_member (definition, "method"), ==, "PUT");
+  g_assert_cmpstr (json_object_get_string_member (definition, "url"), ==, "http://10.0.0.1/hook");
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (definition,
+                                                                                 "headers"),
+                                                  "X-Team"), ==, "ops");
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (definition, "params")),
+                    ==, 1);
+  definition = json_array_get_object_element (json_object_get_array_member (fields, "actions"),
+                                              0);
+  g_assert_cmpstr (json_object_get_string_member (definition, "kind"), ==, "view");
+  g_assert_cmpstr (json_object_get_string_member (definition, "url"), ==,
+                   "https://docs.example/{{title}}");
+
+  /* Edited, the error goes and Save is back. */
+  tocsin_request_editor_set_field (TOCSIN_REQUEST_EDITOR (forward), "url",
+                                   "https://hooks.example/in");
+  TOCSIN_WAIT_UNTIL (gtk_widget_get_sensitive (save));
+  g_assert_null (tocsin_request_editor_get_error (TOCSIN_REQUEST_EDITOR (forward), "url"));
+  gtk_window_destroy (GTK_WINDOW (editor));
 }
 
 static void
@@ -537,6 +622,7 @@ main (int   argc,
 
   g_test_add_func ("/ui/deliveries/editor-forward", test_editor_forward);
   g_test_add_func ("/ui/deliveries/editor-action-limit", test_editor_action_limit);
+  g_test_add_func ("/ui/deliveries/editor-loads", test_editor_loads_and_relay_refusal);
   g_test_add_func ("/ui/deliveries/page", test_deliveries_page);
   g_test_add_func ("/ui/deliveries/empty-and-error", test_deliveries_empty_and_error);
   g_test_add_func ("/ui/deliveries/presses", test_presses_page);
@@ -548,6 +634,7 @@ main (int   argc,
   g_clear_object (&fake.server);
   g_clear_pointer (&fake.retries, g_ptr_array_unref);
   g_clear_pointer (&fake.base_url, g_free);
+  g_clear_pointer (&fake.patched, g_free);
   g_clear_pointer (&relay, tocsin_test_relay_free);
   tocsin_test_rmdir_recursive (tmpdir);
   return status;

@@ -240,6 +240,33 @@ validate_requests (TocsinChannelEditor  *self,
   return ok;
 }
 
+/* The relay refused a request ("forwards[1].url: ..." in its 400 sentence; docs/api.md): show
+ * it under that request's field as well, since it may check more than the app can (an address
+ * the relay will not send to). */
+static void
+show_relay_request_error (TocsinChannelEditor *self,
+                          const GError        *error)
+{
+  const char *message = error->message;
+  gboolean is_action = g_str_has_prefix (message, "actions[");
+  g_autoptr(GPtrArray) editors = NULL;
+  g_autofree char *field = NULL;
+  guint64 index;
+  char *end = NULL;
+
+  if (!g_error_matches (error, TOCSIN_OWNER_ERROR, 400) ||
+      (!is_action && !g_str_has_prefix (message, "forwards[")))
+    return;
+  index = g_ascii_strtoull (strchr (message, '[') + 1, &end, 10);
+  editors = request_editors (is_action ? self->actions_box : self->forwards_box);
+  if (end == NULL || *end != ']' || index >= editors->len)
+    return;
+  field = g_strndup (message, end + 1 - message);
+  tocsin_request_editor_show_error (editors->pdata[index], field, message);
+  self->has_errors = TRUE;
+  sync_save (self);
+}
+
 static void
 request_remove_cb (TocsinRequestEditor *editor,
                    TocsinChannelEditor *self)
@@ -714,6 +741,7 @@ created_cb (GObject      *object,
         return;
       text = g_strdup_printf (_("The channel was not created: %s"), error->message);
       toast (self, text);
+      show_relay_request_error (self, error);
       return;
     }
 
@@ -744,6 +772,7 @@ updated_cb (GObject      *object,
         return;
       text = g_strdup_printf (_("The changes were not saved: %s"), error->message);
       toast (self, text);
+      show_relay_request_error (self, error);
       return;
     }
   /* The relay's answer is the channel as it is now: the name shown follows it. */

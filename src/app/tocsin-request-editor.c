@@ -269,6 +269,17 @@ show_request_error (TocsinRequestEditor *self,
     }
 }
 
+void
+tocsin_request_editor_show_error (TocsinRequestEditor *self,
+                                  const char          *field,
+                                  const char          *message)
+{
+  g_return_if_fail (TOCSIN_IS_REQUEST_EDITOR (self));
+  g_return_if_fail (field != NULL && message != NULL);
+
+  show_request_error (self, field, message);
+}
+
 JsonObject *
 tocsin_request_editor_validate (TocsinRequestEditor *self,
                                 const char          *field)

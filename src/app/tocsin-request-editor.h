@@ -27,6 +27,12 @@ void        tocsin_request_editor_load     (TocsinRequestEditor *self,
 JsonObject *tocsin_request_editor_validate (TocsinRequestEditor *self,
                                             const char          *field);
 
+/* Shows @message (an error about request @field, e.g. the relay's 400 sentence
+ * "forwards[0].url: ...") under the field it names. */
+void        tocsin_request_editor_show_error (TocsinRequestEditor *self,
+                                              const char          *field,
+                                              const char          *message);
+
 /* For tests: sets a field as if typed ("name", "url", "condition", "headers", "params", "body",
  * "rpc-method"; "kind", "event", "method", "format", "policy" take their JSON values). */
 void        tocsin_request_editor_set_field (TocsinRequestEditor *self,
