@@ -218,6 +218,7 @@ typedef struct
   guint       gets;          /* GETs of channel 1's deliveries */
   GPtrArray  *retries;       /* the paths POSTed, with their Authorization */
   guint       hooks;         /* requests to /hook (an action's target): 500 first, then 200 */
+  guint       downs;         /* requests to /down (a forward's target): always 503 */
   char       *patched;       /* the last PATCH body of channel 4 */
 } FakeRelay;
 
@@ -277,7 +278,13 @@ fake_handler (SoupServer        *server,
   const char *body = NULL;
   guint status = 200;
 
-  if (g_str_equal (path, "/hook"))
+  if (g_str_equal (path, "/down"))
+    {
+      fake.downs++;
+      status = 503;
+      body = "{\"error\": \"down for maintenance\"}";
+    }
+  else if (g_str_equal (path, "/hook"))
     {
       status = fake.hooks++ == 0 ? 500 : 200;
       body = status == 500 ? "{\"error\": \"not today\"}" : "{\"ok\": true}";
@@ -594,6 +601,77 @@ test_presses_page (void)
   gtk_window_destroy (page);
 }
 
+/* Whether @page lists at least @n attempts whose subtitle says @text; loads it again when not
+ * (the relay sends in the background, so the log fills after the page first loads). */
+static gboolean
+page_shows (GtkWidget  *page,
+            guint       n,
+            const char *text)
+{
+  g_autoptr(GPtrArray) rows = g_ptr_array_new ();
+  guint found = 0;
+
+  if (!g_str_equal (tocsin_deliveries_window_get_state (TOCSIN_DELIVERIES_WINDOW (page)),
+                    "loading"))
+    {
+      collect_expander_rows (page, rows);
+      for (guint i = 0; i < rows->len; i++)
+        found += strstr (adw_expander_row_get_subtitle (rows->pdata[i]), text) != NULL;
+      if (found >= n)
+        return TRUE;
+      tocsin_deliveries_window_refresh (TOCSIN_DELIVERIES_WINDOW (page));
+    }
+  return FALSE;
+}
+
+/* The page against a real relay's log (C1's owner API): a forward that gets 503 (policy none:
+ * one attempt) shows as failed with Retry Now; Retry Now makes the relay try once more. */
+static void
+test_deliveries_real_relay (void)
+{
+  TocsinOwner *owner = tocsin_application_get_owner (app);
+  g_autoptr(JsonObject) fields = json_object_new ();
+  g_autoptr(JsonObject) forward = json_object_new ();
+  g_autoptr(JsonObject) view = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinOwnedChannel) channel = NULL;
+  g_autofree char *url = g_strconcat (fake.base_url, "/down", NULL);
+  GtkWidget *page, *button;
+  JsonArray *forwards = json_array_new ();
+
+  json_object_set_string_member (forward, "name", "Maintenance");
+  json_object_set_string_member (forward, "url", url);
+  json_object_set_string_member (forward, "policy", "none");
+  json_array_add_object_element (forwards, json_object_ref (forward));
+  json_object_set_string_member (fields, "name", "Forwarded");
+  json_object_set_array_member (fields, "forwards", forwards);
+  tocsin_owner_create_channel_async (owner, relay->base_url, NULL, fields, NULL, async_done,
+                                     &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  channel = tocsin_owner_create_channel_finish (owner, result, &view, &error);
+  g_assert_no_error (error);
+  if (!json_object_has_member (view, "forwards"))
+    {
+      g_test_incomplete ("the relay has no forwards yet (needs wt-forwards)");
+      return;
+    }
+
+  g_assert_cmpuint (tocsin_test_http (relay, "POST", channel->webhook_url, "application/json",
+                                      "{\"title\": \"hello\"}", -1, NULL, NULL, NULL), ==, 200);
+  TOCSIN_WAIT_UNTIL (fake.downs == 1);
+  page = tocsin_deliveries_window_new_for_channel (GTK_WINDOW (window), app, channel);
+  gtk_window_present (GTK_WINDOW (page));
+  TOCSIN_WAIT_UNTIL (page_shows (page, 1, "HTTP 503") &&
+                     (button = tocsin_test_ui_find_widget (page, GTK_TYPE_BUTTON, "Retry _Now"))
+                     != NULL);
+  tocsin_test_ui_save_unfocused_screenshot (page, "ui-deliveries-real-relay.png");
+  g_signal_emit_by_name (button, "clicked");
+  TOCSIN_WAIT_UNTIL (fake.downs == 2);
+  TOCSIN_WAIT_UNTIL (page_shows (page, 2, "HTTP 503"));
+  gtk_window_destroy (GTK_WINDOW (page));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -626,6 +704,7 @@ main (int   argc,
   g_test_add_func ("/ui/deliveries/page", test_deliveries_page);
   g_test_add_func ("/ui/deliveries/empty-and-error", test_deliveries_empty_and_error);
   g_test_add_func ("/ui/deliveries/presses", test_presses_page);
+  g_test_add_func ("/ui/deliveries/real-relay", test_deliveries_real_relay);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
