@@ -272,7 +272,8 @@ request_remove_cb (TocsinRequestEditor *editor,
                    TocsinChannelEditor *self)
 {
   gtk_box_remove (GTK_BOX (gtk_widget_get_parent (GTK_WIDGET (editor))), GTK_WIDGET (editor));
-  buffer_changed_cb (self);
+  /* At once: the Add button and Save follow what is left. */
+  update_preview (self);
 }
 
 static TocsinRequestEditor *
