@@ -215,10 +215,11 @@ test_editor_action_limit (void)
     {
       GtkWidget *group = tocsin_test_ui_find_widget (editor, ADW_TYPE_PREFERENCES_GROUP,
                                                      "New Action");
+      GtkWidget *remove;
 
       g_assert_nonnull (group);
-      g_signal_emit_by_name (adw_preferences_group_get_header_suffix (ADW_PREFERENCES_GROUP (group)),
-                             "clicked");
+      remove = adw_preferences_group_get_header_suffix (ADW_PREFERENCES_GROUP (group));
+      g_signal_emit_by_name (remove, "clicked");
     }
   g_assert_true (gtk_widget_is_sensitive (tocsin_test_ui_find_widget (editor, GTK_TYPE_BUTTON,
                                                                       "Add _Action")));
