@@ -24,6 +24,10 @@
 #include "tocsin-json.h"
 #include "tocsin-owner.h"
 
+/* The page is a list box of expander rows (a few widgets each): the relay's default 100
+ * deliveries, and this many of the newest press attempts, keep it light. */
+#define MAX_PRESSES 200
+
 /* What one row shows: an attempt, or a delivery with none yet. Strings borrowed from the
  * answer, which outlives the rows' construction. */
 typedef struct
@@ -594,7 +598,8 @@ tocsin_deliveries_window_refresh (TocsinDeliveriesWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "deliveries.refresh", FALSE);
   set_state (self, "loading");
   if (self->channel == NULL)
-    tocsin_history_list_presses_async (tocsin_application_get_history (self->app), 0, 0,
+    tocsin_history_list_presses_async (tocsin_application_get_history (self->app), 0,
+                                       MAX_PRESSES,
                                        self->cancellable, presses_loaded_cb, g_object_ref (self));
   else
     tocsin_owner_list_deliveries_async (tocsin_application_get_owner (self->app), self->channel,
