@@ -9,10 +9,12 @@
  * 500 under policy "none" is one attempt and shows "Failed"; policy "retry" follows
  * Retry-After with the same webhook-id.
  *
- * The messages with actions enter through the app's own message path (stored in the history,
- * then handed to the notifier, as TocsinClient does with a relay's frame): until the relay
- * renders channel actions (issue 15, C2), it cannot send one. A real relay's message, without
- * actions, shows that nothing changes for those.
+ * The messages with actions go through their wire form (tocsin_message_to_data(), what the
+ * relay sends; tocsin_message_new_from_data(), what the app decodes a frame with) and then the
+ * app's own message path (stored in the history, handed to the notifier, as TocsinClient does
+ * with a frame): until this branch has the relay's channel actions (issue 15, C2), a real
+ * relay cannot send one. A real relay's message, without actions, shows that nothing changes
+ * for those.
  */
 #define G_LOG_DOMAIN "test-app-actions"
 
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "tocsin-application.h"
+#include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
@@ -95,16 +98,25 @@ new_message (const char *title)
   return message;
 }
 
-/* Stores @message and pops it up, as TocsinClient does with a frame; returns the record. */
+/* Sends @message through the wire form (the relay's encoder, the app's decoder of a frame),
+ * stores it and pops it up, as TocsinClient does with a frame; returns the record. */
 static TocsinRecord *
-deliver (TocsinMessage *message)
+deliver (TocsinMessage *sent)
 {
   TocsinHistory *history = tocsin_application_get_history (fx.app);
   TocsinClient *client = tocsin_application_get_client (fx.app);
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autofree char *frame = NULL;
+  gsize length = 0;
   TocsinStoreResult outcome;
   TocsinRecord *record;
+
+  frame = tocsin_message_to_data (sent, &length);
+  message = tocsin_message_new_from_data (frame, length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (message->actions->len, ==, sent->actions->len);
 
   tocsin_history_store_message_async (history, tocsin_subscription_get_relay_url (fx.subscription),
                                       message, NULL, tocsin_test_ui_async_done, &result);
@@ -233,12 +245,13 @@ test_press_popup_then_row (void)
   TocsinTestTargetRequest *request;
   TocsinActionPress *press;
   TocsinRecordRow *row = NULL;
+  GtkWindow *details = NULL;
   g_autofree char *first_id = NULL;
   guint32 popup;
 
   g_ptr_array_add (message->actions, view_action ("Open runbook",
                                                   "https://runbook.example/deploy/42"));
-  g_ptr_array_add (message->actions, http_action ("Approve", "POST", "/approve",
+  g_ptr_array_add (message->actions, http_action ("Approve", "POST", "/approve?token=s3cret",
                                                   "{\"deploy\":42}", FALSE));
   record = deliver (message);
   popup = tocsin_test_notify_id (NULL, "Deploy 42 waiting");
@@ -251,6 +264,7 @@ test_press_popup_then_row (void)
   g_assert_cmpuint (requests->len, ==, 1);
   request = requests->pdata[0];
   g_assert_cmpstr (request->method, ==, "POST");
+  g_assert_cmpstr (request->query, ==, "token=s3cret");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "X-Team"), ==, "web");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "Content-Type"), ==,
                    "application/json");
@@ -268,7 +282,9 @@ test_press_popup_then_row (void)
   g_assert_cmpstr (press->label, ==, "Approve");
   g_assert_cmpstr (press->channel_name, ==, "Deploys");
   g_assert_null (press->error);
+  /* The log keeps no secret: the URL without its query. */
   g_assert_true (g_str_has_suffix (press->url, "/approve"));
+  g_assert_null (strstr (press->url, "s3cret"));
 
   /* The row: its buttons, and the result of the last press. */
   TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Deploy 42 waiting"))
@@ -287,6 +303,22 @@ test_press_popup_then_row (void)
   g_assert_cmpstr (tocsin_test_target_request_body (request), ==, "{\"deploy\":42}");
   g_assert_cmpstr (tocsin_test_target_request_header (request, "webhook-id"), !=, first_id);
   TOCSIN_WAIT_UNTIL (count_presses (tocsin_record_get_id (record)) == 2);
+
+  /* The record's details list its buttons and its log, and send too. */
+  gtk_widget_activate_action (GTK_WIDGET (row), "record.details", NULL);
+  TOCSIN_WAIT_UNTIL ((details = tocsin_test_ui_find_toplevel (TOCSIN_TYPE_RECORD_DETAILS))
+                     != NULL);
+  TOCSIN_WAIT_UNTIL (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                 "Approve · attempt 1") != NULL);
+  /* The URL as the log keeps it: no query. */
+  g_assert_nonnull (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL,
+                                                "POST http://127.0.0.1:"));
+  g_assert_null (tocsin_test_ui_find_widget (GTK_WIDGET (details), GTK_TYPE_LABEL, "s3cret"));
+  tocsin_test_ui_save_screenshot (GTK_WIDGET (details), "app-actions-details.png");
+  tocsin_test_ui_click (GTK_WIDGET (details), "Send");
+  TOCSIN_WAIT_UNTIL (tocsin_test_target_count_requests (fx.target, "/approve") == 3);
+  TOCSIN_WAIT_UNTIL (count_presses (tocsin_record_get_id (record)) == 3);
+  gtk_window_destroy (details);
 }
 
 /* A press while the same action is being sent does nothing: one request. */
@@ -364,7 +396,14 @@ test_failure_policy_none (void)
                                                  "“Restart” failed") != NULL);
   /* No second attempt under policy none. */
   g_assert_cmpuint (tocsin_test_target_count_requests (fx.target, "/restart"), ==, 1);
+
+  /* "Retry now" on the Deliveries page presses it again by the log's record id. */
   tocsin_test_target_always (fx.target, "/restart", NULL);
+  tocsin_action_runner_press_by_id (tocsin_application_get_action_runner (fx.app),
+                                    press->record_id, press->action_index);
+  TOCSIN_WAIT_UNTIL (row_shows (row, "Restart: Sent · 200"));
+  g_assert_cmpuint (tocsin_test_target_count_requests (fx.target, "/restart"), ==, 2);
+  g_assert_cmpuint (count_presses (tocsin_record_get_id (record)), ==, 2);
 }
 
 /* Policy retry: a 503 with Retry-After is retried with the same webhook-id, no sooner. */

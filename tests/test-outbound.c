@@ -43,19 +43,6 @@ make_request (const char          *method,
   return request;
 }
 
-static void
-request_free (TocsinRenderedRequest *request)
-{
-  g_free (request->name);
-  g_free (request->method);
-  g_free (request->url);
-  g_strfreev (request->headers);
-  g_clear_pointer (&request->body, g_bytes_unref);
-  g_free (request);
-}
-/* tocsin_rendered_request_free() belongs to tocsin-request.c; this test does not link it. */
-typedef TocsinRenderedRequest TestRequest;
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestRequest, request_free)
 
 static void
 sent_cb (GObject      *source,
@@ -230,7 +217,7 @@ test_success (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 1000, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook?token=s3cret");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{\"a\":1}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(GPtrArray) requests = NULL;
@@ -276,6 +263,56 @@ test_success (void)
   g_assert_cmpstr (describe, ==, "closed");
 }
 
+/* A definition compiled and rendered as the relay and the app do it (tocsin-request.h), then
+ * sent: what the target receives is what the definition says. */
+static void
+test_rendered_definition (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = outbound_new (10, 1000, NULL);
+  g_autofree char *base = tocsin_test_target_url (target, "/alerts");
+  g_autofree char *definition_text = g_strdup_printf (
+    "{\"name\": \"Forward\", \"url\": \"%s?key={{key}}\", \"method\": \"POST\","
+    " \"format\": \"json\", \"headers\": {\"X-Alert\": \"{{title}}\"},"
+    " \"params\": [{\"name\": \"title\", \"type\": \"text\", \"value\": \"{{title}}\"}]}",
+    base);
+  g_autoptr(JsonNode) definition = json_from_string (definition_text, NULL);
+  g_autoptr(JsonNode) vars = json_from_string ("{\"title\": \"Disk full\", \"key\": \"k3y\"}",
+                                               NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRequest) compiled = NULL;
+  g_autoptr(TocsinRenderedRequest) rendered = NULL;
+  g_autoptr(TocsinAttempt) attempt = NULL;
+  g_autoptr(GPtrArray) requests = NULL;
+  g_autoptr(JsonNode) body = NULL;
+  TocsinTemplateScope *scope;
+  TocsinTestTargetRequest *got;
+
+  compiled = tocsin_request_new ("forwards[0]", json_node_get_object (definition), &error);
+  g_assert_no_error (error);
+  scope = tocsin_template_scope_new (json_node_get_object (vars), NULL);
+  rendered = tocsin_request_render (compiled, scope, &error);
+  tocsin_template_scope_free (scope);
+  g_assert_no_error (error);
+
+  attempt = send (outbound, rendered, "msg_rendered", 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_true (g_str_has_suffix (attempt->url, "/alerts"));
+
+  requests = tocsin_test_target_get_requests (target, "/alerts");
+  g_assert_cmpuint (requests->len, ==, 1);
+  got = g_ptr_array_index (requests, 0);
+  g_assert_cmpstr (got->method, ==, "POST");
+  g_assert_cmpstr (got->query, ==, "key=k3y");
+  g_assert_cmpstr (tocsin_test_target_request_header (got, "X-Alert"), ==, "Disk full");
+  g_assert_true (g_str_has_prefix (tocsin_test_target_request_header (got, "Content-Type"),
+                                   "application/json"));
+  body = json_from_string (tocsin_test_target_request_body (got), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (json_object_get_string_member (json_node_get_object (body), "title"), ==,
+                   "Disk full");
+}
+
 /* 429 with Retry-After in seconds, then 200: the retry is not before Retry-After, the host is
  * held back until then, and both attempts carry one webhook-id. */
 static void
@@ -284,7 +321,7 @@ test_retry_after_seconds (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) first = NULL;
   g_autoptr(TocsinAttempt) second = NULL;
@@ -325,7 +362,7 @@ test_retry_after_date (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(GDateTime) later = NULL;
@@ -352,9 +389,9 @@ test_rate_limit_pacing (void)
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
   g_autofree char *other_url = tocsin_test_target_url (other, "/in");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("GET", url, TOCSIN_REQUEST_POLICY_RETRY, NULL);
-  g_autoptr(TestRequest) other_request =
+  g_autoptr(TocsinRenderedRequest) other_request =
     make_request ("GET", other_url, TOCSIN_REQUEST_POLICY_NONE, NULL);
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) other_attempt = NULL;
@@ -397,7 +434,7 @@ test_backoff (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 200, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("PUT", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(GPtrArray) requests = NULL;
   guint expected_status[] = { 500, 500, 200 };
@@ -454,7 +491,7 @@ test_timeout (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (1, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/slow");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) again = NULL;
@@ -480,7 +517,7 @@ test_big_answer (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (5, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/big");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) next = NULL;
@@ -501,13 +538,48 @@ test_big_answer (void)
   g_assert_cmpstr (next->answer_start, ==, "ok");
 }
 
+/* An answer that never ends: its first 256 bytes are enough, the attempt does not wait for the
+ * rest (it would time out if it did). One that stalls before 256 bytes times out. */
+static void
+test_endless_answer (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = outbound_new (3, 10, NULL);
+  g_autofree char *url = tocsin_test_target_url (target, "/stream");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) attempt = NULL;
+  g_autoptr(TocsinAttempt) stalled = NULL;
+  g_autofree char *start = g_strnfill (1000, 's');
+  TocsinTestTargetAnswer endless = {
+    .status = 200, .body = start, .body_length = -1, .endless = TRUE,
+  };
+  TocsinTestTargetAnswer short_endless = {
+    .status = 200, .body = "tiny", .body_length = -1, .endless = TRUE,
+  };
+
+  tocsin_test_target_push_answer (target, "/stream", &endless);
+  tocsin_test_target_push_answer (target, "/stream", &short_endless);
+
+  attempt = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_cmpuint (strlen (attempt->answer_start), ==, 256);
+  g_assert_cmpint (attempt->duration_ms, <, 3000);
+
+  stalled = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (stalled->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  g_assert_cmpstr (stalled->error, ==, "timed out after 3 s");
+  /* The status came before the body stalled. */
+  g_assert_cmpuint (stalled->status, ==, 200);
+}
+
 static void
 test_answer_start (void)
 {
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_NONE, "{}");
   g_autoptr(TocsinAttempt) first = NULL;
   g_autoptr(TocsinAttempt) second = NULL;
@@ -539,7 +611,7 @@ test_tls (void)
   g_autoptr(TocsinOutbound) system_only = outbound_new (10, 10, NULL);
   g_autoptr(TocsinOutbound) wrong_ca = outbound_new (10, 10, pki->other_ca_file);
   g_autofree char *url = tocsin_test_target_url (target, "/secure");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) ok = NULL;
   g_autoptr(TocsinAttempt) refused = NULL;
@@ -573,7 +645,7 @@ test_breaker (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/down");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   TocsinTestTargetAnswer fail = { .status = 503, .body = "down", .body_length = -1 };
   g_autofree char *closed = NULL;
@@ -653,7 +725,7 @@ test_breaker_one_probe (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/down");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   TocsinTestTargetAnswer fail = { .status = 500 };
   TocsinAttempt *probe = NULL;
@@ -691,7 +763,7 @@ test_policy_none (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_NONE, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
   g_autoptr(TocsinAttempt) throttled = NULL;
@@ -717,7 +789,7 @@ test_final_statuses (void)
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
   g_autofree char *elsewhere = tocsin_test_target_url (target, "/elsewhere");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) not_found = NULL;
   g_autoptr(TocsinAttempt) redirect = NULL;
@@ -749,7 +821,7 @@ test_attempts_exhausted (void)
   g_autoptr(TocsinOutbound) outbound = NULL;
   TocsinOutboundConfig config;
   g_autofree char *url = tocsin_test_target_url (target, "/hook");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) attempt = NULL;
 
@@ -771,11 +843,11 @@ test_connection_errors (void)
   g_autofree char *closing_url = tocsin_test_target_url (target, "/close");
   g_autofree char *refused_url = g_strdup_printf ("http://127.0.0.1:%u/hook",
                                                   tocsin_test_free_port ());
-  g_autoptr(TestRequest) closing =
+  g_autoptr(TocsinRenderedRequest) closing =
     make_request ("POST", closing_url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
-  g_autoptr(TestRequest) refused =
+  g_autoptr(TocsinRenderedRequest) refused =
     make_request ("POST", refused_url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
-  g_autoptr(TestRequest) not_http =
+  g_autoptr(TocsinRenderedRequest) not_http =
     make_request ("POST", "ftp://example.com/x", TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(TocsinAttempt) closed = NULL;
   g_autoptr(TocsinAttempt) nobody = NULL;
@@ -812,7 +884,7 @@ test_cancel (void)
   g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
   g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, NULL);
   g_autofree char *url = tocsin_test_target_url (target, "/slow");
-  g_autoptr(TestRequest) request =
+  g_autoptr(TocsinRenderedRequest) request =
     make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(TocsinAttempt) attempt = NULL;
@@ -826,6 +898,88 @@ test_cancel (void)
   g_assert_cmpint (attempt->duration_ms, <, 30000);
 }
 
+/* The relay stops with a send in flight: the send ends "cancelled", its callback still runs. */
+static void
+test_free_while_sending (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  TocsinOutbound *outbound = outbound_new (10, 10, NULL);
+  g_autofree char *url = tocsin_test_target_url (target, "/slow");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  TocsinAttempt *attempt = NULL;
+
+  tocsin_test_target_push_hang (target, "/slow", 30, 200);
+  tocsin_outbound_send_async (outbound, request, NULL, 1, NULL, sent_cb, &attempt);
+  tocsin_test_target_wait_requests (target, 1, 20);
+  tocsin_outbound_free (outbound);
+  TOCSIN_WAIT_UNTIL (attempt != NULL);
+  g_assert_cmpstr (attempt->error, ==, "cancelled");
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  tocsin_attempt_free (attempt);
+}
+
+/* A CA file that cannot be read is reported, and named in the TLS error. */
+static void
+test_bad_ca_file (void)
+{
+  g_autoptr(TocsinTestPki) pki = tocsin_test_pki_new ();
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new_tls (pki->cert_file, pki->key_file);
+  g_autofree char *missing = g_build_filename (pki->dir, "missing.pem", NULL);
+  g_autoptr(TocsinOutbound) outbound = outbound_new (10, 10, missing);
+  g_autofree char *url = tocsin_test_target_url (target, "/secure");
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) attempt = NULL;
+
+  g_assert_nonnull (tocsin_outbound_get_ca_error (outbound));
+  attempt = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (attempt->outcome, ==, TOCSIN_ATTEMPT_RETRY);
+  g_assert_true (g_str_has_prefix (attempt->error, "the TLS certificate of 127.0.0.1 is not "
+                                   "trusted, and the extra CA file could not be read: "));
+}
+
+/* deny_private: a target on a loopback address is refused before any request is written, as
+ * final (retrying cannot help), and the host is not blamed. Off by default. */
+static void
+test_deny_private (void)
+{
+  g_autoptr(TocsinTestTarget) target = tocsin_test_target_new ();
+  g_autoptr(TocsinOutbound) outbound = NULL;
+  g_autoptr(TocsinOutbound) allowing = outbound_new (10, 10, NULL);
+  TocsinOutboundConfig config;
+  g_autofree char *url = tocsin_test_target_url (target, "/hook");
+  g_autofree char *by_name = g_strdup_printf ("http://localhost:%u/hook",
+                                              tocsin_test_target_port (target));
+  g_autoptr(TocsinRenderedRequest) request =
+    make_request ("POST", url, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinRenderedRequest) named =
+    make_request ("POST", by_name, TOCSIN_REQUEST_POLICY_RETRY, "{}");
+  g_autoptr(TocsinAttempt) refused = NULL;
+  g_autoptr(TocsinAttempt) refused_name = NULL;
+  g_autoptr(TocsinAttempt) allowed = NULL;
+
+  tocsin_outbound_config_init (&config);
+  g_assert_false (config.deny_private);
+  config.deny_private = TRUE;
+  outbound = tocsin_outbound_new (&config);
+
+  refused = send (outbound, request, NULL, 1, NULL);
+  g_assert_cmpint (refused->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_cmpuint (refused->status, ==, 0);
+  g_assert_cmpstr (refused->error, ==, "127.0.0.1 is at 127.0.0.1, a local or private address, "
+                   "and requests to such addresses are turned off here");
+  refused_name = send (outbound, named, NULL, 1, NULL);
+  g_assert_cmpint (refused_name->outcome, ==, TOCSIN_ATTEMPT_FINAL_ERROR);
+  g_assert_true (g_str_has_prefix (refused_name->error, "localhost is at "));
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 0);
+  g_assert_cmpint (tocsin_outbound_host_ready_at (outbound, url), <=, now_ms ());
+
+  allowed = send (allowing, request, NULL, 1, NULL);
+  g_assert_cmpint (allowed->outcome, ==, TOCSIN_ATTEMPT_SUCCESS);
+  g_assert_cmpuint (tocsin_test_target_count_requests (target, NULL), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -836,6 +990,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/parse-pacing", test_parse_pacing);
   g_test_add_func ("/relay/outbound/answer-start-unit", test_answer_start_unit);
   g_test_add_func ("/relay/outbound/success", test_success);
+  g_test_add_func ("/relay/outbound/rendered-definition", test_rendered_definition);
   g_test_add_func ("/relay/outbound/retry-after-seconds", test_retry_after_seconds);
   g_test_add_func ("/relay/outbound/retry-after-date", test_retry_after_date);
   g_test_add_func ("/relay/outbound/rate-limit-pacing", test_rate_limit_pacing);
@@ -843,6 +998,7 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/timeout", test_timeout);
   g_test_add_func ("/relay/outbound/big-answer", test_big_answer);
   g_test_add_func ("/relay/outbound/answer-start", test_answer_start);
+  g_test_add_func ("/relay/outbound/endless-answer", test_endless_answer);
   g_test_add_func ("/relay/outbound/tls", test_tls);
   g_test_add_func ("/relay/outbound/breaker", test_breaker);
   g_test_add_func ("/relay/outbound/breaker-one-probe", test_breaker_one_probe);
@@ -851,6 +1007,9 @@ main (int   argc,
   g_test_add_func ("/relay/outbound/attempts-exhausted", test_attempts_exhausted);
   g_test_add_func ("/relay/outbound/connection-errors", test_connection_errors);
   g_test_add_func ("/relay/outbound/cancel", test_cancel);
+  g_test_add_func ("/relay/outbound/free-while-sending", test_free_while_sending);
+  g_test_add_func ("/relay/outbound/bad-ca-file", test_bad_ca_file);
+  g_test_add_func ("/relay/outbound/deny-private", test_deny_private);
 
   return g_test_run ();
 }

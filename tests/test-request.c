@@ -171,6 +171,8 @@ test_format_json (void)
   g_assert_cmpstr (header (rendered, "Content-Type"), ==, "application/json");
   g_assert_cmpint (tocsin_request_get_kind (request), ==, TOCSIN_REQUEST_KIND_HTTP);
   g_assert_cmpint (tocsin_request_get_event (request), ==, TOCSIN_REQUEST_EVENT_MESSAGE);
+  /* Shared between threads: nobody can change it under a render. */
+  g_assert_true (json_object_is_immutable (tocsin_request_get_definition (request)));
 
   /* Defaults filled in, in the grammar's order. */
   g_assert_true (g_str_has_prefix (normal, "{\"name\":\"Silence 1 h\",\"kind\":\"http\","
@@ -868,7 +870,10 @@ test_limit_headers (void)
 static void
 test_limit_size (void)
 {
-  const char *head = "{\"name\":\"n\",\"url\":\"https://t/\",\"format\":\"raw\",\"body\":\"";
+  const char *head = "{\"name\":\"n\",\"kind\":\"http\",\"event\":\"message\","
+                     "\"method\":\"POST\",\"url\":\"https://t/\",\"format\":\"raw\","
+                     "\"headers\":{},\"policy\":\"retry\",\"body\":\"";
+  const char *compact = "{\"name\":\"n\",\"url\":\"https://t/\",\"format\":\"raw\",\"body\":\"";
   gsize fill = TOCSIN_REQUEST_MAX_SOURCE - strlen (head) - 2;
 
   for (gsize extra = 0; extra <= 1; extra++)
@@ -889,6 +894,23 @@ test_limit_size (void)
       else
         g_assert_cmpstr (error->message, ==, "actions[0]: the definition is longer than 16 KiB");
     }
+
+  /* What is stored is the normal form: it must fit too, or the channel would not load again. */
+  {
+    g_autoptr(GString) json = g_string_new (compact);
+    g_autoptr(JsonObject) definition = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TocsinRequest) request = NULL;
+
+    while (json->len < TOCSIN_REQUEST_MAX_SOURCE - 2)
+      g_string_append_c (json, 'x');
+    g_string_append (json, "\"}");
+    definition = parse (json->str);
+    request = tocsin_request_new ("actions[0]", definition, &error);
+    g_assert_null (request);
+    g_assert_cmpstr (error->message, ==, "actions[0]: the definition is longer than 16 KiB once "
+                                         "its defaults are filled in");
+  }
 }
 
 /* A body over 256 KiB is refused at render time, and so is a URL over 16 KiB. */

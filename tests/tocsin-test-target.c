@@ -15,6 +15,7 @@ typedef struct
   guint               body_repeat;
   guint               hang_s;
   gboolean            close;
+  gboolean            endless;
 } Answer;
 
 typedef struct
@@ -119,6 +120,7 @@ answer_new (const TocsinTestTargetAnswer *spec)
   answer->body_repeat = MAX (spec->body_repeat, 1);
   answer->hang_s = spec->hang_s;
   answer->close = spec->close;
+  answer->endless = spec->endless;
   return answer;
 }
 
@@ -239,10 +241,14 @@ give_answer (TocsinTestTarget  *target,
     soup_message_headers_append (headers, answer->headers[i], answer->headers[i + 1]);
   if (soup_message_headers_get_content_type (headers, NULL) == NULL)
     soup_message_headers_replace (headers, "Content-Type", "text/plain; charset=utf-8");
+  if (answer->endless)
+    soup_message_headers_set_encoding (headers, SOUP_ENCODING_CHUNKED);
   if (answer->body != NULL)
     for (guint i = 0; i < answer->body_repeat; i++)
       soup_message_body_append_bytes (body, answer->body);
-  soup_message_body_complete (body);
+  /* Endless: the chunks so far are written, then the answer waits for more that never come. */
+  if (!answer->endless)
+    soup_message_body_complete (body);
 }
 
 typedef struct

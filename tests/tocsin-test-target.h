@@ -7,9 +7,10 @@
  *
  * Each path has a queue of scripted answers, taken one per request; when the queue is empty the
  * path's "always" answer is used (tocsin_test_target_always()), else 200 "ok". An answer can be a
- * status with headers and a body, a hang of N seconds before answering, or a connection closed
- * without any answer. Every request is recorded (method, path, query, headers, body, arrival
- * time) and can be read back from any thread.
+ * status with headers and a body (repeated to make it big, or "endless": never finished), a hang
+ * of N seconds before answering, or a connection closed without any answer. Every request is
+ * recorded when it arrives, before it is answered (method, path, query, headers, body, arrival
+ * time), and can be read back from any thread.
  *
  * Example (a relay forward retried after a 503 with Retry-After):
  *
@@ -21,11 +22,20 @@
  *   ... make the relay send to url ...
  *   tocsin_test_target_wait_requests (target, 2, 30);
  *   g_autoptr(GPtrArray) requests = tocsin_test_target_get_requests (target, "/hook");
+ *   TocsinTestTargetRequest *first = g_ptr_array_index (requests, 0);
  *   TocsinTestTargetRequest *second = g_ptr_array_index (requests, 1);
  *   g_assert_cmpstr (tocsin_test_target_request_header (second, "webhook-id"), ==,
- *                    tocsin_test_target_request_header (g_ptr_array_index (requests, 0),
- *                                                       "webhook-id"));
- *   g_assert_cmpint (second->arrived_ms - first->arrived_ms, >=, 1000);
+ *                    tocsin_test_target_request_header (first, "webhook-id"));
+ *   g_assert_cmpint (second->arrived_ms, >=, first->arrived_ms + 1000);
+ *
+ * A host that fails every time, then recovers:
+ *
+ *   TocsinTestTargetAnswer down = { .status = 503, .body = "down", .body_length = -1 };
+ *   tocsin_test_target_always (target, "/hook", &down);
+ *   ...
+ *   tocsin_test_target_always (target, "/hook", NULL);
+ *
+ * Build: add `test_target_sources` (tests/meson.build) to the test's sources; it needs libsoup.
  *
  * TLS: tocsin_test_target_new_tls (pki->cert_file, pki->key_file) with a TocsinTestPki
  * (tests/tocsin-test-tls.h): the client trusts it only with pki->ca_file.
@@ -70,6 +80,7 @@ typedef struct
   guint               body_repeat;  /* send the body this many times (0 or 1: once): a big one */
   guint               hang_s;       /* wait this long before answering (the client may give up) */
   gboolean            close;        /* close the connection without answering (after hang_s) */
+  gboolean            endless;      /* send the body (chunked), then never end the answer */
 } TocsinTestTargetAnswer;
 
 /* Plain HTTP on 127.0.0.1, port 0. */

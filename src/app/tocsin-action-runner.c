@@ -538,6 +538,53 @@ tocsin_action_runner_press (TocsinActionRunner *self,
   return TRUE;
 }
 
+typedef struct
+{
+  TocsinActionRunner *self;   /* owned */
+  guint               index;
+} PressById;
+
+static void
+press_by_id_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  PressById *data = user_data;
+  g_autoptr(TocsinActionRunner) self = data->self;
+  g_autoptr(TocsinRecord) record = NULL;
+  g_autoptr(GError) error = NULL;
+  guint index = data->index;
+
+  g_free (data);
+  record = tocsin_history_get_record_finish (TOCSIN_HISTORY (object), result, &error);
+  if (record == NULL)
+    {
+      if (error && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_debug ("Could not read the record to press: %s", error->message);
+      return;
+    }
+  if (self->history != NULL)
+    tocsin_action_runner_press (self, record, index);
+}
+
+void
+tocsin_action_runner_press_by_id (TocsinActionRunner *self,
+                                  gint64              record_id,
+                                  guint               index)
+{
+  PressById *data;
+
+  g_return_if_fail (TOCSIN_IS_ACTION_RUNNER (self));
+
+  if (self->history == NULL)
+    return;
+  data = g_new0 (PressById, 1);
+  data->self = g_object_ref (self);
+  data->index = index;
+  tocsin_history_get_record_async (self->history, record_id, self->cancellable, press_by_id_cb,
+                                   data);
+}
+
 gboolean
 tocsin_action_runner_is_busy (TocsinActionRunner *self,
                               gint64              record_id,

@@ -32,6 +32,11 @@ TocsinActionRunner *tocsin_action_runner_new   (TocsinHistory              *hist
 gboolean tocsin_action_runner_press           (TocsinActionRunner *self,
                                                TocsinRecord       *record,
                                                guint               index);
+/* The same for the record with row id @record_id, read from the history first (the Deliveries
+ * page's "Retry now" has the log's record id, not the record). */
+void     tocsin_action_runner_press_by_id     (TocsinActionRunner *self,
+                                               gint64              record_id,
+                                               guint               index);
 /* TRUE while action @index of record @record_id is being sent or opened. */
 gboolean tocsin_action_runner_is_busy         (TocsinActionRunner *self,
                                                gint64              record_id,

@@ -8,6 +8,7 @@
 #include <json-glib/json-glib.h>
 
 #include "tocsin-a11y.h"
+#include "tocsin-application.h"
 #include "tocsin-json.h"
 #include "tocsin-markdown-label.h"
 #include "tocsin-record-details.h"
@@ -21,10 +22,14 @@ struct _TocsinRecordDetails
   AdwWindowTitle      *window_title;
   AdwPreferencesGroup *message_group;
   AdwPreferencesGroup *vars_group;
+  AdwPreferencesGroup *actions_group;
   GtkTextView         *source_view;
 
   /* owned */
-  TocsinRecord *record;
+  TocsinRecord       *record;
+  TocsinActionRunner *runner;        /* the application's, or NULL */
+  GPtrArray          *press_rows;    /* the log's rows in actions_group, to replace them */
+  GCancellable       *cancellable;   /* the log's look-ups */
 };
 
 G_DEFINE_FINAL_TYPE (TocsinRecordDetails, tocsin_record_details, ADW_TYPE_WINDOW)
@@ -157,6 +162,121 @@ link_activated_cb (AdwActionRow        *row,
                                 tocsin_record_get_id (self->record));
 }
 
+/* ---- actions (issue 15) ------------------------------------------------------------------- */
+
+static void
+press_clicked_cb (GtkButton           *button,
+                  TocsinRecordDetails *self)
+{
+  guint index = GPOINTER_TO_UINT (g_object_get_data (G_OBJECT (button), "index"));
+
+  if (self->runner)
+    tocsin_action_runner_press (self->runner, self->record, index);
+}
+
+static void
+presses_loaded_cb (GObject      *object,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(TocsinRecordDetails) self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) presses = tocsin_history_list_presses_finish (TOCSIN_HISTORY (object),
+                                                                     result, &error);
+
+  if (presses == NULL || self->press_rows == NULL)
+    return;  /* cancelled (closed), or the history cannot say */
+  for (guint i = 0; i < self->press_rows->len; i++)
+    adw_preferences_group_remove (self->actions_group, self->press_rows->pdata[i]);
+  g_ptr_array_set_size (self->press_rows, 0);
+  for (guint i = 0; i < presses->len; i++)
+    {
+      TocsinActionPress *press = presses->pdata[i];
+      g_autoptr(GDateTime) at = g_date_time_new_from_unix_local (press->pressed_at_ms / 1000);
+      g_autofree char *clock = at ? g_date_time_format (at, "%X") : g_strdup ("");
+      g_autofree char *result_text = tocsin_action_press_describe (press);
+      /* Translators: a press in the log: the button's label and the attempt's number */
+      g_autofree char *title = g_strdup_printf (_("%s · attempt %u"), press->label,
+                                                press->attempt);
+      /* Translators: a press in the log: when, the result, how long it took
+       * ("20:31:05 · Sent · 200 · 34 ms") */
+      g_autofree char *subtitle = g_strdup_printf (_("%s · %s · %" G_GINT64_FORMAT " ms"), clock,
+                                                   result_text, press->duration_ms);
+      GtkWidget *row = adw_action_row_new ();
+
+      adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), title);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+      gtk_widget_set_tooltip_text (row, press->url);
+      adw_preferences_group_add (self->actions_group, row);
+      g_ptr_array_add (self->press_rows, row);
+    }
+}
+
+static void
+load_presses (TocsinRecordDetails *self)
+{
+  GApplication *app = g_application_get_default ();
+
+  if (!TOCSIN_IS_APPLICATION (app) || tocsin_record_get_id (self->record) == 0)
+    return;
+  tocsin_history_list_presses_async (tocsin_application_get_history (TOCSIN_APPLICATION (app)),
+                                     tocsin_record_get_id (self->record), 50, self->cancellable,
+                                     presses_loaded_cb, g_object_ref (self));
+}
+
+static void
+press_done_cb (TocsinRecordDetails *self,
+               gint64               record_id)
+{
+  if (record_id == tocsin_record_get_id (self->record))
+    load_presses (self);
+}
+
+static void
+fill_actions (TocsinRecordDetails *self)
+{
+  GApplication *app = g_application_get_default ();
+  guint n = tocsin_record_get_n_actions (self->record);
+
+  if (n == 0)
+    return;
+  gtk_widget_set_visible (GTK_WIDGET (self->actions_group), TRUE);
+  if (TOCSIN_IS_APPLICATION (app))
+    self->runner = g_object_ref (tocsin_application_get_action_runner (TOCSIN_APPLICATION (app)));
+  for (guint i = 0; i < n; i++)
+    {
+      const TocsinMessageAction *action = tocsin_record_get_action (self->record, i);
+      g_autofree char *where = tocsin_request_url_for_log (action->url);
+      gboolean view = g_strcmp0 (action->kind, "view") == 0;
+      g_autofree char *subtitle = view ? g_strdup (where ? where : "")
+                                       : g_strdup_printf ("%s %s", action->method ? action->method
+                                                                                  : "POST",
+                                                          where ? where : "");
+      GtkWidget *row = adw_action_row_new ();
+      GtkWidget *button = gtk_button_new_with_label (view ? _("Open") : _("Send"));
+      /* Translators: the accessible name of an action's button in the details, e.g.
+       * "Send Approve" */
+      g_autofree char *name = g_strdup_printf (view ? _("Open %s") : _("Send %s"), action->label);
+
+      adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
+      adw_preferences_row_set_title (ADW_PREFERENCES_ROW (row), action->label);
+      adw_action_row_set_subtitle (ADW_ACTION_ROW (row), subtitle);
+      gtk_widget_set_valign (button, GTK_ALIGN_CENTER);
+      gtk_accessible_update_property (GTK_ACCESSIBLE (button), GTK_ACCESSIBLE_PROPERTY_LABEL, name,
+                                      -1);
+      g_object_set_data (G_OBJECT (button), "index", GUINT_TO_POINTER (i));
+      g_signal_connect (button, "clicked", G_CALLBACK (press_clicked_cb), self);
+      gtk_widget_set_sensitive (button, self->runner != NULL);
+      adw_action_row_add_suffix (ADW_ACTION_ROW (row), button);
+      adw_preferences_group_add (self->actions_group, row);
+    }
+  if (self->runner)
+    g_signal_connect_object (self->runner, "press-done", G_CALLBACK (press_done_cb), self,
+                             G_CONNECT_SWAPPED);
+  load_presses (self);
+}
+
 static char *
 node_to_display (JsonNode *node)
 {
@@ -204,6 +324,7 @@ fill (TocsinRecordDetails *self)
       g_signal_connect (row, "activated", G_CALLBACK (link_activated_cb), self);
     }
   add_row (self, self->message_group, _("Message number"), message_id);
+  fill_actions (self);
 
   /* Stored by this app after the guarded parse; read back the same way all the same. */
   if (vars_json && *vars_json)
@@ -237,6 +358,12 @@ tocsin_record_details_dispose (GObject *object)
 {
   TocsinRecordDetails *self = TOCSIN_RECORD_DETAILS (object);
 
+  g_cancellable_cancel (self->cancellable);
+  g_clear_object (&self->cancellable);
+  if (self->runner)
+    g_signal_handlers_disconnect_by_data (self->runner, self);
+  g_clear_object (&self->runner);
+  g_clear_pointer (&self->press_rows, g_ptr_array_unref);
   g_clear_object (&self->record);
   G_OBJECT_CLASS (tocsin_record_details_parent_class)->dispose (object);
 }
@@ -255,6 +382,7 @@ tocsin_record_details_class_init (TocsinRecordDetailsClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, window_title);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, message_group);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, vars_group);
+  gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, actions_group);
   gtk_widget_class_bind_template_child (widget_class, TocsinRecordDetails, source_view);
 }
 
@@ -263,6 +391,8 @@ tocsin_record_details_init (TocsinRecordDetails *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
   tocsin_a11y_fix_button_names (GTK_WIDGET (self));
+  self->press_rows = g_ptr_array_new ();
+  self->cancellable = g_cancellable_new ();
 }
 
 GtkWidget *

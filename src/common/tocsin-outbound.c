@@ -64,6 +64,7 @@ struct _TocsinOutbound
   char                 *ca_error;     /* why ca_file could not be used, or NULL */
   GHashTable           *hosts;        /* "scheme://host:port" → Host */
   GMainContext         *context;
+  GHashTable           *inflight;     /* SendData of the sends not finished (a set) */
 };
 
 void
@@ -80,6 +81,7 @@ tocsin_outbound_config_init (TocsinOutboundConfig *config)
     .breaker_min = 5,
     .cooldown_ms = 30000,
     .ca_file = NULL,
+    .deny_private = FALSE,
   };
 }
 
@@ -139,17 +141,6 @@ host_key (GUri *uri)
   if (strchr (host, ':') != NULL)
     return g_strdup_printf ("%s://[%s]:%d", scheme, host, uri_port (uri));
   return g_strdup_printf ("%s://%s:%d", scheme, host, uri_port (uri));
-}
-
-/* scheme://host:port/path: no user info, no query, no fragment (a token in a query string is a
- * secret as often as not). */
-static char *
-url_for_log (GUri *uri)
-{
-  g_autofree char *key = host_key (uri);
-  const char *path = g_uri_get_path (uri);
-
-  return g_strconcat (key, (path && *path) ? path : "/", NULL);
 }
 
 /* ---- The answer's pacing headers ---- */
@@ -334,6 +325,25 @@ tocsin_outbound_parse_pacing (const char * const  *headers,
 
 /* ---- Hosts: pacing and the breaker ---- */
 
+/* Above this many hosts, those with nothing to remember are forgotten. */
+#define HOSTS_PRUNE_AT 1024
+
+static gboolean
+host_is_idle (gpointer key,
+              gpointer value,
+              gpointer user_data)
+{
+  Host *host = value;
+  gint64 now = *(gint64 *) user_data;
+
+  if (host->state != BREAKER_CLOSED || host->paced_until_ms > now)
+    return FALSE;
+  for (guint i = 0; i < host->window_len; i++)
+    if (host->window[i])
+      return FALSE;
+  return TRUE;
+}
+
 static Host *
 lookup_host (TocsinOutbound *self,
              const char     *key,
@@ -343,6 +353,12 @@ lookup_host (TocsinOutbound *self,
 
   if (host == NULL && create)
     {
+      if (g_hash_table_size (self->hosts) >= HOSTS_PRUNE_AT)
+        {
+          gint64 now = now_ms ();
+
+          g_hash_table_foreach_remove (self->hosts, host_is_idle, &now);
+        }
       host = g_new0 (Host, 1);
       host->multiplier = 1;
       g_hash_table_insert (self->hosts, g_strdup (key), host);
@@ -500,7 +516,8 @@ accept_certificate_cb (SoupMessage          *msg,
 TocsinOutbound *
 tocsin_outbound_new (const TocsinOutboundConfig *config)
 {
-  TocsinOutbound *self = g_new0 (TocsinOutbound, 1);
+  /* Reference counted inside: a send in flight keeps it (see tocsin_outbound_free). */
+  TocsinOutbound *self = g_rc_box_new0 (TocsinOutbound);
   g_autofree char *user_agent = g_strdup_printf ("Tocsin/%s", PACKAGE_VERSION);
 
   if (config != NULL)
@@ -529,14 +546,22 @@ tocsin_outbound_new (const TocsinOutboundConfig *config)
                                                  "idle-timeout", 60,
                                                  NULL);
   self->hosts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->inflight = g_hash_table_new (NULL, NULL);
   return self;
 }
 
-void
-tocsin_outbound_free (TocsinOutbound *self)
+const char *
+tocsin_outbound_get_ca_error (TocsinOutbound *self)
 {
-  if (self == NULL)
-    return;
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->ca_error;
+}
+
+static void
+outbound_clear (TocsinOutbound *self)
+{
+  g_assert (g_hash_table_size (self->inflight) == 0);
+  g_clear_pointer (&self->inflight, g_hash_table_unref);
   soup_session_abort (self->session);
   g_clear_object (&self->session);
   g_clear_object (&self->extra_ca);
@@ -544,14 +569,29 @@ tocsin_outbound_free (TocsinOutbound *self)
   g_clear_pointer (&self->context, g_main_context_unref);
   g_free (self->ca_error);
   g_free (self->config.ca_file);
-  g_free (self);
+}
+
+static void cancel_send (gpointer data, gpointer user_data);
+
+/* Sends still in flight are cancelled: each ends "cancelled" (its callback is still called) and
+ * holds its own reference until then. */
+void
+tocsin_outbound_free (TocsinOutbound *self)
+{
+  g_autoptr(GList) sends = NULL;
+
+  if (self == NULL)
+    return;
+  sends = g_hash_table_get_keys (self->inflight);
+  g_list_foreach (sends, cancel_send, NULL);
+  g_rc_box_release_full (self, (GDestroyNotify) outbound_clear);
 }
 
 /* ---- One attempt ---- */
 
 typedef struct
 {
-  TocsinOutbound      *self;          /* borrowed: outlives its sends */
+  TocsinOutbound      *self;          /* a reference */
   SoupMessage         *msg;
   GUri                *uri;
   char                *key;
@@ -561,6 +601,7 @@ typedef struct
   GSource             *timeout;
   gboolean             timed_out;
   gboolean             probe;
+  char                *refused_address;   /* deny_private: the address it connected to */
   GInputStream        *stream;
   guint8               buffer[TOCSIN_OUTBOUND_ANSWER_START + 1];
   gsize                buffer_len;
@@ -580,8 +621,16 @@ clear_timeout (SendData *data)
 }
 
 static void
+cancel_send (gpointer data,
+             gpointer user_data)
+{
+  g_cancellable_cancel (((SendData *) data)->cancellable);
+}
+
+static void
 send_data_free (SendData *data)
 {
+  g_hash_table_remove (data->self->inflight, data);
   clear_timeout (data);
   if (data->caller != NULL)
     g_cancellable_disconnect (data->caller, data->caller_id);
@@ -590,8 +639,11 @@ send_data_free (SendData *data)
   g_clear_object (&data->stream);
   g_clear_object (&data->msg);
   g_clear_pointer (&data->uri, g_uri_unref);
+  g_free (data->refused_address);
   g_free (data->key);
   tocsin_attempt_free (data->attempt);
+  /* Last: the session may go with it. */
+  g_rc_box_release_full (data->self, (GDestroyNotify) outbound_clear);
   g_free (data);
 }
 
@@ -708,8 +760,8 @@ tls_error (GUri                 *uri,
                             host);
   if (flags & G_TLS_CERTIFICATE_REVOKED)
     return g_strdup_printf (_("the TLS certificate of %s has been revoked"), host);
-  if (flags & (G_TLS_CERTIFICATE_UNKNOWN_CA | G_TLS_CERTIFICATE_INSECURE |
-               G_TLS_CERTIFICATE_GENERIC_ERROR) || flags != 0)
+  /* Unknown CA, insecure algorithm, or anything else it found. */
+  if (flags != 0)
     return g_strdup_printf (_("the TLS certificate of %s is not trusted: add the CA that signed "
                               "it as the trusted CA file"), host);
   return g_strdup_printf (_("TLS with %s failed: %s"), host, error->message);
@@ -722,6 +774,10 @@ transport_error (SendData     *data,
 {
   const char *host = g_uri_get_host (data->uri);
 
+  if (data->refused_address != NULL)
+    /* TRANSLATORS: the first %s is a host name, the second an IP address */
+    return g_strdup_printf (_("%s is at %s, a local or private address, and requests to such "
+                              "addresses are turned off here"), host, data->refused_address);
   if (data->timed_out)
     return g_strdup_printf (g_dngettext (GETTEXT_PACKAGE, "timed out after %u s",
                                          "timed out after %u s", data->self->config.timeout_s),
@@ -754,22 +810,28 @@ finish_attempt (GTask        *task,
   SendData *data = g_task_get_task_data (task);
   TocsinOutbound *self = data->self;
   TocsinAttempt *attempt = data->attempt;
-  gint64 now = now_ms ();
+  gint64 now;
   gboolean retryable = FALSE, failed_host = FALSE, cancelled = FALSE;
   TocsinOutboundPacing pacing = { 0, 0 };
   Host *host;
 
   clear_timeout (data);
   attempt->duration_ms = (g_get_monotonic_time () - data->started_monotonic) / 1000;
+  /* The end on the same clock as the record: started + duration, so that retry_at_ms - (started
+   * + duration) is exactly the wait (and a clock step during the attempt changes nothing). */
+  now = attempt->started_ms + attempt->duration_ms;
   host = lookup_host (self, data->key, TRUE);
 
   if (error != NULL)
     {
-      attempt->status = 0;
+      /* The status, when the headers came before the error (a body that stalled). */
+      attempt->status = data->stream != NULL ? soup_message_get_status (data->msg) : 0;
       attempt->error = transport_error (data, error);
-      cancelled = !data->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
-      retryable = TRUE;
-      failed_host = !cancelled;
+      cancelled = !data->timed_out && data->refused_address == NULL &&
+                  g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+      /* A refused address will not change by retrying, and says nothing about the host. */
+      retryable = data->refused_address == NULL;
+      failed_host = !cancelled && data->refused_address == NULL;
     }
   else
     {
@@ -810,7 +872,7 @@ finish_attempt (GTask        *task,
         host->paced_until_ms = MAX (host->paced_until_ms, pacing.paced_until_ms);
     }
 
-  if (!cancelled)
+  if (!cancelled && data->refused_address == NULL)
     breaker_record (self, host, failed_host, data->probe, now);
   else if (data->probe && host->state == BREAKER_PROBING)
     /* The probe never ended: the next send probes again. */
@@ -916,6 +978,58 @@ timeout_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Loopback, link-local, private, CGNAT, unspecified, multicast, and IPv4 inside IPv6. */
+static gboolean
+address_is_private (GInetAddress *address)
+{
+  const guint8 *b = g_inet_address_to_bytes (address);
+
+  if (g_inet_address_get_is_loopback (address) || g_inet_address_get_is_link_local (address) ||
+      g_inet_address_get_is_site_local (address) || g_inet_address_get_is_any (address) ||
+      g_inet_address_get_is_multicast (address))
+    return TRUE;
+  if (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV4)
+    return b[0] == 0 || (b[0] == 100 && (b[1] & 0xc0) == 64) || b[0] >= 240;
+  /* fc00::/7 (unique local) */
+  if ((b[0] & 0xfe) == 0xfc)
+    return TRUE;
+  /* ::ffff:a.b.c.d and ::a.b.c.d carry an IPv4 address */
+  for (guint i = 0; i < 10; i++)
+    if (b[i] != 0)
+      return FALSE;
+  if ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0))
+    {
+      g_autoptr(GInetAddress) v4 = g_inet_address_new_from_bytes (b + 12,
+                                                                   G_SOCKET_FAMILY_IPV4);
+
+      return address_is_private (v4);
+    }
+  return FALSE;
+}
+
+/* deny_private: checked on the socket itself once connected, before a byte of the request. */
+static void
+network_event_cb (SoupMessage        *msg,
+                  GSocketClientEvent  event,
+                  GIOStream          *connection,
+                  SendData           *data)
+{
+  g_autoptr(GSocketAddress) remote = NULL;
+  GInetAddress *address;
+
+  if (event != G_SOCKET_CLIENT_CONNECTED || !G_IS_SOCKET_CONNECTION (connection))
+    return;
+  remote = g_socket_connection_get_remote_address (G_SOCKET_CONNECTION (connection), NULL);
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return;
+  address = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote));
+  if (address_is_private (address))
+    {
+      data->refused_address = g_inet_address_to_string (address);
+      g_cancellable_cancel (data->cancellable);
+    }
+}
+
 static void
 caller_cancelled_cb (GCancellable *caller,
                      GCancellable *ours)
@@ -963,7 +1077,9 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
   g_task_set_source_tag (task, tocsin_outbound_send_async);
   data = g_new0 (SendData, 1);
   g_task_set_task_data (task, data, (GDestroyNotify) send_data_free);
-  data->self = self;
+  data->self = g_rc_box_acquire (self);
+  data->cancellable = g_cancellable_new ();
+  g_hash_table_add (self->inflight, data);
   data->policy = request->policy;
   data->started_monotonic = g_get_monotonic_time ();
   data->attempt = g_new0 (TocsinAttempt, 1);
@@ -973,7 +1089,7 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
   data->uri = parse_http_url (request->url);
   if (data->uri == NULL || request->method == NULL)
     {
-      data->attempt->url = g_strdup ("");
+      data->attempt->url = tocsin_request_url_for_log (request->url);
       data->attempt->error = g_strdup (_("the URL is not an absolute http or https URL"));
       data->attempt->outcome = TOCSIN_ATTEMPT_FINAL_ERROR;
       g_task_return_pointer (task, g_steal_pointer (&data->attempt),
@@ -981,7 +1097,7 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
       return;
     }
   data->key = host_key (data->uri);
-  data->attempt->url = url_for_log (data->uri);
+  data->attempt->url = tocsin_request_url_for_log (request->url);
 
   /* A send to a held-back host is the probe (or a forced "Retry now", taken as one). */
   host = lookup_host (self, data->key, TRUE);
@@ -995,6 +1111,8 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
   data->msg = soup_message_new_from_uri (request->method, data->uri);
   soup_message_add_flags (data->msg, SOUP_MESSAGE_NO_REDIRECT);
   g_signal_connect (data->msg, "accept-certificate", G_CALLBACK (accept_certificate_cb), self);
+  if (self->config.deny_private)
+    g_signal_connect (data->msg, "network-event", G_CALLBACK (network_event_cb), data);
   headers = soup_message_get_request_headers (data->msg);
   for (guint i = 0; request->headers != NULL && request->headers[i] != NULL &&
        request->headers[i + 1] != NULL; i += 2)
@@ -1007,7 +1125,6 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
   if (request->body != NULL && g_bytes_get_size (request->body) > 0)
     soup_message_set_request_body_from_bytes (data->msg, NULL, request->body);
 
-  data->cancellable = g_cancellable_new ();
   if (cancellable != NULL)
     {
       data->caller = g_object_ref (cancellable);
@@ -1016,7 +1133,7 @@ tocsin_outbound_send_async (TocsinOutbound              *self,
     }
   data->timeout = g_timeout_source_new (self->config.timeout_s * 1000);
   g_source_set_callback (data->timeout, timeout_cb, data, NULL);
-  g_source_attach (data->timeout, g_main_context_get_thread_default ());
+  g_source_attach (data->timeout, self->context);
 
   soup_session_send_async (self->session, data->msg, G_PRIORITY_DEFAULT, data->cancellable,
                            sent_cb, g_steal_pointer (&task));

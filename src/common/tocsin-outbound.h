@@ -38,6 +38,10 @@ typedef struct
   guint  breaker_min;       /* needed before it can open (default 5) */
   guint  cooldown_ms;       /* first hold-back (default 30,000) */
   char  *ca_file;           /* extra trusted CA (PEM), or NULL: the system's */
+  /* Added after the contract (B): refuse to talk to loopback, link-local, private (RFC 1918,
+   * fc00::/7), CGNAT and unspecified addresses, checked on the connected socket (so a name that
+   * resolves there, or re-resolves, is caught too). Default FALSE. */
+  gboolean deny_private;
 } TocsinOutboundConfig;
 
 /* The defaults above. */
@@ -72,6 +76,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinAttempt, tocsin_attempt_free)
 typedef struct _TocsinOutbound TocsinOutbound;
 
 TocsinOutbound *tocsin_outbound_new      (const TocsinOutboundConfig *config);
+/* Sends still in flight end "cancelled" (their callbacks are still called, later). */
 void            tocsin_outbound_free     (TocsinOutbound             *self);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinOutbound, tocsin_outbound_free)
 
@@ -124,6 +129,9 @@ void            tocsin_outbound_parse_pacing      (const char * const   *headers
  * become U+FFFD; the result is at most TOCSIN_OUTBOUND_ANSWER_START bytes). */
 char           *tocsin_outbound_answer_start      (const guint8 *data,
                                                    gsize         len);
+
+/* Why ca_file could not be used (a sentence), or NULL: for the caller to refuse to start. */
+const char     *tocsin_outbound_get_ca_error      (TocsinOutbound *self);
 
 /* The retry policy's backoff for a failed @attempt (1-based): the retry comes at a random time
  * in [0, this] from the failure (full jitter): min (backoff_max_ms, backoff_base_ms × 2^(n-1)),

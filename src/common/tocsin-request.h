@@ -83,13 +83,16 @@ GQuark          tocsin_request_error_quark    (void);
 /* Compiles @definition. @field names it in errors ("forwards[1]", "actions[0]"): errors read
  * "forwards[1].headers.Authorization, column 9: expected '}}'" (template errors keep their
  * position, see tocsin_template_error_get_position()) or "forwards[1].method: use GET, POST, PUT
- * or DELETE". */
+ * or DELETE". Template errors are TOCSIN_TEMPLATE_ERROR (so they keep that position); the rest
+ * TOCSIN_REQUEST_ERROR_INVALID. */
 TocsinRequest  *tocsin_request_new            (const char   *field,
                                                JsonObject   *definition,
                                                GError      **error);
 TocsinRequest  *tocsin_request_ref            (TocsinRequest *self);
 void            tocsin_request_unref          (TocsinRequest *self);
-/* The definition as given (normalised: defaults filled in), for storing and showing. */
+/* The definition as given (normalised: defaults filled in), for storing and showing. Borrowed and
+ * sealed (json_object_seal()): a compiled request is shared between threads, so copy it to
+ * change it. */
 JsonObject     *tocsin_request_get_definition (TocsinRequest *self);
 const char     *tocsin_request_get_name       (TocsinRequest *self);
 TocsinRequestKind   tocsin_request_get_kind   (TocsinRequest *self);

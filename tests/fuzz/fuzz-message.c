@@ -23,6 +23,7 @@
 #include "fuzz-common.h"
 #include "tocsin-message.h"
 #include "tocsin-protocol.h"
+#include "tocsin-request.h"
 
 static void
 check (gboolean    ok,
@@ -46,6 +47,31 @@ check_message (const TocsinMessage *message)
   check (message->external_link == NULL || tocsin_link_is_safe (message->external_link, NULL),
          "a kept link is safe");
   check (message->vars != NULL, "vars are never NULL");
+  check (message->actions != NULL && message->actions->len <= TOCSIN_REQUEST_MAX_ACTIONS,
+         "at most 3 actions");
+  for (guint i = 0; i < message->actions->len; i++)
+    {
+      const TocsinMessageAction *action = g_ptr_array_index (message->actions, i);
+      glong label = g_utf8_strlen (action->label, -1);
+
+      check (g_utf8_validate (action->label, -1, NULL) && label >= 1 && label <= 64,
+             "an action's label is 1 to 64 characters");
+      if (g_str_equal (action->kind, "view"))
+        check (tocsin_link_is_safe (action->url, NULL) && action->method == NULL &&
+               action->headers == NULL && action->body == NULL, "a view action is a safe link");
+      else
+        {
+          check (g_str_equal (action->kind, "http"), "an action is view or http");
+          check (tocsin_request_url_is_sendable (action->url, NULL), "an http action's URL");
+          check (action->method != NULL, "an http action has a method");
+          check (action->body == NULL || strlen (action->body) <= TOCSIN_REQUEST_MAX_BODY,
+                 "an http action's body is within the limit");
+          for (guint j = 0; action->headers && action->headers[j]; j += 2)
+            check (action->headers[j + 1] != NULL &&
+                   strpbrk (action->headers[j + 1], "\r\n") == NULL,
+                   "an http action's headers come in pairs, without line breaks");
+        }
+    }
 }
 
 /* What decodes must survive a round trip unchanged (the app stores and re-sends it). */
@@ -72,6 +98,20 @@ check_round_trip (const TocsinMessage *message)
   check (g_strcmp0 (again->body, message->body) == 0, "body survives");
   check (g_strcmp0 (again->external_link, message->external_link) == 0, "link survives");
   check (g_strcmp0 (again->channel_name, message->channel_name) == 0, "channel name survives");
+  check (again->actions->len == message->actions->len, "actions survive");
+  for (guint i = 0; i < message->actions->len; i++)
+    {
+      const TocsinMessageAction *a = g_ptr_array_index (message->actions, i);
+      const TocsinMessageAction *b = g_ptr_array_index (again->actions, i);
+
+      check (g_str_equal (a->kind, b->kind) && g_str_equal (a->label, b->label) &&
+             g_str_equal (a->url, b->url) && g_strcmp0 (a->method, b->method) == 0 &&
+             g_strcmp0 (a->body, b->body) == 0 && a->retry == b->retry && a->clear == b->clear &&
+             (a->headers == NULL) == (b->headers == NULL) &&
+             (a->headers == NULL || g_strv_equal ((const char * const *) a->headers,
+                                                  (const char * const *) b->headers)),
+             "each action survives");
+    }
 }
 
 static void
