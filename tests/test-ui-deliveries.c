@@ -272,7 +272,7 @@ static FakeRelay fake;
   " \"message_id\": 6, \"state\": \"failed\", \"attempts\": 2, \"next_attempt_at\": null," \
   " \"created_at\": \"2026-12-06T10:01:00.000Z\"}," \
   "{\"id\": 13, \"webhook_id\": \"msg_13\", \"event\": \"acknowledge\", \"forward\": \"Silence\"," \
-  " \"message_id\": 7, \"state\": \"held\", \"attempts\": 0," \
+  " \"message_id\": 7, \"user\": \"alice\", \"state\": \"held\", \"attempts\": 0," \
   " \"next_attempt_at\": \"2026-12-06T10:08:00.000Z\"," \
   " \"created_at\": \"2026-12-06T10:03:00.000Z\"}]," \
   "\"attempts\": [" \
@@ -449,6 +449,10 @@ test_deliveries_page (void)
   g_assert_nonnull (tocsin_test_ui_find_widget (rows->pdata[3], GTK_TYPE_LABEL,
                                                 "https://tickets.example/new"));
   g_assert_nonnull (tocsin_test_ui_find_widget (rows->pdata[2], ADW_TYPE_ACTION_ROW,
+                                                "Next retry"));
+  /* Who acknowledged, for an acknowledge event; and when the held one is tried next. */
+  g_assert_nonnull (tocsin_test_ui_find_widget (rows->pdata[0], GTK_TYPE_LABEL, "alice"));
+  g_assert_nonnull (tocsin_test_ui_find_widget (rows->pdata[0], ADW_TYPE_ACTION_ROW,
                                                 "Next retry"));
   adw_expander_row_set_expanded (rows->pdata[1], TRUE);
   tocsin_test_ui_save_unfocused_screenshot (page, "ui-deliveries.png");

@@ -44,6 +44,7 @@ typedef struct
   const char *next_retry;    /* may be NULL */
   const char *outcome;       /* "success", "retry", "error"; NULL: not tried */
   const char *state;         /* the delivery's: "pending", "delivered", "failed", "held" */
+  const char *user;          /* who acknowledged (an acknowledge event), or NULL */
   gint64      attempt;       /* from 1; 0: not tried */
   gint64      delivery_id;   /* a press: its record's id */
   guint       action_index;  /* a press: which button */
@@ -250,6 +251,9 @@ entry_row_new (TocsinDeliveriesWindow *self,
 
       adw_expander_row_add_row (ADW_EXPANDER_ROW (row), detail_row (_("Next retry"), next));
     }
+  if (entry->user != NULL && *entry->user != '\0')
+    adw_expander_row_add_row (ADW_EXPANDER_ROW (row),
+                              detail_row (_("Acknowledged by"), entry->user));
   if (entry->state != NULL)
     adw_expander_row_add_row (ADW_EXPANDER_ROW (row),
                               detail_row (_("Delivery"), state_label (entry->state)));
@@ -362,6 +366,7 @@ show_answer (TocsinDeliveriesWindow *self,
       entry.outcome = tocsin_json_get_string (attempt, "outcome", "error");
       entry.attempt = MAX (int_member (attempt, "attempt", 1), 1);
       entry.state = delivery ? tocsin_json_get_string (delivery, "state", NULL) : NULL;
+      entry.user = delivery ? tocsin_json_get_string (delivery, "user", NULL) : NULL;
       g_array_append_val (entries, entry);
     }
 
@@ -385,6 +390,7 @@ show_answer (TocsinDeliveriesWindow *self,
         entry.duration_ms = -1;
         entry.next_retry = tocsin_json_get_string (delivery, "next_attempt_at", NULL);
         entry.state = tocsin_json_get_string (delivery, "state", NULL);
+        entry.user = tocsin_json_get_string (delivery, "user", NULL);
         g_array_append_val (entries, entry);
       }
   }
