@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
- * test-relay-forwards.c: a channel's outgoing requests (issue 15, docs/actions-C1.md), as an
+ * test-relay-forwards.c: a channel's outgoing requests (issue 15, docs/actions.md), as an
  * operator sees them: a real relay on 127.0.0.1 port 0 sends to a real misbehaving target
  * (tests/tocsin-test-target.h), and the owner API's and CLI's deliveries log says what happened.
  * Timings are asserted as order and bounds, never as exact sleeps.

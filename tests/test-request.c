@@ -135,7 +135,7 @@ definition_text (TocsinRequest *request)
 
 /* ---- formats ---- */
 
-/* The json example of docs/actions-A.md: silence the alert in Alertmanager for an hour. */
+/* The json example of docs/actions.md: silence the alert in Alertmanager for an hour. */
 #define SILENCE_DEFINITION \
   "{\"name\": \"Silence 1 h\"," \
   " \"url\": \"https://am.example/api/v2/silences\"," \
@@ -232,7 +232,7 @@ test_format_raw_empty (void)
   g_assert_nonnull (strstr (normal, "\"format\":\"raw\",\"headers\":{},\"body\":\"\","));
 }
 
-/* The JSON-RPC example of docs/actions-A.md. */
+/* The JSON-RPC example of docs/actions.md. */
 #define RPC_DEFINITION \
   "{\"name\": \"Acknowledge\", \"event\": \"acknowledge\", \"format\": \"json-rpc\"," \
   " \"url\": \"https://zabbix.example/api_jsonrpc.php\"," \

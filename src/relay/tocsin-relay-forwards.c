@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * tocsin-relay-forwards.c: sends a channel's outgoing requests ("forwards", issue 15,
- * docs/actions-C1.md).
+ * docs/actions.md).
  *
  * Events. A message event's deliveries are queued by the store in the message's own
  * transaction (ingest evaluates each forward's condition with the templates' scope and passes

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * tocsin-relay-forwards.h: a channel's outgoing requests ("forwards", issue 15,
- * docs/actions-C1.md): which forwards an event fires, and the sender that delivers the durable
+ * docs/actions.md): which forwards an event fires, and the sender that delivers the durable
  * queue the store keeps (tocsin-relay-store.h, "Deliveries").
  */
 #pragma once

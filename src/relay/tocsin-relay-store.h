@@ -288,7 +288,7 @@ gboolean tocsin_relay_store_prune (TocsinRelayStore *store,
                                    gint64            now_ms,
                                    GError          **error);
 
-/* ---- Deliveries of forwards (issue 15; tocsin-relay-forwards.c, docs/actions-C1.md) ---- */
+/* ---- Deliveries of forwards (issue 15; tocsin-relay-forwards.c, docs/actions.md) ---- */
 
 typedef enum
 {
