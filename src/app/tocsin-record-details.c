@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <inttypes.h> /* PRId64 in _(): xgettext cannot see through G_GINT64_FORMAT */
 #include <string.h>
 #include <glib/gi18n.h>
 #include <json-glib/json-glib.h>
@@ -200,8 +201,8 @@ presses_loaded_cb (GObject      *object,
                                                 press->attempt);
       /* Translators: a press in the log: when, the result, how long it took
        * ("20:31:05 · Sent · 200 · 34 ms") */
-      g_autofree char *subtitle = g_strdup_printf (_("%s · %s · %" G_GINT64_FORMAT " ms"), clock,
-                                                   result_text, press->duration_ms);
+      g_autofree char *subtitle = g_strdup_printf (_("%s · %s · %" PRId64 " ms"), clock,
+                                                   result_text, (int64_t) press->duration_ms);
       GtkWidget *row = adw_action_row_new ();
 
       adw_preferences_row_set_use_markup (ADW_PREFERENCES_ROW (row), FALSE);
