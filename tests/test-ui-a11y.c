@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * test-ui-a11y.c: the app as a screen reader meets it. The real window (and the channel editor,
- * the subscribe dialog, preferences, Record Details) runs here against a real relay, with
+ * with a forward and an action, the subscribe dialog, preferences, Record Details, the
+ * Deliveries page) runs here against a real relay, with
  * accessibility on as on every desktop; tests/a11y-walk.py, Debian's python3-pyatspi, walks it
  * over AT-SPI on the test's private bus (build-aux/with-dbusmock.sh starts the accessibility
  * bus) and checks that every actionable widget has a role and a name, and that the records list
@@ -17,6 +18,7 @@
 
 #include "tocsin-application.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-deliveries-window.h"
 #include "tocsin-test-relay.h"
 #include "tocsin-test-ui.h"
 #include "tocsin-window.h"
@@ -164,9 +166,56 @@ test_channel_editor (void)
 {
   GtkWidget *editor = tocsin_channel_editor_new (GTK_WINDOW (fx.window), fx.app);
 
+  /* With a forward and an action (issue 15): their rows, fields and Remove buttons too. */
+  g_assert_true (gtk_widget_activate_action (editor, "editor.add-forward", NULL));
+  g_assert_true (gtk_widget_activate_action (editor, "editor.add-action", NULL));
   gtk_window_present (GTK_WINDOW (editor));
   run_walker ("--window", gtk_window_get_title (GTK_WINDOW (editor)), NULL);
   gtk_window_destroy (GTK_WINDOW (editor));
+}
+
+static void
+press_added (GObject      *object,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+/* "Your Action Presses" with one failed press: its row, Retry Now and the list's name. */
+static void
+test_presses_page (void)
+{
+  TocsinHistory *history = tocsin_application_get_history (fx.app);
+  GListModel *records = G_LIST_MODEL (tocsin_window_get_record_list (fx.window));
+  g_autoptr(TocsinRecord) record = g_list_model_get_item (records, 0);
+  g_autoptr(TocsinActionPress) press = tocsin_action_press_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  GtkWindow *page = NULL;
+
+  press->record_id = tocsin_record_get_id (record);
+  press->label = g_strdup ("Approve");
+  press->kind = g_strdup ("http");
+  press->url = g_strdup ("https://deploy.example:443/approve");
+  press->pressed_at_ms = g_get_real_time () / 1000;
+  press->attempt = 1;
+  press->status = 503;
+  press->duration_ms = 20;
+  press->outcome = TOCSIN_ATTEMPT_FINAL_ERROR;
+  tocsin_history_add_press_async (history, press, NULL, press_added, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  g_assert_cmpint (tocsin_history_change_finish (history, result, &error), >, 0);
+  g_assert_no_error (error);
+
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (fx.window), "win.action-presses",
+                                             NULL));
+  TOCSIN_WAIT_UNTIL ((page = tocsin_test_ui_find_toplevel (TOCSIN_TYPE_DELIVERIES_WINDOW))
+                     != NULL &&
+                     g_str_equal (tocsin_deliveries_window_get_state
+                                    (TOCSIN_DELIVERIES_WINDOW (page)), "list"));
+  run_walker ("--window", gtk_window_get_title (page), NULL);
+  gtk_window_destroy (page);
 }
 
 static void
@@ -320,6 +369,7 @@ main (int   argc,
   g_test_add_func ("/ui/a11y/window", test_window);
   g_test_add_func ("/ui/a11y/channel-editor", test_channel_editor);
   g_test_add_func ("/ui/a11y/subscribe-dialog", test_subscribe_dialog);
+  g_test_add_func ("/ui/a11y/presses-page", test_presses_page);
   g_test_add_func ("/ui/a11y/preferences", test_preferences);
   g_test_add_func ("/ui/a11y/records-keyboard", test_records_keyboard);
   g_test_add_func ("/ui/a11y/hover-keeps-channel", test_hover_keeps_channel);

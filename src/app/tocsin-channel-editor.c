@@ -10,7 +10,10 @@
 #include "tocsin-a11y.h"
 #include "tocsin-json.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-deliveries-window.h"
 #include "tocsin-presets.h"
+#include "tocsin-request.h"
+#include "tocsin-request-editor.h"
 #include "tocsin-template.h"
 #include "tocsin-window.h"
 
@@ -66,6 +69,10 @@ struct _TocsinChannelEditor
   GtkSwitch        *paused_switch;
   AdwPreferencesGroup *recent_group;
   GtkListBox       *recent_list;
+  GtkBox           *forwards_box;    /* the TocsinRequestEditors, after the empty label */
+  GtkBox           *actions_box;
+  GtkWidget        *forwards_empty;
+  GtkWidget        *actions_empty;
 
   /* borrowed: views[] and errors[] index the template widgets by Field */
   GtkTextView      *views[N_FIELDS];
@@ -86,6 +93,9 @@ G_DEFINE_FINAL_TYPE (TocsinChannelEditor, tocsin_channel_editor, ADW_TYPE_WINDOW
 
 static void refresh_webhooks     (TocsinChannelEditor *self);
 static void signature_changed_cb (TocsinChannelEditor *self);
+static void buffer_changed_cb    (TocsinChannelEditor *self);
+static void sync_save            (TocsinChannelEditor *self);
+static void update_preview       (TocsinChannelEditor *self);
 
 static void
 toast (TocsinChannelEditor *self,
@@ -170,6 +180,164 @@ parse_sample (const char  *sample,
 {
   return tocsin_json_parse_object (sample, strlen (sample), MAX_SAMPLE_BYTES,
                                    TOCSIN_JSON_DEFAULT_MAX_DEPTH, error);
+}
+
+/* ---- forwards and actions ------------------------------------------------------------ */
+
+/* The request editors in @box, in order. */
+static GPtrArray *
+request_editors (GtkBox *box)
+{
+  GPtrArray *editors = g_ptr_array_new ();
+
+  for (GtkWidget *child = gtk_widget_get_first_child (GTK_WIDGET (box)); child != NULL;
+       child = gtk_widget_get_next_sibling (child))
+    if (TOCSIN_IS_REQUEST_EDITOR (child))
+      g_ptr_array_add (editors, child);
+  return editors;
+}
+
+/* Compiles each forward and action as the relay will ("forwards[0]", ...), showing errors
+ * under their fields. Fills @forwards and @actions (optional) with the definitions when all are
+ * valid. */
+static gboolean
+validate_requests (TocsinChannelEditor  *self,
+                   JsonArray           **forwards,
+                   JsonArray           **actions)
+{
+  GtkBox *boxes[2] = { self->forwards_box, self->actions_box };
+  const char *names[2] = { "forwards", "actions" };
+  g_autoptr(JsonArray) forward_list = json_array_new ();
+  g_autoptr(JsonArray) action_list = json_array_new ();
+  JsonArray *lists[2] = { forward_list, action_list };
+  gboolean ok = TRUE;
+
+  for (guint b = 0; b < 2; b++)
+    {
+      g_autoptr(GPtrArray) editors = request_editors (boxes[b]);
+
+      for (guint i = 0; i < editors->len; i++)
+        {
+          g_autofree char *field = g_strdup_printf ("%s[%u]", names[b], i);
+          JsonObject *definition = tocsin_request_editor_validate (editors->pdata[i], field);
+
+          if (definition == NULL)
+            ok = FALSE;
+          else
+            json_array_add_object_element (lists[b], definition);
+        }
+      gtk_widget_set_visible (b == 0 ? self->forwards_empty : self->actions_empty,
+                              editors->len == 0);
+      gtk_widget_action_set_enabled (GTK_WIDGET (self),
+                                     b == 0 ? "editor.add-forward" : "editor.add-action",
+                                     editors->len < (b == 0 ? TOCSIN_REQUEST_MAX_FORWARDS
+                                                            : TOCSIN_REQUEST_MAX_ACTIONS));
+    }
+  if (ok && forwards != NULL)
+    *forwards = g_steal_pointer (&forward_list);
+  if (ok && actions != NULL)
+    *actions = g_steal_pointer (&action_list);
+  return ok;
+}
+
+/* The relay refused a request ("forwards[1].url: ..." in its 400 sentence; docs/api.md): show
+ * it under that request's field as well, since it may check more than the app can (an address
+ * the relay will not send to). */
+static void
+show_relay_request_error (TocsinChannelEditor *self,
+                          const GError        *error)
+{
+  const char *message = error->message;
+  gboolean is_action = g_str_has_prefix (message, "actions[");
+  g_autoptr(GPtrArray) editors = NULL;
+  g_autofree char *field = NULL;
+  guint64 index;
+  char *end = NULL;
+
+  if (!g_error_matches (error, TOCSIN_OWNER_ERROR, 400) ||
+      (!is_action && !g_str_has_prefix (message, "forwards[")))
+    return;
+  index = g_ascii_strtoull (strchr (message, '[') + 1, &end, 10);
+  editors = request_editors (is_action ? self->actions_box : self->forwards_box);
+  if (end == NULL || *end != ']' || index >= editors->len)
+    return;
+  field = g_strndup (message, end + 1 - message);
+  tocsin_request_editor_show_error (editors->pdata[index], field, message);
+  self->has_errors = TRUE;
+  sync_save (self);
+}
+
+static void
+request_remove_cb (TocsinRequestEditor *editor,
+                   TocsinChannelEditor *self)
+{
+  gtk_box_remove (GTK_BOX (gtk_widget_get_parent (GTK_WIDGET (editor))), GTK_WIDGET (editor));
+  /* At once: the Add button and Save follow what is left. */
+  update_preview (self);
+}
+
+static TocsinRequestEditor *
+add_request (TocsinChannelEditor *self,
+             gboolean             is_action,
+             JsonObject          *definition)
+{
+  GtkWidget *editor = tocsin_request_editor_new (is_action);
+
+  if (definition != NULL)
+    tocsin_request_editor_load (TOCSIN_REQUEST_EDITOR (editor), definition);
+  g_signal_connect_object (editor, "changed", G_CALLBACK (buffer_changed_cb), self,
+                           G_CONNECT_SWAPPED);
+  g_signal_connect_object (editor, "remove", G_CALLBACK (request_remove_cb), self, 0);
+  gtk_box_append (is_action ? self->actions_box : self->forwards_box, editor);
+  return TOCSIN_REQUEST_EDITOR (editor);
+}
+
+static void
+clear_requests (TocsinChannelEditor *self)
+{
+  GtkBox *boxes[2] = { self->forwards_box, self->actions_box };
+
+  for (guint b = 0; b < 2; b++)
+    {
+      g_autoptr(GPtrArray) editors = request_editors (boxes[b]);
+
+      for (guint i = 0; i < editors->len; i++)
+        gtk_box_remove (boxes[b], editors->pdata[i]);
+    }
+}
+
+static void
+load_requests (TocsinChannelEditor *self,
+               JsonObject          *channel,
+               const char          *member,
+               gboolean             is_action)
+{
+  JsonNode *node = json_object_get_member (channel, member);
+  JsonArray *array;
+
+  if (node == NULL || !JSON_NODE_HOLDS_ARRAY (node))
+    return;
+  array = json_node_get_array (node);
+  for (guint i = 0; i < json_array_get_length (array); i++)
+    {
+      JsonNode *element = json_array_get_element (array, i);
+
+      if (JSON_NODE_HOLDS_OBJECT (element))
+        add_request (self, is_action, json_node_get_object (element));
+    }
+}
+
+static void
+add_request_action (GtkWidget  *widget,
+                    const char *action_name,
+                    GVariant   *param)
+{
+  TocsinChannelEditor *self = TOCSIN_CHANNEL_EDITOR (widget);
+  gboolean is_action = g_str_equal (action_name, "editor.add-action");
+  TocsinRequestEditor *editor = add_request (self, is_action, NULL);
+
+  update_preview (self);
+  gtk_widget_grab_focus (GTK_WIDGET (editor));
 }
 
 static void
@@ -272,6 +440,10 @@ update_preview (TocsinChannelEditor *self)
 
   for (guint i = 0; i < N_FIELDS; i++)
     g_clear_pointer (&templates[i], tocsin_template_unref);
+
+  if (!validate_requests (self, NULL, NULL))
+    self->has_errors = TRUE;
+  sync_save (self);
 }
 
 static gboolean
@@ -451,6 +623,7 @@ show_urls (TocsinChannelEditor *self)
   gtk_stack_set_visible_child_name (self->stack, "created");
   gtk_button_set_label (self->save_button, _("_Done"));
   gtk_widget_set_visible (GTK_WIDGET (self->cancel_button), FALSE);
+  sync_save (self);
 }
 
 /* ---- subscribe the owner -------------------------------------------------------------- */
@@ -498,6 +671,18 @@ collect_fields (TocsinChannelEditor *self)
       json_object_set_string_member (fields, "signature_header", header);
     json_object_set_boolean_member (fields, "paused", gtk_switch_get_active (self->paused_switch));
   }
+
+  /* Always both lists, empty ones too: removing the last forward must reach the relay. */
+  {
+    g_autoptr(JsonArray) forwards = NULL;
+    g_autoptr(JsonArray) actions = NULL;
+
+    if (validate_requests (self, &forwards, &actions))
+      {
+        json_object_set_array_member (fields, "forwards", g_steal_pointer (&forwards));
+        json_object_set_array_member (fields, "actions", g_steal_pointer (&actions));
+      }
+  }
   return fields;
 }
 
@@ -506,7 +691,17 @@ set_busy (TocsinChannelEditor *self,
           gboolean             busy)
 {
   self->busy = busy;
-  gtk_widget_set_sensitive (GTK_WIDGET (self->save_button), !busy);
+  sync_save (self);
+}
+
+/* Save is off while saving, and while the editor shows errors (the created page has none). */
+static void
+sync_save (TocsinChannelEditor *self)
+{
+  gboolean created = g_strcmp0 (gtk_stack_get_visible_child_name (self->stack), "created") == 0;
+
+  gtk_widget_set_sensitive (GTK_WIDGET (self->save_button),
+                            !self->busy && (created || !self->has_errors));
 }
 
 /* The relay sends a signing secret it made once: keep it to show, and clear what was typed. */
@@ -547,6 +742,7 @@ created_cb (GObject      *object,
         return;
       text = g_strdup_printf (_("The channel was not created: %s"), error->message);
       toast (self, text);
+      show_relay_request_error (self, error);
       return;
     }
 
@@ -577,6 +773,7 @@ updated_cb (GObject      *object,
         return;
       text = g_strdup_printf (_("The changes were not saved: %s"), error->message);
       toast (self, text);
+      show_relay_request_error (self, error);
       return;
     }
   /* The relay's answer is the channel as it is now: the name shown follows it. */
@@ -712,6 +909,9 @@ loaded_cb (GObject      *object,
     gtk_switch_set_active (self->paused_switch,
                            json_object_get_boolean_member_with_default (answer, "paused", FALSE));
   }
+  clear_requests (self);
+  load_requests (self, answer, "forwards", FALSE);
+  load_requests (self, answer, "actions", TRUE);
   set_email_address (self, answer);
   update_preview (self);
   refresh_webhooks (self);
@@ -918,6 +1118,19 @@ static void
 delete_action (GtkWidget *widget, const char *action_name, GVariant *param)
 {
   ask_danger (TOCSIN_CHANNEL_EDITOR (widget), ACT_DELETE);
+}
+
+static void
+show_deliveries_action (GtkWidget *widget, const char *action_name, GVariant *param)
+{
+  TocsinChannelEditor *self = TOCSIN_CHANNEL_EDITOR (widget);
+  GtkWidget *deliveries;
+
+  if (self->channel == NULL)
+    return;
+  deliveries = tocsin_deliveries_window_new_for_channel (GTK_WINDOW (self), self->app,
+                                                         self->channel);
+  gtk_window_present (GTK_WINDOW (deliveries));
 }
 
 static void
@@ -1204,9 +1417,17 @@ tocsin_channel_editor_class_init (TocsinChannelEditorClass *klass)
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, paused_switch);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, recent_group);
   gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, recent_list);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, forwards_box);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, actions_box);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, forwards_empty);
+  gtk_widget_class_bind_template_child (widget_class, TocsinChannelEditor, actions_empty);
 
   gtk_widget_class_install_action (widget_class, "editor.save", NULL, save_action);
   gtk_widget_class_install_action (widget_class, "editor.show-urls", NULL, show_urls_action);
+  gtk_widget_class_install_action (widget_class, "editor.show-deliveries", NULL,
+                                   show_deliveries_action);
+  gtk_widget_class_install_action (widget_class, "editor.add-forward", NULL, add_request_action);
+  gtk_widget_class_install_action (widget_class, "editor.add-action", NULL, add_request_action);
   gtk_widget_class_install_action (widget_class, "editor.rotate-trigger", NULL,
                                    rotate_trigger_action);
   gtk_widget_class_install_action (widget_class, "editor.rotate-subscribe", NULL,

@@ -440,6 +440,49 @@ tocsin_owner_list_webhooks_async (TocsinOwner              *self,
                 tocsin_owner_list_webhooks_async, cancellable, callback, user_data);
 }
 
+/* GET /v1/channels/{id}/deliveries?limit=N (docs/api.md): the relay's outgoing requests for this
+ * channel and their attempts, newest first. */
+void
+tocsin_owner_list_deliveries_async (TocsinOwner              *self,
+                                    const TocsinOwnedChannel *channel,
+                                    guint                     limit,
+                                    GCancellable             *cancellable,
+                                    GAsyncReadyCallback       callback,
+                                    gpointer                  user_data)
+{
+  g_autofree char *suffix = NULL;
+  g_autofree char *url = NULL;
+
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (channel != NULL);
+
+  suffix = limit > 0 ? g_strdup_printf ("/deliveries?limit=%u", limit) : g_strdup ("/deliveries");
+  url = channel_url (channel, suffix);
+  send_request (self, "GET", url, channel->owner_key, NULL, channel, AFTER_NOTHING,
+                tocsin_owner_list_deliveries_async, cancellable, callback, user_data);
+}
+
+/* POST /v1/channels/{id}/deliveries/{delivery_id}/retry: one attempt now. */
+void
+tocsin_owner_retry_delivery_async (TocsinOwner              *self,
+                                   const TocsinOwnedChannel *channel,
+                                   gint64                    delivery_id,
+                                   GCancellable             *cancellable,
+                                   GAsyncReadyCallback       callback,
+                                   gpointer                  user_data)
+{
+  g_autofree char *suffix = NULL;
+  g_autofree char *url = NULL;
+
+  g_return_if_fail (TOCSIN_IS_OWNER (self));
+  g_return_if_fail (channel != NULL);
+
+  suffix = g_strdup_printf ("/deliveries/%" G_GINT64_FORMAT "/retry", delivery_id);
+  url = channel_url (channel, suffix);
+  send_request (self, "POST", url, channel->owner_key, NULL, channel, AFTER_NOTHING,
+                tocsin_owner_retry_delivery_async, cancellable, callback, user_data);
+}
+
 JsonObject *
 tocsin_owner_request_finish (TocsinOwner   *self,
                              GAsyncResult  *result,

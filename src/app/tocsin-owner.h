@@ -80,8 +80,23 @@ void        tocsin_owner_list_webhooks_async  (TocsinOwner *self,
                                                GCancellable *cancellable,
                                                GAsyncReadyCallback callback,
                                                gpointer user_data);
-/* Finish for get/update/rotate/list_subscribers/list_webhooks: the relay's JSON answer (an
- * object). */
+/* GET /v1/channels/{id}/deliveries?limit=@limit (0: the relay's default): {"deliveries": [...],
+ * "attempts": [...]}, newest first (docs/api.md). */
+void        tocsin_owner_list_deliveries_async (TocsinOwner *self,
+                                                const TocsinOwnedChannel *channel,
+                                                guint limit,
+                                                GCancellable *cancellable,
+                                                GAsyncReadyCallback callback,
+                                                gpointer user_data);
+/* POST /v1/channels/{id}/deliveries/{delivery_id}/retry: {"delivery": {...}} */
+void        tocsin_owner_retry_delivery_async  (TocsinOwner *self,
+                                                const TocsinOwnedChannel *channel,
+                                                gint64 delivery_id,
+                                                GCancellable *cancellable,
+                                                GAsyncReadyCallback callback,
+                                                gpointer user_data);
+/* Finish for get/update/rotate/list_subscribers/list_webhooks/list_deliveries/retry_delivery:
+ * the relay's JSON answer (an object). */
 JsonObject *tocsin_owner_request_finish       (TocsinOwner *self, GAsyncResult *result,
                                                GError **error);
 

@@ -7,6 +7,7 @@
 
 #include "tocsin-a11y.h"
 #include "tocsin-channel-editor.h"
+#include "tocsin-deliveries-window.h"
 #include "tocsin-record-details.h"
 #include "tocsin-record-row.h"
 #include "tocsin-subscribe-dialog.h"
@@ -943,6 +944,17 @@ new_channel_action (GtkWidget  *widget,
 }
 
 static void
+action_presses_action (GtkWidget  *widget,
+                       const char *action_name,
+                       GVariant   *param)
+{
+  TocsinWindow *self = TOCSIN_WINDOW (widget);
+
+  gtk_window_present (GTK_WINDOW (tocsin_deliveries_window_new_for_presses (GTK_WINDOW (self),
+                                                                            self->app)));
+}
+
+static void
 edit_channel_action (GtkWidget  *widget,
                      const char *action_name,
                      GVariant   *param)
@@ -1845,6 +1857,8 @@ tocsin_window_class_init (TocsinWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.search", NULL, search_action);
   gtk_widget_class_install_action (widget_class, "win.subscribe", NULL, subscribe_action);
   gtk_widget_class_install_action (widget_class, "win.new-channel", NULL, new_channel_action);
+  gtk_widget_class_install_action (widget_class, "win.action-presses", NULL,
+                                   action_presses_action);
   gtk_widget_class_install_action (widget_class, "win.edit-channel", NULL, edit_channel_action);
   gtk_widget_class_install_action (widget_class, "win.channel-settings", NULL,
                                    channel_settings_action);

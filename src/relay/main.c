@@ -15,7 +15,7 @@
 static void
 usage (FILE *out)
 {
-  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
+  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
            _("Usage: tocsin-relay COMMAND [OPTION…]"),
            _("Commands:"),
            _("serve        serve webhooks and subscriber streams"),
@@ -23,6 +23,7 @@ usage (FILE *out)
            _("direct       create, show or rotate Direct keys (they ring only you)"),
            _("key          create admin keys for a relay that is not open"),
            _("subscribers  list who is connected to a channel"),
+           _("deliveries   show the log of a channel's forwards (outgoing requests)"),
            _("Run “tocsin-relay COMMAND --help” for a command’s options."));
 }
 
@@ -68,6 +69,8 @@ main (int    argc,
     return tocsin_relay_cli_key (argc - 1, argv + 1);
   if (g_str_equal (command, "subscribers"))
     return tocsin_relay_cli_subscribers (argc - 1, argv + 1);
+  if (g_str_equal (command, "deliveries"))
+    return tocsin_relay_cli_deliveries (argc - 1, argv + 1);
 
   g_printerr (_("tocsin-relay: unknown command “%s”.\n"), command);
   usage (stderr);

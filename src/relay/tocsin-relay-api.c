@@ -19,6 +19,7 @@
 #include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
 #include "tocsin-relay-api.h"
+#include "tocsin-relay-forwards.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-recent.h"
 #include "tocsin-relay-signature.h"
@@ -96,6 +97,43 @@ read_spec (TocsinRelay            *relay,
   return g_steal_pointer (&object);
 }
 
+/* The spec's "forwards" (issue 15): compiled here, so that a bad definition is a 400 with the
+ * request model's sentence (it names the field and column), and stored normalised. FALSE with a
+ * reply set on failure; *out (the JSON text) stays NULL when the spec does not change them. */
+static gboolean
+read_forwards (SoupServerMessage       *msg,
+               JsonObject              *spec_object,
+               TocsinRelayChannelSpec  *spec,
+               char                   **out)
+{
+  JsonNode *node = json_object_get_member (spec_object, "forwards");
+  g_autoptr(GPtrArray) compiled = NULL;
+  g_autoptr(JsonArray) normalised = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                       _("“forwards” must be an array of request definitions"));
+      return FALSE;
+    }
+  compiled = tocsin_request_list_new ("forwards", json_node_get_array (node),
+                                      TOCSIN_REQUEST_MAX_FORWARDS, &error);
+  if (compiled == NULL)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, error->message);
+      return FALSE;
+    }
+  normalised = tocsin_request_list_to_json (compiled);
+  root = json_node_init_array (json_node_alloc (), normalised);
+  *out = json_to_string (root, FALSE);
+  spec->forwards = *out;
+  return TRUE;
+}
+
 static void
 reply_store_error (SoupServerMessage *msg,
                    const GError      *error)
@@ -149,6 +187,7 @@ handle_collection (TocsinRelay       *relay,
       g_autofree char *location = NULL;
       g_autofree char *secret = NULL;
       g_autofree char *actions = NULL;
+      g_autofree char *forwards = NULL;
 
       if (!admin && !relay->config.open_relay)
         {
@@ -178,6 +217,8 @@ handle_collection (TocsinRelay       *relay,
           return;
         }
       spec.actions = actions;
+      if (!read_forwards (msg, spec_object, &spec, &forwards))
+        return;
       if (!tocsin_relay_signature_apply_spec (NULL, &spec, &secret, &error))
         {
           reply_store_error (msg, error);
@@ -268,8 +309,9 @@ handle_channel (TocsinRelay       *relay,
           g_autoptr(TocsinRelayChannel) current = NULL;
           g_autofree char *secret = NULL;
           g_autofree char *actions = NULL;
+          g_autofree char *forwards = NULL;
 
-          if (spec_object == NULL)
+          if (spec_object == NULL || !read_forwards (msg, spec_object, &spec, &forwards))
             return;
           if (!tocsin_relay_actions_spec_member (spec_object, &actions, &error))
             {
@@ -456,6 +498,102 @@ handle_channel (TocsinRelay       *relay,
                                    _("There is nothing here; see docs/api.md"));
 }
 
+/* GET /v1/channels/{id}/deliveries?limit=N and POST …/deliveries/{delivery}/retry (issue 15). */
+static void
+handle_deliveries (TocsinRelay       *relay,
+                   SoupServerMessage *msg,
+                   const char        *method,
+                   gint64             id,
+                   const char        *delivery,
+                   const char        *action,
+                   gboolean           more)
+{
+  g_autoptr(TocsinRelayChannel) channel = tocsin_relay_store_find_by_id (relay->store, id);
+  g_autoptr(GError) error = NULL;
+
+  if (channel == NULL)
+    {
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND, _("There is no such channel"));
+      return;
+    }
+  if (*delivery == '\0' && action == NULL)
+    {
+      g_autoptr(JsonObject) reply = NULL;
+      const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+      g_autoptr(GHashTable) params = query ? g_uri_parse_params (query, -1, "&",
+                                                                G_URI_PARAMS_NONE, NULL)
+                                           : NULL;
+      const char *limit_text = params ? g_hash_table_lookup (params, "limit") : NULL;
+      gint64 limit = 100;
+
+      if (!g_str_equal (method, "GET"))
+        {
+          method_not_allowed (msg, "GET");
+          return;
+        }
+      if (limit_text != NULL)
+        {
+          char *end = NULL;
+
+          limit = g_ascii_strtoll (limit_text, &end, 10);
+          if (end == limit_text || *end != '\0' || limit < 1 || limit > 1000)
+            {
+              tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
+                                               _("“limit” must be a number from 1 to 1000"));
+              return;
+            }
+        }
+      reply = tocsin_relay_store_list_deliveries (relay->store, id, (guint) limit, &error);
+      if (reply == NULL)
+        {
+          reply_store_error (msg, error);
+          return;
+        }
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      return;
+    }
+  if (action != NULL && g_str_equal (action, "retry") && !more)
+    {
+      g_autoptr(TocsinRelayDelivery) retried = NULL;
+      g_autoptr(JsonObject) reply = NULL;
+      char *end = NULL;
+      gint64 delivery_id = g_ascii_strtoll (delivery, &end, 10);
+
+      if (!g_str_equal (method, "POST"))
+        {
+          method_not_allowed (msg, "POST");
+          return;
+        }
+      if (end == delivery || *end != '\0' || delivery_id <= 0)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                           _("There is no such delivery"));
+          return;
+        }
+      if (relay->forwards == NULL)
+        {
+          tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                           _("This relay sends no forwards"));
+          return;
+        }
+      retried = tocsin_relay_forwards_retry (relay->forwards, id, delivery_id, &error);
+      if (retried == NULL)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BUSY))
+            tocsin_relay_server_reply_error (msg, SOUP_STATUS_CONFLICT, error->message);
+          else
+            reply_store_error (msg, error);
+          return;
+        }
+      reply = json_object_new ();
+      json_object_set_object_member (reply, "delivery", tocsin_relay_delivery_to_json (retried));
+      tocsin_relay_server_reply_json (msg, SOUP_STATUS_ACCEPTED, reply);
+      return;
+    }
+  tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                   _("There is nothing here; see docs/api.md"));
+}
+
 void
 tocsin_relay_api_handle (TocsinRelay       *relay,
                          SoupServerMessage *msg,
@@ -499,9 +637,10 @@ tocsin_relay_api_handle (TocsinRelay       *relay,
       return;
     }
 
-  parts = g_strsplit (rest + 1, "/", 3);
+  parts = g_strsplit (rest + 1, "/", 5);
   id = g_ascii_strtoll (parts[0], &end, 10);
-  if (end == parts[0] || *end != '\0' || id <= 0 || (parts[1] != NULL && parts[2] != NULL))
+  if (end == parts[0] || *end != '\0' || id <= 0 ||
+      (parts[1] != NULL && parts[2] != NULL && !g_str_equal (parts[1], "deliveries")))
     {
       tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                        _("There is no such channel"));
@@ -529,6 +668,13 @@ tocsin_relay_api_handle (TocsinRelay       *relay,
         }
     }
 
+  if (parts[1] != NULL && g_str_equal (parts[1], "deliveries"))
+    {
+      handle_deliveries (relay, msg, method, id, parts[2] ? parts[2] : "",
+                         parts[2] && parts[3] ? parts[3] : NULL,
+                         parts[2] && parts[3] && parts[4]);
+      return;
+    }
   handle_channel (relay, msg, method, id,
                   parts[1] != NULL && *parts[1] != '\0' ? parts[1] : NULL);
 }
@@ -603,6 +749,8 @@ tocsin_relay_channel_to_owner_json (TocsinRelayChannel *channel,
     json_object_set_string_member (object, "signature_header", channel->signature_header);
   json_object_set_boolean_member (object, "paused", channel->paused);
   json_object_set_array_member (object, "actions", tocsin_relay_actions_to_json (channel->actions));
+  json_object_set_array_member (object, "forwards",
+                                tocsin_request_list_to_json (channel->forwards));
   {
     /* The email trigger's address: as secret as the webhook URL. */
     g_autofree char *email = channel->direct ? NULL : tocsin_relay_mail_address (channel);

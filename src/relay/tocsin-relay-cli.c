@@ -25,6 +25,7 @@
 #include "tocsin-relay-signature.h"
 #include "tocsin-relay-mail.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-request.h"
 
 #define EXIT_USAGE 2
 
@@ -40,6 +41,9 @@ typedef struct
   char     *preset;
   char     *signature, *signature_secret, *signature_header;
   char     *actions_file;
+  char     *forwards_file;   /* --forwards FILE.json (issue 15) */
+  char     *forwards;        /* its definitions, compiled and normalised */
+  int       limit;           /* deliveries --limit */
 } Options;
 
 static void
@@ -63,6 +67,8 @@ options_clear (Options *o)
   g_free (o->signature_secret);
   g_free (o->signature_header);
   g_free (o->actions_file);
+  g_free (o->forwards_file);
+  g_free (o->forwards);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
@@ -139,6 +145,9 @@ parse_options (Options     *o,
     { "actions", 0, 0, G_OPTION_ARG_FILENAME, &o->actions_file,
       N_("Action buttons: a JSON file with an array of definitions (docs/actions.md); a file "
          "holding [] removes them"), N_("FILE") },
+    { "forwards", 0, 0, G_OPTION_ARG_FILENAME, &o->forwards_file,
+      N_("Send the outgoing requests defined in FILE (a JSON array; see docs/api.md) on each "
+         "message"), N_("FILE.json") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (parameter);
@@ -299,6 +308,14 @@ print_channel (TocsinRelayChannel *channel,
     g_print (_("  Action:         %s (%s)\n"), tocsin_request_get_name (channel->actions->pdata[i]),
              tocsin_request_get_kind (channel->actions->pdata[i]) == TOCSIN_REQUEST_KIND_VIEW
                ? "view" : "http");
+  for (guint i = 0; channel->forwards != NULL && i < channel->forwards->len; i++)
+    {
+      TocsinRequest *forward = channel->forwards->pdata[i];
+
+      g_print (_("  Forward:        %s (on %s)\n"), tocsin_request_get_name (forward),
+               tocsin_request_get_event (forward) == TOCSIN_REQUEST_EVENT_ACKNOWLEDGE
+                 ? "acknowledge" : "message");
+    }
   g_print (_("  Last message:   %" PRId64 "\n"), channel->last_id);
 }
 
@@ -371,6 +388,42 @@ apply_preset (Options   *o,
     o->condition = g_strdup (preset->condition);
   if (creating && o->name == NULL)
     o->name = g_strdup (tocsin_preset_get_name (preset));
+  return TRUE;
+}
+
+/* --forwards FILE.json: the definitions, compiled as the owner API does, into o->forwards. */
+static gboolean
+read_forwards_file (Options  *o,
+                    GError  **error)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(JsonNode) node = NULL;
+  g_autoptr(GPtrArray) compiled = NULL;
+  g_autoptr(JsonArray) normalised = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  gsize length = 0;
+
+  if (o->forwards_file == NULL)
+    return TRUE;
+  if (!g_file_get_contents (o->forwards_file, &text, &length, error))
+    return FALSE;
+  node = tocsin_json_parse (text, length, TOCSIN_REQUEST_MAX_SOURCE * TOCSIN_REQUEST_MAX_FORWARDS,
+                            TOCSIN_REQUEST_MAX_DEPTH * 2 + 8, error);
+  if (node == NULL)
+    return FALSE;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("%s must hold a JSON array of request definitions"), o->forwards_file);
+      return FALSE;
+    }
+  compiled = tocsin_request_list_new ("forwards", json_node_get_array (node),
+                                      TOCSIN_REQUEST_MAX_FORWARDS, error);
+  if (compiled == NULL)
+    return FALSE;
+  normalised = tocsin_request_list_to_json (compiled);
+  root = json_node_init_array (json_node_alloc (), normalised);
+  o->forwards = json_to_string (root, FALSE);
   return TRUE;
 }
 
@@ -453,8 +506,9 @@ channel_one (Options    *o,
       if (o->actions_file != NULL)
         actions = tocsin_relay_actions_read_file (o->actions_file, &error);
       spec.actions = actions;
-      if ((o->actions_file == NULL || actions != NULL) &&
-          signature_spec (o, store, id, &spec, &secret, &error))
+      if ((o->actions_file == NULL || actions != NULL) && read_forwards_file (o, &error))
+        spec.forwards = o->forwards;
+      if (error == NULL && signature_spec (o, store, id, &spec, &secret, &error))
         channel = tocsin_relay_store_update_channel (store, id, &spec, &error);
     }
   else if (g_str_equal (action, "pause") || g_str_equal (action, "resume"))
@@ -548,6 +602,9 @@ channel_create (Options *o)
       !(actions = tocsin_relay_actions_read_file (o->actions_file, &error)))
     return fail ("%s", error->message);
   spec.actions = actions;
+  if (!read_forwards_file (o, &error))
+    return fail ("%s", error->message);
+  spec.forwards = o->forwards;
 
   store = open_store (o, FALSE, &error);
   if (store == NULL)
@@ -673,7 +730,8 @@ tocsin_relay_cli_channel (int    argc,
     }
   if (!g_str_equal (action, "update") && !g_str_equal (action, "edit") &&
       (o.name || o.description || o.title || o.body || o.link || o.condition || o.preset ||
-       o.signature || o.signature_secret || o.signature_header || o.actions_file))
+       o.signature || o.signature_secret || o.signature_header || o.actions_file ||
+       o.forwards_file))
     return usage (_("Channel fields (--name, --title, --preset, ...) only go with create and "
                     "update"));
   return channel_one (&o, action, id);
@@ -870,6 +928,164 @@ tocsin_relay_cli_direct (int    argc,
       if (g_str_equal (action, "rotate"))
         g_print (_("The old Direct URL no longer works. The new one:\n"));
       print_direct (inbox, o.public_url, owner_key);
+    }
+  return EXIT_SUCCESS;
+}
+
+/* ---- deliveries (issue 15) ---- */
+
+/* "12:40:00.123Z" of an RFC 3339 time "2026-12-06T12:40:00.123Z", or "-". */
+static const char *
+short_time (JsonObject *object,
+            const char *member)
+{
+  const char *text = json_object_get_string_member_with_default (object, member, NULL);
+  const char *t;
+
+  if (text == NULL)
+    return "-";
+  t = strchr (text, 'T');
+  return t ? t + 1 : text;
+}
+
+/* The channel named by @text: its id, or its name when exactly one channel has it. */
+static gint64
+find_channel (TocsinRelayStore  *store,
+              const char        *text,
+              GError           **error)
+{
+  g_autoptr(GPtrArray) channels = NULL;
+  gint64 id = 0, found = 0;
+  guint matches = 0;
+
+  if (parse_id (text, &id))
+    {
+      g_autoptr(TocsinRelayChannel) channel = tocsin_relay_store_find_by_id (store, id);
+
+      if (channel != NULL)
+        return id;
+    }
+  channels = tocsin_relay_store_list_channels (store, error);
+  if (channels == NULL)
+    return 0;
+  for (guint i = 0; i < channels->len; i++)
+    {
+      TocsinRelayChannel *channel = channels->pdata[i];
+
+      if (g_str_equal (channel->name, text))
+        {
+          found = channel->id;
+          matches++;
+        }
+    }
+  if (matches == 1)
+    return found;
+  if (matches > 1)
+    g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_INVALID,
+                 _("%u channels are named “%s”; say which by its number"), matches, text);
+  else
+    g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                 _("There is no channel “%s”"), text);
+  return 0;
+}
+
+#define ROW_FORMAT "%-13s  %-11s  %-16s  %-40s  %-34s  %8s  %s\n"
+
+int
+tocsin_relay_cli_deliveries (int    argc,
+                             char **argv)
+{
+  g_auto(Options) o = { 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonObject) log = NULL;
+  const GOptionEntry entries[] = {
+    { "limit", 0, 0, G_OPTION_ARG_INT, &o.limit,
+      N_("Show the newest N deliveries (default 100, at most 1000)"), N_("N") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (NULL);
+  TocsinRelayStore *store;
+  JsonArray *deliveries, *attempts;
+  gint64 id;
+
+  /* parse_options takes the common flags; --limit is this command's own. */
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_ignore_unknown_options (context, TRUE);
+  g_option_context_set_help_enabled (context, FALSE);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return usage (error->message);
+  if (!parse_options (&o, "deliveries", "CHANNEL",
+                      _("Show the log of a channel's forwards: every attempt, newest first, of "
+                        "its newest deliveries (--limit N, default 100)."), FALSE, &argc, &argv,
+                      &error))
+    return usage (error->message);
+  if (argc != 1)
+    return usage (_("Say which channel by its number or name: tocsin-relay deliveries CHANNEL"));
+  if (o.limit == 0)
+    o.limit = 100;
+  if (o.limit < 1 || o.limit > 1000)
+    return usage (_("--limit must be a number from 1 to 1000"));
+
+  store = open_store (&o, TRUE, &error);
+  if (store == NULL)
+    return fail ("%s", error->message);
+  id = find_channel (store, argv[0], &error);
+  if (id > 0)
+    log = tocsin_relay_store_list_deliveries (store, id, (guint) o.limit, &error);
+  tocsin_relay_store_free (store);
+  if (log == NULL)
+    return fail ("%s", error->message);
+
+  if (o.json)
+    {
+      json_object_set_int_member (log, "id", id);
+      print_json (log);
+      return EXIT_SUCCESS;
+    }
+
+  deliveries = json_object_get_array_member (log, "deliveries");
+  attempts = json_object_get_array_member (log, "attempts");
+  if (json_array_get_length (deliveries) == 0)
+    {
+      g_print (_("Channel %" PRId64 " has sent no forwards yet.\n"), id);
+      return EXIT_SUCCESS;
+    }
+  g_print (ROW_FORMAT, _("TIME"), _("EVENT"), _("FORWARD"), _("URL"), _("STATUS"),
+           _("DURATION"), _("NEXT RETRY"));
+  for (guint i = 0; i < json_array_get_length (attempts); i++)
+    {
+      JsonObject *a = json_array_get_object_element (attempts, i);
+      const char *error_text = json_object_get_string_member_with_default (a, "error", NULL);
+      g_autofree char *status = NULL, *duration = NULL;
+      int64_t attempt = json_object_get_int_member (a, "attempt");
+
+      if (error_text != NULL)
+        /* TRANSLATORS: attempt number and what went wrong */
+        status = g_strdup_printf (_("#%" PRId64 " %s"), attempt, error_text);
+      else
+        /* TRANSLATORS: attempt number and the HTTP status of a success */
+        status = g_strdup_printf (_("#%" PRId64 " %" PRId64 " OK"), attempt,
+                                  (int64_t) json_object_get_int_member (a, "status"));
+      duration = g_strdup_printf (_("%" PRId64 " ms"),
+                                  (int64_t) json_object_get_int_member (a, "duration_ms"));
+      g_print (ROW_FORMAT, short_time (a, "at"), json_object_get_string_member (a, "event"),
+               json_object_get_string_member (a, "forward"),
+               json_object_get_string_member (a, "url"), status, duration,
+               short_time (a, "next_retry_at"));
+    }
+  /* Deliveries waiting for their first or next attempt. */
+  for (guint i = 0; i < json_array_get_length (deliveries); i++)
+    {
+      JsonObject *d = json_array_get_object_element (deliveries, i);
+      const char *state = json_object_get_string_member (d, "state");
+
+      if (g_str_equal (state, "pending") || g_str_equal (state, "held"))
+        g_print (ROW_FORMAT, short_time (d, "created_at"),
+                 json_object_get_string_member (d, "event"),
+                 json_object_get_string_member (d, "forward"), "-",
+                 g_str_equal (state, "held") ? _("held back: its host is failing")
+                                             : _("pending"),
+                 "-", short_time (d, "next_attempt_at"));
     }
   return EXIT_SUCCESS;
 }

@@ -13,5 +13,6 @@ int tocsin_relay_cli_channel     (int argc, char **argv);
 int tocsin_relay_cli_direct      (int argc, char **argv);
 int tocsin_relay_cli_key         (int argc, char **argv);
 int tocsin_relay_cli_subscribers (int argc, char **argv);
+int tocsin_relay_cli_deliveries  (int argc, char **argv);
 
 G_END_DECLS

@@ -31,6 +31,11 @@ tocsin_relay_config_init (TocsinRelayConfig *config)
   config->open_relay = FALSE;
   config->cors_origins = g_strsplit ("*", ",", -1);
   config->max_mail = 1024 * 1024;
+  config->forward_timeout_s = 10;
+  config->forward_max_attempts = 8;
+  config->forward_backoff_base_ms = 1000;
+  config->forward_backoff_max_ms = 600 * 1000;
+  config->forward_cooldown_ms = 30 * 1000;
 }
 
 void
@@ -44,6 +49,7 @@ tocsin_relay_config_clear (TocsinRelayConfig *config)
   g_clear_pointer (&config->cors_origins, g_strfreev);
   g_clear_pointer (&config->owner_cors_origins, g_strfreev);
   g_clear_pointer (&config->mail_domain, g_free);
+  g_clear_pointer (&config->forward_ca_file, g_free);
 }
 
 void
@@ -145,6 +151,47 @@ parse_seconds (const char  *key,
       return FALSE;
     }
   *out = value;
+  return TRUE;
+}
+
+/* "250ms", or a duration as parse_seconds takes it; in milliseconds, @min..@max. */
+static gboolean
+parse_millis (const char  *key,
+              const char  *text,
+              gint64       min,
+              gint64       max,
+              guint       *out,
+              GError     **error)
+{
+  gint64 value = -1;
+
+  if (text != NULL && g_str_has_suffix (text, "ms") && g_ascii_isdigit (*text))
+    {
+      g_autofree char *number = g_strndup (text, strlen (text) - 2);
+      char *end = NULL;
+      guint64 parsed;
+
+      errno = 0;
+      parsed = g_ascii_strtoull (number, &end, 10);
+      if (errno == 0 && end != NULL && *end == '\0' && parsed <= G_MAXINT32)
+        value = (gint64) parsed;
+    }
+  else
+    {
+      gint64 seconds = tocsin_relay_parse_duration (text);
+
+      if (seconds >= 0 && seconds <= G_MAXINT32 / 1000)
+        value = seconds * 1000;
+    }
+  if (value < min || value > max)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("%s must be a duration such as 250ms, 10s or 5m, from %" PRId64 " ms to "
+                     "%" PRId64 " ms, not “%s”."), key, (int64_t) min, (int64_t) max,
+                   text ? text : "");
+      return FALSE;
+    }
+  *out = (guint) value;
   return TRUE;
 }
 
@@ -352,6 +399,35 @@ apply_setting (TocsinRelayServeConfig  *config,
         return FALSE;
       relay->max_mail = u;
     }
+  else if (g_str_equal (key, "forward-timeout"))
+    {
+      guint ms = 0;
+
+      if (!parse_millis (key, value, 1000, 300 * 1000, &ms, error))
+        return FALSE;
+      relay->forward_timeout_s = ms / 1000;
+    }
+  else if (g_str_equal (key, "forward-max-attempts"))
+    {
+      if (!parse_size (key, value, 1, 100, &u, error))
+        return FALSE;
+      relay->forward_max_attempts = (guint) u;
+    }
+  else if (g_str_equal (key, "forward-backoff-base"))
+    return parse_millis (key, value, 10, 60 * 60 * 1000, &relay->forward_backoff_base_ms, error);
+  else if (g_str_equal (key, "forward-backoff-max"))
+    return parse_millis (key, value, 10, 24 * 60 * 60 * 1000, &relay->forward_backoff_max_ms,
+                         error);
+  else if (g_str_equal (key, "forward-cooldown"))
+    return parse_millis (key, value, 10, 24 * 60 * 60 * 1000, &relay->forward_cooldown_ms,
+                         error);
+  else if (g_str_equal (key, "forward-deny-private"))
+    return parse_bool (key, value, &relay->forward_deny_private, error);
+  else if (g_str_equal (key, "forward-ca-file"))
+    {
+      g_free (relay->forward_ca_file);
+      relay->forward_ca_file = value && *value ? g_strdup (value) : NULL;
+    }
   else
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
@@ -426,6 +502,10 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *cors_origins = NULL, *owner_cors_origins = NULL;
   g_autofree char *smtp_listen = NULL, *mail_domain = NULL, *max_mail = NULL;
+  g_autofree char *forward_timeout = NULL, *forward_max_attempts = NULL;
+  g_autofree char *forward_backoff_base = NULL, *forward_backoff_max = NULL;
+  g_autofree char *forward_cooldown = NULL, *forward_ca_file = NULL;
+  g_autofree char *forward_deny_private = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -476,6 +556,21 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("Channels’ addresses are TOKEN@DOMAIN (default: the host name)"), N_("DOMAIN") },
     { "max-mail", 0, 0, G_OPTION_ARG_STRING, &max_mail,
       N_("Largest mail the email trigger takes (default 1M)"), N_("BYTES") },
+    { "forward-timeout", 0, 0, G_OPTION_ARG_STRING, &forward_timeout,
+      N_("Give up an attempt of a forward after this long (default 10s)"), N_("DURATION") },
+    { "forward-max-attempts", 0, 0, G_OPTION_ARG_STRING, &forward_max_attempts,
+      N_("Attempts of a forward with the retry policy, at most (default 8)"), N_("N") },
+    { "forward-backoff-base", 0, 0, G_OPTION_ARG_STRING, &forward_backoff_base,
+      N_("First retry of a forward after up to this long (default 1s)"), N_("DURATION") },
+    { "forward-backoff-max", 0, 0, G_OPTION_ARG_STRING, &forward_backoff_max,
+      N_("Longest wait between attempts of a forward (default 10m)"), N_("DURATION") },
+    { "forward-cooldown", 0, 0, G_OPTION_ARG_STRING, &forward_cooldown,
+      N_("Hold back a failing host this long before one probe (default 30s)"), N_("DURATION") },
+    { "forward-ca-file", 0, 0, G_OPTION_ARG_FILENAME, &forward_ca_file,
+      N_("Also trust the CA certificates (PEM) in FILE for forwards"), N_("FILE") },
+    { "forward-deny-private", 0, 0, G_OPTION_ARG_STRING, &forward_deny_private,
+      N_("yes: send no forward to loopback, link-local or private addresses (default no)"),
+      N_("yes|no") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -487,6 +582,9 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "subscribe-timeout", NULL }, { "allowed-hosts", NULL }, { "cors-origins", NULL },
     { "owner-cors-origins", NULL },
     { "smtp-listen", NULL }, { "mail-domain", NULL }, { "max-mail", NULL },
+    { "forward-timeout", NULL }, { "forward-max-attempts", NULL },
+    { "forward-backoff-base", NULL }, { "forward-backoff-max", NULL },
+    { "forward-cooldown", NULL }, { "forward-ca-file", NULL }, { "forward-deny-private", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -524,6 +622,13 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[18].value = smtp_listen;
   flags[19].value = mail_domain;
   flags[20].value = max_mail;
+  flags[21].value = forward_timeout;
+  flags[22].value = forward_max_attempts;
+  flags[23].value = forward_backoff_base;
+  flags[24].value = forward_backoff_max;
+  flags[25].value = forward_cooldown;
+  flags[26].value = forward_ca_file;
+  flags[27].value = forward_deny_private;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

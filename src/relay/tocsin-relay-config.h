@@ -29,7 +29,8 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
  * public-url, max-body, retention, rate, burst, max-queue-bytes, max-queue-frames,
  * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, cors-origins,
  * owner-cors-origins, open-relay, backlog, tls-cert, tls-key, smtp-listen, mail-domain,
- * max-mail). */
+ * max-mail, forward-timeout, forward-max-attempts, forward-backoff-base, forward-backoff-max,
+ * forward-cooldown, forward-ca-file, forward-deny-private). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

@@ -39,6 +39,7 @@
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-acks.h"
+#include "tocsin-relay-forwards.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
@@ -1041,6 +1042,9 @@ app_ack (Connection *conn,
       connection_send (conn, told);
       return;
     }
+  /* A new acknowledgement is an event: the channel's acknowledge forwards fire (issue 15). */
+  if (hub->relay->forwards != NULL)
+    tocsin_relay_forwards_acknowledge (hub->relay->forwards, channel_id, message_id, by);
   told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
   subs = g_hash_table_lookup (hub->channels, &channel_id);
   if (subs == NULL)

@@ -39,6 +39,7 @@
 #include "tocsin-json.h"
 #include "tocsin-relay-actions.h"
 #include "tocsin-relay-body.h"
+#include "tocsin-relay-forwards.h"
 #include "tocsin-message.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-ratelimit.h"
@@ -320,6 +321,7 @@ tocsin_relay_rendered_clear (TocsinRelayRendered *rendered)
   g_clear_pointer (&rendered->missing, g_ptr_array_unref);
   g_clear_pointer (&rendered->actions, g_ptr_array_unref);
   g_clear_error (&rendered->over_budget);
+  g_clear_pointer (&rendered->forwards, g_array_unref);
   rendered->link_dropped = NULL;
   rendered->filtered = FALSE;
 }
@@ -459,6 +461,9 @@ tocsin_relay_ingest_render_with_hints (const TocsinRelayChannel     *channel,
     g_clear_pointer (&out->link, g_free);
   if (out->link != NULL && !tocsin_link_is_safe (out->link, &out->link_dropped))
     g_clear_pointer (&out->link, g_free);
+
+  /* The forwards' conditions see what the templates saw (issue 15). */
+  out->forwards = tocsin_relay_forwards_select (channel, TOCSIN_REQUEST_EVENT_MESSAGE, scope);
 
   /* A template over its work budget (docs/templates.md) renders nothing worth storing. */
   if (!tocsin_template_scope_check (scope, &out->over_budget))
@@ -799,6 +804,9 @@ commit_done (GObject      *source,
 
   answer_done (pending, FALSE, commit->id, commit->replaces, commit->duplicate);
   soup_server_message_unpause (pending->msg);
+  /* Its deliveries were queued with it (a duplicate queued none). */
+  if (!commit->duplicate && pending->rendered.forwards != NULL && pending->relay->forwards)
+    tocsin_relay_forwards_kick (pending->relay->forwards);
 
   /* Durable now: subscribers may see it. A duplicate went out the first time. The answer
    * first: unpausing queues libsoup's write at default priority, and publish_soon queues the
@@ -828,6 +836,7 @@ run (TocsinRelay                    *relay,
   g_autoptr(GError) error = NULL;
   g_autoptr(TocsinMessage) message = NULL;
   g_autofree char *key = NULL, *key_hash = NULL, *content_hash = NULL;
+  GArray *forwards;
 
   pending->relay = relay;
   pending->msg = g_object_ref (msg);
@@ -873,9 +882,11 @@ run (TocsinRelay                    *relay,
 
   /* Held until the message is durable (commit_done). */
   soup_server_message_pause (msg);
-  tocsin_relay_store_commit_async (relay->store, channel->id, g_steal_pointer (&message),
-                                   key_hash, content_hash, commit_done,
-                                   g_steal_pointer (&pending));
+  forwards = pending->rendered.forwards;
+  tocsin_relay_store_commit_with_forwards_async (relay->store, channel->id,
+                                                 g_steal_pointer (&message), key_hash,
+                                                 content_hash, channel->forwards, forwards,
+                                                 commit_done, g_steal_pointer (&pending));
 }
 
 void
@@ -947,6 +958,7 @@ typedef struct
 {
   TocsinRelay *relay;
   gint64       channel_id;
+  gboolean     forwards;   /* deliveries were queued with the message */
 } CommitTask;
 
 static void
@@ -968,6 +980,8 @@ commit_task_done (GObject      *source,
   /* Durable now, as for a webhook (commit_done): subscribers may see it. */
   if (!done->duplicate && data->relay->hub != NULL)
     tocsin_relay_hub_publish_soon (data->relay->hub, data->channel_id, done->id, done->message);
+  if (!done->duplicate && data->forwards && data->relay->forwards != NULL)
+    tocsin_relay_forwards_kick (data->relay->forwards);
   g_task_return_pointer (task, done, (GDestroyNotify) tocsin_relay_commit_free);
 }
 
@@ -980,6 +994,21 @@ tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
                                   GAsyncReadyCallback  callback,
                                   gpointer             user_data)
 {
+  tocsin_relay_ingest_commit_with_forwards_async (relay, channel_id, message, dedup_key, vars,
+                                                  NULL, NULL, callback, user_data);
+}
+
+void
+tocsin_relay_ingest_commit_with_forwards_async (TocsinRelay         *relay,
+                                                gint64               channel_id,
+                                                TocsinMessage       *message,
+                                                const char          *dedup_key,
+                                                JsonObject          *vars,
+                                                GPtrArray           *forwards,
+                                                GArray              *indices,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data)
+{
   g_autofree char *key_hash = NULL, *content_hash = NULL;
   CommitTask *data;
   GTask *task;
@@ -990,11 +1019,13 @@ tocsin_relay_ingest_commit_async (TocsinRelay         *relay,
   data = g_new0 (CommitTask, 1);
   data->relay = relay;
   data->channel_id = channel_id;
+  data->forwards = forwards != NULL && indices != NULL && indices->len > 0;
   task = g_task_new (NULL, NULL, callback, user_data);
   g_task_set_source_tag (task, tocsin_relay_ingest_commit_async);
   g_task_set_task_data (task, data, g_free);
-  tocsin_relay_store_commit_async (relay->store, channel_id, message, key_hash, content_hash,
-                                   commit_task_done, task);
+  tocsin_relay_store_commit_with_forwards_async (relay->store, channel_id, message, key_hash,
+                                                 content_hash, forwards, indices,
+                                                 commit_task_done, task);
 }
 
 TocsinRelayCommit *

@@ -43,6 +43,8 @@ typedef struct
   /* TocsinMessageAction: the channel's actions that applied and rendered, then the sender's
    * (hints), at most TOCSIN_REQUEST_MAX_ACTIONS; NULL: none. */
   GPtrArray  *actions;
+  GArray     *forwards;      /* guint indices of the channel's message forwards whose condition
+                              * passed (issue 15), or NULL */
 } TocsinRelayRendered;
 
 void tocsin_relay_rendered_clear (TocsinRelayRendered *rendered);
@@ -163,6 +165,17 @@ void               tocsin_relay_ingest_commit_async  (TocsinRelay         *relay
                                                       JsonObject          *vars,
                                                       GAsyncReadyCallback  callback,
                                                       gpointer             user_data);
+/* The same, queueing deliveries of @forwards[@indices] (TocsinRelayRendered.forwards) with
+ * the message (issue 15). */
+void               tocsin_relay_ingest_commit_with_forwards_async (TocsinRelay         *relay,
+                                                                   gint64               channel_id,
+                                                                   TocsinMessage       *message,
+                                                                   const char          *dedup_key,
+                                                                   JsonObject          *vars,
+                                                                   GPtrArray           *forwards,
+                                                                   GArray              *indices,
+                                                                   GAsyncReadyCallback  callback,
+                                                                   gpointer             user_data);
 TocsinRelayCommit *tocsin_relay_ingest_commit_finish (GAsyncResult        *result,
                                                       GError             **error);
 

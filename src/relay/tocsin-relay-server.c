@@ -32,6 +32,7 @@
 #include "tocsin-relay-compat.h"
 #include "tocsin-relay-cors.h"
 #include "tocsin-relay-direct.h"
+#include "tocsin-relay-forwards.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-mail.h"
 #include "tocsin-relay-hub.h"
@@ -1447,6 +1448,7 @@ server_clear (Server *server)
   g_clear_handle_id (&server->sweep_id, g_source_remove);
   g_clear_pointer (&server->smtp, tocsin_relay_smtp_server_free);
   g_clear_pointer (&server->relay.hub, tocsin_relay_hub_free);
+  g_clear_pointer (&server->relay.forwards, tocsin_relay_forwards_free);
   if (server->relay.server)
     soup_server_disconnect (server->relay.server);
   g_clear_object (&server->relay.server);
@@ -1559,6 +1561,7 @@ tocsin_relay_serve (int    argc,
   /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);
+  server.relay.forwards = tocsin_relay_forwards_new (&server.relay);
   g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
 
   /* The email trigger (tocsin-relay-smtp.c). The domain is recorded for the command line, as

@@ -1053,8 +1053,9 @@ deliver_to (Delivery *delivery,
   if (delivery->mail->message_id != NULL)
     key = g_strconcat ("message-id:", delivery->mail->message_id, NULL);
   delivery->pending++;
-  tocsin_relay_ingest_commit_async (relay, channel_id, g_steal_pointer (&message), key,
-                                    delivery->mail->vars, committed, delivery);
+  tocsin_relay_ingest_commit_with_forwards_async (relay, channel_id, g_steal_pointer (&message),
+                                                  key, delivery->mail->vars, channel->forwards,
+                                                  rendered.forwards, committed, delivery);
 }
 
 static void

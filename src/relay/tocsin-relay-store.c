@@ -29,6 +29,8 @@
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 
+#include "tocsin-json.h"
+#include "tocsin-request.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
 #include "tocsin-relay-store.h"
@@ -45,6 +47,7 @@ typedef enum
 {
   JOB_COMMIT,
   JOB_PRESENCE,
+  JOB_ENQUEUE,     /* deliveries of an event other than a message (acknowledge) */
   JOB_STOP,
 } JobKind;
 
@@ -59,6 +62,13 @@ typedef struct
   char          *key_hash;
   char          *content_hash;
   gint64         retention;
+  /* JOB_COMMIT, JOB_ENQUEUE: deliveries to queue (issue 15) */
+  GPtrArray     *forwards;      /* the channel's TocsinRequest list */
+  GArray        *indices;       /* guint */
+  char          *event;
+  char          *user;
+  gint64         message_id;    /* JOB_ENQUEUE */
+  GBytes        *message_data;  /* JOB_ENQUEUE */
 
   /* JOB_PRESENCE */
   guint64        conn_id;
@@ -121,6 +131,11 @@ job_free (Job *job)
   g_free (job->content_hash);
   g_free (job->conn_kind);
   g_free (job->peer);
+  g_clear_pointer (&job->forwards, g_ptr_array_unref);
+  g_clear_pointer (&job->indices, g_array_unref);
+  g_free (job->event);
+  g_free (job->user);
+  g_clear_pointer (&job->message_data, g_bytes_unref);
   g_free (job);
 }
 
@@ -173,6 +188,8 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
   g_free (channel->signature_header);
   g_free (channel->email_token);
   g_clear_pointer (&channel->actions, g_ptr_array_unref);
+  g_free (channel->forwards_source);
+  g_clear_pointer (&channel->forwards, g_ptr_array_unref);
   g_free (channel);
 }
 
@@ -225,7 +242,30 @@ column_text (sqlite3_stmt *stmt,
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
   "subscribe_token, created_at, last_id, kind, signature_scheme, signature_secret, " \
-  "signature_header, paused, email_token, actions"
+  "signature_header, paused, email_token, actions, forwards"
+
+/* A channel's forwards from their stored JSON text; NULL with @error when they do not compile. */
+static GPtrArray *
+compile_forwards (const char  *source,
+                  GError     **error)
+{
+  g_autoptr(JsonNode) node = NULL;
+
+  if (source == NULL || *source == '\0')
+    source = "[]";
+  node = tocsin_json_parse (source, strlen (source), TOCSIN_REQUEST_MAX_SOURCE *
+                            TOCSIN_REQUEST_MAX_FORWARDS, TOCSIN_REQUEST_MAX_DEPTH * 2 + 8, error);
+  if (node == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
+                   _("“forwards” must be an array of request definitions"));
+      return NULL;
+    }
+  return tocsin_request_list_new ("forwards", json_node_get_array (node),
+                                  TOCSIN_REQUEST_MAX_FORWARDS, error);
+}
 
 /* Builds a channel from a row of CHANNEL_COLUMNS. Templates were checked when they were saved;
  * if one no longer compiles (a newer template library), it renders as empty rather than taking
@@ -257,6 +297,15 @@ channel_from_row (sqlite3_stmt *stmt)
   channel->paused = sqlite3_column_int (stmt, 16) != 0;
   channel->email_token = g_strdup (column_text (stmt, 17));
   channel->actions = tocsin_relay_actions_load (channel->id, column_text (stmt, 18));
+  channel->forwards_source = g_strdup (column_text (stmt, 19));
+  channel->forwards = compile_forwards (channel->forwards_source, &error);
+  if (channel->forwards == NULL)
+    {
+      g_message ("Channel %" G_GINT64_FORMAT ": its saved forwards no longer compile: %s",
+                 channel->id, error->message);
+      g_clear_error (&error);
+      channel->forwards = g_ptr_array_new ();
+    }
 
   if (!compile_templates (channel->title_source, channel->body_source, channel->link_source,
                           channel->condition_source, &channel->title, &channel->body,
@@ -468,6 +517,44 @@ static const char *const migrations[] = {
   "CREATE UNIQUE INDEX IF NOT EXISTS channels_email_hash ON channels (email_hash);",
   /* 5: action buttons (issue 15, tocsin-relay-actions.c): normalised request definitions. */
   "ALTER TABLE channels ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';",
+  /* 6: outgoing requests (issue 15, tocsin-relay-forwards.c): each channel's forwards, the
+   * durable queue of their deliveries (queued in the message's own transaction) and the log of
+   * every attempt. A delivery keeps the encoded message it renders from, since the message
+   * itself may be pruned (or never kept: retention 0) before it is sent. */
+  "ALTER TABLE channels ADD COLUMN forwards TEXT NOT NULL DEFAULT '[]';"
+  "CREATE TABLE IF NOT EXISTS deliveries ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  channel_id INTEGER NOT NULL,"
+  "  message_id INTEGER NOT NULL,"
+  "  forward TEXT NOT NULL,"
+  "  forward_index INTEGER NOT NULL,"
+  "  event TEXT NOT NULL,"
+  "  vars TEXT NOT NULL DEFAULT '{}',"
+  "  message BLOB,"
+  "  webhook_id TEXT NOT NULL UNIQUE,"
+  "  policy TEXT NOT NULL DEFAULT 'retry',"
+  "  state TEXT NOT NULL DEFAULT 'pending',"
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  next_at_ms INTEGER,"
+  "  created_at_ms INTEGER NOT NULL);"
+  "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at_ms);"
+  "CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel_id, id);"
+  "CREATE TABLE IF NOT EXISTS delivery_attempts ("
+  "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+  "  delivery_id INTEGER NOT NULL,"
+  "  channel_id INTEGER NOT NULL,"
+  "  attempt INTEGER NOT NULL,"
+  "  at_ms INTEGER NOT NULL,"
+  "  url TEXT NOT NULL,"
+  "  status INTEGER NOT NULL,"
+  "  error TEXT,"
+  "  duration_ms INTEGER NOT NULL,"
+  "  answer_start TEXT NOT NULL DEFAULT '',"
+  "  outcome TEXT NOT NULL,"
+  "  next_retry_at_ms INTEGER);"
+  "CREATE INDEX IF NOT EXISTS delivery_attempts_delivery"
+  "  ON delivery_attempts (delivery_id, attempt);"
+  "CREATE INDEX IF NOT EXISTS delivery_attempts_time ON delivery_attempts (at_ms);",
   NULL
 };
 
@@ -1032,6 +1119,18 @@ check_text (const char  *value,
 }
 
 static gboolean
+check_forwards (const char  *forwards,
+                GError     **error)
+{
+  g_autoptr(GPtrArray) compiled = NULL;
+
+  if (forwards == NULL)
+    return TRUE;
+  compiled = compile_forwards (forwards, error);
+  return compiled != NULL;
+}
+
+static gboolean
 check_spec (const TocsinRelayChannelSpec  *spec,
             gboolean                       creating,
             GError                       **error)
@@ -1050,7 +1149,8 @@ check_spec (const TocsinRelayChannelSpec  *spec,
          check_text (spec->link, _("link"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
          check_text (spec->condition, _("condition"), TOCSIN_TEMPLATE_MAX_SOURCE, FALSE, error) &&
          compile_templates (spec->title, spec->body, spec->link, spec->condition,
-                            NULL, NULL, NULL, NULL, error);
+                            NULL, NULL, NULL, NULL, error) &&
+         check_forwards (spec->forwards, error);
 }
 
 static void
@@ -1100,8 +1200,8 @@ create_channel (TocsinRelayStore              *store,
                   "INSERT INTO channels (name, description, title, body, link, condition,"
                   " trigger_token, trigger_hash, subscribe_token, subscribe_hash, owner_hash,"
                   " created_at, kind, signature_scheme, signature_secret, signature_header,"
-                  " paused, email_token, email_hash, actions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
+                  " paused, email_token, email_hash, actions, forwards) VALUES (?, ?, ?, ?, ?,"
+                  " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", error);
   if (stmt == NULL)
     {
       g_mutex_unlock (&store->lock);
@@ -1127,6 +1227,7 @@ create_channel (TocsinRelayStore              *store,
   bind_text_or_empty (stmt, 18, email);
   bind_text_or_empty (stmt, 19, email_hash);
   bind_text_or_empty (stmt, 20, actions != NULL ? actions : "[]");
+  bind_text_or_empty (stmt, 21, spec->forwards ? spec->forwards : "[]");
   rc = sqlite3_step (stmt);
   if (rc != SQLITE_DONE)
     {
@@ -1235,7 +1336,7 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                                    GError                       **error)
 {
   g_autofree char *name = NULL, *actions = NULL;
-  const char *texts[11];
+  const char *texts[12];
 
   g_return_val_if_fail (store != NULL, NULL);
   g_return_val_if_fail (spec != NULL, NULL);
@@ -1256,6 +1357,7 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
   texts[8] = spec->signature_header;
   texts[9] = spec->set_paused ? (spec->paused ? "1" : "0") : NULL;
   texts[10] = actions;
+  texts[11] = spec->forwards;
   return update_channel_row (store, id,
                              "UPDATE channels SET version = version + 1,"
                              " name = coalesce(?2, name),"
@@ -1268,7 +1370,8 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
                              " signature_secret = coalesce(?9, signature_secret),"
                              " signature_header = coalesce(?10, signature_header),"
                              " paused = coalesce(CAST(?11 AS INTEGER), paused),"
-                             " actions = coalesce(?12, actions) WHERE id = ?1",
+                             " actions = coalesce(?12, actions),"
+                             " forwards = coalesce(?13, forwards) WHERE id = ?1",
                              texts, G_N_ELEMENTS (texts), error);
 }
 
@@ -1327,6 +1430,8 @@ tocsin_relay_store_delete_channel (TocsinRelayStore  *store,
     "DELETE FROM messages WHERE channel_id = ?",
     "DELETE FROM dedup WHERE channel_id = ?",
     "DELETE FROM presence WHERE channel_id = ?",
+    "DELETE FROM deliveries WHERE channel_id = ?",
+    "DELETE FROM delivery_attempts WHERE channel_id = ?",
     "DELETE FROM channels WHERE id = ?",
   };
   gboolean found = FALSE;
@@ -1962,6 +2067,74 @@ step_done (sqlite3       *db,
   return TRUE;
 }
 
+/* The deliveries of one event (issue 15), inside the batch's transaction. */
+static gboolean
+insert_deliveries (sqlite3     *db,
+                   GHashTable  *stmts,
+                   gint64       channel_id,
+                   gint64       message_id,
+                   const void  *data,
+                   gsize        length,
+                   const char  *event,
+                   const char  *user,
+                   GPtrArray   *forwards,
+                   GArray      *indices,
+                   gint64       now_ms,
+                   GError     **error)
+{
+  g_autofree char *vars = NULL;
+
+  if (forwards == NULL || indices == NULL || indices->len == 0)
+    return TRUE;
+  {
+    g_autoptr(GString) out = g_string_new ("{\"user\":");
+
+    tocsin_json_append_string (out, user ? user : "");
+    g_string_append_c (out, '}');
+    vars = g_string_free (g_steal_pointer (&out), FALSE);
+  }
+  for (guint i = 0; i < indices->len; i++)
+    {
+      guint index = g_array_index (indices, guint, i);
+      g_autoptr(CachedStmt) stmt = NULL;
+      g_autofree char *token = NULL, *webhook_id = NULL;
+      TocsinRequest *forward;
+
+      if (index >= forwards->len)
+        continue;
+      forward = forwards->pdata[index];
+      token = tocsin_token_new (error);
+      if (token == NULL)
+        return FALSE;
+      webhook_id = g_strconcat ("msg_", token, NULL);
+      stmt = prepare_cached (stmts, db,
+                             "INSERT INTO deliveries (channel_id, message_id, forward,"
+                             " forward_index, event, vars, message, webhook_id, policy, state,"
+                             " attempts, next_at_ms, created_at_ms)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)", error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, channel_id);
+      sqlite3_bind_int64 (stmt, 2, message_id);
+      sqlite3_bind_text (stmt, 3, tocsin_request_get_name (forward), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int (stmt, 4, (int) index);
+      sqlite3_bind_text (stmt, 5, event, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 6, vars, -1, SQLITE_STATIC);
+      if (data != NULL)
+        sqlite3_bind_blob (stmt, 7, data, length, SQLITE_STATIC);
+      else
+        sqlite3_bind_null (stmt, 7);
+      sqlite3_bind_text (stmt, 8, webhook_id, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 9, tocsin_request_get_policy (forward) == TOCSIN_REQUEST_POLICY_NONE
+                                    ? "none" : "retry", -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 10, now_ms);
+      sqlite3_bind_int64 (stmt, 11, now_ms);
+      if (!step_done (db, stmt, "queueing a delivery", error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* One message, inside the batch's transaction. Returns the result, or NULL with @error. */
 static TocsinRelayCommit *
 write_message (sqlite3     *db,
@@ -2055,8 +2228,35 @@ write_message (sqlite3     *db,
       sqlite3_bind_int64 (stmt, 5, now_ms);
       if (!step_done (db, stmt, "remembering a dedup key", error))
         return NULL;
+      g_clear_pointer (&stmt, stmt_release);
     }
+
+  /* In the message's own transaction: a message that is durable has its deliveries queued. */
+  if (!insert_deliveries (db, stmts, job->channel_id, commit->id, data, length, "message", "",
+                          job->forwards, job->indices, g_get_real_time () / 1000, error))
+    return NULL;
   return g_steal_pointer (&commit);
+}
+
+/* An event on a message already stored (an acknowledgement): its deliveries. */
+static gboolean
+write_enqueue (sqlite3     *db,
+               GHashTable  *stmts,
+               Job         *job,
+               guint       *n_queued,
+               GError     **error)
+{
+  gconstpointer data = NULL;
+  gsize length = 0;
+
+  if (job->message_data != NULL)
+    data = g_bytes_get_data (job->message_data, &length);
+  if (!insert_deliveries (db, stmts, job->channel_id, job->message_id, data, length, job->event,
+                          job->user, job->forwards, job->indices, g_get_real_time () / 1000,
+                          error))
+    return FALSE;
+  *n_queued = job->indices ? job->indices->len : 0;
+  return TRUE;
 }
 
 static gboolean
@@ -2116,6 +2316,28 @@ prune (sqlite3  *db,
   if (!step_done (db, stmt, "pruning dedup keys", error))
     return FALSE;
   g_clear_pointer (&stmt, sqlite3_finalize);
+
+  /* The deliveries log (issue 15) is kept as long as messages, and at least an hour, so that a
+   * live-only relay still shows what it just sent. Unfinished deliveries stay. */
+  {
+    gint64 cutoff = now_ms - MAX (retention, 3600) * 1000;
+
+    stmt = prepare (db, "DELETE FROM delivery_attempts WHERE at_ms < ?", error);
+    if (stmt == NULL)
+      return FALSE;
+    sqlite3_bind_int64 (stmt, 1, cutoff);
+    if (!step_done (db, stmt, "pruning the deliveries log", error))
+      return FALSE;
+    g_clear_pointer (&stmt, sqlite3_finalize);
+    stmt = prepare (db, "DELETE FROM deliveries WHERE state IN ('delivered', 'failed')"
+                    " AND created_at_ms < ?", error);
+    if (stmt == NULL)
+      return FALSE;
+    sqlite3_bind_int64 (stmt, 1, cutoff);
+    if (!step_done (db, stmt, "pruning deliveries", error))
+      return FALSE;
+    g_clear_pointer (&stmt, sqlite3_finalize);
+  }
 
   stmt = prepare (db, "SELECT DISTINCT pid FROM presence", error);
   if (stmt == NULL)
@@ -2197,6 +2419,13 @@ run_batch (TocsinRelayStore *store,
         }
       else if (job->kind == JOB_PRESENCE)
         write_presence (db, stmts, job, &job_error);
+      else if (job->kind == JOB_ENQUEUE)
+        {
+          guint n_queued = 0;
+
+          if (write_enqueue (db, stmts, job, &n_queued, &job_error))
+            results->pdata[i] = GUINT_TO_POINTER (n_queued + 1);
+        }
 
       if (job_error != NULL)
         {
@@ -2222,6 +2451,21 @@ out:
       Job *job = batch->pdata[i];
       TocsinRelayCommit *commit = results->pdata[i];
 
+      if (job->kind == JOB_ENQUEUE)
+        {
+          /* results holds n + 1 here, not a commit. */
+          if (job->task == NULL)
+            continue;
+          if (error == NULL && commit != NULL)
+            g_task_return_int (job->task, GPOINTER_TO_UINT (commit) - 1);
+          else
+            g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
+                                     TOCSIN_RELAY_STORE_ERROR_FAILED, "%s",
+                                     error ? error->message
+                                           : _("The deliveries were not queued"));
+          g_clear_object (&job->task);
+          continue;
+        }
       if (job->task == NULL)
         {
           tocsin_relay_commit_free (commit);
@@ -2294,6 +2538,21 @@ tocsin_relay_store_commit_async (TocsinRelayStore    *store,
                                  GAsyncReadyCallback  callback,
                                  gpointer             user_data)
 {
+  tocsin_relay_store_commit_with_forwards_async (store, channel_id, message, dedup_key_hash,
+                                                 content_hash, NULL, NULL, callback, user_data);
+}
+
+void
+tocsin_relay_store_commit_with_forwards_async (TocsinRelayStore    *store,
+                                               gint64               channel_id,
+                                               TocsinMessage       *message,
+                                               const char          *dedup_key_hash,
+                                               const char          *content_hash,
+                                               GPtrArray           *forwards,
+                                               GArray              *indices,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data)
+{
   Job *job;
 
   g_return_if_fail (store != NULL);
@@ -2306,6 +2565,11 @@ tocsin_relay_store_commit_async (TocsinRelayStore    *store,
   job->key_hash = g_strdup (dedup_key_hash);
   job->content_hash = g_strdup (content_hash);
   job->retention = get_retention (store);
+  if (forwards != NULL && indices != NULL && indices->len > 0)
+    {
+      job->forwards = g_ptr_array_ref (forwards);
+      job->indices = g_array_ref (indices);
+    }
   job->task = g_task_new (NULL, NULL, callback, user_data);
   g_task_set_source_tag (job->task, tocsin_relay_store_commit_async);
   g_async_queue_push (store->jobs, job);
@@ -2318,4 +2582,509 @@ tocsin_relay_store_commit_finish (TocsinRelayStore  *store,
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- deliveries (issue 15) ----
+ *
+ * Queued by the writer thread (with their message, or JOB_ENQUEUE); the sender
+ * (tocsin-relay-forwards.c) reads and moves them with short statements on the main connection,
+ * each its own small transaction. */
+
+static const char *const delivery_states[] = { "pending", "delivered", "failed", "held" };
+
+const char *
+tocsin_relay_delivery_state_to_string (TocsinRelayDeliveryState state)
+{
+  g_return_val_if_fail ((guint) state < G_N_ELEMENTS (delivery_states), "pending");
+  return delivery_states[state];
+}
+
+static TocsinRelayDeliveryState
+delivery_state_from_string (const char *text)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (delivery_states); i++)
+    if (g_strcmp0 (text, delivery_states[i]) == 0)
+      return i;
+  return TOCSIN_RELAY_DELIVERY_PENDING;
+}
+
+void
+tocsin_relay_delivery_free (TocsinRelayDelivery *delivery)
+{
+  if (delivery == NULL)
+    return;
+  g_free (delivery->forward);
+  g_free (delivery->event);
+  g_free (delivery->user);
+  g_free (delivery->webhook_id);
+  g_clear_pointer (&delivery->message, g_bytes_unref);
+  g_free (delivery);
+}
+
+#define DELIVERY_COLUMNS \
+  "id, channel_id, message_id, forward, forward_index, event, vars, webhook_id, policy, state, " \
+  "attempts, next_at_ms, created_at_ms, message"
+
+static TocsinRelayDelivery *
+delivery_from_row (sqlite3_stmt *stmt,
+                   gboolean      with_message)
+{
+  TocsinRelayDelivery *delivery = g_new0 (TocsinRelayDelivery, 1);
+  const char *vars = column_text (stmt, 6);
+  g_autoptr(JsonObject) object = tocsin_json_parse_object (vars, strlen (vars), 4096, 4, NULL);
+
+  delivery->id = sqlite3_column_int64 (stmt, 0);
+  delivery->channel_id = sqlite3_column_int64 (stmt, 1);
+  delivery->message_id = sqlite3_column_int64 (stmt, 2);
+  delivery->forward = g_strdup (column_text (stmt, 3));
+  delivery->forward_index = (guint) sqlite3_column_int (stmt, 4);
+  delivery->event = g_strdup (column_text (stmt, 5));
+  delivery->user = g_strdup (object && json_object_has_member (object, "user")
+                               ? json_object_get_string_member_with_default (object, "user", "")
+                               : "");
+  delivery->webhook_id = g_strdup (column_text (stmt, 7));
+  delivery->retry = !g_str_equal (column_text (stmt, 8), "none");
+  delivery->state = delivery_state_from_string (column_text (stmt, 9));
+  delivery->attempts = (guint) sqlite3_column_int (stmt, 10);
+  delivery->next_at_ms = sqlite3_column_int64 (stmt, 11);
+  delivery->created_at_ms = sqlite3_column_int64 (stmt, 12);
+  if (with_message && sqlite3_column_type (stmt, 13) == SQLITE_BLOB)
+    delivery->message = g_bytes_new (sqlite3_column_blob (stmt, 13),
+                                     sqlite3_column_bytes (stmt, 13));
+  return delivery;
+}
+
+void
+tocsin_relay_store_enqueue_async (TocsinRelayStore    *store,
+                                  gint64               channel_id,
+                                  gint64               message_id,
+                                  GBytes              *message,
+                                  const char          *event,
+                                  const char          *user,
+                                  GPtrArray           *forwards,
+                                  GArray              *indices,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  Job *job;
+
+  g_return_if_fail (store != NULL);
+  g_return_if_fail (event != NULL && forwards != NULL && indices != NULL);
+
+  job = g_new0 (Job, 1);
+  job->kind = JOB_ENQUEUE;
+  job->channel_id = channel_id;
+  job->message_id = message_id;
+  job->message_data = message ? g_bytes_ref (message) : NULL;
+  job->event = g_strdup (event);
+  job->user = g_strdup (user);
+  job->forwards = g_ptr_array_ref (forwards);
+  job->indices = g_array_ref (indices);
+  job->task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (job->task, tocsin_relay_store_enqueue_async);
+  g_async_queue_push (store->jobs, job);
+}
+
+guint
+tocsin_relay_store_enqueue_finish (TocsinRelayStore  *store,
+                                   GAsyncResult      *result,
+                                   GError           **error)
+{
+  gssize n;
+
+  g_return_val_if_fail (g_task_is_valid (result, NULL), 0);
+  n = g_task_propagate_int (G_TASK (result), error);
+  return n < 0 ? 0 : (guint) n;
+}
+
+GPtrArray *
+tocsin_relay_store_due_deliveries (TocsinRelayStore  *store,
+                                   gint64             now_ms,
+                                   guint              limit,
+                                   GError           **error)
+{
+  g_autoptr(GPtrArray) due = g_ptr_array_new_with_free_func (
+    (GDestroyNotify) tocsin_relay_delivery_free);
+  g_autoptr(CachedStmt) stmt = NULL;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare_cached (store->stmts, store->db,
+                         "SELECT " DELIVERY_COLUMNS " FROM deliveries"
+                         " WHERE next_at_ms <= ? AND state IN ('pending', 'held')"
+                         " ORDER BY next_at_ms, id LIMIT ?", error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  sqlite3_bind_int64 (stmt, 1, now_ms);
+  sqlite3_bind_int (stmt, 2, (int) MIN (limit, G_MAXINT));
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    g_ptr_array_add (due, delivery_from_row (stmt, TRUE));
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "reading due deliveries", error);
+      g_clear_pointer (&stmt, stmt_release);
+      g_mutex_unlock (&store->lock);
+      return NULL;
+    }
+  g_clear_pointer (&stmt, stmt_release);
+  g_mutex_unlock (&store->lock);
+  return g_steal_pointer (&due);
+}
+
+gint64
+tocsin_relay_store_next_delivery_at (TocsinRelayStore *store)
+{
+  g_autoptr(CachedStmt) stmt = NULL;
+  gint64 next = 0;
+
+  g_return_val_if_fail (store != NULL, 0);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare_cached (store->stmts, store->db,
+                         "SELECT min(next_at_ms) FROM deliveries"
+                         " WHERE next_at_ms IS NOT NULL AND state IN ('pending', 'held')", NULL);
+  if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW &&
+      sqlite3_column_type (stmt, 0) != SQLITE_NULL)
+    next = MAX (sqlite3_column_int64 (stmt, 0), 1);
+  g_clear_pointer (&stmt, stmt_release);
+  g_mutex_unlock (&store->lock);
+  return next;
+}
+
+/* Runs @sql (an UPDATE with ?1 = the delivery's id and up to two more integers) under the lock. */
+static gboolean
+update_delivery (TocsinRelayStore  *store,
+                 const char        *sql,
+                 gint64             id,
+                 const char        *text,
+                 gint64             value,
+                 guint             *returned,
+                 GError           **error)
+{
+  g_autoptr(CachedStmt) stmt = NULL;
+  int rc;
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare_cached (store->stmts, store->db, sql, error);
+  if (stmt == NULL)
+    {
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  sqlite3_bind_int64 (stmt, 1, id);
+  if (sqlite3_bind_parameter_count (stmt) >= 2)
+    sqlite3_bind_text (stmt, 2, text, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count (stmt) >= 3)
+    {
+      if (value > 0)
+        sqlite3_bind_int64 (stmt, 3, value);
+      else
+        sqlite3_bind_null (stmt, 3);
+    }
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW && returned != NULL)
+    *returned = (guint) sqlite3_column_int (stmt, 0);
+  else if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "updating a delivery", error);
+      g_clear_pointer (&stmt, stmt_release);
+      g_mutex_unlock (&store->lock);
+      return FALSE;
+    }
+  g_clear_pointer (&stmt, stmt_release);
+  g_mutex_unlock (&store->lock);
+  if (returned != NULL && rc != SQLITE_ROW)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                   _("There is no delivery %" PRId64), (int64_t) id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_start_attempt (TocsinRelayStore  *store,
+                                  gint64             delivery_id,
+                                  guint             *attempt,
+                                  GError           **error)
+{
+  g_return_val_if_fail (store != NULL && attempt != NULL, FALSE);
+
+  /* Durable before the request leaves: after a crash, this attempt is known to have started.
+   * Only a delivery that is waiting can be started: another server process on the same data
+   * dir that took it first leaves none here (NOT_FOUND). */
+  return update_delivery (store,
+                          "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
+                          " state = 'pending' WHERE id = ?1 AND next_at_ms IS NOT NULL"
+                          " AND state IN ('pending', 'held') RETURNING attempts",
+                          delivery_id, NULL, 0, attempt, error);
+}
+
+gboolean
+tocsin_relay_store_set_delivery_state (TocsinRelayStore          *store,
+                                       gint64                     delivery_id,
+                                       TocsinRelayDeliveryState   state,
+                                       gint64                     next_at_ms,
+                                       GError                   **error)
+{
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  return update_delivery (store,
+                          "UPDATE deliveries SET state = ?2, next_at_ms = ?3 WHERE id = ?1",
+                          delivery_id, tocsin_relay_delivery_state_to_string (state), next_at_ms,
+                          NULL, error);
+}
+
+gboolean
+tocsin_relay_store_finish_attempt (TocsinRelayStore                *store,
+                                   gint64                           delivery_id,
+                                   const TocsinRelayAttemptRecord  *record,
+                                   TocsinRelayDeliveryState         state,
+                                   gint64                           next_at_ms,
+                                   GError                         **error)
+{
+  g_autoptr(CachedStmt) stmt = NULL;
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (store != NULL && record != NULL, FALSE);
+
+  g_mutex_lock (&store->lock);
+  if (!exec_cached (store->stmts, store->db, "BEGIN IMMEDIATE", error))
+    goto out;
+  stmt = prepare_cached (store->stmts, store->db,
+                         "INSERT INTO delivery_attempts (delivery_id, channel_id, attempt, at_ms,"
+                         " url, status, error, duration_ms, answer_start, outcome,"
+                         " next_retry_at_ms) SELECT id, channel_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                         " ?9, ?10 FROM deliveries WHERE id = ?1", error);
+  if (stmt == NULL)
+    goto rollback;
+  sqlite3_bind_int64 (stmt, 1, delivery_id);
+  sqlite3_bind_int (stmt, 2, (int) record->attempt);
+  sqlite3_bind_int64 (stmt, 3, record->at_ms);
+  sqlite3_bind_text (stmt, 4, record->url ? record->url : "", -1, SQLITE_STATIC);
+  sqlite3_bind_int (stmt, 5, (int) record->status);
+  if (record->error != NULL)
+    sqlite3_bind_text (stmt, 6, record->error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 7, record->duration_ms);
+  sqlite3_bind_text (stmt, 8, record->answer_start ? record->answer_start : "", -1,
+                     SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 9, record->outcome, -1, SQLITE_STATIC);
+  if (record->next_retry_at_ms > 0)
+    sqlite3_bind_int64 (stmt, 10, record->next_retry_at_ms);
+  if (!step_done (store->db, stmt, "logging an attempt", error))
+    goto rollback;
+  g_clear_pointer (&stmt, stmt_release);
+
+  /* A finished delivery keeps its copy of the message until it is pruned: "retry" needs it. */
+  stmt = prepare_cached (store->stmts, store->db,
+                         "UPDATE deliveries SET state = ?2, next_at_ms = ?3 WHERE id = ?1",
+                         error);
+  if (stmt == NULL)
+    goto rollback;
+  sqlite3_bind_int64 (stmt, 1, delivery_id);
+  sqlite3_bind_text (stmt, 2, tocsin_relay_delivery_state_to_string (state), -1, SQLITE_STATIC);
+  if (next_at_ms > 0)
+    sqlite3_bind_int64 (stmt, 3, next_at_ms);
+  if (!step_done (store->db, stmt, "updating a delivery", error))
+    goto rollback;
+  g_clear_pointer (&stmt, stmt_release);
+  ok = exec_cached (store->stmts, store->db, "COMMIT", error);
+  if (ok)
+    goto out;
+
+rollback:
+  g_clear_pointer (&stmt, stmt_release);
+  sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+  g_mutex_unlock (&store->lock);
+  return ok;
+}
+
+guint
+tocsin_relay_store_recover_deliveries (TocsinRelayStore  *store,
+                                       gint64             now_ms,
+                                       GError           **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  guint changed = 0;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, 0);
+
+  g_mutex_lock (&store->lock);
+  /* An attempt in flight at a crash: its answer is unknown. With the retry policy it is sent
+   * again as the next attempt (attempts already counts it), with the same webhook-id, so a
+   * receiver sees the resend for what it is; with policy none (one attempt) it ends failed. */
+  stmt = prepare (store->db,
+                  "UPDATE deliveries SET state = CASE policy WHEN 'none' THEN 'failed'"
+                  " ELSE 'pending' END, next_at_ms = CASE policy WHEN 'none' THEN NULL"
+                  " ELSE ?1 END WHERE next_at_ms IS NULL AND state IN ('pending', 'held')",
+                  error);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_int64 (stmt, 1, now_ms);
+      rc = sqlite3_step (stmt);
+      if (rc != SQLITE_DONE)
+        set_sqlite_error (store->db, rc, "recovering deliveries", error);
+      else
+        changed = (guint) sqlite3_changes (store->db);
+    }
+  g_mutex_unlock (&store->lock);
+  return changed;
+}
+
+TocsinRelayDelivery *
+tocsin_relay_store_get_delivery (TocsinRelayStore  *store,
+                                 gint64             delivery_id,
+                                 GError           **error)
+{
+  g_autoptr(CachedStmt) stmt = NULL;
+  TocsinRelayDelivery *delivery = NULL;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  g_mutex_lock (&store->lock);
+  stmt = prepare_cached (store->stmts, store->db,
+                         "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE id = ?", error);
+  if (stmt != NULL)
+    {
+      sqlite3_bind_int64 (stmt, 1, delivery_id);
+      if (sqlite3_step (stmt) == SQLITE_ROW)
+        delivery = delivery_from_row (stmt, TRUE);
+      else
+        g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                     _("There is no delivery %" PRId64), (int64_t) delivery_id);
+      g_clear_pointer (&stmt, stmt_release);
+    }
+  g_mutex_unlock (&store->lock);
+  return delivery;
+}
+
+static void
+set_time_or_null (JsonObject *object,
+                  const char *member,
+                  gint64      ms)
+{
+  if (ms > 0)
+    {
+      g_autofree char *text = tocsin_format_time_ms (ms);
+
+      json_object_set_string_member (object, member, text);
+    }
+  else
+    json_object_set_null_member (object, member);
+}
+
+JsonObject *
+tocsin_relay_delivery_to_json (const TocsinRelayDelivery *delivery)
+{
+  JsonObject *object = json_object_new ();
+
+  g_return_val_if_fail (delivery != NULL, object);
+
+  json_object_set_int_member (object, "id", delivery->id);
+  json_object_set_string_member (object, "webhook_id", delivery->webhook_id);
+  json_object_set_string_member (object, "event", delivery->event);
+  json_object_set_string_member (object, "forward", delivery->forward);
+  json_object_set_int_member (object, "message_id", delivery->message_id);
+  if (delivery->user != NULL && *delivery->user != '\0')
+    json_object_set_string_member (object, "user", delivery->user);
+  json_object_set_string_member (object, "state",
+                                 tocsin_relay_delivery_state_to_string (delivery->state));
+  json_object_set_int_member (object, "attempts", delivery->attempts);
+  set_time_or_null (object, "next_attempt_at",
+                    delivery->state == TOCSIN_RELAY_DELIVERY_PENDING ||
+                    delivery->state == TOCSIN_RELAY_DELIVERY_HELD ? delivery->next_at_ms : 0);
+  set_time_or_null (object, "created_at", delivery->created_at_ms);
+  return object;
+}
+
+JsonObject *
+tocsin_relay_store_list_deliveries (TocsinRelayStore  *store,
+                                    gint64             channel_id,
+                                    guint              limit,
+                                    GError           **error)
+{
+  g_autoptr(JsonObject) reply = json_object_new ();
+  JsonArray *deliveries = json_array_new ();
+  JsonArray *attempts = json_array_new ();
+  g_autoptr(Stmt) stmt = NULL;
+  gint64 oldest = G_MAXINT64;
+  int rc;
+
+  g_return_val_if_fail (store != NULL, NULL);
+
+  json_object_set_array_member (reply, "deliveries", deliveries);
+  json_object_set_array_member (reply, "attempts", attempts);
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT " DELIVERY_COLUMNS " FROM deliveries"
+                  " WHERE channel_id = ? ORDER BY id DESC LIMIT ?", error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, channel_id);
+  sqlite3_bind_int (stmt, 2, (int) MIN (limit, G_MAXINT));
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      g_autoptr(TocsinRelayDelivery) delivery = delivery_from_row (stmt, FALSE);
+
+      oldest = MIN (oldest, delivery->id);
+      json_array_add_object_element (deliveries, tocsin_relay_delivery_to_json (delivery));
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "listing deliveries", error);
+      goto fail;
+    }
+  g_clear_pointer (&stmt, stmt_finalize);
+
+  stmt = prepare (store->db,
+                  "SELECT a.id, a.delivery_id, d.forward, d.event, a.attempt, a.at_ms, a.url,"
+                  " a.status, a.error, a.duration_ms, a.answer_start, a.outcome,"
+                  " a.next_retry_at_ms FROM delivery_attempts a JOIN deliveries d"
+                  " ON d.id = a.delivery_id WHERE a.channel_id = ? AND a.delivery_id >= ?"
+                  " ORDER BY a.at_ms DESC, a.id DESC", error);
+  if (stmt == NULL)
+    goto fail;
+  sqlite3_bind_int64 (stmt, 1, channel_id);
+  sqlite3_bind_int64 (stmt, 2, oldest);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      JsonObject *attempt = json_object_new ();
+
+      json_object_set_int_member (attempt, "id", sqlite3_column_int64 (stmt, 0));
+      json_object_set_int_member (attempt, "delivery_id", sqlite3_column_int64 (stmt, 1));
+      json_object_set_string_member (attempt, "forward", column_text (stmt, 2));
+      json_object_set_string_member (attempt, "event", column_text (stmt, 3));
+      json_object_set_int_member (attempt, "attempt", sqlite3_column_int64 (stmt, 4));
+      set_time_or_null (attempt, "at", sqlite3_column_int64 (stmt, 5));
+      json_object_set_string_member (attempt, "url", column_text (stmt, 6));
+      json_object_set_int_member (attempt, "status", sqlite3_column_int64 (stmt, 7));
+      if (sqlite3_column_type (stmt, 8) == SQLITE_NULL)
+        json_object_set_null_member (attempt, "error");
+      else
+        json_object_set_string_member (attempt, "error", column_text (stmt, 8));
+      json_object_set_int_member (attempt, "duration_ms", sqlite3_column_int64 (stmt, 9));
+      json_object_set_string_member (attempt, "answer_start", column_text (stmt, 10));
+      json_object_set_string_member (attempt, "outcome", column_text (stmt, 11));
+      set_time_or_null (attempt, "next_retry_at", sqlite3_column_int64 (stmt, 12));
+      json_array_add_object_element (attempts, attempt);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      set_sqlite_error (store->db, rc, "listing attempts", error);
+      goto fail;
+    }
+  g_clear_pointer (&stmt, stmt_finalize);
+  g_mutex_unlock (&store->lock);
+  return g_steal_pointer (&reply);
+
+fail:
+  g_clear_pointer (&stmt, stmt_finalize);
+  g_mutex_unlock (&store->lock);
+  return NULL;
 }

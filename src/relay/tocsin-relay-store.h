@@ -34,6 +34,10 @@ typedef struct
   gboolean        paused;             /* its owner paused it: webhooks are refused (423) */
   /* Action buttons (tocsin-relay-actions.c): TocsinRequest definitions, compiled; never NULL. */
   GPtrArray      *actions;
+  /* Outgoing requests (issue 15, tocsin-relay-forwards.c): the normalised definitions as stored
+   * (a JSON array) and each compiled (TocsinRequest, never NULL, possibly empty). */
+  char           *forwards_source;
+  GPtrArray      *forwards;
 } TocsinRelayChannel;
 
 TocsinRelayChannel *tocsin_relay_channel_ref   (TocsinRelayChannel *channel);
@@ -167,6 +171,9 @@ typedef struct
   /* Action buttons: a JSON array of definitions (tocsin_relay_actions_normalise() checks it and
    * the store keeps it normalised); "[]" clears. */
   const char *actions;
+  /* The forwards as a JSON array of request definitions (tocsin-request.h); compiled before
+   * anything is written (TOCSIN_REQUEST_ERROR) and stored normalised. */
+  const char *forwards;
 } TocsinRelayChannelSpec;
 
 /* Creates a channel with new tokens. *owner_key receives the owner key, which is only stored as
@@ -261,11 +268,137 @@ TocsinRelayCommit *tocsin_relay_store_commit_finish  (TocsinRelayStore    *store
                                                       GAsyncResult        *result,
                                                       GError             **error);
 
+/* The same, also queueing in the same transaction one delivery (tocsin-relay-forwards.c) for
+ * each forward of @forwards (the channel's compiled list, TocsinRequest) whose index is in
+ * @indices (guint; the forwards whose condition passed). A duplicate queues nothing. */
+void tocsin_relay_store_commit_with_forwards_async (TocsinRelayStore    *store,
+                                                    gint64               channel_id,
+                                                    TocsinMessage       *message,
+                                                    const char          *dedup_key_hash,
+                                                    const char          *content_hash,
+                                                    GPtrArray           *forwards,
+                                                    GArray              *indices,
+                                                    GAsyncReadyCallback  callback,
+                                                    gpointer             user_data);
+
 /* Drops messages past retention, dedup keys past their window and presence rows of servers
  * that are gone. The writer thread runs it every minute; tests call it directly. @now_ms: the
  * clock (unix ms). */
 gboolean tocsin_relay_store_prune (TocsinRelayStore *store,
                                    gint64            now_ms,
                                    GError          **error);
+
+/* ---- Deliveries of forwards (issue 15; tocsin-relay-forwards.c, docs/actions-C1.md) ---- */
+
+typedef enum
+{
+  TOCSIN_RELAY_DELIVERY_PENDING,
+  TOCSIN_RELAY_DELIVERY_DELIVERED,
+  TOCSIN_RELAY_DELIVERY_FAILED,
+  TOCSIN_RELAY_DELIVERY_HELD,
+} TocsinRelayDeliveryState;
+
+const char *tocsin_relay_delivery_state_to_string (TocsinRelayDeliveryState state);
+
+typedef struct
+{
+  gint64      id;
+  gint64      channel_id;
+  gint64      message_id;
+  char       *forward;        /* the forward's name */
+  guint       forward_index;  /* its index in the channel's list when queued */
+  char       *event;          /* "message" or "acknowledge" */
+  char       *user;           /* who acknowledged ("" for a message) */
+  char       *webhook_id;     /* "msg_…", the same on every attempt */
+  gboolean    retry;          /* the forward's policy when queued: retry (TRUE) or none */
+  TocsinRelayDeliveryState state;
+  guint       attempts;       /* attempts started (an attempt in flight counts) */
+  gint64      next_at_ms;     /* 0: none (finished, or in flight) */
+  gint64      created_at_ms;
+  GBytes     *message;        /* the encoded message it is for (NULL: not kept) */
+} TocsinRelayDelivery;
+
+void tocsin_relay_delivery_free (TocsinRelayDelivery *delivery);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayDelivery, tocsin_relay_delivery_free)
+
+/* Queues deliveries of @forwards[@indices] for an event on message @message_id (whose encoded
+ * form @message, may be NULL, is kept with them for rendering), on the writer thread, durably
+ * before @callback runs. @event: "acknowledge"; @user: who. */
+void     tocsin_relay_store_enqueue_async  (TocsinRelayStore    *store,
+                                            gint64               channel_id,
+                                            gint64               message_id,
+                                            GBytes              *message,
+                                            const char          *event,
+                                            const char          *user,
+                                            GPtrArray           *forwards,
+                                            GArray              *indices,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+/* The number of deliveries queued. */
+guint    tocsin_relay_store_enqueue_finish (TocsinRelayStore    *store,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+
+/* The sender's side; short statements on the main connection. */
+/* Deliveries pending or held whose next_at_ms <= @now_ms, soonest first, at most @limit. */
+GPtrArray *tocsin_relay_store_due_deliveries  (TocsinRelayStore *store,
+                                               gint64            now_ms,
+                                               guint             limit,
+                                               GError          **error);
+/* The soonest next_at_ms of a pending or held delivery, or 0 when there is none. */
+gint64     tocsin_relay_store_next_delivery_at (TocsinRelayStore *store);
+/* Marks an attempt as started: attempts + 1 (returned in *attempt), next_at_ms = NULL (in
+ * flight), state pending. After a crash, such a delivery is found by
+ * tocsin_relay_store_recover_deliveries(). TOCSIN_RELAY_STORE_ERROR_NOT_FOUND when the
+ * delivery is not waiting (in flight already, finished, or gone). */
+gboolean   tocsin_relay_store_start_attempt   (TocsinRelayStore *store,
+                                               gint64            delivery_id,
+                                               guint            *attempt,
+                                               GError          **error);
+/* Sets state and next_at_ms (0: NULL) without an attempt (held back, or retry now). */
+gboolean   tocsin_relay_store_set_delivery_state (TocsinRelayStore         *store,
+                                                  gint64                    delivery_id,
+                                                  TocsinRelayDeliveryState  state,
+                                                  gint64                    next_at_ms,
+                                                  GError                  **error);
+
+/* One attempt for the log (as TocsinAttempt, without depending on the sender's library). */
+typedef struct
+{
+  gint64      at_ms;
+  gint64      duration_ms;
+  guint       attempt;
+  const char *url;           /* for logs: no query, no user info */
+  guint       status;
+  const char *error;         /* NULL on success */
+  const char *answer_start;
+  const char *outcome;       /* "success", "retry", "error" */
+  gint64      next_retry_at_ms;  /* 0: none */
+} TocsinRelayAttemptRecord;
+
+/* Records @record and moves the delivery to @state (next_at_ms: 0 for NULL), in one
+ * transaction. */
+gboolean   tocsin_relay_store_finish_attempt  (TocsinRelayStore               *store,
+                                               gint64                          delivery_id,
+                                               const TocsinRelayAttemptRecord *record,
+                                               TocsinRelayDeliveryState        state,
+                                               gint64                          next_at_ms,
+                                               GError                        **error);
+/* At start: deliveries left in flight by a crash (next_at_ms NULL, pending) are due at
+ * @now_ms, or failed when their policy is none (one attempt, already made). Returns how many. */
+guint      tocsin_relay_store_recover_deliveries (TocsinRelayStore *store,
+                                                  gint64            now_ms,
+                                                  GError          **error);
+TocsinRelayDelivery *tocsin_relay_store_get_delivery (TocsinRelayStore *store,
+                                                      gint64            delivery_id,
+                                                      GError          **error);
+/* The owner API's and CLI's view: {"deliveries":[…],"attempts":[…]}, newest first, at most
+ * @limit deliveries and their attempts (docs/api.md). */
+JsonObject *tocsin_relay_store_list_deliveries (TocsinRelayStore *store,
+                                                gint64            channel_id,
+                                                guint             limit,
+                                                GError          **error);
+/* One delivery as the API shows it. */
+JsonObject *tocsin_relay_delivery_to_json      (const TocsinRelayDelivery *delivery);
 
 G_END_DECLS

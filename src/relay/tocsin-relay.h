@@ -15,6 +15,7 @@ typedef struct _TocsinRelayHub   TocsinRelayHub;     /* tocsin-relay-hub.h */
 typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttle.h */
 typedef struct _TocsinRelayRateLimit TocsinRelayRateLimit; /* tocsin-relay-ratelimit.h */
 typedef struct _TocsinRelayRecent TocsinRelayRecent; /* tocsin-relay-recent.h */
+typedef struct _TocsinRelayForwards TocsinRelayForwards; /* tocsin-relay-forwards.h */
 
 typedef struct
 {
@@ -35,6 +36,14 @@ typedef struct
   gboolean  open_relay;          /* anyone may create channels (default: only when listening on loopback) */
   char     *mail_domain;         /* the email trigger's addresses are @ this; NULL: the host name */
   gsize     max_mail;            /* bytes of one mail (SMTP SIZE and DATA); default 1 MiB */
+  /* Forwards (issue 15, tocsin-relay-forwards.c): the outbound settings (tocsin-outbound.h). */
+  guint     forward_timeout_s;        /* per attempt; default 10 */
+  guint     forward_max_attempts;     /* retry policy; default 8 */
+  guint     forward_backoff_base_ms;  /* default 1000 */
+  guint     forward_backoff_max_ms;   /* default 600000 */
+  guint     forward_cooldown_ms;      /* a failing host's first hold-back; default 30000 */
+  char     *forward_ca_file;          /* an extra trusted CA (PEM), or NULL */
+  gboolean  forward_deny_private;     /* no forward to loopback/private addresses; default no */
 } TocsinRelayConfig;
 
 typedef struct
@@ -46,6 +55,7 @@ typedef struct
   TocsinRelayThrottle *unknown_tokens;   /* per client address; see tocsin-relay-throttle.h */
   TocsinRelayRateLimit *rate_limit;      /* per channel; see tocsin-relay-ratelimit.h */
   TocsinRelayRecent *recent;             /* last webhooks per channel; tocsin-relay-recent.h */
+  TocsinRelayForwards *forwards;         /* the forwards' sender or NULL; tocsin-relay-forwards.h */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);

@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * tocsin-relay-forwards.c: sends a channel's outgoing requests ("forwards", issue 15,
+ * docs/actions-C1.md).
+ *
+ * Events. A message event's deliveries are queued by the store in the message's own
+ * transaction (ingest evaluates each forward's condition with the templates' scope and passes
+ * the indices that passed, tocsin_relay_store_commit_with_forwards_async()); an acknowledgement
+ * (the hub, tocsin_relay_acks_add() returning TRUE) reads the message back and queues the
+ * channel's acknowledge forwards through the writer thread. Either way, once the store says the
+ * deliveries are durable, this sender is kicked.
+ *
+ * Sending. One TocsinOutbound (tocsin-outbound.h: the retry/none policies, pacing, breaker) and
+ * one timer for the soonest due delivery. A scan takes the due ones (next_at <= now), renders
+ * each from the copy of its message kept in the delivery (tocsin_request_render() over the
+ * message's variables and tocsin_request_context_vars(); bounded by the template budget, so it
+ * runs on the main loop), and sends at most TOCSIN_RELAY_FORWARDS_MAX_IN_FLIGHT at once, at
+ * most TOCSIN_RELAY_FORWARDS_MAX_PER_HOST to one host. A host the outbound holds back (pacing,
+ * breaker) is not sent to: its deliveries become "held" until the host's ready time, when they
+ * are due again (the breaker then lets one probe through).
+ *
+ * Durability: "sends none twice without saying so". Before a request leaves, the store records
+ * that its attempt started (attempts + 1, next_at NULL). After a kill -9, such a delivery is due
+ * again at the next start (tocsin_relay_store_recover_deliveries()) and is sent as the next
+ * attempt with the same webhook-id, so a receiver can tell a resend by the id it already saw
+ * (Standard Webhooks' idempotency); with policy "none" (one attempt) it ends "failed" instead.
+ * Nothing that was queued is lost: a delivery leaves the queue only as delivered or failed.
+ *
+ * Store writes: short transactions on the store's main connection (one UPDATE before a send,
+ * one INSERT + UPDATE after it), not the writer thread: each is one row and an fsync, far
+ * shorter than the request it accounts for, and the order (started before sent) must hold
+ * before the request leaves, which a queued write would not promise.
+ */
+#define G_LOG_DOMAIN "tocsin-relay"
+
+#include "config.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <glib/gi18n.h>
+
+#include "tocsin-message.h"
+#include "tocsin-outbound.h"
+#include "tocsin-relay-forwards.h"
+
+/* Due deliveries read per scan. */
+#define SCAN_LIMIT 64
+
+struct _TocsinRelayForwards
+{
+  /* borrowed */
+  TocsinRelay    *relay;
+
+  /* owned */
+  TocsinOutbound *outbound;
+  GCancellable   *cancellable;
+  GHashTable     *in_flight;   /* gint64* delivery id → Send* */
+  GHashTable     *per_host;    /* host key → GUINT count in flight */
+  GHashTable     *forced;      /* gint64* delivery ids to send now, held back or not */
+  guint           timer_id;
+  guint           idle_id;
+};
+
+typedef struct
+{
+  TocsinRelayForwards *self;   /* NULL once the sender is gone */
+  gint64               id;
+  gint64               channel_id;
+  char                *host;
+  guint                attempt;
+  char                *url;    /* for the log */
+} Send;
+
+static void
+send_free (Send *send)
+{
+  g_free (send->host);
+  g_free (send->url);
+  g_free (send);
+}
+
+static void schedule (TocsinRelayForwards *self);
+
+/* ---- selecting forwards ---- */
+
+GArray *
+tocsin_relay_forwards_select (const TocsinRelayChannel *channel,
+                              TocsinRequestEvent        event,
+                              TocsinTemplateScope      *scope)
+{
+  GArray *indices = NULL;
+
+  g_return_val_if_fail (channel != NULL, NULL);
+
+  if (channel->forwards == NULL)
+    return NULL;
+  for (guint i = 0; i < channel->forwards->len; i++)
+    {
+      TocsinRequest *forward = channel->forwards->pdata[i];
+
+      if (tocsin_request_get_kind (forward) != TOCSIN_REQUEST_KIND_HTTP ||
+          tocsin_request_get_event (forward) != event ||
+          !tocsin_request_applies (forward, scope))
+        continue;
+      if (indices == NULL)
+        indices = g_array_new (FALSE, FALSE, sizeof (guint));
+      g_array_append_val (indices, i);
+    }
+  return indices;
+}
+
+/* ---- rendering ---- */
+
+static char *
+host_key (const char *url)
+{
+  g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_NONE, NULL);
+
+  if (uri == NULL)
+    return g_strdup ("");
+  return g_strdup_printf ("%s://%s:%d", g_uri_get_scheme (uri), g_uri_get_host (uri),
+                          g_uri_get_port (uri));
+}
+
+/* The forward @delivery was queued for: at its index if the name still matches, else by name
+ * (the owner reordered them); NULL when it was removed. */
+static TocsinRequest *
+find_forward (TocsinRelayChannel        *channel,
+              const TocsinRelayDelivery *delivery)
+{
+  GPtrArray *forwards = channel->forwards;
+
+  if (forwards == NULL)
+    return NULL;
+  if (delivery->forward_index < forwards->len &&
+      g_strcmp0 (tocsin_request_get_name (forwards->pdata[delivery->forward_index]),
+                 delivery->forward) == 0)
+    return forwards->pdata[delivery->forward_index];
+  for (guint i = 0; i < forwards->len; i++)
+    if (g_strcmp0 (tocsin_request_get_name (forwards->pdata[i]), delivery->forward) == 0)
+      return forwards->pdata[i];
+  return NULL;
+}
+
+static TocsinRenderedRequest *
+render (TocsinRelayChannel        *channel,
+        const TocsinRelayDelivery *delivery,
+        GError                   **error)
+{
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autoptr(JsonObject) empty = json_object_new ();
+  g_autoptr(JsonObject) vars = NULL;
+  g_autoptr(TocsinTemplateScope) scope = NULL;
+  TocsinRequestContext context = { 0 };
+  TocsinRequest *forward;
+
+  forward = find_forward (channel, delivery);
+  if (forward == NULL)
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_RENDER,
+                   _("The channel no longer has a forward named “%s”"), delivery->forward);
+      return NULL;
+    }
+  if (delivery->message != NULL)
+    {
+      gsize length;
+      const char *data = g_bytes_get_data (delivery->message, &length);
+
+      message = tocsin_message_new_from_data (data, length, NULL);
+    }
+  context.record_id = delivery->message_id;
+  context.channel_id = channel->id;
+  context.channel_name = channel->name;
+  context.user = delivery->user;
+  if (message != NULL)
+    {
+      context.record_time_ms = message->time_ms;
+      context.record_title = message->title;
+      context.record_body = message->body;
+      context.record_link = message->external_link;
+    }
+  vars = tocsin_request_context_vars (message ? message->vars : empty, &context,
+                                      tocsin_request_get_name (forward));
+  scope = tocsin_template_scope_new (vars, NULL);
+  return tocsin_request_render (forward, scope, error);
+}
+
+/* ---- sending ---- */
+
+static const char *
+outcome_name (TocsinAttemptOutcome outcome)
+{
+  switch (outcome)
+    {
+    case TOCSIN_ATTEMPT_SUCCESS: return "success";
+    case TOCSIN_ATTEMPT_RETRY: return "retry";
+    case TOCSIN_ATTEMPT_FINAL_ERROR: default: return "error";
+    }
+}
+
+static void
+note_store_error (const char   *what,
+                  const GError *error)
+{
+  g_message ("Forwards: could not %s: %s", what, error->message);
+}
+
+static void
+send_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  Send *send = user_data;
+  TocsinRelayForwards *self = send->self;
+  g_autoptr(TocsinAttempt) attempt = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinRelayAttemptRecord record = { 0 };
+  TocsinRelayDeliveryState state;
+  gint64 next_at = 0;
+  guint count;
+
+  if (self == NULL)
+    {
+      /* The sender went away (shutdown): the attempt stays "started"; the next start sends it
+       * again as the next attempt, as after a crash. */
+      send_free (send);
+      return;
+    }
+  attempt = tocsin_outbound_send_finish (self->outbound, result);
+
+  record.at_ms = attempt->started_ms;
+  record.duration_ms = attempt->duration_ms;
+  record.attempt = send->attempt;
+  record.url = attempt->url ? attempt->url : send->url;
+  record.status = attempt->status;
+  record.error = attempt->error;
+  record.answer_start = attempt->answer_start;
+  record.outcome = outcome_name (attempt->outcome);
+  switch (attempt->outcome)
+    {
+    case TOCSIN_ATTEMPT_SUCCESS:
+      state = TOCSIN_RELAY_DELIVERY_DELIVERED;
+      break;
+    case TOCSIN_ATTEMPT_RETRY:
+      state = TOCSIN_RELAY_DELIVERY_PENDING;
+      next_at = MAX (attempt->retry_at_ms, 1);
+      record.next_retry_at_ms = next_at;
+      break;
+    case TOCSIN_ATTEMPT_FINAL_ERROR:
+    default:
+      state = TOCSIN_RELAY_DELIVERY_FAILED;
+      break;
+    }
+  if (!tocsin_relay_store_finish_attempt (self->relay->store, send->id, &record, state, next_at,
+                                          &error))
+    note_store_error ("log an attempt", error);
+
+  count = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_host, send->host));
+  if (count <= 1)
+    g_hash_table_remove (self->per_host, send->host);
+  else
+    g_hash_table_insert (self->per_host, g_strdup (send->host), GUINT_TO_POINTER (count - 1));
+  g_hash_table_remove (self->in_flight, &send->id);   /* frees send */
+  schedule (self);
+}
+
+/* An attempt that could not even be made (the forward is gone, it renders to nothing
+ * sendable): logged as an attempt, and final. */
+static void
+fail_unsendable (TocsinRelayForwards       *self,
+                 const TocsinRelayDelivery *delivery,
+                 const char                *sentence)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayAttemptRecord record = { 0 };
+  guint attempt = 0;
+
+  if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &attempt, &error))
+    {
+      if (!g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+        note_store_error ("start an attempt", error);
+      return;
+    }
+  record.at_ms = g_get_real_time () / 1000;
+  record.attempt = attempt;
+  record.url = "";
+  record.error = sentence;
+  record.outcome = "error";
+  if (!tocsin_relay_store_finish_attempt (self->relay->store, delivery->id, &record,
+                                          TOCSIN_RELAY_DELIVERY_FAILED, 0, &error))
+    note_store_error ("log an attempt", error);
+}
+
+/* Sends @delivery if it may go now. Returns FALSE when nothing more can be sent this scan. */
+static gboolean
+try_send (TocsinRelayForwards *self,
+          TocsinRelayDelivery *delivery,
+          gint64               now_ms)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRenderedRequest) request = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *host = NULL;
+  gboolean forced;
+  gint64 ready_at;
+  guint count;
+  Send *send;
+
+  if (g_hash_table_size (self->in_flight) >= TOCSIN_RELAY_FORWARDS_MAX_IN_FLIGHT)
+    return FALSE;
+  if (g_hash_table_contains (self->in_flight, &delivery->id))
+    return TRUE;
+
+  channel = tocsin_relay_store_find_by_id (self->relay->store, delivery->channel_id);
+  if (channel == NULL)
+    {
+      fail_unsendable (self, delivery, _("The channel was deleted"));
+      return TRUE;
+    }
+  request = render (channel, delivery, &error);
+  if (request == NULL)
+    {
+      fail_unsendable (self, delivery, error->message);
+      return TRUE;
+    }
+
+  host = host_key (request->url);
+  count = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_host, host));
+  if (count >= TOCSIN_RELAY_FORWARDS_MAX_PER_HOST)
+    return TRUE;   /* scanned again when one of them ends */
+
+  forced = g_hash_table_remove (self->forced, &delivery->id);
+  ready_at = tocsin_outbound_host_ready_at (self->outbound, request->url);
+  if (!forced && ready_at > now_ms)
+    {
+      if (!tocsin_relay_store_set_delivery_state (self->relay->store, delivery->id,
+                                                  TOCSIN_RELAY_DELIVERY_HELD, ready_at, &error))
+        note_store_error ("hold a delivery back", error);
+      return TRUE;
+    }
+
+  send = g_new0 (Send, 1);
+  send->self = self;
+  send->id = delivery->id;
+  send->channel_id = delivery->channel_id;
+  send->host = g_steal_pointer (&host);
+  send->url = tocsin_request_url_for_log (request->url);
+  if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &send->attempt,
+                                         &error))
+    {
+      send_free (send);
+      /* Taken meanwhile (another server process on the data dir): not ours to send. */
+      if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+        return TRUE;
+      /* Not sent: sending without the record would break "none twice without saying so". */
+      note_store_error ("start an attempt", error);
+      return FALSE;
+    }
+  g_hash_table_insert (self->in_flight, &send->id, send);
+  g_hash_table_insert (self->per_host, g_strdup (send->host), GUINT_TO_POINTER (count + 1));
+  tocsin_outbound_send_async (self->outbound, request, delivery->webhook_id, send->attempt,
+                              self->cancellable, send_done, send);
+  return TRUE;
+}
+
+static gboolean
+on_timer (gpointer user_data)
+{
+  TocsinRelayForwards *self = user_data;
+
+  self->timer_id = 0;
+  schedule (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+scan (gpointer user_data)
+{
+  TocsinRelayForwards *self = user_data;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 now_ms = g_get_real_time () / 1000;
+  gint64 next_at;
+
+  self->idle_id = 0;
+  g_clear_handle_id (&self->timer_id, g_source_remove);
+
+  due = tocsin_relay_store_due_deliveries (self->relay->store, now_ms, SCAN_LIMIT, &error);
+  if (due == NULL)
+    note_store_error ("read the deliveries queue", error);
+  for (guint i = 0; due != NULL && i < due->len; i++)
+    if (!try_send (self, due->pdata[i], now_ms))
+      break;
+
+  /* Due ones left behind (the in-flight bound) are scanned again when a send ends. */
+  next_at = tocsin_relay_store_next_delivery_at (self->relay->store);
+  if (next_at > 0)
+    {
+      gint64 delay = next_at - g_get_real_time () / 1000;
+
+      if (delay <= 0 && g_hash_table_size (self->in_flight) > 0)
+        return G_SOURCE_REMOVE;   /* waiting for a send to end */
+      /* At least 10 ms, so that a due delivery that could not go (host busy) does not spin. */
+      self->timer_id = g_timeout_add ((guint) CLAMP (delay, 10, 60 * 1000), on_timer, self);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule (TocsinRelayForwards *self)
+{
+  if (self->idle_id == 0)
+    self->idle_id = g_idle_add (scan, self);
+}
+
+/* ---- public ---- */
+
+TocsinRelayForwards *
+tocsin_relay_forwards_new (TocsinRelay *relay)
+{
+  TocsinRelayForwards *self;
+  TocsinOutboundConfig config;
+  g_autoptr(GError) error = NULL;
+  guint recovered;
+
+  g_return_val_if_fail (relay != NULL && relay->store != NULL, NULL);
+
+  tocsin_outbound_config_init (&config);
+  config.timeout_s = relay->config.forward_timeout_s;
+  config.max_attempts = relay->config.forward_max_attempts;
+  config.backoff_base_ms = relay->config.forward_backoff_base_ms;
+  config.backoff_max_ms = relay->config.forward_backoff_max_ms;
+  config.cooldown_ms = relay->config.forward_cooldown_ms;
+  config.ca_file = relay->config.forward_ca_file;
+  config.deny_private = relay->config.forward_deny_private;
+
+  self = g_new0 (TocsinRelayForwards, 1);
+  self->relay = relay;
+  self->outbound = tocsin_outbound_new (&config);
+  self->cancellable = g_cancellable_new ();
+  self->in_flight = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                           (GDestroyNotify) send_free);
+  self->per_host = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->forced = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+
+  recovered = tocsin_relay_store_recover_deliveries (relay->store, g_get_real_time () / 1000,
+                                                     &error);
+  if (error != NULL)
+    note_store_error ("recover the deliveries queue", error);
+  else if (recovered > 0)
+    g_message ("Forwards: %u deliveries were in flight when the relay stopped; they are sent "
+               "again with their webhook-id", recovered);
+  schedule (self);
+  return self;
+}
+
+void
+tocsin_relay_forwards_free (TocsinRelayForwards *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  if (self == NULL)
+    return;
+  g_cancellable_cancel (self->cancellable);
+  /* The in-flight sends end later, without us; their attempts stay "started". */
+  g_hash_table_iter_init (&iter, self->in_flight);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      ((Send *) value)->self = NULL;
+      g_hash_table_iter_steal (&iter);
+    }
+  g_clear_handle_id (&self->timer_id, g_source_remove);
+  g_clear_handle_id (&self->idle_id, g_source_remove);
+  g_clear_pointer (&self->outbound, tocsin_outbound_free);
+  g_clear_object (&self->cancellable);
+  g_hash_table_unref (self->in_flight);
+  g_hash_table_unref (self->per_host);
+  g_hash_table_unref (self->forced);
+  g_free (self);
+}
+
+void
+tocsin_relay_forwards_kick (TocsinRelayForwards *self)
+{
+  g_return_if_fail (self != NULL);
+  schedule (self);
+}
+
+typedef struct
+{
+  TocsinRelayForwards *self;
+  GCancellable        *cancellable;   /* the sender's: set when it goes */
+  gint64               channel_id;
+  gint64               message_id;
+  char                *user;
+} Acknowledge;
+
+static void
+acknowledge_free (Acknowledge *ack)
+{
+  g_clear_object (&ack->cancellable);
+  g_free (ack->user);
+  g_free (ack);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Acknowledge, acknowledge_free)
+
+static void
+enqueue_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(Acknowledge) ack = user_data;
+  g_autoptr(GError) error = NULL;
+
+  tocsin_relay_store_enqueue_finish ((TocsinRelayStore *) source, result, &error);
+  if (error != NULL)
+    note_store_error ("queue the acknowledge forwards", error);
+  else if (!g_cancellable_is_cancelled (ack->cancellable))
+    schedule (ack->self);
+}
+
+static void
+acknowledge_read (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(Acknowledge) ack = user_data;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinMessage) message = NULL;
+  g_autoptr(JsonObject) empty = json_object_new ();
+  g_autoptr(JsonObject) vars = NULL;
+  g_autoptr(TocsinTemplateScope) scope = NULL;
+  g_autoptr(GArray) indices = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinRelayForwards *self = ack->self;
+  TocsinRequestContext context = { 0 };
+  GBytes *data = NULL;
+  g_autofree char *user = NULL;
+  gint64 channel_id, message_id;
+
+  page = tocsin_relay_store_replay_page_finish ((TocsinRelayStore *) source, result, &error);
+  if (g_cancellable_is_cancelled (ack->cancellable))
+    return;
+  if (page == NULL)
+    note_store_error ("read the acknowledged message", error);
+  channel = tocsin_relay_store_find_by_id (self->relay->store, ack->channel_id);
+  if (channel == NULL)
+    return;
+  /* A message no longer retained (or never: retention 0) still fires, with the record's id and
+   * the user as its variables. */
+  if (page != NULL && page->ids->len > 0 &&
+      g_array_index (page->ids, gint64, 0) == ack->message_id)
+    {
+      gsize length;
+      const char *bytes;
+
+      data = page->messages->pdata[0];
+      bytes = g_bytes_get_data (data, &length);
+      message = tocsin_message_new_from_data (bytes, length, NULL);
+    }
+  context.record_id = ack->message_id;
+  context.channel_id = channel->id;
+  context.channel_name = channel->name;
+  context.user = ack->user;
+  if (message != NULL)
+    {
+      context.record_time_ms = message->time_ms;
+      context.record_title = message->title;
+      context.record_body = message->body;
+      context.record_link = message->external_link;
+    }
+  vars = tocsin_request_context_vars (message ? message->vars : empty, &context, "");
+  scope = tocsin_template_scope_new (vars, NULL);
+  indices = tocsin_relay_forwards_select (channel, TOCSIN_REQUEST_EVENT_ACKNOWLEDGE, scope);
+  if (indices == NULL)
+    return;
+  /* Not ack's members in the call that steals ack: the order arguments are read in is not
+   * defined. */
+  channel_id = ack->channel_id;
+  message_id = ack->message_id;
+  user = g_strdup (ack->user);
+  tocsin_relay_store_enqueue_async (self->relay->store, channel_id, message_id,
+                                    message != NULL ? data : NULL, "acknowledge", user,
+                                    channel->forwards, indices, enqueue_done,
+                                    g_steal_pointer (&ack));
+}
+
+void
+tocsin_relay_forwards_acknowledge (TocsinRelayForwards *self,
+                                   gint64               channel_id,
+                                   gint64               message_id,
+                                   const char          *user)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  gboolean any = FALSE;
+  Acknowledge *ack;
+
+  g_return_if_fail (self != NULL);
+
+  channel = tocsin_relay_store_find_by_id (self->relay->store, channel_id);
+  if (channel == NULL || channel->forwards == NULL)
+    return;
+  for (guint i = 0; i < channel->forwards->len && !any; i++)
+    any = tocsin_request_get_event (channel->forwards->pdata[i]) ==
+          TOCSIN_REQUEST_EVENT_ACKNOWLEDGE;
+  if (!any)
+    return;
+
+  ack = g_new0 (Acknowledge, 1);
+  ack->self = self;
+  ack->cancellable = g_object_ref (self->cancellable);
+  ack->channel_id = channel_id;
+  ack->message_id = message_id;
+  ack->user = g_strdup (user ? user : "");
+  tocsin_relay_store_replay_page_async (self->relay->store, channel_id, message_id - 1, 1,
+                                        self->cancellable, acknowledge_read, ack);
+}
+
+TocsinRelayDelivery *
+tocsin_relay_forwards_retry (TocsinRelayForwards  *self,
+                             gint64                channel_id,
+                             gint64                delivery_id,
+                             GError              **error)
+{
+  g_autoptr(TocsinRelayDelivery) delivery = NULL;
+  gint64 *key;
+
+  g_return_val_if_fail (self != NULL, NULL);
+
+  delivery = tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
+  if (delivery == NULL)
+    return NULL;
+  if (delivery->channel_id != channel_id)
+    {
+      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                   _("There is no delivery %" PRId64 " in this channel"), (int64_t) delivery_id);
+      return NULL;
+    }
+  if (g_hash_table_contains (self->in_flight, &delivery_id))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                   _("An attempt of this delivery is under way; wait for its answer"));
+      return NULL;
+    }
+  if (!tocsin_relay_store_set_delivery_state (self->relay->store, delivery_id,
+                                              TOCSIN_RELAY_DELIVERY_PENDING,
+                                              g_get_real_time () / 1000, error))
+    return NULL;
+  key = g_new (gint64, 1);
+  *key = delivery_id;
+  g_hash_table_add (self->forced, key);
+  schedule (self);
+  g_clear_pointer (&delivery, tocsin_relay_delivery_free);
+  return tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
+}
