@@ -15,6 +15,7 @@
 #include "tocsin-token.h"
 #include "tocsin-relay-store-pg.h"
 #include "tocsin-test-postgres.h"
+#include "tocsin-test-relay.h"
 
 /* The helper gives a server that takes SQL on its socket and on 127.0.0.1:PORT, keeps the data
  * across a restart, and is reachable again after it. */
@@ -164,6 +165,9 @@ test_pg_channels (void)
   g_assert_true (tocsin_token_is_wellformed (channel->trigger_token));
   g_assert_cmpstr (channel->trigger_token, !=, channel->subscribe_token);
   g_assert_nonnull (owner_key);
+  g_assert_cmpstr (channel->forwards_source, ==, "[]");
+  g_assert_cmpuint (channel->forwards->len, ==, 0);
+  g_assert_cmpuint (channel->actions->len, ==, 0);
 
   /* The other node finds it by either token; a wrong token finds nothing, without error. */
   found = tocsin_relay_store_pg_find_by_trigger (b, channel->trigger_token, &error);
@@ -515,11 +519,69 @@ test_pg_prune (void)
 
 #endif /* HAVE_LIBPQ */
 
+/* Runs `tocsin-relay serve --data-dir=TMP --listen=127.0.0.1:0 ARGS…` and returns its exit
+ * status and stderr. Only for runs that end by themselves (a refusal). */
+static int
+run_serve (char       **err,
+           const char  *arg1,
+           const char  *arg2)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-serve");
+  g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", data_dir, "--listen=127.0.0.1:0", arg1,
+                                               arg2, NULL);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+
+  process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                               | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, NULL, err, &error);
+  g_assert_no_error (error);
+  tocsin_test_rmdir_recursive (dir);
+  return g_subprocess_get_exit_status (process);
+}
+
+/* Until the PostgreSQL backend does everything `serve` needs, --database=postgresql://… (flag or
+ * config file) refuses to start and says what is missing; anything but a postgresql:// URL or
+ * "sqlite" is refused as a mistake. The store is never half on PostgreSQL. */
+static void
+test_serve_database_refused (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-conf");
+  g_autofree char *conf = g_build_filename (dir, "relay.conf", NULL);
+  g_autofree char *conf_arg = g_strdup_printf ("--config=%s", conf);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (run_serve (&err, "--database=postgresql://tocsin@127.0.0.1:1/tocsin", NULL),
+                   ==, 1);
+  g_assert_nonnull (strstr (err, "--database:"));
+#ifdef HAVE_LIBPQ
+  g_assert_nonnull (strstr (err, "The PostgreSQL store is not complete yet"));
+  g_assert_nonnull (strstr (err, "Leave out --database to use SQLite"));
+#else
+  g_assert_nonnull (strstr (err, "built without libpq"));
+#endif
+  g_clear_pointer (&err, g_free);
+
+  g_file_set_contents (conf, "[relay]\ndatabase=postgres://db.example/tocsin\n", -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (run_serve (&err, conf_arg, NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "--database:"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_serve (&err, "--database=mysql://db/tocsin", NULL), !=, 0);
+  g_assert_nonnull (strstr (err, "database takes a postgresql:// URL, or sqlite"));
+  tocsin_test_rmdir_recursive (dir);
+}
+
 int
 main (int argc, char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/relay/store-backends/postgres-helper", test_postgres_helper);
+  g_test_add_func ("/relay/store-backends/serve-database-refused", test_serve_database_refused);
 #ifdef HAVE_LIBPQ
   g_test_add_func ("/relay/store-backends/postgres/channels", test_pg_channels);
   g_test_add_func ("/relay/store-backends/postgres/commit-replay", test_pg_commit_replay);

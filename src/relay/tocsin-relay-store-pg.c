@@ -104,6 +104,8 @@ tocsin_relay_store_pg_prune (TocsinRelayStorePg *pg, gint64 retention, gint64 no
 
 #include <libpq-fe.h>
 
+#include "tocsin-json.h"
+#include "tocsin-request.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
 
@@ -122,8 +124,9 @@ const char *
 tocsin_relay_store_pg_missing (void)
 {
   return _("The PostgreSQL store is not complete yet: admin keys, the public URL and settings, "
-           "channel updates, Direct keys, email addresses, subscriber presence, the delivery "
-           "queue and fan-out between nodes still work only with SQLite (docs/deployment.md). "
+           "channel updates, Direct keys, email addresses, subscriber presence, forwards and "
+           "their delivery queue, and fan-out between nodes still work only with SQLite "
+           "(docs/deployment.md). "
            "Leave out --database to use SQLite.");
 }
 
@@ -152,7 +155,8 @@ static const char schema[] =
   "  paused BOOLEAN NOT NULL DEFAULT FALSE,"
   "  email_token TEXT,"
   "  email_hash TEXT UNIQUE,"
-  "  actions TEXT NOT NULL DEFAULT '[]');"
+  "  actions TEXT NOT NULL DEFAULT '[]',"
+  "  forwards TEXT NOT NULL DEFAULT '[]');"
   "CREATE TABLE IF NOT EXISTS messages ("
   "  channel_id BIGINT NOT NULL REFERENCES channels (id) ON DELETE CASCADE,"
   "  id BIGINT NOT NULL,"
@@ -173,7 +177,7 @@ static const char schema[] =
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
   "subscribe_token, created_at, last_id, kind, signature_scheme, signature_secret, " \
-  "signature_header, paused, email_token, actions"
+  "signature_header, paused, email_token, actions, forwards"
 
 static gboolean
 set_pg_error (TocsinRelayStorePg  *pg,
@@ -288,6 +292,29 @@ value_int64 (const PGresult *result,
   return g_ascii_strtoll (PQgetvalue (result, row, col), NULL, 10);
 }
 
+/* A channel's forwards from their stored JSON text, as the SQLite backend compiles them. */
+static GPtrArray *
+compile_forwards (const char  *source,
+                  GError     **error)
+{
+  g_autoptr(JsonNode) node = NULL;
+
+  if (source == NULL || *source == '\0')
+    source = "[]";
+  node = tocsin_json_parse (source, strlen (source), TOCSIN_REQUEST_MAX_SOURCE *
+                            TOCSIN_REQUEST_MAX_FORWARDS, TOCSIN_REQUEST_MAX_DEPTH * 2 + 8, error);
+  if (node == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
+                   _("“forwards” must be an array of request definitions"));
+      return NULL;
+    }
+  return tocsin_request_list_new ("forwards", json_node_get_array (node),
+                                  TOCSIN_REQUEST_MAX_FORWARDS, error);
+}
+
 /* Builds a channel from a row of CHANNEL_COLUMNS, as the SQLite backend does. */
 static TocsinRelayChannel *
 channel_from_row (const PGresult *result,
@@ -315,6 +342,15 @@ channel_from_row (const PGresult *result,
   channel->paused = g_str_equal (PQgetvalue (result, row, 16), "t");
   channel->email_token = g_strdup (PQgetvalue (result, row, 17));
   channel->actions = tocsin_relay_actions_load (channel->id, PQgetvalue (result, row, 18));
+  channel->forwards_source = g_strdup (PQgetvalue (result, row, 19));
+  channel->forwards = compile_forwards (channel->forwards_source, &error);
+  if (channel->forwards == NULL)
+    {
+      g_message ("Channel %" G_GINT64_FORMAT ": its saved forwards no longer compile: %s",
+                 channel->id, error->message);
+      g_clear_error (&error);
+      channel->forwards = g_ptr_array_new ();
+    }
 
   /* Templates were checked when they were saved; one that no longer compiles (a newer template
    * library) renders as empty rather than taking the relay down. */
@@ -380,7 +416,7 @@ tocsin_relay_store_pg_create_channel (TocsinRelayStorePg            *pg,
   g_autofree char *trigger_hash = NULL, *subscribe_hash = NULL, *owner_hash = NULL;
   g_autofree char *email_hash = NULL, *name = NULL, *created_at = NULL;
   g_autoptr(PGresult) result = NULL;
-  const char *params[20];
+  const char *params[21];
   TocsinRelayChannel *channel;
 
   g_return_val_if_fail (pg != NULL, NULL);
@@ -418,13 +454,14 @@ tocsin_relay_store_pg_create_channel (TocsinRelayStorePg            *pg,
   params[17] = email;
   params[18] = email_hash;
   params[19] = spec->actions != NULL ? spec->actions : "[]";
+  params[20] = spec->forwards != NULL ? spec->forwards : "[]";
   result = exec_params (pg,
                         "INSERT INTO channels (name, description, title, body, link, condition,"
                         " trigger_token, trigger_hash, subscribe_token, subscribe_hash,"
                         " owner_hash, created_at, kind, signature_scheme, signature_secret,"
-                        " signature_header, paused, email_token, email_hash, actions)"
+                        " signature_header, paused, email_token, email_hash, actions, forwards)"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                        " $15, $16, $17, $18, $19, $20) RETURNING " CHANNEL_COLUMNS,
+                        " $15, $16, $17, $18, $19, $20, $21) RETURNING " CHANNEL_COLUMNS,
                         PGRES_TUPLES_OK, _("creating a channel"), error,
                         G_N_ELEMENTS (params), params);
   if (result == NULL)
