@@ -517,6 +517,55 @@ test_pg_prune (void)
   g_assert_cmpstr (g_strstrip (keys), ==, "K3");
 }
 
+/* PostgreSQL restarted under a node: the call that meets the dead connection fails with an
+ * error (nothing is reported stored), the node reconnects, and the next commit goes on from the
+ * committed ids; nothing acknowledged before the restart is lost. */
+static void
+test_pg_restart (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(TocsinRelayCommit) after = NULL;
+  gboolean failed_once = FALSE;
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_channel (node, "restart");
+  for (guint i = 0; i < 3; i++)
+    tocsin_relay_commit_free (commit_one (node, channel->id, "before", 0, NULL, NULL, NULL));
+
+  tocsin_test_postgres_restart (pg);
+
+  for (guint attempt = 0; attempt < 2 && after == NULL; attempt++)
+    {
+      g_autoptr(TocsinMessage) message = new_message ("after", 0);
+      TocsinRelayStorePgWrite write = { channel->id, message, NULL, NULL, 86400 };
+      g_autoptr(GError) error = NULL;
+      TocsinRelayCommit *commit = NULL;
+      GError *per_write = NULL;
+
+      if (tocsin_relay_store_pg_commit (node, &write, 1, &commit, &per_write, &error))
+        {
+          g_assert_no_error (per_write);
+          after = commit;
+        }
+      else
+        {
+          g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED);
+          g_assert_null (commit);
+          failed_once = TRUE;
+        }
+    }
+  g_assert_true (failed_once);
+  g_assert_nonnull (after);
+  g_assert_cmpint (after->id, ==, 4);
+  page = replay (node, channel->id, -1);
+  g_assert_cmpuint (page->ids->len, ==, 4);
+}
+
 #endif /* HAVE_LIBPQ */
 
 /* Runs `tocsin-relay serve --data-dir=TMP --listen=127.0.0.1:0 ARGS…` and returns its exit
@@ -588,6 +637,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/two-nodes-order", test_pg_two_nodes_order);
   g_test_add_func ("/relay/store-backends/postgres/dedup-two-nodes", test_pg_dedup_two_nodes);
   g_test_add_func ("/relay/store-backends/postgres/prune", test_pg_prune);
+  g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
 #endif
   return g_test_run ();
 }
