@@ -46,6 +46,40 @@ test_postgres_helper (void)
   g_assert_cmpstr (g_strstrip (after), ==, "kept");
 }
 
+/* A test that dies (abort, or meson's timeout) leaves no PostgreSQL running and no temp dir. */
+static void
+test_postgres_helper_crash (void)
+{
+  g_autofree char *note_dir = NULL, *note = NULL, *dir = NULL;
+
+  if (g_test_subprocess ())
+    {
+      TocsinTestPostgres *pg = tocsin_test_postgres_start ();
+
+      if (pg == NULL)
+        return;
+      g_file_set_contents (g_getenv ("TOCSIN_PG_NOTE"), tocsin_test_postgres_dir (pg), -1, NULL);
+      abort ();
+    }
+
+  note_dir = tocsin_test_make_tmpdir ("tocsin-pg-note");
+  note = g_build_filename (note_dir, "dir", NULL);
+  g_setenv ("TOCSIN_PG_NOTE", note, TRUE);
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_unsetenv ("TOCSIN_PG_NOTE");
+  if (!g_file_get_contents (note, &dir, NULL, NULL))
+    {
+      /* The child could not start PostgreSQL and skipped; say why here too. */
+      g_test_trap_assert_passed ();
+      tocsin_test_rmdir_recursive (note_dir);
+      g_test_skip ("PostgreSQL is not installed (see /relay/store-backends/postgres-helper)");
+      return;
+    }
+  g_test_trap_assert_failed ();
+  TOCSIN_WAIT_UNTIL (!g_file_test (dir, G_FILE_TEST_EXISTS));
+  tocsin_test_rmdir_recursive (note_dir);
+}
+
 #ifdef HAVE_LIBPQ
 
 static TocsinMessage *
@@ -630,6 +664,7 @@ main (int argc, char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/relay/store-backends/postgres-helper", test_postgres_helper);
+  g_test_add_func ("/relay/store-backends/postgres-helper-crash", test_postgres_helper_crash);
   g_test_add_func ("/relay/store-backends/serve-database-refused", test_serve_database_refused);
 #ifdef HAVE_LIBPQ
   g_test_add_func ("/relay/store-backends/postgres/channels", test_pg_channels);

@@ -113,6 +113,52 @@ run_tool (TocsinTestPostgres *pg,
   return g_subprocess_get_if_exited (process) && g_subprocess_get_exit_status (process) == 0;
 }
 
+/* The argv prefix run_tool() puts before a tool (unshare, runuser), as one shell-quoted string. */
+static char *
+quoted_prefix (TocsinTestPostgres *pg)
+{
+  g_autoptr(GString) prefix = g_string_new (NULL);
+
+  if (pg->null_device)
+    {
+      g_autofree char *device = g_shell_quote (pg->null_device);
+
+      g_string_append_printf (prefix, "unshare -m sh -c 'mount --bind \"$0\" /dev/null && "
+                              "exec \"$@\"' %s ", device);
+    }
+  if (pg->run_user)
+    g_string_append_printf (prefix, "runuser -u %s -- ", pg->run_user);
+  return g_string_free (g_steal_pointer (&prefix), FALSE);
+}
+
+/* pg_ctl start detaches the server from the test (its own session), so a test that crashes or
+ * is killed on a timeout would leave it running. A watcher in its own session waits for the test
+ * process to end, then stops the server if it still runs and removes the directory. */
+static void
+spawn_reaper (TocsinTestPostgres *pg)
+{
+  g_autofree char *prefix = quoted_prefix (pg);
+  g_autofree char *pg_ctl = g_build_filename (pg->bin_dir, "pg_ctl", NULL);
+  g_autofree char *quoted_pg_ctl = g_shell_quote (pg_ctl);
+  g_autofree char *script = NULL;
+  g_autofree char *pid = g_strdup_printf ("%d", (int) getpid ());
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) reaper = NULL;
+  g_autoptr(GError) error = NULL;
+
+  script = g_strdup_printf ("while kill -0 \"$1\" 2>/dev/null; do sleep 1; done; "
+                            "if [ -f \"$2/data/postmaster.pid\" ]; then "
+                            "%s%s -D \"$2/data\" -m immediate -w stop; fi; rm -rf \"$2\"",
+                            prefix, quoted_pg_ctl);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_INHERIT
+                                        | G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                                        | G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_set_cwd (launcher, "/");
+  reaper = g_subprocess_launcher_spawn (launcher, &error, "setsid", "sh", "-c", script,
+                                        "tocsin-pg-reaper", pid, pg->dir, NULL);
+  g_assert_no_error (error);
+}
+
 static char *
 server_log (TocsinTestPostgres *pg)
 {
@@ -188,6 +234,8 @@ tocsin_test_postgres_start (void)
         }
     }
 
+  spawn_reaper (pg);
+
   /* The superuser is "tocsin" whoever runs it, so the conninfo is the same either way. */
   if (!run_tool (pg, &out, &err, "initdb", "-D", pg->data_dir, "-U", "tocsin", "--auth=trust",
                  "-E", "UTF8", "--locale=C", "--no-sync", NULL))
@@ -232,6 +280,12 @@ guint16
 tocsin_test_postgres_port (TocsinTestPostgres *pg)
 {
   return pg->port;
+}
+
+const char *
+tocsin_test_postgres_dir (TocsinTestPostgres *pg)
+{
+  return pg->dir;
 }
 
 void

@@ -19,6 +19,10 @@ TocsinTestPostgres *tocsin_test_postgres_start    (void);
 /* "postgresql://tocsin@127.0.0.1:PORT/tocsin": what `--database=` takes. */
 const char         *tocsin_test_postgres_conninfo (TocsinTestPostgres *pg);
 guint16             tocsin_test_postgres_port     (TocsinTestPostgres *pg);
+/* Its temp dir (data/, socket/, server.log). Should the test process die without
+ * tocsin_test_postgres_free(), a watcher stops the server and removes this dir within a
+ * second or two. */
+const char         *tocsin_test_postgres_dir      (TocsinTestPostgres *pg);
 /* `pg_ctl stop -m fast` (clients are disconnected) and start again on the same port and data:
  * for fault tests. tocsin_test_postgres_stop() alone leaves it down until _restart(). */
 void                tocsin_test_postgres_stop     (TocsinTestPostgres *pg);
