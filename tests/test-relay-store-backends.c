@@ -600,6 +600,124 @@ test_pg_restart (void)
   g_assert_cmpuint (page->ids->len, ==, 4);
 }
 
+typedef struct
+{
+  GArray *events;   /* of Notice */
+} Heard;
+
+typedef struct
+{
+  TocsinRelayStorePgEvent event;
+  gint64                  channel_id;
+  gint64                  id;
+} Notice;
+
+static void
+on_notice (TocsinRelayStorePgEvent  event,
+           gint64                   channel_id,
+           gint64                   id,
+           gpointer                 user_data)
+{
+  Heard *heard = user_data;
+  Notice notice = { event, channel_id, id };
+
+  g_array_append_val (heard->events, notice);
+}
+
+/* Waits on the listening node's socket, as the store's thread will, until @count notices have
+ * arrived (a guard against a hang, not a timing). */
+static void
+wait_for_notices (TocsinRelayStorePg *node,
+                  Heard              *heard,
+                  guint               count)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while (heard->events->len < count)
+    {
+      GPollFD fd = { tocsin_relay_store_pg_socket (node), G_IO_IN, 0 };
+      g_autoptr(GError) error = NULL;
+
+      if (g_get_monotonic_time () > deadline)
+        g_error ("timed out waiting for %u notices (have %u)", count, heard->events->len);
+      g_poll (&fd, 1, 100);
+      g_assert_true (tocsin_relay_store_pg_take_notifications (node, on_notice, heard, &error));
+      g_assert_no_error (error);
+    }
+}
+
+/* A node hears another node's commits (once per channel per batch, with the newest id, only
+ * after COMMIT), rotations and deletions, and then reads the new rows from its cursor. */
+static void
+test_pg_notify (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, other = NULL, rotated = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+  Heard heard = { g_array_new (FALSE, FALSE, sizeof (Notice)) };
+  TocsinMessage *messages[3];
+  TocsinRelayStorePgWrite writes[3];
+  TocsinRelayCommit *commits[3];
+  GError *errors[3];
+  Notice *n;
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+  g_assert_true (tocsin_relay_store_pg_listen (b, &error));
+  g_assert_no_error (error);
+  channel = create_channel (a, "watched");
+  other = create_channel (a, "other");
+
+  /* Creating channels says nothing; a batch of three to two channels says two things. */
+  for (guint i = 0; i < 3; i++)
+    {
+      messages[i] = new_message ("hello", 0);
+      writes[i] = (TocsinRelayStorePgWrite) { i == 1 ? other->id : channel->id, messages[i],
+                                              NULL, NULL, 86400 };
+    }
+  g_assert_true (tocsin_relay_store_pg_commit (a, writes, 3, commits, errors, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    {
+      tocsin_relay_commit_free (commits[i]);
+      tocsin_message_free (messages[i]);
+    }
+  wait_for_notices (b, &heard, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      n = &g_array_index (heard.events, Notice, i);
+      g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
+      g_assert_cmpint (n->id, ==, n->channel_id == channel->id ? 2 : 1);
+    }
+  page = tocsin_relay_store_pg_replay_page (b, channel->id, 0, 0, 86400, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 2);
+
+  /* A duplicate stores nothing and says nothing: the next notice is the rotation. */
+  tocsin_relay_commit_free (commit_one (a, channel->id, "k", 0, "K", "C", NULL));
+  tocsin_relay_commit_free (commit_one (a, channel->id, "k", 0, "K", "C", NULL));
+  rotated = tocsin_relay_store_pg_rotate_subscribe (a, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_true (tocsin_relay_store_pg_delete_channel (a, other->id, &error));
+  g_assert_no_error (error);
+  wait_for_notices (b, &heard, 5);
+  n = &g_array_index (heard.events, Notice, 2);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
+  g_assert_cmpint (n->channel_id, ==, channel->id);
+  g_assert_cmpint (n->id, ==, 3);
+  n = &g_array_index (heard.events, Notice, 3);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_ROTATED);
+  g_assert_cmpint (n->channel_id, ==, channel->id);
+  n = &g_array_index (heard.events, Notice, 4);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_DELETED);
+  g_assert_cmpint (n->channel_id, ==, other->id);
+  g_array_unref (heard.events);
+}
+
 #endif /* HAVE_LIBPQ */
 
 /* Runs `tocsin-relay serve --data-dir=TMP --listen=127.0.0.1:0 ARGS…` and returns its exit
@@ -673,6 +791,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/dedup-two-nodes", test_pg_dedup_two_nodes);
   g_test_add_func ("/relay/store-backends/postgres/prune", test_pg_prune);
   g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
+  g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
 #endif
   return g_test_run ();
 }

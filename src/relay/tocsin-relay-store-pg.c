@@ -99,6 +99,17 @@ gboolean
 tocsin_relay_store_pg_prune (TocsinRelayStorePg *pg, gint64 retention, gint64 now_ms,
                              GError **error)
 { UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_listen (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
+int
+tocsin_relay_store_pg_socket (TocsinRelayStorePg *pg)
+{ UNREACHABLE (-1); }
+gboolean
+tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg *pg,
+                                          TocsinRelayStorePgNotifyFunc func,
+                                          gpointer user_data, GError **error)
+{ UNREACHABLE (FALSE); }
 
 #else /* HAVE_LIBPQ */
 
@@ -550,8 +561,10 @@ rotate (TocsinRelayStorePg  *pg,
   params[0] = text;
   params[1] = token;
   params[2] = hash;
-  sql = g_strdup_printf ("UPDATE channels SET version = version + 1, %s_token = $2,"
-                         " %s_hash = $3 WHERE id = $1 RETURNING " CHANNEL_COLUMNS,
+  /* One statement: the row and the notice to other nodes (sent on its commit) go together. */
+  sql = g_strdup_printf ("WITH u AS (UPDATE channels SET version = version + 1, %s_token = $2,"
+                         " %s_hash = $3 WHERE id = $1 RETURNING " CHANNEL_COLUMNS ")"
+                         " SELECT u.*, pg_notify ('tocsin_channels', u.id || ' rotated') FROM u",
                          column, column);
   result = exec_params (pg, sql, PGRES_TUPLES_OK, _("rotating a token"), error, 3, params);
   if (result == NULL)
@@ -591,12 +604,14 @@ tocsin_relay_store_pg_delete_channel (TocsinRelayStorePg  *pg,
 
   g_return_val_if_fail (pg != NULL, FALSE);
 
-  /* Its messages and dedup keys go with it (ON DELETE CASCADE), in the same statement. */
-  result = exec_params (pg, "DELETE FROM channels WHERE id = $1", PGRES_COMMAND_OK,
-                        _("deleting a channel"), error, 1, params);
+  /* Its messages and dedup keys go with it (ON DELETE CASCADE), and other nodes hear of it on
+   * commit, all in one statement. */
+  result = exec_params (pg, "WITH d AS (DELETE FROM channels WHERE id = $1 RETURNING id)"
+                        " SELECT pg_notify ('tocsin_channels', d.id || ' deleted') FROM d",
+                        PGRES_TUPLES_OK, _("deleting a channel"), error, 1, params);
   if (result == NULL)
     return FALSE;
-  if (g_str_equal (PQcmdTuples (result), "0"))
+  if (PQntuples (result) == 0)
     return not_found (id, error);
   return TRUE;
 }
@@ -716,6 +731,8 @@ tocsin_relay_store_pg_commit (TocsinRelayStorePg             *pg,
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr(GHashTable) existing = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                                           NULL);
+  g_autoptr(GHashTable) newest = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                                        NULL);
   g_autoptr(GString) array = g_string_new ("{");
   g_autoptr(PGresult) result = NULL;
   const char *params[1];
@@ -760,6 +777,29 @@ tocsin_relay_store_pg_commit (TocsinRelayStorePg             *pg,
         }
       commits[i] = write_message (pg, &writes[i], error);
       if (commits[i] == NULL)
+        goto fail;
+      if (!commits[i]->duplicate)
+        g_hash_table_insert (newest, g_memdup2 (&writes[i].channel_id, sizeof (gint64)),
+                             GINT_TO_POINTER (1));
+    }
+  if (g_hash_table_size (newest) > 0)
+    {
+      g_autoptr(GString) notices = g_string_new ("{");
+      GHashTableIter iter;
+      gpointer key;
+
+      /* Each channel's newest id, read back under the lock; NOTIFY is sent only on COMMIT. */
+      g_hash_table_iter_init (&iter, newest);
+      while (g_hash_table_iter_next (&iter, &key, NULL))
+        g_string_append_printf (notices, "%s%" G_GINT64_FORMAT, notices->len > 1 ? "," : "",
+                                *(gint64 *) key);
+      g_string_append_c (notices, '}');
+      params[0] = notices->str;
+      g_clear_pointer (&result, PQclear);
+      result = exec_params (pg, "SELECT pg_notify ('tocsin_messages', id || ' ' || last_id)"
+                            " FROM channels WHERE id = ANY ($1::bigint[])", PGRES_TUPLES_OK,
+                            _("notifying other nodes"), error, 1, params);
+      if (result == NULL)
         goto fail;
     }
   if (!exec_command (pg, "COMMIT", _("committing messages"), error))
@@ -893,6 +933,57 @@ tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
   if (result == NULL)
     return FALSE;
   PQclear (result);
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_pg_listen (TocsinRelayStorePg  *pg,
+                              GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  return exec_command (pg, "LISTEN tocsin_messages", _("listening for other nodes"), error)
+         && exec_command (pg, "LISTEN tocsin_channels", _("listening for other nodes"), error);
+}
+
+int
+tocsin_relay_store_pg_socket (TocsinRelayStorePg *pg)
+{
+  g_return_val_if_fail (pg != NULL, -1);
+
+  return PQsocket (pg->conn);
+}
+
+gboolean
+tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
+                                          TocsinRelayStorePgNotifyFunc   func,
+                                          gpointer                       user_data,
+                                          GError                       **error)
+{
+  PGnotify *notify;
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (!PQconsumeInput (pg->conn))
+    return set_pg_error (pg, NULL, _("listening for other nodes"), error);
+  while ((notify = PQnotifies (pg->conn)) != NULL)
+    {
+      g_auto(GStrv) fields = g_strsplit (notify->extra, " ", 2);
+      gint64 channel_id = fields[0] ? g_ascii_strtoll (fields[0], NULL, 10) : 0;
+
+      /* Only this file sends on these channels; anything else is ignored. */
+      if (channel_id > 0 && fields[1] != NULL)
+        {
+          if (g_str_equal (notify->relname, "tocsin_messages"))
+            func (TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES, channel_id,
+                  g_ascii_strtoll (fields[1], NULL, 10), user_data);
+          else if (g_str_equal (fields[1], "deleted"))
+            func (TOCSIN_RELAY_STORE_PG_EVENT_DELETED, channel_id, 0, user_data);
+          else if (g_str_equal (fields[1], "rotated"))
+            func (TOCSIN_RELAY_STORE_PG_EVENT_ROTATED, channel_id, 0, user_data);
+        }
+      PQfreemem (notify);
+    }
   return TRUE;
 }
 

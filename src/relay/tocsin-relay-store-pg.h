@@ -92,4 +92,32 @@ gboolean tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
                                       gint64               now_ms,
                                       GError             **error);
 
+/* Fan-out between nodes, the first part: each committed batch notifies (NOTIFY, sent only on
+ * COMMIT) channel "tocsin_messages" with "CHANNEL_ID LAST_ID" for each channel it wrote to, and
+ * deleting or rotating a channel notifies "tocsin_channels" with "CHANNEL_ID deleted" or
+ * "CHANNEL_ID rotated". A node LISTENs on its own handle, waits for its socket to be readable
+ * (on the store's thread), takes what arrived, and reads the new rows in id order with
+ * tocsin_relay_store_pg_replay_page() from its cursor. */
+typedef enum
+{
+  TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES,  /* @id: the channel's newest committed id */
+  TOCSIN_RELAY_STORE_PG_EVENT_DELETED,
+  TOCSIN_RELAY_STORE_PG_EVENT_ROTATED,
+} TocsinRelayStorePgEvent;
+
+typedef void (*TocsinRelayStorePgNotifyFunc) (TocsinRelayStorePgEvent  event,
+                                              gint64                   channel_id,
+                                              gint64                   id,
+                                              gpointer                 user_data);
+
+gboolean tocsin_relay_store_pg_listen               (TocsinRelayStorePg  *pg,
+                                                     GError             **error);
+/* The connection's socket, to poll for reading; -1 when there is no connection. */
+int      tocsin_relay_store_pg_socket               (TocsinRelayStorePg  *pg);
+/* Without blocking: reads what the server sent and calls @func for each notification. */
+gboolean tocsin_relay_store_pg_take_notifications   (TocsinRelayStorePg            *pg,
+                                                     TocsinRelayStorePgNotifyFunc   func,
+                                                     gpointer                       user_data,
+                                                     GError                       **error);
+
 G_END_DECLS
