@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: GPL-3.0-or-later */
 /*
  * test-relay-store-backends.c: the relay's store against its backends (issue 16), on a real
- * PostgreSQL that tests/tocsin-test-postgres.c starts in a temp dir. So far the PostgreSQL
- * backend's own functions (tocsin-relay-store-pg.h), with two handles on one database standing
- * for two relay nodes; the same cases through tocsin-relay-store.h on both backends come when
- * the store dispatches to them.
+ * PostgreSQL that tests/tocsin-test-postgres.c starts in a temp dir. The "sqlite/same" and
+ * "postgresql/same" paths are the same cases on both (two handles on one database standing for
+ * two nodes); the "postgres" paths are PostgreSQL's own (concurrent nodes, restart, notices).
  */
 #define G_LOG_DOMAIN "tocsin-test"
 
@@ -777,10 +776,498 @@ test_serve_database_refused (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+/* ---- The same cases on both backends ----
+ *
+ * Until tocsin-relay-store.c dispatches to PostgreSQL, a small table maps each case's steps to
+ * the store's public functions (SQLite) or to tocsin-relay-store-pg.h; two handles on one
+ * database stand for two nodes (two processes on one relay.db, for SQLite). */
+
+typedef struct
+{
+  TocsinTestPostgres *pg;        /* PostgreSQL */
+  char               *data_dir;  /* SQLite */
+} Database;
+
+typedef struct
+{
+  const char *name;
+  gboolean  (*start)       (Database *db);
+  gpointer  (*open)        (Database *db);
+  void      (*close)       (gpointer handle);
+  TocsinRelayChannel *(*create) (gpointer handle, const char *name);
+  TocsinRelayChannel *(*find_by_trigger) (gpointer handle, const char *token);
+  TocsinRelayChannel *(*rotate_trigger)  (gpointer handle, gint64 id, GError **error);
+  gboolean  (*delete)      (gpointer handle, gint64 id, GError **error);
+  /* One message with the next id, durable when it returns. */
+  TocsinRelayCommit *(*commit) (gpointer handle, gint64 channel_id, const char *title,
+                                gint64 time_ms, const char *key_hash, const char *content_hash,
+                                GError **error);
+  TocsinRelayReplayPage *(*replay) (gpointer handle, gint64 channel_id, gint64 after_id,
+                                    GError **error);
+  gboolean  (*prune)       (gpointer handle, gint64 now_ms, GError **error);
+} Backend;
+
+static TocsinMessage *
+titled_message (const char *title,
+                gint64      time_ms)
+{
+  TocsinMessage *message = tocsin_message_new ();
+
+  g_free (message->title);
+  message->title = g_strdup (title);
+  message->time_ms = time_ms ? time_ms : g_get_real_time () / 1000;
+  return message;
+}
+
+/* SQLite: the store's public functions. */
+
+static gboolean
+sqlite_start (Database *db)
+{
+  db->data_dir = tocsin_test_make_tmpdir ("tocsin-store-backends");
+  return TRUE;
+}
+
+static gpointer
+sqlite_open (Database *db)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStore *store = tocsin_relay_store_open (db->data_dir, &error);
+
+  g_assert_no_error (error);
+  tocsin_relay_store_set_retention (store, 86400);
+  return store;
+}
+
+static void
+sqlite_close (gpointer handle)
+{
+  tocsin_relay_store_free (handle);
+}
+
+static TocsinRelayChannel *
+sqlite_create (gpointer    handle,
+               const char *name)
+{
+  TocsinRelayChannelSpec spec = { .name = name, .title = "{{title}}" };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_create_channel (handle, &spec, NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+sqlite_find_by_trigger (gpointer    handle,
+                        const char *token)
+{
+  return tocsin_relay_store_find_by_trigger (handle, token);
+}
+
+static TocsinRelayChannel *
+sqlite_rotate_trigger (gpointer   handle,
+                       gint64     id,
+                       GError   **error)
+{
+  return tocsin_relay_store_rotate_trigger (handle, id, error);
+}
+
+static gboolean
+sqlite_delete (gpointer   handle,
+               gint64     id,
+               GError   **error)
+{
+  return tocsin_relay_store_delete_channel (handle, id, error);
+}
+
+static void
+on_committed (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+static TocsinRelayCommit *
+sqlite_commit (gpointer     handle,
+               gint64       channel_id,
+               const char  *title,
+               gint64       time_ms,
+               const char  *key_hash,
+               const char  *content_hash,
+               GError     **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  tocsin_relay_store_commit_async (handle, channel_id, titled_message (title, time_ms), key_hash,
+                                   content_hash, on_committed, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  return tocsin_relay_store_commit_finish (handle, result, error);
+}
+
+static gboolean
+collect_page (gint64   id,
+              GBytes  *message,
+              gpointer user_data)
+{
+  TocsinRelayReplayPage *page = user_data;
+
+  g_array_append_val (page->ids, id);
+  g_ptr_array_add (page->messages, g_bytes_ref (message));
+  return TRUE;
+}
+
+static TocsinRelayReplayPage *
+sqlite_replay (gpointer   handle,
+               gint64     channel_id,
+               gint64     after_id,
+               GError   **error)
+{
+  g_autoptr(TocsinRelayReplayPage) page = g_new0 (TocsinRelayReplayPage, 1);
+
+  page->ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  page->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  if (!tocsin_relay_store_replay_page (handle, channel_id, after_id, 0, collect_page, page,
+                                       &page->gap_from, &page->gap_to, error))
+    return NULL;
+  return g_steal_pointer (&page);
+}
+
+static gboolean
+sqlite_prune (gpointer   handle,
+              gint64     now_ms,
+              GError   **error)
+{
+  return tocsin_relay_store_prune (handle, now_ms, error);
+}
+
+static const Backend sqlite_backend = {
+  "sqlite", sqlite_start, sqlite_open, sqlite_close, sqlite_create, sqlite_find_by_trigger,
+  sqlite_rotate_trigger, sqlite_delete, sqlite_commit, sqlite_replay, sqlite_prune,
+};
+
+#ifdef HAVE_LIBPQ
+
+/* PostgreSQL: tocsin-relay-store-pg.h, on the test's thread (the store's thread to come). */
+
+static gboolean
+pg_start (Database *db)
+{
+  db->pg = tocsin_test_postgres_start ();
+  return db->pg != NULL;
+}
+
+static gpointer
+pg_open (Database *db)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStorePg *node = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (db->pg),
+                                                         &error);
+
+  g_assert_no_error (error);
+  return node;
+}
+
+static void
+pg_close (gpointer handle)
+{
+  tocsin_relay_store_pg_free (handle);
+}
+
+static TocsinRelayChannel *
+pg_create (gpointer    handle,
+           const char *name)
+{
+  TocsinRelayChannelSpec spec = { .name = name, .title = "{{title}}" };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_create_channel (handle, &spec, "webhook",
+                                                                      NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+pg_find_by_trigger (gpointer    handle,
+                    const char *token)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_find_by_trigger (handle, token, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+pg_rotate_trigger (gpointer   handle,
+                   gint64     id,
+                   GError   **error)
+{
+  return tocsin_relay_store_pg_rotate_trigger (handle, id, error);
+}
+
+static gboolean
+pg_delete (gpointer   handle,
+           gint64     id,
+           GError   **error)
+{
+  return tocsin_relay_store_pg_delete_channel (handle, id, error);
+}
+
+static TocsinRelayCommit *
+pg_commit (gpointer     handle,
+           gint64       channel_id,
+           const char  *title,
+           gint64       time_ms,
+           const char  *key_hash,
+           const char  *content_hash,
+           GError     **error)
+{
+  g_autoptr(TocsinMessage) message = titled_message (title, time_ms);
+  TocsinRelayStorePgWrite write = { channel_id, message, key_hash, content_hash, 86400 };
+  TocsinRelayCommit *commit = NULL;
+  GError *per_write = NULL;
+
+  if (!tocsin_relay_store_pg_commit (handle, &write, 1, &commit, &per_write, error))
+    return NULL;
+  if (per_write)
+    g_propagate_error (error, per_write);
+  return commit;
+}
+
+static TocsinRelayReplayPage *
+pg_replay (gpointer   handle,
+           gint64     channel_id,
+           gint64     after_id,
+           GError   **error)
+{
+  return tocsin_relay_store_pg_replay_page (handle, channel_id, after_id, 0, 86400, error);
+}
+
+static gboolean
+pg_prune (gpointer   handle,
+          gint64     now_ms,
+          GError   **error)
+{
+  return tocsin_relay_store_pg_prune (handle, 86400, now_ms, error);
+}
+
+static const Backend pg_backend = {
+  "postgresql", pg_start, pg_open, pg_close, pg_create, pg_find_by_trigger,
+  pg_rotate_trigger, pg_delete, pg_commit, pg_replay, pg_prune,
+};
+
+#endif /* HAVE_LIBPQ */
+
+typedef struct
+{
+  const Backend *backend;
+  Database       db;
+  gpointer       a, b;   /* two handles: two nodes, or two processes */
+  gboolean       skipped;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->backend = data;
+  if (!f->backend->start (&f->db))
+    {
+      f->skipped = TRUE;
+      return;
+    }
+  f->a = f->backend->open (&f->db);
+  f->b = f->backend->open (&f->db);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_pointer (&f->a, f->backend->close);
+  g_clear_pointer (&f->b, f->backend->close);
+  g_clear_pointer (&f->db.pg, tocsin_test_postgres_free);
+  if (f->db.data_dir)
+    tocsin_test_rmdir_recursive (f->db.data_dir);
+  g_clear_pointer (&f->db.data_dir, g_free);
+}
+
+static char *
+message_title (GBytes *bytes)
+{
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (data, length, &error);
+
+  g_assert_no_error (error);
+  return g_strdup (message->title);
+}
+
+/* Created on one handle, found by its trigger token on the other; rotated there, the old token
+ * finds nothing on either; deleted, then gone, and a second delete is NOT_FOUND. */
+static void
+test_same_channels (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL, found = NULL, rotated = NULL;
+  g_autoptr(TocsinRelayChannel) old = NULL, renewed = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "Builds");
+  g_assert_cmpstr (channel->name, ==, "Builds");
+  found = f->backend->find_by_trigger (f->b, channel->trigger_token);
+  g_assert_nonnull (found);
+  g_assert_cmpint (found->id, ==, channel->id);
+
+  rotated = f->backend->rotate_trigger (f->b, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (rotated->trigger_token, !=, channel->trigger_token);
+  old = f->backend->find_by_trigger (f->a, channel->trigger_token);
+  g_assert_null (old);
+  renewed = f->backend->find_by_trigger (f->a, rotated->trigger_token);
+  g_assert_nonnull (renewed);
+
+  g_assert_true (f->backend->delete (f->a, channel->id, &error));
+  g_assert_no_error (error);
+  g_assert_null (f->backend->find_by_trigger (f->b, rotated->trigger_token));
+  g_assert_false (f->backend->delete (f->b, channel->id, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+}
+
+/* Commits on both handles number one channel's messages 1, 2, 3…; replay from either handle
+ * gives them in id order, from any cursor. */
+static void
+test_same_commit_order (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) all = NULL, after = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "order");
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("m%u", i + 1);
+      g_autoptr(TocsinRelayCommit) commit = f->backend->commit (i % 2 ? f->b : f->a, channel->id,
+                                                                title, 0, NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (commit->id, ==, i + 1);
+      g_assert_false (commit->duplicate);
+    }
+  all = f->backend->replay (f->b, channel->id, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (all->ids->len, ==, 6);
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *title = message_title (g_ptr_array_index (all->messages, i));
+      g_autofree char *expected = g_strdup_printf ("m%u", i + 1);
+
+      g_assert_cmpint (g_array_index (all->ids, gint64, i), ==, i + 1);
+      g_assert_cmpstr (title, ==, expected);
+    }
+  after = f->backend->replay (f->a, channel->id, 4, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (after->ids->len, ==, 2);
+  g_assert_cmpint (g_array_index (after->ids, gint64, 0), ==, 5);
+  g_assert_cmpint (after->gap_from, ==, 0);
+}
+
+/* A dedup key stored through one handle is a duplicate through the other (same id, nothing
+ * stored); new content under it replaces the first message. */
+static void
+test_same_dedup (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayCommit) first = NULL, again = NULL, changed = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "dedup");
+  first = f->backend->commit (f->a, channel->id, "first", 0, "K", "C1", &error);
+  g_assert_no_error (error);
+  again = f->backend->commit (f->b, channel->id, "again", 0, "K", "C1", &error);
+  g_assert_no_error (error);
+  g_assert_true (again->duplicate);
+  g_assert_cmpint (again->id, ==, first->id);
+  changed = f->backend->commit (f->b, channel->id, "changed", 0, "K", "C2", &error);
+  g_assert_no_error (error);
+  g_assert_false (changed->duplicate);
+  g_assert_cmpint (changed->replaces, ==, first->id);
+  page = f->backend->replay (f->a, channel->id, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 2);
+}
+
+/* Prune drops messages past retention (24 h here); a cursor before them gets the gap. */
+static void
+test_same_prune (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 now_ms = g_get_real_time () / 1000;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "prune");
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(TocsinRelayCommit) commit =
+        f->backend->commit (f->a, channel->id, "m", i < 2 ? now_ms - 2 * 86400 * 1000 : now_ms,
+                            NULL, NULL, &error);
+
+      g_assert_no_error (error);
+    }
+  g_assert_true (f->backend->prune (f->b, now_ms, &error));
+  g_assert_no_error (error);
+  page = f->backend->replay (f->a, channel->id, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 1);
+  g_assert_cmpint (g_array_index (page->ids, gint64, 0), ==, 3);
+  g_assert_cmpint (page->gap_from, ==, 1);
+  g_assert_cmpint (page->gap_to, ==, 2);
+}
+
+static void
+add_same_cases (const Backend *backend)
+{
+  static const struct { const char *name; void (*func) (Fixture *, gconstpointer); } cases[] = {
+    { "channels", test_same_channels },
+    { "commit-order", test_same_commit_order },
+    { "dedup-two-handles", test_same_dedup },
+    { "prune", test_same_prune },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/relay/store-backends/%s/same/%s", backend->name,
+                                               cases[i].name);
+
+      g_test_add (path, Fixture, backend, fixture_setup, cases[i].func, fixture_teardown);
+    }
+}
+
 int
 main (int argc, char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
+  add_same_cases (&sqlite_backend);
+#ifdef HAVE_LIBPQ
+  add_same_cases (&pg_backend);
+#endif
   g_test_add_func ("/relay/store-backends/postgres-helper", test_postgres_helper);
   g_test_add_func ("/relay/store-backends/postgres-helper-crash", test_postgres_helper_crash);
   g_test_add_func ("/relay/store-backends/serve-database-refused", test_serve_database_refused);
