@@ -174,7 +174,7 @@ page_title (TocsinRelayReplayPage *page,
 static void
 test_pg_channels (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL, found = NULL, rotated = NULL, gone = NULL;
   g_autoptr(TocsinRelayChannel) by_new = NULL, by_old = NULL, by_subscribe = NULL;
@@ -256,7 +256,7 @@ test_pg_channels (void)
 static void
 test_pg_commit_replay (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) node = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL, other = NULL;
   g_autoptr(TocsinRelayReplayPage) all = NULL, after = NULL;
@@ -366,7 +366,7 @@ writer_thread (gpointer data)
 static void
 test_pg_two_nodes_order (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) reader = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(TocsinRelayReplayPage) page = NULL;
@@ -457,7 +457,7 @@ dedup_thread (gpointer data)
 static void
 test_pg_dedup_two_nodes (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(TocsinRelayCommit) first = NULL, again = NULL, changed = NULL;
@@ -519,7 +519,7 @@ test_pg_dedup_two_nodes (void)
 static void
 test_pg_prune (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) node = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(TocsinRelayReplayPage) page = NULL;
@@ -650,7 +650,7 @@ wait_for_notices (TocsinRelayStorePg *node,
 static void
 test_pg_notify (void)
 {
-  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
   g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL, other = NULL, rotated = NULL;
   g_autoptr(TocsinRelayReplayPage) page = NULL;
@@ -955,7 +955,7 @@ static const Backend sqlite_backend = {
 static gboolean
 pg_start (Database *db)
 {
-  db->pg = tocsin_test_postgres_start ();
+  db->pg = tocsin_test_postgres_start_database ();
   return db->pg != NULL;
 }
 

@@ -24,8 +24,12 @@ struct _TocsinTestPostgres
   char     *null_device;  /* dir/null, bound over /dev/null for run_user when set (below) */
   guint16   port;
   gboolean  running;
+  char     *dbname;
   char     *conninfo;
+  gboolean  shared;       /* a database on the shared server: free drops only the database */
 };
+
+static TocsinTestPostgres *shared_server;
 
 /* TOCSIN_PG_BINDIR, else Debian's versioned directories (newest first), else PATH. */
 static char *
@@ -266,7 +270,40 @@ tocsin_test_postgres_start (void)
       g_error ("createdb failed: %s%s", out, err);
   }
 
+  pg->dbname = g_strdup ("tocsin");
   pg->conninfo = g_strdup_printf ("postgresql://tocsin@127.0.0.1:%u/tocsin", pg->port);
+  return g_steal_pointer (&pg);
+}
+
+TocsinTestPostgres *
+tocsin_test_postgres_start_database (void)
+{
+  static guint counter;
+  g_autoptr(TocsinTestPostgres) pg = NULL;
+  g_autofree char *port = NULL, *out = NULL, *err = NULL;
+
+  /* Tests run one at a time on the main thread. */
+  if (shared_server == NULL)
+    shared_server = tocsin_test_postgres_start ();
+  if (shared_server == NULL)
+    return NULL;
+
+  pg = g_new0 (TocsinTestPostgres, 1);
+  pg->shared = TRUE;
+  pg->bin_dir = g_strdup (shared_server->bin_dir);
+  pg->dir = g_strdup (shared_server->dir);
+  pg->data_dir = g_strdup (shared_server->data_dir);
+  pg->socket_dir = g_strdup (shared_server->socket_dir);
+  pg->log_path = g_strdup (shared_server->log_path);
+  pg->run_user = g_strdup (shared_server->run_user);
+  pg->null_device = g_strdup (shared_server->null_device);
+  pg->port = shared_server->port;
+  pg->dbname = g_strdup_printf ("tocsin_%u", ++counter);
+  port = g_strdup_printf ("%u", pg->port);
+  if (!run_tool (pg, &out, &err, "createdb", "-h", pg->socket_dir, "-p", port, "-U", "tocsin",
+                 pg->dbname, NULL))
+    g_error ("createdb %s failed: %s%s", pg->dbname, out, err);
+  pg->conninfo = g_strdup_printf ("postgresql://tocsin@127.0.0.1:%u/%s", pg->port, pg->dbname);
   return g_steal_pointer (&pg);
 }
 
@@ -293,6 +330,7 @@ tocsin_test_postgres_stop (TocsinTestPostgres *pg)
 {
   g_autofree char *err = NULL;
 
+  g_assert_false (pg->shared);
   if (!pg->running)
     return;
   if (!run_tool (pg, NULL, &err, "pg_ctl", "-D", pg->data_dir, "-m", "fast", "-w", "-t", "120",
@@ -324,7 +362,8 @@ tocsin_test_postgres_psql (TocsinTestPostgres *pg,
   char *out = NULL;
 
   if (!run_tool (pg, &out, &err, "psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
-                 "-h", pg->socket_dir, "-p", port, "-U", "tocsin", "-d", "tocsin", "-c", sql, NULL))
+                 "-h", pg->socket_dir, "-p", port, "-U", "tocsin", "-d", pg->dbname, "-c", sql,
+                 NULL))
     g_error ("psql -c '%s' failed: %s", sql, err);
   return out;
 }
@@ -334,7 +373,17 @@ tocsin_test_postgres_free (TocsinTestPostgres *pg)
 {
   if (pg == NULL)
     return;
-  if (pg->running)
+  if (pg->shared && pg->conninfo != NULL)
+    {
+      g_autofree char *drop = g_strdup_printf ("DROP DATABASE %s WITH (FORCE)", pg->dbname);
+      g_autofree char *port = g_strdup_printf ("%u", pg->port);
+      g_autofree char *err = NULL;
+
+      if (!run_tool (pg, NULL, &err, "psql", "-X", "-q", "-h", pg->socket_dir, "-p", port,
+                     "-U", "tocsin", "-d", "postgres", "-c", drop, NULL))
+        g_printerr ("%s failed: %s\n", drop, err);
+    }
+  else if (pg->running)
     {
       g_autofree char *err = NULL;
 
@@ -343,7 +392,8 @@ tocsin_test_postgres_free (TocsinTestPostgres *pg)
                      "stop", NULL))
         g_printerr ("pg_ctl stop failed: %s\n", err);
     }
-  tocsin_test_rmdir_recursive (pg->dir);
+  if (!pg->shared)
+    tocsin_test_rmdir_recursive (pg->dir);
   g_free (pg->bin_dir);
   g_free (pg->dir);
   g_free (pg->data_dir);
@@ -351,6 +401,7 @@ tocsin_test_postgres_free (TocsinTestPostgres *pg)
   g_free (pg->log_path);
   g_free (pg->run_user);
   g_free (pg->null_device);
+  g_free (pg->dbname);
   g_free (pg->conninfo);
   g_free (pg);
 }
