@@ -8,7 +8,7 @@ packages="
   meson ninja-build pkg-config gcc gettext itstool
   libglib2.0-dev libglib2.0-bin libgtk-4-dev libadwaita-1-dev libsoup-3.0-dev
   libjson-glib-dev libsqlite3-dev libnotify-dev libgsound-dev sound-theme-freedesktop libmd4c-dev
-  libgmime-3.0-dev
+  libgmime-3.0-dev libpq-dev postgresql haproxy
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
   python3-pyatspi xdotool

@@ -10,6 +10,7 @@
 
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-cors.h"
+#include "tocsin-relay-store-pg.h"
 
 #define GROUP "relay"
 
@@ -69,6 +70,7 @@ tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config)
   g_clear_pointer (&config->tls_cert, g_free);
   g_clear_pointer (&config->tls_key, g_free);
   g_clear_pointer (&config->smtp_listen, g_free);
+  g_clear_pointer (&config->database, g_free);
 }
 
 gint64
@@ -399,6 +401,20 @@ apply_setting (TocsinRelayServeConfig  *config,
         return FALSE;
       relay->max_mail = u;
     }
+  else if (g_str_equal (key, "database"))
+    {
+      /* "sqlite" (or empty) is the default: SQLite in data-dir. */
+      if (value != NULL && *value != '\0' && !g_str_equal (value, "sqlite")
+          && !tocsin_relay_store_pg_is_url (value))
+        {
+          g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                               _("database takes a postgresql:// URL, or sqlite (the default: "
+                                 "SQLite in the data dir)."));
+          return FALSE;
+        }
+      g_free (config->database);
+      config->database = tocsin_relay_store_pg_is_url (value) ? g_strdup (value) : NULL;
+    }
   else if (g_str_equal (key, "forward-timeout"))
     {
       guint ms = 0;
@@ -506,6 +522,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *forward_backoff_base = NULL, *forward_backoff_max = NULL;
   g_autofree char *forward_cooldown = NULL, *forward_ca_file = NULL;
   g_autofree char *forward_deny_private = NULL;
+  g_autofree char *database = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -571,6 +588,9 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "forward-deny-private", 0, 0, G_OPTION_ARG_STRING, &forward_deny_private,
       N_("yes: send no forward to loopback, link-local or private addresses (default no)"),
       N_("yes|no") },
+    { "database", 0, 0, G_OPTION_ARG_STRING, &database,
+      N_("Keep the store in PostgreSQL at URL (postgresql://…; default: SQLite in --data-dir)"),
+      N_("URL") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -585,6 +605,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "forward-timeout", NULL }, { "forward-max-attempts", NULL },
     { "forward-backoff-base", NULL }, { "forward-backoff-max", NULL },
     { "forward-cooldown", NULL }, { "forward-ca-file", NULL }, { "forward-deny-private", NULL },
+    { "database", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -629,6 +650,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[25].value = forward_cooldown;
   flags[26].value = forward_ca_file;
   flags[27].value = forward_deny_private;
+  flags[28].value = database;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

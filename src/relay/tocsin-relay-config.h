@@ -20,6 +20,7 @@ typedef struct
   char              *tls_cert;       /* PEM certificate (chain) file: serve HTTPS/WSS; or NULL */
   char              *tls_key;        /* its PEM private key; NULL: the key is in tls_cert */
   char              *smtp_listen;    /* "HOST:PORT" of the email trigger, or NULL: no SMTP */
+  char              *database;       /* a postgresql:// URL, or NULL: SQLite in data_dir */
 } TocsinRelayServeConfig;
 
 void     tocsin_relay_serve_config_init  (TocsinRelayServeConfig *config);
@@ -30,7 +31,7 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
  * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, cors-origins,
  * owner-cors-origins, open-relay, backlog, tls-cert, tls-key, smtp-listen, mail-domain,
  * max-mail, forward-timeout, forward-max-attempts, forward-backoff-base, forward-backoff-max,
- * forward-cooldown, forward-ca-file, forward-deny-private). */
+ * forward-cooldown, forward-ca-file, forward-deny-private, database). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

@@ -39,6 +39,7 @@
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-store-pg.h"
 #include "tocsin-relay-ratelimit.h"
 #include "tocsin-relay-recent.h"
 #include "tocsin-relay-smtp.h"
@@ -1500,6 +1501,12 @@ tocsin_relay_serve (int    argc,
                                                            MAX_TRACKED_ADDRESSES);
   server.loop = g_main_loop_new (NULL, FALSE);
 
+  if (server.config.database != NULL)
+    {
+      /* Issue 16: rather than run half on PostgreSQL, say what does not work there yet. */
+      g_printerr ("tocsin-relay serve: --database: %s\n", tocsin_relay_store_pg_missing ());
+      goto out;
+    }
   server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
   if (server.relay.store == NULL)
     {

@@ -1,0 +1,1284 @@
+/* SPDX-License-Identifier: GPL-3.0-or-later */
+/*
+ * test-relay-store-backends.c: the relay's store against its backends (issue 16), on a real
+ * PostgreSQL that tests/tocsin-test-postgres.c starts in a temp dir. The "sqlite/same" and
+ * "postgresql/same" paths are the same cases on both (two handles on one database standing for
+ * two nodes); the "postgres" paths are PostgreSQL's own (concurrent nodes, restart, notices).
+ */
+#define G_LOG_DOMAIN "tocsin-test"
+
+#include "config.h"
+
+#include <string.h>
+
+#include "tocsin-token.h"
+#include "tocsin-relay-store-pg.h"
+#include "tocsin-test-postgres.h"
+#include "tocsin-test-relay.h"
+
+/* The helper gives a server that takes SQL on its socket and on 127.0.0.1:PORT, keeps the data
+ * across a restart, and is reachable again after it. */
+static void
+test_postgres_helper (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autofree char *answer = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *after = NULL;
+
+  if (pg == NULL)
+    return;
+  expected = g_strdup_printf ("postgresql://tocsin@127.0.0.1:%u/tocsin",
+                              tocsin_test_postgres_port (pg));
+  g_assert_cmpstr (tocsin_test_postgres_conninfo (pg), ==, expected);
+
+  answer = tocsin_test_postgres_psql (pg, "CREATE TABLE t (v text); "
+                                          "INSERT INTO t VALUES ('kept'); "
+                                          "SELECT current_database() || ' ' || "
+                                          "split_part(current_setting('server_version'), '.', 1)");
+  g_strstrip (answer);
+  g_assert_true (g_str_has_prefix (answer, "tocsin "));
+  g_assert_cmpint (atoi (answer + strlen ("tocsin ")), >=, 15);
+
+  tocsin_test_postgres_restart (pg);
+  after = tocsin_test_postgres_psql (pg, "SELECT v FROM t");
+  g_assert_cmpstr (g_strstrip (after), ==, "kept");
+}
+
+/* A test that dies (abort, or meson's timeout) leaves no PostgreSQL running and no temp dir. */
+static void
+test_postgres_helper_crash (void)
+{
+  g_autofree char *note_dir = NULL, *note = NULL, *dir = NULL;
+
+  if (g_test_subprocess ())
+    {
+      TocsinTestPostgres *pg = tocsin_test_postgres_start ();
+
+      if (pg == NULL)
+        return;
+      g_file_set_contents (g_getenv ("TOCSIN_PG_NOTE"), tocsin_test_postgres_dir (pg), -1, NULL);
+      abort ();
+    }
+
+  note_dir = tocsin_test_make_tmpdir ("tocsin-pg-note");
+  note = g_build_filename (note_dir, "dir", NULL);
+  g_setenv ("TOCSIN_PG_NOTE", note, TRUE);
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_unsetenv ("TOCSIN_PG_NOTE");
+  if (!g_file_get_contents (note, &dir, NULL, NULL))
+    {
+      /* The child could not start PostgreSQL and skipped; say why here too. */
+      g_test_trap_assert_passed ();
+      tocsin_test_rmdir_recursive (note_dir);
+      g_test_skip ("PostgreSQL is not installed (see /relay/store-backends/postgres-helper)");
+      return;
+    }
+  g_test_trap_assert_failed ();
+  TOCSIN_WAIT_UNTIL (!g_file_test (dir, G_FILE_TEST_EXISTS));
+  tocsin_test_rmdir_recursive (note_dir);
+}
+
+#ifdef HAVE_LIBPQ
+
+static TocsinMessage *
+new_message (const char *title,
+             gint64      time_ms)
+{
+  TocsinMessage *message = tocsin_message_new ();
+
+  g_free (message->title);
+  message->title = g_strdup (title);
+  message->time_ms = time_ms ? time_ms : g_get_real_time () / 1000;
+  return message;
+}
+
+static TocsinRelayStorePg *
+open_node (TocsinTestPostgres *pg)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStorePg *node = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (pg),
+                                                         &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (node);
+  return node;
+}
+
+static TocsinRelayChannel *
+create_channel (TocsinRelayStorePg *node,
+                const char         *name)
+{
+  TocsinRelayChannelSpec spec = { .name = name, .title = "{{title}}" };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_create_channel (node, &spec, "webhook",
+                                                                      NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (channel);
+  return channel;
+}
+
+/* Commits one message; returns the result (asserts the transaction committed). */
+static TocsinRelayCommit *
+commit_one (TocsinRelayStorePg *node,
+            gint64              channel_id,
+            const char         *title,
+            gint64              time_ms,
+            const char         *key_hash,
+            const char         *content_hash,
+            GError            **write_error)
+{
+  g_autoptr(TocsinMessage) message = new_message (title, time_ms);
+  TocsinRelayStorePgWrite write = { channel_id, message, key_hash, content_hash, 86400 };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayCommit *commit = NULL;
+  GError *per_write = NULL;
+
+  g_assert_true (tocsin_relay_store_pg_commit (node, &write, 1, &commit, &per_write, &error));
+  g_assert_no_error (error);
+  if (per_write)
+    g_propagate_error (write_error, per_write);
+  return commit;
+}
+
+static TocsinRelayReplayPage *
+replay (TocsinRelayStorePg *node,
+        gint64              channel_id,
+        gint64              after_id)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayReplayPage *page = tocsin_relay_store_pg_replay_page (node, channel_id, after_id, 0,
+                                                                   86400, &error);
+
+  g_assert_no_error (error);
+  return page;
+}
+
+static char *
+page_title (TocsinRelayReplayPage *page,
+            guint                  i)
+{
+  GBytes *bytes = g_ptr_array_index (page->messages, i);
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (data, length, &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpint (message->id, ==, g_array_index (page->ids, gint64, i));
+  return g_strdup (message->title);
+}
+
+/* Create, find by either token (on another node too), rotate, delete. */
+static void
+test_pg_channels (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, found = NULL, rotated = NULL, gone = NULL;
+  g_autoptr(TocsinRelayChannel) by_new = NULL, by_old = NULL, by_subscribe = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *owner_key = NULL;
+  TocsinRelayChannelSpec spec = { .name = "  Builds  ", .description = "CI", .title = "{{t}}" };
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+
+  channel = tocsin_relay_store_pg_create_channel (a, &spec, "webhook", &owner_key, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (channel->name, ==, "Builds");
+  g_assert_cmpstr (channel->description, ==, "CI");
+  g_assert_cmpstr (channel->title_source, ==, "{{t}}");
+  g_assert_nonnull (channel->title);
+  g_assert_cmpint (channel->last_id, ==, 0);
+  g_assert_false (channel->direct);
+  g_assert_true (tocsin_token_is_wellformed (channel->trigger_token));
+  g_assert_cmpstr (channel->trigger_token, !=, channel->subscribe_token);
+  g_assert_nonnull (owner_key);
+  g_assert_cmpstr (channel->forwards_source, ==, "[]");
+  g_assert_cmpuint (channel->forwards->len, ==, 0);
+  g_assert_cmpuint (channel->actions->len, ==, 0);
+
+  /* The other node finds it by either token; a wrong token finds nothing, without error. */
+  found = tocsin_relay_store_pg_find_by_trigger (b, channel->trigger_token, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (found);
+  g_assert_cmpint (found->id, ==, channel->id);
+  by_subscribe = tocsin_relay_store_pg_find_by_subscribe (b, channel->subscribe_token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (by_subscribe->id, ==, channel->id);
+  g_assert_null (tocsin_relay_store_pg_find_by_trigger (b, channel->subscribe_token, &error));
+  g_assert_no_error (error);
+  g_assert_null (tocsin_relay_store_pg_find_by_trigger (b, "", &error));
+  g_assert_no_error (error);
+
+  /* Rotated on one node: the old token is dead on the other. */
+  rotated = tocsin_relay_store_pg_rotate_trigger (a, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (rotated->trigger_token, !=, channel->trigger_token);
+  g_assert_cmpstr (rotated->subscribe_token, ==, channel->subscribe_token);
+  by_old = tocsin_relay_store_pg_find_by_trigger (b, channel->trigger_token, &error);
+  g_assert_no_error (error);
+  g_assert_null (by_old);
+  by_new = tocsin_relay_store_pg_find_by_trigger (b, rotated->trigger_token, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (by_new->id, ==, channel->id);
+
+  /* Deleted, with its messages. */
+  g_clear_pointer (&found, tocsin_relay_channel_unref);
+  tocsin_relay_commit_free (commit_one (a, channel->id, "kept?", 0, NULL, NULL, NULL));
+  g_assert_true (tocsin_relay_store_pg_delete_channel (b, channel->id, &error));
+  g_assert_no_error (error);
+  gone = tocsin_relay_store_pg_find_by_id (a, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_null (gone);
+  g_assert_false (tocsin_relay_store_pg_delete_channel (a, channel->id, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (tocsin_relay_store_pg_rotate_subscribe (a, channel->id, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (tocsin_relay_store_pg_replay_page (a, channel->id, -1, 0, 86400, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  {
+    g_autofree char *left = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM messages");
+
+    g_assert_cmpstr (g_strstrip (left), ==, "0");
+  }
+}
+
+/* A batch is numbered in order; replay gives the messages back from any cursor; a write to a
+ * deleted channel fails alone. */
+static void
+test_pg_commit_replay (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, other = NULL;
+  g_autoptr(TocsinRelayReplayPage) all = NULL, after = NULL;
+  g_autoptr(GError) error = NULL;
+  TocsinMessage *messages[4];
+  TocsinRelayStorePgWrite writes[4];
+  TocsinRelayCommit *commits[4];
+  GError *errors[4];
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_channel (node, "one");
+  other = create_channel (node, "deleted");
+  g_assert_true (tocsin_relay_store_pg_delete_channel (node, other->id, &error));
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("m%u", i);
+
+      messages[i] = new_message (title, 0);
+      writes[i] = (TocsinRelayStorePgWrite) { i == 2 ? other->id : channel->id, messages[i],
+                                              NULL, NULL, 86400 };
+    }
+  g_assert_true (tocsin_relay_store_pg_commit (node, writes, 4, commits, errors, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (commits[0]->id, ==, 1);
+  g_assert_cmpint (commits[1]->id, ==, 2);
+  g_assert_null (commits[2]);
+  g_assert_error (errors[2], TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpint (commits[3]->id, ==, 3);
+  g_assert_false (commits[0]->duplicate);
+  g_assert_nonnull (commits[0]->message);
+  for (guint i = 0; i < 4; i++)
+    {
+      g_clear_pointer (&commits[i], tocsin_relay_commit_free);
+      g_clear_error (&errors[i]);
+      tocsin_message_free (messages[i]);
+    }
+
+  all = replay (node, channel->id, -1);
+  g_assert_cmpuint (all->ids->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      static const char *const expected[] = { "m0", "m1", "m3" };
+      g_autofree char *title = page_title (all, i);
+
+      g_assert_cmpint (g_array_index (all->ids, gint64, i), ==, i + 1);
+      g_assert_cmpstr (title, ==, expected[i]);
+    }
+  g_assert_cmpint (all->gap_from, ==, 0);
+  after = replay (node, channel->id, 1);
+  g_assert_cmpuint (after->ids->len, ==, 2);
+  g_assert_cmpint (g_array_index (after->ids, gint64, 0), ==, 2);
+  g_assert_cmpint (after->gap_from, ==, 0);
+}
+
+typedef struct
+{
+  TocsinTestPostgres *pg;
+  gint64              channel_id;
+  const char         *node_name;
+  guint               batches;
+  guint               per_batch;
+  GArray             *ids;       /* the ids this node was given, in commit order */
+} Writer;
+
+static gpointer
+writer_thread (gpointer data)
+{
+  Writer *w = data;
+  g_autoptr(TocsinRelayStorePg) node = open_node (w->pg);
+
+  for (guint b = 0; b < w->batches; b++)
+    {
+      TocsinMessage *messages[16];
+      TocsinRelayStorePgWrite writes[16];
+      TocsinRelayCommit *commits[16];
+      GError *errors[16];
+      g_autoptr(GError) error = NULL;
+
+      g_assert_cmpuint (w->per_batch, <=, G_N_ELEMENTS (messages));
+      for (guint i = 0; i < w->per_batch; i++)
+        {
+          g_autofree char *title = g_strdup_printf ("%s-%u", w->node_name, b * w->per_batch + i);
+
+          messages[i] = new_message (title, 0);
+          writes[i] = (TocsinRelayStorePgWrite) { w->channel_id, messages[i], NULL, NULL, 86400 };
+        }
+      g_assert_true (tocsin_relay_store_pg_commit (node, writes, w->per_batch, commits, errors,
+                                                   &error));
+      g_assert_no_error (error);
+      for (guint i = 0; i < w->per_batch; i++)
+        {
+          g_assert_no_error (errors[i]);
+          g_array_append_val (w->ids, commits[i]->id);
+          tocsin_relay_commit_free (commits[i]);
+          tocsin_message_free (messages[i]);
+        }
+    }
+  return NULL;
+}
+
+/* Two nodes writing to one channel at once: every id from 1 to the total once, each node's
+ * messages in the order it sent them, and replay (from either node) in id order. */
+static void
+test_pg_two_nodes_order (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) reader = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_int64_hash, g_int64_equal);
+  Writer writers[2];
+  GThread *threads[2];
+  guint next[2] = { 0, 0 };
+  guint total;
+
+  if (pg == NULL)
+    return;
+  reader = open_node (pg);
+  channel = create_channel (reader, "busy");
+  for (guint n = 0; n < 2; n++)
+    {
+      writers[n] = (Writer) { pg, channel->id, n == 0 ? "a" : "b", 25, 8,
+                              g_array_new (FALSE, FALSE, sizeof (gint64)) };
+      threads[n] = g_thread_new ("node", writer_thread, &writers[n]);
+    }
+  for (guint n = 0; n < 2; n++)
+    g_thread_join (threads[n]);
+  total = 2 * 25 * 8;
+
+  for (guint n = 0; n < 2; n++)
+    {
+      g_assert_cmpuint (writers[n].ids->len, ==, total / 2);
+      for (guint i = 0; i < writers[n].ids->len; i++)
+        {
+          gint64 *id = &g_array_index (writers[n].ids, gint64, i);
+
+          g_assert_cmpint (*id, >=, 1);
+          g_assert_cmpint (*id, <=, total);
+          g_assert_false (g_hash_table_contains (seen, id));
+          g_hash_table_add (seen, id);
+          if (i > 0)
+            g_assert_cmpint (*id, >, g_array_index (writers[n].ids, gint64, i - 1));
+        }
+    }
+
+  page = replay (reader, channel->id, -1);
+  g_assert_cmpuint (page->ids->len, ==, total);
+  for (guint i = 0; i < total; i++)
+    {
+      g_autofree char *title = page_title (page, i);
+      guint n = title[0] == 'a' ? 0 : 1;
+      g_autofree char *expected = g_strdup_printf ("%s-%u", writers[n].node_name, next[n]++);
+
+      g_assert_cmpint (g_array_index (page->ids, gint64, i), ==, i + 1);
+      g_assert_cmpstr (title, ==, expected);
+    }
+  for (guint n = 0; n < 2; n++)
+    g_array_unref (writers[n].ids);
+}
+
+typedef struct
+{
+  TocsinTestPostgres *pg;
+  gint64              channel_id;
+  guint               keys;
+  GArray             *stored;    /* gboolean per key: this node stored it (not a duplicate) */
+  GArray             *ids;
+} Deduper;
+
+static gpointer
+dedup_thread (gpointer data)
+{
+  Deduper *d = data;
+  g_autoptr(TocsinRelayStorePg) node = open_node (d->pg);
+
+  for (guint k = 0; k < d->keys; k++)
+    {
+      g_autofree char *key = g_strdup_printf ("key-%u", k);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TocsinRelayCommit) commit = commit_one (node, d->channel_id, key, 0, key,
+                                                        "same-content", &error);
+      gboolean stored;
+
+      g_assert_no_error (error);
+      stored = !commit->duplicate;
+      g_array_append_val (d->stored, stored);
+      g_array_append_val (d->ids, commit->id);
+    }
+  return NULL;
+}
+
+/* The same dedup key on two nodes: stored once, the other node told it is a duplicate of that
+ * id; a new content under the key replaces it, on either node. */
+static void
+test_pg_dedup_two_nodes (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayCommit) first = NULL, again = NULL, changed = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autofree char *stored_keys = NULL;
+  Deduper dedupers[2];
+  GThread *threads[2];
+  const guint keys = 40;
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+  channel = create_channel (a, "dedup");
+
+  first = commit_one (a, channel->id, "first", 0, "K", "C1", NULL);
+  g_assert_false (first->duplicate);
+  again = commit_one (b, channel->id, "again", 0, "K", "C1", NULL);
+  g_assert_true (again->duplicate);
+  g_assert_cmpint (again->id, ==, first->id);
+  g_assert_null (again->message);
+  changed = commit_one (b, channel->id, "changed", 0, "K", "C2", NULL);
+  g_assert_false (changed->duplicate);
+  g_assert_cmpint (changed->replaces, ==, first->id);
+  g_assert_cmpint (changed->id, ==, first->id + 1);
+
+  /* At the same time, on two nodes: each key stored by exactly one. */
+  for (guint n = 0; n < 2; n++)
+    {
+      dedupers[n] = (Deduper) { pg, channel->id, keys,
+                                g_array_new (FALSE, FALSE, sizeof (gboolean)),
+                                g_array_new (FALSE, FALSE, sizeof (gint64)) };
+      threads[n] = g_thread_new ("node", dedup_thread, &dedupers[n]);
+    }
+  for (guint n = 0; n < 2; n++)
+    g_thread_join (threads[n]);
+  for (guint k = 0; k < keys; k++)
+    {
+      gboolean by_a = g_array_index (dedupers[0].stored, gboolean, k);
+      gboolean by_b = g_array_index (dedupers[1].stored, gboolean, k);
+
+      g_assert_true (by_a != by_b);
+      g_assert_cmpint (g_array_index (dedupers[0].ids, gint64, k), ==,
+                       g_array_index (dedupers[1].ids, gint64, k));
+    }
+  page = replay (a, channel->id, -1);
+  g_assert_cmpuint (page->ids->len, ==, 2 + keys);
+  stored_keys = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM dedup");
+  g_assert_cmpstr (g_strstrip (stored_keys), ==, "41");
+  for (guint n = 0; n < 2; n++)
+    {
+      g_array_unref (dedupers[n].stored);
+      g_array_unref (dedupers[n].ids);
+    }
+}
+
+/* Prune drops what is past retention and dedup keys past their window; replay from an old
+ * cursor then names the gap. */
+static void
+test_pg_prune (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *keys = NULL;
+  gint64 now_ms = g_get_real_time () / 1000;
+  gint64 two_days_ago = now_ms - 2 * 86400 * 1000;
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_channel (node, "old");
+  tocsin_relay_commit_free (commit_one (node, channel->id, "old-1", two_days_ago, "K1", "C",
+                                        NULL));
+  tocsin_relay_commit_free (commit_one (node, channel->id, "old-2", two_days_ago, NULL, NULL,
+                                        NULL));
+  tocsin_relay_commit_free (commit_one (node, channel->id, "new-3", now_ms, "K3", "C", NULL));
+
+  g_assert_true (tocsin_relay_store_pg_prune (node, 86400, now_ms, &error));
+  g_assert_no_error (error);
+
+  page = replay (node, channel->id, 0);
+  g_assert_cmpuint (page->ids->len, ==, 1);
+  g_assert_cmpint (g_array_index (page->ids, gint64, 0), ==, 3);
+  g_assert_cmpint (page->gap_from, ==, 1);
+  g_assert_cmpint (page->gap_to, ==, 2);
+  keys = tocsin_test_postgres_psql (pg, "SELECT string_agg(key_hash, ',') FROM dedup");
+  g_assert_cmpstr (g_strstrip (keys), ==, "K3");
+}
+
+/* PostgreSQL restarted under a node: the call that meets the dead connection fails with an
+ * error (nothing is reported stored), the node reconnects, and the next commit goes on from the
+ * committed ids; nothing acknowledged before the restart is lost. */
+static void
+test_pg_restart (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(TocsinRelayCommit) after = NULL;
+  gboolean failed_once = FALSE;
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_channel (node, "restart");
+  for (guint i = 0; i < 3; i++)
+    tocsin_relay_commit_free (commit_one (node, channel->id, "before", 0, NULL, NULL, NULL));
+
+  tocsin_test_postgres_restart (pg);
+
+  for (guint attempt = 0; attempt < 2 && after == NULL; attempt++)
+    {
+      g_autoptr(TocsinMessage) message = new_message ("after", 0);
+      TocsinRelayStorePgWrite write = { channel->id, message, NULL, NULL, 86400 };
+      g_autoptr(GError) error = NULL;
+      TocsinRelayCommit *commit = NULL;
+      GError *per_write = NULL;
+
+      if (tocsin_relay_store_pg_commit (node, &write, 1, &commit, &per_write, &error))
+        {
+          g_assert_no_error (per_write);
+          after = commit;
+        }
+      else
+        {
+          g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED);
+          g_assert_null (commit);
+          failed_once = TRUE;
+        }
+    }
+  g_assert_true (failed_once);
+  g_assert_nonnull (after);
+  g_assert_cmpint (after->id, ==, 4);
+  page = replay (node, channel->id, -1);
+  g_assert_cmpuint (page->ids->len, ==, 4);
+}
+
+typedef struct
+{
+  GArray *events;   /* of Notice */
+} Heard;
+
+typedef struct
+{
+  TocsinRelayStorePgEvent event;
+  gint64                  channel_id;
+  gint64                  id;
+} Notice;
+
+static void
+on_notice (TocsinRelayStorePgEvent  event,
+           gint64                   channel_id,
+           gint64                   id,
+           gpointer                 user_data)
+{
+  Heard *heard = user_data;
+  Notice notice = { event, channel_id, id };
+
+  g_array_append_val (heard->events, notice);
+}
+
+/* Waits on the listening node's socket, as the store's thread will, until @count notices have
+ * arrived (a guard against a hang, not a timing). */
+static void
+wait_for_notices (TocsinRelayStorePg *node,
+                  Heard              *heard,
+                  guint               count)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while (heard->events->len < count)
+    {
+      GPollFD fd = { tocsin_relay_store_pg_socket (node), G_IO_IN, 0 };
+      g_autoptr(GError) error = NULL;
+
+      if (g_get_monotonic_time () > deadline)
+        g_error ("timed out waiting for %u notices (have %u)", count, heard->events->len);
+      g_poll (&fd, 1, 100);
+      g_assert_true (tocsin_relay_store_pg_take_notifications (node, on_notice, heard, &error));
+      g_assert_no_error (error);
+    }
+}
+
+/* A node hears another node's commits (once per channel per batch, with the newest id, only
+ * after COMMIT), rotations and deletions, and then reads the new rows from its cursor. */
+static void
+test_pg_notify (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, other = NULL, rotated = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+  Heard heard = { g_array_new (FALSE, FALSE, sizeof (Notice)) };
+  TocsinMessage *messages[3];
+  TocsinRelayStorePgWrite writes[3];
+  TocsinRelayCommit *commits[3];
+  GError *errors[3];
+  Notice *n;
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+  g_assert_true (tocsin_relay_store_pg_listen (b, &error));
+  g_assert_no_error (error);
+  channel = create_channel (a, "watched");
+  other = create_channel (a, "other");
+
+  /* Creating channels says nothing; a batch of three to two channels says two things. */
+  for (guint i = 0; i < 3; i++)
+    {
+      messages[i] = new_message ("hello", 0);
+      writes[i] = (TocsinRelayStorePgWrite) { i == 1 ? other->id : channel->id, messages[i],
+                                              NULL, NULL, 86400 };
+    }
+  g_assert_true (tocsin_relay_store_pg_commit (a, writes, 3, commits, errors, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    {
+      tocsin_relay_commit_free (commits[i]);
+      tocsin_message_free (messages[i]);
+    }
+  wait_for_notices (b, &heard, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      n = &g_array_index (heard.events, Notice, i);
+      g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
+      g_assert_cmpint (n->id, ==, n->channel_id == channel->id ? 2 : 1);
+    }
+  page = tocsin_relay_store_pg_replay_page (b, channel->id, 0, 0, 86400, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 2);
+
+  /* A duplicate stores nothing and says nothing: the next notice is the rotation. */
+  tocsin_relay_commit_free (commit_one (a, channel->id, "k", 0, "K", "C", NULL));
+  tocsin_relay_commit_free (commit_one (a, channel->id, "k", 0, "K", "C", NULL));
+  rotated = tocsin_relay_store_pg_rotate_subscribe (a, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_true (tocsin_relay_store_pg_delete_channel (a, other->id, &error));
+  g_assert_no_error (error);
+  wait_for_notices (b, &heard, 5);
+  n = &g_array_index (heard.events, Notice, 2);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
+  g_assert_cmpint (n->channel_id, ==, channel->id);
+  g_assert_cmpint (n->id, ==, 3);
+  n = &g_array_index (heard.events, Notice, 3);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_ROTATED);
+  g_assert_cmpint (n->channel_id, ==, channel->id);
+  n = &g_array_index (heard.events, Notice, 4);
+  g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_DELETED);
+  g_assert_cmpint (n->channel_id, ==, other->id);
+  g_array_unref (heard.events);
+}
+
+#endif /* HAVE_LIBPQ */
+
+/* Runs `tocsin-relay serve --data-dir=TMP --listen=127.0.0.1:0 ARGS…` and returns its exit
+ * status and stderr. Only for runs that end by themselves (a refusal). */
+static int
+run_serve (char       **err,
+           const char  *arg1,
+           const char  *arg2)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-serve");
+  g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", data_dir, "--listen=127.0.0.1:0", arg1,
+                                               arg2, NULL);
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+
+  process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
+                               | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate_utf8 (process, NULL, NULL, NULL, err, &error);
+  g_assert_no_error (error);
+  tocsin_test_rmdir_recursive (dir);
+  return g_subprocess_get_exit_status (process);
+}
+
+/* Until the PostgreSQL backend does everything `serve` needs, --database=postgresql://… (flag or
+ * config file) refuses to start and says what is missing; anything but a postgresql:// URL or
+ * "sqlite" is refused as a mistake. The store is never half on PostgreSQL. */
+static void
+test_serve_database_refused (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-conf");
+  g_autofree char *conf = g_build_filename (dir, "relay.conf", NULL);
+  g_autofree char *conf_arg = g_strdup_printf ("--config=%s", conf);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (run_serve (&err, "--database=postgresql://tocsin@127.0.0.1:1/tocsin", NULL),
+                   ==, 1);
+  g_assert_nonnull (strstr (err, "--database:"));
+#ifdef HAVE_LIBPQ
+  g_assert_nonnull (strstr (err, "The PostgreSQL store is not complete yet"));
+  g_assert_nonnull (strstr (err, "Leave out --database to use SQLite"));
+#else
+  g_assert_nonnull (strstr (err, "built without libpq"));
+#endif
+  g_clear_pointer (&err, g_free);
+
+  g_file_set_contents (conf, "[relay]\ndatabase=postgres://db.example/tocsin\n", -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (run_serve (&err, conf_arg, NULL), ==, 1);
+  g_assert_nonnull (strstr (err, "--database:"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_serve (&err, "--database=mysql://db/tocsin", NULL), !=, 0);
+  g_assert_nonnull (strstr (err, "database takes a postgresql:// URL, or sqlite"));
+  tocsin_test_rmdir_recursive (dir);
+}
+
+/* ---- The same cases on both backends ----
+ *
+ * Until tocsin-relay-store.c dispatches to PostgreSQL, a small table maps each case's steps to
+ * the store's public functions (SQLite) or to tocsin-relay-store-pg.h; two handles on one
+ * database stand for two nodes (two processes on one relay.db, for SQLite). */
+
+typedef struct
+{
+  TocsinTestPostgres *pg;        /* PostgreSQL */
+  char               *data_dir;  /* SQLite */
+} Database;
+
+typedef struct
+{
+  const char *name;
+  gboolean  (*start)       (Database *db);
+  gpointer  (*open)        (Database *db);
+  void      (*close)       (gpointer handle);
+  TocsinRelayChannel *(*create) (gpointer handle, const char *name);
+  TocsinRelayChannel *(*find_by_trigger) (gpointer handle, const char *token);
+  TocsinRelayChannel *(*rotate_trigger)  (gpointer handle, gint64 id, GError **error);
+  gboolean  (*delete)      (gpointer handle, gint64 id, GError **error);
+  /* One message with the next id, durable when it returns. */
+  TocsinRelayCommit *(*commit) (gpointer handle, gint64 channel_id, const char *title,
+                                gint64 time_ms, const char *key_hash, const char *content_hash,
+                                GError **error);
+  TocsinRelayReplayPage *(*replay) (gpointer handle, gint64 channel_id, gint64 after_id,
+                                    GError **error);
+  gboolean  (*prune)       (gpointer handle, gint64 now_ms, GError **error);
+} Backend;
+
+static TocsinMessage *
+titled_message (const char *title,
+                gint64      time_ms)
+{
+  TocsinMessage *message = tocsin_message_new ();
+
+  g_free (message->title);
+  message->title = g_strdup (title);
+  message->time_ms = time_ms ? time_ms : g_get_real_time () / 1000;
+  return message;
+}
+
+/* SQLite: the store's public functions. */
+
+static gboolean
+sqlite_start (Database *db)
+{
+  db->data_dir = tocsin_test_make_tmpdir ("tocsin-store-backends");
+  return TRUE;
+}
+
+static gpointer
+sqlite_open (Database *db)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStore *store = tocsin_relay_store_open (db->data_dir, &error);
+
+  g_assert_no_error (error);
+  tocsin_relay_store_set_retention (store, 86400);
+  return store;
+}
+
+static void
+sqlite_close (gpointer handle)
+{
+  tocsin_relay_store_free (handle);
+}
+
+static TocsinRelayChannel *
+sqlite_create (gpointer    handle,
+               const char *name)
+{
+  TocsinRelayChannelSpec spec = { .name = name, .title = "{{title}}" };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_create_channel (handle, &spec, NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+sqlite_find_by_trigger (gpointer    handle,
+                        const char *token)
+{
+  return tocsin_relay_store_find_by_trigger (handle, token);
+}
+
+static TocsinRelayChannel *
+sqlite_rotate_trigger (gpointer   handle,
+                       gint64     id,
+                       GError   **error)
+{
+  return tocsin_relay_store_rotate_trigger (handle, id, error);
+}
+
+static gboolean
+sqlite_delete (gpointer   handle,
+               gint64     id,
+               GError   **error)
+{
+  return tocsin_relay_store_delete_channel (handle, id, error);
+}
+
+static void
+on_committed (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+static TocsinRelayCommit *
+sqlite_commit (gpointer     handle,
+               gint64       channel_id,
+               const char  *title,
+               gint64       time_ms,
+               const char  *key_hash,
+               const char  *content_hash,
+               GError     **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  tocsin_relay_store_commit_async (handle, channel_id, titled_message (title, time_ms), key_hash,
+                                   content_hash, on_committed, &result);
+  TOCSIN_WAIT_UNTIL (result != NULL);
+  return tocsin_relay_store_commit_finish (handle, result, error);
+}
+
+static gboolean
+collect_page (gint64   id,
+              GBytes  *message,
+              gpointer user_data)
+{
+  TocsinRelayReplayPage *page = user_data;
+
+  g_array_append_val (page->ids, id);
+  g_ptr_array_add (page->messages, g_bytes_ref (message));
+  return TRUE;
+}
+
+static TocsinRelayReplayPage *
+sqlite_replay (gpointer   handle,
+               gint64     channel_id,
+               gint64     after_id,
+               GError   **error)
+{
+  g_autoptr(TocsinRelayReplayPage) page = g_new0 (TocsinRelayReplayPage, 1);
+
+  page->ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  page->messages = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  if (!tocsin_relay_store_replay_page (handle, channel_id, after_id, 0, collect_page, page,
+                                       &page->gap_from, &page->gap_to, error))
+    return NULL;
+  return g_steal_pointer (&page);
+}
+
+static gboolean
+sqlite_prune (gpointer   handle,
+              gint64     now_ms,
+              GError   **error)
+{
+  return tocsin_relay_store_prune (handle, now_ms, error);
+}
+
+static const Backend sqlite_backend = {
+  "sqlite", sqlite_start, sqlite_open, sqlite_close, sqlite_create, sqlite_find_by_trigger,
+  sqlite_rotate_trigger, sqlite_delete, sqlite_commit, sqlite_replay, sqlite_prune,
+};
+
+#ifdef HAVE_LIBPQ
+
+/* PostgreSQL: tocsin-relay-store-pg.h, on the test's thread (the store's thread to come). */
+
+static gboolean
+pg_start (Database *db)
+{
+  db->pg = tocsin_test_postgres_start_database ();
+  return db->pg != NULL;
+}
+
+static gpointer
+pg_open (Database *db)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayStorePg *node = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (db->pg),
+                                                         &error);
+
+  g_assert_no_error (error);
+  return node;
+}
+
+static void
+pg_close (gpointer handle)
+{
+  tocsin_relay_store_pg_free (handle);
+}
+
+static TocsinRelayChannel *
+pg_create (gpointer    handle,
+           const char *name)
+{
+  TocsinRelayChannelSpec spec = { .name = name, .title = "{{title}}" };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_create_channel (handle, &spec, "webhook",
+                                                                      NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+pg_find_by_trigger (gpointer    handle,
+                    const char *token)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_find_by_trigger (handle, token, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+pg_rotate_trigger (gpointer   handle,
+                   gint64     id,
+                   GError   **error)
+{
+  return tocsin_relay_store_pg_rotate_trigger (handle, id, error);
+}
+
+static gboolean
+pg_delete (gpointer   handle,
+           gint64     id,
+           GError   **error)
+{
+  return tocsin_relay_store_pg_delete_channel (handle, id, error);
+}
+
+static TocsinRelayCommit *
+pg_commit (gpointer     handle,
+           gint64       channel_id,
+           const char  *title,
+           gint64       time_ms,
+           const char  *key_hash,
+           const char  *content_hash,
+           GError     **error)
+{
+  g_autoptr(TocsinMessage) message = titled_message (title, time_ms);
+  TocsinRelayStorePgWrite write = { channel_id, message, key_hash, content_hash, 86400 };
+  TocsinRelayCommit *commit = NULL;
+  GError *per_write = NULL;
+
+  if (!tocsin_relay_store_pg_commit (handle, &write, 1, &commit, &per_write, error))
+    return NULL;
+  if (per_write)
+    g_propagate_error (error, per_write);
+  return commit;
+}
+
+static TocsinRelayReplayPage *
+pg_replay (gpointer   handle,
+           gint64     channel_id,
+           gint64     after_id,
+           GError   **error)
+{
+  return tocsin_relay_store_pg_replay_page (handle, channel_id, after_id, 0, 86400, error);
+}
+
+static gboolean
+pg_prune (gpointer   handle,
+          gint64     now_ms,
+          GError   **error)
+{
+  return tocsin_relay_store_pg_prune (handle, 86400, now_ms, error);
+}
+
+static const Backend pg_backend = {
+  "postgresql", pg_start, pg_open, pg_close, pg_create, pg_find_by_trigger,
+  pg_rotate_trigger, pg_delete, pg_commit, pg_replay, pg_prune,
+};
+
+#endif /* HAVE_LIBPQ */
+
+typedef struct
+{
+  const Backend *backend;
+  Database       db;
+  gpointer       a, b;   /* two handles: two nodes, or two processes */
+  gboolean       skipped;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->backend = data;
+  if (!f->backend->start (&f->db))
+    {
+      f->skipped = TRUE;
+      return;
+    }
+  f->a = f->backend->open (&f->db);
+  f->b = f->backend->open (&f->db);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_clear_pointer (&f->a, f->backend->close);
+  g_clear_pointer (&f->b, f->backend->close);
+  g_clear_pointer (&f->db.pg, tocsin_test_postgres_free);
+  if (f->db.data_dir)
+    tocsin_test_rmdir_recursive (f->db.data_dir);
+  g_clear_pointer (&f->db.data_dir, g_free);
+}
+
+static char *
+message_title (GBytes *bytes)
+{
+  gsize length;
+  const char *data = g_bytes_get_data (bytes, &length);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinMessage) message = tocsin_message_new_from_data (data, length, &error);
+
+  g_assert_no_error (error);
+  return g_strdup (message->title);
+}
+
+/* Created on one handle, found by its trigger token on the other; rotated there, the old token
+ * finds nothing on either; deleted, then gone, and a second delete is NOT_FOUND. */
+static void
+test_same_channels (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL, found = NULL, rotated = NULL;
+  g_autoptr(TocsinRelayChannel) old = NULL, renewed = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "Builds");
+  g_assert_cmpstr (channel->name, ==, "Builds");
+  found = f->backend->find_by_trigger (f->b, channel->trigger_token);
+  g_assert_nonnull (found);
+  g_assert_cmpint (found->id, ==, channel->id);
+
+  rotated = f->backend->rotate_trigger (f->b, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (rotated->trigger_token, !=, channel->trigger_token);
+  old = f->backend->find_by_trigger (f->a, channel->trigger_token);
+  g_assert_null (old);
+  renewed = f->backend->find_by_trigger (f->a, rotated->trigger_token);
+  g_assert_nonnull (renewed);
+
+  g_assert_true (f->backend->delete (f->a, channel->id, &error));
+  g_assert_no_error (error);
+  g_assert_null (f->backend->find_by_trigger (f->b, rotated->trigger_token));
+  g_assert_false (f->backend->delete (f->b, channel->id, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+}
+
+/* Commits on both handles number one channel's messages 1, 2, 3…; replay from either handle
+ * gives them in id order, from any cursor. */
+static void
+test_same_commit_order (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) all = NULL, after = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "order");
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *title = g_strdup_printf ("m%u", i + 1);
+      g_autoptr(TocsinRelayCommit) commit = f->backend->commit (i % 2 ? f->b : f->a, channel->id,
+                                                                title, 0, NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (commit->id, ==, i + 1);
+      g_assert_false (commit->duplicate);
+    }
+  all = f->backend->replay (f->b, channel->id, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (all->ids->len, ==, 6);
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *title = message_title (g_ptr_array_index (all->messages, i));
+      g_autofree char *expected = g_strdup_printf ("m%u", i + 1);
+
+      g_assert_cmpint (g_array_index (all->ids, gint64, i), ==, i + 1);
+      g_assert_cmpstr (title, ==, expected);
+    }
+  after = f->backend->replay (f->a, channel->id, 4, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (after->ids->len, ==, 2);
+  g_assert_cmpint (g_array_index (after->ids, gint64, 0), ==, 5);
+  g_assert_cmpint (after->gap_from, ==, 0);
+}
+
+/* A dedup key stored through one handle is a duplicate through the other (same id, nothing
+ * stored); new content under it replaces the first message. */
+static void
+test_same_dedup (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayCommit) first = NULL, again = NULL, changed = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "dedup");
+  first = f->backend->commit (f->a, channel->id, "first", 0, "K", "C1", &error);
+  g_assert_no_error (error);
+  again = f->backend->commit (f->b, channel->id, "again", 0, "K", "C1", &error);
+  g_assert_no_error (error);
+  g_assert_true (again->duplicate);
+  g_assert_cmpint (again->id, ==, first->id);
+  changed = f->backend->commit (f->b, channel->id, "changed", 0, "K", "C2", &error);
+  g_assert_no_error (error);
+  g_assert_false (changed->duplicate);
+  g_assert_cmpint (changed->replaces, ==, first->id);
+  page = f->backend->replay (f->a, channel->id, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 2);
+}
+
+/* Prune drops messages past retention (24 h here); a cursor before them gets the gap. */
+static void
+test_same_prune (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayReplayPage) page = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 now_ms = g_get_real_time () / 1000;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "prune");
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(TocsinRelayCommit) commit =
+        f->backend->commit (f->a, channel->id, "m", i < 2 ? now_ms - 2 * 86400 * 1000 : now_ms,
+                            NULL, NULL, &error);
+
+      g_assert_no_error (error);
+    }
+  g_assert_true (f->backend->prune (f->b, now_ms, &error));
+  g_assert_no_error (error);
+  page = f->backend->replay (f->a, channel->id, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->ids->len, ==, 1);
+  g_assert_cmpint (g_array_index (page->ids, gint64, 0), ==, 3);
+  g_assert_cmpint (page->gap_from, ==, 1);
+  g_assert_cmpint (page->gap_to, ==, 2);
+}
+
+static void
+add_same_cases (const Backend *backend)
+{
+  static const struct { const char *name; void (*func) (Fixture *, gconstpointer); } cases[] = {
+    { "channels", test_same_channels },
+    { "commit-order", test_same_commit_order },
+    { "dedup-two-handles", test_same_dedup },
+    { "prune", test_same_prune },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/relay/store-backends/%s/same/%s", backend->name,
+                                               cases[i].name);
+
+      g_test_add (path, Fixture, backend, fixture_setup, cases[i].func, fixture_teardown);
+    }
+}
+
+int
+main (int argc, char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+  add_same_cases (&sqlite_backend);
+#ifdef HAVE_LIBPQ
+  add_same_cases (&pg_backend);
+#endif
+  g_test_add_func ("/relay/store-backends/postgres-helper", test_postgres_helper);
+  g_test_add_func ("/relay/store-backends/postgres-helper-crash", test_postgres_helper_crash);
+  g_test_add_func ("/relay/store-backends/serve-database-refused", test_serve_database_refused);
+#ifdef HAVE_LIBPQ
+  g_test_add_func ("/relay/store-backends/postgres/channels", test_pg_channels);
+  g_test_add_func ("/relay/store-backends/postgres/commit-replay", test_pg_commit_replay);
+  g_test_add_func ("/relay/store-backends/postgres/two-nodes-order", test_pg_two_nodes_order);
+  g_test_add_func ("/relay/store-backends/postgres/dedup-two-nodes", test_pg_dedup_two_nodes);
+  g_test_add_func ("/relay/store-backends/postgres/prune", test_pg_prune);
+  g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
+  g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
+#endif
+  return g_test_run ();
+}
