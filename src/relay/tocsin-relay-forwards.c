@@ -57,6 +57,7 @@ struct _TocsinRelayForwards
   GHashTable     *in_flight;   /* gint64* delivery id → Send* */
   GHashTable     *per_host;    /* host key → GUINT count in flight */
   GHashTable     *forced;      /* gint64* delivery ids to send now, held back or not */
+  GHashTable     *writing;     /* gint64* delivery ids with a store write queued (not sends) */
   guint           timer_id;
   guint           idle_id;
 };
@@ -69,6 +70,9 @@ typedef struct
   char                *host;
   guint                attempt;
   char                *url;    /* for the log */
+  /* until the attempt's start is durable */
+  TocsinRenderedRequest *request;
+  char                *webhook_id;
 } Send;
 
 static void
@@ -76,10 +80,61 @@ send_free (Send *send)
 {
   g_free (send->host);
   g_free (send->url);
+  g_clear_pointer (&send->request, tocsin_rendered_request_free);
+  g_free (send->webhook_id);
   g_free (send);
 }
 
+/* One queued store write (tocsin_relay_store_write_deliveries_async()): the writer thread makes
+ * it, in one transaction with whatever else is queued. */
+typedef struct
+{
+  TocsinRelayForwards *self;
+  GCancellable        *cancellable;  /* the sender's: set when it goes (then self is gone) */
+  GArray              *ops;          /* TocsinRelayDeliveryOp */
+  GPtrArray           *sends;        /* Send*, one per START op, in order; in in_flight */
+  GArray              *writing;      /* gint64: ids this write holds in self->writing */
+} Write;
+
+static Write *
+write_new (TocsinRelayForwards *self)
+{
+  Write *write = g_new0 (Write, 1);
+
+  write->self = self;
+  write->cancellable = g_object_ref (self->cancellable);
+  write->ops = tocsin_relay_delivery_ops_new ();
+  write->sends = g_ptr_array_new ();
+  write->writing = g_array_new (FALSE, FALSE, sizeof (gint64));
+  return write;
+}
+
+static void
+write_free (Write *write)
+{
+  g_clear_object (&write->cancellable);
+  g_array_unref (write->ops);
+  g_ptr_array_unref (write->sends);
+  g_array_unref (write->writing);
+  g_free (write);
+}
+
+/* Marks @id as having a write queued: scans leave it alone until the write is done. */
+static void
+write_hold_id (Write  *write,
+               gint64  id)
+{
+  g_array_append_val (write->writing, id);
+  g_hash_table_add (write->self->writing, g_memdup2 (&id, sizeof id));
+}
+
 static void schedule (TocsinRelayForwards *self);
+static gboolean on_timer (gpointer user_data);
+static void queue_finish (TocsinRelayForwards            *self,
+                          gint64                          id,
+                          const TocsinRelayAttemptRecord *record,
+                          TocsinRelayDeliveryState        state,
+                          gint64                          next_at_ms);
 
 /* ---- selecting forwards ---- */
 
@@ -213,7 +268,6 @@ send_done (GObject      *source,
   Send *send = user_data;
   TocsinRelayForwards *self = send->self;
   g_autoptr(TocsinAttempt) attempt = NULL;
-  g_autoptr(GError) error = NULL;
   TocsinRelayAttemptRecord record = { 0 };
   TocsinRelayDeliveryState state;
   gint64 next_at = 0;
@@ -251,9 +305,7 @@ send_done (GObject      *source,
       state = TOCSIN_RELAY_DELIVERY_FAILED;
       break;
     }
-  if (!tocsin_relay_store_finish_attempt (self->relay->store, send->id, &record, state, next_at,
-                                          &error))
-    note_store_error ("log an attempt", error);
+  queue_finish (self, send->id, &record, state, next_at);
 
   count = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_host, send->host));
   if (count <= 1)
@@ -261,39 +313,31 @@ send_done (GObject      *source,
   else
     g_hash_table_insert (self->per_host, g_strdup (send->host), GUINT_TO_POINTER (count - 1));
   g_hash_table_remove (self->in_flight, &send->id);   /* frees send */
-  schedule (self);
+  /* Scanned again once the attempt's record is durable (write_done). */
 }
 
 /* An attempt that could not even be made (the forward is gone, it renders to nothing
  * sendable): logged as an attempt, and final. */
 static void
-fail_unsendable (TocsinRelayForwards       *self,
+fail_unsendable (Write                     *write,
                  const TocsinRelayDelivery *delivery,
                  const char                *sentence)
 {
-  g_autoptr(GError) error = NULL;
-  TocsinRelayAttemptRecord record = { 0 };
-  guint attempt = 0;
+  TocsinRelayDeliveryOp *op;
 
-  if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &attempt, &error))
-    {
-      if (!g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
-        note_store_error ("start an attempt", error);
-      return;
-    }
-  record.at_ms = g_get_real_time () / 1000;
-  record.attempt = attempt;
-  record.url = "";
-  record.error = sentence;
-  record.outcome = "error";
-  if (!tocsin_relay_store_finish_attempt (self->relay->store, delivery->id, &record,
-                                          TOCSIN_RELAY_DELIVERY_FAILED, 0, &error))
-    note_store_error ("log an attempt", error);
+  op = tocsin_relay_delivery_ops_add (write->ops, TOCSIN_RELAY_DELIVERY_OP_UNSENDABLE,
+                                      delivery->id);
+  op->at_ms = g_get_real_time () / 1000;
+  op->url = g_strdup ("");
+  op->error = g_strdup (sentence);
+  op->outcome = g_strdup ("error");
+  write_hold_id (write, delivery->id);
 }
 
 /* Sends @delivery if it may go now. Returns FALSE when nothing more can be sent this scan. */
 static gboolean
 try_send (TocsinRelayForwards *self,
+          Write               *write,
           TocsinRelayDelivery *delivery,
           gint64               now_ms)
 {
@@ -308,19 +352,20 @@ try_send (TocsinRelayForwards *self,
 
   if (g_hash_table_size (self->in_flight) >= TOCSIN_RELAY_FORWARDS_MAX_IN_FLIGHT)
     return FALSE;
-  if (g_hash_table_contains (self->in_flight, &delivery->id))
+  if (g_hash_table_contains (self->in_flight, &delivery->id) ||
+      g_hash_table_contains (self->writing, &delivery->id))
     return TRUE;
 
   channel = tocsin_relay_store_find_by_id (self->relay->store, delivery->channel_id);
   if (channel == NULL)
     {
-      fail_unsendable (self, delivery, _("The channel was deleted"));
+      fail_unsendable (write, delivery, _("The channel was deleted"));
       return TRUE;
     }
   request = render (channel, delivery, &error);
   if (request == NULL)
     {
-      fail_unsendable (self, delivery, error->message);
+      fail_unsendable (write, delivery, error->message);
       return TRUE;
     }
 
@@ -333,9 +378,13 @@ try_send (TocsinRelayForwards *self,
   ready_at = tocsin_outbound_host_ready_at (self->outbound, request->url);
   if (!forced && ready_at > now_ms)
     {
-      if (!tocsin_relay_store_set_delivery_state (self->relay->store, delivery->id,
-                                                  TOCSIN_RELAY_DELIVERY_HELD, ready_at, &error))
-        note_store_error ("hold a delivery back", error);
+      TocsinRelayDeliveryOp *op;
+
+      op = tocsin_relay_delivery_ops_add (write->ops, TOCSIN_RELAY_DELIVERY_OP_STATE,
+                                          delivery->id);
+      op->state = TOCSIN_RELAY_DELIVERY_HELD;
+      op->next_at_ms = ready_at;
+      write_hold_id (write, delivery->id);
       return TRUE;
     }
 
@@ -345,22 +394,122 @@ try_send (TocsinRelayForwards *self,
   send->channel_id = delivery->channel_id;
   send->host = g_steal_pointer (&host);
   send->url = tocsin_request_url_for_log (request->url);
-  if (!tocsin_relay_store_start_attempt (self->relay->store, delivery->id, &send->attempt,
-                                         &error))
-    {
-      send_free (send);
-      /* Taken meanwhile (another server process on the data dir): not ours to send. */
-      if (g_error_matches (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
-        return TRUE;
-      /* Not sent: sending without the record would break "none twice without saying so". */
-      note_store_error ("start an attempt", error);
-      return FALSE;
-    }
+  send->request = g_steal_pointer (&request);
+  send->webhook_id = g_strdup (delivery->webhook_id);
+  /* Sent from write_done, once the attempt's start is durable. */
+  tocsin_relay_delivery_ops_add (write->ops, TOCSIN_RELAY_DELIVERY_OP_START, delivery->id);
+  g_ptr_array_add (write->sends, send);
   g_hash_table_insert (self->in_flight, &send->id, send);
   g_hash_table_insert (self->per_host, g_strdup (send->host), GUINT_TO_POINTER (count + 1));
-  tocsin_outbound_send_async (self->outbound, request, delivery->webhook_id, send->attempt,
-                              self->cancellable, send_done, send);
   return TRUE;
+}
+
+static void
+release_host (TocsinRelayForwards *self,
+              const char          *host)
+{
+  guint count = GPOINTER_TO_UINT (g_hash_table_lookup (self->per_host, host));
+
+  if (count <= 1)
+    g_hash_table_remove (self->per_host, host);
+  else
+    g_hash_table_insert (self->per_host, g_strdup (host), GUINT_TO_POINTER (count - 1));
+}
+
+static void
+write_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Write *write = user_data;
+  TocsinRelayForwards *self = write->self;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+  guint n_start = 0;
+
+  ok = tocsin_relay_store_write_deliveries_finish ((TocsinRelayStore *) source, result, &error);
+  if (g_cancellable_is_cancelled (write->cancellable))
+    {
+      /* The sender went away (shutdown) and stole these from in_flight: nobody sends them; a
+       * started attempt is sent again at the next start, as after a crash. */
+      for (guint i = 0; i < write->sends->len; i++)
+        send_free (write->sends->pdata[i]);
+      write_free (write);
+      return;
+    }
+  if (!ok)
+    note_store_error ("update the deliveries queue", error);
+
+  for (guint i = 0; i < write->writing->len; i++)
+    g_hash_table_remove (self->writing, &g_array_index (write->writing, gint64, i));
+
+  for (guint i = 0; i < write->ops->len; i++)
+    {
+      TocsinRelayDeliveryOp *op = &g_array_index (write->ops, TocsinRelayDeliveryOp, i);
+      Send *send;
+
+      if (op->kind != TOCSIN_RELAY_DELIVERY_OP_START)
+        continue;
+      send = write->sends->pdata[n_start++];
+      g_assert (send->id == op->delivery_id);
+      /* Not durable, or taken meanwhile (another server process on the data dir): not sent,
+       * since sending without the record would break "none twice without saying so". */
+      if (!ok || op->attempt == 0)
+        {
+          release_host (self, send->host);
+          g_hash_table_remove (self->in_flight, &send->id);   /* frees send */
+          continue;
+        }
+      send->attempt = op->attempt;
+      tocsin_outbound_send_async (self->outbound, send->request, send->webhook_id,
+                                  send->attempt, self->cancellable, send_done, send);
+      g_clear_pointer (&send->request, tocsin_rendered_request_free);
+    }
+  write_free (write);
+
+  if (ok)
+    schedule (self);
+  else if (self->timer_id == 0 && self->idle_id == 0)
+    self->timer_id = g_timeout_add_seconds (1, on_timer, self);   /* the store is failing */
+}
+
+static void
+queue_write (TocsinRelayForwards *self,
+             Write               *write)
+{
+  if (write->ops->len == 0)
+    {
+      write_free (write);
+      return;
+    }
+  tocsin_relay_store_write_deliveries_async (self->relay->store, write->ops, write_done, write);
+}
+
+/* An attempt's record and the delivery's new state, after the answer. */
+static void
+queue_finish (TocsinRelayForwards            *self,
+              gint64                          id,
+              const TocsinRelayAttemptRecord *record,
+              TocsinRelayDeliveryState        state,
+              gint64                          next_at_ms)
+{
+  Write *write = write_new (self);
+  TocsinRelayDeliveryOp *op;
+
+  op = tocsin_relay_delivery_ops_add (write->ops, TOCSIN_RELAY_DELIVERY_OP_FINISH, id);
+  op->state = state;
+  op->next_at_ms = next_at_ms;
+  op->at_ms = record->at_ms;
+  op->duration_ms = record->duration_ms;
+  op->attempt = record->attempt;
+  op->status = record->status;
+  op->url = g_strdup (record->url);
+  op->error = g_strdup (record->error);
+  op->answer_start = g_strdup (record->answer_start);
+  op->outcome = g_strdup (record->outcome);
+  op->next_retry_at_ms = record->next_retry_at_ms;
+  write_hold_id (write, id);
+  queue_write (self, write);
 }
 
 static gboolean
@@ -381,6 +530,7 @@ scan (gpointer user_data)
   g_autoptr(GError) error = NULL;
   gint64 now_ms = g_get_real_time () / 1000;
   gint64 next_at;
+  Write *write;
 
   self->idle_id = 0;
   g_clear_handle_id (&self->timer_id, g_source_remove);
@@ -388,9 +538,12 @@ scan (gpointer user_data)
   due = tocsin_relay_store_due_deliveries (self->relay->store, now_ms, SCAN_LIMIT, &error);
   if (due == NULL)
     note_store_error ("read the deliveries queue", error);
+  write = write_new (self);
   for (guint i = 0; due != NULL && i < due->len; i++)
-    if (!try_send (self, due->pdata[i], now_ms))
+    if (!try_send (self, write, due->pdata[i], now_ms))
       break;
+  /* The attempts started, held back and unsendable in this scan: one job, one transaction. */
+  queue_write (self, g_steal_pointer (&write));
 
   /* Due ones left behind (the in-flight bound) are scanned again when a send ends. */
   next_at = tocsin_relay_store_next_delivery_at (self->relay->store);
@@ -398,8 +551,9 @@ scan (gpointer user_data)
     {
       gint64 delay = next_at - g_get_real_time () / 1000;
 
-      if (delay <= 0 && g_hash_table_size (self->in_flight) > 0)
-        return G_SOURCE_REMOVE;   /* waiting for a send to end */
+      if (delay <= 0 &&
+          (g_hash_table_size (self->in_flight) > 0 || g_hash_table_size (self->writing) > 0))
+        return G_SOURCE_REMOVE;   /* waiting for a send or a store write to end */
       /* At least 10 ms, so that a due delivery that could not go (host busy) does not spin. */
       self->timer_id = g_timeout_add ((guint) CLAMP (delay, 10, 60 * 1000), on_timer, self);
     }
@@ -442,6 +596,7 @@ tocsin_relay_forwards_new (TocsinRelay *relay)
                                            (GDestroyNotify) send_free);
   self->per_host = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->forced = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+  self->writing = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
 
   recovered = tocsin_relay_store_recover_deliveries (relay->store, g_get_real_time () / 1000,
                                                      &error);
@@ -477,6 +632,7 @@ tocsin_relay_forwards_free (TocsinRelayForwards *self)
   g_hash_table_unref (self->in_flight);
   g_hash_table_unref (self->per_host);
   g_hash_table_unref (self->forced);
+  g_hash_table_unref (self->writing);
   g_free (self);
 }
 

@@ -48,6 +48,7 @@ typedef enum
   JOB_COMMIT,
   JOB_PRESENCE,
   JOB_ENQUEUE,     /* deliveries of an event other than a message (acknowledge) */
+  JOB_DELIVERIES,  /* the sender's writes: attempts started, states, attempts' records */
   JOB_STOP,
 } JobKind;
 
@@ -69,6 +70,7 @@ typedef struct
   char          *user;
   gint64         message_id;    /* JOB_ENQUEUE */
   GBytes        *message_data;  /* JOB_ENQUEUE */
+  GArray        *delivery_ops;  /* JOB_DELIVERIES: TocsinRelayDeliveryOp */
 
   /* JOB_PRESENCE */
   guint64        conn_id;
@@ -117,6 +119,8 @@ struct _TocsinRelayStore
   sqlite3      *wdb;         /* the writer thread's alone */
   GHashTable   *wstmts;      /* wdb's kept statements */
   gint          retention;   /* seconds; atomic, the writer thread reads it */
+  gint          delivery_writes_main;    /* atomic; for tests */
+  gint          delivery_writes_writer;  /* atomic; for tests */
 
 };
 
@@ -136,6 +140,7 @@ job_free (Job *job)
   g_free (job->event);
   g_free (job->user);
   g_clear_pointer (&job->message_data, g_bytes_unref);
+  g_clear_pointer (&job->delivery_ops, g_array_unref);
   g_free (job);
 }
 
@@ -2386,6 +2391,12 @@ tocsin_relay_store_prune (TocsinRelayStore  *store,
   return ok;
 }
 
+static gboolean write_delivery_ops (TocsinRelayStore  *store,
+                                    sqlite3           *db,
+                                    GHashTable        *stmts,
+                                    GArray            *ops,
+                                    GError           **error);
+
 static void
 run_batch (TocsinRelayStore *store,
            GPtrArray        *batch)
@@ -2426,6 +2437,11 @@ run_batch (TocsinRelayStore *store,
           if (write_enqueue (db, stmts, job, &n_queued, &job_error))
             results->pdata[i] = GUINT_TO_POINTER (n_queued + 1);
         }
+      else if (job->kind == JOB_DELIVERIES)
+        {
+          if (write_delivery_ops (store, db, stmts, job->delivery_ops, &job_error))
+            results->pdata[i] = GUINT_TO_POINTER (1);
+        }
 
       if (job_error != NULL)
         {
@@ -2451,6 +2467,21 @@ out:
       Job *job = batch->pdata[i];
       TocsinRelayCommit *commit = results->pdata[i];
 
+      if (job->kind == JOB_DELIVERIES)
+        {
+          /* results holds 1 on success here, not a commit. */
+          if (job->task == NULL)
+            continue;
+          if (error == NULL && commit != NULL)
+            g_task_return_boolean (job->task, TRUE);
+          else
+            g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
+                                     TOCSIN_RELAY_STORE_ERROR_FAILED, "%s",
+                                     error ? error->message
+                                           : _("The deliveries were not updated"));
+          g_clear_object (&job->task);
+          continue;
+        }
       if (job->kind == JOB_ENQUEUE)
         {
           /* results holds n + 1 here, not a commit. */
@@ -2587,8 +2618,11 @@ tocsin_relay_store_commit_finish (TocsinRelayStore  *store,
 /* ---- deliveries (issue 15) ----
  *
  * Queued by the writer thread (with their message, or JOB_ENQUEUE); the sender
- * (tocsin-relay-forwards.c) reads and moves them with short statements on the main connection,
- * each its own small transaction. */
+ * (tocsin-relay-forwards.c) reads the due ones with short indexed SELECTs on the main
+ * connection (no transaction of its own; WAL readers wait for no writer) and moves them through
+ * the writer thread (JOB_DELIVERIES, tocsin_relay_store_write_deliveries_async()): an attempt's
+ * start, the held state and an attempt's record are group-committed there, never on the main
+ * loop. The synchronous calls below remain for tests and the owner API's "retry now". */
 
 static const char *const delivery_states[] = { "pending", "delivered", "failed", "held" };
 
@@ -2756,26 +2790,24 @@ tocsin_relay_store_next_delivery_at (TocsinRelayStore *store)
   return next;
 }
 
-/* Runs @sql (an UPDATE with ?1 = the delivery's id and up to two more integers) under the lock. */
+/* Runs @sql (an UPDATE with ?1 = the delivery's id and up to two more integers) on @db; the
+ * caller holds what guards @db. */
 static gboolean
-update_delivery (TocsinRelayStore  *store,
-                 const char        *sql,
-                 gint64             id,
-                 const char        *text,
-                 gint64             value,
-                 guint             *returned,
-                 GError           **error)
+delivery_update (sqlite3     *db,
+                 GHashTable  *stmts,
+                 const char  *sql,
+                 gint64       id,
+                 const char  *text,
+                 gint64       value,
+                 guint       *returned,
+                 GError     **error)
 {
   g_autoptr(CachedStmt) stmt = NULL;
   int rc;
 
-  g_mutex_lock (&store->lock);
-  stmt = prepare_cached (store->stmts, store->db, sql, error);
+  stmt = prepare_cached (stmts, db, sql, error);
   if (stmt == NULL)
-    {
-      g_mutex_unlock (&store->lock);
-      return FALSE;
-    }
+    return FALSE;
   sqlite3_bind_int64 (stmt, 1, id);
   if (sqlite3_bind_parameter_count (stmt) >= 2)
     sqlite3_bind_text (stmt, 2, text, -1, SQLITE_STATIC);
@@ -2788,16 +2820,19 @@ update_delivery (TocsinRelayStore  *store,
     }
   rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW && returned != NULL)
-    *returned = (guint) sqlite3_column_int (stmt, 0);
-  else if (rc != SQLITE_DONE)
     {
-      set_sqlite_error (store->db, rc, "updating a delivery", error);
-      g_clear_pointer (&stmt, stmt_release);
-      g_mutex_unlock (&store->lock);
+      *returned = (guint) sqlite3_column_int (stmt, 0);
+      /* Run a RETURNING statement to its end, so that the change is made. */
+      while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        ;
+      if (rc == SQLITE_DONE)
+        rc = SQLITE_ROW;
+    }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    {
+      set_sqlite_error (db, rc, "updating a delivery", error);
       return FALSE;
     }
-  g_clear_pointer (&stmt, stmt_release);
-  g_mutex_unlock (&store->lock);
   if (returned != NULL && rc != SQLITE_ROW)
     {
       g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
@@ -2807,6 +2842,33 @@ update_delivery (TocsinRelayStore  *store,
   return TRUE;
 }
 
+static gboolean
+update_delivery (TocsinRelayStore  *store,
+                 const char        *sql,
+                 gint64             id,
+                 const char        *text,
+                 gint64             value,
+                 guint             *returned,
+                 GError           **error)
+{
+  gboolean ok;
+
+  g_atomic_int_inc (&store->delivery_writes_main);
+  g_mutex_lock (&store->lock);
+  ok = delivery_update (store->db, store->stmts, sql, id, text, value, returned, error);
+  g_mutex_unlock (&store->lock);
+  return ok;
+}
+
+/* Durable before the request leaves: after a crash, this attempt is known to have started.
+ * Only a delivery that is waiting can be started: another server process on the same data
+ * dir that took it first leaves none here (NOT_FOUND). */
+#define START_ATTEMPT_SQL \
+  "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL," \
+  " state = 'pending' WHERE id = ?1 AND next_at_ms IS NOT NULL" \
+  " AND state IN ('pending', 'held') RETURNING attempts"
+#define SET_STATE_SQL "UPDATE deliveries SET state = ?2, next_at_ms = ?3 WHERE id = ?1"
+
 gboolean
 tocsin_relay_store_start_attempt (TocsinRelayStore  *store,
                                   gint64             delivery_id,
@@ -2815,14 +2877,7 @@ tocsin_relay_store_start_attempt (TocsinRelayStore  *store,
 {
   g_return_val_if_fail (store != NULL && attempt != NULL, FALSE);
 
-  /* Durable before the request leaves: after a crash, this attempt is known to have started.
-   * Only a delivery that is waiting can be started: another server process on the same data
-   * dir that took it first leaves none here (NOT_FOUND). */
-  return update_delivery (store,
-                          "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
-                          " state = 'pending' WHERE id = ?1 AND next_at_ms IS NOT NULL"
-                          " AND state IN ('pending', 'held') RETURNING attempts",
-                          delivery_id, NULL, 0, attempt, error);
+  return update_delivery (store, START_ATTEMPT_SQL, delivery_id, NULL, 0, attempt, error);
 }
 
 gboolean
@@ -2834,35 +2889,29 @@ tocsin_relay_store_set_delivery_state (TocsinRelayStore          *store,
 {
   g_return_val_if_fail (store != NULL, FALSE);
 
-  return update_delivery (store,
-                          "UPDATE deliveries SET state = ?2, next_at_ms = ?3 WHERE id = ?1",
-                          delivery_id, tocsin_relay_delivery_state_to_string (state), next_at_ms,
+  return update_delivery (store, SET_STATE_SQL, delivery_id, tocsin_relay_delivery_state_to_string (state), next_at_ms,
                           NULL, error);
 }
 
-gboolean
-tocsin_relay_store_finish_attempt (TocsinRelayStore                *store,
-                                   gint64                           delivery_id,
-                                   const TocsinRelayAttemptRecord  *record,
-                                   TocsinRelayDeliveryState         state,
-                                   gint64                           next_at_ms,
-                                   GError                         **error)
+/* The attempt's record and the delivery's new state, inside the caller's transaction. */
+static gboolean
+delivery_finish (sqlite3                         *db,
+                 GHashTable                      *stmts,
+                 gint64                           delivery_id,
+                 const TocsinRelayAttemptRecord  *record,
+                 TocsinRelayDeliveryState         state,
+                 gint64                           next_at_ms,
+                 GError                         **error)
 {
   g_autoptr(CachedStmt) stmt = NULL;
-  gboolean ok = FALSE;
 
-  g_return_val_if_fail (store != NULL && record != NULL, FALSE);
-
-  g_mutex_lock (&store->lock);
-  if (!exec_cached (store->stmts, store->db, "BEGIN IMMEDIATE", error))
-    goto out;
-  stmt = prepare_cached (store->stmts, store->db,
+  stmt = prepare_cached (stmts, db,
                          "INSERT INTO delivery_attempts (delivery_id, channel_id, attempt, at_ms,"
                          " url, status, error, duration_ms, answer_start, outcome,"
                          " next_retry_at_ms) SELECT id, channel_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
                          " ?9, ?10 FROM deliveries WHERE id = ?1", error);
   if (stmt == NULL)
-    goto rollback;
+    return FALSE;
   sqlite3_bind_int64 (stmt, 1, delivery_id);
   sqlite3_bind_int (stmt, 2, (int) record->attempt);
   sqlite3_bind_int64 (stmt, 3, record->at_ms);
@@ -2876,33 +2925,184 @@ tocsin_relay_store_finish_attempt (TocsinRelayStore                *store,
   sqlite3_bind_text (stmt, 9, record->outcome, -1, SQLITE_STATIC);
   if (record->next_retry_at_ms > 0)
     sqlite3_bind_int64 (stmt, 10, record->next_retry_at_ms);
-  if (!step_done (store->db, stmt, "logging an attempt", error))
-    goto rollback;
+  if (!step_done (db, stmt, "logging an attempt", error))
+    return FALSE;
   g_clear_pointer (&stmt, stmt_release);
 
   /* A finished delivery keeps its copy of the message until it is pruned: "retry" needs it. */
-  stmt = prepare_cached (store->stmts, store->db,
-                         "UPDATE deliveries SET state = ?2, next_at_ms = ?3 WHERE id = ?1",
-                         error);
+  stmt = prepare_cached (stmts, db, SET_STATE_SQL, error);
   if (stmt == NULL)
-    goto rollback;
+    return FALSE;
   sqlite3_bind_int64 (stmt, 1, delivery_id);
   sqlite3_bind_text (stmt, 2, tocsin_relay_delivery_state_to_string (state), -1, SQLITE_STATIC);
   if (next_at_ms > 0)
     sqlite3_bind_int64 (stmt, 3, next_at_ms);
-  if (!step_done (store->db, stmt, "updating a delivery", error))
-    goto rollback;
-  g_clear_pointer (&stmt, stmt_release);
-  ok = exec_cached (store->stmts, store->db, "COMMIT", error);
-  if (ok)
-    goto out;
+  return step_done (db, stmt, "updating a delivery", error);
+}
 
-rollback:
-  g_clear_pointer (&stmt, stmt_release);
-  sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
-out:
+gboolean
+tocsin_relay_store_finish_attempt (TocsinRelayStore                *store,
+                                   gint64                           delivery_id,
+                                   const TocsinRelayAttemptRecord  *record,
+                                   TocsinRelayDeliveryState         state,
+                                   gint64                           next_at_ms,
+                                   GError                         **error)
+{
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (store != NULL && record != NULL, FALSE);
+
+  g_atomic_int_inc (&store->delivery_writes_main);
+  g_mutex_lock (&store->lock);
+  if (exec_cached (store->stmts, store->db, "BEGIN IMMEDIATE", error))
+    {
+      ok = delivery_finish (store->db, store->stmts, delivery_id, record, state, next_at_ms,
+                            error) &&
+           exec_cached (store->stmts, store->db, "COMMIT", error);
+      if (!ok)
+        sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+    }
   g_mutex_unlock (&store->lock);
   return ok;
+}
+
+static void
+delivery_op_clear (TocsinRelayDeliveryOp *op)
+{
+  g_free (op->url);
+  g_free (op->error);
+  g_free (op->answer_start);
+  g_free (op->outcome);
+}
+
+GArray *
+tocsin_relay_delivery_ops_new (void)
+{
+  GArray *ops = g_array_new (FALSE, TRUE, sizeof (TocsinRelayDeliveryOp));
+
+  g_array_set_clear_func (ops, (GDestroyNotify) delivery_op_clear);
+  return ops;
+}
+
+TocsinRelayDeliveryOp *
+tocsin_relay_delivery_ops_add (GArray                    *ops,
+                               TocsinRelayDeliveryOpKind  kind,
+                               gint64                     delivery_id)
+{
+  TocsinRelayDeliveryOp *op;
+
+  g_return_val_if_fail (ops != NULL, NULL);
+
+  g_array_set_size (ops, ops->len + 1);
+  op = &g_array_index (ops, TocsinRelayDeliveryOp, ops->len - 1);
+  op->kind = kind;
+  op->delivery_id = delivery_id;
+  return op;
+}
+
+/* The writer thread's half of tocsin_relay_store_write_deliveries_async(). */
+static gboolean
+write_delivery_ops (TocsinRelayStore  *store,
+                    sqlite3           *db,
+                    GHashTable        *stmts,
+                    GArray            *ops,
+                    GError           **error)
+{
+  /* The point of this path (issue 17): the relay's main loop never waits for these. */
+  g_assert (g_thread_self () == store->writer);
+
+  for (guint i = 0; i < ops->len; i++)
+    {
+      TocsinRelayDeliveryOp *op = &g_array_index (ops, TocsinRelayDeliveryOp, i);
+      TocsinRelayAttemptRecord record = { 0 };
+      g_autoptr(GError) local_error = NULL;
+
+      g_atomic_int_inc (&store->delivery_writes_writer);
+      switch (op->kind)
+        {
+        case TOCSIN_RELAY_DELIVERY_OP_STATE:
+          if (!delivery_update (db, stmts, SET_STATE_SQL, op->delivery_id,
+                                tocsin_relay_delivery_state_to_string (op->state),
+                                op->next_at_ms, NULL, error))
+            return FALSE;
+          continue;
+        case TOCSIN_RELAY_DELIVERY_OP_START:
+        case TOCSIN_RELAY_DELIVERY_OP_UNSENDABLE:
+          op->attempt = 0;
+          if (!delivery_update (db, stmts, START_ATTEMPT_SQL, op->delivery_id, NULL, 0,
+                                &op->attempt, &local_error))
+            {
+              op->attempt = 0;
+              /* Not waiting (taken by another server process, finished, gone): not ours. */
+              if (g_error_matches (local_error, TOCSIN_RELAY_STORE_ERROR,
+                                   TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+                continue;
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              return FALSE;
+            }
+          if (op->kind == TOCSIN_RELAY_DELIVERY_OP_START)
+            continue;
+          op->state = TOCSIN_RELAY_DELIVERY_FAILED;
+          op->next_at_ms = 0;
+          break;
+        case TOCSIN_RELAY_DELIVERY_OP_FINISH:
+        default:
+          break;
+        }
+      record.at_ms = op->at_ms;
+      record.duration_ms = op->duration_ms;
+      record.attempt = op->attempt;
+      record.url = op->url;
+      record.status = op->status;
+      record.error = op->error;
+      record.answer_start = op->answer_start;
+      record.outcome = op->outcome ? op->outcome : "error";
+      record.next_retry_at_ms = op->next_retry_at_ms;
+      if (!delivery_finish (db, stmts, op->delivery_id, &record, op->state, op->next_at_ms,
+                            error))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tocsin_relay_store_write_deliveries_async (TocsinRelayStore    *store,
+                                           GArray              *ops,
+                                           GAsyncReadyCallback  callback,
+                                           gpointer             user_data)
+{
+  Job *job;
+
+  g_return_if_fail (store != NULL && ops != NULL);
+
+  job = g_new0 (Job, 1);
+  job->kind = JOB_DELIVERIES;
+  job->delivery_ops = g_array_ref (ops);
+  job->task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (job->task, tocsin_relay_store_write_deliveries_async);
+  g_async_queue_push (store->jobs, job);
+}
+
+gboolean
+tocsin_relay_store_write_deliveries_finish (TocsinRelayStore  *store,
+                                            GAsyncResult      *result,
+                                            GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+void
+tocsin_relay_store_delivery_write_counts (TocsinRelayStore *store,
+                                          guint            *on_main,
+                                          guint            *on_writer)
+{
+  g_return_if_fail (store != NULL);
+
+  if (on_main != NULL)
+    *on_main = (guint) g_atomic_int_get (&store->delivery_writes_main);
+  if (on_writer != NULL)
+    *on_writer = (guint) g_atomic_int_get (&store->delivery_writes_writer);
 }
 
 guint

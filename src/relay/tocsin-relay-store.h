@@ -384,6 +384,57 @@ gboolean   tocsin_relay_store_finish_attempt  (TocsinRelayStore               *s
                                                TocsinRelayDeliveryState        state,
                                                gint64                          next_at_ms,
                                                GError                        **error);
+/* The sender's writes (tocsin-relay-forwards.c), made by the writer thread: a batch of
+ * operations, one transaction, in order. The synchronous calls above stay for tests and the
+ * owner API's "retry now". */
+typedef enum
+{
+  TOCSIN_RELAY_DELIVERY_OP_START,       /* as tocsin_relay_store_start_attempt() */
+  TOCSIN_RELAY_DELIVERY_OP_STATE,       /* as tocsin_relay_store_set_delivery_state() */
+  TOCSIN_RELAY_DELIVERY_OP_FINISH,      /* as tocsin_relay_store_finish_attempt() */
+  TOCSIN_RELAY_DELIVERY_OP_UNSENDABLE,  /* start, then finish as failed with @error */
+} TocsinRelayDeliveryOpKind;
+
+typedef struct
+{
+  TocsinRelayDeliveryOpKind kind;
+  gint64                    delivery_id;
+  TocsinRelayDeliveryState  state;        /* STATE, FINISH */
+  gint64                    next_at_ms;   /* STATE, FINISH; 0: NULL */
+  /* FINISH, UNSENDABLE: the attempt's record (strings owned) */
+  gint64                    at_ms;
+  gint64                    duration_ms;
+  guint                     status;
+  char                     *url;
+  char                     *error;
+  char                     *answer_start;
+  char                     *outcome;
+  gint64                    next_retry_at_ms;
+  /* START: in, the attempt number after it (0 when the delivery was not waiting);
+   * FINISH: in, the attempt's number */
+  guint                     attempt;
+} TocsinRelayDeliveryOp;
+
+/* A GArray of TocsinRelayDeliveryOp that frees the ops' strings. */
+GArray    *tocsin_relay_delivery_ops_new       (void);
+TocsinRelayDeliveryOp *tocsin_relay_delivery_ops_add (GArray                    *ops,
+                                                      TocsinRelayDeliveryOpKind  kind,
+                                                      gint64                     delivery_id);
+/* Queues @ops (a reference is kept; the results are written into it) to the writer thread;
+ * @callback runs on the caller's main context once they are durable (or failed, all of them:
+ * one transaction). Never touches the main connection. */
+void       tocsin_relay_store_write_deliveries_async  (TocsinRelayStore    *store,
+                                                       GArray              *ops,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+gboolean   tocsin_relay_store_write_deliveries_finish (TocsinRelayStore  *store,
+                                                       GAsyncResult      *result,
+                                                       GError           **error);
+/* For tests: how many delivery writes (start, state, finish) ran on the main connection
+ * (the synchronous calls) and on the writer thread since the store opened. */
+void       tocsin_relay_store_delivery_write_counts (TocsinRelayStore *store,
+                                                     guint            *on_main,
+                                                     guint            *on_writer);
 /* At start: deliveries left in flight by a crash (next_at_ms NULL, pending) are due at
  * @now_ms, or failed when their policy is none (one attempt, already made). Returns how many. */
 guint      tocsin_relay_store_recover_deliveries (TocsinRelayStore *store,
