@@ -2889,8 +2889,8 @@ tocsin_relay_store_set_delivery_state (TocsinRelayStore          *store,
 {
   g_return_val_if_fail (store != NULL, FALSE);
 
-  return update_delivery (store, SET_STATE_SQL, delivery_id, tocsin_relay_delivery_state_to_string (state), next_at_ms,
-                          NULL, error);
+  return update_delivery (store, SET_STATE_SQL, delivery_id,
+                          tocsin_relay_delivery_state_to_string (state), next_at_ms, NULL, error);
 }
 
 /* The attempt's record and the delivery's new state, inside the caller's transaction. */
