@@ -26,10 +26,22 @@
  * (Standard Webhooks' idempotency); with policy "none" (one attempt) it ends "failed" instead.
  * Nothing that was queued is lost: a delivery leaves the queue only as delivered or failed.
  *
- * Store writes: short transactions on the store's main connection (one UPDATE before a send,
- * one INSERT + UPDATE after it), not the writer thread: each is one row and an fsync, far
- * shorter than the request it accounts for, and the order (started before sent) must hold
- * before the request leaves, which a queued write would not promise.
+ * Store writes: on the store's writer thread, never on this main loop (the relay's only one:
+ * an fsync here, 0.3 ms typically and up to 70 ms on this machine, would stall every
+ * subscriber, webhook and stream). A scan collects its attempts' starts, the deliveries it holds
+ * back and the unsendable ones into one Write (TocsinRelayDeliveryOp's), queued with
+ * tocsin_relay_store_write_deliveries_async(): one transaction, group-committed with whatever
+ * else the writer has queued. The order "started before sent" holds because a request is sent
+ * only from write_done(), the callback that says its start is durable (an op whose delivery
+ * was no longer waiting, attempt 0, is not sent). After the answer, the attempt's record and
+ * the delivery's new state are queued the same way (queue_finish()); their callback scans
+ * again. Until a write is done its deliveries are in in_flight (starts) or writing (the rest),
+ * and a scan leaves them alone. The scan's reads (tocsin_relay_store_due_deliveries(),
+ * tocsin_relay_store_next_delivery_at()) stay on the main connection: short SELECTs on the
+ * deliveries_due index, in no write transaction (WAL readers do not wait for the writer).
+ * tests/test-relay-forwards-thread.c checks the main thread dirties no file meanwhile. Left on
+ * the main connection: tocsin_relay_forwards_retry() (the owner's "retry now", one UPDATE) and
+ * the recovery at start.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
