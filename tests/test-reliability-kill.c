@@ -224,9 +224,16 @@ run_load (guint rate,
   g_assert_cmpuint (load.sub.bad_frames, ==, 0);
   /* The subscriber reconnected after every kill. */
   g_assert_cmpuint (load.sub.reconnects, >=, kills + 1);
-  /* Nothing acknowledged was held back: the store agrees with what was delivered. */
-  g_assert_cmpint (tocsin_rel_last_id (load.relay, json_object_get_int_member (load.channel, "id")),
-                   ==, load.sub.cursor);
+  /* Nothing stored is held back: the subscriber comes to the store's last id (messages that
+   * were stored but not acknowledged, in flight at a kill, may still be arriving: under
+   * valgrind they came after the settling above). */
+  {
+    gint64 channel_id = json_object_get_int_member (load.channel, "id");
+    gint64 last_id = tocsin_rel_last_id (load.relay, channel_id);
+
+    TOCSIN_WAIT_UNTIL ((tocsin_rel_subscriber_connect (&load.sub), load.sub.cursor >= last_id));
+    g_assert_cmpint (last_id, ==, load.sub.cursor);
+  }
 
   tocsin_rel_subscriber_clear (&load.sub);
   g_hash_table_unref (load.acked_seq);
