@@ -1461,3 +1461,28 @@ tocsin_request_url_for_log (const char *url)
   return g_uri_join (G_URI_FLAGS_ENCODED, g_uri_get_scheme (uri), NULL, g_uri_get_host (uri),
                      g_uri_get_port (uri), path && *path ? path : "/", NULL, NULL);
 }
+
+GPtrArray *
+tocsin_request_list_parse (const char  *field,
+                           const char  *text,
+                           guint        max,
+                           GError     **error)
+{
+  g_autoptr(JsonNode) node = NULL;
+
+  g_return_val_if_fail (field != NULL, NULL);
+
+  if (text == NULL || *text == '\0')
+    text = "[]";
+  node = tocsin_json_parse (text, strlen (text), TOCSIN_REQUEST_MAX_SOURCE * MAX (max, 1),
+                            TOCSIN_REQUEST_MAX_DEPTH * 2 + 8, error);
+  if (node == NULL)
+    return NULL;
+  if (!JSON_NODE_HOLDS_ARRAY (node))
+    {
+      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
+                   _("“%s” must be an array of request definitions"), field);
+      return NULL;
+    }
+  return tocsin_request_list_new (field, json_node_get_array (node), max, error);
+}

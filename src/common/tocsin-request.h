@@ -105,6 +105,12 @@ GPtrArray      *tocsin_request_list_new       (const char   *field,
                                                JsonArray    *definitions,
                                                guint         max,
                                                GError      **error);
+/* The same from stored JSON text (a JSON array; NULL or "" is none), parsed with the guards of
+ * tocsin_json_parse(). The one reader of stored forwards, for every store backend. */
+GPtrArray      *tocsin_request_list_parse     (const char   *field,
+                                               const char   *text,
+                                               guint         max,
+                                               GError      **error);
 /* Back to JSON (the normalised definitions), for storing. */
 JsonArray      *tocsin_request_list_to_json   (GPtrArray    *requests);
 

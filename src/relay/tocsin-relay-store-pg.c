@@ -308,22 +308,7 @@ static GPtrArray *
 compile_forwards (const char  *source,
                   GError     **error)
 {
-  g_autoptr(JsonNode) node = NULL;
-
-  if (source == NULL || *source == '\0')
-    source = "[]";
-  node = tocsin_json_parse (source, strlen (source), TOCSIN_REQUEST_MAX_SOURCE *
-                            TOCSIN_REQUEST_MAX_FORWARDS, TOCSIN_REQUEST_MAX_DEPTH * 2 + 8, error);
-  if (node == NULL)
-    return NULL;
-  if (!JSON_NODE_HOLDS_ARRAY (node))
-    {
-      g_set_error (error, TOCSIN_REQUEST_ERROR, TOCSIN_REQUEST_ERROR_INVALID,
-                   _("“forwards” must be an array of request definitions"));
-      return NULL;
-    }
-  return tocsin_request_list_new ("forwards", json_node_get_array (node),
-                                  TOCSIN_REQUEST_MAX_FORWARDS, error);
+  return tocsin_request_list_parse ("forwards", source, TOCSIN_REQUEST_MAX_FORWARDS, error);
 }
 
 /* Builds a channel from a row of CHANNEL_COLUMNS, as the SQLite backend does. */
