@@ -130,9 +130,12 @@ run_load (guint rate,
 
       now = g_get_monotonic_time ();
       elapsed = now - start;
-      /* On a slow machine (or under valgrind) the kills may come later than planned; the run
-       * lasts until all of them have happened. */
-      if (elapsed >= (gint64) seconds * G_USEC_PER_SEC && next_kill > kills)
+      /* On a slow machine (or under valgrind) the kills may come later than planned, and a
+       * restart may take longer than the rest of the schedule: the run lasts until all of them
+       * have happened and the last relay has acknowledged some messages of its own, which the
+       * subscriber can only get by reconnecting. */
+      if (elapsed >= (gint64) seconds * G_USEC_PER_SEC && next_kill > kills &&
+          load.acked >= acked_at_start + 10)
         break;
 
       /* Keep to the schedule: as many as are due by now, within the in-flight bound. */
