@@ -229,7 +229,7 @@ typedef struct
   char              *peer;        /* for the log, while head_fd is kept */
   gboolean           refused;     /* answered 413 on the socket itself; the handler stays out */
   int                head_fd;     /* a dup of the socket while the head is read, or -1 */
-  gboolean           line_too_long;  /* the peek saw no line end within libsoup's limit */
+  gboolean           line_too_long;  /* the peek saw no line end in what had come */
   guint              head_watch_id;  /* waits for the head's first byte to take head_fd */
 } RequestGuard;
 
@@ -612,13 +612,13 @@ conn_watch_between (Conn *conn)
  * word: it closes the connection, and the message ends without "finished" (it never got a
  * method). So while a head is read the relay keeps a duplicate of the socket's descriptor; when
  * the message goes without headers and libsoup's reason is that limit, the relay answers 431
- * itself on the duplicate. libsoup's buffer is private, so whether the request line alone was
- * too long (414) cannot be told: the sentence names both. */
+ * itself on the duplicate: 414 if the relay's peek at the head (inspect_head()) saw no end to
+ * the request line, 431 otherwise. */
 /* Peeks at the head the kernel holds for @fd before libsoup reads it (see tocsin-relay-head.h).
  * A target libsoup would refuse with an empty 400 is answered here, with its sentence, on a
  * duplicate of the socket, which is then shut down: libsoup's own answer fails to write, and it
  * drops the connection. Returns TRUE if the request was answered. *@line_too_long says the
- * first line alone passes libsoup's limit, for a 414 once libsoup gives up on the head. */
+ * first line had not ended in what had come, for a 414 once libsoup gives up on the head. */
 static gboolean
 inspect_head (Server   *server,
               int       fd,
@@ -640,9 +640,16 @@ inspect_head (Server   *server,
     case TOCSIN_RELAY_HEAD_LINE_TOO_LONG:
       *line_too_long = TRUE;
       return FALSE;
+    case TOCSIN_RELAY_HEAD_UNKNOWN:
+      /* No line end in the first KiB or more that has come (under load, a long URL arrives in
+       * pieces, and libsoup reads the rest before a second look could): if libsoup then gives
+       * up on the head, it was the line that was too long. A few bytes say nothing (a client
+       * that sends byte by byte). */
+      if (n >= 1024)
+        *line_too_long = TRUE;
+      return FALSE;
     case TOCSIN_RELAY_HEAD_BAD_TARGET:
       break;
-    case TOCSIN_RELAY_HEAD_UNKNOWN:
     case TOCSIN_RELAY_HEAD_OK:
     default:
       return FALSE;
