@@ -7,7 +7,8 @@
  * press log has the attempt; the record's row shows the buttons and the last result, and its
  * button sends again; a "view" button opens its URL in the (fake) browser; a target answering
  * 500 under policy "none" is one attempt and shows "Failed"; policy "retry" follows
- * Retry-After with the same webhook-id.
+ * Retry-After with the same webhook-id; a service behind a private CA is reached once the
+ * Preferences' CA file names it.
  *
  * The messages with actions go through their wire form (tocsin_message_to_data(), what the
  * relay sends; tocsin_message_new_from_data(), what the app decodes a frame with) and then the
@@ -29,6 +30,7 @@
 #include "tocsin-test-notify.h"
 #include "tocsin-test-relay.h"
 #include "tocsin-test-target.h"
+#include "tocsin-test-tls.h"
 #include "tocsin-test-ui.h"
 #include "tocsin-window.h"
 
@@ -445,6 +447,46 @@ test_retry_policy (void)
   g_assert_cmpuint (((TocsinActionPress *) log->pdata[1])->status, ==, 503);
 }
 
+/* An "http" action to a service behind a private CA: refused with a sentence while only the
+ * system's CAs are trusted, sent once the Preferences' CA file names that CA (as the
+ * subscriptions and the channel editor trust it). */
+static void
+test_private_ca (void)
+{
+  g_autoptr(GSettings) settings = g_settings_new (APP_ID);
+  g_autoptr(TocsinTestPki) pki = tocsin_test_pki_new ();
+  g_autoptr(TocsinTestTarget) tls = tocsin_test_target_new_tls (pki->cert_file, pki->key_file);
+  g_autoptr(TocsinMessage) message = new_message ("Deploy 47 waiting");
+  g_autoptr(TocsinRecord) record = NULL;
+  g_autoptr(GPtrArray) log = NULL;
+  TocsinClient *client = tocsin_application_get_client (fx.app);
+  TocsinMessageAction *action = http_action ("Approve", "POST", "/approve", "{}", FALSE);
+  TocsinRecordRow *row = NULL;
+
+  g_free (action->url);
+  action->url = tocsin_test_target_url (tls, "/approve");
+  g_ptr_array_add (message->actions, action);
+  record = deliver (message);
+  TOCSIN_WAIT_UNTIL ((row = tocsin_test_ui_row_with_title (fx.window, "Deploy 47 waiting"))
+                     != NULL);
+
+  tocsin_test_ui_click (GTK_WIDGET (row), "Approve");
+  TOCSIN_WAIT_UNTIL (row_shows (row, "Approve: Failed"));
+  log = presses (tocsin_record_get_id (record));
+  g_assert_cmpuint (log->len, ==, 1);
+  g_assert_cmpuint (((TocsinActionPress *) log->pdata[0])->status, ==, 0);
+  g_assert_nonnull (strstr (((TocsinActionPress *) log->pdata[0])->error, "TLS"));
+  g_assert_cmpuint (tocsin_test_target_count_requests (tls, "/approve"), ==, 0);
+
+  g_settings_set_string (settings, "ca-file", pki->ca_file);
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_tls_database (client) != NULL);
+  tocsin_test_ui_click (GTK_WIDGET (row), "Approve");
+  TOCSIN_WAIT_UNTIL (row_shows (row, "Approve: Sent · 200"));
+  g_assert_cmpuint (tocsin_test_target_count_requests (tls, "/approve"), ==, 1);
+  g_settings_reset (settings, "ca-file");
+  TOCSIN_WAIT_UNTIL (tocsin_client_get_tls_database (client) == NULL);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -476,6 +518,7 @@ main (int   argc,
   g_test_add_func ("/app/actions/view-opens-url", test_view_opens_url);
   g_test_add_func ("/app/actions/failure-policy-none", test_failure_policy_none);
   g_test_add_func ("/app/actions/retry-policy", test_retry_policy);
+  g_test_add_func ("/app/actions/private-ca", test_private_ca);
   status = g_test_run ();
 
   if (fx.window)

@@ -211,6 +211,16 @@ tocsin_action_runner_new (TocsinHistory              *history,
   return self;
 }
 
+void
+tocsin_action_runner_set_tls_database (TocsinActionRunner *self,
+                                       GTlsDatabase       *database)
+{
+  g_return_if_fail (TOCSIN_IS_ACTION_RUNNER (self));
+  g_return_if_fail (database == NULL || G_IS_TLS_DATABASE (database));
+
+  tocsin_outbound_set_extra_ca (self->outbound, database);
+}
+
 /* ---- an attempt's end --------------------------------------------------------------------- */
 
 typedef struct

@@ -26,6 +26,11 @@ TocsinActionRunner *tocsin_action_runner_new   (TocsinHistory              *hist
                                                 TocsinNotifier             *notifier,
                                                 const TocsinOutboundConfig *config);
 
+/* The extra certificate authorities the Preferences' CA file gives (or NULL: the system's
+ * only), trusted by the "http" actions as by the subscriptions and the channel editor. */
+void     tocsin_action_runner_set_tls_database (TocsinActionRunner *self,
+                                                GTlsDatabase       *database);
+
 /* Presses @record's action @index. Returns FALSE (and does nothing) when there is no such
  * action, the record is not stored, or the same action is still being sent (no double sends).
  * A press while an earlier press waits for its next retry sends that retry now. */

@@ -557,11 +557,15 @@ action_failed_cb (TocsinApplication *self,
     g_message ("%s", message);
 }
 
-/* The channel editor talks to the same relays as the subscriptions: same extra trust. */
+/* The channel editor talks to the same relays as the subscriptions, and the "http" actions
+ * are sent to the same private services: same extra trust. */
 static void
 client_tls_cb (TocsinApplication *self)
 {
-  tocsin_owner_set_tls_database (self->owner, tocsin_client_get_tls_database (self->client));
+  GTlsDatabase *database = tocsin_client_get_tls_database (self->client);
+
+  tocsin_owner_set_tls_database (self->owner, database);
+  tocsin_action_runner_set_tls_database (self->action_runner, database);
 }
 
 static void
@@ -969,6 +973,8 @@ tocsin_application_startup (GApplication *app)
   self->owner = tocsin_owner_new (self->history, tocsin_client_get_tls_database (self->client));
   self->caller = tocsin_caller_new (GTK_APPLICATION (self), self->client, self->notifier);
   self->action_runner = tocsin_action_runner_new (self->history, self->notifier, NULL);
+  tocsin_action_runner_set_tls_database (self->action_runner,
+                                         tocsin_client_get_tls_database (self->client));
   g_signal_connect_object (self->notifier, "action", G_CALLBACK (notifier_action_cb), self,
                            G_CONNECT_SWAPPED);
   g_signal_connect_object (self->action_runner, "press-failed", G_CALLBACK (action_failed_cb),

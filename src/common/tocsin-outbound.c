@@ -550,6 +550,17 @@ tocsin_outbound_new (const TocsinOutboundConfig *config)
   return self;
 }
 
+void
+tocsin_outbound_set_extra_ca (TocsinOutbound *self,
+                              GTlsDatabase   *database)
+{
+  g_return_if_fail (self != NULL);
+  g_return_if_fail (database == NULL || G_IS_TLS_DATABASE (database));
+
+  g_set_object (&self->extra_ca, database);
+  g_clear_pointer (&self->ca_error, g_free);
+}
+
 const char *
 tocsin_outbound_get_ca_error (TocsinOutbound *self)
 {

@@ -130,6 +130,12 @@ void            tocsin_outbound_parse_pacing      (const char * const   *headers
 char           *tocsin_outbound_answer_start      (const guint8 *data,
                                                    gsize         len);
 
+/* Trusts @database (or nothing more than the system's, with NULL) in addition to the system's
+ * CAs from the next send on, in place of ca_file's: for a caller that reads its CA file off its
+ * main loop and may change it while running (the app's Preferences). */
+void            tocsin_outbound_set_extra_ca      (TocsinOutbound *self,
+                                                   GTlsDatabase   *database);
+
 /* Why ca_file could not be used (a sentence), or NULL: for the caller to refuse to start. */
 const char     *tocsin_outbound_get_ca_error      (TocsinOutbound *self);
 
