@@ -698,6 +698,27 @@ test_deliveries_real_relay (void)
   TOCSIN_WAIT_UNTIL (fake.downs == 2);
   TOCSIN_WAIT_UNTIL (page_shows (page, 2, "HTTP 503"));
   gtk_window_destroy (GTK_WINDOW (page));
+
+  /* The same page from the main window's menu, for the channel shown, once subscribed. */
+  {
+    g_autoptr(JsonObject) link = json_object_new ();
+    TocsinSubscription *subscription;
+    GtkWindow *opened = NULL;
+
+    json_object_set_string_member (link, "subscribe_url", channel->subscribe_url);
+    subscription = tocsin_test_ui_subscribe (app, link, TOCSIN_NOTIFY_TYPE_NORMAL);
+    /* Created through the owner API here, not the editor: the app reads its owned channels
+     * again as the editor has it do after a save. */
+    tocsin_application_reload_owned_channels (app);
+    tocsin_window_show_channel (window, relay->base_url,
+                                tocsin_subscription_get_channel_id (subscription));
+    TOCSIN_WAIT_UNTIL ((opened = tocsin_test_ui_find_toplevel (TOCSIN_TYPE_DELIVERIES_WINDOW))
+                       != NULL ||
+                       (gtk_widget_activate_action (GTK_WIDGET (window), "win.channel-deliveries",
+                                                    NULL) && FALSE));
+    TOCSIN_WAIT_UNTIL (page_shows (GTK_WIDGET (opened), 2, "HTTP 503"));
+    gtk_window_destroy (opened);
+  }
 }
 
 int

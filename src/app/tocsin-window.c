@@ -900,6 +900,7 @@ update_actions (TocsinWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.unsubscribe", subscription != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.channel-settings", subscription != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.edit-channel", owned);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.channel-deliveries", owned);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.back",
                                  adw_leaflet_get_folded (self->leaflet));
 }
@@ -954,24 +955,46 @@ action_presses_action (GtkWidget  *widget,
                                                                             self->app)));
 }
 
+/* The owned channel shown (selected in the sidebar), or NULL. */
+static const TocsinOwnedChannel *
+selected_owned_channel (TocsinWindow *self)
+{
+  TocsinSubscription *subscription = selected_subscription (self);
+
+  if (subscription == NULL)
+    return NULL;
+  return tocsin_application_find_owned_channel (self->app,
+                                                tocsin_subscription_get_relay_url (subscription),
+                                                tocsin_subscription_get_channel_id (subscription));
+}
+
 static void
 edit_channel_action (GtkWidget  *widget,
                      const char *action_name,
                      GVariant   *param)
 {
   TocsinWindow *self = TOCSIN_WINDOW (widget);
-  TocsinSubscription *subscription = selected_subscription (self);
-  const TocsinOwnedChannel *owned;
+  const TocsinOwnedChannel *owned = selected_owned_channel (self);
 
-  if (subscription == NULL)
-    return;
-  owned = tocsin_application_find_owned_channel (self->app,
-                                                 tocsin_subscription_get_relay_url (subscription),
-                                                 tocsin_subscription_get_channel_id (subscription));
   if (owned == NULL)
     return;
   gtk_window_present (GTK_WINDOW (tocsin_channel_editor_new_for_channel (GTK_WINDOW (self),
                                                                          self->app, owned)));
+}
+
+/* The relay's log of the channel's forwards, without opening the editor first. */
+static void
+channel_deliveries_action (GtkWidget  *widget,
+                           const char *action_name,
+                           GVariant   *param)
+{
+  TocsinWindow *self = TOCSIN_WINDOW (widget);
+  const TocsinOwnedChannel *owned = selected_owned_channel (self);
+
+  if (owned == NULL || tocsin_owned_channel_is_direct (owned))
+    return;
+  gtk_window_present (GTK_WINDOW (tocsin_deliveries_window_new_for_channel (GTK_WINDOW (self),
+                                                                            self->app, owned)));
 }
 
 static void
@@ -1860,6 +1883,8 @@ tocsin_window_class_init (TocsinWindowClass *klass)
   gtk_widget_class_install_action (widget_class, "win.action-presses", NULL,
                                    action_presses_action);
   gtk_widget_class_install_action (widget_class, "win.edit-channel", NULL, edit_channel_action);
+  gtk_widget_class_install_action (widget_class, "win.channel-deliveries", NULL,
+                                   channel_deliveries_action);
   gtk_widget_class_install_action (widget_class, "win.channel-settings", NULL,
                                    channel_settings_action);
   gtk_widget_class_install_action (widget_class, "win.back", NULL, back_action);
