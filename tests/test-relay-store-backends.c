@@ -671,7 +671,8 @@ test_pg_notify (void)
   channel = create_channel (a, "watched");
   other = create_channel (a, "other");
 
-  /* Creating channels says nothing; a batch of three to two channels says two things. */
+  /* Creating a channel says "changed" (so that a node keeping channels in memory hears of it);
+   * a batch of three to two channels says two things. */
   for (guint i = 0; i < 3; i++)
     {
       messages[i] = new_message ("hello", 0);
@@ -685,8 +686,14 @@ test_pg_notify (void)
       tocsin_relay_commit_free (commits[i]);
       tocsin_message_free (messages[i]);
     }
-  wait_for_notices (b, &heard, 2);
+  wait_for_notices (b, &heard, 4);
   for (guint i = 0; i < 2; i++)
+    {
+      n = &g_array_index (heard.events, Notice, i);
+      g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_CHANGED);
+      g_assert_cmpint (n->channel_id, ==, i == 0 ? channel->id : other->id);
+    }
+  for (guint i = 2; i < 4; i++)
     {
       n = &g_array_index (heard.events, Notice, i);
       g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
@@ -703,15 +710,15 @@ test_pg_notify (void)
   g_assert_no_error (error);
   g_assert_true (tocsin_relay_store_pg_delete_channel (a, other->id, &error));
   g_assert_no_error (error);
-  wait_for_notices (b, &heard, 5);
-  n = &g_array_index (heard.events, Notice, 2);
+  wait_for_notices (b, &heard, 7);
+  n = &g_array_index (heard.events, Notice, 4);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
   g_assert_cmpint (n->channel_id, ==, channel->id);
   g_assert_cmpint (n->id, ==, 3);
-  n = &g_array_index (heard.events, Notice, 3);
+  n = &g_array_index (heard.events, Notice, 5);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_ROTATED);
   g_assert_cmpint (n->channel_id, ==, channel->id);
-  n = &g_array_index (heard.events, Notice, 4);
+  n = &g_array_index (heard.events, Notice, 6);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_DELETED);
   g_assert_cmpint (n->channel_id, ==, other->id);
   g_array_unref (heard.events);
