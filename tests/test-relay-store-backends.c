@@ -600,6 +600,186 @@ test_pg_restart (void)
   g_assert_cmpuint (page->ids->len, ==, 4);
 }
 
+static TocsinRelayChannel *
+create_forwarding (TocsinRelayStorePg *node)
+{
+  TocsinRelayChannelSpec spec = {
+    .name = "fwd", .forwards = "[{\"name\":\"h\",\"url\":\"http://127.0.0.1:9/\"}]",
+  };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_create_channel (node, &spec, "webhook",
+                                                                      NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+/* Commits @n messages to @channel, each with a delivery of its forward. */
+static void
+commit_forwarded (TocsinRelayStorePg *node,
+                  TocsinRelayChannel *channel,
+                  guint               n)
+{
+  g_autoptr(GArray) indices = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint zero = 0;
+
+  g_array_append_val (indices, zero);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(TocsinMessage) message = new_message ("m", 0);
+      TocsinRelayStorePgWrite write = { channel->id, message, NULL, NULL, 86400,
+                                        channel->forwards, indices };
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TocsinRelayCommit) commit = NULL;
+      GError *per_write = NULL;
+
+      g_assert_true (tocsin_relay_store_pg_commit (node, &write, 1, &commit, &per_write,
+                                                   &error));
+      g_assert_no_error (error);
+      g_assert_no_error (per_write);
+    }
+}
+
+/* A node that stops being seen (killed, its machine gone): its subscribers drop out of the
+ * list once it is past the timeout, pruning removes its rows, and what it had in flight is
+ * recovered by another node only then; a live node's attempt in flight is never taken over. */
+static void
+test_pg_node_gone (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(JsonArray) now_list = NULL, later_list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayDelivery) recovered = NULL;
+  g_autofree char *rows = NULL, *nodes = NULL;
+  gint64 now = g_get_real_time () / 1000;
+  gint64 gone = now + (TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS + 1) * 1000;
+  gint64 id;
+  guint attempt;
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+  g_assert_true (tocsin_relay_store_pg_set_node (a, "node-a", &error));
+  g_assert_true (tocsin_relay_store_pg_set_node (b, "node-b", &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (tocsin_relay_store_pg_get_node (a), ==, "node-a");
+  channel = create_forwarding (a);
+
+  g_assert_true (tocsin_relay_store_pg_note_subscriber (a, channel->id, 7, "ws", "10.0.0.1",
+                                                        TRUE, &error));
+  g_assert_no_error (error);
+  now_list = tocsin_relay_store_pg_list_presence (b, channel->id, now, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (json_array_get_length (now_list), ==, 1);
+
+  commit_forwarded (a, channel, 1);
+  due = tocsin_relay_store_pg_due_deliveries (a, now + 30000, 10, &error);
+  g_assert_cmpuint (due->len, ==, 1);
+  id = ((TocsinRelayDelivery *) due->pdata[0])->id;
+  g_assert_true (tocsin_relay_store_pg_start_attempt (a, id, &attempt, &error));
+  g_assert_no_error (error);
+
+  /* Node a is alive: b recovers nothing of it, and pruning leaves its rows. */
+  g_assert_cmpint (tocsin_relay_store_pg_recover_deliveries (b, now, &error), ==, 0);
+  g_assert_true (tocsin_relay_store_pg_prune (b, 86400, now, &error));
+  g_assert_no_error (error);
+  rows = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM presence");
+  g_assert_cmpstr (g_strstrip (rows), ==, "1");
+
+  /* Past the timeout without a heartbeat from a: its subscriber is not listed, b recovers its
+   * attempt (due again, attempts kept), and pruning drops its rows but not b's node. */
+  later_list = tocsin_relay_store_pg_list_presence (b, channel->id, gone, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (json_array_get_length (later_list), ==, 0);
+  g_assert_cmpint (tocsin_relay_store_pg_recover_deliveries (b, gone, &error), ==, 1);
+  recovered = tocsin_relay_store_pg_get_delivery (b, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (recovered->next_at_ms, ==, gone);
+  g_assert_cmpuint (recovered->attempts, ==, 1);
+  g_assert_true (tocsin_relay_store_pg_prune (b, 86400, gone, &error));
+  g_assert_no_error (error);
+  g_free (rows);
+  rows = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM presence");
+  g_assert_cmpstr (g_strstrip (rows), ==, "0");
+  nodes = tocsin_test_postgres_psql (pg, "SELECT string_agg(node, ',' ORDER BY node) FROM nodes"
+                                         " WHERE node LIKE 'node-%'");
+  g_assert_cmpstr (g_strstrip (nodes), ==, "node-b");
+}
+
+typedef struct
+{
+  TocsinTestPostgres *pg;
+  GArray             *ids;      /* the deliveries, shared, read only */
+  GArray             *taken;    /* gboolean per delivery: this node got the attempt */
+} Taker;
+
+static gpointer
+taker_thread (gpointer data)
+{
+  Taker *t = data;
+  g_autoptr(TocsinRelayStorePg) node = open_node (t->pg);
+
+  for (guint i = 0; i < t->ids->len; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint attempt = 0;
+      gboolean taken = tocsin_relay_store_pg_start_attempt (node, g_array_index (t->ids, gint64,
+                                                                                 i),
+                                                            &attempt, &error);
+
+      if (!taken)
+        g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+      else
+        g_assert_cmpuint (attempt, ==, 1);
+      g_array_append_val (t->taken, taken);
+    }
+  return NULL;
+}
+
+/* Two nodes sending from one queue at once: every delivery is started by exactly one. */
+static void
+test_pg_deliveries_two_nodes (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GError) error = NULL;
+  Taker takers[2];
+  GThread *threads[2];
+  const guint n = 60;
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_forwarding (node);
+  commit_forwarded (node, channel, n);
+  due = tocsin_relay_store_pg_due_deliveries (node, g_get_real_time () / 1000 + 60000, 1000,
+                                              &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (due->len, ==, n);
+  for (guint i = 0; i < due->len; i++)
+    g_array_append_val (ids, ((TocsinRelayDelivery *) due->pdata[i])->id);
+
+  for (guint k = 0; k < 2; k++)
+    {
+      takers[k] = (Taker) { pg, ids, g_array_new (FALSE, FALSE, sizeof (gboolean)) };
+      threads[k] = g_thread_new ("node", taker_thread, &takers[k]);
+    }
+  for (guint k = 0; k < 2; k++)
+    g_thread_join (threads[k]);
+  for (guint i = 0; i < n; i++)
+    g_assert_true (g_array_index (takers[0].taken, gboolean, i)
+                   != g_array_index (takers[1].taken, gboolean, i));
+  for (guint k = 0; k < 2; k++)
+    g_array_unref (takers[k].taken);
+}
+
 typedef struct
 {
   GArray *events;   /* of Notice */
@@ -1991,6 +2171,9 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/prune", test_pg_prune);
   g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
   g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
+  g_test_add_func ("/relay/store-backends/postgres/node-gone", test_pg_node_gone);
+  g_test_add_func ("/relay/store-backends/postgres/deliveries-two-nodes",
+                   test_pg_deliveries_two_nodes);
 #endif
   return g_test_run ();
 }
