@@ -714,6 +714,8 @@ typedef struct
 {
   TocsinTestPostgres *pg;
   GArray             *ids;      /* the deliveries, shared, read only */
+  guint               batches;  /* 0: one at a time; 1: in batches (write_deliveries) from the
+                                 * first id up; 2: in batches from the last id down */
   GArray             *taken;    /* gboolean per delivery: this node got the attempt */
 } Taker;
 
@@ -723,6 +725,35 @@ taker_thread (gpointer data)
   Taker *t = data;
   g_autoptr(TocsinRelayStorePg) node = open_node (t->pg);
 
+  g_array_set_size (t->taken, t->ids->len);
+  if (t->batches)
+    {
+      /* Batches of 10 starts, in opposite orders on two nodes: without each batch locking its
+       * rows in id order first, they would deadlock (and one batch fail). */
+      for (guint start = 0; start < t->ids->len; start += 10)
+        {
+          g_autoptr(GArray) ops = tocsin_relay_delivery_ops_new ();
+          g_autoptr(GError) error = NULL;
+
+          for (guint i = start; i < MIN (start + 10, t->ids->len); i++)
+            tocsin_relay_delivery_ops_add (ops, TOCSIN_RELAY_DELIVERY_OP_START,
+                                           g_array_index (t->ids, gint64,
+                                                          t->batches == 2 ? t->ids->len - 1 - i
+                                                                          : i));
+          g_assert_true (tocsin_relay_store_pg_write_deliveries (node, ops, &error));
+          g_assert_no_error (error);
+          for (guint j = 0; j < ops->len; j++)
+            {
+              guint attempt = g_array_index (ops, TocsinRelayDeliveryOp, j).attempt;
+
+              g_assert_cmpuint (attempt, <=, 1);
+              g_array_index (t->taken, gboolean,
+                             t->batches == 2 ? t->ids->len - 1 - (start + j) : start + j) =
+                attempt == 1;
+            }
+        }
+      return NULL;
+    }
   for (guint i = 0; i < t->ids->len; i++)
     {
       g_autoptr(GError) error = NULL;
@@ -735,12 +766,13 @@ taker_thread (gpointer data)
         g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
       else
         g_assert_cmpuint (attempt, ==, 1);
-      g_array_append_val (t->taken, taken);
+      g_array_index (t->taken, gboolean, i) = taken;
     }
   return NULL;
 }
 
-/* Two nodes sending from one queue at once: every delivery is started by exactly one. */
+/* Three nodes sending from one queue at once, one a delivery at a time and two in batches from
+ * either end: every delivery is started by exactly one, and no batch fails. */
 static void
 test_pg_deliveries_two_nodes (void)
 {
@@ -750,9 +782,9 @@ test_pg_deliveries_two_nodes (void)
   g_autoptr(GPtrArray) due = NULL;
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
   g_autoptr(GError) error = NULL;
-  Taker takers[2];
-  GThread *threads[2];
-  const guint n = 60;
+  Taker takers[3];
+  GThread *threads[3];
+  const guint n = 120;
 
   if (pg == NULL)
     return;
@@ -766,17 +798,22 @@ test_pg_deliveries_two_nodes (void)
   for (guint i = 0; i < due->len; i++)
     g_array_append_val (ids, ((TocsinRelayDelivery *) due->pdata[i])->id);
 
-  for (guint k = 0; k < 2; k++)
+  for (guint k = 0; k < 3; k++)
     {
-      takers[k] = (Taker) { pg, ids, g_array_new (FALSE, FALSE, sizeof (gboolean)) };
+      takers[k] = (Taker) { pg, ids, k, g_array_new (FALSE, TRUE, sizeof (gboolean)) };
       threads[k] = g_thread_new ("node", taker_thread, &takers[k]);
     }
-  for (guint k = 0; k < 2; k++)
+  for (guint k = 0; k < 3; k++)
     g_thread_join (threads[k]);
   for (guint i = 0; i < n; i++)
-    g_assert_true (g_array_index (takers[0].taken, gboolean, i)
-                   != g_array_index (takers[1].taken, gboolean, i));
-  for (guint k = 0; k < 2; k++)
+    {
+      guint takers_of_it = 0;
+
+      for (guint k = 0; k < 3; k++)
+        takers_of_it += g_array_index (takers[k].taken, gboolean, i) ? 1 : 0;
+      g_assert_cmpuint (takers_of_it, ==, 1);
+    }
+  for (guint k = 0; k < 3; k++)
     g_array_unref (takers[k].taken);
 }
 

@@ -468,7 +468,6 @@ default_node (void)
   "INSERT INTO nodes (node, seen_ms) VALUES (" node ", " now "::bigint) ON CONFLICT (node)" \
   " DO UPDATE SET seen_ms = GREATEST (nodes.seen_ms, EXCLUDED.seen_ms)"
 #define HEARTBEAT_SQL HEARTBEAT_SQL_AT ("$1", "$2")
-#define HEARTBEAT_SQL_23 HEARTBEAT_SQL_AT ("$2", "$3")
 
 gboolean
 tocsin_relay_store_pg_heartbeat (TocsinRelayStorePg  *pg,
@@ -1843,17 +1842,15 @@ start_attempt (TocsinRelayStorePg  *pg,
                GError             **error)
 {
   g_autofree char *id = int64_text (delivery_id);
-  g_autofree char *now = int64_text (g_get_real_time () / 1000);
-  const char *params[] = { id, pg->node, now };
+  const char *params[] = { id, pg->node };
   g_autoptr(PGresult) result = NULL;
 
-  /* A node sending counts as seen, so nobody takes its attempt for a crashed node's. */
-  result = exec_params (pg, "WITH n AS (" HEARTBEAT_SQL_23 ")"
-                        " UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
+  /* No heartbeat here: the nodes row would be locked until the batch commits. */
+  result = exec_params (pg, "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
                         " state = 'pending', taken_by = $2 WHERE id = $1"
                         " AND next_at_ms IS NOT NULL AND state IN ('pending', 'held')"
                         " RETURNING attempts", PGRES_TUPLES_OK, _("updating a delivery"), error,
-                        3, params);
+                        2, params);
   if (result == NULL)
     return FALSE;
   if (PQntuples (result) == 0)
@@ -1958,10 +1955,25 @@ tocsin_relay_store_pg_write_deliveries (TocsinRelayStorePg  *pg,
                                         GArray              *ops,
                                         GError             **error)
 {
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autofree char *array = NULL;
+  const char *params[1];
+
   g_return_val_if_fail (pg != NULL && ops != NULL, FALSE);
 
+  for (guint i = 0; i < ops->len; i++)
+    g_array_append_val (ids, g_array_index (ops, TocsinRelayDeliveryOp, i).delivery_id);
+  g_array_sort (ids, compare_int64);
+  array = int64_array ((const gint64 *) (gpointer) ids->data, ids->len);
+  params[0] = array;
   if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
     return FALSE;
+  /* The batch's rows locked first, in id order, as a group commit locks its channels: two
+   * batches (two nodes) never wait on each other in a cycle. */
+  if (!exec_effect (pg, "SELECT id FROM deliveries WHERE id = ANY ($1::bigint[])"
+                    " ORDER BY id FOR UPDATE", PGRES_TUPLES_OK, _("updating a delivery"), error,
+                    1, params))
+    goto fail;
   for (guint i = 0; i < ops->len; i++)
     {
       TocsinRelayDeliveryOp *op = &g_array_index (ops, TocsinRelayDeliveryOp, i);
