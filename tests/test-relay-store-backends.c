@@ -817,6 +817,47 @@ test_pg_deliveries_two_nodes (void)
     g_array_unref (takers[k].taken);
 }
 
+static gpointer
+open_thread (gpointer data)
+{
+  return open_node (data);
+}
+
+/* Nodes starting together on an empty database: each creates the schema if it is missing, under
+ * the advisory lock, and all of them connect; the script run again changes nothing. */
+static void
+test_pg_schema_concurrent (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) again = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, kept = NULL;
+  g_autofree char *tables = NULL;
+  g_autoptr(GError) error = NULL;
+  GThread *threads[4];
+
+  if (pg == NULL)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("node", open_thread, pg);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      TocsinRelayStorePg *node = g_thread_join (threads[i]);
+
+      g_assert_nonnull (node);
+      if (i == 0)
+        channel = create_channel (node, "kept");
+      tocsin_relay_store_pg_free (node);
+    }
+  again = open_node (pg);
+  kept = tocsin_relay_store_pg_find_by_id (again, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (kept);
+  tables = tocsin_test_postgres_psql (pg, "SELECT string_agg(tablename, ',' ORDER BY tablename)"
+                                          " FROM pg_tables WHERE schemaname = 'public'");
+  g_assert_cmpstr (g_strstrip (tables), ==, "admin_keys,channels,dedup,deliveries,"
+                   "delivery_attempts,messages,meta,nodes,presence");
+}
+
 typedef struct
 {
   GArray *events;   /* of Notice */
@@ -2209,6 +2250,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
   g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
   g_test_add_func ("/relay/store-backends/postgres/node-gone", test_pg_node_gone);
+  g_test_add_func ("/relay/store-backends/postgres/schema-concurrent", test_pg_schema_concurrent);
   g_test_add_func ("/relay/store-backends/postgres/deliveries-two-nodes",
                    test_pg_deliveries_two_nodes);
 #endif
