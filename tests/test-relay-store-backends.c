@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "tocsin-token.h"
+#include "tocsin-relay-actions.h"
 #include "tocsin-relay-store-pg.h"
 #include "tocsin-test-postgres.h"
 #include "tocsin-test-relay.h"
@@ -599,6 +600,264 @@ test_pg_restart (void)
   g_assert_cmpuint (page->ids->len, ==, 4);
 }
 
+static TocsinRelayChannel *
+create_forwarding (TocsinRelayStorePg *node)
+{
+  TocsinRelayChannelSpec spec = {
+    .name = "fwd", .forwards = "[{\"name\":\"h\",\"url\":\"http://127.0.0.1:9/\"}]",
+  };
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = tocsin_relay_store_pg_create_channel (node, &spec, "webhook",
+                                                                      NULL, &error);
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+/* Commits @n messages to @channel, each with a delivery of its forward. */
+static void
+commit_forwarded (TocsinRelayStorePg *node,
+                  TocsinRelayChannel *channel,
+                  guint               n)
+{
+  g_autoptr(GArray) indices = g_array_new (FALSE, FALSE, sizeof (guint));
+  guint zero = 0;
+
+  g_array_append_val (indices, zero);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(TocsinMessage) message = new_message ("m", 0);
+      TocsinRelayStorePgWrite write = { channel->id, message, NULL, NULL, 86400,
+                                        channel->forwards, indices };
+      g_autoptr(GError) error = NULL;
+      g_autoptr(TocsinRelayCommit) commit = NULL;
+      GError *per_write = NULL;
+
+      g_assert_true (tocsin_relay_store_pg_commit (node, &write, 1, &commit, &per_write,
+                                                   &error));
+      g_assert_no_error (error);
+      g_assert_no_error (per_write);
+    }
+}
+
+/* A node that stops being seen (killed, its machine gone): its subscribers drop out of the
+ * list once it is past the timeout, pruning removes its rows, and what it had in flight is
+ * recovered by another node only then; a live node's attempt in flight is never taken over. */
+static void
+test_pg_node_gone (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(JsonArray) now_list = NULL, later_list = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(TocsinRelayDelivery) recovered = NULL;
+  g_autofree char *rows = NULL, *nodes = NULL;
+  gint64 now = g_get_real_time () / 1000;
+  gint64 gone = now + (TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS + 1) * 1000;
+  gint64 id;
+  guint attempt;
+
+  if (pg == NULL)
+    return;
+  a = open_node (pg);
+  b = open_node (pg);
+  g_assert_true (tocsin_relay_store_pg_set_node (a, "node-a", &error));
+  g_assert_true (tocsin_relay_store_pg_set_node (b, "node-b", &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (tocsin_relay_store_pg_get_node (a), ==, "node-a");
+  channel = create_forwarding (a);
+
+  g_assert_true (tocsin_relay_store_pg_note_subscriber (a, channel->id, 7, "ws", "10.0.0.1",
+                                                        TRUE, &error));
+  g_assert_no_error (error);
+  now_list = tocsin_relay_store_pg_list_presence (b, channel->id, now, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (json_array_get_length (now_list), ==, 1);
+
+  commit_forwarded (a, channel, 1);
+  due = tocsin_relay_store_pg_due_deliveries (a, now + 30000, 10, &error);
+  g_assert_cmpuint (due->len, ==, 1);
+  id = ((TocsinRelayDelivery *) due->pdata[0])->id;
+  g_assert_true (tocsin_relay_store_pg_start_attempt (a, id, &attempt, &error));
+  g_assert_no_error (error);
+
+  /* Node a is alive: b recovers nothing of it, and pruning leaves its rows. */
+  g_assert_cmpint (tocsin_relay_store_pg_recover_deliveries (b, now, &error), ==, 0);
+  g_assert_true (tocsin_relay_store_pg_prune (b, 86400, now, &error));
+  g_assert_no_error (error);
+  rows = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM presence");
+  g_assert_cmpstr (g_strstrip (rows), ==, "1");
+
+  /* Past the timeout without a heartbeat from a: its subscriber is not listed, b recovers its
+   * attempt (due again, attempts kept), and pruning drops its rows but not b's node. */
+  later_list = tocsin_relay_store_pg_list_presence (b, channel->id, gone, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (json_array_get_length (later_list), ==, 0);
+  g_assert_cmpint (tocsin_relay_store_pg_recover_deliveries (b, gone, &error), ==, 1);
+  recovered = tocsin_relay_store_pg_get_delivery (b, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (recovered->next_at_ms, ==, gone);
+  g_assert_cmpuint (recovered->attempts, ==, 1);
+  g_assert_true (tocsin_relay_store_pg_prune (b, 86400, gone, &error));
+  g_assert_no_error (error);
+  g_free (rows);
+  rows = tocsin_test_postgres_psql (pg, "SELECT count(*) FROM presence");
+  g_assert_cmpstr (g_strstrip (rows), ==, "0");
+  nodes = tocsin_test_postgres_psql (pg, "SELECT string_agg(node, ',' ORDER BY node) FROM nodes"
+                                         " WHERE node LIKE 'node-%'");
+  g_assert_cmpstr (g_strstrip (nodes), ==, "node-b");
+}
+
+typedef struct
+{
+  TocsinTestPostgres *pg;
+  GArray             *ids;      /* the deliveries, shared, read only */
+  guint               batches;  /* 0: one at a time; 1: in batches (write_deliveries) from the
+                                 * first id up; 2: in batches from the last id down */
+  GArray             *taken;    /* gboolean per delivery: this node got the attempt */
+} Taker;
+
+static gpointer
+taker_thread (gpointer data)
+{
+  Taker *t = data;
+  g_autoptr(TocsinRelayStorePg) node = open_node (t->pg);
+
+  g_array_set_size (t->taken, t->ids->len);
+  if (t->batches)
+    {
+      /* Batches of 10 starts, in opposite orders on two nodes: without each batch locking its
+       * rows in id order first, they would deadlock (and one batch fail). */
+      for (guint start = 0; start < t->ids->len; start += 10)
+        {
+          g_autoptr(GArray) ops = tocsin_relay_delivery_ops_new ();
+          g_autoptr(GError) error = NULL;
+
+          for (guint i = start; i < MIN (start + 10, t->ids->len); i++)
+            tocsin_relay_delivery_ops_add (ops, TOCSIN_RELAY_DELIVERY_OP_START,
+                                           g_array_index (t->ids, gint64,
+                                                          t->batches == 2 ? t->ids->len - 1 - i
+                                                                          : i));
+          g_assert_true (tocsin_relay_store_pg_write_deliveries (node, ops, &error));
+          g_assert_no_error (error);
+          for (guint j = 0; j < ops->len; j++)
+            {
+              guint attempt = g_array_index (ops, TocsinRelayDeliveryOp, j).attempt;
+
+              g_assert_cmpuint (attempt, <=, 1);
+              g_array_index (t->taken, gboolean,
+                             t->batches == 2 ? t->ids->len - 1 - (start + j) : start + j) =
+                attempt == 1;
+            }
+        }
+      return NULL;
+    }
+  for (guint i = 0; i < t->ids->len; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      guint attempt = 0;
+      gboolean taken = tocsin_relay_store_pg_start_attempt (node, g_array_index (t->ids, gint64,
+                                                                                 i),
+                                                            &attempt, &error);
+
+      if (!taken)
+        g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+      else
+        g_assert_cmpuint (attempt, ==, 1);
+      g_array_index (t->taken, gboolean, i) = taken;
+    }
+  return NULL;
+}
+
+/* Three nodes sending from one queue at once, one a delivery at a time and two in batches from
+ * either end: every delivery is started by exactly one, and no batch fails. */
+static void
+test_pg_deliveries_two_nodes (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) node = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GPtrArray) due = NULL;
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GError) error = NULL;
+  Taker takers[3];
+  GThread *threads[3];
+  const guint n = 120;
+
+  if (pg == NULL)
+    return;
+  node = open_node (pg);
+  channel = create_forwarding (node);
+  commit_forwarded (node, channel, n);
+  due = tocsin_relay_store_pg_due_deliveries (node, g_get_real_time () / 1000 + 60000, 1000,
+                                              &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (due->len, ==, n);
+  for (guint i = 0; i < due->len; i++)
+    g_array_append_val (ids, ((TocsinRelayDelivery *) due->pdata[i])->id);
+
+  for (guint k = 0; k < 3; k++)
+    {
+      takers[k] = (Taker) { pg, ids, k, g_array_new (FALSE, TRUE, sizeof (gboolean)) };
+      threads[k] = g_thread_new ("node", taker_thread, &takers[k]);
+    }
+  for (guint k = 0; k < 3; k++)
+    g_thread_join (threads[k]);
+  for (guint i = 0; i < n; i++)
+    {
+      guint takers_of_it = 0;
+
+      for (guint k = 0; k < 3; k++)
+        takers_of_it += g_array_index (takers[k].taken, gboolean, i) ? 1 : 0;
+      g_assert_cmpuint (takers_of_it, ==, 1);
+    }
+  for (guint k = 0; k < 3; k++)
+    g_array_unref (takers[k].taken);
+}
+
+static gpointer
+open_thread (gpointer data)
+{
+  return open_node (data);
+}
+
+/* Nodes starting together on an empty database: each creates the schema if it is missing, under
+ * the advisory lock, and all of them connect; the script run again changes nothing. */
+static void
+test_pg_schema_concurrent (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) again = NULL;
+  g_autoptr(TocsinRelayChannel) channel = NULL, kept = NULL;
+  g_autofree char *tables = NULL;
+  g_autoptr(GError) error = NULL;
+  GThread *threads[4];
+
+  if (pg == NULL)
+    return;
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("node", open_thread, pg);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      TocsinRelayStorePg *node = g_thread_join (threads[i]);
+
+      g_assert_nonnull (node);
+      if (i == 0)
+        channel = create_channel (node, "kept");
+      tocsin_relay_store_pg_free (node);
+    }
+  again = open_node (pg);
+  kept = tocsin_relay_store_pg_find_by_id (again, channel->id, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (kept);
+  tables = tocsin_test_postgres_psql (pg, "SELECT string_agg(tablename, ',' ORDER BY tablename)"
+                                          " FROM pg_tables WHERE schemaname = 'public'");
+  g_assert_cmpstr (g_strstrip (tables), ==, "admin_keys,channels,dedup,deliveries,"
+                   "delivery_attempts,messages,meta,nodes,presence");
+}
+
 typedef struct
 {
   GArray *events;   /* of Notice */
@@ -671,7 +930,8 @@ test_pg_notify (void)
   channel = create_channel (a, "watched");
   other = create_channel (a, "other");
 
-  /* Creating channels says nothing; a batch of three to two channels says two things. */
+  /* Creating a channel says "changed" (so that a node keeping channels in memory hears of it);
+   * a batch of three to two channels says two things. */
   for (guint i = 0; i < 3; i++)
     {
       messages[i] = new_message ("hello", 0);
@@ -685,8 +945,14 @@ test_pg_notify (void)
       tocsin_relay_commit_free (commits[i]);
       tocsin_message_free (messages[i]);
     }
-  wait_for_notices (b, &heard, 2);
+  wait_for_notices (b, &heard, 4);
   for (guint i = 0; i < 2; i++)
+    {
+      n = &g_array_index (heard.events, Notice, i);
+      g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_CHANGED);
+      g_assert_cmpint (n->channel_id, ==, i == 0 ? channel->id : other->id);
+    }
+  for (guint i = 2; i < 4; i++)
     {
       n = &g_array_index (heard.events, Notice, i);
       g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
@@ -703,15 +969,15 @@ test_pg_notify (void)
   g_assert_no_error (error);
   g_assert_true (tocsin_relay_store_pg_delete_channel (a, other->id, &error));
   g_assert_no_error (error);
-  wait_for_notices (b, &heard, 5);
-  n = &g_array_index (heard.events, Notice, 2);
+  wait_for_notices (b, &heard, 7);
+  n = &g_array_index (heard.events, Notice, 4);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES);
   g_assert_cmpint (n->channel_id, ==, channel->id);
   g_assert_cmpint (n->id, ==, 3);
-  n = &g_array_index (heard.events, Notice, 3);
+  n = &g_array_index (heard.events, Notice, 5);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_ROTATED);
   g_assert_cmpint (n->channel_id, ==, channel->id);
-  n = &g_array_index (heard.events, Notice, 4);
+  n = &g_array_index (heard.events, Notice, 6);
   g_assert_cmpint (n->event, ==, TOCSIN_RELAY_STORE_PG_EVENT_DELETED);
   g_assert_cmpint (n->channel_id, ==, other->id);
   g_array_unref (heard.events);
@@ -1081,6 +1347,14 @@ fixture_setup (Fixture       *f,
     }
   f->a = f->backend->open (&f->db);
   f->b = f->backend->open (&f->db);
+#ifdef HAVE_LIBPQ
+  /* Two nodes, with names that a restarted node can take again (reopen()). */
+  if (f->db.pg != NULL)
+    {
+      g_assert_true (tocsin_relay_store_pg_set_node (f->a, "node-a", NULL));
+      g_assert_true (tocsin_relay_store_pg_set_node (f->b, "node-b", NULL));
+    }
+#endif
 }
 
 static void
@@ -1241,6 +1515,697 @@ test_same_prune (Fixture       *f,
   g_assert_cmpint (page->gap_to, ==, 2);
 }
 
+/* ---- The rest of the store, on both backends ----
+ *
+ * Each step below calls the store's public function (SQLite) or its tocsin-relay-store-pg.h
+ * counterpart, waiting for the asynchronous ones; the cases assert what a later read returns. */
+
+#define FORWARDS "[{\"name\":\"hook\",\"url\":\"http://127.0.0.1:9/hook\"}]"
+#define ACTIONS "[{\"name\":\"Open\",\"kind\":\"view\",\"url\":\"https://x.example/\"}]"
+
+#ifdef HAVE_LIBPQ
+#define IS_PG(f) ((f)->db.pg != NULL)
+#else
+#define IS_PG(f) FALSE
+#endif
+
+/* With PostgreSQL, evaluates @pg_call; otherwise @sqlite_call. */
+#ifdef HAVE_LIBPQ
+#define ON_BACKEND(f, pg_call, sqlite_call) (IS_PG (f) ? (pg_call) : (sqlite_call))
+#else
+#define ON_BACKEND(f, pg_call, sqlite_call) (sqlite_call)
+#endif
+
+static TocsinRelayChannel *
+do_create (Fixture                      *f,
+           gpointer                      h,
+           const TocsinRelayChannelSpec *spec,
+           char                        **owner_key)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel =
+    ON_BACKEND (f, tocsin_relay_store_pg_create_channel (h, spec, "webhook", owner_key, &error),
+                tocsin_relay_store_create_channel (h, spec, owner_key, &error));
+
+  g_assert_no_error (error);
+  g_assert_nonnull (channel);
+  return channel;
+}
+
+static TocsinRelayChannel *
+do_find_by_id (Fixture  *f,
+               gpointer  h,
+               gint64    id)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel = ON_BACKEND (f, tocsin_relay_store_pg_find_by_id (h, id, &error),
+                                            tocsin_relay_store_find_by_id (h, id));
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+do_find_by_email (Fixture    *f,
+                  gpointer    h,
+                  const char *token)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel =
+    ON_BACKEND (f, tocsin_relay_store_pg_find_by_email (h, token, &error),
+                tocsin_relay_store_find_by_email (h, token));
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static TocsinRelayChannel *
+do_find_by_owner_key (Fixture    *f,
+                      gpointer    h,
+                      const char *key)
+{
+  g_autoptr(GError) error = NULL;
+  TocsinRelayChannel *channel =
+    ON_BACKEND (f, tocsin_relay_store_pg_find_by_owner_key (h, key, &error),
+                tocsin_relay_store_find_by_owner_key (h, key));
+
+  g_assert_no_error (error);
+  return channel;
+}
+
+static void
+on_done (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+/* One message with @forwards[0] queued for it; the commit (asserts it was stored or a
+ * duplicate). */
+static TocsinRelayCommit *
+do_commit_forwarding (Fixture            *f,
+                      gpointer            h,
+                      TocsinRelayChannel *channel,
+                      const char         *key_hash)
+{
+  g_autoptr(GArray) indices = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr(GError) error = NULL;
+  TocsinRelayCommit *commit = NULL;
+  guint zero = 0;
+
+  g_array_append_val (indices, zero);
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    {
+      g_autoptr(TocsinMessage) message = titled_message ("forwarded", 0);
+      TocsinRelayStorePgWrite write = { channel->id, message, key_hash,
+                                        key_hash ? "content" : NULL, 86400, channel->forwards,
+                                        indices };
+      GError *per_write = NULL;
+
+      g_assert_true (tocsin_relay_store_pg_commit (h, &write, 1, &commit, &per_write, &error));
+      g_assert_no_error (per_write);
+    }
+  else
+#endif
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+
+      tocsin_relay_store_commit_with_forwards_async (h, channel->id,
+                                                     titled_message ("forwarded", 0), key_hash,
+                                                     key_hash ? "content" : NULL,
+                                                     channel->forwards, indices, on_done,
+                                                     &result);
+      TOCSIN_WAIT_UNTIL (result != NULL);
+      commit = tocsin_relay_store_commit_finish (h, result, &error);
+    }
+  g_assert_no_error (error);
+  g_assert_nonnull (commit);
+  return commit;
+}
+
+static GPtrArray *
+do_due (Fixture  *f,
+        gpointer  h,
+        gint64    now_ms)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *due = ON_BACKEND (f, tocsin_relay_store_pg_due_deliveries (h, now_ms, 100, &error),
+                               tocsin_relay_store_due_deliveries (h, now_ms, 100, &error));
+
+  g_assert_no_error (error);
+  return due;
+}
+
+static gboolean
+do_start (Fixture  *f,
+          gpointer  h,
+          gint64    id,
+          guint    *attempt,
+          GError  **error)
+{
+  return ON_BACKEND (f, tocsin_relay_store_pg_start_attempt (h, id, attempt, error),
+                     tocsin_relay_store_start_attempt (h, id, attempt, error));
+}
+
+static JsonObject *
+do_list_deliveries (Fixture  *f,
+                    gpointer  h,
+                    gint64    channel_id)
+{
+  g_autoptr(GError) error = NULL;
+  JsonObject *log =
+    ON_BACKEND (f, tocsin_relay_store_pg_list_deliveries (h, channel_id, 100, &error),
+                tocsin_relay_store_list_deliveries (h, channel_id, 100, &error));
+
+  g_assert_no_error (error);
+  g_assert_nonnull (log);
+  return log;
+}
+
+static TocsinRelayDelivery *
+do_get_delivery (Fixture  *f,
+                 gpointer  h,
+                 gint64    id,
+                 GError  **error)
+{
+  return ON_BACKEND (f, tocsin_relay_store_pg_get_delivery (h, id, error),
+                     tocsin_relay_store_get_delivery (h, id, error));
+}
+
+static guint
+do_recover (Fixture  *f,
+            gpointer  h,
+            gint64    now_ms)
+{
+  g_autoptr(GError) error = NULL;
+  gint n = ON_BACKEND (f, tocsin_relay_store_pg_recover_deliveries (h, now_ms, &error),
+                       (gint) tocsin_relay_store_recover_deliveries (h, now_ms, &error));
+
+  g_assert_no_error (error);
+  g_assert_cmpint (n, >=, 0);
+  return (guint) n;
+}
+
+/* Closes handle @which (0: a, 1: b) as a crash would leave it and opens it again: for
+ * PostgreSQL, the same node coming back under its name. */
+static void
+reopen (Fixture *f,
+        guint    which)
+{
+  gpointer *handle = which == 0 ? &f->a : &f->b;
+
+  g_clear_pointer (handle, f->backend->close);
+  *handle = f->backend->open (&f->db);
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    {
+      g_autoptr(GError) error = NULL;
+
+      tocsin_relay_store_pg_set_node (*handle, which == 0 ? "node-a" : "node-b", &error);
+      g_assert_no_error (error);
+    }
+#endif
+}
+
+static guint
+json_length (JsonObject *object,
+             const char *member)
+{
+  return json_array_get_length (json_object_get_array_member (object, member));
+}
+
+static const char *
+json_nth_string (JsonObject *object,
+                 const char *member,
+                 guint       i,
+                 const char *field)
+{
+  JsonArray *array = json_object_get_array_member (object, member);
+
+  return json_object_get_string_member (json_array_get_object_element (array, i), field);
+}
+
+/* Updated through one handle: every field reads back on the other; NULL fields stay; an
+ * unknown channel is NOT_FOUND with the same sentence on both. */
+static void
+test_same_update (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL, updated = NULL, read = NULL, again = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *actions = NULL;
+  TocsinRelayChannelSpec spec = { 0 };
+  TocsinRelayChannelSpec unpause = { .set_paused = TRUE, .paused = FALSE };
+
+  if (f->skipped)
+    return;
+  actions = tocsin_relay_actions_normalise (ACTIONS, &error);
+  g_assert_no_error (error);
+  channel = f->backend->create (f->a, "Before");
+  spec = (TocsinRelayChannelSpec) {
+    .name = "  After ", .description = "changed", .body = "{{body}}", .link = "https://l/",
+    .condition = "status == 'firing'", .signature = "hmac-sha256", .signature_secret = "s3cret",
+    .signature_header = "X-Sig", .set_paused = TRUE, .paused = TRUE, .actions = actions,
+    .forwards = FORWARDS,
+  };
+  updated = ON_BACKEND (f, tocsin_relay_store_pg_update_channel (f->b, channel->id, &spec,
+                                                                 &error),
+                        tocsin_relay_store_update_channel (f->b, channel->id, &spec, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (updated->name, ==, "After");
+
+  read = do_find_by_id (f, f->a, channel->id);
+  g_assert_nonnull (read);
+  g_assert_cmpstr (read->name, ==, "After");
+  g_assert_cmpstr (read->description, ==, "changed");
+  g_assert_cmpstr (read->title_source, ==, "{{title}}");   /* NULL: left as it was */
+  g_assert_cmpstr (read->body_source, ==, "{{body}}");
+  g_assert_cmpstr (read->link_source, ==, "https://l/");
+  g_assert_cmpstr (read->condition_source, ==, "status == 'firing'");
+  g_assert_cmpstr (read->signature_scheme, ==, "hmac-sha256");
+  g_assert_cmpstr (read->signature_secret, ==, "s3cret");
+  g_assert_cmpstr (read->signature_header, ==, "X-Sig");
+  g_assert_true (read->paused);
+  g_assert_cmpuint (read->actions->len, ==, 1);
+  g_assert_cmpuint (read->forwards->len, ==, 1);
+  g_assert_cmpstr (read->trigger_token, ==, channel->trigger_token);
+
+  again = ON_BACKEND (f, tocsin_relay_store_pg_update_channel (f->a, channel->id, &unpause,
+                                                               &error),
+                      tocsin_relay_store_update_channel (f->a, channel->id, &unpause, &error));
+  g_assert_no_error (error);
+  g_assert_false (again->paused);
+  g_assert_cmpstr (again->signature_secret, ==, "s3cret");
+  g_assert_cmpuint (again->forwards->len, ==, 1);
+
+  g_assert_null (ON_BACKEND (f, tocsin_relay_store_pg_update_channel (f->a, 999999, &unpause,
+                                                                      &error),
+                             tocsin_relay_store_update_channel (f->a, 999999, &unpause,
+                                                                &error)));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "There is no channel 999999");
+}
+
+/* Direct inboxes, email addresses, owner keys, the channel list and subscribe-token lookups,
+ * each written through one handle and read through the other. */
+static void
+test_same_lookups (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) direct = NULL, channel = NULL, by_email = NULL, rotated = NULL;
+  g_autoptr(TocsinRelayChannel) old_email = NULL, new_email = NULL, by_owner = NULL;
+  g_autoptr(TocsinRelayChannel) by_trigger = NULL, gone = NULL;
+  g_autoptr(GPtrArray) channels = NULL;
+  g_autoptr(GHashTable) tokens = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *owner_key = NULL, *direct_key = NULL;
+  TocsinRelayChannelSpec spec = { .name = "mail" };
+  gint64 ids[3];
+
+  if (f->skipped)
+    return;
+  direct = ON_BACKEND (f, tocsin_relay_store_pg_create_direct (f->a, &direct_key, &error),
+                       tocsin_relay_store_create_direct (f->a, &direct_key, &error));
+  g_assert_no_error (error);
+  g_assert_true (direct->direct);
+  g_assert_cmpstr (direct->name, ==, "Direct");
+  g_assert_nonnull (direct_key);
+  by_trigger = f->backend->find_by_trigger (f->b, direct->trigger_token);
+  g_assert_nonnull (by_trigger);
+  g_assert_true (by_trigger->direct);
+
+  channel = do_create (f, f->a, &spec, &owner_key);
+  g_assert_nonnull (channel->email_token);
+  g_assert_cmpstr (channel->email_token, !=, "");
+  by_email = do_find_by_email (f, f->b, channel->email_token);
+  g_assert_nonnull (by_email);
+  g_assert_cmpint (by_email->id, ==, channel->id);
+  g_assert_null (do_find_by_email (f, f->b, channel->trigger_token));
+  rotated = ON_BACKEND (f, tocsin_relay_store_pg_rotate_email (f->b, channel->id, &error),
+                        tocsin_relay_store_rotate_email (f->b, channel->id, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (rotated->email_token, !=, channel->email_token);
+  g_assert_cmpstr (rotated->trigger_token, ==, channel->trigger_token);
+  old_email = do_find_by_email (f, f->a, channel->email_token);
+  g_assert_null (old_email);
+  new_email = do_find_by_email (f, f->a, rotated->email_token);
+  g_assert_nonnull (new_email);
+
+  by_owner = do_find_by_owner_key (f, f->b, owner_key);
+  g_assert_nonnull (by_owner);
+  g_assert_cmpint (by_owner->id, ==, channel->id);
+  g_assert_null (do_find_by_owner_key (f, f->b, "not-a-key"));
+  g_assert_null (do_find_by_owner_key (f, f->b, NULL));
+
+  channels = ON_BACKEND (f, tocsin_relay_store_pg_list_channels (f->b, &error),
+                         tocsin_relay_store_list_channels (f->b, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (channels->len, ==, 2);
+  g_assert_cmpint (((TocsinRelayChannel *) channels->pdata[0])->id, ==, direct->id);
+  g_assert_cmpint (((TocsinRelayChannel *) channels->pdata[1])->id, ==, channel->id);
+
+  g_assert_true (f->backend->delete (f->a, direct->id, &error));
+  g_assert_no_error (error);
+  gone = do_find_by_id (f, f->b, direct->id);
+  g_assert_null (gone);
+  ids[0] = channel->id;
+  ids[1] = direct->id;
+  ids[2] = 424242;
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    tokens = tocsin_relay_store_pg_lookup_subscribe_tokens (f->b, ids, 3, &error);
+  else
+#endif
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+
+      tocsin_relay_store_lookup_subscribe_tokens_async (f->b, ids, 3, NULL, on_done, &result);
+      TOCSIN_WAIT_UNTIL (result != NULL);
+      tokens = tocsin_relay_store_lookup_subscribe_tokens_finish (f->b, result, &error);
+    }
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_hash_table_size (tokens), ==, 1);
+  g_assert_cmpstr (g_hash_table_lookup (tokens, &channel->id), ==, channel->subscribe_token);
+}
+
+/* Admin keys: created through one handle, accepted through the other, never stored in clear;
+ * settings and the public URL: the last one set, seen by both. */
+static void
+test_same_keys_meta (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *key = NULL, *url = NULL, *domain = NULL, *none = NULL;
+  gboolean ok;
+
+  if (f->skipped)
+    return;
+  key = ON_BACKEND (f, tocsin_relay_store_pg_create_admin_key (f->a, &error),
+                    tocsin_relay_store_create_admin_key (f->a, &error));
+  g_assert_no_error (error);
+  g_assert_true (tocsin_token_is_wellformed (key));
+  ok = ON_BACKEND (f, tocsin_relay_store_pg_check_admin_key (f->b, key, &error),
+                   tocsin_relay_store_check_admin_key (f->b, key));
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  key[0] = key[0] == 'a' ? 'b' : 'a';
+  ok = ON_BACKEND (f, tocsin_relay_store_pg_check_admin_key (f->b, key, &error),
+                   tocsin_relay_store_check_admin_key (f->b, key));
+  g_assert_no_error (error);
+  g_assert_false (ok);
+  ok = ON_BACKEND (f, tocsin_relay_store_pg_check_admin_key (f->b, NULL, &error),
+                   tocsin_relay_store_check_admin_key (f->b, NULL));
+  g_assert_false (ok);
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    {
+      g_autofree char *count = tocsin_test_postgres_psql (f->db.pg, "SELECT count(*) FROM"
+                                                          " admin_keys WHERE length(hash) = 64");
+
+      g_assert_cmpstr (g_strstrip (count), ==, "1");
+    }
+#endif
+
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *value = i == 0 ? "https://one.example" : "https://two.example";
+
+      ok = ON_BACKEND (f, tocsin_relay_store_pg_set_public_url (i ? f->b : f->a, value, &error),
+                       tocsin_relay_store_set_public_url (i ? f->b : f->a, value, &error));
+      g_assert_no_error (error);
+      g_assert_true (ok);
+    }
+  url = ON_BACKEND (f, tocsin_relay_store_pg_dup_public_url (f->a, &error),
+                    tocsin_relay_store_dup_public_url (f->a));
+  g_assert_cmpstr (url, ==, "https://two.example");
+  ok = ON_BACKEND (f, tocsin_relay_store_pg_set_meta (f->a, "mail_domain", "m.example", &error),
+                   tocsin_relay_store_set_meta (f->a, "mail_domain", "m.example", &error));
+  g_assert_true (ok);
+  domain = ON_BACKEND (f, tocsin_relay_store_pg_dup_meta (f->b, "mail_domain", &error),
+                       tocsin_relay_store_dup_meta (f->b, "mail_domain"));
+  g_assert_cmpstr (domain, ==, "m.example");
+  none = ON_BACKEND (f, tocsin_relay_store_pg_dup_meta (f->b, "nothing", &error),
+                     tocsin_relay_store_dup_meta (f->b, "nothing"));
+  g_assert_no_error (error);
+  g_assert_null (none);
+}
+
+static void
+do_note (Fixture    *f,
+         gpointer    h,
+         gint64      channel_id,
+         guint64     conn_id,
+         const char *kind,
+         gboolean    connected)
+{
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (tocsin_relay_store_pg_note_subscriber (h, channel_id, conn_id, kind,
+                                                            "127.0.0.1", connected, &error));
+      g_assert_no_error (error);
+      return;
+    }
+#endif
+  tocsin_relay_store_note_subscriber (h, channel_id, conn_id, kind, "127.0.0.1", connected);
+}
+
+static guint
+presence_count (Fixture  *f,
+                gpointer  h,
+                gint64    channel_id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) array =
+    ON_BACKEND (f, tocsin_relay_store_pg_list_presence (h, channel_id,
+                                                        g_get_real_time () / 1000, &error),
+                tocsin_relay_store_list_presence (h, channel_id, &error));
+
+  g_assert_no_error (error);
+  return json_array_get_length (array);
+}
+
+/* Subscribers noted through both handles are listed through either; one leaving leaves the
+ * other; deleting the channel leaves none. */
+static void
+test_same_presence (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonArray) listed = NULL;
+
+  if (f->skipped)
+    return;
+  channel = f->backend->create (f->a, "watched");
+  do_note (f, f->a, channel->id, 1, "ws", TRUE);
+  do_note (f, f->b, channel->id, 2, "sse", TRUE);
+  TOCSIN_WAIT_UNTIL (presence_count (f, f->a, channel->id) == 2);
+  listed = ON_BACKEND (f, tocsin_relay_store_pg_list_presence (f->b, channel->id,
+                                                               g_get_real_time () / 1000,
+                                                               &error),
+                       tocsin_relay_store_list_presence (f->b, channel->id, &error));
+  g_assert_cmpuint (json_array_get_length (listed), ==, 2);
+  {
+    JsonObject *first = json_array_get_object_element (listed, 0);
+
+    g_assert_cmpstr (json_object_get_string_member (first, "peer"), ==, "127.0.0.1");
+    g_assert_true (json_object_has_member (first, "connectedAt"));
+  }
+  do_note (f, f->a, channel->id, 1, "ws", FALSE);
+  TOCSIN_WAIT_UNTIL (presence_count (f, f->b, channel->id) == 1);
+  g_assert_true (f->backend->delete (f->b, channel->id, &error));
+  g_assert_no_error (error);
+  TOCSIN_WAIT_UNTIL (presence_count (f, f->a, channel->id) == 0);
+}
+
+/* The outgoing-delivery queue: queued in the message's transaction (a duplicate queues
+ * nothing), taken by one handle only, logged, finished through a batch, recovered after a
+ * crash, listed for the owner, and pruned past retention. */
+static void
+test_same_deliveries (Fixture       *f,
+                      gconstpointer  data)
+{
+  TocsinRelayChannelSpec spec = { .name = "forwarding", .forwards = FORWARDS };
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(TocsinRelayCommit) first = NULL, again = NULL;
+  g_autoptr(GPtrArray) due = NULL, none_due = NULL, after_crash = NULL;
+  g_autoptr(JsonObject) log = NULL, pruned = NULL;
+  g_autoptr(TocsinRelayDelivery) finished = NULL, ack = NULL;
+  g_autoptr(GArray) ops = tocsin_relay_delivery_ops_new ();
+  g_autoptr(GArray) indices = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr(GError) error = NULL;
+  TocsinRelayAttemptRecord record = { 0 };
+  TocsinRelayDeliveryOp *op;
+  TocsinRelayDelivery *delivery;
+  gint64 now = g_get_real_time () / 1000;
+  gint64 soon = now + 30000;   /* anything queued during the test is due by then */
+  g_autofree char *expected = NULL;
+  gint64 id, ack_id, next;
+  guint attempt = 0, zero = 0;
+  gint queued;
+  gboolean ok;
+
+  if (f->skipped)
+    return;
+  channel = do_create (f, f->a, &spec, NULL);
+  g_assert_cmpuint (channel->forwards->len, ==, 1);
+  first = do_commit_forwarding (f, f->a, channel, "key");
+  again = do_commit_forwarding (f, f->b, channel, "key");
+  g_assert_true (again->duplicate);
+
+  due = do_due (f, f->b, soon);
+  g_assert_cmpuint (due->len, ==, 1);
+  delivery = due->pdata[0];
+  id = delivery->id;
+  g_assert_cmpint (delivery->message_id, ==, first->id);
+  g_assert_cmpstr (delivery->event, ==, "message");
+  g_assert_cmpstr (delivery->forward, ==, "hook");
+  g_assert_true (g_str_has_prefix (delivery->webhook_id, "msg_"));
+  g_assert_true (delivery->retry);
+  g_assert_cmpint (delivery->state, ==, TOCSIN_RELAY_DELIVERY_PENDING);
+  g_assert_nonnull (delivery->message);
+  g_assert_true (g_bytes_equal (delivery->message, first->message));
+  next = ON_BACKEND (f, tocsin_relay_store_pg_next_delivery_at (f->a, &error),
+                     tocsin_relay_store_next_delivery_at (f->a));
+  g_assert_cmpint (next, >, 0);
+  g_assert_cmpint (next, <=, soon);
+
+  /* Taken by one handle; the other finds it in flight. */
+  g_assert_true (do_start (f, f->b, id, &attempt, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (attempt, ==, 1);
+  g_assert_false (do_start (f, f->a, id, &attempt, &error));
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  none_due = do_due (f, f->a, soon);
+  g_assert_cmpuint (none_due->len, ==, 0);
+  next = ON_BACKEND (f, tocsin_relay_store_pg_next_delivery_at (f->a, &error),
+                     tocsin_relay_store_next_delivery_at (f->a));
+  g_assert_cmpint (next, ==, 0);
+
+  /* A failed attempt, logged; due again in a minute. */
+  record = (TocsinRelayAttemptRecord) { .at_ms = now, .duration_ms = 12, .attempt = 1,
+                                        .url = "http://127.0.0.1:9/hook", .status = 503,
+                                        .error = "Service Unavailable", .answer_start = "busy",
+                                        .outcome = "retry", .next_retry_at_ms = now + 60000 };
+  ok = ON_BACKEND (f, tocsin_relay_store_pg_finish_attempt (f->b, id, &record,
+                                                            TOCSIN_RELAY_DELIVERY_PENDING,
+                                                            now + 60000, &error),
+                   tocsin_relay_store_finish_attempt (f->b, id, &record,
+                                                      TOCSIN_RELAY_DELIVERY_PENDING,
+                                                      now + 60000, &error));
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_clear_pointer (&due, g_ptr_array_unref);
+  due = do_due (f, f->a, soon);
+  g_assert_cmpuint (due->len, ==, 0);
+  g_clear_pointer (&due, g_ptr_array_unref);
+  due = do_due (f, f->a, now + 60000);
+  g_assert_cmpuint (due->len, ==, 1);
+
+  /* A batch: started and delivered in one transaction. */
+  op = tocsin_relay_delivery_ops_add (ops, TOCSIN_RELAY_DELIVERY_OP_START, id);
+  op = tocsin_relay_delivery_ops_add (ops, TOCSIN_RELAY_DELIVERY_OP_FINISH, id);
+  op->state = TOCSIN_RELAY_DELIVERY_DELIVERED;
+  op->at_ms = now + 60000;
+  op->status = 200;
+  op->url = g_strdup ("http://127.0.0.1:9/hook");
+  op->outcome = g_strdup ("success");
+  op->attempt = 2;
+#ifdef HAVE_LIBPQ
+  if (IS_PG (f))
+    ok = tocsin_relay_store_pg_write_deliveries (f->a, ops, &error);
+  else
+#endif
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+
+      tocsin_relay_store_write_deliveries_async (f->a, ops, on_done, &result);
+      TOCSIN_WAIT_UNTIL (result != NULL);
+      ok = tocsin_relay_store_write_deliveries_finish (f->a, result, &error);
+    }
+  g_assert_no_error (error);
+  g_assert_true (ok);
+  g_assert_cmpuint (g_array_index (ops, TocsinRelayDeliveryOp, 0).attempt, ==, 2);
+  finished = do_get_delivery (f, f->b, id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (finished->state, ==, TOCSIN_RELAY_DELIVERY_DELIVERED);
+  g_assert_cmpuint (finished->attempts, ==, 2);
+  g_assert_cmpint (finished->next_at_ms, ==, 0);
+
+  /* An acknowledgement's delivery, taken, then the handle crashes: after reopening, it is due
+   * again at once (as the next attempt, same webhook-id). */
+  g_array_append_val (indices, zero);
+  queued = ON_BACKEND (f, tocsin_relay_store_pg_enqueue (f->a, channel->id, first->id,
+                                                         first->message, "acknowledge", "ann",
+                                                         channel->forwards, indices, &error),
+                       -1);
+  if (!IS_PG (f))
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+
+      tocsin_relay_store_enqueue_async (f->a, channel->id, first->id, first->message,
+                                        "acknowledge", "ann", channel->forwards, indices,
+                                        on_done, &result);
+      TOCSIN_WAIT_UNTIL (result != NULL);
+      queued = (gint) tocsin_relay_store_enqueue_finish (f->a, result, &error);
+    }
+  g_assert_no_error (error);
+  g_assert_cmpint (queued, ==, 1);
+  g_clear_pointer (&due, g_ptr_array_unref);
+  due = do_due (f, f->a, soon);
+  g_assert_cmpuint (due->len, ==, 1);
+  ack_id = ((TocsinRelayDelivery *) due->pdata[0])->id;
+  g_assert_cmpstr (((TocsinRelayDelivery *) due->pdata[0])->user, ==, "ann");
+  g_assert_true (do_start (f, f->a, ack_id, &attempt, &error));
+  g_assert_no_error (error);
+  reopen (f, 0);
+  g_assert_cmpuint (do_recover (f, f->a, now + 2000), ==, 1);
+  g_assert_cmpuint (do_recover (f, f->a, now + 2000), ==, 0);
+  after_crash = do_due (f, f->a, now + 2000);
+  g_assert_cmpuint (after_crash->len, ==, 1);
+  ack = do_get_delivery (f, f->b, ack_id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (ack->attempts, ==, 1);
+  g_assert_cmpint (ack->next_at_ms, ==, now + 2000);
+  g_assert_cmpstr (ack->event, ==, "acknowledge");
+
+  /* The owner's view, newest first, with the attempts of what it lists. */
+  log = do_list_deliveries (f, f->b, channel->id);
+  g_assert_cmpuint (json_length (log, "deliveries"), ==, 2);
+  g_assert_cmpstr (json_nth_string (log, "deliveries", 0, "event"), ==, "acknowledge");
+  g_assert_cmpstr (json_nth_string (log, "deliveries", 0, "user"), ==, "ann");
+  g_assert_cmpstr (json_nth_string (log, "deliveries", 0, "state"), ==, "pending");
+  g_assert_cmpstr (json_nth_string (log, "deliveries", 1, "state"), ==, "delivered");
+  g_assert_cmpuint (json_length (log, "attempts"), ==, 2);
+  g_assert_cmpstr (json_nth_string (log, "attempts", 0, "outcome"), ==, "success");
+  g_assert_cmpstr (json_nth_string (log, "attempts", 1, "outcome"), ==, "retry");
+  g_assert_cmpstr (json_nth_string (log, "attempts", 1, "error"), ==, "Service Unavailable");
+  g_assert_cmpstr (json_nth_string (log, "attempts", 1, "answer_start"), ==, "busy");
+  g_assert_cmpstr (json_nth_string (log, "attempts", 1, "forward"), ==, "hook");
+
+  /* Two days on (retention 24 h): the delivered one and the log are gone, the waiting one
+   * stays. */
+  g_assert_true (f->backend->prune (f->b, now + 2 * 86400 * 1000, &error));
+  g_assert_no_error (error);
+  pruned = do_list_deliveries (f, f->a, channel->id);
+  g_assert_cmpuint (json_length (pruned, "deliveries"), ==, 1);
+  g_assert_cmpstr (json_nth_string (pruned, "deliveries", 0, "state"), ==, "pending");
+  g_assert_cmpuint (json_length (pruned, "attempts"), ==, 0);
+  g_clear_pointer (&finished, tocsin_relay_delivery_free);
+  finished = do_get_delivery (f, f->a, id, &error);
+  g_assert_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND);
+  expected = g_strdup_printf ("There is no delivery %" G_GINT64_FORMAT, id);
+  g_assert_cmpstr (error->message, ==, expected);
+}
+
 static void
 add_same_cases (const Backend *backend)
 {
@@ -1249,6 +2214,11 @@ add_same_cases (const Backend *backend)
     { "commit-order", test_same_commit_order },
     { "dedup-two-handles", test_same_dedup },
     { "prune", test_same_prune },
+    { "update", test_same_update },
+    { "lookups", test_same_lookups },
+    { "keys-meta", test_same_keys_meta },
+    { "presence", test_same_presence },
+    { "deliveries", test_same_deliveries },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -1279,6 +2249,10 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/prune", test_pg_prune);
   g_test_add_func ("/relay/store-backends/postgres/restart", test_pg_restart);
   g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
+  g_test_add_func ("/relay/store-backends/postgres/node-gone", test_pg_node_gone);
+  g_test_add_func ("/relay/store-backends/postgres/schema-concurrent", test_pg_schema_concurrent);
+  g_test_add_func ("/relay/store-backends/postgres/deliveries-two-nodes",
+                   test_pg_deliveries_two_nodes);
 #endif
   return g_test_run ();
 }

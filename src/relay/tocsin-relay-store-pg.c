@@ -18,6 +18,17 @@
  *
  * A write is reported only once COMMIT has returned, with the server's synchronous_commit (on:
  * flushed on the primary, and on a synchronous standby when the operator has configured one).
+ *
+ * Schema: one idempotent script (schema[] below) that every node runs when it connects, in one
+ * transaction under an advisory lock, so that nodes starting together do not race. Every
+ * statement is CREATE … IF NOT EXISTS; a later change is a statement appended at its end (ALTER
+ * TABLE … ADD COLUMN IF NOT EXISTS, CREATE INDEX IF NOT EXISTS), and a statement that has shipped
+ * is never edited. No version table: PostgreSQL's IF NOT EXISTS forms make the script its own
+ * migration, which SQLite's ALTER TABLE cannot (hence its migrations[] and user_version).
+ *
+ * Nodes: SQLite tells a live server process by its pid; here each handle speaks for a node name
+ * with a heartbeat in `nodes` (see the header). Presence rows carry the node, and a delivery in
+ * flight the node that took it, so that a crashed node's rows are recognised by the others.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
@@ -111,8 +122,112 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg *pg,
                                           gpointer user_data, GError **error)
 { UNREACHABLE (FALSE); }
 
+TocsinRelayChannel *
+tocsin_relay_store_pg_create_direct (TocsinRelayStorePg *pg, char **owner_key, GError **error)
+{ UNREACHABLE (NULL); }
+TocsinRelayChannel *
+tocsin_relay_store_pg_update_channel (TocsinRelayStorePg *pg, gint64 id,
+                                      const TocsinRelayChannelSpec *spec, GError **error)
+{ UNREACHABLE (NULL); }
+TocsinRelayChannel *
+tocsin_relay_store_pg_find_by_email (TocsinRelayStorePg *pg, const char *token, GError **error)
+{ UNREACHABLE (NULL); }
+TocsinRelayChannel *
+tocsin_relay_store_pg_find_by_owner_key (TocsinRelayStorePg *pg, const char *owner_key,
+                                         GError **error)
+{ UNREACHABLE (NULL); }
+GPtrArray *
+tocsin_relay_store_pg_list_channels (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (NULL); }
+GHashTable *
+tocsin_relay_store_pg_lookup_subscribe_tokens (TocsinRelayStorePg *pg, const gint64 *ids,
+                                               guint n_ids, GError **error)
+{ UNREACHABLE (NULL); }
+TocsinRelayChannel *
+tocsin_relay_store_pg_rotate_email (TocsinRelayStorePg *pg, gint64 id, GError **error)
+{ UNREACHABLE (NULL); }
+char *
+tocsin_relay_store_pg_create_admin_key (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_check_admin_key (TocsinRelayStorePg *pg, const char *key, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_set_meta (TocsinRelayStorePg *pg, const char *key, const char *value,
+                                GError **error)
+{ UNREACHABLE (FALSE); }
+char *
+tocsin_relay_store_pg_dup_meta (TocsinRelayStorePg *pg, const char *key, GError **error)
+{ UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_set_public_url (TocsinRelayStorePg *pg, const char *public_url,
+                                      GError **error)
+{ UNREACHABLE (FALSE); }
+char *
+tocsin_relay_store_pg_dup_public_url (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_set_node (TocsinRelayStorePg *pg, const char *node, GError **error)
+{ UNREACHABLE (FALSE); }
+const char *
+tocsin_relay_store_pg_get_node (TocsinRelayStorePg *pg)
+{ UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_heartbeat (TocsinRelayStorePg *pg, gint64 now_ms, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_note_subscriber (TocsinRelayStorePg *pg, gint64 channel_id,
+                                       guint64 conn_id, const char *kind, const char *peer,
+                                       gboolean connected, GError **error)
+{ UNREACHABLE (FALSE); }
+JsonArray *
+tocsin_relay_store_pg_list_presence (TocsinRelayStorePg *pg, gint64 channel_id, gint64 now_ms,
+                                     GError **error)
+{ UNREACHABLE (NULL); }
+gint
+tocsin_relay_store_pg_enqueue (TocsinRelayStorePg *pg, gint64 channel_id, gint64 message_id,
+                               GBytes *message, const char *event, const char *user,
+                               GPtrArray *forwards, GArray *indices, GError **error)
+{ UNREACHABLE (-1); }
+GPtrArray *
+tocsin_relay_store_pg_due_deliveries (TocsinRelayStorePg *pg, gint64 now_ms, guint limit,
+                                      GError **error)
+{ UNREACHABLE (NULL); }
+gint64
+tocsin_relay_store_pg_next_delivery_at (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (0); }
+gboolean
+tocsin_relay_store_pg_start_attempt (TocsinRelayStorePg *pg, gint64 delivery_id, guint *attempt,
+                                     GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_set_delivery_state (TocsinRelayStorePg *pg, gint64 delivery_id,
+                                          TocsinRelayDeliveryState state, gint64 next_at_ms,
+                                          GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_finish_attempt (TocsinRelayStorePg *pg, gint64 delivery_id,
+                                      const TocsinRelayAttemptRecord *record,
+                                      TocsinRelayDeliveryState state, gint64 next_at_ms,
+                                      GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_write_deliveries (TocsinRelayStorePg *pg, GArray *ops, GError **error)
+{ UNREACHABLE (FALSE); }
+gint
+tocsin_relay_store_pg_recover_deliveries (TocsinRelayStorePg *pg, gint64 now_ms, GError **error)
+{ UNREACHABLE (-1); }
+TocsinRelayDelivery *
+tocsin_relay_store_pg_get_delivery (TocsinRelayStorePg *pg, gint64 delivery_id, GError **error)
+{ UNREACHABLE (NULL); }
+JsonObject *
+tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
+                                       GError **error)
+{ UNREACHABLE (NULL); }
+
 #else /* HAVE_LIBPQ */
 
+#include <unistd.h>
 #include <libpq-fe.h>
 
 #include "tocsin-json.h"
@@ -129,14 +244,14 @@ static const char dummy_token[] = "________________________________";
 struct _TocsinRelayStorePg
 {
   PGconn *conn;
+  char   *node;   /* the node this handle speaks for (presence, deliveries in flight) */
 };
 
 const char *
 tocsin_relay_store_pg_missing (void)
 {
-  return _("The PostgreSQL store is not complete yet: admin keys, the public URL and settings, "
-           "channel updates, Direct keys, email addresses, subscriber presence, forwards and "
-           "their delivery queue, and fan-out between nodes still work only with SQLite "
+  return _("The PostgreSQL store is not complete yet: the relay does not serve from it (its "
+           "store calls still go to SQLite) and fan-out between nodes is not built "
            "(docs/deployment.md). "
            "Leave out --database to use SQLite.");
 }
@@ -183,7 +298,64 @@ static const char schema[] =
   "  message_id BIGINT NOT NULL,"
   "  time_ms BIGINT NOT NULL,"
   "  PRIMARY KEY (channel_id, key_hash));"
-  "CREATE INDEX IF NOT EXISTS dedup_time ON dedup (time_ms);";
+  "CREATE INDEX IF NOT EXISTS dedup_time ON dedup (time_ms);"
+  /* Admin keys, as hashes; settings the serve command records. */
+  "CREATE TABLE IF NOT EXISTS admin_keys ("
+  "  hash TEXT PRIMARY KEY,"
+  "  created_at BIGINT NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS meta ("
+  "  key TEXT PRIMARY KEY,"
+  "  value TEXT NOT NULL);"
+  /* Nodes and who is connected to them (SQLite's presence keyed by pid). No foreign key on
+   * presence: deleting a channel deletes its rows in the same statement. */
+  "CREATE TABLE IF NOT EXISTS nodes ("
+  "  node TEXT PRIMARY KEY,"
+  "  seen_ms BIGINT NOT NULL);"
+  "CREATE TABLE IF NOT EXISTS presence ("
+  "  node TEXT NOT NULL,"
+  "  conn_id BIGINT NOT NULL,"
+  "  channel_id BIGINT NOT NULL,"
+  "  kind TEXT NOT NULL,"
+  "  peer TEXT NOT NULL,"
+  "  connected_at BIGINT NOT NULL,"
+  "  PRIMARY KEY (node, conn_id, channel_id));"
+  "CREATE INDEX IF NOT EXISTS presence_channel ON presence (channel_id);"
+  /* The outgoing-delivery queue and its log (issue 15), as SQLite's migration 6, plus the node
+   * that took a delivery in flight. */
+  "CREATE TABLE IF NOT EXISTS deliveries ("
+  "  id BIGSERIAL PRIMARY KEY,"
+  "  channel_id BIGINT NOT NULL REFERENCES channels (id) ON DELETE CASCADE,"
+  "  message_id BIGINT NOT NULL,"
+  "  forward TEXT NOT NULL,"
+  "  forward_index INTEGER NOT NULL,"
+  "  event TEXT NOT NULL,"
+  "  vars TEXT NOT NULL DEFAULT '{}',"
+  "  message BYTEA,"
+  "  webhook_id TEXT NOT NULL UNIQUE,"
+  "  policy TEXT NOT NULL DEFAULT 'retry',"
+  "  state TEXT NOT NULL DEFAULT 'pending',"
+  "  attempts INTEGER NOT NULL DEFAULT 0,"
+  "  next_at_ms BIGINT,"
+  "  created_at_ms BIGINT NOT NULL,"
+  "  taken_by TEXT);"
+  "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_at_ms);"
+  "CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel_id, id);"
+  "CREATE TABLE IF NOT EXISTS delivery_attempts ("
+  "  id BIGSERIAL PRIMARY KEY,"
+  "  delivery_id BIGINT NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,"
+  "  channel_id BIGINT NOT NULL,"
+  "  attempt INTEGER NOT NULL,"
+  "  at_ms BIGINT NOT NULL,"
+  "  url TEXT NOT NULL,"
+  "  status INTEGER NOT NULL,"
+  "  error TEXT,"
+  "  duration_ms BIGINT NOT NULL,"
+  "  answer_start TEXT NOT NULL DEFAULT '',"
+  "  outcome TEXT NOT NULL,"
+  "  next_retry_at_ms BIGINT);"
+  "CREATE INDEX IF NOT EXISTS delivery_attempts_delivery"
+  "  ON delivery_attempts (delivery_id, attempt);"
+  "CREATE INDEX IF NOT EXISTS delivery_attempts_time ON delivery_attempts (at_ms);";
 
 #define CHANNEL_COLUMNS \
   "id, version, name, description, title, body, link, condition, trigger_token, " \
@@ -251,6 +423,86 @@ rollback (TocsinRelayStorePg *pg)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGresult, PQclear)
 
+static char *
+int64_text (gint64 value)
+{
+  return g_strdup_printf ("%" G_GINT64_FORMAT, value);
+}
+
+/* Runs @sql for its effect (a command, or a query whose rows are not wanted). */
+static gboolean
+exec_effect (TocsinRelayStorePg  *pg,
+             const char          *sql,
+             ExecStatusType       expected,
+             const char          *what,
+             GError             **error,
+             int                  n_params,
+             const char * const  *params)
+{
+  PGresult *result = exec_params (pg, sql, expected, what, error, n_params, params);
+
+  PQclear (result);
+  return result != NULL;
+}
+
+/* This process's node name unless tocsin_relay_store_pg_set_node() gives one: the host and pid
+ * for whoever reads the table, and a random part, since pids repeat across machines and
+ * restarts. */
+static const char *
+default_node (void)
+{
+  static char *node;
+  static gsize initialised;
+
+  if (g_once_init_enter (&initialised))
+    {
+      g_autofree char *uuid = g_uuid_string_random ();
+
+      node = g_strdup_printf ("%s/%d/%.8s", g_get_host_name (), (int) getpid (), uuid);
+      g_once_init_leave (&initialised, 1);
+    }
+  return node;
+}
+
+#define HEARTBEAT_SQL_AT(node, now) \
+  "INSERT INTO nodes (node, seen_ms) VALUES (" node ", " now "::bigint) ON CONFLICT (node)" \
+  " DO UPDATE SET seen_ms = GREATEST (nodes.seen_ms, EXCLUDED.seen_ms)"
+#define HEARTBEAT_SQL HEARTBEAT_SQL_AT ("$1", "$2")
+
+gboolean
+tocsin_relay_store_pg_heartbeat (TocsinRelayStorePg  *pg,
+                                 gint64               now_ms,
+                                 GError             **error)
+{
+  g_autofree char *now = int64_text (now_ms);
+  const char *params[] = { pg->node, now };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  return exec_effect (pg, HEARTBEAT_SQL, PGRES_COMMAND_OK, _("noting this node"), error, 2,
+                      params);
+}
+
+gboolean
+tocsin_relay_store_pg_set_node (TocsinRelayStorePg  *pg,
+                                const char          *node,
+                                GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (node != NULL && *node != '\0', FALSE);
+
+  g_free (pg->node);
+  pg->node = g_strdup (node);
+  return tocsin_relay_store_pg_heartbeat (pg, g_get_real_time () / 1000, error);
+}
+
+const char *
+tocsin_relay_store_pg_get_node (TocsinRelayStorePg *pg)
+{
+  g_return_val_if_fail (pg != NULL, NULL);
+  return pg->node;
+}
+
 TocsinRelayStorePg *
 tocsin_relay_store_pg_open (const char  *conninfo,
                             GError     **error)
@@ -283,6 +535,9 @@ tocsin_relay_store_pg_open (const char  *conninfo,
       return NULL;
     }
   PQclear (result);
+  pg->node = g_strdup (default_node ());
+  if (!tocsin_relay_store_pg_heartbeat (pg, g_get_real_time () / 1000, error))
+    return NULL;
   return g_steal_pointer (&pg);
 }
 
@@ -292,6 +547,7 @@ tocsin_relay_store_pg_free (TocsinRelayStorePg *pg)
   if (pg == NULL)
     return;
   g_clear_pointer (&pg->conn, PQfinish);
+  g_free (pg->node);
   g_free (pg);
 }
 
@@ -391,7 +647,7 @@ not_found (gint64   id,
            GError **error)
 {
   g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-               _("No channel %" G_GINT64_FORMAT), id);
+               _("There is no channel %" G_GINT64_FORMAT), id);
   return FALSE;
 }
 
@@ -452,12 +708,14 @@ tocsin_relay_store_pg_create_channel (TocsinRelayStorePg            *pg,
   params[19] = spec->actions != NULL ? spec->actions : "[]";
   params[20] = spec->forwards != NULL ? spec->forwards : "[]";
   result = exec_params (pg,
-                        "INSERT INTO channels (name, description, title, body, link, condition,"
-                        " trigger_token, trigger_hash, subscribe_token, subscribe_hash,"
-                        " owner_hash, created_at, kind, signature_scheme, signature_secret,"
-                        " signature_header, paused, email_token, email_hash, actions, forwards)"
+                        "WITH c AS (INSERT INTO channels (name, description, title, body, link,"
+                        " condition, trigger_token, trigger_hash, subscribe_token,"
+                        " subscribe_hash, owner_hash, created_at, kind, signature_scheme,"
+                        " signature_secret, signature_header, paused, email_token, email_hash,"
+                        " actions, forwards)"
                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                        " $15, $16, $17, $18, $19, $20, $21) RETURNING " CHANNEL_COLUMNS,
+                        " $15, $16, $17, $18, $19, $20, $21) RETURNING " CHANNEL_COLUMNS ")"
+                        " SELECT c.*, pg_notify ('tocsin_channels', c.id || ' changed') FROM c",
                         PGRES_TUPLES_OK, _("creating a channel"), error,
                         G_N_ELEMENTS (params), params);
   if (result == NULL)
@@ -495,7 +753,8 @@ find_by_token (TocsinRelayStorePg  *pg,
    * costs the same comparison. */
   equal = tocsin_token_equal (channel == NULL ? dummy_token
                               : column[0] == 't' ? channel->trigger_token
-                              : channel->subscribe_token, token);
+                              : column[0] == 's' ? channel->subscribe_token
+                              : channel->email_token, token);
   return equal ? g_steal_pointer (&channel) : NULL;
 }
 
@@ -539,7 +798,8 @@ rotate (TocsinRelayStorePg  *pg,
 
   g_return_val_if_fail (pg != NULL, NULL);
 
-  if (!(token = tocsin_token_new (error)))
+  token = g_str_equal (column, "email") ? tocsin_token_new_mail (error) : tocsin_token_new (error);
+  if (token == NULL)
     return NULL;
   hash = tocsin_token_hash (token);
   text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
@@ -589,15 +849,88 @@ tocsin_relay_store_pg_delete_channel (TocsinRelayStorePg  *pg,
 
   g_return_val_if_fail (pg != NULL, FALSE);
 
-  /* Its messages and dedup keys go with it (ON DELETE CASCADE), and other nodes hear of it on
-   * commit, all in one statement. */
-  result = exec_params (pg, "WITH d AS (DELETE FROM channels WHERE id = $1 RETURNING id)"
+  /* Its messages, dedup keys and deliveries go with it (ON DELETE CASCADE), its presence rows
+   * here, and other nodes hear of it on commit, all in one statement. */
+  result = exec_params (pg, "WITH d AS (DELETE FROM channels WHERE id = $1 RETURNING id),"
+                        " p AS (DELETE FROM presence WHERE channel_id = $1)"
                         " SELECT pg_notify ('tocsin_channels', d.id || ' deleted') FROM d",
                         PGRES_TUPLES_OK, _("deleting a channel"), error, 1, params);
   if (result == NULL)
     return FALSE;
   if (PQntuples (result) == 0)
     return not_found (id, error);
+  return TRUE;
+}
+
+/* The deliveries of one event (issue 15), inside the caller's transaction, as SQLite's
+ * insert_deliveries(). */
+static gboolean
+insert_deliveries (TocsinRelayStorePg  *pg,
+                   gint64               channel_id,
+                   gint64               message_id,
+                   const void          *data,
+                   gsize                length,
+                   const char          *event,
+                   const char          *user,
+                   GPtrArray           *forwards,
+                   GArray              *indices,
+                   gint64               now_ms,
+                   GError             **error)
+{
+  g_autofree char *vars = NULL, *channel = NULL, *message = NULL, *now = NULL;
+
+  if (forwards == NULL || indices == NULL || indices->len == 0)
+    return TRUE;
+  {
+    g_autoptr(GString) out = g_string_new ("{\"user\":");
+
+    tocsin_json_append_string (out, user ? user : "");
+    g_string_append_c (out, '}');
+    vars = g_string_free (g_steal_pointer (&out), FALSE);
+  }
+  channel = int64_text (channel_id);
+  message = int64_text (message_id);
+  now = int64_text (now_ms);
+  for (guint i = 0; i < indices->len; i++)
+    {
+      guint index = g_array_index (indices, guint, i);
+      g_autofree char *token = NULL, *webhook_id = NULL, *index_text = NULL;
+      g_autoptr(PGresult) result = NULL;
+      TocsinRequest *forward;
+      const char *values[11];
+      int lengths[11] = { 0 };
+      int formats[11] = { 0 };
+
+      if (index >= forwards->len)
+        continue;
+      forward = forwards->pdata[index];
+      token = tocsin_token_new (error);
+      if (token == NULL)
+        return FALSE;
+      webhook_id = g_strconcat ("msg_", token, NULL);
+      index_text = g_strdup_printf ("%u", index);
+      values[0] = channel;
+      values[1] = message;
+      values[2] = tocsin_request_get_name (forward);
+      values[3] = index_text;
+      values[4] = event;
+      values[5] = vars;
+      values[6] = data;   /* NULL: SQL NULL */
+      lengths[6] = (int) length;
+      formats[6] = 1;
+      values[7] = webhook_id;
+      values[8] = tocsin_request_get_policy (forward) == TOCSIN_REQUEST_POLICY_NONE
+                  ? "none" : "retry";
+      values[9] = now;
+      values[10] = now;
+      result = PQexecParams (pg->conn, "INSERT INTO deliveries (channel_id, message_id, forward,"
+                             " forward_index, event, vars, message, webhook_id, policy, state,"
+                             " attempts, next_at_ms, created_at_ms) VALUES ($1, $2, $3, $4, $5,"
+                             " $6, $7, $8, $9, 'pending', 0, $10, $11)",
+                             11, NULL, values, lengths, formats, 0);
+      if (PQresultStatus (result) != PGRES_COMMAND_OK)
+        return set_pg_error (pg, result, _("queueing a delivery"), error);
+    }
   return TRUE;
 }
 
@@ -693,6 +1026,11 @@ write_message (TocsinRelayStorePg             *pg,
       if (result == NULL)
         return NULL;
     }
+
+  /* In the message's own transaction: a message that is durable has its deliveries queued. */
+  if (!insert_deliveries (pg, write->channel_id, commit->id, data, length, "message", "",
+                          write->forwards, write->indices, g_get_real_time () / 1000, error))
+    return NULL;
   return g_steal_pointer (&commit);
 }
 
@@ -890,6 +1228,18 @@ fail:
   return NULL;
 }
 
+/* A node is alive while seen within the timeout (as of $N, a cutoff in ms). */
+#define NODE_IS_LIVE(node, cutoff) \
+  "EXISTS (SELECT 1 FROM nodes n WHERE n.node = " node " AND n.seen_ms >= " cutoff ")"
+
+/* Deliveries left in flight (next_at_ms NULL, pending or held): due at $1 with the retry policy
+ * (attempts already counts the lost attempt, the webhook-id stays the same), failed with policy
+ * none. $2: this node, $3: the liveness cutoff. */
+#define RECOVER_SQL(which) \
+  "UPDATE deliveries d SET state = CASE policy WHEN 'none' THEN 'failed' ELSE 'pending' END," \
+  " next_at_ms = CASE policy WHEN 'none' THEN NULL ELSE $1::bigint END, taken_by = NULL" \
+  " WHERE next_at_ms IS NULL AND state IN ('pending', 'held') AND " which
+
 gboolean
 tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
                              gint64               retention,
@@ -899,26 +1249,39 @@ tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
   g_autofree char *messages = g_strdup_printf ("%" G_GINT64_FORMAT,
                                                retention > 0 ? now_ms - retention * 1000
                                                : G_MAXINT64);
-  g_autofree char *keys = g_strdup_printf ("%" G_GINT64_FORMAT,
-                                           now_ms - TOCSIN_RELAY_DEDUP_WINDOW_SECONDS * 1000);
+  g_autofree char *keys = int64_text (now_ms - TOCSIN_RELAY_DEDUP_WINDOW_SECONDS * 1000);
+  /* The deliveries log is kept as long as messages, and at least an hour (as SQLite). */
+  g_autofree char *log = int64_text (now_ms - MAX (retention, 3600) * 1000);
+  g_autofree char *now = int64_text (now_ms);
+  g_autofree char *live = int64_text (now_ms - TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS * 1000);
   const char *message_params[] = { messages };
   const char *key_params[] = { keys };
-  PGresult *result;
+  const char *log_params[] = { log };
+  const char *recover_params[] = { now, pg->node, live };
+  const char *node_params[] = { pg->node, live };
 
   g_return_val_if_fail (pg != NULL, FALSE);
 
-  /* Two autocommit statements: each is safe alone, and several nodes may run them at once. */
-  result = exec_params (pg, "DELETE FROM messages WHERE time_ms < $1", PGRES_COMMAND_OK,
-                        _("pruning messages"), error, 1, message_params);
-  if (result == NULL)
-    return FALSE;
-  PQclear (result);
-  result = exec_params (pg, "DELETE FROM dedup WHERE time_ms < $1", PGRES_COMMAND_OK,
-                        _("pruning dedup keys"), error, 1, key_params);
-  if (result == NULL)
-    return FALSE;
-  PQclear (result);
-  return TRUE;
+  /* Autocommit statements: each is safe alone, and several nodes may run them at once. */
+  return exec_effect (pg, "DELETE FROM messages WHERE time_ms < $1", PGRES_COMMAND_OK,
+                      _("pruning messages"), error, 1, message_params)
+         && exec_effect (pg, "DELETE FROM dedup WHERE time_ms < $1", PGRES_COMMAND_OK,
+                         _("pruning dedup keys"), error, 1, key_params)
+         && exec_effect (pg, "DELETE FROM delivery_attempts WHERE at_ms < $1", PGRES_COMMAND_OK,
+                         _("pruning the deliveries log"), error, 1, log_params)
+         /* Unfinished deliveries stay. */
+         && exec_effect (pg, "DELETE FROM deliveries WHERE state IN ('delivered', 'failed')"
+                         " AND created_at_ms < $1", PGRES_COMMAND_OK, _("pruning deliveries"),
+                         error, 1, log_params)
+         /* What a node that is gone had in flight is due again (never this node's own). */
+         && exec_effect (pg, RECOVER_SQL ("taken_by IS NOT NULL AND taken_by <> $2 AND NOT "
+                                          NODE_IS_LIVE ("d.taken_by", "$3::bigint")),
+                         PGRES_COMMAND_OK, _("recovering deliveries"), error, 3, recover_params)
+         && exec_effect (pg, "DELETE FROM presence p WHERE p.node <> $1 AND NOT "
+                         NODE_IS_LIVE ("p.node", "$2::bigint"), PGRES_COMMAND_OK,
+                         _("pruning subscribers"), error, 2, node_params)
+         && exec_effect (pg, "DELETE FROM nodes WHERE node <> $1 AND seen_ms < $2",
+                         PGRES_COMMAND_OK, _("pruning subscribers"), error, 2, node_params);
 }
 
 gboolean
@@ -966,10 +1329,838 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
             func (TOCSIN_RELAY_STORE_PG_EVENT_DELETED, channel_id, 0, user_data);
           else if (g_str_equal (fields[1], "rotated"))
             func (TOCSIN_RELAY_STORE_PG_EVENT_ROTATED, channel_id, 0, user_data);
+          else if (g_str_equal (fields[1], "changed"))
+            func (TOCSIN_RELAY_STORE_PG_EVENT_CHANGED, channel_id, 0, user_data);
         }
       PQfreemem (notify);
     }
   return TRUE;
+}
+
+/* ---- Channels: the rest of what tocsin-relay-store.h offers ---- */
+
+TocsinRelayChannel *
+tocsin_relay_store_pg_create_direct (TocsinRelayStorePg  *pg,
+                                     char               **owner_key,
+                                     GError             **error)
+{
+  const TocsinRelayChannelSpec spec = { .name = "Direct" };
+
+  return tocsin_relay_store_pg_create_channel (pg, &spec, "direct", owner_key, error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_pg_update_channel (TocsinRelayStorePg            *pg,
+                                      gint64                         id,
+                                      const TocsinRelayChannelSpec  *spec,
+                                      GError                       **error)
+{
+  g_autofree char *name = NULL, *text = NULL;
+  g_autoptr(PGresult) result = NULL;
+  const char *params[13];
+
+  g_return_val_if_fail (pg != NULL, NULL);
+  g_return_val_if_fail (spec != NULL, NULL);
+
+  name = spec->name ? g_strstrip (g_strdup (spec->name)) : NULL;
+  text = int64_text (id);
+  params[0] = text;
+  params[1] = name;
+  params[2] = spec->description;
+  params[3] = spec->title;
+  params[4] = spec->body;
+  params[5] = spec->link;
+  params[6] = spec->condition;
+  params[7] = spec->signature;
+  params[8] = spec->signature_secret;
+  params[9] = spec->signature_header;
+  params[10] = spec->set_paused ? (spec->paused ? "t" : "f") : NULL;
+  params[11] = spec->actions;
+  params[12] = spec->forwards;
+  /* NULL leaves a column as it is; the notice goes out on commit with the row. */
+  result = exec_params (pg,
+                        "WITH u AS (UPDATE channels SET version = version + 1,"
+                        " name = coalesce ($2, name),"
+                        " description = coalesce ($3, description),"
+                        " title = coalesce ($4, title),"
+                        " body = coalesce ($5, body),"
+                        " link = coalesce ($6, link),"
+                        " condition = coalesce ($7, condition),"
+                        " signature_scheme = coalesce ($8, signature_scheme),"
+                        " signature_secret = coalesce ($9, signature_secret),"
+                        " signature_header = coalesce ($10, signature_header),"
+                        " paused = coalesce ($11::boolean, paused),"
+                        " actions = coalesce ($12, actions),"
+                        " forwards = coalesce ($13, forwards)"
+                        " WHERE id = $1 RETURNING " CHANNEL_COLUMNS ")"
+                        " SELECT u.*, pg_notify ('tocsin_channels', u.id || ' changed') FROM u",
+                        PGRES_TUPLES_OK, _("changing a channel"), error, G_N_ELEMENTS (params),
+                        params);
+  if (result == NULL)
+    return NULL;
+  if (PQntuples (result) == 0)
+    {
+      not_found (id, error);
+      return NULL;
+    }
+  return channel_from_row (result, 0);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_pg_rotate_email (TocsinRelayStorePg  *pg,
+                                    gint64               id,
+                                    GError             **error)
+{
+  return rotate (pg, id, "email", error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_pg_find_by_email (TocsinRelayStorePg  *pg,
+                                     const char          *token,
+                                     GError             **error)
+{
+  return find_by_token (pg, "email", token, error);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_pg_find_by_owner_key (TocsinRelayStorePg  *pg,
+                                         const char          *owner_key,
+                                         GError             **error)
+{
+  g_autofree char *hash = NULL;
+  const char *params[1];
+  g_autoptr(PGresult) result = NULL;
+  const char *stored = NULL;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  hash = tocsin_token_hash (owner_key ? owner_key : "");
+  params[0] = hash;
+  result = exec_params (pg, "SELECT " CHANNEL_COLUMNS ", owner_hash FROM channels"
+                        " WHERE owner_hash = $1", PGRES_TUPLES_OK, _("reading a channel"), error,
+                        1, params);
+  if (result == NULL)
+    return NULL;
+  if (PQntuples (result) > 0)
+    stored = PQgetvalue (result, 0, PQnfields (result) - 1);
+  /* As SQLite: the row found by the hash is compared in constant time. */
+  if (tocsin_token_equal (stored ? stored : "", hash) && stored != NULL)
+    return channel_from_row (result, 0);
+  return NULL;
+}
+
+GPtrArray *
+tocsin_relay_store_pg_list_channels (TocsinRelayStorePg  *pg,
+                                     GError             **error)
+{
+  g_autoptr(PGresult) result = NULL;
+  GPtrArray *channels;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  result = exec_params (pg, "SELECT " CHANNEL_COLUMNS " FROM channels ORDER BY id",
+                        PGRES_TUPLES_OK, _("listing channels"), error, 0, NULL);
+  if (result == NULL)
+    return NULL;
+  channels = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_relay_channel_unref);
+  for (int row = 0; row < PQntuples (result); row++)
+    g_ptr_array_add (channels, channel_from_row (result, row));
+  return channels;
+}
+
+static char *
+int64_array (const gint64 *ids,
+             guint         n_ids)
+{
+  GString *array = g_string_new ("{");
+
+  for (guint i = 0; i < n_ids; i++)
+    g_string_append_printf (array, "%s%" G_GINT64_FORMAT, i ? "," : "", ids[i]);
+  g_string_append_c (array, '}');
+  return g_string_free (array, FALSE);
+}
+
+static void
+token_free (gpointer data)
+{
+  char *token = data;
+
+  explicit_bzero (token, strlen (token));
+  g_free (token);
+}
+
+GHashTable *
+tocsin_relay_store_pg_lookup_subscribe_tokens (TocsinRelayStorePg  *pg,
+                                               const gint64        *ids,
+                                               guint                n_ids,
+                                               GError             **error)
+{
+  g_autofree char *array = NULL;
+  const char *params[1];
+  g_autoptr(PGresult) result = NULL;
+  GHashTable *tokens;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+  g_return_val_if_fail (ids != NULL || n_ids == 0, NULL);
+
+  array = int64_array (ids, n_ids);
+  params[0] = array;
+  result = exec_params (pg, "SELECT id, subscribe_token FROM channels"
+                        " WHERE id = ANY ($1::bigint[])", PGRES_TUPLES_OK,
+                        _("checking subscribe tokens"), error, 1, params);
+  if (result == NULL)
+    return NULL;
+  tokens = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, token_free);
+  for (int row = 0; row < PQntuples (result); row++)
+    {
+      gint64 id = value_int64 (result, row, 0);
+
+      g_hash_table_insert (tokens, g_memdup2 (&id, sizeof id),
+                           g_strdup (PQgetvalue (result, row, 1)));
+    }
+  return tokens;
+}
+
+/* ---- Admin keys and settings ---- */
+
+char *
+tocsin_relay_store_pg_create_admin_key (TocsinRelayStorePg  *pg,
+                                        GError             **error)
+{
+  g_autofree char *key = NULL, *hash = NULL, *created_at = NULL;
+  const char *params[2];
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  key = tocsin_token_new (error);
+  if (key == NULL)
+    return NULL;
+  hash = tocsin_token_hash (key);
+  created_at = int64_text (g_get_real_time () / G_USEC_PER_SEC);
+  params[0] = hash;
+  params[1] = created_at;
+  if (!exec_effect (pg, "INSERT INTO admin_keys (hash, created_at) VALUES ($1, $2)",
+                    PGRES_COMMAND_OK, _("storing a key"), error, 2, params))
+    return NULL;
+  return g_steal_pointer (&key);
+}
+
+gboolean
+tocsin_relay_store_pg_check_admin_key (TocsinRelayStorePg  *pg,
+                                       const char          *key,
+                                       GError             **error)
+{
+  g_autofree char *hash = NULL;
+  g_autoptr(PGresult) result = NULL;
+  const char *params[1];
+  const char *stored = NULL;
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  hash = tocsin_token_hash (key ? key : "");
+  params[0] = hash;
+  result = exec_params (pg, "SELECT hash FROM admin_keys WHERE hash = $1", PGRES_TUPLES_OK,
+                        _("checking a key"), error, 1, params);
+  if (result == NULL)
+    return FALSE;
+  if (PQntuples (result) > 0)
+    stored = PQgetvalue (result, 0, 0);
+  return tocsin_token_equal (stored ? stored : "", hash) && stored != NULL && key != NULL;
+}
+
+gboolean
+tocsin_relay_store_pg_set_meta (TocsinRelayStorePg  *pg,
+                                const char          *key,
+                                const char          *value,
+                                GError             **error)
+{
+  const char *params[] = { key, value };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (key != NULL && value != NULL, FALSE);
+
+  return exec_effect (pg, "INSERT INTO meta (key, value) VALUES ($1, $2)"
+                      " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                      PGRES_COMMAND_OK, _("recording a setting"), error, 2, params);
+}
+
+char *
+tocsin_relay_store_pg_dup_meta (TocsinRelayStorePg  *pg,
+                                const char          *key,
+                                GError             **error)
+{
+  const char *params[] = { key };
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+  g_return_val_if_fail (key != NULL, NULL);
+
+  result = exec_params (pg, "SELECT value FROM meta WHERE key = $1", PGRES_TUPLES_OK,
+                        _("reading a setting"), error, 1, params);
+  if (result == NULL || PQntuples (result) == 0)
+    return NULL;
+  return g_strdup (PQgetvalue (result, 0, 0));
+}
+
+gboolean
+tocsin_relay_store_pg_set_public_url (TocsinRelayStorePg  *pg,
+                                      const char          *public_url,
+                                      GError             **error)
+{
+  return tocsin_relay_store_pg_set_meta (pg, "public_url", public_url, error);
+}
+
+char *
+tocsin_relay_store_pg_dup_public_url (TocsinRelayStorePg  *pg,
+                                      GError             **error)
+{
+  return tocsin_relay_store_pg_dup_meta (pg, "public_url", error);
+}
+
+/* ---- Presence ---- */
+
+gboolean
+tocsin_relay_store_pg_note_subscriber (TocsinRelayStorePg  *pg,
+                                       gint64               channel_id,
+                                       guint64              conn_id,
+                                       const char          *kind,
+                                       const char          *peer,
+                                       gboolean             connected,
+                                       GError             **error)
+{
+  g_autofree char *channel = int64_text (channel_id);
+  g_autofree char *conn = int64_text ((gint64) conn_id);
+  g_autofree char *now = int64_text (g_get_real_time () / 1000);
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (connected)
+    {
+      const char *params[] = { pg->node, conn, channel, kind ? kind : "ws", peer ? peer : "",
+                               now };
+
+      /* The node's heartbeat and its row, in one statement. */
+      return exec_effect (pg, "WITH n AS (" HEARTBEAT_SQL_AT ("$1", "$6") ")"
+                          " INSERT INTO presence (node, conn_id, channel_id, kind, peer,"
+                          " connected_at) VALUES ($1, $2, $3, $4, $5, $6)"
+                          " ON CONFLICT (node, conn_id, channel_id) DO UPDATE SET"
+                          " kind = EXCLUDED.kind, peer = EXCLUDED.peer,"
+                          " connected_at = EXCLUDED.connected_at",
+                          PGRES_COMMAND_OK, _("noting a subscriber"), error, 6, params);
+    }
+  else
+    {
+      const char *params[] = { pg->node, conn, channel };
+
+      return exec_effect (pg, "DELETE FROM presence"
+                          " WHERE node = $1 AND conn_id = $2 AND channel_id = $3",
+                          PGRES_COMMAND_OK, _("noting a subscriber"), error, 3, params);
+    }
+}
+
+JsonArray *
+tocsin_relay_store_pg_list_presence (TocsinRelayStorePg  *pg,
+                                     gint64               channel_id,
+                                     gint64               now_ms,
+                                     GError             **error)
+{
+  g_autofree char *channel = int64_text (channel_id);
+  g_autofree char *live = int64_text (now_ms - TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS * 1000);
+  const char *params[] = { channel, live };
+  g_autoptr(PGresult) result = NULL;
+  JsonArray *array;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  /* A node that stopped being seen (killed, its machine gone) could not say goodbye: its rows
+   * are skipped, as SQLite skips a dead pid's, and pruning drops them. */
+  result = exec_params (pg, "SELECT p.kind, p.peer, p.connected_at FROM presence p"
+                        " WHERE p.channel_id = $1 AND " NODE_IS_LIVE ("p.node", "$2::bigint")
+                        " ORDER BY p.connected_at, p.conn_id", PGRES_TUPLES_OK,
+                        _("listing subscribers"), error, 2, params);
+  if (result == NULL)
+    return NULL;
+  array = json_array_new ();
+  for (int row = 0; row < PQntuples (result); row++)
+    {
+      JsonObject *object = json_object_new ();
+      g_autofree char *time = tocsin_format_time_ms (value_int64 (result, row, 2));
+
+      json_object_set_string_member (object, "kind", PQgetvalue (result, row, 0));
+      json_object_set_string_member (object, "peer", PQgetvalue (result, row, 1));
+      json_object_set_string_member (object, "connectedAt", time);
+      json_array_add_object_element (array, object);
+    }
+  return array;
+}
+
+/* ---- The outgoing-delivery queue ---- */
+
+static const char *const delivery_states[] = { "pending", "delivered", "failed", "held" };
+
+static TocsinRelayDeliveryState
+delivery_state_from_string (const char *text)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (delivery_states); i++)
+    if (g_strcmp0 (text, delivery_states[i]) == 0)
+      return i;
+  return TOCSIN_RELAY_DELIVERY_PENDING;
+}
+
+#define DELIVERY_COLUMNS \
+  "id, channel_id, message_id, forward, forward_index, event, vars, webhook_id, policy, state, " \
+  "attempts, next_at_ms, created_at_ms, message"
+
+static TocsinRelayDelivery *
+delivery_from_row (const PGresult *result,
+                   int             row,
+                   gboolean        with_message)
+{
+  TocsinRelayDelivery *delivery = g_new0 (TocsinRelayDelivery, 1);
+  const char *vars = PQgetvalue (result, row, 6);
+  g_autoptr(JsonObject) object = tocsin_json_parse_object (vars, strlen (vars), 4096, 4, NULL);
+
+  delivery->id = value_int64 (result, row, 0);
+  delivery->channel_id = value_int64 (result, row, 1);
+  delivery->message_id = value_int64 (result, row, 2);
+  delivery->forward = g_strdup (PQgetvalue (result, row, 3));
+  delivery->forward_index = (guint) value_int64 (result, row, 4);
+  delivery->event = g_strdup (PQgetvalue (result, row, 5));
+  delivery->user = g_strdup (object && json_object_has_member (object, "user")
+                               ? json_object_get_string_member_with_default (object, "user", "")
+                               : "");
+  delivery->webhook_id = g_strdup (PQgetvalue (result, row, 7));
+  delivery->retry = !g_str_equal (PQgetvalue (result, row, 8), "none");
+  delivery->state = delivery_state_from_string (PQgetvalue (result, row, 9));
+  delivery->attempts = (guint) value_int64 (result, row, 10);
+  delivery->next_at_ms = value_int64 (result, row, 11);   /* NULL reads as "": 0 */
+  delivery->created_at_ms = value_int64 (result, row, 12);
+  if (with_message && !PQgetisnull (result, row, 13))
+    {
+      size_t length = 0;
+      unsigned char *data = PQunescapeBytea ((const unsigned char *) PQgetvalue (result, row, 13),
+                                             &length);
+
+      if (data != NULL)
+        {
+          delivery->message = g_bytes_new (data, length);
+          PQfreemem (data);
+        }
+    }
+  return delivery;
+}
+
+gint
+tocsin_relay_store_pg_enqueue (TocsinRelayStorePg  *pg,
+                               gint64               channel_id,
+                               gint64               message_id,
+                               GBytes              *message,
+                               const char          *event,
+                               const char          *user,
+                               GPtrArray           *forwards,
+                               GArray              *indices,
+                               GError             **error)
+{
+  gconstpointer data = NULL;
+  gsize length = 0;
+
+  g_return_val_if_fail (pg != NULL, -1);
+  g_return_val_if_fail (event != NULL && forwards != NULL && indices != NULL, -1);
+
+  if (message != NULL)
+    data = g_bytes_get_data (message, &length);
+  if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
+    return -1;
+  if (!insert_deliveries (pg, channel_id, message_id, data, length, event, user, forwards,
+                          indices, g_get_real_time () / 1000, error)
+      || !exec_command (pg, "COMMIT", _("queueing a delivery"), error))
+    {
+      rollback (pg);
+      return -1;
+    }
+  return (gint) indices->len;
+}
+
+GPtrArray *
+tocsin_relay_store_pg_due_deliveries (TocsinRelayStorePg  *pg,
+                                      gint64               now_ms,
+                                      guint                limit,
+                                      GError             **error)
+{
+  g_autofree char *now = int64_text (now_ms);
+  g_autofree char *limit_text = g_strdup_printf ("%u", MIN (limit, G_MAXINT));
+  const char *params[] = { now, limit_text };
+  g_autoptr(PGresult) result = NULL;
+  GPtrArray *due;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  result = exec_params (pg, "SELECT " DELIVERY_COLUMNS " FROM deliveries"
+                        " WHERE next_at_ms <= $1 AND state IN ('pending', 'held')"
+                        " ORDER BY next_at_ms, id LIMIT $2", PGRES_TUPLES_OK,
+                        _("reading due deliveries"), error, 2, params);
+  if (result == NULL)
+    return NULL;
+  due = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_relay_delivery_free);
+  for (int row = 0; row < PQntuples (result); row++)
+    g_ptr_array_add (due, delivery_from_row (result, row, TRUE));
+  return due;
+}
+
+gint64
+tocsin_relay_store_pg_next_delivery_at (TocsinRelayStorePg  *pg,
+                                        GError             **error)
+{
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, 0);
+
+  result = exec_params (pg, "SELECT min(next_at_ms) FROM deliveries"
+                        " WHERE next_at_ms IS NOT NULL AND state IN ('pending', 'held')",
+                        PGRES_TUPLES_OK, _("reading due deliveries"), error, 0, NULL);
+  if (result == NULL || PQntuples (result) == 0 || PQgetisnull (result, 0, 0))
+    return 0;
+  return MAX (value_int64 (result, 0, 0), 1);
+}
+
+static gboolean
+no_delivery (gint64   id,
+             GError **error)
+{
+  g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+               _("There is no delivery %" G_GINT64_FORMAT), id);
+  return FALSE;
+}
+
+/* Durable before the request leaves: after a crash, this attempt is known to have started, and
+ * by which node. Only a delivery that is waiting can be started: of two nodes, the one whose
+ * UPDATE comes second finds it in flight (READ COMMITTED re-checks the row after the lock). */
+static gboolean
+start_attempt (TocsinRelayStorePg  *pg,
+               gint64               delivery_id,
+               guint               *attempt,
+               GError             **error)
+{
+  g_autofree char *id = int64_text (delivery_id);
+  const char *params[] = { id, pg->node };
+  g_autoptr(PGresult) result = NULL;
+
+  /* No heartbeat here: the nodes row would be locked until the batch commits. */
+  result = exec_params (pg, "UPDATE deliveries SET attempts = attempts + 1, next_at_ms = NULL,"
+                        " state = 'pending', taken_by = $2 WHERE id = $1"
+                        " AND next_at_ms IS NOT NULL AND state IN ('pending', 'held')"
+                        " RETURNING attempts", PGRES_TUPLES_OK, _("updating a delivery"), error,
+                        2, params);
+  if (result == NULL)
+    return FALSE;
+  if (PQntuples (result) == 0)
+    return no_delivery (delivery_id, error);
+  *attempt = (guint) value_int64 (result, 0, 0);
+  return TRUE;
+}
+
+static gboolean
+set_state (TocsinRelayStorePg        *pg,
+           gint64                     delivery_id,
+           TocsinRelayDeliveryState   state,
+           gint64                     next_at_ms,
+           GError                   **error)
+{
+  g_autofree char *id = int64_text (delivery_id);
+  g_autofree char *next = next_at_ms > 0 ? int64_text (next_at_ms) : NULL;
+  const char *params[] = { id, tocsin_relay_delivery_state_to_string (state), next };
+
+  return exec_effect (pg, "UPDATE deliveries SET state = $2, next_at_ms = $3::bigint"
+                      " WHERE id = $1", PGRES_COMMAND_OK, _("updating a delivery"), error, 3,
+                      params);
+}
+
+/* The attempt's record and the delivery's new state, inside the caller's transaction. */
+static gboolean
+finish_attempt (TocsinRelayStorePg              *pg,
+                gint64                           delivery_id,
+                const TocsinRelayAttemptRecord  *record,
+                TocsinRelayDeliveryState         state,
+                gint64                           next_at_ms,
+                GError                         **error)
+{
+  g_autofree char *id = int64_text (delivery_id);
+  g_autofree char *attempt = g_strdup_printf ("%u", record->attempt);
+  g_autofree char *at = int64_text (record->at_ms);
+  g_autofree char *status = g_strdup_printf ("%u", record->status);
+  g_autofree char *duration = int64_text (record->duration_ms);
+  g_autofree char *retry_at = record->next_retry_at_ms > 0
+                              ? int64_text (record->next_retry_at_ms) : NULL;
+  const char *params[] = { id, attempt, at, record->url ? record->url : "", status,
+                           record->error, duration,
+                           record->answer_start ? record->answer_start : "",
+                           record->outcome, retry_at };
+
+  /* A finished delivery keeps its copy of the message until it is pruned: "retry" needs it. */
+  return exec_effect (pg, "INSERT INTO delivery_attempts (delivery_id, channel_id, attempt, at_ms,"
+                      " url, status, error, duration_ms, answer_start, outcome,"
+                      " next_retry_at_ms) SELECT id, channel_id, $2::integer, $3::bigint, $4,"
+                      " $5::integer, $6, $7::bigint, $8, $9, $10::bigint FROM deliveries"
+                      " WHERE id = $1", PGRES_COMMAND_OK, _("logging an attempt"), error,
+                      G_N_ELEMENTS (params), params)
+         && set_state (pg, delivery_id, state, next_at_ms, error);
+}
+
+gboolean
+tocsin_relay_store_pg_start_attempt (TocsinRelayStorePg  *pg,
+                                     gint64               delivery_id,
+                                     guint               *attempt,
+                                     GError             **error)
+{
+  g_return_val_if_fail (pg != NULL && attempt != NULL, FALSE);
+
+  return start_attempt (pg, delivery_id, attempt, error);
+}
+
+gboolean
+tocsin_relay_store_pg_set_delivery_state (TocsinRelayStorePg        *pg,
+                                          gint64                     delivery_id,
+                                          TocsinRelayDeliveryState   state,
+                                          gint64                     next_at_ms,
+                                          GError                   **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  return set_state (pg, delivery_id, state, next_at_ms, error);
+}
+
+gboolean
+tocsin_relay_store_pg_finish_attempt (TocsinRelayStorePg              *pg,
+                                      gint64                          delivery_id,
+                                      const TocsinRelayAttemptRecord *record,
+                                      TocsinRelayDeliveryState        state,
+                                      gint64                          next_at_ms,
+                                      GError                        **error)
+{
+  g_return_val_if_fail (pg != NULL && record != NULL, FALSE);
+
+  if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
+    return FALSE;
+  if (!finish_attempt (pg, delivery_id, record, state, next_at_ms, error)
+      || !exec_command (pg, "COMMIT", _("updating a delivery"), error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_pg_write_deliveries (TocsinRelayStorePg  *pg,
+                                        GArray              *ops,
+                                        GError             **error)
+{
+  g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autofree char *array = NULL;
+  const char *params[1];
+
+  g_return_val_if_fail (pg != NULL && ops != NULL, FALSE);
+
+  for (guint i = 0; i < ops->len; i++)
+    g_array_append_val (ids, g_array_index (ops, TocsinRelayDeliveryOp, i).delivery_id);
+  g_array_sort (ids, compare_int64);
+  array = int64_array ((const gint64 *) (gpointer) ids->data, ids->len);
+  params[0] = array;
+  if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
+    return FALSE;
+  /* The batch's rows locked first, in id order, as a group commit locks its channels: two
+   * batches (two nodes) never wait on each other in a cycle. */
+  if (!exec_effect (pg, "SELECT id FROM deliveries WHERE id = ANY ($1::bigint[])"
+                    " ORDER BY id FOR UPDATE", PGRES_TUPLES_OK, _("updating a delivery"), error,
+                    1, params))
+    goto fail;
+  for (guint i = 0; i < ops->len; i++)
+    {
+      TocsinRelayDeliveryOp *op = &g_array_index (ops, TocsinRelayDeliveryOp, i);
+      TocsinRelayAttemptRecord record = { 0 };
+      g_autoptr(GError) local_error = NULL;
+
+      switch (op->kind)
+        {
+        case TOCSIN_RELAY_DELIVERY_OP_STATE:
+          if (!set_state (pg, op->delivery_id, op->state, op->next_at_ms, error))
+            goto fail;
+          continue;
+        case TOCSIN_RELAY_DELIVERY_OP_START:
+        case TOCSIN_RELAY_DELIVERY_OP_UNSENDABLE:
+          op->attempt = 0;
+          if (!start_attempt (pg, op->delivery_id, &op->attempt, &local_error))
+            {
+              op->attempt = 0;
+              /* Not waiting (taken by another node, finished, gone): not ours. */
+              if (g_error_matches (local_error, TOCSIN_RELAY_STORE_ERROR,
+                                   TOCSIN_RELAY_STORE_ERROR_NOT_FOUND))
+                continue;
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              goto fail;
+            }
+          if (op->kind == TOCSIN_RELAY_DELIVERY_OP_START)
+            continue;
+          op->state = TOCSIN_RELAY_DELIVERY_FAILED;
+          op->next_at_ms = 0;
+          break;
+        case TOCSIN_RELAY_DELIVERY_OP_FINISH:
+        default:
+          break;
+        }
+      record.at_ms = op->at_ms;
+      record.duration_ms = op->duration_ms;
+      record.attempt = op->attempt;
+      record.url = op->url;
+      record.status = op->status;
+      record.error = op->error;
+      record.answer_start = op->answer_start;
+      record.outcome = op->outcome ? op->outcome : "error";
+      record.next_retry_at_ms = op->next_retry_at_ms;
+      if (!finish_attempt (pg, op->delivery_id, &record, op->state, op->next_at_ms, error))
+        goto fail;
+    }
+  if (exec_command (pg, "COMMIT", _("updating a delivery"), error))
+    return TRUE;
+
+fail:
+  rollback (pg);
+  return FALSE;
+}
+
+gint
+tocsin_relay_store_pg_recover_deliveries (TocsinRelayStorePg  *pg,
+                                          gint64               now_ms,
+                                          GError             **error)
+{
+  g_autofree char *now = int64_text (now_ms);
+  g_autofree char *live = int64_text (now_ms - TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS * 1000);
+  const char *params[] = { now, pg->node, live };
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, -1);
+
+  /* This node's own (a restart under the same name), nobody's, or a node's that is gone; never
+   * an attempt a live node is making. */
+  result = exec_params (pg, RECOVER_SQL ("(taken_by IS NULL OR taken_by = $2 OR NOT "
+                                         NODE_IS_LIVE ("d.taken_by", "$3::bigint") ")"),
+                        PGRES_COMMAND_OK, _("recovering deliveries"), error, 3, params);
+  if (result == NULL)
+    return -1;
+  return atoi (PQcmdTuples (result));
+}
+
+TocsinRelayDelivery *
+tocsin_relay_store_pg_get_delivery (TocsinRelayStorePg  *pg,
+                                    gint64               delivery_id,
+                                    GError             **error)
+{
+  g_autofree char *id = int64_text (delivery_id);
+  const char *params[] = { id };
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  result = exec_params (pg, "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE id = $1",
+                        PGRES_TUPLES_OK, _("reading a delivery"), error, 1, params);
+  if (result == NULL)
+    return NULL;
+  if (PQntuples (result) == 0)
+    {
+      no_delivery (delivery_id, error);
+      return NULL;
+    }
+  return delivery_from_row (result, 0, TRUE);
+}
+
+static void
+set_time_or_null (JsonObject *object,
+                  const char *member,
+                  gint64      ms)
+{
+  if (ms > 0)
+    {
+      g_autofree char *text = tocsin_format_time_ms (ms);
+
+      json_object_set_string_member (object, member, text);
+    }
+  else
+    json_object_set_null_member (object, member);
+}
+
+JsonObject *
+tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg  *pg,
+                                       gint64               channel_id,
+                                       guint                limit,
+                                       GError             **error)
+{
+  g_autoptr(JsonObject) reply = json_object_new ();
+  JsonArray *deliveries = json_array_new ();
+  JsonArray *attempts = json_array_new ();
+  g_autofree char *channel = int64_text (channel_id);
+  g_autofree char *limit_text = g_strdup_printf ("%u", MIN (limit, G_MAXINT));
+  g_autofree char *oldest_text = NULL;
+  g_autoptr(PGresult) result = NULL;
+  gint64 oldest = G_MAXINT64;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  json_object_set_array_member (reply, "deliveries", deliveries);
+  json_object_set_array_member (reply, "attempts", attempts);
+  {
+    const char *params[] = { channel, limit_text };
+
+    result = exec_params (pg, "SELECT " DELIVERY_COLUMNS " FROM deliveries"
+                          " WHERE channel_id = $1 ORDER BY id DESC LIMIT $2", PGRES_TUPLES_OK,
+                          _("listing deliveries"), error, 2, params);
+    if (result == NULL)
+      return NULL;
+    for (int row = 0; row < PQntuples (result); row++)
+      {
+        g_autoptr(TocsinRelayDelivery) delivery = delivery_from_row (result, row, FALSE);
+
+        oldest = MIN (oldest, delivery->id);
+        json_array_add_object_element (deliveries, tocsin_relay_delivery_to_json (delivery));
+      }
+    g_clear_pointer (&result, PQclear);
+  }
+  oldest_text = int64_text (oldest);
+  {
+    const char *params[] = { channel, oldest_text };
+
+    result = exec_params (pg, "SELECT a.id, a.delivery_id, d.forward, d.event, a.attempt,"
+                          " a.at_ms, a.url, a.status, a.error, a.duration_ms, a.answer_start,"
+                          " a.outcome, a.next_retry_at_ms FROM delivery_attempts a"
+                          " JOIN deliveries d ON d.id = a.delivery_id"
+                          " WHERE a.channel_id = $1 AND a.delivery_id >= $2"
+                          " ORDER BY a.at_ms DESC, a.id DESC", PGRES_TUPLES_OK,
+                          _("listing attempts"), error, 2, params);
+    if (result == NULL)
+      return NULL;
+    for (int row = 0; row < PQntuples (result); row++)
+      {
+        JsonObject *attempt = json_object_new ();
+
+        json_object_set_int_member (attempt, "id", value_int64 (result, row, 0));
+        json_object_set_int_member (attempt, "delivery_id", value_int64 (result, row, 1));
+        json_object_set_string_member (attempt, "forward", PQgetvalue (result, row, 2));
+        json_object_set_string_member (attempt, "event", PQgetvalue (result, row, 3));
+        json_object_set_int_member (attempt, "attempt", value_int64 (result, row, 4));
+        set_time_or_null (attempt, "at", value_int64 (result, row, 5));
+        json_object_set_string_member (attempt, "url", PQgetvalue (result, row, 6));
+        json_object_set_int_member (attempt, "status", value_int64 (result, row, 7));
+        if (PQgetisnull (result, row, 8))
+          json_object_set_null_member (attempt, "error");
+        else
+          json_object_set_string_member (attempt, "error", PQgetvalue (result, row, 8));
+        json_object_set_int_member (attempt, "duration_ms", value_int64 (result, row, 9));
+        json_object_set_string_member (attempt, "answer_start", PQgetvalue (result, row, 10));
+        json_object_set_string_member (attempt, "outcome", PQgetvalue (result, row, 11));
+        set_time_or_null (attempt, "next_retry_at", value_int64 (result, row, 12));
+        json_array_add_object_element (attempts, attempt);
+      }
+  }
+  return g_steal_pointer (&reply);
 }
 
 #endif /* HAVE_LIBPQ */

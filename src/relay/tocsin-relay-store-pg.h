@@ -7,7 +7,9 @@
  * and is not shared between threads; several handles (several nodes) on one database are what
  * it is made for: dedup and per-channel id order hold across them (see the .c).
  *
- * Not complete: see tocsin_relay_store_pg_missing(). Not yet called by tocsin-relay-store.c.
+ * It covers what tocsin-relay-store.h offers a serving relay, with the same semantics and error
+ * sentences; what differs is said at each function. Not yet called by tocsin-relay-store.c: see
+ * tocsin_relay_store_pg_missing().
  */
 #pragma once
 
@@ -37,6 +39,16 @@ TocsinRelayChannel *tocsin_relay_store_pg_create_channel (TocsinRelayStorePg    
                                                           const char                   *kind,
                                                           char                        **owner_key,
                                                           GError                      **error);
+/* A direct inbox (tocsin_relay_store_create_direct()): kind "direct", named "Direct". */
+TocsinRelayChannel *tocsin_relay_store_pg_create_direct  (TocsinRelayStorePg           *pg,
+                                                          char                        **owner_key,
+                                                          GError                      **error);
+/* As tocsin_relay_store_update_channel(): NULL fields are left as they are. @spec has been
+ * checked and its actions normalised by the caller. Other nodes hear "CHANNEL_ID changed". */
+TocsinRelayChannel *tocsin_relay_store_pg_update_channel (TocsinRelayStorePg           *pg,
+                                                          gint64                        id,
+                                                          const TocsinRelayChannelSpec *spec,
+                                                          GError                      **error);
 /* NULL without @error set when no channel has that token (or id). */
 TocsinRelayChannel *tocsin_relay_store_pg_find_by_trigger   (TocsinRelayStorePg  *pg,
                                                              const char          *token,
@@ -47,6 +59,21 @@ TocsinRelayChannel *tocsin_relay_store_pg_find_by_subscribe (TocsinRelayStorePg 
 TocsinRelayChannel *tocsin_relay_store_pg_find_by_id        (TocsinRelayStorePg  *pg,
                                                              gint64               id,
                                                              GError             **error);
+/* @token: the local part of a recipient address, lowercased by the caller. */
+TocsinRelayChannel *tocsin_relay_store_pg_find_by_email     (TocsinRelayStorePg  *pg,
+                                                             const char          *token,
+                                                             GError             **error);
+TocsinRelayChannel *tocsin_relay_store_pg_find_by_owner_key (TocsinRelayStorePg  *pg,
+                                                             const char          *owner_key,
+                                                             GError             **error);
+/* Every channel, by id. */
+GPtrArray          *tocsin_relay_store_pg_list_channels     (TocsinRelayStorePg  *pg,
+                                                             GError             **error);
+/* The current subscribe token of each of @ids that still exists: gint64* id → token. */
+GHashTable         *tocsin_relay_store_pg_lookup_subscribe_tokens (TocsinRelayStorePg  *pg,
+                                                                   const gint64        *ids,
+                                                                   guint                n_ids,
+                                                                   GError             **error);
 /* TOCSIN_RELAY_STORE_ERROR_NOT_FOUND when there is no channel @id. */
 TocsinRelayChannel *tocsin_relay_store_pg_rotate_trigger    (TocsinRelayStorePg  *pg,
                                                              gint64               id,
@@ -54,9 +81,70 @@ TocsinRelayChannel *tocsin_relay_store_pg_rotate_trigger    (TocsinRelayStorePg 
 TocsinRelayChannel *tocsin_relay_store_pg_rotate_subscribe  (TocsinRelayStorePg  *pg,
                                                              gint64               id,
                                                              GError             **error);
+TocsinRelayChannel *tocsin_relay_store_pg_rotate_email      (TocsinRelayStorePg  *pg,
+                                                             gint64               id,
+                                                             GError             **error);
+/* Its messages, dedup keys, presence rows, deliveries and their attempts go with it. */
 gboolean            tocsin_relay_store_pg_delete_channel    (TocsinRelayStorePg  *pg,
                                                              gint64               id,
                                                              GError             **error);
+
+/* Admin keys: returned once, stored as a hash, checked in constant time. A FALSE check with
+ * @error set is the database failing, not a wrong key. */
+char               *tocsin_relay_store_pg_create_admin_key  (TocsinRelayStorePg  *pg,
+                                                             GError             **error);
+gboolean            tocsin_relay_store_pg_check_admin_key   (TocsinRelayStorePg  *pg,
+                                                             const char          *key,
+                                                             GError             **error);
+/* Settings the serve command records ("public_url", "mail_domain"); one value per database,
+ * so every node sees the last one set. dup: NULL without @error when there is none. */
+gboolean            tocsin_relay_store_pg_set_meta          (TocsinRelayStorePg  *pg,
+                                                             const char          *key,
+                                                             const char          *value,
+                                                             GError             **error);
+char               *tocsin_relay_store_pg_dup_meta          (TocsinRelayStorePg  *pg,
+                                                             const char          *key,
+                                                             GError             **error);
+gboolean            tocsin_relay_store_pg_set_public_url    (TocsinRelayStorePg  *pg,
+                                                             const char          *public_url,
+                                                             GError             **error);
+char               *tocsin_relay_store_pg_dup_public_url    (TocsinRelayStorePg  *pg,
+                                                             GError             **error);
+
+/* ---- Nodes and presence ----
+ *
+ * SQLite tells a live server process by its pid; nodes on several machines cannot. Each handle
+ * speaks for a node (by default one random name per process; tocsin_relay_store_pg_set_node()
+ * gives a stable one, such as a pod's name) that is alive while it has been seen within
+ * TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS: a serving node calls
+ * tocsin_relay_store_pg_heartbeat() well within that (every minute is the writer's pace: 30 s
+ * leaves room). Presence rows and deliveries in flight of a node not seen for that long are
+ * treated as a crashed process's are on SQLite. */
+#define TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS 120
+
+/* Names this handle's node and records it as seen now. */
+gboolean    tocsin_relay_store_pg_set_node        (TocsinRelayStorePg  *pg,
+                                                   const char          *node,
+                                                   GError             **error);
+const char *tocsin_relay_store_pg_get_node        (TocsinRelayStorePg  *pg);
+gboolean    tocsin_relay_store_pg_heartbeat       (TocsinRelayStorePg  *pg,
+                                                   gint64               now_ms,
+                                                   GError             **error);
+/* As tocsin_relay_store_note_subscriber(), synchronously (call it on the store's thread):
+ * @conn_id is unique within this node. Also counts as a heartbeat. */
+gboolean    tocsin_relay_store_pg_note_subscriber (TocsinRelayStorePg  *pg,
+                                                   gint64               channel_id,
+                                                   guint64              conn_id,
+                                                   const char          *kind,
+                                                   const char          *peer,
+                                                   gboolean             connected,
+                                                   GError             **error);
+/* Who is connected to @channel_id on every node alive as of @now_ms:
+ * [{"kind","peer","connectedAt"}], as tocsin_relay_store_list_presence(). */
+JsonArray  *tocsin_relay_store_pg_list_presence   (TocsinRelayStorePg  *pg,
+                                                   gint64               channel_id,
+                                                   gint64               now_ms,
+                                                   GError             **error);
 
 /* One message to store, as tocsin_relay_store_commit_async() takes it. */
 typedef struct
@@ -66,6 +154,11 @@ typedef struct
   const char    *key_hash;       /* or NULL */
   const char    *content_hash;   /* or NULL */
   gint64         retention;      /* seconds; 0: live only (numbered, not kept) */
+  /* As tocsin_relay_store_commit_with_forwards_async(): the channel's compiled forwards
+   * (TocsinRequest) and the indices (guint) of those to queue a delivery for, in the message's
+   * own transaction; NULL for none. A duplicate queues nothing. */
+  GPtrArray     *forwards;
+  GArray        *indices;
 } TocsinRelayStorePgWrite;
 
 /* Group commit: all of @writes in one transaction. Returns FALSE with @error when the
@@ -86,7 +179,11 @@ TocsinRelayReplayPage *tocsin_relay_store_pg_replay_page (TocsinRelayStorePg  *p
                                                           guint                limit,
                                                           gint64               retention,
                                                           GError             **error);
-/* Drops messages past @retention seconds and dedup keys past their window, as of @now_ms. */
+/* Drops messages past @retention seconds, dedup keys past their window, the deliveries log
+ * (finished deliveries and attempts) past MAX (@retention, 1 hour) as SQLite does, and the
+ * presence rows of nodes not seen for TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS; deliveries
+ * such a node left in flight are due again at @now_ms (as tocsin_relay_store_pg_recover_deliveries
+ * does). Safe on several nodes at once (each statement alone). */
 gboolean tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
                                       gint64               retention,
                                       gint64               now_ms,
@@ -95,14 +192,16 @@ gboolean tocsin_relay_store_pg_prune (TocsinRelayStorePg  *pg,
 /* Fan-out between nodes, the first part: each committed batch notifies (NOTIFY, sent only on
  * COMMIT) channel "tocsin_messages" with "CHANNEL_ID LAST_ID" for each channel it wrote to, and
  * deleting or rotating a channel notifies "tocsin_channels" with "CHANNEL_ID deleted" or
- * "CHANNEL_ID rotated". A node LISTENs on its own handle, waits for its socket to be readable
- * (on the store's thread), takes what arrived, and reads the new rows in id order with
+ * "CHANNEL_ID rotated" (an email address too), and creating or updating one "CHANNEL_ID
+ * changed". A node LISTENs on its own handle, waits for its socket to be readable (on the store's
+ * thread), takes what arrived, and reads the new rows in id order with
  * tocsin_relay_store_pg_replay_page() from its cursor. */
 typedef enum
 {
   TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES,  /* @id: the channel's newest committed id */
   TOCSIN_RELAY_STORE_PG_EVENT_DELETED,
   TOCSIN_RELAY_STORE_PG_EVENT_ROTATED,
+  TOCSIN_RELAY_STORE_PG_EVENT_CHANGED,   /* created or updated (templates, forwards, pause…) */
 } TocsinRelayStorePgEvent;
 
 typedef void (*TocsinRelayStorePgNotifyFunc) (TocsinRelayStorePgEvent  event,
@@ -119,5 +218,61 @@ gboolean tocsin_relay_store_pg_take_notifications   (TocsinRelayStorePg         
                                                      TocsinRelayStorePgNotifyFunc   func,
                                                      gpointer                       user_data,
                                                      GError                       **error);
+
+/* ---- The outgoing-delivery queue (issue 15), as tocsin-relay-store.h's ---- */
+
+/* Deliveries of @forwards[@indices] for an event on message @message_id (an acknowledgement),
+ * in one transaction; returns the number queued, -1 with @error. */
+gint                 tocsin_relay_store_pg_enqueue            (TocsinRelayStorePg  *pg,
+                                                               gint64               channel_id,
+                                                               gint64               message_id,
+                                                               GBytes              *message,
+                                                               const char          *event,
+                                                               const char          *user,
+                                                               GPtrArray           *forwards,
+                                                               GArray              *indices,
+                                                               GError             **error);
+GPtrArray           *tocsin_relay_store_pg_due_deliveries     (TocsinRelayStorePg  *pg,
+                                                               gint64               now_ms,
+                                                               guint                limit,
+                                                               GError             **error);
+/* The soonest next_at_ms of a pending or held delivery, 0 when there is none (or on error). */
+gint64               tocsin_relay_store_pg_next_delivery_at   (TocsinRelayStorePg  *pg,
+                                                               GError             **error);
+/* Takes the delivery for this node: of two nodes starting the same delivery, one gets the
+ * attempt and the other TOCSIN_RELAY_STORE_ERROR_NOT_FOUND (a row lock decides). */
+gboolean             tocsin_relay_store_pg_start_attempt      (TocsinRelayStorePg  *pg,
+                                                               gint64               delivery_id,
+                                                               guint               *attempt,
+                                                               GError             **error);
+gboolean tocsin_relay_store_pg_set_delivery_state (TocsinRelayStorePg        *pg,
+                                                   gint64                     delivery_id,
+                                                   TocsinRelayDeliveryState   state,
+                                                   gint64                     next_at_ms,
+                                                   GError                   **error);
+gboolean tocsin_relay_store_pg_finish_attempt     (TocsinRelayStorePg              *pg,
+                                                   gint64                          delivery_id,
+                                                   const TocsinRelayAttemptRecord *record,
+                                                   TocsinRelayDeliveryState        state,
+                                                   gint64                          next_at_ms,
+                                                   GError                        **error);
+/* @ops (TocsinRelayDeliveryOp) in one transaction, in order, results written into them, as the
+ * SQLite writer thread does for tocsin_relay_store_write_deliveries_async(). */
+gboolean             tocsin_relay_store_pg_write_deliveries   (TocsinRelayStorePg  *pg,
+                                                               GArray              *ops,
+                                                               GError             **error);
+/* Deliveries in flight that this node (after a restart under the same name) or a node that is
+ * gone left: due at @now_ms, or failed when their policy is none. Returns how many, -1 on
+ * error. A live node's attempts in flight are left alone. */
+gint                 tocsin_relay_store_pg_recover_deliveries (TocsinRelayStorePg  *pg,
+                                                               gint64               now_ms,
+                                                               GError             **error);
+TocsinRelayDelivery *tocsin_relay_store_pg_get_delivery       (TocsinRelayStorePg  *pg,
+                                                               gint64               delivery_id,
+                                                               GError             **error);
+JsonObject          *tocsin_relay_store_pg_list_deliveries    (TocsinRelayStorePg  *pg,
+                                                               gint64               channel_id,
+                                                               guint                limit,
+                                                               GError             **error);
 
 G_END_DECLS
