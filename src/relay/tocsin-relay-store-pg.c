@@ -34,6 +34,7 @@
 
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib/gi18n.h>
@@ -647,7 +648,7 @@ not_found (gint64   id,
            GError **error)
 {
   g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-               _("There is no channel %" G_GINT64_FORMAT), id);
+               _("There is no channel %" PRId64), id);
   return FALSE;
 }
 
@@ -1828,7 +1829,7 @@ no_delivery (gint64   id,
              GError **error)
 {
   g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-               _("There is no delivery %" G_GINT64_FORMAT), id);
+               _("There is no delivery %" PRId64), id);
   return FALSE;
 }
 
