@@ -1883,13 +1883,86 @@ tocsin_relay_hub_count_connections (TocsinRelayHub *hub)
   return g_hash_table_size (hub->connections);
 }
 
+/* A stream's subscribe token is looked up on the store's reader thread, the request paused and
+ * held by a reference meanwhile: a connect never makes the main loop wait on the database. */
+typedef struct
+{
+  TocsinRelayHub        *hub;
+  SoupServerMessage     *msg;
+  char                  *token;
+  TocsinRelayStreamKind  kind;
+  gint64                 since;
+  TocsinRelayChannel    *channel;   /* the reader thread's answer */
+} StreamLookup;
+
+static void
+stream_lookup_free (StreamLookup *lookup)
+{
+  g_clear_object (&lookup->msg);
+  if (lookup->token)
+    explicit_bzero (lookup->token, strlen (lookup->token));
+  g_free (lookup->token);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (StreamLookup, stream_lookup_free)
+
+static gboolean
+stream_lookup_run (TocsinRelayStore  *store,
+                   gpointer           data,
+                   GError           **error)
+{
+  StreamLookup *lookup = data;
+
+  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
+  return TRUE;
+}
+
+static void
+stream_lookup_done (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(StreamLookup) lookup = user_data;
+  TocsinRelayHub *hub = lookup->hub;
+  SoupServerMessage *msg = lookup->msg;
+  TocsinRelayChannel *channel = lookup->channel;
+
+  tocsin_relay_store_call_finish (hub->relay->store, result, NULL);
+  if (channel == NULL)
+    tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                     _("No channel has this subscribe link. It may have been "
+                                       "rotated or the channel deleted; ask its owner for the "
+                                       "new link."));
+  else if (hub->shutting_down)
+    tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                     _("The relay is shutting down; try again in a moment."));
+  else
+    switch (lookup->kind)
+      {
+      case TOCSIN_RELAY_STREAM_WS:
+        begin_websocket (hub, msg, channel, lookup->since);
+        break;
+      case TOCSIN_RELAY_STREAM_SSE:
+        begin_http_stream (hub, msg, channel, KIND_SSE, lookup->since);
+        break;
+      case TOCSIN_RELAY_STREAM_JSON:
+        begin_http_stream (hub, msg, channel, KIND_JSON, lookup->since);
+        break;
+      default:
+        g_assert_not_reached ();
+      }
+  soup_server_message_unpause (msg);
+}
+
 void
 tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
                                 SoupServerMessage     *msg,
                                 const char            *token,
                                 TocsinRelayStreamKind  kind)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
+  StreamLookup *lookup;
   g_autofree char *since_text = NULL;
   gint64 since = SINCE_LIVE;
 
@@ -1924,36 +1997,15 @@ tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
       return;
     }
 
-  channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
-  if (channel == NULL)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("No channel has this subscribe link. It may have been "
-                                         "rotated or the channel deleted; ask its owner for the "
-                                         "new link."));
-      return;
-    }
-  if (hub->shutting_down)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                       _("The relay is shutting down; try again in a moment."));
-      return;
-    }
-
-  switch (kind)
-    {
-    case TOCSIN_RELAY_STREAM_WS:
-      begin_websocket (hub, msg, channel, since);
-      break;
-    case TOCSIN_RELAY_STREAM_SSE:
-      begin_http_stream (hub, msg, channel, KIND_SSE, since);
-      break;
-    case TOCSIN_RELAY_STREAM_JSON:
-      begin_http_stream (hub, msg, channel, KIND_JSON, since);
-      break;
-    default:
-      g_assert_not_reached ();
-    }
+  lookup = g_new0 (StreamLookup, 1);
+  lookup->hub = hub;
+  lookup->msg = g_object_ref (msg);
+  lookup->token = g_strdup (token ? token : "");
+  lookup->kind = kind;
+  lookup->since = since;
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (hub->relay->store, FALSE, stream_lookup_run, lookup,
+                                 stream_lookup_done, lookup);
 }
 
 void
