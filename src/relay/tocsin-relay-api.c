@@ -729,6 +729,9 @@ api_run (TocsinRelayStore  *store,
   return TRUE;
 }
 
+static void api_retried (GObject *source, GAsyncResult *result, gpointer user_data);
+static void api_answer  (ApiCall *call);
+
 /* Back on the main loop: what only it may do, then the answer. */
 static void
 api_done (GObject      *source,
@@ -737,8 +740,6 @@ api_done (GObject      *source,
 {
   g_autoptr(ApiCall) call = user_data;
   TocsinRelay *relay = call->relay;
-  SoupServerMessage *msg = call->msg;
-  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
 
   tocsin_relay_store_call_finish (relay->store, result, NULL);
   if (call->close_reason != NULL && relay->hub != NULL)
@@ -769,28 +770,56 @@ api_done (GObject      *source,
     }
   else if (call->then == THEN_RETRY)
     {
-      g_autoptr(TocsinRelayDelivery) retried = NULL;
-      g_autoptr(GError) error = NULL;
-
       if (relay->forwards == NULL)
         call_error (call, SOUP_STATUS_SERVICE_UNAVAILABLE, _("This relay sends no forwards"));
-      else if ((retried = tocsin_relay_forwards_retry (relay->forwards, call->id,
-                                                       call->delivery_id, &error)) == NULL)
-        {
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BUSY))
-            call_error (call, SOUP_STATUS_CONFLICT, error->message);
-          else
-            reply_store_error (call, error);
-        }
       else
         {
-          g_autoptr(JsonObject) reply = json_object_new ();
+          /* Not call's members in the call that steals call: the order arguments are read in
+           * is not defined. */
+          gint64 id = call->id, delivery_id = call->delivery_id;
 
-          json_object_set_object_member (reply, "delivery",
-                                         tocsin_relay_delivery_to_json (retried));
-          call_json (call, SOUP_STATUS_ACCEPTED, reply);
+          /* Answered once the sender has it (api_retried). */
+          tocsin_relay_forwards_retry_async (relay->forwards, id, delivery_id, api_retried,
+                                             g_steal_pointer (&call));
+          return;
         }
     }
+  api_answer (call);
+}
+
+static void
+api_retried (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(ApiCall) call = user_data;
+  g_autoptr(TocsinRelayDelivery) retried = NULL;
+  g_autoptr(GError) error = NULL;
+
+  retried = tocsin_relay_forwards_retry_finish (result, &error);
+  if (retried == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BUSY))
+        call_error (call, SOUP_STATUS_CONFLICT, error->message);
+      else
+        reply_store_error (call, error);
+    }
+  else
+    {
+      g_autoptr(JsonObject) reply = json_object_new ();
+
+      json_object_set_object_member (reply, "delivery", tocsin_relay_delivery_to_json (retried));
+      call_json (call, SOUP_STATUS_ACCEPTED, reply);
+    }
+  api_answer (call);
+}
+
+/* The answer api_run() or api_done() made, and the request goes on. */
+static void
+api_answer (ApiCall *call)
+{
+  SoupServerMessage *msg = call->msg;
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
 
   if (call->allow != NULL)
     soup_message_headers_replace (headers, "Allow", call->allow);

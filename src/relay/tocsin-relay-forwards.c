@@ -42,8 +42,9 @@
  * is used back on the main loop, where in_flight and writing are current: a delivery read as
  * due whose start has been queued since is skipped as before.
  * tests/test-relay-forwards-thread.c checks the main thread dirties no file meanwhile. Left on
- * the main loop: tocsin_relay_forwards_retry() (the owner's "retry now": one UPDATE, checked
- * against in_flight in the same step) and the recovery at start (before serving).
+ * the main loop: the recovery at start (before serving). The owner's "retry now"
+ * (tocsin_relay_forwards_retry_async()) reads on the reader thread, checks in_flight here and
+ * writes on the writer thread.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
@@ -909,40 +910,143 @@ tocsin_relay_forwards_acknowledge (TocsinRelayForwards *self,
                                  acknowledge_found, ack);
 }
 
-TocsinRelayDelivery *
-tocsin_relay_forwards_retry (TocsinRelayForwards  *self,
-                             gint64                channel_id,
-                             gint64                delivery_id,
-                             GError              **error)
+/* ---- "retry now" off the main loop ---- */
+
+typedef struct
 {
-  g_autoptr(TocsinRelayDelivery) delivery = NULL;
-  gint64 *key;
+  TocsinRelayForwards *self;          /* only once the callback has checked cancellable */
+  GCancellable        *cancellable;   /* the sender's: set when it goes */
+  gint64               channel_id;
+  gint64               delivery_id;
+  TocsinRelayDelivery *delivery;      /* read, then read again once pending */
+  GError              *error;
+} Retry;
 
-  g_return_val_if_fail (self != NULL, NULL);
+static void
+retry_free (Retry *retry)
+{
+  g_clear_object (&retry->cancellable);
+  g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+  g_clear_error (&retry->error);
+  g_free (retry);
+}
 
-  delivery = tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
-  if (delivery == NULL)
-    return NULL;
-  if (delivery->channel_id != channel_id)
+static gboolean
+retry_read (TocsinRelayStore  *store,
+            gpointer           data,
+            GError           **error)
+{
+  Retry *retry = data;
+
+  retry->delivery = tocsin_relay_store_get_delivery (store, retry->delivery_id, &retry->error);
+  if (retry->delivery != NULL && retry->delivery->channel_id != retry->channel_id)
     {
-      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-                   _("There is no delivery %" PRId64 " in this channel"), (int64_t) delivery_id);
-      return NULL;
+      g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+      g_set_error (&retry->error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                   _("There is no delivery %" PRId64 " in this channel"),
+                   (int64_t) retry->delivery_id);
     }
-  if (g_hash_table_contains (self->in_flight, &delivery_id))
+  return TRUE;
+}
+
+static gboolean
+retry_write (TocsinRelayStore  *store,
+             gpointer           data,
+             GError           **error)
+{
+  Retry *retry = data;
+
+  g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+  if (tocsin_relay_store_set_delivery_state (store, retry->delivery_id,
+                                             TOCSIN_RELAY_DELIVERY_PENDING,
+                                             g_get_real_time () / 1000, &retry->error))
+    retry->delivery = tocsin_relay_store_get_delivery (store, retry->delivery_id, &retry->error);
+  return TRUE;
+}
+
+static void
+retry_written (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Retry *retry = g_task_get_task_data (task);
+  TocsinRelayForwards *self = retry->self;
+
+  if (retry->delivery == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY,
-                   _("An attempt of this delivery is under way; wait for its answer"));
-      return NULL;
+      g_task_return_error (task, g_steal_pointer (&retry->error));
+      return;
     }
-  if (!tocsin_relay_store_set_delivery_state (self->relay->store, delivery_id,
-                                              TOCSIN_RELAY_DELIVERY_PENDING,
-                                              g_get_real_time () / 1000, error))
-    return NULL;
-  key = g_new (gint64, 1);
-  *key = delivery_id;
-  g_hash_table_add (self->forced, key);
-  schedule (self);
-  g_clear_pointer (&delivery, tocsin_relay_delivery_free);
-  return tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
+  if (!g_cancellable_is_cancelled (retry->cancellable))
+    {
+      g_hash_table_add (self->forced, g_memdup2 (&retry->delivery_id, sizeof (gint64)));
+      schedule (self);
+    }
+  g_task_return_pointer (task, g_steal_pointer (&retry->delivery),
+                         (GDestroyNotify) tocsin_relay_delivery_free);
+}
+
+static void
+retry_read_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Retry *retry = g_task_get_task_data (task);
+
+  if (retry->delivery == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&retry->error));
+      return;
+    }
+  if (g_cancellable_is_cancelled (retry->cancellable))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The relay is stopping"));
+      return;
+    }
+  if (g_hash_table_contains (retry->self->in_flight, &retry->delivery_id))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_BUSY,
+                               _("An attempt of this delivery is under way; wait for its "
+                                 "answer"));
+      return;
+    }
+  /* An attempt that starts meanwhile is still skipped by the scan (in_flight), and its end
+   * sets the state after this. */
+  tocsin_relay_store_call_async (retry->self->relay->store, TRUE, retry_write, retry,
+                                 retry_written, g_steal_pointer (&task));
+}
+
+void
+tocsin_relay_forwards_retry_async (TocsinRelayForwards *self,
+                                   gint64               channel_id,
+                                   gint64               delivery_id,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  Retry *retry;
+  GTask *task;
+
+  g_return_if_fail (self != NULL);
+
+  retry = g_new0 (Retry, 1);
+  retry->self = self;
+  retry->cancellable = g_object_ref (self->cancellable);
+  retry->channel_id = channel_id;
+  retry->delivery_id = delivery_id;
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, tocsin_relay_forwards_retry_async);
+  g_task_set_task_data (task, retry, (GDestroyNotify) retry_free);
+  tocsin_relay_store_call_async (self->relay->store, FALSE, retry_read, retry, retry_read_done,
+                                 task);
+}
+
+TocsinRelayDelivery *
+tocsin_relay_forwards_retry_finish (GAsyncResult  *result,
+                                    GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
