@@ -6,8 +6,14 @@
  * the channel's owner key once. Everything else about a channel needs its owner key (or an admin
  * key) as `Authorization: Bearer <key>`.
  *
- * The store calls here run on the main thread: they are single-row SQLite statements on a
- * WAL database, rare (people editing channels), and far shorter than a network round trip.
+ * The store calls here run off the main loop (issue 16: the relay never waits on the database
+ * there): tocsin_relay_api_handle() copies what it needs of the request into an ApiCall,
+ * pauses the request, and api_run() makes every store call of the request (the key checks and
+ * the change) in one go on the store's writer thread, in order with the queued commits, or on
+ * its reader thread for a GET. api_run() touches neither the request nor the hub: it leaves the
+ * answer (a status and a JSON object) and what the main loop must do besides (close a channel's
+ * subscribers, forget its recent webhooks, list what only the main loop knows) in the ApiCall,
+ * and api_done() does that and answers. A client sees the same answers as before.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
@@ -45,53 +51,129 @@ get_bearer (SoupServerMessage *msg)
   return *value ? value : NULL;
 }
 
-static void
-method_not_allowed (SoupServerMessage *msg,
-                    const char        *allow)
+/* What the main loop must do once the store's thread is done, beyond answering. */
+typedef enum
 {
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow", allow);
-  tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-                                   _("This method is not allowed here; see docs/api.md"));
+  THEN_ANSWER,
+  THEN_WEBHOOKS,      /* list the channel's recent webhooks (tocsin-relay-recent.c) */
+  THEN_SUBSCRIBERS,   /* list who is connected (the hub) */
+  THEN_RETRY,         /* the forwards sender's "retry now" */
+} Then;
+
+/* One request to the owner API, from the main loop to the store's thread and back. */
+typedef struct
+{
+  TocsinRelay       *relay;          /* borrowed */
+  SoupServerMessage *msg;            /* a reference; only the main loop touches it */
+
+  /* The request, copied on the main loop */
+  char              *method;
+  char              *path;
+  char              *key;
+  char              *query;
+  char              *content_type;
+  GBytes            *body;
+
+  /* The answer, made on the store's thread */
+  guint              status;
+  JsonObject        *reply;
+  char              *allow;          /* the Allow header of a 405 */
+  char              *location;       /* the Location header of a 201 */
+  Then               then;
+  gint64             id;
+  const char        *close_reason;   /* close the channel's subscribers, saying this */
+  gboolean           forget;         /* forget the channel's recent webhooks */
+  JsonArray         *presence;       /* THEN_SUBSCRIBERS without a hub: the store's */
+  gint64             delivery_id;    /* THEN_RETRY */
+} ApiCall;
+
+static void
+api_call_free (ApiCall *call)
+{
+  g_clear_object (&call->msg);
+  g_free (call->method);
+  g_free (call->path);
+  if (call->key)
+    explicit_bzero (call->key, strlen (call->key));
+  g_free (call->key);
+  g_free (call->query);
+  g_free (call->content_type);
+  g_clear_pointer (&call->body, g_bytes_unref);
+  g_clear_pointer (&call->reply, json_object_unref);
+  g_free (call->allow);
+  g_free (call->location);
+  g_clear_pointer (&call->presence, json_array_unref);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ApiCall, api_call_free)
+
+/* As tocsin_relay_server_reply_json(), kept for api_done(). */
+static void
+call_json (ApiCall    *call,
+           guint       status,
+           JsonObject *object)
+{
+  g_clear_pointer (&call->reply, json_object_unref);
+  call->status = status;
+  call->reply = json_object_ref (object);
+}
+
+/* As tocsin_relay_server_reply_error(). */
+static void
+call_error (ApiCall    *call,
+            guint       status,
+            const char *sentence)
+{
+  g_autoptr(JsonObject) object = json_object_new ();
+
+  json_object_set_string_member (object, "error", sentence);
+  call_json (call, status, object);
+}
+
+static void
+method_not_allowed (ApiCall    *call,
+                    const char *allow)
+{
+  g_free (call->allow);
+  call->allow = g_strdup (allow);
+  call_error (call, SOUP_STATUS_METHOD_NOT_ALLOWED,
+              _("This method is not allowed here; see docs/api.md"));
 }
 
 /* Parses the request body as a JSON object of string fields into @spec (strings point into the
  * returned object). NULL with a reply already set on failure. */
 static JsonObject *
 read_spec (TocsinRelay            *relay,
-           SoupServerMessage      *msg,
+           ApiCall                *call,
            TocsinRelayChannelSpec *spec)
 {
-  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  gsize body_length = call->body ? g_bytes_get_size (call->body) : 0;
   /* As tocsin-relay-server.c's guard: owner bodies may always take 64 KiB. */
   gsize max_bytes = MAX (relay->config.max_body, 64 * 1024);
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonObject) object = NULL;
   guint status = SOUP_STATUS_BAD_REQUEST;
-  const char *type;
-  gsize length;
-  const char *data;
+  const char *type = call->content_type;
+  gsize length = 0;
+  const char *data = call->body ? g_bytes_get_data (call->body, &length) : "";
 
-  if ((gsize) body->length > max_bytes)
+  if (body_length > max_bytes)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
-                                       _("The request body is too large"));
+      call_error (call, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+                  _("The request body is too large"));
       return NULL;
     }
-  type = soup_message_headers_get_content_type (soup_server_message_get_request_headers (msg),
-                                                NULL);
-  if (body->length > 0 && (type == NULL || g_ascii_strcasecmp (type, "application/json") != 0))
+  if (body_length > 0 && (type == NULL || g_ascii_strcasecmp (type, "application/json") != 0))
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
-                                       _("Send the channel as application/json"));
+      call_error (call, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+                  _("Send the channel as application/json"));
       return NULL;
     }
-  bytes = soup_message_body_flatten (body);
-  data = g_bytes_get_data (bytes, &length);
   object = tocsin_relay_body_parse_channel_spec (data, length, max_bytes, spec, &status, &error);
   if (object == NULL)
     {
-      tocsin_relay_server_reply_error (msg, status, error->message);
+      call_error (call, status, error->message);
       return NULL;
     }
   return g_steal_pointer (&object);
@@ -101,7 +183,7 @@ read_spec (TocsinRelay            *relay,
  * request model's sentence (it names the field and column), and stored normalised. FALSE with a
  * reply set on failure; *out (the JSON text) stays NULL when the spec does not change them. */
 static gboolean
-read_forwards (SoupServerMessage       *msg,
+read_forwards (ApiCall                 *call,
                JsonObject              *spec_object,
                TocsinRelayChannelSpec  *spec,
                char                   **out)
@@ -116,15 +198,15 @@ read_forwards (SoupServerMessage       *msg,
     return TRUE;
   if (!JSON_NODE_HOLDS_ARRAY (node))
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                       _("“forwards” must be an array of request definitions"));
+      call_error (call, SOUP_STATUS_BAD_REQUEST,
+                  _("“forwards” must be an array of request definitions"));
       return FALSE;
     }
   compiled = tocsin_request_list_new ("forwards", json_node_get_array (node),
                                       TOCSIN_REQUEST_MAX_FORWARDS, &error);
   if (compiled == NULL)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST, error->message);
+      call_error (call, SOUP_STATUS_BAD_REQUEST, error->message);
       return FALSE;
     }
   normalised = tocsin_request_list_to_json (compiled);
@@ -135,7 +217,7 @@ read_forwards (SoupServerMessage       *msg,
 }
 
 static void
-reply_store_error (SoupServerMessage *msg,
+reply_store_error (ApiCall           *call,
                    const GError      *error)
 {
   guint status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
@@ -148,12 +230,12 @@ reply_store_error (SoupServerMessage *msg,
     status = SOUP_STATUS_NOT_FOUND;
   else
     g_message ("Owner API: %s", error->message);
-  tocsin_relay_server_reply_error (msg, status, error->message);
+  call_error (call, status, error->message);
 }
 
 static void
 reply_channel (TocsinRelay        *relay,
-               SoupServerMessage  *msg,
+               ApiCall            *call,
                guint               status,
                TocsinRelayChannel *channel,
                const char         *owner_key,
@@ -167,12 +249,12 @@ reply_channel (TocsinRelay        *relay,
   /* Shown this once, in the answer that made it. */
   if (signature_secret)
     json_object_set_string_member (object, "signature_secret", signature_secret);
-  tocsin_relay_server_reply_json (msg, status, object);
+  call_json (call, status, object);
 }
 
 static void
 handle_collection (TocsinRelay       *relay,
-                   SoupServerMessage *msg,
+                   ApiCall           *call,
                    const char        *method,
                    const char        *key,
                    gboolean           admin)
@@ -192,48 +274,48 @@ handle_collection (TocsinRelay       *relay,
       if (!admin && !relay->config.open_relay)
         {
           if (key == NULL)
-            tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                                             _("This relay needs a key to create channels: "
-                                               "Authorization: Bearer <key from “tocsin-relay "
-                                               "key create”>"));
+            call_error (call, SOUP_STATUS_UNAUTHORIZED,
+                        _("This relay needs a key to create channels: "
+                          "Authorization: Bearer <key from “tocsin-relay "
+                          "key create”>"));
           else
-            tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
-                                             _("This key may not create channels; use a key "
-                                               "from “tocsin-relay key create”"));
+            call_error (call, SOUP_STATUS_FORBIDDEN,
+                        _("This key may not create channels; use a key "
+                          "from “tocsin-relay key create”"));
           return;
         }
-      spec_object = read_spec (relay, msg, &spec);
+      spec_object = read_spec (relay, call, &spec);
       if (spec_object == NULL)
         return;
       if (spec.name == NULL)
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                           _("The channel needs a “name”"));
+          call_error (call, SOUP_STATUS_BAD_REQUEST,
+                      _("The channel needs a “name”"));
           return;
         }
       if (!tocsin_relay_actions_spec_member (spec_object, &actions, &error))
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
       spec.actions = actions;
-      if (!read_forwards (msg, spec_object, &spec, &forwards))
+      if (!read_forwards (call, spec_object, &spec, &forwards))
         return;
       if (!tocsin_relay_signature_apply_spec (NULL, &spec, &secret, &error))
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
       channel = tocsin_relay_store_create_channel (relay->store, &spec, &owner_key, &error);
       if (channel == NULL)
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
       location = g_strdup_printf (PREFIX "/%" G_GINT64_FORMAT, channel->id);
-      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Location",
-                                    location);
-      reply_channel (relay, msg, SOUP_STATUS_CREATED, channel, owner_key, secret);
+      g_free (call->location);
+      call->location = g_steal_pointer (&location);
+      reply_channel (relay, call, SOUP_STATUS_CREATED, channel, owner_key, secret);
       return;
     }
 
@@ -250,7 +332,7 @@ handle_collection (TocsinRelay       *relay,
 
           if (channels == NULL)
             {
-              reply_store_error (msg, error);
+              reply_store_error (call, error);
               return;
             }
           for (guint i = 0; i < channels->len; i++)
@@ -265,25 +347,25 @@ handle_collection (TocsinRelay       *relay,
 
           if (own == NULL)
             {
-              tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                                               _("Listing channels needs an owner or admin key: "
-                                                 "Authorization: Bearer <key>"));
+              call_error (call, SOUP_STATUS_UNAUTHORIZED,
+                          _("Listing channels needs an owner or admin key: "
+                            "Authorization: Bearer <key>"));
               return;
             }
           json_array_add_object_element (array,
                                          tocsin_relay_channel_to_owner_json (own,
                                                                              relay->config.public_url));
         }
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      call_json (call, SOUP_STATUS_OK, reply);
       return;
     }
 
-  method_not_allowed (msg, "GET, POST");
+  method_not_allowed (call, "GET, POST");
 }
 
 static void
 handle_channel (TocsinRelay       *relay,
-                SoupServerMessage *msg,
+                ApiCall           *call,
                 const char        *method,
                 gint64             id,
                 const char        *action)
@@ -297,54 +379,54 @@ handle_channel (TocsinRelay       *relay,
         {
           channel = tocsin_relay_store_find_by_id (relay->store, id);
           if (channel == NULL)
-            tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                             _("There is no such channel"));
+            call_error (call, SOUP_STATUS_NOT_FOUND,
+                        _("There is no such channel"));
           else
-            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
+            reply_channel (relay, call, SOUP_STATUS_OK, channel, NULL, NULL);
         }
       else if (g_str_equal (method, "PATCH"))
         {
           TocsinRelayChannelSpec spec = { 0 };
-          g_autoptr(JsonObject) spec_object = read_spec (relay, msg, &spec);
+          g_autoptr(JsonObject) spec_object = read_spec (relay, call, &spec);
           g_autoptr(TocsinRelayChannel) current = NULL;
           g_autofree char *secret = NULL;
           g_autofree char *actions = NULL;
           g_autofree char *forwards = NULL;
 
-          if (spec_object == NULL || !read_forwards (msg, spec_object, &spec, &forwards))
+          if (spec_object == NULL || !read_forwards (call, spec_object, &spec, &forwards))
             return;
           if (!tocsin_relay_actions_spec_member (spec_object, &actions, &error))
             {
-              reply_store_error (msg, error);
+              reply_store_error (call, error);
               return;
             }
           spec.actions = actions;
           current = tocsin_relay_store_find_by_id (relay->store, id);
           if (current == NULL)
             {
-              tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                               _("There is no such channel"));
+              call_error (call, SOUP_STATUS_NOT_FOUND,
+                          _("There is no such channel"));
               return;
             }
           /* A direct inbox's messages are what its sender says, with no templates to render
            * buttons from (tocsin-relay-direct.c). */
           if (current->direct && actions != NULL && !g_str_equal (actions, "[]"))
             {
-              tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                               _("A Direct key's inbox has no action buttons: "
-                                                 "put them on a channel"));
+              call_error (call, SOUP_STATUS_BAD_REQUEST,
+                          _("A Direct key's inbox has no action buttons: "
+                            "put them on a channel"));
               return;
             }
           if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error))
             {
-              reply_store_error (msg, error);
+              reply_store_error (call, error);
               return;
             }
           channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error);
           if (channel == NULL)
-            reply_store_error (msg, error);
+            reply_store_error (call, error);
           else
-            reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, secret);
+            reply_channel (relay, call, SOUP_STATUS_OK, channel, NULL, secret);
         }
       else if (g_str_equal (method, "DELETE"))
         {
@@ -352,18 +434,18 @@ handle_channel (TocsinRelay       *relay,
 
           if (!tocsin_relay_store_delete_channel (relay->store, id, &error))
             {
-              reply_store_error (msg, error);
+              reply_store_error (call, error);
               return;
             }
-          if (relay->hub)
-            tocsin_relay_hub_close_channel (relay->hub, id, "deleted");
-          tocsin_relay_recent_forget (relay->recent, id);
+          call->id = id;
+          call->close_reason = "deleted";
+          call->forget = TRUE;
           json_object_set_int_member (reply, "id", id);
           json_object_set_boolean_member (reply, "deleted", TRUE);
-          tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+          call_json (call, SOUP_STATUS_OK, reply);
         }
       else
-        method_not_allowed (msg, "GET, PATCH, DELETE");
+        method_not_allowed (call, "GET, PATCH, DELETE");
       return;
     }
 
@@ -371,14 +453,14 @@ handle_channel (TocsinRelay       *relay,
     {
       if (!g_str_equal (method, "POST"))
         {
-          method_not_allowed (msg, "POST");
+          method_not_allowed (call, "POST");
           return;
         }
       channel = tocsin_relay_store_rotate_email (relay->store, id, &error);
       if (channel == NULL)
-        reply_store_error (msg, error);
+        reply_store_error (call, error);
       else
-        reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
+        reply_channel (relay, call, SOUP_STATUS_OK, channel, NULL, NULL);
       return;
     }
 
@@ -388,20 +470,23 @@ handle_channel (TocsinRelay       *relay,
 
       if (!g_str_equal (method, "POST"))
         {
-          method_not_allowed (msg, "POST");
+          method_not_allowed (call, "POST");
           return;
         }
       channel = trigger ? tocsin_relay_store_rotate_trigger (relay->store, id, &error)
                         : tocsin_relay_store_rotate_subscribe (relay->store, id, &error);
       if (channel == NULL)
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
       /* Subscribers came in with the old token: it no longer admits them. */
-      if (!trigger && relay->hub)
-        tocsin_relay_hub_close_channel (relay->hub, id, "rotated");
-      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, NULL);
+      if (!trigger)
+        {
+          call->id = id;
+          call->close_reason = "rotated";
+        }
+      reply_channel (relay, call, SOUP_STATUS_OK, channel, NULL, NULL);
       return;
     }
 
@@ -413,95 +498,86 @@ handle_channel (TocsinRelay       *relay,
 
       if (!g_str_equal (method, "POST"))
         {
-          method_not_allowed (msg, "POST");
+          method_not_allowed (call, "POST");
           return;
         }
       current = tocsin_relay_store_find_by_id (relay->store, id);
       if (current == NULL)
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                           _("There is no such channel"));
+          call_error (call, SOUP_STATUS_NOT_FOUND,
+                      _("There is no such channel"));
           return;
         }
       if (*current->signature_scheme == '\0')
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_CONFLICT,
-                                           _("This channel takes unsigned webhooks: set a "
-                                             "“signature” scheme first"));
+          call_error (call, SOUP_STATUS_CONFLICT,
+                      _("This channel takes unsigned webhooks: set a "
+                        "“signature” scheme first"));
           return;
         }
       if (!tocsin_relay_signature_apply_spec (current, &spec, &secret, &error) ||
           !(channel = tocsin_relay_store_update_channel (relay->store, id, &spec, &error)))
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
-      reply_channel (relay, msg, SOUP_STATUS_OK, channel, NULL, secret);
+      reply_channel (relay, call, SOUP_STATUS_OK, channel, NULL, secret);
       return;
     }
 
   if (g_str_equal (action, "webhooks"))
     {
-      g_autoptr(JsonObject) reply = NULL;
 
       if (!g_str_equal (method, "GET"))
         {
-          method_not_allowed (msg, "GET");
+          method_not_allowed (call, "GET");
           return;
         }
       channel = tocsin_relay_store_find_by_id (relay->store, id);
       if (channel == NULL)
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                           _("There is no such channel"));
+          call_error (call, SOUP_STATUS_NOT_FOUND,
+                      _("There is no such channel"));
           return;
         }
-      reply = json_object_new ();
-      json_object_set_int_member (reply, "id", id);
-      json_object_set_array_member (reply, "webhooks",
-                                    tocsin_relay_recent_list (relay->recent, id));
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      /* The recent webhooks are the main loop's (api_done). */
+      call->id = id;
+      call->then = THEN_WEBHOOKS;
       return;
     }
 
   if (g_str_equal (action, "subscribers"))
     {
-      g_autoptr(JsonObject) reply = NULL;
-      JsonArray *subscribers;
 
       if (!g_str_equal (method, "GET"))
         {
-          method_not_allowed (msg, "GET");
+          method_not_allowed (call, "GET");
           return;
         }
       channel = tocsin_relay_store_find_by_id (relay->store, id);
       if (channel == NULL)
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                           _("There is no such channel"));
+          call_error (call, SOUP_STATUS_NOT_FOUND,
+                      _("There is no such channel"));
           return;
         }
-      if (relay->hub)
-        subscribers = tocsin_relay_hub_list_subscribers (relay->hub, id);
-      else
-        subscribers = tocsin_relay_store_list_presence (relay->store, id, &error);
-      if (subscribers == NULL)
-        subscribers = json_array_new ();
-      reply = json_object_new ();
-      json_object_set_int_member (reply, "id", id);
-      json_object_set_array_member (reply, "subscribers", subscribers);
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      /* The hub's connections are the main loop's (api_done); without a hub, the store's
+       * presence rows are read here. */
+      if (relay->hub == NULL)
+        call->presence = tocsin_relay_store_list_presence (relay->store, id, &error);
+      call->id = id;
+      call->then = THEN_SUBSCRIBERS;
       return;
     }
 
-  tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                   _("There is nothing here; see docs/api.md"));
+  call_error (call, SOUP_STATUS_NOT_FOUND,
+              _("There is nothing here; see docs/api.md"));
 }
 
 /* GET /v1/channels/{id}/deliveries?limit=N and POST …/deliveries/{delivery}/retry (issue 15). */
 static void
 handle_deliveries (TocsinRelay       *relay,
-                   SoupServerMessage *msg,
+                   ApiCall           *call,
                    const char        *method,
                    gint64             id,
                    const char        *delivery,
@@ -513,13 +589,13 @@ handle_deliveries (TocsinRelay       *relay,
 
   if (channel == NULL)
     {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND, _("There is no such channel"));
+      call_error (call, SOUP_STATUS_NOT_FOUND, _("There is no such channel"));
       return;
     }
   if (*delivery == '\0' && action == NULL)
     {
       g_autoptr(JsonObject) reply = NULL;
-      const char *query = g_uri_get_query (soup_server_message_get_uri (msg));
+      const char *query = call->query;
       g_autoptr(GHashTable) params = query ? g_uri_parse_params (query, -1, "&",
                                                                 G_URI_PARAMS_NONE, NULL)
                                            : NULL;
@@ -528,7 +604,7 @@ handle_deliveries (TocsinRelay       *relay,
 
       if (!g_str_equal (method, "GET"))
         {
-          method_not_allowed (msg, "GET");
+          method_not_allowed (call, "GET");
           return;
         }
       if (limit_text != NULL)
@@ -538,60 +614,223 @@ handle_deliveries (TocsinRelay       *relay,
           limit = g_ascii_strtoll (limit_text, &end, 10);
           if (end == limit_text || *end != '\0' || limit < 1 || limit > 1000)
             {
-              tocsin_relay_server_reply_error (msg, SOUP_STATUS_BAD_REQUEST,
-                                               _("“limit” must be a number from 1 to 1000"));
+              call_error (call, SOUP_STATUS_BAD_REQUEST,
+                          _("“limit” must be a number from 1 to 1000"));
               return;
             }
         }
       reply = tocsin_relay_store_list_deliveries (relay->store, id, (guint) limit, &error);
       if (reply == NULL)
         {
-          reply_store_error (msg, error);
+          reply_store_error (call, error);
           return;
         }
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
+      call_json (call, SOUP_STATUS_OK, reply);
       return;
     }
   if (action != NULL && g_str_equal (action, "retry") && !more)
     {
-      g_autoptr(TocsinRelayDelivery) retried = NULL;
-      g_autoptr(JsonObject) reply = NULL;
       char *end = NULL;
       gint64 delivery_id = g_ascii_strtoll (delivery, &end, 10);
 
       if (!g_str_equal (method, "POST"))
         {
-          method_not_allowed (msg, "POST");
+          method_not_allowed (call, "POST");
           return;
         }
       if (end == delivery || *end != '\0' || delivery_id <= 0)
         {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                           _("There is no such delivery"));
+          call_error (call, SOUP_STATUS_NOT_FOUND,
+                      _("There is no such delivery"));
           return;
         }
-      if (relay->forwards == NULL)
-        {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           _("This relay sends no forwards"));
-          return;
-        }
-      retried = tocsin_relay_forwards_retry (relay->forwards, id, delivery_id, &error);
-      if (retried == NULL)
-        {
-          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BUSY))
-            tocsin_relay_server_reply_error (msg, SOUP_STATUS_CONFLICT, error->message);
-          else
-            reply_store_error (msg, error);
-          return;
-        }
-      reply = json_object_new ();
-      json_object_set_object_member (reply, "delivery", tocsin_relay_delivery_to_json (retried));
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_ACCEPTED, reply);
+      /* The sender's state is the main loop's (api_done). */
+      call->id = id;
+      call->delivery_id = delivery_id;
+      call->then = THEN_RETRY;
       return;
     }
-  tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                   _("There is nothing here; see docs/api.md"));
+  call_error (call, SOUP_STATUS_NOT_FOUND,
+              _("There is nothing here; see docs/api.md"));
+}
+
+/* On the store's thread: every store call of the request, and its answer, into @data. */
+static gboolean
+api_run (TocsinRelayStore  *store,
+         gpointer           data,
+         GError           **error_out)
+{
+  ApiCall *call = data;
+  TocsinRelay *relay = call->relay;
+  g_auto(GStrv) parts = NULL;
+  const char *method = call->method, *key = call->key, *path = call->path, *rest;
+  gboolean admin;
+  gint64 id;
+  char *end = NULL;
+
+  if (!g_str_has_prefix (path, PREFIX))
+    {
+      call_error (call, SOUP_STATUS_NOT_FOUND, _("There is nothing here; see docs/api.md"));
+      return TRUE;
+    }
+  rest = path + strlen (PREFIX);
+
+  admin = key != NULL && tocsin_relay_store_check_admin_key (relay->store, key);
+
+  if (*rest == '\0' || g_str_equal (rest, "/"))
+    {
+      handle_collection (relay, call, method, key, admin);
+      return TRUE;
+    }
+  if (*rest != '/')
+    {
+      call_error (call, SOUP_STATUS_NOT_FOUND, _("There is nothing here; see docs/api.md"));
+      return TRUE;
+    }
+
+  parts = g_strsplit (rest + 1, "/", 5);
+  id = g_ascii_strtoll (parts[0], &end, 10);
+  if (end == parts[0] || *end != '\0' || id <= 0 ||
+      (parts[1] != NULL && parts[2] != NULL && !g_str_equal (parts[1], "deliveries")))
+    {
+      call_error (call, SOUP_STATUS_NOT_FOUND, _("There is no such channel"));
+      return TRUE;
+    }
+
+  /* The owner key of this channel, or an admin key; an owner key manages its channel alone. */
+  if (!admin)
+    {
+      g_autoptr(TocsinRelayChannel) own = NULL;
+
+      if (key == NULL)
+        {
+          call_error (call, SOUP_STATUS_UNAUTHORIZED,
+                      _("This needs the channel's owner key: "
+                        "Authorization: Bearer <owner key>"));
+          return TRUE;
+        }
+      own = tocsin_relay_store_find_by_owner_key (relay->store, key);
+      if (own == NULL || own->id != id)
+        {
+          call_error (call, SOUP_STATUS_FORBIDDEN, _("This key does not manage that channel"));
+          return TRUE;
+        }
+    }
+
+  if (parts[1] != NULL && g_str_equal (parts[1], "deliveries"))
+    {
+      handle_deliveries (relay, call, method, id, parts[2] ? parts[2] : "",
+                         parts[2] && parts[3] ? parts[3] : NULL,
+                         parts[2] && parts[3] && parts[4]);
+      return TRUE;
+    }
+  handle_channel (relay, call, method, id,
+                  parts[1] != NULL && *parts[1] != '\0' ? parts[1] : NULL);
+  return TRUE;
+}
+
+static void api_retried (GObject *source, GAsyncResult *result, gpointer user_data);
+static void api_answer  (ApiCall *call);
+
+/* Back on the main loop: what only it may do, then the answer. */
+static void
+api_done (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  g_autoptr(ApiCall) call = user_data;
+  TocsinRelay *relay = call->relay;
+
+  tocsin_relay_store_call_finish (relay->store, result, NULL);
+  if (call->close_reason != NULL && relay->hub != NULL)
+    tocsin_relay_hub_close_channel (relay->hub, call->id, call->close_reason);
+  if (call->forget)
+    tocsin_relay_recent_forget (relay->recent, call->id);
+
+  if (call->then == THEN_WEBHOOKS)
+    {
+      g_autoptr(JsonObject) reply = json_object_new ();
+
+      json_object_set_int_member (reply, "id", call->id);
+      json_object_set_array_member (reply, "webhooks",
+                                    tocsin_relay_recent_list (relay->recent, call->id));
+      call_json (call, SOUP_STATUS_OK, reply);
+    }
+  else if (call->then == THEN_SUBSCRIBERS)
+    {
+      g_autoptr(JsonObject) reply = json_object_new ();
+      JsonArray *subscribers = relay->hub != NULL
+                                 ? tocsin_relay_hub_list_subscribers (relay->hub, call->id)
+                                 : g_steal_pointer (&call->presence);
+
+      json_object_set_int_member (reply, "id", call->id);
+      json_object_set_array_member (reply, "subscribers",
+                                    subscribers ? subscribers : json_array_new ());
+      call_json (call, SOUP_STATUS_OK, reply);
+    }
+  else if (call->then == THEN_RETRY)
+    {
+      if (relay->forwards == NULL)
+        call_error (call, SOUP_STATUS_SERVICE_UNAVAILABLE, _("This relay sends no forwards"));
+      else
+        {
+          /* Not call's members in the call that steals call: the order arguments are read in
+           * is not defined. */
+          gint64 id = call->id, delivery_id = call->delivery_id;
+
+          /* Answered once the sender has it (api_retried). */
+          tocsin_relay_forwards_retry_async (relay->forwards, id, delivery_id, api_retried,
+                                             g_steal_pointer (&call));
+          return;
+        }
+    }
+  api_answer (call);
+}
+
+static void
+api_retried (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(ApiCall) call = user_data;
+  g_autoptr(TocsinRelayDelivery) retried = NULL;
+  g_autoptr(GError) error = NULL;
+
+  retried = tocsin_relay_forwards_retry_finish (result, &error);
+  if (retried == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_BUSY))
+        call_error (call, SOUP_STATUS_CONFLICT, error->message);
+      else
+        reply_store_error (call, error);
+    }
+  else
+    {
+      g_autoptr(JsonObject) reply = json_object_new ();
+
+      json_object_set_object_member (reply, "delivery", tocsin_relay_delivery_to_json (retried));
+      call_json (call, SOUP_STATUS_ACCEPTED, reply);
+    }
+  api_answer (call);
+}
+
+/* The answer api_run() or api_done() made, and the request goes on. */
+static void
+api_answer (ApiCall *call)
+{
+  SoupServerMessage *msg = call->msg;
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+
+  if (call->allow != NULL)
+    soup_message_headers_replace (headers, "Allow", call->allow);
+  if (call->location != NULL)
+    soup_message_headers_replace (headers, "Location", call->location);
+  if (call->reply != NULL)
+    tocsin_relay_server_reply_json (msg, call->status, call->reply);
+  else
+    tocsin_relay_server_reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+                                     _("The relay could not answer this request"));
+  soup_server_message_unpause (msg);
 }
 
 void
@@ -599,11 +838,9 @@ tocsin_relay_api_handle (TocsinRelay       *relay,
                          SoupServerMessage *msg,
                          const char        *path)
 {
-  g_auto(GStrv) parts = NULL;
-  const char *method, *key, *rest;
-  gboolean admin;
-  gint64 id;
-  char *end = NULL;
+  SoupMessageHeaders *request_headers;
+  const char *method, *key, *query;
+  ApiCall *call;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
@@ -614,69 +851,24 @@ tocsin_relay_api_handle (TocsinRelay       *relay,
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                 "Cache-Control", "no-store");
 
-  if (!g_str_has_prefix (path, PREFIX))
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("There is nothing here; see docs/api.md"));
-      return;
-    }
-  rest = path + strlen (PREFIX);
-
+  request_headers = soup_server_message_get_request_headers (msg);
   key = get_bearer (msg);
-  admin = key != NULL && tocsin_relay_store_check_admin_key (relay->store, key);
+  query = g_uri_get_query (soup_server_message_get_uri (msg));
+  call = g_new0 (ApiCall, 1);
+  call->relay = relay;
+  call->msg = g_object_ref (msg);
+  call->method = g_strdup (method);
+  call->path = g_strdup (path);
+  call->key = g_strdup (key);
+  call->query = g_strdup (query);
+  call->content_type = g_strdup (soup_message_headers_get_content_type (request_headers, NULL));
+  if (soup_server_message_get_request_body (msg)->length > 0)
+    call->body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
 
-  if (*rest == '\0' || g_str_equal (rest, "/"))
-    {
-      handle_collection (relay, msg, method, key, admin);
-      return;
-    }
-  if (*rest != '/')
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("There is nothing here; see docs/api.md"));
-      return;
-    }
-
-  parts = g_strsplit (rest + 1, "/", 5);
-  id = g_ascii_strtoll (parts[0], &end, 10);
-  if (end == parts[0] || *end != '\0' || id <= 0 ||
-      (parts[1] != NULL && parts[2] != NULL && !g_str_equal (parts[1], "deliveries")))
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("There is no such channel"));
-      return;
-    }
-
-  /* The owner key of this channel, or an admin key; an owner key manages its channel alone. */
-  if (!admin)
-    {
-      g_autoptr(TocsinRelayChannel) own = NULL;
-
-      if (key == NULL)
-        {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                                           _("This needs the channel's owner key: "
-                                             "Authorization: Bearer <owner key>"));
-          return;
-        }
-      own = tocsin_relay_store_find_by_owner_key (relay->store, key);
-      if (own == NULL || own->id != id)
-        {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
-                                           _("This key does not manage that channel"));
-          return;
-        }
-    }
-
-  if (parts[1] != NULL && g_str_equal (parts[1], "deliveries"))
-    {
-      handle_deliveries (relay, msg, method, id, parts[2] ? parts[2] : "",
-                         parts[2] && parts[3] ? parts[3] : NULL,
-                         parts[2] && parts[3] && parts[4]);
-      return;
-    }
-  handle_channel (relay, msg, method, id,
-                  parts[1] != NULL && *parts[1] != '\0' ? parts[1] : NULL);
+  /* A GET only reads; anything else may write, in order with the queued commits. */
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (relay->store, !g_str_equal (method, "GET"), api_run, call,
+                                 api_done, call);
 }
 
 /* ---- views of a channel ---- */

@@ -260,15 +260,16 @@ read_vars (TocsinRelay        *relay,
   return g_steal_pointer (&vars);
 }
 
-void
-tocsin_relay_direct_handle (TocsinRelay       *relay,
-                            SoupServerMessage *msg,
-                            const char        *key)
+/* Once the key has been looked up (@channel, NULL when unknown), with the request paused:
+ * TRUE when it stays paused for its commit (commit_done unpauses it). */
+static gboolean
+ring (TocsinRelay        *relay,
+      SoupServerMessage  *msg,
+      TocsinRelayChannel *channel)
 {
   SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (msg);
   SoupMessageBody *request_body = soup_server_message_get_request_body (msg);
   const char *method = soup_server_message_get_method (msg);
-  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(JsonObject) vars = NULL;
   g_autoptr(TocsinMessage) message = NULL;
   g_autoptr(GError) error = NULL;
@@ -280,24 +281,10 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
   gboolean has_body;
   Pending *pending;
 
-  g_return_if_fail (relay != NULL);
-  g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
-
-  soup_message_headers_replace (response_headers, "Cache-Control", "no-store");
-  if (!g_str_equal (method, "GET") && !g_str_equal (method, "POST"))
-    {
-      soup_message_headers_replace (response_headers, "Allow", "GET, POST");
-      tocsin_relay_direct_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-                                       _("Direct keys take GET or POST"));
-      return;
-    }
-
-  /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
-  channel = *key != '\0' ? tocsin_relay_store_find_by_trigger (relay->store, key) : NULL;
   if (channel == NULL || !channel->direct)
     {
       tocsin_relay_direct_reply_error (msg, SOUP_STATUS_NOT_FOUND, TOCSIN_RELAY_DIRECT_NOT_FOUND);
-      return;
+      return FALSE;
     }
 
   has_body = g_str_equal (method, "POST") && request_body->length > 0;
@@ -309,7 +296,7 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
                                                      "(%s)"), limit);
 
       tocsin_relay_direct_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, sentence);
-      return;
+      return FALSE;
     }
 
   /* The inbox's own bucket, as a channel's (docs/configuration.md, "Limits"). */
@@ -333,17 +320,17 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
       tocsin_relay_direct_reply_error (msg, 429, sentence);
       /* libsoup 3.2 has no phrase for 429. */
       soup_server_message_set_status (msg, 429, "Too Many Requests");
-      return;
+      return FALSE;
     }
   tocsin_relay_ingest_set_rate_headers (msg, relay, remaining, reset);
 
   vars = read_vars (relay, msg, has_body, &body_text);
   if (vars == NULL)
-    return;
+    return FALSE;
   if (!tocsin_relay_direct_read_fields (vars, body_text, &fields, &error))
     {
       tocsin_relay_direct_reply_error (msg, SOUP_STATUS_BAD_REQUEST, error->message);
-      return;
+      return FALSE;
     }
 
   rendered.title = g_steal_pointer (&fields.title);
@@ -358,7 +345,7 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
     {
       tocsin_relay_direct_reply_error (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
                                        error->message);
-      return;
+      return FALSE;
     }
   message->type = fields.type;
 
@@ -370,10 +357,86 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
   pending->relay = relay;
   pending->msg = g_object_ref (msg);
   pending->channel_id = channel->id;
-  /* Held until the message is durable (commit_done). */
-  soup_server_message_pause (msg);
+  /* Held (paused since its lookup) until the message is durable (commit_done). */
   tocsin_relay_store_commit_async (relay->store, channel->id, g_steal_pointer (&message),
                                    key_hash, content_hash, commit_done, pending);
+  return TRUE;
+}
+
+/* The key is looked up on the store's reader thread, the request paused and held by a
+ * reference meanwhile: the main loop never waits on the database. */
+typedef struct
+{
+  TocsinRelay        *relay;
+  SoupServerMessage  *msg;
+  char               *key;
+  TocsinRelayChannel *channel;   /* the reader thread's answer */
+} Lookup;
+
+static void
+lookup_free (Lookup *lookup)
+{
+  g_clear_object (&lookup->msg);
+  if (lookup->key)
+    explicit_bzero (lookup->key, strlen (lookup->key));
+  g_free (lookup->key);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Lookup, lookup_free)
+
+static gboolean
+lookup_run (TocsinRelayStore  *store,
+            gpointer           data,
+            GError           **error)
+{
+  Lookup *lookup = data;
+
+  /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
+  lookup->channel = *lookup->key != '\0' ? tocsin_relay_store_find_by_trigger (store, lookup->key)
+                                          : NULL;
+  return TRUE;
+}
+
+static void
+lookup_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(Lookup) lookup = user_data;
+
+  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  if (!ring (lookup->relay, lookup->msg, lookup->channel))
+    soup_server_message_unpause (lookup->msg);
+}
+
+void
+tocsin_relay_direct_handle (TocsinRelay       *relay,
+                            SoupServerMessage *msg,
+                            const char        *key)
+{
+  SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (msg);
+  const char *method = soup_server_message_get_method (msg);
+  Lookup *lookup;
+
+  g_return_if_fail (relay != NULL);
+  g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
+
+  soup_message_headers_replace (response_headers, "Cache-Control", "no-store");
+  if (!g_str_equal (method, "GET") && !g_str_equal (method, "POST"))
+    {
+      soup_message_headers_replace (response_headers, "Allow", "GET, POST");
+      tocsin_relay_direct_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                       _("Direct keys take GET or POST"));
+      return;
+    }
+  lookup = g_new0 (Lookup, 1);
+  lookup->relay = relay;
+  lookup->msg = g_object_ref (msg);
+  lookup->key = g_strdup (key ? key : "");
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (relay->store, FALSE, lookup_run, lookup, lookup_done, lookup);
 }
 
 /* ---- /v1/direct: the owner API -------------------------------------------------------- */
@@ -403,24 +466,76 @@ tocsin_relay_direct_to_json (TocsinRelayChannel *channel,
   return object;
 }
 
+/* /v1/direct, as the owner API (tocsin-relay-api.c): the request is copied and paused, and
+ * direct_api_run() makes its store calls on the writer thread (the reader's for a GET); only
+ * the answer and the hub's part come back to the main loop. */
+typedef struct
+{
+  TocsinRelay       *relay;          /* borrowed */
+  SoupServerMessage *msg;            /* a reference; only the main loop touches it */
+  char              *method;
+  char              *key;
+  gboolean           rotate;
+  /* the answer */
+  guint              status;
+  JsonObject        *reply;
+  gboolean           location;       /* Location: API_PREFIX */
+  gint64             close_id;       /* close this channel's subscribers ("deleted") */
+} DirectCall;
+
+static void
+direct_call_free (DirectCall *call)
+{
+  g_clear_object (&call->msg);
+  g_free (call->method);
+  if (call->key)
+    explicit_bzero (call->key, strlen (call->key));
+  g_free (call->key);
+  g_clear_pointer (&call->reply, json_object_unref);
+  g_free (call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (DirectCall, direct_call_free)
+
+static void
+call_reply (DirectCall *call,
+            guint       status,
+            JsonObject *object)
+{
+  g_clear_pointer (&call->reply, json_object_unref);
+  call->status = status;
+  call->reply = object;
+}
+
+static void
+call_error (DirectCall *call,
+            guint       status,
+            const char *sentence)
+{
+  JsonObject *object = json_object_new ();
+
+  json_object_set_string_member (object, "error", sentence);
+  call_reply (call, status, object);
+}
+
 static void
 reply_inbox (TocsinRelay        *relay,
-             SoupServerMessage  *msg,
+             DirectCall         *call,
              guint               status,
              TocsinRelayChannel *channel,
              const char         *owner_key)
 {
-  g_autoptr(JsonObject) object = tocsin_relay_direct_to_json (channel, relay->config.public_url);
+  JsonObject *object = tocsin_relay_direct_to_json (channel, relay->config.public_url);
 
   if (owner_key != NULL)
     json_object_set_string_member (object, "owner_key", owner_key);
-  tocsin_relay_server_reply_json (msg, status, object);
+  call_reply (call, status, object);
 }
 
 static void
-create_inbox (TocsinRelay       *relay,
-              SoupServerMessage *msg,
-              const char        *key)
+create_inbox (TocsinRelay *relay,
+              DirectCall  *call,
+              const char  *key)
 {
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
@@ -431,26 +546,110 @@ create_inbox (TocsinRelay       *relay,
       (key == NULL || !tocsin_relay_store_check_admin_key (relay->store, key)))
     {
       if (key == NULL)
-        tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                                         _("This relay needs a key to create a Direct key: "
-                                           "Authorization: Bearer <key from “tocsin-relay key "
-                                           "create”>"));
+        call_error (call, SOUP_STATUS_UNAUTHORIZED,
+                    _("This relay needs a key to create a Direct key: "
+                      "Authorization: Bearer <key from “tocsin-relay key "
+                      "create”>"));
       else
-        tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
-                                         _("This key may not create Direct keys; use a key "
-                                           "from “tocsin-relay key create”"));
+        call_error (call, SOUP_STATUS_FORBIDDEN,
+                    _("This key may not create Direct keys; use a key "
+                      "from “tocsin-relay key create”"));
       return;
     }
   channel = tocsin_relay_store_create_direct (relay->store, &owner_key, &error);
   if (channel == NULL)
     {
       g_message ("Owner API: %s", error->message);
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
+      call_error (call, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
       return;
     }
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Location",
-                                API_PREFIX);
-  reply_inbox (relay, msg, SOUP_STATUS_CREATED, channel, owner_key);
+  call->location = TRUE;
+  reply_inbox (relay, call, SOUP_STATUS_CREATED, channel, owner_key);
+}
+
+static gboolean
+direct_api_run (TocsinRelayStore  *store,
+                gpointer           data,
+                GError           **error_out)
+{
+  DirectCall *call = data;
+  TocsinRelay *relay = call->relay;
+  const char *key = call->key;
+  g_autoptr(TocsinRelayChannel) inbox = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!call->rotate && g_str_equal (call->method, "POST"))
+    {
+      create_inbox (relay, call, key);
+      return TRUE;
+    }
+
+  /* The rest needs the inbox's owner key: it names the inbox. */
+  if (key == NULL)
+    {
+      call_error (call, SOUP_STATUS_UNAUTHORIZED,
+                  _("This needs the Direct key's owner key: "
+                    "Authorization: Bearer <owner key>"));
+      return TRUE;
+    }
+  inbox = tocsin_relay_store_find_by_owner_key (relay->store, key);
+  if (inbox == NULL || !inbox->direct)
+    {
+      call_error (call, SOUP_STATUS_FORBIDDEN, _("This key does not manage a Direct key"));
+      return TRUE;
+    }
+
+  if (call->rotate)
+    {
+      g_autoptr(TocsinRelayChannel) rotated = NULL;
+
+      rotated = tocsin_relay_store_rotate_trigger (relay->store, inbox->id, &error);
+      if (rotated == NULL)
+        call_error (call, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
+      else
+        reply_inbox (relay, call, SOUP_STATUS_OK, rotated, NULL);
+      return TRUE;
+    }
+  if (g_str_equal (call->method, "DELETE"))
+    {
+      JsonObject *reply;
+
+      if (!tocsin_relay_store_delete_channel (relay->store, inbox->id, &error))
+        {
+          call_error (call, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
+          return TRUE;
+        }
+      call->close_id = inbox->id;
+      reply = json_object_new ();
+      json_object_set_int_member (reply, "id", inbox->id);
+      json_object_set_boolean_member (reply, "deleted", TRUE);
+      call_reply (call, SOUP_STATUS_OK, reply);
+      return TRUE;
+    }
+  reply_inbox (relay, call, SOUP_STATUS_OK, inbox, NULL);
+  return TRUE;
+}
+
+static void
+direct_api_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(DirectCall) call = user_data;
+  TocsinRelay *relay = call->relay;
+
+  tocsin_relay_store_call_finish (relay->store, result, NULL);
+  if (call->close_id != 0 && relay->hub)
+    tocsin_relay_hub_close_channel (relay->hub, call->close_id, "deleted");
+  if (call->location)
+    soup_message_headers_replace (soup_server_message_get_response_headers (call->msg),
+                                  "Location", API_PREFIX);
+  if (call->reply != NULL)
+    tocsin_relay_server_reply_json (call->msg, call->status, call->reply);
+  else
+    tocsin_relay_server_reply_error (call->msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
+                                     _("The relay could not answer this request"));
+  soup_server_message_unpause (call->msg);
 }
 
 void
@@ -460,8 +659,7 @@ tocsin_relay_direct_api_handle (TocsinRelay       *relay,
 {
   const char *method = soup_server_message_get_method (msg);
   const char *key = tocsin_relay_api_get_bearer (msg);
-  g_autoptr(TocsinRelayChannel) inbox = NULL;
-  g_autoptr(GError) error = NULL;
+  DirectCall *call;
   const char *rest;
   gboolean rotate;
 
@@ -481,13 +679,9 @@ tocsin_relay_direct_api_handle (TocsinRelay       *relay,
       return;
     }
 
-  if (!rotate && g_str_equal (method, "POST"))
-    {
-      create_inbox (relay, msg, key);
-      return;
-    }
   if ((rotate && !g_str_equal (method, "POST")) ||
-      (!rotate && !g_str_equal (method, "GET") && !g_str_equal (method, "DELETE")))
+      (!rotate && !g_str_equal (method, "GET") && !g_str_equal (method, "DELETE") &&
+       !g_str_equal (method, "POST")))
     {
       soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
                                     rotate ? "POST" : "GET, POST, DELETE");
@@ -496,49 +690,13 @@ tocsin_relay_direct_api_handle (TocsinRelay       *relay,
       return;
     }
 
-  /* The rest needs the inbox's owner key: it names the inbox. */
-  if (key == NULL)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_UNAUTHORIZED,
-                                       _("This needs the Direct key's owner key: "
-                                         "Authorization: Bearer <owner key>"));
-      return;
-    }
-  inbox = tocsin_relay_store_find_by_owner_key (relay->store, key);
-  if (inbox == NULL || !inbox->direct)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_FORBIDDEN,
-                                       _("This key does not manage a Direct key"));
-      return;
-    }
-
-  if (rotate)
-    {
-      g_autoptr(TocsinRelayChannel) rotated = NULL;
-
-      rotated = tocsin_relay_store_rotate_trigger (relay->store, inbox->id, &error);
-      if (rotated == NULL)
-        tocsin_relay_server_reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error->message);
-      else
-        reply_inbox (relay, msg, SOUP_STATUS_OK, rotated, NULL);
-      return;
-    }
-  if (g_str_equal (method, "DELETE"))
-    {
-      g_autoptr(JsonObject) reply = json_object_new ();
-
-      if (!tocsin_relay_store_delete_channel (relay->store, inbox->id, &error))
-        {
-          tocsin_relay_server_reply_error (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR,
-                                           error->message);
-          return;
-        }
-      if (relay->hub)
-        tocsin_relay_hub_close_channel (relay->hub, inbox->id, "deleted");
-      json_object_set_int_member (reply, "id", inbox->id);
-      json_object_set_boolean_member (reply, "deleted", TRUE);
-      tocsin_relay_server_reply_json (msg, SOUP_STATUS_OK, reply);
-      return;
-    }
-  reply_inbox (relay, msg, SOUP_STATUS_OK, inbox, NULL);
+  call = g_new0 (DirectCall, 1);
+  call->relay = relay;
+  call->msg = g_object_ref (msg);
+  call->method = g_strdup (method);
+  call->key = g_strdup (key);
+  call->rotate = rotate;
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (relay->store, !g_str_equal (method, "GET"), direct_api_run, call,
+                                 direct_api_done, call);
 }

@@ -36,12 +36,15 @@
  * was no longer waiting, attempt 0, is not sent). After the answer, the attempt's record and
  * the delivery's new state are queued the same way (queue_finish()); their callback scans
  * again. Until a write is done its deliveries are in in_flight (starts) or writing (the rest),
- * and a scan leaves them alone. The scan's reads (tocsin_relay_store_due_deliveries(),
- * tocsin_relay_store_next_delivery_at()) stay on the main connection: short SELECTs on the
- * deliveries_due index, in no write transaction (WAL readers do not wait for the writer).
+ * and a scan leaves them alone. The scan's reads (the due deliveries, their channels, the next
+ * due time) run on the store's reader thread (scan_read(), issue 16: the main loop never waits
+ * on the database), one scan at a time: a scan asked for meanwhile runs after it. What it read
+ * is used back on the main loop, where in_flight and writing are current: a delivery read as
+ * due whose start has been queued since is skipped as before.
  * tests/test-relay-forwards-thread.c checks the main thread dirties no file meanwhile. Left on
- * the main connection: tocsin_relay_forwards_retry() (the owner's "retry now", one UPDATE) and
- * the recovery at start.
+ * the main loop: the recovery at start (before serving). The owner's "retry now"
+ * (tocsin_relay_forwards_retry_async()) reads on the reader thread, checks in_flight here and
+ * writes on the writer thread.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
@@ -72,6 +75,8 @@ struct _TocsinRelayForwards
   GHashTable     *writing;     /* gint64* delivery ids with a store write queued (not sends) */
   guint           timer_id;
   guint           idle_id;
+  gboolean        scanning;    /* a scan's read is out (scan_read) */
+  gboolean        rescan;      /* and another was asked for meanwhile */
 };
 
 typedef struct
@@ -351,9 +356,9 @@ static gboolean
 try_send (TocsinRelayForwards *self,
           Write               *write,
           TocsinRelayDelivery *delivery,
+          TocsinRelayChannel  *channel,
           gint64               now_ms)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(TocsinRenderedRequest) request = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *host = NULL;
@@ -368,7 +373,6 @@ try_send (TocsinRelayForwards *self,
       g_hash_table_contains (self->writing, &delivery->id))
     return TRUE;
 
-  channel = tocsin_relay_store_find_by_id (self->relay->store, delivery->channel_id);
   if (channel == NULL)
     {
       fail_unsendable (write, delivery, _("The channel was deleted"));
@@ -538,41 +542,127 @@ on_timer (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-scan (gpointer user_data)
+/* What a scan reads, on the store's reader thread. */
+typedef struct
 {
-  TocsinRelayForwards *self = user_data;
-  g_autoptr(GPtrArray) due = NULL;
-  g_autoptr(GError) error = NULL;
-  gint64 now_ms = g_get_real_time () / 1000;
-  gint64 next_at;
+  TocsinRelayForwards *self;         /* only once the callback has checked cancellable */
+  GCancellable        *cancellable;  /* the sender's: set when it goes */
+  gint64               now_ms;
+  GPtrArray           *due;          /* TocsinRelayDelivery, or NULL with error */
+  GHashTable          *channels;     /* gint64* channel id → TocsinRelayChannel (absent: gone) */
+  gint64               next_at;
+  GError              *error;
+} ScanRead;
+
+static void
+scan_read_free (ScanRead *read)
+{
+  g_clear_object (&read->cancellable);
+  g_clear_pointer (&read->due, g_ptr_array_unref);
+  g_clear_pointer (&read->channels, g_hash_table_unref);
+  g_clear_error (&read->error);
+  g_free (read);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScanRead, scan_read_free)
+
+static gboolean
+scan_read (TocsinRelayStore  *store,
+           gpointer           data,
+           GError           **error)
+{
+  ScanRead *read = data;
+
+  read->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                          (GDestroyNotify) tocsin_relay_channel_unref);
+  read->due = tocsin_relay_store_due_deliveries (store, read->now_ms, SCAN_LIMIT, &read->error);
+  for (guint i = 0; read->due != NULL && i < read->due->len; i++)
+    {
+      TocsinRelayDelivery *delivery = read->due->pdata[i];
+      TocsinRelayChannel *channel;
+
+      if (g_hash_table_contains (read->channels, &delivery->channel_id))
+        continue;
+      channel = tocsin_relay_store_find_by_id (store, delivery->channel_id);
+      if (channel != NULL)
+        g_hash_table_insert (read->channels, g_memdup2 (&delivery->channel_id, sizeof (gint64)),
+                             channel);
+    }
+  read->next_at = tocsin_relay_store_next_delivery_at (store);
+  return TRUE;
+}
+
+static void
+scan_done (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  g_autoptr(ScanRead) read = user_data;
+  TocsinRelayForwards *self = read->self;
+  gint64 now_ms = read->now_ms;
+  gint64 next_at = read->next_at;
   Write *write;
 
-  self->idle_id = 0;
-  g_clear_handle_id (&self->timer_id, g_source_remove);
+  if (g_cancellable_is_cancelled (read->cancellable))
+    return;
+  self->scanning = FALSE;
+  if (self->rescan)
+    {
+      /* Asked for while this one read: what it read may be older than what was asked for. */
+      self->rescan = FALSE;
+      g_clear_handle_id (&self->timer_id, g_source_remove);
+      schedule (self);
+    }
 
-  due = tocsin_relay_store_due_deliveries (self->relay->store, now_ms, SCAN_LIMIT, &error);
-  if (due == NULL)
-    note_store_error ("read the deliveries queue", error);
+  if (read->due == NULL)
+    note_store_error ("read the deliveries queue", read->error);
   write = write_new (self);
-  for (guint i = 0; due != NULL && i < due->len; i++)
-    if (!try_send (self, write, due->pdata[i], now_ms))
-      break;
+  for (guint i = 0; read->due != NULL && i < read->due->len; i++)
+    {
+      TocsinRelayDelivery *delivery = read->due->pdata[i];
+
+      if (!try_send (self, write, delivery,
+                     g_hash_table_lookup (read->channels, &delivery->channel_id), now_ms))
+        break;
+    }
   /* The attempts started, held back and unsendable in this scan: one job, one transaction. */
   queue_write (self, g_steal_pointer (&write));
 
+  if (self->idle_id != 0)
+    return;   /* the next scan sets the timer */
   /* Due ones left behind (the in-flight bound) are scanned again when a send ends. */
-  next_at = tocsin_relay_store_next_delivery_at (self->relay->store);
   if (next_at > 0)
     {
       gint64 delay = next_at - g_get_real_time () / 1000;
 
       if (delay <= 0 &&
           (g_hash_table_size (self->in_flight) > 0 || g_hash_table_size (self->writing) > 0))
-        return G_SOURCE_REMOVE;   /* waiting for a send or a store write to end */
+        return;   /* waiting for a send or a store write to end */
       /* At least 10 ms, so that a due delivery that could not go (host busy) does not spin. */
       self->timer_id = g_timeout_add ((guint) CLAMP (delay, 10, 60 * 1000), on_timer, self);
     }
+}
+
+static gboolean
+scan (gpointer user_data)
+{
+  TocsinRelayForwards *self = user_data;
+  ScanRead *read;
+
+  self->idle_id = 0;
+  g_clear_handle_id (&self->timer_id, g_source_remove);
+  if (self->scanning)
+    {
+      self->rescan = TRUE;
+      return G_SOURCE_REMOVE;
+    }
+
+  self->scanning = TRUE;
+  read = g_new0 (ScanRead, 1);
+  read->self = self;
+  read->cancellable = g_object_ref (self->cancellable);
+  read->now_ms = g_get_real_time () / 1000;
+  tocsin_relay_store_call_async (self->relay->store, FALSE, scan_read, read, scan_done, read);
   return G_SOURCE_REMOVE;
 }
 
@@ -666,6 +756,7 @@ typedef struct
   gint64               channel_id;
   gint64               message_id;
   char                *user;
+  TocsinRelayChannel  *channel;       /* read on the store's reader thread */
 } Acknowledge;
 
 static void
@@ -673,6 +764,7 @@ acknowledge_free (Acknowledge *ack)
 {
   g_clear_object (&ack->cancellable);
   g_free (ack->user);
+  g_clear_pointer (&ack->channel, tocsin_relay_channel_unref);
   g_free (ack);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Acknowledge, acknowledge_free)
@@ -717,9 +809,7 @@ acknowledge_read (GObject      *source,
     return;
   if (page == NULL)
     note_store_error ("read the acknowledged message", error);
-  channel = tocsin_relay_store_find_by_id (self->relay->store, ack->channel_id);
-  if (channel == NULL)
-    return;
+  channel = g_steal_pointer (&ack->channel);
   /* A message no longer retained (or never: retention 0) still fires, with the record's id and
    * the user as its variables. */
   if (page != NULL && page->ids->len > 0 &&
@@ -759,71 +849,204 @@ acknowledge_read (GObject      *source,
                                     g_steal_pointer (&ack));
 }
 
-void
-tocsin_relay_forwards_acknowledge (TocsinRelayForwards *self,
-                                   gint64               channel_id,
-                                   gint64               message_id,
-                                   const char          *user)
+static gboolean
+acknowledge_lookup (TocsinRelayStore  *store,
+                    gpointer           data,
+                    GError           **error)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
+  Acknowledge *ack = data;
+
+  ack->channel = tocsin_relay_store_find_by_id (store, ack->channel_id);
+  return TRUE;
+}
+
+static void
+acknowledge_found (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(Acknowledge) ack = user_data;
+  TocsinRelayChannel *channel = ack->channel;
+  TocsinRelayStore *store;
+  GCancellable *cancellable;
+  gint64 channel_id, message_id;
   gboolean any = FALSE;
-  Acknowledge *ack;
 
-  g_return_if_fail (self != NULL);
-
-  channel = tocsin_relay_store_find_by_id (self->relay->store, channel_id);
-  if (channel == NULL || channel->forwards == NULL)
+  if (g_cancellable_is_cancelled (ack->cancellable) || channel == NULL ||
+      channel->forwards == NULL)
     return;
   for (guint i = 0; i < channel->forwards->len && !any; i++)
     any = tocsin_request_get_event (channel->forwards->pdata[i]) ==
           TOCSIN_REQUEST_EVENT_ACKNOWLEDGE;
   if (!any)
     return;
+  /* Not ack's members in the call that steals ack (see acknowledge_read). */
+  store = ack->self->relay->store;
+  channel_id = ack->channel_id;
+  message_id = ack->message_id;
+  cancellable = ack->cancellable;
+  tocsin_relay_store_replay_page_async (store, channel_id, message_id - 1, 1, cancellable,
+                                        acknowledge_read, g_steal_pointer (&ack));
+}
 
+void
+tocsin_relay_forwards_acknowledge (TocsinRelayForwards *self,
+                                   gint64               channel_id,
+                                   gint64               message_id,
+                                   const char          *user)
+{
+  Acknowledge *ack;
+
+  g_return_if_fail (self != NULL);
+
+  /* The channel is read on the store's reader thread, then the message (acknowledge_read). */
   ack = g_new0 (Acknowledge, 1);
   ack->self = self;
   ack->cancellable = g_object_ref (self->cancellable);
   ack->channel_id = channel_id;
   ack->message_id = message_id;
   ack->user = g_strdup (user ? user : "");
-  tocsin_relay_store_replay_page_async (self->relay->store, channel_id, message_id - 1, 1,
-                                        self->cancellable, acknowledge_read, ack);
+  tocsin_relay_store_call_async (self->relay->store, FALSE, acknowledge_lookup, ack,
+                                 acknowledge_found, ack);
+}
+
+/* ---- "retry now" off the main loop ---- */
+
+typedef struct
+{
+  TocsinRelayForwards *self;          /* only once the callback has checked cancellable */
+  GCancellable        *cancellable;   /* the sender's: set when it goes */
+  gint64               channel_id;
+  gint64               delivery_id;
+  TocsinRelayDelivery *delivery;      /* read, then read again once pending */
+  GError              *error;
+} Retry;
+
+static void
+retry_free (Retry *retry)
+{
+  g_clear_object (&retry->cancellable);
+  g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+  g_clear_error (&retry->error);
+  g_free (retry);
+}
+
+static gboolean
+retry_read (TocsinRelayStore  *store,
+            gpointer           data,
+            GError           **error)
+{
+  Retry *retry = data;
+
+  retry->delivery = tocsin_relay_store_get_delivery (store, retry->delivery_id, &retry->error);
+  if (retry->delivery != NULL && retry->delivery->channel_id != retry->channel_id)
+    {
+      g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+      g_set_error (&retry->error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
+                   _("There is no delivery %" PRId64 " in this channel"),
+                   (int64_t) retry->delivery_id);
+    }
+  return TRUE;
+}
+
+static gboolean
+retry_write (TocsinRelayStore  *store,
+             gpointer           data,
+             GError           **error)
+{
+  Retry *retry = data;
+
+  g_clear_pointer (&retry->delivery, tocsin_relay_delivery_free);
+  if (tocsin_relay_store_set_delivery_state (store, retry->delivery_id,
+                                             TOCSIN_RELAY_DELIVERY_PENDING,
+                                             g_get_real_time () / 1000, &retry->error))
+    retry->delivery = tocsin_relay_store_get_delivery (store, retry->delivery_id, &retry->error);
+  return TRUE;
+}
+
+static void
+retry_written (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Retry *retry = g_task_get_task_data (task);
+  TocsinRelayForwards *self = retry->self;
+
+  if (retry->delivery == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&retry->error));
+      return;
+    }
+  if (!g_cancellable_is_cancelled (retry->cancellable))
+    {
+      g_hash_table_add (self->forced, g_memdup2 (&retry->delivery_id, sizeof (gint64)));
+      schedule (self);
+    }
+  g_task_return_pointer (task, g_steal_pointer (&retry->delivery),
+                         (GDestroyNotify) tocsin_relay_delivery_free);
+}
+
+static void
+retry_read_done (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Retry *retry = g_task_get_task_data (task);
+
+  if (retry->delivery == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&retry->error));
+      return;
+    }
+  if (g_cancellable_is_cancelled (retry->cancellable))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The relay is stopping"));
+      return;
+    }
+  if (g_hash_table_contains (retry->self->in_flight, &retry->delivery_id))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_BUSY,
+                               _("An attempt of this delivery is under way; wait for its "
+                                 "answer"));
+      return;
+    }
+  /* An attempt that starts meanwhile is still skipped by the scan (in_flight), and its end
+   * sets the state after this. */
+  tocsin_relay_store_call_async (retry->self->relay->store, TRUE, retry_write, retry,
+                                 retry_written, g_steal_pointer (&task));
+}
+
+void
+tocsin_relay_forwards_retry_async (TocsinRelayForwards *self,
+                                   gint64               channel_id,
+                                   gint64               delivery_id,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  Retry *retry;
+  GTask *task;
+
+  g_return_if_fail (self != NULL);
+
+  retry = g_new0 (Retry, 1);
+  retry->self = self;
+  retry->cancellable = g_object_ref (self->cancellable);
+  retry->channel_id = channel_id;
+  retry->delivery_id = delivery_id;
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, tocsin_relay_forwards_retry_async);
+  g_task_set_task_data (task, retry, (GDestroyNotify) retry_free);
+  tocsin_relay_store_call_async (self->relay->store, FALSE, retry_read, retry, retry_read_done,
+                                 task);
 }
 
 TocsinRelayDelivery *
-tocsin_relay_forwards_retry (TocsinRelayForwards  *self,
-                             gint64                channel_id,
-                             gint64                delivery_id,
-                             GError              **error)
+tocsin_relay_forwards_retry_finish (GAsyncResult  *result,
+                                    GError       **error)
 {
-  g_autoptr(TocsinRelayDelivery) delivery = NULL;
-  gint64 *key;
-
-  g_return_val_if_fail (self != NULL, NULL);
-
-  delivery = tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
-  if (delivery == NULL)
-    return NULL;
-  if (delivery->channel_id != channel_id)
-    {
-      g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,
-                   _("There is no delivery %" PRId64 " in this channel"), (int64_t) delivery_id);
-      return NULL;
-    }
-  if (g_hash_table_contains (self->in_flight, &delivery_id))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY,
-                   _("An attempt of this delivery is under way; wait for its answer"));
-      return NULL;
-    }
-  if (!tocsin_relay_store_set_delivery_state (self->relay->store, delivery_id,
-                                              TOCSIN_RELAY_DELIVERY_PENDING,
-                                              g_get_real_time () / 1000, error))
-    return NULL;
-  key = g_new (gint64, 1);
-  *key = delivery_id;
-  g_hash_table_add (self->forced, key);
-  schedule (self);
-  g_clear_pointer (&delivery, tocsin_relay_delivery_free);
-  return tocsin_relay_store_get_delivery (self->relay->store, delivery_id, error);
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

@@ -42,11 +42,17 @@ void                 tocsin_relay_forwards_acknowledge  (TocsinRelayForwards *se
                                                          const char          *user);
 
 /* "Retry now": one attempt of delivery @delivery_id of @channel_id at once, even when it failed
- * or its host is held back. Returns the delivery as it is now (pending), or NULL with
- * TOCSIN_RELAY_STORE_ERROR_NOT_FOUND, or G_IO_ERROR_BUSY while an attempt is in flight. */
-TocsinRelayDelivery *tocsin_relay_forwards_retry        (TocsinRelayForwards *self,
+ * or its host is held back. Off the main loop: the delivery is read on the store's reader
+ * thread, checked against the attempts in flight on the main loop, and set pending on the
+ * writer thread; @callback runs on the main loop. _finish returns the delivery as it is now
+ * (pending), or NULL with TOCSIN_RELAY_STORE_ERROR_NOT_FOUND, or G_IO_ERROR_BUSY while an
+ * attempt is in flight. */
+void                 tocsin_relay_forwards_retry_async  (TocsinRelayForwards *self,
                                                          gint64               channel_id,
                                                          gint64               delivery_id,
+                                                         GAsyncReadyCallback  callback,
+                                                         gpointer             user_data);
+TocsinRelayDelivery *tocsin_relay_forwards_retry_finish (GAsyncResult        *result,
                                                          GError             **error);
 
 G_END_DECLS

@@ -52,6 +52,10 @@
 #define DEAD_PEER_SECONDS        90
 #define MAX_CLIENT_FRAME         (64 * 1024)
 #define MAX_APP_SUBSCRIPTIONS    1000
+/* Frames an app socket sent while its last subscribe frame's token was being looked up, kept to
+ * be handled in order after it: enough for an app subscribing to every channel it may have at
+ * once; past it the socket is closed (1008). */
+#define MAX_HELD_FRAMES          (MAX_APP_SUBSCRIPTIONS + 64)
 /* Acknowledgements one /v1/ws connection may send in ACK_WINDOW_SECONDS; past them each is
  * answered "throttled" and told to nobody (each one told reaches every subscriber). */
 #define MAX_ACKS_PER_WINDOW      30
@@ -125,6 +129,10 @@ struct _Connection
   guint64                     queued;
   guint64                     written;
   GQueue                      frame_ends;       /* of g_new'd guint64 end offsets */
+  /* /v1/ws: a subscribe frame's token is being looked up (off the main loop); the frames that
+   * came after it wait here (JsonObject), so that frames are handled in the order sent. */
+  gboolean                    looking_up;
+  GQueue                      held_frames;
 
   GHashTable                 *subs;             /* channel id → Subscription */
   gboolean                    closed;
@@ -293,6 +301,7 @@ connection_unref (Connection *conn)
   g_assert (conn->ws == NULL && conn->msg == NULL);
   g_hash_table_unref (conn->subs);
   g_queue_clear_full (&conn->frame_ends, g_free);
+  g_queue_clear_full (&conn->held_frames, (GDestroyNotify) json_object_unref);
   g_free (conn->peer);
   g_free (conn->address);
   g_free (conn);
@@ -1066,15 +1075,73 @@ app_ack (Connection *conn,
     }
 }
 
+/* A subscribe frame's token, looked up on the store's reader thread. */
+typedef struct
+{
+  Connection         *conn;      /* a reference */
+  char               *token;
+  gint64              since;
+  TocsinRelayChannel *channel;   /* the reader thread's answer */
+} SubscribeLookup;
+
+static void
+subscribe_lookup_free (SubscribeLookup *lookup)
+{
+  connection_unref (lookup->conn);
+  if (lookup->token)
+    explicit_bzero (lookup->token, strlen (lookup->token));
+  g_free (lookup->token);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (SubscribeLookup, subscribe_lookup_free)
+
+static gboolean
+subscribe_lookup_run (TocsinRelayStore  *store,
+                      gpointer           data,
+                      GError           **error)
+{
+  SubscribeLookup *lookup = data;
+
+  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
+  return TRUE;
+}
+
+static void app_subscribe_found (Connection *conn, const char *token, gint64 since,
+                                 TocsinRelayChannel *channel);
+static void app_dispatch        (Connection *conn, JsonObject *frame);
+
+static void
+subscribe_lookup_done (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  g_autoptr(SubscribeLookup) lookup = user_data;
+  Connection *conn = lookup->conn;
+  JsonObject *frame;
+
+  tocsin_relay_store_call_finish (conn->hub->relay->store, result, NULL);
+  conn->looking_up = FALSE;
+  if (conn->closed)
+    return;
+  app_subscribe_found (conn, lookup->token, lookup->since, lookup->channel);
+  /* The frames sent after it, in order, until one looks a token up again. */
+  while (!conn->looking_up && !conn->closed &&
+         (frame = g_queue_pop_head (&conn->held_frames)) != NULL)
+    {
+      app_dispatch (conn, frame);
+      json_object_unref (frame);
+    }
+}
+
 static void
 app_subscribe (Connection *conn,
                JsonObject *frame)
 {
   TocsinRelayHub *hub = conn->hub;
   const char *token = NULL;
-  g_autoptr(TocsinRelayChannel) channel = NULL;
-  g_autoptr(GBytes) reply = NULL;
-  Subscription *sub;
+  SubscribeLookup *lookup;
   gint64 since;
 
   if (json_object_has_member (frame, "token") &&
@@ -1102,7 +1169,27 @@ app_subscribe (Connection *conn,
                         "minute."));
       return;
     }
-  channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
+  lookup = g_new0 (SubscribeLookup, 1);
+  lookup->conn = connection_ref (conn);
+  lookup->token = g_strdup (token);
+  lookup->since = since;
+  conn->looking_up = TRUE;
+  tocsin_relay_store_call_async (hub->relay->store, FALSE, subscribe_lookup_run, lookup,
+                                 subscribe_lookup_done, lookup);
+}
+
+/* The rest of a subscribe frame, once its token has been looked up (@channel: NULL if
+ * unknown). */
+static void
+app_subscribe_found (Connection         *conn,
+                     const char         *token,
+                     gint64              since,
+                     TocsinRelayChannel *channel)
+{
+  TocsinRelayHub *hub = conn->hub;
+  g_autoptr(GBytes) reply = NULL;
+  Subscription *sub;
+
   if (channel == NULL)
     {
       if (hub->relay->unknown_tokens != NULL)
@@ -1130,6 +1217,10 @@ app_subscribe (Connection *conn,
    * replay page or kept aside for it. */
   conn->ever_subscribed = TRUE;
   g_clear_handle_id (&conn->subscribe_timeout_id, g_source_remove);
+  /* Live means after the last_id the subscribed frame names: a message published while the
+   * token was looked up comes by the replay. */
+  if (since == SINCE_LIVE)
+    since = channel->last_id;
   sub = connection_add_subscription (conn, channel->id, token, since);
   /* Calls answered while it was away: it may be about to ring for them. */
   {
@@ -1186,7 +1277,6 @@ app_message (gpointer      user_data,
 {
   Connection *conn = user_data;
   g_autoptr(JsonObject) frame = NULL;
-  const char *frame_type = NULL;
 
   if (conn->closed)
     return;
@@ -1199,6 +1289,23 @@ app_message (gpointer      user_data,
       connection_close (conn, CLOSE_POLICY, "frames must be JSON objects in text frames");
       return;
     }
+  if (conn->looking_up)
+    {
+      if (g_queue_get_length (&conn->held_frames) >= MAX_HELD_FRAMES)
+        connection_close (conn, CLOSE_POLICY, "too many frames at once");
+      else
+        g_queue_push_tail (&conn->held_frames, g_steal_pointer (&frame));
+      return;
+    }
+  app_dispatch (conn, frame);
+}
+
+static void
+app_dispatch (Connection *conn,
+              JsonObject *frame)
+{
+  const char *frame_type = NULL;
+
   if (json_object_has_member (frame, "type") &&
       JSON_NODE_HOLDS_VALUE (json_object_get_member (frame, "type")) &&
       json_node_get_value_type (json_object_get_member (frame, "type")) == G_TYPE_STRING)
@@ -1883,13 +1990,86 @@ tocsin_relay_hub_count_connections (TocsinRelayHub *hub)
   return g_hash_table_size (hub->connections);
 }
 
+/* A stream's subscribe token is looked up on the store's reader thread, the request paused and
+ * held by a reference meanwhile: a connect never makes the main loop wait on the database. */
+typedef struct
+{
+  TocsinRelayHub        *hub;
+  SoupServerMessage     *msg;
+  char                  *token;
+  TocsinRelayStreamKind  kind;
+  gint64                 since;
+  TocsinRelayChannel    *channel;   /* the reader thread's answer */
+} StreamLookup;
+
+static void
+stream_lookup_free (StreamLookup *lookup)
+{
+  g_clear_object (&lookup->msg);
+  if (lookup->token)
+    explicit_bzero (lookup->token, strlen (lookup->token));
+  g_free (lookup->token);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (StreamLookup, stream_lookup_free)
+
+static gboolean
+stream_lookup_run (TocsinRelayStore  *store,
+                   gpointer           data,
+                   GError           **error)
+{
+  StreamLookup *lookup = data;
+
+  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
+  return TRUE;
+}
+
+static void
+stream_lookup_done (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(StreamLookup) lookup = user_data;
+  TocsinRelayHub *hub = lookup->hub;
+  SoupServerMessage *msg = lookup->msg;
+  TocsinRelayChannel *channel = lookup->channel;
+
+  tocsin_relay_store_call_finish (hub->relay->store, result, NULL);
+  if (channel == NULL)
+    tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
+                                     _("No channel has this subscribe link. It may have been "
+                                       "rotated or the channel deleted; ask its owner for the "
+                                       "new link."));
+  else if (hub->shutting_down)
+    tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                     _("The relay is shutting down; try again in a moment."));
+  else
+    switch (lookup->kind)
+      {
+      case TOCSIN_RELAY_STREAM_WS:
+        begin_websocket (hub, msg, channel, lookup->since);
+        break;
+      case TOCSIN_RELAY_STREAM_SSE:
+        begin_http_stream (hub, msg, channel, KIND_SSE, lookup->since);
+        break;
+      case TOCSIN_RELAY_STREAM_JSON:
+        begin_http_stream (hub, msg, channel, KIND_JSON, lookup->since);
+        break;
+      default:
+        g_assert_not_reached ();
+      }
+  soup_server_message_unpause (msg);
+}
+
 void
 tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
                                 SoupServerMessage     *msg,
                                 const char            *token,
                                 TocsinRelayStreamKind  kind)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
+  StreamLookup *lookup;
   g_autofree char *since_text = NULL;
   gint64 since = SINCE_LIVE;
 
@@ -1924,36 +2104,15 @@ tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
       return;
     }
 
-  channel = tocsin_relay_store_find_by_subscribe (hub->relay->store, token);
-  if (channel == NULL)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
-                                       _("No channel has this subscribe link. It may have been "
-                                         "rotated or the channel deleted; ask its owner for the "
-                                         "new link."));
-      return;
-    }
-  if (hub->shutting_down)
-    {
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                       _("The relay is shutting down; try again in a moment."));
-      return;
-    }
-
-  switch (kind)
-    {
-    case TOCSIN_RELAY_STREAM_WS:
-      begin_websocket (hub, msg, channel, since);
-      break;
-    case TOCSIN_RELAY_STREAM_SSE:
-      begin_http_stream (hub, msg, channel, KIND_SSE, since);
-      break;
-    case TOCSIN_RELAY_STREAM_JSON:
-      begin_http_stream (hub, msg, channel, KIND_JSON, since);
-      break;
-    default:
-      g_assert_not_reached ();
-    }
+  lookup = g_new0 (StreamLookup, 1);
+  lookup->hub = hub;
+  lookup->msg = g_object_ref (msg);
+  lookup->token = g_strdup (token ? token : "");
+  lookup->kind = kind;
+  lookup->since = since;
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (hub->relay->store, FALSE, stream_lookup_run, lookup,
+                                 stream_lookup_done, lookup);
 }
 
 void

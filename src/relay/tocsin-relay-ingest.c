@@ -598,19 +598,13 @@ check_signature (TocsinRelay                    *relay,
   return TRUE;
 }
 
-static TocsinRelayChannel *
-admit (TocsinRelay                    *relay,
-       SoupServerMessage              *msg,
-       const char                     *token,
-       const TocsinRelayIngestDialect *dialect,
-       gpointer                        user_data,
-       gboolean                       *has_body,
-       TocsinRelaySignatureScheme     *scheme)
+/* Before the channel is looked up: FALSE with the answer set. */
+static gboolean
+admit_method (SoupServerMessage              *msg,
+              const TocsinRelayIngestDialect *dialect,
+              gpointer                        user_data)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
-  SoupMessageBody *request_body = soup_server_message_get_request_body (msg);
   const char *method = soup_server_message_get_method (msg);
-  guint remaining = 0, reset = 0, retry_after = 0;
 
   soup_message_headers_replace (soup_server_message_get_response_headers (msg),
                                 "Cache-Control", "no-store");
@@ -622,11 +616,26 @@ admit (TocsinRelay                    *relay,
                                     "Allow", "GET, POST, PUT");
       dialect->reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
                             _("Webhooks take GET, POST or PUT"), user_data);
-      return NULL;
+      return FALSE;
     }
+  return TRUE;
+}
 
-  /* The same work whether the token is known or not (see find_by_token). */
-  channel = tocsin_relay_store_find_by_trigger (relay->store, token);
+/* Once the store's reader thread has looked the token up (@found, NULL when unknown). */
+static TocsinRelayChannel *
+admit (TocsinRelay                    *relay,
+       SoupServerMessage              *msg,
+       TocsinRelayChannel             *found,
+       const TocsinRelayIngestDialect *dialect,
+       gpointer                        user_data,
+       gboolean                       *has_body,
+       TocsinRelaySignatureScheme     *scheme)
+{
+  g_autoptr(TocsinRelayChannel) channel = found ? tocsin_relay_channel_ref (found) : NULL;
+  SoupMessageBody *request_body = soup_server_message_get_request_body (msg);
+  const char *method = soup_server_message_get_method (msg);
+  guint remaining = 0, reset = 0, retry_after = 0;
+
   /* A Direct key is not a webhook URL: it rings through /d/ (tocsin-relay-direct.c). */
   if (channel == NULL || channel->direct)
     {
@@ -818,7 +827,7 @@ commit_done (GObject      *source,
 
 /* Render, bound, commit: what every way in shares once it has a channel and variables. Takes
  * @user_data (frees it with @destroy once answered). */
-static void
+static gboolean
 run (TocsinRelay                    *relay,
      SoupServerMessage              *msg,
      TocsinRelayChannel             *channel,
@@ -854,12 +863,12 @@ run (TocsinRelay                    *relay,
       reply_channel_error (relay, dialect, user_data, msg, channel->id,
                            SOUP_STATUS_UNPROCESSABLE_ENTITY,
                            pending->rendered.over_budget->message);
-      return;
+      return FALSE;
     }
   if (pending->rendered.filtered)
     {
       answer_done (pending, TRUE, 0, 0, FALSE);
-      return;
+      return FALSE;
     }
 
   message = tocsin_relay_ingest_build_message (channel, vars, &pending->rendered,
@@ -871,7 +880,7 @@ run (TocsinRelay                    *relay,
     {
       reply_channel_error (relay, dialect, user_data, msg, channel->id,
                            SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, error->message);
-      return;
+      return FALSE;
     }
 
   /* A signed delivery's own id dedups on its own: a sender's retry never rings twice. */
@@ -880,13 +889,105 @@ run (TocsinRelay                    *relay,
     key = tocsin_relay_ingest_dedup_key (vars, headers);
   tocsin_relay_ingest_dedup_hashes (key, vars, &key_hash, &content_hash);
 
-  /* Held until the message is durable (commit_done). */
-  soup_server_message_pause (msg);
+  /* Held (paused since its lookup, lookup_start) until the message is durable (commit_done). */
   forwards = pending->rendered.forwards;
   tocsin_relay_store_commit_with_forwards_async (relay->store, channel->id,
                                                  g_steal_pointer (&message), key_hash,
                                                  content_hash, channel->forwards, forwards,
                                                  commit_done, g_steal_pointer (&pending));
+  return TRUE;
+}
+
+/* The trigger token is looked up on the store's reader thread (tocsin_relay_store_call_async):
+ * a webhook never makes the main loop wait on the database. The request is paused meanwhile and
+ * held by a reference, as for its commit (commit_done). */
+typedef struct
+{
+  TocsinRelay                    *relay;
+  SoupServerMessage              *msg;
+  char                           *token;
+  const TocsinRelayIngestDialect *dialect;
+  gpointer                        user_data;      /* submit: owned, destroy */
+  GDestroyNotify                  destroy;
+  JsonObject                     *vars;           /* submit: a reference */
+  SoupMessageHeaders             *scope_headers;  /* submit: a reference */
+  const TocsinRelayIngestHints   *hints;          /* submit: points into user_data */
+  GDestroyNotify                  destroy_saved;  /* submit: handed to run() */
+  gboolean                        submit;
+  TocsinRelayChannel             *channel;        /* the reader thread's answer */
+} Lookup;
+
+static void
+lookup_free (Lookup *lookup)
+{
+  g_clear_object (&lookup->msg);
+  if (lookup->token)
+    explicit_bzero (lookup->token, strlen (lookup->token));
+  g_free (lookup->token);
+  g_clear_pointer (&lookup->vars, json_object_unref);
+  g_clear_pointer (&lookup->scope_headers, soup_message_headers_unref);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  if (lookup->destroy != NULL && lookup->user_data != NULL)
+    lookup->destroy (lookup->user_data);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Lookup, lookup_free)
+
+static gboolean
+lookup_trigger (TocsinRelayStore  *store,
+                gpointer           data,
+                GError           **error)
+{
+  Lookup *lookup = data;
+
+  /* The same work whether the token is known or not (see find_by_token). */
+  lookup->channel = tocsin_relay_store_find_by_trigger (store, lookup->token);
+  return TRUE;
+}
+
+static void
+lookup_done (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(Lookup) lookup = user_data;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
+  g_autoptr(JsonObject) vars = NULL;
+  g_autofree char *body_text = NULL;
+  TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
+  SoupServerMessage *msg = lookup->msg;
+  gboolean has_body = FALSE, held = FALSE;
+
+  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  channel = admit (lookup->relay, msg, lookup->channel, lookup->dialect, lookup->user_data,
+                   &has_body, &scheme);
+  if (channel != NULL && lookup->submit)
+    {
+      /* run() owns the dialect's data from here. */
+      lookup->destroy = NULL;
+      held = run (lookup->relay, msg, channel, lookup->vars, lookup->scope_headers, NULL,
+                  lookup->hints, scheme, lookup->dialect, lookup->user_data, lookup->destroy_saved);
+    }
+  else if (channel != NULL)
+    {
+      vars = read_vars (lookup->relay, msg, channel->id, has_body, &body_text);
+      if (vars != NULL)
+        held = run (lookup->relay, msg, channel, vars,
+                    soup_server_message_get_request_headers (msg), body_text, NULL, scheme,
+                    &native_dialect, NULL, NULL);
+    }
+  /* Answered already, or held again until its commit (which unpauses it). */
+  if (!held)
+    soup_server_message_unpause (msg);
+}
+
+static void
+lookup_start (Lookup *lookup)
+{
+  soup_server_message_pause (lookup->msg);
+  tocsin_relay_store_call_async (lookup->relay->store, FALSE, lookup_trigger, lookup, lookup_done,
+                                 lookup);
 }
 
 void
@@ -900,23 +1001,31 @@ tocsin_relay_ingest_submit (TocsinRelay                    *relay,
                             gpointer                        user_data,
                             GDestroyNotify                  destroy)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
-  TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
-  gboolean has_body = FALSE;
+  Lookup *lookup;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
   g_return_if_fail (token != NULL && vars != NULL && dialect != NULL);
 
-  channel = admit (relay, msg, token, dialect, user_data, &has_body, &scheme);
-  if (channel == NULL)
+  if (!admit_method (msg, dialect, user_data))
     {
       if (destroy != NULL && user_data != NULL)
         destroy (user_data);
       return;
     }
-  run (relay, msg, channel, vars, scope_headers, NULL, hints, scheme, dialect, user_data,
-       destroy);
+  lookup = g_new0 (Lookup, 1);
+  lookup->relay = relay;
+  lookup->msg = g_object_ref (msg);
+  lookup->token = g_strdup (token);
+  lookup->dialect = dialect;
+  lookup->user_data = user_data;
+  lookup->destroy = destroy;
+  lookup->destroy_saved = destroy;
+  lookup->vars = json_object_ref (vars);
+  lookup->scope_headers = scope_headers ? soup_message_headers_ref (scope_headers) : NULL;
+  lookup->hints = hints;
+  lookup->submit = TRUE;
+  lookup_start (lookup);
 }
 
 void
@@ -924,23 +1033,19 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
                             SoupServerMessage *msg,
                             const char        *token)
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
-  g_autoptr(JsonObject) vars = NULL;
-  g_autofree char *body_text = NULL;
-  TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
-  gboolean has_body = FALSE;
+  Lookup *lookup;
 
   g_return_if_fail (relay != NULL);
   g_return_if_fail (SOUP_IS_SERVER_MESSAGE (msg));
 
-  channel = admit (relay, msg, token, &native_dialect, NULL, &has_body, &scheme);
-  if (channel == NULL)
+  if (!admit_method (msg, &native_dialect, NULL))
     return;
-  vars = read_vars (relay, msg, channel->id, has_body, &body_text);
-  if (vars == NULL)
-    return;
-  run (relay, msg, channel, vars, soup_server_message_get_request_headers (msg), body_text,
-       NULL, scheme, &native_dialect, NULL, NULL);
+  lookup = g_new0 (Lookup, 1);
+  lookup->relay = relay;
+  lookup->msg = g_object_ref (msg);
+  lookup->token = g_strdup (token ? token : "");
+  lookup->dialect = &native_dialect;
+  lookup_start (lookup);
 }
 
 void

@@ -123,31 +123,49 @@ tocsin_relay_page_render (const char *name,
   return g_string_free (out, FALSE);
 }
 
-void
-tocsin_relay_page_handle (TocsinRelay       *relay,
-                          SoupServerMessage *msg,
-                          const char        *token)
+/* The token is looked up on the store's reader thread, the request paused and held by a
+ * reference meanwhile: the main loop never waits on the database. */
+typedef struct
 {
-  g_autoptr(TocsinRelayChannel) channel = NULL;
+  TocsinRelay        *relay;
+  SoupServerMessage  *msg;
+  char               *token;
+  TocsinRelayChannel *channel;   /* the reader thread's answer */
+} PageLookup;
+
+static void
+page_lookup_free (PageLookup *lookup)
+{
+  g_clear_object (&lookup->msg);
+  if (lookup->token)
+    explicit_bzero (lookup->token, strlen (lookup->token));
+  g_free (lookup->token);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PageLookup, page_lookup_free)
+
+static gboolean
+page_lookup_run (TocsinRelayStore  *store,
+                 gpointer           data,
+                 GError           **error)
+{
+  PageLookup *lookup = data;
+
+  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
+  return TRUE;
+}
+
+static void
+page_reply (TocsinRelay        *relay,
+            SoupServerMessage  *msg,
+            TocsinRelayChannel *channel)
+{
   SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
-  const char *method = soup_server_message_get_method (msg);
   g_autofree char *subscribe_url = NULL;
   g_autofree char *html = NULL;
 
-  /* The token is in the URL: never leak it to another site through Referer. */
-  soup_message_headers_replace (headers, "Referrer-Policy", "no-referrer");
-  soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
-  soup_message_headers_append (headers, "Vary", "Accept");
-
-  if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)
-    {
-      soup_message_headers_replace (headers, "Allow", "GET, HEAD");
-      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
-                                       _("The subscribe page is read with GET."));
-      return;
-    }
-
-  channel = tocsin_relay_store_find_by_subscribe (relay->store, token);
   if (channel == NULL)
     {
       tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
@@ -180,4 +198,47 @@ tocsin_relay_page_handle (TocsinRelay       *relay,
     soup_server_message_set_response (msg, "text/html; charset=utf-8", SOUP_MEMORY_TAKE,
                                       g_steal_pointer (&html), len);
   }
+}
+
+static void
+page_lookup_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(PageLookup) lookup = user_data;
+
+  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  page_reply (lookup->relay, lookup->msg, lookup->channel);
+  soup_server_message_unpause (lookup->msg);
+}
+
+void
+tocsin_relay_page_handle (TocsinRelay       *relay,
+                          SoupServerMessage *msg,
+                          const char        *token)
+{
+  SoupMessageHeaders *headers = soup_server_message_get_response_headers (msg);
+  const char *method = soup_server_message_get_method (msg);
+  PageLookup *lookup;
+
+  /* The token is in the URL: never leak it to another site through Referer. */
+  soup_message_headers_replace (headers, "Referrer-Policy", "no-referrer");
+  soup_message_headers_replace (headers, "X-Content-Type-Options", "nosniff");
+  soup_message_headers_append (headers, "Vary", "Accept");
+
+  if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)
+    {
+      soup_message_headers_replace (headers, "Allow", "GET, HEAD");
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                       _("The subscribe page is read with GET."));
+      return;
+    }
+
+  lookup = g_new0 (PageLookup, 1);
+  lookup->relay = relay;
+  lookup->msg = g_object_ref (msg);
+  lookup->token = g_strdup (token ? token : "");
+  soup_server_message_pause (msg);
+  tocsin_relay_store_call_async (relay->store, FALSE, page_lookup_run, lookup, page_lookup_done,
+                                 lookup);
 }

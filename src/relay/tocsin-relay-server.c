@@ -377,6 +377,34 @@ tocsin_relay_server_client_address (SoupServerMessage *msg)
   return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
 }
 
+typedef struct
+{
+  Server *server;    /* borrowed: it outlives every request */
+  char   *address;
+} TokenMiss;
+
+static void
+token_miss_free (gpointer  data,
+                 GClosure *closure)
+{
+  TokenMiss *miss = data;
+
+  g_free (miss->address);
+  g_free (miss);
+}
+
+static void
+note_token_miss (SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  TokenMiss *miss = user_data;
+
+  /* Gotify answers an unknown token 401. */
+  if (soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND ||
+      soup_server_message_get_status (msg) == SOUP_STATUS_UNAUTHORIZED)
+    tocsin_relay_throttle_note_miss (miss->server->relay.unknown_tokens, miss->address);
+}
+
 static void
 route (SoupServer        *soup_server,
        SoupServerMessage *msg,
@@ -436,13 +464,18 @@ route (SoupServer        *soup_server,
         }
     }
 
-  dispatch (server, msg, path);
+  /* The answer may come later (the token is looked up off the main loop): the miss is counted
+   * once it is written. */
+  if (token_url && address != NULL)
+    {
+      TokenMiss *miss = g_new0 (TokenMiss, 1);
 
-  /* Gotify answers an unknown token 401. */
-  if (token_url && address != NULL &&
-      (soup_server_message_get_status (msg) == SOUP_STATUS_NOT_FOUND ||
-       soup_server_message_get_status (msg) == SOUP_STATUS_UNAUTHORIZED))
-    tocsin_relay_throttle_note_miss (server->relay.unknown_tokens, address);
+      miss->server = server;
+      miss->address = g_steal_pointer (&address);
+      g_signal_connect_data (msg, "wrote-headers", G_CALLBACK (note_token_miss), miss,
+                             (GClosureNotify) token_miss_free, 0);
+    }
+  dispatch (server, msg, path);
 }
 
 /* ---- Keep-alive ---- */

@@ -62,6 +62,7 @@ struct _TocsinRelaySmtp
   char                  *mail_from;
   char                  *first_rcpt;
   GArray                *channel_ids;  /* gint64 */
+  char                  *rcpt_waiting; /* the address of a RCPT TO answered later, or NULL */
   GByteArray            *data;
   gsize                  data_size;    /* as received, even past max_size */
   gboolean               data_long_line;
@@ -72,6 +73,7 @@ reset_transaction (TocsinRelaySmtp *smtp)
 {
   g_clear_pointer (&smtp->mail_from, g_free);
   g_clear_pointer (&smtp->first_rcpt, g_free);
+  g_clear_pointer (&smtp->rcpt_waiting, g_free);
   g_array_set_size (smtp->channel_ids, 0);
   g_clear_pointer (&smtp->data, g_byte_array_unref);
   smtp->data_size = 0;
@@ -323,6 +325,9 @@ command_mail (TocsinRelaySmtp *smtp,
   reply (smtp, 250, "2.1.0 Sender OK");
 }
 
+static void rcpt_answer (TocsinRelaySmtp *smtp, const char *address, guint code,
+                         gint64 channel_id, const char *text);
+
 static void
 command_rcpt (TocsinRelaySmtp *smtp,
               const char      *arg)
@@ -359,6 +364,23 @@ command_rcpt (TocsinRelaySmtp *smtp,
     }
   local = g_ascii_strdown (address, at - address);
   code = smtp->hooks.recipient (smtp->user_data, local, &channel_id, &text);
+  if (code == 0)
+    {
+      /* Looked up off the main loop: what follows waits (tocsin_relay_smtp_recipient_found). */
+      smtp->rcpt_waiting = g_steal_pointer (&address);
+      smtp->state = TOCSIN_RELAY_SMTP_DELIVERING;
+      return;
+    }
+  rcpt_answer (smtp, address, code, channel_id, text);
+}
+
+static void
+rcpt_answer (TocsinRelaySmtp *smtp,
+             const char      *address,
+             guint            code,
+             gint64           channel_id,
+             const char      *text)
+{
   if (code != 250)
     {
       reply (smtp, code, text ? text : "5.1.1 No channel has this address");
@@ -595,6 +617,23 @@ tocsin_relay_smtp_delivered (TocsinRelaySmtp *smtp,
 
   smtp->state = TOCSIN_RELAY_SMTP_READY;
   reply (smtp, code, text);
+}
+
+void
+tocsin_relay_smtp_recipient_found (TocsinRelaySmtp *smtp,
+                                   guint            code,
+                                   gint64           channel_id,
+                                   const char      *text)
+{
+  g_autofree char *address = NULL;
+
+  g_return_if_fail (smtp != NULL);
+
+  if (smtp->state != TOCSIN_RELAY_SMTP_DELIVERING || smtp->rcpt_waiting == NULL)
+    return;
+  address = g_steal_pointer (&smtp->rcpt_waiting);
+  smtp->state = TOCSIN_RELAY_SMTP_READY;
+  rcpt_answer (smtp, address, code, channel_id, text);
 }
 
 void
@@ -873,25 +912,16 @@ conn_pump (Conn *conn)
 
 /* ---- recipients and delivery --------------------------------------------------------- */
 
+/* The rest of RCPT TO once its channel has been looked up (@channel: NULL when unknown). */
 static guint
-conn_recipient (gpointer     user_data,
-                const char  *local,
-                gint64      *channel_id,
-                char       **text)
+recipient_check (Conn                *conn,
+                 TocsinRelayChannel  *channel,
+                 gint64              *channel_id,
+                 char               **text)
 {
-  Conn *conn = user_data;
   TocsinRelay *relay = conn->server->relay;
-  g_autoptr(TocsinRelayChannel) channel = NULL;
   guint retry_after = 0;
 
-  if (relay->unknown_tokens != NULL &&
-      (retry_after = tocsin_relay_throttle_retry_after (relay->unknown_tokens, conn->address)))
-    {
-      *text = g_strdup_printf ("4.7.1 Too many unknown addresses from your address; retry in "
-                               "%u seconds", retry_after);
-      return 450;
-    }
-  channel = tocsin_relay_store_find_by_email (relay->store, local);
   /* A Direct inbox has no address: it rings through /d/ only. */
   if (channel == NULL || channel->direct)
     {
@@ -928,6 +958,79 @@ conn_recipient (gpointer     user_data,
   return 250;
 }
 
+/* A recipient's address, looked up on the store's reader thread. */
+typedef struct
+{
+  Conn               *conn;      /* a reference */
+  char               *local;
+  TocsinRelayChannel *channel;   /* the reader thread's answer */
+} RcptLookup;
+
+static gboolean
+rcpt_lookup_run (TocsinRelayStore  *store,
+                 gpointer           data,
+                 GError           **error)
+{
+  RcptLookup *lookup = data;
+
+  lookup->channel = tocsin_relay_store_find_by_email (store, lookup->local);
+  return TRUE;
+}
+
+static void
+rcpt_lookup_done (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  RcptLookup *lookup = user_data;
+  Conn *conn = lookup->conn;
+
+  /* The peer is gone, or the server: nothing to answer. */
+  if (conn->server != NULL)
+    {
+      g_autofree char *text = NULL;
+      gint64 channel_id = 0;
+      guint code = recipient_check (conn, lookup->channel, &channel_id, &text);
+
+      tocsin_relay_smtp_recipient_found (conn->smtp, code, channel_id, text);
+      touch (conn);
+      tocsin_relay_smtp_feed (conn->smtp, NULL, 0);
+      conn_pump (conn);
+    }
+  conn_unref (conn);
+  explicit_bzero (lookup->local, strlen (lookup->local));
+  g_free (lookup->local);
+  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
+  g_free (lookup);
+}
+
+static guint
+conn_recipient (gpointer     user_data,
+                const char  *local,
+                gint64      *channel_id,
+                char       **text)
+{
+  Conn *conn = user_data;
+  TocsinRelay *relay = conn->server->relay;
+  RcptLookup *lookup;
+  guint retry_after = 0;
+
+  if (relay->unknown_tokens != NULL &&
+      (retry_after = tocsin_relay_throttle_retry_after (relay->unknown_tokens, conn->address)))
+    {
+      *text = g_strdup_printf ("4.7.1 Too many unknown addresses from your address; retry in "
+                               "%u seconds", retry_after);
+      return 450;
+    }
+  /* Answered once the store's reader thread has looked it up (rcpt_lookup_done). */
+  lookup = g_new0 (RcptLookup, 1);
+  lookup->conn = conn_ref (conn);
+  lookup->local = g_strdup (local);
+  tocsin_relay_store_call_async (relay->store, FALSE, rcpt_lookup_run, lookup, rcpt_lookup_done,
+                                 lookup);
+  return 0;
+}
+
 typedef struct
 {
   Conn            *conn;
@@ -939,6 +1042,7 @@ typedef struct
   guint            pending;      /* commits under way */
   guint            code;         /* the first failure, or 0 */
   char            *text;
+  GPtrArray       *channels;     /* of channel_ids, looked up off the main loop (or NULL) */
 } Delivery;
 
 static void
@@ -951,6 +1055,7 @@ delivery_free (Delivery *delivery)
   g_free (delivery->rcpt_to);
   g_clear_pointer (&delivery->mail, tocsin_relay_mail_free);
   g_free (delivery->text);
+  g_clear_pointer (&delivery->channels, g_ptr_array_unref);
   g_free (delivery);
 }
 
@@ -1012,17 +1117,16 @@ committed (GObject      *source,
 }
 
 static void
-deliver_to (Delivery *delivery,
-            gint64    channel_id)
+deliver_to (Delivery           *delivery,
+            gint64              channel_id,
+            TocsinRelayChannel *channel)
 {
   TocsinRelay *relay = delivery->conn->server->relay;
-  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_auto(TocsinRelayRendered) rendered = { 0 };
   g_autoptr(TocsinMessage) message = NULL;
   g_autofree char *key = NULL;
   const char *text;
 
-  channel = tocsin_relay_store_find_by_id (relay->store, channel_id);
   if (channel == NULL)
     {
       delivery_fail (delivery, 550, "5.1.1 The channel was deleted while the message arrived");
@@ -1078,6 +1182,46 @@ parse_thread (GTask        *task,
     g_task_return_pointer (task, mail, (GDestroyNotify) tocsin_relay_mail_free);
 }
 
+/* On the store's reader thread: the recipients' channels as they are now (NULL: deleted). */
+static gboolean
+channels_lookup (TocsinRelayStore  *store,
+                 gpointer           data,
+                 GError           **error)
+{
+  Delivery *delivery = data;
+
+  delivery->channels = g_ptr_array_new_with_free_func ((GDestroyNotify)
+                                                       tocsin_relay_channel_unref);
+  for (guint i = 0; i < delivery->channel_ids->len; i++)
+    g_ptr_array_add (delivery->channels,
+                     tocsin_relay_store_find_by_id (store, g_array_index (delivery->channel_ids,
+                                                                          gint64, i)));
+  return TRUE;
+}
+
+static void
+channels_found (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Delivery *delivery = user_data;
+
+  /* The peer left before it heard 250: nothing is delivered, and it will send again. */
+  if (delivery->conn->server == NULL)
+    {
+      delivery_free (delivery);
+      return;
+    }
+  /* Held until every channel's commit answers (committed). */
+  delivery->pending++;
+  for (guint i = 0; i < delivery->channel_ids->len; i++)
+    deliver_to (delivery, g_array_index (delivery->channel_ids, gint64, i),
+                delivery->channels->pdata[i]);
+  if (--delivery->pending > 0)
+    return;
+  delivery_finish (delivery);
+}
+
 static void
 parsed (GObject      *source,
         GAsyncResult *result,
@@ -1098,17 +1242,11 @@ parsed (GObject      *source,
       g_autofree char *text = g_strdup_printf ("5.6.0 %s", error->message);
 
       delivery_fail (delivery, 554, text);
+      delivery_finish (delivery);
+      return;
     }
-  else
-    {
-      /* Held until every channel's commit answers (committed). */
-      delivery->pending++;
-      for (guint i = 0; i < delivery->channel_ids->len; i++)
-        deliver_to (delivery, g_array_index (delivery->channel_ids, gint64, i));
-      if (--delivery->pending > 0)
-        return;
-    }
-  delivery_finish (delivery);
+  tocsin_relay_store_call_async (delivery->conn->server->relay->store, FALSE, channels_lookup,
+                                 delivery, channels_found, delivery);
 }
 
 static void

@@ -46,7 +46,8 @@ typedef struct
 typedef struct
 {
   /* RCPT TO:<@local@domain>, @local lowercased. Returns 250 and sets *channel_id, or an SMTP
-   * code with *reply set to "X.Y.Z sentence" (taken). */
+   * code with *reply set to "X.Y.Z sentence" (taken); or 0 to answer later (the session is
+   * DELIVERING meanwhile) with tocsin_relay_smtp_recipient_found(). */
   guint (*recipient) (gpointer     user_data,
                       const char  *local,
                       gint64      *channel_id,
@@ -80,6 +81,12 @@ GString             *tocsin_relay_smtp_get_output   (TocsinRelaySmtp *smtp);
 void                 tocsin_relay_smtp_delivered    (TocsinRelaySmtp *smtp,
                                                      guint            code,
                                                      const char      *reply);
+/* Answers the RCPT TO whose recipient hook returned 0, as the hook would have. Does nothing when
+ * the session no longer waits for it (closed meanwhile). */
+void                 tocsin_relay_smtp_recipient_found (TocsinRelaySmtp *smtp,
+                                                        guint            code,
+                                                        gint64           channel_id,
+                                                        const char      *reply);
 /* The TLS handshake after STARTTLS succeeded: the session starts over (RFC 3207 §4.2). */
 void                 tocsin_relay_smtp_tls_started  (TocsinRelaySmtp *smtp);
 /* Ends the session with 421 and @reply ("X.Y.Z sentence"): a timeout, a shutdown. */

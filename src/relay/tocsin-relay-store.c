@@ -49,6 +49,7 @@ typedef enum
   JOB_PRESENCE,
   JOB_ENQUEUE,     /* deliveries of an event other than a message (acknowledge) */
   JOB_DELIVERIES,  /* the sender's writes: attempts started, states, attempts' records */
+  JOB_CALL,        /* tocsin_relay_store_call_async(): a synchronous call, between batches */
   JOB_STOP,
 } JobKind;
 
@@ -78,6 +79,10 @@ typedef struct
   char          *peer;
   gboolean       connected;
   gint64         time_ms;
+
+  /* JOB_CALL (and READ_CALL) */
+  TocsinRelayStoreCallFunc call_func;
+  gpointer                 call_data;
 } Job;
 
 /* The reader thread's jobs. */
@@ -85,6 +90,7 @@ typedef enum
 {
   READ_REPLAY,
   READ_TOKENS,
+  READ_CALL,
   READ_STOP,
 } ReadKind;
 
@@ -96,6 +102,8 @@ typedef struct
   gint64    after_id;
   guint     limit;
   GArray   *ids;         /* READ_TOKENS */
+  TocsinRelayStoreCallFunc call_func;  /* READ_CALL */
+  gpointer                 call_data;
 } ReadJob;
 
 struct _TocsinRelayStore
@@ -116,6 +124,8 @@ struct _TocsinRelayStore
 
   GThread      *reader;      /* started on first use; its own connection, only reads */
   GAsyncQueue  *reads;
+  GMutex        reader_lock; /* guards starting the reader: not `lock`, which the reader's
+                              * calls hold while they read, so the main loop never waits on it */
   sqlite3      *wdb;         /* the writer thread's alone */
   GHashTable   *wstmts;      /* wdb's kept statements */
   gint          retention;   /* seconds; atomic, the writer thread reads it */
@@ -766,6 +776,7 @@ tocsin_relay_store_open (const char  *data_dir,
   store->data_dir = g_strdup (data_dir);
   store->path = g_steal_pointer (&path);
   g_mutex_init (&store->lock);
+  g_mutex_init (&store->reader_lock);
   store->db = db;
   store->wdb = wdb;
   store->stmts = stmt_cache_new ();
@@ -816,6 +827,7 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_hash_table_unref (store->by_subscribe);
   g_hash_table_unref (store->by_email);
   g_mutex_clear (&store->lock);
+  g_mutex_clear (&store->reader_lock);
   g_free (store->data_dir);
   g_free (store->path);
   g_free (store);
@@ -1830,6 +1842,23 @@ tokens_read (sqlite3     *db,
   return g_steal_pointer (&tokens);
 }
 
+/* A JOB_CALL or READ_CALL: the synchronous API, on the main connection under its lock. */
+static void
+run_call (TocsinRelayStore         *store,
+          GTask                    *task,
+          TocsinRelayStoreCallFunc  func,
+          gpointer                  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (func (store, data, &error))
+    g_task_return_boolean (task, TRUE);
+  else if (error != NULL)
+    g_task_return_error (task, g_steal_pointer (&error));
+  else
+    g_task_return_boolean (task, FALSE);
+}
+
 static gpointer
 reader_main (gpointer data)
 {
@@ -1854,6 +1883,8 @@ reader_main (gpointer data)
         }
       if (g_task_return_error_if_cancelled (job->task))
         ;
+      else if (job->kind == READ_CALL)
+        run_call (store, job->task, job->call_func, job->call_data);
       else if (db == NULL)
         g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
                                  TOCSIN_RELAY_STORE_ERROR_FAILED, "%s", open_error->message);
@@ -1889,13 +1920,13 @@ static void
 reader_push (TocsinRelayStore *store,
              ReadJob          *job)
 {
-  g_mutex_lock (&store->lock);
+  g_mutex_lock (&store->reader_lock);
   if (store->reader == NULL)
     {
       store->reads = g_async_queue_new_full ((GDestroyNotify) read_job_free);
       store->reader = g_thread_new ("tocsin-store-reader", reader_main, store);
     }
-  g_mutex_unlock (&store->lock);
+  g_mutex_unlock (&store->reader_lock);
   g_async_queue_push (store->reads, job);
 }
 
@@ -1959,6 +1990,53 @@ tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore  *store,
 {
   g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
   return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* ---- synchronous calls off the main loop ---- */
+
+void
+tocsin_relay_store_call_async (TocsinRelayStore         *store,
+                               gboolean                  write,
+                               TocsinRelayStoreCallFunc  func,
+                               gpointer                  data,
+                               GAsyncReadyCallback       callback,
+                               gpointer                  user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (store != NULL && func != NULL);
+
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, tocsin_relay_store_call_async);
+  if (write)
+    {
+      Job *job = g_new0 (Job, 1);
+
+      job->kind = JOB_CALL;
+      job->task = task;
+      job->call_func = func;
+      job->call_data = data;
+      g_async_queue_push (store->jobs, job);
+    }
+  else
+    {
+      ReadJob *job = g_new0 (ReadJob, 1);
+
+      job->kind = READ_CALL;
+      job->task = task;
+      job->call_func = func;
+      job->call_data = data;
+      reader_push (store, job);
+    }
+}
+
+gboolean
+tocsin_relay_store_call_finish (TocsinRelayStore  *store,
+                                GAsyncResult      *result,
+                                GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), FALSE);
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /* ---- presence ---- */
@@ -2517,15 +2595,29 @@ writer_main (gpointer data)
       job = g_async_queue_timeout_pop (store->jobs, PRUNE_INTERVAL_US);
       if (job != NULL)
         {
-          /* Everything that queued up while the last batch was being written goes together. */
+          Job *call = NULL;
+
+          /* Everything that queued up while the last batch was being written goes together, up
+           * to a call, which runs after the batch and before what was queued behind it. */
           do
             {
+              if (job->kind == JOB_CALL)
+                {
+                  call = job;
+                  break;
+                }
               g_ptr_array_add (batch, job);
               if (job->kind == JOB_STOP)
                 stop = TRUE;
             }
           while (!stop && batch->len < MAX_BATCH && (job = g_async_queue_try_pop (store->jobs)));
-          run_batch (store, batch);
+          if (batch->len > 0)
+            run_batch (store, batch);
+          if (call != NULL)
+            {
+              run_call (store, call->task, call->call_func, call->call_data);
+              job_free (call);
+            }
         }
 
       if (g_get_monotonic_time () >= next_prune)

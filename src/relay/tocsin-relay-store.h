@@ -118,6 +118,27 @@ GHashTable *tocsin_relay_store_lookup_subscribe_tokens_finish (TocsinRelayStore 
                                                                GAsyncResult        *result,
                                                                GError             **error);
 
+/* Off the main loop: runs @func, which calls this store's synchronous functions (they use the
+ * main connection, under its lock) and keeps what it found in @data, on the reader thread
+ * (@write FALSE: reads) or on the writer thread (@write TRUE: in order with the commits queued
+ * before it, after their transaction). So the serving relay's main loop never waits on the
+ * database, and the synchronous API stays one home for the command line, the tests and these
+ * calls. @callback runs in the calling thread's thread-default main context; @data is the
+ * caller's, left alone. tocsin_relay_store_call_finish() returns what @func returned (FALSE
+ * with @error when it set one). */
+typedef gboolean (*TocsinRelayStoreCallFunc) (TocsinRelayStore  *store,
+                                              gpointer           data,
+                                              GError           **error);
+void     tocsin_relay_store_call_async  (TocsinRelayStore         *store,
+                                         gboolean                  write,
+                                         TocsinRelayStoreCallFunc  func,
+                                         gpointer                  data,
+                                         GAsyncReadyCallback       callback,
+                                         gpointer                  user_data);
+gboolean tocsin_relay_store_call_finish (TocsinRelayStore         *store,
+                                         GAsyncResult             *result,
+                                         GError                  **error);
+
 /* Presence, so that `tocsin-relay subscribers ID` (another process) and the owner API can list
  * who is connected. Called by the hub on connect/disconnect; must not block the main loop.
  * @conn_id is unique within this server process; @kind is "ws", "sse", "json" or "app". */
