@@ -21,8 +21,8 @@ typedef struct _TocsinTestHaproxy TocsinTestHaproxy;
 /* Starts HAProxy with one backend server per port of @ports (relays on 127.0.0.1), named
  * "node1", "node2"... in that order. When HAProxy is not installed, calls g_test_skip() with the
  * reason and returns NULL (the caller returns); any other failure fails the test. Should the test
- * process die without tocsin_test_haproxy_free(), HAProxy dies with it (and a watcher removes the
- * temp dir within a second or two). */
+ * process die without tocsin_test_haproxy_free(), a watcher kills HAProxy and removes its temp
+ * dir within a second or two. */
 TocsinTestHaproxy *tocsin_test_haproxy_start        (const guint16     *ports,
                                                      guint              n_ports);
 /* "http://127.0.0.1:PORT", the frontend. */
