@@ -217,7 +217,8 @@ test_kill_one_node (void)
   g_autofree char *seed_dir = tocsin_test_make_tmpdir ("tocsin-cluster-seed");
   g_autoptr(TocsinTestRelay) seed = NULL;
   guint victim, survivor, delivered_before, in_flight_at_kill = 0, stored_total = 0;
-  gint64 started, killed_at, down_at, up_at;
+  gint64 started, killed_at, down_at, up_at, load_started;
+  guint sent_before_load;
   g_autofree char *config_line = NULL;
   g_autoptr(GHashTable) stored_seqs = NULL;
 
@@ -310,6 +311,8 @@ test_kill_one_node (void)
 
     killed_at = 0;
     down_at = 0;
+    load_started = g_get_monotonic_time ();
+    sent_before_load = c->sent;
     while (down_at == 0 || g_get_monotonic_time () < down_at + G_USEC_PER_SEC)
       {
         while (c->in_flight < MAX_IN_FLIGHT)
@@ -338,6 +341,8 @@ test_kill_one_node (void)
     while (c->in_flight > 0)
       g_main_context_iteration (NULL, TRUE);
   }
+  g_test_message ("load: %u webhooks in %" G_GINT64_FORMAT " ms",
+                  c->sent - sent_before_load, (g_get_monotonic_time () - load_started) / 1000);
   g_test_message ("kill -9 node%u with %u webhooks in flight; HAProxy marked it DOWN "
                   "%" G_GINT64_FORMAT " ms later", victim + 1, in_flight_at_kill,
                   (down_at - killed_at) / 1000);
