@@ -277,8 +277,7 @@ test_kill_one_node (void)
   /* A subscriber through HAProxy, before any message. */
   tocsin_rel_subscriber_init (&c->sub, c->nodes[0], tocsin_test_haproxy_base_url (c->haproxy),
                               c->channel, c->session);
-  tocsin_rel_subscriber_connect (&c->sub);
-  TOCSIN_WAIT_UNTIL (c->sub.ws != NULL);
+  TOCSIN_WAIT_UNTIL ((tocsin_rel_subscriber_connect (&c->sub), c->sub.ws != NULL));
   victim = subscriber_node (c);
   survivor = (victim + 1) % N_NODES;
   /* sub.relay only gates reconnection attempts on a running process: not the one to kill. */
