@@ -48,6 +48,69 @@ tocsin_relay_store_pg_is_url (const char *database)
              || g_str_has_prefix (database, "postgres://"));
 }
 
+/* The tables `tocsin-relay migrate` carries, with their columns as both backends name them. */
+typedef struct
+{
+  const char *name;
+  const char *columns;
+  guint       n_columns;
+  int         binary;     /* the index of its one BLOB/BYTEA column, or -1 */
+} ImportTable;
+
+static const ImportTable import_tables[TOCSIN_RELAY_STORE_PG_N_TABLES] = {
+  [TOCSIN_RELAY_STORE_PG_TABLE_CHANNELS] = {
+    "channels",
+    "id, version, name, description, title, body, link, condition, trigger_token, trigger_hash, "
+    "subscribe_token, subscribe_hash, owner_hash, created_at, last_id, kind, signature_scheme, "
+    "signature_secret, signature_header, paused, email_token, email_hash, actions, forwards",
+    24, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_ADMIN_KEYS] = { "admin_keys", "hash, created_at", 2, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_META] = { "meta", "key, value", 2, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_MESSAGES] = {
+    "messages", "channel_id, id, time_ms, data", 4, 3 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DEDUP] = {
+    "dedup", "channel_id, key_hash, content_hash, message_id, time_ms", 5, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES] = {
+    "deliveries",
+    "id, channel_id, message_id, forward, forward_index, event, vars, message, webhook_id, "
+    "policy, state, attempts, next_at_ms, created_at_ms",
+    14, 7 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS] = {
+    "delivery_attempts",
+    "id, delivery_id, channel_id, attempt, at_ms, url, status, error, duration_ms, "
+    "answer_start, outcome, next_retry_at_ms",
+    12, -1 },
+};
+
+const char *
+tocsin_relay_store_pg_table_name (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, NULL);
+  return import_tables[table].name;
+}
+
+const char *
+tocsin_relay_store_pg_table_columns (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, NULL);
+  return import_tables[table].columns;
+}
+
+guint
+tocsin_relay_store_pg_table_n_columns (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, 0);
+  return import_tables[table].n_columns;
+}
+
+gboolean
+tocsin_relay_store_pg_table_is_binary (TocsinRelayStorePgTable table,
+                                       guint                   column)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, FALSE);
+  return import_tables[table].binary == (int) column;
+}
+
 #ifndef HAVE_LIBPQ
 
 const char *
@@ -224,6 +287,28 @@ JsonObject *
 tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
                                        GError **error)
 { UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_import_begin (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
+gint64
+tocsin_relay_store_pg_count_rows (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                  GError **error)
+{ UNREACHABLE (-1); }
+gboolean
+tocsin_relay_store_pg_import_row (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                  const char * const *values, const int *lengths, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                           gint64 last_used, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_import_commit (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
+void
+tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
+{
+}
 
 #else /* HAVE_LIBPQ */
 
@@ -245,6 +330,7 @@ struct _TocsinRelayStorePg
 {
   PGconn *conn;
   char   *node;   /* the node this handle speaks for (presence, deliveries in flight) */
+  guint   imports_prepared;  /* bit N: import_tables[N]'s INSERT is prepared on conn */
 };
 
 const char *
@@ -377,7 +463,10 @@ set_pg_error (TocsinRelayStorePg  *pg,
                _("PostgreSQL failed while %s: %s"), what, message);
   /* A lost connection is reopened for the next call; this one has failed. */
   if (PQstatus (pg->conn) == CONNECTION_BAD)
-    PQreset (pg->conn);
+    {
+      PQreset (pg->conn);
+      pg->imports_prepared = 0;
+    }
   return FALSE;
 }
 
@@ -2161,6 +2250,133 @@ tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg  *pg,
       }
   }
   return g_steal_pointer (&reply);
+}
+
+/* ---- Moving a SQLite relay's data in (tocsin-relay migrate) ---- */
+
+gboolean
+tocsin_relay_store_pg_import_begin (TocsinRelayStorePg  *pg,
+                                    GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
+    return FALSE;
+  /* Other nodes may read, not write, until the copy is committed or rolled back. */
+  if (!exec_command (pg, "LOCK TABLE channels, admin_keys, meta, messages, dedup, deliveries,"
+                     " delivery_attempts IN EXCLUSIVE MODE", _("locking the tables"), error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gint64
+tocsin_relay_store_pg_count_rows (TocsinRelayStorePg       *pg,
+                                  TocsinRelayStorePgTable   table,
+                                  GError                  **error)
+{
+  g_autofree char *sql = NULL;
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, -1);
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, -1);
+
+  sql = g_strdup_printf ("SELECT count(*) FROM %s", import_tables[table].name);
+  result = exec_params (pg, sql, PGRES_TUPLES_OK, _("counting rows"), error, 0, NULL);
+  if (result == NULL)
+    return -1;
+  return value_int64 (result, 0, 0);
+}
+
+gboolean
+tocsin_relay_store_pg_import_row (TocsinRelayStorePg       *pg,
+                                  TocsinRelayStorePgTable   table,
+                                  const char * const       *values,
+                                  const int                *lengths,
+                                  GError                  **error)
+{
+  const ImportTable *spec;
+  g_autofree char *name = NULL;
+  g_autoptr(PGresult) result = NULL;
+  int formats[32] = { 0 };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, FALSE);
+
+  spec = &import_tables[table];
+  g_assert (spec->n_columns <= G_N_ELEMENTS (formats));
+  name = g_strdup_printf ("tocsin_import_%s", spec->name);
+  /* Prepared once per connection: a large relay has many messages. */
+  if ((pg->imports_prepared & (1u << table)) == 0)
+    {
+      g_autoptr(GString) sql = g_string_new (NULL);
+
+      g_string_printf (sql, "INSERT INTO %s (%s) VALUES (", spec->name, spec->columns);
+      for (guint i = 0; i < spec->n_columns; i++)
+        g_string_append_printf (sql, "%s$%u", i ? ", " : "", i + 1);
+      g_string_append_c (sql, ')');
+      result = PQprepare (pg->conn, name, sql->str, (int) spec->n_columns, NULL);
+      if (PQresultStatus (result) != PGRES_COMMAND_OK)
+        return set_pg_error (pg, result, _("preparing to copy rows"), error);
+      g_clear_pointer (&result, PQclear);
+      pg->imports_prepared |= 1u << table;
+    }
+  if (spec->binary >= 0)
+    formats[spec->binary] = 1;
+  result = PQexecPrepared (pg->conn, name, (int) spec->n_columns, values, lengths, formats, 0);
+  if (PQresultStatus (result) != PGRES_COMMAND_OK)
+    {
+      g_autofree char *what = g_strdup_printf (_("copying a row of %s"), spec->name);
+
+      return set_pg_error (pg, result, what, error);
+    }
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg       *pg,
+                                           TocsinRelayStorePgTable   table,
+                                           gint64                    last_used,
+                                           GError                  **error)
+{
+  g_autofree char *sql = NULL;
+  g_autofree char *last = int64_text (last_used);
+  const char *params[] = { last };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (table == TOCSIN_RELAY_STORE_PG_TABLE_CHANNELS
+                        || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES
+                        || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS, FALSE);
+
+  /* Nothing to follow: the sequence stays as new (its first id is 1). */
+  sql = g_strdup_printf ("SELECT setval (pg_get_serial_sequence ('%s', 'id'), v)"
+                         " FROM (SELECT GREATEST ($1::bigint, COALESCE (MAX (id), 0)) AS v"
+                         " FROM %s) AS s WHERE v > 0",
+                         import_tables[table].name, import_tables[table].name);
+  return exec_effect (pg, sql, PGRES_TUPLES_OK, _("setting the next id"), error, 1, params);
+}
+
+gboolean
+tocsin_relay_store_pg_import_commit (TocsinRelayStorePg  *pg,
+                                     GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (!exec_command (pg, "COMMIT", _("committing the copy"), error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
+{
+  g_return_if_fail (pg != NULL);
+  rollback (pg);
 }
 
 #endif /* HAVE_LIBPQ */
