@@ -615,6 +615,8 @@ tocsin_relay_store_pg_open (const char  *conninfo,
                    PQserverVersion (pg->conn) / 10000);
       return NULL;
     }
+  /* The schema's IF NOT EXISTS would print a NOTICE per table on stderr at every start. */
+  PQclear (PQexec (pg->conn, "SET client_min_messages = warning"));
   /* A multi-statement simple query is one transaction. */
   result = PQexec (pg->conn, schema);
   if (PQresultStatus (result) != PGRES_COMMAND_OK && PQresultStatus (result) != PGRES_TUPLES_OK)
