@@ -404,6 +404,54 @@ test_migrate_everything (void)
                                                      &error), ==, 4);
 }
 
+/* A row PostgreSQL refuses (text that is not UTF-8, which SQLite lets in) after thousands of
+ * good ones, in the last table copied but one: nothing at all is left in PostgreSQL, and the
+ * sentence says so. */
+static void
+test_migrate_all_or_nothing (void)
+{
+  g_autoptr(TocsinTestPostgres) server = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinTestRelay) relay = NULL;
+  g_autoptr(JsonObject) channel = NULL;
+  g_autoptr(TocsinRelayStorePg) pg = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = NULL, *err = NULL, *path = NULL;
+  sqlite3 *db = NULL;
+
+  if (server == NULL)
+    return;
+  relay = tocsin_test_relay_start (NULL, NULL);
+  channel = post_json (relay, "/v1/channels", "{\"name\":\"Busy\",\"title\":\"{{title}}\"}",
+                       NULL, 201);
+  ring (relay, "/t/", json_object_get_string_member (channel, "trigger_token"),
+        "{\"title\":\"One\"}", NULL);
+  tocsin_test_relay_stop (relay, FALSE);
+
+  /* More rows than one pipeline batch, then the bad one. */
+  path = g_build_filename (relay->data_dir, "relay.db", NULL);
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db,
+                                 "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n"
+                                 " WHERE i < 3000) INSERT INTO messages SELECT channel_id, i,"
+                                 " time_ms, data FROM n, messages WHERE id = 1;"
+                                 "UPDATE channels SET last_id = 3000;"
+                                 "INSERT INTO dedup SELECT id, CAST(X'FF' AS TEXT), 'c', 1,"
+                                 " CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM channels;",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (db);
+
+  g_assert_cmpint (run_migrate (&out, &err, relay->data_dir,
+                                tocsin_test_postgres_conninfo (server)), ==, 1);
+  g_assert_nonnull (strstr (err, "invalid byte sequence"));
+  g_assert_nonnull (strstr (err, "Nothing was copied"));
+
+  pg = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (server), &error);
+  g_assert_no_error (error);
+  for (int t = 0; t < TOCSIN_RELAY_STORE_PG_N_TABLES; t++)
+    g_assert_cmpint (tocsin_relay_store_pg_count_rows (pg, t, &error), ==, 0);
+  g_assert_no_error (error);
+}
+
 /* A URL that is not PostgreSQL's, a server that does not answer, and a data dir with no relay
  * are refused with what to fix. */
 static void
@@ -452,6 +500,7 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
 #ifdef HAVE_LIBPQ
   g_test_add_func ("/relay/migrate/everything", test_migrate_everything);
+  g_test_add_func ("/relay/migrate/all-or-nothing", test_migrate_all_or_nothing);
   g_test_add_func ("/relay/migrate/refusals", test_migrate_refusals);
 #else
   g_test_add_func ("/relay/migrate/no-libpq", test_migrate_no_libpq);

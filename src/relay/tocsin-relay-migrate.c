@@ -362,7 +362,8 @@ tocsin_relay_migrate (const char  *data_dir,
       sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
       sqlite3_close (db);
       return migrate_error (error, _("%s Nothing was copied (PostgreSQL rolled the copy back); "
-                                     "%s is unchanged."), local_error->message, data_dir);
+                                     "%s is unchanged."), g_strstrip (local_error->message),
+                            data_dir);
     }
   sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
   sqlite3_close (db);

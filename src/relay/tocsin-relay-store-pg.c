@@ -331,6 +331,8 @@ struct _TocsinRelayStorePg
   PGconn *conn;
   char   *node;   /* the node this handle speaks for (presence, deliveries in flight) */
   guint   imports_prepared;  /* bit N: import_tables[N]'s INSERT is prepared on conn */
+  gboolean importing;        /* in pipeline mode, sending import rows */
+  guint    imports_pending;  /* rows sent whose results are not read yet */
 };
 
 const char *
@@ -2256,22 +2258,115 @@ tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg  *pg,
 
 /* ---- Moving a SQLite relay's data in (tocsin-relay migrate) ---- */
 
+static char *
+import_name (TocsinRelayStorePgTable table)
+{
+  return g_strdup_printf ("tocsin_import_%s", import_tables[table].name);
+}
+
 gboolean
 tocsin_relay_store_pg_import_begin (TocsinRelayStorePg  *pg,
                                     GError             **error)
 {
   g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (!pg->importing, FALSE);
 
   if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
     return FALSE;
   /* Other nodes may read, not write, until the copy is committed or rolled back. */
   if (!exec_command (pg, "LOCK TABLE channels, admin_keys, meta, messages, dedup, deliveries,"
                      " delivery_attempts IN EXCLUSIVE MODE", _("locking the tables"), error))
+    goto fail;
+  /* Prepared here: pipeline mode (import_row) cannot. */
+  for (guint table = 0; table < TOCSIN_RELAY_STORE_PG_N_TABLES; table++)
     {
-      rollback (pg);
+      const ImportTable *spec = &import_tables[table];
+      g_autoptr(GString) sql = g_string_new (NULL);
+      g_autoptr(PGresult) result = NULL;
+      g_autofree char *name = NULL;
+
+      if ((pg->imports_prepared & (1u << table)) != 0)
+        continue;
+      name = import_name (table);
+      g_string_printf (sql, "INSERT INTO %s (%s) VALUES (", spec->name, spec->columns);
+      for (guint i = 0; i < spec->n_columns; i++)
+        g_string_append_printf (sql, "%s$%u", i ? ", " : "", i + 1);
+      g_string_append_c (sql, ')');
+      result = PQprepare (pg->conn, name, sql->str, (int) spec->n_columns, NULL);
+      if (PQresultStatus (result) != PGRES_COMMAND_OK)
+        {
+          set_pg_error (pg, result, _("preparing to copy rows"), error);
+          goto fail;
+        }
+      pg->imports_prepared |= 1u << table;
+    }
+  return TRUE;
+
+fail:
+  rollback (pg);
+  return FALSE;
+}
+
+/* Reads the results of the rows sent since the last call: the first error, if any, is the one
+ * to report (the rows after it were skipped, the transaction being aborted). */
+static gboolean
+import_flush (TocsinRelayStorePg  *pg,
+              GError             **error)
+{
+  g_autoptr(GError) first = NULL;
+  guint nulls = 0;
+
+  if (!pg->importing || pg->imports_pending == 0)
+    return TRUE;
+  if (!PQpipelineSync (pg->conn))
+    return set_pg_error (pg, NULL, _("copying rows"), error);
+  for (;;)
+    {
+      g_autoptr(PGresult) result = PQgetResult (pg->conn);
+      ExecStatusType status;
+
+      if (result == NULL)
+        {
+          /* One NULL ends each row's results; more than that is a connection gone. */
+          if (++nulls > pg->imports_pending + 1 || PQstatus (pg->conn) == CONNECTION_BAD)
+            {
+              pg->imports_pending = 0;
+              pg->importing = FALSE;
+              if (first != NULL)
+                break;
+              return set_pg_error (pg, NULL, _("copying rows"), error);
+            }
+          continue;
+        }
+      status = PQresultStatus (result);
+      if (status == PGRES_PIPELINE_SYNC)
+        break;
+      if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED && first == NULL)
+        set_pg_error (pg, result, _("copying rows"), &first);
+    }
+  pg->imports_pending = 0;
+  if (first != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&first));
       return FALSE;
     }
   return TRUE;
+}
+
+/* Back to one statement at a time (count, setval, COMMIT): reads what is pending first. */
+static gboolean
+import_end_pipeline (TocsinRelayStorePg  *pg,
+                     GError             **error)
+{
+  gboolean ok;
+
+  if (!pg->importing)
+    return TRUE;
+  ok = import_flush (pg, error);
+  if (pg->importing && !PQexitPipelineMode (pg->conn) && ok)
+    ok = set_pg_error (pg, NULL, _("copying rows"), error);
+  pg->importing = FALSE;
+  return ok;
 }
 
 gint64
@@ -2285,12 +2380,19 @@ tocsin_relay_store_pg_count_rows (TocsinRelayStorePg       *pg,
   g_return_val_if_fail (pg != NULL, -1);
   g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, -1);
 
+  if (!import_end_pipeline (pg, error))
+    return -1;
   sql = g_strdup_printf ("SELECT count(*) FROM %s", import_tables[table].name);
   result = exec_params (pg, sql, PGRES_TUPLES_OK, _("counting rows"), error, 0, NULL);
   if (result == NULL)
     return -1;
   return value_int64 (result, 0, 0);
 }
+
+/* Rows sent before their results are read: one round trip per this many rows instead of one
+ * each. Their results (about 30 bytes each) fit the socket's buffer, so neither side waits on
+ * the other with a full buffer. */
+#define IMPORT_PIPELINE_DEPTH 256
 
 gboolean
 tocsin_relay_store_pg_import_row (TocsinRelayStorePg       *pg,
@@ -2301,39 +2403,34 @@ tocsin_relay_store_pg_import_row (TocsinRelayStorePg       *pg,
 {
   const ImportTable *spec;
   g_autofree char *name = NULL;
-  g_autoptr(PGresult) result = NULL;
   int formats[32] = { 0 };
 
   g_return_val_if_fail (pg != NULL, FALSE);
   g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, FALSE);
+  g_return_val_if_fail ((pg->imports_prepared & (1u << table)) != 0, FALSE);
 
   spec = &import_tables[table];
   g_assert (spec->n_columns <= G_N_ELEMENTS (formats));
-  name = g_strdup_printf ("tocsin_import_%s", spec->name);
-  /* Prepared once per connection: a large relay has many messages. */
-  if ((pg->imports_prepared & (1u << table)) == 0)
-    {
-      g_autoptr(GString) sql = g_string_new (NULL);
-
-      g_string_printf (sql, "INSERT INTO %s (%s) VALUES (", spec->name, spec->columns);
-      for (guint i = 0; i < spec->n_columns; i++)
-        g_string_append_printf (sql, "%s$%u", i ? ", " : "", i + 1);
-      g_string_append_c (sql, ')');
-      result = PQprepare (pg->conn, name, sql->str, (int) spec->n_columns, NULL);
-      if (PQresultStatus (result) != PGRES_COMMAND_OK)
-        return set_pg_error (pg, result, _("preparing to copy rows"), error);
-      g_clear_pointer (&result, PQclear);
-      pg->imports_prepared |= 1u << table;
-    }
+  name = import_name (table);
   if (spec->binary >= 0)
     formats[spec->binary] = 1;
-  result = PQexecPrepared (pg->conn, name, (int) spec->n_columns, values, lengths, formats, 0);
-  if (PQresultStatus (result) != PGRES_COMMAND_OK)
+  if (!pg->importing)
+    {
+      if (!PQenterPipelineMode (pg->conn))
+        return set_pg_error (pg, NULL, _("copying rows"), error);
+      pg->importing = TRUE;
+    }
+  /* libpq copies the values into its buffer here: the caller's may change after. */
+  if (!PQsendQueryPrepared (pg->conn, name, (int) spec->n_columns, values, lengths, formats, 0))
     {
       g_autofree char *what = g_strdup_printf (_("copying a row of %s"), spec->name);
 
-      return set_pg_error (pg, result, what, error);
+      import_end_pipeline (pg, NULL);
+      return set_pg_error (pg, NULL, what, error);
     }
+  pg->imports_pending++;
+  if (pg->imports_pending >= IMPORT_PIPELINE_DEPTH)
+    return import_flush (pg, error);
   return TRUE;
 }
 
@@ -2352,6 +2449,8 @@ tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg       *pg,
                         || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES
                         || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS, FALSE);
 
+  if (!import_end_pipeline (pg, error))
+    return FALSE;
   /* Nothing to follow: the sequence stays as new (its first id is 1). */
   sql = g_strdup_printf ("SELECT setval (pg_get_serial_sequence ('%s', 'id'), v)"
                          " FROM (SELECT GREATEST ($1::bigint, COALESCE (MAX (id), 0)) AS v"
@@ -2366,6 +2465,11 @@ tocsin_relay_store_pg_import_commit (TocsinRelayStorePg  *pg,
 {
   g_return_val_if_fail (pg != NULL, FALSE);
 
+  if (!import_end_pipeline (pg, error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
   if (!exec_command (pg, "COMMIT", _("committing the copy"), error))
     {
       rollback (pg);
@@ -2378,6 +2482,7 @@ void
 tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
 {
   g_return_if_fail (pg != NULL);
+  import_end_pipeline (pg, NULL);
   rollback (pg);
 }
 

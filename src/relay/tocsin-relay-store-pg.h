@@ -309,7 +309,9 @@ gint64   tocsin_relay_store_pg_count_rows          (TocsinRelayStorePg       *pg
                                                     TocsinRelayStorePgTable   table,
                                                     GError                  **error);
 /* One row as it is: @values[i] for column i of tocsin_relay_store_pg_table_columns() in
- * PostgreSQL's text form (NULL: SQL NULL), except binary columns, which are @lengths[i] bytes. */
+ * PostgreSQL's text form (NULL: SQL NULL), except binary columns, which are @lengths[i] bytes.
+ * Rows are sent in batches (libpq's pipeline mode) and copied at once, so @values may change
+ * after the call; a row's error may be reported by a later call (count, set_sequence, commit). */
 gboolean tocsin_relay_store_pg_import_row          (TocsinRelayStorePg       *pg,
                                                     TocsinRelayStorePgTable   table,
                                                     const char * const       *values,
