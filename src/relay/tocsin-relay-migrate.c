@@ -99,6 +99,21 @@ find_user_pid (const char *path)
   return lock.l_type == F_UNLCK ? 0 : lock.l_pid;
 }
 
+/* A relay started during the copy waited on our write lock and would write once we let go:
+ * what it took then would not be in PostgreSQL. */
+static gboolean
+check_still_alone (const char  *path,
+                   const char  *data_dir,
+                   GError     **error)
+{
+  pid_t pid = find_user_pid (path);
+
+  if (pid != 0)
+    return migrate_error (error, _("A relay (process %d) started on %s during the copy: stop "
+                                   "it and run migrate again."), (int) pid, data_dir);
+  return TRUE;
+}
+
 static sqlite3_stmt *
 prepare (sqlite3     *db,
          const char  *sql,
@@ -356,6 +371,7 @@ tocsin_relay_migrate (const char  *data_dir,
       return FALSE;
     }
   if (!copy_all (db, pg, copied, &local_error) ||
+      !check_still_alone (path, data_dir, &local_error) ||
       !tocsin_relay_store_pg_import_commit (pg, &local_error))
     {
       tocsin_relay_store_pg_import_rollback (pg);
