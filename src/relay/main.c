@@ -10,12 +10,13 @@
 #include <string.h>
 
 #include "tocsin-relay-cli.h"
+#include "tocsin-relay-migrate.h"
 #include "tocsin-relay-server.h"
 
 static void
 usage (FILE *out)
 {
-  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
+  fprintf (out, "%s\n\n%s\n  %s\n  %s\n  %s\n  %s\n  %s\n  %s\n  %s\n\n%s\n",
            _("Usage: tocsin-relay COMMAND [OPTION…]"),
            _("Commands:"),
            _("serve        serve webhooks and subscriber streams"),
@@ -24,6 +25,7 @@ usage (FILE *out)
            _("key          create admin keys for a relay that is not open"),
            _("subscribers  list who is connected to a channel"),
            _("deliveries   show the log of a channel's forwards (outgoing requests)"),
+           _("migrate      copy a stopped relay's SQLite data into PostgreSQL"),
            _("Run “tocsin-relay COMMAND --help” for a command’s options."));
 }
 
@@ -71,6 +73,8 @@ main (int    argc,
     return tocsin_relay_cli_subscribers (argc - 1, argv + 1);
   if (g_str_equal (command, "deliveries"))
     return tocsin_relay_cli_deliveries (argc - 1, argv + 1);
+  if (g_str_equal (command, "migrate"))
+    return tocsin_relay_migrate_main (argc - 1, argv + 1);
 
   g_printerr (_("tocsin-relay: unknown command “%s”.\n"), command);
   usage (stderr);

@@ -49,6 +49,69 @@ tocsin_relay_store_pg_is_url (const char *database)
              || g_str_has_prefix (database, "postgres://"));
 }
 
+/* The tables `tocsin-relay migrate` carries, with their columns as both backends name them. */
+typedef struct
+{
+  const char *name;
+  const char *columns;
+  guint       n_columns;
+  int         binary;     /* the index of its one BLOB/BYTEA column, or -1 */
+} ImportTable;
+
+static const ImportTable import_tables[TOCSIN_RELAY_STORE_PG_N_TABLES] = {
+  [TOCSIN_RELAY_STORE_PG_TABLE_CHANNELS] = {
+    "channels",
+    "id, version, name, description, title, body, link, condition, trigger_token, trigger_hash, "
+    "subscribe_token, subscribe_hash, owner_hash, created_at, last_id, kind, signature_scheme, "
+    "signature_secret, signature_header, paused, email_token, email_hash, actions, forwards",
+    24, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_ADMIN_KEYS] = { "admin_keys", "hash, created_at", 2, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_META] = { "meta", "key, value", 2, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_MESSAGES] = {
+    "messages", "channel_id, id, time_ms, data", 4, 3 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DEDUP] = {
+    "dedup", "channel_id, key_hash, content_hash, message_id, time_ms", 5, -1 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES] = {
+    "deliveries",
+    "id, channel_id, message_id, forward, forward_index, event, vars, message, webhook_id, "
+    "policy, state, attempts, next_at_ms, created_at_ms",
+    14, 7 },
+  [TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS] = {
+    "delivery_attempts",
+    "id, delivery_id, channel_id, attempt, at_ms, url, status, error, duration_ms, "
+    "answer_start, outcome, next_retry_at_ms",
+    12, -1 },
+};
+
+const char *
+tocsin_relay_store_pg_table_name (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, NULL);
+  return import_tables[table].name;
+}
+
+const char *
+tocsin_relay_store_pg_table_columns (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, NULL);
+  return import_tables[table].columns;
+}
+
+guint
+tocsin_relay_store_pg_table_n_columns (TocsinRelayStorePgTable table)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, 0);
+  return import_tables[table].n_columns;
+}
+
+gboolean
+tocsin_relay_store_pg_table_is_binary (TocsinRelayStorePgTable table,
+                                       guint                   column)
+{
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, FALSE);
+  return import_tables[table].binary == (int) column;
+}
+
 #ifndef HAVE_LIBPQ
 
 const char *
@@ -225,6 +288,28 @@ JsonObject *
 tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
                                        GError **error)
 { UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_import_begin (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
+gint64
+tocsin_relay_store_pg_count_rows (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                  GError **error)
+{ UNREACHABLE (-1); }
+gboolean
+tocsin_relay_store_pg_import_row (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                  const char * const *values, const int *lengths, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg *pg, TocsinRelayStorePgTable table,
+                                           gint64 last_used, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_import_commit (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
+void
+tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
+{
+}
 
 #else /* HAVE_LIBPQ */
 
@@ -246,6 +331,9 @@ struct _TocsinRelayStorePg
 {
   PGconn *conn;
   char   *node;   /* the node this handle speaks for (presence, deliveries in flight) */
+  guint   imports_prepared;  /* bit N: import_tables[N]'s INSERT is prepared on conn */
+  gboolean importing;        /* in pipeline mode, sending import rows */
+  guint    imports_pending;  /* rows sent whose results are not read yet */
 };
 
 const char *
@@ -378,7 +466,10 @@ set_pg_error (TocsinRelayStorePg  *pg,
                _("PostgreSQL failed while %s: %s"), what, message);
   /* A lost connection is reopened for the next call; this one has failed. */
   if (PQstatus (pg->conn) == CONNECTION_BAD)
-    PQreset (pg->conn);
+    {
+      PQreset (pg->conn);
+      pg->imports_prepared = 0;
+    }
   return FALSE;
 }
 
@@ -527,6 +618,8 @@ tocsin_relay_store_pg_open (const char  *conninfo,
                    PQserverVersion (pg->conn) / 10000);
       return NULL;
     }
+  /* The schema's IF NOT EXISTS would print a NOTICE per table on stderr at every start. */
+  PQclear (PQexec (pg->conn, "SET client_min_messages = warning"));
   /* A multi-statement simple query is one transaction. */
   result = PQexec (pg->conn, schema);
   if (PQresultStatus (result) != PGRES_COMMAND_OK && PQresultStatus (result) != PGRES_TUPLES_OK)
@@ -2162,6 +2255,236 @@ tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg  *pg,
       }
   }
   return g_steal_pointer (&reply);
+}
+
+/* ---- Moving a SQLite relay's data in (tocsin-relay migrate) ---- */
+
+static char *
+import_name (TocsinRelayStorePgTable table)
+{
+  return g_strdup_printf ("tocsin_import_%s", import_tables[table].name);
+}
+
+gboolean
+tocsin_relay_store_pg_import_begin (TocsinRelayStorePg  *pg,
+                                    GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (!pg->importing, FALSE);
+
+  if (!exec_command (pg, "BEGIN", _("starting a transaction"), error))
+    return FALSE;
+  /* Other nodes may read, not write, until the copy is committed or rolled back. */
+  if (!exec_command (pg, "LOCK TABLE channels, admin_keys, meta, messages, dedup, deliveries,"
+                     " delivery_attempts IN EXCLUSIVE MODE", _("locking the tables"), error))
+    goto fail;
+  /* Prepared here: pipeline mode (import_row) cannot. */
+  for (guint table = 0; table < TOCSIN_RELAY_STORE_PG_N_TABLES; table++)
+    {
+      const ImportTable *spec = &import_tables[table];
+      g_autoptr(GString) sql = g_string_new (NULL);
+      g_autoptr(PGresult) result = NULL;
+      g_autofree char *name = NULL;
+
+      if ((pg->imports_prepared & (1u << table)) != 0)
+        continue;
+      name = import_name (table);
+      g_string_printf (sql, "INSERT INTO %s (%s) VALUES (", spec->name, spec->columns);
+      for (guint i = 0; i < spec->n_columns; i++)
+        g_string_append_printf (sql, "%s$%u", i ? ", " : "", i + 1);
+      g_string_append_c (sql, ')');
+      result = PQprepare (pg->conn, name, sql->str, (int) spec->n_columns, NULL);
+      if (PQresultStatus (result) != PGRES_COMMAND_OK)
+        {
+          set_pg_error (pg, result, _("preparing to copy rows"), error);
+          goto fail;
+        }
+      pg->imports_prepared |= 1u << table;
+    }
+  return TRUE;
+
+fail:
+  rollback (pg);
+  return FALSE;
+}
+
+/* Reads the results of the rows sent since the last call: the first error, if any, is the one
+ * to report (the rows after it were skipped, the transaction being aborted). */
+static gboolean
+import_flush (TocsinRelayStorePg  *pg,
+              GError             **error)
+{
+  g_autoptr(GError) first = NULL;
+  guint nulls = 0;
+
+  if (!pg->importing || pg->imports_pending == 0)
+    return TRUE;
+  if (!PQpipelineSync (pg->conn))
+    return set_pg_error (pg, NULL, _("copying rows"), error);
+  for (;;)
+    {
+      g_autoptr(PGresult) result = PQgetResult (pg->conn);
+      ExecStatusType status;
+
+      if (result == NULL)
+        {
+          /* One NULL ends each row's results; more than that is a connection gone. */
+          if (++nulls > pg->imports_pending + 1 || PQstatus (pg->conn) == CONNECTION_BAD)
+            {
+              pg->imports_pending = 0;
+              pg->importing = FALSE;
+              if (first != NULL)
+                break;
+              return set_pg_error (pg, NULL, _("copying rows"), error);
+            }
+          continue;
+        }
+      status = PQresultStatus (result);
+      if (status == PGRES_PIPELINE_SYNC)
+        break;
+      if (status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_ABORTED && first == NULL)
+        set_pg_error (pg, result, _("copying rows"), &first);
+    }
+  pg->imports_pending = 0;
+  if (first != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&first));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Back to one statement at a time (count, setval, COMMIT): reads what is pending first. */
+static gboolean
+import_end_pipeline (TocsinRelayStorePg  *pg,
+                     GError             **error)
+{
+  gboolean ok;
+
+  if (!pg->importing)
+    return TRUE;
+  ok = import_flush (pg, error);
+  if (pg->importing && !PQexitPipelineMode (pg->conn) && ok)
+    ok = set_pg_error (pg, NULL, _("copying rows"), error);
+  pg->importing = FALSE;
+  return ok;
+}
+
+gint64
+tocsin_relay_store_pg_count_rows (TocsinRelayStorePg       *pg,
+                                  TocsinRelayStorePgTable   table,
+                                  GError                  **error)
+{
+  g_autofree char *sql = NULL;
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, -1);
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, -1);
+
+  if (!import_end_pipeline (pg, error))
+    return -1;
+  sql = g_strdup_printf ("SELECT count(*) FROM %s", import_tables[table].name);
+  result = exec_params (pg, sql, PGRES_TUPLES_OK, _("counting rows"), error, 0, NULL);
+  if (result == NULL)
+    return -1;
+  return value_int64 (result, 0, 0);
+}
+
+/* Rows sent before their results are read: one round trip per this many rows instead of one
+ * each. Their results (about 30 bytes each) fit the socket's buffer, so neither side waits on
+ * the other with a full buffer. */
+#define IMPORT_PIPELINE_DEPTH 256
+
+gboolean
+tocsin_relay_store_pg_import_row (TocsinRelayStorePg       *pg,
+                                  TocsinRelayStorePgTable   table,
+                                  const char * const       *values,
+                                  const int                *lengths,
+                                  GError                  **error)
+{
+  const ImportTable *spec;
+  g_autofree char *name = NULL;
+  int formats[32] = { 0 };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (table < TOCSIN_RELAY_STORE_PG_N_TABLES, FALSE);
+  g_return_val_if_fail ((pg->imports_prepared & (1u << table)) != 0, FALSE);
+
+  spec = &import_tables[table];
+  g_assert (spec->n_columns <= G_N_ELEMENTS (formats));
+  name = import_name (table);
+  if (spec->binary >= 0)
+    formats[spec->binary] = 1;
+  if (!pg->importing)
+    {
+      if (!PQenterPipelineMode (pg->conn))
+        return set_pg_error (pg, NULL, _("copying rows"), error);
+      pg->importing = TRUE;
+    }
+  /* libpq copies the values into its buffer here: the caller's may change after. */
+  if (!PQsendQueryPrepared (pg->conn, name, (int) spec->n_columns, values, lengths, formats, 0))
+    {
+      g_autofree char *what = g_strdup_printf (_("copying a row of %s"), spec->name);
+
+      import_end_pipeline (pg, NULL);
+      return set_pg_error (pg, NULL, what, error);
+    }
+  pg->imports_pending++;
+  if (pg->imports_pending >= IMPORT_PIPELINE_DEPTH)
+    return import_flush (pg, error);
+  return TRUE;
+}
+
+gboolean
+tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg       *pg,
+                                           TocsinRelayStorePgTable   table,
+                                           gint64                    last_used,
+                                           GError                  **error)
+{
+  g_autofree char *sql = NULL;
+  g_autofree char *last = int64_text (last_used);
+  const char *params[] = { last };
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+  g_return_val_if_fail (table == TOCSIN_RELAY_STORE_PG_TABLE_CHANNELS
+                        || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES
+                        || table == TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS, FALSE);
+
+  if (!import_end_pipeline (pg, error))
+    return FALSE;
+  /* Nothing to follow: the sequence stays as new (its first id is 1). */
+  sql = g_strdup_printf ("SELECT setval (pg_get_serial_sequence ('%s', 'id'), v)"
+                         " FROM (SELECT GREATEST ($1::bigint, COALESCE (MAX (id), 0)) AS v"
+                         " FROM %s) AS s WHERE v > 0",
+                         import_tables[table].name, import_tables[table].name);
+  return exec_effect (pg, sql, PGRES_TUPLES_OK, _("setting the next id"), error, 1, params);
+}
+
+gboolean
+tocsin_relay_store_pg_import_commit (TocsinRelayStorePg  *pg,
+                                     GError             **error)
+{
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (!import_end_pipeline (pg, error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
+  if (!exec_command (pg, "COMMIT", _("committing the copy"), error))
+    {
+      rollback (pg);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
+{
+  g_return_if_fail (pg != NULL);
+  import_end_pipeline (pg, NULL);
+  rollback (pg);
 }
 
 #endif /* HAVE_LIBPQ */

@@ -275,4 +275,56 @@ JsonObject          *tocsin_relay_store_pg_list_deliveries    (TocsinRelayStoreP
                                                                guint                limit,
                                                                GError             **error);
 
+/* ---- Moving a single relay's SQLite data in (`tocsin-relay migrate`) ----
+ *
+ * Rows go in as they are stored: ids, tokens, hashes, times and per-channel last_id unchanged,
+ * so that every webhook URL, subscribe link, owner key, Direct key, email address and
+ * subscriber's cursor stays valid. Presence is not carried (it names live connections). */
+typedef enum
+{
+  TOCSIN_RELAY_STORE_PG_TABLE_CHANNELS,
+  TOCSIN_RELAY_STORE_PG_TABLE_ADMIN_KEYS,
+  TOCSIN_RELAY_STORE_PG_TABLE_META,
+  TOCSIN_RELAY_STORE_PG_TABLE_MESSAGES,
+  TOCSIN_RELAY_STORE_PG_TABLE_DEDUP,
+  TOCSIN_RELAY_STORE_PG_TABLE_DELIVERIES,
+  TOCSIN_RELAY_STORE_PG_TABLE_DELIVERY_ATTEMPTS,
+  TOCSIN_RELAY_STORE_PG_N_TABLES,
+} TocsinRelayStorePgTable;
+
+/* The table's name, and its columns (comma-separated) as both backends name them. */
+const char *tocsin_relay_store_pg_table_name      (TocsinRelayStorePgTable table);
+const char *tocsin_relay_store_pg_table_columns   (TocsinRelayStorePgTable table);
+guint       tocsin_relay_store_pg_table_n_columns (TocsinRelayStorePgTable table);
+/* Whether column @column of @table is binary (BLOB, BYTEA). */
+gboolean    tocsin_relay_store_pg_table_is_binary (TocsinRelayStorePgTable table,
+                                                   guint                   column);
+
+/* Begins the transaction and locks the tables against other nodes' writes until
+ * tocsin_relay_store_pg_import_commit() or _rollback(). */
+gboolean tocsin_relay_store_pg_import_begin        (TocsinRelayStorePg       *pg,
+                                                    GError                  **error);
+/* The number of rows in @table; -1 with @error. */
+gint64   tocsin_relay_store_pg_count_rows          (TocsinRelayStorePg       *pg,
+                                                    TocsinRelayStorePgTable   table,
+                                                    GError                  **error);
+/* One row as it is: @values[i] for column i of tocsin_relay_store_pg_table_columns() in
+ * PostgreSQL's text form (NULL: SQL NULL), except binary columns, which are @lengths[i] bytes.
+ * Rows are sent in batches (libpq's pipeline mode) and copied at once, so @values may change
+ * after the call; a row's error may be reported by a later call (count, set_sequence, commit). */
+gboolean tocsin_relay_store_pg_import_row          (TocsinRelayStorePg       *pg,
+                                                    TocsinRelayStorePgTable   table,
+                                                    const char * const       *values,
+                                                    const int                *lengths,
+                                                    GError                  **error);
+/* Makes the next id of @table (channels, deliveries, delivery attempts) follow both its largest
+ * id and @last_used (SQLite's sqlite_sequence: ids of deleted rows are not given again). */
+gboolean tocsin_relay_store_pg_import_set_sequence (TocsinRelayStorePg       *pg,
+                                                    TocsinRelayStorePgTable   table,
+                                                    gint64                    last_used,
+                                                    GError                  **error);
+gboolean tocsin_relay_store_pg_import_commit       (TocsinRelayStorePg       *pg,
+                                                    GError                  **error);
+void     tocsin_relay_store_pg_import_rollback     (TocsinRelayStorePg       *pg);
+
 G_END_DECLS
