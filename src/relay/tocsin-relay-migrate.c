@@ -16,6 +16,8 @@
 
 #include "config.h"
 
+#include <inttypes.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -210,7 +212,7 @@ copy_table (sqlite3                  *db,
         {
           last_report = g_get_monotonic_time ();
           /* Translators: progress of the copy: "12000 of 50000 messages" */
-          g_printerr (_("Copying %s: %" G_GINT64_FORMAT " of %" G_GINT64_FORMAT "…\n"), name,
+          g_printerr (_("Copying %s: %" PRId64 " of %" PRId64 "…\n"), name,
                       *copied, total);
         }
     }
@@ -258,7 +260,7 @@ copy_all (sqlite3             *db,
         return FALSE;
       if (existing > 0)
         return migrate_error (error,
-                              _("The PostgreSQL database already holds %" G_GINT64_FORMAT
+                              _("The PostgreSQL database already holds %" PRId64
                                 " rows in %s: migrate copies only into an empty database. "
                                 "Create a new database (createdb) and name it with "
                                 "--database, or drop this one's tables if nothing in them is "
@@ -293,8 +295,8 @@ copy_all (sqlite3             *db,
         return FALSE;
       if (stored != total[t] || copied[t] != total[t])
         return migrate_error (error,
-                              _("The copy of %s does not add up (%" G_GINT64_FORMAT " rows read, "
-                                "%" G_GINT64_FORMAT " copied, %" G_GINT64_FORMAT " in "
+                              _("The copy of %s does not add up (%" PRId64 " rows read, "
+                                "%" PRId64 " copied, %" PRId64 " in "
                                 "PostgreSQL); nothing was kept. Report this as a bug."),
                               tocsin_relay_store_pg_table_name (t), total[t], copied[t], stored);
     }
