@@ -40,6 +40,7 @@
 #include "tocsin-token.h"
 #include "tocsin-relay-acks.h"
 #include "tocsin-relay-forwards.h"
+#include "tocsin-relay-cluster.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
@@ -151,6 +152,7 @@ struct _TocsinRelayHub
   guint64      next_serial;
   guint        revalidate_id;
   gboolean     revalidating;
+  gboolean     revalidate_again;  /* tocsin_relay_hub_revalidate() while one was reading */
   gboolean     shutting_down;
   GCancellable *cancellable; /* cancelled when the hub goes: store reads still in flight */
   GQueue       later;        /* Frames* waiting for tocsin_relay_hub_publish_soon's idles */
@@ -1794,6 +1796,13 @@ tocsin_relay_hub_publish_soon (TocsinRelayHub *hub,
   g_return_if_fail (hub != NULL);
   g_return_if_fail (message != NULL);
 
+  /* On PostgreSQL every message, this node's too, reaches the hub from the channel's cursor, in
+   * id order across nodes (tocsin-relay-cluster.c says why). */
+  if (hub->relay->cluster != NULL)
+    {
+      tocsin_relay_cluster_wake (hub->relay->cluster, channel_id, id);
+      return;
+    }
   frames = g_new0 (Frames, 1);
   frames->channel_id = channel_id;
   frames->id = id;
@@ -1894,6 +1903,12 @@ revalidate_done (GObject      *source,
     return;
   hub = check->hub;
   hub->revalidating = FALSE;
+  /* Asked for while this one was reading: the rotation may be newer than what it read. */
+  if (hub->revalidate_again)
+    {
+      hub->revalidate_again = FALSE;
+      hub_revalidate (hub);
+    }
   tokens = tocsin_relay_store_lookup_subscribe_tokens_finish (hub->relay->store, result, &error);
   if (tokens == NULL)
     {
@@ -1944,6 +1959,17 @@ hub_revalidate (gpointer user_data)
                                                     ids->len, check->cancellable,
                                                     revalidate_done, check);
   return G_SOURCE_CONTINUE;
+}
+
+void
+tocsin_relay_hub_revalidate (TocsinRelayHub *hub)
+{
+  g_return_if_fail (hub != NULL);
+
+  if (hub->revalidating)
+    hub->revalidate_again = TRUE;
+  else
+    hub_revalidate (hub);
 }
 
 JsonArray *

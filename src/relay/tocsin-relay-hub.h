@@ -28,6 +28,10 @@ void            tocsin_relay_hub_publish_soon  (TocsinRelayHub *hub,
 void            tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
                                                 gint64          channel_id,
                                                 const char     *reason);
+/* Checks every subscription's token against the store now (on the reader thread), as it does
+ * every few seconds: a channel deleted or its subscribe token rotated by another process or node
+ * ends its subscriptions here. */
+void            tocsin_relay_hub_revalidate    (TocsinRelayHub *hub);
 /* [{"kind":"ws"|"sse"|"json"|"app","peer":"127.0.0.1:40000","connectedAt":"RFC 3339"}] */
 JsonArray      *tocsin_relay_hub_list_subscribers (TocsinRelayHub *hub,
                                                    gint64          channel_id);

@@ -35,6 +35,7 @@
 #include "tocsin-relay-forwards.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-mail.h"
+#include "tocsin-relay-cluster.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
@@ -48,6 +49,8 @@
 
 #define SOCKET_KEY         "tocsin-relay-socket"
 #define GUARD_KEY          "tocsin-relay-request-guard"
+/* With PostgreSQL: a message is kept at least this long, for the other nodes to read. */
+#define TOCSIN_RELAY_PG_MIN_RETENTION 60
 #define SWEEP_SECONDS      10
 #define MAX_LINGERING      64
 #define LINGER_SECONDS     2
@@ -1488,6 +1491,7 @@ server_clear (Server *server)
   g_clear_pointer (&server->sources, g_ptr_array_unref);
   g_clear_handle_id (&server->sweep_id, g_source_remove);
   g_clear_pointer (&server->smtp, tocsin_relay_smtp_server_free);
+  g_clear_pointer (&server->relay.cluster, tocsin_relay_cluster_free);
   g_clear_pointer (&server->relay.hub, tocsin_relay_hub_free);
   g_clear_pointer (&server->relay.forwards, tocsin_relay_forwards_free);
   if (server->relay.server)
@@ -1541,13 +1545,23 @@ tocsin_relay_serve (int    argc,
                                                            MAX_TRACKED_ADDRESSES);
   server.loop = g_main_loop_new (NULL, FALSE);
 
-  if (server.config.database != NULL)
+  if (server.config.database != NULL && tocsin_relay_store_pg_missing () != NULL)
     {
-      /* Issue 16: rather than run half on PostgreSQL, say what does not work there yet. */
+      /* Issue 16: a build without libpq says so rather than serve from SQLite. */
       g_printerr ("tocsin-relay serve: --database: %s\n", tocsin_relay_store_pg_missing ());
       goto out;
     }
-  server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
+  if (server.config.database != NULL
+      && server.config.relay.retention_seconds < TOCSIN_RELAY_PG_MIN_RETENTION)
+    {
+      /* Nodes hand each other messages through the messages table (tocsin-relay-cluster.c). */
+      g_printerr ("tocsin-relay serve: %s\n",
+                  _("With --database, nodes read new messages from the database: set --retention "
+                    "to 60 seconds or more."));
+      goto out;
+    }
+  server.relay.store = tocsin_relay_store_open_database (server.config.relay.data_dir,
+                                                         server.config.database, &error);
   if (server.relay.store == NULL)
     {
       g_printerr ("tocsin-relay serve: %s\n", error->message);
@@ -1608,6 +1622,8 @@ tocsin_relay_serve (int    argc,
   /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);
+  if (tocsin_relay_store_get_database (server.relay.store) != NULL)
+    server.relay.cluster = tocsin_relay_cluster_new (&server.relay);
   server.relay.forwards = tocsin_relay_forwards_new (&server.relay);
   g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
 

@@ -221,6 +221,13 @@ tocsin_relay_store_pg_recover_deliveries (TocsinRelayStorePg *pg, gint64 now_ms,
 TocsinRelayDelivery *
 tocsin_relay_store_pg_get_delivery (TocsinRelayStorePg *pg, gint64 delivery_id, GError **error)
 { UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg *pg, gint64 retention, gint64 now_ms,
+                                       gint64 interval_ms, gboolean *ran, GError **error)
+{ UNREACHABLE (FALSE); }
+GHashTable *
+tocsin_relay_store_pg_last_ids (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (NULL); }
 JsonObject *
 tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
                                        GError **error)
@@ -251,10 +258,7 @@ struct _TocsinRelayStorePg
 const char *
 tocsin_relay_store_pg_missing (void)
 {
-  return _("The PostgreSQL store is not complete yet: the relay does not serve from it (its "
-           "store calls still go to SQLite) and fan-out between nodes is not built "
-           "(docs/deployment.md). "
-           "Leave out --database to use SQLite.");
+  return NULL;
 }
 
 static const char schema[] =
@@ -504,6 +508,13 @@ tocsin_relay_store_pg_get_node (TocsinRelayStorePg *pg)
   return pg->node;
 }
 
+static void
+ignore_notice (void       *data,
+               const char *message)
+{
+  g_debug ("PostgreSQL: %s", message);
+}
+
 TocsinRelayStorePg *
 tocsin_relay_store_pg_open (const char  *conninfo,
                             GError     **error)
@@ -520,6 +531,8 @@ tocsin_relay_store_pg_open (const char  *conninfo,
                    _("Could not connect to PostgreSQL: %s"), PQerrorMessage (pg->conn));
       return NULL;
     }
+  /* The schema script's "already exists, skipping" notices, on every connection, say nothing. */
+  PQsetNoticeProcessor (pg->conn, ignore_notice, NULL);
   if (PQserverVersion (pg->conn) < 150000)
     {
       g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
@@ -2162,6 +2175,80 @@ tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg  *pg,
       }
   }
   return g_steal_pointer (&reply);
+}
+
+/* ---- Serving nodes (tocsin-relay-store.c's writer thread, tocsin-relay-cluster.c) ---- */
+
+/* pg_try_advisory_lock key of retention: "prune" in ASCII. */
+#define PRUNE_LOCK_KEY "112114117110101"
+
+gboolean
+tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg  *pg,
+                                       gint64               retention,
+                                       gint64               now_ms,
+                                       gint64               interval_ms,
+                                       gboolean            *ran,
+                                       GError             **error)
+{
+  g_autoptr(PGresult) result = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *last = NULL, *now = NULL;
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (ran)
+    *ran = FALSE;
+  result = exec_params (pg, "SELECT pg_try_advisory_lock (" PRUNE_LOCK_KEY ")",
+                        PGRES_TUPLES_OK, _("pruning"), error, 0, NULL);
+  if (result == NULL)
+    return FALSE;
+  /* Another node is pruning right now. */
+  if (!g_str_equal (PQgetvalue (result, 0, 0), "t"))
+    return TRUE;
+
+  /* Whoever pruned last, recently enough: not again yet. */
+  last = tocsin_relay_store_pg_dup_meta (pg, "pruned_at_ms", &local_error);
+  if (local_error == NULL
+      && (last == NULL || now_ms - g_ascii_strtoll (last, NULL, 10) >= interval_ms / 2))
+    {
+      now = int64_text (now_ms);
+      ok = tocsin_relay_store_pg_prune (pg, retention, now_ms, error)
+           && tocsin_relay_store_pg_set_meta (pg, "pruned_at_ms", now, error);
+      if (ok && ran)
+        *ran = TRUE;
+    }
+  else if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      ok = FALSE;
+    }
+  /* A session lock: released here, or with the session if the connection is gone. */
+  PQclear (PQexec (pg->conn, "SELECT pg_advisory_unlock (" PRUNE_LOCK_KEY ")"));
+  return ok;
+}
+
+GHashTable *
+tocsin_relay_store_pg_last_ids (TocsinRelayStorePg  *pg,
+                                GError             **error)
+{
+  g_autoptr(GHashTable) ids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                                     g_free);
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  result = exec_params (pg, "SELECT id, last_id FROM channels", PGRES_TUPLES_OK,
+                        _("reading channels"), error, 0, NULL);
+  if (result == NULL)
+    return NULL;
+  for (int row = 0; row < PQntuples (result); row++)
+    {
+      gint64 id = value_int64 (result, row, 0), last_id = value_int64 (result, row, 1);
+
+      g_hash_table_insert (ids, g_memdup2 (&id, sizeof id), g_memdup2 (&last_id, sizeof last_id));
+    }
+  return g_steal_pointer (&ids);
 }
 
 #endif /* HAVE_LIBPQ */

@@ -45,6 +45,15 @@ void                tocsin_relay_channel_unref (TocsinRelayChannel *channel);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayChannel, tocsin_relay_channel_unref)
 
 TocsinRelayStore   *tocsin_relay_store_open  (const char *data_dir, GError **error);
+/* The same, on PostgreSQL when @database is a postgresql:// URL (issue 16; NULL: SQLite in
+ * @data_dir). Every function below then runs on PostgreSQL (tocsin-relay-store-pg.c): the
+ * reader and writer threads each hold a connection of their own, and calls from other threads
+ * (the command line, tests) share a third under the store's lock. */
+TocsinRelayStore   *tocsin_relay_store_open_database (const char  *data_dir,
+                                                      const char  *database,
+                                                      GError     **error);
+/* Whether the store is on PostgreSQL, and its connection string (NULL on SQLite). */
+const char         *tocsin_relay_store_get_database  (TocsinRelayStore *store);
 void                tocsin_relay_store_free  (TocsinRelayStore *store);
 
 /* Constant-time token checks; NULL when unknown. Sees channels that another process (the CLI)
