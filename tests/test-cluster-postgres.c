@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/wait.h>
 
 #include "tocsin-test-postgres.h"
 #include "tocsin-test-relay.h"
@@ -426,6 +427,98 @@ test_listener_lost (Fixture       *f,
   g_array_unref (load.acked);
 }
 
+/* (Re)opens @n subscribers on node A and returns over how many nodes they are. */
+static guint
+spread_over_workers (Fixture            *f,
+                     TocsinTestPostgres *pg,
+                     Subscriber         *subs,
+                     guint               n)
+{
+  g_autofree char *rows = NULL, *nodes = NULL;
+
+  for (guint i = 0; i < n; i++)
+    {
+      subscriber_clear (&subs[i]);
+      subscribe (f, f->nodes[0], "", &subs[i]);
+    }
+  /* Presence is written off the main loop: wait for all of it. */
+  TOCSIN_WAIT_UNTIL ((g_free (rows),
+                      rows = tocsin_test_postgres_psql (pg, "SELECT count (*) FROM presence"),
+                      g_ascii_strtoull (rows, NULL, 10) == n));
+  nodes = tocsin_test_postgres_psql (pg, "SELECT count (DISTINCT node) FROM presence");
+  g_test_message ("%u subscribers on %s workers", n, g_strstrip (nodes));
+  return (guint) g_ascii_strtoull (nodes, NULL, 10);
+}
+
+/* `serve --workers=3`: three processes on one port (SO_REUSEPORT) take the subscribers between
+ * them, and each subscriber gets every webhook once, in order, whichever worker took it. */
+static void
+test_workers (void)
+{
+  const char *args[] = { "--workers=3", "--rate=100000", "--burst=100000", NULL };
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  Fixture f = { 0 };
+  Subscriber subs[12] = { { 0 } };
+  Load load = { 0, 0, g_array_new (FALSE, FALSE, sizeof (gint64)) };
+  g_autoptr(JsonNode) node = NULL;
+  const guint total = 200;
+  guint status = 0;
+
+  if (pg == NULL)
+    return;
+  f.nodes[0] = tocsin_test_relay_new (NULL, args);
+  g_free (f.nodes[0]->database);
+  f.nodes[0]->database = g_strdup (tocsin_test_postgres_conninfo (pg));
+  tocsin_test_relay_spawn (f.nodes[0]);
+  node = tocsin_test_http_json (f.nodes[0], "POST", "/v1/channels", "application/json",
+                                "{\"name\": \"Workers\"}", NULL, &status);
+  g_assert_cmpuint (status, ==, 201);
+  f.channel = json_object_ref (json_node_get_object (node));
+
+  /* Each worker is a node with its own name: the subscribers are spread over more than one
+   * (once more than one listens: the supervisor does not wait for them all to start). */
+  TOCSIN_WAIT_UNTIL (spread_over_workers (&f, pg, subs, G_N_ELEMENTS (subs)) >= 2);
+
+  for (guint i = 0; i < total; i++)
+    {
+      wait_room (&load);
+      post (&f, f.nodes[0], &load);
+    }
+  TOCSIN_WAIT_UNTIL (load.answered == load.sent);
+  g_assert_cmpuint (load.acked->len, ==, total);
+  for (guint i = 0; i < G_N_ELEMENTS (subs); i++)
+    {
+      TOCSIN_WAIT_UNTIL (subs[i].frames->len >= total);
+      assert_exactly_once_in_order (&subs[i], &load, "a subscriber of --workers=3");
+      g_assert_cmpuint (subs[i].frames->len, ==, total);
+      subscriber_clear (&subs[i]);
+    }
+  g_array_unref (load.acked);
+  f.pg = g_steal_pointer (&pg);
+  fixture_teardown (&f, NULL);
+}
+
+/* With SQLite, --workers is refused with a sentence: one process serves one SQLite file. */
+static void
+test_workers_need_postgres (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-workers");
+  g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--workers=2", "--listen=127.0.0.1:0",
+                                               data_dir, NULL);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int wait_status = 0;
+
+  g_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
+                &wait_status, &error);
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (wait_status));
+  g_assert_cmpint (WEXITSTATUS (wait_status), ==, 2);
+  g_assert_nonnull (strstr (err, "--workers needs --database=postgresql://"));
+  tocsin_test_rmdir_recursive (dir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -437,5 +530,7 @@ main (int    argc,
   ADD ("/cluster/postgres/rotate-delete", test_rotate_delete);
   ADD ("/cluster/postgres/kill", test_kill);
   ADD ("/cluster/postgres/listener-lost", test_listener_lost);
+  g_test_add_func ("/cluster/postgres/workers", test_workers);
+  g_test_add_func ("/cluster/workers-need-postgres", test_workers_need_postgres);
   return g_test_run ();
 }

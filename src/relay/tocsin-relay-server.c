@@ -36,6 +36,7 @@
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-mail.h"
 #include "tocsin-relay-cluster.h"
+#include "tocsin-relay-workers.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
@@ -1289,6 +1290,20 @@ server_fit_descriptors (Server *server)
     }
 }
 
+static gboolean parse_listen (const char    *text,
+                              GInetAddress **address,
+                              guint16       *port,
+                              GError       **error);
+
+gboolean
+tocsin_relay_server_parse_listen (const char    *text,
+                                  GInetAddress **address,
+                                  guint16       *port,
+                                  GError       **error)
+{
+  return parse_listen (text, address, port, error);
+}
+
 static gboolean
 parse_listen (const char       *text,
               GInetAddress    **address,
@@ -1374,7 +1389,7 @@ server_listen (Server      *server,
   if (family == G_SOCKET_FAMILY_IPV6)
     g_socket_set_option (socket, IPPROTO_IPV6, IPV6_V6ONLY, TRUE, NULL);
   bind_address = g_inet_socket_address_new (address, port);
-  if (!g_socket_bind (socket, bind_address, TRUE, &local_error))
+  if (!tocsin_relay_workers_bind (socket, bind_address, &local_error))
     goto fail;
   g_socket_set_listen_backlog (socket, (gint) server->config.backlog);
   if (!g_socket_listen (socket, &local_error))
@@ -1520,6 +1535,8 @@ tocsin_relay_serve (int    argc,
 {
   Server server = { 0, };
   g_autoptr(GError) error = NULL;
+  /* As given: the workers of --workers run with the same (argv is NULL-terminated). */
+  g_auto(GStrv) given = g_strdupv (argv);
   gboolean loopback = TRUE;
   int status = 1;
 
@@ -1529,6 +1546,29 @@ tocsin_relay_serve (int    argc,
       g_printerr ("tocsin-relay serve: %s\n", error->message);
       tocsin_relay_serve_config_clear (&server.config);
       return 2;
+    }
+  if (tocsin_relay_workers_index () > 0)
+    {
+      /* A worker of --workers: the supervisor's resolved addresses, mail on worker 1 only. */
+      g_strfreev (server.config.listen);
+      server.config.listen = tocsin_relay_workers_listen ();
+      server.config.workers = 1;
+      if (tocsin_relay_workers_index () > 1)
+        g_clear_pointer (&server.config.smtp_listen, g_free);
+    }
+  if (server.config.workers > 1)
+    {
+      if (server.config.database == NULL)
+        {
+          g_printerr ("tocsin-relay serve: %s\n",
+                      _("--workers needs --database=postgresql://…: with SQLite one process "
+                        "serves (its database has one writer)."));
+          tocsin_relay_serve_config_clear (&server.config);
+          return 2;
+        }
+      status = tocsin_relay_workers_run (&server.config, given);
+      tocsin_relay_serve_config_clear (&server.config);
+      return status;
     }
 
   /* A subscriber that vanishes mid-write must not kill the relay. */
