@@ -31,11 +31,6 @@ static const char *const ingest_skip[] = {
 };
 static const char *const forwards_skip[] = {
   "/relay/forwards/store-queue",   /* opens the SQLite store in a temp dir directly */
-  /* kill -9 and a restart: the new process is a new node, and the attempts in flight of the
-   * killed one are recovered once it has not been seen for
-   * TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS (120 s), longer than this case waits
-   * (docs/deployment.md). */
-  "/relay/forwards/kill",
   NULL
 };
 

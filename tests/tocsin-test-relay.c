@@ -160,7 +160,13 @@ relay_spawn (TocsinTestRelay *relay)
   g_ptr_array_add (argv, g_strdup ("--listen=127.0.0.1:0"));
   g_ptr_array_add (argv, g_strdup_printf ("--data-dir=%s", relay->data_dir));
   if (relay->database != NULL)
-    g_ptr_array_add (argv, g_strdup_printf ("--database=%s", relay->database));
+    {
+      g_autofree char *dir = g_path_get_basename (relay->data_dir);
+
+      g_ptr_array_add (argv, g_strdup_printf ("--database=%s", relay->database));
+      /* A restarted relay is the same node, as a restarted pod of a StatefulSet is. */
+      g_ptr_array_add (argv, g_strdup_printf ("--node-name=%s", dir));
+    }
   for (guint i = 0; relay->extra_args && relay->extra_args[i]; i++)
     g_ptr_array_add (argv, g_strdup (relay->extra_args[i]));
   g_ptr_array_add (argv, NULL);

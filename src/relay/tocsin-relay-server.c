@@ -1608,6 +1608,16 @@ tocsin_relay_serve (int    argc,
       goto out;
     }
   tocsin_relay_store_set_retention (server.relay.store, server.config.relay.retention_seconds);
+  if (server.config.node_name != NULL)
+    {
+      /* Each worker of --workers is a node of its own. */
+      g_autofree char *node = tocsin_relay_workers_index () > 0
+                              ? g_strdup_printf ("%s/%u", server.config.node_name,
+                                                 tocsin_relay_workers_index ())
+                              : g_strdup (server.config.node_name);
+
+      tocsin_relay_store_set_node (server.relay.store, node);
+    }
   if (server.config.tls_cert != NULL)
     {
       server.tls = tocsin_relay_tls_load (server.config.tls_cert, server.config.tls_key, &error);

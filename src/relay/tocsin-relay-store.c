@@ -140,6 +140,7 @@ struct _TocsinRelayStore
    * from pg_enter(). */
   char               *conninfo;  /* NULL: SQLite */
   TocsinRelayStorePg *pg;        /* the shared handle, under `lock` */
+  char               *node;      /* atomic; set once: the node name, or NULL (a random one) */
 };
 
 /* ---- PostgreSQL: which connection a call uses ----
@@ -152,6 +153,7 @@ typedef struct
 {
   TocsinRelayStore   *store;
   TocsinRelayStorePg *pg;    /* NULL until connected (the database may be down at first) */
+  gboolean            named; /* pg speaks for store->node */
 } ThreadPg;
 
 static GPrivate thread_pg;   /* ThreadPg *, set by the store's threads on a PostgreSQL store */
@@ -181,11 +183,25 @@ pg_thread_connect (ThreadPg *mine)
 {
   g_autoptr(GError) error = NULL;
 
-  if (mine->pg != NULL)
-    return;
-  mine->pg = tocsin_relay_store_pg_open (mine->store->conninfo, &error);
+  const char *node = g_atomic_pointer_get (&mine->store->node);
+
   if (mine->pg == NULL)
-    g_message ("%s", error->message);
+    {
+      mine->named = FALSE;
+      mine->pg = tocsin_relay_store_pg_open (mine->store->conninfo, &error);
+      if (mine->pg == NULL)
+        {
+          g_message ("%s", error->message);
+          return;
+        }
+    }
+  if (node != NULL && !mine->named)
+    {
+      if (tocsin_relay_store_pg_set_node (mine->pg, node, &error))
+        mine->named = TRUE;
+      else
+        g_message ("%s", error->message);
+    }
 }
 
 /* On a PostgreSQL store, returns what @expr gives, run with `pg` bound to this thread's handle.
@@ -819,6 +835,30 @@ tocsin_relay_store_open_database (const char  *data_dir,
   return tocsin_relay_store_open (data_dir, error);
 }
 
+void
+tocsin_relay_store_set_node (TocsinRelayStore *store,
+                             const char       *node)
+{
+  g_autoptr(GError) error = NULL;
+
+  char *copy;
+
+  g_return_if_fail (store != NULL && node != NULL && *node != '\0');
+
+  if (store->conninfo == NULL)
+    return;
+  copy = g_strdup (node);
+  if (!g_atomic_pointer_compare_and_exchange (&store->node, NULL, copy))
+    {
+      g_free (copy);
+      return;
+    }
+  g_mutex_lock (&store->lock);
+  if (!tocsin_relay_store_pg_set_node (store->pg, node, &error))
+    g_message ("%s", error->message);
+  g_mutex_unlock (&store->lock);
+}
+
 const char *
 tocsin_relay_store_get_database (TocsinRelayStore *store)
 {
@@ -945,6 +985,7 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   sqlite3_close (store->db);
   g_clear_pointer (&store->pg, tocsin_relay_store_pg_free);
   g_free (store->conninfo);
+  g_free (store->node);
   g_hash_table_unref (store->channels);
   g_hash_table_unref (store->by_trigger);
   g_hash_table_unref (store->by_subscribe);

@@ -52,6 +52,12 @@ TocsinRelayStore   *tocsin_relay_store_open  (const char *data_dir, GError **err
 TocsinRelayStore   *tocsin_relay_store_open_database (const char  *data_dir,
                                                       const char  *database,
                                                       GError     **error);
+/* PostgreSQL: the name this process speaks for as a node (presence, deliveries in flight; see
+ * tocsin-relay-store-pg.h), instead of a random one: a node restarted under the same name takes
+ * back its deliveries in flight at once. One live process per name. Call it before serving;
+ * nothing on SQLite. */
+void                tocsin_relay_store_set_node      (TocsinRelayStore *store,
+                                                      const char       *node);
 /* Whether the store is on PostgreSQL, and its connection string (NULL on SQLite). */
 const char         *tocsin_relay_store_get_database  (TocsinRelayStore *store);
 void                tocsin_relay_store_free  (TocsinRelayStore *store);
