@@ -15,6 +15,11 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
+
+#include "tocsin-relay-store-pg.h"
 #include "tocsin-test-postgres.h"
 #include "tocsin-test-relay.h"
 
@@ -519,6 +524,51 @@ test_workers_need_postgres (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+#ifdef HAVE_LIBPQ
+/* Retention runs once for the cluster: a node prunes only when no other node holds the prune
+ * lock and nobody pruned within half the interval. */
+static void
+test_prune_once (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) a = NULL, b = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 now = g_get_real_time () / 1000;
+  const gint64 interval = 60 * 1000;
+  PGconn *holder;
+  gboolean ran = FALSE;
+
+  if (pg == NULL)
+    return;
+  a = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (pg), &error);
+  g_assert_no_error (error);
+  b = tocsin_relay_store_pg_open (tocsin_test_postgres_conninfo (pg), &error);
+  g_assert_no_error (error);
+
+  g_assert_true (tocsin_relay_store_pg_prune_exclusive (a, 3600, now, interval, &ran, &error));
+  g_assert_no_error (error);
+  g_assert_true (ran);
+  /* Node B a moment later: A pruned just now. */
+  g_assert_true (tocsin_relay_store_pg_prune_exclusive (b, 3600, now + 1000, interval, &ran,
+                                                        &error));
+  g_assert_false (ran);
+
+  /* A minute later, while another session holds the lock: not now either. */
+  holder = PQconnectdb (tocsin_test_postgres_conninfo (pg));
+  g_assert_cmpint (PQstatus (holder), ==, CONNECTION_OK);
+  PQclear (PQexec (holder, "SELECT pg_advisory_lock (112114117110101)"));
+  g_assert_true (tocsin_relay_store_pg_prune_exclusive (b, 3600, now + interval, interval, &ran,
+                                                        &error));
+  g_assert_false (ran);
+  PQclear (PQexec (holder, "SELECT pg_advisory_unlock (112114117110101)"));
+  PQfinish (holder);
+  g_assert_true (tocsin_relay_store_pg_prune_exclusive (b, 3600, now + interval, interval, &ran,
+                                                        &error));
+  g_assert_no_error (error);
+  g_assert_true (ran);
+}
+#endif
+
 int
 main (int    argc,
       char **argv)
@@ -532,5 +582,8 @@ main (int    argc,
   ADD ("/cluster/postgres/listener-lost", test_listener_lost);
   g_test_add_func ("/cluster/postgres/workers", test_workers);
   g_test_add_func ("/cluster/workers-need-postgres", test_workers_need_postgres);
+#ifdef HAVE_LIBPQ
+  g_test_add_func ("/cluster/postgres/prune-once", test_prune_once);
+#endif
   return g_test_run ();
 }
