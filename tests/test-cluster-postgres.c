@@ -524,6 +524,157 @@ test_workers_need_postgres (void)
   tocsin_test_rmdir_recursive (dir);
 }
 
+/* The frame @index of @frames once it has come, parsed. */
+static JsonObject *
+wait_frame (GPtrArray *frames,
+            guint      index)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+
+  TOCSIN_WAIT_UNTIL (frames->len > index);
+  g_assert_true (json_parser_load_from_data (parser, frames->pdata[index], -1, NULL));
+  return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+/* A call answered on node A (its /v1/ws subscriber acknowledges) is told to the /v1/ws
+ * subscriber on node B, once. */
+static void
+test_acknowledge (Fixture       *f,
+                  gconstpointer  data)
+{
+  SoupWebsocketConnection *apps[2] = { NULL, NULL };
+  GPtrArray *frames[2];
+  gint64 channel;
+  Load load = { 0, 0, g_array_new (FALSE, FALSE, sizeof (gint64)) };
+
+  if (f->pg == NULL)
+    return;
+  channel = json_object_get_int_member (f->channel, "id");
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(JsonObject) subscribed = NULL;
+      g_autofree char *subscribe = g_strdup_printf ("{\"type\":\"subscribe\",\"token\":\"%s\","
+                                                    "\"since\":null}",
+                                                    member (f->channel, "subscribe_token"));
+
+      frames[i] = g_ptr_array_new_with_free_func (g_free);
+      apps[i] = tocsin_test_websocket_connect (f->nodes[i], "/v1/ws", &error);
+      g_assert_no_error (error);
+      tocsin_test_websocket_collect (apps[i], frames[i]);
+      soup_websocket_connection_send_text (apps[i], subscribe);
+      subscribed = wait_frame (frames[i], 0);
+      g_assert_cmpstr (member (subscribed, "type"), ==, "subscribed");
+    }
+  post (f, f->nodes[0], &load);
+  TOCSIN_WAIT_UNTIL (load.answered == load.sent);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(JsonObject) message = wait_frame (frames[i], 1);
+
+      g_assert_cmpstr (member (message, "type"), ==, "message");
+    }
+
+  {
+    g_autofree char *ack = g_strdup_printf ("{\"type\":\"ack\",\"channel\":%" G_GINT64_FORMAT
+                                            ",\"id\":%" G_GINT64_FORMAT ",\"by\":\"Ada Lovelace\"}",
+                                            channel, g_array_index (load.acked, gint64, 0));
+    g_autoptr(JsonObject) told_a = NULL, told_b = NULL;
+
+    soup_websocket_connection_send_text (apps[0], ack);
+    told_a = wait_frame (frames[0], 2);
+    told_b = wait_frame (frames[1], 2);
+    g_assert_cmpstr (member (told_b, "type"), ==, "acknowledged");
+    g_assert_cmpint (json_object_get_int_member (told_b, "channel"), ==, channel);
+    g_assert_cmpstr (member (told_b, "by"), ==, "Ada Lovelace");
+    g_assert_cmpstr (member (told_a, "type"), ==, "acknowledged");
+  }
+  /* Once: another webhook reaches both, and nothing else came to B in between. */
+  post (f, f->nodes[0], &load);
+  TOCSIN_WAIT_UNTIL (load.answered == load.sent);
+  {
+    g_autoptr(JsonObject) next_b = wait_frame (frames[1], 3);
+
+    g_assert_cmpstr (member (next_b, "type"), ==, "message");
+  }
+
+  for (guint i = 0; i < 2; i++)
+    {
+      soup_websocket_connection_close (apps[i], SOUP_WEBSOCKET_CLOSE_NORMAL, NULL);
+      g_object_unref (apps[i]);
+      g_ptr_array_unref (frames[i]);
+    }
+  g_array_unref (load.acked);
+}
+
+/* One webhook, answered (with whatever status): TRUE. */
+static gboolean
+post_answered (Fixture         *f,
+               TocsinTestRelay *node,
+               Load            *load)
+{
+  post (f, node, load);
+  TOCSIN_WAIT_UNTIL (load->answered == load->sent);
+  return TRUE;
+}
+
+/* PostgreSQL stopped under a node: webhooks get 503 with Retry-After (never 404: the token is
+ * not unknown), nothing answered 200 is lost, and once the database is back webhooks are taken
+ * again and the subscriber's stream goes on, in order. */
+static void
+test_database_down (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start ();
+  g_autoptr(SoupMessageHeaders) headers = NULL;
+  Fixture f = { 0 };
+  Subscriber sub = { 0 };
+  Load load = { 0, 0, g_array_new (FALSE, FALSE, sizeof (gint64)) };
+  g_autoptr(JsonNode) node = NULL;
+  g_autofree char *hook = NULL;
+  guint status = 0;
+
+  if (pg == NULL)
+    return;
+  f.nodes[0] = tocsin_test_relay_new (NULL, NULL);
+  g_free (f.nodes[0]->database);
+  f.nodes[0]->database = g_strdup (tocsin_test_postgres_conninfo (pg));
+  tocsin_test_relay_spawn (f.nodes[0]);
+  node = tocsin_test_http_json (f.nodes[0], "POST", "/v1/channels", "application/json",
+                                "{\"name\": \"Down\"}", NULL, &status);
+  g_assert_cmpuint (status, ==, 201);
+  f.channel = json_object_ref (json_node_get_object (node));
+  hook = g_strdup_printf ("/t/%s", member (f.channel, "trigger_token"));
+  subscribe (&f, f.nodes[0], "", &sub);
+
+  for (guint i = 0; i < 5; i++)
+    post (&f, f.nodes[0], &load);
+  TOCSIN_WAIT_UNTIL (load.answered == load.sent);
+  g_assert_cmpuint (load.acked->len, ==, 5);
+
+  tocsin_test_postgres_stop (pg);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_clear_pointer (&headers, soup_message_headers_unref);
+      g_assert_cmpuint (tocsin_test_http (f.nodes[0], "POST", hook, "application/json", "{}", -1,
+                                          NULL, NULL, &headers), ==, 503);
+      g_assert_nonnull (soup_message_headers_get_one (headers, "Retry-After"));
+    }
+
+  tocsin_test_postgres_restart (pg);
+  /* The first call on each connection may meet it dead (503) and reopen it. */
+  TOCSIN_WAIT_UNTIL (post_answered (&f, f.nodes[0], &load) && load.acked->len > 5);
+  for (guint i = 0; i < 5; i++)
+    post (&f, f.nodes[0], &load);
+  TOCSIN_WAIT_UNTIL (load.answered == load.sent);
+
+  TOCSIN_WAIT_UNTIL (last_received (&sub) >= max_acked (&load));
+  assert_exactly_once_in_order (&sub, &load, "the subscriber");
+  subscriber_clear (&sub);
+  g_array_unref (load.acked);
+  f.pg = g_steal_pointer (&pg);
+  fixture_teardown (&f, NULL);
+}
+
 #ifdef HAVE_LIBPQ
 /* Retention runs once for the cluster: a node prunes only when no other node holds the prune
  * lock and nobody pruned within half the interval. */
@@ -580,8 +731,10 @@ main (int    argc,
   ADD ("/cluster/postgres/rotate-delete", test_rotate_delete);
   ADD ("/cluster/postgres/kill", test_kill);
   ADD ("/cluster/postgres/listener-lost", test_listener_lost);
+  ADD ("/cluster/postgres/acknowledge", test_acknowledge);
   g_test_add_func ("/cluster/postgres/workers", test_workers);
   g_test_add_func ("/cluster/workers-need-postgres", test_workers_need_postgres);
+  g_test_add_func ("/cluster/postgres/database-down", test_database_down);
 #ifdef HAVE_LIBPQ
   g_test_add_func ("/cluster/postgres/prune-once", test_prune_once);
 #endif

@@ -28,6 +28,9 @@
  *
  * Channel notices: "deleted" closes the channel's subscribers here at once; "rotated" has the hub
  * check its subscriptions' tokens now (a trigger or email rotation leaves them open).
+ * Acknowledgements (a /v1/ws subscriber answering a call) are announced by the node that took
+ * them and told to the subscribers here (tocsin_relay_hub_tell_ack()); each node tells the first
+ * it learns of, so two answers at once on two nodes may each be told "first" somewhere.
  */
 #define G_LOG_DOMAIN "tocsin-relay"
 
@@ -58,6 +61,7 @@ typedef enum
   EVENT_ROTATED,
   EVENT_CHANGED,
   EVENT_SYNC,       /* last_ids: the snapshot taken once listening */
+  EVENT_ACKED,      /* channel_id, id (the message), by */
 } EventKind;
 
 typedef struct
@@ -66,6 +70,7 @@ typedef struct
   gint64      channel_id;
   gint64      id;
   GHashTable *last_ids;
+  char       *by;
 } Event;
 
 typedef struct
@@ -102,6 +107,7 @@ static void
 event_clear (Event *event)
 {
   g_clear_pointer (&event->last_ids, g_hash_table_unref);
+  g_clear_pointer (&event->by, g_free);
 }
 
 /* ---- the listening thread ---- */
@@ -120,6 +126,18 @@ take_notice (TocsinRelayStorePgEvent  kind,
                : kind == TOCSIN_RELAY_STORE_PG_EVENT_ROTATED ? EVENT_ROTATED : EVENT_CHANGED;
   event.channel_id = channel_id;
   event.id = id;
+  g_array_append_val (events, event);
+}
+
+static void
+take_ack (gint64      channel_id,
+          gint64      message_id,
+          const char *by,
+          gpointer    user_data)
+{
+  GArray *events = user_data;
+  Event event = { EVENT_ACKED, channel_id, message_id, NULL, g_strdup (by) };
+
   g_array_append_val (events, event);
 }
 
@@ -185,7 +203,7 @@ listen_main (gpointer data)
 
       if (pg == NULL)
         {
-          Event sync = { EVENT_SYNC, 0, 0, NULL };
+          Event sync = { EVENT_SYNC, 0, 0, NULL, NULL };
 
           pg = tocsin_relay_store_pg_open (cluster->conninfo, &error);
           if (pg != NULL && tocsin_relay_store_pg_listen (pg, &error))
@@ -222,7 +240,8 @@ listen_main (gpointer data)
             readable = TRUE;   /* notices may have come with the answer */
         }
       if (error == NULL && readable
-          && tocsin_relay_store_pg_take_notifications (pg, take_notice, events, &error))
+          && tocsin_relay_store_pg_take_notifications_full (pg, take_notice, take_ack, events,
+                                                            &error))
         {
           post_events (cluster, events);
           continue;
@@ -429,6 +448,10 @@ dispatch_events (gpointer user_data)
           break;
         case EVENT_SYNC:
           sync_cursors (cluster, event->last_ids);
+          break;
+        case EVENT_ACKED:
+          tocsin_relay_hub_tell_ack (cluster->relay->hub, event->channel_id, event->id,
+                                     event->by);
           break;
         }
     }

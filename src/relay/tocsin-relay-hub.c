@@ -989,6 +989,84 @@ tell_ack (gint64      message_id,
   connection_send (tell->conn, frame);
 }
 
+/* Tells every /v1/ws subscriber of @channel_id on this node that @by acknowledged @message_id. */
+static void
+tell_ack_here (TocsinRelayHub *hub,
+               gint64          channel_id,
+               gint64          message_id,
+               const char     *by)
+{
+  g_autoptr(GBytes) told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
+  g_autoptr(GPtrArray) snapshot = NULL;
+  GPtrArray *subs = g_hash_table_lookup (hub->channels, &channel_id);
+
+  if (subs == NULL)
+    return;
+  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
+  for (guint i = 0; i < subs->len; i++)
+    {
+      Subscription *other = g_ptr_array_index (subs, i);
+
+      if (other->conn->kind == KIND_APP)
+        g_ptr_array_add (snapshot, connection_ref (other->conn));
+    }
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Connection *other = g_ptr_array_index (snapshot, i);
+
+      if (!other->closed)
+        connection_send (other, told);
+    }
+}
+
+typedef struct
+{
+  gint64  channel_id;
+  gint64  message_id;
+  char   *by;
+} Announce;
+
+static gboolean
+announce_on_store (TocsinRelayStore  *store,
+                   gpointer           data,
+                   GError           **error)
+{
+  Announce *announce = data;
+
+  return tocsin_relay_store_announce_ack (store, announce->channel_id, announce->message_id,
+                                          announce->by, error);
+}
+
+static void
+announce_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Announce *announce = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!tocsin_relay_store_call_finish (NULL, result, &error) && error != NULL)
+    g_message ("Could not tell other nodes of an acknowledgement: %s", error->message);
+  g_free (announce->by);
+  g_free (announce);
+}
+
+/* On the store's writer thread: the NOTIFY goes out from there, never from the main loop. */
+static void
+announce_ack (TocsinRelayHub *hub,
+              gint64          channel_id,
+              gint64          message_id,
+              const char     *by)
+{
+  Announce *announce = g_new0 (Announce, 1);
+
+  announce->channel_id = channel_id;
+  announce->message_id = message_id;
+  announce->by = g_strdup (by);
+  tocsin_relay_store_call_async (hub->relay->store, TRUE, announce_on_store, announce,
+                                 announce_done, announce);
+}
+
 /* {"type":"ack","channel":…,"id":…,"by":…}: the subscriber answered a call. Told to every
  * /v1/ws subscriber of the channel, the sender too, once per message (the first one wins). */
 static void
@@ -1002,8 +1080,6 @@ app_ack (Connection *conn,
   const char *by = tocsin_json_get_string (frame, "by", "");
   const char *first_by = NULL;
   Subscription *sub = g_hash_table_lookup (conn->subs, &channel_id);
-  GPtrArray *subs;
-  g_autoptr(GPtrArray) snapshot = NULL;
   g_autoptr(GBytes) told = NULL;
 
   if (now - conn->ack_window_start_us > ACK_WINDOW_SECONDS * G_USEC_PER_SEC)
@@ -1056,25 +1132,24 @@ app_ack (Connection *conn,
   /* A new acknowledgement is an event: the channel's acknowledge forwards fire (issue 15). */
   if (hub->relay->forwards != NULL)
     tocsin_relay_forwards_acknowledge (hub->relay->forwards, channel_id, message_id, by);
-  told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
-  subs = g_hash_table_lookup (hub->channels, &channel_id);
-  if (subs == NULL)
+  /* Other nodes tell their subscribers too (tocsin-relay-cluster.c). */
+  if (hub->relay->cluster != NULL)
+    announce_ack (hub, channel_id, message_id, by);
+  tell_ack_here (hub, channel_id, message_id, by);
+}
+
+void
+tocsin_relay_hub_tell_ack (TocsinRelayHub *hub,
+                           gint64          channel_id,
+                           gint64          message_id,
+                           const char     *by)
+{
+  g_return_if_fail (hub != NULL && by != NULL);
+
+  /* This node's own (or an answer that lost the race here): told already. */
+  if (!tocsin_relay_acks_add (hub->acks, channel_id, message_id, by, NULL))
     return;
-  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
-  for (guint i = 0; i < subs->len; i++)
-    {
-      Subscription *other = g_ptr_array_index (subs, i);
-
-      if (other->conn->kind == KIND_APP)
-        g_ptr_array_add (snapshot, connection_ref (other->conn));
-    }
-  for (guint i = 0; i < snapshot->len; i++)
-    {
-      Connection *other = g_ptr_array_index (snapshot, i);
-
-      if (!other->closed)
-        connection_send (other, told);
-    }
+  tell_ack_here (hub, channel_id, message_id, by);
 }
 
 /* A subscribe frame's token, looked up on the store's reader thread. */

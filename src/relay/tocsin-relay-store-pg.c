@@ -228,6 +228,16 @@ tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg *pg, gint64 retention,
 GHashTable *
 tocsin_relay_store_pg_last_ids (TocsinRelayStorePg *pg, GError **error)
 { UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_announce_ack (TocsinRelayStorePg *pg, gint64 channel_id, gint64 message_id,
+                                    const char *by, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg *pg,
+                                               TocsinRelayStorePgNotifyFunc func,
+                                               TocsinRelayStorePgAckFunc ack_func,
+                                               gpointer user_data, GError **error)
+{ UNREACHABLE (FALSE); }
 JsonObject *
 tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
                                        GError **error)
@@ -1305,7 +1315,8 @@ tocsin_relay_store_pg_listen (TocsinRelayStorePg  *pg,
   g_return_val_if_fail (pg != NULL, FALSE);
 
   return exec_command (pg, "LISTEN tocsin_messages", _("listening for other nodes"), error)
-         && exec_command (pg, "LISTEN tocsin_channels", _("listening for other nodes"), error);
+         && exec_command (pg, "LISTEN tocsin_channels", _("listening for other nodes"), error)
+         && exec_command (pg, "LISTEN tocsin_acks", _("listening for other nodes"), error);
 }
 
 int
@@ -1322,6 +1333,16 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
                                           gpointer                       user_data,
                                           GError                       **error)
 {
+  return tocsin_relay_store_pg_take_notifications_full (pg, func, NULL, user_data, error);
+}
+
+gboolean
+tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg            *pg,
+                                               TocsinRelayStorePgNotifyFunc   func,
+                                               TocsinRelayStorePgAckFunc      ack_func,
+                                               gpointer                       user_data,
+                                               GError                       **error)
+{
   PGnotify *notify;
 
   g_return_val_if_fail (pg != NULL, FALSE);
@@ -1336,7 +1357,15 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
       /* Only this file sends on these channels; anything else is ignored. */
       if (channel_id > 0 && fields[1] != NULL)
         {
-          if (g_str_equal (notify->relname, "tocsin_messages"))
+          if (g_str_equal (notify->relname, "tocsin_acks"))
+            {
+              /* "CHANNEL_ID MESSAGE_ID BY…" (BY may hold spaces). */
+              g_auto(GStrv) rest = g_strsplit (fields[1], " ", 2);
+
+              if (ack_func != NULL && rest[0] != NULL && rest[1] != NULL)
+                ack_func (channel_id, g_ascii_strtoll (rest[0], NULL, 10), rest[1], user_data);
+            }
+          else if (g_str_equal (notify->relname, "tocsin_messages"))
             func (TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES, channel_id,
                   g_ascii_strtoll (fields[1], NULL, 10), user_data);
           else if (g_str_equal (fields[1], "deleted"))
@@ -2226,6 +2255,25 @@ tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg  *pg,
   /* A session lock: released here, or with the session if the connection is gone. */
   PQclear (PQexec (pg->conn, "SELECT pg_advisory_unlock (" PRUNE_LOCK_KEY ")"));
   return ok;
+}
+
+gboolean
+tocsin_relay_store_pg_announce_ack (TocsinRelayStorePg  *pg,
+                                    gint64               channel_id,
+                                    gint64               message_id,
+                                    const char          *by,
+                                    GError             **error)
+{
+  g_autofree char *payload = NULL;
+  const char *params[1];
+
+  g_return_val_if_fail (pg != NULL && by != NULL, FALSE);
+
+  payload = g_strdup_printf ("%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %s", channel_id,
+                             message_id, by);
+  params[0] = payload;
+  return exec_effect (pg, "SELECT pg_notify ('tocsin_acks', $1)", PGRES_TUPLES_OK,
+                      _("telling other nodes of an acknowledgement"), error, 1, params);
 }
 
 GHashTable *

@@ -235,6 +235,25 @@ gboolean    tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg  *pg,
  * or while it was not listening is missed. */
 GHashTable *tocsin_relay_store_pg_last_ids        (TocsinRelayStorePg  *pg,
                                                    GError             **error);
+/* A subscriber acknowledged message @message_id of @channel_id on this node: other nodes hear
+ * "CHANNEL_ID MESSAGE_ID BY" on "tocsin_acks" (@by: at most 64 characters, no control
+ * characters, as the hub checks; NOTIFY payloads take 8000 bytes). */
+gboolean    tocsin_relay_store_pg_announce_ack    (TocsinRelayStorePg  *pg,
+                                                   gint64               channel_id,
+                                                   gint64               message_id,
+                                                   const char          *by,
+                                                   GError             **error);
+/* As tocsin_relay_store_pg_take_notifications(), also handing @ack_func the acknowledgements
+ * announced by any node (this one's too). */
+typedef void (*TocsinRelayStorePgAckFunc) (gint64      channel_id,
+                                           gint64      message_id,
+                                           const char *by,
+                                           gpointer    user_data);
+gboolean    tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg            *pg,
+                                                           TocsinRelayStorePgNotifyFunc   func,
+                                                           TocsinRelayStorePgAckFunc      ack_func,
+                                                           gpointer                       user_data,
+                                                           GError                       **error);
 
 /* ---- The outgoing-delivery queue (issue 15), as tocsin-relay-store.h's ---- */
 

@@ -859,6 +859,20 @@ tocsin_relay_store_set_node (TocsinRelayStore *store,
   g_mutex_unlock (&store->lock);
 }
 
+gboolean
+tocsin_relay_store_announce_ack (TocsinRelayStore  *store,
+                                 gint64             channel_id,
+                                 gint64             message_id,
+                                 const char        *by,
+                                 GError           **error)
+{
+  g_return_val_if_fail (store != NULL && by != NULL, FALSE);
+
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_announce_ack (pg, channel_id, message_id, by, error));
+  return TRUE;
+}
+
 const char *
 tocsin_relay_store_get_database (TocsinRelayStore *store)
 {
@@ -1144,6 +1158,16 @@ tocsin_relay_store_find_by_trigger (TocsinRelayStore *store,
 {
   PG_RETURN (store, TocsinRelayChannel *,
              tocsin_relay_store_pg_find_by_trigger (pg, token, &pg_error));
+  return find_by_token (store, "trigger", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_trigger_checked (TocsinRelayStore  *store,
+                                            const char        *token,
+                                            GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_trigger (pg, token, error));
   return find_by_token (store, "trigger", token);
 }
 

@@ -58,6 +58,13 @@ TocsinRelayStore   *tocsin_relay_store_open_database (const char  *data_dir,
  * nothing on SQLite. */
 void                tocsin_relay_store_set_node      (TocsinRelayStore *store,
                                                       const char       *node);
+/* PostgreSQL: tells the other nodes that @by acknowledged @message_id of @channel_id (a
+ * NOTIFY); nothing on SQLite, which has one process. */
+gboolean            tocsin_relay_store_announce_ack  (TocsinRelayStore  *store,
+                                                      gint64             channel_id,
+                                                      gint64             message_id,
+                                                      const char        *by,
+                                                      GError           **error);
 /* Whether the store is on PostgreSQL, and its connection string (NULL on SQLite). */
 const char         *tocsin_relay_store_get_database  (TocsinRelayStore *store);
 void                tocsin_relay_store_free  (TocsinRelayStore *store);
@@ -67,6 +74,11 @@ void                tocsin_relay_store_free  (TocsinRelayStore *store);
 TocsinRelayChannel *tocsin_relay_store_find_by_trigger   (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_id        (TocsinRelayStore *store, gint64 id);
+/* As tocsin_relay_store_find_by_trigger(), telling the database failing (NULL with @error set:
+ * PostgreSQL unreachable) from an unknown token (NULL, no error). */
+TocsinRelayChannel *tocsin_relay_store_find_by_trigger_checked (TocsinRelayStore  *store,
+                                                                const char        *token,
+                                                                GError           **error);
 /* @token: the local part of a recipient address, lowercased by the caller. */
 TocsinRelayChannel *tocsin_relay_store_find_by_email     (TocsinRelayStore *store,
                                                           const char       *token);
