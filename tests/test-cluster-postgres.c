@@ -618,9 +618,9 @@ post_answered (Fixture         *f,
   return TRUE;
 }
 
-/* PostgreSQL stopped under a node: webhooks get 503 with Retry-After (never 404: the token is
- * not unknown), nothing answered 200 is lost, and once the database is back webhooks are taken
- * again and the subscriber's stream goes on, in order. */
+/* PostgreSQL stopped under a node: webhooks and new streams get 503 with Retry-After (never 404:
+ * the token is not unknown), nothing answered 200 is lost, and once the database is back
+ * webhooks are taken again and the subscriber's stream goes on, in order. */
 static void
 test_database_down (void)
 {
@@ -659,6 +659,16 @@ test_database_down (void)
                                           NULL, NULL, &headers), ==, 503);
       g_assert_nonnull (soup_message_headers_get_one (headers, "Retry-After"));
     }
+  /* A stream opened meanwhile: 503 too, not "no channel has this link". */
+  {
+    g_autofree char *stream = g_strdup_printf ("/s/%s/json",
+                                               member (f.channel, "subscribe_token"));
+
+    g_clear_pointer (&headers, soup_message_headers_unref);
+    g_assert_cmpuint (tocsin_test_http (f.nodes[0], "GET", stream, NULL, NULL, 0, NULL, NULL,
+                                        &headers), ==, 503);
+    g_assert_nonnull (soup_message_headers_get_one (headers, "Retry-After"));
+  }
 
   tocsin_test_postgres_restart (pg);
   /* The first call on each connection may meet it dead (503) and reopen it. */

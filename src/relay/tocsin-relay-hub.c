@@ -1181,8 +1181,9 @@ subscribe_lookup_run (TocsinRelayStore  *store,
 {
   SubscribeLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
-  return TRUE;
+  /* A database failure (PostgreSQL down) is an error, not an unknown token. */
+  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
+  return error == NULL || *error == NULL;
 }
 
 static void app_subscribe_found (Connection *conn, const char *token, gint64 since,
@@ -1197,11 +1198,19 @@ subscribe_lookup_done (GObject      *source,
   g_autoptr(SubscribeLookup) lookup = user_data;
   Connection *conn = lookup->conn;
   JsonObject *frame;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (conn->hub->relay->store, result, NULL);
+  tocsin_relay_store_call_finish (conn->hub->relay->store, result, &error);
   conn->looking_up = FALSE;
   if (conn->closed)
     return;
+  if (error != NULL)
+    {
+      /* Not "refused": the app reconnects with its back-off and subscribes again. */
+      g_message ("Could not look a subscribe token up: %s", error->message);
+      connection_close (conn, CLOSE_INTERNAL, "the relay could not read its store");
+      return;
+    }
   app_subscribe_found (conn, lookup->token, lookup->since, lookup->channel);
   /* The frames sent after it, in order, until one looks a token up again. */
   while (!conn->looking_up && !conn->closed &&
@@ -2123,8 +2132,8 @@ stream_lookup_run (TocsinRelayStore  *store,
 {
   StreamLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
-  return TRUE;
+  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
+  return error == NULL || *error == NULL;
 }
 
 static void
@@ -2136,9 +2145,20 @@ stream_lookup_done (GObject      *source,
   TocsinRelayHub *hub = lookup->hub;
   SoupServerMessage *msg = lookup->msg;
   TocsinRelayChannel *channel = lookup->channel;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (hub->relay->store, result, NULL);
-  if (channel == NULL)
+  tocsin_relay_store_call_finish (hub->relay->store, result, &error);
+  if (error != NULL)
+    {
+      /* The database did not answer (PostgreSQL down): not a link that is gone. */
+      g_message ("Could not look a subscribe token up: %s", error->message);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", "5");
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay cannot reach its database right now; try "
+                                         "again in a moment."));
+    }
+  else if (channel == NULL)
     tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                      _("No channel has this subscribe link. It may have been "
                                        "rotated or the channel deleted; ask its owner for the "

@@ -1181,6 +1181,16 @@ tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store,
 }
 
 TocsinRelayChannel *
+tocsin_relay_store_find_by_subscribe_checked (TocsinRelayStore  *store,
+                                              const char        *token,
+                                              GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_subscribe (pg, token, error));
+  return find_by_token (store, "subscribe", token);
+}
+
+TocsinRelayChannel *
 tocsin_relay_store_find_by_email (TocsinRelayStore *store,
                                   const char       *token)
 {
