@@ -394,9 +394,10 @@ lookup_run (TocsinRelayStore  *store,
   Lookup *lookup = data;
 
   /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
-  lookup->channel = *lookup->key != '\0' ? tocsin_relay_store_find_by_trigger (store, lookup->key)
-                                          : NULL;
-  return TRUE;
+  lookup->channel = *lookup->key != '\0'
+                    ? tocsin_relay_store_find_by_trigger_checked (store, lookup->key, error)
+                    : NULL;
+  return *error == NULL;
 }
 
 static void
@@ -405,8 +406,20 @@ lookup_done (GObject      *source,
              gpointer      user_data)
 {
   g_autoptr(Lookup) lookup = user_data;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+    {
+      /* The database (PostgreSQL) did not answer: not an unknown key. */
+      g_message ("Could not look a Direct key up: %s", error->message);
+      soup_message_headers_replace (soup_server_message_get_response_headers (lookup->msg),
+                                    "Retry-After", "5");
+      tocsin_relay_server_reply_error (lookup->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay cannot reach its database right now; "
+                                         "nothing was stored, try again later"));
+      soup_server_message_unpause (lookup->msg);
+      return;
+    }
   if (!ring (lookup->relay, lookup->msg, lookup->channel))
     soup_server_message_unpause (lookup->msg);
 }

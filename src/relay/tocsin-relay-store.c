@@ -1191,6 +1191,16 @@ tocsin_relay_store_find_by_subscribe_checked (TocsinRelayStore  *store,
 }
 
 TocsinRelayChannel *
+tocsin_relay_store_find_by_email_checked (TocsinRelayStore  *store,
+                                          const char        *token,
+                                          GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_email (pg, token, error));
+  return find_by_token (store, "email", token);
+}
+
+TocsinRelayChannel *
 tocsin_relay_store_find_by_email (TocsinRelayStore *store,
                                   const char       *token)
 {

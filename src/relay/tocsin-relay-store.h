@@ -82,6 +82,9 @@ TocsinRelayChannel *tocsin_relay_store_find_by_trigger_checked (TocsinRelayStore
 TocsinRelayChannel *tocsin_relay_store_find_by_subscribe_checked (TocsinRelayStore  *store,
                                                                   const char        *token,
                                                                   GError           **error);
+TocsinRelayChannel *tocsin_relay_store_find_by_email_checked (TocsinRelayStore  *store,
+                                                              const char        *token,
+                                                              GError           **error);
 /* @token: the local part of a recipient address, lowercased by the caller. */
 TocsinRelayChannel *tocsin_relay_store_find_by_email     (TocsinRelayStore *store,
                                                           const char       *token);
