@@ -205,9 +205,14 @@ commit_done (GObject      *source,
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
                                         "Retry-After", "30");
           tocsin_relay_direct_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           _("The relay could not store the notification (its "
-                                             "disk may be full); nothing was sent, try again "
-                                             "later"));
+                                           tocsin_relay_store_get_database (pending->relay->store)
+                                           != NULL
+                                           ? _("The relay could not store the notification (its "
+                                               "database did not answer); nothing was sent, try "
+                                               "again later")
+                                           : _("The relay could not store the notification (its "
+                                               "disk may be full); nothing was sent, try again "
+                                               "later"));
         }
       soup_server_message_unpause (pending->msg);
       return;

@@ -804,8 +804,11 @@ commit_done (GObject      *source,
           reply_channel_error (pending->relay, pending->dialect, pending->user_data,
                                pending->msg, pending->channel_id,
                                SOUP_STATUS_SERVICE_UNAVAILABLE,
-                               _("The relay could not store the message (its disk may be full); "
-                                 "nothing was stored, try again later"));
+                               tocsin_relay_store_get_database (pending->relay->store) != NULL
+                               ? _("The relay could not store the message (its database did "
+                                   "not answer); nothing was stored, try again later")
+                               : _("The relay could not store the message (its disk may be "
+                                   "full); nothing was stored, try again later"));
         }
       soup_server_message_unpause (pending->msg);
       return;
