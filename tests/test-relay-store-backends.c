@@ -1012,7 +1012,7 @@ run_serve (char       **err,
  * config file) refuses to start and says what is missing; anything but a postgresql:// URL or
  * "sqlite" is refused as a mistake. The store is never half on PostgreSQL. */
 static void
-test_serve_database_refused (void)
+test_serve_database_unreachable (void)
 {
   g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-conf");
   g_autofree char *conf = g_build_filename (dir, "relay.conf", NULL);
@@ -1020,21 +1020,24 @@ test_serve_database_refused (void)
   g_autofree char *err = NULL;
   g_autoptr(GError) error = NULL;
 
+  /* Nothing listens on port 1: serve says so and exits (it never falls back to SQLite). */
   g_assert_cmpint (run_serve (&err, "--database=postgresql://tocsin@127.0.0.1:1/tocsin", NULL),
                    ==, 1);
-  g_assert_nonnull (strstr (err, "--database:"));
 #ifdef HAVE_LIBPQ
-  g_assert_nonnull (strstr (err, "The PostgreSQL store is not complete yet"));
-  g_assert_nonnull (strstr (err, "Leave out --database to use SQLite"));
+  g_assert_nonnull (strstr (err, "Could not connect to PostgreSQL"));
 #else
+  g_assert_nonnull (strstr (err, "--database:"));
   g_assert_nonnull (strstr (err, "built without libpq"));
 #endif
   g_clear_pointer (&err, g_free);
 
-  g_file_set_contents (conf, "[relay]\ndatabase=postgres://db.example/tocsin\n", -1, &error);
+  g_file_set_contents (conf, "[relay]\ndatabase=postgres://tocsin@127.0.0.1:1/tocsin\n", -1,
+                       &error);
   g_assert_no_error (error);
   g_assert_cmpint (run_serve (&err, conf_arg, NULL), ==, 1);
-  g_assert_nonnull (strstr (err, "--database:"));
+#ifdef HAVE_LIBPQ
+  g_assert_nonnull (strstr (err, "Could not connect to PostgreSQL"));
+#endif
   g_clear_pointer (&err, g_free);
 
   g_assert_cmpint (run_serve (&err, "--database=mysql://db/tocsin", NULL), !=, 0);
@@ -2240,7 +2243,8 @@ main (int argc, char *argv[])
 #endif
   g_test_add_func ("/relay/store-backends/postgres-helper", test_postgres_helper);
   g_test_add_func ("/relay/store-backends/postgres-helper-crash", test_postgres_helper_crash);
-  g_test_add_func ("/relay/store-backends/serve-database-refused", test_serve_database_refused);
+  g_test_add_func ("/relay/store-backends/serve-database-unreachable",
+                   test_serve_database_unreachable);
 #ifdef HAVE_LIBPQ
   g_test_add_func ("/relay/store-backends/postgres/channels", test_pg_channels);
   g_test_add_func ("/relay/store-backends/postgres/commit-replay", test_pg_commit_replay);

@@ -320,6 +320,12 @@ tocsin_test_postgres_port (TocsinTestPostgres *pg)
 }
 
 const char *
+tocsin_test_postgres_bin_dir (TocsinTestPostgres *pg)
+{
+  return pg->bin_dir;
+}
+
+const char *
 tocsin_test_postgres_dir (TocsinTestPostgres *pg)
 {
   return pg->dir;

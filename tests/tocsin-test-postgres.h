@@ -27,6 +27,8 @@ guint16             tocsin_test_postgres_port     (TocsinTestPostgres *pg);
  * tocsin_test_postgres_free(), a watcher stops the server and removes this dir within a
  * second or two. */
 const char         *tocsin_test_postgres_dir      (TocsinTestPostgres *pg);
+/* The directory of the PostgreSQL programs it runs (initdb, createdb, psql…). */
+const char         *tocsin_test_postgres_bin_dir  (TocsinTestPostgres *pg);
 /* `pg_ctl stop -m fast` (clients are disconnected) and start again on the same port and data:
  * for fault tests. tocsin_test_postgres_stop() alone leaves it down until _restart(). */
 void                tocsin_test_postgres_stop     (TocsinTestPostgres *pg);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 #include "tocsin-test-relay.h"
@@ -158,6 +159,14 @@ relay_spawn (TocsinTestRelay *relay)
   g_ptr_array_add (argv, g_strdup ("serve"));
   g_ptr_array_add (argv, g_strdup ("--listen=127.0.0.1:0"));
   g_ptr_array_add (argv, g_strdup_printf ("--data-dir=%s", relay->data_dir));
+  if (relay->database != NULL)
+    {
+      g_autofree char *dir = g_path_get_basename (relay->data_dir);
+
+      g_ptr_array_add (argv, g_strdup_printf ("--database=%s", relay->database));
+      /* A restarted relay is the same node, as a restarted pod of a StatefulSet is. */
+      g_ptr_array_add (argv, g_strdup_printf ("--node-name=%s", dir));
+    }
   for (guint i = 0; relay->extra_args && relay->extra_args[i]; i++)
     g_ptr_array_add (argv, g_strdup (relay->extra_args[i]));
   g_ptr_array_add (argv, NULL);
@@ -232,11 +241,43 @@ tocsin_test_relay_spawn (TocsinTestRelay *relay)
   relay_spawn (relay);
 }
 
+/* TOCSIN_TEST_RELAY_POSTGRES="CREATEDB PORT" (set by tests/test-relay-postgres.c, which started
+ * that PostgreSQL): each relay gets a new empty database on it, made with that createdb. */
+static char *
+postgres_database (void)
+{
+  static guint counter;
+  const char *setting = g_getenv ("TOCSIN_TEST_RELAY_POSTGRES");
+  g_auto(GStrv) fields = NULL;
+  g_autofree char *name = NULL, *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  if (setting == NULL || *setting == '\0')
+    return NULL;
+  fields = g_strsplit (setting, " ", 2);
+  g_assert_nonnull (fields[1]);
+  name = g_strdup_printf ("relay_%d_%u", (int) getpid (), ++counter);
+  {
+    const char *argv[] = { fields[0], "-h", "127.0.0.1", "-p", fields[1], "-U", "tocsin", name,
+                           NULL };
+
+    g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
+                  &status, &error);
+  }
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("createdb %s failed: %s", name, err);
+  return g_strdup_printf ("postgresql://tocsin@127.0.0.1:%s/%s", fields[1], name);
+}
+
 TocsinTestRelay *
 tocsin_test_relay_new (const char         *data_dir,
                        const char * const *extra_args)
 {
   TocsinTestRelay *relay = g_new0 (TocsinTestRelay, 1);
+
+  relay->database = postgres_database ();
 
   if (data_dir)
     relay->data_dir = g_strdup (data_dir);
@@ -285,6 +326,7 @@ tocsin_test_relay_free (TocsinTestRelay *relay)
   g_free (relay->data_dir);
   g_free (relay->base_url);
   g_free (relay->stderr_path);
+  g_free (relay->database);
   g_strfreev (relay->extra_args);
   g_free (relay);
 }
@@ -310,6 +352,8 @@ tocsin_test_relay_cli (TocsinTestRelay  *relay,
     g_ptr_array_add (argv, g_strdup (arg));
   va_end (args);
   g_ptr_array_add (argv, g_strdup_printf ("--data-dir=%s", relay->data_dir));
+  if (relay->database != NULL)
+    g_ptr_array_add (argv, g_strdup_printf ("--database=%s", relay->database));
   if (relay->base_url)
     g_ptr_array_add (argv, g_strdup_printf ("--public-url=%s", relay->base_url));
   g_ptr_array_add (argv, NULL);

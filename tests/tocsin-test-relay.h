@@ -48,6 +48,8 @@ typedef struct
   guint        nofile_limit;  /* 0, or the soft RLIMIT_NOFILE it starts with */
   guint        nofile_hard;   /* its hard limit; 0: nofile_limit */
   char        *stderr_path;   /* NULL: the test's stderr; else its stderr goes to this file */
+  char        *database;      /* NULL: SQLite in data_dir; else `serve` and the command line get
+                               * --database=DATABASE (a postgresql:// URL, issue 16) */
 } TocsinTestRelay;
 
 /* The built tocsin-relay and tocsin binaries. */

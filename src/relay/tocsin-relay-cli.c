@@ -25,6 +25,7 @@
 #include "tocsin-relay-signature.h"
 #include "tocsin-relay-mail.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-store-pg.h"
 #include "tocsin-request.h"
 
 #define EXIT_USAGE 2
@@ -33,6 +34,7 @@ typedef struct
 {
   char     *data_dir;
   char     *config_file;
+  char     *database;     /* --database or the config file's: a postgresql:// URL, or NULL */
   char     *public_url;
   char     *listen_url;   /* a guess from the config file's first listen address */
   char     *mail_domain;  /* the config file's mail-domain */
@@ -51,6 +53,7 @@ options_clear (Options *o)
 {
   g_free (o->data_dir);
   g_free (o->config_file);
+  g_free (o->database);
   g_free (o->public_url);
   g_free (o->listen_url);
   g_free (o->mail_domain);
@@ -118,6 +121,9 @@ parse_options (Options     *o,
       N_("Read data-dir and public-url from the [relay] group of FILE"), N_("FILE") },
     { "public-url", 0, 0, G_OPTION_ARG_STRING, &o->public_url,
       N_("Base of the URLs printed (default: the first listen address)"), N_("URL") },
+    { "database", 0, 0, G_OPTION_ARG_STRING, &o->database,
+      N_("The relay's PostgreSQL database (default: the config file's, else SQLite in the data "
+         "dir)"), N_("postgresql://…") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL },
     { NULL }
   };
@@ -189,6 +195,8 @@ resolve (Options  *o,
           if (config.listen && config.listen[0])
             o->listen_url = g_strdup_printf ("http://%s", config.listen[0]);
           o->mail_domain = g_strdup (config.relay.mail_domain);
+          if (o->database == NULL)
+            o->database = g_strdup (config.database);
         }
       tocsin_relay_serve_config_clear (&config);
       if (!ok)
@@ -243,7 +251,15 @@ open_store (Options   *o,
 
   if (!resolve (o, error))
     return NULL;
-  if (must_exist)
+  if (g_strcmp0 (o->database, "sqlite") == 0)
+    g_clear_pointer (&o->database, g_free);
+  if (o->database != NULL && !tocsin_relay_store_pg_is_url (o->database))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("--database takes a postgresql:// URL"));
+      return NULL;
+    }
+  if (must_exist && o->database == NULL)
     {
       g_autofree char *db = g_build_filename (o->data_dir, "relay.db", NULL);
 
@@ -254,7 +270,7 @@ open_store (Options   *o,
           return NULL;
         }
     }
-  store = tocsin_relay_store_open (o->data_dir, error);
+  store = tocsin_relay_store_open_database (o->data_dir, o->database, error);
   if (store != NULL)
     resolve_public_url (o, store);
   return store;

@@ -60,6 +60,7 @@ tocsin_relay_serve_config_init (TocsinRelayServeConfig *config)
   tocsin_relay_config_init (&config->relay);
   config->listen = NULL;
   config->backlog = 4096;
+  config->workers = 1;
 }
 
 void
@@ -71,6 +72,7 @@ tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config)
   g_clear_pointer (&config->tls_key, g_free);
   g_clear_pointer (&config->smtp_listen, g_free);
   g_clear_pointer (&config->database, g_free);
+  g_clear_pointer (&config->node_name, g_free);
 }
 
 gint64
@@ -415,6 +417,17 @@ apply_setting (TocsinRelayServeConfig  *config,
       g_free (config->database);
       config->database = tocsin_relay_store_pg_is_url (value) ? g_strdup (value) : NULL;
     }
+  else if (g_str_equal (key, "node-name"))
+    {
+      g_free (config->node_name);
+      config->node_name = value && *value ? g_strdup (value) : NULL;
+    }
+  else if (g_str_equal (key, "workers"))
+    {
+      if (!parse_size (key, value, 1, TOCSIN_RELAY_MAX_WORKERS, &u, error))
+        return FALSE;
+      config->workers = (guint) u;
+    }
   else if (g_str_equal (key, "forward-timeout"))
     {
       guint ms = 0;
@@ -522,7 +535,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *forward_backoff_base = NULL, *forward_backoff_max = NULL;
   g_autofree char *forward_cooldown = NULL, *forward_ca_file = NULL;
   g_autofree char *forward_deny_private = NULL;
-  g_autofree char *database = NULL;
+  g_autofree char *database = NULL, *workers = NULL, *node_name = NULL;
   const GOptionEntry entries[] = {
     { "listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
       N_("Listen on HOST:PORT (repeatable; IPv6 as [::1]:8080; port 0 picks one)"), N_("HOST:PORT") },
@@ -591,6 +604,12 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "database", 0, 0, G_OPTION_ARG_STRING, &database,
       N_("Keep the store in PostgreSQL at URL (postgresql://…; default: SQLite in --data-dir)"),
       N_("URL") },
+    { "workers", 0, 0, G_OPTION_ARG_STRING, &workers,
+      N_("Serve from N processes sharing the listening ports (SO_REUSEPORT; needs --database)"),
+      N_("N") },
+    { "node-name", 0, 0, G_OPTION_ARG_STRING, &node_name,
+      N_("With --database: this node's name, the same after a restart (default: a new one each "
+         "start)"), N_("NAME") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -605,7 +624,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "forward-timeout", NULL }, { "forward-max-attempts", NULL },
     { "forward-backoff-base", NULL }, { "forward-backoff-max", NULL },
     { "forward-cooldown", NULL }, { "forward-ca-file", NULL }, { "forward-deny-private", NULL },
-    { "database", NULL },
+    { "database", NULL }, { "workers", NULL }, { "node-name", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -651,6 +670,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[26].value = forward_ca_file;
   flags[27].value = forward_deny_private;
   flags[28].value = database;
+  flags[29].value = workers;
+  flags[30].value = node_name;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

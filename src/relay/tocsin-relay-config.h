@@ -21,7 +21,11 @@ typedef struct
   char              *tls_key;        /* its PEM private key; NULL: the key is in tls_cert */
   char              *smtp_listen;    /* "HOST:PORT" of the email trigger, or NULL: no SMTP */
   char              *database;       /* a postgresql:// URL, or NULL: SQLite in data_dir */
+  guint              workers;        /* processes serving (tocsin-relay-workers.c); default 1 */
+  char              *node_name;      /* PostgreSQL: this node's name, or NULL: a random one */
 } TocsinRelayServeConfig;
+
+#define TOCSIN_RELAY_MAX_WORKERS 256
 
 void     tocsin_relay_serve_config_init  (TocsinRelayServeConfig *config);
 void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
@@ -31,7 +35,7 @@ void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);
  * max-connections, idle-timeout, subscribe-timeout, allowed-hosts, cors-origins,
  * owner-cors-origins, open-relay, backlog, tls-cert, tls-key, smtp-listen, mail-domain,
  * max-mail, forward-timeout, forward-max-attempts, forward-backoff-base, forward-backoff-max,
- * forward-cooldown, forward-ca-file, forward-deny-private, database). */
+ * forward-cooldown, forward-ca-file, forward-deny-private, database, workers, node-name). */
 gboolean tocsin_relay_serve_config_load_file (TocsinRelayServeConfig  *config,
                                               const char              *path,
                                               GError                 **error);

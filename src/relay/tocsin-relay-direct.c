@@ -205,9 +205,14 @@ commit_done (GObject      *source,
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
                                         "Retry-After", "30");
           tocsin_relay_direct_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           _("The relay could not store the notification (its "
-                                             "disk may be full); nothing was sent, try again "
-                                             "later"));
+                                           tocsin_relay_store_get_database (pending->relay->store)
+                                           != NULL
+                                           ? _("The relay could not store the notification (its "
+                                               "database did not answer); nothing was sent, try "
+                                               "again later")
+                                           : _("The relay could not store the notification (its "
+                                               "disk may be full); nothing was sent, try again "
+                                               "later"));
         }
       soup_server_message_unpause (pending->msg);
       return;
@@ -394,9 +399,10 @@ lookup_run (TocsinRelayStore  *store,
   Lookup *lookup = data;
 
   /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
-  lookup->channel = *lookup->key != '\0' ? tocsin_relay_store_find_by_trigger (store, lookup->key)
-                                          : NULL;
-  return TRUE;
+  lookup->channel = *lookup->key != '\0'
+                    ? tocsin_relay_store_find_by_trigger_checked (store, lookup->key, error)
+                    : NULL;
+  return *error == NULL;
 }
 
 static void
@@ -405,8 +411,20 @@ lookup_done (GObject      *source,
              gpointer      user_data)
 {
   g_autoptr(Lookup) lookup = user_data;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+    {
+      /* The database (PostgreSQL) did not answer: not an unknown key. */
+      g_message ("Could not look a Direct key up: %s", error->message);
+      soup_message_headers_replace (soup_server_message_get_response_headers (lookup->msg),
+                                    "Retry-After", "5");
+      tocsin_relay_server_reply_error (lookup->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay cannot reach its database right now; "
+                                         "nothing was stored, try again later"));
+      soup_server_message_unpause (lookup->msg);
+      return;
+    }
   if (!ring (lookup->relay, lookup->msg, lookup->channel))
     soup_server_message_unpause (lookup->msg);
 }

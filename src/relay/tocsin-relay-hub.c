@@ -40,6 +40,7 @@
 #include "tocsin-token.h"
 #include "tocsin-relay-acks.h"
 #include "tocsin-relay-forwards.h"
+#include "tocsin-relay-cluster.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-poller.h"
 #include "tocsin-relay-server.h"
@@ -151,6 +152,7 @@ struct _TocsinRelayHub
   guint64      next_serial;
   guint        revalidate_id;
   gboolean     revalidating;
+  gboolean     revalidate_again;  /* tocsin_relay_hub_revalidate() while one was reading */
   gboolean     shutting_down;
   GCancellable *cancellable; /* cancelled when the hub goes: store reads still in flight */
   GQueue       later;        /* Frames* waiting for tocsin_relay_hub_publish_soon's idles */
@@ -987,6 +989,84 @@ tell_ack (gint64      message_id,
   connection_send (tell->conn, frame);
 }
 
+/* Tells every /v1/ws subscriber of @channel_id on this node that @by acknowledged @message_id. */
+static void
+tell_ack_here (TocsinRelayHub *hub,
+               gint64          channel_id,
+               gint64          message_id,
+               const char     *by)
+{
+  g_autoptr(GBytes) told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
+  g_autoptr(GPtrArray) snapshot = NULL;
+  GPtrArray *subs = g_hash_table_lookup (hub->channels, &channel_id);
+
+  if (subs == NULL)
+    return;
+  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
+  for (guint i = 0; i < subs->len; i++)
+    {
+      Subscription *other = g_ptr_array_index (subs, i);
+
+      if (other->conn->kind == KIND_APP)
+        g_ptr_array_add (snapshot, connection_ref (other->conn));
+    }
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Connection *other = g_ptr_array_index (snapshot, i);
+
+      if (!other->closed)
+        connection_send (other, told);
+    }
+}
+
+typedef struct
+{
+  gint64  channel_id;
+  gint64  message_id;
+  char   *by;
+} Announce;
+
+static gboolean
+announce_on_store (TocsinRelayStore  *store,
+                   gpointer           data,
+                   GError           **error)
+{
+  Announce *announce = data;
+
+  return tocsin_relay_store_announce_ack (store, announce->channel_id, announce->message_id,
+                                          announce->by, error);
+}
+
+static void
+announce_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Announce *announce = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!tocsin_relay_store_call_finish (NULL, result, &error) && error != NULL)
+    g_message ("Could not tell other nodes of an acknowledgement: %s", error->message);
+  g_free (announce->by);
+  g_free (announce);
+}
+
+/* On the store's writer thread: the NOTIFY goes out from there, never from the main loop. */
+static void
+announce_ack (TocsinRelayHub *hub,
+              gint64          channel_id,
+              gint64          message_id,
+              const char     *by)
+{
+  Announce *announce = g_new0 (Announce, 1);
+
+  announce->channel_id = channel_id;
+  announce->message_id = message_id;
+  announce->by = g_strdup (by);
+  tocsin_relay_store_call_async (hub->relay->store, TRUE, announce_on_store, announce,
+                                 announce_done, announce);
+}
+
 /* {"type":"ack","channel":…,"id":…,"by":…}: the subscriber answered a call. Told to every
  * /v1/ws subscriber of the channel, the sender too, once per message (the first one wins). */
 static void
@@ -1000,8 +1080,6 @@ app_ack (Connection *conn,
   const char *by = tocsin_json_get_string (frame, "by", "");
   const char *first_by = NULL;
   Subscription *sub = g_hash_table_lookup (conn->subs, &channel_id);
-  GPtrArray *subs;
-  g_autoptr(GPtrArray) snapshot = NULL;
   g_autoptr(GBytes) told = NULL;
 
   if (now - conn->ack_window_start_us > ACK_WINDOW_SECONDS * G_USEC_PER_SEC)
@@ -1054,25 +1132,24 @@ app_ack (Connection *conn,
   /* A new acknowledgement is an event: the channel's acknowledge forwards fire (issue 15). */
   if (hub->relay->forwards != NULL)
     tocsin_relay_forwards_acknowledge (hub->relay->forwards, channel_id, message_id, by);
-  told = tocsin_protocol_acknowledged_frame (channel_id, message_id, by);
-  subs = g_hash_table_lookup (hub->channels, &channel_id);
-  if (subs == NULL)
+  /* Other nodes tell their subscribers too (tocsin-relay-cluster.c). */
+  if (hub->relay->cluster != NULL)
+    announce_ack (hub, channel_id, message_id, by);
+  tell_ack_here (hub, channel_id, message_id, by);
+}
+
+void
+tocsin_relay_hub_tell_ack (TocsinRelayHub *hub,
+                           gint64          channel_id,
+                           gint64          message_id,
+                           const char     *by)
+{
+  g_return_if_fail (hub != NULL && by != NULL);
+
+  /* This node's own (or an answer that lost the race here): told already. */
+  if (!tocsin_relay_acks_add (hub->acks, channel_id, message_id, by, NULL))
     return;
-  snapshot = g_ptr_array_new_full (subs->len, (GDestroyNotify) connection_unref);
-  for (guint i = 0; i < subs->len; i++)
-    {
-      Subscription *other = g_ptr_array_index (subs, i);
-
-      if (other->conn->kind == KIND_APP)
-        g_ptr_array_add (snapshot, connection_ref (other->conn));
-    }
-  for (guint i = 0; i < snapshot->len; i++)
-    {
-      Connection *other = g_ptr_array_index (snapshot, i);
-
-      if (!other->closed)
-        connection_send (other, told);
-    }
+  tell_ack_here (hub, channel_id, message_id, by);
 }
 
 /* A subscribe frame's token, looked up on the store's reader thread. */
@@ -1104,8 +1181,9 @@ subscribe_lookup_run (TocsinRelayStore  *store,
 {
   SubscribeLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
-  return TRUE;
+  /* A database failure (PostgreSQL down) is an error, not an unknown token. */
+  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
+  return error == NULL || *error == NULL;
 }
 
 static void app_subscribe_found (Connection *conn, const char *token, gint64 since,
@@ -1120,11 +1198,19 @@ subscribe_lookup_done (GObject      *source,
   g_autoptr(SubscribeLookup) lookup = user_data;
   Connection *conn = lookup->conn;
   JsonObject *frame;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (conn->hub->relay->store, result, NULL);
+  tocsin_relay_store_call_finish (conn->hub->relay->store, result, &error);
   conn->looking_up = FALSE;
   if (conn->closed)
     return;
+  if (error != NULL)
+    {
+      /* Not "refused": the app reconnects with its back-off and subscribes again. */
+      g_message ("Could not look a subscribe token up: %s", error->message);
+      connection_close (conn, CLOSE_INTERNAL, "the relay could not read its store");
+      return;
+    }
   app_subscribe_found (conn, lookup->token, lookup->since, lookup->channel);
   /* The frames sent after it, in order, until one looks a token up again. */
   while (!conn->looking_up && !conn->closed &&
@@ -1794,6 +1880,13 @@ tocsin_relay_hub_publish_soon (TocsinRelayHub *hub,
   g_return_if_fail (hub != NULL);
   g_return_if_fail (message != NULL);
 
+  /* On PostgreSQL every message, this node's too, reaches the hub from the channel's cursor, in
+   * id order across nodes (tocsin-relay-cluster.c says why). */
+  if (hub->relay->cluster != NULL)
+    {
+      tocsin_relay_cluster_wake (hub->relay->cluster, channel_id, id);
+      return;
+    }
   frames = g_new0 (Frames, 1);
   frames->channel_id = channel_id;
   frames->id = id;
@@ -1894,6 +1987,12 @@ revalidate_done (GObject      *source,
     return;
   hub = check->hub;
   hub->revalidating = FALSE;
+  /* Asked for while this one was reading: the rotation may be newer than what it read. */
+  if (hub->revalidate_again)
+    {
+      hub->revalidate_again = FALSE;
+      hub_revalidate (hub);
+    }
   tokens = tocsin_relay_store_lookup_subscribe_tokens_finish (hub->relay->store, result, &error);
   if (tokens == NULL)
     {
@@ -1944,6 +2043,17 @@ hub_revalidate (gpointer user_data)
                                                     ids->len, check->cancellable,
                                                     revalidate_done, check);
   return G_SOURCE_CONTINUE;
+}
+
+void
+tocsin_relay_hub_revalidate (TocsinRelayHub *hub)
+{
+  g_return_if_fail (hub != NULL);
+
+  if (hub->revalidating)
+    hub->revalidate_again = TRUE;
+  else
+    hub_revalidate (hub);
 }
 
 JsonArray *
@@ -2022,8 +2132,8 @@ stream_lookup_run (TocsinRelayStore  *store,
 {
   StreamLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
-  return TRUE;
+  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
+  return error == NULL || *error == NULL;
 }
 
 static void
@@ -2035,9 +2145,20 @@ stream_lookup_done (GObject      *source,
   TocsinRelayHub *hub = lookup->hub;
   SoupServerMessage *msg = lookup->msg;
   TocsinRelayChannel *channel = lookup->channel;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (hub->relay->store, result, NULL);
-  if (channel == NULL)
+  tocsin_relay_store_call_finish (hub->relay->store, result, &error);
+  if (error != NULL)
+    {
+      /* The database did not answer (PostgreSQL down): not a link that is gone. */
+      g_message ("Could not look a subscribe token up: %s", error->message);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", "5");
+      tocsin_relay_server_reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay cannot reach its database right now; try "
+                                         "again in a moment."));
+    }
+  else if (channel == NULL)
     tocsin_relay_server_reply_error (msg, SOUP_STATUS_NOT_FOUND,
                                      _("No channel has this subscribe link. It may have been "
                                        "rotated or the channel deleted; ask its owner for the "

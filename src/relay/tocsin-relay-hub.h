@@ -28,6 +28,17 @@ void            tocsin_relay_hub_publish_soon  (TocsinRelayHub *hub,
 void            tocsin_relay_hub_close_channel (TocsinRelayHub *hub,
                                                 gint64          channel_id,
                                                 const char     *reason);
+/* Another node's subscriber acknowledged @message_id of @channel_id (tocsin-relay-cluster.c):
+ * this node's /v1/ws subscribers are told, unless an acknowledgement of it was told here
+ * already (each node tells the first it learns of). */
+void            tocsin_relay_hub_tell_ack      (TocsinRelayHub *hub,
+                                                gint64          channel_id,
+                                                gint64          message_id,
+                                                const char     *by);
+/* Checks every subscription's token against the store now (on the reader thread), as it does
+ * every few seconds: a channel deleted or its subscribe token rotated by another process or node
+ * ends its subscriptions here. */
+void            tocsin_relay_hub_revalidate    (TocsinRelayHub *hub);
 /* [{"kind":"ws"|"sse"|"json"|"app","peer":"127.0.0.1:40000","connectedAt":"RFC 3339"}] */
 JsonArray      *tocsin_relay_hub_list_subscribers (TocsinRelayHub *hub,
                                                    gint64          channel_id);

@@ -804,8 +804,11 @@ commit_done (GObject      *source,
           reply_channel_error (pending->relay, pending->dialect, pending->user_data,
                                pending->msg, pending->channel_id,
                                SOUP_STATUS_SERVICE_UNAVAILABLE,
-                               _("The relay could not store the message (its disk may be full); "
-                                 "nothing was stored, try again later"));
+                               tocsin_relay_store_get_database (pending->relay->store) != NULL
+                               ? _("The relay could not store the message (its database did "
+                                   "not answer); nothing was stored, try again later")
+                               : _("The relay could not store the message (its disk may be "
+                                   "full); nothing was stored, try again later"));
         }
       soup_server_message_unpause (pending->msg);
       return;
@@ -941,8 +944,16 @@ lookup_trigger (TocsinRelayStore  *store,
 {
   Lookup *lookup = data;
 
+  g_autoptr(GError) local_error = NULL;
+
   /* The same work whether the token is known or not (see find_by_token). */
-  lookup->channel = tocsin_relay_store_find_by_trigger (store, lookup->token);
+  lookup->channel = tocsin_relay_store_find_by_trigger_checked (store, lookup->token,
+                                                                &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -958,8 +969,21 @@ lookup_done (GObject      *source,
   TocsinRelaySignatureScheme scheme = TOCSIN_RELAY_SIGNATURE_NONE;
   SoupServerMessage *msg = lookup->msg;
   gboolean has_body = FALSE, held = FALSE;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
+  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+    {
+      /* The database (PostgreSQL) did not answer: not an unknown token (a 404 would tell the
+       * sender to give up), but the relay's condition, as a failed commit is. */
+      g_message ("Could not look a webhook's channel up: %s", error->message);
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                    "Retry-After", "5");
+      lookup->dialect->reply_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                    _("The relay cannot reach its database right now; nothing "
+                                      "was stored, try again later"), lookup->user_data);
+      soup_server_message_unpause (msg);
+      return;
+    }
   channel = admit (lookup->relay, msg, lookup->channel, lookup->dialect, lookup->user_data,
                    &has_body, &scheme);
   if (channel != NULL && lookup->submit)

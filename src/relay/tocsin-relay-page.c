@@ -153,8 +153,8 @@ page_lookup_run (TocsinRelayStore  *store,
 {
   PageLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_subscribe (store, lookup->token);
-  return TRUE;
+  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
+  return *error == NULL;
 }
 
 static void
@@ -206,9 +206,19 @@ page_lookup_done (GObject      *source,
                   gpointer      user_data)
 {
   g_autoptr(PageLookup) lookup = user_data;
+  g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (lookup->relay->store, result, NULL);
-  page_reply (lookup->relay, lookup->msg, lookup->channel);
+  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+    {
+      /* The database (PostgreSQL) did not answer: not a link that is gone. */
+      soup_message_headers_replace (soup_server_message_get_response_headers (lookup->msg),
+                                    "Retry-After", "5");
+      tocsin_relay_server_reply_error (lookup->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+                                       _("The relay cannot reach its database right now; try "
+                                         "again in a moment."));
+    }
+  else
+    page_reply (lookup->relay, lookup->msg, lookup->channel);
   soup_server_message_unpause (lookup->msg);
 }
 

@@ -35,6 +35,8 @@
 #include "tocsin-relay-forwards.h"
 #include "tocsin-relay-ingest.h"
 #include "tocsin-relay-mail.h"
+#include "tocsin-relay-cluster.h"
+#include "tocsin-relay-workers.h"
 #include "tocsin-relay-hub.h"
 #include "tocsin-relay-page.h"
 #include "tocsin-relay-server.h"
@@ -48,6 +50,8 @@
 
 #define SOCKET_KEY         "tocsin-relay-socket"
 #define GUARD_KEY          "tocsin-relay-request-guard"
+/* With PostgreSQL: a message is kept at least this long, for the other nodes to read. */
+#define TOCSIN_RELAY_PG_MIN_RETENTION 60
 #define SWEEP_SECONDS      10
 #define MAX_LINGERING      64
 #define LINGER_SECONDS     2
@@ -1286,6 +1290,20 @@ server_fit_descriptors (Server *server)
     }
 }
 
+static gboolean parse_listen (const char    *text,
+                              GInetAddress **address,
+                              guint16       *port,
+                              GError       **error);
+
+gboolean
+tocsin_relay_server_parse_listen (const char    *text,
+                                  GInetAddress **address,
+                                  guint16       *port,
+                                  GError       **error)
+{
+  return parse_listen (text, address, port, error);
+}
+
 static gboolean
 parse_listen (const char       *text,
               GInetAddress    **address,
@@ -1371,7 +1389,7 @@ server_listen (Server      *server,
   if (family == G_SOCKET_FAMILY_IPV6)
     g_socket_set_option (socket, IPPROTO_IPV6, IPV6_V6ONLY, TRUE, NULL);
   bind_address = g_inet_socket_address_new (address, port);
-  if (!g_socket_bind (socket, bind_address, TRUE, &local_error))
+  if (!tocsin_relay_workers_bind (socket, bind_address, &local_error))
     goto fail;
   g_socket_set_listen_backlog (socket, (gint) server->config.backlog);
   if (!g_socket_listen (socket, &local_error))
@@ -1488,6 +1506,7 @@ server_clear (Server *server)
   g_clear_pointer (&server->sources, g_ptr_array_unref);
   g_clear_handle_id (&server->sweep_id, g_source_remove);
   g_clear_pointer (&server->smtp, tocsin_relay_smtp_server_free);
+  g_clear_pointer (&server->relay.cluster, tocsin_relay_cluster_free);
   g_clear_pointer (&server->relay.hub, tocsin_relay_hub_free);
   g_clear_pointer (&server->relay.forwards, tocsin_relay_forwards_free);
   if (server->relay.server)
@@ -1516,6 +1535,8 @@ tocsin_relay_serve (int    argc,
 {
   Server server = { 0, };
   g_autoptr(GError) error = NULL;
+  /* As given: the workers of --workers run with the same (argv is NULL-terminated). */
+  g_auto(GStrv) given = g_strdupv (argv);
   gboolean loopback = TRUE;
   int status = 1;
 
@@ -1525,6 +1546,29 @@ tocsin_relay_serve (int    argc,
       g_printerr ("tocsin-relay serve: %s\n", error->message);
       tocsin_relay_serve_config_clear (&server.config);
       return 2;
+    }
+  if (tocsin_relay_workers_index () > 0)
+    {
+      /* A worker of --workers: the supervisor's resolved addresses, mail on worker 1 only. */
+      g_strfreev (server.config.listen);
+      server.config.listen = tocsin_relay_workers_listen ();
+      server.config.workers = 1;
+      if (tocsin_relay_workers_index () > 1)
+        g_clear_pointer (&server.config.smtp_listen, g_free);
+    }
+  if (server.config.workers > 1)
+    {
+      if (server.config.database == NULL)
+        {
+          g_printerr ("tocsin-relay serve: %s\n",
+                      _("--workers needs --database=postgresql://…: with SQLite one process "
+                        "serves (its database has one writer)."));
+          tocsin_relay_serve_config_clear (&server.config);
+          return 2;
+        }
+      status = tocsin_relay_workers_run (&server.config, given);
+      tocsin_relay_serve_config_clear (&server.config);
+      return status;
     }
 
   /* A subscriber that vanishes mid-write must not kill the relay. */
@@ -1541,19 +1585,39 @@ tocsin_relay_serve (int    argc,
                                                            MAX_TRACKED_ADDRESSES);
   server.loop = g_main_loop_new (NULL, FALSE);
 
-  if (server.config.database != NULL)
+  if (server.config.database != NULL && tocsin_relay_store_pg_missing () != NULL)
     {
-      /* Issue 16: rather than run half on PostgreSQL, say what does not work there yet. */
+      /* Issue 16: a build without libpq says so rather than serve from SQLite. */
       g_printerr ("tocsin-relay serve: --database: %s\n", tocsin_relay_store_pg_missing ());
       goto out;
     }
-  server.relay.store = tocsin_relay_store_open (server.config.relay.data_dir, &error);
+  if (server.config.database != NULL
+      && server.config.relay.retention_seconds < TOCSIN_RELAY_PG_MIN_RETENTION)
+    {
+      /* Nodes hand each other messages through the messages table (tocsin-relay-cluster.c). */
+      g_printerr ("tocsin-relay serve: %s\n",
+                  _("With --database, nodes read new messages from the database: set --retention "
+                    "to 60 seconds or more."));
+      goto out;
+    }
+  server.relay.store = tocsin_relay_store_open_database (server.config.relay.data_dir,
+                                                         server.config.database, &error);
   if (server.relay.store == NULL)
     {
       g_printerr ("tocsin-relay serve: %s\n", error->message);
       goto out;
     }
   tocsin_relay_store_set_retention (server.relay.store, server.config.relay.retention_seconds);
+  if (server.config.node_name != NULL)
+    {
+      /* Each worker of --workers is a node of its own. */
+      g_autofree char *node = tocsin_relay_workers_index () > 0
+                              ? g_strdup_printf ("%s/%u", server.config.node_name,
+                                                 tocsin_relay_workers_index ())
+                              : g_strdup (server.config.node_name);
+
+      tocsin_relay_store_set_node (server.relay.store, node);
+    }
   if (server.config.tls_cert != NULL)
     {
       server.tls = tocsin_relay_tls_load (server.config.tls_cert, server.config.tls_key, &error);
@@ -1608,6 +1672,8 @@ tocsin_relay_serve (int    argc,
   /* Every part reads the settings from relay.config; the strings stay owned by server.config. */
   server.relay.config = server.config.relay;
   server.relay.hub = tocsin_relay_hub_new (&server.relay);
+  if (tocsin_relay_store_get_database (server.relay.store) != NULL)
+    server.relay.cluster = tocsin_relay_cluster_new (&server.relay);
   server.relay.forwards = tocsin_relay_forwards_new (&server.relay);
   g_signal_connect (server.relay.server, "request-started", G_CALLBACK (request_started), &server);
 

@@ -13,6 +13,12 @@ G_BEGIN_DECLS
 /* `tocsin-relay serve ...` (argv[0] is "serve"); returns the exit status. */
 int       tocsin_relay_serve (int argc, char **argv);
 
+/* Parses a listen address ("HOST:PORT", "[::1]:PORT", "*:PORT", "localhost:PORT"). */
+gboolean  tocsin_relay_server_parse_listen (const char    *text,
+                                            GInetAddress **address,
+                                            guint16       *port,
+                                            GError       **error);
+
 /* Replies {"error": @sentence} with @status (the sentence is already translated). */
 void      tocsin_relay_server_reply_error (SoupServerMessage *msg,
                                            guint              status,

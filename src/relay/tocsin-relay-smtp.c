@@ -973,8 +973,8 @@ rcpt_lookup_run (TocsinRelayStore  *store,
 {
   RcptLookup *lookup = data;
 
-  lookup->channel = tocsin_relay_store_find_by_email (store, lookup->local);
-  return TRUE;
+  lookup->channel = tocsin_relay_store_find_by_email_checked (store, lookup->local, error);
+  return *error == NULL;
 }
 
 static void
@@ -984,13 +984,25 @@ rcpt_lookup_done (GObject      *source,
 {
   RcptLookup *lookup = user_data;
   Conn *conn = lookup->conn;
+  g_autoptr(GError) error = NULL;
 
+  tocsin_relay_store_call_finish (NULL, result, &error);
   /* The peer is gone, or the server: nothing to answer. */
   if (conn->server != NULL)
     {
       g_autofree char *text = NULL;
       gint64 channel_id = 0;
-      guint code = recipient_check (conn, lookup->channel, &channel_id, &text);
+      guint code;
+
+      /* The database (PostgreSQL) did not answer: a temporary failure, not "no such user". */
+      if (error != NULL)
+        {
+          g_message ("Could not look a mail recipient up: %s", error->message);
+          code = 451;
+          text = g_strdup ("4.3.0 The relay cannot reach its database; try again later");
+        }
+      else
+        code = recipient_check (conn, lookup->channel, &channel_id, &text);
 
       tocsin_relay_smtp_recipient_found (conn->smtp, code, channel_id, text);
       touch (conn);

@@ -284,6 +284,23 @@ tocsin_relay_store_pg_recover_deliveries (TocsinRelayStorePg *pg, gint64 now_ms,
 TocsinRelayDelivery *
 tocsin_relay_store_pg_get_delivery (TocsinRelayStorePg *pg, gint64 delivery_id, GError **error)
 { UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg *pg, gint64 retention, gint64 now_ms,
+                                       gint64 interval_ms, gboolean *ran, GError **error)
+{ UNREACHABLE (FALSE); }
+GHashTable *
+tocsin_relay_store_pg_last_ids (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (NULL); }
+gboolean
+tocsin_relay_store_pg_announce_ack (TocsinRelayStorePg *pg, gint64 channel_id, gint64 message_id,
+                                    const char *by, GError **error)
+{ UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg *pg,
+                                               TocsinRelayStorePgNotifyFunc func,
+                                               TocsinRelayStorePgAckFunc ack_func,
+                                               gpointer user_data, GError **error)
+{ UNREACHABLE (FALSE); }
 JsonObject *
 tocsin_relay_store_pg_list_deliveries (TocsinRelayStorePg *pg, gint64 channel_id, guint limit,
                                        GError **error)
@@ -339,10 +356,7 @@ struct _TocsinRelayStorePg
 const char *
 tocsin_relay_store_pg_missing (void)
 {
-  return _("The PostgreSQL store is not complete yet: the relay does not serve from it (its "
-           "store calls still go to SQLite) and fan-out between nodes is not built "
-           "(docs/deployment.md). "
-           "Leave out --database to use SQLite.");
+  return NULL;
 }
 
 static const char schema[] =
@@ -595,6 +609,13 @@ tocsin_relay_store_pg_get_node (TocsinRelayStorePg *pg)
   return pg->node;
 }
 
+static void
+ignore_notice (void       *data,
+               const char *message)
+{
+  g_debug ("PostgreSQL: %s", message);
+}
+
 TocsinRelayStorePg *
 tocsin_relay_store_pg_open (const char  *conninfo,
                             GError     **error)
@@ -611,6 +632,8 @@ tocsin_relay_store_pg_open (const char  *conninfo,
                    _("Could not connect to PostgreSQL: %s"), PQerrorMessage (pg->conn));
       return NULL;
     }
+  /* The schema script's "already exists, skipping" notices, on every connection, say nothing. */
+  PQsetNoticeProcessor (pg->conn, ignore_notice, NULL);
   if (PQserverVersion (pg->conn) < 150000)
     {
       g_set_error (error, TOCSIN_RELAY_STORE_ERROR, TOCSIN_RELAY_STORE_ERROR_FAILED,
@@ -1385,7 +1408,8 @@ tocsin_relay_store_pg_listen (TocsinRelayStorePg  *pg,
   g_return_val_if_fail (pg != NULL, FALSE);
 
   return exec_command (pg, "LISTEN tocsin_messages", _("listening for other nodes"), error)
-         && exec_command (pg, "LISTEN tocsin_channels", _("listening for other nodes"), error);
+         && exec_command (pg, "LISTEN tocsin_channels", _("listening for other nodes"), error)
+         && exec_command (pg, "LISTEN tocsin_acks", _("listening for other nodes"), error);
 }
 
 int
@@ -1402,6 +1426,16 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
                                           gpointer                       user_data,
                                           GError                       **error)
 {
+  return tocsin_relay_store_pg_take_notifications_full (pg, func, NULL, user_data, error);
+}
+
+gboolean
+tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg            *pg,
+                                               TocsinRelayStorePgNotifyFunc   func,
+                                               TocsinRelayStorePgAckFunc      ack_func,
+                                               gpointer                       user_data,
+                                               GError                       **error)
+{
   PGnotify *notify;
 
   g_return_val_if_fail (pg != NULL, FALSE);
@@ -1416,7 +1450,15 @@ tocsin_relay_store_pg_take_notifications (TocsinRelayStorePg            *pg,
       /* Only this file sends on these channels; anything else is ignored. */
       if (channel_id > 0 && fields[1] != NULL)
         {
-          if (g_str_equal (notify->relname, "tocsin_messages"))
+          if (g_str_equal (notify->relname, "tocsin_acks"))
+            {
+              /* "CHANNEL_ID MESSAGE_ID BY…" (BY may hold spaces). */
+              g_auto(GStrv) rest = g_strsplit (fields[1], " ", 2);
+
+              if (ack_func != NULL && rest[0] != NULL && rest[1] != NULL)
+                ack_func (channel_id, g_ascii_strtoll (rest[0], NULL, 10), rest[1], user_data);
+            }
+          else if (g_str_equal (notify->relname, "tocsin_messages"))
             func (TOCSIN_RELAY_STORE_PG_EVENT_MESSAGES, channel_id,
                   g_ascii_strtoll (fields[1], NULL, 10), user_data);
           else if (g_str_equal (fields[1], "deleted"))
@@ -2485,6 +2527,99 @@ tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
   g_return_if_fail (pg != NULL);
   import_end_pipeline (pg, NULL);
   rollback (pg);
+}
+
+/* ---- Serving nodes (tocsin-relay-store.c's writer thread, tocsin-relay-cluster.c) ---- */
+
+/* pg_try_advisory_lock key of retention: "prune" in ASCII. */
+#define PRUNE_LOCK_KEY "112114117110101"
+
+gboolean
+tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg  *pg,
+                                       gint64               retention,
+                                       gint64               now_ms,
+                                       gint64               interval_ms,
+                                       gboolean            *ran,
+                                       GError             **error)
+{
+  g_autoptr(PGresult) result = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *last = NULL, *now = NULL;
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  if (ran)
+    *ran = FALSE;
+  result = exec_params (pg, "SELECT pg_try_advisory_lock (" PRUNE_LOCK_KEY ")",
+                        PGRES_TUPLES_OK, _("pruning"), error, 0, NULL);
+  if (result == NULL)
+    return FALSE;
+  /* Another node is pruning right now. */
+  if (!g_str_equal (PQgetvalue (result, 0, 0), "t"))
+    return TRUE;
+
+  /* Whoever pruned last, recently enough: not again yet. */
+  last = tocsin_relay_store_pg_dup_meta (pg, "pruned_at_ms", &local_error);
+  if (local_error == NULL
+      && (last == NULL || now_ms - g_ascii_strtoll (last, NULL, 10) >= interval_ms / 2))
+    {
+      now = int64_text (now_ms);
+      ok = tocsin_relay_store_pg_prune (pg, retention, now_ms, error)
+           && tocsin_relay_store_pg_set_meta (pg, "pruned_at_ms", now, error);
+      if (ok && ran)
+        *ran = TRUE;
+    }
+  else if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      ok = FALSE;
+    }
+  /* A session lock: released here, or with the session if the connection is gone. */
+  PQclear (PQexec (pg->conn, "SELECT pg_advisory_unlock (" PRUNE_LOCK_KEY ")"));
+  return ok;
+}
+
+gboolean
+tocsin_relay_store_pg_announce_ack (TocsinRelayStorePg  *pg,
+                                    gint64               channel_id,
+                                    gint64               message_id,
+                                    const char          *by,
+                                    GError             **error)
+{
+  g_autofree char *payload = NULL;
+  const char *params[1];
+
+  g_return_val_if_fail (pg != NULL && by != NULL, FALSE);
+
+  payload = g_strdup_printf ("%" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %s", channel_id,
+                             message_id, by);
+  params[0] = payload;
+  return exec_effect (pg, "SELECT pg_notify ('tocsin_acks', $1)", PGRES_TUPLES_OK,
+                      _("telling other nodes of an acknowledgement"), error, 1, params);
+}
+
+GHashTable *
+tocsin_relay_store_pg_last_ids (TocsinRelayStorePg  *pg,
+                                GError             **error)
+{
+  g_autoptr(GHashTable) ids = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                                     g_free);
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, NULL);
+
+  result = exec_params (pg, "SELECT id, last_id FROM channels", PGRES_TUPLES_OK,
+                        _("reading channels"), error, 0, NULL);
+  if (result == NULL)
+    return NULL;
+  for (int row = 0; row < PQntuples (result); row++)
+    {
+      gint64 id = value_int64 (result, row, 0), last_id = value_int64 (result, row, 1);
+
+      g_hash_table_insert (ids, g_memdup2 (&id, sizeof id), g_memdup2 (&last_id, sizeof last_id));
+    }
+  return g_steal_pointer (&ids);
 }
 
 #endif /* HAVE_LIBPQ */

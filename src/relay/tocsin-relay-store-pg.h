@@ -8,8 +8,8 @@
  * it is made for: dedup and per-channel id order hold across them (see the .c).
  *
  * It covers what tocsin-relay-store.h offers a serving relay, with the same semantics and error
- * sentences; what differs is said at each function. Not yet called by tocsin-relay-store.c: see
- * tocsin_relay_store_pg_missing().
+ * sentences; what differs is said at each function. tocsin-relay-store.c calls it when the store
+ * was opened with a postgresql:// URL (tocsin_relay_store_open_database()).
  */
 #pragma once
 
@@ -21,8 +21,8 @@ typedef struct _TocsinRelayStorePg TocsinRelayStorePg;
 
 /* Whether @database names PostgreSQL ("postgresql://…" or "postgres://…"). */
 gboolean            tocsin_relay_store_pg_is_url      (const char *database);
-/* A sentence saying what `serve --database=postgresql://…` cannot do yet (or that this build
- * has no libpq); NULL once nothing is missing. */
+/* A sentence saying what `serve --database=postgresql://…` cannot do (this build has no libpq);
+ * NULL when it can. */
 const char         *tocsin_relay_store_pg_missing     (void);
 
 /* Connects and creates the schema if it is not there (under an advisory lock, so that nodes
@@ -218,6 +218,42 @@ gboolean tocsin_relay_store_pg_take_notifications   (TocsinRelayStorePg         
                                                      TocsinRelayStorePgNotifyFunc   func,
                                                      gpointer                       user_data,
                                                      GError                       **error);
+
+/* ---- Serving nodes ---- */
+
+/* Retention for the whole cluster, by one node at a time: when no other node holds the prune
+ * lock (pg_try_advisory_lock) and no node pruned within @interval_ms / 2 (recorded in meta),
+ * runs tocsin_relay_store_pg_prune(). *ran (may be NULL) says whether it did. */
+gboolean    tocsin_relay_store_pg_prune_exclusive (TocsinRelayStorePg  *pg,
+                                                   gint64               retention,
+                                                   gint64               now_ms,
+                                                   gint64               interval_ms,
+                                                   gboolean            *ran,
+                                                   GError             **error);
+/* Every channel's newest committed id: gint64* id → gint64* last_id. A listening node reads it
+ * once it LISTENs (and again after its connection came back), so that nothing committed before
+ * or while it was not listening is missed. */
+GHashTable *tocsin_relay_store_pg_last_ids        (TocsinRelayStorePg  *pg,
+                                                   GError             **error);
+/* A subscriber acknowledged message @message_id of @channel_id on this node: other nodes hear
+ * "CHANNEL_ID MESSAGE_ID BY" on "tocsin_acks" (@by: at most 64 characters, no control
+ * characters, as the hub checks; NOTIFY payloads take 8000 bytes). */
+gboolean    tocsin_relay_store_pg_announce_ack    (TocsinRelayStorePg  *pg,
+                                                   gint64               channel_id,
+                                                   gint64               message_id,
+                                                   const char          *by,
+                                                   GError             **error);
+/* As tocsin_relay_store_pg_take_notifications(), also handing @ack_func the acknowledgements
+ * announced by any node (this one's too). */
+typedef void (*TocsinRelayStorePgAckFunc) (gint64      channel_id,
+                                           gint64      message_id,
+                                           const char *by,
+                                           gpointer    user_data);
+gboolean    tocsin_relay_store_pg_take_notifications_full (TocsinRelayStorePg            *pg,
+                                                           TocsinRelayStorePgNotifyFunc   func,
+                                                           TocsinRelayStorePgAckFunc      ack_func,
+                                                           gpointer                       user_data,
+                                                           GError                       **error);
 
 /* ---- The outgoing-delivery queue (issue 15), as tocsin-relay-store.h's ---- */
 

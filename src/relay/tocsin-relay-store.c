@@ -34,11 +34,15 @@
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
 #include "tocsin-relay-store.h"
+#include "tocsin-relay-store-pg.h"
 
 #define DB_NAME "relay.db"
 #define BUSY_TIMEOUT_MS 10000
 #define PRUNE_INTERVAL_US (60 * G_USEC_PER_SEC)
 #define MAX_BATCH 512
+/* PostgreSQL: each node says it is alive this often (TOCSIN_RELAY_STORE_PG_NODE_TIMEOUT_SECONDS
+ * is four times longer). */
+#define HEARTBEAT_INTERVAL_US (30 * G_USEC_PER_SEC)
 
 /* Compared against when a token is unknown, so that an unknown token costs the same. */
 static const char dummy_token[] = "________________________________";
@@ -132,7 +136,91 @@ struct _TocsinRelayStore
   gint          delivery_writes_main;    /* atomic; for tests */
   gint          delivery_writes_writer;  /* atomic; for tests */
 
+  /* PostgreSQL (issue 16): db and wdb are NULL, and every public function runs on a handle
+   * from pg_enter(). */
+  char               *conninfo;  /* NULL: SQLite */
+  TocsinRelayStorePg *pg;        /* the shared handle, under `lock` */
+  char               *node;      /* atomic; set once: the node name, or NULL (a random one) */
 };
+
+/* ---- PostgreSQL: which connection a call uses ----
+ *
+ * The reader and writer threads each hold a handle of their own (their ThreadPg), so a replay
+ * page never waits behind a group commit and libpq only ever runs on the store's threads when
+ * the relay serves. A synchronous call from any other thread (the command line, the tests, the
+ * serve command before its main loop runs) takes the shared handle under the store's lock. */
+typedef struct
+{
+  TocsinRelayStore   *store;
+  TocsinRelayStorePg *pg;    /* NULL until connected (the database may be down at first) */
+  gboolean            named; /* pg speaks for store->node */
+} ThreadPg;
+
+static GPrivate thread_pg;   /* ThreadPg *, set by the store's threads on a PostgreSQL store */
+
+static TocsinRelayStorePg *
+pg_enter (TocsinRelayStore *store)
+{
+  ThreadPg *mine = g_private_get (&thread_pg);
+
+  if (mine != NULL && mine->store == store && mine->pg != NULL)
+    return mine->pg;
+  g_mutex_lock (&store->lock);
+  return store->pg;
+}
+
+static void
+pg_leave (TocsinRelayStore   *store,
+          TocsinRelayStorePg *pg)
+{
+  if (pg == store->pg)
+    g_mutex_unlock (&store->lock);
+}
+
+/* A thread's own handle, connected on first use and after a failed connection. */
+static void
+pg_thread_connect (ThreadPg *mine)
+{
+  g_autoptr(GError) error = NULL;
+
+  const char *node = g_atomic_pointer_get (&mine->store->node);
+
+  if (mine->pg == NULL)
+    {
+      mine->named = FALSE;
+      mine->pg = tocsin_relay_store_pg_open (mine->store->conninfo, &error);
+      if (mine->pg == NULL)
+        {
+          g_message ("%s", error->message);
+          return;
+        }
+    }
+  if (node != NULL && !mine->named)
+    {
+      if (tocsin_relay_store_pg_set_node (mine->pg, node, &error))
+        mine->named = TRUE;
+      else
+        g_message ("%s", error->message);
+    }
+}
+
+/* On a PostgreSQL store, returns what @expr gives, run with `pg` bound to this thread's handle.
+ * For the functions whose callers take no GError, @expr reports into `pg_error`, logged here. */
+#define PG_RETURN(store, type, expr)                                 \
+  G_STMT_START {                                                     \
+    if ((store)->conninfo != NULL)                                   \
+      {                                                              \
+        TocsinRelayStorePg *pg = pg_enter (store);                   \
+        g_autoptr(GError) pg_error = NULL;                           \
+        type pg_value = (expr);                                      \
+                                                                     \
+        pg_leave (store, pg);                                        \
+        if (pg_error != NULL)                                        \
+          g_message ("%s", pg_error->message);                       \
+        return pg_value;                                             \
+      }                                                              \
+  } G_STMT_END
+
 
 G_DEFINE_QUARK (tocsin-relay-store-error-quark, tocsin_relay_store_error)
 
@@ -704,6 +792,93 @@ prepare_files (const char  *data_dir,
 }
 
 static gpointer writer_main (gpointer data);
+static gpointer writer_main_pg (gpointer data);
+
+/* The PostgreSQL store: the shared handle now (which creates the schema, and says at once when
+ * the database cannot be reached), the threads' own as they start. */
+static TocsinRelayStore *
+open_pg (const char  *data_dir,
+         const char  *conninfo,
+         GError     **error)
+{
+  TocsinRelayStorePg *pg = tocsin_relay_store_pg_open (conninfo, error);
+  TocsinRelayStore *store;
+
+  if (pg == NULL)
+    return NULL;
+  store = g_new0 (TocsinRelayStore, 1);
+  store->data_dir = g_strdup (data_dir);
+  store->conninfo = g_strdup (conninfo);
+  store->pg = pg;
+  g_mutex_init (&store->lock);
+  g_mutex_init (&store->reader_lock);
+  store->stmts = stmt_cache_new ();
+  store->wstmts = stmt_cache_new ();
+  store->by_trigger = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->by_subscribe = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->by_email = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  store->retention = 24 * 60 * 60;
+  store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                           (GDestroyNotify) tocsin_relay_channel_unref);
+  store->jobs = g_async_queue_new_full ((GDestroyNotify) job_free);
+  store->writer = g_thread_new ("tocsin-store-writer", writer_main_pg, store);
+  return store;
+}
+
+TocsinRelayStore *
+tocsin_relay_store_open_database (const char  *data_dir,
+                                  const char  *database,
+                                  GError     **error)
+{
+  if (tocsin_relay_store_pg_is_url (database))
+    return open_pg (data_dir, database, error);
+  return tocsin_relay_store_open (data_dir, error);
+}
+
+void
+tocsin_relay_store_set_node (TocsinRelayStore *store,
+                             const char       *node)
+{
+  g_autoptr(GError) error = NULL;
+
+  char *copy;
+
+  g_return_if_fail (store != NULL && node != NULL && *node != '\0');
+
+  if (store->conninfo == NULL)
+    return;
+  copy = g_strdup (node);
+  if (!g_atomic_pointer_compare_and_exchange (&store->node, NULL, copy))
+    {
+      g_free (copy);
+      return;
+    }
+  g_mutex_lock (&store->lock);
+  if (!tocsin_relay_store_pg_set_node (store->pg, node, &error))
+    g_message ("%s", error->message);
+  g_mutex_unlock (&store->lock);
+}
+
+gboolean
+tocsin_relay_store_announce_ack (TocsinRelayStore  *store,
+                                 gint64             channel_id,
+                                 gint64             message_id,
+                                 const char        *by,
+                                 GError           **error)
+{
+  g_return_val_if_fail (store != NULL && by != NULL, FALSE);
+
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_announce_ack (pg, channel_id, message_id, by, error));
+  return TRUE;
+}
+
+const char *
+tocsin_relay_store_get_database (TocsinRelayStore *store)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  return store->conninfo;
+}
 
 TocsinRelayStore *
 tocsin_relay_store_open (const char  *data_dir,
@@ -822,6 +997,9 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_hash_table_unref (store->stmts);
   sqlite3_close (store->wdb);
   sqlite3_close (store->db);
+  g_clear_pointer (&store->pg, tocsin_relay_store_pg_free);
+  g_free (store->conninfo);
+  g_free (store->node);
   g_hash_table_unref (store->channels);
   g_hash_table_unref (store->by_trigger);
   g_hash_table_unref (store->by_subscribe);
@@ -978,6 +1156,18 @@ TocsinRelayChannel *
 tocsin_relay_store_find_by_trigger (TocsinRelayStore *store,
                                     const char       *token)
 {
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_trigger (pg, token, &pg_error));
+  return find_by_token (store, "trigger", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_trigger_checked (TocsinRelayStore  *store,
+                                            const char        *token,
+                                            GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_trigger (pg, token, error));
   return find_by_token (store, "trigger", token);
 }
 
@@ -985,13 +1175,37 @@ TocsinRelayChannel *
 tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store,
                                       const char       *token)
 {
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_subscribe (pg, token, &pg_error));
   return find_by_token (store, "subscribe", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_subscribe_checked (TocsinRelayStore  *store,
+                                              const char        *token,
+                                              GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_subscribe (pg, token, error));
+  return find_by_token (store, "subscribe", token);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_by_email_checked (TocsinRelayStore  *store,
+                                          const char        *token,
+                                          GError           **error)
+{
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_email (pg, token, error));
+  return find_by_token (store, "email", token);
 }
 
 TocsinRelayChannel *
 tocsin_relay_store_find_by_email (TocsinRelayStore *store,
                                   const char       *token)
 {
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_email (pg, token, &pg_error));
   return find_by_token (store, "email", token);
 }
 
@@ -1003,6 +1217,8 @@ tocsin_relay_store_find_by_id (TocsinRelayStore *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_id (pg, id, &pg_error));
   g_mutex_lock (&store->lock);
   channel = load_channel_locked (store, id);
   g_mutex_unlock (&store->lock);
@@ -1021,6 +1237,8 @@ tocsin_relay_store_find_by_owner_key (TocsinRelayStore *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, TocsinRelayChannel *,
+             tocsin_relay_store_pg_find_by_owner_key (pg, owner_key, &pg_error));
   hash = tocsin_token_hash (owner_key ? owner_key : "");
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "SELECT id, owner_hash FROM channels WHERE owner_hash = ?", NULL);
@@ -1050,6 +1268,7 @@ tocsin_relay_store_list_channels (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, GPtrArray *, tocsin_relay_store_pg_list_channels (pg, error));
   channels = g_ptr_array_new_with_free_func ((GDestroyNotify) tocsin_relay_channel_unref);
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "SELECT id FROM channels ORDER BY id", error);
@@ -1186,6 +1405,14 @@ create_channel (TocsinRelayStore              *store,
     return NULL;
   if (spec->actions != NULL && !(actions = tocsin_relay_actions_normalise (spec->actions, error)))
     return NULL;
+  if (store->conninfo != NULL)
+    {
+      TocsinRelayChannelSpec normalised = *spec;
+
+      normalised.actions = actions;
+      PG_RETURN (store, TocsinRelayChannel *,
+                 tocsin_relay_store_pg_create_channel (pg, &normalised, kind, owner_key, error));
+    }
   if (!(trigger = tocsin_token_new (error)) ||
       !(subscribe = tocsin_token_new (error)) ||
       !(owner = tocsin_token_new (error)) ||
@@ -1347,6 +1574,14 @@ tocsin_relay_store_update_channel (TocsinRelayStore              *store,
     return NULL;
   if (spec->actions != NULL && !(actions = tocsin_relay_actions_normalise (spec->actions, error)))
     return NULL;
+  if (store->conninfo != NULL)
+    {
+      TocsinRelayChannelSpec normalised = *spec;
+
+      normalised.actions = actions;
+      PG_RETURN (store, TocsinRelayChannel *,
+                 tocsin_relay_store_pg_update_channel (pg, id, &normalised, error));
+    }
   name = spec->name ? g_strstrip (g_strdup (spec->name)) : NULL;
   texts[0] = name;
   texts[1] = spec->description;
@@ -1388,6 +1623,10 @@ rotate (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, TocsinRelayChannel *,
+             column[0] == 't' ? tocsin_relay_store_pg_rotate_trigger (pg, id, error)
+             : column[0] == 's' ? tocsin_relay_store_pg_rotate_subscribe (pg, id, error)
+             : tocsin_relay_store_pg_rotate_email (pg, id, error));
   token = g_str_equal (column, "email") ? tocsin_token_new_mail (error) : tocsin_token_new (error);
   if (token == NULL)
     return NULL;
@@ -1440,6 +1679,7 @@ tocsin_relay_store_delete_channel (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, FALSE);
 
+  PG_RETURN (store, gboolean, tocsin_relay_store_pg_delete_channel (pg, id, error));
   g_mutex_lock (&store->lock);
   if (!exec_sql (store->db, "BEGIN IMMEDIATE", error))
     {
@@ -1489,6 +1729,7 @@ tocsin_relay_store_create_admin_key (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, char *, tocsin_relay_store_pg_create_admin_key (pg, error));
   key = tocsin_token_new (error);
   if (key == NULL)
     return NULL;
@@ -1520,6 +1761,8 @@ tocsin_relay_store_check_admin_key (TocsinRelayStore *store,
 
   g_return_val_if_fail (store != NULL, FALSE);
 
+  PG_RETURN (store, gboolean,
+             key != NULL && tocsin_relay_store_pg_check_admin_key (pg, key, &pg_error));
   hash = tocsin_token_hash (key ? key : "");
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "SELECT hash FROM admin_keys WHERE hash = ?", NULL);
@@ -1546,6 +1789,7 @@ tocsin_relay_store_set_public_url (TocsinRelayStore  *store,
   g_return_val_if_fail (store != NULL, FALSE);
   g_return_val_if_fail (public_url != NULL, FALSE);
 
+  PG_RETURN (store, gboolean, tocsin_relay_store_pg_set_public_url (pg, public_url, error));
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "INSERT OR REPLACE INTO meta (key, value) VALUES ('public_url', ?)",
                   error);
@@ -1570,6 +1814,7 @@ tocsin_relay_store_dup_public_url (TocsinRelayStore *store)
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, char *, tocsin_relay_store_pg_dup_public_url (pg, &pg_error));
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "SELECT value FROM meta WHERE key = 'public_url'", NULL);
   if (stmt != NULL && sqlite3_step (stmt) == SQLITE_ROW)
@@ -1590,6 +1835,7 @@ tocsin_relay_store_set_meta (TocsinRelayStore  *store,
   g_return_val_if_fail (store != NULL, FALSE);
   g_return_val_if_fail (key != NULL && value != NULL, FALSE);
 
+  PG_RETURN (store, gboolean, tocsin_relay_store_pg_set_meta (pg, key, value, error));
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", error);
   if (stmt == NULL)
@@ -1615,6 +1861,7 @@ tocsin_relay_store_dup_meta (TocsinRelayStore *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, char *, tocsin_relay_store_pg_dup_meta (pg, key, &pg_error));
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db, "SELECT value FROM meta WHERE key = ?", NULL);
   if (stmt != NULL)
@@ -1772,9 +2019,20 @@ tocsin_relay_store_replay_page (TocsinRelayStore       *store,
     *gap_to = 0;
 
   /* Read under the lock, call @func without it: @func may well use the store. */
-  g_mutex_lock (&store->lock);
-  page = replay_read (store, store->db, store->stmts, channel_id, after_id, limit, error);
-  g_mutex_unlock (&store->lock);
+  if (store->conninfo != NULL)
+    {
+      TocsinRelayStorePg *pg = pg_enter (store);
+
+      page = tocsin_relay_store_pg_replay_page (pg, channel_id, after_id, limit,
+                                                get_retention (store), error);
+      pg_leave (store, pg);
+    }
+  else
+    {
+      g_mutex_lock (&store->lock);
+      page = replay_read (store, store->db, store->stmts, channel_id, after_id, limit, error);
+      g_mutex_unlock (&store->lock);
+    }
   if (page == NULL)
     return FALSE;
 
@@ -1915,6 +2173,64 @@ reader_main (gpointer data)
   return NULL;
 }
 
+/* The reader thread of a PostgreSQL store: the same jobs on its own handle. */
+static gpointer
+reader_main_pg (gpointer data)
+{
+  ThreadPg mine = { data, NULL };
+  TocsinRelayStore *store = data;
+
+  g_private_set (&thread_pg, &mine);
+  for (;;)
+    {
+      ReadJob *job = g_async_queue_pop (store->reads);
+      g_autoptr(GError) error = NULL;
+      TocsinRelayStorePg *pg;
+
+      if (job->kind == READ_STOP)
+        {
+          read_job_free (job);
+          break;
+        }
+      pg_thread_connect (&mine);
+      if (g_task_return_error_if_cancelled (job->task))
+        ;
+      else if (job->kind == READ_CALL)
+        run_call (store, job->task, job->call_func, job->call_data);
+      else if (job->kind == READ_REPLAY)
+        {
+          TocsinRelayReplayPage *page;
+
+          pg = pg_enter (store);
+          page = tocsin_relay_store_pg_replay_page (pg, job->channel_id, job->after_id,
+                                                    job->limit, get_retention (store), &error);
+          pg_leave (store, pg);
+          if (page != NULL)
+            g_task_return_pointer (job->task, page,
+                                   (GDestroyNotify) tocsin_relay_replay_page_free);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&error));
+        }
+      else
+        {
+          GHashTable *tokens;
+
+          pg = pg_enter (store);
+          tokens = tocsin_relay_store_pg_lookup_subscribe_tokens (pg, (gint64 *) job->ids->data,
+                                                                  job->ids->len, &error);
+          pg_leave (store, pg);
+          if (tokens != NULL)
+            g_task_return_pointer (job->task, tokens, (GDestroyNotify) g_hash_table_unref);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&error));
+        }
+      read_job_free (job);
+    }
+  g_private_set (&thread_pg, NULL);
+  tocsin_relay_store_pg_free (mine.pg);
+  return NULL;
+}
+
 /* Started on first use: the command line never needs it. */
 static void
 reader_push (TocsinRelayStore *store,
@@ -1924,7 +2240,8 @@ reader_push (TocsinRelayStore *store,
   if (store->reader == NULL)
     {
       store->reads = g_async_queue_new_full ((GDestroyNotify) read_job_free);
-      store->reader = g_thread_new ("tocsin-store-reader", reader_main, store);
+      store->reader = g_thread_new ("tocsin-store-reader",
+                                    store->conninfo ? reader_main_pg : reader_main, store);
     }
   g_mutex_unlock (&store->reader_lock);
   g_async_queue_push (store->reads, job);
@@ -2083,6 +2400,9 @@ tocsin_relay_store_list_presence (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, JsonArray *,
+             tocsin_relay_store_pg_list_presence (pg, channel_id, g_get_real_time () / 1000,
+                                                  error));
   g_mutex_lock (&store->lock);
   stmt = prepare (store->db,
                   "SELECT pid, kind, peer, connected_at FROM presence WHERE channel_id = ?"
@@ -2440,6 +2760,8 @@ tocsin_relay_store_prune (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, FALSE);
 
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_prune (pg, get_retention (store), now_ms, error));
   g_mutex_lock (&store->lock);
   ok = exec_sql (store->db, "BEGIN IMMEDIATE", error);
   if (ok)
@@ -2637,6 +2959,175 @@ writer_main (gpointer data)
   return NULL;
 }
 
+/* The writer thread's batch on PostgreSQL: the messages in one transaction (group commit:
+ * tocsin_relay_store_pg_commit() numbers them under their channels' row locks), answered once
+ * COMMIT has returned; then the other jobs in order, each a short transaction of its own (none of
+ * them can depend on a message of the same batch: nobody has seen those ids yet). */
+static void
+run_batch_pg (TocsinRelayStore   *store,
+              TocsinRelayStorePg *pg,
+              GPtrArray          *batch)
+{
+  g_autoptr(GArray) writes = g_array_new (FALSE, TRUE, sizeof (TocsinRelayStorePgWrite));
+  g_autoptr(GArray) jobs = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autofree TocsinRelayCommit **commits = NULL;
+  g_autofree GError **errors = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean committed = TRUE;
+
+  for (guint i = 0; i < batch->len; i++)
+    {
+      Job *job = batch->pdata[i];
+      TocsinRelayStorePgWrite write = { 0 };
+
+      if (job->kind != JOB_COMMIT)
+        continue;
+      write.channel_id = job->channel_id;
+      write.message = job->message;
+      write.key_hash = job->key_hash;
+      write.content_hash = job->content_hash;
+      write.retention = job->retention;
+      write.forwards = job->forwards;
+      write.indices = job->indices;
+      g_array_append_val (writes, write);
+      g_array_append_val (jobs, i);
+    }
+  commits = g_new0 (TocsinRelayCommit *, writes->len + 1);
+  errors = g_new0 (GError *, writes->len + 1);
+  if (writes->len > 0)
+    committed = tocsin_relay_store_pg_commit (pg, (TocsinRelayStorePgWrite *) writes->data,
+                                              writes->len, commits, errors, &error);
+  for (guint w = 0; w < writes->len; w++)
+    {
+      Job *job = batch->pdata[g_array_index (jobs, guint, w)];
+
+      if (!committed)
+        g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
+                                 TOCSIN_RELAY_STORE_ERROR_FAILED, "%s", error->message);
+      else if (errors[w] != NULL)
+        g_task_return_error (job->task, g_steal_pointer (&errors[w]));
+      else
+        g_task_return_pointer (job->task, g_steal_pointer (&commits[w]),
+                               (GDestroyNotify) tocsin_relay_commit_free);
+      g_clear_object (&job->task);
+    }
+  if (!committed)
+    g_message ("%s", error->message);
+
+  for (guint i = 0; i < batch->len; i++)
+    {
+      Job *job = batch->pdata[i];
+      g_autoptr(GError) job_error = NULL;
+
+      if (job->kind == JOB_PRESENCE)
+        {
+          if (!tocsin_relay_store_pg_note_subscriber (pg, job->channel_id, job->conn_id,
+                                                      job->conn_kind, job->peer, job->connected,
+                                                      &job_error))
+            g_message ("%s", job_error->message);
+        }
+      else if (job->kind == JOB_ENQUEUE)
+        {
+          gint n = tocsin_relay_store_pg_enqueue (pg, job->channel_id, job->message_id,
+                                                  job->message_data, job->event, job->user,
+                                                  job->forwards, job->indices, &job_error);
+
+          if (n >= 0)
+            g_task_return_int (job->task, n);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&job_error));
+          g_clear_object (&job->task);
+        }
+      else if (job->kind == JOB_DELIVERIES)
+        {
+          g_atomic_int_add (&store->delivery_writes_writer, (gint) job->delivery_ops->len);
+          if (tocsin_relay_store_pg_write_deliveries (pg, job->delivery_ops, &job_error))
+            g_task_return_boolean (job->task, TRUE);
+          else
+            g_task_return_error (job->task, g_steal_pointer (&job_error));
+          g_clear_object (&job->task);
+        }
+    }
+}
+
+/* The writer thread of a PostgreSQL store: batches as on SQLite, this node's heartbeat every 30 s
+ * and retention once a minute on whichever node takes the cluster's prune lock. */
+static gpointer
+writer_main_pg (gpointer data)
+{
+  ThreadPg mine = { data, NULL };
+  TocsinRelayStore *store = data;
+  gint64 next_prune = g_get_monotonic_time () + PRUNE_INTERVAL_US;
+  gint64 next_beat = g_get_monotonic_time () + HEARTBEAT_INTERVAL_US;
+  gboolean stop = FALSE;
+
+  g_private_set (&thread_pg, &mine);
+  while (!stop)
+    {
+      g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) job_free);
+      gint64 wait = MAX (MIN (next_prune, next_beat) - g_get_monotonic_time (), 0);
+      TocsinRelayStorePg *pg;
+      Job *job;
+
+      job = g_async_queue_timeout_pop (store->jobs, (guint64) wait);
+      pg_thread_connect (&mine);
+      if (job != NULL)
+        {
+          Job *call = NULL;
+
+          do
+            {
+              if (job->kind == JOB_CALL)
+                {
+                  call = job;
+                  break;
+                }
+              g_ptr_array_add (batch, job);
+              if (job->kind == JOB_STOP)
+                stop = TRUE;
+            }
+          while (!stop && batch->len < MAX_BATCH && (job = g_async_queue_try_pop (store->jobs)));
+          if (batch->len > 0)
+            {
+              pg = pg_enter (store);
+              run_batch_pg (store, pg, batch);
+              pg_leave (store, pg);
+            }
+          if (call != NULL)
+            {
+              run_call (store, call->task, call->call_func, call->call_data);
+              job_free (call);
+            }
+        }
+
+      if (g_get_monotonic_time () >= next_beat)
+        {
+          g_autoptr(GError) error = NULL;
+
+          next_beat = g_get_monotonic_time () + HEARTBEAT_INTERVAL_US;
+          pg = pg_enter (store);
+          if (!tocsin_relay_store_pg_heartbeat (pg, g_get_real_time () / 1000, &error))
+            g_message ("%s", error->message);
+          pg_leave (store, pg);
+        }
+      if (g_get_monotonic_time () >= next_prune)
+        {
+          g_autoptr(GError) error = NULL;
+
+          next_prune = g_get_monotonic_time () + PRUNE_INTERVAL_US;
+          pg = pg_enter (store);
+          if (!tocsin_relay_store_pg_prune_exclusive (pg, get_retention (store),
+                                                      g_get_real_time () / 1000,
+                                                      PRUNE_INTERVAL_US / 1000, NULL, &error))
+            g_message ("Pruning failed: %s", error->message);
+          pg_leave (store, pg);
+        }
+    }
+  g_private_set (&thread_pg, NULL);
+  tocsin_relay_store_pg_free (mine.pg);
+  return NULL;
+}
+
 void
 tocsin_relay_store_commit_async (TocsinRelayStore    *store,
                                  gint64               channel_id,
@@ -2821,6 +3312,8 @@ tocsin_relay_store_due_deliveries (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, GPtrArray *,
+             tocsin_relay_store_pg_due_deliveries (pg, now_ms, limit, error));
   g_mutex_lock (&store->lock);
   stmt = prepare_cached (store->stmts, store->db,
                          "SELECT " DELIVERY_COLUMNS " FROM deliveries"
@@ -2855,6 +3348,7 @@ tocsin_relay_store_next_delivery_at (TocsinRelayStore *store)
 
   g_return_val_if_fail (store != NULL, 0);
 
+  PG_RETURN (store, gint64, tocsin_relay_store_pg_next_delivery_at (pg, &pg_error));
   g_mutex_lock (&store->lock);
   stmt = prepare_cached (store->stmts, store->db,
                          "SELECT min(next_at_ms) FROM deliveries"
@@ -2954,6 +3448,10 @@ tocsin_relay_store_start_attempt (TocsinRelayStore  *store,
 {
   g_return_val_if_fail (store != NULL && attempt != NULL, FALSE);
 
+  if (store->conninfo != NULL)
+    g_atomic_int_inc (&store->delivery_writes_main);
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_start_attempt (pg, delivery_id, attempt, error));
   return update_delivery (store, START_ATTEMPT_SQL, delivery_id, NULL, 0, attempt, error);
 }
 
@@ -2966,6 +3464,11 @@ tocsin_relay_store_set_delivery_state (TocsinRelayStore          *store,
 {
   g_return_val_if_fail (store != NULL, FALSE);
 
+  if (store->conninfo != NULL)
+    g_atomic_int_inc (&store->delivery_writes_main);
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_set_delivery_state (pg, delivery_id, state, next_at_ms,
+                                                       error));
   return update_delivery (store, SET_STATE_SQL, delivery_id,
                           tocsin_relay_delivery_state_to_string (state), next_at_ms, NULL, error);
 }
@@ -3030,6 +3533,9 @@ tocsin_relay_store_finish_attempt (TocsinRelayStore                *store,
   g_return_val_if_fail (store != NULL && record != NULL, FALSE);
 
   g_atomic_int_inc (&store->delivery_writes_main);
+  PG_RETURN (store, gboolean,
+             tocsin_relay_store_pg_finish_attempt (pg, delivery_id, record, state, next_at_ms,
+                                                   error));
   g_mutex_lock (&store->lock);
   if (exec_cached (store->stmts, store->db, "BEGIN IMMEDIATE", error))
     {
@@ -3193,6 +3699,8 @@ tocsin_relay_store_recover_deliveries (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, 0);
 
+  PG_RETURN (store, guint,
+             MAX (tocsin_relay_store_pg_recover_deliveries (pg, now_ms, error), 0));
   g_mutex_lock (&store->lock);
   /* An attempt in flight at a crash: its answer is unknown. With the retry policy it is sent
    * again as the next attempt (attempts already counts it), with the same webhook-id, so a
@@ -3225,6 +3733,8 @@ tocsin_relay_store_get_delivery (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  PG_RETURN (store, TocsinRelayDelivery *,
+             tocsin_relay_store_pg_get_delivery (pg, delivery_id, error));
   g_mutex_lock (&store->lock);
   stmt = prepare_cached (store->stmts, store->db,
                          "SELECT " DELIVERY_COLUMNS " FROM deliveries WHERE id = ?", error);
@@ -3296,6 +3806,13 @@ tocsin_relay_store_list_deliveries (TocsinRelayStore  *store,
 
   g_return_val_if_fail (store != NULL, NULL);
 
+  if (store->conninfo != NULL)
+    {
+      json_array_unref (deliveries);
+      json_array_unref (attempts);
+    }
+  PG_RETURN (store, JsonObject *,
+             tocsin_relay_store_pg_list_deliveries (pg, channel_id, limit, error));
   json_object_set_array_member (reply, "deliveries", deliveries);
   json_object_set_array_member (reply, "attempts", attempts);
   g_mutex_lock (&store->lock);

@@ -45,6 +45,28 @@ void                tocsin_relay_channel_unref (TocsinRelayChannel *channel);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinRelayChannel, tocsin_relay_channel_unref)
 
 TocsinRelayStore   *tocsin_relay_store_open  (const char *data_dir, GError **error);
+/* The same, on PostgreSQL when @database is a postgresql:// URL (issue 16; NULL: SQLite in
+ * @data_dir). Every function below then runs on PostgreSQL (tocsin-relay-store-pg.c): the
+ * reader and writer threads each hold a connection of their own, and calls from other threads
+ * (the command line, tests) share a third under the store's lock. */
+TocsinRelayStore   *tocsin_relay_store_open_database (const char  *data_dir,
+                                                      const char  *database,
+                                                      GError     **error);
+/* PostgreSQL: the name this process speaks for as a node (presence, deliveries in flight; see
+ * tocsin-relay-store-pg.h), instead of a random one: a node restarted under the same name takes
+ * back its deliveries in flight at once. One live process per name. Call it before serving;
+ * nothing on SQLite. */
+void                tocsin_relay_store_set_node      (TocsinRelayStore *store,
+                                                      const char       *node);
+/* PostgreSQL: tells the other nodes that @by acknowledged @message_id of @channel_id (a
+ * NOTIFY); nothing on SQLite, which has one process. */
+gboolean            tocsin_relay_store_announce_ack  (TocsinRelayStore  *store,
+                                                      gint64             channel_id,
+                                                      gint64             message_id,
+                                                      const char        *by,
+                                                      GError           **error);
+/* Whether the store is on PostgreSQL, and its connection string (NULL on SQLite). */
+const char         *tocsin_relay_store_get_database  (TocsinRelayStore *store);
 void                tocsin_relay_store_free  (TocsinRelayStore *store);
 
 /* Constant-time token checks; NULL when unknown. Sees channels that another process (the CLI)
@@ -52,6 +74,17 @@ void                tocsin_relay_store_free  (TocsinRelayStore *store);
 TocsinRelayChannel *tocsin_relay_store_find_by_trigger   (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_subscribe (TocsinRelayStore *store, const char *token);
 TocsinRelayChannel *tocsin_relay_store_find_by_id        (TocsinRelayStore *store, gint64 id);
+/* As tocsin_relay_store_find_by_trigger(), telling the database failing (NULL with @error set:
+ * PostgreSQL unreachable) from an unknown token (NULL, no error). */
+TocsinRelayChannel *tocsin_relay_store_find_by_trigger_checked (TocsinRelayStore  *store,
+                                                                const char        *token,
+                                                                GError           **error);
+TocsinRelayChannel *tocsin_relay_store_find_by_subscribe_checked (TocsinRelayStore  *store,
+                                                                  const char        *token,
+                                                                  GError           **error);
+TocsinRelayChannel *tocsin_relay_store_find_by_email_checked (TocsinRelayStore  *store,
+                                                              const char        *token,
+                                                              GError           **error);
 /* @token: the local part of a recipient address, lowercased by the caller. */
 TocsinRelayChannel *tocsin_relay_store_find_by_email     (TocsinRelayStore *store,
                                                           const char       *token);

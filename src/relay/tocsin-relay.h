@@ -16,6 +16,7 @@ typedef struct _TocsinRelayThrottle TocsinRelayThrottle; /* tocsin-relay-throttl
 typedef struct _TocsinRelayRateLimit TocsinRelayRateLimit; /* tocsin-relay-ratelimit.h */
 typedef struct _TocsinRelayRecent TocsinRelayRecent; /* tocsin-relay-recent.h */
 typedef struct _TocsinRelayForwards TocsinRelayForwards; /* tocsin-relay-forwards.h */
+typedef struct _TocsinRelayCluster TocsinRelayCluster; /* tocsin-relay-cluster.h */
 
 typedef struct
 {
@@ -56,6 +57,7 @@ typedef struct
   TocsinRelayRateLimit *rate_limit;      /* per channel; see tocsin-relay-ratelimit.h */
   TocsinRelayRecent *recent;             /* last webhooks per channel; tocsin-relay-recent.h */
   TocsinRelayForwards *forwards;         /* the forwards' sender or NULL; tocsin-relay-forwards.h */
+  TocsinRelayCluster *cluster;           /* on PostgreSQL: fan-out between nodes, else NULL */
 } TocsinRelay;
 
 void tocsin_relay_config_init  (TocsinRelayConfig *config);
