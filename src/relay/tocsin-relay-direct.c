@@ -368,42 +368,23 @@ ring (TocsinRelay        *relay,
   return TRUE;
 }
 
-/* The key is looked up on the store's reader thread, the request paused and held by a
- * reference meanwhile: the main loop never waits on the database. */
+/* The key is looked up on the store's reader thread (tocsin_relay_store_find_channel_async()),
+ * the request paused and held by a reference meanwhile: the main loop never waits on the
+ * database. */
 typedef struct
 {
   TocsinRelay        *relay;
   SoupServerMessage  *msg;
-  char               *key;
-  TocsinRelayChannel *channel;   /* the reader thread's answer */
 } Lookup;
 
 static void
 lookup_free (Lookup *lookup)
 {
   g_clear_object (&lookup->msg);
-  if (lookup->key)
-    explicit_bzero (lookup->key, strlen (lookup->key));
-  g_free (lookup->key);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
   g_free (lookup);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Lookup, lookup_free)
-
-static gboolean
-lookup_run (TocsinRelayStore  *store,
-            gpointer           data,
-            GError           **error)
-{
-  Lookup *lookup = data;
-
-  /* Constant time, the same work for an unknown key; a channel's webhook token is not a key. */
-  lookup->channel = *lookup->key != '\0'
-                    ? tocsin_relay_store_find_by_trigger_checked (store, lookup->key, error)
-                    : NULL;
-  return *error == NULL;
-}
 
 static void
 lookup_done (GObject      *source,
@@ -411,9 +392,11 @@ lookup_done (GObject      *source,
              gpointer      user_data)
 {
   g_autoptr(Lookup) lookup = user_data;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+  channel = tocsin_relay_store_find_channel_finish (lookup->relay->store, result, &error);
+  if (error != NULL)
     {
       /* The database (PostgreSQL) did not answer: not an unknown key. */
       g_message ("Could not look a Direct key up: %s", error->message);
@@ -425,7 +408,7 @@ lookup_done (GObject      *source,
       soup_server_message_unpause (lookup->msg);
       return;
     }
-  if (!ring (lookup->relay, lookup->msg, lookup->channel))
+  if (!ring (lookup->relay, lookup->msg, channel))
     soup_server_message_unpause (lookup->msg);
 }
 
@@ -452,9 +435,11 @@ tocsin_relay_direct_handle (TocsinRelay       *relay,
   lookup = g_new0 (Lookup, 1);
   lookup->relay = relay;
   lookup->msg = g_object_ref (msg);
-  lookup->key = g_strdup (key ? key : "");
   soup_server_message_pause (msg);
-  tocsin_relay_store_call_async (relay->store, FALSE, lookup_run, lookup, lookup_done, lookup);
+  /* Constant time, the same work for an unknown key; a channel's webhook token is not a key
+   * (ring() refuses a channel that is not a Direct key's). */
+  tocsin_relay_store_find_channel_async (relay->store, TOCSIN_RELAY_TOKEN_TRIGGER, key,
+                                         lookup_done, lookup);
 }
 
 /* ---- /v1/direct: the owner API -------------------------------------------------------- */

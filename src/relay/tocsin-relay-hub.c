@@ -1152,13 +1152,13 @@ tocsin_relay_hub_tell_ack (TocsinRelayHub *hub,
   tell_ack_here (hub, channel_id, message_id, by);
 }
 
-/* A subscribe frame's token, looked up on the store's reader thread. */
+/* A subscribe frame's token, looked up on the store's reader thread
+ * (tocsin_relay_store_find_channel_async()); the token is kept for the answer's frames. */
 typedef struct
 {
   Connection         *conn;      /* a reference */
   char               *token;
   gint64              since;
-  TocsinRelayChannel *channel;   /* the reader thread's answer */
 } SubscribeLookup;
 
 static void
@@ -1168,23 +1168,10 @@ subscribe_lookup_free (SubscribeLookup *lookup)
   if (lookup->token)
     explicit_bzero (lookup->token, strlen (lookup->token));
   g_free (lookup->token);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
   g_free (lookup);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (SubscribeLookup, subscribe_lookup_free)
-
-static gboolean
-subscribe_lookup_run (TocsinRelayStore  *store,
-                      gpointer           data,
-                      GError           **error)
-{
-  SubscribeLookup *lookup = data;
-
-  /* A database failure (PostgreSQL down) is an error, not an unknown token. */
-  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
-  return error == NULL || *error == NULL;
-}
 
 static void app_subscribe_found (Connection *conn, const char *token, gint64 since,
                                  TocsinRelayChannel *channel);
@@ -1198,9 +1185,11 @@ subscribe_lookup_done (GObject      *source,
   g_autoptr(SubscribeLookup) lookup = user_data;
   Connection *conn = lookup->conn;
   JsonObject *frame;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (conn->hub->relay->store, result, &error);
+  /* A database failure (PostgreSQL down) is an error, not an unknown token. */
+  channel = tocsin_relay_store_find_channel_finish (conn->hub->relay->store, result, &error);
   conn->looking_up = FALSE;
   if (conn->closed)
     return;
@@ -1211,7 +1200,7 @@ subscribe_lookup_done (GObject      *source,
       connection_close (conn, CLOSE_INTERNAL, "the relay could not read its store");
       return;
     }
-  app_subscribe_found (conn, lookup->token, lookup->since, lookup->channel);
+  app_subscribe_found (conn, lookup->token, lookup->since, channel);
   /* The frames sent after it, in order, until one looks a token up again. */
   while (!conn->looking_up && !conn->closed &&
          (frame = g_queue_pop_head (&conn->held_frames)) != NULL)
@@ -1260,8 +1249,8 @@ app_subscribe (Connection *conn,
   lookup->token = g_strdup (token);
   lookup->since = since;
   conn->looking_up = TRUE;
-  tocsin_relay_store_call_async (hub->relay->store, FALSE, subscribe_lookup_run, lookup,
-                                 subscribe_lookup_done, lookup);
+  tocsin_relay_store_find_channel_async (hub->relay->store, TOCSIN_RELAY_TOKEN_SUBSCRIBE, token,
+                                         subscribe_lookup_done, lookup);
 }
 
 /* The rest of a subscribe frame, once its token has been looked up (@channel: NULL if
@@ -2100,41 +2089,25 @@ tocsin_relay_hub_count_connections (TocsinRelayHub *hub)
   return g_hash_table_size (hub->connections);
 }
 
-/* A stream's subscribe token is looked up on the store's reader thread, the request paused and
- * held by a reference meanwhile: a connect never makes the main loop wait on the database. */
+/* A stream's subscribe token is looked up on the store's reader thread
+ * (tocsin_relay_store_find_channel_async()), the request paused and held by a reference
+ * meanwhile: a connect never makes the main loop wait on the database. */
 typedef struct
 {
   TocsinRelayHub        *hub;
   SoupServerMessage     *msg;
-  char                  *token;
   TocsinRelayStreamKind  kind;
   gint64                 since;
-  TocsinRelayChannel    *channel;   /* the reader thread's answer */
 } StreamLookup;
 
 static void
 stream_lookup_free (StreamLookup *lookup)
 {
   g_clear_object (&lookup->msg);
-  if (lookup->token)
-    explicit_bzero (lookup->token, strlen (lookup->token));
-  g_free (lookup->token);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
   g_free (lookup);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (StreamLookup, stream_lookup_free)
-
-static gboolean
-stream_lookup_run (TocsinRelayStore  *store,
-                   gpointer           data,
-                   GError           **error)
-{
-  StreamLookup *lookup = data;
-
-  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
-  return error == NULL || *error == NULL;
-}
 
 static void
 stream_lookup_done (GObject      *source,
@@ -2144,10 +2117,10 @@ stream_lookup_done (GObject      *source,
   g_autoptr(StreamLookup) lookup = user_data;
   TocsinRelayHub *hub = lookup->hub;
   SoupServerMessage *msg = lookup->msg;
-  TocsinRelayChannel *channel = lookup->channel;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (hub->relay->store, result, &error);
+  channel = tocsin_relay_store_find_channel_finish (hub->relay->store, result, &error);
   if (error != NULL)
     {
       /* The database did not answer (PostgreSQL down): not a link that is gone. */
@@ -2228,12 +2201,11 @@ tocsin_relay_hub_handle_stream (TocsinRelayHub        *hub,
   lookup = g_new0 (StreamLookup, 1);
   lookup->hub = hub;
   lookup->msg = g_object_ref (msg);
-  lookup->token = g_strdup (token ? token : "");
   lookup->kind = kind;
   lookup->since = since;
   soup_server_message_pause (msg);
-  tocsin_relay_store_call_async (hub->relay->store, FALSE, stream_lookup_run, lookup,
-                                 stream_lookup_done, lookup);
+  tocsin_relay_store_find_channel_async (hub->relay->store, TOCSIN_RELAY_TOKEN_SUBSCRIBE, token,
+                                         stream_lookup_done, lookup);
 }
 
 void

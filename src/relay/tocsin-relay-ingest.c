@@ -901,14 +901,14 @@ run (TocsinRelay                    *relay,
   return TRUE;
 }
 
-/* The trigger token is looked up on the store's reader thread (tocsin_relay_store_call_async):
- * a webhook never makes the main loop wait on the database. The request is paused meanwhile and
+/* The trigger token is looked up on the store's reader thread
+ * (tocsin_relay_store_find_channel_async()): a webhook never makes the main loop wait on the
+ * database. The request is paused meanwhile and
  * held by a reference, as for its commit (commit_done). */
 typedef struct
 {
   TocsinRelay                    *relay;
   SoupServerMessage              *msg;
-  char                           *token;
   const TocsinRelayIngestDialect *dialect;
   gpointer                        user_data;      /* submit: owned, destroy */
   GDestroyNotify                  destroy;
@@ -917,19 +917,14 @@ typedef struct
   const TocsinRelayIngestHints   *hints;          /* submit: points into user_data */
   GDestroyNotify                  destroy_saved;  /* submit: handed to run() */
   gboolean                        submit;
-  TocsinRelayChannel             *channel;        /* the reader thread's answer */
 } Lookup;
 
 static void
 lookup_free (Lookup *lookup)
 {
   g_clear_object (&lookup->msg);
-  if (lookup->token)
-    explicit_bzero (lookup->token, strlen (lookup->token));
-  g_free (lookup->token);
   g_clear_pointer (&lookup->vars, json_object_unref);
   g_clear_pointer (&lookup->scope_headers, soup_message_headers_unref);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
   if (lookup->destroy != NULL && lookup->user_data != NULL)
     lookup->destroy (lookup->user_data);
   g_free (lookup);
@@ -937,32 +932,13 @@ lookup_free (Lookup *lookup)
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Lookup, lookup_free)
 
-static gboolean
-lookup_trigger (TocsinRelayStore  *store,
-                gpointer           data,
-                GError           **error)
-{
-  Lookup *lookup = data;
-
-  g_autoptr(GError) local_error = NULL;
-
-  /* The same work whether the token is known or not (see find_by_token). */
-  lookup->channel = tocsin_relay_store_find_by_trigger_checked (store, lookup->token,
-                                                                &local_error);
-  if (local_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  return TRUE;
-}
-
 static void
 lookup_done (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
   g_autoptr(Lookup) lookup = user_data;
+  g_autoptr(TocsinRelayChannel) found = NULL;
   g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(JsonObject) vars = NULL;
   g_autofree char *body_text = NULL;
@@ -971,7 +947,9 @@ lookup_done (GObject      *source,
   gboolean has_body = FALSE, held = FALSE;
   g_autoptr(GError) error = NULL;
 
-  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+  /* The same work whether the token is known or not (see find_by_token). */
+  found = tocsin_relay_store_find_channel_finish (lookup->relay->store, result, &error);
+  if (error != NULL)
     {
       /* The database (PostgreSQL) did not answer: not an unknown token (a 404 would tell the
        * sender to give up), but the relay's condition, as a failed commit is. */
@@ -984,7 +962,7 @@ lookup_done (GObject      *source,
       soup_server_message_unpause (msg);
       return;
     }
-  channel = admit (lookup->relay, msg, lookup->channel, lookup->dialect, lookup->user_data,
+  channel = admit (lookup->relay, msg, found, lookup->dialect, lookup->user_data,
                    &has_body, &scheme);
   if (channel != NULL && lookup->submit)
     {
@@ -1007,11 +985,12 @@ lookup_done (GObject      *source,
 }
 
 static void
-lookup_start (Lookup *lookup)
+lookup_start (Lookup     *lookup,
+              const char *token)
 {
   soup_server_message_pause (lookup->msg);
-  tocsin_relay_store_call_async (lookup->relay->store, FALSE, lookup_trigger, lookup, lookup_done,
-                                 lookup);
+  tocsin_relay_store_find_channel_async (lookup->relay->store, TOCSIN_RELAY_TOKEN_TRIGGER, token,
+                                         lookup_done, lookup);
 }
 
 void
@@ -1040,7 +1019,6 @@ tocsin_relay_ingest_submit (TocsinRelay                    *relay,
   lookup = g_new0 (Lookup, 1);
   lookup->relay = relay;
   lookup->msg = g_object_ref (msg);
-  lookup->token = g_strdup (token);
   lookup->dialect = dialect;
   lookup->user_data = user_data;
   lookup->destroy = destroy;
@@ -1049,7 +1027,7 @@ tocsin_relay_ingest_submit (TocsinRelay                    *relay,
   lookup->scope_headers = scope_headers ? soup_message_headers_ref (scope_headers) : NULL;
   lookup->hints = hints;
   lookup->submit = TRUE;
-  lookup_start (lookup);
+  lookup_start (lookup, token);
 }
 
 void
@@ -1067,9 +1045,8 @@ tocsin_relay_ingest_handle (TocsinRelay       *relay,
   lookup = g_new0 (Lookup, 1);
   lookup->relay = relay;
   lookup->msg = g_object_ref (msg);
-  lookup->token = g_strdup (token ? token : "");
   lookup->dialect = &native_dialect;
-  lookup_start (lookup);
+  lookup_start (lookup, token);
 }
 
 void

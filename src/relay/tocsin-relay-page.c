@@ -123,39 +123,23 @@ tocsin_relay_page_render (const char *name,
   return g_string_free (out, FALSE);
 }
 
-/* The token is looked up on the store's reader thread, the request paused and held by a
- * reference meanwhile: the main loop never waits on the database. */
+/* The token is looked up on the store's reader thread (tocsin_relay_store_find_channel_async()),
+ * the request paused and held by a reference meanwhile: the main loop never waits on the
+ * database. */
 typedef struct
 {
   TocsinRelay        *relay;
   SoupServerMessage  *msg;
-  char               *token;
-  TocsinRelayChannel *channel;   /* the reader thread's answer */
 } PageLookup;
 
 static void
 page_lookup_free (PageLookup *lookup)
 {
   g_clear_object (&lookup->msg);
-  if (lookup->token)
-    explicit_bzero (lookup->token, strlen (lookup->token));
-  g_free (lookup->token);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
   g_free (lookup);
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PageLookup, page_lookup_free)
-
-static gboolean
-page_lookup_run (TocsinRelayStore  *store,
-                 gpointer           data,
-                 GError           **error)
-{
-  PageLookup *lookup = data;
-
-  lookup->channel = tocsin_relay_store_find_by_subscribe_checked (store, lookup->token, error);
-  return *error == NULL;
-}
 
 static void
 page_reply (TocsinRelay        *relay,
@@ -206,9 +190,11 @@ page_lookup_done (GObject      *source,
                   gpointer      user_data)
 {
   g_autoptr(PageLookup) lookup = user_data;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
 
-  if (!tocsin_relay_store_call_finish (lookup->relay->store, result, &error) && error != NULL)
+  channel = tocsin_relay_store_find_channel_finish (lookup->relay->store, result, &error);
+  if (error != NULL)
     {
       /* The database (PostgreSQL) did not answer: not a link that is gone. */
       soup_message_headers_replace (soup_server_message_get_response_headers (lookup->msg),
@@ -218,7 +204,7 @@ page_lookup_done (GObject      *source,
                                          "again in a moment."));
     }
   else
-    page_reply (lookup->relay, lookup->msg, lookup->channel);
+    page_reply (lookup->relay, lookup->msg, channel);
   soup_server_message_unpause (lookup->msg);
 }
 
@@ -247,8 +233,7 @@ tocsin_relay_page_handle (TocsinRelay       *relay,
   lookup = g_new0 (PageLookup, 1);
   lookup->relay = relay;
   lookup->msg = g_object_ref (msg);
-  lookup->token = g_strdup (token ? token : "");
   soup_server_message_pause (msg);
-  tocsin_relay_store_call_async (relay->store, FALSE, page_lookup_run, lookup, page_lookup_done,
-                                 lookup);
+  tocsin_relay_store_find_channel_async (relay->store, TOCSIN_RELAY_TOKEN_SUBSCRIBE, token,
+                                         page_lookup_done, lookup);
 }

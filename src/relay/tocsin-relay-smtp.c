@@ -958,35 +958,18 @@ recipient_check (Conn                *conn,
   return 250;
 }
 
-/* A recipient's address, looked up on the store's reader thread. */
-typedef struct
-{
-  Conn               *conn;      /* a reference */
-  char               *local;
-  TocsinRelayChannel *channel;   /* the reader thread's answer */
-} RcptLookup;
-
-static gboolean
-rcpt_lookup_run (TocsinRelayStore  *store,
-                 gpointer           data,
-                 GError           **error)
-{
-  RcptLookup *lookup = data;
-
-  lookup->channel = tocsin_relay_store_find_by_email_checked (store, lookup->local, error);
-  return *error == NULL;
-}
-
+/* A recipient's address, looked up on the store's reader thread
+ * (tocsin_relay_store_find_channel_async()); @user_data is a reference on the connection. */
 static void
 rcpt_lookup_done (GObject      *source,
                   GAsyncResult *result,
                   gpointer      user_data)
 {
-  RcptLookup *lookup = user_data;
-  Conn *conn = lookup->conn;
+  Conn *conn = user_data;
+  g_autoptr(TocsinRelayChannel) channel = NULL;
   g_autoptr(GError) error = NULL;
 
-  tocsin_relay_store_call_finish (NULL, result, &error);
+  channel = tocsin_relay_store_find_channel_finish (NULL, result, &error);
   /* The peer is gone, or the server: nothing to answer. */
   if (conn->server != NULL)
     {
@@ -1002,7 +985,7 @@ rcpt_lookup_done (GObject      *source,
           text = g_strdup ("4.3.0 The relay cannot reach its database; try again later");
         }
       else
-        code = recipient_check (conn, lookup->channel, &channel_id, &text);
+        code = recipient_check (conn, channel, &channel_id, &text);
 
       tocsin_relay_smtp_recipient_found (conn->smtp, code, channel_id, text);
       touch (conn);
@@ -1010,10 +993,6 @@ rcpt_lookup_done (GObject      *source,
       conn_pump (conn);
     }
   conn_unref (conn);
-  explicit_bzero (lookup->local, strlen (lookup->local));
-  g_free (lookup->local);
-  g_clear_pointer (&lookup->channel, tocsin_relay_channel_unref);
-  g_free (lookup);
 }
 
 static guint
@@ -1024,7 +1003,6 @@ conn_recipient (gpointer     user_data,
 {
   Conn *conn = user_data;
   TocsinRelay *relay = conn->server->relay;
-  RcptLookup *lookup;
   guint retry_after = 0;
 
   if (relay->unknown_tokens != NULL &&
@@ -1035,11 +1013,8 @@ conn_recipient (gpointer     user_data,
       return 450;
     }
   /* Answered once the store's reader thread has looked it up (rcpt_lookup_done). */
-  lookup = g_new0 (RcptLookup, 1);
-  lookup->conn = conn_ref (conn);
-  lookup->local = g_strdup (local);
-  tocsin_relay_store_call_async (relay->store, FALSE, rcpt_lookup_run, lookup, rcpt_lookup_done,
-                                 lookup);
+  tocsin_relay_store_find_channel_async (relay->store, TOCSIN_RELAY_TOKEN_EMAIL, local,
+                                         rcpt_lookup_done, conn_ref (conn));
   return 0;
 }
 

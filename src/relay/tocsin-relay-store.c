@@ -2356,6 +2356,98 @@ tocsin_relay_store_call_finish (TocsinRelayStore  *store,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+/* ---- token lookups for the serving relay ---- */
+
+typedef struct
+{
+  TocsinRelayTokenKind  kind;
+  char                 *token;
+  TocsinRelayChannel   *channel;   /* the reader thread's answer */
+} FindChannel;
+
+static void
+find_channel_free (FindChannel *find)
+{
+  if (find->token)
+    explicit_bzero (find->token, strlen (find->token));
+  g_free (find->token);
+  g_clear_pointer (&find->channel, tocsin_relay_channel_unref);
+  g_free (find);
+}
+
+static gboolean
+find_channel_run (TocsinRelayStore  *store,
+                  gpointer           data,
+                  GError           **error)
+{
+  FindChannel *find = data;
+
+  /* Each is constant-time and does the same work for an unknown token (see find_by_token). */
+  switch (find->kind)
+    {
+    case TOCSIN_RELAY_TOKEN_TRIGGER:
+      find->channel = tocsin_relay_store_find_by_trigger_checked (store, find->token, error);
+      break;
+    case TOCSIN_RELAY_TOKEN_SUBSCRIBE:
+      find->channel = tocsin_relay_store_find_by_subscribe_checked (store, find->token, error);
+      break;
+    case TOCSIN_RELAY_TOKEN_EMAIL:
+      find->channel = tocsin_relay_store_find_by_email_checked (store, find->token, error);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  return *error == NULL;
+}
+
+static void
+find_channel_done (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  FindChannel *find = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (!tocsin_relay_store_call_finish (NULL, result, &error) && error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_steal_pointer (&find->channel),
+                           (GDestroyNotify) tocsin_relay_channel_unref);
+}
+
+void
+tocsin_relay_store_find_channel_async (TocsinRelayStore     *store,
+                                       TocsinRelayTokenKind  kind,
+                                       const char           *token,
+                                       GAsyncReadyCallback   callback,
+                                       gpointer              user_data)
+{
+  GTask *task;
+  FindChannel *find;
+
+  g_return_if_fail (store != NULL);
+
+  task = g_task_new (NULL, NULL, callback, user_data);
+  g_task_set_source_tag (task, tocsin_relay_store_find_channel_async);
+  find = g_new0 (FindChannel, 1);
+  find->kind = kind;
+  find->token = g_strdup (token ? token : "");
+  g_task_set_task_data (task, find, (GDestroyNotify) find_channel_free);
+  tocsin_relay_store_call_async (store, FALSE, find_channel_run, find, find_channel_done, task);
+}
+
+TocsinRelayChannel *
+tocsin_relay_store_find_channel_finish (TocsinRelayStore  *store,
+                                        GAsyncResult      *result,
+                                        GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        tocsin_relay_store_find_channel_async, NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
 /* ---- presence ---- */
 
 void

@@ -89,6 +89,28 @@ TocsinRelayChannel *tocsin_relay_store_find_by_email_checked (TocsinRelayStore  
 TocsinRelayChannel *tocsin_relay_store_find_by_email     (TocsinRelayStore *store,
                                                           const char       *token);
 
+/* Which of a channel's secrets a token is, for tocsin_relay_store_find_channel_async(). */
+typedef enum
+{
+  TOCSIN_RELAY_TOKEN_TRIGGER,    /* a webhook token (or a Direct key) */
+  TOCSIN_RELAY_TOKEN_SUBSCRIBE,  /* a subscribe token */
+  TOCSIN_RELAY_TOKEN_EMAIL,      /* a recipient's local part, lowercased by the caller */
+} TocsinRelayTokenKind;
+
+/* The one way the serving relay looks a token up: on the store's reader thread, with the
+ * *_checked() functions above, so the main loop never waits on the database. The token is
+ * copied, and wiped once looked up. tocsin_relay_store_find_channel_finish() returns the channel
+ * (full reference), NULL for an unknown token, or NULL with @error when the database did not
+ * answer (PostgreSQL unreachable), which callers answer as 503 or 451, never as "unknown". */
+void                tocsin_relay_store_find_channel_async  (TocsinRelayStore      *store,
+                                                            TocsinRelayTokenKind   kind,
+                                                            const char            *token,
+                                                            GAsyncReadyCallback    callback,
+                                                            gpointer               user_data);
+TocsinRelayChannel *tocsin_relay_store_find_channel_finish (TocsinRelayStore      *store,
+                                                            GAsyncResult          *result,
+                                                            GError               **error);
+
 /* Replay: calls @func for each retained message of @channel_id with an id greater than
  * @after_id (-1: everything retained), in id order, with the encoded message object
  * (docs/protocol.md). When messages after @after_id are no longer retained, *gap_from..*gap_to
