@@ -452,11 +452,102 @@ out:
   tocsin_test_rmdir_recursive (seed_dir);
 }
 
+/* One HTTP/1.1 exchange with HAProxy from @source (a loopback address: another client). */
+static guint
+exchange_from (TocsinTestHaproxy *haproxy,
+               const char        *source,
+               const char        *head_lines,
+               const char        *path)
+{
+  g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                            G_SOCKET_PROTOCOL_TCP, NULL);
+  g_autoptr(GInetAddress) from = g_inet_address_new_from_string (source);
+  g_autoptr(GSocketAddress) local = g_inet_socket_address_new (from, 0);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) remote = NULL;
+  g_autoptr(GString) received = g_string_new (NULL);
+  g_autofree char *request = NULL;
+  g_autoptr(GError) error = NULL;
+
+  remote = g_inet_socket_address_new (loopback, tocsin_test_haproxy_port (haproxy));
+  g_assert_true (g_socket_bind (socket, local, FALSE, &error));
+  g_assert_true (g_socket_connect (socket, remote, NULL, &error));
+  g_assert_no_error (error);
+  request = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sConnection: close\r\n\r\n",
+                             path, head_lines);
+  tocsin_rel_send_all (socket, request, strlen (request));
+  TOCSIN_WAIT_UNTIL (tocsin_rel_peer_closed (socket, received));
+  return tocsin_rel_parse_answer (received->str, NULL, NULL);
+}
+
+/* Behind HAProxy every request comes from HAProxy's address. With --trusted-proxies naming it,
+ * the relay counts a token guesser by the address HAProxy puts in X-Forwarded-For: the guesser
+ * gets 429, another client through the same HAProxy is answered, and a guesser that forges an
+ * X-Forwarded-For of its own is still counted as itself (HAProxy appends the real one, and the
+ * relay reads from the right). Without the option, HAProxy's address is the client, so the
+ * guesser's 429 falls on everyone: the last assertion fails. */
+static void
+test_client_addresses (void)
+{
+  const char *args[] = { "--trusted-proxies=127.0.0.1", NULL };
+  g_autoptr(TocsinTestRelay) relay = tocsin_test_relay_start (NULL, args);
+  g_autoptr(JsonObject) witness = tocsin_test_relay_create_channel (relay, "Witness", NULL, NULL,
+                                                                    NULL, NULL);
+  g_autofree char *hook = tocsin_rel_hook (witness, "?x=still+here");
+  TocsinTestHaproxy *haproxy;
+  guint status = 0, tries = 0;
+
+  haproxy = tocsin_test_haproxy_start (&relay->port, 1);
+  if (haproxy == NULL)
+    return;
+  tocsin_test_haproxy_wait_up (haproxy, G_MAXUINT);
+
+  /* The guesser on 127.0.0.2, each time claiming to be someone else. */
+  for (; tries < 200 && status != 429; tries++)
+    {
+      g_autofree char *guess = g_strdup_printf ("/t/guess%05u", tries);
+      g_autofree char *forged = g_strdup_printf ("X-Forwarded-For: 198.51.100.%u\r\n",
+                                                 1 + tries % 200);
+
+      status = exchange_from (haproxy, "127.0.0.2", forged, guess);
+      g_assert_true (status == 404 || status == 429);
+    }
+  g_test_message ("the guesser on 127.0.0.2 got 429 after %u unknown tokens", tries);
+  g_assert_cmpuint (status, ==, 429);
+  g_assert_cmpuint (exchange_from (haproxy, "127.0.0.2", "", hook), ==, 429);
+  /* Another client through the same HAProxy still rings its channel. */
+  g_assert_cmpuint (exchange_from (haproxy, "127.0.0.3", "", hook), ==, 200);
+  tocsin_test_haproxy_free (haproxy);
+}
+
+/* A value that is not an address or a network is refused with a sentence, before serving. */
+static void
+test_trusted_proxies_refused (void)
+{
+  g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-proxies");
+  g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
+  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--trusted-proxies=127.0.0.1,haproxy",
+                                               "--listen=127.0.0.1:0", data_dir, NULL);
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int wait_status = 0;
+
+  g_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
+                &wait_status, &error);
+  g_assert_no_error (error);
+  g_assert_true (WIFEXITED (wait_status));
+  g_assert_cmpint (WEXITSTATUS (wait_status), !=, 0);
+  g_assert_nonnull (strstr (err, "“haproxy” is neither an IP address nor a network"));
+  tocsin_test_rmdir_recursive (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cluster/haproxy/kill-one-node", test_kill_one_node);
+  g_test_add_func ("/cluster/haproxy/client-addresses", test_client_addresses);
+  g_test_add_func ("/cluster/haproxy/trusted-proxies-refused", test_trusted_proxies_refused);
   return g_test_run ();
 }

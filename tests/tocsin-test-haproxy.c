@@ -75,6 +75,9 @@ make_config (TocsinTestHaproxy *haproxy,
     "    log global\n"
     "    option httplog\n"
     "    option dontlognull\n"
+    /* The client's address in X-Forwarded-For, which the relay reads from a proxy it trusts
+     * (serve --trusted-proxies): its per-address limits then count each client, not HAProxy. */
+    "    option forwardfor\n"
     "    timeout connect 2s\n"
     "    timeout http-request 10s\n"
     "    timeout http-keep-alive 10s\n"

@@ -51,6 +51,7 @@ tocsin_relay_config_clear (TocsinRelayConfig *config)
   g_clear_pointer (&config->owner_cors_origins, g_strfreev);
   g_clear_pointer (&config->mail_domain, g_free);
   g_clear_pointer (&config->forward_ca_file, g_free);
+  g_clear_pointer (&config->trusted_proxies, g_ptr_array_unref);
 }
 
 void
@@ -457,6 +458,31 @@ apply_setting (TocsinRelayServeConfig  *config,
       g_free (relay->forward_ca_file);
       relay->forward_ca_file = value && *value ? g_strdup (value) : NULL;
     }
+  else if (g_str_equal (key, "trusted-proxies"))
+    {
+      g_auto(GStrv) items = g_strsplit_set (value ? value : "", ", ", -1);
+      g_autoptr(GPtrArray) masks = g_ptr_array_new_with_free_func (g_object_unref);
+
+      for (guint i = 0; items[i]; i++)
+        {
+          GInetAddressMask *mask;
+
+          if (*items[i] == '\0')
+            continue;
+          mask = g_inet_address_mask_new_from_string (items[i], NULL);
+          if (mask == NULL)
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("trusted-proxies: “%s” is neither an IP address nor a network "
+                             "such as 10.0.0.0/8."), items[i]);
+              return FALSE;
+            }
+          g_ptr_array_add (masks, mask);
+        }
+      g_clear_pointer (&relay->trusted_proxies, g_ptr_array_unref);
+      if (masks->len > 0)
+        relay->trusted_proxies = g_steal_pointer (&masks);
+    }
   else
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_UNKNOWN_OPTION,
@@ -527,7 +553,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   g_autofree char *max_body = NULL, *retention = NULL, *rate = NULL, *burst = NULL;
   g_autofree char *queue_bytes = NULL, *queue_frames = NULL, *max_conn = NULL;
   g_autofree char *idle = NULL, *open_relay = NULL, *backlog = NULL;
-  g_autofree char *subscribe_timeout = NULL, *allowed_hosts = NULL;
+  g_autofree char *subscribe_timeout = NULL, *allowed_hosts = NULL, *trusted_proxies = NULL;
   g_autofree char *tls_cert = NULL, *tls_key = NULL;
   g_autofree char *cors_origins = NULL, *owner_cors_origins = NULL;
   g_autofree char *smtp_listen = NULL, *mail_domain = NULL, *max_mail = NULL;
@@ -601,6 +627,9 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "forward-deny-private", 0, 0, G_OPTION_ARG_STRING, &forward_deny_private,
       N_("yes: send no forward to loopback, link-local or private addresses (default no)"),
       N_("yes|no") },
+    { "trusted-proxies", 0, 0, G_OPTION_ARG_STRING, &trusted_proxies,
+      N_("Proxies in front (addresses or networks, comma-separated) whose X-Forwarded-For names "
+         "the client (default: none)"), N_("ADDRESSES") },
     { "database", 0, 0, G_OPTION_ARG_STRING, &database,
       N_("Keep the store in PostgreSQL at URL (postgresql://…; default: SQLite in --data-dir)"),
       N_("URL") },
@@ -625,6 +654,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
     { "forward-backoff-base", NULL }, { "forward-backoff-max", NULL },
     { "forward-cooldown", NULL }, { "forward-ca-file", NULL }, { "forward-deny-private", NULL },
     { "database", NULL }, { "workers", NULL }, { "node-name", NULL },
+    { "trusted-proxies", NULL },
   };
 
   g_option_context_set_summary (context, _("Serve webhooks and subscriber streams."));
@@ -672,6 +702,7 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[28].value = database;
   flags[29].value = workers;
   flags[30].value = node_name;
+  flags[31].value = trusted_proxies;
   for (guint i = 0; i < G_N_ELEMENTS (flags); i++)
     {
       g_autoptr(GError) local_error = NULL;

@@ -1522,7 +1522,7 @@ begin_websocket (TocsinRelayHub     *hub,
   upgrade->channel = channel ? tocsin_relay_channel_ref (channel) : NULL;
   upgrade->since = since;
   upgrade->peer = tocsin_relay_server_peer_string (msg);
-  upgrade->address = tocsin_relay_server_client_address (msg);
+  upgrade->address = tocsin_relay_server_client_address (hub->relay, msg);
   g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (websocket_upgraded), upgrade,
                          upgrade_free, 0);
   return TRUE;

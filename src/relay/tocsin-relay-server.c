@@ -371,14 +371,56 @@ host_allowed (Server     *server,
   return FALSE;
 }
 
+static gboolean
+is_trusted_proxy (TocsinRelay  *relay,
+                  GInetAddress *address)
+{
+  GPtrArray *proxies = relay->config.trusted_proxies;
+
+  for (guint i = 0; proxies != NULL && i < proxies->len; i++)
+    if (g_inet_address_mask_matches (g_ptr_array_index (proxies, i), address))
+      return TRUE;
+  return FALSE;
+}
+
+/* At most this many X-Forwarded-For entries are looked at, from the right: a longer chain is a
+ * client's own invention, and its left part says nothing trustworthy. */
+#define MAX_FORWARDED_HOPS 16
+
 char *
-tocsin_relay_server_client_address (SoupServerMessage *msg)
+tocsin_relay_server_client_address (TocsinRelay       *relay,
+                                    SoupServerMessage *msg)
 {
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autoptr(GInetAddress) client = NULL;
+  const char *forwarded;
 
   if (!G_IS_INET_SOCKET_ADDRESS (remote))
     return NULL;
-  return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+  client = g_object_ref (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (remote)));
+
+  /* Only a proxy the operator named may say who the client is: anyone else could forge it. */
+  forwarded = soup_message_headers_get_list (soup_server_message_get_request_headers (msg),
+                                             "X-Forwarded-For");
+  if (relay != NULL && forwarded != NULL && is_trusted_proxy (relay, client))
+    {
+      g_auto(GStrv) hops = g_strsplit (forwarded, ",", -1);
+      guint n = g_strv_length (hops), seen = 0;
+
+      /* Right to left: each hop was added by the proxy at its right. The first address that is
+       * not a trusted proxy is the client; a hop that is not an address ends the walk. */
+      for (guint i = n; i > 0 && seen < MAX_FORWARDED_HOPS; i--, seen++)
+        {
+          g_autoptr(GInetAddress) hop = g_inet_address_new_from_string (g_strstrip (hops[i - 1]));
+
+          if (hop == NULL)
+            break;
+          g_set_object (&client, hop);
+          if (!is_trusted_proxy (relay, hop))
+            break;
+        }
+    }
+  return g_inet_address_to_string (client);
 }
 
 typedef struct
@@ -451,7 +493,7 @@ route (SoupServer        *soup_server,
     {
       guint retry;
 
-      address = tocsin_relay_server_client_address (msg);
+      address = tocsin_relay_server_client_address (&server->relay, msg);
       retry = tocsin_relay_throttle_retry_after (server->relay.unknown_tokens, address);
       if (retry > 0)
         {

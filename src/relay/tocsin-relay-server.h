@@ -34,8 +34,11 @@ void      tocsin_relay_server_reply_json_text (SoupServerMessage *msg,
                                                gsize              len);
 /* "203.0.113.5:40000" or "[2001:db8::1]:40000"; "unknown" when libsoup does not know. */
 char     *tocsin_relay_server_peer_string (SoupServerMessage *msg);
-/* The client's IP address alone ("127.0.0.1", "::1"), or NULL. */
-char     *tocsin_relay_server_client_address (SoupServerMessage *msg);
+/* The client's IP address alone ("127.0.0.1", "::1"), or NULL: the connection's peer, or, when
+ * that peer is one of the config's trusted-proxies, the address X-Forwarded-For names (the
+ * rightmost one that is not a trusted proxy itself). The per-address limits count this. */
+char     *tocsin_relay_server_client_address (TocsinRelay       *relay,
+                                              SoupServerMessage *msg);
 /* The accepted socket under @msg (NULL if it did not come through our listener). */
 GSocket  *tocsin_relay_server_get_socket  (SoupServerMessage *msg);
 /* TRUE when @msg's client prefers JSON over HTML (Accept: application/json). */

@@ -44,6 +44,9 @@ typedef struct
   guint     forward_backoff_max_ms;   /* default 600000 */
   guint     forward_cooldown_ms;      /* a failing host's first hold-back; default 30000 */
   char     *forward_ca_file;          /* an extra trusted CA (PEM), or NULL */
+  /* Proxies (HAProxy, nginx) whose X-Forwarded-For names the client (GInetAddressMask); NULL:
+   * none, the peer of the connection is the client (tocsin_relay_server_client_address()). */
+  GPtrArray *trusted_proxies;
   gboolean  forward_deny_private;     /* no forward to loopback/private addresses; default no */
 } TocsinRelayConfig;
 
