@@ -150,7 +150,8 @@ def main():
         with_db["TOCSIN_RELAY_DATABASE"] = secret_data.get(secret_ref.get("key"), "")
         result = subprocess.run([relay] + argv, capture_output=True, text=True, env=with_db,
                                 timeout=60)
-        report(result.returncode == 1 and "Could not connect to PostgreSQL" in result.stderr,
+        report(result.returncode == 1 and "Could not connect to PostgreSQL" in result.stderr
+               and "invalid" not in result.stderr,
                "the Secret's URL is one the relay takes (it then tries to connect)",
                f"exit {result.returncode}: {result.stderr.strip()}")
 
