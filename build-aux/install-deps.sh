@@ -11,7 +11,7 @@ packages="
   libgmime-3.0-dev libpq-dev postgresql haproxy
   desktop-file-utils appstream
   xvfb xauth dbus dbus-x11 at-spi2-core python3-dbusmock python3-websockets
-  python3-pyatspi xdotool
+  python3-pyatspi python3-yaml xdotool
   curl ca-certificates openssl locales valgrind
   chromium
   apprise

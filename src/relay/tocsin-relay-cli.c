@@ -122,8 +122,8 @@ parse_options (Options     *o,
     { "public-url", 0, 0, G_OPTION_ARG_STRING, &o->public_url,
       N_("Base of the URLs printed (default: the first listen address)"), N_("URL") },
     { "database", 0, 0, G_OPTION_ARG_STRING, &o->database,
-      N_("The relay's PostgreSQL database (default: the config file's, else SQLite in the data "
-         "dir)"), N_("postgresql://…") },
+      N_("The relay's PostgreSQL database (default: $TOCSIN_RELAY_DATABASE, then the config "
+         "file's, else SQLite in the data dir)"), N_("postgresql://…") },
     { "json", 0, 0, G_OPTION_ARG_NONE, &o->json, N_("Print JSON"), NULL },
     { NULL }
   };
@@ -179,6 +179,8 @@ static gboolean
 resolve (Options  *o,
          GError  **error)
 {
+  if (o->database == NULL && g_getenv (TOCSIN_RELAY_DATABASE_ENV) != NULL)
+    o->database = g_strdup (g_getenv (TOCSIN_RELAY_DATABASE_ENV));
   if (o->config_file)
     {
       TocsinRelayServeConfig config;

@@ -631,7 +631,8 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
       N_("Proxies in front (addresses or networks, comma-separated) whose X-Forwarded-For names "
          "the client (default: none)"), N_("ADDRESSES") },
     { "database", 0, 0, G_OPTION_ARG_STRING, &database,
-      N_("Keep the store in PostgreSQL at URL (postgresql://…; default: SQLite in --data-dir)"),
+      N_("Keep the store in PostgreSQL at URL (postgresql://…; default: $TOCSIN_RELAY_DATABASE, "
+         "else SQLite in --data-dir)"),
       N_("URL") },
     { "workers", 0, 0, G_OPTION_ARG_STRING, &workers,
       N_("Serve from N processes sharing the listening ports (SO_REUSEPORT; needs --database)"),
@@ -699,6 +700,18 @@ tocsin_relay_serve_config_parse (TocsinRelayServeConfig  *config,
   flags[25].value = forward_cooldown;
   flags[26].value = forward_ca_file;
   flags[27].value = forward_deny_private;
+  if (database == NULL && g_getenv (TOCSIN_RELAY_DATABASE_ENV) != NULL)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      if (!apply_setting (config, "database", g_getenv (TOCSIN_RELAY_DATABASE_ENV),
+                          &local_error))
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE, "%s: %s",
+                       TOCSIN_RELAY_DATABASE_ENV, local_error->message);
+          return FALSE;
+        }
+    }
   flags[28].value = database;
   flags[29].value = workers;
   flags[30].value = node_name;

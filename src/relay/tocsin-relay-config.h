@@ -26,6 +26,10 @@ typedef struct
 } TocsinRelayServeConfig;
 
 #define TOCSIN_RELAY_MAX_WORKERS 256
+/* The database's URL when no --database is given; it wins over the config file's. A URL may hold
+ * a password: the environment keeps it out of the command line (ps) and out of a file the
+ * service's user reads (a Kubernetes Secret, a systemd EnvironmentFile= read as root). */
+#define TOCSIN_RELAY_DATABASE_ENV "TOCSIN_RELAY_DATABASE"
 
 void     tocsin_relay_serve_config_init  (TocsinRelayServeConfig *config);
 void     tocsin_relay_serve_config_clear (TocsinRelayServeConfig *config);

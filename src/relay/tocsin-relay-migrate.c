@@ -407,7 +407,8 @@ tocsin_relay_migrate_main (int    argc,
     { "config", 0, 0, G_OPTION_ARG_FILENAME, &config_file,
       N_("Read data-dir and database from the [relay] group of FILE"), N_("FILE") },
     { "database", 0, 0, G_OPTION_ARG_STRING, &database,
-      N_("The empty PostgreSQL database to copy into"), N_("postgresql://…") },
+      N_("The empty PostgreSQL database to copy into (default: $TOCSIN_RELAY_DATABASE, then "
+         "the config file's)"), N_("postgresql://…") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
@@ -431,6 +432,8 @@ tocsin_relay_migrate_main (int    argc,
       return EXIT_USAGE;
     }
 
+  if (database == NULL && g_getenv (TOCSIN_RELAY_DATABASE_ENV) != NULL)
+    database = g_strdup (g_getenv (TOCSIN_RELAY_DATABASE_ENV));
   if (config_file != NULL)
     {
       TocsinRelayServeConfig config;

@@ -28,6 +28,7 @@
 #include "tocsin-json.h"
 #include "tocsin-relay-config.h"
 #include "tocsin-relay-head.h"
+#include "tocsin-relay-health.h"
 #include "tocsin-relay-api.h"
 #include "tocsin-relay-compat.h"
 #include "tocsin-relay-cors.h"
@@ -273,6 +274,11 @@ dispatch (Server            *server,
   if (g_str_equal (path, "/v1/ws"))
     {
       tocsin_relay_hub_handle_app (relay->hub, msg);
+      return;
+    }
+  if (g_str_equal (path, TOCSIN_RELAY_HEALTH_PATH))
+    {
+      tocsin_relay_health_handle (relay, msg);
       return;
     }
   if (g_str_has_prefix (path, "/s/"))

@@ -220,6 +220,9 @@ gboolean
 tocsin_relay_store_pg_set_meta (TocsinRelayStorePg *pg, const char *key, const char *value,
                                 GError **error)
 { UNREACHABLE (FALSE); }
+gboolean
+tocsin_relay_store_pg_ping (TocsinRelayStorePg *pg, GError **error)
+{ UNREACHABLE (FALSE); }
 char *
 tocsin_relay_store_pg_dup_meta (TocsinRelayStorePg *pg, const char *key, GError **error)
 { UNREACHABLE (NULL); }
@@ -1718,6 +1721,19 @@ tocsin_relay_store_pg_set_meta (TocsinRelayStorePg  *pg,
   return exec_effect (pg, "INSERT INTO meta (key, value) VALUES ($1, $2)"
                       " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                       PGRES_COMMAND_OK, _("recording a setting"), error, 2, params);
+}
+
+gboolean
+tocsin_relay_store_pg_ping (TocsinRelayStorePg  *pg,
+                            GError             **error)
+{
+  g_autoptr(PGresult) result = NULL;
+
+  g_return_val_if_fail (pg != NULL, FALSE);
+
+  result = exec_params (pg, "SELECT 1", PGRES_TUPLES_OK, _("checking the connection"), error, 0,
+                        NULL);
+  return result != NULL;
 }
 
 char *

@@ -102,6 +102,10 @@ gboolean            tocsin_relay_store_pg_set_meta          (TocsinRelayStorePg 
                                                              const char          *key,
                                                              const char          *value,
                                                              GError             **error);
+/* `SELECT 1`: whether the server answers on this handle (a lost connection is reopened for the
+ * next call). The health endpoint's check (tocsin-relay-health.c). */
+gboolean            tocsin_relay_store_pg_ping              (TocsinRelayStorePg  *pg,
+                                                             GError             **error);
 char               *tocsin_relay_store_pg_dup_meta          (TocsinRelayStorePg  *pg,
                                                              const char          *key,
                                                              GError             **error);

@@ -1852,6 +1852,28 @@ tocsin_relay_store_set_meta (TocsinRelayStore  *store,
   return rc == SQLITE_DONE;
 }
 
+gboolean
+tocsin_relay_store_ping (TocsinRelayStore  *store,
+                         GError           **error)
+{
+  g_autoptr(Stmt) stmt = NULL;
+  int rc = SQLITE_ERROR;
+
+  g_return_val_if_fail (store != NULL, FALSE);
+
+  PG_RETURN (store, gboolean, tocsin_relay_store_pg_ping (pg, error));
+  g_mutex_lock (&store->lock);
+  stmt = prepare (store->db, "SELECT count(*) FROM meta", error);
+  if (stmt != NULL)
+    {
+      rc = sqlite3_step (stmt);
+      if (rc != SQLITE_ROW)
+        set_sqlite_error (store->db, rc, "checking the database", error);
+    }
+  g_mutex_unlock (&store->lock);
+  return rc == SQLITE_ROW;
+}
+
 char *
 tocsin_relay_store_dup_meta (TocsinRelayStore *store,
                              const char       *key)

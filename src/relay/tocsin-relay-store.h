@@ -194,6 +194,12 @@ gboolean tocsin_relay_store_call_finish (TocsinRelayStore         *store,
                                          GAsyncResult             *result,
                                          GError                  **error);
 
+/* Whether the store answers now, for the health endpoint (tocsin-relay-health.c), through
+ * tocsin_relay_store_call_async(): a read of the database (PostgreSQL: `SELECT 1` on this
+ * thread's connection, which is reopened for the next call when it was lost). */
+gboolean tocsin_relay_store_ping (TocsinRelayStore  *store,
+                                  GError           **error);
+
 /* Presence, so that `tocsin-relay subscribers ID` (another process) and the owner API can list
  * who is connected. Called by the hub on connect/disconnect; must not block the main loop.
  * @conn_id is unique within this server process; @kind is "ws", "sse", "json" or "app". */
