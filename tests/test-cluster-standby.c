@@ -6,7 +6,10 @@
  * them of the failover. A sender under steady load retries each 503 after its Retry-After with
  * the same Idempotency-Key, as a well-behaved sender does. Every webhook answered 200 must reach
  * the subscriber on every node once, in id order, with its own content: lost 0, duplicated 0,
- * out of order 0. Skipped, with the reason, where PostgreSQL is not installed.
+ * out of order 0. And a commit whose connection is lost after COMMIT was sent, but which was
+ * made, is answered 503 with a sentence that says it may have been stored (not "nothing was
+ * stored"), and its retry with the same key is told it is a duplicate. Skipped, with the
+ * reason, where PostgreSQL is not installed.
  */
 #define G_LOG_DOMAIN "tocsin-test"
 
@@ -32,6 +35,7 @@ typedef struct
   guint   attempts;
   gint64  acked_id;    /* 0 until answered 200 */
   gint64  due;         /* monotonic time of its next attempt (Retry-After) */
+  gboolean maybe_stored;  /* a 503 said it may have been stored */
 } Hook;
 
 typedef struct Sender Sender;
@@ -61,6 +65,7 @@ struct Sender
   guint               answers_503;
   guint               retried;
   guint               duplicates;    /* 200s to a retry that the relay had stored already */
+  guint               maybe_stored;  /* 503s saying the webhook may have been stored */
   gint64              killed_at, promoting_at, promoted_at, first_after;
   guint               acked_at_first_after;
 };
@@ -119,6 +124,10 @@ answered (GObject      *source,
       hook->acked_id = parse_id (body, &duplicate);
       s->acked++;
       s->duplicates += duplicate;
+      /* Stored by a commit whose answer was lost with the primary: its 503 must not have said
+       * "nothing was stored" (a sender without a key would then store it twice). */
+      if (duplicate && !hook->maybe_stored)
+        g_error ("webhook %u was stored before a 503 that said nothing was stored", hook->n);
       if (s->promoting_at != 0 && s->first_after == 0)
         {
           s->first_after = g_get_monotonic_time ();
@@ -134,6 +143,12 @@ answered (GObject      *source,
       /* A 503 always says when to come back. */
       g_assert_nonnull (retry_after);
       s->answers_503++;
+      if (g_strstr_len (g_bytes_get_data (body, NULL), g_bytes_get_size (body),
+                        "may have been stored") != NULL)
+        {
+          hook->maybe_stored = TRUE;
+          s->maybe_stored++;
+        }
       hook->due = g_get_monotonic_time () + (gint64) atoi (retry_after) * G_USEC_PER_SEC;
       g_queue_insert_sorted (&s->retries, hook, by_due, NULL);
       return;
@@ -398,8 +413,9 @@ test_promote (void)
 
   g_test_message ("sent %u webhooks (%u attempts retried after a 503), %u answered 200 "
                   "(%u of them to a retry of a webhook stored before its 503: duplicate), "
-                  "%u answers 503, %u distinct ids", s.hooks->len, s.retried, s.acked,
-                  s.duplicates, s.answers_503, distinct_acked_ids (&s));
+                  "%u answers 503 (%u saying it may have been stored), %u distinct ids",
+                  s.hooks->len, s.retried, s.acked, s.duplicates, s.answers_503, s.maybe_stored,
+                  distinct_acked_ids (&s));
   g_test_message ("first 200 after the promotion began: %" G_GINT64_FORMAT " ms (kill to "
                   "promotion %" G_GINT64_FORMAT " ms, pg_ctl promote took %" G_GINT64_FORMAT
                   " ms, kill to first 200 %" G_GINT64_FORMAT " ms)",
@@ -443,11 +459,118 @@ test_promote (void)
   g_free (s.trigger_token);
 }
 
+typedef struct
+{
+  guint   status;
+  GBytes *body;
+} Answer;
+
+static void
+got_answer (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Answer *answer = user_data;
+  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
+
+  answer->body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, NULL);
+  answer->status = soup_message_get_status (msg);
+}
+
+static void
+send_keyed (TocsinTestRelay *node,
+            const char      *trigger_token,
+            Answer          *answer)
+{
+  g_autofree char *url = g_strdup_printf ("%s/t/%s", node->base_url, trigger_token);
+  g_autoptr(SoupMessage) msg = soup_message_new ("POST", url);
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("{\"n\": 1}", 8);
+
+  soup_message_headers_replace (soup_message_get_request_headers (msg), "Idempotency-Key",
+                                "cut-1");
+  soup_message_set_request_body_from_bytes (msg, "application/json", bytes);
+  soup_session_send_and_read_async (node->session, msg, G_PRIORITY_DEFAULT, NULL, got_answer,
+                                    answer);
+}
+
+static gboolean
+waiting_for_standby (TocsinTestPostgres *primary)
+{
+  g_autofree char *out = tocsin_test_postgres_psql (primary, "SELECT count (*) FROM"
+                                                    " pg_stat_activity WHERE wait_event ="
+                                                    " 'SyncRep'");
+
+  return g_ascii_strtoull (out, NULL, 10) > 0;
+}
+
+/* The connection lost after COMMIT was sent, with the commit made: the standby gone, the
+ * relay's backend waiting for it is terminated, which leaves the transaction committed on the
+ * primary (PostgreSQL's "already committed locally" warning), as a primary killed after its
+ * standby flushed a commit does. The 503 must not say "nothing was stored": the retry with the
+ * same key finds it stored. */
+static void
+test_commit_cut (void)
+{
+  g_autoptr(TocsinTestPostgres) primary = tocsin_test_postgres_start ();
+  g_autoptr(TocsinTestPostgres) standby = NULL;
+  g_autoptr(TocsinTestRelay) node = NULL;
+  g_autoptr(JsonNode) channel = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autofree char *stored = NULL;
+  Answer first = { 0 }, again = { 0 };
+  const char *trigger;
+  JsonObject *object;
+  guint status = 0;
+
+  if (primary == NULL)
+    return;
+  standby = tocsin_test_postgres_start_standby (primary);
+  if (standby == NULL)
+    return;
+  node = tocsin_test_relay_new (NULL, NULL);
+  node->database = g_strdup (tocsin_test_postgres_conninfo (primary));
+  tocsin_test_relay_spawn (node);
+  channel = tocsin_test_http_json (node, "POST", "/v1/channels", "application/json",
+                                   "{\"name\": \"Cut\"}", NULL, &status);
+  g_assert_cmpuint (status, ==, 201);
+  trigger = json_object_get_string_member (json_node_get_object (channel), "trigger_token");
+
+  tocsin_test_postgres_kill (standby);
+  send_keyed (node, trigger, &first);
+  TOCSIN_WAIT_UNTIL (waiting_for_standby (primary));
+  g_free (tocsin_test_postgres_psql (primary, "SELECT pg_terminate_backend (pid) FROM"
+                                     " pg_stat_activity WHERE wait_event = 'SyncRep'"));
+  TOCSIN_WAIT_UNTIL (first.status != 0);
+  g_test_message ("answered %u: %.*s", first.status,
+                  first.body ? (int) g_bytes_get_size (first.body) : 0,
+                  first.body ? (const char *) g_bytes_get_data (first.body, NULL) : "");
+  g_assert_cmpuint (first.status, ==, 503);
+  stored = tocsin_test_postgres_psql (primary, "SELECT count (*) FROM messages");
+  g_assert_cmpstr (g_strstrip (stored), ==, "1");
+  g_assert_nonnull (g_strstr_len (g_bytes_get_data (first.body, NULL),
+                                  g_bytes_get_size (first.body), "may have been stored"));
+
+  /* Without the standby, commits go on; the retry is told it was stored. */
+  g_free (tocsin_test_postgres_psql (primary, "ALTER SYSTEM SET synchronous_standby_names = ''"));
+  g_free (tocsin_test_postgres_psql (primary, "SELECT pg_reload_conf ()"));
+  send_keyed (node, trigger, &again);
+  TOCSIN_WAIT_UNTIL (again.status != 0);
+  g_assert_cmpuint (again.status, ==, 200);
+  g_assert_true (json_parser_load_from_data (parser, g_bytes_get_data (again.body, NULL),
+                                             g_bytes_get_size (again.body), NULL));
+  object = json_node_get_object (json_parser_get_root (parser));
+  g_assert_true (json_object_get_boolean_member_with_default (object, "duplicate", FALSE));
+  g_assert_cmpint (json_object_get_int_member (object, "id"), ==, 1);
+  g_clear_pointer (&first.body, g_bytes_unref);
+  g_clear_pointer (&again.body, g_bytes_unref);
+}
+
 int
 main (int    argc,
       char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cluster/standby/promote", test_promote);
+  g_test_add_func ("/cluster/standby/commit-cut", test_commit_cut);
   return g_test_run ();
 }
