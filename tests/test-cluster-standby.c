@@ -528,6 +528,7 @@ test_commit_cut (void)
   if (standby == NULL)
     return;
   node = tocsin_test_relay_new (NULL, NULL);
+  g_free (node->database);
   node->database = g_strdup (tocsin_test_postgres_conninfo (primary));
   tocsin_test_relay_spawn (node);
   channel = tocsin_test_http_json (node, "POST", "/v1/channels", "application/json",
