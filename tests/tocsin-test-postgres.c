@@ -3,7 +3,10 @@
 
 #include "config.h"
 
+#include <errno.h>
 #include <pwd.h>
+#include <signal.h>
+#include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -185,14 +188,13 @@ start_server (TocsinTestPostgres *pg,
   return pg->running;
 }
 
-TocsinTestPostgres *
-tocsin_test_postgres_start (void)
+/* A new instance in a temp dir of its own (as run_user when run as root), its watcher running;
+ * nothing in data/ yet. NULL after g_test_skip() when PostgreSQL cannot run here. */
+static TocsinTestPostgres *
+instance_new (void)
 {
   g_autoptr(TocsinTestPostgres) pg = g_new0 (TocsinTestPostgres, 1);
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
   GStatBuf st;
-  guint attempt;
 
   pg->bin_dir = find_bin_dir ();
   if (pg->bin_dir == NULL)
@@ -239,14 +241,17 @@ tocsin_test_postgres_start (void)
     }
 
   spawn_reaper (pg);
+  return g_steal_pointer (&pg);
+}
 
-  /* The superuser is "tocsin" whoever runs it, so the conninfo is the same either way. */
-  if (!run_tool (pg, &out, &err, "initdb", "-D", pg->data_dir, "-U", "tocsin", "--auth=trust",
-                 "-E", "UTF8", "--locale=C", "--no-sync", NULL))
-    g_error ("initdb failed: %s%s", out, err);
+/* Starts pg->data_dir on a free port (the free port can be taken between the probe and the
+ * bind: tries a few). */
+static void
+start_on_free_port (TocsinTestPostgres *pg)
+{
+  g_autofree char *err = NULL;
 
-  /* The free port can be taken between the probe and the bind: try a few. */
-  for (attempt = 0; attempt < 5; attempt++)
+  for (guint attempt = 0; attempt < 5; attempt++)
     {
       g_clear_pointer (&err, g_free);
       pg->port = tocsin_test_free_port ();
@@ -259,6 +264,24 @@ tocsin_test_postgres_start (void)
 
       g_error ("pg_ctl start failed: %s\n%s", err, log);
     }
+}
+
+TocsinTestPostgres *
+tocsin_test_postgres_start (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = instance_new ();
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  if (pg == NULL)
+    return NULL;
+
+  /* The superuser is "tocsin" whoever runs it, so the conninfo is the same either way. */
+  if (!run_tool (pg, &out, &err, "initdb", "-D", pg->data_dir, "-U", "tocsin", "--auth=trust",
+                 "-E", "UTF8", "--locale=C", "--no-sync", NULL))
+    g_error ("initdb failed: %s%s", out, err);
+
+  start_on_free_port (pg);
 
   {
     g_autofree char *port = g_strdup_printf ("%u", pg->port);
@@ -357,6 +380,139 @@ tocsin_test_postgres_restart (TocsinTestPostgres *pg)
 
       g_error ("pg_ctl start (restart on port %u) failed: %s\n%s", pg->port, err, log);
     }
+}
+
+/* Runs @sql through psql on @pg; TRUE when it succeeded, with its output in *@out. */
+static gboolean
+try_psql (TocsinTestPostgres *pg,
+          const char         *sql,
+          char              **out)
+{
+  g_autofree char *port = g_strdup_printf ("%u", pg->port);
+  g_autofree char *err = NULL;
+
+  return run_tool (pg, out, &err, "psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1",
+                   "-h", pg->socket_dir, "-p", port, "-U", "tocsin", "-d", pg->dbname, "-c", sql,
+                   NULL);
+}
+
+static gboolean
+psql_says (TocsinTestPostgres *pg,
+           const char         *sql,
+           const char         *expected)
+{
+  g_autofree char *out = NULL;
+
+  return try_psql (pg, sql, &out) && g_strcmp0 (g_strstrip (out), expected) == 0;
+}
+
+TocsinTestPostgres *
+tocsin_test_postgres_start_standby (TocsinTestPostgres *primary)
+{
+  g_autoptr(TocsinTestPostgres) standby = NULL;
+  g_autofree char *tool = NULL, *port = NULL, *out = NULL, *err = NULL;
+
+  g_assert_false (primary->shared);
+  g_assert_true (primary->running);
+  tool = g_build_filename (primary->bin_dir, "pg_basebackup", NULL);
+  if (!g_file_test (tool, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_test_skip ("PostgreSQL's pg_basebackup is not installed next to its pg_ctl: a standby "
+                   "cannot be made");
+      return NULL;
+    }
+  standby = instance_new ();
+  if (standby == NULL)
+    return NULL;
+
+  /* The primary's settings come with the copy: synchronous_standby_names is set only after it,
+   * so that the promoted standby does not wait for a standby of its own. -R writes
+   * standby.signal and primary_conninfo (the primary's socket). */
+  port = g_strdup_printf ("%u", primary->port);
+  if (!run_tool (standby, &out, &err, "pg_basebackup", "-h", primary->socket_dir, "-p", port,
+                 "-U", "tocsin", "-D", standby->data_dir, "-R", "-X", "stream", "-c", "fast",
+                 "--no-sync", NULL))
+    g_error ("pg_basebackup failed: %s%s", out, err);
+  start_on_free_port (standby);
+  standby->dbname = g_strdup (primary->dbname);
+  standby->conninfo = g_strdup_printf ("postgresql://tocsin@127.0.0.1:%u/%s", standby->port,
+                                       standby->dbname);
+
+  /* Any standby is synchronous: a commit on the primary returns once the standby has flushed
+   * it (synchronous_commit is on by default). */
+  g_free (tocsin_test_postgres_psql (primary, "ALTER SYSTEM SET synchronous_standby_names = '*'"));
+  g_free (tocsin_test_postgres_psql (primary, "SELECT pg_reload_conf ()"));
+  TOCSIN_WAIT_UNTIL_SECONDS (psql_says (primary, "SELECT count (*) FROM pg_stat_replication"
+                                        " WHERE sync_state = 'sync' AND state = 'streaming'",
+                                        "1"), 120);
+  return g_steal_pointer (&standby);
+}
+
+char *
+tocsin_test_postgres_failover_conninfo (TocsinTestPostgres *primary,
+                                        TocsinTestPostgres *standby)
+{
+  return g_strdup_printf ("postgresql://tocsin@127.0.0.1:%u,127.0.0.1:%u/%s"
+                          "?target_session_attrs=read-write", primary->port, standby->port,
+                          primary->dbname);
+}
+
+/* Whether process @pid has gone (or is a zombie nobody reaps: the postmaster's parent is
+ * init, which in a container may not reap). */
+static gboolean
+process_gone (pid_t pid)
+{
+  g_autofree char *stat_path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  g_autofree char *stat = NULL;
+  const char *paren;
+
+  if (kill (pid, 0) != 0 && errno == ESRCH)
+    return TRUE;
+  if (!g_file_get_contents (stat_path, &stat, NULL, NULL))
+    return TRUE;
+  paren = strrchr (stat, ')');
+  return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+void
+tocsin_test_postgres_kill (TocsinTestPostgres *pg)
+{
+  g_autofree char *pid_path = g_build_filename (pg->data_dir, "postmaster.pid", NULL);
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  pid_t pid;
+
+  g_assert_false (pg->shared);
+  g_assert_true (pg->running);
+  g_file_get_contents (pid_path, &contents, NULL, &error);
+  g_assert_no_error (error);
+  pid = (pid_t) g_ascii_strtoll (contents, NULL, 10);
+  g_assert_cmpint (pid, >, 1);
+  g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
+  /* Its backends and WAL sender notice that it died and exit on their own, cutting their
+   * clients; a commit waiting for the standby's answer is never answered. */
+  TOCSIN_WAIT_UNTIL (process_gone (pid));
+  pg->running = FALSE;
+  /* Stale now: that pid may be reused, and nothing (the watcher, _free()) must signal it. */
+  g_remove (pid_path);
+}
+
+void
+tocsin_test_postgres_promote (TocsinTestPostgres *standby)
+{
+  g_autofree char *err = NULL;
+
+  g_assert_true (standby->running);
+  if (!run_tool (standby, NULL, &err, "pg_ctl", "-D", standby->data_dir, "-w", "-t", "120",
+                 "promote", NULL))
+    {
+      g_autofree char *log = server_log (standby);
+
+      g_error ("pg_ctl promote failed: %s\n%s", err, log);
+    }
+  /* Out of recovery, and a transaction id can be taken: it accepts writes. */
+  TOCSIN_WAIT_UNTIL_SECONDS (psql_says (standby, "SELECT pg_is_in_recovery ()", "f")
+                             && psql_says (standby, "SELECT txid_current () > 0", "t"), 120);
 }
 
 char *

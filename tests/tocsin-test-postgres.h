@@ -33,6 +33,21 @@ const char         *tocsin_test_postgres_bin_dir  (TocsinTestPostgres *pg);
  * for fault tests. tocsin_test_postgres_stop() alone leaves it down until _restart(). */
 void                tocsin_test_postgres_stop     (TocsinTestPostgres *pg);
 void                tocsin_test_postgres_restart  (TocsinTestPostgres *pg);
+/* A streaming standby of @primary (from tocsin_test_postgres_start(), running): pg_basebackup -R
+ * into a temp dir and port of its own, started, and made synchronous (synchronous_standby_names
+ * on the primary) before this returns: from then on a commit on the primary returns only once
+ * the standby has flushed it. Its own watcher stops it should the test die. NULL after
+ * g_test_skip() as tocsin_test_postgres_start(). Free it with tocsin_test_postgres_free(). */
+TocsinTestPostgres *tocsin_test_postgres_start_standby     (TocsinTestPostgres *primary);
+/* "postgresql://tocsin@127.0.0.1:PRIMARY,127.0.0.1:STANDBY/DB?target_session_attrs=read-write":
+ * libpq tries the hosts in order and keeps the one that takes writes. */
+char               *tocsin_test_postgres_failover_conninfo (TocsinTestPostgres *primary,
+                                                            TocsinTestPostgres *standby);
+/* SIGKILL to the postmaster, as a crash (no shutdown, its clients cut), and waits until it has
+ * gone. It stays down. */
+void                tocsin_test_postgres_kill              (TocsinTestPostgres *pg);
+/* `pg_ctl promote` on a standby, then waits until it accepts writes. */
+void                tocsin_test_postgres_promote           (TocsinTestPostgres *standby);
 /* Runs one SQL command through psql on the server's socket; returns psql's stdout (asserts it
  * succeeded). */
 char               *tocsin_test_postgres_psql     (TocsinTestPostgres *pg,

@@ -804,7 +804,12 @@ commit_done (GObject      *source,
           reply_channel_error (pending->relay, pending->dialect, pending->user_data,
                                pending->msg, pending->channel_id,
                                SOUP_STATUS_SERVICE_UNAVAILABLE,
-                               tocsin_relay_store_get_database (pending->relay->store) != NULL
+                               g_error_matches (error, TOCSIN_RELAY_STORE_ERROR,
+                                                TOCSIN_RELAY_STORE_ERROR_UNKNOWN)
+                               ? _("The relay lost its database while committing the message, "
+                                   "so it may have been stored: send it again with the same "
+                                   "Idempotency-Key or eventId, and it is kept once")
+                               : tocsin_relay_store_get_database (pending->relay->store) != NULL
                                ? _("The relay could not store the message (its database did "
                                    "not answer); nothing was stored, try again later")
                                : _("The relay could not store the message (its disk may be "

@@ -1246,7 +1246,13 @@ tocsin_relay_store_pg_commit (TocsinRelayStorePg             *pg,
         goto fail;
     }
   if (!exec_command (pg, "COMMIT", _("committing messages"), error))
-    goto fail;
+    {
+      /* The server may have committed before the connection went (a primary killed while it
+       * waited for its standby, whose copy is then promoted): not "nothing was stored". */
+      if (error != NULL && *error != NULL)
+        (*error)->code = TOCSIN_RELAY_STORE_ERROR_UNKNOWN;
+      goto fail;
+    }
   return TRUE;
 
 fail:

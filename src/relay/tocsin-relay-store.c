@@ -3116,8 +3116,8 @@ run_batch_pg (TocsinRelayStore   *store,
       Job *job = batch->pdata[g_array_index (jobs, guint, w)];
 
       if (!committed)
-        g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR,
-                                 TOCSIN_RELAY_STORE_ERROR_FAILED, "%s", error->message);
+        g_task_return_new_error (job->task, TOCSIN_RELAY_STORE_ERROR, error->code, "%s",
+                                 error->message);
       else if (errors[w] != NULL)
         g_task_return_error (job->task, g_steal_pointer (&errors[w]));
       else

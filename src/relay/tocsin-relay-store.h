@@ -219,6 +219,8 @@ typedef enum
   TOCSIN_RELAY_STORE_ERROR_FAILED,     /* SQLite or file system trouble */
   TOCSIN_RELAY_STORE_ERROR_NOT_FOUND,  /* no such channel */
   TOCSIN_RELAY_STORE_ERROR_INVALID,    /* a name or field a person must fix */
+  TOCSIN_RELAY_STORE_ERROR_UNKNOWN,    /* PostgreSQL: COMMIT sent and the connection lost before
+                                        * its answer: the write may have been stored */
 } TocsinRelayStoreError;
 
 /* How long a dedup key (eventId, Idempotency-Key, webhook-id) is remembered, as a hash. */
