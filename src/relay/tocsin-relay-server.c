@@ -223,6 +223,7 @@ typedef struct
   guint              watch_id;     /* the socket between requests (plain HTTP) */
   gint64             watch_until;  /* monotonic: idle until then, and it is closed */
   gboolean           line_too_long;  /* seen between requests, for the next guard */
+  gint64             accepted_at;    /* monotonic: until its first request starts, else 0 */
 } Conn;
 
 typedef struct
@@ -235,7 +236,6 @@ typedef struct
   gboolean           refused;     /* answered 413 on the socket itself; the handler stays out */
   int                head_fd;     /* a dup of the socket while the head is read, or -1 */
   gboolean           line_too_long;  /* the peek saw no line end in what had come */
-  guint              head_watch_id;  /* waits for the head's first byte to take head_fd */
 } RequestGuard;
 
 static void refuse_on_socket (Server *server, GSocket *socket, guint status, const char *phrase,
@@ -694,11 +694,23 @@ conn_watch_between (Conn *conn)
  * much has come), not after it has been read whole. */
 
 /* libsoup 3.2 drops a request whose head (request line and headers) passes 64 KiB without a
- * word: it closes the connection, and the message ends without "finished" (it never got a
- * method). So while a head is read the relay keeps a duplicate of the socket's descriptor; when
- * the message goes without headers and libsoup's reason is that limit, the relay answers 431
- * itself on the duplicate: 414 if the relay's peek at the head (inspect_head()) saw no end to
- * the request line, 431 otherwise. */
+ * word: its read fails with "Header too big" (soup-message-io-data.c), the message is finished
+ * with status 500 but never got a method, so nothing is written, and the connection is closed
+ * (soup-server.c request_finished()). So while a head is read the relay keeps a duplicate of
+ * the socket's descriptor; when the message goes without headers and libsoup's reason is that
+ * limit, the relay answers itself on the duplicate: 414 if the relay's peek at the head
+ * (inspect_head()) saw no end to the request line, 431 otherwise.
+ *
+ * The duplicate must exist before libsoup reads a byte of the head: libsoup reads a first
+ * request synchronously inside soup_server_accept_iostream(), and reads all the kernel holds,
+ * so a head that is there whole fails and closes the socket in that very call. The relay once
+ * handed a connection to libsoup at once and, finding no byte yet, waited for the first one to
+ * take the duplicate; a client's bytes that landed between that look and libsoup's read (a
+ * loaded machine, ASan) were read by libsoup first, and the client got a bare close. Now a plain
+ * connection goes to libsoup only once its first byte is there (accept_when_readable()), and
+ * request_started() takes the duplicate unconditionally, before libsoup reads: no timing can
+ * come between them. Two limits stay: TLS (the relay cannot write into the session), and
+ * MAX_HEAD_FDS heads being read at once (one more gets libsoup's bare close). */
 /* Peeks at the head the kernel holds for @fd before libsoup reads it (see tocsin-relay-head.h).
  * A target libsoup would refuse with an empty 400 is answered here, with its sentence, on a
  * duplicate of the socket, which is then shut down: libsoup's own answer fails to write, and it
@@ -764,7 +776,6 @@ head_too_big (SoupServerMessage *msg)
 static void
 request_guard_drop_head_fd (RequestGuard *guard)
 {
-  g_clear_handle_id (&guard->head_watch_id, g_source_remove);
   if (guard->head_fd >= 0)
     {
       close (guard->head_fd);
@@ -785,27 +796,6 @@ request_guard_take_head_fd (RequestGuard *guard,
     }
 }
 
-/* The head's first byte: keep a duplicate of the socket until the head is read. Not before: a
- * connection that sends nothing would cost two descriptors. */
-static gboolean
-request_head_begins (gint         fd,
-                     GIOCondition condition,
-                     gpointer     user_data)
-{
-  RequestGuard *guard = user_data;
-  GSocket *socket = tocsin_relay_server_get_socket (guard->msg);
-
-  guard->head_watch_id = 0;
-  /* Only the message's own socket, still open (never a number since reused). */
-  if ((condition & G_IO_NVAL) || socket == NULL || g_socket_is_closed (socket) ||
-      g_socket_get_fd (socket) != fd)
-    return G_SOURCE_REMOVE;
-  if (inspect_head (guard->server, fd, &guard->line_too_long))
-    return G_SOURCE_REMOVE;
-  request_guard_take_head_fd (guard, fd);
-  return G_SOURCE_REMOVE;
-}
-
 /* A weak reference: it runs in the message's dispose, while its reason phrase is still there
  * (qdata goes in finalize, after it). */
 static void
@@ -814,7 +804,6 @@ request_gone (gpointer  data,
 {
   RequestGuard *guard = data;
 
-  g_clear_handle_id (&guard->head_watch_id, g_source_remove);
   if (guard->head_fd >= 0)
     {
       g_autoptr(GSocket) socket = NULL;
@@ -1021,27 +1010,31 @@ request_started (SoupServer        *soup_server,
   if (server->tls == NULL && conn != NULL && !g_socket_is_closed (conn->socket))
     {
       int fd = g_socket_get_fd (conn->socket);
-      char byte;
 
       guard->peer = address_string (conn->remote);
       guard->line_too_long = conn->line_too_long;
       conn->line_too_long = FALSE;
-      /* Bytes already there: libsoup may read them all before a watch would run. Otherwise a
-       * watch above libsoup's priority takes the duplicate before libsoup reads. A request
-       * on a kept-alive connection was looked at between requests (conn_between_event()). */
-      if (reading)
+      /* Here libsoup has read nothing of a first request (it was handed the connection once
+       * its first byte came: accept_when_readable()), or, on a kept-alive connection, read
+       * some of it just now and not yet given up (conn_between_event() looked at it). Either
+       * way the duplicate is taken before libsoup could close the socket. A head libsoup holds
+       * in its buffer (a pipelined request handed in again) leaves nothing to peek at. */
+      if (reading || !inspect_head (server, fd, &guard->line_too_long))
         request_guard_take_head_fd (guard, fd);
-      else if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
-        {
-          if (!inspect_head (server, fd, &guard->line_too_long))
-            request_guard_take_head_fd (guard, fd);
-        }
-      else
-        guard->head_watch_id = g_unix_fd_add_full (G_PRIORITY_HIGH, fd, G_IO_IN,
-                                                   request_head_begins, guard, NULL);
     }
-  guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),
-                                              request_too_slow, guard);
+  if (conn != NULL && conn->accepted_at > 0)
+    {
+      /* A first request: its time runs from the accept, not from its first byte. */
+      gint64 limit = conn->accepted_at +
+                     (gint64) MAX (server->relay.config.idle_timeout, 1) * G_USEC_PER_SEC;
+
+      guard->deadline_id = g_timeout_add (MAX (limit - g_get_monotonic_time (), 0) / 1000,
+                                          request_too_slow, guard);
+      conn->accepted_at = 0;
+    }
+  else
+    guard->deadline_id = g_timeout_add_seconds (MAX (server->relay.config.idle_timeout, 1),
+                                                request_too_slow, guard);
   g_object_set_data_full (G_OBJECT (msg), GUARD_KEY, guard, request_guard_free);
   g_object_weak_ref (G_OBJECT (msg), request_gone, guard);
   g_signal_connect (msg, "got-headers", G_CALLBACK (request_got_headers), guard);
@@ -1174,6 +1167,65 @@ refuse (Server  *server,
                       "seconds."));
 }
 
+/* A plain connection goes to libsoup once its first byte has come (see above inspect_head()).
+ * Until then the relay watches it, above libsoup's priority, for as long as libsoup would have
+ * waited (the first request's deadline runs from the accept: request_started()); if it ends or
+ * stays silent, the relay closes it, and the sweep forgets it. */
+static gboolean
+conn_first_byte (gint         fd,
+                 GIOCondition condition,
+                 gpointer     user_data)
+{
+  Conn *conn = user_data;
+  Server *server = conn->server;
+  gint64 limit = conn->accepted_at +
+                 (gint64) MAX (server->relay.config.idle_timeout, 1) * G_USEC_PER_SEC;
+  char byte;
+  gssize n;
+
+  if (g_socket_is_closed (conn->socket))
+    {
+      conn->watch_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  n = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) &&
+      g_get_monotonic_time () < limit && !server->stopping)
+    return G_SOURCE_CONTINUE;
+  conn->watch_id = 0;
+  if (n > 0 && !server->stopping)
+    soup_server_accept_iostream (server->relay.server, G_IO_STREAM (conn->connection),
+                                 conn->local, conn->remote, NULL);
+  else
+    g_socket_close (conn->socket, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+accept_when_readable (Conn *conn)
+{
+  Server *server = conn->server;
+  GSource *source;
+  char byte;
+
+  /* The usual case: the request came with the connection. */
+  if (recv (g_socket_get_fd (conn->socket), &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+    {
+      soup_server_accept_iostream (server->relay.server, G_IO_STREAM (conn->connection),
+                                   conn->local, conn->remote, NULL);
+      return;
+    }
+  source = g_unix_fd_source_new (g_socket_get_fd (conn->socket), G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_ready_time (source, conn->accepted_at +
+                           (gint64) MAX (server->relay.config.idle_timeout, 1) *
+                           G_USEC_PER_SEC);
+  g_source_set_priority (source, G_PRIORITY_HIGH);
+  g_source_set_callback (source, G_SOURCE_FUNC (conn_first_byte), conn, NULL);
+  g_source_set_static_name (source, "[tocsin-relay] first byte");
+  conn->watch_id = g_source_attach (source, NULL);
+  g_source_unref (source);
+}
+
 static void
 accept_one (Server  *server,
             GSocket *socket)
@@ -1211,14 +1263,15 @@ accept_one (Server  *server,
   conn->connection = g_object_ref (connection);
   conn->local = g_object_ref (local);
   conn->remote = g_object_ref (remote);
+  if (server->tls == NULL)
+    conn->accepted_at = g_get_monotonic_time ();
   g_hash_table_insert (server->sockets, g_object_ref (socket), conn);
 
   if (server->tls != NULL)
     tocsin_relay_tls_accept (server->relay.server, server->tls, connection, local, remote,
                              server->relay.config.idle_timeout);
   else
-    soup_server_accept_iostream (server->relay.server, G_IO_STREAM (connection), local, remote,
-                                 NULL);
+    accept_when_readable (conn);
 }
 
 static gboolean listener_ready (GSocket *listener, GIOCondition condition, gpointer user_data);
