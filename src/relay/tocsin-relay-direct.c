@@ -202,10 +202,18 @@ commit_done (GObject      *source,
         {
           g_message ("Could not store a message for direct inbox %" G_GINT64_FORMAT ": %s",
                      pending->channel_id, error->message);
+          /* As a webhook's (tocsin-relay-ingest.c): PostgreSQL comes back in seconds. */
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
-                                        "Retry-After", "30");
+                                        "Retry-After",
+                                        tocsin_relay_store_get_database (pending->relay->store)
+                                        != NULL ? "5" : "30");
           tocsin_relay_direct_reply_error (pending->msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
-                                           tocsin_relay_store_get_database (pending->relay->store)
+                                           g_error_matches (error, TOCSIN_RELAY_STORE_ERROR,
+                                                            TOCSIN_RELAY_STORE_ERROR_UNKNOWN)
+                                           ? _("The relay lost its database while storing the "
+                                               "notification, so it may have been stored and "
+                                               "sent; check before you send it again")
+                                           : tocsin_relay_store_get_database (pending->relay->store)
                                            != NULL
                                            ? _("The relay could not store the notification (its "
                                                "database did not answer); nothing was sent, try "

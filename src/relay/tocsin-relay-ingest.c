@@ -798,9 +798,13 @@ commit_done (GObject      *source,
           g_message ("Could not store a message for channel %" G_GINT64_FORMAT ": %s",
                      pending->channel_id, error->message);
           /* 503, not 500: the store failing (a full disk, an I/O error) is the relay's
-           * condition, not the request's, and the same webhook may well succeed later. */
+           * condition, not the request's, and the same webhook may well succeed later. A full
+           * disk takes a person; PostgreSQL restarting or failing over takes seconds
+           * (test-cluster-standby: the first 200 came 0.4-0.9 s after the promotion). */
           soup_message_headers_replace (soup_server_message_get_response_headers (pending->msg),
-                                        "Retry-After", "30");
+                                        "Retry-After",
+                                        tocsin_relay_store_get_database (pending->relay->store)
+                                        != NULL ? "5" : "30");
           reply_channel_error (pending->relay, pending->dialect, pending->user_data,
                                pending->msg, pending->channel_id,
                                SOUP_STATUS_SERVICE_UNAVAILABLE,
