@@ -337,6 +337,7 @@ tocsin_relay_store_pg_import_rollback (TocsinRelayStorePg *pg)
 #include "tocsin-request.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
+#include "tocsin-relay-channel-cache.h"
 
 /* Compared against when a token is unknown, so that an unknown token costs the same. */
 static const char dummy_token[] = "________________________________";
@@ -351,6 +352,7 @@ struct _TocsinRelayStorePg
   guint   imports_prepared;  /* bit N: import_tables[N]'s INSERT is prepared on conn */
   gboolean importing;        /* in pipeline mode, sending import rows */
   guint    imports_pending;  /* rows sent whose results are not read yet */
+  TocsinRelayChannelCache *channels;  /* compiled channels by (id, version), this handle's */
 };
 
 const char *
@@ -625,6 +627,7 @@ tocsin_relay_store_pg_open (const char  *conninfo,
 
   g_return_val_if_fail (conninfo != NULL, NULL);
 
+  pg->channels = tocsin_relay_channel_cache_new ();
   pg->conn = PQconnectdb (conninfo);
   if (PQstatus (pg->conn) != CONNECTION_OK)
     {
@@ -664,6 +667,7 @@ tocsin_relay_store_pg_free (TocsinRelayStorePg *pg)
   if (pg == NULL)
     return;
   g_clear_pointer (&pg->conn, PQfinish);
+  g_clear_pointer (&pg->channels, tocsin_relay_channel_cache_free);
   g_free (pg->node);
   g_free (pg);
 }
@@ -753,10 +757,20 @@ select_channel (TocsinRelayStorePg  *pg,
   const char *params[] = { param };
   g_autoptr(PGresult) result = exec_params (pg, sql, PGRES_TUPLES_OK, _("reading a channel"),
                                             error, 1, params);
+  TocsinRelayChannel *channel;
 
   if (result == NULL || PQntuples (result) == 0)
     return NULL;
-  return channel_from_row (result, 0);
+  /* The row was read just now: the cache only saves compiling it again, and a channel another
+   * node rotated, updated or deleted has a new version, or no row. */
+  channel = tocsin_relay_channel_cache_lookup (pg->channels, value_int64 (result, 0, 0),
+                                               value_int64 (result, 0, 1),
+                                               value_int64 (result, 0, 11));
+  if (channel != NULL)
+    return channel;
+  channel = channel_from_row (result, 0);
+  tocsin_relay_channel_cache_insert (pg->channels, channel, value_int64 (result, 0, 1));
+  return channel;
 }
 
 static gboolean
@@ -974,6 +988,7 @@ tocsin_relay_store_pg_delete_channel (TocsinRelayStorePg  *pg,
                         PGRES_TUPLES_OK, _("deleting a channel"), error, 1, params);
   if (result == NULL)
     return FALSE;
+  tocsin_relay_channel_cache_remove (pg->channels, id);
   if (PQntuples (result) == 0)
     return not_found (id, error);
   return TRUE;
