@@ -249,6 +249,18 @@ async function openSubscribers(urls, n, onMessage) {
   return { sockets, failed, errors };
 }
 
+// Waits until the relays and PostgreSQL are idle (at most 3 minutes); returns the seconds taken.
+async function settle(cluster) {
+  const start = nowMs();
+  await sleep(2000);
+  for (;;) {
+    const c0 = cluster.cpu() + cluster.dbCpu();
+    await sleep(1000);
+    if (cluster.cpu() + cluster.dbCpu() - c0 < 0.05 || nowMs() - start > 180000) break;
+  }
+  return (nowMs() - start) / 1000;
+}
+
 async function fanout(cluster) {
   let got = 0;
   let firstAt = 0;
@@ -264,14 +276,7 @@ async function fanout(cluster) {
   // On PostgreSQL each new subscriber is a presence row, written by the node's writer thread in
   // the queue a webhook's commit waits in: let the relays and the database go idle first, and
   // say how long that took (the rounds measure the fan-out, not that backlog).
-  const settleStart = nowMs();
-  await sleep(2000);
-  for (;;) {
-    const c0 = cluster.cpu() + cluster.dbCpu();
-    await sleep(1000);
-    if (cluster.cpu() + cluster.dbCpu() - c0 < 0.05 || nowMs() - settleStart > 180000) break;
-  }
-  const settleSeconds = (nowMs() - settleStart) / 1000;
+  const settleSeconds = await settle(cluster);
   const open = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
   const agent = new http.Agent({ keepAlive: true });
   const firsts = [];
@@ -299,12 +304,13 @@ async function fanout(cluster) {
   const cpu = cluster.cpu() - cpu0;
   agent.destroy();
   for (const ws of sockets) ws.terminate();
-  await sleep(1000);
+  // The nodes delete the presence rows of 10,000 subscribers: let them, before they are stopped.
+  const closeSeconds = await settle(cluster);
   firsts.sort((a, b) => a - b);
   lasts.sort((a, b) => a - b);
   return {
     subscribers: N_SUBS, connected: sockets.length, failed, errors, open_after_settling: open,
-    open_seconds: openSeconds, settle_seconds: settleSeconds, rounds: ROUNDS, received_per_round: received,
+    open_seconds: openSeconds, settle_seconds: settleSeconds, close_settle_seconds: closeSeconds, rounds: ROUNDS, received_per_round: received,
     first_ms_median: percentile(firsts, 50), last_ms_median: percentile(lasts, 50),
     last_ms_min: lasts[0], last_ms_max: lasts[lasts.length - 1],
     relays_cpu_pct: 100 * cpu / wall, machine_busy_pct: 100 * (machineBusy() - busy0) / wall,
