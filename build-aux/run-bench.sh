@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 # The benchmarks of docs/performance.md, from a clean clone on Debian 12: installs what is
 # missing (nginx-light with nchan, pushpin, wrk, node-ws...), builds, runs
-# `meson test --benchmark` (tocsin-relay against nginx+nchan and pushpin in the same run, then
-# the app's core) and prints the results table. About 9 minutes on 2 cores (the first run also
-# generates a 1,000,000-record history, which later runs reuse).
+# `meson test --benchmark` (tocsin-relay against nginx+nchan and pushpin in the same run; the
+# relay on PostgreSQL with 1, 2, 3 nodes and --workers=2 against the SQLite relay, with its own
+# PostgreSQL in a temp dir; then the app's core) and prints the results table. About 15 minutes
+# on 2 cores (the first run also generates a 1,000,000-record history, which later runs reuse).
 #
 #   build-aux/run-bench.sh                     # everything
 #   build-aux/run-bench.sh app-history         # extra arguments go to `meson test --benchmark`
+#   build-aux/run-bench.sh relay-cluster       # only the PostgreSQL cluster rows (issue 16)
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

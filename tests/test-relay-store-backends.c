@@ -1752,13 +1752,15 @@ json_nth_string (JsonObject *object,
   return json_object_get_string_member (json_array_get_object_element (array, i), field);
 }
 
-/* Updated through one handle: every field reads back on the other; NULL fields stay; an
+/* Updated through one handle: every field reads back on the other, though the other had the
+ * channel compiled in its cache (by row version) from a lookup just before; NULL fields stay; an
  * unknown channel is NOT_FOUND with the same sentence on both. */
 static void
 test_same_update (Fixture       *f,
                   gconstpointer  data)
 {
   g_autoptr(TocsinRelayChannel) channel = NULL, updated = NULL, read = NULL, again = NULL;
+  g_autoptr(TocsinRelayChannel) cached = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *actions = NULL;
   TocsinRelayChannelSpec spec = { 0 };
@@ -1769,6 +1771,8 @@ test_same_update (Fixture       *f,
   actions = tocsin_relay_actions_normalise (ACTIONS, &error);
   g_assert_no_error (error);
   channel = f->backend->create (f->a, "Before");
+  cached = do_find_by_id (f, f->a, channel->id);
+  g_assert_nonnull (cached);
   spec = (TocsinRelayChannelSpec) {
     .name = "  After ", .description = "changed", .body = "{{body}}", .link = "https://l/",
     .condition = "status == 'firing'", .signature = "hmac-sha256", .signature_secret = "s3cret",

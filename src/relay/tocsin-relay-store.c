@@ -33,6 +33,7 @@
 #include "tocsin-request.h"
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
+#include "tocsin-relay-channel-cache.h"
 #include "tocsin-relay-store.h"
 #include "tocsin-relay-store-pg.h"
 
@@ -118,7 +119,7 @@ struct _TocsinRelayStore
   GMutex        lock;        /* guards db and channels */
   sqlite3      *db;
   GHashTable   *stmts;       /* db's kept statements (see prepare_cached) */
-  GHashTable   *channels;    /* id → TocsinRelayChannel (cache of compiled templates) */
+  TocsinRelayChannelCache *channels; /* compiled channels by (id, version) */
   GHashTable   *by_trigger;  /* trigger token hash → gint64 id (see find_by_token) */
   GHashTable   *by_subscribe;/* subscribe token hash → gint64 id */
   GHashTable   *by_email;    /* email token hash → gint64 id */
@@ -296,13 +297,6 @@ tocsin_relay_channel_unref (TocsinRelayChannel *channel)
   g_free (channel);
 }
 
-/* Version of the row a cached channel was built from (kept beside it, not in the public struct). */
-typedef struct
-{
-  TocsinRelayChannel  channel;
-  gint64              version;
-} CachedChannel;
-
 static gboolean
 compile_templates (const char      *title,
                    const char      *body,
@@ -361,13 +355,11 @@ compile_forwards (const char  *source,
 static TocsinRelayChannel *
 channel_from_row (sqlite3_stmt *stmt)
 {
-  CachedChannel *cached = g_new0 (CachedChannel, 1);
-  TocsinRelayChannel *channel = &cached->channel;
+  TocsinRelayChannel *channel = g_new0 (TocsinRelayChannel, 1);
   g_autoptr(GError) error = NULL;
 
   channel->ref_count = 1;
   channel->id = sqlite3_column_int64 (stmt, 0);
-  cached->version = sqlite3_column_int64 (stmt, 1);
   channel->name = g_strdup (column_text (stmt, 2));
   channel->description = g_strdup (column_text (stmt, 3));
   channel->title_source = g_strdup (column_text (stmt, 4));
@@ -818,8 +810,7 @@ open_pg (const char  *data_dir,
   store->by_subscribe = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   store->by_email = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   store->retention = 24 * 60 * 60;
-  store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
-                                           (GDestroyNotify) tocsin_relay_channel_unref);
+  store->channels = tocsin_relay_channel_cache_new ();
   store->jobs = g_async_queue_new_full ((GDestroyNotify) job_free);
   store->writer = g_thread_new ("tocsin-store-writer", writer_main_pg, store);
   return store;
@@ -960,8 +951,7 @@ tocsin_relay_store_open (const char  *data_dir,
   store->by_email = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   store->wstmts = stmt_cache_new ();
   store->retention = 24 * 60 * 60;
-  store->channels = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
-                                           (GDestroyNotify) tocsin_relay_channel_unref);
+  store->channels = tocsin_relay_channel_cache_new ();
   store->jobs = g_async_queue_new_full ((GDestroyNotify) job_free);
   store->writer = g_thread_new ("tocsin-store-writer", writer_main, store);
   return store;
@@ -1000,7 +990,7 @@ tocsin_relay_store_free (TocsinRelayStore *store)
   g_clear_pointer (&store->pg, tocsin_relay_store_pg_free);
   g_free (store->conninfo);
   g_free (store->node);
-  g_hash_table_unref (store->channels);
+  tocsin_relay_channel_cache_free (store->channels);
   g_hash_table_unref (store->by_trigger);
   g_hash_table_unref (store->by_subscribe);
   g_hash_table_unref (store->by_email);
@@ -1034,9 +1024,7 @@ load_channel_locked (TocsinRelayStore *store,
                      gint64            id)
 {
   g_autoptr(CachedStmt) stmt = NULL;
-  CachedChannel *cached;
   TocsinRelayChannel *channel;
-  gint64 version;
 
   stmt = prepare_cached (store->stmts, store->db,
                          "SELECT " CHANNEL_COLUMNS " FROM channels WHERE id = ?", NULL);
@@ -1045,21 +1033,17 @@ load_channel_locked (TocsinRelayStore *store,
   sqlite3_bind_int64 (stmt, 1, id);
   if (sqlite3_step (stmt) != SQLITE_ROW)
     {
-      g_hash_table_remove (store->channels, &id);
+      tocsin_relay_channel_cache_remove (store->channels, id);
       return NULL;
     }
 
-  version = sqlite3_column_int64 (stmt, 1);
-  cached = g_hash_table_lookup (store->channels, &id);
-  if (cached != NULL && cached->version == version)
-    {
-      /* last_id moves with every message without a new version. */
-      cached->channel.last_id = sqlite3_column_int64 (stmt, 11);
-      return tocsin_relay_channel_ref (&cached->channel);
-    }
-
+  channel = tocsin_relay_channel_cache_lookup (store->channels, id,
+                                               sqlite3_column_int64 (stmt, 1),
+                                               sqlite3_column_int64 (stmt, 11));
+  if (channel != NULL)
+    return channel;
   channel = channel_from_row (stmt);
-  g_hash_table_replace (store->channels, &channel->id, tocsin_relay_channel_ref (channel));
+  tocsin_relay_channel_cache_insert (store->channels, channel, sqlite3_column_int64 (stmt, 1));
   return channel;
 }
 
@@ -1704,7 +1688,7 @@ tocsin_relay_store_delete_channel (TocsinRelayStore  *store,
     }
   if (!exec_sql (store->db, "COMMIT", error))
     goto fail;
-  g_hash_table_remove (store->channels, &id);
+  tocsin_relay_channel_cache_remove (store->channels, id);
   /* Not needed for correctness (find_by_token checks the row), only to free the entries. */
   g_hash_table_remove_all (store->by_trigger);
   g_hash_table_remove_all (store->by_subscribe);

@@ -261,6 +261,16 @@ def main():
     if e2e:
         print(f"| end to end | tocsin core | {fmt(e2e.get('process_cpu_pct'), '%', 0)} (app process incl. sender thread) | |")
 
+    # Issue 16: the relay on PostgreSQL, 1-3 nodes and --workers=2, against SQLite (bench-cluster.js).
+    cluster = load(directory, "cluster.json")
+    if cluster and cluster.get("table"):
+        print()
+        print(f"Relay on PostgreSQL against the SQLite relay, same run ({cluster.get('started', '?')}; "
+              f"{cluster.get('senders', '?')} senders over the nodes; fan-out: frames after one "
+              "webhook, median of the rounds):")
+        print()
+        print(cluster["table"])
+
 
 if __name__ == "__main__":
     main()
