@@ -11,6 +11,10 @@
 
 #include <string.h>
 
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
+
 #include "tocsin-token.h"
 #include "tocsin-relay-actions.h"
 #include "tocsin-relay-store-pg.h"
@@ -856,6 +860,67 @@ test_pg_schema_concurrent (void)
                                           " FROM pg_tables WHERE schemaname = 'public'");
   g_assert_cmpstr (g_strstrip (tables), ==, "admin_keys,channels,dedup,deliveries,"
                    "delivery_attempts,messages,meta,nodes,presence");
+}
+
+typedef struct
+{
+  TocsinTestPostgres *pg;
+  TocsinRelayStorePg *node;
+  gint                done;
+} Opener;
+
+static gpointer
+opener_thread (gpointer data)
+{
+  Opener *opener = data;
+
+  opener->node = open_node (opener->pg);
+  g_atomic_int_set (&opener->done, 1);
+  return NULL;
+}
+
+static guint
+waiting_locks (TocsinTestPostgres *pg)
+{
+  g_autofree char *out = tocsin_test_postgres_psql (pg, "SELECT count (*) FROM pg_locks"
+                                                        " WHERE NOT granted");
+
+  return (guint) g_ascii_strtoull (out, NULL, 10);
+}
+
+/* A node connecting while another session writes (a transaction holding messages' write lock, as
+ * a group commit does) neither waits for it nor takes the table locks that made a channel's
+ * deletion deadlock with it (/cluster/postgres/rotate-delete once did): the schema script runs
+ * once, not on every connection. */
+static void
+test_pg_open_under_writes (void)
+{
+  g_autoptr(TocsinTestPostgres) pg = tocsin_test_postgres_start_database ();
+  g_autoptr(TocsinRelayStorePg) first = NULL;
+  Opener opener = { 0 };
+  PGconn *writer;
+  GThread *thread;
+  guint waiting;
+
+  if (pg == NULL)
+    return;
+  first = open_node (pg);
+  writer = PQconnectdb (tocsin_test_postgres_conninfo (pg));
+  g_assert_cmpint (PQstatus (writer), ==, CONNECTION_OK);
+  PQclear (PQexec (writer, "BEGIN"));
+  PQclear (PQexec (writer, "LOCK TABLE messages IN ROW EXCLUSIVE MODE"));
+
+  opener.pg = pg;
+  thread = g_thread_new ("node", opener_thread, &opener);
+  /* Either it has connected, or its session waits for a lock (the writer's). */
+  TOCSIN_WAIT_UNTIL (g_atomic_int_get (&opener.done) || waiting_locks (pg) > 0);
+  waiting = waiting_locks (pg);
+  PQclear (PQexec (writer, "COMMIT"));
+  g_thread_join (thread);
+  PQfinish (writer);
+  g_assert_cmpuint (waiting, ==, 0);
+  g_assert_nonnull (opener.node);
+  tocsin_relay_store_pg_free (opener.node);
 }
 
 typedef struct
@@ -2259,6 +2324,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/relay/store-backends/postgres/notify", test_pg_notify);
   g_test_add_func ("/relay/store-backends/postgres/node-gone", test_pg_node_gone);
   g_test_add_func ("/relay/store-backends/postgres/schema-concurrent", test_pg_schema_concurrent);
+  g_test_add_func ("/relay/store-backends/postgres/open-under-writes", test_pg_open_under_writes);
   g_test_add_func ("/relay/store-backends/postgres/deliveries-two-nodes",
                    test_pg_deliveries_two_nodes);
 #endif

@@ -452,6 +452,7 @@ subscriber_connected (GObject      *source,
                       gpointer      user_data)
 {
   TocsinRelSubscriber *sub = user_data;
+  SoupMessage *msg = soup_session_get_async_result_message (SOUP_SESSION (source), result);
   SoupWebsocketConnection *ws;
 
   sub->connecting = FALSE;
@@ -459,6 +460,9 @@ subscriber_connected (GObject      *source,
   if (ws == NULL)
     return;   /* The relay is down: the next turn of the loop tries again. */
   sub->ws = ws;
+  g_free (sub->node);
+  sub->node = g_strdup (soup_message_headers_get_one (soup_message_get_response_headers (msg),
+                                                      "X-Tocsin-Node"));
   sub->reconnects++;
   g_signal_connect (ws, "message", G_CALLBACK (subscriber_frame), sub);
   g_signal_connect (ws, "closed", G_CALLBACK (subscriber_closed), sub);
@@ -511,4 +515,5 @@ tocsin_rel_subscriber_clear (TocsinRelSubscriber *sub)
   g_clear_pointer (&sub->delivered_seq, g_hash_table_unref);
   g_clear_pointer (&sub->base_url, g_free);
   g_clear_pointer (&sub->token, g_free);
+  g_clear_pointer (&sub->node, g_free);
 }

@@ -103,6 +103,8 @@ typedef struct
   GHashTable              *delivered_seq; /* id → the message's "seq" variable, when it has one */
   guint                    out_of_order;  /* messages whose id was not cursor + 1 */
   guint                    bad_frames;    /* frames that were not messages (a gap notice too) */
+  char                    *node;          /* X-Tocsin-Node of the answer that opened the current
+                                           * connection (HAProxy names the node), or NULL */
 } TocsinRelSubscriber;
 
 /* Sets up @sub for @channel on @relay, reached at @base_url ("http://HOST:PORT"; NULL: the

@@ -20,7 +20,8 @@
  * flushed on the primary, and on a synchronous standby when the operator has configured one).
  *
  * Schema: one idempotent script (schema[] below) that every node runs when it connects, in one
- * transaction under an advisory lock, so that nodes starting together do not race. Every
+ * transaction under an advisory lock, so that nodes starting together do not race; once it has
+ * run, a comment on `channels` names its checksum and later connections skip it. Every
  * statement is CREATE … IF NOT EXISTS; a later change is a statement appended at its end (ALTER
  * TABLE … ADD COLUMN IF NOT EXISTS, CREATE INDEX IF NOT EXISTS), and a statement that has shipped
  * is never edited. No version table: PostgreSQL's IF NOT EXISTS forms make the script its own
@@ -347,6 +348,8 @@ static const char dummy_token[] = "________________________________";
 
 /* pg_advisory_xact_lock key of the schema creation: "tocsin" in ASCII. */
 #define SCHEMA_LOCK_KEY "116111099115105110"
+/* The comment the schema script leaves on `channels`, followed by the script's SHA-256. */
+#define SCHEMA_COMMENT "tocsin-relay schema "
 
 struct _TocsinRelayStorePg
 {
@@ -621,6 +624,28 @@ ignore_notice (void       *data,
   g_debug ("PostgreSQL: %s", message);
 }
 
+/* Whether this very schema script has run (and committed) on the database: the comment it leaves
+ * on `channels` names its checksum. Running it again on every connection is not free: each
+ * CREATE INDEX IF NOT EXISTS takes a SHARE lock on its table even when the index is there, which
+ * waits for every write in flight and, taken table after table, deadlocks with a transaction that
+ * writes them in another order (deleting a channel cascades through messages, dedup, presence and
+ * deliveries). Connections are opened under load: the cluster's, and every one after a
+ * PostgreSQL restart. Reading the comment takes no lock on the table. */
+static gboolean
+schema_is_current (TocsinRelayStorePg *pg)
+{
+  g_autofree char *checksum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, schema, -1);
+  g_autofree char *expected = g_strconcat (SCHEMA_COMMENT, checksum, NULL);
+  PGresult *result = PQexec (pg->conn, "SELECT obj_description (to_regclass ('channels'),"
+                                       " 'pg_class')");
+  gboolean current;
+
+  current = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1 &&
+            !PQgetisnull (result, 0, 0) && g_str_equal (PQgetvalue (result, 0, 0), expected);
+  PQclear (result);
+  return current;
+}
+
 TocsinRelayStorePg *
 tocsin_relay_store_pg_open (const char  *conninfo,
                             GError     **error)
@@ -649,15 +674,23 @@ tocsin_relay_store_pg_open (const char  *conninfo,
     }
   /* The schema's IF NOT EXISTS would print a NOTICE per table on stderr at every start. */
   PQclear (PQexec (pg->conn, "SET client_min_messages = warning"));
-  /* A multi-statement simple query is one transaction. */
-  result = PQexec (pg->conn, schema);
-  if (PQresultStatus (result) != PGRES_COMMAND_OK && PQresultStatus (result) != PGRES_TUPLES_OK)
+  if (!schema_is_current (pg))
     {
-      set_pg_error (pg, result, _("creating the schema"), error);
+      g_autofree char *checksum = g_compute_checksum_for_string (G_CHECKSUM_SHA256, schema, -1);
+      g_autofree char *script = g_strdup_printf ("%sCOMMENT ON TABLE channels IS "
+                                                 "'" SCHEMA_COMMENT "%s';", schema, checksum);
+
+      /* A multi-statement simple query is one transaction: the comment says it all ran. */
+      result = PQexec (pg->conn, script);
+      if (PQresultStatus (result) != PGRES_COMMAND_OK &&
+          PQresultStatus (result) != PGRES_TUPLES_OK)
+        {
+          set_pg_error (pg, result, _("creating the schema"), error);
+          PQclear (result);
+          return NULL;
+        }
       PQclear (result);
-      return NULL;
     }
-  PQclear (result);
   pg->node = g_strdup (default_node ());
   if (!tocsin_relay_store_pg_heartbeat (pg, g_get_real_time () / 1000, error))
     return NULL;
