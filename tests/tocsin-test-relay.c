@@ -108,7 +108,12 @@ add_wrapper (GPtrArray *argv)
   if (!g_shell_parse_argv (wrapper, NULL, &words, &error))
     g_error ("TOCSIN_RELAY_WRAPPER: %s", error->message);
   for (guint i = 0; words[i]; i++)
-    g_ptr_array_add (argv, g_strdup (words[i]));
+    {
+      /* The program by its full path: callers spawn without G_SPAWN_SEARCH_PATH. */
+      char *path = i == 0 ? g_find_program_in_path (words[i]) : NULL;
+
+      g_ptr_array_add (argv, path != NULL ? path : g_strdup (words[i]));
+    }
 }
 
 GStrv
