@@ -47,7 +47,10 @@ meson compile -C "$dir" >/dev/null || { echo "run-valgrind.sh: the build failed"
 # Measured on 2 cores: see docs/security.md, "Checking the relay itself with valgrind".
 # 'tight-timeouts': tests whose exact attempt counts rest on 1 s timeouts, which a relay under
 # valgrind overruns (tests/meson.build says which).
-DEFAULT_TESTS=(--suite relay --no-suite tight-timeouts)
+# 'replay-on-postgres': test-relay-postgres, which runs six of these same programs again on
+# PostgreSQL (455 s under valgrind here); the PostgreSQL code paths stay under valgrind through
+# test-relay-store-backends, test-cluster-postgres, -standby, -faults and test-relay-health.
+DEFAULT_TESTS=(--suite relay --no-suite tight-timeouts --no-suite replay-on-postgres)
 tests=("$@")
 case " $* " in *" --suite"*) ;; *) tests+=("${DEFAULT_TESTS[@]}") ;; esac
 
