@@ -509,17 +509,10 @@ test_workers_need_postgres (void)
 {
   g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-workers");
   g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
-  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", "--workers=2", "--listen=127.0.0.1:0",
-                                               data_dir, NULL);
   g_autofree char *err = NULL;
-  g_autoptr(GError) error = NULL;
-  int wait_status = 0;
 
-  g_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &err,
-                &wait_status, &error);
-  g_assert_no_error (error);
-  g_assert_true (WIFEXITED (wait_status));
-  g_assert_cmpint (WEXITSTATUS (wait_status), ==, 2);
+  g_assert_cmpint (tocsin_test_relay_run (NULL, &err, "serve", "--workers=2",
+                                          "--listen=127.0.0.1:0", data_dir, NULL), ==, 2);
   g_assert_nonnull (strstr (err, "--workers needs --database=postgresql://"));
   tocsin_test_rmdir_recursive (dir);
 }

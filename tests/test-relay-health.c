@@ -145,20 +145,14 @@ test_postgres (void)
 static void
 test_database_env (void)
 {
-  g_auto(GStrv) argv = NULL;
   g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-health-");
   g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
   g_autofree char *err = NULL;
-  g_autoptr(GError) error = NULL;
   const char *sqlite[] = { "--database=sqlite", NULL };
-  int wait_status = 0;
 
   g_setenv ("TOCSIN_RELAY_DATABASE", "mysql://relay@db.example.com/tocsin", TRUE);
-  argv = tocsin_test_relay_argv ("serve", "--listen=127.0.0.1:0", data_dir, NULL);
-  g_assert_true (g_spawn_sync (NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL,
-                               &err, &wait_status, &error));
-  g_assert_no_error (error);
-  g_assert_false (g_spawn_check_wait_status (wait_status, NULL));
+  g_assert_cmpint (tocsin_test_relay_run (NULL, &err, "serve", "--listen=127.0.0.1:0", data_dir,
+                                          NULL), !=, 0);
   g_assert_nonnull (strstr (err, "TOCSIN_RELAY_DATABASE: database takes a postgresql:// URL"));
 
   {

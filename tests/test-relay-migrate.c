@@ -31,18 +31,10 @@ run_migrate (char       **out,
 {
   g_autofree char *dir_arg = g_strdup_printf ("--data-dir=%s", data_dir);
   g_autofree char *db_arg = g_strdup_printf ("--database=%s", database);
-  g_auto(GStrv) argv = tocsin_test_relay_argv ("migrate", dir_arg, db_arg, NULL);
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
+  int status = tocsin_test_relay_run (out, err, "migrate", dir_arg, db_arg, NULL);
 
-  process = g_subprocess_newv ((const char * const *) argv,
-                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                               &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, out, err, &error);
-  g_assert_no_error (error);
   g_test_message ("migrate: %s%s", *out, *err);
-  return g_subprocess_get_if_exited (process) ? g_subprocess_get_exit_status (process) : -1;
+  return status;
 }
 
 static JsonObject *

@@ -1059,18 +1059,11 @@ run_serve (char       **err,
 {
   g_autofree char *dir = tocsin_test_make_tmpdir ("tocsin-pg-serve");
   g_autofree char *data_dir = g_strdup_printf ("--data-dir=%s", dir);
-  g_auto(GStrv) argv = tocsin_test_relay_argv ("serve", data_dir, "--listen=127.0.0.1:0", arg1,
-                                               arg2, NULL);
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
+  int status = tocsin_test_relay_run (NULL, err, "serve", data_dir, "--listen=127.0.0.1:0", arg1,
+                                      arg2, NULL);
 
-  process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDOUT_SILENCE
-                               | G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate_utf8 (process, NULL, NULL, NULL, err, &error);
-  g_assert_no_error (error);
   tocsin_test_rmdir_recursive (dir);
-  return g_subprocess_get_exit_status (process);
+  return status;
 }
 
 /* Until the PostgreSQL backend does everything `serve` needs, --database=postgresql://… (flag or

@@ -336,6 +336,10 @@ tocsin_test_relay_free (TocsinTestRelay *relay)
   g_free (relay);
 }
 
+static int run_to_end (GPtrArray  *argv,
+                       char      **out,
+                       char      **err);
+
 int
 tocsin_test_relay_cli (TocsinTestRelay  *relay,
                        char            **out,
@@ -344,10 +348,6 @@ tocsin_test_relay_cli (TocsinTestRelay  *relay,
                        ...)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GSubprocess) process = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autofree char *stdout_buf = NULL;
-  g_autofree char *stderr_buf = NULL;
   va_list args;
 
   add_wrapper (argv);
@@ -361,8 +361,39 @@ tocsin_test_relay_cli (TocsinTestRelay  *relay,
     g_ptr_array_add (argv, g_strdup_printf ("--database=%s", relay->database));
   if (relay->base_url)
     g_ptr_array_add (argv, g_strdup_printf ("--public-url=%s", relay->base_url));
-  g_ptr_array_add (argv, NULL);
+  return run_to_end (argv, out, err);
+}
 
+int
+tocsin_test_relay_run (char       **out,
+                       char       **err,
+                       const char  *first_arg,
+                       ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  va_list args;
+
+  add_wrapper (argv);
+  g_ptr_array_add (argv, g_strdup (tocsin_test_relay_binary ()));
+  va_start (args, first_arg);
+  for (const char *arg = first_arg; arg; arg = va_arg (args, const char *))
+    g_ptr_array_add (argv, g_strdup (arg));
+  va_end (args);
+  return run_to_end (argv, out, err);
+}
+
+/* @argv: not NULL-terminated yet. */
+static int
+run_to_end (GPtrArray  *argv,
+            char      **out,
+            char      **err)
+{
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *stdout_buf = NULL;
+  g_autofree char *stderr_buf = NULL;
+
+  g_ptr_array_add (argv, NULL);
   process = g_subprocess_newv ((const char * const *) argv->pdata,
                                G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
                                &error);

@@ -82,6 +82,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (TocsinTestRelay, tocsin_test_relay_free)
  * (valgrind, build-aux/run-valgrind.sh) when it is set. For tests that spawn it themselves. */
 GStrv            tocsin_test_relay_argv       (const char         *first_arg,
                                                ...) G_GNUC_NULL_TERMINATED;
+/* Runs `tocsin-relay ARGS...` (under the wrapper, as tocsin_test_relay_argv()) to its end and
+ * returns its exit status (asserts it exited), with stdout and stderr (either may be NULL): for
+ * refusals, which a relay must explain before it serves. */
+int              tocsin_test_relay_run        (char              **out,
+                                               char              **err,
+                                               const char         *first_arg,
+                                               ...) G_GNUC_NULL_TERMINATED;
 /* Runs `tocsin-relay ARGS... --data-dir=<relay's dir>` and returns its exit status, with stdout
  * and stderr (either may be NULL). */
 int              tocsin_test_relay_cli        (TocsinTestRelay    *relay,
