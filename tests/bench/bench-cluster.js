@@ -24,8 +24,12 @@ const http = require('http');
 const os = require('os');
 const path = require('path');
 const WebSocket = require('ws');
+const { sleep, nowMs, percentile, treeUsage, machineBusy, request, stopProcess } =
+  require('./bench-common.js');
 
-const CLK_TCK = 100;
+const treeCpu = (pid) => treeUsage(pid).cpu;
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
 
 const args = {};
 for (const a of process.argv.slice(2)) {
@@ -47,66 +51,7 @@ const SENDERS = parseInt(args.senders || '8', 10);
 const ROUNDS = parseInt(args.rounds || '5', 10);
 const REPEAT = parseInt(args.repeat || '1', 10);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 const log = (...a) => console.error('[bench-cluster]', ...a);
-const percentile = (sorted, p) => (sorted.length === 0 ? null
-  : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]);
-
-// CPU seconds of a process and everything under it (a --workers supervisor's workers).
-function treeCpu(pid) {
-  const children = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = parseInt(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1], 10);
-      if (!children.has(ppid)) children.set(ppid, []);
-      children.get(ppid).push(parseInt(d, 10));
-    } catch (e) { /* gone */ }
-  }
-  let cpu = 0;
-  const todo = [pid];
-  while (todo.length) {
-    const p = todo.pop();
-    try {
-      const f = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
-      const x = f.slice(f.lastIndexOf(')') + 2).split(' ');
-      cpu += (parseInt(x[11], 10) + parseInt(x[12], 10)) / CLK_TCK;
-    } catch (e) { /* gone */ }
-    for (const c of children.get(p) || []) todo.push(c);
-  }
-  return cpu;
-}
-
-function machineBusy() {
-  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / CLK_TCK;
-}
-
-function request(agent, url, method, body) {
-  return new Promise((resolve, reject) => {
-    const headers = { 'Content-Type': 'application/json' };
-    if (body) headers['Content-Length'] = Buffer.byteLength(body);
-    const req = http.request(url, { method, headers, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
-    });
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
-
-function stopProcess(child) {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const t = setTimeout(() => child.kill('SIGKILL'), 10000);
-    child.on('exit', () => { clearTimeout(t); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
 
 // ---- PostgreSQL and the relays --------------------------------------------------------------
 
@@ -120,7 +65,7 @@ function startPostgres() {
       if (!m) return;
       const pid = parseInt(fs.readFileSync(`${m[2]}/data/postmaster.pid`, 'utf8'), 10);
       resolve({ conninfo: m[1], cpu: () => treeCpu(pid),
-        stop: () => { child.stdin.end(); return stopProcess(child); } });
+        stop: () => { child.stdin.end(); return stopProcess(child, 10000); } });
     });
     child.on('exit', (c) => reject(new Error(`bench-postgres exited (${c}) before PostgreSQL ran`)));
   });
@@ -157,7 +102,7 @@ async function startConfig(key, dir, postgres) {
   }
   const agent = new http.Agent({ keepAlive: true });
   const r = await request(agent, `http://127.0.0.1:${nodes[0].port}/v1/channels`, 'POST',
-    JSON.stringify({ name: `bench ${key}`, title: 'Alerte serveur {{server_name}}',
+    JSON_HEADERS, JSON.stringify({ name: `bench ${key}`, title: 'Alerte serveur {{server_name}}',
       body: "L'utilisation du CPU a atteint {{cpu_usage}}%" }));
   agent.destroy();
   if (r.status !== 201 && r.status !== 200) throw new Error(`channel create: ${r.status} ${r.body}`);
@@ -169,7 +114,7 @@ async function startConfig(key, dir, postgres) {
     cpu: () => nodes.reduce((s, n) => s + treeCpu(n.pid), 0),
     // PostgreSQL's server and backends (for the SQLite relay, nothing).
     dbCpu: () => (c.pg ? postgres.cpu() : 0),
-    stop: () => Promise.all(nodes.map((n) => stopProcess(n.child))),
+    stop: () => Promise.all(nodes.map((n) => stopProcess(n.child, 10000))),
   };
 }
 
@@ -289,7 +234,7 @@ async function fanout(cluster) {
     got = 0; firstAt = 0; lastAt = 0;
     const url = cluster.pubUrls[(round - 1) % cluster.pubUrls.length];
     const t0 = nowMs();
-    const r = await request(agent, url, 'POST', payload(round));
+    const r = await request(agent, url, 'POST', JSON_HEADERS, payload(round));
     if (r.status >= 300) log('publish failed', r.status, r.body);
     const deadline = t0 + 30000;
     while (got < open && nowMs() < deadline) await sleep(1);
